@@ -1,0 +1,32 @@
+# tfcompress developer commands. `make test` works on a fresh Debian machine (run as root).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+PYTEST_ARGS ?= -n 2
+
+.PHONY: setup data test lint demo clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+# Real offline data: Debian's Fashion-MNIST (60k/10k idx.gz files).
+data:
+	@test -f $(FMNIST_DIR)/train-images-idx3-ubyte.gz || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist)
+
+test: setup data
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest $(PYTEST_ARGS) tests
+
+lint: setup
+	$(PY) -m ruff check tfcompress tfrecords_tools tests benchmarks
+
+demo: setup data
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m tfcompress.scripts.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

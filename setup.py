@@ -1,0 +1,32 @@
+"""tfcompress: structured pruning and compact export for Keras 3 / TensorFlow 2.21."""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.*",
+    "keras==3.15.*",
+    "tf-keras==2.21.*",
+    "tensorflow-model-optimization==0.8.1",
+    "tensorflow-datasets==4.9.*",
+    "ai-edge-litert==2.3.*",
+    "absl-py>=1.4",
+    "numpy>=1.26",
+    "scipy>=1.11",
+    "matplotlib>=3.8",
+    "pillow>=10",
+]
+
+EXTRAS_REQUIRE = {
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5"],
+}
+
+setup(
+    name="tfcompress",
+    version="0.1.0",
+    description="Structured pruning, dependency graphs and compact export for Keras 3.",
+    packages=find_packages(include=["tfcompress", "tfcompress.*", "tfrecords_tools"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={"console_scripts": []},
+)

@@ -1,0 +1,27 @@
+"""Shared pytest setup: quiet TensorFlow, Keras 3 on the TF backend, fixed seeds."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(0)
+    np.random.seed(0)
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def fmnist_dir():
+    if not os.path.exists(os.path.join(FMNIST_DIR, "train-images-idx3-ubyte.gz")):
+        pytest.fail(f"Fashion-MNIST is missing from {FMNIST_DIR}: run `make data`.")
+    return FMNIST_DIR

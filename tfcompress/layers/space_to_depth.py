@@ -1,0 +1,51 @@
+"""Space-to-depth (YOLOv2's passthrough "reorg") as a Keras 3 layer."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class SpaceToDepth(keras.layers.Layer):
+    """Moves `block_size x block_size` spatial blocks into channels (NHWC).
+
+    Same layout as `tf.nn.space_to_depth`: output channel `(dy * b + dx) * C + c`
+    holds input channel `c` at offset `(dy, dx)` of its block.
+
+    Args:
+        block_size: int >= 2, the spatial block edge.
+    """
+
+    def __init__(self, block_size=2, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(block_size, int) or block_size < 2:
+            raise ValueError(
+                f"SpaceToDepth needs an integer block_size >= 2. Received: block_size={block_size}"
+            )
+        self.block_size = block_size
+
+    def call(self, inputs):
+        b = self.block_size
+        shape = ops.shape(inputs)
+        h, w, c = shape[1], shape[2], shape[3]
+        x = ops.reshape(inputs, (-1, h // b, b, w // b, b, c))
+        x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+        return ops.reshape(x, (-1, h // b, w // b, b * b * c))
+
+    def compute_output_shape(self, input_shape):
+        b = self.block_size
+        n, h, w, c = input_shape
+        if h is not None and h % b:
+            raise ValueError(
+                f"SpaceToDepth: height {h} is not divisible by block_size={b}."
+            )
+        if w is not None and w % b:
+            raise ValueError(f"SpaceToDepth: width {w} is not divisible by block_size={b}.")
+        return (
+            n,
+            None if h is None else h // b,
+            None if w is None else w // b,
+            None if c is None else c * b * b,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "block_size": self.block_size}
