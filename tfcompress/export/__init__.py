@@ -1,0 +1,7 @@
+"""Exporters: SavedModel (named signature), `.keras`, TFLite. All write atomically."""
+
+from tfcompress.export.keras_file import keras_file
+from tfcompress.export.saved_model import saved_model, serve
+from tfcompress.export.tflite import TFLiteCheck, run_tflite, tflite
+
+__all__ = ["TFLiteCheck", "keras_file", "run_tflite", "saved_model", "serve", "tflite"]

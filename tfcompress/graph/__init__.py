@@ -1,0 +1,23 @@
+"""Channel dependency graph: which channels of a Keras model must be removed together."""
+
+from tfcompress.graph.dependency import (
+    ChannelGroup,
+    DependencyGraph,
+    IndexMap,
+    Member,
+    UnknownLayerError,
+)
+from tfcompress.graph.rules import Rule, find_rule, register_rule
+from tfcompress.graph.trace import trace
+
+__all__ = [
+    "ChannelGroup",
+    "DependencyGraph",
+    "IndexMap",
+    "Member",
+    "Rule",
+    "UnknownLayerError",
+    "find_rule",
+    "register_rule",
+    "trace",
+]

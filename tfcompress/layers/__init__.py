@@ -1,5 +1,8 @@
 """Mask, gate and helper layers (state only)."""
 
+from tfcompress.layers.channel_gate import ChannelGate
+from tfcompress.layers.channel_mask import ChannelMask
 from tfcompress.layers.space_to_depth import SpaceToDepth
+from tfcompress.layers.weight_mask import WeightMask
 
-__all__ = ["SpaceToDepth"]
+__all__ = ["ChannelGate", "ChannelMask", "SpaceToDepth", "WeightMask"]

@@ -1,0 +1,18 @@
+"""Graph surgery: wrap models with masks, strip them into compact models."""
+
+from tfcompress.surgery.masks import MaskSite, kept_components, mask_sites
+from tfcompress.surgery.rebuild import clone_layer, rebuild
+from tfcompress.surgery.strip import strip
+from tfcompress.surgery.wrap import METHODS, register_method, wrap
+
+__all__ = [
+    "METHODS",
+    "MaskSite",
+    "clone_layer",
+    "kept_components",
+    "mask_sites",
+    "rebuild",
+    "register_method",
+    "strip",
+    "wrap",
+]

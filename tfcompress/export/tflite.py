@@ -1,0 +1,128 @@
+"""TFLite export (float, dynamic-range, full int8), each file run once in LiteRT."""
+
+import dataclasses
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from tfcompress.export.atomic import atomic_path
+from tfcompress.export.saved_model import DEFAULT_SIGNATURE, saved_model
+
+QUANTIZATIONS = (None, "dynamic", "int8")
+
+
+@dataclasses.dataclass
+class TFLiteCheck:
+    """What running the exported file in the LiteRT interpreter gave."""
+
+    path: str
+    size_bytes: int
+    max_abs_error: float  # vs the Keras model on the check batch (dequantized for int8)
+    output_shapes: list
+
+
+def _converter(model, quantization, representative_data, workdir):
+    sm = saved_model(model, os.path.join(workdir, "sm"))
+    conv = tf.lite.TFLiteConverter.from_saved_model(sm, signature_keys=[DEFAULT_SIGNATURE])
+    if quantization == "dynamic":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantization == "int8":
+        if representative_data is None:
+            raise ValueError(
+                "Full int8 quantization needs representative_data: a few input batches "
+                "(an iterable of arrays) to calibrate activation ranges."
+            )
+        samples = [np.asarray(x, np.float32) for x in representative_data]
+
+        def gen():
+            for x in samples:
+                for i in range(x.shape[0]):
+                    yield [x[i:i + 1]]
+
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = gen
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv
+
+
+def run_tflite(path_or_bytes, x):
+    """Runs a single-input TFLite model on float batch `x`; returns float outputs."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        interp = Interpreter(model_content=bytes(path_or_bytes))
+    else:
+        interp = Interpreter(model_path=str(path_or_bytes))
+    inp = interp.get_input_details()[0]
+    outs = []
+    for i in range(x.shape[0]):
+        sample = x[i:i + 1]
+        interp.resize_tensor_input(inp["index"], sample.shape)
+        interp.allocate_tensors()
+        inp = interp.get_input_details()[0]
+        scale, zero = inp["quantization"]
+        if inp["dtype"] in (np.int8, np.uint8) and scale:
+            sample = np.round(sample / scale + zero).astype(inp["dtype"])
+        interp.set_tensor(inp["index"], sample.astype(inp["dtype"]))
+        interp.invoke()
+        res = []
+        for det in sorted(interp.get_output_details(), key=lambda d: d["name"]):
+            y = interp.get_tensor(det["index"])
+            s, z = det["quantization"]
+            if det["dtype"] in (np.int8, np.uint8) and s:
+                y = (y.astype(np.float32) - z) * s
+            res.append(y)
+        outs.append(res)
+    return [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
+
+
+def tflite(model, path, quantization=None, representative_data=None, check_data=None):
+    """Converts `model` to a TFLite file at `path` and runs it once in LiteRT.
+
+    Args:
+        quantization: None (float32), "dynamic" (int8 weights) or "int8" (full integer,
+            int8 input/output; needs `representative_data`).
+        representative_data: iterable of float input batches (int8 calibration).
+        check_data: a float input batch to run; default: the first representative batch
+            or zeros. Single-input models only.
+
+    Returns:
+        `TFLiteCheck` with the file size and the error against the Keras model.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"Unknown quantization. Received: quantization={quantization!r}; "
+            f"expected one of {QUANTIZATIONS}."
+        )
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"tflite export supports single-input models; '{model.name}' has "
+            f"{len(model.inputs)} inputs."
+        )
+    with tempfile.TemporaryDirectory() as work:
+        conv = _converter(model, quantization, representative_data, work)
+        content = conv.convert()
+    if check_data is None:
+        if representative_data is not None:
+            check_data = np.asarray(next(iter(representative_data)), np.float32)
+        else:
+            shape = [1 if d is None else d for d in model.inputs[0].shape]
+            check_data = np.zeros(shape, np.float32)
+    check_data = np.asarray(check_data, np.float32)
+    lite_out = run_tflite(content, check_data)
+    keras_out = model(check_data, training=False)
+    keras_out = [np.asarray(y) for y in (keras_out if isinstance(keras_out, (list, tuple))
+                                          else [keras_out])]
+    err = max(float(np.max(np.abs(a - b))) for a, b in zip(
+        sorted(keras_out, key=lambda a: a.shape), sorted(lite_out, key=lambda a: a.shape)))
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(content)
+    return TFLiteCheck(
+        path=str(path), size_bytes=len(content), max_abs_error=err,
+        output_shapes=[list(y.shape) for y in lite_out],
+    )

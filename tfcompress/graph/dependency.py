@@ -1,0 +1,288 @@
+"""The channel dependency graph of a Keras 3 model.
+
+Every channel of every tensor is a node; rules (`tfcompress.graph.rules`) add edges
+between channels that must be removed together. Connected components are single
+channels of the network ("the 5th channel of this residual stage"); components that touch
+the same tensors form a `ChannelGroup`, the unit a pruner ranks and cuts.
+"""
+
+import dataclasses
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from tfcompress.graph import rules as rules_lib
+from tfcompress.graph.trace import trace
+
+
+class UnknownLayerError(ValueError):
+    """A layer class without a channel rule."""
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexMap:
+    """Where a group's channels sit on one tensor: `positions[i]` holds group channel
+    `channels[i]` (a channel may sit at several positions, e.g. after Flatten)."""
+
+    positions: np.ndarray
+    channels: np.ndarray
+
+    def per_channel(self, size):
+        """List of position arrays, one per group channel."""
+        order = np.argsort(self.channels, kind="stable")
+        bounds = np.searchsorted(self.channels[order], np.arange(size + 1))
+        return [self.positions[order[bounds[j]:bounds[j + 1]]] for j in range(size)]
+
+
+@dataclasses.dataclass
+class Member:
+    """A layer touching a group: `role` is "out" (it makes the channels: conv filters),
+    "in" (it consumes them: a conv's input channels) or "channelwise" (BatchNorm & co)."""
+
+    layer: object
+    role: str
+    index_map: IndexMap
+
+
+@dataclasses.dataclass
+class ChannelGroup:
+    """Channels that are removed together. Channel `j` is component `components[j]`."""
+
+    index: int
+    components: np.ndarray
+    prunable: bool
+    tensors: list
+    members: list
+    pinned_by: str = ""
+
+    @property
+    def size(self):
+        return int(len(self.components))
+
+    def layers(self, role):
+        return [m for m in self.members if m.role == role]
+
+    def __repr__(self):
+        names = sorted({m.layer.name for m in self.members})
+        state = "prunable" if self.prunable else f"pinned ({self.pinned_by})"
+        return f"ChannelGroup({self.index}, size={self.size}, {state}, layers={names})"
+
+
+class Coupler:
+    """Collects channel edges while rules visit the ops (the verbs rules call)."""
+
+    def __init__(self, shapes):
+        self.size, self.offsets, total = {}, {}, 0
+        for key, shape in shapes.items():
+            c = shape[-1] if len(shape) >= 2 and shape[-1] is not None else 0
+            self.size[key], self.offsets[key] = int(c), total
+            total += int(c)
+        self.total = total
+        self._a, self._b = [], []
+        self.pins = {}
+        self.consumed = []
+
+    def _edge(self, a, b):
+        self._a.append(a)
+        self._b.append(b)
+
+    def pin(self, *keys, reason="pinned"):
+        """No channel of these tensors may be removed."""
+        for k in keys:
+            self.pins.setdefault(k, reason)
+
+    def identity(self, a, b):
+        """Channel c of `a` is channel c of `b`."""
+        if self.size[a] != self.size[b]:
+            self.pin(a, b, reason="channel count changes")
+            return
+        n = np.arange(self.size[a])
+        self._edge(self.offsets[a] + n, self.offsets[b] + n)
+
+    def offset(self, src, dst, offset):
+        """Channel c of `src` is channel offset + c of `dst` (Concatenate)."""
+        n = np.arange(self.size[src])
+        self._edge(self.offsets[src] + n, self.offsets[dst] + offset + n)
+
+    def modulo(self, src, dst):
+        """Feature f of `dst` is channel f % C of `src` (Flatten, SpaceToDepth)."""
+        c, f = self.size[src], self.size[dst]
+        if c == 0 or f % c:
+            self.pin(src, dst, reason="feature count is not a multiple of channels")
+            return
+        n = np.arange(f)
+        self._edge(self.offsets[src] + n % c, self.offsets[dst] + n)
+
+    def expand(self, src, dst, multiplier):
+        """Channel c*m + j of `dst` is channel c of `src` (depthwise multiplier m)."""
+        c, f = self.size[src], self.size[dst]
+        if f != c * multiplier:
+            self.pin(src, dst, reason="unexpected depth multiplier")
+            return
+        n = np.arange(f)
+        self._edge(self.offsets[src] + n // multiplier, self.offsets[dst] + n)
+
+    def consume(self, op, key):
+        """`op` reads the channels of `key` through weights (a conv's input channels)."""
+        self.consumed.append((op, key))
+
+    def components(self):
+        a = np.concatenate(self._a) if self._a else np.zeros(0, np.int64)
+        b = np.concatenate(self._b) if self._b else np.zeros(0, np.int64)
+        adj = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(self.total, self.total))
+        return connected_components(adj, directed=False)
+
+
+class DependencyGraph:
+    """Coupled channel groups of a built functional or Sequential Keras 3 model.
+
+    Args:
+        model: the model (nested models are descended into).
+        exclude: names of layers to leave alone: every channel they touch is kept.
+
+    Attributes:
+        groups: list of `ChannelGroup`.
+        traced: the flat `TracedModel` (ops in topological order).
+    """
+
+    def __init__(self, model, exclude=()):
+        self.model = model
+        self.traced = trace(model)
+        self.exclude = tuple(exclude)
+        self._build()
+
+    # -- construction -------------------------------------------------------------------
+    def _build(self):
+        t = self.traced
+        names = {layer.name for layer in t.layers()}
+        unknown = [n for n in self.exclude if n not in names]
+        if unknown:
+            raise ValueError(
+                f"exclude names layer(s) {unknown} that are not in model '{self.model.name}'. "
+                f"Its layers are: {sorted(names)}."
+            )
+        b = Coupler(t.shapes)
+        for k in t.input_keys:
+            b.pin(k, reason="model input")
+        for k in t.output_keys:
+            b.pin(k, reason="model output")
+        by_layer = {}
+        for op in t.ops:
+            rule = rules_lib.find_rule(op.layer)
+            if rule is None:
+                cls = type(op.layer)
+                raise UnknownLayerError(
+                    f"Layer '{op.layer.name}' of class {cls.__module__}.{cls.__qualname__} has "
+                    "no channel rule, so tfcompress cannot tell which of its channels are "
+                    "coupled. Register one with `tfcompress.graph.register_rule("
+                    f"{cls.__qualname__}, tfcompress.graph.rules.Channelwise())` (or another "
+                    f"Rule), or leave it alone with `exclude=['{op.layer.name}']`."
+                )
+            rule.couple(op, b)
+            if op.layer.name in self.exclude:
+                b.pin(*op.in_keys, *op.out_keys, reason=f"excluded layer {op.layer.name}")
+            by_layer.setdefault(id(op.layer), []).append(op)
+        for ops in by_layer.values():  # a shared layer's calls share its weights
+            if len(ops) > 1 and ops[0].layer.weights:
+                for op in ops[1:]:
+                    b.identity(ops[0].in_keys[0], op.in_keys[0])
+                    b.identity(ops[0].out_keys[0], op.out_keys[0])
+        for k in t.shapes:
+            if b.size[k] == 0:
+                b.pin(k, reason="unknown channel count")
+        n, labels = b.components()
+        self._coupler = b
+        self.component_of = {
+            k: labels[b.offsets[k]:b.offsets[k] + b.size[k]] for k in t.shapes
+        }
+        self.num_components = n
+        self._rules = {id(op.layer): rules_lib.find_rule(op.layer) for op in t.ops}
+        self._make_groups(b)
+
+    def _make_groups(self, b):
+        t = self.traced
+        pinned = {}
+        for k, reason in b.pins.items():
+            for c in np.unique(self.component_of[k]):
+                pinned.setdefault(int(c), reason)
+        signature = {}
+        first_pos = {}
+        for k in t.shapes:
+            comps = self.component_of[k]
+            uniq, first = np.unique(comps, return_index=True)
+            for c, p in zip(uniq.tolist(), first.tolist()):
+                signature.setdefault(c, []).append(k)
+                first_pos.setdefault(c, p)
+        by_sig = {}
+        for c, sig in signature.items():
+            by_sig.setdefault(tuple(sig), []).append(c)
+        producers = {k: op for op in t.ops for k in op.out_keys}
+        consumers = {}
+        for op, k in b.consumed:
+            consumers.setdefault(k, []).append(op)
+        self.groups = []
+        for sig, comps in by_sig.items():
+            comps = np.array(sorted(comps, key=lambda c: first_pos[c]))
+            reasons = [pinned[c] for c in comps.tolist() if c in pinned]
+            group = ChannelGroup(
+                index=len(self.groups),
+                components=comps,
+                prunable=not reasons,
+                tensors=list(sig),
+                members=[],
+                pinned_by=reasons[0] if reasons else "",
+            )
+            rank = {c: j for j, c in enumerate(comps.tolist())}
+            for k in sig:
+                imap = self._index_map(k, rank)
+                op = producers.get(k)
+                if op is not None and op.layer.weights:
+                    role = "out" if self._rules[id(op.layer)].is_mixing else "channelwise"
+                    group.members.append(Member(rules_lib.unwrap(op.layer), role, imap))
+                for cop in consumers.get(k, []):
+                    group.members.append(Member(rules_lib.unwrap(cop.layer), "in", imap))
+            self.groups.append(group)
+        self._group_of_component = np.empty(self.num_components, np.int64)
+        self._rank_of_component = np.empty(self.num_components, np.int64)
+        for g in self.groups:
+            self._group_of_component[g.components] = g.index
+            self._rank_of_component[g.components] = np.arange(g.size)
+
+    def _index_map(self, key, rank):
+        comps = self.component_of[key]
+        lookup = np.full(self.num_components, -1)
+        lookup[list(rank)] = list(rank.values())
+        ch = lookup[comps]
+        pos = np.nonzero(ch >= 0)[0]
+        return IndexMap(positions=pos, channels=ch[pos])
+
+    # -- queries ------------------------------------------------------------------------
+    @property
+    def prunable_groups(self):
+        return [g for g in self.groups if g.prunable]
+
+    def group_channels(self, key):
+        """For tensor `key`: (group index, channel in group) of each of its channels."""
+        comps = self.component_of[key]
+        return self._group_of_component[comps], self._rank_of_component[comps]
+
+    def keep_indices(self, key, keep):
+        """Kept channel positions of tensor `key`, given `keep[group_index]` bool arrays."""
+        groups, ranks = self.group_channels(key)
+        flags = np.array(
+            [keep[g][r] if g in keep else True for g, r in zip(groups.tolist(), ranks.tolist())],
+            dtype=bool,
+        )
+        return np.nonzero(flags)[0]
+
+    def consumers(self):
+        """(op, tensor key) pairs: each op consuming a tensor's channels (conv/dense input)."""
+        return list(self._coupler.consumed)
+
+    def rule(self, layer):
+        return self._rules[id(layer)]
+
+    def __repr__(self):
+        p = len(self.prunable_groups)
+        return f"DependencyGraph({self.model.name}: {len(self.groups)} groups, {p} prunable)"

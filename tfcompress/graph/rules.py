@@ -1,0 +1,353 @@
+"""Channel rules per layer class: how a layer couples channels, and how to slice it.
+
+A rule answers two questions about one layer:
+- `couple(op, b)`: which channels of its inputs and outputs are the same channel
+  (through the `Coupler` `b`: identity, offset, modulo, expand, pin).
+- `slice_weights` / `edit_config`: given the kept input and output channel indices,
+  the narrower layer's config and weights.
+
+Rules live in one table keyed by layer class (or the class's qualified name, for layers
+that are not importable at tfcompress import time); `register_rule` adds to it.
+"""
+
+import dataclasses
+
+import numpy as np
+from keras import layers
+
+# Activations that mix channels: a channel cannot be removed under them.
+_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+def _activation_name(layer):
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", str(act)) if act is not None else "linear"
+
+
+def _channels_first(layer):
+    return getattr(layer, "data_format", "channels_last") == "channels_first"
+
+
+class Rule:
+    """Base rule. `weights` maps a variable name to `(in_axis, out_axis)` (None: not sliced)."""
+
+    is_mixing = False  # outputs are new channels (conv, dense): the group's "producers"
+    weights = {}
+    width_key = None  # config key holding the output width (e.g. "filters")
+    in_expand = {}  # variable name -> channels per input channel on its in_axis
+
+    def couple(self, op, b):
+        raise NotImplementedError
+
+    def weight_axes(self, layer):
+        return self.weights
+
+    def edit_config(self, config, op, in_keep, out_keep):
+        if self.width_key is not None:
+            config[self.width_key] = int(len(out_keep))
+        return config
+
+    def slice_weights(self, layer, values, in_keep, out_keep):
+        """Slices each of `layer.weights` (numpy `values`) to the kept channels."""
+        axes = self.weight_axes(layer)
+        out = []
+        for var, value in zip(layer.weights, values):
+            in_axis, out_axis = axes.get(var.name, (None, None))
+            if in_axis is not None and in_keep is not None:
+                keep = in_keep
+                m = self.in_expand.get(var.name) or _expand_factor(layer, var.name)
+                if m > 1:
+                    keep = (np.asarray(in_keep)[:, None] * m + np.arange(m)).reshape(-1)
+                value = np.take(value, keep, axis=in_axis)
+            if out_axis is not None and out_keep is not None:
+                value = np.take(value, out_keep, axis=out_axis)
+            out.append(value)
+        return out
+
+
+def _expand_factor(layer, name):
+    if name == "pointwise_kernel":
+        return int(getattr(layer, "depth_multiplier", 1))
+    return 1
+
+
+class Mixing(Rule):
+    """Conv/Dense-like: outputs are new channels; inputs are consumed (sliced, not coupled)."""
+
+    is_mixing = True
+
+    def __init__(self, width_key, weights):
+        self.width_key = width_key
+        self.weights = weights
+
+    def couple(self, op, b):
+        layer = op.layer
+        if _channels_first(layer) or getattr(layer, "groups", 1) != 1:
+            b.pin(*op.in_keys, *op.out_keys, reason=f"{type(layer).__name__} layout")
+        elif _activation_name(layer) in _CHANNEL_MIXING_ACTIVATIONS:
+            b.pin(*op.out_keys, reason="softmax activation")
+        b.consume(op, op.in_keys[0])
+
+
+class Channelwise(Rule):
+    """One output channel per input channel (BatchNorm, activations, pooling, resizing ...)."""
+
+    def __init__(self, weights=None, axis_attr=None):
+        self.weights = weights or {}
+        self.axis_attr = axis_attr
+
+    def couple(self, op, b):
+        layer = op.layer
+        axis = getattr(layer, self.axis_attr, -1) if self.axis_attr else -1
+        rank = len(op.in_shapes[0])
+        if isinstance(axis, (list, tuple)):
+            axis = axis[0] if len(axis) == 1 else None
+        bad_axis = axis is None or (axis % rank) != rank - 1
+        if _channels_first(layer) or bad_axis:
+            b.pin(*op.in_keys, *op.out_keys, reason=f"{type(layer).__name__} axis")
+            return
+        if isinstance(layer, layers.Activation) and _activation_name(layer) in (
+            _CHANNEL_MIXING_ACTIVATIONS
+        ):
+            b.pin(*op.in_keys, *op.out_keys, reason="softmax")
+            return
+        b.identity(op.in_keys[0], op.out_keys[0])
+
+
+class Depthwise(Rule):
+    """DepthwiseConv: output channel c*m + j comes from input channel c."""
+
+    weights = {"kernel": (-2, None), "bias": (None, 0)}
+
+    def couple(self, op, b):
+        if _channels_first(op.layer):
+            b.pin(*op.in_keys, *op.out_keys, reason="channels_first")
+            return
+        b.expand(op.in_keys[0], op.out_keys[0], int(op.layer.depth_multiplier))
+
+
+class Merge(Rule):
+    """Add/Multiply/...: every input with the output's channel count is the same channels."""
+
+    def couple(self, op, b):
+        out = op.out_keys[0]
+        n = op.out_shapes[0][-1]
+        for k, shape in zip(op.in_keys, op.in_shapes):
+            if shape[-1] == n:
+                b.identity(k, out)
+            elif shape[-1] != 1:
+                b.pin(k, out, reason="broadcast merge")
+
+
+class Concat(Rule):
+    """Concatenate: along channels, input i lands at an offset; along other axes, identity."""
+
+    def couple(self, op, b):
+        rank = len(op.out_shapes[0])
+        axis = op.layer.axis % rank
+        if axis != rank - 1:
+            for k in op.in_keys:
+                b.identity(k, op.out_keys[0])
+            return
+        offset = 0
+        for k, shape in zip(op.in_keys, op.in_shapes):
+            b.offset(k, op.out_keys[0], offset)
+            offset += shape[-1]
+
+
+class Modulo(Rule):
+    """Flatten / SpaceToDepth: output feature f holds input channel f % C."""
+
+    def couple(self, op, b):
+        if _channels_first(op.layer):
+            b.pin(*op.in_keys, *op.out_keys, reason="channels_first")
+            return
+        b.modulo(op.in_keys[0], op.out_keys[0])
+
+
+class Reshape(Rule):
+    """Reshape keeping the channel axis last (identity) or folding trailing axes (modulo)."""
+
+    def couple(self, op, b):
+        kind = _reshape_kind(op.in_shapes[0], op.out_shapes[0])
+        if kind == "identity":
+            b.identity(op.in_keys[0], op.out_keys[0])
+        elif kind == "modulo":
+            b.modulo(op.in_keys[0], op.out_keys[0])
+        else:
+            b.pin(*op.in_keys, *op.out_keys, reason="reshape moves the channel axis")
+
+    def edit_config(self, config, op, in_keep, out_keep):
+        target = list(config["target_shape"])
+        target[-1] = int(len(out_keep))
+        config["target_shape"] = tuple(target)
+        return config
+
+
+def _reshape_kind(in_shape, out_shape):
+    c_in, c_out = in_shape[-1], out_shape[-1]
+    if None in (c_in, c_out):
+        return "pin"
+    if c_in == c_out:
+        return "identity"
+    trailing = 1
+    for d in reversed(in_shape[1:]):
+        if d is None:
+            return "pin"
+        trailing *= d
+        if trailing == c_out:
+            return "modulo"
+    return "pin"
+
+
+class Pin(Rule):
+    """Layers whose output depends on all channels together (LayerNorm, Softmax ...)."""
+
+    def couple(self, op, b):
+        b.pin(*op.in_keys, *op.out_keys, reason=type(op.layer).__name__)
+
+
+class Identity(Rule):
+    """tfcompress's own mask/gate layers: output channel c is input channel c."""
+
+    def couple(self, op, b):
+        b.identity(op.in_keys[0], op.out_keys[0])
+
+
+class Wrapped(Rule):
+    """A wrapper (WeightMask) that computes what its inner layer computes."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.is_mixing = inner.is_mixing
+        self.width_key = inner.width_key
+
+    def couple(self, op, b):
+        self.inner.couple(dataclasses.replace(op, layer=op.layer.layer), b)
+
+    def weight_axes(self, layer):
+        return self.inner.weight_axes(layer)
+
+    def edit_config(self, config, op, in_keep, out_keep):
+        return self.inner.edit_config(config, op, in_keep, out_keep)
+
+    def slice_weights(self, layer, values, in_keep, out_keep):
+        return self.inner.slice_weights(layer, values, in_keep, out_keep)
+
+
+_CONV_W = {"kernel": (-2, -1), "bias": (None, 0)}
+_BN_W = {n: (None, 0) for n in ("gamma", "beta", "moving_mean", "moving_variance")}
+
+RULES = {
+    layers.Conv1D: Mixing("filters", _CONV_W),
+    layers.Conv2D: Mixing("filters", _CONV_W),
+    layers.Conv3D: Mixing("filters", _CONV_W),
+    layers.Conv1DTranspose: Mixing("filters", {"kernel": (-1, -2), "bias": (None, 0)}),
+    layers.Conv2DTranspose: Mixing("filters", {"kernel": (-1, -2), "bias": (None, 0)}),
+    layers.Conv3DTranspose: Mixing("filters", {"kernel": (-1, -2), "bias": (None, 0)}),
+    layers.SeparableConv1D: Mixing(
+        "filters",
+        {"depthwise_kernel": (-2, None), "pointwise_kernel": (-2, -1), "bias": (None, 0)},
+    ),
+    layers.SeparableConv2D: Mixing(
+        "filters",
+        {"depthwise_kernel": (-2, None), "pointwise_kernel": (-2, -1), "bias": (None, 0)},
+    ),
+    layers.Dense: Mixing("units", {"kernel": (0, 1), "bias": (None, 0)}),
+    layers.DepthwiseConv1D: Depthwise(),
+    layers.DepthwiseConv2D: Depthwise(),
+    layers.BatchNormalization: Channelwise(_BN_W, axis_attr="axis"),
+    layers.LayerNormalization: Pin(),
+    layers.GroupNormalization: Pin(),
+    layers.UnitNormalization: Pin(),
+    layers.Normalization: Pin(),
+    layers.Softmax: Pin(),
+    layers.Permute: Pin(),
+    layers.RepeatVector: Pin(),
+    layers.Embedding: Pin(),
+    layers.Activation: Channelwise(),
+    layers.ReLU: Channelwise(),
+    layers.LeakyReLU: Channelwise(),
+    layers.ELU: Channelwise(),
+    layers.PReLU: Channelwise({"alpha": (None, -1)}),
+    layers.Identity: Channelwise(),
+    layers.Rescaling: Channelwise(),
+    layers.Dropout: Channelwise(),
+    layers.SpatialDropout1D: Channelwise(),
+    layers.SpatialDropout2D: Channelwise(),
+    layers.SpatialDropout3D: Channelwise(),
+    layers.GaussianNoise: Channelwise(),
+    layers.GaussianDropout: Channelwise(),
+    layers.AlphaDropout: Channelwise(),
+    layers.ActivityRegularization: Channelwise(),
+    layers.MaxPooling1D: Channelwise(),
+    layers.MaxPooling2D: Channelwise(),
+    layers.MaxPooling3D: Channelwise(),
+    layers.AveragePooling1D: Channelwise(),
+    layers.AveragePooling2D: Channelwise(),
+    layers.AveragePooling3D: Channelwise(),
+    layers.GlobalMaxPooling1D: Channelwise(),
+    layers.GlobalMaxPooling2D: Channelwise(),
+    layers.GlobalMaxPooling3D: Channelwise(),
+    layers.GlobalAveragePooling1D: Channelwise(),
+    layers.GlobalAveragePooling2D: Channelwise(),
+    layers.GlobalAveragePooling3D: Channelwise(),
+    layers.ZeroPadding1D: Channelwise(),
+    layers.ZeroPadding2D: Channelwise(),
+    layers.ZeroPadding3D: Channelwise(),
+    layers.Cropping1D: Channelwise(),
+    layers.Cropping2D: Channelwise(),
+    layers.Cropping3D: Channelwise(),
+    layers.UpSampling1D: Channelwise(),
+    layers.UpSampling2D: Channelwise(),
+    layers.UpSampling3D: Channelwise(),
+    layers.Resizing: Channelwise(),
+    layers.Add: Merge(),
+    layers.Subtract: Merge(),
+    layers.Multiply: Merge(),
+    layers.Average: Merge(),
+    layers.Maximum: Merge(),
+    layers.Minimum: Merge(),
+    layers.Concatenate: Concat(),
+    layers.Flatten: Modulo(),
+    layers.Reshape: Reshape(),
+    # Layers defined inside keras.applications, by qualified name.
+    "keras.src.applications.convnext.LayerScale": Channelwise({"gamma": (None, 0)}),
+    "keras.src.applications.convnext.StochasticDepth": Channelwise(),
+    "keras.src.applications.inception_resnet_v2.CustomScaleLayer": Merge(),
+    "tfcompress.layers.space_to_depth.SpaceToDepth": Modulo(),
+    "tfcompress.layers.channel_mask.ChannelMask": Identity(),
+}
+
+
+def _qualname(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def register_rule(layer_class, rule):
+    """Teaches the dependency graph a layer class (a class or its qualified name)."""
+    if not isinstance(rule, Rule):
+        raise TypeError(
+            f"register_rule expects a tfcompress.graph.rules.Rule. Received: rule={rule!r}"
+        )
+    RULES[layer_class] = rule
+
+
+def unwrap(layer):
+    """The layer a tfcompress WeightMask wraps, or the layer itself."""
+    return layer.layer if _qualname(type(layer)) == _WEIGHT_MASK else layer
+
+
+_WEIGHT_MASK = "tfcompress.layers.weight_mask.WeightMask"
+
+
+def find_rule(layer):
+    """The rule for `layer`'s class or its nearest registered base class, else None."""
+    if _qualname(type(layer)) == _WEIGHT_MASK:
+        inner = find_rule(layer.layer)
+        return None if inner is None else Wrapped(inner)
+    for cls in type(layer).__mro__:
+        rule = RULES.get(cls) or RULES.get(_qualname(cls))
+        if rule is not None:
+            return rule
+    return None

@@ -1,0 +1,157 @@
+"""Flatten a Keras 3 functional or Sequential model into a list of op nodes.
+
+Nested models are inlined: their inner tensors are aliased to the outer tensors that
+feed them, so the dependency graph and the rebuilders see one flat graph of layers.
+"""
+
+import dataclasses
+
+import keras
+
+
+@dataclasses.dataclass
+class OpNode:
+    """One call of one layer: `layer(*args)` with canonical tensor keys."""
+
+    layer: keras.layers.Layer
+    node: object  # keras Node: holds the call's arguments (`node.arguments.fill_in`)
+    in_keys: list
+    out_keys: list
+    in_shapes: list
+    out_shapes: list
+    index: int = 0  # topological position
+
+
+@dataclasses.dataclass
+class TracedModel:
+    """A flat view of a model: inputs, op nodes in topological order, outputs."""
+
+    model: keras.Model
+    input_keys: list
+    input_tensors: list  # the model's KerasTensors (for shapes, dtypes, names)
+    output_keys: list
+    ops: list
+    shapes: dict  # tensor key -> shape tuple
+
+    def ops_of(self, layer):
+        return [op for op in self.ops if op.layer is layer]
+
+    def layers(self):
+        """Unique layers in topological order."""
+        seen, out = set(), []
+        for op in self.ops:
+            if id(op.layer) not in seen:
+                seen.add(id(op.layer))
+                out.append(op.layer)
+        return out
+
+
+def _as_functional(model):
+    if isinstance(model, keras.Sequential):
+        functional = getattr(model, "_functional", None)
+        if functional is None:
+            raise ValueError(
+                f"Model '{model.name}' is a Sequential model that is not built. Build it "
+                "first, e.g. by starting it with `keras.Input(shape)` or calling "
+                "`model.build(input_shape)`."
+            )
+        return functional
+    if not hasattr(model, "_nodes_by_depth"):
+        raise ValueError(
+            f"Model '{model.name}' ({type(model).__name__}) is a subclassed model: its graph "
+            "of layers is Python code that tfcompress cannot read. Rebuild it with the "
+            "functional API (`keras.Model(inputs, outputs)`) or as a `keras.Sequential`."
+        )
+    return model
+
+
+def _is_model(layer):
+    return isinstance(layer, keras.Model)
+
+
+def check_model(model):
+    """Raises a clear error unless `model` is a built functional/Sequential Keras 3 model."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Expected a keras.Model. Received: model={model!r} of type {type(model).__name__}."
+        )
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built: it has no known input shape. Call it on "
+            "data or build it from `keras.Input(...)` before pruning."
+        )
+    return _as_functional(model)
+
+
+def trace(model):
+    """Returns a `TracedModel` for a built functional or Sequential model."""
+    functional = check_model(model)
+    alias = {}
+
+    def key(tensor):
+        k = id(tensor)
+        while k in alias:
+            k = alias[k]
+        return k
+
+    shapes = {}
+    ops = []
+    inlined = set()
+
+    def visit(fn):
+        depths = sorted(fn._nodes_by_depth, reverse=True)
+        for depth in depths:
+            for node in fn._nodes_by_depth[depth]:
+                layer = node.operation
+                if layer is None or node.is_input:
+                    continue
+                if _is_model(layer):
+                    if id(layer) in inlined:
+                        raise ValueError(
+                            f"Nested model '{layer.name}' is called more than once in "
+                            f"'{model.name}'. Shared sub-models are not supported: build "
+                            "them as shared layers instead."
+                        )
+                    inlined.add(id(layer))
+                    inner = _as_functional(layer)
+                    for inner_in, outer_in in zip(inner.inputs, node.input_tensors):
+                        alias[id(inner_in)] = key(outer_in)
+                    visit(inner)
+                    for inner_out, outer_out in zip(inner.outputs, node.outputs):
+                        alias[id(outer_out)] = key(inner_out)
+                    continue
+                in_keys = [key(t) for t in node.input_tensors]
+                out_keys = [key(t) for t in node.outputs]
+                for t, k in zip(node.outputs, out_keys):
+                    shapes[k] = tuple(t.shape)
+                ops.append(
+                    OpNode(
+                        layer=layer,
+                        node=node,
+                        in_keys=in_keys,
+                        out_keys=out_keys,
+                        in_shapes=[shapes.get(k, tuple(t.shape)) for k, t in
+                                   zip(in_keys, node.input_tensors)],
+                        out_shapes=[tuple(t.shape) for t in node.outputs],
+                        index=len(ops),
+                    )
+                )
+
+    input_tensors = list(functional.inputs)
+    for t in input_tensors:
+        shapes[id(t)] = tuple(t.shape)
+    visit(functional)
+    return TracedModel(
+        model=model,
+        input_keys=[id(t) for t in input_tensors],
+        input_tensors=input_tensors,
+        output_keys=[key(t) for t in functional.outputs],
+        ops=ops,
+        shapes=shapes,
+    )
+
+
+def fill_arguments(op, values):
+    """The (args, kwargs) of `op`'s call with its input tensors replaced by `values[key]`."""
+    local = {id(t): values[k] for t, k in zip(op.node.input_tensors, op.in_keys)}
+    return op.node.arguments.fill_in(local)

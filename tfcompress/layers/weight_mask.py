@@ -1,0 +1,65 @@
+"""Element-wise weight mask wrapper: unstructured (Han et al.) pruning."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class WeightMask(keras.layers.Wrapper):
+    """Runs the wrapped layer with some of its weights multiplied by binary masks.
+
+    Masked entries get zero gradient, and in training the wrapped variables are also
+    re-zeroed where masked, so momentum carried from before pruning cannot revive them:
+    masked weights stay exactly zero while the others train.
+
+    Args:
+        layer: a layer with the weights to mask (e.g. Conv2D, Dense).
+        weight_names: names of the variables to mask (default: `("kernel",)`).
+    """
+
+    def __init__(self, layer, weight_names=("kernel",), **kwargs):
+        super().__init__(layer, **kwargs)
+        self.weight_names = tuple(weight_names)
+        if not self.weight_names:
+            raise ValueError("WeightMask needs at least one weight name. Received: ()")
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        names = {v.name: v for v in self.layer.weights}
+        missing = [n for n in self.weight_names if n not in names]
+        if missing:
+            raise ValueError(
+                f"WeightMask: layer '{self.layer.name}' has no weight(s) {missing}. "
+                f"Its weights are {sorted(names)}."
+            )
+        self.masks = {
+            n: self.add_weight(
+                shape=names[n].shape, initializer="ones", trainable=False, name=f"{n}_mask"
+            )
+            for n in self.weight_names
+        }
+        self.built = True
+
+    def masked_value(self, variable):
+        mask = self.masks.get(variable.name)
+        if mask is None:
+            return variable.value
+        return variable.value * ops.cast(mask, variable.dtype)
+
+    def call(self, inputs, training=None):
+        if training:
+            for v in self.layer.trainable_variables:
+                if v.name in self.masks:
+                    v.assign(self.masked_value(v))
+        trainable = [self.masked_value(v) for v in self.layer.trainable_variables]
+        outputs, _ = self.layer.stateless_call(
+            trainable, [v.value for v in self.layer.non_trainable_variables], inputs
+        )
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "weight_names": list(self.weight_names)}

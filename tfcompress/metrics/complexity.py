@@ -1,0 +1,96 @@
+"""Parameters and multiply-accumulates (MACs) per layer, from the traced graph."""
+
+import dataclasses
+
+import numpy as np
+from keras import layers
+
+from tfcompress.graph.rules import unwrap
+from tfcompress.graph.trace import trace
+from tfcompress.layers import ChannelMask, WeightMask
+
+
+def _prod(xs):
+    return int(np.prod([int(x) for x in xs])) if len(xs) else 1
+
+
+def _conv_macs(layer, in_shape, out_shape):
+    k = _prod(layer.kernel_size)
+    cin, cout = in_shape[-1], out_shape[-1]
+    if isinstance(layer, (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)):
+        return _prod(in_shape[1:-1]) * k * cin * cout
+    spatial = _prod(out_shape[1:-1])
+    if isinstance(layer, (layers.DepthwiseConv1D, layers.DepthwiseConv2D)):
+        return spatial * k * cout
+    if isinstance(layer, (layers.SeparableConv1D, layers.SeparableConv2D)):
+        mid = cin * layer.depth_multiplier
+        return spatial * k * mid + spatial * mid * cout
+    return spatial * k * cin * cout // getattr(layer, "groups", 1)
+
+
+def layer_macs(layer, in_shape, out_shape):
+    """MACs of one call (batch 1) of a conv/dense layer; 0 for other layers."""
+    layer = unwrap(layer)
+    if any(d is None for d in (*in_shape[1:], *out_shape[1:])):
+        return 0
+    if isinstance(layer, layers.Dense):
+        return _prod(in_shape[1:]) * out_shape[-1]
+    if hasattr(layer, "kernel_size"):
+        return _conv_macs(layer, in_shape, out_shape)
+    return 0
+
+
+def _nonzero(layer):
+    if isinstance(layer, WeightMask):
+        total = 0
+        for var in layer.layer.weights:
+            value = np.asarray(var)
+            if var.name in layer.masks:
+                value = value * np.asarray(layer.masks[var.name])
+            total += int(np.count_nonzero(value))
+        return total
+    return int(sum(np.count_nonzero(np.asarray(v)) for v in layer.weights))
+
+
+@dataclasses.dataclass
+class LayerStats:
+    name: str
+    class_name: str
+    output_shape: tuple
+    params: int
+    nonzero_params: int
+    macs: int
+
+
+def layer_stats(model):
+    """One `LayerStats` per layer (mask layers left out), in topological order."""
+    traced = trace(model)
+    stats, seen = [], {}
+    for op in traced.ops:
+        layer = op.layer
+        if isinstance(layer, ChannelMask):
+            continue
+        macs = layer_macs(layer, op.in_shapes[0], op.out_shapes[0]) if op.in_shapes else 0
+        if id(layer) in seen:  # a shared layer: its weights count once, its calls each
+            seen[id(layer)].macs += macs
+            continue
+        inner = unwrap(layer)
+        row = LayerStats(
+            name=layer.name,
+            class_name=type(inner).__name__,
+            output_shape=tuple(op.out_shapes[0]),
+            params=int(inner.count_params()) if inner.built else 0,
+            nonzero_params=_nonzero(layer),
+            macs=macs,
+        )
+        seen[id(layer)] = row
+        stats.append(row)
+    return stats
+
+
+def count_params(model):
+    return sum(s.params for s in layer_stats(model))
+
+
+def count_macs(model):
+    return sum(s.macs for s in layer_stats(model))

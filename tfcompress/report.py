@@ -1,0 +1,89 @@
+"""Before/after compression report: parameters, MACs and output shapes per layer."""
+
+import dataclasses
+import json
+
+from tfcompress.metrics.complexity import layer_stats
+
+
+@dataclasses.dataclass
+class Report:
+    """Per-layer rows of the original and compressed model, and the totals.
+
+    `compression_ratio` is ACoSP's 1 / (1 - weight sparsity), with sparsity the fraction
+    of the original parameters that are gone (removed or zero); `mac_ratio` is
+    original MACs / compressed MACs.
+    """
+
+    before: list
+    after: list
+
+    def totals(self):
+        b_params = sum(r.params for r in self.before)
+        a_params = sum(r.params for r in self.after)
+        a_nonzero = sum(r.nonzero_params for r in self.after)
+        b_macs = sum(r.macs for r in self.before)
+        a_macs = sum(r.macs for r in self.after)
+        sparsity = 1.0 - a_nonzero / b_params if b_params else 0.0
+        return {
+            "params_before": b_params,
+            "params_after": a_params,
+            "nonzero_params_after": a_nonzero,
+            "weight_sparsity": sparsity,
+            "compression_ratio": 1.0 / (1.0 - sparsity) if sparsity < 1 else float("inf"),
+            "macs_before": b_macs,
+            "macs_after": a_macs,
+            "mac_ratio": b_macs / a_macs if a_macs else float("inf"),
+        }
+
+    def rows(self):
+        after = {r.name: r for r in self.after}
+        out = []
+        for r in self.before:
+            a = after.get(r.name)
+            out.append({
+                "layer": r.name,
+                "class": r.class_name,
+                "shape_before": list(r.output_shape),
+                "shape_after": list(a.output_shape) if a else None,
+                "params_before": r.params,
+                "params_after": a.nonzero_params if a else 0,
+                "macs_before": r.macs,
+                "macs_after": a.macs if a else 0,
+            })
+        return out
+
+    def to_json(self, indent=2):
+        return json.dumps({"totals": self.totals(), "layers": self.rows()}, indent=indent)
+
+    def table(self, only_changed=False):
+        head = f"{'layer':32} {'class':20} {'shape':>22} {'params':>21} {'MACs':>25}"
+        lines = [head, "-" * len(head)]
+        for row in self.rows():
+            changed = (row["params_before"], row["macs_before"]) != (
+                row["params_after"], row["macs_after"]
+            ) or row["shape_before"] != row["shape_after"]
+            if only_changed and not changed:
+                continue
+            shape = "x".join(str(d) for d in (row["shape_after"] or [])[1:])
+            lines.append(
+                f"{row['layer'][:32]:32} {row['class'][:20]:20} {shape:>22} "
+                f"{row['params_before']:>10,}>{row['params_after']:<10,}"
+                f"{row['macs_before']:>12,}>{row['macs_after']:<12,}"
+            )
+        t = self.totals()
+        lines.append("-" * len(head))
+        lines.append(
+            f"params {t['params_before']:,} -> {t['nonzero_params_after']:,} nonzero "
+            f"({t['compression_ratio']:.2f}x), MACs {t['macs_before']:,} -> "
+            f"{t['macs_after']:,} ({t['mac_ratio']:.2f}x)"
+        )
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table()
+
+
+def report(original, compressed):
+    """Compares two models (e.g. the original and `tfcompress.strip(masked)`)."""
+    return Report(before=layer_stats(original), after=layer_stats(compressed))

@@ -1,0 +1,71 @@
+"""Reading and writing the mask layers of a wrapped model, in dependency-graph terms."""
+
+import dataclasses
+
+import numpy as np
+
+from tfcompress.layers import ChannelMask
+
+
+@dataclasses.dataclass
+class MaskSite:
+    """One mask layer and the graph group it masks: mask channel j is group channel
+    `group_channel[j]` (the same channels as component `components[j]`)."""
+
+    layer: ChannelMask
+    group: int
+    components: np.ndarray
+    group_channel: np.ndarray
+
+
+def mask_sites(graph):
+    """The `MaskSite` of each mask layer in the graph's model, in topological order."""
+    sites = {}
+    for op in graph.traced.ops:
+        if not isinstance(op.layer, ChannelMask) or id(op.layer) in sites:
+            continue
+        key = op.in_keys[0]
+        channel_map = op.node.arguments.kwargs.get("channel_map")
+        comps = graph.component_of[key]
+        if channel_map is None:
+            picked = comps
+        else:
+            cmap = np.asarray(channel_map)
+            order = np.argsort(cmap[cmap >= 0], kind="stable")
+            picked = comps[cmap >= 0][order]
+            # one tensor position per mask channel (a flattened channel appears many times)
+            _, first = np.unique(cmap[cmap >= 0][order], return_index=True)
+            picked = picked[first]
+        groups, ranks = graph._group_of_component[picked], graph._rank_of_component[picked]
+        sites[id(op.layer)] = MaskSite(op.layer, int(groups[0]), picked, ranks)
+    return list(sites.values())
+
+
+def kept_components(graph):
+    """Bool array over the graph's components: False where a mask (or gate) is zero."""
+    keep = np.ones(graph.num_components, dtype=bool)
+    for site in mask_sites(graph):
+        scale = np.asarray(site.layer.channel_scale())
+        keep[site.components] = np.abs(scale) > 0
+    return keep
+
+
+def consumer_scales(graph):
+    """For each consumed tensor key: the per-channel factor its masks/gates apply."""
+    scales = {}
+    for op in graph.traced.ops:
+        if not isinstance(op.layer, ChannelMask):
+            continue
+        key_in, key_out = op.in_keys[0], op.out_keys[0]
+        base = scales.get(key_in)
+        n = graph.traced.shapes[key_in][-1]
+        vec = np.ones(n, np.float32) if base is None else base.copy()
+        scale = np.asarray(op.layer.channel_scale(), np.float32)
+        channel_map = op.node.arguments.kwargs.get("channel_map")
+        if channel_map is None:
+            vec *= scale
+        else:
+            cmap = np.asarray(channel_map)
+            vec *= np.where(cmap >= 0, scale[np.maximum(cmap, 0)], 1.0)
+        scales[key_out] = vec
+    return scales

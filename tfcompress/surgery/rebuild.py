@@ -1,0 +1,71 @@
+"""Re-run a traced model's graph on fresh inputs with new layers: the one mechanism
+behind `wrap` (insert masks) and `strip` (narrower layers, masks removed)."""
+
+import keras
+
+from tfcompress.graph.trace import fill_arguments
+
+
+def clone_layer(layer, config=None):
+    """A new, unbuilt layer of `layer`'s class from `config` (default: its own config)."""
+    config = dict(layer.get_config() if config is None else config)
+    config.pop("build_config", None)
+    try:
+        return type(layer).from_config(config)
+    except Exception as e:  # noqa: BLE001 - re-raised with the layer's name
+        raise ValueError(
+            f"Cannot re-create layer '{layer.name}' ({type(layer).__name__}) from its "
+            f"get_config(): {e}. Give the class a get_config() that lists every constructor "
+            "argument."
+        ) from e
+
+
+def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
+    """Builds a new functional model from `traced` (a `TracedModel`).
+
+    Args:
+        make_layer: `fn(op) -> layer or None`, called once per original layer; None makes
+            the layer an identity (its first input passes through).
+        on_built: optional `fn(op, new_layer)` called once per layer after its first call.
+        transform_input: optional `fn(op, key, tensor) -> tensor` applied to each input
+            of each op before the call (e.g. inserting a mask).
+        name: the new model's name (default: the original's).
+    """
+    functional = traced.model
+    if isinstance(functional, keras.Sequential):
+        functional = functional._functional
+    values, new_inputs = {}, []
+    for t, k in zip(traced.input_tensors, traced.input_keys):
+        x = keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=_input_name(t))
+        values[k] = x
+        new_inputs.append(x)
+    new_layers = {}
+    for op in traced.ops:
+        lid = id(op.layer)
+        first = lid not in new_layers
+        if first:
+            new_layers[lid] = make_layer(op)
+        layer = new_layers[lid]
+        local = values
+        if transform_input is not None:
+            local = dict(values)
+            for k in op.in_keys:
+                local[k] = transform_input(op, k, values[k])
+        if layer is None:
+            outputs = [local[op.in_keys[0]]]
+        else:
+            args, kwargs = fill_arguments(op, local)
+            outputs = keras.tree.flatten(layer(*args, **kwargs))
+            if first and on_built is not None:
+                on_built(op, layer)
+        for k, y in zip(op.out_keys, outputs):
+            values[k] = y
+    outs = [values[k] for k in traced.output_keys]
+    outs = keras.tree.pack_sequence_as(functional._outputs_struct, outs)
+    ins = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
+    return keras.Model(ins, outs, name=name or traced.model.name)
+
+
+def _input_name(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history is not None else None

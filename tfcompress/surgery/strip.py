@@ -1,0 +1,71 @@
+"""`strip`: the compact model: mask layers removed, pruned channels cut out of weights."""
+
+import numpy as np
+
+from tfcompress.graph import DependencyGraph
+from tfcompress.graph.rules import unwrap
+from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.surgery.masks import consumer_scales, kept_components
+from tfcompress.surgery.rebuild import clone_layer, rebuild
+
+
+def strip(masked, name=None):
+    """Returns a new model of plain Keras layers computing what `masked` computes.
+
+    Channels whose mask is zero are removed from every layer that holds them (kernels,
+    biases, BatchNorm statistics, depthwise and separable kernels, Dense after Flatten);
+    gate values are folded into the consuming layers' kernels; element-wise weight masks
+    are applied and their wrappers removed. `masked` is left untouched.
+    """
+    graph = DependencyGraph(masked)
+    keep = kept_components(graph)
+    scales = consumer_scales(graph)
+    plans = {}
+
+    def keep_of(key):
+        return np.nonzero(keep[graph.component_of[key]])[0]
+
+    def make_layer(op):
+        if isinstance(op.layer, ChannelMask):
+            return None
+        inner = unwrap(op.layer)
+        rule = graph.rule(op.layer)
+        in_keep = keep_of(op.in_keys[0]) if op.in_keys else None
+        out_keep = keep_of(op.out_keys[0])
+        plans[id(op.layer)] = (in_keep, out_keep)
+        config = inner.get_config()
+        if out_keep is not None and len(out_keep) != graph.traced.shapes[op.out_keys[0]][-1]:
+            config = rule.edit_config(config, op, in_keep, out_keep)
+        return clone_layer(inner, config)
+
+    def on_built(op, new_layer):
+        inner = unwrap(op.layer)
+        rule = graph.rule(op.layer)
+        values = [np.asarray(v) for v in inner.get_weights()]
+        if isinstance(op.layer, WeightMask):
+            values = [
+                v * np.asarray(op.layer.masks[w.name]) if w.name in op.layer.masks else v
+                for w, v in zip(inner.weights, values)
+            ]
+        scale = scales.get(op.in_keys[0]) if rule.is_mixing else None
+        if scale is not None:
+            values = _fold_input_scale(inner, rule, values, scale)
+        in_keep, out_keep = plans[id(op.layer)]
+        new_layer.set_weights(rule.slice_weights(inner, values, in_keep, out_keep))
+
+    return rebuild(graph.traced, make_layer, on_built=on_built, name=name)
+
+
+def _fold_input_scale(layer, rule, values, scale):
+    """conv(x * s, K) == conv(x, K * s): the first input-sliced weight takes the scale."""
+    axes = rule.weight_axes(layer)
+    out = list(values)
+    for i, var in enumerate(layer.weights):
+        in_axis = axes.get(var.name, (None, None))[0]
+        if in_axis is None:
+            continue
+        shape = [1] * out[i].ndim
+        shape[in_axis] = -1
+        out[i] = out[i] * scale.reshape(shape).astype(out[i].dtype)
+        break
+    return out
