@@ -1,0 +1,106 @@
+"""image_folder route: class-per-folder PNGs -> shards -> build_dataset, exact pixels/labels."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfcompress.data import build_dataset, convert
+from tfcompress.data.errors import CorruptInputError
+from tfcompress.data.sources import image_folder
+
+CLASSES = ("cat", "dog", "emu")
+
+
+def _make_folder(root, split_dirs=("",), per_class=2, size=(6, 5)):
+    """root/[split/]class/i.png with distinct RGB content; returns {path: (array, label)}."""
+    rng = np.random.default_rng(0)
+    truth = {}
+    for split in split_dirs:
+        for label, name in enumerate(CLASSES):
+            folder = os.path.join(root, split, name)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(per_class):
+                array = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+                path = os.path.join(folder, f"{i}.png")
+                Image.fromarray(array).save(path)
+                truth[path] = (array, label)
+    return truth
+
+
+def _read_all(pattern, task="classification"):
+    xs, ys = [], []
+    for x, y in build_dataset(pattern, task, 4, training=False):
+        xs.append(x.numpy())
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_round_trip_exact(tmp_path):
+    truth = _make_folder(tmp_path / "photos")
+    src = image_folder.source(str(tmp_path / "photos"))
+    assert list(src.splits) == ["train"] and list(src.classes) == list(CLASSES)
+    manifest = convert.convert(src, str(tmp_path / "out"), num_shards=2)
+    assert manifest["splits"]["train"]["num_examples"] == 6
+    assert manifest["splits"]["train"]["class_histogram"] == {"0": 2, "1": 2, "2": 2}
+    images, labels = _read_all(str(tmp_path / "out" / "train-*.tfrecord"))
+    expected = list(truth.values())  # conversion order = sorted classes, sorted files
+    assert images.shape == (6, 6, 5, 3) and images.dtype == np.float32
+    assert labels.dtype == np.int32
+    for got_image, got_label, (array, label) in zip(images, labels, expected, strict=True):
+        np.testing.assert_array_equal(got_image, array.astype(np.float32) / np.float32(255))
+        assert got_label == label
+
+
+def test_split_folders(tmp_path):
+    _make_folder(tmp_path / "root", split_dirs=("train", "val"), per_class=1)
+    src = image_folder.source(str(tmp_path / "root"))
+    assert sorted(src.splits) == ["train", "val"]
+    convert.convert(src, str(tmp_path / "out"), num_shards=1)
+    _, labels = _read_all(str(tmp_path / "out" / "val-*.tfrecord"))
+    assert labels.tolist() == [0, 1, 2]
+
+
+def test_missing_folder_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Missing image folder: .*nowhere"):
+        image_folder.source(str(tmp_path / "nowhere"))
+
+
+def test_unknown_class_folder_named(tmp_path):
+    _make_folder(tmp_path / "root", split_dirs=("train",), per_class=1)
+    os.makedirs(tmp_path / "root" / "val" / "yak")
+    with pytest.raises(ValueError, match=r"Unknown class folder .*val/yak"):
+        image_folder.source(str(tmp_path / "root"))
+
+
+def test_corrupt_image_named_or_skipped(tmp_path):
+    _make_folder(tmp_path / "photos", per_class=1)
+    bad = tmp_path / "photos" / "dog" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    src = image_folder.source(str(tmp_path / "photos"))
+    with pytest.raises(CorruptInputError, match=r"Cannot decode image .*dog/broken\.png"):
+        convert.convert(src, str(tmp_path / "out"), num_shards=1)
+    assert not list((tmp_path / "out").glob("train-*"))  # nothing that looks whole
+    manifest = convert.convert(src, str(tmp_path / "out"), num_shards=1, skip_corrupt=True)
+    entry = manifest["splits"]["train"]
+    assert entry["num_examples"] == 3 and entry["num_skipped"] == 1
+    assert "broken.png" in entry["skipped"][0]
+
+
+def test_command_line(tmp_path):
+    _make_folder(tmp_path / "photos", per_class=1)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "tfrecords_tools.image_folder", f"--image_dir={tmp_path / 'photos'}",
+         f"--output_dir={out}", "--num_shards=2", "--split=val"],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json", "val-00000-of-00002.tfrecord", "val-00001-of-00002.tfrecord",
+    ]  # fmt: skip
+    assert "val [" in result.stderr and '"num_examples": 3' in result.stderr

@@ -1,0 +1,69 @@
+"""Reader side of the schema: serialized ``tf.train.Example`` -> dict of tensors.
+
+Decoding knows nothing about training or models (that is ``parse``). Output per task::
+
+    common:          image uint8 [H, W, channels], height int64, width int64, source_id string
+    classification:  label int64 []
+    segmentation:    mask uint8 [H, W]        (class index per pixel, 255 = ignore)
+    detection:       boxes float32 [k, 4]     (normalised ymin, xmin, ymax, xmax)
+                     classes int64 [k], difficult int64 [k]
+"""
+
+import tensorflow as tf
+
+from tfcompress.data import schema
+
+
+def decode_image(encoded, channels):
+    """PNG or JPEG bytes -> uint8 ``[H, W, channels]``.
+
+    JPEGs use the accurate integer IDCT, so pixels equal those of libjpeg's default decode
+    (e.g. PIL) exactly; TensorFlow's default fast IDCT differs by a few levels.
+    """
+    image = tf.cond(
+        tf.io.is_jpeg(encoded),
+        lambda: tf.io.decode_jpeg(encoded, channels=channels, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_png(encoded, channels=channels),
+    )
+    return tf.ensure_shape(image, [None, None, channels])
+
+
+def _decode_common(features, channels):
+    image = decode_image(features[schema.IMAGE_ENCODED], channels)
+    return {
+        "image": image,
+        "height": features[schema.IMAGE_HEIGHT],
+        "width": features[schema.IMAGE_WIDTH],
+        "source_id": features[schema.SOURCE_ID],
+    }
+
+
+def _decode_classification(features):
+    return {"label": features[schema.CLASS_LABEL]}
+
+
+def _decode_segmentation(features):
+    mask = tf.io.decode_png(features[schema.MASK_ENCODED], channels=1)
+    return {"mask": tf.ensure_shape(mask[..., 0], [None, None])}
+
+
+def _decode_detection(features):
+    coords = [tf.sparse.to_dense(features[k]) for k in schema.BBOX_KEYS]
+    return {
+        "boxes": tf.stack(coords, axis=-1),
+        "classes": tf.sparse.to_dense(features[schema.OBJECT_CLASS]),
+        "difficult": tf.sparse.to_dense(features[schema.OBJECT_DIFFICULT]),
+    }
+
+
+_TASK_DECODERS = {
+    schema.CLASSIFICATION: _decode_classification,
+    schema.SEGMENTATION: _decode_segmentation,
+    schema.DETECTION: _decode_detection,
+}
+
+
+def decode(serialized, task, channels=3):
+    """Decodes one serialized record of ``task`` (graph-safe: use inside ``Dataset.map``)."""
+    features = tf.io.parse_single_example(serialized, schema.feature_spec(task))
+    return {**_decode_common(features, channels), **_TASK_DECODERS[task](features)}

@@ -1,0 +1,158 @@
+"""Writer side of the schema: images, masks and boxes -> serialized ``tf.train.Example``.
+
+PIL and protocol buffers only (no TensorFlow ops), so converters stay fast. Every key comes
+from ``schema``; ``decode`` reads the same keys back.
+"""
+
+import dataclasses
+import io
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tfcompress.data import schema
+from tfcompress.data.errors import CorruptInputError
+
+_KEEP_FORMATS = {"PNG": "png", "JPEG": "jpeg"}  # stored as-is; anything else becomes PNG
+_CHANNELS = {"L": 1, "RGB": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedImage:
+    """Encoded image bytes and what a reader needs to know about them."""
+
+    data: bytes
+    format: str  # "png" | "jpeg"
+    height: int
+    width: int
+    channels: int
+    source_id: str = ""
+
+
+def encode_png(array, source_id=""):
+    """uint8 ``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` array -> lossless ``EncodedImage``."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        raise ValueError(f"encode_png needs uint8. Received: dtype={array.dtype} ({source_id})")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
+        raise ValueError(
+            f"encode_png needs [H, W], [H, W, 1] or [H, W, 3]. Received: shape={array.shape} "
+            f"({source_id})"
+        )
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
+    channels = 1 if array.ndim == 2 else 3
+    return EncodedImage(buf.getvalue(), "png", array.shape[0], array.shape[1], channels, source_id)
+
+
+def open_image(path):
+    """Opens and fully decodes an image file; raises ``CorruptInputError`` naming it."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except FileNotFoundError as e:
+        raise CorruptInputError(f"Image file not found: {path}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CorruptInputError(f"Cannot decode image {path}: {e}") from e
+
+
+def read_image(path):
+    """Reads an image file as an ``EncodedImage``.
+
+    PNG and JPEG bytes in gray or RGB are stored unchanged (readers decode exactly what was on
+    disk); other formats or modes are converted to RGB (or gray) PNG.
+    """
+    img = open_image(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    fmt = _KEEP_FORMATS.get(img.format)
+    if fmt and img.mode in _CHANNELS:
+        return EncodedImage(data, fmt, img.height, img.width, _CHANNELS[img.mode], str(path))
+    mode = "L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+    return encode_png(np.asarray(img.convert(mode)), source_id=str(path))
+
+
+def _bytes(value):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _ints(values):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def _floats(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+
+
+def _image_features(image):
+    return {
+        schema.IMAGE_ENCODED: _bytes(image.data),
+        schema.IMAGE_FORMAT: _bytes(image.format.encode()),
+        schema.IMAGE_HEIGHT: _ints([image.height]),
+        schema.IMAGE_WIDTH: _ints([image.width]),
+        schema.IMAGE_CHANNELS: _ints([image.channels]),
+        schema.SOURCE_ID: _bytes(image.source_id.encode()),
+    }
+
+
+def _serialize(features):
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def classification_example(image, label):
+    """Serialized classification record."""
+    return _serialize({**_image_features(image), schema.CLASS_LABEL: _ints([int(label)])})
+
+
+def segmentation_example(image, mask):
+    """Serialized segmentation record; ``mask`` is uint8 ``[H, W]`` (255 = ignore)."""
+    mask = np.asarray(mask)
+    if mask.dtype != np.uint8 or mask.shape != (image.height, image.width):
+        raise CorruptInputError(
+            f"Image/label size mismatch for {image.source_id}: image is "
+            f"{image.height}x{image.width}, label map is {'x'.join(map(str, mask.shape))} "
+            f"({mask.dtype})"
+        )
+    mask_png = encode_png(mask).data
+    return _serialize(
+        {
+            **_image_features(image),
+            schema.MASK_ENCODED: _bytes(mask_png),
+            schema.MASK_FORMAT: _bytes(b"png"),
+        }
+    )
+
+
+def detection_example(image, boxes, classes, difficult=None):
+    """Serialized detection record.
+
+    Args:
+      image: ``EncodedImage``.
+      boxes: float ``[k, 4]`` normalised ``[ymin, xmin, ymax, xmax]`` in ``[0, 1]``.
+      classes: int ``[k]``.
+      difficult: optional int/bool ``[k]`` (default all 0).
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    classes = np.asarray(classes, np.int64).reshape(-1)
+    difficult = np.zeros_like(classes) if difficult is None else np.asarray(difficult, np.int64)
+    if not len(boxes) == len(classes) == len(difficult):
+        raise CorruptInputError(
+            f"{image.source_id}: {len(boxes)} boxes, {len(classes)} classes and "
+            f"{len(difficult)} difficult flags must have equal length"
+        )
+    bad = (boxes < 0) | (boxes > 1)
+    if bad.any() or (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
+        raise CorruptInputError(
+            f"{image.source_id}: boxes must be normalised [ymin, xmin, ymax, xmax] in [0, 1] "
+            f"with min <= max. Received: {boxes.tolist()}"
+        )
+    features = _image_features(image)
+    for i, key in enumerate(schema.BBOX_KEYS):
+        features[key] = _floats(boxes[:, i].tolist())
+    features[schema.OBJECT_CLASS] = _ints(classes.tolist())
+    features[schema.OBJECT_DIFFICULT] = _ints(difficult.tolist())
+    return _serialize(features)

@@ -1,0 +1,163 @@
+"""Parsing: decoded dict -> model inputs, with a training (augmenting) and an eval path.
+
+One small parser per task (Model Garden style). ``parse_train(decoded, seed)`` augments with
+the stateless ``seed``; ``parse_eval(decoded)`` only converts and resizes. Both return
+``(image, target)`` with ``image = float32(uint8) / 255`` of shape ``[*output_size, C]``:
+
+    classification:  target = label int32 []
+    segmentation:    target = mask int32 [H, W]        (255 = ignore, also on padding)
+    detection:       target = {"boxes": float32 [max_boxes, 4], "classes": int32 [max_boxes],
+                               "difficult": int32 [max_boxes], "num_boxes": int32 []}
+                     rows >= num_boxes are padding: boxes 0, classes -1, difficult 0.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from tfcompress.data import augment, schema
+
+
+def to_float(image):
+    """uint8 -> float32 in [0, 1], exactly ``float32(x) / 255``."""
+    return tf.cast(image, tf.float32) / 255.0
+
+
+def _check_size(output_size):
+    if len(output_size) != 2 or min(output_size) < 1:
+        raise ValueError(
+            f"output_size must be (height, width) > 0. Received: output_size={output_size}"
+        )
+
+
+def _check_range(name, value):
+    lo, hi = value
+    if not 0 < lo <= hi:
+        raise ValueError(f"{name} must be (lo, hi) with 0 < lo <= hi. Received: {name}={value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationParser:
+    """Train: resize, pad by ``crop_padding`` and crop back at random, random flip."""
+
+    output_size: tuple
+    crop_padding: int = 2
+    flip: bool = True
+
+    def __post_init__(self):
+        _check_size(self.output_size)
+        if self.crop_padding < 0:
+            raise ValueError(f"crop_padding must be >= 0. Received: {self.crop_padding}")
+
+    def parse_eval(self, decoded):
+        image, _ = augment.resize(to_float(decoded["image"]), self.output_size)
+        return self._finish(image), tf.cast(decoded["label"], tf.int32)
+
+    def parse_train(self, decoded, seed):
+        crop_seed, flip_seed = tf.unstack(augment.split_seed(seed, 2))
+        image, _ = augment.resize(to_float(decoded["image"]), self.output_size)
+        p = self.crop_padding
+        image = tf.pad(image, [[p, p], [p, p], [0, 0]])
+        image, _ = augment.random_crop_or_pad(crop_seed, image, self.output_size)
+        if self.flip:
+            image, _, _ = augment.random_flip_left_right(flip_seed, image)
+        return self._finish(image), tf.cast(decoded["label"], tf.int32)
+
+    def _finish(self, image):
+        return tf.ensure_shape(image, [*self.output_size, image.shape[-1]])
+
+
+@dataclasses.dataclass(frozen=True)
+class SegmentationParser:
+    """Train: random scale, crop/pad with the ignore label, random flip, random rotation."""
+
+    output_size: tuple
+    scale_range: tuple = (0.5, 2.0)
+    max_rotation_degrees: float = 10.0
+    flip: bool = True
+
+    def __post_init__(self):
+        _check_size(self.output_size)
+        _check_range("scale_range", self.scale_range)
+
+    def parse_eval(self, decoded):
+        image, mask = augment.resize(to_float(decoded["image"]), self.output_size, decoded["mask"])
+        return self._finish(image, mask)
+
+    def parse_train(self, decoded, seed):
+        seeds = tf.unstack(augment.split_seed(seed, 4))
+        image, mask = to_float(decoded["image"]), decoded["mask"]
+        image, mask = augment.random_scale(seeds[0], image, mask, self.scale_range)
+        image, mask = augment.random_crop_or_pad(seeds[1], image, self.output_size, mask)
+        if self.flip:
+            image, mask, _ = augment.random_flip_left_right(seeds[2], image, mask)
+        if self.max_rotation_degrees:
+            image, mask = augment.random_rotate(seeds[3], image, mask, self.max_rotation_degrees)
+        return self._finish(image, mask)
+
+    def _finish(self, image, mask):
+        image = tf.ensure_shape(image, [*self.output_size, image.shape[-1]])
+        return image, tf.ensure_shape(tf.cast(mask, tf.int32), self.output_size)
+
+
+def pad_objects(boxes, classes, difficult, max_boxes):
+    """Truncates/pads objects to ``max_boxes`` rows; padding classes are ``PAD_CLASS``."""
+    num = tf.minimum(tf.shape(classes)[0], max_boxes)
+    pad = max_boxes - num
+    boxes = tf.pad(boxes[:num], [[0, pad], [0, 0]])
+    classes = tf.pad(tf.cast(classes[:num], tf.int32), [[0, pad]], constant_values=schema.PAD_CLASS)
+    difficult = tf.pad(tf.cast(difficult[:num], tf.int32), [[0, pad]])
+    return {
+        "boxes": tf.ensure_shape(boxes, [max_boxes, 4]),
+        "classes": tf.ensure_shape(classes, [max_boxes]),
+        "difficult": tf.ensure_shape(difficult, [max_boxes]),
+        "num_boxes": num,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionParser:
+    """Train: random flip, random scale and crop; boxes clipped, emptied boxes dropped."""
+
+    output_size: tuple
+    max_boxes: int = 100
+    scale_range: tuple = (0.5, 1.5)
+    flip: bool = True
+
+    def __post_init__(self):
+        _check_size(self.output_size)
+        _check_range("scale_range", self.scale_range)
+        if self.max_boxes < 1:
+            raise ValueError(f"max_boxes must be >= 1. Received: max_boxes={self.max_boxes}")
+
+    def parse_eval(self, decoded):
+        image, _ = augment.resize(to_float(decoded["image"]), self.output_size)
+        return self._finish(image, decoded["boxes"], decoded["classes"], decoded["difficult"])
+
+    def parse_train(self, decoded, seed):
+        flip_seed, crop_seed = tf.unstack(augment.split_seed(seed, 2))
+        image, boxes = to_float(decoded["image"]), decoded["boxes"]
+        if self.flip:
+            image, _, boxes = augment.random_flip_left_right(flip_seed, image, boxes=boxes)
+        image, boxes, keep = augment.random_scale_crop_with_boxes(
+            crop_seed, image, boxes, self.output_size, self.scale_range
+        )
+        classes = tf.boolean_mask(decoded["classes"], keep)
+        difficult = tf.boolean_mask(decoded["difficult"], keep)
+        return self._finish(image, tf.boolean_mask(boxes, keep), classes, difficult)
+
+    def _finish(self, image, boxes, classes, difficult):
+        image = tf.ensure_shape(image, [*self.output_size, image.shape[-1]])
+        return image, pad_objects(boxes, classes, difficult, self.max_boxes)
+
+
+PARSERS = {
+    schema.CLASSIFICATION: ClassificationParser,
+    schema.SEGMENTATION: SegmentationParser,
+    schema.DETECTION: DetectionParser,
+}
+
+
+def make_parser(task, output_size, **kwargs):
+    """The default parser of ``task``; ``kwargs`` override its augmentation settings."""
+    return PARSERS[schema.check_task(task)](output_size=tuple(output_size), **kwargs)

@@ -1,0 +1,82 @@
+"""Flags and plumbing shared by the converters: output flags, a stderr progress bar, and
+``run`` (build a Source, convert it, print the summary, exit non-zero with the error)."""
+
+import json
+import sys
+import time
+
+from absl import flags
+
+COMPRESSIONS = {"GZIP": "GZIP", "NONE": ""}
+
+
+def define_output_flags():
+    """``--output_dir``, ``--num_shards``, ``--skip_corrupt``, ``--compression``."""
+    flags.DEFINE_string("output_dir", None, "Folder for the shards and manifest.json.")
+    flags.DEFINE_integer("num_shards", 4, "Shards per split.", lower_bound=1)
+    flags.DEFINE_bool(
+        "skip_corrupt", False, "Skip (and count) bad examples instead of stopping at the first."
+    )
+    flags.DEFINE_enum("compression", "GZIP", list(COMPRESSIONS), "TFRecord compression.")
+    flags.mark_flag_as_required("output_dir")
+
+
+def split_list(value):
+    """``"train,val"`` -> ``["train", "val"]``; empty/None -> None."""
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+class ProgressBar:
+    """``train [##########----------]  512/1024  3,210/s`` on stderr, redrawn at most 5x/s."""
+
+    def __init__(self, stream=sys.stderr, width=30, interval=0.2):
+        self._stream, self._width, self._interval = stream, width, interval
+        self._split, self._start, self._last = None, 0.0, 0.0
+
+    def __call__(self, split, done, total):
+        now = time.monotonic()
+        if split != self._split:
+            self._split, self._start, self._last = split, now, 0.0
+        finished = total is not None and done >= total
+        if now - self._last < self._interval and not finished:
+            return
+        self._last = now
+        rate = done / max(now - self._start, 1e-9)
+        if total:
+            filled = int(self._width * done / total)
+            bar = "#" * filled + "-" * (self._width - filled)
+            text = f"\r{split} [{bar}] {done}/{total} {rate:,.0f}/s"
+        else:
+            text = f"\r{split} {done} {rate:,.0f}/s"
+        self._stream.write(text)
+        if finished:
+            self._stream.write("\n")
+        self._stream.flush()
+
+
+def run(make_source, stream=sys.stderr):
+    """Converts ``make_source()`` with the output flags; prints the manifest summary."""
+    from tfcompress.data import convert
+
+    FLAGS = flags.FLAGS
+    try:
+        source = make_source()
+        manifest = convert.convert(
+            source,
+            FLAGS.output_dir,
+            FLAGS.num_shards,
+            skip_corrupt=FLAGS.skip_corrupt,
+            compression=COMPRESSIONS[FLAGS.compression],
+            progress=ProgressBar(stream),
+        )
+    except (ValueError, FileNotFoundError) as e:  # CorruptInputError is a ValueError
+        sys.exit(f"error: {e}")
+    summary = {
+        split: {"num_examples": e["num_examples"], "num_skipped": e["num_skipped"]}
+        for split, e in manifest["splits"].items()
+    }
+    stream.write(f"wrote {FLAGS.output_dir}: {json.dumps(summary)}\n")
+    for split, entry in manifest["splits"].items():
+        for message in entry["skipped"]:
+            stream.write(f"skipped ({split}): {message}\n")
+    return manifest

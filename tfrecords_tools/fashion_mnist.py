@@ -1,0 +1,26 @@
+"""Fashion-MNIST idx files -> classification TFRecords (splits train, test).
+
+python -m tfrecords_tools.fashion_mnist --output_dir /tmp/fmnist --num_shards 8
+"""
+
+from absl import app, flags
+
+from tfrecords_tools import common
+
+flags.DEFINE_string(
+    "fmnist_dir", "/usr/share/datasets/fashion-mnist", "Folder of the idx .gz files."
+)
+flags.DEFINE_string("splits", "train,test", "Comma-separated splits (train, test).")
+common.define_output_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from tfcompress.data.sources import fashion_mnist
+
+    common.run(lambda: fashion_mnist.source(FLAGS.fmnist_dir, common.split_list(FLAGS.splits)))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,39 @@
+"""Counts, class histogram and a few decoded samples (PNG) of a set of shards.
+
+    python -m tfrecords_tools.inspect --file_pattern '/tmp/fmnist/train-*.tfrecord' \
+        --samples_dir /tmp/fmnist_samples --num_samples 8
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from tfrecords_tools import common
+
+flags.DEFINE_string("file_pattern", None, "Glob of the shards.")
+flags.DEFINE_integer("num_samples", 4, "Samples written as PNG to --samples_dir.")
+flags.DEFINE_string("samples_dir", None, "Where sample PNGs go (none written if unset).")
+flags.DEFINE_enum("compression", "GZIP", list(common.COMPRESSIONS), "TFRecord compression.")
+flags.mark_flag_as_required("file_pattern")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from tfcompress.data import records
+
+    try:
+        report = records.inspect_records(
+            FLAGS.file_pattern,
+            compression=common.COMPRESSIONS[FLAGS.compression],
+            num_samples=FLAGS.num_samples,
+            samples_dir=FLAGS.samples_dir,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    app.run(main)

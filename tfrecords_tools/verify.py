@@ -1,0 +1,46 @@
+"""Decodes every record of a set of shards and reports each corrupt one (file, index).
+
+    python -m tfrecords_tools.verify --file_pattern '/tmp/voc2007/*.tfrecord'
+
+Exit status 0 if every record decodes, 1 otherwise.
+"""
+
+import sys
+
+from absl import app, flags
+
+from tfrecords_tools import common
+
+flags.DEFINE_string("file_pattern", None, "Glob of the shards.")
+flags.DEFINE_enum(
+    "task",
+    None,
+    ["classification", "segmentation", "detection"],
+    "Expected task (default: inferred from the first record).",
+)
+flags.DEFINE_enum("compression", "GZIP", list(common.COMPRESSIONS), "TFRecord compression.")
+flags.mark_flag_as_required("file_pattern")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    from tfcompress.data import records
+
+    try:
+        report = records.verify_records(
+            FLAGS.file_pattern, task=FLAGS.task, compression=common.COMPRESSIONS[FLAGS.compression]
+        )
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    for message in report.messages():
+        print(f"corrupt: {message}")
+    print(
+        f"{report.num_records} records in {len(report.files)} files ({report.task}): "
+        f"{report.num_corrupt} corrupt"
+    )
+    sys.exit(1 if report.num_corrupt else 0)
+
+
+if __name__ == "__main__":
+    app.run(main)
