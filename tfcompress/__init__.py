@@ -1,15 +1,15 @@
 """tfcompress: structured pruning, dependency graphs and compact export for Keras 3.
 
-    import tfcompress as tfc
-    graph = tfc.DependencyGraph(model)
-    masked = tfc.wrap(model, method="l1_filter")
-    tfc.prune(masked, ratio=0.5)
-    compact = tfc.strip(masked)
-    tfc.export.saved_model(compact, "out/sm")
-    tfc.report(model, compact)
+import tfcompress as tfc
+graph = tfc.DependencyGraph(model)
+masked = tfc.wrap(model, method="l1_filter")
+tfc.prune(masked, ratio=0.5)
+compact = tfc.strip(masked)
+tfc.export.saved_model(compact, "out/sm")
+tfc.report(model, compact)
 """
 
-from tfcompress import export
+from tfcompress import export, layers
 from tfcompress.graph import DependencyGraph, register_rule
 from tfcompress.pruners import PruningPlan, apply_plan, plan_from_masks, prune
 from tfcompress.report import report
@@ -23,6 +23,7 @@ __all__ = [
     "PruningPlan",
     "apply_plan",
     "export",
+    "layers",
     "plan_from_masks",
     "prune",
     "register_rule",

@@ -32,7 +32,7 @@ class IndexMap:
         """List of position arrays, one per group channel."""
         order = np.argsort(self.channels, kind="stable")
         bounds = np.searchsorted(self.channels[order], np.arange(size + 1))
-        return [self.positions[order[bounds[j]:bounds[j + 1]]] for j in range(size)]
+        return [self.positions[order[bounds[j] : bounds[j + 1]]] for j in range(size)]
 
 
 @dataclasses.dataclass
@@ -170,6 +170,8 @@ class DependencyGraph:
         by_layer = {}
         for op in t.ops:
             rule = rules_lib.find_rule(op.layer)
+            if rule is None and op.layer.name in self.exclude:
+                rule = rules_lib.Pin()
             if rule is None:
                 cls = type(op.layer)
                 raise UnknownLayerError(
@@ -184,7 +186,7 @@ class DependencyGraph:
                 b.pin(*op.in_keys, *op.out_keys, reason=f"excluded layer {op.layer.name}")
             by_layer.setdefault(id(op.layer), []).append(op)
         for ops in by_layer.values():  # a shared layer's calls share its weights
-            if len(ops) > 1 and ops[0].layer.weights:
+            if len(ops) > 1 and getattr(ops[0].layer, "weights", None):
                 for op in ops[1:]:
                     b.identity(ops[0].in_keys[0], op.in_keys[0])
                     b.identity(ops[0].out_keys[0], op.out_keys[0])
@@ -193,11 +195,11 @@ class DependencyGraph:
                 b.pin(k, reason="unknown channel count")
         n, labels = b.components()
         self._coupler = b
-        self.component_of = {
-            k: labels[b.offsets[k]:b.offsets[k] + b.size[k]] for k in t.shapes
-        }
+        self.component_of = {k: labels[b.offsets[k] : b.offsets[k] + b.size[k]] for k in t.shapes}
         self.num_components = n
-        self._rules = {id(op.layer): rules_lib.find_rule(op.layer) for op in t.ops}
+        self._rules = {
+            id(op.layer): rules_lib.find_rule(op.layer) or rules_lib.Pin() for op in t.ops
+        }
         self._make_groups(b)
 
     def _make_groups(self, b):
@@ -237,7 +239,7 @@ class DependencyGraph:
             for k in sig:
                 imap = self._index_map(k, rank)
                 op = producers.get(k)
-                if op is not None and op.layer.weights:
+                if op is not None and getattr(op.layer, "weights", None):
                     role = "out" if self._rules[id(op.layer)].is_mixing else "channelwise"
                     group.members.append(Member(rules_lib.unwrap(op.layer), role, imap))
                 for cop in consumers.get(k, []):

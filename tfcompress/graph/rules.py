@@ -319,6 +319,29 @@ RULES = {
     "tfcompress.layers.channel_mask.ChannelMask": Identity(),
 }
 
+# keras.ops called directly on symbolic tensors in functional models (`x + 3.0`, ...).
+for _name in ("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"):
+    RULES[f"keras.src.ops.numpy.{_name}"] = Merge()
+for _name in ("Abs", "Negative", "Exp", "Sqrt", "Square", "Tanh", "Clip"):
+    RULES[f"keras.src.ops.numpy.{_name}"] = Channelwise()
+for _name in (
+    "Relu",
+    "Relu6",
+    "Sigmoid",
+    "HardSigmoid",
+    "Silu",
+    "HardSilu",
+    "Gelu",
+    "Softplus",
+    "LeakyRelu",
+    "Elu",
+    "Selu",
+    "Mish",
+):
+    RULES[f"keras.src.ops.nn.{_name}"] = Channelwise()
+for _name in ("Softmax", "LogSoftmax"):
+    RULES[f"keras.src.ops.nn.{_name}"] = Pin()
+
 
 def _qualname(cls):
     return f"{cls.__module__}.{cls.__qualname__}"

@@ -130,8 +130,10 @@ def trace(model):
                         node=node,
                         in_keys=in_keys,
                         out_keys=out_keys,
-                        in_shapes=[shapes.get(k, tuple(t.shape)) for k, t in
-                                   zip(in_keys, node.input_tensors)],
+                        in_shapes=[
+                            shapes.get(k, tuple(t.shape))
+                            for k, t in zip(in_keys, node.input_tensors)
+                        ],
                         out_shapes=[tuple(t.shape) for t in node.outputs],
                         index=len(ops),
                     )

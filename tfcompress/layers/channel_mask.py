@@ -9,23 +9,34 @@ class ChannelMask(keras.layers.Layer):
     """Multiplies the channels of its input by a binary, non-trainable mask.
 
     One `ChannelMask` holds the mask of one channel group and is shared by every place
-    the group is read (each conv/dense consuming it). Where the input tensor holds more
-    than the group's channels (after a Concatenate or Flatten), `channel_map` tells which
-    group channel each input channel is; `-1` marks channels of other groups (left as is).
+    the group is read (each conv/dense consuming it). Where an input tensor holds more
+    than the group's channels (after a Concatenate or Flatten), the call names a `site`:
+    `channel_maps[site]` gives, for each input channel, the group channel it is, or -1
+    for channels of other groups (left as they are).
 
     Args:
         units: number of channels in the group.
+        channel_maps: optional list of channel maps (lists of ints in [-1, units)).
 
     Call args:
         inputs: a tensor whose last axis is channels.
-        channel_map: optional list of ints, one per input channel.
+        site: optional index into `channel_maps`; None means input channel c is group
+            channel c.
     """
 
-    def __init__(self, units, **kwargs):
+    def __init__(self, units, channel_maps=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"ChannelMask needs a positive integer units. Received: units={units}")
         self.units = units
+        self.channel_maps = [[int(v) for v in m] for m in (channel_maps or [])]
+        for i, m in enumerate(self.channel_maps):
+            bad = [v for v in m if not -1 <= v < units]
+            if bad:
+                raise ValueError(
+                    f"ChannelMask '{self.name}': channel_maps[{i}] holds {bad[:5]}, outside "
+                    f"[-1, {units})."
+                )
 
     def build(self, input_shape):
         self.mask = self.add_weight(
@@ -36,15 +47,23 @@ class ChannelMask(keras.layers.Layer):
         """The per-group-channel factor applied to the input (the mask here)."""
         return self.mask
 
-    def call(self, inputs, channel_map=None):
+    def channel_map(self, site):
+        """Input channel -> group channel (-1: not in the group) at `site`, or None."""
+        return None if site is None else self.channel_maps[site]
+
+    def call(self, inputs, site=None):
         scale = self.channel_scale()
-        if channel_map is not None:
+        if site is not None:
             padded = ops.concatenate([ops.ones((1,), dtype=scale.dtype), scale])
-            scale = ops.take(padded, ops.convert_to_tensor(channel_map, "int32") + 1)
+            index = ops.convert_to_tensor(self.channel_maps[site], "int32") + 1
+            scale = ops.take(padded, index)
         return inputs * ops.cast(scale, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units}
+        config = {**super().get_config(), "units": self.units}
+        if self.channel_maps:
+            config["channel_maps"] = [list(m) for m in self.channel_maps]
+        return config

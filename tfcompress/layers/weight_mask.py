@@ -63,3 +63,8 @@ class WeightMask(keras.layers.Wrapper):
 
     def get_config(self):
         return {**super().get_config(), "weight_names": list(self.weight_names)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.layers.Wrapper.from_config pops "layer" from the dict it is given.
+        return super().from_config(dict(config), custom_objects)

@@ -49,7 +49,7 @@ def _nonzero(layer):
                 value = value * np.asarray(layer.masks[var.name])
             total += int(np.count_nonzero(value))
         return total
-    return int(sum(np.count_nonzero(np.asarray(v)) for v in layer.weights))
+    return int(sum(np.count_nonzero(np.asarray(v)) for v in getattr(layer, "weights", [])))
 
 
 @dataclasses.dataclass
@@ -79,7 +79,7 @@ def layer_stats(model):
             name=layer.name,
             class_name=type(inner).__name__,
             output_shape=tuple(op.out_shapes[0]),
-            params=int(inner.count_params()) if inner.built else 0,
+            params=int(inner.count_params()) if getattr(inner, "built", False) else 0,
             nonzero_params=_nonzero(layer),
             macs=macs,
         )

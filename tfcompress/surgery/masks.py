@@ -25,7 +25,7 @@ def mask_sites(graph):
         if not isinstance(op.layer, ChannelMask) or id(op.layer) in sites:
             continue
         key = op.in_keys[0]
-        channel_map = op.node.arguments.kwargs.get("channel_map")
+        channel_map = _channel_map(op)
         comps = graph.component_of[key]
         if channel_map is None:
             picked = comps
@@ -61,7 +61,7 @@ def consumer_scales(graph):
         n = graph.traced.shapes[key_in][-1]
         vec = np.ones(n, np.float32) if base is None else base.copy()
         scale = np.asarray(op.layer.channel_scale(), np.float32)
-        channel_map = op.node.arguments.kwargs.get("channel_map")
+        channel_map = _channel_map(op)
         if channel_map is None:
             vec *= scale
         else:
@@ -69,3 +69,7 @@ def consumer_scales(graph):
             vec *= np.where(cmap >= 0, scale[np.maximum(cmap, 0)], 1.0)
         scales[key_out] = vec
     return scales
+
+
+def _channel_map(op):
+    return op.layer.channel_map(op.node.arguments.kwargs.get("site"))

@@ -7,7 +7,13 @@ from tfcompress.graph.trace import fill_arguments
 
 
 def clone_layer(layer, config=None):
-    """A new, unbuilt layer of `layer`'s class from `config` (default: its own config)."""
+    """A new, unbuilt layer of `layer`'s class from `config` (default: its own config).
+
+    A stateless `keras.ops` operation used in a functional graph (e.g. `x + 3.0`) is
+    returned as is: it holds nothing to copy.
+    """
+    if not isinstance(layer, keras.layers.Layer):
+        return layer
     config = dict(layer.get_config() if config is None else config)
     config.pop("build_config", None)
     try:
@@ -56,7 +62,7 @@ def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
         else:
             args, kwargs = fill_arguments(op, local)
             outputs = keras.tree.flatten(layer(*args, **kwargs))
-            if first and on_built is not None:
+            if first and on_built is not None and isinstance(layer, keras.layers.Layer):
                 on_built(op, layer)
         for k, y in zip(op.out_keys, outputs):
             values[k] = y

@@ -23,7 +23,9 @@ def strip(masked, name=None):
     plans = {}
 
     def keep_of(key):
-        return np.nonzero(keep[graph.component_of[key]])[0]
+        """Kept channel positions of a tensor; None when it keeps all of them."""
+        flags = keep[graph.component_of[key]]
+        return None if flags.all() else np.nonzero(flags)[0]
 
     def make_layer(op):
         if isinstance(op.layer, ChannelMask):
@@ -34,7 +36,7 @@ def strip(masked, name=None):
         out_keep = keep_of(op.out_keys[0])
         plans[id(op.layer)] = (in_keep, out_keep)
         config = inner.get_config()
-        if out_keep is not None and len(out_keep) != graph.traced.shapes[op.out_keys[0]][-1]:
+        if out_keep is not None:
             config = rule.edit_config(config, op, in_keep, out_keep)
         return clone_layer(inner, config)
 

@@ -1,0 +1,54 @@
+"""Every keras.applications family: wrap, prune 30 %, strip with parity, serve a SavedModel."""
+
+import keras
+import pytest
+
+import tfcompress as tfc
+from tests.parity import max_rel_error, outputs, sample_input
+from tests.topologies import randomize_bn
+
+A = keras.applications
+# One member per family, at the smallest input size each accepts.
+FAMILIES = {
+    "VGG16": (A.VGG16, 32),
+    "ResNet50": (A.ResNet50, 32),
+    "ResNet50V2": (A.ResNet50V2, 32),
+    "InceptionV3": (A.InceptionV3, 75),
+    "InceptionResNetV2": (A.InceptionResNetV2, 75),
+    "Xception": (A.Xception, 71),
+    "MobileNet": (A.MobileNet, 32),
+    "MobileNetV2": (A.MobileNetV2, 32),
+    "MobileNetV3Small": (A.MobileNetV3Small, 32),
+    "DenseNet121": (A.DenseNet121, 32),
+    "NASNetMobile": (A.NASNetMobile, 32),
+    "EfficientNetB0": (A.EfficientNetB0, 32),
+    "EfficientNetV2B0": (A.EfficientNetV2B0, 32),
+    "ConvNeXtTiny": (A.ConvNeXtTiny, 32),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_application_prunes_with_parity(family, tmp_path):
+    builder, size = FAMILIES[family]
+    model = randomize_bn(builder(weights=None, input_shape=(size, size, 3), classes=10))
+    x = sample_input(model)
+
+    masked = tfc.wrap(model)
+    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
+    tfc.prune(masked, ratio=0.3)
+    compact = tfc.strip(masked)
+    expected = outputs(masked, x)
+    assert max_rel_error(expected, outputs(compact, x)) <= 1e-4
+    assert compact.count_params() < model.count_params()
+
+    path = tfc.export.saved_model(compact, str(tmp_path / "sm"))
+    assert max_rel_error(expected, tfc.export.serve(path, x)) <= 1e-4
+
+
+def test_every_family_is_covered():
+    families = {n for n in dir(A) if n.islower() and not n.startswith("_")} - {
+        "imagenet_utils", "resnet50", "vgg19"  # aliases / utilities of covered families
+    }
+    covered = {fn.__module__.rsplit(".", 1)[-1] for fn, _ in FAMILIES.values()}
+    assert families <= covered | {"resnet", "resnet_v2", "vgg16"}, families - covered

@@ -1,0 +1,104 @@
+"""Every bad input gives a clear error naming the thing and the value."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tfcompress.graph import UnknownLayerError, register_rule
+from tfcompress.graph.rules import RULES, Channelwise
+
+
+class Doubler(layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+
+
+def _small():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, name="conv_a")(inp)
+    return keras.Model(inp, layers.Conv2D(2, 1, name="conv_b")(x))
+
+
+def test_unknown_layer_names_layer_class_and_fix():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3)(inp)
+    x = Doubler(name="doubler")(x)
+    model = keras.Model(inp, layers.Conv2D(2, 1)(x))
+    with pytest.raises(UnknownLayerError, match=r"Layer 'doubler' of class .*Doubler has no "
+                       r"channel rule.*register_rule\(Doubler.*exclude=\['doubler'\]"):
+        tfc.DependencyGraph(model)
+    # Both suggested fixes work.
+    assert tfc.DependencyGraph(model, exclude=["doubler"]).groups
+    try:
+        register_rule(Doubler, Channelwise())
+        assert tfc.DependencyGraph(model).prunable_groups
+    finally:
+        RULES.pop(Doubler)
+
+
+def test_register_rule_rejects_non_rule():
+    with pytest.raises(TypeError, match="Rule. Received: rule='x'"):
+        register_rule(Doubler, "x")
+
+
+def test_subclassed_model_is_rejected():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__(name="my_net")
+            self.d = layers.Dense(2)
+
+        def call(self, x):
+            return self.d(x)
+
+    net = Net()
+    net(np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match="'my_net' \\(Net\\) is a subclassed model"):
+        tfc.wrap(net)
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5, "0.5", True])
+def test_ratio_outside_unit_interval(ratio):
+    masked = tfc.wrap(_small())
+    with pytest.raises(ValueError, match=r"ratio must be a number in \[0, 1\). Received: ratio="):
+        tfc.prune(masked, ratio=ratio)
+
+
+def test_unbuilt_model():
+    model = keras.Sequential([layers.Dense(3)], name="lazy")
+    with pytest.raises(ValueError, match="Model 'lazy' is not built"):
+        tfc.wrap(model)
+
+
+def test_not_a_model():
+    with pytest.raises(TypeError, match="Expected a keras.Model. Received: model="):
+        tfc.DependencyGraph(layers.Dense(3))
+
+
+def test_unknown_layer_name_in_exclude():
+    with pytest.raises(ValueError, match=r"exclude names layer\(s\) \['nope'\].*conv_a"):
+        tfc.wrap(_small(), exclude=["nope"])
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="Unknown pruning method. Received: method='obd'"):
+        tfc.wrap(_small(), method="obd")
+
+
+def test_prune_without_wrap():
+    with pytest.raises(ValueError, match="has no mask layers. Call `tfcompress.wrap"):
+        tfc.prune(_small(), ratio=0.5)
+
+
+def test_plan_naming_unknown_mask():
+    masked = tfc.wrap(_small())
+    with pytest.raises(ValueError, match="names mask layer 'ghost_mask'"):
+        tfc.apply_plan(masked, tfc.PruningPlan(keep={"ghost_mask": [0]}))
+
+
+def test_bad_mask_units_and_maps():
+    with pytest.raises(ValueError, match="positive integer units. Received: units=0"):
+        tfc.layers.ChannelMask(0)
+    with pytest.raises(ValueError, match=r"channel_maps\[0\] holds \[5\], outside \[-1, 2\)"):
+        tfc.layers.ChannelMask(2, channel_maps=[[0, 5]], name="m")

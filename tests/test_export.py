@@ -1,0 +1,102 @@
+"""Exporters: named SavedModel signature, .keras, TFLite run in LiteRT, atomic writes."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+import tfcompress as tfc
+from tests.topologies import randomize_bn
+
+
+def _compact():
+    inp = keras.Input((12, 12, 3), name="image")
+    x = layers.Conv2D(8, 3, padding="same")(inp)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = randomize_bn(keras.Model(inp, layers.Dense(4)(x)))
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.5)
+    return tfc.strip(masked)
+
+
+@pytest.fixture(scope="module")
+def compact():
+    return _compact()
+
+
+def _x(n=4):
+    return np.random.default_rng(0).uniform(size=(n, 12, 12, 3)).astype("float32")
+
+
+def test_saved_model_named_signature(compact, tmp_path):
+    path = tfc.export.saved_model(compact, str(tmp_path / "sm"), signature_name="classify")
+    out = tfc.export.serve(path, {"image": _x()}, signature_name="classify")
+    np.testing.assert_allclose(out[0], compact(_x()), rtol=1e-5, atol=1e-6)
+    with pytest.raises(KeyError, match="has no signature 'detect'. Signatures: .*'classify'"):
+        tfc.export.serve(path, _x(), signature_name="detect")
+
+
+@pytest.mark.parametrize("quantization,tolerance", [(None, 1e-4), ("dynamic", 0.1)])
+def test_tflite_runs_in_litert(compact, tmp_path, quantization, tolerance):
+    check = tfc.export.tflite(
+        compact, str(tmp_path / "m.tflite"), quantization=quantization, check_data=_x()
+    )
+    assert os.path.getsize(check.path) == check.size_bytes
+    assert check.output_shapes == [[4, 4]]
+    scale = float(np.max(np.abs(compact(_x()))))
+    assert check.max_abs_error <= tolerance * max(scale, 1.0)
+
+
+def test_tflite_full_int8(compact, tmp_path):
+    check = tfc.export.tflite(
+        compact, str(tmp_path / "int8.tflite"), quantization="int8",
+        representative_data=[_x(8)],
+    )
+    ref = np.asarray(compact(_x(8)))
+    assert check.max_abs_error <= 0.1 * float(np.max(np.abs(ref))) + 0.05
+    float_check = tfc.export.tflite(compact, str(tmp_path / "f.tflite"))
+    assert check.size_bytes < float_check.size_bytes
+
+
+def test_tflite_bad_arguments(compact, tmp_path):
+    with pytest.raises(ValueError, match="Full int8 quantization needs representative_data"):
+        tfc.export.tflite(compact, str(tmp_path / "a.tflite"), quantization="int8")
+    with pytest.raises(ValueError, match="Unknown quantization. Received: quantization='int4'"):
+        tfc.export.tflite(compact, str(tmp_path / "b.tflite"), quantization="int4")
+    assert not os.listdir(tmp_path)
+
+
+def test_keras_file_roundtrip_and_suffix(compact, tmp_path):
+    path = tfc.export.keras_file(compact, str(tmp_path / "c.keras"))
+    np.testing.assert_allclose(keras.models.load_model(path)(_x()), compact(_x()), rtol=1e-6)
+    with pytest.raises(ValueError, match="must end in '.keras'. Received: path="):
+        tfc.export.keras_file(compact, str(tmp_path / "c.h5"))
+
+
+def test_failed_export_leaves_nothing_behind(compact, tmp_path, monkeypatch):
+    target = tmp_path / "sm"
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        tfc.export.saved_model(compact, str(target))
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_export_keeps_previous_file(compact, tmp_path, monkeypatch):
+    path = tmp_path / "c.keras"
+    tfc.export.keras_file(compact, str(path))
+    before = path.read_bytes()
+    monkeypatch.setattr(keras.Model, "save", lambda *a, **k: (_ for _ in ()).throw(OSError("x")))
+    with pytest.raises(OSError):
+        tfc.export.keras_file(compact, str(path))
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["c.keras"]

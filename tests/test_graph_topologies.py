@@ -1,0 +1,87 @@
+"""Parity per topology: wrap changes nothing, strip(prune(wrap)) equals the masked model."""
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tests.parity import max_rel_error, outputs, sample_input
+from tests.topologies import TOPOLOGIES, randomize_bn
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+def test_wrap_prune_strip_parity(name):
+    model = randomize_bn(TOPOLOGIES[name]())
+    x = sample_input(model)
+    reference = outputs(model, x)
+
+    masked = tfc.wrap(model, method="l1_filter")
+    assert max_rel_error(reference, outputs(masked, x)) <= 1e-6
+
+    plan = tfc.prune(masked, ratio=0.5)
+    assert plan.keep, "nothing was prunable"
+    assert any(len(k) < masked.get_layer(n).units for n, k in plan.keep.items())
+    compact = tfc.strip(masked)
+    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    assert compact.count_params() < model.count_params()
+    # the original model is untouched
+    assert max_rel_error(reference, outputs(model, x)) == 0.0
+
+
+def test_stripped_model_is_plain_keras():
+    compact = tfc.strip(tfc.wrap(TOPOLOGIES["resnet_add"]()))
+    names = {type(layer).__module__.split(".")[0] for layer in compact.layers}
+    assert names == {"keras"}
+
+
+def test_residual_group_couples_all_producers():
+    model = TOPOLOGIES["resnet_add"]()
+    graph = tfc.DependencyGraph(model)
+    # The 16-wide stage: projection shortcut, two residual convs, first conv of block 3
+    # input... every producer feeding the same Add chain is one group.
+    add_groups = [g for g in graph.prunable_groups if len(g.layers("out")) >= 3]
+    assert add_groups, graph.groups
+    producers = {m.layer.name for m in add_groups[0].layers("out")}
+    assert len(producers) >= 3
+
+
+def test_outputs_keep_their_channels():
+    model = TOPOLOGIES["multi_output"]()
+    graph = tfc.DependencyGraph(model)
+    for g in graph.groups:
+        names = {m.layer.name for m in g.layers("out")}
+        if names & {"seg", "aux"}:
+            assert not g.prunable and g.pinned_by == "model output"
+    compact = tfc.strip(_pruned(model))
+    assert [tuple(o.shape) for o in compact.outputs] == [tuple(o.shape) for o in model.outputs]
+
+
+def test_excluded_layer_keeps_channels():
+    model = TOPOLOGIES["sequential_chain"]()
+    first_conv = model.layers[0].name
+    compact = tfc.strip(_pruned(model, exclude=[first_conv]))
+    assert compact.get_layer(first_conv).filters == model.get_layer(first_conv).filters
+    assert compact.count_params() < model.count_params()
+
+
+def test_concat_offsets_and_flatten_index_maps():
+    model = TOPOLOGIES["flatten_dense"]()
+    graph = tfc.DependencyGraph(model)
+    (group,) = [g for g in graph.prunable_groups if g.size == 10]
+    dense_in = [m for m in group.layers("in") if m.layer.name.startswith("dense")][0]
+    per_channel = dense_in.index_map.per_channel(group.size)
+    # Flatten of a 3x3x10 map: channel c sits at features c, c+10, ..., c+80.
+    np.testing.assert_array_equal(per_channel[3], np.arange(3, 90, 10))
+
+
+def test_prune_ratio_zero_keeps_everything():
+    model = randomize_bn(TOPOLOGIES["resnet_add"]())
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.0)
+    compact = tfc.strip(masked)
+    assert compact.count_params() == model.count_params()
+
+
+def _pruned(model, exclude=()):
+    masked = tfc.wrap(model, exclude=exclude)
+    tfc.prune(masked, ratio=0.5)
+    return masked

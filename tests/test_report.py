@@ -1,0 +1,49 @@
+"""Report: params and MACs by hand, compression ratios, table and JSON."""
+
+import json
+
+import keras
+import numpy as np
+from keras import layers
+
+import tfcompress as tfc
+from tfcompress.metrics import count_macs, layer_stats
+
+
+def test_macs_by_hand():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="c")(inp)  # 8*8*4 * 3*3*3 = 6912
+    x = layers.DepthwiseConv2D(3, padding="same", name="dw")(x)  # 8*8*4*9 = 2304
+    x = layers.SeparableConv2D(5, 3, strides=2, padding="same", name="sep")(x)
+    # 4*4 * (9*4 + 4*5) = 896
+    x = layers.Conv2DTranspose(2, 2, strides=2, name="up")(x)  # 4*4 in * 4 * 5 * 2 = 640
+    x = layers.Flatten()(x)
+    out = layers.Dense(3, name="fc")(x)  # 8*8*2*3 = 384
+    model = keras.Model(inp, out)
+    macs = {s.name: s.macs for s in layer_stats(model)}
+    assert macs == {"c": 6912, "dw": 2304, "sep": 896, "up": 640, "flatten": 0, "fc": 384}
+    assert count_macs(model) == 6912 + 2304 + 896 + 640 + 384
+
+
+def test_report_ratios_structured_and_unstructured():
+    inp = keras.Input((16,))
+    model = keras.Model(inp, layers.Dense(4)(layers.Dense(32, activation="relu")(inp)))
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.5)
+    rep = tfc.report(model, tfc.strip(masked))
+    t = rep.totals()
+    assert t["params_before"] == 16 * 32 + 32 + 32 * 4 + 4
+    assert t["params_after"] == 16 * 16 + 16 + 16 * 4 + 4
+    assert t["mac_ratio"] == (16 * 32 + 32 * 4) / (16 * 16 + 16 * 4)
+    assert np.isclose(t["compression_ratio"], 1 / (1 - t["weight_sparsity"]))
+    data = json.loads(rep.to_json())
+    assert {r["layer"] for r in data["layers"]} == {layer.name for layer in model.layers[1:]}
+    # biases start at zero, so the nonzero count is the kept kernels: 16*16 + 16*4
+    assert "params 676 -> 320 nonzero" in rep.table()
+
+    sparse = tfc.wrap(model, method="magnitude")
+    tfc.prune(sparse, ratio=0.8)
+    t = tfc.report(model, tfc.strip(sparse)).totals()
+    assert t["params_after"] == t["params_before"]
+    assert t["nonzero_params_after"] < 0.3 * t["params_before"]
+    assert t["compression_ratio"] > 3.0
