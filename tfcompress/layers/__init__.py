@@ -2,7 +2,16 @@
 
 from tfcompress.layers.channel_gate import ChannelGate
 from tfcompress.layers.channel_mask import ChannelMask
+from tfcompress.layers.soft_topk_mask import SoftTopKMask
 from tfcompress.layers.space_to_depth import SpaceToDepth
+from tfcompress.layers.taylor_mask import TaylorMask
 from tfcompress.layers.weight_mask import WeightMask
 
-__all__ = ["ChannelGate", "ChannelMask", "SpaceToDepth", "WeightMask"]
+__all__ = [
+    "ChannelGate",
+    "ChannelMask",
+    "SoftTopKMask",
+    "SpaceToDepth",
+    "TaylorMask",
+    "WeightMask",
+]
