@@ -1,9 +1,19 @@
 """Importance criteria: a channel group in, one score per channel out."""
 
+from tfcompress.importance.bn_scale import bn_scale
 from tfcompress.importance.magnitude import l1_filter, magnitude_mask
+from tfcompress.importance.soft_topk import soft_topk
+from tfcompress.importance.taylor import taylor
+from tfcompress.importance.weight_threshold import std_threshold_mask
 
-# method name -> fn(group, **context) -> scores (higher = more important)
-CRITERIA = {"l1_filter": l1_filter}
+# method name -> fn(group, **context) -> scores (higher = more important). A criterion
+# may carry `prepare(model, data=, graph=)`, run once before the groups are scored.
+CRITERIA = {
+    "l1_filter": l1_filter,
+    "taylor": taylor,
+    "slimming": bn_scale,
+    "soft_topk": soft_topk,
+}
 
 
 def register_criterion(name, fn):
@@ -11,4 +21,13 @@ def register_criterion(name, fn):
     CRITERIA[name] = fn
 
 
-__all__ = ["CRITERIA", "l1_filter", "magnitude_mask", "register_criterion"]
+__all__ = [
+    "CRITERIA",
+    "bn_scale",
+    "l1_filter",
+    "magnitude_mask",
+    "register_criterion",
+    "soft_topk",
+    "std_threshold_mask",
+    "taylor",
+]

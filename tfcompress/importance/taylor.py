@@ -1,0 +1,92 @@
+"""First-order Taylor importance (Molchanov et al. 2017), read from `TaylorMask` layers.
+
+A `TaylorMask` accumulates, during ordinary training steps, `|mean(x * dL/dx)|` per
+channel and batch (see `tfcompress.layers.TaylorMask`). The criterion l2-normalises the
+accumulated sums per group, so scores of different layers compare in a global ranking.
+Without accumulated scores, `prepare` measures them over `data` in a separate pass.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfcompress.importance.sites import group_sites
+from tfcompress.layers import TaylorMask
+
+
+def taylor_masks(model):
+    """All `TaylorMask` layers of `model` (nested models included)."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, TaylorMask):
+            out.append(layer)
+        elif hasattr(layer, "layers"):
+            out.extend(taylor_masks(layer))
+    return out
+
+
+def measure(model, data, steps=None):
+    """Resets the Taylor scores of `model` and accumulates them over `data`.
+
+    Args:
+        model: a model wrapped with method "taylor" and compiled with its loss.
+        data: an iterable of `(x, y)` or `(x, y, sample_weight)` batches.
+        steps: optional number of batches to use.
+    """
+    if data is None:
+        raise ValueError(
+            "taylor needs data: pass batches of (x, y) as `data=`, or train with "
+            "`tfcompress.callbacks.StructuredPruning(method='taylor', ...)` so the scores "
+            "accumulate during fit."
+        )
+    if getattr(model, "_compile_loss", None) is None:
+        raise ValueError(
+            f"taylor measures gradients of the training loss: compile model '{model.name}' "
+            "with its loss before pruning with data."
+        )
+    masks = taylor_masks(model)
+    for m in masks:
+        m.reset_scores()
+    for i, batch in enumerate(data):
+        if steps is not None and i >= steps:
+            break
+        x, y, sw = (
+            (tuple(batch) + (None,))[:3]
+            if isinstance(batch, (tuple, list))
+            else (batch, None, None)
+        )
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=False)
+            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+        tape.gradient(loss, model.trainable_variables)
+        for m in masks:
+            m.fold()
+
+
+def taylor(group, graph=None, **unused):
+    """One score per group channel: its accumulated Taylor importance, l2-normalised."""
+    sites = group_sites(graph, group, TaylorMask)
+    if not sites:
+        raise ValueError(
+            f"The taylor criterion reads TaylorMask scores, but group {group.index} has none. "
+            "Wrap the model with `tfcompress.wrap(model, method='taylor')`."
+        )
+    scores = np.zeros(group.size, np.float64)
+    for site in sites:
+        scores[site.group_channel] += np.asarray(site.layer.score, np.float64)
+    norm = np.linalg.norm(scores)
+    if not np.isfinite(norm) or norm == 0:
+        raise ValueError(
+            f"No Taylor importance has been accumulated for mask '{sites[0].layer.name}'. "
+            "taylor needs data: pass `data=` batches to prune, or train with "
+            "`tfcompress.callbacks.StructuredPruning(method='taylor', ...)` first."
+        )
+    return scores / norm
+
+
+def _prepare(model, data=None, graph=None, **unused):
+    """Before ranking: measure fresh scores over `data` when it is given."""
+    if data is not None:
+        measure(model, data)
+
+
+taylor.prepare = _prepare
