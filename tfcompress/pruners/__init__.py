@@ -1,6 +1,26 @@
 """Pruners: decide which channels to keep (a plan, plain data) and set the masks."""
 
+from tfcompress.pruners.batchnorm import recalibrate_bn
+from tfcompress.pruners.budget import compact_params, ratio_for_compression
 from tfcompress.pruners.plan import PruningPlan, apply_plan, plan_from_masks
 from tfcompress.pruners.prune import prune, select_channels
+from tfcompress.pruners.ranking import keep_count, select
+from tfcompress.pruners.scores import score_groups
+from tfcompress.pruners.stats import mask_stats
+from tfcompress.pruners.weights import prune_weights
 
-__all__ = ["PruningPlan", "apply_plan", "plan_from_masks", "prune", "select_channels"]
+__all__ = [
+    "PruningPlan",
+    "apply_plan",
+    "compact_params",
+    "keep_count",
+    "mask_stats",
+    "plan_from_masks",
+    "prune",
+    "prune_weights",
+    "ratio_for_compression",
+    "recalibrate_bn",
+    "score_groups",
+    "select",
+    "select_channels",
+]

@@ -3,10 +3,10 @@
 import numpy as np
 
 from tfcompress import importance
-from tfcompress.graph import DependencyGraph
 from tfcompress.layers import WeightMask
+from tfcompress.pruners import ranking
 from tfcompress.pruners.plan import PruningPlan, apply_plan
-from tfcompress.surgery.masks import mask_sites
+from tfcompress.pruners.scores import GLOBAL_NORMALIZE, alive_channels, plan_for, score_groups
 
 
 def _check_ratio(ratio):
@@ -22,51 +22,62 @@ def select_channels(scores, ratio, min_channels=1):
     return np.sort(order[:n_keep])
 
 
-def prune(masked, ratio, data=None, method="l1_filter", min_channels=1):
-    """One-shot pruning: scores every prunable group and keeps the best channels.
+def prune(
+    masked,
+    ratio=None,
+    data=None,
+    method="l1_filter",
+    min_channels=1,
+    scope="local",
+    round_to=1,
+    threshold=None,
+    num_remove=None,
+    normalize=None,
+    keep_pruned=False,
+):
+    """Scores every prunable group and keeps the best channels (one pruning step).
 
     Args:
         masked: a model returned by `tfcompress.wrap`.
-        ratio: fraction in [0, 1) of each group's channels (or, for `magnitude`, of each
-            layer's weights) to remove.
-        data: batches for data-driven criteria (unused by `l1_filter` and `magnitude`).
+        ratio: fraction in [0, 1) of each group's channels (`scope="local"`), of all
+            channels (`scope="global"`) or, for `magnitude`, of each layer's weights to
+            remove.
+        data: batches for data-driven criteria (`taylor` without accumulated scores).
         method: a criterion of `tfcompress.importance.CRITERIA`, or "magnitude".
         min_channels: never keep fewer channels than this in a group.
+        scope: "local" (per-group ratio) or "global" (one ranking over all groups).
+        round_to: round each group's kept channel count up to a multiple of this.
+        threshold: instead of `ratio`, remove the channels scoring below this.
+        num_remove: instead of `ratio`, remove this many more channels.
+        normalize: score normalisation before a global ranking (default per criterion,
+            `tfcompress.pruners.scores.GLOBAL_NORMALIZE`).
+        keep_pruned: channels already masked stay masked (iterative pruning).
 
     Returns:
         The `PruningPlan` that was applied.
     """
-    _check_ratio(ratio)
     weight_masks = [layer for layer in masked.layers if isinstance(layer, WeightMask)]
     if weight_masks:
+        _check_ratio(ratio)
         return _prune_weights(weight_masks, ratio)
-    if method not in importance.CRITERIA:
-        raise ValueError(
-            f"Unknown channel criterion. Received: method={method!r}. "
-            f"Known: {sorted(importance.CRITERIA)} (and 'magnitude' on weight-masked models)."
-        )
-    graph = DependencyGraph(masked)
-    sites = mask_sites(graph)
-    if not sites:
-        raise ValueError(
-            f"Model '{masked.name}' has no mask layers. Call `tfcompress.wrap(model)` first "
-            "and prune the model it returns."
-        )
-    criterion = importance.CRITERIA[method]
-    kept_by_group = {}
-    for site in sites:
-        if site.group not in kept_by_group:
-            group = graph.groups[site.group]
-            scores = criterion(group, data=data, model=masked, graph=graph)
-            keep = np.zeros(group.size, bool)
-            keep[select_channels(scores, ratio, min_channels)] = True
-            kept_by_group[site.group] = keep
-    plan = PruningPlan(
-        keep={
-            s.layer.name: np.nonzero(kept_by_group[s.group][s.group_channel])[0].tolist()
-            for s in sites
-        }
+    if ratio is not None:
+        _check_ratio(ratio)
+    if normalize is None:
+        normalize = GLOBAL_NORMALIZE.get(method, "none") if scope == "global" else "none"
+    ranking.check_options(ratio, scope, min_channels, round_to, threshold, num_remove, normalize)
+    graph, sites, scores = score_groups(masked, method=method, data=data)
+    keep = ranking.select(
+        scores,
+        ratio=ratio,
+        scope=scope,
+        min_channels=min_channels,
+        round_to=round_to,
+        threshold=threshold,
+        num_remove=num_remove,
+        normalize=normalize,
+        alive=alive_channels(graph, sites) if keep_pruned else None,
     )
+    plan = plan_for(sites, keep)
     apply_plan(masked, plan)
     return plan
 

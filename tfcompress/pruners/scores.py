@@ -1,0 +1,67 @@
+"""Scoring the channel groups of a wrapped model, and turning keep flags into a plan."""
+
+import numpy as np
+
+from tfcompress import importance
+from tfcompress.graph import DependencyGraph
+from tfcompress.pruners.plan import PruningPlan
+from tfcompress.surgery.masks import mask_sites
+
+# Score normalisation a global ranking uses by default, per criterion (see
+# `tfcompress.pruners.ranking.NORMALIZERS`): L1 norms grow with a filter's fan-in, so
+# they are compared relative to their layer's mean; Taylor scores arrive l2-normalised.
+GLOBAL_NORMALIZE = {"l1_filter": "mean"}
+
+
+def score_groups(masked, method="l1_filter", data=None, graph=None):
+    """Scores every group that has a mask layer.
+
+    Returns:
+        `(graph, sites, scores)`: the dependency graph of `masked`, its `MaskSite`s and
+        `{group index: np.ndarray of scores}`.
+    """
+    if method not in importance.CRITERIA:
+        raise ValueError(
+            f"Unknown channel criterion. Received: method={method!r}. "
+            f"Known: {sorted(importance.CRITERIA)} (and 'magnitude' on weight-masked models)."
+        )
+    graph = graph or DependencyGraph(masked)
+    sites = mask_sites(graph)
+    if not sites:
+        raise ValueError(
+            f"Model '{masked.name}' has no mask layers. Call `tfcompress.wrap(model)` first "
+            "and prune the model it returns."
+        )
+    criterion = importance.CRITERIA[method]
+    prepare = getattr(criterion, "prepare", None)
+    if prepare is not None:
+        prepare(masked, data=data, graph=graph)
+    scores = {}
+    for site in sites:
+        if site.group not in scores:
+            group = graph.groups[site.group]
+            s = np.asarray(criterion(group, data=data, model=masked, graph=graph), np.float64)
+            if s.shape != (group.size,):
+                raise ValueError(
+                    f"Criterion {method!r} returned scores of shape {s.shape} for group "
+                    f"{group.index} of {group.size} channels."
+                )
+            scores[site.group] = s
+    return graph, sites, scores
+
+
+def alive_channels(graph, sites):
+    """`{group: bool}`: the channels each group's mask currently keeps."""
+    alive = {}
+    for site in sites:
+        flags = np.asarray(site.layer.mask) > 0.5
+        a = alive.setdefault(site.group, np.ones(graph.groups[site.group].size, bool))
+        a[site.group_channel] &= flags
+    return alive
+
+
+def plan_for(sites, keep):
+    """The `PruningPlan` setting each mask layer to the group keep flags `keep`."""
+    return PruningPlan(
+        keep={s.layer.name: np.nonzero(keep[s.group][s.group_channel])[0].tolist() for s in sites}
+    )

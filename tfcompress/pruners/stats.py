@@ -1,0 +1,40 @@
+"""What the masks of a wrapped model currently keep (for logs and reports)."""
+
+import numpy as np
+
+from tfcompress.layers import ChannelMask
+from tfcompress.pruners.weights import weight_masks
+
+
+def _layers(model, cls):
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, cls):
+            out.append(layer)
+        elif hasattr(layer, "layers"):
+            out.extend(_layers(layer, cls))
+    return out
+
+
+def mask_stats(model):
+    """`{"kept_channels/<mask>": n, "weight_sparsity/<layer>": s, "channel_sparsity": s,
+    "weight_sparsity": s}` for the mask and weight-mask layers of `model`."""
+    stats, kept, total = {}, 0, 0
+    for mask in _layers(model, ChannelMask):
+        scale = np.abs(np.asarray(mask.channel_scale()))
+        n = int(np.sum((np.asarray(mask.mask) > 0.5) & (scale > 0)))
+        stats[f"kept_channels/{mask.name}"] = n
+        kept, total = kept + n, total + mask.units
+    if total:
+        stats["channel_sparsity"] = 1.0 - kept / total
+    zeros, size = 0, 0
+    for wm in weight_masks(model):
+        z, s = 0, 0
+        for m in wm.masks.values():
+            values = np.asarray(m)
+            z, s = z + int(np.sum(values < 0.5)), s + values.size
+        stats[f"weight_sparsity/{wm.layer.name}"] = z / max(s, 1)
+        zeros, size = zeros + z, size + s
+    if size:
+        stats["weight_sparsity"] = zeros / size
+    return stats
