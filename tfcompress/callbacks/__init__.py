@@ -1,0 +1,18 @@
+"""Keras callbacks that drive pruning schedules and masks inside an ordinary `fit`.
+
+    StructuredPruning  channel pruning by l1_filter / taylor / slimming on a schedule
+    MagnitudePruning   Han et al.'s element-wise masks (sparsity or quality * std)
+    SoftTopK           ACoSP's annealed soft top-k masks, hardened at ending_epoch
+    PruningSummaries   kept channels and sparsity to TensorBoard and the fit logs
+
+All state (masks, scores, temperatures) lives in model variables and the schedule step is
+the optimizer's `iterations`, so `keras.callbacks.BackupAndRestore` and weight checkpoints
+resume a run mid-schedule.
+"""
+
+from tfcompress.callbacks.magnitude import MagnitudePruning
+from tfcompress.callbacks.soft_topk import SoftTopK
+from tfcompress.callbacks.structured import StructuredPruning
+from tfcompress.callbacks.summaries import PruningSummaries
+
+__all__ = ["MagnitudePruning", "PruningSummaries", "SoftTopK", "StructuredPruning"]

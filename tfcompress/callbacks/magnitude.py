@@ -1,0 +1,52 @@
+"""`MagnitudePruning`: Han et al.'s unstructured pruning during `fit`."""
+
+import keras
+
+from tfcompress.callbacks._state import current_step
+from tfcompress.pruners.weights import prune_weights, weight_masks
+from tfcompress.schedules import Schedule
+
+
+class MagnitudePruning(keras.callbacks.Callback):
+    """Sets the element-wise masks of a model wrapped with method "magnitude" whenever
+    `schedule(step)` says so: to the schedule's sparsity, or -- with `quality` -- by Han's
+    per-layer threshold `quality * std(w)`. Weights once masked stay masked (and exactly
+    zero: `WeightMask` re-zeroes them in every training step).
+
+        masked = tfc.wrap(model, "magnitude")
+        masked.compile(...)
+        masked.fit(x, y, epochs=4, callbacks=[MagnitudePruning(
+            Polynomial(0.0, 0.8, begin_step=0, end_step=1000, frequency=100))])
+    """
+
+    def __init__(self, schedule, quality=None):
+        super().__init__()
+        if not isinstance(schedule, Schedule):
+            raise TypeError(
+                f"schedule must be a tfcompress.schedules.Schedule. Received: schedule={schedule!r}"
+            )
+        if quality is not None and (
+            isinstance(quality, bool) or not isinstance(quality, (int, float)) or quality < 0
+        ):
+            raise ValueError(f"quality must be a number >= 0. Received: quality={quality!r}")
+        self.schedule = schedule
+        self.quality = quality
+        self.events = []
+
+    def on_train_begin(self, logs=None):
+        if not weight_masks(self.model):
+            raise ValueError(
+                f"MagnitudePruning needs a model wrapped with method='magnitude'; model "
+                f"'{self.model.name}' has no WeightMask layer."
+            )
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = current_step(self.model)
+        should, sparsity = self.schedule(step)
+        if not should:
+            return
+        if self.quality is not None:
+            achieved = prune_weights(self.model, quality=self.quality)
+        else:
+            achieved = prune_weights(self.model, sparsity=sparsity)
+        self.events.append((step, achieved))

@@ -1,0 +1,104 @@
+"""`SoftTopK`: ACoSP's annealed soft top-k masks, hardened at `ending_epoch`."""
+
+import keras
+import numpy as np
+
+from tfcompress.callbacks._state import current_step, layers_of
+from tfcompress.graph import DependencyGraph
+from tfcompress.layers import SoftTopKMask
+from tfcompress.pruners import ranking
+from tfcompress.pruners.plan import apply_plan
+from tfcompress.pruners.scores import plan_for, score_groups
+from tfcompress.schedules import ACoSPTemperature
+
+
+class SoftTopK(keras.callbacks.Callback):
+    """Drives the `SoftTopKMask` layers of a model wrapped with method "soft_topk".
+
+    At the start of training every mask learns to select `k = keep_count(C,
+    final_sparsity, min_channels, round_to)` of its C channels. Before each batch the
+    temperature is set to `schedule(epoch)` (epoch = step / steps per epoch, a float);
+    at `ending_epoch` each mask keeps exactly its k channels of highest logits and
+    becomes hard (the seed's `soft_to_hard_k`). Training then goes on with hard masks.
+
+        masked = tfc.wrap(model, "soft_topk")
+        masked.compile(...)
+        masked.fit(x, y, epochs=6, callbacks=[SoftTopK(
+            ACoSPTemperature(final_sparsity=0.5, starting_epoch=0, ending_epoch=4))])
+
+    Args:
+        schedule: an `ACoSPTemperature`.
+        min_channels: channels every group keeps at least (ACoSP's
+            `min_remaining_elements`).
+        round_to: round kept channel counts up to a multiple of this.
+        steps_per_epoch: default: from `fit` (needed when fit does not know it).
+    """
+
+    def __init__(self, schedule, min_channels=1, round_to=1, steps_per_epoch=None):
+        super().__init__()
+        if not isinstance(schedule, ACoSPTemperature):
+            raise TypeError(
+                f"schedule must be an ACoSPTemperature. Received: schedule={schedule!r}"
+            )
+        ranking.check_options(0.0, "local", min_channels, round_to)
+        if steps_per_epoch is not None and (
+            not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
+        ):
+            raise ValueError(
+                "steps_per_epoch must be a positive integer. Received: "
+                f"steps_per_epoch={steps_per_epoch!r}"
+            )
+        self.schedule = schedule
+        self.min_channels = min_channels
+        self.round_to = round_to
+        self.steps_per_epoch = steps_per_epoch
+        self.hardened_at = None
+
+    def on_train_begin(self, logs=None):
+        self._masks = layers_of(self.model, SoftTopKMask)
+        if not self._masks:
+            raise ValueError(
+                f"SoftTopK needs a model wrapped with method='soft_topk'; model "
+                f"'{self.model.name}' has no SoftTopKMask layer."
+            )
+        self._steps = self.steps_per_epoch or (self.params or {}).get("steps")
+        if not self._steps:
+            raise ValueError(
+                "SoftTopK cannot tell the epoch from the step: fit does not know the "
+                "number of steps per epoch. Pass SoftTopK(..., steps_per_epoch=N)."
+            )
+        self._graph = DependencyGraph(self.model)
+        for mask in self._masks:
+            k = ranking.keep_count(
+                mask.units, self.schedule.final_sparsity, self.min_channels, self.round_to
+            )
+            mask.keep.assign(float(k))
+
+    def is_hard(self):
+        return all(float(keras.ops.convert_to_numpy(m.hard)) > 0.5 for m in self._masks)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.is_hard():
+            return
+        epoch = current_step(self.model) / self._steps
+        if self.schedule.is_hard(epoch):
+            self.harden()
+            self.hardened_at = current_step(self.model)
+            return
+        temperature = self.schedule(epoch)
+        for mask in self._masks:
+            mask.temperature.assign(temperature)
+
+    def harden(self):
+        """Each mask keeps exactly its `keep` channels of highest logits, from now on."""
+        graph, sites, scores = score_groups(self.model, "soft_topk", graph=self._graph)
+        keep = {}
+        for site in sites:
+            k = int(round(float(keras.ops.convert_to_numpy(site.layer.keep))))
+            order = np.argsort(-scores[site.group], kind="stable")
+            flags = np.zeros(len(order), bool)
+            flags[order[:k]] = True
+            keep[site.group] = flags
+        apply_plan(self.model, plan_for(sites, keep))
+        for mask in self._masks:
+            mask.hard.assign(1.0)

@@ -1,0 +1,117 @@
+"""`StructuredPruning`: channel pruning (l1_filter, taylor, slimming) during `fit`."""
+
+import keras
+
+from tfcompress.callbacks._state import current_step, layers_of
+from tfcompress.graph import DependencyGraph
+from tfcompress.importance import CRITERIA
+from tfcompress.layers import ChannelMask, TaylorMask
+from tfcompress.pruners import ranking
+from tfcompress.pruners.plan import apply_plan
+from tfcompress.pruners.scores import GLOBAL_NORMALIZE, alive_channels, plan_for, score_groups
+from tfcompress.schedules import Schedule
+
+
+class StructuredPruning(keras.callbacks.Callback):
+    """Prunes the channels of a model from `tfcompress.wrap` whenever `schedule` says so.
+
+    Before each batch the callback asks `schedule(step)` (step = the optimizer's
+    `iterations`); on a pruning step it scores the groups with `method`'s criterion and
+    masks the lowest channels, keeping those already masked masked. For "taylor" it also
+    folds the importance the `TaylorMask` layers gathered in each batch's backward pass
+    (`|mean(x * dL/dx)|`) and resets it after every pruning step, as Molchanov et al. do.
+
+        masked = tfc.wrap(model, "taylor")
+        masked.compile(...)
+        masked.fit(data, epochs=3, callbacks=[StructuredPruning(
+            Iterative(final_ratio=0.5, begin_step=200, end_step=1000, frequency=200),
+            method="taylor", scope="global")])
+
+    Args:
+        schedule: a `tfcompress.schedules.Schedule` (the ratio to reach at each step).
+        method: a channel criterion ("l1_filter", "taylor", "slimming", ...).
+        scope: "local" (the ratio per group) or "global" (of all channels).
+        min_channels: channels every group keeps at least.
+        round_to: round kept channel counts up to a multiple of this.
+        num_remove: instead of the schedule's ratio, remove this many more channels at
+            each pruning step (Molchanov's "lowest N per step").
+        threshold: instead of the ratio, remove channels scoring below this.
+        normalize: score normalisation for global ranking (default per criterion).
+    """
+
+    def __init__(
+        self,
+        schedule,
+        method="l1_filter",
+        scope="local",
+        min_channels=1,
+        round_to=1,
+        num_remove=None,
+        threshold=None,
+        normalize=None,
+    ):
+        super().__init__()
+        if not isinstance(schedule, Schedule):
+            raise TypeError(
+                "schedule must be a tfcompress.schedules.Schedule (OneShot, Iterative, "
+                f"Polynomial). Received: schedule={schedule!r}"
+            )
+        if method not in CRITERIA:
+            raise ValueError(
+                f"Unknown channel criterion. Received: method={method!r}. Known: {sorted(CRITERIA)}"
+            )
+        if normalize is None:
+            normalize = GLOBAL_NORMALIZE.get(method, "none") if scope == "global" else "none"
+        probe = 0.0 if num_remove is None and threshold is None else None
+        ranking.check_options(
+            probe, scope, min_channels, round_to, threshold, num_remove, normalize
+        )
+        self.schedule = schedule
+        self.method = method
+        self.options = dict(
+            scope=scope,
+            min_channels=min_channels,
+            round_to=round_to,
+            num_remove=num_remove,
+            threshold=threshold,
+            normalize=normalize,
+        )
+        self.events = []  # (step, kept channels) of each pruning step of this run
+
+    def on_train_begin(self, logs=None):
+        self._graph = DependencyGraph(self.model)
+        self._taylor = layers_of(self.model, TaylorMask)
+        if self.method == "taylor" and not self._taylor:
+            raise ValueError(
+                "StructuredPruning(method='taylor') needs TaylorMask layers: wrap the model "
+                "with `tfcompress.wrap(model, method='taylor')`."
+            )
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = current_step(self.model)
+        should, ratio = self.schedule(step)
+        if should:
+            self.prune_now(ratio)
+            self.events.append((step, self.kept_channels()))
+
+    def on_train_batch_end(self, batch, logs=None):
+        for mask in self._taylor:
+            mask.fold()
+
+    def prune_now(self, ratio):
+        """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""
+        graph, sites, scores = score_groups(self.model, self.method, graph=self._graph)
+        opts = dict(self.options)
+        if opts["num_remove"] is None and opts["threshold"] is None:
+            opts["ratio"] = ratio
+        keep = ranking.select(scores, alive=alive_channels(graph, sites), **opts)
+        apply_plan(self.model, plan_for(sites, keep))
+        for mask in self._taylor:
+            mask.reset_scores()
+
+    def kept_channels(self):
+        """`{mask layer name: kept channels}`."""
+        return {
+            m.name: int((keras.ops.convert_to_numpy(m.mask) > 0.5).sum())
+            for m in layers_of(self.model, ChannelMask)
+        }
