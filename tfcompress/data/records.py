@@ -8,14 +8,14 @@ the first record that cannot be read (nothing after it is readable).
 import collections
 import dataclasses
 import os
+import struct
+import zlib
 
 import numpy as np
 import tensorflow as tf
 
 from tfcompress.data import decode, pipeline, schema
 from tfcompress.data.errors import CorruptInputError
-
-_SCAN_BATCH = 512
 
 
 @dataclasses.dataclass
@@ -42,26 +42,54 @@ class VerifyReport:
         return [f"{f.path}: record {i}: {msg}" for f in self.files for i, msg in f.corrupt]
 
 
-def _read_raw(path, compression):
-    """All readable raw records of a file and, if it breaks off, ``(index, message)``."""
-    records = []
-    batched = tf.data.TFRecordDataset(path, compression_type=compression).batch(_SCAN_BATCH)
+def _decompress(data, compression):
+    """Decompressed bytes and, for a GZIP stream that breaks off, a message."""
+    if compression != "GZIP":
+        return data, None
+    inflater = zlib.decompressobj(wbits=31)
     try:
-        for batch in batched:
-            records.extend(batch.numpy().tolist())
-        return records, None
-    except tf.errors.OpError:
-        pass
-    # Re-read the failing batch record by record to find the exact index.
-    single = tf.data.TFRecordDataset(path, compression_type=compression).skip(len(records))
-    iterator = iter(single)
-    while True:
-        try:
-            records.append(next(iterator).numpy())
-        except StopIteration:
-            return records, None
-        except tf.errors.OpError as e:
-            return records, (len(records), f"truncated or corrupt data: {e.message}")
+        out = inflater.decompress(data)
+    except zlib.error as e:
+        return b"", f"corrupt GZIP stream: {e}"
+    if not inflater.eof:
+        return out, "truncated GZIP stream (no end-of-stream marker)"
+    return out, None
+
+
+def _frame(stream):
+    """Splits TFRecord framing (u64 length, u32 crc, data, u32 crc); reports a cut record."""
+    records, offset = [], 0
+    while offset < len(stream):
+        if len(stream) - offset < 12:
+            return records, f"truncated record header ({len(stream) - offset} of 12 bytes)"
+        (length,) = struct.unpack_from("<Q", stream, offset)
+        if offset + 16 + length > len(stream):
+            have = len(stream) - offset - 12
+            return records, f"truncated record: {max(have, 0)} of {length + 4} data bytes"
+        records.append(stream[offset + 12 : offset + 12 + length])
+        offset += 16 + length
+    return records, None
+
+
+def _read_raw(path, compression):
+    """All readable raw records of a file and, if it breaks off, ``(index, message)``.
+
+    TensorFlow's reader silently stops at a record cut short at the end of a file (e.g. an
+    interrupted copy), so the framing is walked here; TensorFlow then checks the CRCs.
+    """
+    with open(path, "rb") as f:
+        stream, gzip_error = _decompress(f.read(), compression)
+    records, frame_error = _frame(stream)
+    read = 0
+    try:
+        for _ in tf.data.TFRecordDataset(path, compression_type=compression):
+            read += 1
+    except tf.errors.OpError as e:
+        bad = read
+        if bad < len(records):  # a CRC error inside the readable part
+            return records[:bad], (bad, f"corrupt record: {e.message.splitlines()[0]}")
+    error = frame_error or gzip_error
+    return records, (len(records), error) if error else None
 
 
 def _check_fn(task, channels):

@@ -32,7 +32,7 @@ from tfcompress.data.sources.common import (
 
 
 def load_label_map(path):
-    """Reads a label-map JSON file: ``{"id" or "r,g,b": class index}``."""
+    """Reads a label-map JSON file (see ``parse_label_map``)."""
     try:
         with open(path) as f:
             raw = json.load(f)
@@ -40,18 +40,23 @@ def load_label_map(path):
         raise FileNotFoundError(f"Label map file not found: {path}") from e
     except json.JSONDecodeError as e:
         raise ValueError(f"Label map {path} is not valid JSON: {e}") from e
+    return parse_label_map(raw, origin=path)
+
+
+def parse_label_map(raw, origin="label map"):
+    """``{"id" or "r,g,b": class index}`` -> ``{(id,) or (r, g, b): class index}``."""
     if not isinstance(raw, dict) or not raw:
-        raise ValueError(f"Label map {path} must be a non-empty JSON object")
+        raise ValueError(f"Label map {origin} must be a non-empty JSON object")
     label_map = {}
     for key, value in raw.items():
         parts = key.split(",")
         if len(parts) not in (1, 3) or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"Label map {path}: key {key!r} is neither an id nor 'r,g,b'")
-        if not (isinstance(value, int) and (0 <= value < IGNORE_LABEL or value == IGNORE_LABEL)):
-            raise ValueError(f"Label map {path}: value {value!r} of {key!r} is not 0..254 or 255")
+            raise ValueError(f"Label map {origin}: key {key!r} is neither an id nor 'r,g,b'")
+        if not (isinstance(value, int) and 0 <= value <= IGNORE_LABEL):
+            raise ValueError(f"Label map {origin}: value {value!r} of {key!r} is not 0..255")
         label_map[tuple(int(p) for p in parts)] = value
     if len({len(k) for k in label_map}) != 1:
-        raise ValueError(f"Label map {path} mixes ids and 'r,g,b' colours")
+        raise ValueError(f"Label map {origin} mixes ids and 'r,g,b' colours")
     return label_map
 
 

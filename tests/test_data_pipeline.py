@@ -1,0 +1,124 @@
+"""build_dataset contracts: element structure per task, determinism, errors, skip_corrupt."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcompress.data import build_dataset, encode, shards
+
+
+def _write(tmp_path, records, split="train", num_shards=2):
+    with shards.ShardWriter(str(tmp_path), split, num_shards) as writer:
+        for r in records:
+            writer.write(r)
+    return str(tmp_path / f"{split}-*.tfrecord")
+
+
+def _classification(n=10, size=(12, 10)):
+    rng = np.random.default_rng(0)
+    return [encode.classification_example(
+        encode.encode_png(rng.integers(0, 256, (*size, 3), dtype=np.uint8)), i % 3)
+        for i in range(n)]  # fmt: skip
+
+
+def _segmentation(n=6, size=(16, 20)):
+    rng = np.random.default_rng(1)
+    return [encode.segmentation_example(
+        encode.encode_png(rng.integers(0, 256, (*size, 1), dtype=np.uint8)),
+        rng.integers(0, 4, size, dtype=np.uint8)) for _ in range(n)]  # fmt: skip
+
+
+def _detection(n=6, size=(20, 20)):
+    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.2, 0.6, 0.9, 0.9], [0, 0, 1, 1]], np.float32)
+    return [encode.detection_example(
+        encode.encode_png(np.full((*size, 3), 9 * i, np.uint8)), boxes[: 1 + i % 3],
+        np.arange(1 + i % 3)) for i in range(n)]  # fmt: skip
+
+
+def test_classification_element_spec(tmp_path):
+    pattern = _write(tmp_path, _classification())
+    for training in (True, False):
+        ds = build_dataset(pattern, "classification", 4, training, output_size=(8, 8))
+        image_spec, label_spec = ds.element_spec
+        assert image_spec.shape.as_list() == [4 if training else None, 8, 8, 3]
+        assert image_spec.dtype == tf.float32 and label_spec.dtype == tf.int32
+        images, labels = next(iter(ds))
+        assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+        assert set(labels.numpy()) <= {0, 1, 2}
+
+
+def test_segmentation_element_spec_and_labels(tmp_path):
+    pattern = _write(tmp_path, _segmentation())
+    ds = build_dataset(pattern, "segmentation", 3, training=True, output_size=(12, 12), seed=0)
+    image_spec, mask_spec = ds.element_spec
+    assert image_spec.shape.as_list() == [3, 12, 12, 1]
+    assert mask_spec.shape.as_list() == [3, 12, 12] and mask_spec.dtype == tf.int32
+    masks = np.concatenate([m.numpy() for _, m in ds.repeat(3)])
+    assert set(np.unique(masks)) <= {0, 1, 2, 3, 255} and (masks == 255).any()
+    eval_ds = build_dataset(pattern, "segmentation", 3, training=False)  # native 16x20
+    assert eval_ds.element_spec[1].shape.as_list() == [None, 16, 20]
+
+
+def test_detection_element_spec(tmp_path):
+    pattern = _write(tmp_path, _detection())
+    ds = build_dataset(pattern, "detection", 2, training=True, max_boxes=5, seed=0)
+    image_spec, target_spec = ds.element_spec
+    assert image_spec.shape.as_list() == [2, 20, 20, 3]
+    assert sorted(target_spec) == ["boxes", "classes", "difficult", "num_boxes"]
+    assert target_spec["boxes"].shape.as_list() == [2, 5, 4]
+    assert target_spec["classes"].shape.as_list() == [2, 5]
+    assert target_spec["classes"].dtype == tf.int32
+    assert target_spec["num_boxes"].shape.as_list() == [2]
+    eval_target = next(iter(build_dataset(pattern, "detection", 6, training=False, max_boxes=2)))[1]
+    assert eval_target["num_boxes"].numpy().tolist() == [1, 2, 2, 1, 2, 2]  # 3 truncated to 2
+
+
+def test_deterministic_with_seed(tmp_path):
+    pattern = _write(tmp_path, _segmentation(n=8), num_shards=3)
+
+    def run(seed):
+        ds = build_dataset(pattern, "segmentation", 4, training=True, output_size=(10, 10),
+                           seed=seed, deterministic=True)  # fmt: skip
+        return [m.numpy() for _, m in ds]
+
+    a, b, c = run(5), run(5), run(6)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_no_matching_file_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No TFRecord file matches file_pattern=.*nope-\*"):
+        build_dataset(str(tmp_path / "nope-*"), "classification", 2, training=False)
+
+
+def test_uncompressed_read_as_gzip_named(tmp_path):
+    with shards.ShardWriter(str(tmp_path), "train", 1, compression="") as writer:
+        writer.write(_classification(1)[0])
+    with pytest.raises(ValueError, match=r"Cannot read record 0 of .*train-00000-of-00001"):
+        build_dataset(str(tmp_path / "train-*"), "classification", 2, training=False)
+    ds = build_dataset(str(tmp_path / "train-*"), "classification", 2, False, compression="")
+    assert next(iter(ds))[0].shape == (1, 12, 10, 3)
+
+
+def test_skip_corrupt_drops_undecodable_records(tmp_path):
+    records = _classification(6)
+    bad = encode.EncodedImage(b"\x89PNG\r\n\x1a\nbroken", "png", 12, 10, 3, "bad")
+    records.insert(2, encode.classification_example(bad, 1))
+    pattern = _write(tmp_path, records, num_shards=1)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        list(build_dataset(pattern, "classification", 7, training=False))
+    ds = build_dataset(pattern, "classification", 7, training=False, skip_corrupt=True)
+    assert next(iter(ds))[1].numpy().tolist() == [0, 1, 2, 0, 1, 2]  # bad one gone
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(task="depth", batch_size=2), r"task='depth'"),
+        (dict(task="classification", batch_size=0), r"batch_size=0"),
+    ],
+)
+def test_bad_arguments(tmp_path, kwargs, match):
+    pattern = _write(tmp_path, _classification(2))
+    with pytest.raises(ValueError, match=match):
+        build_dataset(pattern, training=False, **kwargs)

@@ -1,0 +1,152 @@
+"""Shards, manifest, verify and inspect: atomic writes and corrupt records named by index."""
+
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcompress.data import convert, encode, records, shards
+from tfcompress.data.convert import Item, Record, Source
+from tfcompress.data.errors import CorruptInputError
+
+ROOT = os.path.dirname(os.path.dirname(__file__))
+
+
+def _record(i, image=None):
+    image = image or encode.encode_png(np.full((4, 5), i, np.uint8), f"img{i}")
+    return Record(encode.classification_example(image, i % 2), {i % 2: 1})
+
+
+def _source(n, fail_at=None, hook=None):
+    def load(i):
+        if hook:
+            hook(i)
+        if i == fail_at:
+            raise RuntimeError("interrupted")
+        return _record(i)
+
+    items = [Item(f"img{i}", lambda i=i: load(i)) for i in range(n)]
+    return Source("classification", {"train": items}, ["even", "odd"])
+
+
+def test_no_whole_looking_shard_while_writing_or_after_a_crash(tmp_path):
+    seen = []
+    hook = lambda i: seen.append(sorted(p.name for p in tmp_path.glob("train-*")))  # noqa: E731
+    with pytest.raises(RuntimeError, match="interrupted"):
+        convert.convert(_source(10, fail_at=7, hook=hook), str(tmp_path), 3)
+    assert seen and all(names == [] for names in seen)  # nothing visible mid-write
+    assert os.listdir(tmp_path) == []  # temp files removed, no manifest
+
+
+def test_killed_conversion_leaves_only_hidden_temp_files(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {ROOT!r})
+        from tests.test_data_records import _source
+        from tfcompress.data import convert
+        def hook(i):
+            if i == 5:
+                os.kill(os.getpid(), signal.SIGKILL)
+        convert.convert(_source(10, hook=hook), {str(tmp_path)!r}, 2)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
+    assert result.returncode == -9, result.stderr
+    names = sorted(os.listdir(tmp_path))
+    assert names == [".train-00000-of-00002.tfrecord.tmp", ".train-00001-of-00002.tfrecord.tmp"]
+
+
+def test_manifest_merges_splits_and_stale_shards_go(tmp_path):
+    convert.convert(_source(5), str(tmp_path), 4)
+    val = Source("classification", {"val": _source(3).splits["train"]}, ["even", "odd"])
+    manifest = convert.convert(val, str(tmp_path), 1)
+    assert sorted(manifest["splits"]) == ["train", "val"]
+    assert manifest["splits"]["train"]["shard_counts"] == [2, 1, 1, 1]
+    assert manifest["splits"]["val"]["class_histogram"] == {"0": 2, "1": 1}
+    with open(tmp_path / "manifest.json") as f:
+        assert json.load(f) == manifest
+    convert.convert(_source(5), str(tmp_path), 2)  # re-shard train: 4 old shards removed
+    assert sorted(p.name for p in tmp_path.glob("train-*")) == [
+        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]  # fmt: skip
+
+
+def _corrupt_set(tmp_path):
+    """Shard 0: record 1 has broken PNG bytes. Shard 1: its stream ends inside record 2."""
+    bad = encode.EncodedImage(b"\x89PNG\r\n\x1a\ngarbage", "png", 4, 5, 1, "bad")
+    with shards.ShardWriter(str(tmp_path), "test", 2) as writer:
+        for i in range(6):
+            writer.write(_record(i, bad if i == 2 else None).serialized)
+    cut = tmp_path / "test-00001-of-00002.tfrecord"
+    stream = gzip.decompress(cut.read_bytes())
+    cut.write_bytes(gzip.compress(stream[: len(stream) - 20]))
+    return str(tmp_path / "test-*.tfrecord")
+
+
+def test_verify_names_file_and_record(tmp_path):
+    report = records.verify_records(_corrupt_set(tmp_path))
+    assert report.task == "classification" and report.num_corrupt == 2
+    messages = report.messages()
+    assert "test-00000-of-00002.tfrecord: record 1:" in messages[0]
+    assert "test-00001-of-00002.tfrecord: record 2: truncated" in messages[1]
+    with pytest.raises(CorruptInputError, match=r"Corrupt record in .*test-00000-of-00002"
+                       r"\.tfrecord: record 1"):  # fmt: skip
+        records.verify_records(str(tmp_path / "test-*"), raise_on_error=True)
+
+
+def test_verify_catches_a_cut_file_tensorflow_reads_silently(tmp_path):
+    with shards.ShardWriter(str(tmp_path), "train", 1) as writer:
+        for i in range(3):
+            writer.write(_record(i).serialized)
+    path = tmp_path / "train-00000-of-00001.tfrecord"
+    stream = gzip.decompress(path.read_bytes())
+    first = 16 + struct.unpack_from("<Q", stream)[0]
+    second = first + 16 + struct.unpack_from("<Q", stream, first)[0]
+    # A copy cut off after record 1's bytes: the GZIP stream has no end marker.
+    path.write_bytes(gzip.compress(stream[:second])[:-8])
+    assert sum(1 for _ in tf.data.TFRecordDataset(str(path), "GZIP")) == 2  # TF: no error
+    ((index, message),) = records.verify_records(str(path)).files[0].corrupt
+    assert index == 2 and message.startswith("truncated GZIP stream")
+
+
+def test_verify_finds_a_flipped_byte(tmp_path):
+    with shards.ShardWriter(str(tmp_path), "val", 1, compression="") as writer:
+        for i in range(3):
+            writer.write(_record(i).serialized)
+    path = tmp_path / "val-00000-of-00001.tfrecord"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside record 1
+    path.write_bytes(bytes(data))
+    report = records.verify_records(str(path), compression="")
+    assert report.messages() == [f"{path}: record 1: " + report.files[0].corrupt[0][1]]
+    assert "corrupt record" in report.messages()[0]
+
+
+def test_verify_and_inspect_command_lines(tmp_path):
+    convert.convert(_source(6), str(tmp_path / "good"), 2)
+    pattern = _corrupt_set(tmp_path)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    verify = [sys.executable, "-m", "tfrecords_tools.verify"]
+    bad = subprocess.run([*verify, f"--file_pattern={pattern}"],
+                         capture_output=True, text=True, cwd=ROOT, env=env)  # fmt: skip
+    assert bad.returncode == 1
+    assert "corrupt: " in bad.stdout and "test-00000-of-00002.tfrecord: record 1" in bad.stdout
+    samples = tmp_path / "samples"
+    report = records.inspect_records(str(tmp_path / "good" / "train-*"), num_samples=2,
+                                     samples_dir=str(samples))  # fmt: skip
+    assert report["num_records"] == 6 and report["task"] == "classification"
+    assert report["class_histogram"] == {0: 3, 1: 3}
+    assert sorted(p.name for p in samples.iterdir()) == ["sample_000_image.png",
+                                                         "sample_001_image.png"]  # fmt: skip
+    good = subprocess.run([sys.executable, "-m", "tfrecords_tools.verify",
+                           f"--file_pattern={tmp_path / 'good' / '*.tfrecord'}"],
+                          capture_output=True, text=True, cwd=ROOT, env=env)  # fmt: skip
+    assert (
+        good.returncode == 0 and "6 records in 2 files (classification): 0 corrupt" in good.stdout
+    )

@@ -1,0 +1,120 @@
+"""segmentation_pairs route: image folder + label folder, id and colour label maps."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfcompress.data import build_dataset, convert
+from tfcompress.data.errors import CorruptInputError
+from tfcompress.data.sources import segmentation_pairs as pairs
+
+H, W = 6, 7
+COLOURS = {"170,170,170": 0, "0,255,0": 1, "0,0,0": 255}
+
+
+def _pairs(root, labels, suffix="", ext=".jpg"):
+    os.makedirs(os.path.join(root, "rgb"), exist_ok=True)
+    os.makedirs(os.path.join(root, "gt"), exist_ok=True)
+    rng = np.random.default_rng(3)
+    images = []
+    for i, label in enumerate(labels):
+        image = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+        Image.fromarray(image).save(os.path.join(root, "rgb", f"b{i}{ext}"))
+        if label is not None:
+            Image.fromarray(label).save(os.path.join(root, "gt", f"b{i}{suffix}.png"))
+        images.append(os.path.join(root, "rgb", f"b{i}{ext}"))
+    return images
+
+
+def _masks(pattern):
+    ds = build_dataset(pattern, "segmentation", 8, training=False)
+    return np.concatenate([m.numpy() for _, m in ds])
+
+
+def test_id_label_map(tmp_path):
+    ids = np.arange(H * W, dtype=np.uint8).reshape(H, W) % 4
+    _pairs(str(tmp_path), [ids, 3 - ids], suffix="_mask")
+    map_path = tmp_path / "map.json"
+    map_path.write_text(json.dumps({"0": 255, "1": 0, "2": 1, "3": 2}))
+    label_map = pairs.load_label_map(str(map_path))
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), split="val",
+                       label_map=label_map, label_suffix="_mask")  # fmt: skip
+    manifest = convert.convert(src, str(tmp_path / "out"), 1)
+    assert manifest["num_classes"] == 3
+    lut = np.array([255, 0, 1, 2])
+    np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "val-*")),
+                                  np.stack([lut[ids], lut[3 - ids]]))  # fmt: skip
+
+
+def test_colour_label_map_and_jpeg_pixels(tmp_path):
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, :3] = 170
+    rgb[:2, 3:] = (0, 255, 0)
+    images = _pairs(str(tmp_path), [rgb])
+    map_path = tmp_path / "colours.json"
+    map_path.write_text(json.dumps(COLOURS))
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"),
+                       label_map=pairs.load_label_map(str(map_path)))  # fmt: skip
+    convert.convert(src, str(tmp_path / "out"), 1)
+    expected = np.full((H, W), 255)
+    expected[:, :3] = 0
+    expected[:2, 3:] = 1
+    np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "train-*"))[0], expected)
+    ds = build_dataset(str(tmp_path / "out" / "train-*"), "segmentation", 1, training=False)
+    image = next(iter(ds))[0][0].numpy()
+    np.testing.assert_array_equal(image, np.asarray(Image.open(images[0])) / np.float32(255))
+
+
+def test_no_map_checks_num_classes(tmp_path):
+    ids = np.full((H, W), 2, np.uint8)
+    ids[0, 0] = 255
+    _pairs(str(tmp_path), [ids])
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=3)
+    convert.convert(src, str(tmp_path / "out"), 1)
+    np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "train-*"))[0], ids)
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=2)
+    with pytest.raises(CorruptInputError, match=r"Label id\(s\) \[2\] outside the label map in "
+                       r".*gt/b0\.png"):  # fmt: skip
+        convert.convert(src, str(tmp_path / "out"), 1)
+
+
+def test_colour_outside_map_named(tmp_path):
+    rgb = np.full((H, W, 3), 170, np.uint8)
+    rgb[1, 1] = (1, 2, 3)
+    _pairs(str(tmp_path), [rgb])
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"),
+                       label_map=pairs.parse_label_map(COLOURS))  # fmt: skip
+    with pytest.raises(CorruptInputError, match=r"colour\(s\) \[\(1, 2, 3\)\] outside the label "
+                       r"map in .*gt/b0\.png"):  # fmt: skip
+        convert.convert(src, str(tmp_path / "out"), 1)
+
+
+def test_image_without_label_named(tmp_path):
+    _pairs(str(tmp_path), [np.zeros((H, W), np.uint8), None])
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=2)
+    with pytest.raises(CorruptInputError, match=r"Image without its label: .*rgb/b1\.jpg "
+                       r"\(expected .*gt/b1\.png\)"):  # fmt: skip
+        convert.convert(src, str(tmp_path / "out"), 1)
+    manifest = convert.convert(src, str(tmp_path / "out"), 1, skip_corrupt=True)
+    assert manifest["splits"]["train"]["num_skipped"] == 1
+
+
+def test_size_mismatch_named(tmp_path):
+    _pairs(str(tmp_path), [np.zeros((H + 2, W), np.uint8)])
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=2)
+    with pytest.raises(CorruptInputError, match=r"size mismatch: .*b0\.jpg is 6x7 but "
+                       r".*b0\.png is 8x7"):  # fmt: skip
+        convert.convert(src, str(tmp_path / "out"), 1)
+
+
+def test_missing_label_folder_and_bad_map(tmp_path):
+    _pairs(str(tmp_path), [None])
+    with pytest.raises(FileNotFoundError, match=r"Missing label folder: .*nolabels"):
+        pairs.source(str(tmp_path / "rgb"), str(tmp_path / "nolabels"), num_classes=2)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"a,b": 1}')
+    with pytest.raises(ValueError, match=r"bad\.json: key 'a,b' is neither an id nor 'r,g,b'"):
+        pairs.load_label_map(str(bad))
