@@ -4,13 +4,26 @@ import keras
 from keras import ops
 
 
+class MaskConstraint:
+    """Variable constraint: the optimizer applies it after each update (then `previous`,
+    the variable's own constraint, if any)."""
+
+    def __init__(self, mask, previous=None):
+        self.mask = mask
+        self.previous = previous
+
+    def __call__(self, value):
+        value = value * ops.cast(self.mask, value.dtype)
+        return value if self.previous is None else self.previous(value)
+
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class WeightMask(keras.layers.Wrapper):
     """Runs the wrapped layer with some of its weights multiplied by binary masks.
 
-    Masked entries get zero gradient, and in training the wrapped variables are also
-    re-zeroed where masked, so momentum carried from before pruning cannot revive them:
-    masked weights stay exactly zero while the others train.
+    Masked entries get zero gradient, and each masked variable carries a constraint that
+    re-applies its mask after every optimizer update, so momentum carried from before
+    pruning cannot revive them: masked weights stay exactly zero while the others train.
 
     Args:
         layer: a layer with the weights to mask (e.g. Conv2D, Dense).
@@ -39,6 +52,8 @@ class WeightMask(keras.layers.Wrapper):
             )
             for n in self.weight_names
         }
+        for n, mask in self.masks.items():
+            names[n].constraint = MaskConstraint(mask, names[n].constraint)
         self.built = True
 
     def masked_value(self, variable):
@@ -48,10 +63,6 @@ class WeightMask(keras.layers.Wrapper):
         return variable.value * ops.cast(mask, variable.dtype)
 
     def call(self, inputs, training=None):
-        if training:
-            for v in self.layer.trainable_variables:
-                if v.name in self.masks:
-                    v.assign(self.masked_value(v))
         trainable = [self.masked_value(v) for v in self.layer.trainable_variables]
         outputs, _ = self.layer.stateless_call(
             trainable, [v.value for v in self.layer.non_trainable_variables], inputs
