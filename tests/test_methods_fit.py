@@ -1,0 +1,100 @@
+"""Each method driven by its callback inside one ordinary `fit`, then stripped: the
+compact model computes what the masked model computes (rel. error <= 1e-4)."""
+
+import glob
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tfcompress import callbacks as cb
+from tfcompress import schedules
+from tfcompress.pruners import mask_stats, recalibrate_bn
+
+from .parity import max_rel_error, outputs
+from .pruning_models import compile_model, conv_bn_net, data
+
+STEPS = 8  # batches per epoch below (128 images, batch 16)
+
+RECIPES = {
+    "magnitude": ({}, lambda: cb.MagnitudePruning(
+        schedules.Polynomial(0.0, 0.8, begin_step=0, end_step=2 * STEPS, frequency=4))),
+    "l1_filter": ({}, lambda: cb.StructuredPruning(
+        schedules.Iterative(0.5, begin_step=0, end_step=STEPS, frequency=4), "l1_filter",
+        scope="global")),
+    "taylor": ({}, lambda: cb.StructuredPruning(
+        schedules.Iterative(0.5, begin_step=4, end_step=2 * STEPS, frequency=6), "taylor",
+        scope="global", round_to=2)),
+    "slimming": ({"penalty": 1e-3}, lambda: cb.StructuredPruning(
+        schedules.OneShot(0.5, step=2 * STEPS), "slimming", scope="global")),
+    "soft_topk": ({}, lambda: cb.SoftTopK(
+        schedules.ACoSPTemperature(0.5, ending_epoch=2), min_channels=2)),
+}
+
+
+@pytest.mark.parametrize("method", sorted(RECIPES))
+def test_method_in_fit_then_strip_parity(method, tmp_path):
+    x, y = data(128)
+    options, make_callback = RECIPES[method]
+    model = conv_bn_net()
+    masked = compile_model(tfc.wrap(model, method, **options))
+    history = masked.fit(
+        x, y, batch_size=16, epochs=3, verbose=0,
+        callbacks=[make_callback(), cb.PruningSummaries(tmp_path / "tb")],
+    )
+    stats = mask_stats(masked)
+    key = "weight_sparsity" if method == "magnitude" else "channel_sparsity"
+    assert stats[key] >= 0.45 and history.history[key][-1] == pytest.approx(stats[key])
+    assert glob.glob(str(tmp_path / "tb" / "pruning" / "events.out.tfevents.*"))
+    compact = tfc.strip(masked)
+    assert max_rel_error(outputs(masked, x[:32]), outputs(compact, x[:32])) <= 1e-4
+    if method != "magnitude":
+        assert compact.count_params() < 0.6 * model.count_params()
+
+
+def test_masked_weights_stay_zero_while_training():
+    x, y = data(128)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "magnitude"))
+    masked.fit(x, y, batch_size=16, epochs=1, verbose=0)  # Adam moments for every weight
+    tfc.pruners.prune_weights(masked, sparsity=0.7)
+    masked.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    for name in ("conv0_wm", "conv1_wm", "conv2_wm", "logits_wm"):
+        wrapper = masked.get_layer(name)
+        mask = np.asarray(wrapper.masks["kernel"])
+        kernel = np.asarray(wrapper.layer.kernel)
+        assert (mask == 0).sum() == int(np.floor(0.7 * mask.size))
+        assert np.all(kernel[mask == 0] == 0)
+        assert np.count_nonzero(kernel[mask == 1]) == int(mask.sum())
+
+
+def test_han_quality_rule_iterates_to_higher_sparsity():
+    x, y = data(128)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "magnitude"))
+    callback = cb.MagnitudePruning(
+        schedules.Iterative(0.9, begin_step=0, end_step=16, frequency=8), quality=0.7)
+    masked.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[callback])
+    sparsities = [float(np.mean(list(a.values()))) for _, a in callback.events]
+    assert len(sparsities) == 3 and sparsities[0] > 0.3
+    assert sparsities[0] < sparsities[1] < sparsities[2]
+
+
+def test_recalibrate_bn_matches_population_statistics():
+    x, _ = data(96)
+    model = conv_bn_net()
+    recalibrate_bn(model, [x[i:i + 32] for i in range(0, 96, 32)])
+    bn = model.get_layer("bn0")
+    conv = model.get_layer("conv0")
+    z = np.asarray(conv(x)).reshape(3, -1, conv.filters)  # three batches
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), z.mean(axis=1).mean(0), rtol=1e-4,
+                               atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), z.var(axis=1).mean(0),
+                               rtol=1e-3, atol=1e-6)
+    assert bn.momentum == 0.99
+
+
+def test_ratio_for_compression_reaches_the_budget():
+    masked = tfc.wrap(conv_bn_net(widths=(16, 16, 32)), "l1_filter")
+    ratio, params = tfc.pruners.ratio_for_compression(masked, 2.0, scope="local")
+    tfc.prune(masked, ratio)
+    compact = tfc.strip(masked)
+    assert compact.count_params() == params <= conv_bn_net(widths=(16, 16, 32)).count_params() / 2

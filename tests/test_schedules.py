@@ -1,0 +1,73 @@
+"""Schedules are pure policies: values, exact get_config round trips, bad input."""
+
+import pytest
+
+from tfcompress import schedules
+from tfcompress.schedules import ACoSPTemperature, Iterative, OneShot, Polynomial
+
+ALL = [
+    OneShot(0.5, step=10),
+    Iterative(0.6, begin_step=0, end_step=90, frequency=30, initial_ratio=0.2),
+    Polynomial(0.0, 0.8, begin_step=100, end_step=1100, power=3, frequency=50),
+    ACoSPTemperature(0.5, ending_epoch=8, starting_epoch=2, initial_temperature=2.0,
+                     final_temperature=0.01),
+]
+
+
+@pytest.mark.parametrize("schedule", ALL, ids=lambda s: type(s).__name__)
+def test_get_config_round_trip(schedule):
+    again = type(schedule).from_config(schedule.get_config())
+    assert again == schedule and again.get_config() == schedule.get_config()
+    assert schedules.deserialize(schedules.serialize(schedule)) == schedule
+
+
+def test_one_shot():
+    s = OneShot(0.5, step=10)
+    assert s(9) == (False, 0.5) and s(10) == (True, 0.5) and s(11) == (False, 0.5)
+
+
+def test_iterative_rises_in_equal_steps():
+    s = Iterative(0.6, begin_step=0, end_step=90, frequency=30, initial_ratio=0.2)
+    events = [(t, r) for t in range(0, 200) for should, r in [s(t)] if should]
+    assert [t for t, _ in events] == [0, 30, 60, 90]
+    assert [round(r, 6) for _, r in events] == [0.3, 0.4, 0.5, 0.6]
+    assert s.last_step == 90 and s(500) == (False, pytest.approx(0.6))
+
+
+def test_polynomial_matches_tfmot_formula():
+    s = Polynomial(0.1, 0.8, begin_step=100, end_step=1100, power=3, frequency=50)
+    for step in (0, 100, 150, 600, 1100, 2000):
+        p = min(1.0, max(0.0, (step - 100) / 1000))
+        expected = 0.8 + (0.1 - 0.8) * (1 - p) ** 3
+        should, ratio = s(step)
+        assert ratio == pytest.approx(expected)
+        assert should == (100 <= step <= 1100 and (step - 100) % 50 == 0)
+
+
+def test_acosp_temperature_log_linear():
+    s = ACoSPTemperature(0.5, ending_epoch=4, starting_epoch=0, initial_temperature=1.0,
+                         final_temperature=1e-4)
+    assert s(0) == pytest.approx(1.0) and s(2) == pytest.approx(1e-2)
+    assert s(4) == pytest.approx(1e-4) and s(9) == pytest.approx(1e-4)
+    assert not s.is_hard(3.99) and s.is_hard(4)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: OneShot(1.0), "ratio=1.0"),
+    (lambda: OneShot(-0.1), "ratio=-0.1"),
+    (lambda: Polynomial(0.0, 1.2, 0, 10), "final_ratio=1.2"),
+    (lambda: Iterative(0.5, begin_step=100, end_step=50, frequency=10), "ends before it begins"),
+    (lambda: Polynomial(0.0, 0.5, begin_step=10, end_step=10), "ends before it begins"),
+    (lambda: Iterative(0.5, 0, 10, frequency=0), "frequency=0"),
+    (lambda: ACoSPTemperature(0.5, ending_epoch=2, starting_epoch=5), "out of order"),
+    (lambda: ACoSPTemperature(1.5, ending_epoch=5), "final_sparsity=1.5"),
+    (lambda: ACoSPTemperature(0.5, 5, final_temperature=2.0), "anneal downwards"),
+])
+def test_bad_schedules(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_deserialize_unknown():
+    with pytest.raises(ValueError, match="Unknown schedule"):
+        schedules.deserialize({"class_name": "Cosine", "config": {}})
