@@ -5,31 +5,38 @@ import numpy as np
 
 from tfcompress.graph import DependencyGraph
 from tfcompress.graph.rules import unwrap
-from tfcompress.layers import ChannelGate, ChannelMask, WeightMask
+from tfcompress.layers import ChannelMask, SoftTopKMask, TaylorMask, WeightMask
+from tfcompress.surgery.penalties import bn_gamma_l1
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 STRUCTURED_METHODS = {
     "l1_filter": ChannelMask,
     "slimming": ChannelMask,
-    "taylor": ChannelMask,
-    "soft_topk": ChannelGate,
+    "taylor": TaylorMask,
+    "soft_topk": SoftTopKMask,
 }
+# method -> clone hook `fn(graph, **options) -> edit(layer, config) -> config` (see
+# `tfcompress.surgery.penalties`); `wrap`'s keyword options go to the method's hook.
+CLONE_HOOKS = {"slimming": bn_gamma_l1}
 UNSTRUCTURED_METHODS = ("magnitude",)
 METHODS = (*UNSTRUCTURED_METHODS, *STRUCTURED_METHODS)
 
 
-def register_method(name, mask_class):
-    """Lets a structured method choose its mask layer class (a ChannelMask subclass)."""
+def register_method(name, mask_class, clone_hook=None):
+    """Lets a structured method choose its mask layer class (a ChannelMask subclass) and,
+    optionally, a clone hook editing the configs of the layers `wrap` re-creates."""
     if not (isinstance(mask_class, type) and issubclass(mask_class, ChannelMask)):
         raise TypeError(f"mask_class must subclass ChannelMask. Received: {mask_class!r}")
     STRUCTURED_METHODS[name] = mask_class
+    if clone_hook is not None:
+        CLONE_HOOKS[name] = clone_hook
 
 
 def _copy_weights(op, new_layer):
     new_layer.set_weights(op.layer.get_weights())
 
 
-def wrap(model, method="l1_filter", exclude=(), graph=None):
+def wrap(model, method="l1_filter", exclude=(), graph=None, **options):
     """Returns a new model computing what `model` computes, with masks ready to prune.
 
     Args:
@@ -37,16 +44,22 @@ def wrap(model, method="l1_filter", exclude=(), graph=None):
         method: one of `tfcompress.METHODS`.
         exclude: names of layers to leave alone.
         graph: an already built `DependencyGraph(model, exclude)` (optional).
+        **options: options of the method's clone hook, e.g. `penalty=1e-4` (the L1
+            penalty on BatchNorm scales) for "slimming".
     """
     if method not in METHODS and method not in STRUCTURED_METHODS:
         raise ValueError(
             f"Unknown pruning method. Received: method={method!r}. "
             f"Known methods: {sorted(set(METHODS) | set(STRUCTURED_METHODS))}."
         )
+    if options and method not in CLONE_HOOKS:
+        raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
     graph = graph or DependencyGraph(model, exclude=exclude)
     if method in UNSTRUCTURED_METHODS:
         return _wrap_weights(graph, exclude)
-    return _wrap_channels(graph, STRUCTURED_METHODS[method])
+    hook = CLONE_HOOKS.get(method)
+    edit = hook(graph, **options) if hook is not None else None
+    return _wrap_channels(graph, STRUCTURED_METHODS[method], edit)
 
 
 def _wrap_weights(graph, exclude):
@@ -63,37 +76,51 @@ def _wrap_weights(graph, exclude):
     return rebuild(graph.traced, make_layer, on_built=on_built)
 
 
-def _wrap_channels(graph, mask_class):
-    masks = {}
-    for g in graph.prunable_groups:
-        producer = next((m.layer.name for m in g.members if m.role == "out"), f"g{g.index}")
-        masks[g.index] = mask_class(g.size, name=f"{producer}_mask")
-    # Each consumed tensor is masked once; every consumer reads the masked copy.
-    consumed = {k for op, k in graph.consumers()}
-    consumer_ops = {(op.index, k) for op, k in graph.consumers()}
-    masked_cache = {}
-
-    def transform_input(op, key, tensor):
-        if (op.index, key) not in consumer_ops or key not in consumed:
-            return tensor
-        if key in masked_cache:
-            return masked_cache[key]
+def _mask_calls(graph):
+    """For each consumed tensor: [(group index, site or None)], and each group's maps."""
+    prunable = {g.index for g in graph.prunable_groups}
+    calls, maps = {}, {g: [] for g in prunable}
+    for _, key in graph.consumers():
+        if key in calls:
+            continue
         groups, ranks = graph.group_channels(key)
-        out = tensor
+        calls[key] = []
         for gi in dict.fromkeys(groups.tolist()):
-            if gi not in masks:
+            if gi not in prunable:
                 continue
             sel = groups == gi
             if sel.all() and np.array_equal(ranks, np.arange(len(ranks))):
-                out = masks[gi](out)
+                calls[key].append((gi, None))
             else:
-                out = masks[gi](out, channel_map=np.where(sel, ranks, -1).tolist())
-        masked_cache[key] = out
-        return out
+                maps[gi].append(np.where(sel, ranks, -1).tolist())
+                calls[key].append((gi, len(maps[gi]) - 1))
+    return calls, maps
+
+
+def _wrap_channels(graph, mask_class, edit=None):
+    calls, maps = _mask_calls(graph)
+    masks = {}
+    for g in graph.prunable_groups:
+        producer = next((m.layer.name for m in g.members if m.role == "out"), f"g{g.index}")
+        masks[g.index] = mask_class(g.size, channel_maps=maps[g.index], name=f"{producer}_mask")
+    consumer_ops = {(op.index, k) for op, k in graph.consumers()}
+    masked_cache = {}  # each consumed tensor is masked once; its consumers share the copy
+
+    def transform_input(op, key, tensor):
+        if (op.index, key) not in consumer_ops:
+            return tensor
+        if key not in masked_cache:
+            out = tensor
+            for gi, site in calls[key]:
+                out = masks[gi](out) if site is None else masks[gi](out, site=site)
+            masked_cache[key] = out
+        return masked_cache[key]
 
     return rebuild(
         graph.traced,
-        make_layer=lambda op: clone_layer(op.layer),
+        make_layer=lambda op: clone_layer(
+            op.layer, None if edit is None else edit(op.layer, op.layer.get_config())
+        ),
         on_built=_copy_weights,
         transform_input=transform_input,
     )
