@@ -46,4 +46,4 @@ def mask_values(model):
     """`{mask layer name: mask as numpy}` for every ChannelMask of `model`."""
     from tfcompress.layers import ChannelMask
 
-    return {l.name: np.asarray(l.mask) for l in model.layers if isinstance(l, ChannelMask)}
+    return {m.name: np.asarray(m.mask) for m in model.layers if isinstance(m, ChannelMask)}

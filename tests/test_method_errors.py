@@ -1,0 +1,126 @@
+"""Bad input to the pruning methods gives a clear error naming the value."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tfcompress import callbacks as cb
+from tfcompress import schedules
+from tfcompress.pruners import prune_weights, ratio_for_compression, recalibrate_bn
+
+from .pruning_models import compile_model, conv_bn_net, data
+
+
+def _no_bn_net():
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(4, 3, activation="relu", name="c0")(inputs)
+    x = layers.Conv2D(4, 3, activation="relu", name="c1")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(2)(x))
+
+
+@pytest.mark.parametrize("ratio", [1.0, -0.2, 1.5])
+def test_sparsity_outside_unit_interval(ratio):
+    with pytest.raises(ValueError, match=f"ratio={ratio}"):
+        tfc.prune(tfc.wrap(conv_bn_net(), "taylor"), ratio, method="taylor")
+    with pytest.raises(ValueError, match=f"sparsity={ratio}"):
+        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), sparsity=ratio)
+    with pytest.raises(ValueError, match=f"final_ratio={ratio}"):
+        schedules.Polynomial(0.0, ratio, 0, 100)
+
+
+def test_taylor_without_data():
+    masked = tfc.wrap(conv_bn_net(), "taylor")
+    with pytest.raises(ValueError, match="taylor needs data"):
+        tfc.prune(masked, 0.5, method="taylor")
+
+
+def test_taylor_data_needs_a_compiled_loss():
+    x, y = data(8)
+    with pytest.raises(ValueError, match="compile model"):
+        tfc.prune(tfc.wrap(conv_bn_net(), "taylor"), 0.5, method="taylor", data=[(x, y)])
+
+
+def test_taylor_callback_needs_taylor_masks():
+    x, y = data(32)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "l1_filter"))
+    callback = cb.StructuredPruning(schedules.OneShot(0.5, 1), method="taylor")
+    with pytest.raises(ValueError, match="method='taylor'"):
+        masked.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+
+
+def test_slimming_without_batchnorm():
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        tfc.wrap(_no_bn_net(), "slimming")
+
+
+@pytest.mark.parametrize("penalty", [0, -1e-4, "big"])
+def test_slimming_bad_penalty(penalty):
+    with pytest.raises(ValueError, match="penalty="):
+        tfc.wrap(conv_bn_net(), "slimming", penalty=penalty)
+
+
+def test_options_for_a_method_without_them():
+    with pytest.raises(ValueError, match="takes no wrap options"):
+        tfc.wrap(conv_bn_net(), "l1_filter", penalty=1e-4)
+
+
+def test_soft_topk_epochs_out_of_order():
+    with pytest.raises(ValueError, match="starting_epoch=4, ending_epoch=3"):
+        cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=3, starting_epoch=4))
+
+
+def test_soft_topk_on_a_model_without_soft_masks():
+    x, y = data(32)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "l1_filter"))
+    with pytest.raises(ValueError, match="method='soft_topk'"):
+        masked.fit(x, y, epochs=1, verbose=0,
+                   callbacks=[cb.SoftTopK(schedules.ACoSPTemperature(0.5, 2))])
+
+
+def test_magnitude_callback_on_a_channel_masked_model():
+    x, y = data(32)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "l1_filter"))
+    with pytest.raises(ValueError, match="method='magnitude'"):
+        masked.fit(x, y, epochs=1, verbose=0,
+                   callbacks=[cb.MagnitudePruning(schedules.OneShot(0.5))])
+
+
+def test_callbacks_reject_non_schedules_and_bad_options():
+    with pytest.raises(TypeError, match="schedule=0.5"):
+        cb.StructuredPruning(0.5)
+    with pytest.raises(ValueError, match="scope='layer'"):
+        cb.StructuredPruning(schedules.OneShot(0.5), scope="layer")
+    with pytest.raises(ValueError, match="round_to=0"):
+        cb.StructuredPruning(schedules.OneShot(0.5), round_to=0)
+    with pytest.raises(ValueError, match="min_channels=0"):
+        tfc.prune(tfc.wrap(conv_bn_net()), 0.5, min_channels=0)
+    with pytest.raises(ValueError, match="method='fisher'"):
+        cb.StructuredPruning(schedules.OneShot(0.5), method="fisher")
+    with pytest.raises(ValueError, match="quality=-1"):
+        cb.MagnitudePruning(schedules.OneShot(0.5), quality=-1)
+
+
+def test_exactly_one_removal_rule():
+    with pytest.raises(ValueError, match="exactly one of ratio, threshold or num_remove"):
+        tfc.prune(tfc.wrap(conv_bn_net()), 0.5, threshold=0.1)
+    with pytest.raises(ValueError, match="exactly one of sparsity or quality"):
+        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"))
+
+
+def test_uncompiled_model_in_fit_loop():
+    masked = tfc.wrap(conv_bn_net())
+    callback = cb.StructuredPruning(schedules.OneShot(0.5))
+    callback.set_model(masked)
+    callback.on_train_begin()
+    with pytest.raises(ValueError, match="not compiled"):
+        callback.on_train_batch_begin(0)
+
+
+def test_compression_below_one_and_bn_free_recalibration():
+    with pytest.raises(ValueError, match="compression=0.5"):
+        ratio_for_compression(tfc.wrap(conv_bn_net()), 0.5)
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        recalibrate_bn(_no_bn_net(), [np.zeros((1, 8, 8, 1), "float32")])
