@@ -140,3 +140,21 @@ def test_detection_train_parse_keeps_static_shapes_and_valid_boxes():
 def test_parser_arguments_validated(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_shift_flip_batch_is_a_padded_window_per_example():
+    images = tf.random.stateless_uniform([16, 6, 5, 2], [0, 1])
+    out = augment.random_shift_flip_batch(SEED, images, max_shift=2).numpy()
+    padded = np.pad(images.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)])
+    flips = 0
+    for src, got in zip(padded, out, strict=True):
+        windows = [src[y:y + 6, x:x + 5] for y in range(5) for x in range(5)]  # fmt: skip
+        plain = any(np.array_equal(w, got) for w in windows)
+        mirrored = any(np.array_equal(w[:, ::-1], got) for w in windows)
+        assert plain or mirrored
+        flips += mirrored and not plain
+    assert 0 < flips < 16
+    single = parse.ClassificationParser((6, 5)).parse_train(
+        {"image": tf.cast(images[0] * 255, tf.uint8), "label": tf.constant(3, tf.int64)}, SEED
+    )
+    assert single[0].shape == (6, 5, 2) and int(single[1]) == 3

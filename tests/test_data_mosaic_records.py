@@ -43,7 +43,8 @@ def test_detection_round_trip_exact(tmp_path, fmnist_dir):
 def test_command_line(tmp_path, fmnist_dir):
     result = subprocess.run(
         [sys.executable, "-m", "tfrecords_tools.mosaic", "--task=detection", "--num_train=3",
-         "--num_test=2", "--canvas_size=56", f"--output_dir={tmp_path}", "--num_shards=1"],
+         "--num_test=2", "--canvas_size=56", f"--output_dir={tmp_path}", "--num_shards=1",
+         "--image_format=raw"],
         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )  # fmt: skip

@@ -122,3 +122,47 @@ def test_bad_arguments(tmp_path, kwargs, match):
     pattern = _write(tmp_path, _classification(2))
     with pytest.raises(ValueError, match=match):
         build_dataset(pattern, training=False, **kwargs)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_raw_png_and_mixed_shards_give_identical_pixels(tmp_path, channels):
+    rng = np.random.default_rng(4)
+    arrays = rng.integers(0, 256, (9, 6, 7, channels), dtype=np.uint8)
+    expected = arrays / np.float32(255)
+    formats = {"png": ["png"] * 9, "raw": ["raw"] * 9, "mixed": ["raw", "png", "png"] * 3}
+    for name, fmts in formats.items():
+        recs = [encode.classification_example(encode.encode_array(a, image_format=f), i)
+                for i, (a, f) in enumerate(zip(arrays, fmts, strict=True))]  # fmt: skip
+        pattern = _write(tmp_path / name, recs, num_shards=3)
+        for skip_corrupt in (False, True):  # batched path, per-element path
+            ds = build_dataset(pattern, "classification", 4, False, skip_corrupt=skip_corrupt)
+            images = np.concatenate([x.numpy() for x, _ in ds])
+            np.testing.assert_array_equal(images, expected, err_msg=f"{name} {skip_corrupt}")
+
+
+def test_raw_segmentation_canvas(tmp_path):
+    canvas = np.arange(48, dtype=np.uint8).reshape(6, 8, 1)
+    record = encode.segmentation_example(
+        encode.encode_array(canvas, image_format="raw"), (canvas[..., 0] % 3).astype(np.uint8)
+    )
+    ds = build_dataset(_write(tmp_path, [record], num_shards=1), "segmentation", 1, False)
+    image, mask = next(iter(ds))
+    np.testing.assert_array_equal(image[0].numpy(), canvas / np.float32(255))
+    np.testing.assert_array_equal(mask[0].numpy(), canvas[..., 0] % 3)
+
+
+def test_classification_training_deterministic_with_seed(tmp_path):
+    pattern = _write(tmp_path, _classification(n=20), num_shards=3)
+
+    def run(seed):
+        ds = build_dataset(pattern, "classification", 8, True, seed=seed, deterministic=True)
+        return np.concatenate([x.numpy() for x, _ in ds])
+
+    first = run(1)
+    np.testing.assert_array_equal(first, run(1))
+    assert not np.array_equal(first, run(2))
+
+
+def test_bad_image_format_named():
+    with pytest.raises(ValueError, match=r"image_format must be 'png' or 'raw'. Received: 'gif'"):
+        encode.encode_array(np.zeros((2, 2), np.uint8), image_format="gif")

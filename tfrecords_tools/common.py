@@ -21,6 +21,17 @@ def define_output_flags():
     flags.mark_flag_as_required("output_dir")
 
 
+def define_image_format_flag():
+    """``--image_format`` for converters that encode arrays (png, or raw for small images)."""
+    flags.DEFINE_enum(
+        "image_format",
+        "png",
+        ["png", "raw"],
+        "How images are stored: png, or raw pixels (small images: faster to decode; the GZIP "
+        "record compression keeps them as small).",
+    )
+
+
 def split_list(value):
     """``"train,val"`` -> ``["train", "val"]``; empty/None -> None."""
     return [v.strip() for v in value.split(",") if v.strip()] if value else None

@@ -12,6 +12,7 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("splits", "train,test", "Comma-separated splits (train, test).")
 common.define_output_flags()
+common.define_image_format_flag()
 FLAGS = flags.FLAGS
 
 
@@ -19,7 +20,11 @@ def main(argv):
     del argv
     from tfcompress.data.sources import fashion_mnist
 
-    common.run(lambda: fashion_mnist.source(FLAGS.fmnist_dir, common.split_list(FLAGS.splits)))
+    common.run(
+        lambda: fashion_mnist.source(
+            FLAGS.fmnist_dir, common.split_list(FLAGS.splits), FLAGS.image_format
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ flags.DEFINE_integer("min_objects", None, "Fewest objects per canvas (default 1)
 flags.DEFINE_integer("max_objects", None, "Most objects per canvas (default 3 seg / 4 det).")
 flags.DEFINE_integer("seed", 0, "Seed (test split uses seed + 1).")
 common.define_output_flags()
+common.define_image_format_flag()
 FLAGS = flags.FLAGS
 
 
@@ -40,6 +41,7 @@ def main(argv):
             canvas_size=FLAGS.canvas_size,
             objects_per_image=objects,
             seed=FLAGS.seed,
+            image_format=FLAGS.image_format,
         )
     )
 

@@ -24,6 +24,7 @@ flags.DEFINE_string("bbox_key", "bbox", "Box feature inside objects.")
 flags.DEFINE_integer("num_classes", None, "Segmentation classes (ids 0..n-1, 255 ignore).")
 flags.mark_flag_as_required("dataset")
 common.define_output_flags()
+common.define_image_format_flag()
 FLAGS = flags.FLAGS
 
 
@@ -43,6 +44,7 @@ def main(argv):
             objects_key=FLAGS.objects_key,
             bbox_key=FLAGS.bbox_key,
             num_classes=FLAGS.num_classes,
+            image_format=FLAGS.image_format,
         )
     )
 

@@ -1,7 +1,6 @@
 """Datasets for tfcompress: TFRecord schema, converters' library side and tf.data pipelines.
 
-Modules (``build_dataset`` is re-exported here, loaded on first use so that the NumPy-only
-``fashion_mnist`` and ``mosaic`` modules import without TensorFlow):
+Modules (``build_dataset`` is re-exported here):
 
 - ``schema``      feature keys per task, defined once
 - ``encode``      images / masks / boxes -> serialized records (writer side)
@@ -17,15 +16,6 @@ Modules (``build_dataset`` is re-exported here, loaded on first use so that the 
 - ``fashion_mnist``, ``mosaic``  NumPy data: idx loader and real-image mosaics
 """
 
-import importlib
-
-_LAZY = {"build_dataset": "tfcompress.data.pipeline"}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tfcompress.data' has no attribute {name!r}")
-
+from tfcompress.data.pipeline import build_dataset
 
 __all__ = ["build_dataset"]

@@ -92,6 +92,30 @@ def random_crop_or_pad(seed, image, size, mask=None, image_fill=0.0, mask_fill=I
     return image, mask
 
 
+def random_shift_flip_batch(seed, images, max_shift, flip=True):
+    """Per example: a random window of the image zero-padded by ``max_shift`` on each side
+    (i.e. a shift by up to ``max_shift`` pixels) and, if ``flip``, a random mirror.
+
+    Vectorised over the batch ``[B, H, W, C]`` with two gathers, so its cost does not grow
+    with the number of small per-example ops.
+    """
+    y_seed, x_seed, flip_seed = tf.unstack(split_seed(seed, 3))
+    batch = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    p = max_shift
+    padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+    dy = tf.random.stateless_uniform([batch], y_seed, 0, 2 * p + 1, dtype=tf.int32)
+    dx = tf.random.stateless_uniform([batch], x_seed, 0, 2 * p + 1, dtype=tf.int32)
+    rows = dy[:, None] + tf.range(height)[None]
+    cols = tf.range(width)[None]
+    if flip:
+        mirrored = tf.random.stateless_uniform([batch], flip_seed) < 0.5
+        cols = tf.where(mirrored[:, None], width - 1 - cols, cols)
+    cols = dx[:, None] + cols
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
 def rotation_transform(angle, height, width):
     """The 8-vector projective transform rotating ``angle`` radians about the image centre."""
     cos, sin = tf.cos(angle), tf.sin(angle)

@@ -28,10 +28,42 @@ def decode_image(encoded, channels):
     return tf.ensure_shape(image, [None, None, channels])
 
 
+def decode_raw_image(encoded, height, width, stored_channels, channels):
+    """Raw uint8 pixels ``[H, W, stored_channels]`` -> ``[H, W, channels]`` (gray <-> RGB)."""
+    image = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), tf.stack([height, width, -1]))
+    image = tf.ensure_shape(image, [None, None, None])
+    if channels == 3:
+        image = tf.cond(
+            tf.equal(stored_channels, 1), lambda: tf.tile(image, [1, 1, 3]), lambda: image
+        )
+    elif channels == 1:
+        image = tf.cond(
+            tf.equal(stored_channels, 3),
+            lambda: tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))),
+                            tf.uint8),
+            lambda: image,
+        )  # fmt: skip
+    return tf.ensure_shape(image, [None, None, channels])
+
+
+def decode_record_image(features, channels):
+    """The image of parsed record ``features`` (any ``schema.IMAGE_FORMATS``)."""
+    return tf.cond(
+        tf.equal(features[schema.IMAGE_FORMAT], "raw"),
+        lambda: decode_raw_image(
+            features[schema.IMAGE_ENCODED],
+            features[schema.IMAGE_HEIGHT],
+            features[schema.IMAGE_WIDTH],
+            features[schema.IMAGE_CHANNELS],
+            channels,
+        ),
+        lambda: decode_image(features[schema.IMAGE_ENCODED], channels),
+    )
+
+
 def _decode_common(features, channels):
-    image = decode_image(features[schema.IMAGE_ENCODED], channels)
     return {
-        "image": image,
+        "image": decode_record_image(features, channels),
         "height": features[schema.IMAGE_HEIGHT],
         "width": features[schema.IMAGE_WIDTH],
         "source_id": features[schema.SOURCE_ID],

@@ -3,7 +3,7 @@
     images, labels = fashion_mnist.load(split="train")   # uint8 [60000, 28, 28], int64 [60000]
     images, labels = fashion_mnist.load(split="test")    # uint8 [10000, 28, 28], int64 [10000]
 
-NumPy only: importing this module does not import TensorFlow.
+Uses NumPy only (no TensorFlow ops).
 """
 
 import gzip

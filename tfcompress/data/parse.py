@@ -38,7 +38,12 @@ def _check_range(name, value):
 
 @dataclasses.dataclass(frozen=True)
 class ClassificationParser:
-    """Train: resize, pad by ``crop_padding`` and crop back at random, random flip."""
+    """Train: resize, then per example a random shift by up to ``crop_padding`` pixels (zero
+    padded crop) and a random flip.
+
+    The augmentation is vectorised (``augment_batch``), so ``build_dataset`` runs it once per
+    batch; ``parse_train`` applies the same function to a batch of one.
+    """
 
     output_size: tuple
     crop_padding: int = 2
@@ -49,22 +54,21 @@ class ClassificationParser:
         if self.crop_padding < 0:
             raise ValueError(f"crop_padding must be >= 0. Received: {self.crop_padding}")
 
+    def prepare(self, image):
+        """uint8 ``[h, w, C]`` -> float32 ``[*output_size, C]`` (resized if needed)."""
+        image, _ = augment.resize(to_float(image), self.output_size)
+        return tf.ensure_shape(image, [*self.output_size, image.shape[-1]])
+
+    def augment_batch(self, images, seed):
+        """float32 ``[B, H, W, C]`` -> randomly shifted (and flipped) ``[B, H, W, C]``."""
+        return augment.random_shift_flip_batch(seed, images, self.crop_padding, self.flip)
+
     def parse_eval(self, decoded):
-        image, _ = augment.resize(to_float(decoded["image"]), self.output_size)
-        return self._finish(image), tf.cast(decoded["label"], tf.int32)
+        return self.prepare(decoded["image"]), tf.cast(decoded["label"], tf.int32)
 
     def parse_train(self, decoded, seed):
-        crop_seed, flip_seed = tf.unstack(augment.split_seed(seed, 2))
-        image, _ = augment.resize(to_float(decoded["image"]), self.output_size)
-        p = self.crop_padding
-        image = tf.pad(image, [[p, p], [p, p], [0, 0]])
-        image, _ = augment.random_crop_or_pad(crop_seed, image, self.output_size)
-        if self.flip:
-            image, _, _ = augment.random_flip_left_right(flip_seed, image)
-        return self._finish(image), tf.cast(decoded["label"], tf.int32)
-
-    def _finish(self, image):
-        return tf.ensure_shape(image, [*self.output_size, image.shape[-1]])
+        image = self.augment_batch(self.prepare(decoded["image"])[None], seed)[0]
+        return image, tf.cast(decoded["label"], tf.int32)
 
 
 @dataclasses.dataclass(frozen=True)

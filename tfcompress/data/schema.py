@@ -5,8 +5,9 @@ Every record is a ``tf.train.Example`` holding the common image features plus it
 ===============================================  =======  ======================================
 key                                              type     meaning
 ===============================================  =======  ======================================
-``image/encoded``                                bytes    PNG or JPEG bytes
-``image/format``                                 bytes    ``png`` or ``jpeg``
+``image/encoded``                                bytes    PNG or JPEG bytes, or ``raw`` uint8
+                                                          pixels in row-major [H, W, C] order
+``image/format``                                 bytes    ``png``, ``jpeg`` or ``raw``
 ``image/height``, ``image/width``                int64    size of the encoded image
 ``image/channels``                               int64    1 (gray) or 3 (RGB)
 ``image/source_id``                              bytes    where the example came from
@@ -32,6 +33,8 @@ TASKS = (CLASSIFICATION, SEGMENTATION, DETECTION)
 
 IGNORE_LABEL = 255  # segmentation pixels with this value carry no loss and no metric
 PAD_CLASS = -1  # detection classes beyond num_boxes after padding
+
+IMAGE_FORMATS = ("png", "jpeg", "raw")  # raw: small images, left to the GZIP record compression
 
 IMAGE_ENCODED = "image/encoded"
 IMAGE_FORMAT = "image/format"

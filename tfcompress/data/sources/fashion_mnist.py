@@ -8,21 +8,26 @@ from tfcompress.data.convert import Item, Source
 from tfcompress.data.sources.common import classification_record
 
 
-def _load(images, labels, index, source_id):
-    return classification_record(encode.encode_png(images[index], source_id), labels[index])
+def _load(images, labels, index, source_id, image_format):
+    image = encode.encode_array(images[index], source_id, image_format)
+    return classification_record(image, labels[index])
 
 
-def array_items(images, labels, prefix):
+def array_items(images, labels, prefix, image_format="png"):
     """Lazily encoded classification items from uint8 ``[N, H, W(, C)]`` arrays."""
     return [
-        Item(f"{prefix}/{i}", functools.partial(_load, images, labels, i, f"{prefix}/{i}"))
+        Item(
+            f"{prefix}/{i}",
+            functools.partial(_load, images, labels, i, f"{prefix}/{i}", image_format),
+        )
         for i in range(len(images))
     ]
 
 
-def source(directory=fmnist.DEFAULT_DIR, splits=("train", "test")):
+def source(directory=fmnist.DEFAULT_DIR, splits=("train", "test"), image_format="png"):
+    """``image_format``: ``"png"`` or ``"raw"`` (see ``encode.encode_array``)."""
     items = {}
     for split in splits:
         images, labels = fmnist.load(directory, split)
-        items[split] = array_items(images, labels, f"fashion_mnist/{split}")
+        items[split] = array_items(images, labels, f"fashion_mnist/{split}", image_format)
     return Source("classification", items, fmnist.CLASS_NAMES)

@@ -14,12 +14,14 @@ from tfcompress.data.sources.common import detection_record, segmentation_record
 SEGMENTATION_CLASSES = ("background", *fmnist.CLASS_NAMES)
 
 
-def _segmentation_item(canvases, masks, i, source_id):
-    return segmentation_record(encode.encode_png(canvases[i], source_id), masks[i])
+def _segmentation_item(image_format, canvases, masks, i, source_id):
+    image = encode.encode_array(canvases[i], source_id, image_format)
+    return segmentation_record(image, masks[i])
 
 
-def _detection_item(canvases, boxes, classes, i, source_id):
-    return detection_record(encode.encode_png(canvases[i], source_id), boxes[i], classes[i])
+def _detection_item(image_format, canvases, boxes, classes, i, source_id):
+    image = encode.encode_array(canvases[i], source_id, image_format)
+    return detection_record(image, boxes[i], classes[i])
 
 
 def source(
@@ -29,10 +31,11 @@ def source(
     canvas_size=None,
     objects_per_image=None,
     seed=0,
+    image_format="png",
 ):
     """``num_examples``: ``{"train": n, "test": m}``. ``canvas_size`` and
     ``objects_per_image`` default to those of ``mosaic.segmentation_mosaic`` /
-    ``mosaic.detection_mosaic``."""
+    ``mosaic.detection_mosaic``. ``image_format``: ``"png"`` or ``"raw"`` for the canvases."""
     schema.check_task(task)
     if task == schema.CLASSIFICATION:
         raise ValueError(
@@ -51,12 +54,12 @@ def source(
             canvases, masks = mosaic.segmentation_mosaic(
                 images, labels, count, seed=seed + offset, **kwargs
             )
-            make = functools.partial(_segmentation_item, canvases, masks)
+            make = functools.partial(_segmentation_item, image_format, canvases, masks)
         else:
             canvases, boxes, classes = mosaic.detection_mosaic(
                 images, labels, count, seed=seed + offset, **kwargs
             )
-            make = functools.partial(_detection_item, canvases, boxes, classes)
+            make = functools.partial(_detection_item, image_format, canvases, boxes, classes)
         items[split] = [
             Item(f"{prefix}/{i}", functools.partial(make, i, f"{prefix}/{i}")) for i in range(count)
         ]

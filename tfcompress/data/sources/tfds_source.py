@@ -1,8 +1,8 @@
 """A TensorFlow Datasets dataset already on disk -> a ``Source`` in our schema.
 
 Nothing is downloaded: the dataset must have been prepared in ``data_dir`` before. Images
-are re-encoded as PNG (lossless). Feature keys are configurable; the defaults fit most
-catalogue datasets:
+are re-encoded losslessly as PNG or, with ``image_format="raw"``, stored as raw pixels.
+Feature keys are configurable; the defaults fit most catalogue datasets:
 
 - classification: ``image``, ``label`` (a ``ClassLabel``; its names become the classes);
 - segmentation:  ``image``, ``segmentation_mask`` (ids through ``id_map``/``num_classes``);
@@ -79,6 +79,7 @@ def source(
     classes=None,
     num_classes=None,
     id_map=None,
+    image_format="png",
 ):
     """Reads ``name`` (e.g. ``"mnist"``, ``"voc/2007"``) from ``data_dir`` as ``task``."""
     tfds = _tfds()
@@ -94,7 +95,7 @@ def source(
         classes = classes or _class_names(features[label_key], label_key)
 
         def to_record(example, source_id):
-            image = encode.encode_png(example[image_key], source_id)
+            image = encode.encode_array(example[image_key], source_id, image_format)
             return classification_record(image, example[label_key])
 
     elif task == schema.SEGMENTATION:
@@ -106,7 +107,7 @@ def source(
         lut = id_lut(id_map, num_classes)
 
         def to_record(example, source_id):
-            image = encode.encode_png(example[image_key], source_id)
+            image = encode.encode_array(example[image_key], source_id, image_format)
             mask = np.asarray(example[mask_key])
             mask = mask[..., 0] if mask.ndim == 3 else mask
             if mask.shape != (image.height, image.width):
@@ -120,7 +121,7 @@ def source(
         classes = classes or _class_names(features[objects_key][label_key], label_key)
 
         def to_record(example, source_id):
-            image = encode.encode_png(example[image_key], source_id)
+            image = encode.encode_array(example[image_key], source_id, image_format)
             objects = example[objects_key]
             difficult = objects.get(difficult_key)
             return detection_record(image, objects[bbox_key], objects[label_key], difficult)
