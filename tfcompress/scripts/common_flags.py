@@ -1,0 +1,559 @@
+"""Flag definitions of the scripts and their conversion into configs (one place for both).
+
+Each `define_*(flag_values)` adds a group of flags to a `FlagValues` (the scripts pass the
+global `FLAGS`; tests pass a fresh one), and each `*_config(flag_values)` turns parsed flags
+into a config dataclass of `tfcompress.training`. The seeds' names are kept: `gpu_id`,
+`model`, `num_classes`, `initialize` (and the seed's spelling `intialize`), `checkpoint`,
+`train_data`, `batch_size`, `skip_step`, `height`, `width`, `max_iteration`,
+`learning_rate`, `save_step`, `power`; `percent` and `final_sparsity` are aliases of
+`ratio`.
+"""
+
+import ast
+
+from absl import flags
+
+from tfcompress import models
+from tfcompress.training import config as cfg
+from tfcompress.training import methods
+
+
+def define_device_flags(fv, distributed=True):
+    """gpu_id, jit_compile; with `distributed`: strategy, num_cpu_devices, precision."""
+    flags.DEFINE_string(
+        "gpu_id",
+        None,
+        "GPU(s) to run on, e.g. 0 or 0,1: sets CUDA_VISIBLE_DEVICES before TensorFlow starts. "
+        "On a machine without GPUs the run logs that it uses the CPU.",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "jit_compile",
+        False,
+        "XLA-compile the train and eval steps (often slower on CPU; try it on GPUs).",
+        flag_values=fv,
+    )
+    if not distributed:
+        return
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        list(cfg.STRATEGIES),
+        "Distribution: default (one device), mirrored (all local GPUs, or the logical CPUs "
+        "of --num_cpu_devices) or multi_worker (MultiWorkerMirroredStrategy, cluster from "
+        "the TF_CONFIG environment variable).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "num_cpu_devices",
+        0,
+        "Split the CPU into this many logical devices (e.g. 2 with --strategy=mirrored to "
+        "try data parallelism without GPUs); 0 leaves the CPU as one device.",
+        lower_bound=0,
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "precision",
+        "float32",
+        list(cfg.PRECISIONS),
+        "Keras dtype policy: float32, mixed_float16 (GPUs; adds loss scaling) or mixed_bfloat16.",
+        flag_values=fv,
+    )
+
+
+def define_model_flags(fv):
+    """model, num_classes, height, width, width_multiplier, model_option."""
+    flags.DEFINE_enum(
+        "model",
+        None,
+        sorted(models.REGISTRY),
+        "Network to build (tfcompress.models.REGISTRY).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "num_classes",
+        None,
+        "Number of classes (must match the data's manifest).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "height",
+        None,
+        "Input height; images are resized to it (default: the data's).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "width",
+        None,
+        "Input width; images are resized to it (default: the data's).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "width_multiplier",
+        1.0,
+        "Channel multiplier of the network (the builders' width=).",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_multi_string(
+        "model_option",
+        [],
+        "A model-specific builder option as key=value, repeatable (e.g. output_stride=16 "
+        "for pspnet, dropout_rate=0.5 for adapnet_pp); see docs/models.md.",
+        flag_values=fv,
+    )
+    flags.mark_flags_as_required(["model", "num_classes"], flag_values=fv)
+
+
+def define_train_flags(fv):
+    """Data, run directory, length, optimizer and logging flags of train and compress."""
+    define_model_flags(fv)
+    flags.DEFINE_string(
+        "train_data",
+        None,
+        "Training TFRecords (glob), written by tfrecords_tools.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "test_data",
+        None,
+        "Evaluation TFRecords (glob); evaluated every --eval_step and at the end.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "Run directory: checkpoints, run.json, TensorBoard logs, final.keras, result.json. "
+        "Restarting the same command resumes from its latest checkpoint.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "initialize",
+        None,
+        "Weights to start from: a train run directory, a .keras or a .weights.h5 file of the "
+        "same architecture (ignored when --checkpoint already holds a checkpoint).",
+        flag_values=fv,
+    )
+    flags.DEFINE_alias("intialize", "initialize", flag_values=fv)
+    flags.DEFINE_integer(
+        "batch_size",
+        32,
+        "Global batch size (split over the replicas).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "max_iteration",
+        None,
+        "Training steps (give this or --epochs).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "epochs",
+        None,
+        "Training length in epochs (give this or --max_iteration).",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "steps_per_epoch",
+        None,
+        "Steps that make an epoch (default: examples in --train_data // --batch_size).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "learning_rate",
+        0.01,
+        "Initial learning rate of the poly policy lr * (1 - step / max_iteration)^power.",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "power",
+        0.9,
+        "Exponent of the poly learning-rate policy.",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "momentum", 0.9, "SGD momentum.", lower_bound=0.0, upper_bound=1.0, flag_values=fv
+    )
+    flags.DEFINE_float(
+        "weight_decay",
+        1e-4,
+        "SGD weight decay (0 for none).",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "skip_step",
+        10,
+        "Log loss, learning rate, metric and kept channels (console and "
+        "TensorBoard) every this many steps.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "save_step",
+        500,
+        "Checkpoint every this many steps (and at the end).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "eval_step",
+        0,
+        "Evaluate on --test_data every this many steps (0: at the end only).",
+        lower_bound=0,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "eval_batches",
+        None,
+        "Evaluate on at most this many test batches (default: all).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1, flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "seed",
+        0,
+        "Seed of initialisation, shuffling and augmentation.",
+        lower_bound=0,
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "progress", True, "Show a progress bar (when the output is a terminal).", flag_values=fv
+    )
+    define_device_flags(fv)
+    flags.mark_flags_as_required(["train_data", "checkpoint"], flag_values=fv)
+
+
+def define_prune_flags(fv):
+    """The method and its schedule (compress)."""
+    flags.DEFINE_enum("method", None, list(methods.METHODS), "Pruning method.", flag_values=fv)
+    flags.DEFINE_float(
+        "ratio",
+        None,
+        "Fraction of channels (of weights, for magnitude) to remove, in [0, 1); per group "
+        "or over all groups by --scope.",
+        lower_bound=0.0,
+        upper_bound=1.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_alias("percent", "ratio", flag_values=fv)
+    flags.DEFINE_alias("final_sparsity", "ratio", flag_values=fv)
+    flags.DEFINE_float(
+        "compression",
+        None,
+        "Instead of --ratio: shrink the parameters by this factor (2, 4, 8, 16 ...).",
+        lower_bound=1.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "quality",
+        None,
+        "magnitude only, instead of --ratio: Han's per-layer threshold quality * std(w).",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "starting_epoch",
+        0.0,
+        "Epoch at which pruning starts (slimming: sparsity training before it; soft_topk: "
+        "temperature annealing starts).",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "ending_epoch",
+        None,
+        "Epoch of the last pruning step (soft_topk: masks become hard); default "
+        "--starting_epoch (one-shot). Training continues (fine-tuning) until the end.",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "prune_every",
+        1.0,
+        "Epochs between pruning steps of an iterative schedule.",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "schedule",
+        "iterative",
+        list(cfg.SCHEDULES),
+        "Ratio steps between the epochs: iterative (equal) or polynomial (Zhu & Gupta).",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "scope",
+        None,
+        list(cfg.SCOPES),
+        "Ranking: local (ratio per group) or global (one "
+        "ranking); default per method (global for taylor and slimming).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "min_channels",
+        1,
+        "Channels every group keeps at least.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "round_to",
+        1,
+        "Round kept channel counts up to a multiple of this.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "s",
+        1e-4,
+        "slimming: L1 penalty on BatchNorm scales during sparsity training.",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_list(
+        "exclude", [], "Comma-separated names of layers never pruned.", flag_values=fv
+    )
+    flags.mark_flag_as_required("method", flag_values=fv)
+
+
+def define_evaluate_flags(fv):
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "A run directory (its final.keras, else its latest checkpoint) or a .keras file.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("test_data", None, "Evaluation TFRecords (glob).", flag_values=fv)
+    flags.DEFINE_integer("batch_size", 100, "Batch size.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer(
+        "eval_batches",
+        None,
+        "Evaluate on at most this many batches (default: all).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "model",
+        None,
+        sorted(models.REGISTRY),
+        "Expected model (checked against the checkpoint).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "num_classes",
+        None,
+        "Expected number of classes (checked against the checkpoint and the data).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "height",
+        None,
+        "Expected input height (checked against the model).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "width",
+        None,
+        "Expected input width (checked against the model).",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_list(
+        "prune_ratios",
+        [],
+        "Also prune the model one-shot at each of these ratios with "
+        "--method (no fine-tuning) and evaluate each: accuracy against parameters.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "method",
+        "l1_filter",
+        list(methods.METHODS),
+        "Criterion of the --prune_ratios sweep (l1_filter, slimming or magnitude).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("output", None, "Write the results as JSON to this file.", flag_values=fv)
+    define_device_flags(fv, distributed=False)
+    flags.mark_flags_as_required(["checkpoint", "test_data"], flag_values=fv)
+
+
+def define_export_flags(fv):
+    flags.DEFINE_string(
+        "checkpoint",
+        None,
+        "A run directory (its final.keras, else its latest checkpoint) or a .keras file.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string("output_dir", None, "Where to write the exports.", flag_values=fv)
+    flags.DEFINE_list(
+        "formats",
+        list(cfg.FORMATS),
+        "What to write: saved_model, tflite, keras, report.",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "quantization",
+        "none",
+        list(cfg.QUANTIZATIONS),
+        "TFLite weights/activations: none "
+        "(float32), dynamic (int8 weights) or int8 (full integer; needs "
+        "--calibration_data).",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "calibration_data",
+        None,
+        "TFRecords (glob) for int8 calibration and the TFLite check batch.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "calibration_batches",
+        4,
+        "Batches of 8 images used for calibration.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "signature_name",
+        "serving_default",
+        "SavedModel serving signature name.",
+        flag_values=fv,
+    )
+    flags.DEFINE_string(
+        "gpu_id",
+        None,
+        "GPU to run on (sets CUDA_VISIBLE_DEVICES before TensorFlow starts).",
+        flag_values=fv,
+    )
+    flags.mark_flags_as_required(["checkpoint", "output_dir"], flag_values=fv)
+
+
+def _option(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"model_option must be key=value. Received: model_option={text!r}")
+    try:
+        return key.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return key.strip(), value.strip()
+
+
+def device_config(fv):
+    return cfg.DeviceConfig(
+        gpu_id=fv.gpu_id,
+        strategy=fv.strategy,
+        num_cpu_devices=fv.num_cpu_devices,
+        precision=fv.precision,
+        jit_compile=fv.jit_compile,
+    )
+
+
+def model_config(fv):
+    return cfg.ModelConfig(
+        name=fv.model,
+        num_classes=fv.num_classes,
+        height=fv.height,
+        width=fv.width,
+        width_multiplier=fv.width_multiplier,
+        options=tuple(_option(o) for o in fv.model_option),
+    )
+
+
+def train_config(fv):
+    """A `TrainConfig` from the flags of `define_train_flags`."""
+    return cfg.TrainConfig(
+        model=model_config(fv),
+        train_data=fv.train_data,
+        checkpoint=fv.checkpoint,
+        test_data=fv.test_data,
+        initialize=fv.initialize,
+        batch_size=fv.batch_size,
+        max_iteration=fv.max_iteration,
+        epochs=fv.epochs,
+        steps_per_epoch=fv.steps_per_epoch,
+        learning_rate=fv.learning_rate,
+        power=fv.power,
+        momentum=fv.momentum,
+        weight_decay=fv.weight_decay,
+        skip_step=fv.skip_step,
+        save_step=fv.save_step,
+        eval_step=fv.eval_step,
+        eval_batches=fv.eval_batches,
+        keep_checkpoints=fv.keep_checkpoints,
+        seed=fv.seed,
+        progress=fv.progress,
+        devices=device_config(fv),
+    )
+
+
+def compress_config(fv):
+    """A `CompressConfig` from the flags of `define_train_flags` + `define_prune_flags`."""
+    return cfg.CompressConfig(
+        train=train_config(fv),
+        prune=cfg.PruneConfig(
+            method=fv.method,
+            ratio=fv.ratio,
+            compression=fv.compression,
+            starting_epoch=fv.starting_epoch,
+            ending_epoch=fv.ending_epoch,
+            prune_every=fv.prune_every,
+            schedule=fv.schedule,
+            scope=fv.scope,
+            min_channels=fv.min_channels,
+            round_to=fv.round_to,
+            s=fv.s,
+            quality=fv.quality,
+            exclude=tuple(fv.exclude),
+        ),
+    )
+
+
+def evaluate_config(fv):
+    try:
+        ratios = tuple(float(r) for r in fv.prune_ratios)
+    except ValueError as e:
+        raise ValueError(
+            f"prune_ratios must be numbers. Received: prune_ratios={fv.prune_ratios!r}"
+        ) from e
+    return cfg.EvalConfig(
+        checkpoint=fv.checkpoint,
+        test_data=fv.test_data,
+        batch_size=fv.batch_size,
+        eval_batches=fv.eval_batches,
+        model=fv.model,
+        num_classes=fv.num_classes,
+        height=fv.height,
+        width=fv.width,
+        prune_ratios=ratios,
+        method=fv.method,
+        output=fv.output,
+        devices=cfg.DeviceConfig(gpu_id=fv.gpu_id, jit_compile=fv.jit_compile),
+    )
+
+
+def export_config(fv):
+    return cfg.ExportConfig(
+        checkpoint=fv.checkpoint,
+        output_dir=fv.output_dir,
+        formats=tuple(fv.formats),
+        quantization=fv.quantization,
+        calibration_data=fv.calibration_data,
+        calibration_batches=fv.calibration_batches,
+        signature_name=fv.signature_name,
+        gpu_id=fv.gpu_id,
+    )

@@ -1,0 +1,40 @@
+r"""Compress a model: wrap -> prune on a schedule while training -> strip, for any method
+(magnitude, l1_filter, taylor, slimming, soft_topk), one-shot or iterative.
+
+    python -m tfcompress.scripts.compress --flagfile=configs/vgg19_bn_cifar10_slimming.cfg
+    python -m tfcompress.scripts.compress --model=lenet5 --num_classes=10 \
+        --train_data='data/fashion_mnist/train-*.tfrecord' --initialize=runs/lenet5 \
+        --checkpoint=runs/lenet5_l1 --method=l1_filter --ratio=0.5 --epochs=1
+
+Times are epochs: pruning starts at --starting_epoch and ends at --ending_epoch (default:
+the same epoch, one-shot; slimming trains with the L1 penalty --s before it, soft_topk
+anneals its temperature between them); training goes on (fine-tuning) to the end. Writes
+the compact model (final.keras), plan.json, report.json/.txt and result.json into
+--checkpoint; running the same command again resumes. See docs/scripts.md.
+"""
+
+from absl import app, flags
+
+from tfcompress import training
+from tfcompress.scripts import cli, common_flags
+
+FLAGS = flags.FLAGS
+common_flags.define_train_flags(FLAGS)
+common_flags.define_prune_flags(FLAGS)
+flags.adopt_module_key_flags(common_flags)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    result = cli.run(lambda: training.compress(common_flags.compress_config(FLAGS)))
+    print(cli.summary(result))
+
+
+def run():
+    """Console entry point (`tfcompress-compress`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

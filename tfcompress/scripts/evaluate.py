@@ -1,0 +1,34 @@
+r"""Evaluate a run (or a .keras file) on test data: accuracy, mIoU or VOC mAP by task;
+optionally a one-shot pruning sweep (metric against parameters, no fine-tuning).
+
+    python -m tfcompress.scripts.evaluate --checkpoint=runs/lenet5 \
+        --test_data='data/fashion_mnist/test-*.tfrecord'
+    python -m tfcompress.scripts.evaluate --checkpoint=runs/vgg --method=slimming \
+        --prune_ratios=0.25,0.5,0.75 --test_data='data/fashion_mnist/test-*.tfrecord' \
+        --output=runs/vgg/sweep.json
+"""
+
+from absl import app, flags
+
+from tfcompress import training
+from tfcompress.scripts import cli, common_flags
+
+FLAGS = flags.FLAGS
+common_flags.define_evaluate_flags(FLAGS)
+flags.adopt_module_key_flags(common_flags)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    result = cli.run(lambda: training.evaluate(common_flags.evaluate_config(FLAGS)))
+    print(cli.summary(result))
+
+
+def run():
+    """Console entry point (`tfcompress-evaluate`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,37 @@
+r"""Export a run (or a .keras file): SavedModel, TFLite, .keras and the compression report.
+
+    python -m tfcompress.scripts.export --checkpoint=runs/lenet5_l1 --output_dir=out/lenet5
+    python -m tfcompress.scripts.export --checkpoint=runs/lenet5_l1 --output_dir=out/q \
+        --formats=tflite --quantization=int8 \
+        --calibration_data='data/fashion_mnist/train-00000-*.tfrecord'
+
+Every file is written atomically (a failed export leaves nothing at its path).
+"""
+
+from absl import app, flags
+
+from tfcompress import training
+from tfcompress.scripts import cli, common_flags
+
+FLAGS = flags.FLAGS
+common_flags.define_export_flags(FLAGS)
+flags.adopt_module_key_flags(common_flags)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    result = cli.run(lambda: training.export(common_flags.export_config(FLAGS)))
+    table = result.pop("report_table", None)
+    if table:
+        print(table)
+    print(cli.summary(result))
+
+
+def run():
+    """Console entry point (`tfcompress-export`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

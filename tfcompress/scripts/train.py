@@ -1,0 +1,36 @@
+r"""Train a model with SGD + momentum + weight decay on the poly learning-rate policy.
+
+    python -m tfcompress.scripts.train --flagfile=configs/adapnet_pp_cityscapes_train.cfg
+    python -m tfcompress.scripts.train --model=lenet5 --num_classes=10 \
+        --train_data='data/fashion_mnist/train-*.tfrecord' \
+        --test_data='data/fashion_mnist/test-*.tfrecord' --checkpoint=runs/lenet5 --epochs=2
+
+Writes checkpoints, run.json, TensorBoard scalars, final.keras and result.json into
+--checkpoint; running the same command again resumes from the latest checkpoint. See
+docs/scripts.md for every flag.
+"""
+
+from absl import app, flags
+
+from tfcompress import training
+from tfcompress.scripts import cli, common_flags
+
+FLAGS = flags.FLAGS
+common_flags.define_train_flags(FLAGS)
+flags.adopt_module_key_flags(common_flags)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    result = cli.run(lambda: training.train(common_flags.train_config(FLAGS)))
+    print(cli.summary(result))
+
+
+def run():
+    """Console entry point (`tfcompress-train`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

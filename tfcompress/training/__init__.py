@@ -1,0 +1,45 @@
+"""Training library behind the scripts: configs in, one call, results out.
+
+    from tfcompress import training
+    config = training.TrainConfig(
+        model=training.ModelConfig("lenet5", num_classes=10),
+        train_data="data/fmnist/train-*.tfrecord", checkpoint="runs/lenet5", epochs=2)
+    training.train(config)
+
+Modules: `config` (dataclasses), `devices` (GPU, logical CPUs, precision, strategy),
+`inputs` (data checks and pipelines), `tasks` (losses and metrics per task), `lr` (poly
+policy), `loop` (the distributed step loop), `methods` (per-method schedules and
+callbacks), `runs` (run directory, checkpoints), `weights` (build, initialize, load),
+`evaluation`, and the four entry points (`train_lib`, `compress_lib`, `evaluate_lib`,
+`export_lib`).
+"""
+
+from tfcompress.training.compress_lib import compress
+from tfcompress.training.config import (
+    CompressConfig,
+    DeviceConfig,
+    EvalConfig,
+    ExportConfig,
+    ModelConfig,
+    PruneConfig,
+    TrainConfig,
+)
+from tfcompress.training.evaluate_lib import evaluate
+from tfcompress.training.export_lib import export
+from tfcompress.training.lr import PolyLR
+from tfcompress.training.train_lib import train
+
+__all__ = [
+    "CompressConfig",
+    "DeviceConfig",
+    "EvalConfig",
+    "ExportConfig",
+    "ModelConfig",
+    "PolyLR",
+    "PruneConfig",
+    "TrainConfig",
+    "compress",
+    "evaluate",
+    "export",
+    "train",
+]

@@ -1,0 +1,143 @@
+"""What `train` and `compress` share: checking the inputs before anything runs, the
+optimizer, and running the loop with checkpoints, TensorBoard and evaluation."""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from tfcompress.training import evaluation, inputs, loop, runs, tasks
+from tfcompress.training.lr import PolyLR
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A training run's resolved facts, all checked before any model is built."""
+
+    task: str
+    data: inputs.DataInfo
+    test: inputs.DataInfo | None
+    input_shape: tuple
+    steps_per_epoch: int
+    total_steps: int
+
+    def resolved(self):
+        return {
+            "task": self.task,
+            "input_shape": list(self.input_shape),
+            "steps_per_epoch": self.steps_per_epoch,
+            "total_steps": self.total_steps,
+        }
+
+
+def plan(config, context):
+    """Checks `config` (a `TrainConfig`) against its data and devices; returns a `Plan`.
+
+    Raises (naming the flag and value) for a missing train_data or test_data file, records
+    of another task, a num_classes the manifest contradicts, a batch that does not split
+    over the replicas.
+    """
+    model = config.model
+    task = tasks.task_of_model(model.name)
+    data = inputs.inspect(config.train_data, "train_data")
+    inputs.check(data, task, model.name, model.num_classes)
+    test = None
+    if config.test_data:
+        test = inputs.inspect(config.test_data, "test_data")
+        inputs.check(test, task, model.name, model.num_classes)
+    if config.batch_size % context.num_replicas:
+        raise ValueError(
+            f"batch_size={config.batch_size} (the global batch) does not split evenly over "
+            f"{context.num_replicas} replicas."
+        )
+    steps = inputs.steps_per_epoch(data, config.batch_size, config.steps_per_epoch)
+    return Plan(
+        task=task,
+        data=data,
+        test=test,
+        input_shape=inputs.input_size(data, model.height, model.width),
+        steps_per_epoch=steps,
+        total_steps=config.total_steps(steps),
+    )
+
+
+def make_optimizer(config, total_steps):
+    """SGD with momentum and weight decay on the poly learning-rate policy."""
+    return keras.optimizers.SGD(
+        PolyLR(config.learning_rate, total_steps, config.power),
+        momentum=config.momentum,
+        weight_decay=config.weight_decay or None,
+    )
+
+
+def prepare_optimizer(model, optimizer, precision):
+    """Compiles `model` with `optimizer` (callbacks read its step) and builds its slots so a
+    checkpoint restores them; wraps it in a loss-scale optimizer for float16."""
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    model.compile(optimizer=optimizer)
+    optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def evaluator(model, config, plan_, context):
+    """`fn(step) -> metrics` on test_data (chief only), or None."""
+    if plan_.test is None or not context.is_chief:
+        return None
+    dataset = inputs.eval_dataset(plan_.test, config.batch_size, plan_.input_shape)
+    predict = evaluation.predict_function(model, config.devices.jit_compile)
+
+    def evaluate(step=None):
+        return evaluation.evaluate_model(
+            model,
+            dataset,
+            plan_.task,
+            config.model.num_classes,
+            max_batches=config.eval_batches,
+            predict=predict,
+        )
+
+    return evaluate
+
+
+def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None, on_phase=None):
+    """Trains `model` (built under the strategy, checkpoint already restored) to the end."""
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = run.manager(checkpoint, config.keep_checkpoints)
+    writer = tf.summary.create_file_writer(run.file(runs.TENSORBOARD)) if context.is_chief else None
+    start = loop.current_step(optimizer)
+    if start:
+        logging.info("Fast-forwarding the input pipeline by %d batches", start)
+    dataset = inputs.train_dataset(
+        plan_.data, config.batch_size, plan_.input_shape, config.seed, skip_batches=start
+    )
+    trainer = loop.Trainer(
+        model,
+        optimizer,
+        tasks.Objective(plan_.task, config.model.name, config.model.num_classes),
+        plan_.task,
+        context,
+        jit_compile=config.devices.jit_compile,
+    )
+    metric_name = "pixel_accuracy" if plan_.task == tasks.SEGMENTATION else "accuracy"
+    try:
+        return loop.train_loop(
+            trainer,
+            dataset,
+            plan_.total_steps,
+            callbacks=callbacks,
+            manager=manager,
+            writer=writer,
+            skip_step=config.skip_step,
+            save_step=config.save_step,
+            progress=config.progress,
+            evaluate=evaluator(model, config, plan_, context),
+            eval_step=config.eval_step,
+            phase=phase,
+            on_phase=on_phase,
+            metric_name=metric_name,
+        )
+    finally:
+        if writer is not None:
+            writer.close()

@@ -1,0 +1,348 @@
+"""Run configurations: frozen dataclasses, validated at construction (no TensorFlow here).
+
+The scripts in `tfcompress.scripts` build these from flags; the library functions
+(`tfcompress.training.train`, `compress`, `evaluate`, `export`) take them and never read
+flags. Every check names the bad value, e.g. `batch_size must be ... Received: batch_size=0`.
+"""
+
+import dataclasses
+import math
+import numbers
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+SCHEDULES = ("iterative", "polynomial")
+SCOPES = ("local", "global")
+FORMATS = ("saved_model", "tflite", "keras", "report")
+QUANTIZATIONS = ("none", "dynamic", "int8")
+
+
+def _int(name, value, minimum=0, optional=False):
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
+
+
+def _number(name, value, low=None, high=None, low_open=False, optional=False):
+    if optional and value is None:
+        return
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high
+    if not ok:
+        lo = "" if low is None else (f" > {low}" if low_open else f" >= {low}")
+        hi = "" if high is None else f" < {high}"
+        raise ValueError(f"{name} must be a number{lo}{hi}. Received: {name}={value!r}")
+
+
+def _choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def _text(name, value, optional=False):
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string. Received: {name}={value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceConfig:
+    """Where and how the run computes.
+
+    gpu_id: GPU(s) to use, e.g. "0" or "0,1" (sets CUDA_VISIBLE_DEVICES before TensorFlow
+        starts); None leaves the environment alone.
+    strategy: "default" (one device), "mirrored" (all local GPUs, or the logical CPUs of
+        `num_cpu_devices`) or "multi_worker" (MultiWorkerMirroredStrategy from TF_CONFIG).
+    num_cpu_devices: split the CPU into this many logical devices (0: leave as is).
+    precision: "float32", "mixed_float16" or "mixed_bfloat16" (Keras dtype policy).
+    jit_compile: XLA-compile the train and eval steps.
+    """
+
+    gpu_id: str | None = None
+    strategy: str = "default"
+    num_cpu_devices: int = 0
+    precision: str = "float32"
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        _text("gpu_id", self.gpu_id, optional=True)
+        _choice("strategy", self.strategy, STRATEGIES)
+        _int("num_cpu_devices", self.num_cpu_devices)
+        _choice("precision", self.precision, PRECISIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which network: `tfcompress.models.build(name, num_classes, (height, width, C))`.
+
+    height, width: input size (None: the first record's size); C comes from the data.
+    width_multiplier: the builders' channel multiplier (`width=` in `models.build`).
+    options: model-specific builder options, as `((key, value), ...)`.
+    """
+
+    name: str
+    num_classes: int
+    height: int | None = None
+    width: int | None = None
+    width_multiplier: float = 1.0
+    options: tuple = ()
+
+    def __post_init__(self):
+        _text("model", self.name)
+        _int("num_classes", self.num_classes, minimum=1)
+        _int("height", self.height, minimum=1, optional=True)
+        _int("width", self.width, minimum=1, optional=True)
+        _number("width_multiplier", self.width_multiplier, low=0, low_open=True)
+        if not all(isinstance(kv, tuple) and len(kv) == 2 for kv in self.options):
+            raise ValueError(
+                f"options must be ((key, value), ...) pairs. Received: options={self.options!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run (also the training part of `CompressConfig`).
+
+    checkpoint: the run directory: checkpoints, run.json, TensorBoard logs, final.keras.
+        A run restarted with the same command resumes from its latest checkpoint.
+    initialize: weights to start from (a run directory, `.keras` or `.weights.h5` file of
+        the same architecture); ignored when `checkpoint` already holds a checkpoint.
+    batch_size: the global batch (split evenly over the replicas).
+    max_iteration / epochs: length of the run in steps, or in epochs (exactly one).
+    steps_per_epoch: steps that make an epoch (None: examples in train_data // batch_size).
+    learning_rate, power: the poly policy `learning_rate * (1 - step / max_iteration)^power`.
+    skip_step: log (console and TensorBoard) every this many steps.
+    save_step: checkpoint every this many steps (and at the end).
+    eval_step: evaluate on test_data every this many steps (0: at the end only).
+    eval_batches: evaluate on at most this many test batches (None: all).
+    """
+
+    model: ModelConfig
+    train_data: str
+    checkpoint: str
+    test_data: str | None = None
+    initialize: str | None = None
+    batch_size: int = 32
+    max_iteration: int | None = None
+    epochs: float | None = None
+    steps_per_epoch: int | None = None
+    learning_rate: float = 0.01
+    power: float = 0.9
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    skip_step: int = 10
+    save_step: int = 500
+    eval_step: int = 0
+    eval_batches: int | None = None
+    keep_checkpoints: int = 3
+    seed: int = 0
+    progress: bool = True
+    devices: DeviceConfig = DeviceConfig()
+
+    def __post_init__(self):
+        if not isinstance(self.model, ModelConfig):
+            raise TypeError(f"model must be a ModelConfig. Received: model={self.model!r}")
+        if not isinstance(self.devices, DeviceConfig):
+            raise TypeError(f"devices must be a DeviceConfig. Received: devices={self.devices!r}")
+        _text("train_data", self.train_data)
+        _text("checkpoint", self.checkpoint)
+        _text("test_data", self.test_data, optional=True)
+        _text("initialize", self.initialize, optional=True)
+        _int("batch_size", self.batch_size, minimum=1)
+        if (self.max_iteration is None) == (self.epochs is None):
+            raise ValueError(
+                "Give exactly one of max_iteration (steps) or epochs. Received: "
+                f"max_iteration={self.max_iteration!r}, epochs={self.epochs!r}"
+            )
+        _int("max_iteration", self.max_iteration, minimum=1, optional=True)
+        _number("epochs", self.epochs, low=0, low_open=True, optional=True)
+        _int("steps_per_epoch", self.steps_per_epoch, minimum=1, optional=True)
+        _number("learning_rate", self.learning_rate, low=0, low_open=True)
+        _number("power", self.power, low=0)
+        _number("momentum", self.momentum, low=0, high=1)
+        _number("weight_decay", self.weight_decay, low=0)
+        _int("skip_step", self.skip_step, minimum=1)
+        _int("save_step", self.save_step, minimum=1)
+        _int("eval_step", self.eval_step)
+        _int("eval_batches", self.eval_batches, minimum=1, optional=True)
+        _int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        _int("seed", self.seed)
+
+    def total_steps(self, steps_per_epoch):
+        """`max_iteration`, or `epochs` converted with `steps_per_epoch`."""
+        if self.max_iteration is not None:
+            return self.max_iteration
+        return max(1, int(round(self.epochs * steps_per_epoch)))
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneConfig:
+    """How `compress` prunes. Times are in epochs (floats; an epoch is `steps_per_epoch`
+    steps) and become steps of the single training run.
+
+    method: one of `tfcompress.METHODS`.
+    ratio: fraction of channels (of weights, for "magnitude") to remove; the seeds call it
+        `percent` (slimming) and `final_sparsity` (soft top-k).
+    compression: instead of `ratio`, remove channels until the parameters shrink by this
+        factor (2, 4, 8, 16 ...), measured on the wrapped model when pruning starts.
+    starting_epoch, ending_epoch: pruning starts and ends (equal: one-shot). For slimming
+        the epochs before `starting_epoch` are sparsity training (L1 penalty `s` on BN
+        scales); for soft top-k the temperature anneals from one to the other.
+    prune_every: epochs between two pruning steps of an iterative schedule.
+    schedule: "iterative" (equal ratio steps) or "polynomial" (Zhu & Gupta).
+    scope: "local" (ratio per group) or "global" (one ranking); None: the method's default.
+    s: slimming's L1 penalty on BatchNorm scales.
+    quality: magnitude only: Han's threshold `quality * std(w)` instead of `ratio`.
+    exclude: names of layers to leave unpruned.
+    """
+
+    method: str
+    ratio: float | None = None
+    compression: float | None = None
+    starting_epoch: float = 0.0
+    ending_epoch: float | None = None
+    prune_every: float = 1.0
+    schedule: str = "iterative"
+    scope: str | None = None
+    min_channels: int = 1
+    round_to: int = 1
+    s: float = 1e-4
+    quality: float | None = None
+    exclude: tuple = ()
+
+    def __post_init__(self):
+        from tfcompress.training import methods  # the table of known methods
+
+        _choice("method", self.method, tuple(methods.METHODS))
+        targets = [n for n in ("ratio", "compression", "quality") if getattr(self, n) is not None]
+        if len(targets) != 1:
+            raise ValueError(
+                "Give exactly one pruning target: ratio (alias percent, final_sparsity), "
+                f"compression or quality. Received: ratio={self.ratio!r}, "
+                f"compression={self.compression!r}, quality={self.quality!r}"
+            )
+        _number("ratio", self.ratio, low=0, high=1, optional=True)
+        _number("compression", self.compression, low=1, low_open=True, optional=True)
+        _number("quality", self.quality, low=0, optional=True)
+        if self.quality is not None and self.method != "magnitude":
+            raise ValueError(
+                f"quality is Han's magnitude threshold; method {self.method!r} takes ratio or "
+                f"compression. Received: quality={self.quality!r}"
+            )
+        _number("starting_epoch", self.starting_epoch, low=0)
+        _number("ending_epoch", self.ending_epoch, low=0, optional=True)
+        if self.ending_epoch is not None and self.ending_epoch < self.starting_epoch:
+            raise ValueError(
+                "ending_epoch must be at or after starting_epoch. Received: "
+                f"starting_epoch={self.starting_epoch}, ending_epoch={self.ending_epoch}"
+            )
+        _number("prune_every", self.prune_every, low=0, low_open=True)
+        _choice("schedule", self.schedule, SCHEDULES)
+        if self.scope is not None:
+            _choice("scope", self.scope, SCOPES)
+        _int("min_channels", self.min_channels, minimum=1)
+        _int("round_to", self.round_to, minimum=1)
+        _number("s", self.s, low=0, low_open=True)
+        if not all(isinstance(n, str) for n in self.exclude):
+            raise ValueError(f"exclude must hold layer names. Received: exclude={self.exclude!r}")
+
+    @property
+    def end_epoch(self):
+        return self.starting_epoch if self.ending_epoch is None else self.ending_epoch
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressConfig:
+    """`compress`: wrap -> prune on a schedule while training -> strip (one run).
+
+    The training part (`train`) usually starts from a trained model (`initialize`)."""
+
+    train: TrainConfig
+    prune: PruneConfig
+
+    def __post_init__(self):
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train must be a TrainConfig. Received: train={self.train!r}")
+        if not isinstance(self.prune, PruneConfig):
+            raise TypeError(f"prune must be a PruneConfig. Received: prune={self.prune!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """`evaluate`: a run directory or `.keras` file on `test_data`.
+
+    model, num_classes, height, width: optional expectations, checked against the
+        checkpoint (a mismatch raises naming both values).
+
+    prune_ratios: also prune the model one-shot at each ratio with `method`'s criterion
+        (no fine-tuning) and evaluate every pruned model (a sensitivity sweep).
+    """
+
+    checkpoint: str
+    test_data: str
+    batch_size: int = 100
+    eval_batches: int | None = None
+    model: str | None = None
+    num_classes: int | None = None
+    height: int | None = None
+    width: int | None = None
+    prune_ratios: tuple = ()
+    method: str = "l1_filter"
+    output: str | None = None
+    devices: DeviceConfig = DeviceConfig()
+
+    def __post_init__(self):
+        _text("checkpoint", self.checkpoint)
+        _text("test_data", self.test_data)
+        _int("batch_size", self.batch_size, minimum=1)
+        _int("eval_batches", self.eval_batches, minimum=1, optional=True)
+        _text("model", self.model, optional=True)
+        _int("num_classes", self.num_classes, minimum=1, optional=True)
+        _int("height", self.height, minimum=1, optional=True)
+        _int("width", self.width, minimum=1, optional=True)
+        for r in self.prune_ratios:
+            _number("prune_ratios", r, low=0, high=1)
+        from tfcompress.training import methods
+
+        _choice("method", self.method, tuple(methods.METHODS))
+        _text("output", self.output, optional=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """`export`: a run directory or `.keras` file -> SavedModel, TFLite, `.keras`, report.
+
+    calibration_data: TFRecords for int8 calibration and the TFLite check batch.
+    """
+
+    checkpoint: str
+    output_dir: str
+    formats: tuple = FORMATS
+    quantization: str = "none"
+    calibration_data: str | None = None
+    calibration_batches: int = 4
+    signature_name: str = "serving_default"
+    gpu_id: str | None = None
+
+    def __post_init__(self):
+        _text("checkpoint", self.checkpoint)
+        _text("output_dir", self.output_dir)
+        if not self.formats:
+            raise ValueError(f"formats must name at least one of {list(FORMATS)}. Received: ()")
+        for f in self.formats:
+            _choice("formats", f, FORMATS)
+        _choice("quantization", self.quantization, QUANTIZATIONS)
+        if self.quantization == "int8" and self.calibration_data is None:
+            raise ValueError(
+                "quantization='int8' calibrates activation ranges on real inputs: give "
+                "calibration_data (TFRecords). Received: calibration_data=None"
+            )
+        _text("calibration_data", self.calibration_data, optional=True)
+        _int("calibration_batches", self.calibration_batches, minimum=1)
+        _text("signature_name", self.signature_name)
+        _text("gpu_id", self.gpu_id, optional=True)

@@ -1,0 +1,107 @@
+"""`evaluate(EvalConfig)`: a run directory or `.keras` file on test data, optionally with a
+one-shot pruning sweep (accuracy against parameters without fine-tuning); the library side
+of `python -m tfcompress.scripts.evaluate`."""
+
+import json
+
+from absl import logging
+
+import tfcompress as tfc
+from tfcompress.data.shards import atomic_write_text
+from tfcompress.metrics import count_params
+from tfcompress.training import devices, evaluation, inputs, tasks, weights
+
+SWEEP_CRITERIA = ("l1_filter", "slimming", "magnitude")
+
+
+def _output_classes(model):
+    output = model.outputs[0]
+    return int(output.shape[-1])
+
+
+def _check(config, model, run, data):
+    """Raises if the flags, the model and the data disagree."""
+    name = run and weights.runs.model_record(run["config"])["name"]
+    if config.model is not None and name is not None and name != config.model:
+        raise ValueError(
+            f"checkpoint={config.checkpoint!r} holds model {name!r}, not model={config.model!r}."
+        )
+    task = run["resolved"]["task"] if run else None
+    num_classes = run and weights.runs.model_record(run["config"])["num_classes"]
+    num_classes = num_classes or config.num_classes
+    if num_classes is None:
+        if task in (None, tasks.CLASSIFICATION, tasks.SEGMENTATION):
+            num_classes = _output_classes(model)
+        else:
+            raise ValueError(
+                f"checkpoint={config.checkpoint!r} is a detection model file: give num_classes."
+            )
+    if config.num_classes is not None and config.num_classes != num_classes:
+        raise ValueError(
+            f"num_classes={config.num_classes} does not match checkpoint="
+            f"{config.checkpoint!r}, which was trained for {num_classes} classes."
+        )
+    size = tuple(model.inputs[0].shape[1:3])
+    for flag, expected, actual in (
+        ("height", config.height, size[0]),
+        ("width", config.width, size[1]),
+    ):
+        if expected is not None and expected != actual:
+            raise ValueError(
+                f"{flag}={expected} does not match checkpoint={config.checkpoint!r}, whose "
+                f"model takes {size[0]}x{size[1]} inputs."
+            )
+    task = task or (tasks.task_of_model(config.model) if config.model else data.task)
+    inputs.check(data, task, name or config.model or model.name, num_classes)
+    return task, num_classes
+
+
+def _sweep(model, config, data, size, task, num_classes):
+    if config.method not in SWEEP_CRITERIA:
+        raise ValueError(
+            f"A pruning sweep ranks with a data-free criterion: method must be one of "
+            f"{list(SWEEP_CRITERIA)}. Received: method={config.method!r}"
+        )
+    points = []
+    for ratio in config.prune_ratios:
+        masked = tfc.wrap(model, config.method)
+        tfc.prune(masked, ratio, method=config.method)
+        compact = tfc.strip(masked)
+        metrics = evaluation.evaluate_model(
+            compact,
+            inputs.eval_dataset(data, config.batch_size, size),
+            task,
+            num_classes,
+            max_batches=config.eval_batches,
+        )
+        nonzero = tfc.report(model, compact).totals()["nonzero_params_after"]
+        points.append({"ratio": ratio, "params": int(nonzero), **metrics})
+        logging.info("ratio %.2f: %s parameters, %s", ratio, f"{nonzero:,}", metrics)
+    return points
+
+
+def evaluate(config):
+    """Evaluates `config.checkpoint` on `config.test_data`; returns (and optionally writes
+    to `config.output`) `{"metrics": ..., "params": ..., "sweep": [...]}`."""
+    devices.setup(config.devices)
+    data = inputs.inspect(config.test_data, "test_data")
+    model, run = weights.load_trained(config.checkpoint)
+    task, num_classes = _check(config, model, run, data)
+    size = tuple(model.inputs[0].shape[1:])
+    if tuple(size[:2]) != tuple(data.image_shape[:2]):
+        logging.info("Resizing test images %s to the model input %s", data.image_shape, size)
+    metrics = evaluation.evaluate_model(
+        model,
+        inputs.eval_dataset(data, config.batch_size, size),
+        task,
+        num_classes,
+        max_batches=config.eval_batches,
+        predict=evaluation.predict_function(model, config.devices.jit_compile),
+    )
+    logging.info("%s on %s: %s", config.checkpoint, config.test_data, metrics)
+    result = {"checkpoint": config.checkpoint, "params": count_params(model), "metrics": metrics}
+    if config.prune_ratios:
+        result["sweep"] = _sweep(model, config, data, size, task, num_classes)
+    if config.output:
+        atomic_write_text(config.output, json.dumps(result, indent=2, sort_keys=True))
+    return result

@@ -1,0 +1,83 @@
+"""`export(ExportConfig)`: a run directory or `.keras` file -> SavedModel, TFLite, `.keras`
+and the compression report; the library side of `python -m tfcompress.scripts.export`.
+
+    <output_dir>/saved_model/   named serving signature (`signature_name`)
+    <output_dir>/model.tflite   float, dynamic-range or int8, checked once in LiteRT
+    <output_dir>/model.keras
+    <output_dir>/report.json, report.txt   parameters and MACs before/after, per layer
+    <output_dir>/export.json    what was written, sizes, the TFLite error vs Keras
+"""
+
+import json
+import os
+
+import numpy as np
+from absl import logging
+
+import tfcompress as tfc
+from tfcompress.data.shards import atomic_write_text
+from tfcompress.training import devices, inputs, weights
+
+SAVED_MODEL = "saved_model"
+TFLITE = "model.tflite"
+KERAS = "model.keras"
+REPORT = "report.json"
+REPORT_TEXT = "report.txt"
+SUMMARY = "export.json"
+
+
+def _calibration(config, model):
+    if config.calibration_data is None:
+        return None
+    data = inputs.inspect(config.calibration_data, "calibration_data")
+    size = tuple(model.inputs[0].shape[1:])
+    batches = inputs.eval_dataset(data, 8, size).take(config.calibration_batches)
+    return [np.asarray(x) for x, _ in batches]
+
+
+def export(config):
+    """Writes the formats of `config.formats`; returns the export summary dict."""
+    devices.select_gpu(config.gpu_id)
+    model, run = weights.load_trained(config.checkpoint)
+    os.makedirs(config.output_dir, exist_ok=True)
+    summary = {"checkpoint": config.checkpoint, "model": model.name}
+    out = lambda name: os.path.join(config.output_dir, name)  # noqa: E731
+    if "saved_model" in config.formats:
+        tfc.export.saved_model(model, out(SAVED_MODEL), signature_name=config.signature_name)
+        summary["saved_model"] = out(SAVED_MODEL)
+        logging.info("wrote %s", out(SAVED_MODEL))
+    if "keras" in config.formats:
+        tfc.export.keras_file(model, out(KERAS))
+        summary["keras"] = out(KERAS)
+        logging.info("wrote %s", out(KERAS))
+    if "tflite" in config.formats:
+        samples = _calibration(config, model)
+        quantization = None if config.quantization == "none" else config.quantization
+        check = tfc.export.tflite(
+            model,
+            out(TFLITE),
+            quantization=quantization,
+            representative_data=samples,
+            check_data=None if samples is None else samples[0][:4],
+        )
+        summary["tflite"] = {
+            "path": check.path,
+            "size_bytes": check.size_bytes,
+            "max_abs_error": check.max_abs_error,
+            "quantization": config.quantization,
+        }
+        logging.info(
+            "wrote %s (%s bytes, max |TFLite - Keras| = %.3g)",
+            check.path,
+            f"{check.size_bytes:,}",
+            check.max_abs_error,
+        )
+    if "report" in config.formats:
+        original = weights.rebuild(run, wrapped=False) if run else model
+        report = tfc.report(original, model)
+        atomic_write_text(out(REPORT), report.to_json())
+        atomic_write_text(out(REPORT_TEXT), report.table() + "\n")
+        summary["report"] = report.totals()
+        summary["report_table"] = report.table(only_changed=run is not None)
+    atomic_write_text(out(SUMMARY), json.dumps(summary, indent=2, sort_keys=True))
+    return summary

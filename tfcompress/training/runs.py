@@ -1,0 +1,157 @@
+"""The run directory (`--checkpoint`): run.json, checkpoints, results.
+
+    <checkpoint>/run.json        what the run is: kind, config, resolved values (written
+                                 once, before the first step; a restart is checked against it)
+    <checkpoint>/ckpt-<step>.*   tf.train checkpoints: weights, masks, optimizer, step
+    <checkpoint>/tensorboard/    TensorBoard scalars
+    <checkpoint>/final.keras     the trained (train) or compact (compress) model
+    <checkpoint>/result.json     final metrics, parameters, step count, mask digests
+    <checkpoint>/.worker_<i>/    what non-chief workers of a multi-worker run write
+
+A directory that holds another run (another model, method or setting) is refused before
+anything is written, naming the differences.
+"""
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from tfcompress.data.shards import atomic_write_text
+
+RUN_FILE = "run.json"
+RESULT_FILE = "result.json"
+FINAL_MODEL = "final.keras"
+TENSORBOARD = "tensorboard"
+
+# Settings a restart may change: they do not alter what the run computes.
+RESUMABLE = frozenset({
+    "progress", "skip_step", "save_step", "eval_step", "eval_batches", "keep_checkpoints",
+    "test_data", "initialize", "devices", "checkpoint",
+})  # fmt: skip
+
+
+def record_of(config):
+    """A JSON-ready dict of a config dataclass (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _differences(old, new, prefix=""):
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in RESUMABLE:
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(_differences(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append(f"{prefix}{key}={a!r} (this command: {b!r})")
+    return out
+
+
+def model_record(record):
+    """The `model` section of a train or compress record."""
+    return record["train"]["model"] if "train" in record else record["model"]
+
+
+class RunDirectory:
+    """One run's directory, seen from this process (`context` from `devices.setup`)."""
+
+    def __init__(self, path, context):
+        self.path = os.path.abspath(path)
+        self.context = context
+        self.work_dir = (
+            self.path if context.is_chief else os.path.join(self.path, f".worker_{context.task_id}")
+        )
+
+    def read(self):
+        """The run.json dict, or None."""
+        path = os.path.join(self.path, RUN_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def latest_checkpoint(self):
+        return tf.train.latest_checkpoint(self.path)
+
+    def check(self, kind, record):
+        """Raises unless the directory is empty of runs or holds this very run.
+
+        Returns the existing run.json dict (a restart) or None (a new run).
+        """
+        existing = self.read()
+        if existing is None:
+            if self.latest_checkpoint():
+                raise ValueError(
+                    f"checkpoint={self.path!r} holds checkpoints but no {RUN_FILE}: it is not "
+                    "a tfcompress run directory. Use a new --checkpoint directory."
+                )
+            return None
+        old_model, new_model = model_record(existing["config"]), model_record(record)
+        if existing.get("kind") != kind or old_model != new_model:
+            raise ValueError(
+                f"checkpoint={self.path!r} holds a {existing.get('kind')} run of model "
+                f"{_describe(old_model)}; this {kind} command builds {_describe(new_model)}. "
+                "It is a checkpoint from a different model: use another --checkpoint "
+                "directory (to start from that run's weights, pass it as --initialize)."
+            )
+        diffs = _differences(existing["config"], record)
+        if diffs:
+            raise ValueError(
+                f"checkpoint={self.path!r} holds a run started with other settings: "
+                f"{'; '.join(diffs)}. Restart it with the same command to resume, or use a "
+                "new --checkpoint directory."
+            )
+        return existing
+
+    def start(self, kind, record, resolved):
+        """Writes run.json (chief, first start only)."""
+        if self.context.is_chief and self.read() is None:
+            os.makedirs(self.path, exist_ok=True)
+            text = json.dumps(
+                {"kind": kind, "config": record, "resolved": resolved}, indent=2, sort_keys=True
+            )
+            atomic_write_text(os.path.join(self.path, RUN_FILE), text)
+        os.makedirs(self.work_dir, exist_ok=True)
+
+    def manager(self, checkpoint, keep):
+        """A `tf.train.CheckpointManager` writing to this process's directory (non-chief
+        workers save too, as MultiWorkerMirroredStrategy needs, into `.worker_<i>`)."""
+        return tf.train.CheckpointManager(checkpoint, self.work_dir, max_to_keep=keep)
+
+    def restore(self, checkpoint):
+        """Restores the latest checkpoint (the chief's) into `checkpoint`; True if any."""
+        latest = self.latest_checkpoint()
+        if latest is None:
+            return False
+        try:
+            checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise ValueError(
+                f"checkpoint={self.path!r}: {latest} does not fit the model this command "
+                f"builds (a checkpoint from a different model?): {e}"
+            ) from e
+        logging.info("Resuming from %s", latest)
+        return True
+
+    def write_json(self, name, data):
+        """Writes `data` as JSON into this process's directory (atomically)."""
+        os.makedirs(self.work_dir, exist_ok=True)
+        path = os.path.join(self.work_dir, name)
+        atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True))
+        return path
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+
+def _describe(model):
+    parts = [f"{model.get('name')!r}", f"num_classes={model.get('num_classes')}"]
+    if model.get("height") or model.get("width"):
+        parts.append(f"input {model.get('height')}x{model.get('width')}")
+    if model.get("width_multiplier", 1.0) != 1.0:
+        parts.append(f"width_multiplier={model.get('width_multiplier')}")
+    return " ".join(parts)
