@@ -1,0 +1,129 @@
+"""One recipe per method: baseline model in, fine-tuned compact Keras model out.
+
+Every recipe prunes inside one ordinary `fit` through the tfcompress callbacks (slimming
+adds the paper's fine-tune of the stripped model), strips the masks and re-estimates
+BatchNorm statistics on 20 training batches (adaptive BN). The baseline and TFMOT's
+model get the same BatchNorm re-estimation, so every row is measured alike.
+"""
+
+import numpy as np
+from fmnist_setup import compile_model
+
+import tfcompress as tfc
+from tfcompress import callbacks as cb
+from tfcompress import schedules
+from tfcompress.importance.taylor import measure as measure_taylor
+from tfcompress.layers import SoftTopKMask, TaylorMask
+from tfcompress.pruners import ratio_for_compression, recalibrate_bn
+
+
+def _batches(x, y, batch_size, n, seed=0):
+    idx = np.random.default_rng(seed).permutation(len(x))
+    return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]])
+            for i in range(0, min(n * batch_size, len(x)), batch_size)]
+
+
+def _fit(model, data, cfg, epochs, callbacks=()):
+    x, y = data
+    model.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, verbose=0,
+              callbacks=list(callbacks))
+
+
+def recalibrate(model, data, cfg):
+    recalibrate_bn(model, _batches(*data, cfg.batch_size, 20, seed=1))
+    return model
+
+
+def _finish(masked, data, cfg):
+    return recalibrate(tfc.strip(masked), data, cfg)
+
+
+def kernel_sparsity(model, compression):
+    """The conv/dense kernel sparsity leaving `params / compression` non-zero weights."""
+    kernels = sum(int(np.prod(v.shape)) for v in model.weights if v.name == "kernel")
+    total = model.count_params()
+    return float(1.0 - (total / compression - (total - kernels)) / kernels)
+
+
+def magnitude(baseline, data, cfg, compression=None, sparsity=None):
+    """Han et al.: element-wise masks, polynomial sparsity ramp over 60 % of the
+    fine-tune, then retraining at the final sparsity."""
+    if sparsity is None:
+        sparsity = kernel_sparsity(baseline, compression)
+    masked = compile_model(tfc.wrap(baseline, "magnitude"), cfg.finetune_lr)
+    steps = cfg.finetune_epochs * cfg.steps_per_epoch()
+    end = max(2, int(0.6 * steps))
+    schedule = schedules.Polynomial(0.0, sparsity, 0, end, frequency=max(1, end // 10))
+    _fit(masked, data, cfg, cfg.finetune_epochs, [cb.MagnitudePruning(schedule)])
+    info = {"sparsity": sparsity, "schedule": schedules.serialize(schedule),
+            "epochs": cfg.finetune_epochs}
+    return _finish(masked, data, cfg), info
+
+
+def l1_filter(baseline, data, cfg, compression):
+    """Li et al.: one-shot, per-layer (local) L1 filter ranking, then fine-tuning."""
+    masked = compile_model(tfc.wrap(baseline, "l1_filter"), cfg.finetune_lr)
+    ratio, _ = ratio_for_compression(masked, compression, "l1_filter", scope="local")
+    schedule = schedules.OneShot(ratio, step=0)
+    _fit(masked, data, cfg, cfg.finetune_epochs, [cb.StructuredPruning(schedule, "l1_filter")])
+    return _finish(masked, data, cfg), {"ratio": ratio, "epochs": cfg.finetune_epochs}
+
+
+def taylor(baseline, data, cfg, compression):
+    """Molchanov et al.: global ranking of l2-normalised Taylor scores gathered during
+    fit; 5 pruning steps over the first 60 % of the fine-tune, fine-tuning in between."""
+    masked = compile_model(tfc.wrap(baseline, "taylor"), cfg.finetune_lr)
+    measure_taylor(masked, _batches(*data, cfg.batch_size, 20))
+    ratio, _ = ratio_for_compression(masked, compression, "taylor", scope="global")
+    for mask in masked.layers:
+        if isinstance(mask, TaylorMask):
+            mask.reset_scores()
+    steps = cfg.finetune_epochs * cfg.steps_per_epoch()
+    freq = max(1, int(0.6 * steps) // 5)
+    schedule = schedules.Iterative(ratio, begin_step=freq, end_step=5 * freq, frequency=freq)
+    callback = cb.StructuredPruning(schedule, "taylor", scope="global")
+    _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
+    return _finish(masked, data, cfg), {"ratio": ratio, "epochs": cfg.finetune_epochs,
+                                        "schedule": schedules.serialize(schedule)}
+
+
+def slimming(baseline, data, cfg, compression):
+    """Liu et al.: training with an L1 penalty on BN scales, a global |gamma| threshold
+    (never emptying a layer), strip, fine-tune of the compact model."""
+    masked = compile_model(tfc.wrap(baseline, "slimming", penalty=cfg.slimming_penalty),
+                           cfg.finetune_lr)
+    _fit(masked, data, cfg, cfg.sparsity_epochs)
+    ratio, _ = ratio_for_compression(masked, compression, "slimming", scope="global")
+    tfc.prune(masked, ratio, method="slimming", scope="global")
+    compact = compile_model(_finish(masked, data, cfg), cfg.finetune_lr)
+    _fit(compact, data, cfg, cfg.finetune_epochs)
+    return compact, {"percent": ratio, "penalty": cfg.slimming_penalty,
+                     "epochs": cfg.sparsity_epochs + cfg.finetune_epochs}
+
+
+def soft_topk(baseline, data, cfg, compression):
+    """ACoSP: per-layer soft top-k masks annealed over 60 % of the fine-tune (in ten
+    schedule "epochs"), hardened to exactly k channels, fine-tuned hard."""
+    ratio, _ = ratio_for_compression(tfc.wrap(baseline, "l1_filter"), compression,
+                                     "l1_filter", scope="local")
+    masked = tfc.wrap(baseline, "soft_topk")
+    rng = np.random.default_rng(cfg.seed)
+    for mask in masked.layers:  # small logits: the short fine-tune can still reorder them
+        if isinstance(mask, SoftTopKMask):
+            mask.logits.assign(rng.normal(0.0, 0.01, mask.units).astype("float32"))
+    compile_model(masked, cfg.finetune_lr)
+    steps = cfg.finetune_epochs * cfg.steps_per_epoch()
+    schedule = schedules.ACoSPTemperature(ratio, ending_epoch=6)
+    callback = cb.SoftTopK(schedule, steps_per_epoch=max(1, steps // 10))
+    _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
+    return _finish(masked, data, cfg), {"final_sparsity": ratio, "epochs": cfg.finetune_epochs,
+                                        "schedule": schedules.serialize(schedule)}
+
+
+RECIPES = {
+    "magnitude": magnitude,
+    "l1_filter": l1_filter,
+    "taylor": taylor,
+    "slimming": slimming,
+    "soft_topk": soft_topk,
+}

@@ -1,0 +1,104 @@
+"""Derived columns, target checks, and the JSON / Markdown / plot outputs of a run."""
+
+import json
+import os
+
+STRUCTURED = ("l1_filter", "taylor", "slimming", "soft_topk")
+MAX_DROP = {"2x": 1.0, "4x": 2.5}  # accuracy points below baseline, structured methods
+MIN_SPEEDUP_PER_MAC_REDUCTION = 0.6
+
+
+def derive(rows):
+    base = rows[0]
+    for row in rows:
+        row["accuracy_drop_points"] = 100 * (base["accuracy"] - row["accuracy"])
+        row["compression"] = base["params"] / max(row["nonzero_params"], 1)
+        row["mac_reduction"] = base["macs"] / max(row["macs"], 1)
+        row["speedup"] = base["latency_s"] / row["latency_s"]
+        row["speedup_per_mac_reduction"] = row["speedup"] / row["mac_reduction"]
+
+
+def check_targets(rows):
+    checks = []
+    for row in rows:
+        if row["method"] in STRUCTURED and row["target"] in MAX_DROP:
+            limit = MAX_DROP[row["target"]]
+            checks.append({
+                "check": f"{row['method']} {row['target']}: accuracy drop <= {limit} points",
+                "value": round(row["accuracy_drop_points"], 2),
+                "met": row["accuracy_drop_points"] <= limit,
+            })
+            checks.append({
+                "check": f"{row['method']} {row['target']}: speedup >= "
+                         f"{MIN_SPEEDUP_PER_MAC_REDUCTION} x MAC reduction",
+                "value": round(row["speedup_per_mac_reduction"], 2),
+                "met": row["speedup_per_mac_reduction"] >= MIN_SPEEDUP_PER_MAC_REDUCTION,
+            })
+    ours = [r for r in rows if r["method"] == "magnitude" and "sparsity" in r["target"]]
+    theirs = [r for r in rows if r["method"].startswith("tfmot")]
+    if ours and theirs:
+        checks.append({
+            "check": "magnitude at 80 % sparsity no worse than TFMOT",
+            "value": round(100 * (ours[0]["accuracy"] - theirs[0]["accuracy"]), 2),
+            "met": ours[0]["accuracy"] >= theirs[0]["accuracy"],
+        })
+    return checks
+
+
+def markdown(result):
+    head = ("| method | target | accuracy | Δ points | params (non-zero) | compression | "
+            "MACs | MAC reduction | SavedModel KB (gzip) | latency ms @64 | speedup | "
+            "epochs |")
+    lines = [head, "|" + "---|" * 12]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['method']} | {r['target']} | {100 * r['accuracy']:.2f} % | "
+            f"{-r['accuracy_drop_points']:+.2f} | {r['nonzero_params']:,} | "
+            f"{r['compression']:.2f}x | {r['macs'] / 1e6:.2f} M | {r['mac_reduction']:.2f}x | "
+            f"{r['saved_model_bytes'] / 1024:.0f} ({r['saved_model_gz_bytes'] / 1024:.0f}) | "
+            f"{1000 * r['latency_s']:.2f} | {r['speedup']:.2f}x | {r.get('epochs', '-')} |"
+        )
+    lines.append("")
+    lines.append("Latency: median of interleaved rounds in the benchmark process, except TFMOT's "
+                 "(tf-keras, measured in its own process: not comparable).")
+    lines.append(f"Command: `{result.get('command', '')}` "
+                 f"({result.get('wall_seconds', 0) / 60:.1f} min).")
+    lines.append("")
+    lines.append("| target | value | met |")
+    lines.append("|---|---|---|")
+    for c in result["targets"]:
+        lines.append(f"| {c['check']} | {c['value']} | {'yes' if c['met'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def plot(result, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    rows = result["rows"]
+    base = rows[0]
+    ax.axhline(100 * base["accuracy"], color="gray", ls="--", lw=1, label="baseline")
+    for method in dict.fromkeys(r["method"] for r in rows[1:]):
+        pts = [(r["nonzero_params"], 100 * r["accuracy"]) for r in rows if r["method"] == method]
+        ax.plot(*zip(*sorted(pts)), marker="o", label=method)
+    ax.set_xscale("log")
+    ax.set_xlabel("non-zero parameters")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Fashion-MNIST: accuracy vs parameters")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write(result, stem):
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=2, default=float)
+    with open(stem + ".md", "w") as f:
+        f.write(markdown(result) + "\n")
+    plot(result, stem + ".png")
+    return [stem + ".json", stem + ".md", stem + ".png"]
