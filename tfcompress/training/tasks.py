@@ -97,7 +97,7 @@ class Classification:
     metric_name = Accuracy.name
 
     def loss(self, num_classes):
-        return losses.ClassificationCrossEntropy()
+        return losses.ClassificationCrossEntropy(reduction="none")
 
     def target(self, y):
         return y
@@ -137,7 +137,7 @@ class Detection:
     metric_name = VOCMeanAP.name
 
     def loss(self, num_classes):
-        return losses.YOLOv2RegionLoss(num_classes)
+        return losses.YOLOv2RegionLoss(num_classes, reduction="none")
 
     def target(self, y):
         """The pipeline's dict -> the region loss's `[B, M, 5]` (boxes, class)."""
@@ -154,9 +154,15 @@ class Detection:
 TASKS = {CLASSIFICATION: Classification(), SEGMENTATION: Segmentation(), DETECTION: Detection()}
 
 
+def _batch_mean(value):
+    # Losses reduce here, not in Keras: "sum_over_batch_size" would also divide by the
+    # number of replicas under tf.distribute, and the loop already does that.
+    return ops.mean(value) if len(value.shape) else value
+
+
 class Objective:
-    """The training loss of one model: task loss on the main output plus weighted
-    auxiliary losses, averaged so that summing it over replicas gives the global mean."""
+    """The training loss of one model on one replica's batch: the task loss of the main
+    output plus the weighted auxiliary losses, each the batch mean."""
 
     def __init__(self, task, model_name, num_classes):
         self.task = TASKS[task]
@@ -166,9 +172,9 @@ class Objective:
     def __call__(self, y, outputs):
         target = self.task.target(y)
         outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        total = self.loss(target, outs[0])
+        total = _batch_mean(self.loss(target, outs[0]))
         for w, out in zip(self.aux_weights, outs[1:]):
-            total = total + w * self.loss(target, out)
+            total = total + w * _batch_mean(self.loss(target, out))
         return total
 
 
