@@ -52,13 +52,14 @@ class ProgressBar:
         if now - self._last < self._interval and not finished:
             return
         self._last = now
-        rate = done / max(now - self._start, 1e-9)
+        elapsed = now - self._start
+        rate = f" {done / elapsed:,.0f}/s" if elapsed > 0.5 else ""
         if total:
             filled = int(self._width * done / total)
             bar = "#" * filled + "-" * (self._width - filled)
-            text = f"\r{split} [{bar}] {done}/{total} {rate:,.0f}/s"
+            text = f"\r{split} [{bar}] {done}/{total}{rate}"
         else:
-            text = f"\r{split} {done} {rate:,.0f}/s"
+            text = f"\r{split} {done}{rate}"
         self._stream.write(text)
         if finished:
             self._stream.write("\n")
