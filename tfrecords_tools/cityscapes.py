@@ -23,5 +23,10 @@ def main(argv):
     common.run(lambda: cityscapes.source(FLAGS.cityscapes_dir, common.split_list(FLAGS.splits)))
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -35,5 +35,10 @@ def main(argv):
     print(json.dumps(report, indent=2))
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

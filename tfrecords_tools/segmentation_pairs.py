@@ -43,5 +43,10 @@ def main(argv):
     common.run(make_source)
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

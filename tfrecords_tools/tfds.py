@@ -49,5 +49,10 @@ def main(argv):
     )
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

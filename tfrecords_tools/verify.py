@@ -42,5 +42,10 @@ def main(argv):
     sys.exit(1 if report.num_corrupt else 0)
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()

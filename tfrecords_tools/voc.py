@@ -22,5 +22,10 @@ def main(argv):
     common.run(lambda: voc.source(FLAGS.voc_dir, common.split_list(FLAGS.splits)))
 
 
-if __name__ == "__main__":
+def run():
+    """Console-script entry point."""
     app.run(main)
+
+
+if __name__ == "__main__":
+    run()
