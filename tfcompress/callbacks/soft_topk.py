@@ -73,12 +73,13 @@ class SoftTopK(keras.callbacks.Callback):
                 mask.units, self.schedule.final_sparsity, self.min_channels, self.round_to
             )
             mask.keep.assign(float(k))
+        self._hard = self.is_hard()  # True when resuming after hardening
 
     def is_hard(self):
         return all(float(keras.ops.convert_to_numpy(m.hard)) > 0.5 for m in self._masks)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.is_hard():
+        if self._hard:
             return
         epoch = current_step(self.model) / self._steps
         if self.schedule.is_hard(epoch):
@@ -102,3 +103,4 @@ class SoftTopK(keras.callbacks.Callback):
         apply_plan(self.model, plan_for(sites, keep))
         for mask in self._masks:
             mask.hard.assign(1.0)
+        self._hard = True
