@@ -16,6 +16,8 @@ from tfcompress.importance.taylor import measure as measure_taylor
 from tfcompress.layers import SoftTopKMask, TaylorMask
 from tfcompress.pruners import ratio_for_compression, recalibrate_bn
 
+MIN_CHANNELS = 4  # global rankings (taylor, slimming) never cut a layer below this
+
 
 def _batches(x, y, batch_size, n, seed=0):
     idx = np.random.default_rng(seed).permutation(len(x))
@@ -74,14 +76,16 @@ def taylor(baseline, data, cfg, compression):
     fit; 5 pruning steps over the first 60 % of the fine-tune, fine-tuning in between."""
     masked = compile_model(tfc.wrap(baseline, "taylor"), cfg.finetune_lr)
     measure_taylor(masked, _batches(*data, cfg.batch_size, 20))
-    ratio, _ = ratio_for_compression(masked, compression, "taylor", scope="global")
+    ratio, _ = ratio_for_compression(masked, compression, "taylor", scope="global",
+                                     min_channels=MIN_CHANNELS)
     for mask in masked.layers:
         if isinstance(mask, TaylorMask):
             mask.reset_scores()
     steps = cfg.finetune_epochs * cfg.steps_per_epoch()
     freq = max(1, int(0.6 * steps) // 5)
     schedule = schedules.Iterative(ratio, begin_step=freq, end_step=5 * freq, frequency=freq)
-    callback = cb.StructuredPruning(schedule, "taylor", scope="global")
+    callback = cb.StructuredPruning(schedule, "taylor", scope="global",
+                                    min_channels=MIN_CHANNELS)
     _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
     return _finish(masked, data, cfg), {"ratio": ratio, "epochs": cfg.finetune_epochs,
                                         "schedule": schedules.serialize(schedule)}
@@ -93,8 +97,9 @@ def slimming(baseline, data, cfg, compression):
     masked = compile_model(tfc.wrap(baseline, "slimming", penalty=cfg.slimming_penalty),
                            cfg.finetune_lr)
     _fit(masked, data, cfg, cfg.sparsity_epochs)
-    ratio, _ = ratio_for_compression(masked, compression, "slimming", scope="global")
-    tfc.prune(masked, ratio, method="slimming", scope="global")
+    ratio, _ = ratio_for_compression(masked, compression, "slimming", scope="global",
+                                     min_channels=MIN_CHANNELS)
+    tfc.prune(masked, ratio, method="slimming", scope="global", min_channels=MIN_CHANNELS)
     compact = compile_model(_finish(masked, data, cfg), cfg.finetune_lr)
     _fit(compact, data, cfg, cfg.finetune_epochs)
     return compact, {"percent": ratio, "penalty": cfg.slimming_penalty,

@@ -59,7 +59,7 @@ def markdown(result):
             f"{1000 * r['latency_s']:.2f} | {r['speedup']:.2f}x | {r.get('epochs', '-')} |"
         )
     lines.append("")
-    lines.append("Latency: median of interleaved rounds in the benchmark process, except TFMOT's "
+    lines.append("Latency: best of interleaved rounds in the benchmark process, except TFMOT's "
                  "(tf-keras, measured in its own process: not comparable).")
     lines.append(f"Command: `{result.get('command', '')}` "
                  f"({result.get('wall_seconds', 0) / 60:.1f} min).")
