@@ -28,5 +28,13 @@ setup(
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            *(f"tfcompress-{n}=tfcompress.scripts.{n}:run"
+              for n in ("train", "evaluate", "compress", "export", "demo")),
+            *(f"tfrecords-{n.replace('_', '-')}=tfrecords_tools.{n}:run"
+              for n in ("fashion_mnist", "image_folder", "cityscapes", "segmentation_pairs",
+                        "voc", "tfds", "mosaic", "inspect", "verify")),
+        ]
+    },
 )
