@@ -1,7 +1,11 @@
-"""Derived columns, target checks, and the JSON / Markdown / plot outputs of a run."""
+"""Derived columns, target checks, and the JSON / Markdown / plot outputs of a run.
+
+    python benchmarks/fmnist_report.py benchmarks/results/fmnist_methods.json  # re-render
+"""
 
 import json
 import os
+import sys
 
 STRUCTURED = ("l1_filter", "taylor", "slimming", "soft_topk")
 MAX_DROP = {"2x": 1.0, "4x": 2.5}  # accuracy points below baseline, structured methods
@@ -80,7 +84,8 @@ def plot(result, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     rows = result["rows"]
     base = rows[0]
-    ax.axhline(100 * base["accuracy"], color="gray", ls="--", lw=1, label="baseline")
+    ax.axhline(100 * base["accuracy"], color="gray", ls="--", lw=1)
+    ax.plot([base["nonzero_params"]], [100 * base["accuracy"]], "k*", ms=12, label="baseline")
     for method in dict.fromkeys(r["method"] for r in rows[1:]):
         pts = [(r["nonzero_params"], 100 * r["accuracy"]) for r in rows if r["method"] == method]
         ax.plot(*zip(*sorted(pts)), marker="o", label=method)
@@ -102,3 +107,9 @@ def write(result, stem):
         f.write(markdown(result) + "\n")
     plot(result, stem + ".png")
     return [stem + ".json", stem + ".md", stem + ".png"]
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1]) as f:
+        loaded = json.load(f)
+    print("wrote " + ", ".join(write(loaded, os.path.splitext(sys.argv[1])[0])))
