@@ -387,6 +387,20 @@ def define_evaluate_flags(fv):
         "Criterion of the --prune_ratios sweep (l1_filter, slimming or magnitude).",
         flag_values=fv,
     )
+    flags.DEFINE_string(
+        "recalibrate_data",
+        None,
+        "TFRecords (glob) whose images (labels unused) re-estimate the BatchNorm statistics "
+        "of each pruned model of the sweep.",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "recalibrate_batches",
+        20,
+        "Batches of --recalibrate_data per pruned model.",
+        lower_bound=1,
+        flag_values=fv,
+    )
     flags.DEFINE_string("output", None, "Write the results as JSON to this file.", flag_values=fv)
     define_device_flags(fv, distributed=False)
     flags.mark_flags_as_required(["checkpoint", "test_data"], flag_values=fv)
@@ -541,6 +555,8 @@ def evaluate_config(fv):
         width=fv.width,
         prune_ratios=ratios,
         method=fv.method,
+        recalibrate_data=fv.recalibrate_data,
+        recalibrate_batches=fv.recalibrate_batches,
         output=fv.output,
         devices=cfg.DeviceConfig(gpu_id=fv.gpu_id, jit_compile=fv.jit_compile),
     )

@@ -33,9 +33,13 @@ def _number(name, value, low=None, high=None, low_open=False, optional=False):
     if ok and high is not None:
         ok = value < high
     if not ok:
-        lo = "" if low is None else (f" > {low}" if low_open else f" >= {low}")
-        hi = "" if high is None else f" < {high}"
-        raise ValueError(f"{name} must be a number{lo}{hi}. Received: {name}={value!r}")
+        if low is not None and high is not None:
+            bounds = f" in {'(' if low_open else '['}{low}, {high})"
+        elif low is not None:
+            bounds = f" > {low}" if low_open else f" >= {low}"
+        else:
+            bounds = "" if high is None else f" < {high}"
+        raise ValueError(f"{name} must be a number{bounds}. Received: {name}={value!r}")
 
 
 def _choice(name, value, choices):
@@ -281,6 +285,8 @@ class EvalConfig:
 
     prune_ratios: also prune the model one-shot at each ratio with `method`'s criterion
         (no fine-tuning) and evaluate every pruned model (a sensitivity sweep).
+    recalibrate_data: TFRecords whose images (labels unused) re-estimate the BatchNorm
+        statistics of each pruned model of the sweep, over `recalibrate_batches` batches.
     """
 
     checkpoint: str
@@ -293,6 +299,8 @@ class EvalConfig:
     width: int | None = None
     prune_ratios: tuple = ()
     method: str = "l1_filter"
+    recalibrate_data: str | None = None
+    recalibrate_batches: int = 20
     output: str | None = None
     devices: DeviceConfig = DeviceConfig()
 
@@ -310,6 +318,8 @@ class EvalConfig:
         from tfcompress.training import methods
 
         _choice("method", self.method, tuple(methods.METHODS))
+        _text("recalibrate_data", self.recalibrate_data, optional=True)
+        _int("recalibrate_batches", self.recalibrate_batches, minimum=1)
         _text("output", self.output, optional=True)
 
 

@@ -7,6 +7,7 @@ import json
 from absl import logging
 
 import tfcompress as tfc
+from tfcompress import pruners
 from tfcompress.data.shards import atomic_write_text
 from tfcompress.metrics import count_params
 from tfcompress.training import devices, evaluation, inputs, tasks, weights
@@ -62,11 +63,17 @@ def _sweep(model, config, data, size, task, num_classes):
             f"A pruning sweep ranks with a data-free criterion: method must be one of "
             f"{list(SWEEP_CRITERIA)}. Received: method={config.method!r}"
         )
+    recalibration = None
+    if config.recalibrate_data:
+        info = inputs.inspect(config.recalibrate_data, "recalibrate_data")
+        recalibration = inputs.eval_dataset(info, config.batch_size, size)
     points = []
     for ratio in config.prune_ratios:
         masked = tfc.wrap(model, config.method)
         tfc.prune(masked, ratio, method=config.method)
         compact = tfc.strip(masked)
+        if recalibration is not None and pruners.batchnorm.batch_norm_layers(compact):
+            pruners.recalibrate_bn(compact, recalibration, steps=config.recalibrate_batches)
         metrics = evaluation.evaluate_model(
             compact,
             inputs.eval_dataset(data, config.batch_size, size),

@@ -16,7 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfcompress.callbacks.summaries import scalar
-from tfcompress.pruners.stats import mask_stats
+from tfcompress.layers import ChannelMask, WeightMask
 from tfcompress.training import tasks
 
 
@@ -83,11 +83,38 @@ def learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-def kept_channels(model):
-    """`(kept, total)` channels over the model's masks, and the raw `mask_stats`."""
-    stats = mask_stats(model)
-    kept = sum(v for k, v in stats.items() if k.startswith("kept_channels/"))
-    return stats, kept
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _layers(layer)
+
+
+def mask_summary(model):
+    """What the masks keep, read from their binary state only (cheap enough for every log
+    line): `{"kept_channels/<mask>": n, "kept_channels": total, "channel_sparsity": s,
+    "weight_sparsity": s}` (keys present when the model has such masks).
+
+    A soft top-k mask that is not hard yet counts its `keep` target."""
+    stats, kept, total, zeros, size = {}, 0, 0, 0, 0
+    for layer in _layers(model):
+        if isinstance(layer, ChannelMask):
+            n = int(np.sum(np.asarray(layer.mask) > 0.5))
+            keep, hard = getattr(layer, "keep", None), getattr(layer, "hard", None)
+            if keep is not None and hard is not None and float(np.asarray(hard)) < 0.5:
+                n = min(n, int(round(float(np.asarray(keep)))))
+            stats[f"kept_channels/{layer.name}"] = n
+            kept, total = kept + n, total + layer.units
+        elif isinstance(layer, WeightMask):
+            for mask in layer.masks.values():
+                values = np.asarray(mask)
+                zeros, size = zeros + int(np.sum(values < 0.5)), size + values.size
+    if total:
+        stats["kept_channels"] = kept
+        stats["channel_sparsity"] = 1.0 - kept / total
+    if size:
+        stats["weight_sparsity"] = zeros / size
+    return stats
 
 
 def _progress_bar(total, enabled):
@@ -136,7 +163,7 @@ def train_loop(
     start = current_step(optimizer)
     cbs = keras.callbacks.CallbackList(list(callbacks), model=model)
     cbs.set_params({"steps": None, "epochs": 1, "verbose": 0})
-    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    iterator = None  # made on the first step: a finished run reads no data
     bar = _progress_bar(total, progress)
     current_phase, step_fn = object(), None
     loss = metric = float("nan")
@@ -152,6 +179,8 @@ def train_loop(
             step_fn = None
         if step_fn is None:
             step_fn = trainer.step_function()
+        if iterator is None:
+            iterator = iter(strategy.experimental_distribute_dataset(dataset))
         cbs.on_train_batch_begin(step)
         loss_t, metric_t = step_fn(next(iterator))
         loss, metric = float(loss_t), float(metric_t)
@@ -174,22 +203,25 @@ def train_loop(
     cbs.on_train_end()
     if manager is not None and start == total and manager.latest_checkpoint is None:
         manager.save(checkpoint_number=step)
+    finite = lambda v: v if np.isfinite(v) else None  # noqa: E731 - JSON has no NaN
     return {
         "steps": step,
-        "loss": loss,
-        metric_name: metric,
+        "loss": finite(loss),
+        metric_name: finite(metric),
         "seconds": time.monotonic() - began,
     }
 
 
 def _log_step(step, total, loss, metric, metric_name, optimizer, model, rate, writer):
     lr = learning_rate(optimizer)
-    stats, kept = kept_channels(model)
+    stats = mask_summary(model)
     parts = [f"step {step}/{total}", f"loss {loss:.4f}", f"lr {lr:.6f}"]
     if np.isfinite(metric):
         parts.append(f"{metric_name} {metric:.4f}")
-    if "channel_sparsity" in stats:
-        parts.append(f"kept_channels {kept} (sparsity {stats['channel_sparsity']:.3f})")
+    if "kept_channels" in stats:
+        parts.append(
+            f"kept_channels {stats['kept_channels']} (sparsity {stats['channel_sparsity']:.3f})"
+        )
     if "weight_sparsity" in stats:
         parts.append(f"weight_sparsity {stats['weight_sparsity']:.3f}")
     parts.append(f"{rate:.2f} steps/s")
@@ -201,8 +233,6 @@ def _log_step(step, total, loss, metric, metric_name, optimizer, model, rate, wr
         scalar("train/learning_rate", lr, step)
         if np.isfinite(metric):
             scalar(f"train/{metric_name}", metric, step)
-        if "channel_sparsity" in stats:
-            scalar("pruning/kept_channels", kept, step)
         for name, value in stats.items():
             scalar(f"pruning/{name}", value, step)
     writer.flush()

@@ -91,12 +91,18 @@ class RunDirectory:
                 )
             return None
         old_model, new_model = model_record(existing["config"]), model_record(record)
-        if existing.get("kind") != kind or old_model != new_model:
+        if old_model != new_model:
             raise ValueError(
                 f"checkpoint={self.path!r} holds a {existing.get('kind')} run of model "
                 f"{_describe(old_model)}; this {kind} command builds {_describe(new_model)}. "
                 "It is a checkpoint from a different model: use another --checkpoint "
-                "directory (to start from that run's weights, pass it as --initialize)."
+                "directory."
+            )
+        if existing.get("kind") != kind:
+            raise ValueError(
+                f"checkpoint={self.path!r} holds a {existing.get('kind')} run; this is a "
+                f"{kind} command. Use another --checkpoint directory (to start from that "
+                "run's weights, pass it as --initialize)."
             )
         diffs = _differences(existing["config"], record)
         if diffs:
