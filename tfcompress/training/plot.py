@@ -1,0 +1,69 @@
+"""The compression plot: task metric against parameters, as in the seeds' figures."""
+
+import os
+import tempfile
+
+
+def compression_plot(
+    path,
+    baseline,
+    compressed,
+    sweep=(),
+    metric="accuracy",
+    title=None,
+    sweep_label="pruned one-shot, no fine-tuning",
+):
+    """Writes a PNG of `metric` against (nonzero) parameters, atomically.
+
+    Args:
+        path: the PNG to write.
+        baseline: `(params, value)` of the uncompressed model.
+        compressed: `{label: (params, value)}` of compressed-and-fine-tuned models.
+        sweep: `[(params, value), ...]` of one-shot pruned models without fine-tuning.
+        metric: the y axis label.
+        sweep_label: the legend of the sweep.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    if sweep:
+        points = sorted(sweep, reverse=True)
+        ax.plot(
+            [baseline[0], *(p for p, _ in points)],
+            [baseline[1], *(v for _, v in points)],
+            "o--",
+            color="tab:gray",
+            label=sweep_label,
+        )
+    ax.plot(*baseline, "s", color="tab:blue", markersize=9, label="baseline")
+    markers = iter("*^vDP")
+    for label, (params, value) in compressed.items():
+        ax.plot(params, value, next(markers, "o"), markersize=13, label=label)
+        ax.annotate(
+            f"{baseline[0] / max(params, 1):.1f}x fewer",
+            (params, value),
+            textcoords="offset points",
+            xytext=(8, -14),
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (nonzero)")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} against parameters")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
+    os.close(fd)
+    try:
+        fig.savefig(tmp)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
