@@ -6,8 +6,9 @@ from tfcompress.importance.soft_topk import soft_topk
 from tfcompress.importance.taylor import taylor
 from tfcompress.importance.weight_threshold import std_threshold_mask
 
-# method name -> fn(group, **context) -> scores (higher = more important). A criterion
-# may carry `prepare(model, data=, graph=)`, run once before the groups are scored.
+# method name -> fn(group, **context) -> scores (higher = more important); the context
+# is data=, model=, graph= and sites= (the graph's mask sites). A criterion may carry
+# `prepare(model, data=, graph=)`, run once before the groups are scored.
 CRITERIA = {
     "l1_filter": l1_filter,
     "taylor": taylor,

@@ -3,14 +3,14 @@
 from tfcompress.surgery.masks import mask_sites
 
 
-def group_sites(graph, group, mask_class=None):
-    """The `MaskSite`s masking `group` (optionally only those of `mask_class`)."""
-    sites = getattr(graph, "_tfc_sites", None)
-    if sites is None:
-        sites = mask_sites(graph)
-        graph._tfc_sites = sites  # a graph is immutable once built: cache its sites
+def group_sites(graph, group, mask_class=None, sites=None):
+    """The `MaskSite`s masking `group` (optionally only those of `mask_class`).
+
+    `sites`: the graph's `mask_sites` when the caller has them (`score_groups` passes
+    them to every criterion), else they are computed here.
+    """
+    sites = mask_sites(graph) if sites is None else sites
     return [
-        s
-        for s in sites
+        s for s in sites
         if s.group == group.index and (mask_class is None or isinstance(s.layer, mask_class))
     ]

@@ -6,10 +6,10 @@ from tfcompress.importance.sites import group_sites
 from tfcompress.layers import SoftTopKMask
 
 
-def soft_topk(group, graph=None, **unused):
+def soft_topk(group, graph=None, sites=None, **unused):
     """One score per group channel: the standardised logits of its `SoftTopKMask`
     (the order of the soft mask, without the ties a saturated sigmoid makes)."""
-    sites = group_sites(graph, group, SoftTopKMask)
+    sites = group_sites(graph, group, SoftTopKMask, sites)
     if not sites:
         raise ValueError(
             f"The soft_topk criterion reads SoftTopKMask logits, but group {group.index} has "

@@ -62,9 +62,9 @@ def measure(model, data, steps=None):
             m.fold()
 
 
-def taylor(group, graph=None, **unused):
+def taylor(group, graph=None, sites=None, **unused):
     """One score per group channel: its accumulated Taylor importance, l2-normalised."""
-    sites = group_sites(graph, group, TaylorMask)
+    sites = group_sites(graph, group, TaylorMask, sites)
     if not sites:
         raise ValueError(
             f"The taylor criterion reads TaylorMask scores, but group {group.index} has none. "

@@ -40,7 +40,8 @@ def score_groups(masked, method="l1_filter", data=None, graph=None):
     for site in sites:
         if site.group not in scores:
             group = graph.groups[site.group]
-            s = np.asarray(criterion(group, data=data, model=masked, graph=graph), np.float64)
+            s = criterion(group, data=data, model=masked, graph=graph, sites=sites)
+            s = np.asarray(s, np.float64)
             if s.shape != (group.size,):
                 raise ValueError(
                     f"Criterion {method!r} returned scores of shape {s.shape} for group "
