@@ -1,0 +1,210 @@
+"""Contracts of the training library's small parts: the poly policy, config validation,
+the pruning timeline, flags -> config (seed names and aliases), the run directory check."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from absl import flags
+
+from tfcompress.training import config as cfg
+from tfcompress.training import devices, inputs, methods, runs
+from tfcompress.training.lr import PolyLR
+
+from .test_scripts_helpers import parse
+
+MODEL = cfg.ModelConfig("lenet5", num_classes=10)
+
+
+def _train(**kw):
+    return cfg.TrainConfig(
+        **{"model": MODEL, "train_data": "d/*", "checkpoint": "c", "max_iteration": 100, **kw}
+    )
+
+
+def test_poly_lr_follows_the_seed_formula_and_round_trips():
+    schedule = PolyLR(0.01, max_iteration=100, power=0.9)
+    for step in (0, 1, 50, 99, 100, 150):
+        expected = 0.01 * (1 - min(step, 100) / 100) ** 0.9
+        assert float(schedule(step)) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    again = PolyLR.from_config(schedule.get_config())
+    assert again.get_config() == {"learning_rate": 0.01, "max_iteration": 100, "power": 0.9}
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
+    assert isinstance(restored, PolyLR) and float(restored(50)) == float(schedule(50))
+    serialized = keras.optimizers.serialize(keras.optimizers.SGD(schedule, momentum=0.9))
+    assert "PolyLR" in json.dumps(serialized, default=str)
+    optimizer = keras.optimizers.deserialize(serialized)
+    assert float(optimizer.learning_rate) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"learning_rate": 0}, "learning_rate must be a number > 0. Received: learning_rate=0"),
+        ({"max_iteration": 0}, "max_iteration must be an integer >= 1. Received: max_iteration=0"),
+        ({"power": -1}, "power must be a number >= 0. Received: power=-1"),
+    ],
+)
+def test_poly_lr_rejects_bad_values(kwargs, message):
+    args = {"learning_rate": 0.1, "max_iteration": 10, "power": 0.9, **kwargs}
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        PolyLR(**args)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: _train(max_iteration=None), "Give exactly one of max_iteration"),
+        (lambda: _train(epochs=2.0), "Give exactly one of max_iteration"),
+        (
+            lambda: _train(batch_size=0),
+            "batch_size must be an integer >= 1. Received: batch_size=0",
+        ),
+        (
+            lambda: _train(momentum=1.5),
+            r"momentum must be a number in \[0, 1\). Received: momentum=1.5",
+        ),
+        (lambda: cfg.ModelConfig("lenet5", 0), "num_classes must be an integer >= 1"),
+        (lambda: cfg.DeviceConfig(strategy="tpu"), "strategy must be one of"),
+        (lambda: cfg.PruneConfig("pruneall", ratio=0.5), "method must be one of"),
+        (lambda: cfg.PruneConfig("l1_filter"), "Give exactly one pruning target"),
+        (lambda: cfg.PruneConfig("l1_filter", ratio=0.5, compression=2), "exactly one pruning"),
+        (
+            lambda: cfg.PruneConfig("l1_filter", ratio=1.0),
+            r"ratio must be a number in \[0, 1\). Received: ratio=1.0",
+        ),
+        (lambda: cfg.PruneConfig("taylor", quality=1.0), "quality is Han's magnitude threshold"),
+        (
+            lambda: cfg.PruneConfig("l1_filter", ratio=0.5, starting_epoch=3, ending_epoch=1),
+            "ending_epoch must be at or after starting_epoch. Received: starting_epoch=3",
+        ),
+        (lambda: cfg.ExportConfig("c", "o", quantization="int8"), "give calibration_data"),
+    ],
+)
+def test_configs_reject_bad_values_naming_them(make, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        make()
+
+
+def test_timeline_and_schedules():
+    prune = cfg.PruneConfig("l1_filter", ratio=0.6, starting_epoch=1, ending_epoch=3)
+    timeline = methods.Timeline.of(prune, steps_per_epoch=10, total_steps=40)
+    assert (timeline.begin, timeline.end, timeline.every) == (10, 30, 10)
+    schedule = methods.ratio_schedule(prune, 0.6, timeline)
+    events = [(s, r) for s in range(40) for should, r in [schedule(s)] if should]
+    assert [s for s, _ in events] == [10, 20, 30]
+    assert events[-1][1] == pytest.approx(0.6)
+    one_shot = cfg.PruneConfig("slimming", ratio=0.7, starting_epoch=2)
+    shot = methods.ratio_schedule(one_shot, 0.7, methods.Timeline.of(one_shot, 10, 40))
+    assert [s for s in range(40) if shot(s)[0]] == [20]
+    # slimming's penalty is on until it prunes, then off (the seed's -sr, then -refine)
+    timeline = methods.Timeline.of(one_shot, 10, 40)
+    assert methods.penalty_active(one_shot, timeline, 19)
+    assert not methods.penalty_active(one_shot, timeline, 20)
+    assert methods.wrap_options(one_shot) == {"penalty": 1e-4}
+
+
+def test_timeline_rejects_pruning_after_the_run():
+    prune = cfg.PruneConfig("l1_filter", ratio=0.5, starting_epoch=1, ending_epoch=4)
+    with pytest.raises(
+        ValueError, match=r"Pruning ends at epoch 4 = step 40, but the run has only 40 steps"
+    ):
+        methods.Timeline.of(prune, steps_per_epoch=10, total_steps=40)
+    soft = cfg.PruneConfig("soft_topk", ratio=0.5, starting_epoch=1)
+    with pytest.raises(ValueError, match="ending_epoch must be after starting_epoch"):
+        methods.Timeline.of(soft, steps_per_epoch=10, total_steps=40)
+
+
+def test_flags_keep_the_seed_names_and_aliases():
+    config = parse(
+        "compress",
+        [
+            "--model=lenet5", "--num_classes=10", "--train_data=d/*", "--checkpoint=c",
+            "--intialize=runs/base", "--max_iteration=500", "--percent=0.7",
+            "--method=slimming", "--s=0.001", "--gpu_id=1", "--height=32", "--width=40",
+            "--skip_step=5", "--save_step=50", "--learning_rate=0.2", "--power=1.0",
+            "--batch_size=16", "--model_option=foo=3", "--model_option=bar=baz",
+        ],
+    )  # fmt: skip
+    train = config.train
+    assert train.initialize == "runs/base"
+    assert (train.max_iteration, train.skip_step, train.save_step) == (500, 5, 50)
+    assert (train.learning_rate, train.power, train.batch_size) == (0.2, 1.0, 16)
+    assert (train.model.height, train.model.width) == (32, 40)
+    assert train.model.options == (("foo", 3), ("bar", "baz"))
+    assert train.devices.gpu_id == "1"
+    assert (config.prune.ratio, config.prune.s, config.prune.method) == (0.7, 0.001, "slimming")
+    soft = parse(
+        "compress",
+        ["--model=resnet18", "--num_classes=10", "--train_data=d/*", "--checkpoint=c",
+         "--epochs=3", "--method=soft_topk", "--final_sparsity=0.75", "--starting_epoch=0",
+         "--ending_epoch=2"],
+    )  # fmt: skip
+    assert soft.prune.ratio == 0.75 and soft.train.epochs == 3.0
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("--model=resnet999", "flag --model=resnet999: value should be one of"),
+        ("--method=prune_everything", "flag --method=prune_everything: value should be one of"),
+    ],
+)
+def test_a_flagfile_naming_an_unknown_model_or_method_fails_to_parse(tmp_path, line, message):
+    flagfile = tmp_path / "bad.cfg"
+    flagfile.write_text(
+        f"--model=lenet5\n--num_classes=10\n--train_data=d/*\n--checkpoint=c\n"
+        f"--max_iteration=5\n--method=l1_filter\n--ratio=0.5\n{line}\n"
+    )
+    with pytest.raises(flags.IllegalFlagValueError, match=message):
+        parse("compress", [f"--flagfile={flagfile}"])
+
+
+def test_inputs_check_names_the_flag_file_and_values():
+    info = inputs.DataInfo(
+        flag="train_data", pattern="data/x/train-*", files=("a",), task="classification",
+        image_shape=(28, 28, 1), num_classes=10, num_examples=100, manifest="data/x/manifest.json",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"num_classes=5 does not match train_data: its manifest "
+                       r"\(data/x/manifest.json\) lists 10 classes"):  # fmt: skip
+        inputs.check(info, "classification", "lenet5", 5)
+    with pytest.raises(ValueError, match="holds classification records, but model 'pspnet' is a "
+                       "segmentation model"):  # fmt: skip
+        inputs.check(info, "segmentation", "pspnet", 10)
+    assert inputs.steps_per_epoch(info, 32) == 3
+    with pytest.raises(ValueError, match="batch_size=128 is larger than train_data"):
+        inputs.steps_per_epoch(info, 128)
+
+
+def test_run_directory_refuses_another_run(tmp_path):
+    context = devices.Context(strategy=None)
+    run = runs.RunDirectory(str(tmp_path / "run"), context)
+    record = runs.record_of(_train())
+    assert run.check("train", record) is None
+    run.start("train", record, {"input_shape": [28, 28, 1]})
+    assert run.check("train", runs.record_of(_train(skip_step=99, checkpoint="other")))
+    other_model = runs.record_of(_train(model=cfg.ModelConfig("vgg16_bn", 10)))
+    with pytest.raises(ValueError, match="holds a train run of model 'lenet5' num_classes=10; "
+                       "this train command builds 'vgg16_bn'"):  # fmt: skip
+        run.check("train", other_model)
+    with pytest.raises(ValueError, match=r"started with other settings: learning_rate=0.01 "
+                       r"\(this command: 0.5\)"):  # fmt: skip
+        run.check("train", runs.record_of(_train(learning_rate=0.5)))
+    with open(tmp_path / "run" / "run.json") as f:
+        assert json.load(f)["kind"] == "train"
+
+
+def test_mask_digests_agree_for_equal_masks():
+    import tfcompress as tfc
+    from tfcompress import models
+    from tfcompress.training import weights
+
+    masked = tfc.wrap(models.build("lenet5", 10, (28, 28, 1)), "l1_filter")
+    first = weights.mask_digests(masked)
+    tfc.prune(masked, 0.5)
+    second = weights.mask_digests(masked)
+    assert len(first) == len(second) == 1 and first != second
+    assert np.all([len(d) == 64 for d in second])
