@@ -22,23 +22,24 @@ def fmnist(tmp_path_factory):
     return make_fmnist(str(tmp_path_factory.mktemp("fmnist")), num_train=256, num_test=64)
 
 
-@pytest.fixture(scope="module")
-def runs(fmnist, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    common = [
+def _common(fmnist):
+    return [
         "--model=lenet5", "--num_classes=10",
         f"--train_data={fmnist}/train-*.tfrecord", f"--test_data={fmnist}/test-*.tfrecord",
         "--batch_size=16", "--max_iteration=8", "--skip_step=4", "--save_step=4",
         "--progress=false",
     ]  # fmt: skip
-    base = str(root / "base")
-    trained = training.train(parse("train", [*common, f"--checkpoint={base}"]))
-    small = str(root / "slim")
+
+
+def test_train_compress_evaluate_export(fmnist, tmp_path):
+    """One test, so that the runs are made once (pytest-xdist would repeat a fixture)."""
+    base, small = str(tmp_path / "base"), str(tmp_path / "small")
+    trained = training.train(parse("train", [*_common(fmnist), f"--checkpoint={base}"]))
     compressed = training.compress(
         parse(
             "compress",
             [
-                *common,
+                *_common(fmnist),
                 f"--checkpoint={small}",
                 f"--initialize={base}",
                 "--method=l1_filter",
@@ -48,30 +49,32 @@ def runs(fmnist, tmp_path_factory):
             ],
         )  # fmt: skip
     )
-    return {"base": base, "slim": small, "trained": trained, "compressed": compressed}
+    _check_runs(base, small, trained, compressed)
+    _check_evaluate(base, fmnist, trained, tmp_path)
+    _check_rebuilt_from_checkpoint(small, tmp_path)
+    _check_export(small, fmnist, tmp_path)
 
 
-def test_train_and_compress_write_their_run(runs):
+def _check_runs(base, small, trained, compressed):
     for name in ("run.json", "result.json", "final.keras", "checkpoint"):
-        assert os.path.exists(os.path.join(runs["base"], name))
+        assert os.path.exists(os.path.join(base, name))
     for name in ("plan.json", "report.json", "report.txt"):
-        assert os.path.exists(os.path.join(runs["slim"], name))
-    assert os.listdir(os.path.join(runs["base"], "tensorboard"))
-    result = runs["compressed"]
-    assert result["steps"] == 8 and 0 < result["test"]["accuracy"] <= 1
-    assert result["params_after"] < result["params_before"] == runs["trained"]["params"]
-    with open(os.path.join(runs["slim"], "run.json")) as f:
+        assert os.path.exists(os.path.join(small, name))
+    assert os.listdir(os.path.join(base, "tensorboard"))
+    assert compressed["steps"] == 8 and 0 < compressed["test"]["accuracy"] <= 1
+    assert compressed["params_after"] < compressed["params_before"] == trained["params"]
+    with open(os.path.join(small, "run.json")) as f:
         run = json.load(f)
     assert run["kind"] == "compress" and run["resolved"]["ratio"] == 0.5
 
 
-def test_evaluate_with_a_sweep(runs, fmnist, tmp_path):
+def _check_evaluate(base, fmnist, trained, tmp_path):
     out = str(tmp_path / "eval.json")
     result = training.evaluate(
         parse(
             "evaluate",
             [
-                f"--checkpoint={runs['base']}",
+                f"--checkpoint={base}",
                 f"--test_data={fmnist}/test-*.tfrecord",
                 "--method=l1_filter",
                 "--prune_ratios=0.3,0.6",
@@ -82,7 +85,7 @@ def test_evaluate_with_a_sweep(runs, fmnist, tmp_path):
         )  # fmt: skip
     )
     assert result["metrics"]["examples"] == 64
-    assert result["metrics"]["accuracy"] == pytest.approx(runs["trained"]["test"]["accuracy"])
+    assert result["metrics"]["accuracy"] == pytest.approx(trained["test"]["accuracy"])
     params = [p["params"] for p in result["sweep"]]
     assert params[0] > params[1] and result["params"] > params[0]
     with open(out) as f:
@@ -91,46 +94,43 @@ def test_evaluate_with_a_sweep(runs, fmnist, tmp_path):
         training.evaluate(
             parse(
                 "evaluate",
-                [f"--checkpoint={runs['base']}", f"--test_data={fmnist}/test-*", "--num_classes=3"],
+                [f"--checkpoint={base}", f"--test_data={fmnist}/test-*", "--num_classes=3"],
             )  # fmt: skip
         )
     with pytest.raises(ValueError, match="holds model 'lenet5', not model='vgg16_bn'"):
         training.evaluate(
             parse(
                 "evaluate",
-                [
-                    f"--checkpoint={runs['base']}",
-                    f"--test_data={fmnist}/test-*",
-                    "--model=vgg16_bn",
-                ],
+                [f"--checkpoint={base}", f"--test_data={fmnist}/test-*", "--model=vgg16_bn"],
             )  # fmt: skip
         )
 
 
-def test_a_run_without_final_model_is_rebuilt_from_its_checkpoint(runs, tmp_path):
-    copy = str(tmp_path / "slim")
-    shutil.copytree(runs["slim"], copy)
+def _check_rebuilt_from_checkpoint(small, tmp_path):
+    """A run without final.keras (still training) is rebuilt from run.json + checkpoint."""
+    copy = str(tmp_path / "copy")
+    shutil.copytree(small, copy)
     os.remove(os.path.join(copy, "final.keras"))
     rebuilt, run = weights.load_trained(copy)
-    final, _ = weights.load_trained(runs["slim"])
+    final, _ = weights.load_trained(small)
     x = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
     assert run["kind"] == "compress" and rebuilt.count_params() == final.count_params()
     np.testing.assert_allclose(rebuilt(x), final(x), atol=1e-5)
 
 
-def test_export_every_format(runs, fmnist, tmp_path):
+def _check_export(small, fmnist, tmp_path):
     out = str(tmp_path / "export")
     summary = training.export(
         parse(
             "export",
             [
-                f"--checkpoint={runs['slim']}",
+                f"--checkpoint={small}",
                 f"--output_dir={out}",
                 f"--calibration_data={fmnist}/test-*.tfrecord",
             ],
         )  # fmt: skip
     )
-    compact, _ = weights.load_trained(runs["slim"])
+    compact, _ = weights.load_trained(small)
     x = np.random.default_rng(1).uniform(size=(2, 28, 28, 1)).astype("float32")
     served = tfc.export.serve(os.path.join(out, "saved_model"), x)[0]
     np.testing.assert_allclose(served, compact(x), atol=1e-5)
@@ -150,3 +150,30 @@ def test_compression_plot(tmp_path):
     )  # fmt: skip
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mixed_precision_and_xla_options_train(fmnist, tmp_path):
+    import keras
+
+    try:
+        result = training.train(
+            parse(
+                "train",
+                [
+                    "--model=lenet5",
+                    "--num_classes=10",
+                    f"--train_data={fmnist}/train-*",
+                    f"--checkpoint={tmp_path / 'bf16'}",
+                    "--max_iteration=3",
+                    "--batch_size=8",
+                    "--precision=mixed_bfloat16",
+                    "--jit_compile",
+                    "--progress=false",
+                ],
+            )  # fmt: skip
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert result["steps"] == 3 and np.isfinite(result["loss"])
+    model, _ = weights.load_trained(str(tmp_path / "bf16"))
+    assert model.layers[1].dtype_policy.name == "mixed_bfloat16"

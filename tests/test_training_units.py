@@ -2,6 +2,7 @@
 the pruning timeline, flags -> config (seed names and aliases), the run directory check."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -208,3 +209,19 @@ def test_mask_digests_agree_for_equal_masks():
     second = weights.mask_digests(masked)
     assert len(first) == len(second) == 1 and first != second
     assert np.all([len(d) == 64 for d in second])
+
+
+def test_gpu_id_on_a_machine_without_gpus_logs_and_goes_on(monkeypatch, caplog):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with caplog.at_level("WARNING"):
+        devices.select_gpu("1")
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    assert "gpu_id=1: no GPU is visible on this machine" in caplog.text
+    assert "running on the CPU" in caplog.text
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="strategy=multi_worker reads the cluster from the "
+                       "TF_CONFIG environment variable"):  # fmt: skip
+        devices.make_strategy("multi_worker")
