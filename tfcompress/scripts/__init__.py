@@ -1,0 +1,11 @@
+"""Thin absl programs over `tfcompress.training` (see docs/scripts.md):
+
+    python -m tfcompress.scripts.train     --flagfile=configs/<recipe>.cfg
+    python -m tfcompress.scripts.compress  --flagfile=configs/<recipe>.cfg
+    python -m tfcompress.scripts.evaluate  --checkpoint=<run dir or .keras> --test_data=...
+    python -m tfcompress.scripts.export    --checkpoint=<run dir or .keras> --output_dir=...
+    python -m tfcompress.scripts.demo      # make demo
+
+`common_flags` defines the flags and turns them into configs; `cli` wraps the one library
+call of each `main`; `demo_lib` runs the demo through the other scripts.
+"""
