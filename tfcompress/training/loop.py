@@ -201,8 +201,6 @@ def train_loop(
             path = manager.save(checkpoint_number=step)
             logging.info("step %d: saved %s", step, path)
     cbs.on_train_end()
-    if manager is not None and start == total and manager.latest_checkpoint is None:
-        manager.save(checkpoint_number=step)
     finite = lambda v: v if np.isfinite(v) else None  # noqa: E731 - JSON has no NaN
     return {
         "steps": step,
