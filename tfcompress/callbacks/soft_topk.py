@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tfcompress.callbacks._state import current_step, layers_of
 from tfcompress.graph import DependencyGraph
@@ -74,6 +75,9 @@ class SoftTopK(keras.callbacks.Callback):
             )
             mask.keep.assign(float(k))
         self._hard = self.is_hard()  # True when resuming after hardening
+        self._temperature = None
+        # one compiled call per batch instead of one eager assign per mask
+        self._assign_temperature = tf.function(self._assign_all)
 
     def is_hard(self):
         return all(float(keras.ops.convert_to_numpy(m.hard)) > 0.5 for m in self._masks)
@@ -87,6 +91,11 @@ class SoftTopK(keras.callbacks.Callback):
             self.hardened_at = current_step(self.model)
             return
         temperature = self.schedule(epoch)
+        if temperature != self._temperature:
+            self._assign_temperature(tf.constant(temperature, tf.float32))
+            self._temperature = temperature
+
+    def _assign_all(self, temperature):
         for mask in self._masks:
             mask.temperature.assign(temperature)
 

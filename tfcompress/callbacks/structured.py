@@ -1,6 +1,7 @@
 """`StructuredPruning`: channel pruning (l1_filter, taylor, slimming) during `fit`."""
 
 import keras
+import tensorflow as tf
 
 from tfcompress.callbacks._state import current_step, layers_of
 from tfcompress.graph import DependencyGraph
@@ -81,6 +82,8 @@ class StructuredPruning(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._graph = DependencyGraph(self.model)
         self._taylor = layers_of(self.model, TaylorMask)
+        # one compiled call per batch instead of three eager ops per mask
+        self._fold = tf.function(self._fold_all) if self._taylor else None
         if self.method == "taylor" and not self._taylor:
             raise ValueError(
                 "StructuredPruning(method='taylor') needs TaylorMask layers: wrap the model "
@@ -95,6 +98,10 @@ class StructuredPruning(keras.callbacks.Callback):
             self.events.append((step, self.kept_channels()))
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._fold is not None:
+            self._fold()
+
+    def _fold_all(self):
         for mask in self._taylor:
             mask.fold()
 
