@@ -7,8 +7,8 @@ Trains the small conv-BN network (`fmnist_setup.build_net`) to a baseline, then 
 method (`fmnist_recipes.RECIPES`) at 2x and 4x fewer parameters with fine-tuning, strips
 and exports each model (SavedModel), adds `magnitude` and TFMOT's `prune_low_magnitude`
 (its own process, `tfmot_baseline.py`) at 80 % kernel sparsity with the same schedule and
-epochs, measures CPU latency at batch 64 against the unpruned model in interleaved rounds,
-and writes `benchmarks/results/fmnist_methods[_quick].{json,md,png}`.
+epochs, measures the SavedModels' CPU latency at batch 64 against the unpruned model's
+turn by turn (`latency.py`), and writes `benchmarks/results/fmnist_methods[_quick].{json,md,png}`.
 """
 
 import argparse
@@ -24,6 +24,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import fmnist_report  # noqa: E402
 import fmnist_setup as setup  # noqa: E402
+import latency  # noqa: E402
 import numpy as np  # noqa: E402
 from fmnist_recipes import RECIPES, kernel_sparsity, recalibrate  # noqa: E402
 
@@ -64,7 +65,7 @@ def run(cfg, methods, with_tfmot=True, log=print):
     workdir = tempfile.mkdtemp(prefix="tfc-bench-")
     x_train, y_train, x_test, y_test = setup.load_data(cfg)
     train = (x_train, y_train)
-    rows, models = [], {}
+    rows = []
     t0 = time.perf_counter()
     baseline = setup.compile_model(setup.build_net(cfg.width), cfg.lr)
     baseline.fit(x_train, y_train, batch_size=cfg.batch_size, epochs=cfg.baseline_epochs,
@@ -74,7 +75,6 @@ def run(cfg, methods, with_tfmot=True, log=print):
            "train_seconds": time.perf_counter() - t0,
            **setup.measure(baseline, x_test, y_test, workdir, "baseline")}
     rows.append(row)
-    models["baseline"] = baseline
     log(f"baseline: accuracy {row['accuracy']:.4f}, {row['params']:,} params "
         f"({row['train_seconds']:.0f} s)")
     jobs = [(m, {"compression": c}) for m in methods for c in TARGETS]
@@ -90,22 +90,24 @@ def run(cfg, methods, with_tfmot=True, log=print):
                "train_seconds": time.perf_counter() - t0,
                **setup.measure(compact, x_test, y_test, workdir, name)}
         rows.append(row)
-        models[name] = compact
         row["model"] = name
         log(f"{method} {label}: accuracy {row['accuracy']:.4f}, "
             f"{row['nonzero_params']:,} nonzero params ({row['train_seconds']:.0f} s)")
-    lat = setup.latencies(models, rounds=cfg.latency_rounds)
-    for row in rows:
-        row["latency_s"] = lat[row.get("model", "baseline")]
     if with_tfmot:
         t0 = time.perf_counter()
         tf_row = run_tfmot(baseline, (x_train, y_train, x_test, y_test), cfg, workdir,
                            MAGNITUDE_SPARSITY)
+        tf_row.pop("latency_s", None)  # measured below with the others, not in tf-keras
         rows.append({"method": "tfmot_prune_low_magnitude",
                      "target": f"{MAGNITUDE_SPARSITY:.0%} sparsity",
                      "epochs": cfg.finetune_epochs, "macs": rows[0]["macs"], **tf_row,
-                     "wall_seconds": time.perf_counter() - t0})
+                     "model": "tfmot_saved_model", "wall_seconds": time.perf_counter() - t0})
         log(f"tfmot: accuracy {tf_row['accuracy']:.4f}")
+    rows[0]["model"] = "baseline"
+    lat = latency.measure({r["model"]: os.path.join(workdir, r["model"]) for r in rows},
+                          turns=cfg.latency_turns)
+    for row in rows:
+        row["latency_s"], row["speedup"] = lat[row["model"]]
     fmnist_report.derive(rows)
     return {"config": vars(cfg) if hasattr(cfg, "__dict__") else cfg.__dict__,
             "kernel_sparsity_2x": kernel_sparsity(baseline, 2.0), "rows": rows,

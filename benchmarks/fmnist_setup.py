@@ -35,7 +35,8 @@ class Config:
     lr: float = 1e-3
     finetune_lr: float = 5e-4
     slimming_penalty: float = 1e-4
-    latency_rounds: int = 9
+    latency_rounds: int = 9  # TFMOT process's own timing (informative only)
+    latency_turns: int = 200  # SavedModel latency turns (benchmarks/latency.py)
     seed: int = 0
 
     @classmethod
@@ -46,7 +47,7 @@ class Config:
     def quick(cls):
         return cls(n_train=12000, n_test=2000, width=0.5, baseline_epochs=3,
                    finetune_epochs=1, sparsity_epochs=1, slimming_penalty=3e-4,
-                   latency_rounds=5)
+                   latency_rounds=5, latency_turns=100)
 
     def steps_per_epoch(self):
         return -(-self.n_train // self.batch_size)
