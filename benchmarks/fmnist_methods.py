@@ -14,6 +14,7 @@ turn by turn (`latency.py`), and writes `benchmarks/results/fmnist_methods[_quic
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -110,6 +111,7 @@ def run(cfg, methods, with_tfmot=True, log=print):
         row["latency_s"], row["speedup"] = lat[row["model"]]
     fmnist_report.derive(rows)
     return {"config": vars(cfg) if hasattr(cfg, "__dict__") else cfg.__dict__,
+            "workdir": workdir,
             "kernel_sparsity_2x": kernel_sparsity(baseline, 2.0), "rows": rows,
             "targets": fmnist_report.check_targets(rows)}
 
@@ -121,6 +123,8 @@ def main(argv=None):
                         help=f"comma-separated subset of {','.join(RECIPES)}")
     parser.add_argument("--no-tfmot", action="store_true", help="skip the TFMOT subprocess")
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
+    parser.add_argument("--keep-workdir", action="store_true",
+                        help="keep the exported SavedModels (for benchmarks/latency.py)")
     args = parser.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     unknown = sorted(set(methods) - set(RECIPES))
@@ -135,6 +139,10 @@ def main(argv=None):
     paths = fmnist_report.write(result, stem)
     print(fmnist_report.markdown(result))
     print("wrote " + ", ".join(paths))
+    if args.keep_workdir:
+        print(f"SavedModels kept in {result['workdir']}")
+    else:
+        shutil.rmtree(result["workdir"], ignore_errors=True)
 
 
 if __name__ == "__main__":

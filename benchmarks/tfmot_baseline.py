@@ -73,7 +73,7 @@ def recalibrate_bn(model, x, batch_size, steps=20, seed=1):
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [bn.momentum for bn in bns]
     idx = np.random.default_rng(seed).permutation(len(x))
-    for i in range(steps):
+    for i in range(min(steps, len(x) // batch_size)):
         for bn in bns:
             bn.momentum = 1.0 - 1.0 / (i + 1)
         model(x[idx[i * batch_size:(i + 1) * batch_size]], training=True)
