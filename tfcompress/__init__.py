@@ -9,7 +9,7 @@ tfc.export.saved_model(compact, "out/sm")
 tfc.report(model, compact)
 """
 
-from tfcompress import export, layers
+from tfcompress import callbacks, export, layers, pruners, schedules
 from tfcompress.graph import DependencyGraph, register_rule
 from tfcompress.pruners import PruningPlan, apply_plan, plan_from_masks, prune
 from tfcompress.report import report
@@ -22,12 +22,15 @@ __all__ = [
     "DependencyGraph",
     "PruningPlan",
     "apply_plan",
+    "callbacks",
     "export",
     "layers",
     "plan_from_masks",
     "prune",
+    "pruners",
     "register_rule",
     "report",
+    "schedules",
     "strip",
     "wrap",
 ]
