@@ -2,9 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
-PYTEST_ARGS ?= -n 2
+PYTEST_ARGS ?= -n 2 --durations=15
 
-.PHONY: setup data test lint demo clean
+.PHONY: setup data test lint demo bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,11 @@ lint: setup
 
 demo: setup data
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m tfcompress.scripts.demo
+
+# Fashion-MNIST methods table (quick: 12k/2k images, ~7 min) and the wrapped-model step overhead.
+bench: setup data
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/fmnist_methods.py --quick
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
