@@ -2,6 +2,8 @@
 
 import keras
 
+from tfcompress.graph.trace import layers_of  # noqa: F401 (re-exported for callbacks)
+
 
 def current_step(model):
     """The optimizer's step counter: restored with checkpoints, so schedules resume."""
@@ -13,13 +15,3 @@ def current_step(model):
         )
     return int(keras.ops.convert_to_numpy(optimizer.iterations))
 
-
-def layers_of(model, cls):
-    """Every layer of class `cls` in `model`, nested models included."""
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, cls):
-            out.append(layer)
-        elif hasattr(layer, "layers"):
-            out.extend(layers_of(layer, cls))
-    return out

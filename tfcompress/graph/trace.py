@@ -157,3 +157,14 @@ def fill_arguments(op, values):
     """The (args, kwargs) of `op`'s call with its input tensors replaced by `values[key]`."""
     local = {id(t): values[k] for t, k in zip(op.node.input_tensors, op.in_keys)}
     return op.node.arguments.fill_in(local)
+
+
+def layers_of(model, cls=object):
+    """Every layer of `model` that is an instance of `cls`, nested models included."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, cls):
+            out.append(layer)
+        if isinstance(layer, keras.Model):
+            out.extend(layers_of(layer, cls))
+    return out

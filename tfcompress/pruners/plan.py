@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 
+from tfcompress.graph.trace import layers_of
+
 
 @dataclasses.dataclass
 class PruningPlan:
@@ -34,7 +36,7 @@ def apply_plan(masked, plan):
     """Sets the masks of `masked` to `plan` (unknown mask names raise)."""
     from tfcompress.layers import ChannelMask  # local: layers import keras
 
-    by_name = {layer.name: layer for layer in _all_layers(masked)}
+    by_name = {layer.name: layer for layer in layers_of(masked)}
     for name, kept in plan.keep.items():
         layer = by_name.get(name)
         if not isinstance(layer, ChannelMask):
@@ -52,16 +54,7 @@ def plan_from_masks(masked):
     from tfcompress.layers import ChannelMask
 
     keep = {}
-    for layer in _all_layers(masked):
+    for layer in layers_of(masked):
         if isinstance(layer, ChannelMask):
             keep[layer.name] = np.nonzero(np.asarray(layer.mask) > 0.5)[0].tolist()
     return PruningPlan(keep=keep)
-
-
-def _all_layers(model):
-    import keras
-
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
-        yield layer

@@ -2,25 +2,16 @@
 
 import numpy as np
 
+from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask
 from tfcompress.pruners.weights import weight_masks
-
-
-def _layers(model, cls):
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, cls):
-            out.append(layer)
-        elif hasattr(layer, "layers"):
-            out.extend(_layers(layer, cls))
-    return out
 
 
 def mask_stats(model):
     """`{"kept_channels/<mask>": n, "weight_sparsity/<layer>": s, "channel_sparsity": s,
     "weight_sparsity": s}` for the mask and weight-mask layers of `model`."""
     stats, kept, total = {}, 0, 0
-    for mask in _layers(model, ChannelMask):
+    for mask in layers_of(model, ChannelMask):
         scale = np.abs(np.asarray(mask.channel_scale()))
         n = int(np.sum((np.asarray(mask.mask) > 0.5) & (scale > 0)))
         stats[f"kept_channels/{mask.name}"] = n

@@ -2,19 +2,14 @@
 
 import numpy as np
 
+from tfcompress.graph.trace import layers_of
 from tfcompress.importance import magnitude_mask, std_threshold_mask
 from tfcompress.layers import WeightMask
 
 
 def weight_masks(model):
     """The `WeightMask` layers of `model` (nested models included)."""
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, WeightMask):
-            out.append(layer)
-        elif hasattr(layer, "layers"):
-            out.extend(weight_masks(layer))
-    return out
+    return layers_of(model, WeightMask)
 
 
 def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True):

@@ -16,6 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfcompress.callbacks.summaries import scalar
+from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, WeightMask
 from tfcompress.training import tasks
 
@@ -83,13 +84,6 @@ def learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-def _layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _layers(layer)
-
-
 def mask_summary(model):
     """What the masks keep, read from their binary state only (cheap enough for every log
     line): `{"kept_channels/<mask>": n, "kept_channels": total, "channel_sparsity": s,
@@ -97,7 +91,7 @@ def mask_summary(model):
 
     A soft top-k mask that is not hard yet counts its `keep` target."""
     stats, kept, total, zeros, size = {}, 0, 0, 0, 0
-    for layer in _layers(model):
+    for layer in layers_of(model):
         if isinstance(layer, ChannelMask):
             n = int(np.sum(np.asarray(layer.mask) > 0.5))
             keep, hard = getattr(layer, "keep", None), getattr(layer, "hard", None)

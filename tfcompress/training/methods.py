@@ -13,6 +13,7 @@ import dataclasses
 import keras
 
 from tfcompress import callbacks, schedules
+from tfcompress.graph.trace import layers_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,13 +135,6 @@ def penalty_active(prune, timeline, step):
 
 def disable_penalties(model):
     """Drops the weight regularizers of BatchNorm scales (the slimming penalty)."""
-    for layer in _all_layers(model):
+    for layer in layers_of(model, keras.layers.BatchNormalization):
         if isinstance(layer, keras.layers.BatchNormalization) and layer.scale:
             layer.gamma.regularizer = None
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
