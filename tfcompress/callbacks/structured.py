@@ -9,7 +9,12 @@ from tfcompress.importance import CRITERIA
 from tfcompress.layers import ChannelMask, TaylorMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.plan import apply_plan
-from tfcompress.pruners.scores import GLOBAL_NORMALIZE, alive_channels, plan_for, score_groups
+from tfcompress.pruners.scores import (
+    alive_channels,
+    default_normalize,
+    plan_for,
+    score_groups,
+)
 from tfcompress.schedules import Schedule
 
 
@@ -62,7 +67,7 @@ class StructuredPruning(keras.callbacks.Callback):
                 f"Unknown channel criterion. Received: method={method!r}. Known: {sorted(CRITERIA)}"
             )
         if normalize is None:
-            normalize = GLOBAL_NORMALIZE.get(method, "none") if scope == "global" else "none"
+            normalize = default_normalize(method, scope)
         probe = 0.0 if num_remove is None and threshold is None else None
         ranking.check_options(
             probe, scope, min_channels, round_to, threshold, num_remove, normalize

@@ -5,7 +5,7 @@ import numpy as np
 
 from tfcompress.layers import ChannelMask
 from tfcompress.pruners import ranking
-from tfcompress.pruners.scores import GLOBAL_NORMALIZE, score_groups
+from tfcompress.pruners.scores import default_normalize, score_groups
 
 
 def compact_params(graph, keep_components):
@@ -68,7 +68,7 @@ def ratio_for_compression(
             f"compression must be a number >= 1. Received: compression={compression!r}"
         )
     if normalize is None:
-        normalize = GLOBAL_NORMALIZE.get(method, "none") if scope == "global" else "none"
+        normalize = default_normalize(method, scope)
     graph, sites, scores = score_groups(masked, method=method, data=data)
     full = compact_params(graph, np.ones(graph.num_components, bool))
     budget = full / compression

@@ -6,7 +6,12 @@ from tfcompress import importance
 from tfcompress.layers import WeightMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.plan import PruningPlan, apply_plan
-from tfcompress.pruners.scores import GLOBAL_NORMALIZE, alive_channels, plan_for, score_groups
+from tfcompress.pruners.scores import (
+    alive_channels,
+    default_normalize,
+    plan_for,
+    score_groups,
+)
 
 
 def _check_ratio(ratio):
@@ -63,7 +68,7 @@ def prune(
     if ratio is not None:
         _check_ratio(ratio)
     if normalize is None:
-        normalize = GLOBAL_NORMALIZE.get(method, "none") if scope == "global" else "none"
+        normalize = default_normalize(method, scope)
     ranking.check_options(ratio, scope, min_channels, round_to, threshold, num_remove, normalize)
     graph, sites, scores = score_groups(masked, method=method, data=data)
     keep = ranking.select(

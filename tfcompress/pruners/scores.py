@@ -13,6 +13,12 @@ from tfcompress.surgery.masks import mask_sites
 GLOBAL_NORMALIZE = {"l1_filter": "mean"}
 
 
+def default_normalize(method, scope):
+    """Score normalisation before ranking when none is given: per criterion for a global
+    ranking (`GLOBAL_NORMALIZE`), none for a per-group one."""
+    return GLOBAL_NORMALIZE.get(method, "none") if scope == "global" else "none"
+
+
 def score_groups(masked, method="l1_filter", data=None, graph=None):
     """Scores every group that has a mask layer.
 
