@@ -7,7 +7,7 @@ import tempfile
 
 
 @contextlib.contextmanager
-def atomic_path(path, is_dir=False):
+def atomic_path(path):
     """Yields a temporary path next to `path`; renames it to `path` on success only."""
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path)) or "."

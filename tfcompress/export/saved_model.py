@@ -35,7 +35,7 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(name=signature_name, fn=call, input_signature=specs)
-    with atomic_path(path, is_dir=True) as tmp:
+    with atomic_path(path) as tmp:
         archive.write_out(tmp, verbose=False)
     return path
 

@@ -224,6 +224,8 @@ class DependencyGraph:
         for op, k in b.consumed:
             consumers.setdefault(k, []).append(op)
         self.groups = []
+        self._group_of_component = np.empty(self.num_components, np.int64)
+        self._rank_of_component = np.empty(self.num_components, np.int64)
         for sig, comps in by_sig.items():
             comps = np.array(sorted(comps, key=lambda c: first_pos[c]))
             reasons = [pinned[c] for c in comps.tolist() if c in pinned]
@@ -235,9 +237,10 @@ class DependencyGraph:
                 members=[],
                 pinned_by=reasons[0] if reasons else "",
             )
-            rank = {c: j for j, c in enumerate(comps.tolist())}
+            self._group_of_component[comps] = group.index
+            self._rank_of_component[comps] = np.arange(group.size)
             for k in sig:
-                imap = self._index_map(k, rank)
+                imap = self._index_map(k, group.index)
                 op = producers.get(k)
                 if op is not None and getattr(op.layer, "weights", None):
                     role = "out" if self._rules[id(op.layer)].is_mixing else "channelwise"
@@ -245,19 +248,11 @@ class DependencyGraph:
                 for cop in consumers.get(k, []):
                     group.members.append(Member(rules_lib.unwrap(cop.layer), "in", imap))
             self.groups.append(group)
-        self._group_of_component = np.empty(self.num_components, np.int64)
-        self._rank_of_component = np.empty(self.num_components, np.int64)
-        for g in self.groups:
-            self._group_of_component[g.components] = g.index
-            self._rank_of_component[g.components] = np.arange(g.size)
 
-    def _index_map(self, key, rank):
-        comps = self.component_of[key]
-        lookup = np.full(self.num_components, -1)
-        lookup[list(rank)] = list(rank.values())
-        ch = lookup[comps]
-        pos = np.nonzero(ch >= 0)[0]
-        return IndexMap(positions=pos, channels=ch[pos])
+    def _index_map(self, key, group_index):
+        groups, ranks = self.group_channels(key)
+        pos = np.nonzero(groups == group_index)[0]
+        return IndexMap(positions=pos, channels=ranks[pos])
 
     # -- queries ------------------------------------------------------------------------
     @property
@@ -268,15 +263,6 @@ class DependencyGraph:
         """For tensor `key`: (group index, channel in group) of each of its channels."""
         comps = self.component_of[key]
         return self._group_of_component[comps], self._rank_of_component[comps]
-
-    def keep_indices(self, key, keep):
-        """Kept channel positions of tensor `key`, given `keep[group_index]` bool arrays."""
-        groups, ranks = self.group_channels(key)
-        flags = np.array(
-            [keep[g][r] if g in keep else True for g, r in zip(groups.tolist(), ranks.tolist())],
-            dtype=bool,
-        )
-        return np.nonzero(flags)[0]
 
     def consumers(self):
         """(op, tensor key) pairs: each op consuming a tensor's channels (conv/dense input)."""

@@ -34,7 +34,6 @@ class Rule:
     is_mixing = False  # outputs are new channels (conv, dense): the group's "producers"
     weights = {}
     width_key = None  # config key holding the output width (e.g. "filters")
-    in_expand = {}  # variable name -> channels per input channel on its in_axis
 
     def couple(self, op, b):
         raise NotImplementedError
@@ -55,7 +54,7 @@ class Rule:
             in_axis, out_axis = axes.get(var.name, (None, None))
             if in_axis is not None and in_keep is not None:
                 keep = in_keep
-                m = self.in_expand.get(var.name) or _expand_factor(layer, var.name)
+                m = _expand_factor(layer, var.name)
                 if m > 1:
                     keep = (np.asarray(in_keep)[:, None] * m + np.arange(m)).reshape(-1)
                 value = np.take(value, keep, axis=in_axis)
@@ -66,6 +65,7 @@ class Rule:
 
 
 def _expand_factor(layer, name):
+    """Channels per input channel on a weight's input axis (separable pointwise kernels)."""
     if name == "pointwise_kernel":
         return int(getattr(layer, "depth_multiplier", 1))
     return 1

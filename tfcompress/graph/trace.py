@@ -33,9 +33,6 @@ class TracedModel:
     ops: list
     shapes: dict  # tensor key -> shape tuple
 
-    def ops_of(self, layer):
-        return [op for op in self.ops if op.layer is layer]
-
     def layers(self):
         """Unique layers in topological order."""
         seen, out = set(), []

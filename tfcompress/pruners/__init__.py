@@ -3,7 +3,7 @@
 from tfcompress.pruners.batchnorm import recalibrate_bn
 from tfcompress.pruners.budget import compact_params, ratio_for_compression
 from tfcompress.pruners.plan import PruningPlan, apply_plan, plan_from_masks
-from tfcompress.pruners.prune import prune, select_channels
+from tfcompress.pruners.prune import prune
 from tfcompress.pruners.ranking import keep_count, select
 from tfcompress.pruners.scores import score_groups
 from tfcompress.pruners.stats import mask_stats
@@ -22,5 +22,4 @@ __all__ = [
     "recalibrate_bn",
     "score_groups",
     "select",
-    "select_channels",
 ]

@@ -26,11 +26,6 @@ class PruningPlan:
         data = json.loads(text)
         return cls(keep=data.get("keep", {}), weight_sparsity=data.get("weight_sparsity", {}))
 
-    def kept_fraction(self, sizes):
-        kept = sum(len(v) for v in self.keep.values())
-        total = sum(sizes[k] for k in self.keep)
-        return kept / max(total, 1)
-
 
 def apply_plan(masked, plan):
     """Sets the masks of `masked` to `plan` (unknown mask names raise)."""

@@ -1,9 +1,6 @@
 """`prune`: score channels (or weights) of a wrapped model and set its masks."""
 
-import numpy as np
 
-from tfcompress import importance
-from tfcompress.layers import WeightMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.plan import PruningPlan, apply_plan
 from tfcompress.pruners.scores import (
@@ -12,19 +9,12 @@ from tfcompress.pruners.scores import (
     plan_for,
     score_groups,
 )
+from tfcompress.pruners.weights import prune_weights, weight_masks
 
 
 def _check_ratio(ratio):
     if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1:
         raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
-
-
-def select_channels(scores, ratio, min_channels=1):
-    """Indices of the channels to keep: the highest scores, `ratio` of them removed."""
-    n = len(scores)
-    n_keep = max(min(min_channels, n), n - int(np.floor(ratio * n + 1e-9)))
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    return np.sort(order[:n_keep])
 
 
 def prune(
@@ -61,10 +51,10 @@ def prune(
     Returns:
         The `PruningPlan` that was applied.
     """
-    weight_masks = [layer for layer in masked.layers if isinstance(layer, WeightMask)]
-    if weight_masks:
+    if weight_masks(masked):
         _check_ratio(ratio)
-        return _prune_weights(weight_masks, ratio)
+        achieved = prune_weights(masked, sparsity=ratio, keep_pruned=False)
+        return PruningPlan(weight_sparsity=achieved)
     if ratio is not None:
         _check_ratio(ratio)
     if normalize is None:
@@ -86,16 +76,3 @@ def prune(
     apply_plan(masked, plan)
     return plan
 
-
-def _prune_weights(weight_masks, sparsity):
-    plan = PruningPlan()
-    for wm in weight_masks:
-        for var in wm.layer.weights:
-            mask_var = wm.masks.get(var.name)
-            if mask_var is None:
-                continue
-            mask = importance.magnitude_mask(np.asarray(var), sparsity)
-            mask_var.assign(mask)
-            var.assign(np.asarray(var) * mask)
-        plan.weight_sparsity[wm.layer.name] = float(sparsity)
-    return plan

@@ -30,12 +30,10 @@ def mask_sites(graph):
         if channel_map is None:
             picked = comps
         else:
-            cmap = np.asarray(channel_map)
-            order = np.argsort(cmap[cmap >= 0], kind="stable")
-            picked = comps[cmap >= 0][order]
-            # one tensor position per mask channel (a flattened channel appears many times)
-            _, first = np.unique(cmap[cmap >= 0][order], return_index=True)
-            picked = picked[first]
+            # the first tensor position of each mask channel (after Flatten a channel sits
+            # at many positions); np.unique sorts, so mask channel j lands at index j
+            channels, first = np.unique(np.asarray(channel_map), return_index=True)
+            picked = comps[first[channels >= 0]]
         groups, ranks = graph._group_of_component[picked], graph._rank_of_component[picked]
         sites[id(op.layer)] = MaskSite(op.layer, int(groups[0]), picked, ranks)
     return list(sites.values())
