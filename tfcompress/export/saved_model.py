@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfcompress.export.atomic import atomic_path
+from tfcompress.export.fold import fold_batchnorm as fold
 
 DEFAULT_SIGNATURE = "serving_default"
 
@@ -15,17 +16,21 @@ def input_specs(model):
     ]
 
 
-def saved_model(model, path, signature_name=DEFAULT_SIGNATURE):
+def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=False):
     """Writes `model` as a TF SavedModel at `path` with one serving signature.
 
     The signature takes the model's inputs (by their Input names) and returns its
-    outputs in inference mode (BatchNorm uses moving statistics, Dropout is off).
+    outputs in inference mode (BatchNorm uses moving statistics, Dropout is off). With
+    `fold_batchnorm=True` the BatchNorms that directly follow a Conv / Dense layer are
+    folded into it first (`tfcompress.export.fold_batchnorm`; `model` is not changed).
     Returns `path`.
     """
     if not signature_name or not isinstance(signature_name, str):
         raise ValueError(
             f"signature_name must be a non-empty string. Received: {signature_name!r}"
         )
+    if fold_batchnorm:
+        model = fold(model)
     specs = input_specs(model)
 
     def call(*inputs):

@@ -1,0 +1,73 @@
+"""BatchNorm folding at export: same inference outputs, BatchNorms gone where foldable."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tests.topologies import randomize_bn
+
+
+def _x(shape=(4, 10, 10, 3)):
+    return np.random.default_rng(0).uniform(size=shape).astype("float32")
+
+
+def _bns(model):
+    return [m for m in model.layers if isinstance(m, layers.BatchNormalization)]
+
+
+def test_fold_conv_dense_and_skips_parity():
+    inp = keras.Input((10, 10, 3), name="image")
+    a = layers.Conv2D(6, 3, padding="same", use_bias=False, name="c0")(inp)
+    a = layers.BatchNormalization(name="bn0")(a)
+    a = layers.ReLU()(a)
+    b = layers.Conv2D(6, 3, padding="same", name="c1")(a)  # with its own bias
+    b = layers.BatchNormalization(name="bn1", center=False)(b)
+    c = layers.Add()([a, b])  # bn2 follows an Add: not foldable
+    c = layers.BatchNormalization(name="bn2")(c)
+    d = layers.Conv2D(4, 1, name="c2")(c)  # c2 feeds two layers: not foldable
+    e = layers.BatchNormalization(name="bn3", scale=False)(d)
+    f = layers.Concatenate()([d, e])
+    g = layers.GlobalAveragePooling2D()(f)
+    g = layers.Dense(5, name="d0")(g)
+    g = layers.BatchNormalization(name="bn4")(g)
+    model = randomize_bn(keras.Model(inp, g))
+    before = [w.copy() for w in model.get_weights()]
+    assert sorted(tfc.export.fold.foldable_pairs(model)) == ["bn0", "bn1", "bn4"]
+    folded = tfc.export.fold_batchnorm(model)
+    assert sorted(b.name for b in _bns(folded)) == ["bn2", "bn3"]
+    np.testing.assert_allclose(folded(_x()), model(_x(), training=False), rtol=1e-5, atol=1e-5)
+    for w0, w1 in zip(before, model.get_weights()):  # the caller's model is unchanged
+        np.testing.assert_array_equal(w0, w1)
+
+
+def test_fold_sequential_conv1d_parity():
+    model = randomize_bn(keras.Sequential([
+        keras.Input((12, 3)),
+        layers.Conv1D(4, 3, use_bias=False),
+        layers.BatchNormalization(),
+        layers.ReLU(),
+        layers.Flatten(),
+        layers.Dense(3),
+    ]))
+    folded = tfc.export.fold_batchnorm(model)
+    assert not _bns(folded)
+    x = _x((2, 12, 3))
+    np.testing.assert_allclose(folded(x), model(x, training=False), rtol=1e-5, atol=1e-5)
+
+
+def test_saved_model_fold_option_parity(tmp_path):
+    inp = keras.Input((10, 10, 3), name="image")
+    x = layers.Conv2D(8, 3, use_bias=False)(inp)
+    x = layers.BatchNormalization()(x)
+    x = layers.GlobalAveragePooling2D()(layers.ReLU()(x))
+    model = randomize_bn(keras.Model(inp, layers.Dense(4)(x)))
+    path = tfc.export.saved_model(model, str(tmp_path / "sm"), fold_batchnorm=True)
+    out = tfc.export.serve(path, _x())
+    np.testing.assert_allclose(out[0], model(_x(), training=False), rtol=1e-5, atol=1e-5)
+
+
+def test_fold_rejects_non_models():
+    with pytest.raises(TypeError, match="Received"):
+        tfc.export.fold_batchnorm(layers.Dense(3))

@@ -1,0 +1,117 @@
+"""Folding inference-mode BatchNormalization into the conv or dense layer before it.
+
+In inference a BatchNorm is an affine map per channel, `y = x * a + b` with
+`a = gamma / sqrt(var + eps)` and `b = beta - mean * a`. When `x` is the output of a
+Conv / Dense layer that feeds nothing else, the map folds into that layer's kernel and
+bias (`kernel * a`, `bias * a + b`) and the BatchNorm disappears from the exported graph:
+two element-wise passes over the activation fewer per layer, and the conv + bias + ReLU
+chain that TensorFlow's graph optimiser fuses into one kernel.
+"""
+
+import keras
+import numpy as np
+from keras.src.models.functional import Functional
+
+# Layer classes whose kernel's last axis is the output channel axis (channels_last).
+FOLDABLE = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class FoldedBatchNorm(keras.layers.Layer):
+    """Where a folded BatchNorm was: passes its input through (takes BatchNorm's call
+    arguments, so the rest of the graph is cloned unchanged)."""
+
+    def call(self, inputs, training=None, mask=None):
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def _producer(layer):
+    """The layer whose output `layer` (called once, on one tensor) consumes, or None."""
+    if len(layer._inbound_nodes) != 1:
+        return None
+    inputs = layer._inbound_nodes[0].input_tensors
+    if len(inputs) != 1:
+        return None
+    return inputs[0]._keras_history.operation
+
+
+def _foldable_axis(bn, ndim):
+    axis = bn.axis if isinstance(bn.axis, int) else (bn.axis[0] if len(bn.axis) == 1 else None)
+    return axis is not None and axis in (-1, ndim - 1)
+
+
+def foldable_pairs(model):
+    """`{bn layer name: producer layer}` for every BatchNormalization of `model` (top
+    level) that directly follows a Conv1D/2D/3D or Dense layer (channels last, called
+    once, whose output feeds only that BatchNorm)."""
+    pairs = {}
+    for bn in model.layers:
+        if type(bn) is not keras.layers.BatchNormalization:
+            continue
+        prev = _producer(bn)
+        if type(prev) not in FOLDABLE or len(prev._inbound_nodes) != 1:
+            continue
+        if len(prev._outbound_nodes) != 1 or not _foldable_axis(bn, len(prev.output.shape)):
+            continue
+        if getattr(prev, "data_format", "channels_last") != "channels_last":
+            continue
+        pairs[bn.name] = prev
+    return pairs
+
+
+def folded_weights(layer, bn):
+    """`(kernel, bias)` of `layer` with the inference-mode `bn` after it folded in."""
+    kernel = np.asarray(layer.kernel, np.float64)
+    n = kernel.shape[-1]
+    bias = np.asarray(layer.bias, np.float64) if layer.use_bias else np.zeros(n)
+    gamma = np.asarray(bn.gamma, np.float64) if bn.scale else np.ones(n)
+    beta = np.asarray(bn.beta, np.float64) if bn.center else np.zeros(n)
+    mean = np.asarray(bn.moving_mean, np.float64)
+    var = np.asarray(bn.moving_variance, np.float64)
+    a = gamma / np.sqrt(var + bn.epsilon)
+    dtype = keras.backend.standardize_dtype(layer.kernel.dtype)
+    return (kernel * a).astype(dtype), (bias * a + beta - mean * a).astype(dtype)
+
+
+def fold_batchnorm(model):
+    """A copy of `model` in which every foldable BatchNormalization (see
+    `foldable_pairs`) is folded into the Conv / Dense layer before it and replaced by a
+    pass-through `FoldedBatchNorm` layer of the same name. Same outputs in inference
+    mode (up to float rounding); the copy is for export and inference, not for further
+    training. The caller's model is not changed; nested models are copied unchanged.
+
+    Returns:
+        A new functional or Sequential model.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"fold_batchnorm takes a Keras model. Received: {model!r}")
+    if not isinstance(model, (Functional, keras.Sequential)):
+        raise ValueError(
+            f"fold_batchnorm needs a functional or Sequential model; '{model.name}' is a "
+            "subclassed model."
+        )
+    pairs = foldable_pairs(model)
+    producers = {p.name: bn_name for bn_name, p in pairs.items()}
+
+    def clone(layer):
+        if layer.name in pairs:
+            return FoldedBatchNorm(name=layer.name)
+        config = layer.get_config()
+        if layer.name in producers:
+            config["use_bias"] = True
+            config["bias_initializer"] = "zeros"
+        return layer.__class__.from_config(config)
+
+    folded = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        target = folded.get_layer(layer.name)
+        if layer.name in pairs:
+            continue
+        if layer.name in producers:
+            target.set_weights(list(folded_weights(layer, model.get_layer(producers[layer.name]))))
+        else:
+            target.set_weights(layer.get_weights())
+    return folded
