@@ -1,5 +1,7 @@
 """`SoftTopK`: ACoSP's annealed soft top-k masks, hardened at `ending_epoch`."""
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -12,15 +14,20 @@ from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.scores import plan_for, score_groups
 from tfcompress.schedules import ACoSPTemperature
 
+# The temperature is re-assigned once it has moved by 1 % (in log space) since the last
+# assignment: a per-step schedule without a per-step variable update.
+TEMPERATURE_STEP = 0.01
+
 
 class SoftTopK(keras.callbacks.Callback):
     """Drives the `SoftTopKMask` layers of a model wrapped with method "soft_topk".
 
     At the start of training every mask learns to select `k = keep_count(C,
     final_sparsity, min_channels, round_to)` of its C channels. Before each batch the
-    temperature is set to `schedule(epoch)` (epoch = step / steps per epoch, a float);
-    at `ending_epoch` each mask keeps exactly its k channels of highest logits and
-    becomes hard (the seed's `soft_to_hard_k`). Training then goes on with hard masks.
+    temperature follows `schedule(epoch)` (epoch = step / steps per epoch, a float; the
+    variable is re-assigned once the schedule has moved by 1 %); at `ending_epoch` each
+    mask keeps exactly its k channels of highest logits and becomes hard (the seed's
+    `soft_to_hard_k`). Training then goes on with hard masks.
 
         masked = tfc.wrap(model, "soft_topk")
         masked.compile(...)
@@ -91,7 +98,9 @@ class SoftTopK(keras.callbacks.Callback):
             self.hardened_at = current_step(self.model)
             return
         temperature = self.schedule(epoch)
-        if temperature != self._temperature:
+        if self._temperature is None or abs(
+            math.log(temperature / self._temperature)
+        ) > TEMPERATURE_STEP:
             self._assign_temperature(tf.constant(temperature, tf.float32))
             self._temperature = temperature
 

@@ -1,7 +1,6 @@
 """`StructuredPruning`: channel pruning (l1_filter, taylor, slimming) during `fit`."""
 
 import keras
-import tensorflow as tf
 
 from tfcompress.callbacks._state import current_step, layers_of
 from tfcompress.graph import DependencyGraph
@@ -23,9 +22,10 @@ class StructuredPruning(keras.callbacks.Callback):
 
     Before each batch the callback asks `schedule(step)` (step = the optimizer's
     `iterations`); on a pruning step it scores the groups with `method`'s criterion and
-    masks the lowest channels, keeping those already masked masked. For "taylor" it also
-    folds the importance the `TaylorMask` layers gathered in each batch's backward pass
-    (`|mean(x * dL/dx)|`) and resets it after every pruning step, as Molchanov et al. do.
+    masks the lowest channels, keeping those already masked masked. For "taylor" the
+    `TaylorMask` layers gather each batch's importance (`|mean(x * dL/dx)|`) inside the
+    compiled training step (no per-batch work in the callback); the callback resets the
+    scores after every pruning step, as Molchanov et al. do.
 
         masked = tfc.wrap(model, "taylor")
         masked.compile(...)
@@ -87,8 +87,6 @@ class StructuredPruning(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._graph = DependencyGraph(self.model)
         self._taylor = layers_of(self.model, TaylorMask)
-        # one compiled call per batch instead of three eager ops per mask
-        self._fold = tf.function(self._fold_all) if self._taylor else None
         if self.method == "taylor" and not self._taylor:
             raise ValueError(
                 "StructuredPruning(method='taylor') needs TaylorMask layers: wrap the model "
@@ -101,14 +99,6 @@ class StructuredPruning(keras.callbacks.Callback):
         if should:
             self.prune_now(ratio)
             self.events.append((step, self.kept_channels()))
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self._fold is not None:
-            self._fold()
-
-    def _fold_all(self):
-        for mask in self._taylor:
-            mask.fold()
 
     def prune_now(self, ratio):
         """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""

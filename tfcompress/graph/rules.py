@@ -41,6 +41,16 @@ class Rule:
     def weight_axes(self, layer):
         return self.weights
 
+    def input_weight(self, layer):
+        """`(index, name, axis)` of the weight that takes a scale of the input channels
+        (conv(x * s, K) == conv(x, K * s)): the first weight with an input axis; or None."""
+        axes = self.weight_axes(layer)
+        for i, var in enumerate(layer.weights):
+            in_axis = axes.get(var.name, (None, None))[0]
+            if in_axis is not None:
+                return i, var.name, in_axis
+        return None
+
     def edit_config(self, config, op, in_keep, out_keep):
         if self.width_key is not None:
             config[self.width_key] = int(len(out_keep))
@@ -215,7 +225,7 @@ class Identity(Rule):
 
 
 class Wrapped(Rule):
-    """A wrapper (WeightMask) that computes what its inner layer computes."""
+    """A wrapper (WeightMask, MaskedKernel) that computes what its inner layer computes."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -357,16 +367,19 @@ def register_rule(layer_class, rule):
 
 
 def unwrap(layer):
-    """The layer a tfcompress WeightMask wraps, or the layer itself."""
-    return layer.layer if _qualname(type(layer)) == _WEIGHT_MASK else layer
+    """The layer a tfcompress WeightMask or MaskedKernel wraps, or the layer itself."""
+    return layer.layer if _qualname(type(layer)) in _WRAPPERS else layer
 
 
-_WEIGHT_MASK = "tfcompress.layers.weight_mask.WeightMask"
+_WRAPPERS = (
+    "tfcompress.layers.weight_mask.WeightMask",
+    "tfcompress.layers.masked_kernel.MaskedKernel",
+)
 
 
 def find_rule(layer):
     """The rule for `layer`'s class or its nearest registered base class, else None."""
-    if _qualname(type(layer)) == _WEIGHT_MASK:
+    if _qualname(type(layer)) in _WRAPPERS:
         inner = find_rule(layer.layer)
         return None if inner is None else Wrapped(inner)
     for cls in type(layer).__mro__:

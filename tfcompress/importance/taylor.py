@@ -72,6 +72,7 @@ def taylor(group, graph=None, sites=None, **unused):
         )
     scores = np.zeros(group.size, np.float64)
     for site in sites:
+        site.layer.fold()  # the last batch's sums (training calls fold the earlier ones)
         scores[site.group_channel] += np.asarray(site.layer.score, np.float64)
     norm = np.linalg.norm(scores)
     if not np.isfinite(norm) or norm == 0:

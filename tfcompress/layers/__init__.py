@@ -2,6 +2,7 @@
 
 from tfcompress.layers.channel_gate import ChannelGate
 from tfcompress.layers.channel_mask import ChannelMask
+from tfcompress.layers.masked_kernel import MaskedKernel
 from tfcompress.layers.soft_topk_mask import SoftTopKMask
 from tfcompress.layers.space_to_depth import SpaceToDepth
 from tfcompress.layers.taylor_mask import TaylorMask
@@ -10,6 +11,7 @@ from tfcompress.layers.weight_mask import WeightMask
 __all__ = [
     "ChannelGate",
     "ChannelMask",
+    "MaskedKernel",
     "SoftTopKMask",
     "SpaceToDepth",
     "TaylorMask",

@@ -22,6 +22,10 @@ class ChannelMask(keras.layers.Layer):
         inputs: a tensor whose last axis is channels.
         site: optional index into `channel_maps`; None means input channel c is group
             channel c.
+        folded: True when every layer reading the output scales its own kernel with
+            `scale_kernel` (see `tfcompress.layers.MaskedKernel`): the call then passes
+            `inputs` through, and the mask costs a kernel-sized product instead of an
+            activation-sized one.
     """
 
     def __init__(self, units, channel_maps=None, **kwargs):
@@ -51,13 +55,23 @@ class ChannelMask(keras.layers.Layer):
         """Input channel -> group channel (-1: not in the group) at `site`, or None."""
         return None if site is None else self.channel_maps[site]
 
-    def call(self, inputs, site=None):
+    def site_scale(self, site=None):
+        """The factor of each input channel at `site` (1 for channels of other groups)."""
         scale = self.channel_scale()
-        if site is not None:
-            padded = ops.concatenate([ops.ones((1,), dtype=scale.dtype), scale])
-            index = ops.convert_to_tensor(self.channel_maps[site], "int32") + 1
-            scale = ops.take(padded, index)
-        return inputs * ops.cast(scale, inputs.dtype)
+        if site is None:
+            return scale
+        padded = ops.concatenate([ops.ones((1,), dtype=scale.dtype), scale])
+        return ops.take(padded, ops.convert_to_tensor(self.channel_maps[site], "int32") + 1)
+
+    def scale_kernel(self, kernel, axis, site=None):
+        """`kernel` with its input channels (along `axis`) scaled as `call` scales them:
+        conv(x * s, K) == conv(x, K * s)."""
+        return kernel * _along(ops.cast(self.site_scale(site), kernel.dtype), axis, kernel)
+
+    def call(self, inputs, site=None, folded=False):
+        if folded:
+            return inputs
+        return inputs * ops.cast(self.site_scale(site), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -67,3 +81,10 @@ class ChannelMask(keras.layers.Layer):
         if self.channel_maps:
             config["channel_maps"] = [list(m) for m in self.channel_maps]
         return config
+
+
+def _along(vector, axis, like):
+    """`vector` reshaped to broadcast along `axis` of the tensor `like`."""
+    shape = [1] * len(like.shape)
+    shape[axis] = -1
+    return ops.reshape(vector, shape)

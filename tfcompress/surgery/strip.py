@@ -59,15 +59,13 @@ def strip(masked, name=None):
 
 
 def _fold_input_scale(layer, rule, values, scale):
-    """conv(x * s, K) == conv(x, K * s): the first input-sliced weight takes the scale."""
-    axes = rule.weight_axes(layer)
+    """conv(x * s, K) == conv(x, K * s): the rule's input weight takes the scale."""
+    found = rule.input_weight(layer)
+    if found is None:
+        return values
+    i, _, in_axis = found
     out = list(values)
-    for i, var in enumerate(layer.weights):
-        in_axis = axes.get(var.name, (None, None))[0]
-        if in_axis is None:
-            continue
-        shape = [1] * out[i].ndim
-        shape[in_axis] = -1
-        out[i] = out[i] * scale.reshape(shape).astype(out[i].dtype)
-        break
+    shape = [1] * out[i].ndim
+    shape[in_axis] = -1
+    out[i] = out[i] * scale.reshape(shape).astype(out[i].dtype)
     return out

@@ -5,7 +5,7 @@ import numpy as np
 
 from tfcompress.graph import DependencyGraph
 from tfcompress.graph.rules import unwrap
-from tfcompress.layers import ChannelMask, SoftTopKMask, TaylorMask, WeightMask
+from tfcompress.layers import ChannelMask, MaskedKernel, SoftTopKMask, TaylorMask, WeightMask
 from tfcompress.surgery.penalties import bn_gamma_l1
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
@@ -32,11 +32,7 @@ def register_method(name, mask_class, clone_hook=None):
         CLONE_HOOKS[name] = clone_hook
 
 
-def _copy_weights(op, new_layer):
-    new_layer.set_weights(op.layer.get_weights())
-
-
-def wrap(model, method="l1_filter", exclude=(), graph=None, **options):
+def wrap(model, method="l1_filter", exclude=(), graph=None, mask_kernels=True, **options):
     """Returns a new model computing what `model` computes, with masks ready to prune.
 
     Args:
@@ -44,6 +40,10 @@ def wrap(model, method="l1_filter", exclude=(), graph=None, **options):
         method: one of `tfcompress.METHODS`.
         exclude: names of layers to leave alone.
         graph: an already built `DependencyGraph(model, exclude)` (optional).
+        mask_kernels: structured methods only. True (default): where every layer reading
+            a masked tensor is a conv/dense layer called once, the masks scale those
+            layers' kernels (`MaskedKernel`) instead of the activations -- the same
+            outputs for a kernel-sized product. False: always mask activations.
         **options: options of the method's clone hook, e.g. `penalty=1e-4` (the L1
             penalty on BatchNorm scales) for "slimming".
     """
@@ -59,7 +59,7 @@ def wrap(model, method="l1_filter", exclude=(), graph=None, **options):
         return _wrap_weights(graph, exclude)
     hook = CLONE_HOOKS.get(method)
     edit = hook(graph, **options) if hook is not None else None
-    return _wrap_channels(graph, STRUCTURED_METHODS[method], edit)
+    return _wrap_channels(graph, STRUCTURED_METHODS[method], edit, mask_kernels)
 
 
 def _wrap_weights(graph, exclude):
@@ -97,13 +97,47 @@ def _mask_calls(graph):
     return calls, maps
 
 
-def _wrap_channels(graph, mask_class, edit=None):
+def _kernel_consumers(graph, calls):
+    """`{op index: (weight name, axis)}` of the consumers that can scale their own kernel,
+    for the tensors all of whose consumers can (the masks there are folded)."""
+    uses = {}
+    for op in graph.traced.ops:
+        uses[id(op.layer)] = uses.get(id(op.layer), 0) + 1
+    by_key = {}
+    for op, key in graph.consumers():
+        by_key.setdefault(key, []).append(op)
+    found = {}
+    for key, ops in by_key.items():
+        if not calls.get(key):
+            continue
+        weights = {}
+        for op in ops:
+            layer, rule = op.layer, graph.rule(op.layer)
+            spec = rule.input_weight(layer) if rule.is_mixing else None
+            if (
+                spec is None
+                or unwrap(layer) is not layer
+                or uses[id(layer)] != 1
+                or op.in_keys[0] != key
+                or layer.weights[spec[0]].shape[spec[2]] != graph.traced.shapes[key][-1]
+                or not layer.weights[spec[0]].trainable
+            ):
+                break
+            weights[op.index] = spec[1:]
+        else:
+            found.update(weights)
+    return found
+
+
+def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
     calls, maps = _mask_calls(graph)
     masks = {}
     for g in graph.prunable_groups:
         producer = next((m.layer.name for m in g.members if m.role == "out"), f"g{g.index}")
         masks[g.index] = mask_class(g.size, channel_maps=maps[g.index], name=f"{producer}_mask")
     consumer_ops = {(op.index, k) for op, k in graph.consumers()}
+    kernel_ops = _kernel_consumers(graph, calls) if mask_kernels else {}
+    folded_keys = {op.in_keys[0] for op in graph.traced.ops if op.index in kernel_ops}
     masked_cache = {}  # each consumed tensor is masked once; its consumers share the copy
 
     def transform_input(op, key, tensor):
@@ -111,16 +145,30 @@ def _wrap_channels(graph, mask_class, edit=None):
             return tensor
         if key not in masked_cache:
             out = tensor
+            kwargs = {"folded": True} if key in folded_keys else {}
             for gi, site in calls[key]:
-                out = masks[gi](out) if site is None else masks[gi](out, site=site)
+                if site is not None:
+                    kwargs["site"] = site
+                else:
+                    kwargs.pop("site", None)
+                out = masks[gi](out, **kwargs)
             masked_cache[key] = out
         return masked_cache[key]
 
+    def make_layer(op):
+        config = None if edit is None else edit(op.layer, op.layer.get_config())
+        layer = clone_layer(op.layer, config)
+        if op.index not in kernel_ops:
+            return layer
+        weight_name, axis = kernel_ops[op.index]
+        return MaskedKernel(layer, weight_name=weight_name, axis=axis, name=layer.name)
+
+    def on_built(op, new_layer):
+        unwrap(new_layer).set_weights(op.layer.get_weights())
+
     return rebuild(
         graph.traced,
-        make_layer=lambda op: clone_layer(
-            op.layer, None if edit is None else edit(op.layer, op.layer.get_config())
-        ),
-        on_built=_copy_weights,
+        make_layer=make_layer,
+        on_built=on_built,
         transform_input=transform_input,
     )
