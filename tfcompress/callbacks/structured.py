@@ -1,12 +1,14 @@
 """`StructuredPruning`: channel pruning (l1_filter, taylor, slimming) during `fit`."""
 
 import keras
+import numpy as np
 
 from tfcompress.callbacks._state import current_step, layers_of
 from tfcompress.graph import DependencyGraph
 from tfcompress.importance import CRITERIA
 from tfcompress.layers import ChannelMask, TaylorMask
 from tfcompress.pruners import ranking
+from tfcompress.pruners.budget import compact_params, ratio_for_params
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.scores import (
     alive_channels,
@@ -43,7 +45,14 @@ class StructuredPruning(keras.callbacks.Callback):
             each pruning step (Molchanov's "lowest N per step").
         threshold: instead of the ratio, remove channels scoring below this.
         normalize: score normalisation for global ranking (default per criterion).
+        budget: what the schedule's ratio counts: "channels" (the fraction of channels
+            to remove, per group or of the global pool) or "params" (the fraction of the
+            model's parameters to remove: each pruning step removes the fewest
+            lowest-ranked channels that leave at most `(1 - ratio) x` the parameters, so
+            an iterative global ranking ends at the parameter target it was given).
     """
+
+    BUDGETS = ("channels", "params")
 
     def __init__(
         self,
@@ -55,6 +64,7 @@ class StructuredPruning(keras.callbacks.Callback):
         num_remove=None,
         threshold=None,
         normalize=None,
+        budget="channels",
     ):
         super().__init__()
         if not isinstance(schedule, Schedule):
@@ -72,6 +82,14 @@ class StructuredPruning(keras.callbacks.Callback):
         ranking.check_options(
             probe, scope, min_channels, round_to, threshold, num_remove, normalize
         )
+        if budget not in self.BUDGETS:
+            raise ValueError(f"budget must be one of {self.BUDGETS}. Received: budget={budget!r}")
+        if budget == "params" and (num_remove is not None or threshold is not None):
+            raise ValueError(
+                "budget='params' reads the schedule's ratio as a parameter fraction; it "
+                f"cannot be combined with num_remove={num_remove!r} or threshold={threshold!r}."
+            )
+        self.budget = budget
         self.schedule = schedule
         self.method = method
         self.options = dict(
@@ -86,6 +104,9 @@ class StructuredPruning(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._graph = DependencyGraph(self.model)
+        self._full_params = compact_params(
+            self._graph, np.ones(self._graph.num_components, bool)
+        )
         self._taylor = layers_of(self.model, TaylorMask)
         if self.method == "taylor" and not self._taylor:
             raise ValueError(
@@ -104,9 +125,15 @@ class StructuredPruning(keras.callbacks.Callback):
         """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""
         graph, sites, scores = score_groups(self.model, self.method, graph=self._graph)
         opts = dict(self.options)
-        if opts["num_remove"] is None and opts["threshold"] is None:
-            opts["ratio"] = ratio
-        keep = ranking.select(scores, alive=alive_channels(graph, sites), **opts)
+        alive = alive_channels(graph, sites)
+        if self.budget == "params":
+            del opts["num_remove"], opts["threshold"]
+            max_params = (1.0 - ratio) * self._full_params
+            _, keep, _ = ratio_for_params(graph, sites, scores, max_params, alive=alive, **opts)
+        else:
+            if opts["num_remove"] is None and opts["threshold"] is None:
+                opts["ratio"] = ratio
+            keep = ranking.select(scores, alive=alive, **opts)
         apply_plan(self.model, plan_for(sites, keep))
         for mask in self._taylor:
             mask.reset_scores()

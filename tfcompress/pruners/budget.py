@@ -71,29 +71,40 @@ def ratio_for_compression(
         normalize = default_normalize(method, scope)
     graph, sites, scores = score_groups(masked, method=method, data=data)
     full = compact_params(graph, np.ones(graph.num_components, bool))
-    budget = full / compression
-
-    def params_at(ratio):
-        keep = ranking.select(
-            scores,
-            ratio=ratio,
-            scope=scope,
-            min_channels=min_channels,
-            round_to=round_to,
-            normalize=normalize,
-        )
-        return compact_params(graph, keep_to_components(graph, sites, keep))
-
-    lo, hi = 0.0, 0.999
-    if params_at(hi) > budget:
+    options = dict(scope=scope, min_channels=min_channels, round_to=round_to, normalize=normalize)
+    ratio, _, params = ratio_for_params(graph, sites, scores, full / compression, tolerance,
+                                        **options)
+    if ratio is None:
         raise ValueError(
             f"No ratio reaches {compression}x fewer parameters in model '{masked.name}': "
-            f"at ratio 0.999 it keeps {params_at(hi)} of {full} (pinned layers)."
+            f"at ratio 0.999 it keeps {params} of {full} (pinned layers)."
         )
+    return ratio, params
+
+
+def ratio_for_params(graph, sites, scores, max_params, tolerance=1e-3, **options):
+    """The smallest ranking ratio whose keep flags leave at most `max_params` parameters,
+    by bisection; `options` are those of `ranking.select` (`alive=` included: channels
+    already pruned go first and count toward the ratio).
+
+    Returns:
+        `(ratio, keep, params)`; `(None, keep, params)` at ratio 0.999 if even that keeps
+        more than `max_params`.
+    """
+
+    def at(ratio):
+        keep = ranking.select(scores, ratio=ratio, **options)
+        return keep, compact_params(graph, keep_to_components(graph, sites, keep))
+
+    lo, hi = 0.0, 0.999
+    keep, params = at(hi)
+    if params > max_params:
+        return None, keep, params
     while hi - lo > tolerance:
         mid = (lo + hi) / 2
-        if params_at(mid) <= budget:
-            hi = mid
+        k, p = at(mid)
+        if p <= max_params:
+            hi, keep, params = mid, k, p
         else:
             lo = mid
-    return hi, params_at(hi)
+    return hi, keep, params

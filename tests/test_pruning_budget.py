@@ -1,0 +1,48 @@
+"""Parameter budgets during fit, and the default normalisation of a global Taylor ranking."""
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tfcompress import callbacks as cb
+from tfcompress import schedules
+from tfcompress.pruners import ranking
+from tfcompress.pruners.scores import default_normalize
+
+from .pruning_models import compile_model, conv_bn_net, data
+
+
+def test_params_budget_ends_at_the_parameter_target():
+    x, y = data(48)
+    full = conv_bn_net(widths=(8, 8, 16)).count_params()
+    masked = compile_model(tfc.wrap(conv_bn_net(widths=(8, 8, 16)), "taylor"))
+    callback = cb.StructuredPruning(
+        schedules.Iterative(0.75, begin_step=1, end_step=5, frequency=2), "taylor",
+        scope="global", min_channels=2, budget="params")
+    masked.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
+    params = tfc.strip(masked).count_params()
+    assert [step for step, _ in callback.events] == [1, 3, 5]
+    # at most a quarter of the parameters, and no channel more than needed: the last
+    # pruning step stopped at the first ranking ratio that met the budget
+    assert 0.2 * full < params <= 0.25 * full
+
+
+def test_params_budget_rejects_counts_and_thresholds():
+    with pytest.raises(ValueError, match="budget='params'"):
+        cb.StructuredPruning(schedules.OneShot(0.5), "taylor", num_remove=2, budget="params")
+    with pytest.raises(ValueError, match="Received: budget='flops'"):
+        cb.StructuredPruning(schedules.OneShot(0.5), "taylor", budget="flops")
+
+
+def test_global_taylor_ranking_compares_channels_with_their_layer_mean():
+    # two layers with the same relative importances: l2-normalised, the wide layer's
+    # scores are half as large; the default global ranking cuts both layers alike
+    rel = np.linspace(1.0, 2.0, 4)
+    wide = np.repeat(rel, 4)
+    scores = {0: rel / np.linalg.norm(rel), 1: wide / np.linalg.norm(wide)}
+    norm = default_normalize("taylor", "global")
+    assert norm == "mean"
+    keep = ranking.select(scores, ratio=0.5, scope="global", normalize=norm)
+    assert keep[0].sum() == 2 and keep[1].sum() == 8
+    keep_l2 = ranking.select(scores, ratio=0.5, scope="global", normalize="none")
+    assert keep_l2[0].sum() == 4  # l2 alone: the narrow layer is never cut
