@@ -28,9 +28,25 @@ def decode_image(encoded, channels):
     return tf.ensure_shape(image, [None, None, channels])
 
 
-def decode_raw_image(encoded, height, width, stored_channels, channels):
+def check_raw_size(encoded, height, width, stored_channels, source_id=""):
+    """An assertion that raw ``encoded`` holds ``height * width * stored_channels`` bytes; its
+    error names the record's ``source_id`` and both sizes."""
+    size = tf.strings.length(encoded)
+    expected = tf.cast(height * width * stored_channels, tf.int32)
+    return tf.debugging.Assert(
+        tf.equal(size, expected),
+        ["Corrupt raw image", source_id, "holds", size, "bytes; its header says", height, "x",
+         width, "x", stored_channels, "=", expected],
+    )  # fmt: skip
+
+
+def decode_raw_image(encoded, height, width, stored_channels, channels, source_id=""):
     """Raw uint8 pixels ``[H, W, stored_channels]`` -> ``[H, W, channels]`` (gray <-> RGB)."""
-    image = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), tf.stack([height, width, -1]))
+    with tf.control_dependencies(
+        [check_raw_size(encoded, height, width, stored_channels, source_id)]
+    ):
+        pixels = tf.io.decode_raw(encoded, tf.uint8)
+    image = tf.reshape(pixels, tf.stack([height, width, -1]))
     image = tf.ensure_shape(image, [None, None, None])
     if channels == 3:
         image = tf.cond(
@@ -56,6 +72,7 @@ def decode_record_image(features, channels):
             features[schema.IMAGE_WIDTH],
             features[schema.IMAGE_CHANNELS],
             channels,
+            features.get(schema.SOURCE_ID, ""),
         ),
         lambda: decode_image(features[schema.IMAGE_ENCODED], channels),
     )

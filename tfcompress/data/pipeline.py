@@ -87,48 +87,93 @@ def _parse_per_element(ds, task, parser, channels, training, seed):
     )
 
 
-def _parse_classification_batches(ds, parser, channels, training, seed):
-    """Batches of serialized records -> ``(images, labels)``: ``parse_example`` on the batch,
-    one decode per image (or a single ``decode_raw`` when the whole batch is raw pixels of the
-    output size), ``parser.augment_batch`` once per batch."""
-    keys = (
-        schema.IMAGE_ENCODED,
-        schema.IMAGE_FORMAT,
-        schema.IMAGE_HEIGHT,
-        schema.IMAGE_WIDTH,
-        schema.IMAGE_CHANNELS,
-        schema.CLASS_LABEL,
-    )
-    spec = {k: schema.feature_spec(schema.CLASSIFICATION)[k] for k in keys}
-    height, width = parser.output_size
-    image_spec = tf.TensorSpec([height, width, channels], tf.float32)
+_HEADER_KEYS = (
+    schema.IMAGE_ENCODED,
+    schema.IMAGE_FORMAT,
+    schema.IMAGE_HEIGHT,
+    schema.IMAGE_WIDTH,
+    schema.IMAGE_CHANNELS,
+)
+_SOURCE_ID_SPEC = {schema.SOURCE_ID: schema.feature_spec(schema.CLASSIFICATION)[schema.SOURCE_ID]}
 
-    def one_by_one(features):
-        return tf.map_fn(
+
+def decode_classification_batch(serialized, features, parser, channels):
+    """A batch of serialized records and their parsed ``_HEADER_KEYS`` features -> float32
+    ``[B, *parser.output_size, channels]``.
+
+    The cheapest route the batch allows, chosen per batch from its header features:
+
+    - every record raw pixels of the output size: one ``decode_raw`` for the whole batch;
+    - every record of the output size, none raw or JPEG: ``decode_png`` per image;
+    - every record of the output size: ``decode.decode_record_image`` per image;
+    - otherwise: per image decode and ``parser.prepare`` (resize to the output size).
+
+    A record whose pixels disagree with its header fails on the per-image routes with an
+    error naming its ``image/source_id``.
+    """
+    height, width = parser.output_size
+    encoded = features[schema.IMAGE_ENCODED]
+    pixels_spec = tf.TensorSpec([height, width, channels], tf.uint8)
+
+    def all_of(*conditions):
+        return tf.reduce_all(tf.stack([tf.reduce_all(c) for c in conditions]))
+
+    is_raw = tf.equal(features[schema.IMAGE_FORMAT], "raw")
+    sized = all_of(
+        tf.equal(features[schema.IMAGE_HEIGHT], height),
+        tf.equal(features[schema.IMAGE_WIDTH], width),
+    )
+    raw = all_of(
+        sized,
+        is_raw,
+        tf.equal(features[schema.IMAGE_CHANNELS], channels),
+        tf.equal(tf.strings.length(encoded), height * width * channels),
+    )
+    png = all_of(sized, tf.logical_not(is_raw), tf.logical_not(tf.io.is_jpeg(encoded)))
+
+    def each(fn, spec=pixels_spec):
+        source_id = tf.io.parse_example(serialized, _SOURCE_ID_SPEC)  # names a bad record
+        return tf.map_fn(fn, {**features, **source_id}, fn_output_signature=spec)
+
+    def exact(image):
+        return tf.ensure_shape(image, [height, width, channels])
+
+    def raw_batch():
+        pixels = tf.io.decode_raw(encoded, tf.uint8)
+        return parse.to_float(tf.reshape(pixels, [-1, height, width, channels]))
+
+    def png_each():
+        pixels = tf.map_fn(
+            lambda e: exact(tf.io.decode_png(e, channels)), encoded, fn_output_signature=pixels_spec
+        )
+        return parse.to_float(pixels)
+
+    def decode_each():
+        return parse.to_float(each(lambda f: exact(decode.decode_record_image(f, channels))))
+
+    def resize_each():
+        return each(
             lambda f: parser.prepare(decode.decode_record_image(f, channels)),
-            {k: features[k] for k in keys[:-1]},
-            fn_output_signature=image_spec,
+            tf.TensorSpec([height, width, channels], tf.float32),
         )
 
-    def all_at_once(features):
-        pixels = tf.io.decode_raw(features[schema.IMAGE_ENCODED], tf.uint8)
-        return parse.to_float(tf.reshape(pixels, [-1, height, width, channels]))
+    return tf.case([(raw, raw_batch), (png, png_each), (sized, decode_each)], default=resize_each)
+
+
+def _parse_classification_batches(ds, parser, channels, training, seed):
+    """Batches of serialized records -> ``(images, labels)``: ``parse_example`` on the batch,
+    ``decode_classification_batch``, ``parser.augment_batch`` once per batch."""
+    spec = schema.feature_spec(schema.CLASSIFICATION)
+    spec = {k: spec[k] for k in (*_HEADER_KEYS, schema.CLASS_LABEL)}
 
     def parse_batch(serialized, batch_seed=None):
         features = tf.io.parse_example(serialized, spec)
-        uniform_raw = tf.reduce_all(
-            [
-                tf.reduce_all(tf.equal(features[schema.IMAGE_FORMAT], "raw")),
-                tf.reduce_all(tf.equal(features[schema.IMAGE_HEIGHT], height)),
-                tf.reduce_all(tf.equal(features[schema.IMAGE_WIDTH], width)),
-                tf.reduce_all(tf.equal(features[schema.IMAGE_CHANNELS], channels)),
-            ]
-        )
-        images = tf.cond(uniform_raw, lambda: all_at_once(features), lambda: one_by_one(features))
-        images = tf.ensure_shape(images, [serialized.shape[0], height, width, channels])
+        labels = tf.cast(features.pop(schema.CLASS_LABEL), tf.int32)
+        images = decode_classification_batch(serialized, features, parser, channels)
+        images = tf.ensure_shape(images, [serialized.shape[0], *parser.output_size, channels])
         if batch_seed is not None:
             images = parser.augment_batch(images, batch_seed)
-        return images, tf.cast(features[schema.CLASS_LABEL], tf.int32)
+        return images, labels
 
     if training:
         ds = tf.data.Dataset.zip((ds, _seeds(seed)))
