@@ -21,11 +21,11 @@ def define_output_flags():
     flags.mark_flag_as_required("output_dir")
 
 
-def define_image_format_flag():
+def define_image_format_flag(default="png"):
     """``--image_format`` for converters that encode arrays (png, or raw for small images)."""
     flags.DEFINE_enum(
         "image_format",
-        "png",
+        default,
         ["png", "raw"],
         "How images are stored: png, or raw pixels (small images: faster to decode; the GZIP "
         "record compression keeps them as small).",

@@ -24,8 +24,9 @@ def array_items(images, labels, prefix, image_format="png"):
     ]
 
 
-def source(directory=fmnist.DEFAULT_DIR, splits=("train", "test"), image_format="png"):
-    """``image_format``: ``"png"`` or ``"raw"`` (see ``encode.encode_array``)."""
+def source(directory=fmnist.DEFAULT_DIR, splits=("train", "test"), image_format="raw"):
+    """``image_format``: ``"raw"`` (default: lossless and fixed-size, so ``build_dataset``
+    decodes a whole batch at once) or ``"png"`` (see ``encode.encode_array``)."""
     items = {}
     for split in splits:
         images, labels = fmnist.load(directory, split)
