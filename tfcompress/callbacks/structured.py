@@ -26,8 +26,9 @@ class StructuredPruning(keras.callbacks.Callback):
     `iterations`); on a pruning step it scores the groups with `method`'s criterion and
     masks the lowest channels, keeping those already masked masked. For "taylor" the
     `TaylorMask` layers gather each batch's importance (`|mean(x * dL/dx)|`) inside the
-    compiled training step (no per-batch work in the callback); the callback resets the
-    scores after every pruning step, as Molchanov et al. do.
+    compiled training step (no per-batch work in the callback); the callback folds the
+    last batch in at the end of each epoch (so `score` is complete after `fit` and in
+    checkpoints) and resets the scores after every pruning step, as Molchanov et al. do.
 
         masked = tfc.wrap(model, "taylor")
         masked.compile(...)
@@ -120,6 +121,10 @@ class StructuredPruning(keras.callbacks.Callback):
         if should:
             self.prune_now(ratio)
             self.events.append((step, self.kept_channels()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        for mask in self._taylor:
+            mask.fold()
 
     def prune_now(self, ratio):
         """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""
