@@ -2,6 +2,7 @@
 
 import keras
 
+from tfcompress.layers._wrapper import EditedWeights
 from tfcompress.layers.channel_mask import ChannelMask
 
 
@@ -30,7 +31,7 @@ def folded_masks(tensor):
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class MaskedKernel(keras.layers.Wrapper):
+class MaskedKernel(EditedWeights):
     """Runs the wrapped layer with the input channels of one weight scaled by the folded
     channel masks in front of it: `layer(mask(x))` computed as `layer'(x)` with
     `K' = mask.scale_kernel(K)`, which is exact for conv/dense layers (conv(x * s, K) ==
@@ -74,24 +75,13 @@ class MaskedKernel(keras.layers.Wrapper):
         """The `(ChannelMask, site)` pairs scaling the kernel."""
         return self._chain.links
 
-    def call(self, inputs):
-        trainable = [v.value for v in self.layer.trainable_variables]
-        kernel = trainable[self._position]
+    def trainable_values(self):
+        values = [v.value for v in self.layer.trainable_variables]
+        kernel = values[self._position]
         for mask, site in self._chain.links:
             kernel = mask.scale_kernel(kernel, self.axis, site)
-        trainable[self._position] = kernel
-        outputs, _ = self.layer.stateless_call(
-            trainable, [v.value for v in self.layer.non_trainable_variables], inputs
-        )
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+        values[self._position] = kernel
+        return values
 
     def get_config(self):
         return {**super().get_config(), "weight_name": self.weight_name, "axis": self.axis}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        # keras.layers.Wrapper.from_config pops "layer" from the dict it is given.
-        return super().from_config(dict(config), custom_objects)

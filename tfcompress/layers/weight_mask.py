@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfcompress.layers._wrapper import EditedWeights
+
 
 class MaskConstraint:
     """Variable constraint: the optimizer applies it after each update (then `previous`,
@@ -18,7 +20,7 @@ class MaskConstraint:
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class WeightMask(keras.layers.Wrapper):
+class WeightMask(EditedWeights):
     """Runs the wrapped layer with some of its weights multiplied by binary masks.
 
     Masked entries get zero gradient, and each masked variable carries a constraint that
@@ -62,20 +64,8 @@ class WeightMask(keras.layers.Wrapper):
             return variable.value
         return variable.value * ops.cast(mask, variable.dtype)
 
-    def call(self, inputs, training=None):
-        trainable = [self.masked_value(v) for v in self.layer.trainable_variables]
-        outputs, _ = self.layer.stateless_call(
-            trainable, [v.value for v in self.layer.non_trainable_variables], inputs
-        )
-        return outputs
-
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+    def trainable_values(self):
+        return [self.masked_value(v) for v in self.layer.trainable_variables]
 
     def get_config(self):
         return {**super().get_config(), "weight_names": list(self.weight_names)}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        # keras.layers.Wrapper.from_config pops "layer" from the dict it is given.
-        return super().from_config(dict(config), custom_objects)

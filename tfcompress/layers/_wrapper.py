@@ -1,0 +1,27 @@
+"""The base of the wrappers that run a layer with edited weight values."""
+
+import keras
+
+
+class EditedWeights(keras.layers.Wrapper):
+    """Runs the wrapped layer with `trainable_values()` in place of its trainable
+    variables' values (the variables themselves, and their gradients, stay the layer's)."""
+
+    def trainable_values(self):
+        raise NotImplementedError
+
+    def call(self, inputs):
+        outputs, _ = self.layer.stateless_call(
+            self.trainable_values(),
+            [v.value for v in self.layer.non_trainable_variables],
+            inputs,
+        )
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.layers.Wrapper.from_config pops "layer" from the dict it is given.
+        return super().from_config(dict(config), custom_objects)
