@@ -51,6 +51,7 @@ def _routes(rng):
                 enumerate(zip(images, formats, strict=True))]  # fmt: skip
 
     return {
+        "png": (records(rgb, ["png"] * 8), {}),
         "raw gray as rgb": (records(gray, ["raw"] * 8), {"channels": 3}),
         "rgb with jpeg": (records(rgb, ["jpeg", "raw", "png", "png"] * 2), {}),
         "resized": (records(gray, ["raw"] * 8), {"output_size": (5, 9)}),
@@ -63,14 +64,19 @@ def _routes(rng):
     }
 
 
-@pytest.mark.parametrize("route", ["raw gray as rgb", "rgb with jpeg", "resized", "mixed sizes"])
+@pytest.mark.parametrize(
+    "route", ["png", "raw gray as rgb", "rgb with jpeg", "resized", "mixed sizes"]
+)
 def test_every_batch_route_equals_the_per_record_path(tmp_path, route):
     records, kwargs = _routes(np.random.default_rng(7))[route]
     pattern = _write(tmp_path, records)
-    batched = build_dataset(pattern, "classification", 4, False, **kwargs)
     per_record = build_dataset(pattern, "classification", 4, False, skip_corrupt=True, **kwargs)
-    np.testing.assert_array_equal(_images(batched), _images(per_record))
-    assert [y.numpy().tolist() for _, y in batched] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    expected = _images(per_record)
+    for drop_remainder in (False, True):  # batch size unknown / static (PNGs: unrolled)
+        batched = build_dataset(pattern, "classification", 4, False, drop_remainder=drop_remainder,
+                                **kwargs)  # fmt: skip
+        np.testing.assert_array_equal(_images(batched), expected)
+        assert [y.numpy().tolist() for _, y in batched] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
 def test_training_batch_is_a_shift_and_flip_of_each_record(tmp_path):
