@@ -9,7 +9,8 @@ script as a subprocess:
 `run.npz` holds the data, the baseline weights per layer and the settings; the script
 rebuilds the network in tf-keras, prunes and fine-tunes it with the same polynomial
 schedule, sparsity and epochs as tfcompress's `magnitude`, strips it, and writes accuracy,
-parameters, SavedModel sizes and latency at batch 64 as JSON.
+parameters, SavedModel sizes (BatchNorm folded, as the tfcompress rows are exported) and
+latency at batch 64 as JSON.
 """
 
 import argparse
@@ -29,18 +30,36 @@ import tensorflow_model_optimization as tfmot  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 
-def build_net(widths, num_classes=10):
+def build_net(widths, num_classes=10, batchnorm=True):
+    """The benchmark network in tf-keras; without `batchnorm`, convs carry biases (the
+    folded export form)."""
     inputs = keras.Input((28, 28, 1), name="image")
     x = inputs
     for i, filters in enumerate(widths):
-        x = keras.layers.Conv2D(int(filters), 3, padding="same", use_bias=False,
+        x = keras.layers.Conv2D(int(filters), 3, padding="same", use_bias=not batchnorm,
                                 name=f"conv{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        if batchnorm:
+            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
         x = keras.layers.ReLU(name=f"relu{i}")(x)
         if i in (1, 3):
             x = keras.layers.MaxPooling2D(name=f"pool{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes, name="logits")(x))
+
+
+def fold_batchnorm(model, widths):
+    """`model` with each BatchNorm folded into its conv, as `tfcompress.export`'s
+    `fold_batchnorm=True` exports the tfcompress rows (same network, same arithmetic)."""
+    folded = build_net(widths, batchnorm=False)
+    for i in range(len(widths)):
+        bn = model.get_layer(f"bn{i}")
+        gamma, beta, mean, var = (w.numpy().astype(np.float64) for w in bn.weights)
+        a = gamma / np.sqrt(var + bn.epsilon)
+        kernel = model.get_layer(f"conv{i}").kernel.numpy().astype(np.float64)
+        folded.get_layer(f"conv{i}").set_weights(
+            [(kernel * a).astype(np.float32), (beta - mean * a).astype(np.float32)])
+    folded.get_layer("logits").set_weights(model.get_layer("logits").get_weights())
+    return folded
 
 
 def sizes(model, workdir):
@@ -113,7 +132,7 @@ def main():
     recalibrate_bn(final, data["x_train"], settings["batch_size"])
     logits = final.predict(data["x_test"], batch_size=500, verbose=0)
     kernels = [w for layer in final.layers for w in layer.weights if "kernel" in w.name]
-    raw, gz = sizes(final, args.workdir)
+    raw, gz = sizes(fold_batchnorm(final, settings["widths"]), args.workdir)
     result = {
         "accuracy": float(np.mean(logits.argmax(-1) == data["y_test"])),
         "params": int(final.count_params()),
