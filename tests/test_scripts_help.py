@@ -16,7 +16,10 @@ DEFINES = {
     "evaluate": [common_flags.define_evaluate_flags],
     "export": [common_flags.define_export_flags],
 }
-DEMO_FLAGS = ["method", "output_dir", "data_dir", "fmnist_dir", "sweep_ratios", "smoke"]
+DEMO_FLAGS = [
+    "method", "output_dir", "data_dir", "fmnist_dir", "sweep_ratios", "width_multiplier",
+    "steps_per_epoch", "smoke",
+]
 SEED_NAMES = [
     "gpu_id", "model", "num_classes", "initialize", "intialize", "checkpoint", "train_data",
     "batch_size", "skip_step", "height", "width", "max_iteration", "learning_rate",

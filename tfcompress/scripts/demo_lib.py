@@ -78,6 +78,11 @@ def _read(path):
         return json.load(f)
 
 
+def _width(run_dir):
+    """The width multiplier the run in `run_dir` trained with (its run.json)."""
+    return _read(os.path.join(run_dir, "run.json"))["config"]["model"]["width_multiplier"]
+
+
 def run_demo(config, log=print):
     """Runs the demo; returns the summary dict (also written to output_dir/summary.json)."""
     began = time.monotonic()
@@ -171,7 +176,7 @@ def _summarize(config, baseline, compressed, sweep_file, export_dir, began, log)
         sweep=[(p["params"], p["accuracy"]) for p in sweep.get("sweep", [])],
         sweep_label=f"one-shot {SWEEP_CRITERION.get(config.method, 'l1_filter')} + BatchNorm "
         "recalibration, no fine-tuning",
-        title=f"Fashion-MNIST, VGG-16-BN x0.25: {config.method}",
+        title=f"Fashion-MNIST, VGG-16-BN x{_width(baseline):g}: {config.method}",
     )
     summary = {
         "method": config.method,
