@@ -35,7 +35,7 @@ demo: setup data
 	  --width_multiplier=0.125 --steps_per_epoch=300 --output_dir=$(DEMO_OUT)
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/fmnist_methods.py --quick
 
-# Fashion-MNIST methods table (quick: 12k/2k images, ~7 min) and the wrapped-model step overhead.
+# Fashion-MNIST methods table (quick: 12k/2k images, ~4-5 min) and the wrapped-model step overhead.
 bench: setup data
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/fmnist_methods.py --quick
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/overhead.py
