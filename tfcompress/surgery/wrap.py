@@ -32,6 +32,11 @@ def register_method(name, mask_class, clone_hook=None):
         CLONE_HOOKS[name] = clone_hook
 
 
+def _copy_weights(op, new_layer):
+    """The original layer's weights into its copy (inside the copy's wrapper, if any)."""
+    unwrap(new_layer).set_weights(op.layer.get_weights())
+
+
 def wrap(model, method="l1_filter", exclude=(), graph=None, mask_kernels=True, **options):
     """Returns a new model computing what `model` computes, with masks ready to prune.
 
@@ -70,10 +75,7 @@ def _wrap_weights(graph, exclude):
             return WeightMask(new, name=f"{op.layer.name}_wm")
         return new
 
-    def on_built(op, new_layer):
-        unwrap(new_layer).set_weights(op.layer.get_weights())
-
-    return rebuild(graph.traced, make_layer, on_built=on_built)
+    return rebuild(graph.traced, make_layer, on_built=_copy_weights)
 
 
 def _mask_calls(graph):
@@ -98,15 +100,19 @@ def _mask_calls(graph):
 
 
 def _kernel_consumers(graph, calls):
-    """`{op index: (weight name, axis)}` of the consumers that can scale their own kernel,
-    for the tensors all of whose consumers can (the masks there are folded)."""
+    """The consumers that can scale their own kernel, for the tensors all of whose
+    consumers can (the masks there are folded).
+
+    Returns:
+        `({op index: (weight name, axis)}, {folded tensor key})`.
+    """
     uses = {}
     for op in graph.traced.ops:
         uses[id(op.layer)] = uses.get(id(op.layer), 0) + 1
     by_key = {}
     for op, key in graph.consumers():
         by_key.setdefault(key, []).append(op)
-    found = {}
+    found, folded = {}, set()
     for key, ops in by_key.items():
         if not calls.get(key):
             continue
@@ -114,19 +120,21 @@ def _kernel_consumers(graph, calls):
         for op in ops:
             layer, rule = op.layer, graph.rule(op.layer)
             spec = rule.input_weight(layer) if rule.is_mixing else None
+            var = None if spec is None else layer.weights[spec[0]]
             if (
-                spec is None
+                var is None
                 or unwrap(layer) is not layer
                 or uses[id(layer)] != 1
                 or op.in_keys[0] != key
-                or layer.weights[spec[0]].shape[spec[2]] != graph.traced.shapes[key][-1]
-                or not layer.weights[spec[0]].trainable
+                or var.shape[spec[2]] != graph.traced.shapes[key][-1]
+                or not var.trainable
             ):
                 break
             weights[op.index] = spec[1:]
         else:
             found.update(weights)
-    return found
+            folded.add(key)
+    return found, folded
 
 
 def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
@@ -136,8 +144,7 @@ def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
         producer = next((m.layer.name for m in g.members if m.role == "out"), f"g{g.index}")
         masks[g.index] = mask_class(g.size, channel_maps=maps[g.index], name=f"{producer}_mask")
     consumer_ops = {(op.index, k) for op, k in graph.consumers()}
-    kernel_ops = _kernel_consumers(graph, calls) if mask_kernels else {}
-    folded_keys = {op.in_keys[0] for op in graph.traced.ops if op.index in kernel_ops}
+    kernel_ops, folded_keys = _kernel_consumers(graph, calls) if mask_kernels else ({}, set())
     masked_cache = {}  # each consumed tensor is masked once; its consumers share the copy
 
     def transform_input(op, key, tensor):
@@ -145,13 +152,10 @@ def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
             return tensor
         if key not in masked_cache:
             out = tensor
-            kwargs = {"folded": True} if key in folded_keys else {}
+            folded = {"folded": True} if key in folded_keys else {}
             for gi, site in calls[key]:
-                if site is not None:
-                    kwargs["site"] = site
-                else:
-                    kwargs.pop("site", None)
-                out = masks[gi](out, **kwargs)
+                at = {} if site is None else {"site": site}
+                out = masks[gi](out, **at, **folded)
             masked_cache[key] = out
         return masked_cache[key]
 
@@ -163,12 +167,9 @@ def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
         weight_name, axis = kernel_ops[op.index]
         return MaskedKernel(layer, weight_name=weight_name, axis=axis, name=layer.name)
 
-    def on_built(op, new_layer):
-        unwrap(new_layer).set_weights(op.layer.get_weights())
-
     return rebuild(
         graph.traced,
         make_layer=make_layer,
-        on_built=on_built,
+        on_built=_copy_weights,
         transform_input=transform_input,
     )
