@@ -8,8 +8,8 @@ from keras import layers
 import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import schedules
-from tfcompress.importance.taylor import taylor_masks
-from tfcompress.layers import SoftTopKMask
+from tfcompress.graph.trace import layers_of
+from tfcompress.layers import SoftTopKMask, TaylorMask
 from tfcompress.pruners import prune_weights, ranking
 
 from .pruning_models import compile_model, conv_bn_net, data, mask_values
@@ -43,7 +43,7 @@ def test_taylor_on_a_linear_layer_inside_fit():
     expected = _taylor_by_hand(masked, x, y)
     masked.fit(x, y, batch_size=8, epochs=1, verbose=0,
                callbacks=[cb.StructuredPruning(schedules.OneShot(0.5, step=5), "taylor")])
-    (mask,) = taylor_masks(masked)
+    (mask,) = layers_of(masked, TaylorMask)
     np.testing.assert_allclose(np.asarray(mask.score), expected, rtol=1e-5)
     # two batches with unchanged weights: the scores add up, pruning happens at step 1
     masked.fit(x, y, batch_size=8, epochs=5, verbose=0,
@@ -62,7 +62,8 @@ def test_taylor_measuring_pass_matches_hand_value_and_normalises():
     graph, sites, scores = tfc.pruners.score_groups(masked, "taylor", data=[(x, y), (x, y)])
     (s,) = scores.values()
     np.testing.assert_allclose(s, expected / np.linalg.norm(expected), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(taylor_masks(masked)[0].score), expected, rtol=1e-5)
+    (mask,) = layers_of(masked, TaylorMask)
+    np.testing.assert_allclose(np.asarray(mask.score), expected, rtol=1e-5)
 
 
 def test_slimming_global_threshold_picks_exact_channels():

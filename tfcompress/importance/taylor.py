@@ -9,19 +9,9 @@ Without accumulated scores, `prepare` measures them over `data` in a separate pa
 import numpy as np
 import tensorflow as tf
 
+from tfcompress.graph.trace import layers_of
 from tfcompress.importance.sites import group_sites
 from tfcompress.layers import TaylorMask
-
-
-def taylor_masks(model):
-    """All `TaylorMask` layers of `model` (nested models included)."""
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, TaylorMask):
-            out.append(layer)
-        elif hasattr(layer, "layers"):
-            out.extend(taylor_masks(layer))
-    return out
 
 
 def measure(model, data, steps=None):
@@ -43,7 +33,7 @@ def measure(model, data, steps=None):
             f"taylor measures gradients of the training loss: compile model '{model.name}' "
             "with its loss before pruning with data."
         )
-    masks = taylor_masks(model)
+    masks = layers_of(model, TaylorMask)
     for m in masks:
         m.reset_scores()
     for i, batch in enumerate(data):
