@@ -105,9 +105,10 @@ class StructuredPruning(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._graph = DependencyGraph(self.model)
-        self._full_params = compact_params(
-            self._graph, np.ones(self._graph.num_components, bool)
-        )
+        if self.budget == "params":
+            self._full_params = compact_params(
+                self._graph, np.ones(self._graph.num_components, bool)
+            )
         self._taylor = layers_of(self.model, TaylorMask)
         if self.method == "taylor" and not self._taylor:
             raise ValueError(
