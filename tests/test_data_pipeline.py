@@ -95,7 +95,7 @@ def test_uncompressed_read_as_gzip_named(tmp_path):
     with shards.ShardWriter(str(tmp_path), "train", 1, compression="") as writer:
         writer.write(_classification(1)[0])
     with pytest.raises(ValueError, match=r"Cannot read record 0 of .*train-00000-of-00001"):
-        build_dataset(str(tmp_path / "train-*"), "classification", 2, training=False)
+        build_dataset(str(tmp_path / "train-*"), "classification", 2, False, compression="GZIP")
     ds = build_dataset(str(tmp_path / "train-*"), "classification", 2, False, compression="")
     assert next(iter(ds))[0].shape == (1, 12, 10, 3)
 

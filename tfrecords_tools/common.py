@@ -8,6 +8,7 @@ import time
 from absl import flags
 
 COMPRESSIONS = {"GZIP": "GZIP", "NONE": ""}
+READ_COMPRESSIONS = {"AUTO": "auto", **COMPRESSIONS}
 
 
 def define_output_flags():
@@ -19,6 +20,16 @@ def define_output_flags():
     )
     flags.DEFINE_enum("compression", "GZIP", list(COMPRESSIONS), "TFRecord compression.")
     flags.mark_flag_as_required("output_dir")
+
+
+def define_read_compression_flag():
+    """``--compression`` for tools that read shards (``verify``, ``inspect``)."""
+    flags.DEFINE_enum(
+        "compression",
+        "AUTO",
+        list(READ_COMPRESSIONS),
+        "TFRecord compression of the shards; AUTO detects it file by file.",
+    )
 
 
 def define_image_format_flag(default="png"):

@@ -14,7 +14,7 @@ from tfrecords_tools import common
 flags.DEFINE_string("file_pattern", None, "Glob of the shards.")
 flags.DEFINE_integer("num_samples", 4, "Samples written as PNG to --samples_dir.")
 flags.DEFINE_string("samples_dir", None, "Where sample PNGs go (none written if unset).")
-flags.DEFINE_enum("compression", "GZIP", list(common.COMPRESSIONS), "TFRecord compression.")
+common.define_read_compression_flag()
 flags.mark_flag_as_required("file_pattern")
 FLAGS = flags.FLAGS
 
@@ -26,7 +26,7 @@ def main(argv):
     try:
         report = records.inspect_records(
             FLAGS.file_pattern,
-            compression=common.COMPRESSIONS[FLAGS.compression],
+            compression=common.READ_COMPRESSIONS[FLAGS.compression],
             num_samples=FLAGS.num_samples,
             samples_dir=FLAGS.samples_dir,
         )

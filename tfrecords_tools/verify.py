@@ -18,7 +18,7 @@ flags.DEFINE_enum(
     ["classification", "segmentation", "detection"],
     "Expected task (default: inferred from the first record).",
 )
-flags.DEFINE_enum("compression", "GZIP", list(common.COMPRESSIONS), "TFRecord compression.")
+common.define_read_compression_flag()
 flags.mark_flag_as_required("file_pattern")
 FLAGS = flags.FLAGS
 
@@ -29,7 +29,9 @@ def main(argv):
 
     try:
         report = records.verify_records(
-            FLAGS.file_pattern, task=FLAGS.task, compression=common.COMPRESSIONS[FLAGS.compression]
+            FLAGS.file_pattern,
+            task=FLAGS.task,
+            compression=common.READ_COMPRESSIONS[FLAGS.compression],
         )
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")

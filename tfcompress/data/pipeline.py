@@ -1,4 +1,4 @@
-"""``build_dataset``: sharded GZIP TFRecords -> batched, augmented model inputs.
+"""``build_dataset``: sharded TFRecords -> batched, augmented model inputs.
 
     ds = build_dataset("out/fmnist/train-*.tfrecord", "classification", 128, training=True)
     model.fit(ds, epochs=3)
@@ -37,6 +37,7 @@ elements, in the same order, every run.
 
 import tensorflow as tf
 
+from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, parse, schema
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -51,8 +52,9 @@ def list_shards(file_pattern):
     return files
 
 
-def first_example(files, compression="GZIP"):
+def first_example(files, compression="auto"):
     """The first record of the first file, as a ``tf.train.Example``; raises naming the file."""
+    compression = compression_lib.resolve(files[0], compression)
     try:
         raw = next(iter(tf.data.TFRecordDataset(files[0], compression_type=compression)))
     except StopIteration as e:
@@ -218,7 +220,7 @@ def build_dataset(
     cycle_length=16,
     seed=None,
     deterministic=False,
-    compression="GZIP",
+    compression="auto",
     repeat=False,
     drop_remainder=None,
     skip_corrupt=False,
@@ -238,7 +240,8 @@ def build_dataset(
       cycle_length: shards read concurrently.
       seed: seeds file order, shuffling and augmentation.
       deterministic: keep element order fixed despite parallelism (slightly slower).
-      compression: ``"GZIP"`` (what the converters write) or ``""``.
+      compression: ``"GZIP"``, ``""`` (uncompressed) or ``"auto"``: detected from the
+        files (all must be alike).
       repeat: repeat forever (after shuffling, so each epoch is a new permutation).
       drop_remainder: drop the last partial batch; default ``training``.
       skip_corrupt: drop records that fail to decode instead of raising.
@@ -247,6 +250,7 @@ def build_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
     files = list_shards(file_pattern)
+    compression = compression_lib.resolve(files, compression)
     if output_size is None or channels is None:
         height, width, record_channels = image_shape_of(first_example(files, compression))
         output_size = output_size or (height, width)

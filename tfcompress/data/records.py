@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, pipeline, schema
 from tfcompress.data.errors import CorruptInputError
 
@@ -140,20 +141,22 @@ def _task_of(record):
     return schema.task_of(tf.train.Example.FromString(record).features.feature.keys())
 
 
-def verify_records(file_pattern, task=None, compression="GZIP", raise_on_error=False):
+def verify_records(file_pattern, task=None, compression="auto", raise_on_error=False):
     """Reads and decodes every record; returns a ``VerifyReport``.
 
     Args:
       file_pattern: glob (or list) of shards.
       task: expected task; default: inferred from the first readable record.
+      compression: ``"GZIP"``, ``""`` or ``"auto"`` (detected file by file).
       raise_on_error: raise ``CorruptInputError`` naming the file and record index of the
         first corrupt record instead of reporting.
     """
+    compression_lib.check(compression)
     reports = []
     channels = None
     for path in pipeline.list_shards(file_pattern):
         report = FileReport(path)
-        records, broken = _read_raw(path, compression)
+        records, broken = _read_raw(path, compression_lib.resolve(path, compression))
         if records and task is None:
             try:
                 task = _task_of(records[0])
@@ -190,10 +193,11 @@ def _histogram_fn(task):
     return mask_pixels
 
 
-def class_histogram(file_pattern, task, compression="GZIP"):
+def class_histogram(file_pattern, task, compression="auto"):
     """``{class: count}``: examples (classification), objects (detection) or pixels
     (segmentation, 255 = ignore included)."""
     files = pipeline.list_shards(file_pattern)
+    compression = compression_lib.resolve(files, compression)
     ds = tf.data.TFRecordDataset(files, compression_type=compression)
     ds = ds.map(_histogram_fn(task), num_parallel_calls=tf.data.AUTOTUNE)
     counts = collections.Counter()
@@ -230,12 +234,13 @@ def _draw_sample(decoded, task, path_prefix):
         canvas.save(f"{path_prefix}_boxes.png")
 
 
-def inspect_records(file_pattern, compression="GZIP", num_samples=4, samples_dir=None):
+def inspect_records(file_pattern, compression="auto", num_samples=4, samples_dir=None):
     """Counts per shard, the class histogram and (optionally) a few decoded samples as PNG.
 
     Returns ``{"task", "num_records", "files": {path: count}, "class_histogram", "samples"}``.
     """
     files = pipeline.list_shards(file_pattern)
+    compression = compression_lib.resolve(files, compression)
     first = pipeline.first_example(files, compression)
     task = schema.task_of(first.features.feature.keys())
     channels = pipeline.image_shape_of(first)[2]
