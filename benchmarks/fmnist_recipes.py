@@ -18,7 +18,16 @@ from tfcompress.layers import SoftTopKMask
 from tfcompress.pruners import ratio_for_compression, recalibrate_bn
 
 MIN_CHANNELS = 4  # slimming's global ranking never cuts a layer below this
-TAYLOR_MIN_CHANNELS = 8  # nor taylor's (at 4 it starved conv1 of 16 channels)
+# Taylor's global ranking keeps at least half of the narrowest layer (32 * width channels):
+# at width 0.5 a floor of 4 starved conv1 of 16 channels (accuracy); at width 1.0 a floor
+# of 8 left conv1, the costliest conv, 8 channels wide, where a conv runs at a third of
+# its MAC rate (4x: 0.50 x the MAC reduction in latency, every other row >= 0.61).
+TAYLOR_MIN_CHANNELS_PER_WIDTH = 16
+
+
+def taylor_min_channels(cfg):
+    return max(1, round(TAYLOR_MIN_CHANNELS_PER_WIDTH * cfg.width))
+
 
 
 def _batches(x, y, batch_size, n, seed=0):
@@ -67,10 +76,13 @@ def magnitude(baseline, data, cfg, compression=None, sparsity=None):
 def l1_filter(baseline, data, cfg, compression):
     """Li et al.: one-shot, per-layer (local) L1 filter ranking, then fine-tuning."""
     masked = compile_model(tfc.wrap(baseline, "l1_filter"), cfg.finetune_lr)
-    ratio, _ = ratio_for_compression(masked, compression, "l1_filter", scope="local")
+    ratio, _ = ratio_for_compression(masked, compression, "l1_filter", scope="local",
+                                     round_to=cfg.round_to)
     schedule = schedules.OneShot(ratio, step=0)
-    _fit(masked, data, cfg, cfg.finetune_epochs, [cb.StructuredPruning(schedule, "l1_filter")])
-    return _finish(masked, data, cfg), {"ratio": ratio, "epochs": cfg.finetune_epochs}
+    callback = cb.StructuredPruning(schedule, "l1_filter", round_to=cfg.round_to)
+    _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
+    return _finish(masked, data, cfg), {"ratio": ratio, "round_to": cfg.round_to,
+                                        "epochs": cfg.finetune_epochs}
 
 
 def taylor(baseline, data, cfg, compression):
@@ -79,17 +91,20 @@ def taylor(baseline, data, cfg, compression):
     first 60 % of the fine-tune with fine-tuning in between, each removing the lowest
     channels until the fraction of parameters removed reaches its step of the equal
     ramp to `1 - 1/compression` (`budget="params"`); no layer below
-    `TAYLOR_MIN_CHANNELS`."""
+    `taylor_min_channels(cfg)`."""
+    min_channels = taylor_min_channels(cfg)
     masked = compile_model(tfc.wrap(baseline, "taylor"), cfg.finetune_lr)
     steps = cfg.taylor_epochs * cfg.steps_per_epoch()
     freq = max(1, int(0.6 * steps) // 5)
     schedule = schedules.Iterative(1.0 - 1.0 / compression, begin_step=freq,
                                    end_step=5 * freq, frequency=freq)
     callback = cb.StructuredPruning(schedule, "taylor", scope="global",
-                                    min_channels=TAYLOR_MIN_CHANNELS, budget="params")
+                                    min_channels=min_channels, round_to=cfg.round_to,
+                                    budget="params")
     _fit(masked, data, cfg, cfg.taylor_epochs, [callback])
     return _finish(masked, data, cfg), {"params_ratio": 1.0 - 1.0 / compression,
-                                        "min_channels": TAYLOR_MIN_CHANNELS,
+                                        "min_channels": min_channels,
+                                        "round_to": cfg.round_to,
                                         "epochs": cfg.taylor_epochs,
                                         "schedule": schedules.serialize(schedule)}
 
@@ -119,13 +134,14 @@ def slimming(baseline, data, cfg, compression):
     runs), a global |gamma| threshold (never emptying a layer), strip, adaptive BN,
     fine-tune of the compact model."""
     masked, sparsity_seconds = _sparsity_trained(baseline, data, cfg)
-    ratio, _ = ratio_for_compression(masked, compression, "slimming", scope="global",
-                                     min_channels=MIN_CHANNELS)
-    tfc.prune(masked, ratio, method="slimming", scope="global", min_channels=MIN_CHANNELS)
+    options = dict(scope="global", min_channels=MIN_CHANNELS, round_to=cfg.round_to)
+    ratio, _ = ratio_for_compression(masked, compression, "slimming", **options)
+    tfc.prune(masked, ratio, method="slimming", **options)
     compact = compile_model(_finish(masked, data, cfg), cfg.finetune_lr)
     _fit(compact, data, cfg, cfg.finetune_epochs)
     return recalibrate(compact, data, cfg), {
-        "percent": ratio, "penalty": cfg.slimming_penalty, "sparsity_lr": cfg.sparsity_lr,
+        "percent": ratio, "round_to": cfg.round_to, "penalty": cfg.slimming_penalty,
+        "sparsity_lr": cfg.sparsity_lr,
         "sparsity_epochs": cfg.sparsity_epochs, "sparsity_seconds": sparsity_seconds,
         "epochs": cfg.sparsity_epochs + cfg.finetune_epochs}
 
@@ -134,7 +150,7 @@ def soft_topk(baseline, data, cfg, compression):
     """ACoSP: per-layer soft top-k masks annealed over 60 % of the fine-tune (in ten
     schedule "epochs"), hardened to exactly k channels, fine-tuned hard."""
     ratio, _ = ratio_for_compression(tfc.wrap(baseline, "l1_filter"), compression,
-                                     "l1_filter", scope="local")
+                                     "l1_filter", scope="local", round_to=cfg.round_to)
     masked = tfc.wrap(baseline, "soft_topk")
     rng = np.random.default_rng(cfg.seed)
     for mask in masked.layers:  # small logits: the short fine-tune can still reorder them
@@ -143,9 +159,10 @@ def soft_topk(baseline, data, cfg, compression):
     compile_model(masked, cfg.finetune_lr)
     steps = cfg.finetune_epochs * cfg.steps_per_epoch()
     schedule = schedules.ACoSPTemperature(ratio, ending_epoch=6)
-    callback = cb.SoftTopK(schedule, steps_per_epoch=max(1, steps // 10))
+    callback = cb.SoftTopK(schedule, round_to=cfg.round_to, steps_per_epoch=max(1, steps // 10))
     _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
-    return _finish(masked, data, cfg), {"final_sparsity": ratio, "epochs": cfg.finetune_epochs,
+    return _finish(masked, data, cfg), {"final_sparsity": ratio, "round_to": cfg.round_to,
+                                        "epochs": cfg.finetune_epochs,
                                         "schedule": schedules.serialize(schedule)}
 
 
