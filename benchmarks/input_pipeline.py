@@ -4,9 +4,10 @@
     .venv/bin/python benchmarks/input_pipeline.py                # larger sets, longer runs
 
 For Fashion-MNIST (classification, 28x28x1) and a Fashion-MNIST segmentation mosaic
-(64x64x1, 11 classes), each with images stored as PNG and as raw pixels, all in one run:
+(64x64x1, 11 classes), each with images stored as PNG and as raw pixels, in GZIP-compressed
+and uncompressed shards, all in one run:
 
-- ``tfrecord``: images/s out of ``build_dataset(training=True)`` (read GZIP shards, shuffle,
+- ``tfrecord``: images/s out of ``build_dataset(training=True)`` (read the shards, shuffle,
   parse, decode, augment, batch);
 - ``in_memory``: images/s of the same parser and augmentation fed from uint8 arrays;
 - ``train_step``: images/s one training step of a matching small Keras model consumes (a
@@ -46,7 +47,16 @@ from tfcompress.data import build_dataset, convert, fashion_mnist, mosaic, parse
 from tfcompress.data.sources import fashion_mnist as fmnist_source  # noqa: E402
 from tfcompress.data.sources import mosaic as mosaic_source  # noqa: E402
 
-FORMAT_NAMES = {"raw": "raw, the converter's default", "png": "png"}
+# (image format, record compression) of each case; the converters' defaults are marked.
+FMNIST_CASES = (("raw", ""), ("raw", "GZIP"), ("png", ""), ("png", "GZIP"))
+MOSAIC_CASES = (("png", ""), ("png", "GZIP"), ("raw", ""))
+FMNIST_DEFAULT, MOSAIC_DEFAULT = ("raw", "GZIP"), ("png", "GZIP")
+
+
+def case_name(image_format, compression, default):
+    name = f"{image_format}, {'GZIP' if compression else 'uncompressed'}"
+    return name + (", the converter's default" if (image_format, compression) == default else "")
+
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -219,14 +229,15 @@ def main(argv=None):
         images, labels = all_images[:n_fmnist], all_labels[:n_fmnist]
         canvases, masks = mosaic.segmentation_mosaic(all_images, all_labels, n_mosaic, seed=0)
         model = compile_model(classifier((28, 28, 1), 10))
-        for image_format in ("raw", "png"):  # raw: what tfrecords_tools.fashion_mnist writes
-            out = os.path.join(work, f"fmnist_{image_format}")
+        for image_format, compression in FMNIST_CASES:
+            out = os.path.join(work, f"fmnist_{image_format}_{compression or 'none'}")
             items = fmnist_source.array_items(images, labels, "fmnist/train", image_format)
             src = convert.Source("classification", {"train": items}, fashion_mnist.CLASS_NAMES)
-            convert.convert(src, out, num_shards=8)
+            convert.convert(src, out, num_shards=8, compression=compression)
+            name = case_name(image_format, compression, FMNIST_DEFAULT)
             rows.append(
                 bench_case(
-                    f"Fashion-MNIST classification 28x28x1 ({FORMAT_NAMES[image_format]})",
+                    f"Fashion-MNIST classification 28x28x1 ({name})",
                     os.path.join(out, "train-*.tfrecord"),
                     "classification",
                     (images[..., None], labels.astype(np.int64)),
@@ -237,15 +248,16 @@ def main(argv=None):
                 )
             )
         model = compile_model(encoder_decoder((64, 64, 1), 11))
-        for image_format in ("png", "raw"):  # png: what tfrecords_tools.mosaic writes
-            out = os.path.join(work, f"mosaic_{image_format}")
+        for image_format, compression in MOSAIC_CASES:
+            out = os.path.join(work, f"mosaic_{image_format}_{compression or 'none'}")
             seg = mosaic_source.source(
                 "segmentation", {"train": n_mosaic}, args.fmnist_dir, image_format=image_format
             )
-            convert.convert(seg, out, num_shards=8)
+            convert.convert(seg, out, num_shards=8, compression=compression)
+            name = case_name(image_format, compression, MOSAIC_DEFAULT)
             rows.append(
                 bench_case(
-                    f"Mosaic segmentation 64x64x1 ({image_format})",
+                    f"Mosaic segmentation 64x64x1 ({name})",
                     os.path.join(out, "train-*.tfrecord"),
                     "segmentation",
                     (canvases, masks),
