@@ -5,12 +5,35 @@ readers default to ``"auto"`` and look at each file, so a reader never needs to 
 how the converter was run.
 """
 
+import struct
+
 import tensorflow as tf
 
 AUTO = "auto"
 GZIP = "GZIP"
 NONE = ""
 _GZIP_MAGIC = b"\x1f\x8b\x08"  # gzip header: magic bytes, then method 8 (deflate)
+
+
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        for _ in range(8):
+            n = (n >> 1) ^ (0x82F63B78 if n & 1 else 0)
+        table.append(n)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def _masked_crc32c(data):
+    """The masked CRC-32C a TFRecord frame stores after its length."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def check(compression):
@@ -26,14 +49,18 @@ def detect(path):
     """``"GZIP"`` or ``""``: how the TFRecord file at ``path`` is compressed.
 
     A file that starts with the gzip header is GZIP unless its first record also reads as
-    an uncompressed record (a record length whose low bytes happen to spell the header;
-    the reader then checks the length's CRC). Files that are neither (corrupt, truncated)
-    come back as what their first bytes say, so ``verify`` reports them record by record.
+    an uncompressed record (a record length whose low bytes happen to spell the header).
+    Files that are neither (corrupt, truncated) come back as what their first bytes say,
+    so ``verify`` reports them record by record. The length's CRC is checked here first:
+    it rules out nearly every GZIP file without asking TensorFlow to fail a read (~20 ms
+    a file, which a pattern of a thousand shards would pay at every start).
     """
     with tf.io.gfile.GFile(path, "rb") as f:
-        head = f.read(len(_GZIP_MAGIC))
-    if head != _GZIP_MAGIC:
+        head = f.read(12)  # a TFRecord frame starts with u64 length, u32 masked CRC-32C
+    if head[: len(_GZIP_MAGIC)] != _GZIP_MAGIC:
         return NONE
+    if len(head) < 12 or struct.unpack("<I", head[8:])[0] != _masked_crc32c(head[:8]):
+        return GZIP  # the uncompressed reader would reject this length
     try:
         next(iter(tf.data.TFRecordDataset(path, compression_type=NONE)))
     except (tf.errors.OpError, StopIteration):
