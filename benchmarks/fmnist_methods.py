@@ -1,6 +1,6 @@
 """Every pruning method on Fashion-MNIST, next to TFMOT, in one run.
 
-    python benchmarks/fmnist_methods.py            # full 60k/10k, ~40 min on 2 shared cores
+    python benchmarks/fmnist_methods.py            # full 60k/10k, ~60 min on 2 cores
     python benchmarks/fmnist_methods.py --quick    # 12k/2k, ~4 min (the end of `make demo`)
 
 Trains the small conv-BN network (`fmnist_setup.build_net`) to a baseline, then runs each

@@ -29,7 +29,6 @@ def taylor_min_channels(cfg):
     return max(1, round(TAYLOR_MIN_CHANNELS_PER_WIDTH * cfg.width))
 
 
-
 def _batches(x, y, batch_size, n, seed=0):
     idx = np.random.default_rng(seed).permutation(len(x))
     return [(x[idx[i:i + batch_size]], y[idx[i:i + batch_size]])

@@ -33,7 +33,8 @@ class Config:
     width: float = 1.0
     # Structured methods keep channel counts in multiples of this (hardware alignment): at
     # width 1.0, 4x widths 13-19-30-35-70 ran at 0.54 x their MAC reduction, the same
-    # widths rounded up to multiples of 8 at 0.63 (see docs/methods.md, "Latency").
+    # widths rounded up to multiples of 8 at 0.63 (docs/methods.md, "Why width 1.0 and
+    # multiples of 8").
     round_to: int = 8
     batch_size: int = 64
     baseline_epochs: int = 5
