@@ -154,6 +154,32 @@ def test_ranking_global_counts_threshold_and_num_remove():
     assert keep[0].all() and keep[1].sum() == 2
 
 
+def test_global_magnitude_one_threshold_over_all_layers():
+    masked = tfc.wrap(_linear_net(), "magnitude")
+    k1 = masked.get_layer("d1_wm").layer.kernel  # 3 x 4
+    k2 = masked.get_layer("d2_wm").layer.kernel  # 4 x 2
+    k1.assign(np.arange(1, 13, dtype="float32").reshape(3, 4) * 0.1)  # 0.1 .. 1.2
+    k2.assign(-np.arange(1, 9, dtype="float32").reshape(4, 2))  # -1 .. -8
+    achieved = prune_weights(masked, sparsity=0.5, scope="global")
+    # 20 weights, 10 masked: the ten smallest |w| are d1's 0.1 .. 1.0
+    m1 = np.asarray(masked.get_layer("d1_wm").masks["kernel"])
+    m2 = np.asarray(masked.get_layer("d2_wm").masks["kernel"])
+    np.testing.assert_array_equal(m1.reshape(-1), [0] * 10 + [1, 1])
+    np.testing.assert_array_equal(m2, np.ones((4, 2)))
+    assert achieved == pytest.approx({"d1": 10 / 12, "d2": 0.0})
+    np.testing.assert_array_equal(np.asarray(k1) == 0, m1 == 0)
+    # iterative: the masked weights stay masked and count; 15 of 20 -> d2's -1 .. -5 go
+    k1.assign(np.full((3, 4), 100.0, "float32"))  # masked weights cannot come back
+    prune_weights(masked, sparsity=0.75, scope="global")
+    m1 = np.asarray(masked.get_layer("d1_wm").masks["kernel"])
+    m2 = np.asarray(masked.get_layer("d2_wm").masks["kernel"])
+    np.testing.assert_array_equal(m1.reshape(-1), [0] * 10 + [1, 1])
+    np.testing.assert_array_equal(m2.reshape(-1), [0] * 5 + [1] * 3)
+    # local: each layer to its own 50 %
+    prune_weights(masked, sparsity=0.5, keep_pruned=False)
+    assert np.asarray(masked.get_layer("d2_wm").masks["kernel"]).mean() == 0.5
+
+
 def test_han_quality_times_std_rule():
     values = np.array([[0.1, -2.0], [0.5, 3.0], [-0.05, 1.0]], "float32")
     masked = tfc.wrap(_linear_net(), "magnitude")

@@ -101,6 +101,10 @@ def test_callbacks_reject_non_schedules_and_bad_options():
         cb.StructuredPruning(schedules.OneShot(0.5), method="fisher")
     with pytest.raises(ValueError, match="quality=-1"):
         cb.MagnitudePruning(schedules.OneShot(0.5), quality=-1)
+    with pytest.raises(ValueError, match="scope='layer'"):
+        cb.MagnitudePruning(schedules.OneShot(0.5), scope="layer")
+    with pytest.raises(ValueError, match="scope='all'"):
+        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), sparsity=0.5, scope="all")
 
 
 def test_exactly_one_removal_rule():

@@ -10,6 +10,7 @@ import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import schedules
 from tfcompress.pruners import mask_stats, recalibrate_bn
+from tfcompress.pruners.weights import weight_masks
 
 from .parity import max_rel_error, outputs
 from .pruning_models import compile_model, conv_bn_net, data
@@ -66,6 +67,22 @@ def test_masked_weights_stay_zero_while_training():
         assert (mask == 0).sum() == int(np.floor(0.7 * mask.size))
         assert np.all(kernel[mask == 0] == 0)
         assert np.count_nonzero(kernel[mask == 1]) == int(mask.sum())
+
+
+def test_global_magnitude_in_fit_reaches_the_overall_sparsity():
+    x, y = data(128)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "magnitude"))
+    callback = cb.MagnitudePruning(
+        schedules.Polynomial(0.0, 0.8, begin_step=0, end_step=STEPS, frequency=4),
+        scope="global")
+    masked.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
+    masks = [np.asarray(w.masks["kernel"]) for w in weight_masks(masked)]
+    total = sum(m.size for m in masks)
+    assert sum(int((m == 0).sum()) for m in masks) == int(np.floor(0.8 * total))
+    per_layer = [float((m == 0).mean()) for m in masks]
+    assert max(per_layer) - min(per_layer) > 0.05  # one threshold, uneven layers
+    for w in weight_masks(masked):
+        assert np.all(np.asarray(w.layer.kernel)[np.asarray(w.masks["kernel"]) == 0] == 0)
 
 
 def test_han_quality_rule_iterates_to_higher_sparsity():

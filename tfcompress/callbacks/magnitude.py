@@ -3,7 +3,7 @@
 import keras
 
 from tfcompress.callbacks._state import current_step
-from tfcompress.pruners.weights import prune_weights, weight_masks
+from tfcompress.pruners.weights import SCOPES, prune_weights, weight_masks
 from tfcompress.schedules import Schedule
 
 
@@ -11,7 +11,9 @@ class MagnitudePruning(keras.callbacks.Callback):
     """Sets the element-wise masks of a model wrapped with method "magnitude" whenever
     `schedule(step)` says so: to the schedule's sparsity, or -- with `quality` -- by Han's
     per-layer threshold `quality * std(w)`. Weights once masked stay masked (and exactly
-    zero: `WeightMask` re-zeroes them in every training step).
+    zero: `WeightMask` re-zeroes them in every training step). The schedule's sparsity is
+    each layer's (`scope="local"`, as TFMOT) or that of all masked weights under one
+    magnitude threshold (`scope="global"`, see `tfcompress.pruners.prune_weights`).
 
         masked = tfc.wrap(model, "magnitude")
         masked.compile(...)
@@ -19,7 +21,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             Polynomial(0.0, 0.8, begin_step=0, end_step=1000, frequency=100))])
     """
 
-    def __init__(self, schedule, quality=None):
+    def __init__(self, schedule, quality=None, scope="local"):
         super().__init__()
         if not isinstance(schedule, Schedule):
             raise TypeError(
@@ -29,8 +31,11 @@ class MagnitudePruning(keras.callbacks.Callback):
             isinstance(quality, bool) or not isinstance(quality, (int, float)) or quality < 0
         ):
             raise ValueError(f"quality must be a number >= 0. Received: quality={quality!r}")
+        if scope not in SCOPES:
+            raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
         self.schedule = schedule
         self.quality = quality
+        self.scope = scope
         self.events = []
 
     def on_train_begin(self, logs=None):
@@ -48,5 +53,5 @@ class MagnitudePruning(keras.callbacks.Callback):
         if self.quality is not None:
             achieved = prune_weights(self.model, quality=self.quality)
         else:
-            achieved = prune_weights(self.model, sparsity=sparsity)
+            achieved = prune_weights(self.model, sparsity=sparsity, scope=self.scope)
         self.events.append((step, achieved))

@@ -35,8 +35,8 @@ def prune(
     Args:
         masked: a model returned by `tfcompress.wrap`.
         ratio: fraction in [0, 1) of each group's channels (`scope="local"`), of all
-            channels (`scope="global"`) or, for `magnitude`, of each layer's weights to
-            remove.
+            channels (`scope="global"`) or, for `magnitude`, of each layer's weights
+            (`scope="local"`) or of all masked weights (`scope="global"`) to remove.
         data: batches for data-driven criteria (`taylor` without accumulated scores).
         method: a criterion of `tfcompress.importance.CRITERIA`, or "magnitude".
         min_channels: never keep fewer channels than this in a group.
@@ -53,7 +53,7 @@ def prune(
     """
     if weight_masks(masked):
         _check_ratio(ratio)
-        achieved = prune_weights(masked, sparsity=ratio, keep_pruned=False)
+        achieved = prune_weights(masked, sparsity=ratio, keep_pruned=False, scope=scope)
         return PruningPlan(weight_sparsity=achieved)
     if ratio is not None:
         _check_ratio(ratio)

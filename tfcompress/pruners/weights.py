@@ -12,17 +12,27 @@ def weight_masks(model):
     return layers_of(model, WeightMask)
 
 
-def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True):
+SCOPES = ("local", "global")
+
+
+def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True, scope="local"):
     """Sets the element-wise masks of a model wrapped with method "magnitude".
 
     Give exactly one rule:
-        sparsity: per layer, mask this fraction of the weights smallest in magnitude.
+        sparsity: mask this fraction of the weights smallest in magnitude: of each
+            layer's weights (`scope="local"`, as TFMOT's `prune_low_magnitude`), or of all
+            masked weights at once under one magnitude threshold (`scope="global"`), which
+            leaves each layer the sparsity its weights' magnitudes earn: small layers of
+            large weights (a first conv with few inputs) keep most of theirs, wide layers
+            of small weights give up more.
         quality: Han's rule, per layer mask `|w| <= quality * std(w)` (std over the
-            still unmasked weights).
+            still unmasked weights); `scope` does not apply.
 
     With `keep_pruned`, weights already masked stay masked (iterative pruning) and count
     towards `sparsity`. Masked weights are also set to zero. Returns `{layer: sparsity}`.
     """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
     if (sparsity is None) == (quality is None):
         raise ValueError(
             "Give exactly one of sparsity or quality. Received: "
@@ -40,21 +50,25 @@ def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True):
             f"Model '{masked.name}' has no WeightMask layers. Wrap it with "
             "`tfcompress.wrap(model, method='magnitude')` first."
         )
+    entries = [(wm, var, wm.masks[var.name]) for wm in layers for var in wm.layer.weights
+               if var.name in wm.masks]
+    values = [np.asarray(var) for _, var, _ in entries]
+    old = [np.asarray(m) if keep_pruned else np.ones(v.shape, np.float32)
+           for (_, _, m), v in zip(entries, values)]
+    if quality is not None:
+        masks = [std_threshold_mask(v, quality, mask=o) for v, o in zip(values, old)]
+    else:
+        # already-masked weights rank lowest (-1 + 1 = 0), so they stay masked
+        ranked = [np.where(o > 0.5, np.abs(v), -1.0) + 1.0 for v, o in zip(values, old)]
+        if scope == "local":
+            masks = [magnitude_mask(r, sparsity) for r in ranked]
+        else:
+            flat = magnitude_mask(np.concatenate([r.reshape(-1) for r in ranked]), sparsity)
+            ends = np.cumsum([r.size for r in ranked])[:-1]
+            masks = [m.reshape(r.shape) for m, r in zip(np.split(flat, ends), ranked)]
     achieved = {}
-    for wm in layers:
-        for var in wm.layer.weights:
-            mask_var = wm.masks.get(var.name)
-            if mask_var is None:
-                continue
-            values = np.asarray(var)
-            old = np.asarray(mask_var) if keep_pruned else np.ones(values.shape, np.float32)
-            if quality is not None:
-                mask = std_threshold_mask(values, quality, mask=old)
-            else:
-                # already-masked weights rank lowest, so they stay masked
-                ranked = np.where(old > 0.5, np.abs(values), -1.0)
-                mask = magnitude_mask(ranked + 1.0, sparsity)
-            mask_var.assign(mask)
-            var.assign(values * mask)
-            achieved[wm.layer.name] = float(1.0 - mask.mean())
+    for (wm, var, mask_var), v, mask in zip(entries, values, masks):
+        mask_var.assign(mask)
+        var.assign(v * mask)
+        achieved[wm.layer.name] = float(1.0 - mask.mean())
     return achieved

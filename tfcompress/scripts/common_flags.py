@@ -298,7 +298,7 @@ def define_prune_flags(fv):
         "scope",
         None,
         list(cfg.SCOPES),
-        "Ranking: local (ratio per group) or global (one "
+        "Ranking: local (ratio per group; per layer for magnitude) or global (one "
         "ranking); default per method (global for taylor and slimming).",
         flag_values=fv,
     )

@@ -199,7 +199,8 @@ class PruneConfig:
         scales); for soft top-k the temperature anneals from one to the other.
     prune_every: epochs between two pruning steps of an iterative schedule.
     schedule: "iterative" (equal ratio steps) or "polynomial" (Zhu & Gupta).
-    scope: "local" (ratio per group) or "global" (one ranking); None: the method's default.
+    scope: "local" (ratio per group; per layer for magnitude) or "global" (one ranking);
+        None: the method's default.
     s: slimming's L1 penalty on BatchNorm scales.
     quality: magnitude only: Han's threshold `quality * std(w)` instead of `ratio`.
     exclude: names of layers to leave unpruned.

@@ -74,9 +74,10 @@ def _structured(prune, ratio, timeline, scope):
 
 
 def _magnitude(prune, ratio, timeline, scope):
-    del scope  # Han et al. prune each layer to its own sparsity
     return callbacks.MagnitudePruning(
-        ratio_schedule(prune, 0.0 if ratio is None else ratio, timeline), quality=prune.quality
+        ratio_schedule(prune, 0.0 if ratio is None else ratio, timeline),
+        quality=prune.quality,
+        scope=scope,
     )
 
 
