@@ -108,6 +108,14 @@ def test_timeline_and_schedules():
     assert methods.wrap_options(one_shot) == {"penalty": 1e-4}
 
 
+@pytest.mark.parametrize("scope, expected", [(None, "local"), ("global", "global")])
+def test_magnitude_callback_takes_the_configured_scope(scope, expected):
+    prune = cfg.PruneConfig("magnitude", ratio=0.8, scope=scope)
+    timeline = methods.Timeline.of(prune, steps_per_epoch=10, total_steps=40)
+    callback = methods.METHODS["magnitude"].callback(prune, 0.8, timeline)
+    assert callback.scope == expected
+
+
 def test_timeline_rejects_pruning_after_the_run():
     prune = cfg.PruneConfig("l1_filter", ratio=0.5, starting_epoch=1, ending_epoch=4)
     with pytest.raises(
