@@ -34,12 +34,14 @@ TARGETS = (2.0, 4.0)
 MAGNITUDE_SPARSITY = 0.8
 
 
-def run_tfmot(baseline, data, cfg, workdir, sparsity):
-    """TFMOT at `sparsity` with magnitude's schedule, in a tf-keras subprocess."""
+def run_tfmot(baseline, data, cfg, workdir, sparsity, seed=None, export=True):
+    """TFMOT at `sparsity` with magnitude's schedule, in a tf-keras subprocess (fine-tune
+    seed `seed`, default `cfg.seed`; without `export`, accuracy and sparsity only)."""
     steps = cfg.finetune_epochs * cfg.steps_per_epoch()
     end = max(2, int(0.6 * steps))
     settings = {
-        "seed": cfg.seed, "sparsity": sparsity, "end_step": end,
+        "seed": cfg.seed if seed is None else seed, "export": export,
+        "sparsity": sparsity, "end_step": end,
         "frequency": max(1, end // 10), "lr": cfg.finetune_lr, "epochs": cfg.finetune_epochs,
         "batch_size": cfg.batch_size, "latency_rounds": cfg.latency_rounds,
         "widths": [int(baseline.get_layer(f"conv{i}").filters) for i in range(5)],
@@ -87,6 +89,8 @@ def run(cfg, methods, with_tfmot=True, log=print):
         label = (f"{target['compression']:g}x" if "compression" in target
                  else f"{target['sparsity']:.0%} sparsity")
         name = f"{method}@{label}".replace(" ", "_").replace("%", "pct")
+        if "scope" in info:  # magnitude: per-layer or one-threshold sparsity
+            label = f"{label}, {info['scope']}"
         row = {"method": method, "target": label, **info,
                "train_seconds": time.perf_counter() - t0,
                **setup.measure(compact, x_test, y_test, workdir, name)}

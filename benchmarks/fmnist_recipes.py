@@ -57,17 +57,20 @@ def kernel_sparsity(model, compression):
     return float(1.0 - (total / compression - (total - kernels)) / kernels)
 
 
-def magnitude(baseline, data, cfg, compression=None, sparsity=None):
+def magnitude(baseline, data, cfg, compression=None, sparsity=None, scope=None):
     """Han et al.: element-wise masks, polynomial sparsity ramp over 60 % of the
-    fine-tune, then retraining at the final sparsity."""
+    fine-tune, then retraining at the final sparsity; `scope` (default
+    `cfg.magnitude_scope`): the sparsity per layer ("local", as TFMOT) or over all
+    kernels under one threshold ("global")."""
+    scope = cfg.magnitude_scope if scope is None else scope
     if sparsity is None:
         sparsity = kernel_sparsity(baseline, compression)
     masked = compile_model(tfc.wrap(baseline, "magnitude"), cfg.finetune_lr)
     steps = cfg.finetune_epochs * cfg.steps_per_epoch()
     end = max(2, int(0.6 * steps))
     schedule = schedules.Polynomial(0.0, sparsity, 0, end, frequency=max(1, end // 10))
-    _fit(masked, data, cfg, cfg.finetune_epochs, [cb.MagnitudePruning(schedule)])
-    info = {"sparsity": sparsity, "schedule": schedules.serialize(schedule),
+    _fit(masked, data, cfg, cfg.finetune_epochs, [cb.MagnitudePruning(schedule, scope=scope)])
+    info = {"sparsity": sparsity, "scope": scope, "schedule": schedules.serialize(schedule),
             "epochs": cfg.finetune_epochs}
     return _finish(masked, data, cfg), info
 

@@ -132,7 +132,9 @@ def main():
     recalibrate_bn(final, data["x_train"], settings["batch_size"])
     logits = final.predict(data["x_test"], batch_size=500, verbose=0)
     kernels = [w for layer in final.layers for w in layer.weights if "kernel" in w.name]
-    raw, gz = sizes(fold_batchnorm(final, settings["widths"]), args.workdir)
+    export = settings.get("export", True)
+    raw, gz = sizes(fold_batchnorm(final, settings["widths"]), args.workdir) if export else (
+        None, None)
     result = {
         "accuracy": float(np.mean(logits.argmax(-1) == data["y_test"])),
         "params": int(final.count_params()),
@@ -141,7 +143,7 @@ def main():
                                  / sum(int(np.prod(k.shape)) for k in kernels)),
         "saved_model_bytes": raw,
         "saved_model_gz_bytes": gz,
-        "latency_s": latency(final, settings["latency_rounds"]),
+        "latency_s": latency(final, settings["latency_rounds"]) if export else None,
         "train_seconds": train_seconds,
         "keras": keras.__version__,
         "tfmot": tfmot.__version__ if hasattr(tfmot, "__version__") else "0.8.x",
