@@ -46,6 +46,7 @@ def test_train_compress_evaluate_export(fmnist, tmp_path):
                 "--percent=0.5",
                 "--starting_epoch=0.25",
                 "--steps_per_epoch=8",
+                "--cache_data",  # build_dataset(cache=True) inside a run
             ],
         )  # fmt: skip
     )

@@ -90,6 +90,11 @@ def test_configs_reject_bad_values_naming_them(make, message):
         make()
 
 
+def test_cache_data_must_be_a_bool():
+    with pytest.raises(TypeError, match="cache_data='yes'"):
+        _train(cache_data="yes")
+
+
 def test_timeline_and_schedules():
     prune = cfg.PruneConfig("l1_filter", ratio=0.6, starting_epoch=1, ending_epoch=3)
     timeline = methods.Timeline.of(prune, steps_per_epoch=10, total_steps=40)
@@ -153,6 +158,13 @@ def test_flags_keep_the_seed_names_and_aliases():
          "--ending_epoch=2"],
     )  # fmt: skip
     assert soft.prune.ratio == 0.75 and soft.train.epochs == 3.0
+    assert not soft.train.cache_data
+    cached = parse(
+        "train",
+        ["--model=lenet5", "--num_classes=10", "--train_data=d/*", "--checkpoint=c",
+         "--epochs=1", "--cache_data"],
+    )  # fmt: skip
+    assert cached.cache_data
 
 
 @pytest.mark.parametrize(

@@ -31,9 +31,9 @@ size; see ``decode_classification_batch``) and ``parser.augment_batch`` once per
 (vectorised); for small images, where per-element overhead dominates, that is several times
 faster. ``skip_corrupt`` falls back to the per-element path, so one bad record costs only
 itself. ``cache`` decodes the shards once, in order, and serves later epochs from memory
-(or files): shuffle, augment and batch only. With ``training=False`` and at most ``cycle_length`` shards the records come back in
-the order they were converted. ``deterministic=True`` with a ``seed`` gives the same
-elements, in the same order, every run.
+(or files): shuffle, augment and batch only. With ``training=False`` and at most
+``cycle_length`` shards the records come back in the order they were converted.
+``deterministic=True`` with a ``seed`` gives the same elements, in the same order, every run.
 """
 
 import os

@@ -232,6 +232,13 @@ def define_train_flags(fv):
     flags.DEFINE_bool(
         "progress", True, "Show a progress bar (when the output is a terminal).", flag_values=fv
     )
+    flags.DEFINE_bool(
+        "cache_data",
+        False,
+        "Keep the decoded training examples in memory after the first epoch (for data that "
+        "fits in RAM): later epochs only shuffle, augment and batch.",
+        flag_values=fv,
+    )
     define_device_flags(fv)
     flags.mark_flags_as_required(["train_data", "checkpoint"], flag_values=fv)
 
@@ -511,6 +518,7 @@ def train_config(fv):
         keep_checkpoints=fv.keep_checkpoints,
         seed=fv.seed,
         progress=fv.progress,
+        cache_data=fv.cache_data,
         devices=device_config(fv),
     )
 

@@ -110,7 +110,12 @@ def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None,
     if start:
         logging.info("Fast-forwarding the input pipeline by %d batches", start)
     dataset = inputs.train_dataset(
-        plan_.data, config.batch_size, plan_.input_shape, config.seed, skip_batches=start
+        plan_.data,
+        config.batch_size,
+        plan_.input_shape,
+        config.seed,
+        skip_batches=start,
+        cache=config.cache_data,
     )
     trainer = loop.Trainer(
         model,

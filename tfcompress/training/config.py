@@ -124,6 +124,8 @@ class TrainConfig:
     save_step: checkpoint every this many steps (and at the end).
     eval_step: evaluate on test_data every this many steps (0: at the end only).
     eval_batches: evaluate on at most this many test batches (None: all).
+    cache_data: keep the decoded training examples in memory after the first epoch
+        (`build_dataset(cache=True)`; for data that fits in RAM).
     """
 
     model: ModelConfig
@@ -146,6 +148,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     seed: int = 0
     progress: bool = True
+    cache_data: bool = False
     devices: DeviceConfig = DeviceConfig()
 
     def __post_init__(self):
@@ -176,6 +179,8 @@ class TrainConfig:
         _int("eval_batches", self.eval_batches, minimum=1, optional=True)
         _int("keep_checkpoints", self.keep_checkpoints, minimum=1)
         _int("seed", self.seed)
+        if not isinstance(self.cache_data, bool):
+            raise TypeError(f"cache_data must be a bool. Received: cache_data={self.cache_data!r}")
 
     def total_steps(self, steps_per_epoch):
         """`max_iteration`, or `epochs` converted with `steps_per_epoch`."""

@@ -109,9 +109,10 @@ def input_size(info, height=None, width=None):
     return (height or h, width or w, c)
 
 
-def train_dataset(info, batch_size, size, seed, skip_batches=0):
+def train_dataset(info, batch_size, size, seed, skip_batches=0, cache=False):
     """An endless, deterministic training stream; `skip_batches` fast-forwards it to where a
-    resumed run stopped (the same batches, in the same order, as an uninterrupted run)."""
+    resumed run stopped (the same batches, in the same order, as an uninterrupted run);
+    `cache`: decoded examples kept in memory after the first epoch."""
     ds = pipeline.build_dataset(
         list(info.files),
         info.task,
@@ -122,6 +123,7 @@ def train_dataset(info, batch_size, size, seed, skip_batches=0):
         seed=seed,
         deterministic=True,
         repeat=True,
+        cache=cache,
     )
     return ds.skip(skip_batches) if skip_batches else ds
 
