@@ -1,6 +1,6 @@
 """Input-pipeline throughput: TFRecords (decode + augment) vs in-memory arrays vs training.
 
-    .venv/bin/python benchmarks/input_pipeline.py --quick        # ~4.5 minutes on 2 cores
+    .venv/bin/python benchmarks/input_pipeline.py --quick        # ~6 minutes on 2 cores
     .venv/bin/python benchmarks/input_pipeline.py                # larger sets, longer runs
 
 For Fashion-MNIST (classification, 28x28x1) and a Fashion-MNIST segmentation mosaic
