@@ -1,6 +1,6 @@
 """`magnitude` against TFMOT's `prune_low_magnitude` at 80 % kernel sparsity, over seeds.
 
-    python benchmarks/magnitude_seeds.py                 # 3 seeds, ~45 min on 2 cores
+    python benchmarks/magnitude_seeds.py                 # 3 seeds, ~35 min on 2 cores
     python benchmarks/magnitude_seeds.py --seeds 0,1,2,3,4
     python benchmarks/magnitude_seeds.py --quick         # 12k/2k, 2 seeds, ~3 min
 
