@@ -271,24 +271,23 @@ def build_dataset(
         kwargs = {"max_boxes": max_boxes} if task == schema.DETECTION else {}
         parser = parse.make_parser(task, output_size, **kwargs)
     drop_remainder = training if drop_remainder is None else drop_remainder
+    cycle_length = min(cycle_length, len(files))
     cache = _cache_path(cache)
     if cache is not None:
-        return _cached_dataset(
-            files, compression, task, parser, channels, cache, batch_size, training,
-            shuffle_buffer, cycle_length, seed, deterministic, repeat, drop_remainder,
-            skip_corrupt,
-        )
+        records = _records(files, compression, cycle_length, 1, deterministic=True)
+        ds = _cached(records, cache, task, parser, channels, skip_corrupt)
+        ds = _from_cache(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
+                         drop_remainder)
+        return _finish(ds, training, deterministic)
 
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if training:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    cycle_length = min(cycle_length, len(files))
-    ds = ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
-        cycle_length=cycle_length,
-        block_length=_block_length(training, shuffle_buffer, cycle_length),
-        num_parallel_calls=AUTOTUNE,
+    ds = _records(
+        files,
+        compression,
+        cycle_length,
+        _block_length(training, shuffle_buffer, cycle_length),
         deterministic=deterministic or not training,
+        shuffle_files=training,
+        seed=seed,
     )
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -303,6 +302,23 @@ def build_dataset(
             ds = ds.ignore_errors()
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return _finish(ds, training, deterministic)
+
+
+def _records(files, compression, cycle_length, block_length, deterministic, shuffle_files=False,
+             seed=None):
+    """The serialized records of ``files``: ``cycle_length`` shards read in parallel,
+    ``block_length`` records from each in turn; with ``shuffle_files``, the file order is
+    shuffled (by ``seed``) every epoch."""
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle_files:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+        cycle_length=cycle_length,
+        block_length=block_length,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
 
 
 def _finish(ds, training, deterministic):
@@ -331,36 +347,29 @@ def _cache_path(cache):
     )
 
 
-def _cached_dataset(files, compression, task, parser, channels, cache, batch_size, training,
-                    shuffle_buffer, cycle_length, seed, deterministic, repeat,
-                    drop_remainder, skip_corrupt):
-    """``build_dataset`` with ``cache``: shards read in order and decoded once (what
-    ``parse_eval`` makes of a record for classification, the decoded record otherwise),
-    cached, then shuffled, augmented and batched every epoch."""
-    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
-        cycle_length=min(cycle_length, len(files)),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
-    classification = task == schema.CLASSIFICATION
-    if classification and not skip_corrupt:
-        ds = ds.batch(256)
-        ds = _parse_classification_batches(ds, parser, channels, False, None).unbatch()
+def _cached(records, cache, task, parser, channels, skip_corrupt):
+    """``records`` decoded once into ``cache`` (``Dataset.cache``): for classification what
+    ``parse_eval`` makes of a record, for the other tasks the decoded record."""
+    if task == schema.CLASSIFICATION and not skip_corrupt:
+        ds = _parse_classification_batches(records.batch(256), parser, channels, False, None)
+        ds = ds.unbatch()
+    elif task == schema.CLASSIFICATION:
+        ds = _parse_per_element(records, task, parser, channels, False, None)
     else:
-        ds = ds.map(
-            (lambda r: parser.parse_eval(decode.decode(r, task, channels))) if classification
-            else (lambda r: decode.decode(r, task, channels)),
-            num_parallel_calls=AUTOTUNE,
-        )
-        if skip_corrupt:
-            ds = ds.ignore_errors()
-    ds = ds.cache(cache)
+        ds = records.map(lambda r: decode.decode(r, task, channels), num_parallel_calls=AUTOTUNE)
+    if skip_corrupt:
+        ds = ds.ignore_errors()
+    return ds.cache(cache)
+
+
+def _from_cache(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
+                drop_remainder):
+    """Cached examples -> batches: shuffled and augmented every epoch when training."""
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    if classification:
+    if task == schema.CLASSIFICATION:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
         if training:
             ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(
@@ -375,4 +384,4 @@ def _cached_dataset(files, compression, task, parser, channels, cache, batch_siz
         else:
             ds = ds.map(parser.parse_eval, num_parallel_calls=AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    return _finish(ds, training, deterministic)
+    return ds
