@@ -3,7 +3,8 @@
 import keras
 
 from tfcompress.callbacks._state import current_step
-from tfcompress.pruners.weights import SCOPES, prune_weights, weight_masks
+from tfcompress.pruners.ranking import check_scope
+from tfcompress.pruners.weights import prune_weights, weight_masks
 from tfcompress.schedules import Schedule
 
 
@@ -31,8 +32,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             isinstance(quality, bool) or not isinstance(quality, (int, float)) or quality < 0
         ):
             raise ValueError(f"quality must be a number >= 0. Received: quality={quality!r}")
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
+        check_scope(scope)
         self.schedule = schedule
         self.quality = quality
         self.scope = scope

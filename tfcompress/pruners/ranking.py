@@ -10,6 +10,12 @@ import numpy as np
 
 SCOPES = ("local", "global")
 
+
+def check_scope(scope):
+    """Raises naming `scope` unless it is one of `SCOPES`."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
+
 # How scores of different groups are made comparable before a global ranking.
 NORMALIZERS = {
     "none": lambda s: s,
@@ -51,8 +57,7 @@ def check_options(
         isinstance(num_remove, bool) or not isinstance(num_remove, int) or num_remove < 0
     ):
         raise ValueError(f"num_remove must be an integer >= 0. Received: num_remove={num_remove!r}")
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
+    check_scope(scope)
     if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
         raise ValueError(
             f"min_channels must be an integer >= 1. Received: min_channels={min_channels!r}"

@@ -5,14 +5,12 @@ import numpy as np
 from tfcompress.graph.trace import layers_of
 from tfcompress.importance import magnitude_mask, std_threshold_mask
 from tfcompress.layers import WeightMask
+from tfcompress.pruners.ranking import check_scope
 
 
 def weight_masks(model):
     """The `WeightMask` layers of `model` (nested models included)."""
     return layers_of(model, WeightMask)
-
-
-SCOPES = ("local", "global")
 
 
 def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True, scope="local"):
@@ -31,8 +29,7 @@ def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True, scope="
     With `keep_pruned`, weights already masked stay masked (iterative pruning) and count
     towards `sparsity`. Masked weights are also set to zero. Returns `{layer: sparsity}`.
     """
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
+    check_scope(scope)
     if (sparsity is None) == (quality is None):
         raise ValueError(
             "Give exactly one of sparsity or quality. Received: "
