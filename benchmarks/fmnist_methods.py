@@ -27,7 +27,7 @@ import fmnist_report  # noqa: E402
 import fmnist_setup as setup  # noqa: E402
 import latency  # noqa: E402
 import numpy as np  # noqa: E402
-from fmnist_recipes import RECIPES, kernel_sparsity, recalibrate  # noqa: E402
+from fmnist_recipes import RECIPES, kernel_sparsity, train_baseline  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = (2.0, 4.0)
@@ -70,10 +70,7 @@ def run(cfg, methods, with_tfmot=True, log=print):
     train = (x_train, y_train)
     rows = []
     t0 = time.perf_counter()
-    baseline = setup.compile_model(setup.build_net(cfg.width), cfg.lr)
-    baseline.fit(x_train, y_train, batch_size=cfg.batch_size, epochs=cfg.baseline_epochs,
-                 verbose=0)
-    recalibrate(baseline, train, cfg)
+    baseline = train_baseline(train, cfg)
     row = {"method": "baseline", "target": "-", "epochs": cfg.baseline_epochs,
            "train_seconds": time.perf_counter() - t0,
            **setup.measure(baseline, x_test, y_test, workdir, "baseline")}

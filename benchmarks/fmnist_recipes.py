@@ -9,7 +9,7 @@ model get the same BatchNorm re-estimation, so every row is measured alike.
 import time
 
 import numpy as np
-from fmnist_setup import compile_model
+from fmnist_setup import build_net, compile_model
 
 import tfcompress as tfc
 from tfcompress import callbacks as cb
@@ -44,6 +44,14 @@ def _fit(model, data, cfg, epochs, callbacks=()):
 def recalibrate(model, data, cfg):
     recalibrate_bn(model, _batches(*data, cfg.batch_size, 20, seed=1))
     return model
+
+
+def train_baseline(data, cfg):
+    """The unpruned network trained for `cfg.baseline_epochs`, BatchNorm recalibrated."""
+    x, y = data
+    baseline = compile_model(build_net(cfg.width), cfg.lr)
+    baseline.fit(x, y, batch_size=cfg.batch_size, epochs=cfg.baseline_epochs, verbose=0)
+    return recalibrate(baseline, data, cfg)
 
 
 def _finish(masked, data, cfg):

@@ -29,7 +29,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import fmnist_setup as setup  # noqa: E402
 import keras  # noqa: E402
 from fmnist_methods import HERE, MAGNITUDE_SPARSITY, run_tfmot  # noqa: E402
-from fmnist_recipes import magnitude, recalibrate  # noqa: E402
+from fmnist_recipes import magnitude, train_baseline  # noqa: E402
 
 METHODS = ("magnitude_local", "magnitude_global", "tfmot_prune_low_magnitude")
 
@@ -40,10 +40,7 @@ def run(cfg, seeds, log=print):
         x_train, y_train, x_test, y_test = setup.load_data(cfg)
         train = (x_train, y_train)
         t0 = time.perf_counter()
-        baseline = setup.compile_model(setup.build_net(cfg.width), cfg.lr)
-        baseline.fit(x_train, y_train, batch_size=cfg.batch_size,
-                     epochs=cfg.baseline_epochs, verbose=0)
-        recalibrate(baseline, train, cfg)
+        baseline = train_baseline(train, cfg)
         base_acc = setup.accuracy(baseline, x_test, y_test)
         log(f"baseline: accuracy {base_acc:.4f} ({time.perf_counter() - t0:.0f} s)")
         runs = []
