@@ -1,10 +1,11 @@
 """Classification batches: build_dataset parses and decodes whole batches (one decode_raw for
 raw pixels, decode_png per image, decode + resize otherwise) and augments once per batch.
 Every route gives the pixels of the per-record path; bad records are named or skipped; the
-Fashion-MNIST converter writes raw pixels by default."""
+Fashion-MNIST converter writes raw pixels, uncompressed, by default."""
 
 import gzip
 import io
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcompress.data import build_dataset, encode, shards
+from tfcompress.data import build_dataset, compression, encode, pipeline, shards
 from tfcompress.data.sources import fashion_mnist as fmnist_source
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
@@ -79,7 +80,16 @@ def test_every_batch_route_equals_the_per_record_path(tmp_path, route):
         assert [y.numpy().tolist() for _, y in batched] == [[0, 1, 2, 3], [4, 5, 6, 7]]
 
 
-def test_training_batch_is_a_shift_and_flip_of_each_record(tmp_path):
+@pytest.fixture(params=["decoded first", "serialized shuffled"])
+def training_route(request, monkeypatch):
+    """Training on small raw images decodes before the shuffle; with no byte budget for
+    decoded pixels in the shuffle buffer it shuffles serialized records (as for PNGs)."""
+    if request.param == "serialized shuffled":
+        monkeypatch.setattr(pipeline, "_DECODED_SHUFFLE_BYTES", 0)
+    return request.param
+
+
+def test_training_batch_is_a_shift_and_flip_of_each_record(tmp_path, training_route):
     arrays = np.random.default_rng(3).integers(1, 256, (16, 10, 12, 1), dtype=np.uint8)
     records = [encode.classification_example(encode.encode_array(a, image_format="raw"), i)
                for i, a in enumerate(arrays)]  # fmt: skip
@@ -101,7 +111,7 @@ def test_training_batch_is_a_shift_and_flip_of_each_record(tmp_path):
     assert len(moves) > 1  # drawn per example, not once per batch
 
 
-def test_corrupt_raw_record_named_or_skipped(tmp_path):
+def test_corrupt_raw_record_named_or_skipped(tmp_path, training_route):
     arrays = np.random.default_rng(5).integers(0, 256, (6, 5, 4), dtype=np.uint8)
     records = [encode.classification_example(encode.encode_array(a, image_format="raw"), i % 3)
                for i, a in enumerate(arrays)]  # fmt: skip
@@ -127,7 +137,7 @@ def _image_format(serialized):
     return tf.train.Example.FromString(serialized).features.feature["image/format"].bytes_list.value
 
 
-def test_fashion_mnist_converter_writes_raw_by_default(tmp_path):
+def test_fashion_mnist_converter_writes_raw_uncompressed_by_default(tmp_path):
     rng = np.random.default_rng(0)
     idx = tmp_path / "idx"
     idx.mkdir()
@@ -143,7 +153,10 @@ def test_fashion_mnist_converter_writes_raw_by_default(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     pattern = str(tmp_path / "out" / "train-*.tfrecord")
-    first = next(iter(tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), "GZIP")))
+    assert {compression.detect(f) for f in tf.io.gfile.glob(pattern)} == {""}
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["compression"] == ""
+    first = next(iter(tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), "")))
     assert _image_format(first.numpy()) == [b"raw"]
     x, y = next(iter(build_dataset(pattern, "classification", 10, training=False)))
     np.testing.assert_array_equal(y.numpy(), labels)  # in idx order

@@ -29,13 +29,16 @@ records first and parses whole batches: ``parse_example`` once per batch, the ch
 decode route the batch allows (one ``decode_raw`` for a batch of raw images of the output
 size; see ``decode_classification_batch``) and ``parser.augment_batch`` once per batch
 (vectorised); for small images, where per-element overhead dominates, that is several times
-faster. ``skip_corrupt`` falls back to the per-element path, so one bad record costs only
+faster. Training on small raw images goes one step further: each shard reader parses and
+decodes blocks of up to 128 records, and the shuffle holds uint8 pixels (``_decodes_first``).
+``skip_corrupt`` falls back to the per-element path, so one bad record costs only
 itself. ``cache`` decodes the shards once, in order, and serves later epochs from memory
 (or files): shuffle, augment and batch only. With ``training=False`` and at most
 ``cycle_length`` shards the records come back in the order they were converted.
 ``deterministic=True`` with a ``seed`` gives the same elements, in the same order, every run.
 """
 
+import functools
 import os
 
 import tensorflow as tf
@@ -76,6 +79,11 @@ def image_shape_of(example):
         int(feature[k].int64_list.value[0])
         for k in (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, schema.IMAGE_CHANNELS)
     )
+
+
+def image_format_of(example):
+    """``image/format`` of a record (``b"raw"``, ``b"png"``, ``b"jpeg"``)."""
+    return example.features.feature[schema.IMAGE_FORMAT].bytes_list.value[0]
 
 
 def _seeds(seed):
@@ -119,9 +127,10 @@ _MAX_UNROLLED = 1024
 _SOURCE_ID_SPEC = {schema.SOURCE_ID: schema.feature_spec(schema.CLASSIFICATION)[schema.SOURCE_ID]}
 
 
-def decode_classification_batch(serialized, features, parser, channels):
-    """A batch of serialized records and their parsed ``_HEADER_KEYS`` features -> float32
-    ``[B, *parser.output_size, channels]``.
+def decode_classification_batch(serialized, features, parser, channels, dtype=tf.float32):
+    """A batch of serialized records and their parsed ``_HEADER_KEYS`` features -> ``dtype``
+    ``[B, *parser.output_size, channels]``: float32 in ``[0, 1]``, or uint8 (the pixels;
+    records resized to the output size are rounded to uint8).
 
     The cheapest route the batch allows, chosen per batch from its header features:
 
@@ -138,19 +147,16 @@ def decode_classification_batch(serialized, features, parser, channels):
     encoded = features[schema.IMAGE_ENCODED]
     pixels_spec = tf.TensorSpec([height, width, channels], tf.uint8)
 
-    def all_of(*conditions):
-        return tf.reduce_all(tf.stack([tf.reduce_all(c) for c in conditions]))
-
     is_raw = tf.equal(features[schema.IMAGE_FORMAT], "raw")
-    sized = all_of(
+    sized = tf.logical_and(
         tf.equal(features[schema.IMAGE_HEIGHT], height),
         tf.equal(features[schema.IMAGE_WIDTH], width),
     )
-    raw = all_of(
-        sized,
-        is_raw,
-        tf.equal(features[schema.IMAGE_CHANNELS], channels),
-        tf.equal(tf.strings.length(encoded), height * width * channels),
+    raw = tf.reduce_all(
+        sized
+        & is_raw
+        & tf.equal(features[schema.IMAGE_CHANNELS], channels)
+        & tf.equal(tf.strings.length(encoded), height * width * channels)
     )
 
     def each(fn, spec=pixels_spec):
@@ -160,53 +166,118 @@ def decode_classification_batch(serialized, features, parser, channels):
     def exact(image):
         return tf.ensure_shape(image, [height, width, channels])
 
+    def finish(pixels):
+        return parse.to_float(pixels) if dtype == tf.float32 else pixels
+
     def raw_batch():
         pixels = tf.io.decode_raw(encoded, tf.uint8)
-        return parse.to_float(tf.reshape(pixels, [-1, height, width, channels]))
+        return finish(tf.reshape(pixels, [-1, height, width, channels]))
 
     def png_each():
         decode_png = lambda e: exact(tf.io.decode_png(e, channels))  # noqa: E731
         batch = encoded.shape[0]
         if batch is not None and batch <= _MAX_UNROLLED:  # a static batch: no loop
-            pixels = tf.stack([decode_png(e) for e in tf.unstack(encoded, batch)])
-        else:
-            pixels = tf.map_fn(decode_png, encoded, fn_output_signature=pixels_spec)
-        return parse.to_float(pixels)
+            return tf.stack([decode_png(e) for e in tf.unstack(encoded, batch)])
+        return tf.map_fn(decode_png, encoded, fn_output_signature=pixels_spec)
 
     def decode_each():
-        return parse.to_float(each(lambda f: exact(decode.decode_record_image(f, channels))))
+        return each(lambda f: exact(decode.decode_record_image(f, channels)))
+
+    # The per-image routes to pixels are one call of a function that is never inlined:
+    # inlined, their ops would be walked on every raw batch too, as the untaken side of the
+    # tf.cond (~1 us of CPU per image at 128 records a batch). It returns uint8, converted
+    # here: in a separately optimised function, x / 255 may round differently.
+    @tf.function(autograph=False, experimental_attributes={"_noinline": True})
+    def sized_pixels():
+        png = tf.reduce_all(~is_raw & ~tf.io.is_jpeg(encoded))  # computed only when needed
+        return tf.cond(png, png_each, decode_each)
 
     def resize_each():
-        return each(
+        images = each(
             lambda f: parser.prepare(decode.decode_record_image(f, channels)),
             tf.TensorSpec([height, width, channels], tf.float32),
         )
+        return images if dtype == tf.float32 else tf.saturate_cast(tf.round(images * 255), dtype)
 
-    def not_raw():  # predicates of the later routes are only computed when needed
-        png = all_of(sized, tf.logical_not(is_raw), tf.logical_not(tf.io.is_jpeg(encoded)))
-        return tf.cond(png, png_each, lambda: tf.cond(sized, decode_each, resize_each))
+    def not_raw():
+        all_sized = tf.reduce_all(sized)
+        return tf.cond(all_sized, lambda: finish(sized_pixels()), resize_each)
 
     return tf.cond(raw, raw_batch, not_raw)
 
 
-def _parse_classification_batches(ds, parser, channels, training, seed):
-    """Batches of serialized records -> ``(images, labels)``: ``parse_example`` on the batch,
-    ``decode_classification_batch``, ``parser.augment_batch`` once per batch."""
+def _classification_batch_parser(parser, channels, dtype=tf.float32):
+    """``fn(serialized [B], batch_seed=None) -> (images, labels)``: ``parse_example`` on the
+    batch, ``decode_classification_batch`` to ``dtype``, and with a seed (float32 only)
+    ``parser.augment_batch``."""
     spec = schema.feature_spec(schema.CLASSIFICATION)
     spec = {k: spec[k] for k in (*_HEADER_KEYS, schema.CLASS_LABEL)}
 
     def parse_batch(serialized, batch_seed=None):
         features = tf.io.parse_example(serialized, spec)
         labels = tf.cast(features.pop(schema.CLASS_LABEL), tf.int32)
-        images = decode_classification_batch(serialized, features, parser, channels)
+        images = decode_classification_batch(serialized, features, parser, channels, dtype)
         images = tf.ensure_shape(images, [serialized.shape[0], *parser.output_size, channels])
         if batch_seed is not None:
             images = parser.augment_batch(images, batch_seed)
         return images, labels
 
+    return parse_batch
+
+
+def _parse_classification_batches(ds, parser, channels, training, seed):
+    """Batches of serialized records -> ``(images, labels)``, augmented when ``training``."""
     if training:
         ds = tf.data.Dataset.zip((ds, _seeds(seed)))
-    return ds.map(parse_batch, num_parallel_calls=AUTOTUNE)
+    return ds.map(_classification_batch_parser(parser, channels), num_parallel_calls=AUTOTUNE)
+
+
+# Training on raw classification images this small decodes them before the shuffle (see
+# ``_decodes_first``): the shuffle buffer then holds at most this many bytes of uint8 pixels.
+_DECODED_SHUFFLE_BYTES = 64 << 20
+# Records a shard reader decodes at once when decoding before the shuffle: a block costs one
+# parse call and one hand-over between threads, which 128 records amortise to ~0.3 us each.
+_MAX_DECODE_BLOCK = 128
+
+
+def _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_buffer,
+                   first_record):
+    """Whether ``build_dataset`` decodes classification records to uint8 pixels in blocks as
+    each shard is read, and shuffles the pixels, instead of shuffling serialized records and
+    decoding whole batches after the shuffle. Chosen when training on small raw images of the
+    output size (``first_record()`` is; Fashion-MNIST, CIFAR): one hand-over between threads
+    per block instead of per record (measured in docs/data.md). Not for PNG or JPEG, which
+    decode fastest in the fixed-size batches after a shuffle, nor for large images, whose
+    pixels would fill the shuffle buffer."""
+    if task != schema.CLASSIFICATION or not training or skip_corrupt:
+        return False
+    height, width = output_size
+    if shuffle_buffer * height * width * channels > _DECODED_SHUFFLE_BYTES:
+        return False
+    example = first_record()
+    return image_format_of(example) == b"raw" and image_shape_of(example) == (
+        height, width, channels)
+
+
+def _decoded_blocks(files, compression, cycle_length, shuffle_buffer, deterministic, parser,
+                    channels, seed):
+    """``(uint8 image, label)`` examples of ``files``, file order shuffled every epoch:
+    ``cycle_length`` shards read in parallel, each in blocks that are parsed and decoded at
+    once (``_classification_batch_parser``; a record of another size is resized and rounded),
+    so the shuffle buffer still holds at least two blocks of every shard being read."""
+    block = max(1, min(_MAX_DECODE_BLOCK, shuffle_buffer // (2 * cycle_length)))
+    parse_block = _classification_batch_parser(parser, channels, tf.uint8)
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type=compression)
+        .batch(block)
+        .map(parse_block),
+        cycle_length=cycle_length,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=deterministic,
+    )
+    return ds.unbatch()
 
 
 def build_dataset(
@@ -263,8 +334,9 @@ def build_dataset(
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
     files = list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
+    first = functools.cache(lambda: first_example(files, compression))
     if output_size is None or channels is None:
-        height, width, record_channels = image_shape_of(first_example(files, compression))
+        height, width, record_channels = image_shape_of(first())
         output_size = output_size or (height, width)
         channels = channels or record_channels
     if parser is None:
@@ -276,8 +348,15 @@ def build_dataset(
     if cache is not None:
         records = _records(files, compression, cycle_length, 1, deterministic=True)
         ds = _cached(records, cache, task, parser, channels, skip_corrupt)
-        ds = _from_cache(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
-                         drop_remainder)
+        ds = _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
+                           drop_remainder)
+        return _finish(ds, training, deterministic)
+    if _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_buffer,
+                      first):
+        ds = _decoded_blocks(files, compression, cycle_length, shuffle_buffer, deterministic,
+                             parser, channels, seed)
+        ds = _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
+                           drop_remainder)
         return _finish(ds, training, deterministic)
 
     ds = _records(
@@ -362,18 +441,20 @@ def _cached(records, cache, task, parser, channels, skip_corrupt):
     return ds.cache(cache)
 
 
-def _from_cache(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
-                drop_remainder):
-    """Cached examples -> batches: shuffled and augmented every epoch when training."""
+def _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
+                  drop_remainder):
+    """Decoded (cached, or for classification parsed) examples -> batches: shuffled and
+    augmented every epoch when training."""
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     if task == schema.CLASSIFICATION:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        if training:
+        if training:  # uint8 pixels (decoded before the shuffle) or float32 images (cached)
+            as_float = lambda x: parse.to_float(x) if x.dtype == tf.uint8 else x  # noqa: E731
             ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(
-                lambda batch, s: (parser.augment_batch(batch[0], s), batch[1]),
+                lambda batch, s: (parser.augment_batch(as_float(batch[0]), s), batch[1]),
                 num_parallel_calls=AUTOTUNE,
             )
     else:
