@@ -50,11 +50,11 @@ from tfcompress.data.sources import mosaic as mosaic_source  # noqa: E402
 
 # (image format, record compression, build_dataset's cache) of each case; the converters'
 # defaults are marked.
-FMNIST_CASES = (("raw", "", False), ("raw", "GZIP", False), ("raw", "GZIP", True),
+FMNIST_CASES = (("raw", "", False), ("raw", "", True), ("raw", "GZIP", False),
                 ("png", "", False), ("png", "GZIP", False))
 MOSAIC_CASES = (("png", "", False), ("png", "GZIP", False), ("png", "GZIP", True),
                 ("raw", "", False))
-FMNIST_DEFAULT, MOSAIC_DEFAULT = ("raw", "GZIP"), ("png", "GZIP")
+FMNIST_DEFAULT, MOSAIC_DEFAULT = ("raw", ""), ("png", "GZIP")
 
 
 def case_name(image_format, compression, cache, default):

@@ -11,14 +11,20 @@ COMPRESSIONS = {"GZIP": "GZIP", "NONE": ""}
 READ_COMPRESSIONS = {"AUTO": "auto", **COMPRESSIONS}
 
 
-def define_output_flags():
-    """``--output_dir``, ``--num_shards``, ``--skip_corrupt``, ``--compression``."""
+def define_output_flags(compression="GZIP"):
+    """``--output_dir``, ``--num_shards``, ``--skip_corrupt``, ``--compression`` (default
+    ``compression``: ``"GZIP"`` or ``"NONE"``)."""
     flags.DEFINE_string("output_dir", None, "Folder for the shards and manifest.json.")
     flags.DEFINE_integer("num_shards", 4, "Shards per split.", lower_bound=1)
     flags.DEFINE_bool(
         "skip_corrupt", False, "Skip (and count) bad examples instead of stopping at the first."
     )
-    flags.DEFINE_enum("compression", "GZIP", list(COMPRESSIONS), "TFRecord compression.")
+    flags.DEFINE_enum(
+        "compression",
+        compression,
+        list(COMPRESSIONS),
+        "TFRecord compression: GZIP (smaller shards) or NONE (less CPU per record to read).",
+    )
     flags.mark_flag_as_required("output_dir")
 
 
@@ -38,8 +44,8 @@ def define_image_format_flag(default="png"):
         "image_format",
         default,
         ["png", "raw"],
-        "How images are stored: png, or raw pixels (small images: faster to decode; the GZIP "
-        "record compression keeps them as small).",
+        "How images are stored: png, or raw pixels (small images: faster to decode; with "
+        "--compression GZIP as small on disk as PNG).",
     )
 
 
