@@ -19,8 +19,13 @@ from tfcompress.data import augment, schema
 
 
 def to_float(image):
-    """uint8 -> float32 in [0, 1], exactly ``float32(x) / 255``."""
-    return tf.cast(image, tf.float32) / 255.0
+    """uint8 -> float32 in [0, 1], exactly ``float32(x) / 255``.
+
+    ``divide_no_nan`` rather than ``/``: TensorFlow turns ``x / 255.0`` into ``x * (1 /
+    255)`` (1 ulp off for half the values) in functions it optimises on their own, such as
+    ``decode_classification_batch``'s never-inlined routes; ``DivNoNan`` stays a division.
+    """
+    return tf.math.divide_no_nan(tf.cast(image, tf.float32), 255.0)
 
 
 def _check_size(output_size):

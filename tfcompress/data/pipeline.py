@@ -177,20 +177,13 @@ def decode_classification_batch(serialized, features, parser, channels, dtype=tf
         decode_png = lambda e: exact(tf.io.decode_png(e, channels))  # noqa: E731
         batch = encoded.shape[0]
         if batch is not None and batch <= _MAX_UNROLLED:  # a static batch: no loop
-            return tf.stack([decode_png(e) for e in tf.unstack(encoded, batch)])
-        return tf.map_fn(decode_png, encoded, fn_output_signature=pixels_spec)
+            pixels = tf.stack([decode_png(e) for e in tf.unstack(encoded, batch)])
+        else:
+            pixels = tf.map_fn(decode_png, encoded, fn_output_signature=pixels_spec)
+        return finish(pixels)
 
     def decode_each():
-        return each(lambda f: exact(decode.decode_record_image(f, channels)))
-
-    # The per-image routes to pixels are one call of a function that is never inlined:
-    # inlined, their ops would be walked on every raw batch too, as the untaken side of the
-    # tf.cond (~1 us of CPU per image at 128 records a batch). It returns uint8, converted
-    # here: in a separately optimised function, x / 255 may round differently.
-    @tf.function(autograph=False, experimental_attributes={"_noinline": True})
-    def sized_pixels():
-        png = tf.reduce_all(~is_raw & ~tf.io.is_jpeg(encoded))  # computed only when needed
-        return tf.cond(png, png_each, decode_each)
+        return finish(each(lambda f: exact(decode.decode_record_image(f, channels))))
 
     def resize_each():
         images = each(
@@ -199,11 +192,16 @@ def decode_classification_batch(serialized, features, parser, channels, dtype=tf
         )
         return images if dtype == tf.float32 else tf.saturate_cast(tf.round(images * 255), dtype)
 
-    def not_raw():
+    # The per-image routes are one call of a function that is never inlined: inlined, their
+    # ops would be walked on every raw batch too, as the untaken side of the tf.cond (~1 us
+    # of CPU per image at 128 records a batch). Their predicates are only computed there.
+    @tf.function(autograph=False, experimental_attributes={"_noinline": True})
+    def per_image():
+        png = tf.reduce_all(sized & ~is_raw & ~tf.io.is_jpeg(encoded))
         all_sized = tf.reduce_all(sized)
-        return tf.cond(all_sized, lambda: finish(sized_pixels()), resize_each)
+        return tf.cond(png, png_each, lambda: tf.cond(all_sized, decode_each, resize_each))
 
-    return tf.cond(raw, raw_batch, not_raw)
+    return tf.cond(raw, raw_batch, per_image)
 
 
 def _classification_batch_parser(parser, channels, dtype=tf.float32):
