@@ -1,12 +1,14 @@
 """Input-pipeline throughput: TFRecords (decode + augment) vs in-memory arrays vs training.
 
-    .venv/bin/python benchmarks/input_pipeline.py --quick        # ~6 minutes on 2 cores
+    .venv/bin/python benchmarks/input_pipeline.py --quick        # ~8 minutes on 2 cores
     .venv/bin/python benchmarks/input_pipeline.py                # larger sets, longer runs
 
 For Fashion-MNIST (classification, 28x28x1) and a Fashion-MNIST segmentation mosaic
 (64x64x1, 11 classes), each with images stored as PNG and as raw pixels, in GZIP-compressed
 and uncompressed shards, and the converters' default shards read with ``cache=True``
-(decoded once, then served from memory), all in one run:
+(decoded once, then served from memory), and the raw Fashion-MNIST shards also read with
+the serialized records shuffled and decoded after the shuffle (the route for PNGs and large
+images; small raw images are decoded before it), all in one run:
 
 - ``tfrecord``: images/s out of ``build_dataset(training=True)`` (read the shards, shuffle,
   parse, decode, augment, batch);
@@ -27,6 +29,7 @@ Prints a Markdown table and writes ``input_pipeline.{json,md}`` to ``--output_di
 """
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -44,24 +47,42 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfcompress.data import build_dataset, convert, fashion_mnist, mosaic, parse  # noqa: E402
+from tfcompress.data import build_dataset, convert, fashion_mnist, mosaic, parse, pipeline  # noqa: E402,E501
 from tfcompress.data.sources import fashion_mnist as fmnist_source  # noqa: E402
 from tfcompress.data.sources import mosaic as mosaic_source  # noqa: E402
 
 # (image format, record compression, build_dataset's cache) of each case; the converters'
-# defaults are marked.
+# defaults are marked. SERIALIZED: the cases also read with the serialized records shuffled
+# and decoded after the shuffle, the route build_dataset takes for PNGs and large images,
+# instead of decoding small raw images before the shuffle (pipeline._decodes_first).
 FMNIST_CASES = (("raw", "", False), ("raw", "", True), ("raw", "GZIP", False),
                 ("png", "", False), ("png", "GZIP", False))
 MOSAIC_CASES = (("png", "", False), ("png", "GZIP", False), ("png", "GZIP", True),
                 ("raw", "", False))
+SERIALIZED = (("raw", "", False), ("raw", "GZIP", False))
 FMNIST_DEFAULT, MOSAIC_DEFAULT = ("raw", ""), ("png", "GZIP")
 
 
-def case_name(image_format, compression, cache, default):
+def case_name(image_format, compression, cache, default, serialized=False):
     name = f"{image_format}, {'GZIP' if compression else 'uncompressed'}"
     if (image_format, compression) == default:
         name += ", the converter's default"
+    if serialized:
+        name += ", serialized records shuffled"
     return name + (", cache=True" if cache else "")
+
+
+@contextlib.contextmanager
+def serialized_shuffle(enabled):
+    """``build_dataset`` calls inside shuffle serialized records even for small raw images
+    (no byte budget for decoded pixels in the shuffle buffer)."""
+    budget = pipeline._DECODED_SHUFFLE_BYTES
+    if enabled:
+        pipeline._DECODED_SHUFFLE_BYTES = 0
+    try:
+        yield
+    finally:
+        pipeline._DECODED_SHUFFLE_BYTES = budget
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -180,11 +201,13 @@ def best_of(repeats, measure):
     return max(measure() for _ in range(repeats))
 
 
-def bench_case(name, pattern, task, arrays, target_key, model, batch_size, cfg, cache=False):
+def bench_case(name, pattern, task, arrays, target_key, model, batch_size, cfg, cache=False,
+               serialized=False):
     """One table row; ``cfg``: batches, seconds, warmup, steps, repeats. With ``cache``, one
     epoch is drawn first, so the cache is complete and every measurement reads from it."""
     images, targets = arrays
-    ds = build_dataset(pattern, task, batch_size, training=True, repeat=True, cache=cache)
+    with serialized_shuffle(serialized):
+        ds = build_dataset(pattern, task, batch_size, training=True, repeat=True, cache=cache)
     if cache:
         first_epoch = iter(ds)
         for _ in range(-(-len(images) // batch_size) + 1):
@@ -241,7 +264,9 @@ def main(argv=None):
         images, labels = all_images[:n_fmnist], all_labels[:n_fmnist]
         canvases, masks = mosaic.segmentation_mosaic(all_images, all_labels, n_mosaic, seed=0)
         model = compile_model(classifier((28, 28, 1), 10))
-        for image_format, compression, cache in FMNIST_CASES:
+        cases = [(*case, False) for case in FMNIST_CASES]
+        cases += [(*case, True) for case in SERIALIZED]
+        for image_format, compression, cache, serialized in cases:
             out = os.path.join(work, f"fmnist_{image_format}_{compression or 'none'}")
             if not os.path.isdir(out):
                 items = fmnist_source.array_items(images, labels, "fmnist/train", image_format)
@@ -249,7 +274,7 @@ def main(argv=None):
                     "classification", {"train": items}, fashion_mnist.CLASS_NAMES
                 )
                 convert.convert(src, out, num_shards=8, compression=compression)
-            name = case_name(image_format, compression, cache, FMNIST_DEFAULT)
+            name = case_name(image_format, compression, cache, FMNIST_DEFAULT, serialized)
             rows.append(
                 bench_case(
                     f"Fashion-MNIST classification 28x28x1 ({name})",
@@ -261,6 +286,7 @@ def main(argv=None):
                     args.batch_size,
                     cfg,
                     cache,
+                    serialized,
                 )
             )
         model = compile_model(encoder_decoder((64, 64, 1), 11))
