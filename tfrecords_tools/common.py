@@ -11,9 +11,10 @@ COMPRESSIONS = {"GZIP": "GZIP", "NONE": ""}
 READ_COMPRESSIONS = {"AUTO": "auto", **COMPRESSIONS}
 
 
-def define_output_flags(compression="GZIP"):
+def define_output_flags(compression="GZIP", shuffle=True):
     """``--output_dir``, ``--num_shards``, ``--skip_corrupt``, ``--compression`` (default
-    ``compression``: ``"GZIP"`` or ``"NONE"``)."""
+    ``compression``: ``"GZIP"`` or ``"NONE"``), ``--shuffle`` (default ``shuffle``) and
+    ``--shuffle_seed``."""
     flags.DEFINE_string("output_dir", None, "Folder for the shards and manifest.json.")
     flags.DEFINE_integer("num_shards", 4, "Shards per split.", lower_bound=1)
     flags.DEFINE_bool(
@@ -25,6 +26,14 @@ def define_output_flags(compression="GZIP"):
         list(COMPRESSIONS),
         "TFRecord compression: GZIP (smaller shards) or NONE (less CPU per record to read).",
     )
+    flags.DEFINE_bool(
+        "shuffle",
+        shuffle,
+        "Write each split's examples in a random order (from --shuffle_seed) rather than in "
+        "the source's order (by class folder, city, file name): the reader's shuffle buffer "
+        "only mixes neighbouring records.",
+    )
+    flags.DEFINE_integer("shuffle_seed", 0, "Seed of the write order with --shuffle.")
     flags.mark_flag_as_required("output_dir")
 
 
@@ -97,6 +106,7 @@ def run(make_source, stream=sys.stderr):
             skip_corrupt=FLAGS.skip_corrupt,
             compression=COMPRESSIONS[FLAGS.compression],
             progress=ProgressBar(stream),
+            shuffle_seed=FLAGS.shuffle_seed if FLAGS.shuffle else None,
         )
     except (ValueError, FileNotFoundError) as e:  # CorruptInputError is a ValueError
         sys.exit(f"error: {e}")

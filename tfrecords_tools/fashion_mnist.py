@@ -17,7 +17,7 @@ flags.DEFINE_string(
     "fmnist_dir", "/usr/share/datasets/fashion-mnist", "Folder of the idx .gz files."
 )
 flags.DEFINE_string("splits", "train,test", "Comma-separated splits (train, test).")
-common.define_output_flags(compression="NONE")  # CPU-bound to read; see the docstring
+common.define_output_flags(compression="NONE", shuffle=False)  # see the docstring
 common.define_image_format_flag(default="raw")  # lossless, fixed size, fastest to read
 FLAGS = flags.FLAGS
 

@@ -20,7 +20,7 @@ flags.DEFINE_integer("canvas_size", None, "Canvas side (default 64 seg / 96 det)
 flags.DEFINE_integer("min_objects", None, "Fewest objects per canvas (default 1).")
 flags.DEFINE_integer("max_objects", None, "Most objects per canvas (default 3 seg / 4 det).")
 flags.DEFINE_integer("seed", 0, "Seed (test split uses seed + 1).")
-common.define_output_flags()
+common.define_output_flags(shuffle=False)  # the canvases are drawn at random
 common.define_image_format_flag()
 FLAGS = flags.FLAGS
 

@@ -23,7 +23,7 @@ flags.DEFINE_string("objects_key", "objects", "Detection objects feature.")
 flags.DEFINE_string("bbox_key", "bbox", "Box feature inside objects.")
 flags.DEFINE_integer("num_classes", None, "Segmentation classes (ids 0..n-1, 255 ignore).")
 flags.mark_flag_as_required("dataset")
-common.define_output_flags()
+common.define_output_flags(shuffle=False)  # streamed; TFDS shuffles when it prepares
 common.define_image_format_flag()
 FLAGS = flags.FLAGS
 

@@ -7,6 +7,7 @@ when written, so a bad file fails (or, with ``skip_corrupt``, is counted) at its
 
 import collections
 import dataclasses
+import random
 from collections.abc import Callable, Sequence
 
 from tfcompress.data import schema, shards
@@ -45,8 +46,31 @@ class Source:
         schema.check_task(self.task)
 
 
+def _in_write_order(items, split, shuffle_seed):
+    """``items`` as written: in source order, or with a ``shuffle_seed`` in a random order
+    drawn from the seed and the split name (reproducible; each split its own order)."""
+    if shuffle_seed is None:
+        return items
+    if not isinstance(items, Sequence):
+        raise ValueError(
+            f"Cannot shuffle split {split!r}: its examples are streamed (their number is not "
+            f"known up front). Convert it without shuffle_seed. Received: "
+            f"shuffle_seed={shuffle_seed!r}"
+        )
+    order = list(items)
+    random.Random(f"{shuffle_seed}/{split}").shuffle(order)
+    return order
+
+
 def convert(
-    source, output_dir, num_shards, *, skip_corrupt=False, compression="GZIP", progress=None
+    source,
+    output_dir,
+    num_shards,
+    *,
+    skip_corrupt=False,
+    compression="GZIP",
+    progress=None,
+    shuffle_seed=None,
 ):
     """Writes every split of ``source`` to ``output_dir`` and updates its manifest.
 
@@ -58,6 +82,10 @@ def convert(
       compression: ``"GZIP"`` or ``""``.
       progress: optional ``callable(split, done, total)`` called after every item
         (``total`` is None when the split's size is unknown).
+      shuffle_seed: ``None`` writes each split in source order; an int writes it in a
+        random order drawn from the seed (sources listed by class, city or frame would
+        otherwise give shards whose neighbouring records are alike, which a reader's
+        shuffle buffer mixes only locally). Splits must then be sequences.
 
     Returns:
       The manifest dict (also written to ``output_dir/manifest.json``).
@@ -66,7 +94,11 @@ def convert(
       CorruptInputError: the first bad item, naming its file (unless ``skip_corrupt``).
     """
     entries = {}
-    for split, items in source.splits.items():
+    splits = {  # every split checked before anything is written
+        split: _in_write_order(items, split, shuffle_seed)
+        for split, items in source.splits.items()
+    }
+    for split, items in splits.items():
         histogram = collections.Counter()
         skipped = []
         total = len(items) or None  # None: a streamed split of unknown size
@@ -99,5 +131,6 @@ def convert(
         num_classes=len(source.classes),
         label_map=source.label_map,
         compression=compression,
+        shuffle_seed=shuffle_seed,
         file_pattern="{split}-*.tfrecord",
     )
