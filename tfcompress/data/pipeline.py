@@ -265,16 +265,8 @@ def _decoded_blocks(files, compression, cycle_length, shuffle_buffer, determinis
     so the shuffle buffer still holds at least two blocks of every shard being read."""
     block = max(1, min(_MAX_DECODE_BLOCK, shuffle_buffer // (2 * cycle_length)))
     parse_block = _classification_batch_parser(parser, channels, tf.uint8)
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression)
-        .batch(block)
-        .map(parse_block),
-        cycle_length=cycle_length,
-        num_parallel_calls=AUTOTUNE,
-        deterministic=deterministic,
-    )
+    ds = _records(files, compression, cycle_length, 1, deterministic, shuffle_files=True,
+                  seed=seed, per_shard=lambda records: records.batch(block).map(parse_block))
     return ds.unbatch()
 
 
@@ -382,15 +374,17 @@ def build_dataset(
 
 
 def _records(files, compression, cycle_length, block_length, deterministic, shuffle_files=False,
-             seed=None):
+             seed=None, per_shard=None):
     """The serialized records of ``files``: ``cycle_length`` shards read in parallel,
-    ``block_length`` records from each in turn; with ``shuffle_files``, the file order is
-    shuffled (by ``seed``) every epoch."""
+    ``block_length`` elements from each in turn; with ``shuffle_files``, the file order is
+    shuffled (by ``seed``) every epoch. ``per_shard(records)``: a transformation of each
+    shard's records, run by its reader (elements are then what it yields)."""
+    per_shard = per_shard or (lambda records: records)
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_files:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     return ds.interleave(
-        lambda f: tf.data.TFRecordDataset(f, compression_type=compression),
+        lambda f: per_shard(tf.data.TFRecordDataset(f, compression_type=compression)),
         cycle_length=cycle_length,
         block_length=block_length,
         num_parallel_calls=AUTOTUNE,
