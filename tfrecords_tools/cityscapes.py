@@ -5,14 +5,15 @@
         --num_shards 32
 """
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string("cityscapes_dir", None, "Folder holding leftImg8bit/ and gtFine/.")
 flags.DEFINE_string("splits", None, "Comma-separated splits (default: train,val,test present).")
 flags.mark_flag_as_required("cityscapes_dir")
 common.define_output_flags()
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -24,8 +25,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.cityscapes` and `tfrecords-cityscapes`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

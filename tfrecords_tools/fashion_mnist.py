@@ -9,9 +9,9 @@ record costs ~3 us of CPU per image, a fifth of what training input costs in all
 (docs/data.md); ``--compression GZIP`` stores 2.2x less (27 instead of 60 MB for train).
 """
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string(
     "fmnist_dir", "/usr/share/datasets/fashion-mnist", "Folder of the idx .gz files."
@@ -19,6 +19,7 @@ flags.DEFINE_string(
 flags.DEFINE_string("splits", "train,test", "Comma-separated splits (train, test).")
 common.define_output_flags(compression="NONE", shuffle=False)  # see the docstring
 common.define_image_format_flag(default="raw")  # lossless, fixed size, fastest to read
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -34,8 +35,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.fashion_mnist` and `tfrecords-fashion-mnist`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

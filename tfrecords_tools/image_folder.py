@@ -6,15 +6,16 @@
 ``{train,val,test}/{class}/*.jpg`` (one split per folder).
 """
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string("image_dir", None, "Root of the class folders.")
 flags.DEFINE_string("split", None, "Split name when image_dir holds class folders directly.")
 flags.DEFINE_string("classes", None, "Comma-separated class order (default: sorted folders).")
 flags.mark_flag_as_required("image_dir")
 common.define_output_flags()
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -28,8 +29,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.image_folder` and `tfrecords-image-folder`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,16 @@
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string("file_pattern", None, "Glob of the shards.")
 flags.DEFINE_integer("num_samples", 4, "Samples written as PNG to --samples_dir.")
 flags.DEFINE_string("samples_dir", None, "Where sample PNGs go (none written if unset).")
 common.define_read_compression_flag()
 flags.mark_flag_as_required("file_pattern")
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -36,8 +37,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.inspect` and `tfrecords-inspect`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ Segmentation masks: 0 = background, class + 1 on object pixels (11 classes). Det
 tight boxes around each pasted image's nonzero pixels, classes 0..9.
 """
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_enum("task", "segmentation", ["segmentation", "detection"], "What to make.")
 flags.DEFINE_string("fmnist_dir", "/usr/share/datasets/fashion-mnist", "Idx .gz folder.")
@@ -22,6 +22,7 @@ flags.DEFINE_integer("max_objects", None, "Most objects per canvas (default 3 se
 flags.DEFINE_integer("seed", 0, "Seed (test split uses seed + 1).")
 common.define_output_flags(shuffle=False)  # the canvases are drawn at random
 common.define_image_format_flag()
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -47,8 +48,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.mosaic` and `tfrecords-mosaic`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,9 @@ The optional ``--label_map`` JSON maps label ids (``"3"``) or colours (``"170,17
 class indices (255 = ignore). Without it ids are class indices below ``--num_classes``.
 """
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string("image_dir", None, "Folder of images.")
 flags.DEFINE_string("label_dir", None, "Folder of label images (same stems).")
@@ -21,6 +21,7 @@ flags.DEFINE_string("label_suffix", "", "Label stem suffix, e.g. '_mask' for a_m
 flags.DEFINE_string("classes", None, "Comma-separated class names for the manifest.")
 flags.mark_flags_as_required(["image_dir", "label_dir"])
 common.define_output_flags()
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -44,8 +45,9 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.segmentation_pairs` and
+    `tfrecords-segmentation-pairs`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,9 @@
 Nothing is downloaded. ``validation`` is written as ``val``.
 """
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string("dataset", None, "TFDS name, e.g. cifar10 or voc/2007.")
 flags.DEFINE_enum(
@@ -25,6 +25,7 @@ flags.DEFINE_integer("num_classes", None, "Segmentation classes (ids 0..n-1, 255
 flags.mark_flag_as_required("dataset")
 common.define_output_flags(shuffle=False)  # streamed; TFDS shuffles when it prepares
 common.define_image_format_flag()
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -50,8 +51,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.tfds` and `tfrecords-tfds`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ Exit status 0 if every record decodes, 1 otherwise.
 
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string("file_pattern", None, "Glob of the shards.")
 flags.DEFINE_enum(
@@ -20,6 +20,7 @@ flags.DEFINE_enum(
 )
 common.define_read_compression_flag()
 flags.mark_flag_as_required("file_pattern")
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -45,8 +46,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.verify` and `tfrecords-verify`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

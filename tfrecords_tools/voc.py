@@ -4,14 +4,15 @@
         --output_dir /tmp/voc2007 --num_shards 16
 """
 
-from absl import app, flags
+from absl import flags
 
-from tfrecords_tools import common
+from tfrecords_tools import common, entry
 
 flags.DEFINE_string("voc_dir", None, "VOCdevkit/VOC20xx folder (Annotations, JPEGImages, ...).")
 flags.DEFINE_string("splits", None, "ImageSets/Main lists (default: train,val,test present).")
 flags.mark_flag_as_required("voc_dir")
 common.define_output_flags()
+flags.adopt_module_key_flags(common)  # --help lists them
 FLAGS = flags.FLAGS
 
 
@@ -23,8 +24,8 @@ def main(argv):
 
 
 def run():
-    """Console-script entry point."""
-    app.run(main)
+    """Entry point of `python -m tfrecords_tools.voc` and `tfrecords-voc`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

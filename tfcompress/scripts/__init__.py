@@ -7,5 +7,6 @@
     python -m tfcompress.scripts.demo      # make demo
 
 `common_flags` defines the flags and turns them into configs; `cli` wraps the one library
-call of each `main`; `demo_lib` runs the demo through the other scripts.
+call of each `main`; `demo_lib` runs the demo through the other scripts. Each `run()` (the
+console entry point) starts its `main` through `tfrecords_tools.entry`, as the converters do.
 """

@@ -1,11 +1,11 @@
-"""What every script's `main` does around its one library call: INFO logging, and input
-errors turned into one clear `error: ...` line (exit code 1)."""
+"""What every script's `main` does around its one library call: input errors turned into
+one clear `error: ...` line (exit code 1). How a script starts (flags in `--help`, no
+positional arguments, quiet TensorFlow, INFO logging) is `tfrecords_tools.entry`."""
 
 import json
-import logging as std_logging
 import sys
 
-from absl import flags, logging
+from absl import logging
 
 # Errors that mean "the command is wrong" (bad flag values, missing files, wrong data),
 # reported as one line; anything else is a bug and keeps its traceback.
@@ -13,10 +13,7 @@ USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 
 
 def run(fn, *args):
-    """Calls `fn(*args)` with INFO logging; exits with `error: <message>` on a user error."""
-    if not flags.FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.INFO)
-        std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
+    """Calls `fn(*args)`; exits with `error: <message>` on a user error."""
     try:
         return fn(*args)
     except USER_ERRORS as e:

@@ -13,10 +13,11 @@ the compact model (final.keras), plan.json, report.json/.txt and result.json int
 --checkpoint; running the same command again resumes. See docs/scripts.md.
 """
 
-from absl import app, flags
+from absl import flags
 
 from tfcompress import training
 from tfcompress.scripts import cli, common_flags
+from tfrecords_tools import entry
 
 FLAGS = flags.FLAGS
 common_flags.define_train_flags(FLAGS)
@@ -25,15 +26,14 @@ flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # no positional arguments: entry.run refuses them
     result = cli.run(lambda: training.compress(common_flags.compress_config(FLAGS)))
     print(cli.summary(result))
 
 
 def run():
-    """Console entry point (`tfcompress-compress`)."""
-    app.run(main)
+    """Entry point of `python -m tfcompress.scripts.compress` and `tfcompress-compress`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

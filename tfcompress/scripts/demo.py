@@ -11,11 +11,12 @@ writes the compression plot (accuracy against parameters) to <output_dir>/compre
 Run it from the repository root.
 """
 
-from absl import app, flags
+from absl import flags
 
 from tfcompress.scripts import cli
 from tfcompress.scripts.demo_lib import DemoConfig, run_demo
 from tfcompress.training import methods
+from tfrecords_tools import entry
 
 flags.DEFINE_enum("method", "slimming", list(methods.METHODS), "Compression method.")
 flags.DEFINE_string("output_dir", "out/demo", "Runs, exports, plot and summary.json.")
@@ -47,8 +48,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # no positional arguments: entry.run refuses them
 
     def demo():
         config = DemoConfig(
@@ -73,8 +73,8 @@ def main(argv):
 
 
 def run():
-    """Console entry point (`tfcompress-demo`)."""
-    app.run(main)
+    """Entry point of `python -m tfcompress.scripts.demo` and `tfcompress-demo`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ optionally a one-shot pruning sweep (metric against parameters, no fine-tuning).
         --output=runs/vgg/sweep.json
 """
 
-from absl import app, flags
+from absl import flags
 
 from tfcompress import training
 from tfcompress.scripts import cli, common_flags
+from tfrecords_tools import entry
 
 FLAGS = flags.FLAGS
 common_flags.define_evaluate_flags(FLAGS)
@@ -19,15 +20,14 @@ flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # no positional arguments: entry.run refuses them
     result = cli.run(lambda: training.evaluate(common_flags.evaluate_config(FLAGS)))
     print(cli.summary(result))
 
 
 def run():
-    """Console entry point (`tfcompress-evaluate`)."""
-    app.run(main)
+    """Entry point of `python -m tfcompress.scripts.evaluate` and `tfcompress-evaluate`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,11 @@ r"""Export a run (or a .keras file): SavedModel, TFLite, .keras and the compress
 Every file is written atomically (a failed export leaves nothing at its path).
 """
 
-from absl import app, flags
+from absl import flags
 
 from tfcompress import training
 from tfcompress.scripts import cli, common_flags
+from tfrecords_tools import entry
 
 FLAGS = flags.FLAGS
 common_flags.define_export_flags(FLAGS)
@@ -19,8 +20,7 @@ flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # no positional arguments: entry.run refuses them
     result = cli.run(lambda: training.export(common_flags.export_config(FLAGS)))
     table = result.pop("report_table", None)
     if table:
@@ -29,8 +29,8 @@ def main(argv):
 
 
 def run():
-    """Console entry point (`tfcompress-export`)."""
-    app.run(main)
+    """Entry point of `python -m tfcompress.scripts.export` and `tfcompress-export`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ Writes checkpoints, run.json, TensorBoard scalars, final.keras and result.json i
 docs/scripts.md for every flag.
 """
 
-from absl import app, flags
+from absl import flags
 
 from tfcompress import training
 from tfcompress.scripts import cli, common_flags
+from tfrecords_tools import entry
 
 FLAGS = flags.FLAGS
 common_flags.define_train_flags(FLAGS)
@@ -21,15 +22,14 @@ flags.adopt_module_key_flags(common_flags)
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    del argv  # no positional arguments: entry.run refuses them
     result = cli.run(lambda: training.train(common_flags.train_config(FLAGS)))
     print(cli.summary(result))
 
 
 def run():
-    """Console entry point (`tfcompress-train`)."""
-    app.run(main)
+    """Entry point of `python -m tfcompress.scripts.train` and `tfcompress-train`."""
+    entry.run(main)
 
 
 if __name__ == "__main__":
