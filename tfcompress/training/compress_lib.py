@@ -62,6 +62,8 @@ def compress(config, context=None):
     record = runs.record_of(config)
     run = runs.RunDirectory(tc.checkpoint, context)
     existing = run.check(KIND, record)
+    if existing is not None and (done := run.finished()) is not None:
+        return done
     resuming = existing is not None and run.latest_checkpoint() is not None
     model = weights.build_model(tc.model, plan.input_shape)
     if tc.initialize and not resuming:

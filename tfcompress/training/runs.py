@@ -77,6 +77,24 @@ class RunDirectory:
     def latest_checkpoint(self):
         return tf.train.latest_checkpoint(self.path)
 
+    def finished(self):
+        """The result of a finished run (the chief's result.json, with its "path"), or None.
+
+        result.json is the last file a run writes: a run that has one is not run again.
+        """
+        path = os.path.join(self.path, RESULT_FILE)
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            result = json.load(f)
+        logging.info(
+            "checkpoint=%r holds this run, finished (%s): nothing to do. Use a new "
+            "--checkpoint to run it again, or the evaluate script to test it on other data.",
+            self.path,
+            RESULT_FILE,
+        )
+        return {**result, "path": path}
+
     def check(self, kind, record):
         """Raises unless the directory is empty of runs or holds this very run.
 

@@ -28,6 +28,8 @@ def train(config, context=None):
     record = runs.record_of(config)
     run = runs.RunDirectory(config.checkpoint, context)
     existing = run.check(KIND, record)
+    if existing is not None and (done := run.finished()) is not None:
+        return done
     resuming = existing is not None and run.latest_checkpoint() is not None
     with context.strategy.scope():
         model = weights.build_model(config.model, plan.input_shape)
