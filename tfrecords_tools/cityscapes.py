@@ -1,8 +1,8 @@
 """Cityscapes leftImg8bit/ + gtFine/ labelIds -> segmentation TFRecords (19 train ids,
 255 = ignore).
 
-    python -m tfrecords_tools.cityscapes --cityscapes_dir ~/cityscapes --output_dir /tmp/cs \
-        --num_shards 32
+    python -m tfrecords_tools.cityscapes --cityscapes_dir ~/cityscapes \
+        --output_dir data/cityscapes --num_shards 32
 """
 
 from absl import flags

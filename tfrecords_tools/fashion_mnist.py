@@ -1,6 +1,6 @@
 """Fashion-MNIST idx files -> classification TFRecords (splits train, test).
 
-python -m tfrecords_tools.fashion_mnist --output_dir /tmp/fmnist --num_shards 8
+    python -m tfrecords_tools.fashion_mnist --output_dir out/data/fashion_mnist
 
 Images are stored as raw pixels by default (lossless, 28x28 each, decoded for a whole batch
 at once by ``build_dataset``); ``--image_format png`` stores PNGs instead. Shards are

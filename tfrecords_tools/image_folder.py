@@ -1,6 +1,6 @@
 """Class-per-folder images -> classification TFRecords.
 
-    python -m tfrecords_tools.image_folder --image_dir photos/ --output_dir /tmp/photos
+    python -m tfrecords_tools.image_folder --image_dir photos/ --output_dir data/photos
 
 ``image_dir`` is either ``{class}/*.jpg`` (one split, ``--split``) or
 ``{train,val,test}/{class}/*.jpg`` (one split per folder).

@@ -1,7 +1,7 @@
 """Counts, class histogram and a few decoded samples (PNG) of a set of shards.
 
-    python -m tfrecords_tools.inspect --file_pattern '/tmp/fmnist/train-*.tfrecord' \
-        --samples_dir /tmp/fmnist_samples --num_samples 8
+    python -m tfrecords_tools.inspect --file_pattern 'out/data/fashion_mnist/train-*.tfrecord' \
+        --samples_dir out/samples/fashion_mnist --num_samples 8
 """
 
 import json

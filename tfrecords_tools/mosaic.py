@@ -1,8 +1,9 @@
 """Fashion-MNIST mosaics -> segmentation or detection TFRecords (splits train, test).
 
     python -m tfrecords_tools.mosaic --task segmentation --num_train 20000 --num_test 2000 \
-        --output_dir /tmp/mosaic_seg
-    python -m tfrecords_tools.mosaic --task detection --canvas_size 96 --output_dir /tmp/det
+        --output_dir out/data/mosaic_segmentation
+    python -m tfrecords_tools.mosaic --task detection --canvas_size 96 \
+        --output_dir out/data/mosaic_detection
 
 Segmentation masks: 0 = background, class + 1 on object pixels (11 classes). Detection:
 tight boxes around each pasted image's nonzero pixels, classes 0..9.

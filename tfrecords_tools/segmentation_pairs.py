@@ -2,7 +2,7 @@
 
     python -m tfrecords_tools.segmentation_pairs --image_dir forest/train/rgb \
         --label_dir forest/train/GT_color --label_map forest_colours.json --split train \
-        --output_dir /tmp/forest
+        --output_dir data/forest
 
 The optional ``--label_map`` JSON maps label ids (``"3"``) or colours (``"170,170,170"``) to
 class indices (255 = ignore). Without it ids are class indices below ``--num_classes``.

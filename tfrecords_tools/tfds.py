@@ -1,7 +1,7 @@
 """A TensorFlow Datasets dataset already prepared on disk -> TFRecords in our schema.
 
     python -m tfrecords_tools.tfds --dataset cifar10 --task classification \
-        --data_dir ~/tensorflow_datasets --output_dir /tmp/cifar10
+        --data_dir ~/tensorflow_datasets --output_dir data/cifar10
 
 Nothing is downloaded. ``validation`` is written as ``val``.
 """

@@ -1,6 +1,6 @@
 """Decodes every record of a set of shards and reports each corrupt one (file, index).
 
-    python -m tfrecords_tools.verify --file_pattern '/tmp/voc2007/*.tfrecord'
+    python -m tfrecords_tools.verify --file_pattern 'data/voc2007/*.tfrecord'
 
 Exit status 0 if every record decodes, 1 otherwise.
 """

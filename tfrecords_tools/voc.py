@@ -1,7 +1,7 @@
 """PASCAL VOC -> detection TFRecords (20 classes, difficult flags kept).
 
-    python -m tfrecords_tools.voc --voc_dir VOCdevkit/VOC2007 --splits train,val,test \
-        --output_dir /tmp/voc2007 --num_shards 16
+    python -m tfrecords_tools.voc --voc_dir VOCdevkit/VOC2007 --splits trainval,test \
+        --output_dir data/voc2007 --num_shards 16
 """
 
 from absl import flags

@@ -3,7 +3,7 @@ r"""Compress a model: wrap -> prune on a schedule while training -> strip, for a
 
     python -m tfcompress.scripts.compress --flagfile=configs/vgg19_bn_cifar10_slimming.cfg
     python -m tfcompress.scripts.compress --model=lenet5 --num_classes=10 \
-        --train_data='data/fashion_mnist/train-*.tfrecord' --initialize=runs/lenet5 \
+        --train_data='out/data/fashion_mnist/train-*.tfrecord' --initialize=runs/lenet5 \
         --checkpoint=runs/lenet5_l1 --method=l1_filter --ratio=0.5 --epochs=1
 
 Times are epochs: pruning starts at --starting_epoch and ends at --ending_epoch (default:

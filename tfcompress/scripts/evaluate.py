@@ -2,9 +2,9 @@ r"""Evaluate a run (or a .keras file) on test data: accuracy, mIoU or VOC mAP by
 optionally a one-shot pruning sweep (metric against parameters, no fine-tuning).
 
     python -m tfcompress.scripts.evaluate --checkpoint=runs/lenet5 \
-        --test_data='data/fashion_mnist/test-*.tfrecord'
+        --test_data='out/data/fashion_mnist/test-*.tfrecord'
     python -m tfcompress.scripts.evaluate --checkpoint=runs/vgg --method=slimming \
-        --prune_ratios=0.25,0.5,0.75 --test_data='data/fashion_mnist/test-*.tfrecord' \
+        --prune_ratios=0.25,0.5,0.75 --test_data='out/data/fashion_mnist/test-*.tfrecord' \
         --output=runs/vgg/sweep.json
 """
 

@@ -3,7 +3,7 @@ r"""Export a run (or a .keras file): SavedModel, TFLite, .keras and the compress
     python -m tfcompress.scripts.export --checkpoint=runs/lenet5_l1 --output_dir=out/lenet5
     python -m tfcompress.scripts.export --checkpoint=runs/lenet5_l1 --output_dir=out/q \
         --formats=tflite --quantization=int8 \
-        --calibration_data='data/fashion_mnist/train-00000-*.tfrecord'
+        --calibration_data='out/data/fashion_mnist/train-00000-*.tfrecord'
 
 Every file is written atomically (a failed export leaves nothing at its path).
 """

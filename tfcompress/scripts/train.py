@@ -2,8 +2,8 @@ r"""Train a model with SGD + momentum + weight decay on the poly learning-rate p
 
     python -m tfcompress.scripts.train --flagfile=configs/adapnet_pp_cityscapes_train.cfg
     python -m tfcompress.scripts.train --model=lenet5 --num_classes=10 \
-        --train_data='data/fashion_mnist/train-*.tfrecord' \
-        --test_data='data/fashion_mnist/test-*.tfrecord' --checkpoint=runs/lenet5 --epochs=2
+        --train_data='out/data/fashion_mnist/train-*.tfrecord' \
+        --test_data='out/data/fashion_mnist/test-*.tfrecord' --checkpoint=runs/lenet5 --epochs=2
 
 Writes checkpoints, run.json, TensorBoard scalars, final.keras and result.json into
 --checkpoint; running the same command again resumes from the latest checkpoint. See
