@@ -3,16 +3,30 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?= -n 2 --durations=15
+# The exact versions the suite ran green with (setup.py keeps ranges for users).
+CONSTRAINTS := constraints.txt
 
-.PHONY: setup data test lint demo bench clean
+.PHONY: setup data test check lint demo bench lock clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py $(CONSTRAINTS)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) --upgrade pip
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[test]"
 	touch $@
+
+# Regenerates constraints.txt: the newest versions within setup.py's ranges, installed in a
+# throw-away venv and frozen. Run `make test` before committing the new file.
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q ".[test]"
+	{ sed -n '/^#/p' $(CONSTRAINTS); $(LOCK_VENV)/bin/python -m pip freeze --all --exclude tfcompress; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf $(LOCK_VENV)
 
 # Real offline data: Debian's Fashion-MNIST (60k/10k idx.gz files).
 data:
@@ -21,6 +35,11 @@ data:
 
 test: setup data
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest $(PYTEST_ARGS) tests
+
+# The fast contracts: every test not marked `slow` (training runs, the keras.applications
+# sweep, script pipelines), under 3 minutes on 2 cores.
+check: setup data
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
 
 lint: setup
 	$(PY) -m ruff check tfcompress tfrecords_tools tests benchmarks

@@ -2,13 +2,15 @@
 
 from setuptools import find_packages, setup
 
+# Compatible ranges, so tfcompress installs next to other packages; the exact set the tests
+# ran green with is constraints.txt (`make test` installs with it, `make lock` renews it).
 INSTALL_REQUIRES = [
-    "tensorflow==2.21.*",
-    "keras==3.15.*",
-    "tf-keras==2.21.*",
-    "tensorflow-model-optimization==0.8.1",
-    "tensorflow-datasets==4.9.*",
-    "ai-edge-litert==2.3.*",
+    "tensorflow>=2.21,<2.22",
+    "keras>=3.15,<4",
+    "tf-keras>=2.21,<2.22",
+    "tensorflow-model-optimization>=0.8.1,<0.9",
+    "tensorflow-datasets>=4.9,<5",
+    "ai-edge-litert>=2.3,<3",
     "absl-py>=1.4",
     "numpy>=1.26",
     "scipy>=1.11",
