@@ -11,6 +11,8 @@ from tfcompress import training
 from .test_scripts_errors import snapshot
 from .test_scripts_helpers import make_fmnist, parse, run
 
+pytestmark = pytest.mark.slow  # training runs
+
 FINISHED = "holds this run, finished (result.json): nothing to do."
 
 

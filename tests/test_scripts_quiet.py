@@ -37,6 +37,7 @@ def test_converter_output_has_no_cuinit_line(fmnist):
     assert "cuInit" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow  # a training run
 def test_script_shows_its_own_info_lines_only(fmnist, tmp_path):
     args = ["--model=lenet5", "--num_classes=10", *data_flags(fmnist), "--batch_size=16",
             "--max_iteration=2", "--save_step=1", "--skip_step=1", "--progress=false",
