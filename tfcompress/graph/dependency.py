@@ -224,8 +224,10 @@ class DependencyGraph:
         for op, k in b.consumed:
             consumers.setdefault(k, []).append(op)
         self.groups = []
-        self._group_of_component = np.empty(self.num_components, np.int64)
-        self._rank_of_component = np.empty(self.num_components, np.int64)
+        # -1 until a group claims the component: a group's index maps are read only once
+        # every component has its group (a tensor may hold channels of later groups).
+        self._group_of_component = np.full(self.num_components, -1, np.int64)
+        self._rank_of_component = np.full(self.num_components, -1, np.int64)
         for sig, comps in by_sig.items():
             comps = np.array(sorted(comps, key=lambda c: first_pos[c]))
             reasons = [pinned[c] for c in comps.tolist() if c in pinned]
@@ -239,7 +241,9 @@ class DependencyGraph:
             )
             self._group_of_component[comps] = group.index
             self._rank_of_component[comps] = np.arange(group.size)
-            for k in sig:
+            self.groups.append(group)
+        for group in self.groups:
+            for k in group.tensors:
                 imap = self._index_map(k, group.index)
                 op = producers.get(k)
                 if op is not None and getattr(op.layer, "weights", None):
@@ -247,7 +251,6 @@ class DependencyGraph:
                     group.members.append(Member(rules_lib.unwrap(op.layer), role, imap))
                 for cop in consumers.get(k, []):
                     group.members.append(Member(rules_lib.unwrap(cop.layer), "in", imap))
-            self.groups.append(group)
 
     def _index_map(self, key, group_index):
         groups, ranks = self.group_channels(key)
@@ -261,8 +264,11 @@ class DependencyGraph:
 
     def group_channels(self, key):
         """For tensor `key`: (group index, channel in group) of each of its channels."""
-        comps = self.component_of[key]
-        return self._group_of_component[comps], self._rank_of_component[comps]
+        return self.component_channels(self.component_of[key])
+
+    def component_channels(self, components):
+        """(group index, channel in group) of each of `components` (component labels)."""
+        return self._group_of_component[components], self._rank_of_component[components]
 
     def consumers(self):
         """(op, tensor key) pairs: each op consuming a tensor's channels (conv/dense input)."""

@@ -34,7 +34,7 @@ def mask_sites(graph):
             # at many positions); np.unique sorts, so mask channel j lands at index j
             channels, first = np.unique(np.asarray(channel_map), return_index=True)
             picked = comps[first[channels >= 0]]
-        groups, ranks = graph._group_of_component[picked], graph._rank_of_component[picked]
+        groups, ranks = graph.component_channels(picked)
         sites[id(op.layer)] = MaskSite(op.layer, int(groups[0]), picked, ranks)
     return list(sites.values())
 
