@@ -167,29 +167,19 @@ class DependencyGraph:
             b.pin(k, reason="model input")
         for k in t.output_keys:
             b.pin(k, reason="model output")
-        by_layer = {}
+        self._rules = {}  # id(layer) -> Rule: the traced model holds every layer
+        calls = {}
         for op in t.ops:
-            rule = rules_lib.find_rule(op.layer)
-            if rule is None and op.layer.name in self.exclude:
-                rule = rules_lib.Pin()
-            if rule is None:
-                cls = type(op.layer)
-                raise UnknownLayerError(
-                    f"Layer '{op.layer.name}' of class {cls.__module__}.{cls.__qualname__} has "
-                    "no channel rule, so tfcompress cannot tell which of its channels are "
-                    "coupled. Register one with `tfcompress.graph.register_rule("
-                    f"{cls.__qualname__}, tfcompress.graph.rules.Channelwise())` (or another "
-                    f"Rule), or leave it alone with `exclude=['{op.layer.name}']`."
-                )
+            rule = self._rules.get(id(op.layer)) or self._find_rule(op.layer)
+            self._rules[id(op.layer)] = rule
             rule.couple(op, b)
             if op.layer.name in self.exclude:
                 b.pin(*op.in_keys, *op.out_keys, reason=f"excluded layer {op.layer.name}")
-            by_layer.setdefault(id(op.layer), []).append(op)
-        for ops in by_layer.values():  # a shared layer's calls share its weights
+            calls.setdefault(id(op.layer), []).append(op)
+        for ops in calls.values():  # a shared layer's calls share its weights
             if len(ops) > 1 and getattr(ops[0].layer, "weights", None):
                 for op in ops[1:]:
-                    b.identity(ops[0].in_keys[0], op.in_keys[0])
-                    b.identity(ops[0].out_keys[0], op.out_keys[0])
+                    self.rule(op.layer).couple_calls(ops[0], op, b)
         for k in t.shapes:
             if b.size[k] == 0:
                 b.pin(k, reason="unknown channel count")
@@ -197,10 +187,22 @@ class DependencyGraph:
         self._coupler = b
         self.component_of = {k: labels[b.offsets[k] : b.offsets[k] + b.size[k]] for k in t.shapes}
         self.num_components = n
-        self._rules = {
-            id(op.layer): rules_lib.find_rule(op.layer) or rules_lib.Pin() for op in t.ops
-        }
         self._make_groups(b)
+
+    def _find_rule(self, layer):
+        rule = rules_lib.find_rule(layer)
+        if rule is None and layer.name in self.exclude:
+            rule = rules_lib.Pin()
+        if rule is None:
+            cls = type(layer)
+            raise UnknownLayerError(
+                f"Layer '{layer.name}' of class {cls.__module__}.{cls.__qualname__} has "
+                "no channel rule, so tfcompress cannot tell which of its channels are "
+                "coupled. Register one with `tfcompress.graph.register_rule("
+                f"{cls.__qualname__}, tfcompress.graph.rules.Channelwise())` (or another "
+                f"Rule), or leave it alone with `exclude=['{layer.name}']`."
+            )
+        return rule
 
     def _make_groups(self, b):
         t = self.traced
@@ -247,7 +249,7 @@ class DependencyGraph:
                 imap = self._index_map(k, group.index)
                 op = producers.get(k)
                 if op is not None and getattr(op.layer, "weights", None):
-                    role = "out" if self._rules[id(op.layer)].is_mixing else "channelwise"
+                    role = "out" if self.rule(op.layer).is_mixing else "channelwise"
                     group.members.append(Member(rules_lib.unwrap(op.layer), role, imap))
                 for cop in consumers.get(k, []):
                     group.members.append(Member(rules_lib.unwrap(cop.layer), "in", imap))

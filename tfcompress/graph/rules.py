@@ -38,6 +38,12 @@ class Rule:
     def couple(self, op, b):
         raise NotImplementedError
 
+    def couple_calls(self, first, other, b):
+        """Two calls of one layer share its weights: channel c of `other`'s input (output)
+        is channel c of `first`'s."""
+        b.identity(first.in_keys[0], other.in_keys[0])
+        b.identity(first.out_keys[0], other.out_keys[0])
+
     def weight_axes(self, layer):
         return self.weights
 
@@ -223,6 +229,11 @@ class Identity(Rule):
     def couple(self, op, b):
         b.identity(op.in_keys[0], op.out_keys[0])
 
+    def couple_calls(self, first, other, b):
+        """A mask is called on every tensor its group touches, each call through its own
+        channel map: the channels it shares across calls are the group's already, and
+        position c of one call's input need not be position c of another's."""
+
 
 class Wrapped(Rule):
     """A wrapper (WeightMask, MaskedKernel) that computes what its inner layer computes."""
@@ -234,6 +245,9 @@ class Wrapped(Rule):
 
     def couple(self, op, b):
         self.inner.couple(dataclasses.replace(op, layer=op.layer.layer), b)
+
+    def couple_calls(self, first, other, b):
+        self.inner.couple_calls(first, other, b)
 
     def weight_axes(self, layer):
         return self.inner.weight_axes(layer)
