@@ -6,8 +6,8 @@ import pytest
 from keras import layers
 
 import tfcompress as tfc
-from tfcompress.graph import UnknownLayerError, register_rule
-from tfcompress.graph.rules import RULES, Channelwise
+from tfcompress.graph import UnknownLayerError, find_rule, register_rule, registered_rule
+from tfcompress.graph.rules import Channelwise
 
 
 class Doubler(layers.Layer):
@@ -31,11 +31,9 @@ def test_unknown_layer_names_layer_class_and_fix():
         tfc.DependencyGraph(model)
     # Both suggested fixes work.
     assert tfc.DependencyGraph(model, exclude=["doubler"]).groups
-    try:
-        register_rule(Doubler, Channelwise())
+    with registered_rule(Doubler, Channelwise()):
         assert tfc.DependencyGraph(model).prunable_groups
-    finally:
-        RULES.pop(Doubler)
+    assert find_rule(Doubler()) is None  # the rule table is left as it was
 
 
 def test_register_rule_rejects_non_rule():

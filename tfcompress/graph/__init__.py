@@ -7,7 +7,7 @@ from tfcompress.graph.dependency import (
     Member,
     UnknownLayerError,
 )
-from tfcompress.graph.rules import Rule, find_rule, register_rule
+from tfcompress.graph.rules import Rule, find_rule, register_rule, registered_rule
 from tfcompress.graph.trace import trace
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "UnknownLayerError",
     "find_rule",
     "register_rule",
+    "registered_rule",
     "trace",
 ]

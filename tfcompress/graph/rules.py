@@ -7,9 +7,11 @@ A rule answers two questions about one layer:
   the narrower layer's config and weights.
 
 Rules live in one table keyed by layer class (or the class's qualified name, for layers
-that are not importable at tfcompress import time); `register_rule` adds to it.
+that are not importable at tfcompress import time); `register_rule` adds to it for the
+process, `registered_rule` for a `with` block.
 """
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -378,6 +380,22 @@ def register_rule(layer_class, rule):
             f"register_rule expects a tfcompress.graph.rules.Rule. Received: rule={rule!r}"
         )
     RULES[layer_class] = rule
+
+
+@contextlib.contextmanager
+def registered_rule(layer_class, rule):
+    """`register_rule` for the length of a `with` block: on exit the table holds again
+    what it held for `layer_class` before (its old rule, or none)."""
+    missing = object()
+    previous = RULES.get(layer_class, missing)
+    register_rule(layer_class, rule)
+    try:
+        yield rule
+    finally:
+        if previous is missing:
+            RULES.pop(layer_class, None)
+        else:
+            RULES[layer_class] = previous
 
 
 def unwrap(layer):
