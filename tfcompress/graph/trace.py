@@ -24,7 +24,11 @@ class OpNode:
 
 @dataclasses.dataclass
 class TracedModel:
-    """A flat view of a model: inputs, op nodes in topological order, outputs."""
+    """A flat view of a model: inputs, op nodes in topological order, outputs.
+
+    A tensor key is the `id()` of the KerasTensor `tensors[key]`, which the traced model
+    holds: a key names one tensor for as long as the `TracedModel` lives.
+    """
 
     model: keras.Model
     input_keys: list
@@ -32,6 +36,7 @@ class TracedModel:
     output_keys: list
     ops: list
     shapes: dict  # tensor key -> shape tuple
+    tensors: dict  # tensor key -> KerasTensor
 
     def layers(self):
         """Unique layers in topological order."""
@@ -91,7 +96,7 @@ def trace(model):
             k = alias[k]
         return k
 
-    shapes = {}
+    shapes, tensors = {}, {}
     ops = []
     inlined = set()
 
@@ -120,7 +125,7 @@ def trace(model):
                 in_keys = [key(t) for t in node.input_tensors]
                 out_keys = [key(t) for t in node.outputs]
                 for t, k in zip(node.outputs, out_keys):
-                    shapes[k] = tuple(t.shape)
+                    shapes[k], tensors[k] = tuple(t.shape), t
                 ops.append(
                     OpNode(
                         layer=layer,
@@ -138,7 +143,7 @@ def trace(model):
 
     input_tensors = list(functional.inputs)
     for t in input_tensors:
-        shapes[id(t)] = tuple(t.shape)
+        shapes[id(t)], tensors[id(t)] = tuple(t.shape), t
     visit(functional)
     return TracedModel(
         model=model,
@@ -147,6 +152,7 @@ def trace(model):
         output_keys=[key(t) for t in functional.outputs],
         ops=ops,
         shapes=shapes,
+        tensors=tensors,
     )
 
 
