@@ -21,6 +21,18 @@ def _seed():
 
 
 @pytest.fixture
+def deterministic():
+    """Op-deterministic TensorFlow for a test that trains: with the seeds above and a fixed
+    data order, every run on one machine computes the same numbers."""
+    import tensorflow as tf
+    from tensorflow.python.framework import config  # disabling is not in tf's public API
+
+    tf.config.experimental.enable_op_determinism()
+    yield
+    config.disable_op_determinism()  # later tests in this worker run as usual
+
+
+@pytest.fixture
 def fmnist_dir():
     if not os.path.exists(os.path.join(FMNIST_DIR, "train-images-idx3-ubyte.gz")):
         pytest.fail(f"Fashion-MNIST is missing from {FMNIST_DIR}: run `make data`.")

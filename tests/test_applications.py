@@ -1,4 +1,5 @@
-"""Every keras.applications family: wrap, prune 30 %, strip with parity, serve a SavedModel."""
+"""Every keras.applications family: wrap, prune 30 %, strip with parity; the families whose
+layers the others do not have also serve the compact model from a SavedModel."""
 
 import keras
 import pytest
@@ -25,6 +26,10 @@ FAMILIES = {
     "EfficientNetV2B0": (A.EfficientNetV2B0, 32),
     "ConvNeXtTiny": (A.ConvNeXtTiny, 32),
 }
+# The SavedModel round trip is the same code for every model; these families bring the
+# layers no other one has (CustomScaleLayer, LayerScale + LayerNormalization, Rescaling +
+# Normalization, hard-swish ops, depthwise convs, concatenations).
+SERVED = ("ConvNeXtTiny", "EfficientNetB0", "InceptionResNetV2", "MobileNetV3Small", "ResNet50")
 
 
 @pytest.mark.slow
@@ -41,9 +46,9 @@ def test_application_prunes_with_parity(family, tmp_path):
     expected = outputs(masked, x)
     assert max_rel_error(expected, outputs(compact, x)) <= 1e-4
     assert compact.count_params() < model.count_params()
-
-    path = tfc.export.saved_model(compact, str(tmp_path / "sm"))
-    assert max_rel_error(expected, tfc.export.serve(path, x)) <= 1e-4
+    if family in SERVED:
+        path = tfc.export.saved_model(compact, str(tmp_path / "sm"))
+        assert max_rel_error(expected, tfc.export.serve(path, x)) <= 1e-4
 
 
 def test_every_family_is_covered():
@@ -52,3 +57,4 @@ def test_every_family_is_covered():
     }
     covered = {fn.__module__.rsplit(".", 1)[-1] for fn, _ in FAMILIES.values()}
     assert families <= covered | {"resnet", "resnet_v2", "vgg16"}, families - covered
+    assert set(SERVED) <= set(FAMILIES)

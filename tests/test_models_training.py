@@ -22,6 +22,7 @@ from tfcompress.losses import (
 from tfcompress.metrics import MeanIoU, VOCMeanAP
 from tfcompress.models import adapnet_pp
 from tfcompress.models.yolov2_postprocess import postprocess
+from tfcompress.pruners import recalibrate_bn
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def _compile(model, learning_rate, **loss_kwargs):
 
 
 @pytest.mark.slow
-def test_small_adapnet_pp_learns_a_segmentation_mosaic(fmnist_dir):
+def test_small_adapnet_pp_learns_a_segmentation_mosaic(fmnist_dir, deterministic):
     images, labels = fashion_mnist.load(fmnist_dir, "train")
     test_images, test_labels = fashion_mnist.load(fmnist_dir, "test")
     x, y = mosaic.segmentation_mosaic(images, labels, 2000, canvas_size=48, seed=0)
@@ -53,6 +54,11 @@ def test_small_adapnet_pp_learns_a_segmentation_mosaic(fmnist_dir):
     model = models.build("adapnet_pp", NUM_SEG_CLASSES, (48, 48, 1), width=0.125, dropout_rate=0.0)
     _compile(model, 5e-3, **deep_supervision(SegmentationCrossEntropy(), adapnet_pp.AUX_WEIGHTS))
     model.fit(x / 255.0, (y, y, y), batch_size=16, epochs=3, verbose=0)
+    # 375 steps with Keras's default BatchNorm momentum (0.99) leave the moving statistics
+    # behind the weights: evaluated as trained, the net scored mIoU 0.10 / 0.16 / 0.17 / 0.20
+    # for seeds 0-3 (the assert below failed for two), 0.26-0.29 for all four once the
+    # statistics are recalibrated on 1,024 training images.
+    recalibrate_bn(model, [x[i : i + 64] / 255.0 for i in range(0, 1024, 64)])
 
     main_logits = model.predict(x_test / 255.0, batch_size=256, verbose=0)[0]
     learned = MeanIoU(NUM_SEG_CLASSES)
