@@ -55,7 +55,7 @@ def test_small_adapnet_pp_learns_a_segmentation_mosaic(fmnist_dir, deterministic
     _compile(model, 5e-3, **deep_supervision(SegmentationCrossEntropy(), adapnet_pp.AUX_WEIGHTS))
     model.fit(x / 255.0, (y, y, y), batch_size=16, epochs=3, verbose=0)
     # 375 steps with Keras's default BatchNorm momentum (0.99) leave the moving statistics
-    # behind the weights: evaluated as trained, the net scored mIoU 0.10 / 0.16 / 0.17 / 0.20
+    # behind the weights: evaluated as trained, the net scored mIoU 0.16 / 0.10 / 0.17 / 0.20
     # for seeds 0-3 (the assert below failed for two), 0.26-0.29 for all four once the
     # statistics are recalibrated on 1,024 training images.
     recalibrate_bn(model, [x[i : i + 64] / 255.0 for i in range(0, 1024, 64)])
