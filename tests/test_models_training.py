@@ -86,7 +86,7 @@ def _voc_map(outputs, boxes, classes):
 
 
 @pytest.mark.slow
-def test_small_yolov2_learns_a_detection_mosaic(fmnist_dir):
+def test_small_yolov2_learns_a_detection_mosaic(fmnist_dir, deterministic):
     images, labels = fashion_mnist.load(fmnist_dir, "train")
     test_images, test_labels = fashion_mnist.load(fmnist_dir, "test")
     x, boxes, classes = mosaic.detection_mosaic(images, labels, 2000, canvas_size=96, seed=0)
@@ -99,6 +99,9 @@ def test_small_yolov2_learns_a_detection_mosaic(fmnist_dir):
     )
     _compile(model, 3e-3, loss=YOLOv2RegionLoss(NUM_DET_CLASSES, anchors=MOSAIC_ANCHORS))
     model.fit(x / 255.0, targets, batch_size=16, epochs=4, verbose=0)
+    # As for AdapNet++ above: mAP 0.14 / 0.15 / 0.18 for seeds 0-2 as trained, 0.21 / 0.25 /
+    # 0.20 with the BatchNorm statistics recalibrated.
+    recalibrate_bn(model, [x[i : i + 64] / 255.0 for i in range(0, 1024, 64)])
 
     outputs = model.predict(x_test / 255.0, batch_size=256, verbose=0)
     learned = _voc_map(outputs, test_boxes, test_classes)
