@@ -55,6 +55,7 @@ def test_every_recipe_has_a_config():
     assert len(SMALL) >= 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in ALL if n != "smoke.cfg"])
 def test_header_gives_the_command(name):
     header = "".join(_header(name))
@@ -62,6 +63,7 @@ def test_header_gives_the_command(name):
     assert f"python -m tfcompress.scripts.{script} --flagfile=configs/{name}" in header
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FULL)
 def test_full_scale_config_parses_and_builds(name, monkeypatch):
     monkeypatch.chdir(REPO)
@@ -98,6 +100,7 @@ def small_data(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SMALL)
 def test_small_config_runs_to_the_end(name, small_data, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)

@@ -28,6 +28,7 @@ def _assert_same(a, b):
         tf.nest.map_structure(np.testing.assert_array_equal, x, y)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_cached_eval_equals_uncached_and_outlives_the_shards(tmp_path, task):
     make, kwargs = TASKS[task]
@@ -64,6 +65,7 @@ def test_cached_training_is_deterministic_with_a_seed(tmp_path):
     _assert_same(run(), run())
 
 
+@pytest.mark.slow
 def test_file_cache_is_written_and_reused(tmp_path):
     pattern = _write(tmp_path / "records", _classification())
     prefix = str(tmp_path / "cache" / "train")

@@ -104,6 +104,7 @@ def test_label_id_outside_map_named(tmp_path):
         convert.convert(cityscapes.source(str(tmp_path / "cs")), str(tmp_path / "out"), 1)
 
 
+@pytest.mark.slow
 def test_command_line_error_names_file(tmp_path):
     ids = np.full((H, W), 99, np.uint8)
     _write(str(tmp_path / "cs"), "val", "lindau", "lindau_0", np.zeros((H, W, 3), np.uint8), ids)

@@ -68,6 +68,7 @@ def _routes(rng):
 @pytest.mark.parametrize(
     "route", ["png", "raw gray as rgb", "rgb with jpeg", "resized", "mixed sizes"]
 )
+@pytest.mark.slow
 def test_every_batch_route_equals_the_per_record_path(tmp_path, route):
     records, kwargs = _routes(np.random.default_rng(7))[route]
     pattern = _write(tmp_path, records)
@@ -111,6 +112,7 @@ def test_training_batch_is_a_shift_and_flip_of_each_record(tmp_path, training_ro
     assert len(moves) > 1  # drawn per example, not once per batch
 
 
+@pytest.mark.slow
 def test_corrupt_raw_record_named_or_skipped(tmp_path, training_route):
     arrays = np.random.default_rng(5).integers(0, 256, (6, 5, 4), dtype=np.uint8)
     records = [encode.classification_example(encode.encode_array(a, image_format="raw"), i % 3)
@@ -137,6 +139,7 @@ def _image_format(serialized):
     return tf.train.Example.FromString(serialized).features.feature["image/format"].bytes_list.value
 
 
+@pytest.mark.slow
 def test_fashion_mnist_converter_writes_raw_uncompressed_by_default(tmp_path):
     rng = np.random.default_rng(0)
     idx = tmp_path / "idx"

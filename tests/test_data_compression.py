@@ -24,6 +24,7 @@ def _write(directory, split, codec, n=4):
     return [str(directory / f"{split}-{i:05d}-of-00002.tfrecord") for i in range(2)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["GZIP", ""])
 def test_detect_and_read_without_being_told(tmp_path, codec):
     files = _write(tmp_path, "train", codec)
@@ -75,6 +76,7 @@ def test_unknown_compression_named(tmp_path, bad):
         records.verify_records(str(tmp_path / "train-*"), compression=bad)
 
 
+@pytest.mark.slow
 def test_verify_command_line_detects_uncompressed(tmp_path):
     _write(tmp_path, "val", "")
     result = subprocess.run(

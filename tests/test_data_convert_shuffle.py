@@ -74,6 +74,7 @@ def test_streamed_split_cannot_be_shuffled(tmp_path):
     convert.convert(streamed, str(tmp_path), 1)  # in source order it converts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flag, seed", [([], 0), (["--noshuffle"], None)])
 def test_image_folder_shuffles_by_default(tmp_path, flag, seed):
     _make_folder(tmp_path / "photos", per_class=4)

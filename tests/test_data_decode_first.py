@@ -58,6 +58,7 @@ def _by_label(ds):
     return out
 
 
+@pytest.mark.slow
 def test_decoded_first_epoch_equals_the_eval_images_for_every_route(tmp_path):
     """First record raw (so training decodes first); later blocks hold PNGs and records of
     another size, which take the per-image routes inside a block."""
@@ -79,6 +80,7 @@ def test_decoded_first_epoch_equals_the_eval_images_for_every_route(tmp_path):
             np.testing.assert_allclose(train[label], image, atol=0.5 / 255 + 1e-7)
 
 
+@pytest.mark.slow
 def test_decoded_first_is_deterministic_with_a_seed(tmp_path):
     _, records = _records(np.random.default_rng(2), ["raw"] * 24, [(5, 4)] * 24)
     pattern = _write(tmp_path, records, num_shards=3)

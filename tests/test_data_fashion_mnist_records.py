@@ -1,6 +1,7 @@
 """Fashion-MNIST route on the real Debian package: 60,000 + 10,000 records, labels exact."""
 
 import numpy as np
+import pytest
 
 from tfcompress.data import build_dataset, convert, fashion_mnist
 from tfcompress.data.sources import fashion_mnist as fmnist_source
@@ -14,6 +15,7 @@ def _read(pattern):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+@pytest.mark.slow
 def test_real_package_round_trip(tmp_path, fmnist_dir):
     manifest = convert.convert(fmnist_source.source(fmnist_dir), str(tmp_path), num_shards=8)
     assert manifest["splits"]["train"]["num_examples"] == 60000

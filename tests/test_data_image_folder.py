@@ -39,6 +39,7 @@ def _read_all(pattern, task="classification"):
     return np.concatenate(xs), np.concatenate(ys)
 
 
+@pytest.mark.slow
 def test_round_trip_exact(tmp_path):
     truth = _make_folder(tmp_path / "photos")
     src = image_folder.source(str(tmp_path / "photos"))
@@ -55,6 +56,7 @@ def test_round_trip_exact(tmp_path):
         assert got_label == label
 
 
+@pytest.mark.slow
 def test_split_folders(tmp_path):
     _make_folder(tmp_path / "root", split_dirs=("train", "val"), per_class=1)
     src = image_folder.source(str(tmp_path / "root"))
@@ -90,6 +92,7 @@ def test_corrupt_image_named_or_skipped(tmp_path):
     assert "broken.png" in entry["skipped"][0]
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     _make_folder(tmp_path / "photos", per_class=1)
     out = tmp_path / "out"

@@ -5,11 +5,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tfcompress.data import build_dataset, convert, fashion_mnist, mosaic
 from tfcompress.data.sources import mosaic as mosaic_source
 
 
+@pytest.mark.slow
 def test_segmentation_round_trip_exact(tmp_path, fmnist_dir):
     src = mosaic_source.source("segmentation", {"train": 12, "test": 5}, fmnist_dir, seed=7)
     manifest = convert.convert(src, str(tmp_path), 3)
@@ -25,6 +27,7 @@ def test_segmentation_round_trip_exact(tmp_path, fmnist_dir):
     assert sum(hist.values()) == 5 * 64 * 64  # pixel counts
 
 
+@pytest.mark.slow
 def test_detection_round_trip_exact(tmp_path, fmnist_dir):
     src = mosaic_source.source("detection", {"train": 4, "test": 6}, fmnist_dir, seed=3)
     convert.convert(src, str(tmp_path), 2)
@@ -40,6 +43,7 @@ def test_detection_round_trip_exact(tmp_path, fmnist_dir):
         assert target["classes"][i].numpy().tolist() == classes[i].tolist() + [-1] * (6 - k)
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path, fmnist_dir):
     result = subprocess.run(
         [sys.executable, "-m", "tfrecords_tools.mosaic", "--task=detection", "--num_train=3",

@@ -124,6 +124,7 @@ def test_bad_arguments(tmp_path, kwargs, match):
         build_dataset(pattern, training=False, **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("channels", [1, 3])
 def test_raw_png_and_mixed_shards_give_identical_pixels(tmp_path, channels):
     rng = np.random.default_rng(4)
@@ -151,6 +152,7 @@ def test_raw_segmentation_canvas(tmp_path):
     np.testing.assert_array_equal(mask[0].numpy(), canvas[..., 0] % 3)
 
 
+@pytest.mark.slow
 def test_classification_training_deterministic_with_seed(tmp_path):
     pattern = _write(tmp_path, _classification(n=20), num_shards=3)
 

@@ -45,6 +45,7 @@ def test_no_whole_looking_shard_while_writing_or_after_a_crash(tmp_path):
     assert os.listdir(tmp_path) == []  # temp files removed, no manifest
 
 
+@pytest.mark.slow
 def test_killed_conversion_leaves_only_hidden_temp_files(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys
@@ -128,6 +129,7 @@ def test_verify_finds_a_flipped_byte(tmp_path):
     assert "corrupt record" in report.messages()[0]
 
 
+@pytest.mark.slow
 def test_verify_and_inspect_command_lines(tmp_path):
     convert.convert(_source(6), str(tmp_path / "good"), 2)
     pattern = _corrupt_set(tmp_path)

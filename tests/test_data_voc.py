@@ -121,6 +121,7 @@ def test_size_mismatch_named(tmp_path):
         convert.convert(voc.source(voc_dir), str(tmp_path / "out"), 1)
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     voc_dir = _devkit(str(tmp_path))
     result = subprocess.run(

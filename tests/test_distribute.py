@@ -41,6 +41,7 @@ def fmnist(tmp_path_factory):
     return make_fmnist(str(tmp_path_factory.mktemp("fmnist")), num_train=256, num_test=32)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus(fmnist, tmp_path):
     path = str(tmp_path / "mirrored")
     code, out = run(
@@ -57,6 +58,7 @@ def test_mirrored_on_two_logical_cpus(fmnist, tmp_path):
     assert result["params_after"] < result["params_before"]
 
 
+@pytest.mark.slow
 def test_multi_worker_on_loopback(fmnist, tmp_path):
     path = str(tmp_path / "multi_worker")
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}

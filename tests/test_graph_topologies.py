@@ -8,6 +8,7 @@ from tests.parity import max_rel_error, outputs, sample_input
 from tests.topologies import TOPOLOGIES, randomize_bn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
 def test_wrap_prune_strip_parity(name):
     model = randomize_bn(TOPOLOGIES[name]())

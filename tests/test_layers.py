@@ -23,6 +23,7 @@ def _roundtrip(layer):
     ChannelGate(5, name="g"),
     SpaceToDepth(2, name="s2d"),
 ])
+@pytest.mark.slow
 def test_config_roundtrip(layer):
     _roundtrip(layer)
 
@@ -75,6 +76,7 @@ def test_weight_mask_keeps_masked_weights_zero_through_training():
     np.testing.assert_allclose(compact(x), masked(x), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["l1_filter", "soft_topk", "magnitude"])
 def test_wrapped_model_saves_loads_and_exports(method, tmp_path):
     inp = keras.Input((8, 8, 3))

@@ -247,6 +247,7 @@ def test_yolov2_loss_defaults_to_voc_anchors():
         (lambda: postprocess(np.zeros((1, 2, 2, 8)), 3, ANCHORS[:1], iou_threshold=2), "=2"),
     ],
 )
+@pytest.mark.slow
 def test_bad_loss_arguments_raise_clear_messages(build, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         build()

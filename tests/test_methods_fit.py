@@ -33,6 +33,7 @@ RECIPES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(RECIPES))
 def test_method_in_fit_then_strip_parity(method, tmp_path):
     x, y = data(128)

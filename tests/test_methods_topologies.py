@@ -32,6 +32,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("topology, method", CASES)
 def test_method_on_topology(topology, method):
     model = randomize_bn(TOPOLOGIES[topology]())

@@ -73,6 +73,7 @@ def report():
     return json.loads(lines[-1][len("REPORT "):])
 
 
+@pytest.mark.slow
 def test_two_replicas(report):
     assert report["replicas"] == 2
 

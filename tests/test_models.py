@@ -80,6 +80,7 @@ def test_registry_lists_every_model():
     assert set(models.REGISTRY) == set(PUBLISHED) == set(SMALL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_published_configuration_parameter_count(name):
     num_classes, input_shape, published, source = PUBLISHED[name]
@@ -97,6 +98,7 @@ def test_published_configuration_parameter_count(name):
         assert trainable == pytest.approx(published, rel=0.01), line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_small_width_builds_runs_and_is_made_of_known_layers(name):
     num_classes, input_shape, width, options = SMALL[name]
@@ -126,6 +128,7 @@ def test_width_scales_hidden_channels_but_not_heads():
     assert model.get_layer("main_deconv_head").filters == 7
 
 
+@pytest.mark.slow
 def test_segmentation_outputs_are_full_resolution_logits():
     model = models.build("adapnet_pp", 5, (64, 96, 3), width=0.125)
     assert [tuple(o.shape) for o in model.outputs] == [(None, 64, 96, 5)] * 3
@@ -192,6 +195,7 @@ def test_small_yolov2_serializes_through_keras_file(tmp_path):
         (dict(name="adapnet_pp", dropout_rate=1.0), "Received: dropout_rate=1.0"),
     ],
 )
+@pytest.mark.slow
 def test_bad_arguments_raise_clear_messages(kwargs, message):
     args = dict(name="resnet20", num_classes=10, input_shape=(64, 64, 3), width=1.0)
     args.update(kwargs)

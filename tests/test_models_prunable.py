@@ -27,6 +27,7 @@ def test_every_registered_model_is_covered():
     assert set(SMALL) == set(models.REGISTRY)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_model_prunes_with_parity_and_keeps_heads(name):
     shape, width = SMALL[name]

@@ -12,6 +12,7 @@ from tfcompress.pruners.scores import default_normalize
 from .pruning_models import compile_model, conv_bn_net, data
 
 
+@pytest.mark.slow
 def test_params_budget_ends_at_the_parameter_target():
     x, y = data(48)
     full = conv_bn_net(widths=(8, 8, 16)).count_params()
@@ -34,6 +35,7 @@ def test_params_budget_rejects_counts_and_thresholds():
         cb.StructuredPruning(schedules.OneShot(0.5), "taylor", budget="flops")
 
 
+@pytest.mark.slow
 def test_global_taylor_ranking_compares_channels_with_their_layer_mean():
     # two layers with the same relative importances: l2-normalised, the wide layer's
     # scores are half as large; the default global ranking cuts both layers alike

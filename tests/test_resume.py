@@ -71,6 +71,7 @@ def _state(model):
     return {**mask_values(model), **extra}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["taylor", "soft_topk"])
 def test_resume_mid_schedule_ends_with_the_same_masks(method, tmp_path):
     reference = _state(_run(method, tmp_path / "a"))

@@ -14,6 +14,7 @@ ALL = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ALL, ids=lambda s: type(s).__name__)
 def test_get_config_round_trip(schedule):
     again = type(schedule).from_config(schedule.get_config())
@@ -63,6 +64,7 @@ def test_acosp_temperature_log_linear():
     (lambda: ACoSPTemperature(1.5, ending_epoch=5), "final_sparsity=1.5"),
     (lambda: ACoSPTemperature(0.5, 5, final_temperature=2.0), "anneal downwards"),
 ])
+@pytest.mark.slow
 def test_bad_schedules(make, message):
     with pytest.raises(ValueError, match=message):
         make()

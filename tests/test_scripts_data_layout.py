@@ -109,6 +109,7 @@ def test_directories_follow_the_layout():
         assert output_dir.startswith(root), f"{where}: {dataset} written to {output_dir!r}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where,pattern", reads())
 def test_every_pattern_read_names_shards_a_shown_command_writes(where, pattern):
     written = {}

@@ -61,6 +61,7 @@ def snapshot(path):
     return out
 
 
+@pytest.mark.slow
 def test_missing_train_data(fmnist, lenet5_run, tmp_path):
     before = snapshot(lenet5_run)
     config = _train(fmnist, lenet5_run)
@@ -111,6 +112,7 @@ def test_initialize_from_a_different_model(fmnist, lenet5_run, tmp_path):
     assert snapshot(lenet5_run) == before
 
 
+@pytest.mark.slow
 def test_scripts_report_bad_input_in_one_line(fmnist, tmp_path):
     flagfile = tmp_path / "unknown_model.cfg"
     flagfile.write_text(

@@ -54,6 +54,7 @@ def test_every_flag_has_help_and_the_seed_names_exist():
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_help_of_every_script_documents_every_flag(tmp_path):
     procs = {
         script: start(script, ["--help"], str(tmp_path / f"{script}.log"))
@@ -69,6 +70,7 @@ def test_help_of_every_script_documents_every_flag(tmp_path):
             assert f"python -m tfcompress.scripts.{script}" in out  # the usage lines
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [*DEFINES, "demo"])
 def test_docs_list_every_flag(script):
     with open(os.path.join(REPO, "docs", "scripts.md")) as f:
@@ -142,6 +144,7 @@ def console_command(name, module):
             f"from {module} import run; sys.exit(run())"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_help_of_every_console_command_lists_its_flags():
     converters = ["cityscapes", "fashion-mnist", "image-folder", "segmentation-pairs", "voc",
                   "tfds", "mosaic", "inspect", "verify"]  # fmt: skip
@@ -174,6 +177,7 @@ def test_help_of_every_console_command_lists_its_flags():
 # --- positional arguments ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["tfrecords_tools.verify", "tfcompress.scripts.export"])
 def test_positional_arguments_are_an_error_naming_them(module, tmp_path):
     shards = [f"d/train-0000{i}-of-00004.tfrecord" for i in range(4)]

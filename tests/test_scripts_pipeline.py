@@ -31,6 +31,7 @@ def _common(fmnist):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_train_compress_evaluate_export(fmnist, tmp_path):
     """One test, so that the runs are made once (pytest-xdist would repeat a fixture)."""
     base, small = str(tmp_path / "base"), str(tmp_path / "small")
@@ -153,6 +154,7 @@ def test_compression_plot(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_mixed_precision_and_xla_options_train(fmnist, tmp_path):
     import keras
 

@@ -27,6 +27,7 @@ def fmnist(tmp_path_factory):
     return make_fmnist(str(tmp_path_factory.mktemp("fmnist")), num_train=64, num_test=32)
 
 
+@pytest.mark.slow
 def test_converter_output_has_no_cuinit_line(fmnist):
     proc = subprocess.run(
         [sys.executable, "-m", "tfrecords_tools.verify", f"--file_pattern={fmnist}/train-*"],

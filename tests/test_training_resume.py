@@ -43,6 +43,7 @@ def fmnist(tmp_path_factory):
     return make_fmnist(str(tmp_path_factory.mktemp("fmnist")), num_train=512, num_test=32)
 
 
+@pytest.mark.slow
 def test_killed_compress_resumes_to_the_same_masks(fmnist, tmp_path):
     reference, cut = str(tmp_path / "reference"), str(tmp_path / "cut")
     uninterrupted = start("compress", _args(fmnist, reference), str(tmp_path / "ref.log"))

@@ -49,6 +49,7 @@ def test_poly_lr_follows_the_seed_formula_and_round_trips():
         ({"power": -1}, "power must be a number >= 0. Received: power=-1"),
     ],
 )
+@pytest.mark.slow
 def test_poly_lr_rejects_bad_values(kwargs, message):
     args = {"learning_rate": 0.1, "max_iteration": 10, "power": 0.9, **kwargs}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -85,6 +86,7 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
         (lambda: cfg.ExportConfig("c", "o", quantization="int8"), "give calibration_data"),
     ],
 )
+@pytest.mark.slow
 def test_configs_reject_bad_values_naming_them(make, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         make()
@@ -174,6 +176,7 @@ def test_flags_keep_the_seed_names_and_aliases():
         ("--method=prune_everything", "flag --method=prune_everything: value should be one of"),
     ],
 )
+@pytest.mark.slow
 def test_a_flagfile_naming_an_unknown_model_or_method_fails_to_parse(tmp_path, line, message):
     flagfile = tmp_path / "bad.cfg"
     flagfile.write_text(
