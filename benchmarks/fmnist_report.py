@@ -10,6 +10,8 @@ import sys
 STRUCTURED = ("l1_filter", "taylor", "slimming", "soft_topk")
 MAX_DROP = {"2x": 1.0, "4x": 2.5}  # accuracy points below baseline, structured methods
 MIN_SPEEDUP_PER_MAC_REDUCTION = 0.6
+# Quick run: no model near chance (a broken prune, strip or export lands at ~10 %).
+QUICK_MIN_ACCURACY = 0.5
 
 
 def derive(rows):
@@ -23,31 +25,67 @@ def derive(rows):
         row["speedup_per_mac_reduction"] = row["speedup"] / row["mac_reduction"]
 
 
-def check_targets(rows):
-    checks = []
+def check_targets(rows, budget="full"):
+    """The issue's targets, met or not, each with `applies: "full run"`; for a `budget`
+    of "quick", first the checks that the quick budget is expected to meet (`applies:
+    "quick run"`): the issue's targets assume the full data and epochs at width 1.0."""
+    checks = _quick_checks(rows) if budget == "quick" else []
     for row in rows:
         if row["method"] in STRUCTURED and row["target"] in MAX_DROP:
             limit = MAX_DROP[row["target"]]
-            checks.append({
-                "check": f"{row['method']} {row['target']}: accuracy drop <= {limit} points",
-                "value": round(row["accuracy_drop_points"], 2),
-                "met": row["accuracy_drop_points"] <= limit,
-            })
-            checks.append({
-                "check": f"{row['method']} {row['target']}: speedup >= "
-                         f"{MIN_SPEEDUP_PER_MAC_REDUCTION} x MAC reduction",
-                "value": round(row["speedup_per_mac_reduction"], 2),
-                "met": row["speedup_per_mac_reduction"] >= MIN_SPEEDUP_PER_MAC_REDUCTION,
-            })
+            checks.append(_check(
+                f"{row['method']} {row['target']}: accuracy drop <= {limit} points",
+                round(row["accuracy_drop_points"], 2),
+                row["accuracy_drop_points"] <= limit,
+            ))
+            checks.append(_check(
+                f"{row['method']} {row['target']}: speedup >= "
+                f"{MIN_SPEEDUP_PER_MAC_REDUCTION} x MAC reduction",
+                round(row["speedup_per_mac_reduction"], 2),
+                row["speedup_per_mac_reduction"] >= MIN_SPEEDUP_PER_MAC_REDUCTION,
+            ))
     ours = [r for r in rows if r["method"] == "magnitude" and "sparsity" in r["target"]]
     theirs = [r for r in rows if r["method"].startswith("tfmot")]
     if ours and theirs:
-        checks.append({
-            "check": "magnitude at 80 % sparsity no worse than TFMOT",
-            "value": round(100 * (ours[0]["accuracy"] - theirs[0]["accuracy"]), 2),
-            "met": ours[0]["accuracy"] >= theirs[0]["accuracy"],
-        })
+        checks.append(_check(
+            "magnitude at 80 % sparsity no worse than TFMOT",
+            round(100 * (ours[0]["accuracy"] - theirs[0]["accuracy"]), 2),
+            ours[0]["accuracy"] >= theirs[0]["accuracy"],
+        ))
     return checks
+
+
+def _check(check, value, met, applies="full run"):
+    return {"check": check, "value": value, "met": bool(met), "applies": applies}
+
+
+def _quick_checks(rows):
+    """What any budget must give, the worst row named: each compression target reached,
+    each structured compact model faster than the unpruned one, no model near chance."""
+    checks = []
+    reached = [(r["compression"] / float(r["target"].split("x")[0]), r) for r in rows[1:]
+               if r["target"].split(",")[0] in ("2x", "4x")]
+    if reached:
+        ratio, row = min(reached, key=lambda p: p[0])
+        checks.append(_check(
+            "every 2x / 4x row reaches its parameter reduction (within 1 %)",
+            f"{_name(row)}: {row['compression']:.2f}x", ratio >= 0.99, "quick run"))
+    structured = [r for r in rows if r["method"] in STRUCTURED]
+    if structured:
+        row = min(structured, key=lambda r: r["speedup"])
+        checks.append(_check(
+            "every structured compact model runs faster than the baseline",
+            f"{_name(row)}: {row['speedup']:.2f}x", row["speedup"] > 1.0, "quick run"))
+    row = min(rows, key=lambda r: r["accuracy"])
+    checks.append(_check(
+        f"every model scores >= {100 * QUICK_MIN_ACCURACY:.0f} % (chance: 10 %)",
+        f"{_name(row)}: {100 * row['accuracy']:.2f} %",
+        row["accuracy"] >= QUICK_MIN_ACCURACY, "quick run"))
+    return checks
+
+
+def _name(row):
+    return f"{row['method']} {row['target']}".rstrip(" -")
 
 
 def markdown(result):
@@ -69,12 +107,27 @@ def markdown(result):
                  "against the baseline (`benchmarks/latency.py`).")
     lines.append(f"Command: `{result.get('command', '')}` "
                  f"({result.get('wall_seconds', 0) / 60:.1f} min).")
-    lines.append("")
-    lines.append("| target | value | met |")
-    lines.append("|---|---|---|")
-    for c in result["targets"]:
-        lines.append(f"| {c['check']} | {c['value']} | {'yes' if c['met'] else 'no'} |")
+    quick = [c for c in result["targets"] if c.get("applies") == "quick run"]
+    full = [c for c in result["targets"] if c.get("applies", "full run") == "full run"]
+    if quick:
+        lines += ["", "Quick-run checks (what this budget is expected to meet; the worst row "
+                  "is named):", "", "| check | worst row | met |", "|---|---|---|"]
+        lines += [f"| {c['check']} | {c['value']} | {_yes(c['met'])} |" for c in quick]
+        cfg = result["config"]
+        lines += ["", "The issue's targets apply to the full run only (60k images, 2 "
+                  "fine-tune epochs, width 1.0, channels in multiples of 8); this budget "
+                  f"({cfg['n_train'] // 1000}k images, fine-tune epochs: "
+                  f"{cfg['finetune_epochs']}, width {cfg['width']:g}, narrow 4x nets) is "
+                  "not expected to meet them. Shown for reference:", "",
+                  "| target (full run only) | value | at this budget |", "|---|---|---|"]
+    else:
+        lines += ["", "| target | value | met |", "|---|---|---|"]
+    lines += [f"| {c['check']} | {c['value']} | {_yes(c['met'])} |" for c in full]
     return "\n".join(lines)
+
+
+def _yes(met):
+    return "yes" if met else "no"
 
 
 def plot(result, path):
@@ -114,4 +167,5 @@ def write(result, stem):
 if __name__ == "__main__":
     with open(sys.argv[1]) as f:
         loaded = json.load(f)
+    loaded["targets"] = check_targets(loaded["rows"], loaded["config"].get("budget", "full"))
     print("wrote " + ", ".join(write(loaded, os.path.splitext(sys.argv[1])[0])))

@@ -25,6 +25,7 @@ from tfcompress.metrics import count_macs
 class Config:
     """One benchmark run. `full()` is the issue's run; `quick()` is `make demo`'s."""
 
+    budget: str = "full"  # "quick": checked against what its budget is expected to meet
     n_train: int = 60000
     n_test: int = 10000
     # 32-32-64-64-128 filters. At width 0.5 the 4x compact nets (8-16 channels) ran at
@@ -62,8 +63,8 @@ class Config:
 
     @classmethod
     def quick(cls):
-        return cls(n_train=12000, n_test=2000, width=0.5, round_to=1, baseline_epochs=3,
-                   finetune_epochs=1, taylor_epochs=1, sparsity_epochs=1,
+        return cls(budget="quick", n_train=12000, n_test=2000, width=0.5, round_to=1,
+                   baseline_epochs=3, finetune_epochs=1, taylor_epochs=1, sparsity_epochs=1,
                    slimming_penalty=1e-2, latency_rounds=5, latency_turns=60)
 
     def steps_per_epoch(self):
