@@ -45,8 +45,8 @@ lint: setup
 	$(PY) -m ruff check tfcompress tfrecords_tools tests benchmarks
 
 # The scripts demo on a smaller budget (a 1/8-width VGG-16-BN, 300 steps per epoch), then
-# the quick methods table (issue #3's "short version", 12k/2k images): under 10 minutes on
-# 2 cores together.
+# the quick methods table (issue #3's "short version", 12k/2k images): 7 min 41 s together
+# on 2 cores at load average 2.4-5.2; longer under more load (README, "make demo").
 # Its runs go to $(DEMO_OUT) (a re-run resumes them; remove the directory to start over).
 DEMO_OUT ?= out/make_demo
 demo: setup data
