@@ -48,16 +48,19 @@ lint: setup
 # the quick methods table (issue #3's "short version", 12k/2k images): 7 min 41 s together
 # on 2 cores at load average 2.4-5.2; longer under more load (README, "make demo").
 # Its runs go to $(DEMO_OUT) (a re-run resumes them; remove the directory to start over).
+# TF_CPP_MIN_LOG_LEVEL=3 keeps TensorFlow's start-up noise (the cuInit line) out of what
+# demo and bench print; the tests keep level 2, so TensorFlow's errors show in a failure.
 DEMO_OUT ?= out/make_demo
 demo: setup data
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m tfcompress.scripts.demo \
+	TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow $(PY) -m tfcompress.scripts.demo \
 	  --width_multiplier=0.125 --steps_per_epoch=300 --output_dir=$(DEMO_OUT)
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/fmnist_methods.py --quick
+	TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow $(PY) benchmarks/fmnist_methods.py --quick
 
-# Fashion-MNIST methods table (quick: 12k/2k images, ~4-5 min) and the wrapped-model step overhead.
+# Fashion-MNIST methods table (quick: 12k/2k images, 4.5 min at load ~4 on 2 cores) and the
+# wrapped-model step overhead.
 bench: setup data
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/fmnist_methods.py --quick
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) benchmarks/overhead.py
+	TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow $(PY) benchmarks/fmnist_methods.py --quick
+	TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow $(PY) benchmarks/overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
