@@ -61,7 +61,7 @@ def test_acosp_temperature_log_linear():
     (lambda: Polynomial(0.0, 0.5, begin_step=10, end_step=10), "ends before it begins"),
     (lambda: Iterative(0.5, 0, 10, frequency=0), "frequency=0"),
     (lambda: ACoSPTemperature(0.5, ending_epoch=2, starting_epoch=5), "out of order"),
-    (lambda: ACoSPTemperature(1.5, ending_epoch=5), "final_sparsity=1.5"),
+    (lambda: ACoSPTemperature(1.5, ending_epoch=5), "final_ratio=1.5"),
     (lambda: ACoSPTemperature(0.5, 5, final_temperature=2.0), "anneal downwards"),
 ])
 @pytest.mark.slow
@@ -73,3 +73,18 @@ def test_bad_schedules(make, message):
 def test_deserialize_unknown():
     with pytest.raises(ValueError, match="Unknown schedule"):
         schedules.deserialize({"class_name": "Cosine", "config": {}})
+
+
+def test_acosp_temperature_takes_final_ratio():
+    s = ACoSPTemperature(final_ratio=0.75, ending_epoch=4)
+    assert s.final_ratio == 0.75 and s.get_config()["final_ratio"] == 0.75
+    assert "final_sparsity" not in s.get_config()
+    with pytest.raises(TypeError, match="final_sparsity"):
+        ACoSPTemperature(final_sparsity=0.75, ending_epoch=4)
+
+
+def test_acosp_temperature_reads_configs_saved_with_final_sparsity():
+    old = {"class_name": "ACoSPTemperature",
+           "config": {"final_sparsity": 0.5, "ending_epoch": 6, "starting_epoch": 0,
+                      "initial_temperature": 1.0, "final_temperature": 1e-3}}
+    assert schedules.deserialize(old) == ACoSPTemperature(final_ratio=0.5, ending_epoch=6)

@@ -186,7 +186,8 @@ class ACoSPTemperature:
     """ACoSP's soft top-k schedule: the temperature decays exponentially (linearly in
     log space) from `initial_temperature` at `starting_epoch` to `final_temperature` at
     `ending_epoch`; from `ending_epoch` on the masks are hard, keeping
-    `(1 - final_sparsity)` of each group's channels.
+    `(1 - final_ratio)` of each group's channels (ACoSP's `final_sparsity`: the fraction
+    of every conv's output channels removed; compression ratio N is `1 - 1 / N`).
 
     `schedule(epoch) -> temperature`; `schedule.is_hard(epoch) -> bool`. Epochs are
     floats (`step / steps_per_epoch`), so the temperature can change within an epoch.
@@ -194,13 +195,13 @@ class ACoSPTemperature:
 
     def __init__(
         self,
-        final_sparsity,
+        final_ratio,
         ending_epoch,
         starting_epoch=0,
         initial_temperature=1.0,
         final_temperature=1e-3,
     ):
-        _check_ratio(final_sparsity, "final_sparsity")
+        _check_ratio(final_ratio, "final_ratio")
         _check_step(starting_epoch, "starting_epoch")
         _check_step(ending_epoch, "ending_epoch")
         if ending_epoch <= starting_epoch:
@@ -221,7 +222,7 @@ class ACoSPTemperature:
                 f"initial_temperature. Received: initial_temperature={initial_temperature}, "
                 f"final_temperature={final_temperature}"
             )
-        self.final_sparsity = final_sparsity
+        self.final_ratio = final_ratio
         self.ending_epoch = ending_epoch
         self.starting_epoch = starting_epoch
         self.initial_temperature = initial_temperature
@@ -240,7 +241,7 @@ class ACoSPTemperature:
 
     def get_config(self):
         return {
-            "final_sparsity": self.final_sparsity,
+            "final_ratio": self.final_ratio,
             "ending_epoch": self.ending_epoch,
             "starting_epoch": self.starting_epoch,
             "initial_temperature": self.initial_temperature,
@@ -249,6 +250,9 @@ class ACoSPTemperature:
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if "final_sparsity" in config:  # the name before issue 14 (stored results, runs)
+            config["final_ratio"] = config.pop("final_sparsity")
         return cls(**config)
 
     __eq__ = Schedule.__eq__

@@ -22,8 +22,9 @@ TEMPERATURE_STEP = 0.01
 class SoftTopK(keras.callbacks.Callback):
     """Drives the `SoftTopKMask` layers of a model wrapped with method "soft_topk".
 
-    At the start of training every mask learns to select `k = keep_count(C,
-    final_sparsity, min_channels, round_to)` of its C channels. Before each batch the
+    At the start of training every mask learns to select `k = keep_count(C, final_ratio,
+    min_channels, round_to)` of its C channels: ACoSP's `k = max(ceil((1 - s) C), 8)`
+    with the defaults (s = `final_ratio`, 8 = `min_channels`; at most C). Before each batch the
     temperature follows `schedule(epoch)` (epoch = step / steps per epoch, a float; the
     variable is re-assigned once the schedule has moved by 1 %); at `ending_epoch` each
     mask keeps exactly its k channels of highest logits and becomes hard (the seed's
@@ -32,17 +33,17 @@ class SoftTopK(keras.callbacks.Callback):
         masked = tfc.wrap(model, "soft_topk")
         masked.compile(...)
         masked.fit(x, y, epochs=6, callbacks=[SoftTopK(
-            ACoSPTemperature(final_sparsity=0.5, starting_epoch=0, ending_epoch=4))])
+            ACoSPTemperature(final_ratio=0.5, starting_epoch=0, ending_epoch=4))])
 
     Args:
         schedule: an `ACoSPTemperature`.
         min_channels: channels every group keeps at least (ACoSP's
-            `min_remaining_elements`).
+            `min_remaining_elements`, 8 there and by default here).
         round_to: round kept channel counts up to a multiple of this.
         steps_per_epoch: default: from `fit` (needed when fit does not know it).
     """
 
-    def __init__(self, schedule, min_channels=1, round_to=1, steps_per_epoch=None):
+    def __init__(self, schedule, *, min_channels=8, round_to=1, steps_per_epoch=None):
         super().__init__()
         if not isinstance(schedule, ACoSPTemperature):
             raise TypeError(
@@ -78,7 +79,7 @@ class SoftTopK(keras.callbacks.Callback):
         self._graph = DependencyGraph(self.model)
         for mask in self._masks:
             k = ranking.keep_count(
-                mask.units, self.schedule.final_sparsity, self.min_channels, self.round_to
+                mask.units, self.schedule.final_ratio, self.min_channels, self.round_to
             )
             mask.keep.assign(float(k))
         self._hard = self.is_hard()  # True when resuming after hardening

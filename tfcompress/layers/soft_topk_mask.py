@@ -10,10 +10,13 @@ from tfcompress.layers.channel_mask import ChannelMask
 class SoftTopKMask(ChannelMask):
     """A `ChannelMask` times a soft top-k selection learned from per-channel logits.
 
-    With `z` the standardised logits and `x0` the value exactly `keep` of them exceed
-    (the `1 - keep / units` quantile, no gradient), the soft mask is
+    ACoSP's `sigmoid_soft_top_k` (merantix/acosp, `acosp/masks/sigmoid_soft_top_k.py`):
+    with `z = (w - mean(w)) / max(std(w), 1e-3)` the standardised logits (`std` unbiased,
+    as `torch.std`: divided by C - 1) and `x0` the value exactly `keep` of them exceed (the
+    `1 - keep / units` quantile, linear interpolation, no gradient), the soft mask is
     `sigmoid((z - x0) / temperature)`: as the temperature anneals towards 0 it becomes a
-    0/1 selection of the `keep` best channels. Once `hard` is set (by the callback, see
+    0/1 selection of the `keep` best channels. The logits start at N(0, 1), as ACoSP's
+    `torch.nn.init.normal_`. Once `hard` is set (by the callback, see
     `tfcompress.callbacks.SoftTopK`), only the binary `mask` applies.
 
     State: `logits` (trainable), `temperature`, `keep`, `hard` (non-trainable), all in
@@ -28,7 +31,7 @@ class SoftTopKMask(ChannelMask):
         super().build(input_shape)
         self.logits = self.add_weight(
             shape=(self.units,),
-            initializer=keras.initializers.RandomNormal(seed=self.seed),
+            initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed),
             trainable=True,
             name="logits",
         )
@@ -45,7 +48,9 @@ class SoftTopKMask(ChannelMask):
 
     def standardized_logits(self):
         z = self.logits - ops.mean(self.logits)
-        return z / ops.maximum(ops.std(self.logits), 1e-3)
+        # unbiased, as torch.std (one channel: no spread, and keep = units anyway)
+        std = ops.sqrt(ops.sum(ops.square(z)) / max(self.units - 1, 1))
+        return z / ops.maximum(std, 1e-3)
 
     def soft_mask(self):
         z = self.standardized_logits()

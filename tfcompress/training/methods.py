@@ -87,7 +87,7 @@ def _soft_topk(prune, ratio, timeline, scope):
     # every step, as in the seed, and resumes exactly from the optimizer's step counter.
     return callbacks.SoftTopK(
         schedules.ACoSPTemperature(
-            final_sparsity=ratio, starting_epoch=timeline.begin, ending_epoch=timeline.end
+            final_ratio=ratio, starting_epoch=timeline.begin, ending_epoch=timeline.end
         ),
         min_channels=prune.min_channels,
         round_to=prune.round_to,
