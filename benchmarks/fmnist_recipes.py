@@ -15,7 +15,7 @@ import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import schedules
 from tfcompress.layers import SoftTopKMask
-from tfcompress.pruners import ratio_for_compression, recalibrate_bn
+from tfcompress.pruners import RankingOptions, ratio_for_compression, recalibrate_bn
 
 MIN_CHANNELS = 4  # slimming's global ranking never cuts a layer below this
 # Taylor's global ranking keeps at least half of the narrowest layer (32 * width channels):
@@ -86,8 +86,8 @@ def magnitude(baseline, data, cfg, compression=None, sparsity=None, scope=None):
 def l1_filter(baseline, data, cfg, compression):
     """Li et al.: one-shot, per-layer (local) L1 filter ranking, then fine-tuning."""
     masked = compile_model(tfc.wrap(baseline, "l1_filter"), cfg.finetune_lr)
-    ratio, _ = ratio_for_compression(masked, compression, "l1_filter", scope="local",
-                                     round_to=cfg.round_to)
+    ratio, _ = ratio_for_compression(masked, compression, method="l1_filter",
+                                     options=RankingOptions(round_to=cfg.round_to))
     schedule = schedules.OneShot(ratio, step=0)
     callback = cb.StructuredPruning(schedule, "l1_filter", round_to=cfg.round_to)
     _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
@@ -145,7 +145,8 @@ def slimming(baseline, data, cfg, compression):
     fine-tune of the compact model."""
     masked, sparsity_seconds = _sparsity_trained(baseline, data, cfg)
     options = dict(scope="global", min_channels=MIN_CHANNELS, round_to=cfg.round_to)
-    ratio, _ = ratio_for_compression(masked, compression, "slimming", **options)
+    ratio, _ = ratio_for_compression(masked, compression, method="slimming",
+                                     options=RankingOptions(**options))
     tfc.prune(masked, ratio, method="slimming", **options)
     compact = compile_model(_finish(masked, data, cfg), cfg.finetune_lr)
     _fit(compact, data, cfg, cfg.finetune_epochs)
@@ -160,7 +161,8 @@ def soft_topk(baseline, data, cfg, compression):
     """ACoSP: per-layer soft top-k masks annealed over 60 % of the fine-tune (in ten
     schedule "epochs"), hardened to exactly k channels, fine-tuned hard."""
     ratio, _ = ratio_for_compression(tfc.wrap(baseline, "l1_filter"), compression,
-                                     "l1_filter", scope="local", round_to=cfg.round_to)
+                                     method="l1_filter",
+                                     options=RankingOptions(round_to=cfg.round_to))
     masked = tfc.wrap(baseline, "soft_topk")
     rng = np.random.default_rng(cfg.seed)
     for mask in masked.layers:  # small logits: the short fine-tune can still reorder them

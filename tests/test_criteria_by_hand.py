@@ -144,13 +144,15 @@ def test_ranking_global_counts_threshold_and_num_remove():
     keep = ranking.select(scores, ranking.RankingOptions(3 / 7, scope="global"))
     assert [keep[0].tolist(), keep[1].tolist()] == [[False, True, True], [False, False, True,
                                                                           True]]
-    keep = ranking.select(scores, ranking.RankingOptions(threshold=3.5, scope="global", min_channels=1))
+    options = ranking.RankingOptions(threshold=3.5, scope="global", min_channels=1)
+    keep = ranking.select(scores, options)
     assert [keep[0].sum(), keep[1].sum()] == [1, 2]
     alive = {0: np.array([True, True, False]), 1: np.ones(4, bool)}
     keep = ranking.select(scores, ranking.RankingOptions(num_remove=1, scope="global"), alive=alive)
     assert [keep[0].tolist(), keep[1].tolist()] == [[True, True, False], [True, False, True,
                                                                           True]]
-    keep = ranking.select({0: np.full(3, np.inf), 1: scores[1]}, ranking.RankingOptions(0.5, scope="global"))
+    only_inf = {0: np.full(3, np.inf), 1: scores[1]}
+    keep = ranking.select(only_inf, ranking.RankingOptions(0.5, scope="global"))
     assert keep[0].all() and keep[1].sum() == 2
 
 

@@ -113,7 +113,9 @@ def test_recalibrate_bn_matches_population_statistics():
 
 def test_ratio_for_compression_reaches_the_budget():
     masked = tfc.wrap(conv_bn_net(widths=(16, 16, 32)), "l1_filter")
-    ratio, params = tfc.pruners.ratio_for_compression(masked, 2.0, scope="local")
+    ratio, params = tfc.pruners.ratio_for_compression(
+        masked, 2.0, options=tfc.pruners.RankingOptions(scope="local")
+    )
     tfc.prune(masked, ratio)
     compact = tfc.strip(masked)
     assert compact.count_params() == params <= conv_bn_net(widths=(16, 16, 32)).count_params() / 2

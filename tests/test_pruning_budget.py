@@ -44,7 +44,7 @@ def test_global_taylor_ranking_compares_channels_with_their_layer_mean():
     scores = {0: rel / np.linalg.norm(rel), 1: wide / np.linalg.norm(wide)}
     norm = default_normalize("taylor", "global")
     assert norm == "mean"
-    keep = ranking.select(scores, ratio=0.5, scope="global", normalize=norm)
+    keep = ranking.select(scores, ranking.RankingOptions(0.5, scope="global", normalize=norm))
     assert keep[0].sum() == 2 and keep[1].sum() == 8
-    keep_l2 = ranking.select(scores, ratio=0.5, scope="global", normalize="none")
+    keep_l2 = ranking.select(scores, ranking.RankingOptions(0.5, scope="global", normalize="none"))
     assert keep_l2[0].sum() == 4  # l2 alone: the narrow layer is never cut

@@ -51,6 +51,8 @@ class StructuredPruning(keras.callbacks.Callback):
             model's parameters to remove: each pruning step removes the fewest
             lowest-ranked channels that leave at most `(1 - ratio) x` the parameters, so
             an iterative global ranking ends at the parameter target it was given).
+        rule: how the cut is made, "safe" or "strict_quantile" (Network Slimming's
+            vggprune.py); see `tfcompress.pruners.ranking.RankingOptions`.
     """
 
     BUDGETS = ("channels", "params")
@@ -66,6 +68,7 @@ class StructuredPruning(keras.callbacks.Callback):
         threshold=None,
         normalize=None,
         budget="channels",
+        rule="safe",
     ):
         super().__init__()
         if not isinstance(schedule, Schedule):
@@ -77,12 +80,15 @@ class StructuredPruning(keras.callbacks.Callback):
             raise ValueError(
                 f"Unknown channel criterion. Received: method={method!r}. Known: {sorted(CRITERIA)}"
             )
-        if normalize is None:
-            normalize = default_normalize(method, scope)
-        probe = 0.0 if num_remove is None and threshold is None else None
-        ranking.check_options(
-            probe, scope, min_channels, round_to, threshold, num_remove, normalize
-        )
+        options = ranking.RankingOptions(
+            scope=scope,
+            min_channels=min_channels,
+            round_to=round_to,
+            num_remove=num_remove,
+            threshold=threshold,
+            normalize=normalize,
+            rule=rule,
+        ).with_defaults(normalize=default_normalize(method, scope))
         if budget not in self.BUDGETS:
             raise ValueError(f"budget must be one of {self.BUDGETS}. Received: budget={budget!r}")
         if budget == "params" and (num_remove is not None or threshold is not None):
@@ -93,14 +99,7 @@ class StructuredPruning(keras.callbacks.Callback):
         self.budget = budget
         self.schedule = schedule
         self.method = method
-        self.options = dict(
-            scope=scope,
-            min_channels=min_channels,
-            round_to=round_to,
-            num_remove=num_remove,
-            threshold=threshold,
-            normalize=normalize,
-        )
+        self.options = options
         self.events = []  # (step, kept channels) of each pruning step of this run
 
     def on_train_begin(self, logs=None):
@@ -130,16 +129,13 @@ class StructuredPruning(keras.callbacks.Callback):
     def prune_now(self, ratio):
         """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""
         graph, sites, scores = score_groups(self.model, self.method, graph=self._graph)
-        opts = dict(self.options)
         alive = alive_channels(graph, sites)
         if self.budget == "params":
-            del opts["num_remove"], opts["threshold"]
             max_params = (1.0 - ratio) * self._full_params
-            _, keep, _ = ratio_for_params(graph, sites, scores, max_params, alive=alive, **opts)
+            _, keep, _ = ratio_for_params(graph, sites, scores, max_params, self.options,
+                                          alive=alive)
         else:
-            if opts["num_remove"] is None and opts["threshold"] is None:
-                opts["ratio"] = ratio
-            keep = ranking.select(scores, alive=alive, **opts)
+            keep = ranking.select(scores, self.options.with_ratio(ratio), alive=alive)
         apply_plan(self.model, plan_for(sites, keep))
         for mask in self._taylor:
             mask.reset_scores()

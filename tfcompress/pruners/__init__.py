@@ -4,13 +4,14 @@ from tfcompress.pruners.batchnorm import recalibrate_bn
 from tfcompress.pruners.budget import compact_params, ratio_for_compression
 from tfcompress.pruners.plan import PruningPlan, apply_plan, plan_from_masks
 from tfcompress.pruners.prune import prune
-from tfcompress.pruners.ranking import keep_count, select
+from tfcompress.pruners.ranking import RankingOptions, keep_count, select
 from tfcompress.pruners.scores import score_groups
 from tfcompress.pruners.stats import mask_stats
 from tfcompress.pruners.weights import prune_weights
 
 __all__ = [
     "PruningPlan",
+    "RankingOptions",
     "apply_plan",
     "compact_params",
     "keep_count",

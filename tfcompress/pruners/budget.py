@@ -1,6 +1,8 @@
 """Parameter budgets: how many parameters a keep state leaves, and the pruning ratio that
 reaches a target compression (for "prune to 2x fewer parameters")."""
 
+import dataclasses
+
 import numpy as np
 
 from tfcompress.layers import ChannelMask
@@ -45,16 +47,23 @@ def keep_to_components(graph, sites, keep):
 def ratio_for_compression(
     masked,
     compression,
+    *,
     method="l1_filter",
     data=None,
-    scope="local",
-    min_channels=1,
-    round_to=1,
-    normalize=None,
+    options=None,
     tolerance=1e-3,
 ):
     """The smallest pruning ratio whose plan leaves at most `params / compression`
     parameters, found by bisection on the current scores (nothing is applied).
+
+    Args:
+        masked: a model from `tfcompress.wrap`.
+        compression: the target, >= 1 (2 = half the parameters).
+        method: the channel criterion that scores the groups.
+        data: batches for data-driven criteria.
+        options: a `ranking.RankingOptions` (its ratio is what is searched; left None);
+            a None `normalize` becomes the method's default for the scope.
+        tolerance: bisection stops when the ratio is known this closely.
 
     Returns:
         `(ratio, params_after)`.
@@ -67,13 +76,13 @@ def ratio_for_compression(
         raise ValueError(
             f"compression must be a number >= 1. Received: compression={compression!r}"
         )
-    if normalize is None:
-        normalize = default_normalize(method, scope)
+    options = _search_options(options)
+    options = options.with_defaults(normalize=default_normalize(method, options.scope))
     graph, sites, scores = score_groups(masked, method=method, data=data)
     full = compact_params(graph, np.ones(graph.num_components, bool))
-    options = dict(scope=scope, min_channels=min_channels, round_to=round_to, normalize=normalize)
-    ratio, _, params = ratio_for_params(graph, sites, scores, full / compression, tolerance,
-                                        **options)
+    ratio, _, params = ratio_for_params(
+        graph, sites, scores, full / compression, options, tolerance=tolerance
+    )
     if ratio is None:
         raise ValueError(
             f"No ratio reaches {compression}x fewer parameters in model '{masked.name}': "
@@ -82,18 +91,36 @@ def ratio_for_compression(
     return ratio, params
 
 
-def ratio_for_params(graph, sites, scores, max_params, tolerance=1e-3, **options):
+def _search_options(options):
+    if options is None:
+        return ranking.RankingOptions()
+    if not isinstance(options, ranking.RankingOptions):
+        raise TypeError(
+            "options must be a tfcompress.pruners.ranking.RankingOptions. "
+            f"Received: options={options!r}"
+        )
+    if options.threshold is not None or options.num_remove is not None:
+        raise ValueError(
+            "A parameter budget searches the ratio; options cannot set threshold or "
+            f"num_remove. Received: threshold={options.threshold!r}, "
+            f"num_remove={options.num_remove!r}"
+        )
+    return options
+
+
+def ratio_for_params(graph, sites, scores, max_params, options=None, *, alive=None, tolerance=1e-3):
     """The smallest ranking ratio whose keep flags leave at most `max_params` parameters,
-    by bisection; `options` are those of `ranking.select` (`alive=` included: channels
-    already pruned go first and count toward the ratio).
+    by bisection; `options` is a `ranking.RankingOptions` whose ratio is searched
+    (`alive`: channels already pruned go first and count toward the ratio).
 
     Returns:
         `(ratio, keep, params)`; `(None, keep, params)` at ratio 0.999 if even that keeps
         more than `max_params`.
     """
+    options = _search_options(options)
 
     def at(ratio):
-        keep = ranking.select(scores, ratio=ratio, **options)
+        keep = ranking.select(scores, dataclasses.replace(options, ratio=ratio), alive=alive)
         return keep, compact_params(graph, keep_to_components(graph, sites, keep))
 
     lo, hi = 0.0, 0.999

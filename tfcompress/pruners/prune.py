@@ -29,6 +29,7 @@ def prune(
     num_remove=None,
     normalize=None,
     keep_pruned=False,
+    rule="safe",
 ):
     """Scores every prunable group and keeps the best channels (one pruning step).
 
@@ -47,6 +48,8 @@ def prune(
         normalize: score normalisation before a global ranking (default per criterion,
             `tfcompress.pruners.scores.GLOBAL_NORMALIZE`).
         keep_pruned: channels already masked stay masked (iterative pruning).
+        rule: how the cut is made, "safe" or "strict_quantile" (Network Slimming's
+            vggprune.py); see `tfcompress.pruners.ranking.RankingOptions`.
 
     Returns:
         The `PruningPlan` that was applied.
@@ -57,20 +60,20 @@ def prune(
         return PruningPlan(weight_sparsity=achieved)
     if ratio is not None:
         _check_ratio(ratio)
-    if normalize is None:
-        normalize = default_normalize(method, scope)
-    ranking.check_options(ratio, scope, min_channels, round_to, threshold, num_remove, normalize)
-    graph, sites, scores = score_groups(masked, method=method, data=data)
-    keep = ranking.select(
-        scores,
-        ratio=ratio,
+    options = ranking.RankingOptions(
+        ratio,
         scope=scope,
         min_channels=min_channels,
         round_to=round_to,
         threshold=threshold,
         num_remove=num_remove,
         normalize=normalize,
-        alive=alive_channels(graph, sites) if keep_pruned else None,
+        rule=rule,
+    ).with_defaults(normalize=default_normalize(method, scope))
+    options.check_amount()
+    graph, sites, scores = score_groups(masked, method=method, data=data)
+    keep = ranking.select(
+        scores, options, alive=alive_channels(graph, sites) if keep_pruned else None
     )
     plan = plan_for(sites, keep)
     apply_plan(masked, plan)

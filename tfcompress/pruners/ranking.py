@@ -1,20 +1,26 @@
 """Which channels to keep, given one score array per group: local or global ranking,
 a ratio / threshold / count of channels to remove, minimum channels, rounding.
 
-Pure NumPy: scores in, `{group: bool keep array}` out.
+`RankingOptions` holds every choice, validated once at construction; `select` applies
+them. Pure NumPy: scores in, `{group: bool keep array}` out.
 """
 
+import dataclasses
 import math
 
 import numpy as np
 
 SCOPES = ("local", "global")
 
+# How the kept set is cut from the ranking (see `RankingOptions.rule`).
+RULES = ("safe", "strict_quantile")
+
 
 def check_scope(scope):
     """Raises naming `scope` unless it is one of `SCOPES`."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
+
 
 # How scores of different groups are made comparable before a global ranking.
 NORMALIZERS = {
@@ -23,6 +29,124 @@ NORMALIZERS = {
     "max": lambda s: s / max(float(np.max(np.abs(s))), 1e-12),
     "l2": lambda s: s / max(float(np.linalg.norm(s)), 1e-12),
 }
+
+
+def _is_number(v):
+    return not isinstance(v, bool) and isinstance(v, (int, float))
+
+
+def _is_int(v):
+    return not isinstance(v, bool) and isinstance(v, int)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingOptions:
+    """How `select` turns scores into keep flags; validated once, here.
+
+    At most one of `ratio`, `threshold`, `num_remove` is given; all three may be None
+    at construction (a callback whose ratio comes from a schedule), and `select` then
+    needs exactly one (`options.with_ratio(r)` fills the ratio in).
+
+    Args:
+        ratio: fraction in [0, 1) of channels to remove (per group, or of the pool).
+        scope: "local" (each group on its own) or "global" (one ranking of all groups).
+        min_channels: never keep fewer channels in a group (or all, if it has fewer).
+            `rule="safe"` only.
+        round_to: round each group's kept count up to a multiple of this.
+        threshold: remove channels scoring below it (after `normalize`).
+        num_remove: remove this many more channels (per group, or from the pool).
+        normalize: a key of `NORMALIZERS` applied to each group's scores, or None for
+            "the method's default": whoever knows the method resolves it with
+            `options.with_defaults(normalize=...)` (`select` reads None as "none").
+        rule: how the cut is made.
+            "safe" (default): remove exactly floor(ratio * N + 1e-9) channels, lowest
+            first, never leaving a group below `min_channels`.
+            "strict_quantile": Network Slimming's `vggprune.py`: sort the N scores of
+            the pool (each group for "local"), take `thre = sorted[int(N * ratio)]` and
+            keep the channels scoring strictly above `thre`. With distinct scores that
+            removes floor(N * ratio) + 1 channels, and it may empty a group (which
+            `strip` then refuses, naming the mask layer). Takes `ratio` only.
+    """
+
+    ratio: float = None
+    _: dataclasses.KW_ONLY
+    scope: str = "local"
+    min_channels: int = 1
+    round_to: int = 1
+    threshold: float = None
+    num_remove: int = None
+    normalize: str = None
+    rule: str = "safe"
+
+    def __post_init__(self):
+        ratio, threshold, num_remove = self.ratio, self.threshold, self.num_remove
+        given = [
+            n
+            for n, v in (("ratio", ratio), ("threshold", threshold), ("num_remove", num_remove))
+            if v is not None
+        ]
+        if len(given) > 1:
+            raise ValueError(
+                "Give exactly one of ratio, threshold or num_remove. Received: "
+                f"ratio={ratio!r}, threshold={threshold!r}, num_remove={num_remove!r}"
+            )
+        if ratio is not None and (not _is_number(ratio) or not 0 <= ratio < 1):
+            raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
+        if threshold is not None and not _is_number(threshold):
+            raise ValueError(f"threshold must be a number. Received: threshold={threshold!r}")
+        if num_remove is not None and (not _is_int(num_remove) or num_remove < 0):
+            raise ValueError(
+                f"num_remove must be an integer >= 0. Received: num_remove={num_remove!r}"
+            )
+        check_scope(self.scope)
+        if not _is_int(self.min_channels) or self.min_channels < 1:
+            raise ValueError(
+                "min_channels must be an integer >= 1. "
+                f"Received: min_channels={self.min_channels!r}"
+            )
+        if not _is_int(self.round_to) or self.round_to < 1:
+            raise ValueError(
+                f"round_to must be an integer >= 1. Received: round_to={self.round_to!r}"
+            )
+        if self.normalize is not None and self.normalize not in NORMALIZERS:
+            raise ValueError(
+                f"normalize must be one of {sorted(NORMALIZERS)}. "
+                f"Received: normalize={self.normalize!r}"
+            )
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}. Received: rule={self.rule!r}")
+        if self.rule == "strict_quantile" and (threshold is not None or num_remove is not None):
+            raise ValueError(
+                "rule='strict_quantile' cuts at a ratio; it takes no threshold or num_remove. "
+                f"Received: threshold={threshold!r}, num_remove={num_remove!r}"
+            )
+        if self.rule == "strict_quantile" and self.min_channels != 1:
+            raise ValueError(
+                "rule='strict_quantile' applies no channel floor (it may empty a group, as "
+                "vggprune.py does); use rule='safe' for min_channels. Received: "
+                f"min_channels={self.min_channels!r}"
+            )
+
+    def with_defaults(self, *, normalize):
+        """These options, with `normalize` filled in if it was left None."""
+        if self.normalize is not None:
+            return self
+        return dataclasses.replace(self, normalize=normalize)
+
+    def with_ratio(self, ratio):
+        """These options removing `ratio` (threshold / num_remove, if set, win: a
+        schedule's ratio does not override an explicit count or threshold)."""
+        if self.threshold is not None or self.num_remove is not None:
+            return self
+        return dataclasses.replace(self, ratio=ratio)
+
+    def check_amount(self):
+        """Raises unless exactly one of ratio, threshold, num_remove is set."""
+        if self.ratio is None and self.threshold is None and self.num_remove is None:
+            raise ValueError(
+                "Give exactly one of ratio, threshold or num_remove. Received: "
+                "ratio=None, threshold=None, num_remove=None"
+            )
 
 
 def check_options(
@@ -34,40 +158,18 @@ def check_options(
     num_remove=None,
     normalize="none",
 ):
-    """Validates the ranking options; raises ValueError naming the bad value."""
-    given = [
-        n
-        for n, v in (("ratio", ratio), ("threshold", threshold), ("num_remove", num_remove))
-        if v is not None
-    ]
-    if len(given) != 1:
-        raise ValueError(
-            "Give exactly one of ratio, threshold or num_remove. Received: "
-            f"ratio={ratio!r}, threshold={threshold!r}, num_remove={num_remove!r}"
-        )
-    if ratio is not None and (
-        isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1
-    ):
-        raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-    ):
-        raise ValueError(f"threshold must be a number. Received: threshold={threshold!r}")
-    if num_remove is not None and (
-        isinstance(num_remove, bool) or not isinstance(num_remove, int) or num_remove < 0
-    ):
-        raise ValueError(f"num_remove must be an integer >= 0. Received: num_remove={num_remove!r}")
-    check_scope(scope)
-    if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
-        raise ValueError(
-            f"min_channels must be an integer >= 1. Received: min_channels={min_channels!r}"
-        )
-    if isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1:
-        raise ValueError(f"round_to must be an integer >= 1. Received: round_to={round_to!r}")
-    if normalize not in NORMALIZERS:
-        raise ValueError(
-            f"normalize must be one of {sorted(NORMALIZERS)}. Received: normalize={normalize!r}"
-        )
+    """Validates loose ranking options (exactly one amount); prefer `RankingOptions`."""
+    options = RankingOptions(
+        ratio,
+        scope=scope,
+        min_channels=min_channels,
+        round_to=round_to,
+        threshold=threshold,
+        num_remove=num_remove,
+        normalize=normalize,
+    )
+    options.check_amount()
+    return options
 
 
 def round_up(n_keep, n, round_to):
@@ -76,7 +178,7 @@ def round_up(n_keep, n, round_to):
 
 
 def keep_count(n, ratio, min_channels=1, round_to=1):
-    """How many of `n` channels to keep when removing `ratio` of them."""
+    """How many of `n` channels to keep when removing `ratio` of them (rule "safe")."""
     n_keep = max(min(min_channels, n), n - int(math.floor(ratio * n + 1e-9)))
     return round_up(n_keep, n, round_to)
 
@@ -86,37 +188,27 @@ def _order(scores, alive):
     return np.lexsort((-np.asarray(scores, np.float64), ~alive))
 
 
-def select(
-    scores,
-    ratio=None,
-    scope="local",
-    min_channels=1,
-    round_to=1,
-    threshold=None,
-    num_remove=None,
-    alive=None,
-    normalize="none",
-):
+def select(scores, options, *, alive=None):
     """Keep flags per group.
 
     Args:
         scores: `{group: np.ndarray}`, higher = more important; a group whose scores are
             all non-finite (e.g. slimming on a group without BatchNorm) is kept whole
             and left out of a global ranking.
-        ratio: fraction of channels to remove (per group, or of the global pool).
-        threshold: remove channels scoring below it (after `normalize`).
-        num_remove: remove this many more channels (per group, or from the pool).
-        scope: "local" (each group on its own) or "global" (one ranking of all groups).
-        min_channels: never keep fewer channels in a group (or all, if it has fewer).
-        round_to: round each group's kept count up to a multiple of this.
+        options: a `RankingOptions` with exactly one of ratio, threshold, num_remove.
         alive: optional `{group: bool}` of channels not pruned yet; pruned channels are
             removed first and counted in `ratio`.
-        normalize: a key of `NORMALIZERS`, applied to each group's scores.
 
     Returns:
         `{group: bool np.ndarray}` (True = keep).
     """
-    check_options(ratio, scope, min_channels, round_to, threshold, num_remove, normalize)
+    if not isinstance(options, RankingOptions):
+        raise TypeError(
+            f"options must be a tfcompress.pruners.ranking.RankingOptions. "
+            f"Received: options={options!r}"
+        )
+    options.check_amount()
+    normalize = NORMALIZERS[options.normalize or "none"]
     alive = {
         g: (
             np.ones(len(s), bool) if alive is None or g not in alive else np.asarray(alive[g], bool)
@@ -129,15 +221,17 @@ def select(
         if not np.isfinite(s).any():
             keep[g] = np.ones(len(s), bool)
         else:
-            pool[g] = NORMALIZERS[normalize](s)
-    if scope == "local":
+            pool[g] = normalize(s)
+    if options.rule == "strict_quantile":
+        keep.update(_select_strict_quantile(pool, alive, options.ratio, options.scope))
+    elif options.scope == "local":
         for g, s in pool.items():
-            keep[g] = _select_local(s, alive[g], ratio, threshold, num_remove, min_channels)
+            keep[g] = _select_local(s, alive[g], options)
     else:
-        keep.update(_select_global(pool, alive, ratio, threshold, num_remove, min_channels))
+        keep.update(_select_global(pool, alive, options))
     for g in pool:  # rounding: add back the best removed channels
         n = len(keep[g])
-        target = round_up(int(keep[g].sum()), n, round_to)
+        target = round_up(int(keep[g].sum()), n, options.round_to)
         if target > keep[g].sum():
             order = _order(pool[g], alive[g])
             keep[g] = np.zeros(n, bool)
@@ -145,21 +239,39 @@ def select(
     return keep
 
 
-def _select_local(s, alive, ratio, threshold, num_remove, min_channels):
+def _select_strict_quantile(pool, alive, ratio, scope):
+    """vggprune.py's cut: keep `s > sorted(s)[int(N * ratio)]` (pruned channels first)."""
+
+    def cut(parts):
+        s_all = np.concatenate([np.where(alive[g], pool[g], -np.inf) for g in parts])
+        if not len(s_all):
+            return {}
+        thre = np.sort(s_all)[int(len(s_all) * ratio)]
+        return {g: alive[g] & (pool[g] > thre) for g in parts}
+
+    if scope == "global":
+        return cut(list(pool))
+    keep = {}
+    for g in pool:
+        keep.update(cut([g]))
+    return keep
+
+
+def _select_local(s, alive, options):
     n = len(s)
-    floor = min(min_channels, n)
-    if ratio is not None:
-        n_keep = max(floor, n - int(math.floor(ratio * n + 1e-9)))
-    elif threshold is not None:
-        n_keep = max(floor, int(np.sum(alive & (s >= threshold))))
+    floor = min(options.min_channels, n)
+    if options.ratio is not None:
+        n_keep = max(floor, n - int(math.floor(options.ratio * n + 1e-9)))
+    elif options.threshold is not None:
+        n_keep = max(floor, int(np.sum(alive & (s >= options.threshold))))
     else:
-        n_keep = max(floor, int(alive.sum()) - num_remove)
+        n_keep = max(floor, int(alive.sum()) - options.num_remove)
     flags = np.zeros(n, bool)
     flags[_order(s, alive)[:n_keep]] = True
     return flags
 
 
-def _select_global(pool, alive, ratio, threshold, num_remove, min_channels):
+def _select_global(pool, alive, options):
     groups = list(pool)
     if not groups:
         return {}
@@ -169,14 +281,14 @@ def _select_global(pool, alive, ratio, threshold, num_remove, min_channels):
     a_all = np.concatenate([alive[g] for g in groups])
     order = np.lexsort((s_all, a_all))  # least important first: pruned, then low scores
     total = len(s_all)
-    if ratio is not None:
-        n_remove = int(math.floor(ratio * total + 1e-9))
-    elif threshold is not None:
-        n_remove = int(np.sum(~a_all | (s_all < threshold)))
+    if options.ratio is not None:
+        n_remove = int(math.floor(options.ratio * total + 1e-9))
+    elif options.threshold is not None:
+        n_remove = int(np.sum(~a_all | (s_all < options.threshold)))
     else:
-        n_remove = int(np.sum(~a_all)) + num_remove
+        n_remove = int(np.sum(~a_all)) + options.num_remove
     left = np.array([len(pool[g]) for g in groups])
-    floors = np.minimum(min_channels, left)
+    floors = np.minimum(options.min_channels, left)
     keep = [np.ones(len(pool[g]), bool) for g in groups]
     removed = 0
     for i in order:

@@ -33,9 +33,11 @@ def resolve_ratio(masked, prune):
         masked,
         prune.compression,
         method=method.criterion,
-        scope=prune.scope or method.scope,
-        min_channels=prune.min_channels,
-        round_to=prune.round_to,
+        options=pruners.RankingOptions(
+            scope=prune.scope or method.scope,
+            min_channels=prune.min_channels,
+            round_to=prune.round_to,
+        ),
     )
     logging.info(
         "compression=%s: ratio %.4f leaves %s parameters (measured with %s)",
