@@ -1,9 +1,11 @@
 """First-order Taylor importance (Molchanov et al. 2017), read from `TaylorMask` layers.
 
-A `TaylorMask` accumulates, during ordinary training steps, `|mean(x * dL/dx)|` per
-channel and batch (see `tfcompress.layers.TaylorMask`). The criterion l2-normalises the
-accumulated sums per group, so scores of different layers compare in a global ranking.
-Without accumulated scores, `prepare` measures them over `data` in a separate pass.
+A `TaylorMask` accumulates, during ordinary training steps, products `x * dL/dx` per
+channel, aggregated as its `aggregation` says (see `tfcompress.layers.TaylorMask`). The
+criterion returns the raw accumulated importance: the paper's per-layer l2 normalisation
+belongs to the ranking (`normalize="l2"`, `tfcompress.pruners.ranking.NORMALIZERS`), so
+that a global ranking applies it once and only once. Without accumulated scores,
+`prepare` measures them over `data` in a separate pass.
 """
 
 import numpy as np
@@ -53,7 +55,7 @@ def measure(model, data, steps=None):
 
 
 def taylor(group, graph=None, sites=None, **unused):
-    """One score per group channel: its accumulated Taylor importance, l2-normalised."""
+    """One score per group channel: its accumulated Taylor importance, not normalised."""
     sites = group_sites(graph, group, TaylorMask, sites)
     if not sites:
         raise ValueError(
@@ -63,15 +65,14 @@ def taylor(group, graph=None, sites=None, **unused):
     scores = np.zeros(group.size, np.float64)
     for site in sites:
         site.layer.fold()  # the last batch's sums (training calls fold the earlier ones)
-        scores[site.group_channel] += np.asarray(site.layer.score, np.float64)
-    norm = np.linalg.norm(scores)
-    if not np.isfinite(norm) or norm == 0:
+        scores[site.group_channel] += np.asarray(site.layer.importance(), np.float64)
+    if not np.isfinite(scores).all() or not scores.any():
         raise ValueError(
             f"No Taylor importance has been accumulated for mask '{sites[0].layer.name}'. "
             "taylor needs data: pass `data=` batches to prune, or train with "
             "`tfcompress.callbacks.StructuredPruning(method='taylor', ...)` first."
         )
-    return scores / norm
+    return scores
 
 
 def _prepare(model, data=None, graph=None, **unused):

@@ -6,24 +6,71 @@ from keras import ops
 
 from tfcompress.layers.channel_mask import ChannelMask
 
+# How the per-channel products `a * g` (activation times dL/da, at each position m of
+# each example t of each batch b) become one score; `count` is the number of summed
+# positions of a batch (examples x positions).
+AGGREGATIONS = {
+    # jacobgil/pytorch-pruning (the seed): sum over batches of mean_{t,m}(a * g), |.| at
+    # the end -- |sum_b sum_{t,m} a g / count_b|.
+    "sum_then_abs": "|sum over batches of the batch mean of a*g|",
+    # tfcompress before issue #14: |mean_{t,m}(a * g)| per batch, summed over batches.
+    "batch_abs": "sum over batches of |batch mean of a*g|",
+    # Molchanov et al. 2017, Eq. 8: |mean_m(a * g)| per example, averaged over the
+    # examples of a batch, summed over batches.
+    "example_abs": "sum over batches of the mean over examples of |mean over positions of a*g|",
+    # mean of |a * g| per element, summed over batches.
+    "mean_abs": "sum over batches of the batch mean of |a*g|",
+}
+DEFAULT_AGGREGATION = "sum_then_abs"
+# Aggregations that need the per-example or per-element products: they cannot be read
+# from a kernel gradient (summed over the batch), so the mask stays on the activations.
+_NEEDS_ACTIVATIONS = ("example_abs", "mean_abs")
+
 
 @keras.saving.register_keras_serializable(package="tfcompress")
 class TaylorMask(ChannelMask):
-    """A `ChannelMask` whose backward pass adds `sum(x * dL/dy)` per channel (the gradient
-    of the loss with respect to a gate fixed at the mask value, Molchanov et al. 2017)
-    and the number of summed positions to two non-trainable, replica-summed variables.
+    """A `ChannelMask` whose backward pass accumulates first-order Taylor importance
+    (Molchanov et al. 2017): per channel, products `a * dL/da` of the masked activation
+    and its gradient (the gradient of the loss with respect to a gate fixed at the mask
+    value), reduced per batch into two non-trainable, replica-summed variables
+    (`taylor_sum`, and `taylor_count`, the number of summed positions).
 
-    `fold()` adds `|sum / count|` -- the Taylor importance of one batch -- to `score` and
-    resets the sums. Every training-mode call folds the previous batch first, so inside
-    `fit` the scores accumulate batch by batch with no per-batch work outside the
-    compiled step; call `fold()` before reading `score`. All three variables live in
-    checkpoints. The forward pass is the plain mask.
+    `fold()` adds the pending batch's term to `score` and resets the sums; every
+    training-mode call folds the previous batch first, so inside `fit` the scores
+    accumulate batch by batch with no per-batch work outside the compiled step. Call
+    `fold()`, then read `importance()`. All three variables live in checkpoints; the
+    forward pass is the plain mask.
+
+    Args:
+        units, channel_maps: see `ChannelMask`.
+        aggregation: how products become a score (`AGGREGATIONS`), with `count_b` the
+            positions (examples x spatial positions) of batch b:
+            - "sum_then_abs" (default; jacobgil/pytorch-pruning): `|sum_b sum a*g / count_b|`
+              -- the signed batch means are summed, the absolute value taken at the end.
+            - "batch_abs": `sum_b |sum a*g| / count_b` -- |.| per batch (tfcompress before
+              issue #14).
+            - "example_abs" (Molchanov et al. 2017, Eq. 8 exactly): per example t,
+              `|mean over positions of a*g|`, averaged over the examples, summed over
+              batches: `sum_b sum_t |sum_m a*g| / count_b`.
+            - "mean_abs": `sum_b sum |a*g| / count_b`, the mean of |a*g| per element.
+            The l2 normalisation of the paper is not applied here: it belongs to the
+            ranking (`normalize="l2"`).
 
     When the mask is `folded` (see `ChannelMask`), the consumers' `scale_kernel` calls
     gather the sums from their kernel gradients: sum over a kernel's other axes of
-    `K * dL/dK'` (K' = K * mask) is the same `sum(x * dL/dy)` for the channels that
-    kernel reads.
+    `K * dL/dK'` (K' = K * mask) is the same `sum(a * dL/da)` for the channels that
+    kernel reads. "example_abs" and "mean_abs" need the products before the sum over the
+    batch, so with them the mask scales the activations even when called folded.
     """
+
+    def __init__(self, units, channel_maps=None, aggregation=DEFAULT_AGGREGATION, **kwargs):
+        super().__init__(units, channel_maps=channel_maps, **kwargs)
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"TaylorMask aggregation must be one of {sorted(AGGREGATIONS)}. "
+                f"Received: aggregation={aggregation!r}"
+            )
+        self.aggregation = aggregation
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -52,15 +99,25 @@ class TaylorMask(ChannelMask):
     def call(self, inputs, site=None, folded=False, training=None):
         if training:
             self.fold()
-        if folded:
+        if folded and self.aggregation not in _NEEDS_ACTIVATIONS:
             return _counted(inputs, self.taylor_count)
         return _taylor_product(
-            inputs, self.channel_scale(), self._index(site), self.taylor_sum, self.taylor_count
+            inputs,
+            self.channel_scale(),
+            self._index(site),
+            self.taylor_sum,
+            self.taylor_count,
+            self.aggregation,
         )
 
     def scale_kernel(self, kernel, axis, site=None):
-            return _taylor_kernel(
-            kernel, self.channel_scale(), self._index(site), axis % len(kernel.shape),
+        if self.aggregation in _NEEDS_ACTIVATIONS:
+            return kernel  # `call` masked the activations
+        return _taylor_kernel(
+            kernel,
+            self.channel_scale(),
+            self._index(site),
+            axis % len(kernel.shape),
             self.taylor_sum,
         )
 
@@ -71,16 +128,27 @@ class TaylorMask(ChannelMask):
         return ops.convert_to_tensor(self.channel_map(site), "int32") + 1
 
     def fold(self):
-        """Adds the pending batch's `|mean(x * dy)|` to `score`; returns nothing."""
+        """Adds the pending batch's term (`taylor_sum / taylor_count`, signed for
+        "sum_then_abs", else its absolute value) to `score`; returns nothing."""
         count = ops.maximum(self.taylor_count.value, 1.0)
-        self.score.assign(self.score.value + ops.abs(self.taylor_sum.value) / count)
+        term = self.taylor_sum.value / count
+        if self.aggregation != "sum_then_abs":
+            term = ops.abs(term)
+        self.score.assign(self.score.value + term)
         self.taylor_sum.assign(ops.zeros_like(self.taylor_sum.value))
         self.taylor_count.assign(ops.zeros_like(self.taylor_count.value))
+
+    def importance(self):
+        """The accumulated importance per group channel (`|score|`), after `fold()`."""
+        return ops.abs(self.score.value)
 
     def reset_scores(self):
         for v in (self.score, self.taylor_sum):
             v.assign(ops.zeros_like(v.value))
         self.taylor_count.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "aggregation": self.aggregation}
 
 
 def _gathered(scale, index, dtype):
@@ -89,8 +157,11 @@ def _gathered(scale, index, dtype):
 
 
 def _per_channel(per_input, index, units, dtype):
+    """Sums the last axis (input channels) into group channels."""
     if index is not None:
-        per_input = tf.math.unsorted_segment_sum(per_input, index, units + 1)[1:]
+        moved = tf.experimental.numpy.moveaxis(per_input, -1, 0)
+        summed = tf.math.unsorted_segment_sum(moved, index, units + 1)[1:]
+        per_input = tf.experimental.numpy.moveaxis(summed, 0, -1)
     return tf.cast(per_input, dtype)
 
 
@@ -98,7 +169,25 @@ def _rows(x, dtype):
     return tf.cast(tf.size(x) // tf.shape(x)[-1], dtype)
 
 
-def _taylor_product(x, scale, index, sum_var, count_var):
+def _batch_term(x, dy, index, units, aggregation, dtype):
+    """Per group channel, the batch's sum of products for `aggregation` (see
+    `AGGREGATIONS`), and the same sum signed (the gate's gradient)."""
+    channels = tf.shape(x)[-1]
+    product = x * dy
+    if aggregation == "example_abs":
+        per_example = tf.reduce_sum(tf.reshape(product, (tf.shape(x)[0], -1, channels)), 1)
+        per_example = _per_channel(per_example, index, units, dtype)
+        return tf.reduce_sum(tf.abs(per_example), 0), tf.reduce_sum(per_example, 0)
+    signed = _per_channel(
+        tf.reduce_sum(tf.reshape(product, (-1, channels)), 0), index, units, dtype
+    )
+    if aggregation == "mean_abs":
+        absolute = tf.reduce_sum(tf.reshape(tf.abs(product), (-1, channels)), 0)
+        return _per_channel(absolute, index, units, dtype), signed
+    return signed, signed
+
+
+def _taylor_product(x, scale, index, sum_var, count_var, aggregation):
     """`x * scale` (scale gathered by `index`) whose gradient also accumulates Taylor sums."""
     units = scale.shape[0]
 
@@ -107,12 +196,13 @@ def _taylor_product(x, scale, index, sum_var, count_var):
         full = _gathered(scale, index, x.dtype)
 
         def grad(dy):
-            per_input = tf.reduce_sum(tf.reshape(x * dy, (-1, tf.shape(x)[-1])), axis=0)
-            per_channel = _per_channel(per_input, index, units, sum_var.dtype)
-            updates = [sum_var.assign_add(per_channel),
-                       count_var.assign_add(_rows(x, count_var.dtype))]
+            term, gate_grad = _batch_term(x, dy, index, units, aggregation, sum_var.dtype)
+            updates = [
+                sum_var.assign_add(term),
+                count_var.assign_add(_rows(x, count_var.dtype)),
+            ]
             with tf.control_dependencies(updates):
-                return tf.identity(dy * full), tf.identity(tf.cast(per_channel, scale.dtype))
+                return tf.identity(dy * full), tf.identity(tf.cast(gate_grad, scale.dtype))
 
         return x * full, grad
 
