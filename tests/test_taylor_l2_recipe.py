@@ -1,0 +1,53 @@
+"""The AdapNet++ compression recipe: Taylor scores l2-normalised per layer, then one
+global threshold, exactly as computed by hand (and not what "mean" keeps)."""
+
+import numpy as np
+
+from tfcompress.pruners import ranking
+
+# A narrow layer and a wide one: l2 divides the wide one by a larger norm (~sqrt(n)),
+# so its channels fall below the narrow layer's middle one; "mean" keeps them above.
+SCORES = {0: np.array([1.0, 5.0, 9.0]), 1: np.arange(10.0, 20.0)}
+RATIO = 0.62  # 8 of 13 channels
+
+
+def _by_hand(scores, n_remove, normalise):
+    """Normalise each layer, pool, remove the `n_remove` lowest (one global threshold)."""
+    pooled = np.concatenate([normalise(s) for s in scores.values()])
+    threshold = np.sort(pooled)[n_remove - 1]
+    keep, start = {}, 0
+    for g, s in scores.items():
+        keep[g] = pooled[start : start + len(s)] > threshold
+        start += len(s)
+    return keep
+
+
+def _select(normalize):
+    options = ranking.RankingOptions(RATIO, scope="global", normalize=normalize)
+    return ranking.select(SCORES, options)
+
+
+def test_taylor_l2_recipe_keeps_the_l2_ranking():
+    n_remove = 8
+    expected = _by_hand(SCORES, n_remove, lambda s: s / np.linalg.norm(s))
+    keep = _select("l2")
+    for g in SCORES:
+        np.testing.assert_array_equal(keep[g], expected[g])
+    assert [int(k.sum()) for k in keep.values()] == [2, 3]
+    mean = _select("mean")
+    np.testing.assert_array_equal(
+        mean[0], _by_hand(SCORES, n_remove, lambda s: s / np.abs(s).mean())[0]
+    )
+    np.testing.assert_array_equal(
+        mean[1], _by_hand(SCORES, n_remove, lambda s: s / np.abs(s).mean())[1]
+    )
+    assert [int(k.sum()) for k in mean.values()] == [1, 4]  # l2 is not a no-op
+
+
+def test_l2_then_mean_is_mean_alone():
+    # why "mean" cannot carry the recipe: s/|s| / mean(s/|s|) == s / mean(s)
+    for s in SCORES.values():
+        l2 = s / np.linalg.norm(s)
+        np.testing.assert_allclose(
+            ranking.NORMALIZERS["mean"](l2), ranking.NORMALIZERS["mean"](s), rtol=1e-12
+        )
