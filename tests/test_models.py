@@ -24,7 +24,7 @@ PUBLISHED = {
     "resnet50": (1000, (224, 224, 3), 25_557_032, "torchvision: 25.56 M"),
     "resnet20": (10, (32, 32, 3), 270_000, "He et al. 2016, table 6: 0.27 M"),
     "resnet56": (10, (32, 32, 3), 850_000, "He et al. 2016, table 6: 0.85 M"),
-    "pspnet": (19, (480, 480, 3), None, "-"),
+    "pspnet": (19, (473, 473, 3), None, "-"),
     "lenet5": (10, (28, 28, 1), 431_000, "Han et al. 2016: 431 K"),
     "lenet_300_100": (10, (28, 28, 1), 267_000, "Han et al. 2016: 267 K"),
 }
@@ -39,7 +39,7 @@ SMALL = {
     "resnet50": (10, (32, 32, 3), 0.125, {"output_stride": 8}),
     "resnet20": (10, (32, 32, 3), 0.5, {}),
     "resnet56": (10, (32, 32, 3), 0.25, {}),
-    "pspnet": (4, (48, 48, 3), 0.125, {}),
+    "pspnet": (4, (57, 57, 3), 0.125, {}),  # res5 8 x 8: bins 3 and 6 pool unevenly
     "lenet5": (10, (28, 28, 1), 0.5, {}),
     "lenet_300_100": (10, (28, 28, 1), 0.5, {}),
 }
@@ -65,6 +65,8 @@ KNOWN_LAYERS = (
     keras.layers.AveragePooling2D,
     keras.layers.GlobalAveragePooling2D,
     keras.layers.UpSampling2D,
+    keras.layers.Resizing,
+    keras.layers.Cropping2D,
     keras.layers.Add,
     keras.layers.Concatenate,
     keras.layers.Flatten,
@@ -184,7 +186,7 @@ def test_small_yolov2_serializes_through_keras_file(tmp_path):
         (dict(input_shape=(64, 64)), "Received: input_shape=(64, 64)"),
         (dict(name="yolov2", input_shape=(100, 96, 3)), "divisible by 32"),
         (dict(name="adapnet_pp", input_shape=(72, 64, 3)), "divisible by 16"),
-        (dict(name="pspnet", input_shape=(64, 64, 3)), "divisible by 48 (output_stride=8"),
+        (dict(name="pspnet", bins=(0, 2)), "bins must be a non-empty list of positive ints"),
         (dict(name="lenet5", input_shape=(8, 8, 1)), "at least 12"),
         (dict(name="yolov2", colour="red"), "Unknown option(s) ['colour'] for model 'yolov2'"),
         (dict(name="resnet50", output_stride=4), "output_stride must be one of [8, 16, 32]"),
