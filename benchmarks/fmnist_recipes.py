@@ -171,7 +171,10 @@ def soft_topk(baseline, data, cfg, compression):
     compile_model(masked, cfg.finetune_lr)
     steps = cfg.finetune_epochs * cfg.steps_per_epoch()
     schedule = schedules.ACoSPTemperature(ratio, ending_epoch=6)
-    callback = cb.SoftTopK(schedule, round_to=cfg.round_to, steps_per_epoch=max(1, steps // 10))
+    # min_channels=1: the ratio above is the parameter budget's, searched with 1 (the table
+    # compares methods at equal parameter budgets, not ACoSP-N)
+    callback = cb.SoftTopK(schedule, min_channels=1, round_to=cfg.round_to,
+                           steps_per_epoch=max(1, steps // 10))
     _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
     return _finish(masked, data, cfg), {"final_sparsity": ratio, "round_to": cfg.round_to,
                                         "epochs": cfg.finetune_epochs,

@@ -94,3 +94,33 @@ def test_acosp_ratio_4_keeps_a_quarter_of_channels():
     compact = tfc.strip(masked)
     kept = {name: compact.get_layer(name).filters for name in ("conv0", "conv1", "conv2")}
     assert kept == {"conv0": 16, "conv1": 8, "conv2": 128}  # 64/4, max(ceil(20/4), 8), 512/4
+
+
+def test_acosp_mask_before_bn_is_normalised_away_in_training():
+    """Why tfcompress masks after BatchNorm: ACoSP's mask m sits between conv and BN, and
+    in training BN(m x) = gamma (x - mean) / sqrt(var + eps / m^2) + beta, so a soft mask
+    of 0.5 moves the output by ~eps / var and a hard 0 leaves beta, not 0."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 2.0, (64, 4, 4, 3)).astype("float32")
+    bn = layers.BatchNormalization(epsilon=1e-5)  # torch's eps, as in ACoSP
+    bn.build(x.shape)
+    bn.beta.assign(np.array([0.1, 0.2, 0.4], "float32"))
+    m = np.array([1.0, 0.5, 0.0], "float32")
+    before = np.asarray(bn(x * m, training=True))
+    plain = np.asarray(bn(x, training=True))
+    assert np.abs(before[..., 1] - plain[..., 1]).max() < 1e-4  # the 0.5 is gone
+    np.testing.assert_allclose(before[..., 2], 0.4, atol=1e-6)  # masked to 0: emits beta
+    after = plain * m  # tfcompress: the mask scales BN's (activation's) output
+    assert np.abs(after[..., 1] - plain[..., 1]).max() > 1.0 and not after[..., 2].any()
+
+
+def test_soft_topk_masks_sit_after_batchnorm():
+    masked = tfc.wrap(_three_convs(), "soft_topk")
+    masks = [layer for layer in masked.layers if isinstance(layer, SoftTopKMask)]
+    assert len(masks) == 3
+    for mask in masks:  # conv -> BN -> ReLU (-> pooling) -> mask
+        chain, op = [], mask
+        while not isinstance(op, layers.Conv2D):
+            op = op._inbound_nodes[0].parent_nodes[0].operation
+            chain.append(type(op).__name__)
+        assert chain[-2:] == ["BatchNormalization", "Conv2D"], chain

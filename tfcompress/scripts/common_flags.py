@@ -260,7 +260,8 @@ def define_prune_flags(fv):
     flags.DEFINE_float(
         "compression",
         None,
-        "Instead of --ratio: shrink the parameters by this factor (2, 4, 8, 16 ...).",
+        "Instead of --ratio: a compression factor N (2, 4, 8, 16 ...), read as "
+        "--compression_target says.",
         lower_bound=1.0,
         flag_values=fv,
     )
@@ -273,6 +274,15 @@ def define_prune_flags(fv):
     )
     flags.DEFINE_float(
         "starting_epoch",
+    flags.DEFINE_enum(
+        "compression_target",
+        None,
+        list(cfg.COMPRESSION_TARGETS),
+        "What --compression=N means: channels (remove 1 - 1/N of the channels, per group "
+        "with --scope=local: ACoSP-N) or params (the channel ratio leaving 1/N of the "
+        "parameters); default per method (channels for soft_topk, params otherwise).",
+        flag_values=fv,
+    )
         0.0,
         "Epoch at which pruning starts (slimming: sparsity training before it; soft_topk: "
         "temperature annealing starts).",
@@ -550,6 +560,7 @@ def evaluate_config(fv):
         ratios = tuple(float(r) for r in fv.prune_ratios)
     except ValueError as e:
         raise ValueError(
+            compression_target=fv.compression_target,
             f"prune_ratios must be numbers. Received: prune_ratios={fv.prune_ratios!r}"
         ) from e
     return cfg.EvalConfig(

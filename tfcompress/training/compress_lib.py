@@ -21,13 +21,22 @@ REPORT_FILE = "report.json"
 REPORT_TEXT = "report.txt"
 
 
+def compression_target(prune):
+    """What `prune.compression` means: "channels" or "params" (`PruneConfig`)."""
+    return prune.compression_target or methods.METHODS[prune.method].compression_target
+
+
 def resolve_ratio(masked, prune):
-    """The pruning ratio: `prune.ratio`, or the one reaching `prune.compression` fewer
-    parameters (measured with the method's criterion on the model as it is now)."""
+    """The pruning ratio: `prune.ratio`; for a `prune.compression` N, 1 - 1/N (target
+    "channels", and magnitude's fraction of weights) or the ratio reaching N times fewer
+    parameters (target "params", measured with the method's criterion on the model as it
+    is now)."""
     if prune.compression is None:
         return prune.ratio
-    if prune.method == "magnitude":
-        return 1.0 - 1.0 / prune.compression
+    if prune.method == "magnitude" or compression_target(prune) == "channels":
+        ratio = 1.0 - 1.0 / prune.compression
+        logging.info("compression=%s: ratio %.4f of every layer", prune.compression, ratio)
+        return ratio
     method = methods.METHODS[prune.method]
     ratio, params = pruners.ratio_for_compression(
         masked,

@@ -13,6 +13,8 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("iterative", "polynomial")
 SCOPES = ("local", "global")
+# What `--compression=N` means (see PruneConfig); the default is per method.
+COMPRESSION_TARGETS = ("channels", "params")
 FORMATS = ("saved_model", "tflite", "keras", "report")
 QUANTIZATIONS = ("none", "dynamic", "int8")
 
@@ -197,8 +199,14 @@ class PruneConfig:
     method: one of `tfcompress.METHODS`.
     ratio: fraction of channels (of weights, for "magnitude") to remove; the seeds call it
         `percent` (slimming) and `final_sparsity` (soft top-k).
-    compression: instead of `ratio`, remove channels until the parameters shrink by this
-        factor (2, 4, 8, 16 ...), measured on the wrapped model when pruning starts.
+    compression: instead of `ratio`, a compression factor N (2, 4, 8, 16 ...), read as
+        `compression_target` says.
+    compression_target: "channels": ratio = 1 - 1/N of the channels (with a local scope
+        every group keeps max(ceil(C/N), min_channels) of its C: ACoSP-N; magnitude: 1 - 1/N
+        of the weights); "params": the channel ratio whose compact model has 1/N of the
+        parameters, searched on the wrapped model when pruning starts. None: the method's
+        default (`tfcompress.training.methods.METHODS[method].compression_target`:
+        channels for soft_topk, params for the other structured methods).
     starting_epoch, ending_epoch: pruning starts and ends (equal: one-shot). For slimming
         the epochs before `starting_epoch` are sparsity training (L1 penalty `s` on BN
         scales); for soft top-k the temperature anneals from one to the other.
@@ -226,6 +234,7 @@ class PruneConfig:
     exclude: tuple = ()
 
     def __post_init__(self):
+    compression_target: str | None = None
         from tfcompress.training import methods  # the table of known methods
 
         _choice("method", self.method, tuple(methods.METHODS))
@@ -251,6 +260,8 @@ class PruneConfig:
                 "ending_epoch must be at or after starting_epoch. Received: "
                 f"starting_epoch={self.starting_epoch}, ending_epoch={self.ending_epoch}"
             )
+        if self.compression_target is not None:
+            _choice("compression_target", self.compression_target, COMPRESSION_TARGETS)
         _number("prune_every", self.prune_every, low=0, low_open=True)
         _choice("schedule", self.schedule, SCHEDULES)
         if self.scope is not None:

@@ -68,6 +68,7 @@ def _structured(prune, ratio, timeline, scope):
         ratio_schedule(prune, ratio, timeline),
         method=prune.method,
         scope=scope,
+        normalize=prune.normalize,
         min_channels=prune.min_channels,
         round_to=prune.round_to,
     )
@@ -103,12 +104,16 @@ class Method:
     criterion: the channel criterion a compression target is measured with.
     make_callback: `fn(prune, ratio, timeline, scope) -> keras.callbacks.Callback`.
     penalty: whether `s` is an L1 penalty added by `wrap` (slimming).
+    compression_target: what `--compression=N` means by default (see
+        `PruneConfig.compression_target`): "params" (1/N of the parameters) or
+        "channels" (ACoSP: every group keeps 1/N of its channels).
     """
 
     scope: str
     criterion: str | None
     make_callback: object
     penalty: bool = False
+    compression_target: str = "params"
 
     def callback(self, prune, ratio, timeline):
         return self.make_callback(prune, ratio, timeline, prune.scope or self.scope)
@@ -119,7 +124,7 @@ METHODS = {
     "l1_filter": Method("local", "l1_filter", _structured),
     "taylor": Method("global", "l1_filter", _structured),
     "slimming": Method("global", "slimming", _structured, penalty=True),
-    "soft_topk": Method("local", "l1_filter", _soft_topk),
+    "soft_topk": Method("local", "l1_filter", _soft_topk, compression_target="channels"),
 }
 
 

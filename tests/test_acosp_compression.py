@@ -1,0 +1,81 @@
+"""What `--compression=N` means: ACoSP's per-conv channel sparsity 1 - 1/N for soft_topk
+(its configs say so), the parameter-count search as an explicit option."""
+
+import os
+
+import keras
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tfcompress.training import compress_lib
+from tfcompress.training import config as cfg
+
+from .test_scripts_helpers import CONFIGS, REPO, parse
+
+ACOSP = [f"{model}_soft_topk_{n}x.cfg" for model in ("pspnet_cityscapes", "resnet18_cifar10")
+         for n in (2, 4, 8, 16)]
+
+
+def _net():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for i, filters in enumerate((16, 32, 32)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(4, name="head")(x))
+
+
+def test_acosp_compression_4_is_ratio_three_quarters():
+    prune = cfg.PruneConfig("soft_topk", compression=4)
+    assert compress_lib.compression_target(prune) == "channels"
+    assert compress_lib.resolve_ratio(None, prune) == 0.75  # no search, no model needed
+
+
+def test_acosp_flags_map_compression_4_to_ratio_three_quarters():
+    config = parse("compress", ["--model=resnet18", "--num_classes=10", "--train_data=x",
+                                "--checkpoint=y", "--epochs=2", "--method=soft_topk",
+                                "--compression=4"])
+    assert config.prune.compression_target is None
+    assert compress_lib.resolve_ratio(None, config.prune) == 0.75
+
+
+def test_compression_target_params_searches_the_parameter_count():
+    masked = tfc.wrap(_net(), "soft_topk")
+    prune = cfg.PruneConfig("soft_topk", compression=4, compression_target="params")
+    assert compress_lib.compression_target(prune) == "params"
+    ratio = compress_lib.resolve_ratio(masked, prune)
+    assert 0.4 < ratio < 0.6  # 1/4 of the parameters: about half the channels, not 3/4
+
+
+def test_compression_target_defaults_to_params_for_other_methods():
+    for method in ("l1_filter", "taylor", "slimming"):
+        prune = cfg.PruneConfig(method, compression=4)
+        assert compress_lib.compression_target(prune) == "params"
+    prune = cfg.PruneConfig("l1_filter", compression=4, compression_target="channels")
+    assert compress_lib.resolve_ratio(None, prune) == 0.75
+
+
+def test_compression_target_rejects_unknown_values():
+    with pytest.raises(ValueError, match=r"compression_target must be one of .*"
+                                         r"Received: compression_target='weights'"):
+        cfg.PruneConfig("soft_topk", compression=4, compression_target="weights")
+    with pytest.raises(Exception, match="compression_target"):
+        parse("compress", ["--train_data=x", "--checkpoint=y", "--epochs=2", "--method=soft_topk",
+                           "--compression=4", "--compression_target=weights"])
+
+
+@pytest.mark.parametrize("name", ACOSP)
+def test_acosp_configs_use_channel_semantics(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    n = int(name.rsplit("_", 1)[1][:-len("x.cfg")])
+    prune = parse("compress", [f"--flagfile=configs/{name}"]).prune
+    assert (prune.method, prune.compression, prune.min_channels) == ("soft_topk", n, 8)
+    assert compress_lib.compression_target(prune) == "channels"
+    assert compress_lib.resolve_ratio(None, prune) == 1 - 1 / n
+    with open(os.path.join(CONFIGS, name)) as f:
+        header = f.read().split("\n--", 1)[0]
+    assert f"ACoSP-{n}" in header and f"max(ceil(C/{n}), 8)" in header
