@@ -7,7 +7,13 @@ from tfcompress.graph.dependency import (
     Member,
     UnknownLayerError,
 )
-from tfcompress.graph.rules import Rule, find_rule, register_rule, registered_rule
+from tfcompress.graph.rules import (
+    Rule,
+    RuleArityError,
+    find_rule,
+    register_rule,
+    registered_rule,
+)
 from tfcompress.graph.trace import trace
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "IndexMap",
     "Member",
     "Rule",
+    "RuleArityError",
     "UnknownLayerError",
     "find_rule",
     "register_rule",

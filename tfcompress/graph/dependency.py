@@ -170,11 +170,13 @@ class DependencyGraph:
         self._rules = {}  # id(layer) -> Rule: the traced model holds every layer
         calls = {}
         for op in t.ops:
-            rule = self._rules.get(id(op.layer)) or self._find_rule(op.layer)
+            rule = self._rules.get(id(op.layer)) or self._find_rule(op)
             self._rules[id(op.layer)] = rule
-            rule.couple(op, b)
             if op.layer.name in self.exclude:
                 b.pin(*op.in_keys, *op.out_keys, reason=f"excluded layer {op.layer.name}")
+            else:
+                rule.check_arity(op)
+            rule.couple(op, b)
             calls.setdefault(id(op.layer), []).append(op)
         for ops in calls.values():  # a shared layer's calls share its weights
             if len(ops) > 1 and getattr(ops[0].layer, "weights", None):
@@ -189,7 +191,8 @@ class DependencyGraph:
         self.num_components = n
         self._make_groups(b)
 
-    def _find_rule(self, layer):
+    def _find_rule(self, op):
+        layer = op.layer
         rule = rules_lib.find_rule(layer)
         if rule is None and layer.name in self.exclude:
             rule = rules_lib.Pin()
@@ -198,9 +201,7 @@ class DependencyGraph:
             raise UnknownLayerError(
                 f"Layer '{layer.name}' of class {cls.__module__}.{cls.__qualname__} has "
                 "no channel rule, so tfcompress cannot tell which of its channels are "
-                "coupled. Register one with `tfcompress.graph.register_rule("
-                f"{cls.__qualname__}, tfcompress.graph.rules.Channelwise())` (or another "
-                f"Rule), or leave it alone with `exclude=['{layer.name}']`."
+                f"coupled. {rules_lib.suggest_rule(op)}"
             )
         return rule
 

@@ -4,7 +4,15 @@ A rule answers two questions about one layer:
 - `couple(op, b)`: which channels of its inputs and outputs are the same channel
   (through the `Coupler` `b`: identity, offset, modulo, expand, pin).
 - `slice_weights` / `edit_config`: given the kept input and output channel indices,
-  the narrower layer's config and weights.
+  the narrower layer's config and weights; `compact` for ops whose call arguments (not
+  config) name channels (`x[..., a:b]`, `keras.ops.split`).
+
+A rule declares how many input and output tensors it couples (`inputs`, `outputs`; None:
+any number). A rule that cannot be right for a layer's arity is refused: when registered,
+if the class's arity is knowable (Keras merge layers, or a `call` with two or more required
+positional arguments), otherwise when the graph meets a call of the layer (`check_arity`).
+A Keras layer class does not declare how many tensors it takes (`call(inputs)` takes a list
+as readily as one tensor), so for most classes only the call can tell.
 
 Rules live in one table keyed by layer class (or the class's qualified name, for layers
 that are not importable at tfcompress import time); `register_rule` adds to it for the
@@ -13,9 +21,11 @@ process, `registered_rule` for a `with` block.
 
 import contextlib
 import dataclasses
+import inspect
 
 import numpy as np
-from keras import layers
+from keras import layers, ops
+from keras.src.layers.merging.base_merge import Merge as KerasMerge
 
 # Activations that mix channels: a channel cannot be removed under them.
 _CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
@@ -36,9 +46,29 @@ class Rule:
     is_mixing = False  # outputs are new channels (conv, dense): the group's "producers"
     weights = {}
     width_key = None  # config key holding the output width (e.g. "filters")
+    inputs = None  # number of input tensors the rule couples (None: any)
+    outputs = None  # number of output tensors the rule couples (None: any)
 
     def couple(self, op, b):
         raise NotImplementedError
+
+    def check_arity(self, op):
+        """Raises `RuleArityError` unless the rule couples every input and output of `op`."""
+        n_in, n_out = len(op.in_keys), len(op.out_keys)
+        if self.inputs not in (None, n_in) or self.outputs not in (None, n_out):
+            raise RuleArityError(
+                f"Layer '{op.layer.name}' ({_qualname(type(op.layer))}) is called on {n_in} "
+                f"input tensor(s) with {n_out} output(s), but its rule {type(self).__name__} "
+                f"couples {_count(self.inputs)} input(s) with {_count(self.outputs)} "
+                "output(s): the channels of the others would be pruned apart and the compact "
+                f"model would not build. {suggest_rule(op)}"
+            )
+
+    def compact(self, op, keep_of):
+        """What the compact model calls in place of `op`, given `keep_of(key)` (the kept
+        channel positions of a tensor, None: all): a callable taking `op`'s arguments, or
+        None for the default (a clone of the layer through `edit_config`, weights sliced)."""
+        return None
 
     def couple_calls(self, first, other, b):
         """Two calls of one layer share its weights: channel c of `other`'s input (output)
@@ -82,6 +112,14 @@ class Rule:
         return out
 
 
+class RuleArityError(ValueError):
+    """A rule that cannot couple every input and output of a layer."""
+
+
+def _count(n):
+    return "any number of" if n is None else str(n)
+
+
 def _expand_factor(layer, name):
     """Channels per input channel on a weight's input axis (separable pointwise kernels)."""
     if name == "pointwise_kernel":
@@ -93,6 +131,7 @@ class Mixing(Rule):
     """Conv/Dense-like: outputs are new channels; inputs are consumed (sliced, not coupled)."""
 
     is_mixing = True
+    inputs, outputs = 1, 1
 
     def __init__(self, width_key, weights):
         self.width_key = width_key
@@ -109,6 +148,8 @@ class Mixing(Rule):
 
 class Channelwise(Rule):
     """One output channel per input channel (BatchNorm, activations, pooling, resizing ...)."""
+
+    inputs, outputs = 1, 1
 
     def __init__(self, weights=None, axis_attr=None):
         self.weights = weights or {}
@@ -136,6 +177,7 @@ class Depthwise(Rule):
     """DepthwiseConv: output channel c*m + j comes from input channel c."""
 
     weights = {"kernel": (-2, None), "bias": (None, 0)}
+    inputs, outputs = 1, 1
 
     def couple(self, op, b):
         if _channels_first(op.layer):
@@ -146,6 +188,8 @@ class Depthwise(Rule):
 
 class Merge(Rule):
     """Add/Multiply/...: every input with the output's channel count is the same channels."""
+
+    outputs = 1
 
     def couple(self, op, b):
         out = op.out_keys[0]
@@ -159,6 +203,8 @@ class Merge(Rule):
 
 class Concat(Rule):
     """Concatenate: along channels, input i lands at an offset; along other axes, identity."""
+
+    outputs = 1
 
     def couple(self, op, b):
         rank = len(op.out_shapes[0])
@@ -176,6 +222,8 @@ class Concat(Rule):
 class Modulo(Rule):
     """Flatten / SpaceToDepth: output feature f holds input channel f % C."""
 
+    inputs, outputs = 1, 1
+
     def couple(self, op, b):
         if _channels_first(op.layer):
             b.pin(*op.in_keys, *op.out_keys, reason="channels_first")
@@ -185,6 +233,8 @@ class Modulo(Rule):
 
 class Reshape(Rule):
     """Reshape keeping the channel axis last (identity) or folding trailing axes (modulo)."""
+
+    inputs, outputs = 1, 1
 
     def couple(self, op, b):
         kind = _reshape_kind(op.in_shapes[0], op.out_shapes[0])
@@ -218,6 +268,133 @@ def _reshape_kind(in_shape, out_shape):
     return "pin"
 
 
+class Permute(Rule):
+    """Permute: identity while the channel axis stays last, pinned when it moves."""
+
+    inputs, outputs = 1, 1
+
+    def couple(self, op, b):
+        dims = tuple(op.layer.dims)
+        if dims and dims[-1] == len(dims):
+            b.identity(op.in_keys[0], op.out_keys[0])
+        else:
+            b.pin(*op.in_keys, *op.out_keys, reason="permute moves the channel axis")
+
+
+class Pad(Rule):
+    """`keras.ops.pad`: channelwise when the channel axis is not padded, else pinned."""
+
+    inputs, outputs = 1, 1
+
+    def couple(self, op, b):
+        rank = len(op.in_shapes[0])
+        try:
+            widths = np.broadcast_to(np.asarray(op.layer.pad_width), (rank, 2))
+        except (TypeError, ValueError):
+            widths = None
+        if widths is None or np.any(widths[-1] != 0):
+            b.pin(*op.in_keys, *op.out_keys, reason="pad along the channel axis")
+            return
+        b.identity(op.in_keys[0], op.out_keys[0])
+
+
+class Split(Rule):
+    """`keras.ops.split`: along channels, output i is the input's channels from its offset
+    on (as Concatenate's inputs, inverted); along other axes, each output is the input's
+    channels."""
+
+    inputs, outputs = 1, None
+
+    def couple(self, op, b):
+        if not _splits_channels(op):
+            for k in op.out_keys:
+                b.identity(op.in_keys[0], k)
+            return
+        offset = 0
+        for k, shape in zip(op.out_keys, op.out_shapes):
+            b.offset(k, op.in_keys[0], offset)
+            offset += shape[-1]
+
+    def compact(self, op, keep_of):
+        keep = keep_of(op.in_keys[0])
+        if keep is None or not _splits_channels(op):
+            return None
+        ends = np.cumsum([shape[-1] for shape in op.out_shapes])[:-1]
+        indices = [int(n) for n in np.searchsorted(keep, ends)]
+        axis = op.layer.axis
+
+        def split(x):
+            return ops.split(x, indices, axis=axis)
+
+        return split
+
+
+def _splits_channels(op):
+    rank = len(op.in_shapes[0])
+    return op.layer.axis is not None and op.layer.axis % rank == rank - 1
+
+
+class GetItem(Rule):
+    """`x[key]` on a KerasTensor: slices of other axes are channelwise; a step-1 slice of
+    the channel axis keeps channels `start .. stop - 1` (output channel c is input channel
+    start + c); any other channel index (an int, a step, a list, a new axis) pins."""
+
+    inputs, outputs = 1, 1
+
+    def couple(self, op, b):
+        found = _channel_slice(op)
+        if found is None:
+            b.pin(*op.in_keys, *op.out_keys, reason="index along the channel axis")
+            return
+        b.offset(op.out_keys[0], op.in_keys[0], found[2])
+
+    def compact(self, op, keep_of):
+        keep = keep_of(op.in_keys[0])
+        found = _channel_slice(op)
+        if keep is None or found is None or found[1] is None:
+            return None
+        key, position, start, stop = found
+        key = list(key)
+        key[position] = slice(*(int(n) for n in np.searchsorted(keep, [start, stop])))
+        key = tuple(key)
+
+        def get_item(x, _key):
+            return x[key]
+
+        return get_item
+
+
+def _channel_slice(op):
+    """`(key as a tuple, position of the channel entry in it or None, start, stop)` of
+    `x[key]`'s channel range, or None when the channel axis is not kept as a step-1 range."""
+    args = op.node.arguments.args
+    key = args[1] if len(args) > 1 else op.node.arguments.kwargs.get("key")
+    key = key if isinstance(key, tuple) else (key,)
+    rank, c = len(op.in_shapes[0]), op.in_shapes[0][-1]
+    plain = all(k is Ellipsis or isinstance(k, (int, slice)) for k in key)
+    if c is None or not plain or sum(k is Ellipsis for k in key) > 1:
+        return None
+    if Ellipsis in key:
+        position = key.index(Ellipsis)
+        if position < len(key) - 1:
+            position = len(key) - 1  # the last entry indexes the channel axis
+        else:
+            return (key, None, 0, c)  # x[a, ...]: channels untouched
+    elif len(key) < rank:
+        return (key, None, 0, c)  # trailing axes (the channel axis) are not indexed
+    else:
+        position = len(key) - 1
+    if len(key) > rank + (Ellipsis in key):
+        return None
+    entry = key[position]
+    if not isinstance(entry, slice) or isinstance(entry.start, bool):
+        return None
+    start, stop, step = entry.indices(c)
+    if step != 1 or stop <= start or op.out_shapes[0][-1] != stop - start:
+        return None
+    return (key, position, start, stop)
+
+
 class Pin(Rule):
     """Layers whose output depends on all channels together (LayerNorm, Softmax ...)."""
 
@@ -227,6 +404,8 @@ class Pin(Rule):
 
 class Identity(Rule):
     """tfcompress's own mask/gate layers: output channel c is input channel c."""
+
+    inputs, outputs = 1, 1
 
     def couple(self, op, b):
         b.identity(op.in_keys[0], op.out_keys[0])
@@ -244,6 +423,7 @@ class Wrapped(Rule):
         self.inner = inner
         self.is_mixing = inner.is_mixing
         self.width_key = inner.width_key
+        self.inputs, self.outputs = inner.inputs, inner.outputs
 
     def couple(self, op, b):
         self.inner.couple(dataclasses.replace(op, layer=op.layer.layer), b)
@@ -253,6 +433,9 @@ class Wrapped(Rule):
 
     def weight_axes(self, layer):
         return self.inner.weight_axes(layer)
+
+    def compact(self, op, keep_of):
+        return self.inner.compact(dataclasses.replace(op, layer=op.layer.layer), keep_of)
 
     def edit_config(self, config, op, in_keep, out_keep):
         return self.inner.edit_config(config, op, in_keep, out_keep)
@@ -288,7 +471,7 @@ RULES = {
     layers.UnitNormalization: Pin(),
     layers.Normalization: Pin(),
     layers.Softmax: Pin(),
-    layers.Permute: Pin(),
+    layers.Permute: Permute(),
     layers.RepeatVector: Pin(),
     layers.Embedding: Pin(),
     layers.Activation: Channelwise(),
@@ -343,6 +526,10 @@ RULES = {
     "keras.src.applications.inception_resnet_v2.CustomScaleLayer": Merge(),
     "tfcompress.layers.space_to_depth.SpaceToDepth": Modulo(),
     "tfcompress.layers.channel_mask.ChannelMask": Identity(),
+    # keras.ops called on KerasTensors: keras.ops.pad, keras.ops.split, x[...].
+    "keras.src.ops.numpy.Pad": Pad(),
+    "keras.src.ops.numpy.Split": Split(),
+    "keras.src.ops.numpy.GetItem": GetItem(),
 }
 
 # keras.ops called directly on symbolic tensors in functional models (`x + 3.0`, ...).
@@ -369,17 +556,81 @@ for _name in ("Softmax", "LogSoftmax"):
     RULES[f"keras.src.ops.nn.{_name}"] = Pin()
 
 
+_MERGE_BASE = KerasMerge
+
+
 def _qualname(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def register_rule(layer_class, rule):
-    """Teaches the dependency graph a layer class (a class or its qualified name)."""
+    """Teaches the dependency graph a layer class (a class or its qualified name).
+
+    A rule coupling one input (`Channelwise`, `Mixing` ...) is refused here for a class
+    known to take several tensors (a Keras merge layer, or a `call` with two or more
+    required positional arguments); for other classes the graph checks each call
+    (`Rule.check_arity`).
+    """
     if not isinstance(rule, Rule):
         raise TypeError(
             f"register_rule expects a tfcompress.graph.rules.Rule. Received: rule={rule!r}"
         )
+    if rule.inputs == 1 and _takes_several_tensors(layer_class):
+        name = _qualname(layer_class)
+        raise RuleArityError(
+            f"register_rule: {name} takes several input tensors, but the rule "
+            f"{type(rule).__name__} couples only the first input with the output: the "
+            "channels of the other inputs would be pruned apart. Register a rule that "
+            "couples every input, e.g. tfcompress.graph.rules.Merge() (as Add's), or "
+            f"leave the layer alone with exclude=[...]. Received: layer_class={name}, "
+            f"rule={type(rule).__name__}"
+        )
     RULES[layer_class] = rule
+
+
+def _takes_several_tensors(layer_class):
+    """True when `layer_class` is known to be called on several tensors."""
+    if not isinstance(layer_class, type):
+        return False
+    if issubclass(layer_class, _MERGE_BASE):
+        return True
+    try:
+        params = list(inspect.signature(layer_class.call).parameters.values())[1:]
+    except (AttributeError, TypeError, ValueError):
+        return False
+    required = [
+        p
+        for p in params
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    return len(required) >= 2
+
+
+def suggest_rule(op):
+    """What to do about a layer without a (fitting) rule, fitted to the call `op`: one
+    input and one output -> Channelwise; several inputs, one output -> Merge (every input
+    the same channels, as Add's); otherwise only `exclude`."""
+    layer = op.layer
+    cls = type(layer).__qualname__
+    exclude = f"exclude=['{layer.name}']"
+    n_in, n_out = len(op.in_keys), len(op.out_keys)
+    if n_in == 1 and n_out == 1:
+        return (
+            f"If output channel c is input channel c, register `tfcompress.graph."
+            f"register_rule({cls}, tfcompress.graph.rules.Channelwise())`; otherwise (or "
+            f"to keep it as it is) leave it alone with `{exclude}`."
+        )
+    if n_in > 1 and n_out == 1:
+        return (
+            f"It takes {n_in} input tensors: if they and its output are the same channels "
+            f"(as Add's), register `tfcompress.graph.register_rule({cls}, "
+            "tfcompress.graph.rules.Merge())`; otherwise leave it alone with "
+            f"`{exclude}`."
+        )
+    return (
+        f"It is called on {n_in} input(s) with {n_out} outputs, which no built-in rule "
+        f"couples: leave it alone with `{exclude}` (or write a Rule for it)."
+    )
 
 
 @contextlib.contextmanager

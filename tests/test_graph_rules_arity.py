@@ -1,0 +1,112 @@
+"""A rule must couple every input and output of the layers it is given: one that cannot is
+refused (when registered if the class's arity is knowable, else when the graph meets the
+call), and the unknown-layer error suggests a rule that fits the layer."""
+
+import keras
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tests.parity import max_rel_error, outputs, sample_input
+from tfcompress.graph import UnknownLayerError, find_rule, register_rule, registered_rule
+from tfcompress.graph.rules import Channelwise, Merge, RuleArityError
+
+
+class WeightedSum(layers.Layer):
+    """Called on a list: its arity is not knowable from the class."""
+
+    def call(self, inputs):
+        a, b = inputs
+        return a + 0.5 * b
+
+
+class PairSum(layers.Layer):
+    """Two required positional tensors: knowably multi-input."""
+
+    def call(self, a, b):
+        return a + b
+
+
+class Halves(layers.Layer):
+    """One input, two outputs."""
+
+    def call(self, x):
+        return [x, 2.0 * x]
+
+
+class Doubler(layers.Layer):
+    def call(self, x):
+        return 2.0 * x
+
+
+def _two_branches(layer):
+    inp = keras.Input((8, 8, 3))
+    a = layers.Conv2D(8, 3, padding="same", name="conv_a")(inp)
+    b = layers.Conv2D(8, 3, padding="same", name="conv_b")(inp)
+    x = layer([a, b]) if isinstance(layer, WeightedSum) else layer(a, b)
+    return keras.Model(inp, layers.Conv2D(2, 1, name="head")(x))
+
+
+def test_channelwise_rule_refused_for_multi_input_layer():
+    model = _two_branches(WeightedSum(name="wsum"))
+    with registered_rule(WeightedSum, Channelwise()):
+        with pytest.raises(
+            RuleArityError,
+            match=r"Layer 'wsum' \(.*WeightedSum\) is called on 2 input tensor\(s\) with 1 "
+            r"output\(s\), but its rule Channelwise couples 1 input\(s\) with 1 output\(s\).*"
+            r"register_rule\(WeightedSum, tfcompress.graph.rules.Merge\(\)\)",
+        ):
+            tfc.DependencyGraph(model)
+        # excluded, the layer's channels are all kept: no error
+        assert tfc.DependencyGraph(model, exclude=["wsum"]).groups
+
+
+def test_channelwise_rule_refused_at_registration_when_arity_is_known():
+    for cls in (PairSum, layers.Add, layers.Concatenate):
+        with pytest.raises(
+            RuleArityError,
+            match=rf"register_rule: .*{cls.__name__} takes several input tensors, but the "
+            rf"rule Channelwise couples only the first.*Merge\(\).*layer_class=.*{cls.__name__}",
+        ):
+            register_rule(cls, Channelwise())
+    assert find_rule(PairSum()) is None and isinstance(find_rule(layers.Add()), Merge)
+
+
+def test_merge_rule_for_multi_input_layer_prunes_with_parity():
+    model = _two_branches(WeightedSum(name="wsum"))
+    x = sample_input(model)
+    with registered_rule(WeightedSum, Merge()):
+        masked = tfc.wrap(model)
+        tfc.prune(masked, ratio=0.5)
+        compact = tfc.strip(masked)
+    assert compact.get_layer("conv_a").filters == compact.get_layer("conv_b").filters == 4
+    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+
+
+def test_unknown_layer_error_suggests_a_fitting_rule():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same")(inp)
+    single = keras.Model(inp, Doubler(name="doubler")(x))
+    with pytest.raises(
+        UnknownLayerError,
+        match=r"'doubler' .* no channel rule.*If output channel c is input channel c, "
+        r"register `tfcompress.graph.register_rule\(Doubler, "
+        r"tfcompress.graph.rules.Channelwise\(\)\)`.*`exclude=\['doubler'\]`",
+    ):
+        tfc.DependencyGraph(single)
+    with pytest.raises(
+        UnknownLayerError,
+        match=r"'wsum' .* no channel rule.*It takes 2 input tensors: if they and its output "
+        r"are the same channels \(as Add's\), register `tfcompress.graph.register_rule\("
+        r"WeightedSum, tfcompress.graph.rules.Merge\(\)\)`.*`exclude=\['wsum'\]`",
+    ):
+        tfc.DependencyGraph(_two_branches(WeightedSum(name="wsum")))
+    a, b = Halves(name="halves")(x)
+    with pytest.raises(UnknownLayerError, match=r"'halves' .*") as info:
+        tfc.DependencyGraph(keras.Model(inp, [a, b]))
+    message = str(info.value)
+    assert (
+        "called on 1 input(s) with 2 outputs, which no built-in rule couples: leave it "
+        "alone with `exclude=['halves']`" in message
+    )
+    assert "register_rule(" not in message

@@ -1,0 +1,155 @@
+"""Rules for the keras.ops layers of functional models: `keras.ops.pad`, `keras.ops.split`,
+`x[...]` (Pad, Split, GetItem), and Permute: each topology prunes with parity."""
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+import tfcompress as tfc
+from tests.parity import max_rel_error, outputs, sample_input
+from tests.topologies import cbr, randomize_bn
+
+_PAD_HW = [[0, 0], [1, 1], [1, 1], [0, 0]]
+
+
+def _prunes_with_parity(model, ratio=0.5):
+    """wrap -> prune -> strip; returns the compact model after checking parity."""
+    model = randomize_bn(model)
+    x = sample_input(model)
+    masked = tfc.wrap(model, method="l1_filter")
+    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
+    tfc.prune(masked, ratio=ratio)
+    compact = tfc.strip(masked)
+    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    assert compact.count_params() < model.count_params()
+    return compact
+
+
+def _head(x, classes=5):
+    x = layers.GlobalAveragePooling2D()(x)
+    return layers.Dense(classes, name="logits")(x)
+
+
+def _group_of(model, producer):
+    """The first graph group whose channels `producer` makes."""
+    graph = tfc.DependencyGraph(model)
+    return [g for g in graph.groups if producer in {m.layer.name for m in g.layers("out")}]
+
+
+def _ops(model, cls_name):
+    return [op for op in model.operations if type(op).__name__ == cls_name]
+
+
+def test_resnet_v2_with_explicit_pad_prunes():
+    """Pre-activation blocks whose 3x3 convs read `keras.ops.pad`ded activations."""
+    inp = keras.Input((16, 16, 3))
+    x = layers.Conv2D(16, 3, padding="same", name="stem")(inp)
+    for i, (filters, strides) in enumerate(((16, 1), (32, 2))):
+        pre = layers.ReLU()(layers.BatchNormalization()(x))
+        if strides == 1:
+            shortcut = x
+        else:
+            shortcut = layers.Conv2D(filters, 1, strides=strides, name=f"proj{i}")(pre)
+        y = ops.pad(pre, _PAD_HW)
+        y = layers.Conv2D(filters, 3, strides=strides, padding="valid", name=f"a{i}")(y)
+        y = layers.ReLU()(layers.BatchNormalization()(y))
+        y = ops.pad(y, _PAD_HW)
+        y = layers.Conv2D(filters, 3, padding="valid", name=f"b{i}")(y)
+        x = layers.Add()([shortcut, y])
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    model = keras.Model(inp, _head(x))
+    graph = tfc.DependencyGraph(model)
+    pruned_by_pad = {m.layer.name for g in graph.prunable_groups for m in g.layers("out")}
+    assert {"a0", "a1"} <= pruned_by_pad  # the padded tensors' producers are prunable
+    compact = _prunes_with_parity(model)
+    assert compact.get_layer("a0").filters < 16
+    assert len(_ops(compact, "Pad")) == 4
+
+
+def test_pad_along_the_channel_axis_pins():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="conv")(inp)
+    x = ops.pad(x, [[0, 0], [0, 0], [0, 0], [2, 0]])
+    model = keras.Model(inp, _head(layers.Conv2D(4, 1, name="next")(x)))
+    (group,) = _group_of(model, "conv")
+    assert not group.prunable and group.pinned_by == "pad along the channel axis"
+
+
+def test_csp_channel_split_prunes():
+    """CSP: split the channels in two halves, a conv on each, concatenate."""
+    inp = keras.Input((12, 12, 3))
+    x = cbr(inp, 16, name="stem")
+    a, b = ops.split(x, 2, axis=-1)
+    a = cbr(a, 8, name="left")
+    b = cbr(cbr(b, 8, name="right1"), 8, name="right2")
+    x = layers.Concatenate()([a, b])
+    x = cbr(x, 16, kernel=1, name="fuse")
+    model = keras.Model(inp, _head(x))
+    halves = _group_of(model, "stem")
+    assert [g.size for g in halves] == [8, 8]  # each half is its own group
+    compact = _prunes_with_parity(model)
+    (split,) = _ops(compact, "Split")
+    assert compact.get_layer("stem").filters < 16
+    assert list(split.indices_or_sections) == [compact.get_layer("stem").filters // 2]
+
+
+def test_uneven_split_prunes_each_part():
+    inp = keras.Input((8, 8, 3))
+    x = cbr(inp, 12, name="stem")
+    a, b, c = ops.split(x, [2, 8], axis=-1)
+    x = layers.Concatenate()([cbr(a, 4), cbr(b, 6), cbr(c, 4)])
+    compact = _prunes_with_parity(keras.Model(inp, _head(x)))
+    (split,) = _ops(compact, "Split")
+    assert [tuple(t.shape)[-1] for t in split._inbound_nodes[0].outputs] == [1, 3, 2]
+
+
+def test_getitem_channel_slice_prunes():
+    inp = keras.Input((12, 12, 3))
+    x = cbr(inp, 16, name="stem")
+    middle = x[..., 4:12]
+    first = x[:, :, :, :4]
+    crop = x[:, 1:-1, 1:-1]  # spatial only: channelwise
+    y = layers.Concatenate()([cbr(middle, 8), cbr(first, 4)])
+    y = layers.Add()([y[:, 1:-1, 1:-1, :], cbr(crop, 12)])
+    model = keras.Model(inp, _head(y))
+    compact = _prunes_with_parity(model)
+    assert compact.get_layer("stem").filters < 16
+
+
+def test_getitem_that_drops_or_strides_channels_pins():
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="conv")(inp)
+    strided = x[..., ::2]
+    single = x[..., 0:1] + x[..., 3][..., None]
+    x = layers.Concatenate()([strided, single])
+    model = keras.Model(inp, _head(layers.Conv2D(4, 1)(x)))
+    groups = _group_of(model, "conv")
+    assert {(g.prunable, g.pinned_by) for g in groups} == {(False, "index along the channel axis")}
+
+
+def test_permute_keeping_the_channel_axis_last_is_channelwise():
+    inp = keras.Input((8, 4, 3))
+    x = cbr(inp, 8, name="conv")
+    x = layers.Permute((2, 1, 3))(x)
+    model = keras.Model(inp, _head(x))
+    compact = _prunes_with_parity(model)
+    assert compact.get_layer("conv").filters == 4
+    moved = keras.Model(inp, _head(layers.Permute((3, 2, 1))(cbr(inp, 8, name="c2"))))
+    (group,) = _group_of(moved, "c2")
+    assert not group.prunable and group.pinned_by == "permute moves the channel axis"
+
+
+def test_stripped_ops_model_loads_as_plain_keras(tmp_path):
+    inp = keras.Input((8, 8, 3))
+    x = cbr(inp, 8, name="stem")
+    a, b = ops.split(ops.pad(x, _PAD_HW), 2, axis=-1)
+    x = layers.Concatenate()([cbr(a, 4), cbr(b[..., 1:4], 4)])
+    model = randomize_bn(keras.Model(inp, _head(x)))
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    path = str(tmp_path / "ops.keras")
+    compact.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = sample_input(model)
+    np.testing.assert_allclose(outputs(loaded, x)[0], outputs(compact, x)[0], rtol=1e-5)
