@@ -32,6 +32,9 @@ def strip(masked, name=None):
             return None
         inner = unwrap(op.layer)
         rule = graph.rule(op.layer)
+        call = rule.compact(op, keep_of)  # ops whose arguments name channels (x[..., a:b])
+        if call is not None:
+            return call
         in_keep = keep_of(op.in_keys[0]) if op.in_keys else None
         out_keep = keep_of(op.out_keys[0])
         plans[id(op.layer)] = (in_keep, out_keep)

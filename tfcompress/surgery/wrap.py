@@ -142,7 +142,10 @@ def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
     masks = {}
     for g in graph.prunable_groups:
         producer = next((m.layer.name for m in g.members if m.role == "out"), f"g{g.index}")
-        masks[g.index] = mask_class(g.size, channel_maps=maps[g.index], name=f"{producer}_mask")
+        name = f"{producer}_mask"
+        if any(m.name == name for m in masks.values()):  # a split tensor: several groups
+            name = f"{producer}_mask_g{g.index}"
+        masks[g.index] = mask_class(g.size, channel_maps=maps[g.index], name=name)
     consumer_ops = {(op.index, k) for op, k in graph.consumers()}
     kernel_ops, folded_keys = _kernel_consumers(graph, calls) if mask_kernels else ({}, set())
     masked_cache = {}  # each consumed tensor is masked once; its consumers share the copy
