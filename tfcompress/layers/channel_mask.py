@@ -51,6 +51,19 @@ class ChannelMask(keras.layers.Layer):
         """The per-group-channel factor applied to the input (the mask here)."""
         return self.mask
 
+    def kept(self):
+        """Which channels this mask keeps, as a bool NumPy array of `units`.
+
+        The one definition of a kept channel, read by every report (`mask_stats`,
+        `PruningSummaries`, the training log), by plans and by `strip`: the binary `mask`
+        is on (> 0.5) and the factor the layer applies (`channel_scale`: a gate, a soft
+        top-k selection) is not exactly zero. A soft top-k mask that is not hard yet
+        keeps every channel its binary mask keeps: its soft factor is never zero, and
+        `strip` folds it into the next layer's kernel.
+        """
+        on = ops.convert_to_numpy(self.mask) > 0.5
+        return on & (ops.convert_to_numpy(self.channel_scale()) != 0)
+
     def channel_map(self, site):
         """Input channel -> group channel (-1: not in the group) at `site`, or None."""
         return None if site is None else self.channel_maps[site]

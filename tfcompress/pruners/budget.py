@@ -16,9 +16,9 @@ def compact_params(graph, keep_components):
     counted, total = set(), 0
     for op in graph.traced.ops:
         layer = op.layer
-        if isinstance(layer, ChannelMask) or id(layer) in counted or not layer.weights:
+        if isinstance(layer, ChannelMask) or layer.name in counted or not layer.weights:
             continue
-        counted.add(id(layer))
+        counted.add(layer.name)  # a shared layer's weights count once
         rule = graph.rule(layer)
         inner = getattr(layer, "layer", layer)
         axes = rule.weight_axes(inner)

@@ -51,5 +51,5 @@ def plan_from_masks(masked):
     keep = {}
     for layer in layers_of(masked):
         if isinstance(layer, ChannelMask):
-            keep[layer.name] = np.nonzero(np.asarray(layer.mask) > 0.5)[0].tolist()
+            keep[layer.name] = np.nonzero(layer.kept())[0].tolist()
     return PruningPlan(keep=keep)

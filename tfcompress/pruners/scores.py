@@ -62,10 +62,11 @@ def score_groups(masked, method="l1_filter", data=None, graph=None):
 
 
 def alive_channels(graph, sites):
-    """`{group: bool}`: the channels each group's mask currently keeps."""
+    """`{group: bool}`: the channels each group's mask currently keeps
+    (`ChannelMask.kept`)."""
     alive = {}
     for site in sites:
-        flags = np.asarray(site.layer.mask) > 0.5
+        flags = site.layer.kept()
         a = alive.setdefault(site.group, np.ones(graph.groups[site.group].size, bool))
         a[site.group_channel] &= flags
     return alive

@@ -12,8 +12,7 @@ def mask_stats(model):
     "weight_sparsity": s}` for the mask and weight-mask layers of `model`."""
     stats, kept, total = {}, 0, 0
     for mask in layers_of(model, ChannelMask):
-        scale = np.abs(np.asarray(mask.channel_scale()))
-        n = int(np.sum((np.asarray(mask.mask) > 0.5) & (scale > 0)))
+        n = int(mask.kept().sum())
         stats[f"kept_channels/{mask.name}"] = n
         kept, total = kept + n, total + mask.units
     if total:

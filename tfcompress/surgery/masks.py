@@ -20,9 +20,9 @@ class MaskSite:
 
 def mask_sites(graph):
     """The `MaskSite` of each mask layer in the graph's model, in topological order."""
-    sites = {}
+    sites = {}  # mask layer name -> its site (a shared mask is called at many places)
     for op in graph.traced.ops:
-        if not isinstance(op.layer, ChannelMask) or id(op.layer) in sites:
+        if not isinstance(op.layer, ChannelMask) or op.layer.name in sites:
             continue
         key = op.in_keys[0]
         channel_map = _channel_map(op)
@@ -35,16 +35,32 @@ def mask_sites(graph):
             channels, first = np.unique(np.asarray(channel_map), return_index=True)
             picked = comps[first[channels >= 0]]
         groups, ranks = graph.component_channels(picked)
-        sites[id(op.layer)] = MaskSite(op.layer, int(groups[0]), picked, ranks)
+        sites[op.layer.name] = MaskSite(op.layer, int(groups[0]), picked, ranks)
     return list(sites.values())
 
 
 def kept_components(graph):
-    """Bool array over the graph's components: False where a mask (or gate) is zero."""
+    """Bool array over the graph's components: False where a mask does not keep the
+    channel (`ChannelMask.kept`).
+
+    Raises:
+        ValueError: naming the mask layers that keep no channel at all (a layer with no
+            channels cannot be built; `rule="strict_quantile"` can empty a layer, as
+            Network Slimming's vggprune.py does).
+    """
     keep = np.ones(graph.num_components, dtype=bool)
+    empty = []
     for site in mask_sites(graph):
-        scale = np.asarray(site.layer.channel_scale())
-        keep[site.components] = np.abs(scale) > 0
+        kept = site.layer.kept()
+        if not kept.any():
+            empty.append(site.layer.name)
+        keep[site.components] = kept
+    if empty:
+        raise ValueError(
+            f"Mask layers {empty} keep no channel: the compact model would have layers "
+            "with no channels, which cannot be built. Prune with a lower ratio, or with "
+            "rule='safe' (never empties a layer) instead of rule='strict_quantile'."
+        )
     return keep
 
 

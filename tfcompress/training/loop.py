@@ -85,20 +85,24 @@ def learning_rate(optimizer):
 
 
 def mask_summary(model):
-    """What the masks keep, read from their binary state only (cheap enough for every log
-    line): `{"kept_channels/<mask>": n, "kept_channels": total, "channel_sparsity": s,
-    "weight_sparsity": s}` (keys present when the model has such masks).
-
-    A soft top-k mask that is not hard yet counts its `keep` target."""
+    """What the masks keep (`ChannelMask.kept`, the definition every report uses) and
+    the weight sparsity: `{"kept_channels/<mask>": n, "kept_channels": total,
+    "channel_sparsity": s, "weight_sparsity": s}` (keys present when the model has such
+    masks). While soft top-k masks are not hard yet, `"target_channels"` adds up the
+    channels they are annealing towards (their `keep`; hard masks count what they keep).
+    """
     stats, kept, total, zeros, size = {}, 0, 0, 0, 0
+    target, soft = 0, False
     for layer in layers_of(model):
         if isinstance(layer, ChannelMask):
-            n = int(np.sum(np.asarray(layer.mask) > 0.5))
-            keep, hard = getattr(layer, "keep", None), getattr(layer, "hard", None)
-            if keep is not None and hard is not None and float(np.asarray(hard)) < 0.5:
-                n = min(n, int(round(float(np.asarray(keep)))))
+            n = int(layer.kept().sum())
             stats[f"kept_channels/{layer.name}"] = n
             kept, total = kept + n, total + layer.units
+            keep, hard = getattr(layer, "keep", None), getattr(layer, "hard", None)
+            if keep is not None and hard is not None and float(np.asarray(hard)) < 0.5:
+                soft = True
+                n = min(n, int(round(float(np.asarray(keep)))))
+            target += n
         elif isinstance(layer, WeightMask):
             for mask in layer.masks.values():
                 values = np.asarray(mask)
@@ -106,6 +110,8 @@ def mask_summary(model):
     if total:
         stats["kept_channels"] = kept
         stats["channel_sparsity"] = 1.0 - kept / total
+    if soft:
+        stats["target_channels"] = target
     if size:
         stats["weight_sparsity"] = zeros / size
     return stats
@@ -214,6 +220,8 @@ def _log_step(step, total, loss, metric, metric_name, optimizer, model, rate, wr
         parts.append(
             f"kept_channels {stats['kept_channels']} (sparsity {stats['channel_sparsity']:.3f})"
         )
+    if "target_channels" in stats:
+        parts.append(f"target_channels {stats['target_channels']}")
     if "weight_sparsity" in stats:
         parts.append(f"weight_sparsity {stats['weight_sparsity']:.3f}")
     parts.append(f"{rate:.2f} steps/s")

@@ -1,0 +1,122 @@
+"""Network Slimming's threshold as vggprune.py computes it (issue 14, item 6).
+
+Eric-mingjie/network-slimming, vggprune.py:
+
+    bn = torch.zeros(total); index = 0
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            size = m.weight.data.shape[0]
+            bn[index:(index+size)] = m.weight.data.abs().clone()
+            index += size
+    y, i = torch.sort(bn)
+    thre_index = int(total * args.percent)
+    thre = y[thre_index]
+    ...  mask = weight_copy.gt(thre).float()   # strictly greater; a layer may be emptied
+"""
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tfcompress.models import vgg
+from tfcompress.pruners import ranking
+from tfcompress.pruners.stats import mask_stats
+
+from .pruning_models import conv_bn_net, mask_values
+
+VGG16_WIDTHS = [v for v in vgg.VGG16_CFG if v != "M"]
+PERCENT = 0.5
+
+
+def vggprune_cfg(gammas, percent):
+    """vggprune.py's per-layer kept channel counts, transcribed in NumPy."""
+    total = sum(len(g) for g in gammas)
+    bn = np.zeros(total, np.float32)
+    index = 0
+    for g in gammas:
+        bn[index : index + len(g)] = np.abs(g)
+        index += len(g)
+    y = np.sort(bn)
+    thre = y[int(total * percent)]
+    return [int(np.sum(np.abs(g) > thre)) for g in gammas]
+
+
+def vgg16_gammas(seed=0):
+    """Seeded |gamma| per BN layer of VGG16-BN; conv10 all tiny (the reference empties
+    it), conv12 tiny but for three channels (it keeps three)."""
+    rng = np.random.default_rng(seed)
+    gammas = [rng.uniform(0.0, 1.0, c).astype(np.float32) for c in VGG16_WIDTHS]
+    gammas[9] = rng.uniform(0.0, 1e-3, 512).astype(np.float32)
+    gammas[11] = rng.uniform(0.0, 1e-3, 512).astype(np.float32)
+    gammas[11][:3] = [0.995, 0.996, 0.997]
+    return gammas
+
+
+def strict_options(ratio):
+    return ranking.RankingOptions(ratio, scope="global", rule="strict_quantile")
+
+
+def test_slimming_reference_rule_matches_vggprune_on_scores():
+    gammas = vgg16_gammas()
+    expected = vggprune_cfg(gammas, PERCENT)
+    assert expected[9] == 0 and expected[11] == 3  # the test covers an emptied layer
+    total = sum(VGG16_WIDTHS)
+    assert total - sum(expected) == int(total * PERCENT) + 1  # floor(p N) + 1 removed
+    scores = {i: np.abs(g).astype(np.float64) for i, g in enumerate(gammas)}
+    keep = ranking.select(scores, strict_options(PERCENT))
+    assert [int(keep[i].sum()) for i in range(len(gammas))] == expected
+    for i, g in enumerate(gammas):  # and the very channels vggprune.py keeps
+        np.testing.assert_array_equal(keep[i], np.abs(g) > np.sort(np.concatenate(gammas))[
+            int(total * PERCENT)])
+
+
+def test_safe_rule_removes_floor_of_p_n_and_never_empties_a_layer():
+    gammas = vgg16_gammas()
+    scores = {i: np.abs(g).astype(np.float64) for i, g in enumerate(gammas)}
+    keep = ranking.select(scores, ranking.RankingOptions(PERCENT, scope="global"))
+    total = sum(VGG16_WIDTHS)
+    assert total - sum(int(k.sum()) for k in keep.values()) == int(total * PERCENT)
+    assert min(int(k.sum()) for k in keep.values()) == 1
+
+
+def test_slimming_reference_rule_matches_vggprune():
+    # through the model: wrap VGG16-BN for slimming, set the BN scales, prune
+    model = vgg.vgg16_bn(10, (32, 32, 3))
+    masked = tfc.wrap(model, "slimming")
+    gammas = vgg16_gammas()
+    for i, g in enumerate(gammas):
+        masked.get_layer(f"conv{i + 1}_bn").gamma.assign(g)
+    tfc.prune(masked, PERCENT, method="slimming", scope="global", rule="strict_quantile")
+    stats = mask_stats(masked)
+    kept = [stats[f"kept_channels/conv{i + 1}_mask"] for i in range(len(gammas))]
+    assert kept == vggprune_cfg(gammas, PERCENT)
+    with pytest.raises(ValueError, match=r"\['conv10_mask'\] keep no channel"):
+        tfc.strip(masked)
+
+
+def _set_gammas(masked, gammas):
+    for i, g in enumerate(gammas):
+        masked.get_layer(f"bn{i}").gamma.assign(np.asarray(g, np.float32))
+
+
+def test_strict_quantile_emptied_layer_strip_names_the_layer():
+    masked = tfc.wrap(conv_bn_net(), "slimming")
+    gammas = [np.linspace(0.5, 1.0, 8), np.full(8, 1e-4), np.linspace(0.55, 0.95, 16)]
+    _set_gammas(masked, gammas)
+    tfc.prune(masked, 0.25, method="slimming", scope="global", rule="strict_quantile")
+    kept = [int(v.sum()) for v in mask_values(masked).values()]
+    assert kept == vggprune_cfg(gammas, 0.25) == [7, 0, 16]
+    with pytest.raises(ValueError, match=r"Mask layers \['conv1_mask'\] keep no channel"):
+        tfc.strip(masked)
+
+
+def test_strict_quantile_strips_when_no_layer_is_emptied():
+    masked = tfc.wrap(conv_bn_net(), "slimming")
+    gammas = [np.linspace(0.1, 0.8, 8), np.linspace(0.15, 0.85, 8), np.linspace(0.2, 1.0, 16)]
+    _set_gammas(masked, gammas)
+    tfc.prune(masked, 0.5, method="slimming", scope="global", rule="strict_quantile")
+    kept = [int(v.sum()) for v in mask_values(masked).values()]
+    assert kept == vggprune_cfg(gammas, 0.5)
+    assert sum(kept) == 32 - 17  # floor(0.5 * 32) + 1 removed
+    compact = tfc.strip(masked)
+    assert [compact.get_layer(f"conv{i}").filters for i in range(3)] == kept
