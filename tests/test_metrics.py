@@ -19,8 +19,10 @@ Y_PRED = np.array([[[0, 1, 1, 1], [2, 0, 0, 2]]])
 def test_mean_iou_confusion_matrix_by_hand_with_ignored_pixel():
     metric = MeanIoU(num_classes=3)
     metric.update_state(Y_TRUE, Y_PRED)
+    # row / column 3 count labels / predictions out of range: none here
     np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(metric.confusion), [[1, 1, 0], [0, 2, 1], [1, 0, 1]]
+        keras.ops.convert_to_numpy(metric.confusion),
+        [[1, 1, 0, 0], [0, 2, 1, 0], [1, 0, 1, 0], [0, 0, 0, 0]],
     )
     results = metric.results()
     assert results["mIoU"] == pytest.approx(7 / 18, abs=1e-6)
@@ -42,8 +44,8 @@ def test_mean_iou_accepts_scores_and_trailing_axis_and_streams():
     assert float(streamed.result()) == 0.0
 
 
-def test_mean_iou_skips_absent_classes_and_weights_images():
-    metric = MeanIoU(num_classes=4, ignore_label=3)
+def test_mean_iou_present_average_skips_absent_classes_and_weights_images():
+    metric = MeanIoU(num_classes=4, ignore_label=3, average="present")
     metric.update_state(np.where(Y_TRUE == 255, 3, Y_TRUE), Y_PRED)
     assert np.isnan(metric.results()["per_class_iou"][3])
     assert float(metric.result()) == pytest.approx(7 / 18, abs=1e-6)
@@ -116,7 +118,10 @@ def test_voc_map_iou_threshold_is_strict_and_configurable():
 
 @pytest.mark.parametrize(
     "metric",
-    [MeanIoU(5, ignore_label=0, name="miou"), VOCMeanAP(7, use_07_metric=False, iou_threshold=0.7)],
+    [
+        MeanIoU(5, ignore_label=0, name="miou", average="present"),
+        VOCMeanAP(7, use_07_metric=False, iou_threshold=0.7),
+    ],
 )
 def test_metric_config_round_trip(metric):
     config = metric.get_config()
@@ -131,6 +136,10 @@ def test_metric_config_round_trip(metric):
     [
         (lambda: MeanIoU(0), "num_classes must be an int >= 1. Received: num_classes=0"),
         (lambda: MeanIoU(3, ignore_label="x"), "Received: ignore_label='x'"),
+        (
+            lambda: MeanIoU(3, average="mean"),
+            "average must be one of ['all', 'present']. Received: average='mean'",
+        ),
         (lambda: VOCMeanAP(2.0), "Received: num_classes=2.0"),
         (lambda: VOCMeanAP(2, iou_threshold=0), "Received: iou_threshold=0"),
         (

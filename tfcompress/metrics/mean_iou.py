@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+AVERAGES = ("all", "present")
+
 
 def _size(shape):
     """Number of elements of a static shape, None if any dimension is unknown."""
@@ -14,23 +16,45 @@ def _size(shape):
     return size
 
 
+def _mean(values, counted, average):
+    """Mean of `values` over all classes, or over the classes where `counted` holds."""
+    if average == "all":
+        return ops.mean(ops.where(counted, values, 0.0))
+    counted = ops.cast(counted, "float64")
+    return ops.sum(values * counted) / ops.maximum(ops.sum(counted), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class MeanIoU(keras.metrics.Metric):
-    """Accumulates a `num_classes x num_classes` confusion matrix (rows: truth, cols: prediction).
+    """Accumulates a confusion matrix (rows: truth, cols: prediction) of `num_classes + 1`
+    rows and columns; index `num_classes` stands for "out of range".
 
     `update_state(y_true, y_pred, sample_weight=None)`: `y_true` holds class ids (`[..., 1]`
     trailing axis allowed); `y_pred` holds class ids of the same shape or per-class scores with
     one more axis (argmax is taken); `sample_weight` is per pixel or per image. Pixels labelled
-    `ignore_label`, or whose label or predicted id lies outside `[0, num_classes)`, are skipped.
+    `ignore_label` are skipped. The rest count as hszhao/semseg's `intersectionAndUnion`
+    counts them:
 
-    `result()` is the mIoU: the mean IoU = TP / (TP + FP + FN) over the classes that occur in
-    the truth or the predictions. `per_class_iou()` (NaN where a class never occurs),
-    `mean_accuracy()` (mAcc, mean of TP / truth count over classes present in the truth),
-    `pixel_accuracy()` (allAcc, TP sum / labelled pixels) and `results()` (all four in a dict)
-    read the same state.
+    - a predicted id outside `[0, num_classes)` is a wrong prediction: a false negative of
+      the true class (it lowers that class's IoU and accuracy and allAcc);
+    - a label outside `[0, num_classes)` (other than `ignore_label`) is a data bug: the pixel
+      has no true class, so it is a false positive of the class predicted there and is left
+      out of the accuracies; `invalid_label_count()` (`results()["invalid_labels"]`) reports
+      how many such pixels were seen.
+
+    `result()` is the mIoU, IoU = TP / (TP + FP + FN) averaged as `average` says:
+    `"all"` (default, semseg's `mean(intersection / (union + 1e-10))`): over all
+    `num_classes` classes, a class that never occurs counting 0; `"present"`: over the classes
+    that occur in the truth or the predictions (Keras' `keras.metrics.MeanIoU`).
+    `mean_accuracy()` (mAcc, TP / truth count per class) averages over all classes or over the
+    classes present in the truth, alike. `per_class_iou()` (NaN where a class never occurs),
+    `pixel_accuracy()` (allAcc, TP sum / pixels with a label in range) and `results()` read the
+    same state.
     """
 
-    def __init__(self, num_classes, ignore_label=255, name="mean_iou", dtype=None):
+    def __init__(
+        self, num_classes, ignore_label=255, name="mean_iou", dtype=None, *, average="all"
+    ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
                 f"num_classes must be an int >= 1. Received: num_classes={num_classes!r}"
@@ -39,11 +63,19 @@ class MeanIoU(keras.metrics.Metric):
             raise ValueError(
                 f"ignore_label must be an int. Received: ignore_label={ignore_label!r}"
             )
+        if average not in AVERAGES:
+            raise ValueError(
+                f"average must be one of {list(AVERAGES)}. Received: average={average!r}"
+            )
         super().__init__(name=name, dtype=dtype)
         self.num_classes = num_classes
         self.ignore_label = ignore_label
+        self.average = average
         self.confusion = self.add_variable(
-            (num_classes, num_classes), initializer="zeros", dtype="float64", name="confusion"
+            (num_classes + 1, num_classes + 1),
+            initializer="zeros",
+            dtype="float64",
+            name="confusion",
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -63,22 +95,25 @@ class MeanIoU(keras.metrics.Metric):
         labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         preds = ops.reshape(ops.cast(y_pred, "int32"), (-1,))
         n = self.num_classes
-        valid = (labels != self.ignore_label) & (labels >= 0) & (labels < n)
-        valid = valid & (preds >= 0) & (preds < n)
-        weights = ops.cast(valid, "float64")
+        labelled = labels != self.ignore_label
+        labels = ops.where((labels >= 0) & (labels < n), labels, n)
+        preds = ops.where((preds >= 0) & (preds < n), preds, n)
+        weights = ops.cast(labelled, "float64")
         if sample_weight is not None:
             sample_weight = ops.cast(sample_weight, "float64")
             while len(sample_weight.shape) < len(y_true.shape):
                 sample_weight = ops.expand_dims(sample_weight, -1)  # per-image weights [B]
             sample_weight = ops.broadcast_to(sample_weight, ops.shape(y_true))
             weights = weights * ops.reshape(sample_weight, (-1,))
-        index = ops.where(valid, labels * n + preds, 0)
-        counts = ops.bincount(index, weights=weights, minlength=n * n)
-        self.confusion.assign_add(ops.reshape(ops.cast(counts, "float64"), (n, n)))
+        counts = ops.bincount(labels * (n + 1) + preds, weights=weights, minlength=(n + 1) ** 2)
+        self.confusion.assign_add(ops.reshape(ops.cast(counts, "float64"), (n + 1, n + 1)))
 
     def _diag_rows_cols(self):
+        """TP, truth count (incl. out-of-range predictions), predicted count (incl. pixels
+        with an out-of-range label) per class."""
         cm = ops.convert_to_tensor(self.confusion)
-        return ops.diagonal(cm), ops.sum(cm, axis=1), ops.sum(cm, axis=0)
+        n = self.num_classes
+        return ops.diagonal(cm)[:n], ops.sum(cm, axis=1)[:n], ops.sum(cm, axis=0)[:n]
 
     def per_class_iou(self):
         tp, truth, predicted = self._diag_rows_cols()
@@ -88,26 +123,30 @@ class MeanIoU(keras.metrics.Metric):
     def result(self):
         tp, truth, predicted = self._diag_rows_cols()
         union = truth + predicted - tp
-        present = ops.cast(union > 0, "float64")
         iou = tp / ops.maximum(union, 1.0)
-        return ops.cast(ops.sum(iou * present) / ops.maximum(ops.sum(present), 1.0), "float32")
+        return ops.cast(_mean(iou, union > 0, self.average), "float32")
 
     def mean_accuracy(self):
         tp, truth, _ = self._diag_rows_cols()
-        present = ops.cast(truth > 0, "float64")
         acc = tp / ops.maximum(truth, 1.0)
-        return ops.cast(ops.sum(acc * present) / ops.maximum(ops.sum(present), 1.0), "float32")
+        return ops.cast(_mean(acc, truth > 0, self.average), "float32")
 
     def pixel_accuracy(self):
         tp, truth, _ = self._diag_rows_cols()
         return ops.cast(ops.sum(tp) / ops.maximum(ops.sum(truth), 1.0), "float32")
 
+    def invalid_label_count(self):
+        """Pixels (weighted) whose label lies outside `[0, num_classes)`, not `ignore_label`."""
+        return ops.sum(ops.convert_to_tensor(self.confusion)[self.num_classes])
+
     def results(self):
-        """`{"mIoU", "mAcc", "allAcc", "per_class_iou"}` as Python floats / a list."""
+        """`{"mIoU", "mAcc", "allAcc", "invalid_labels", "per_class_iou"}` as Python floats /
+        an int / a list."""
         return {
             "mIoU": float(self.result()),
             "mAcc": float(self.mean_accuracy()),
             "allAcc": float(self.pixel_accuracy()),
+            "invalid_labels": round(float(self.invalid_label_count())),
             "per_class_iou": [float(v) for v in ops.convert_to_numpy(self.per_class_iou())],
         }
 
@@ -119,4 +158,5 @@ class MeanIoU(keras.metrics.Metric):
             **super().get_config(),
             "num_classes": self.num_classes,
             "ignore_label": self.ignore_label,
+            "average": self.average,
         }
