@@ -53,7 +53,7 @@ class MeanIoU(keras.metrics.Metric):
     """
 
     def __init__(
-        self, num_classes, ignore_label=255, name="mean_iou", dtype=None, *, average="all"
+        self, num_classes, ignore_label=255, *, average="all", name="mean_iou", dtype=None
     ):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(
