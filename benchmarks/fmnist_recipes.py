@@ -89,7 +89,7 @@ def l1_filter(baseline, data, cfg, compression):
     ratio, _ = ratio_for_compression(masked, compression, method="l1_filter",
                                      options=RankingOptions(round_to=cfg.round_to))
     schedule = schedules.OneShot(ratio, step=0)
-    callback = cb.StructuredPruning(schedule, "l1_filter", round_to=cfg.round_to)
+    callback = cb.StructuredPruning(schedule, method="l1_filter", round_to=cfg.round_to)
     _fit(masked, data, cfg, cfg.finetune_epochs, [callback])
     return _finish(masked, data, cfg), {"ratio": ratio, "round_to": cfg.round_to,
                                         "epochs": cfg.finetune_epochs}
@@ -108,7 +108,7 @@ def taylor(baseline, data, cfg, compression):
     freq = max(1, int(0.6 * steps) // 5)
     schedule = schedules.Iterative(1.0 - 1.0 / compression, begin_step=freq,
                                    end_step=5 * freq, frequency=freq)
-    callback = cb.StructuredPruning(schedule, "taylor", scope="global",
+    callback = cb.StructuredPruning(schedule, method="taylor", scope="global",
                                     min_channels=min_channels, round_to=cfg.round_to,
                                     budget="params")
     _fit(masked, data, cfg, cfg.taylor_epochs, [callback])

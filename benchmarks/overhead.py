@@ -47,16 +47,16 @@ def prepared(model, method):
     options = {"penalty": 1e-4} if method == "slimming" else {}
     masked = tfc.wrap(model, method, **options)
     if method == "magnitude":
-        tfc.pruners.prune_weights(masked, sparsity=0.5)
+        tfc.pruners.prune_weights(masked, ratio=0.5)
         return masked, cb.MagnitudePruning(schedules.OneShot(0.5, step=FAR))
     if method == "soft_topk":
         for mask in masked.layers:
             if isinstance(mask, SoftTopKMask):
                 mask.keep.assign(float(max(1, mask.units // 2)))
         return masked, cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=FAR))
-    crit = "l1_filter" if method == "taylor" else method
-    tfc.prune(masked, 0.5, method=crit)
-    return masked, cb.StructuredPruning(schedules.OneShot(0.5, step=FAR), method)
+    # taylor's scores need training: its masks are set by l1_filter, on purpose
+    tfc.prune(masked, 0.5, criterion="l1_filter" if method == "taylor" else None)
+    return masked, cb.StructuredPruning(schedules.OneShot(0.5, step=FAR), method=method)
 
 
 def train_step(model):

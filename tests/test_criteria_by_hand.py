@@ -42,12 +42,12 @@ def test_taylor_on_a_linear_layer_inside_fit():
     masked.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
     expected = _taylor_by_hand(masked, x, y)
     masked.fit(x, y, batch_size=8, epochs=1, verbose=0,
-               callbacks=[cb.StructuredPruning(schedules.OneShot(0.5, step=5), "taylor")])
+               callbacks=[cb.StructuredPruning(schedules.OneShot(0.5, step=5), method="taylor")])
     (mask,) = layers_of(masked, TaylorMask)
     np.testing.assert_allclose(np.asarray(mask.importance()), expected, rtol=1e-5)
     # two batches with unchanged weights: the scores add up, pruning happens at step 1
     masked.fit(x, y, batch_size=8, epochs=5, verbose=0,
-               callbacks=[cb.StructuredPruning(schedules.OneShot(0.5, step=2), "taylor")])
+               callbacks=[cb.StructuredPruning(schedules.OneShot(0.5, step=2), method="taylor")])
     kept = np.nonzero(np.asarray(mask.mask))[0]
     np.testing.assert_array_equal(kept, np.sort(np.argsort(-expected)[:2]))
 
@@ -162,7 +162,7 @@ def test_global_magnitude_one_threshold_over_all_layers():
     k2 = masked.get_layer("d2_wm").layer.kernel  # 4 x 2
     k1.assign(np.arange(1, 13, dtype="float32").reshape(3, 4) * 0.1)  # 0.1 .. 1.2
     k2.assign(-np.arange(1, 9, dtype="float32").reshape(4, 2))  # -1 .. -8
-    achieved = prune_weights(masked, sparsity=0.5, scope="global")
+    achieved = prune_weights(masked, ratio=0.5, scope="global")
     # 20 weights, 10 masked: the ten smallest |w| are d1's 0.1 .. 1.0
     m1 = np.asarray(masked.get_layer("d1_wm").masks["kernel"])
     m2 = np.asarray(masked.get_layer("d2_wm").masks["kernel"])
@@ -172,13 +172,13 @@ def test_global_magnitude_one_threshold_over_all_layers():
     np.testing.assert_array_equal(np.asarray(k1) == 0, m1 == 0)
     # iterative: the masked weights stay masked and count; 15 of 20 -> d2's -1 .. -5 go
     k1.assign(np.full((3, 4), 100.0, "float32"))  # masked weights cannot come back
-    prune_weights(masked, sparsity=0.75, scope="global")
+    prune_weights(masked, ratio=0.75, scope="global")
     m1 = np.asarray(masked.get_layer("d1_wm").masks["kernel"])
     m2 = np.asarray(masked.get_layer("d2_wm").masks["kernel"])
     np.testing.assert_array_equal(m1.reshape(-1), [0] * 10 + [1, 1])
     np.testing.assert_array_equal(m2.reshape(-1), [0] * 5 + [1] * 3)
     # local: each layer to its own 50 %
-    prune_weights(masked, sparsity=0.5, keep_pruned=False)
+    prune_weights(masked, ratio=0.5, keep_pruned=False)
     assert np.asarray(masked.get_layer("d2_wm").masks["kernel"]).mean() == 0.5
 
 

@@ -25,8 +25,8 @@ def _no_bn_net():
 def test_sparsity_outside_unit_interval(ratio):
     with pytest.raises(ValueError, match=f"ratio={ratio}"):
         tfc.prune(tfc.wrap(conv_bn_net(), "taylor"), ratio, method="taylor")
-    with pytest.raises(ValueError, match=f"sparsity={ratio}"):
-        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), sparsity=ratio)
+    with pytest.raises(ValueError, match=f"ratio={ratio}"):
+        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), ratio=ratio)
     with pytest.raises(ValueError, match=f"final_ratio={ratio}"):
         schedules.Polynomial(0.0, ratio, 0, 100)
 
@@ -104,13 +104,13 @@ def test_callbacks_reject_non_schedules_and_bad_options():
     with pytest.raises(ValueError, match="scope='layer'"):
         cb.MagnitudePruning(schedules.OneShot(0.5), scope="layer")
     with pytest.raises(ValueError, match="scope='all'"):
-        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), sparsity=0.5, scope="all")
+        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), ratio=0.5, scope="all")
 
 
 def test_exactly_one_removal_rule():
     with pytest.raises(ValueError, match="exactly one of ratio, threshold or num_remove"):
         tfc.prune(tfc.wrap(conv_bn_net()), 0.5, threshold=0.1)
-    with pytest.raises(ValueError, match="exactly one of sparsity or quality"):
+    with pytest.raises(ValueError, match="exactly one of ratio or quality"):
         prune_weights(tfc.wrap(conv_bn_net(), "magnitude"))
 
 

@@ -21,13 +21,13 @@ RECIPES = {
     "magnitude": ({}, lambda: cb.MagnitudePruning(
         schedules.Polynomial(0.0, 0.8, begin_step=0, end_step=2 * STEPS, frequency=4))),
     "l1_filter": ({}, lambda: cb.StructuredPruning(
-        schedules.Iterative(0.5, begin_step=0, end_step=STEPS, frequency=4), "l1_filter",
+        schedules.Iterative(0.5, begin_step=0, end_step=STEPS, frequency=4), method="l1_filter",
         scope="global")),
     "taylor": ({}, lambda: cb.StructuredPruning(
-        schedules.Iterative(0.5, begin_step=4, end_step=2 * STEPS, frequency=6), "taylor",
+        schedules.Iterative(0.5, begin_step=4, end_step=2 * STEPS, frequency=6), method="taylor",
         scope="global", round_to=2)),
     "slimming": ({"penalty": 1e-3}, lambda: cb.StructuredPruning(
-        schedules.OneShot(0.5, step=2 * STEPS), "slimming", scope="global")),
+        schedules.OneShot(0.5, step=2 * STEPS), method="slimming", scope="global")),
     "soft_topk": ({}, lambda: cb.SoftTopK(
         schedules.ACoSPTemperature(0.5, ending_epoch=2), min_channels=2)),
 }
@@ -59,7 +59,7 @@ def test_masked_weights_stay_zero_while_training():
     x, y = data(128)
     masked = compile_model(tfc.wrap(conv_bn_net(), "magnitude"))
     masked.fit(x, y, batch_size=16, epochs=1, verbose=0)  # Adam moments for every weight
-    tfc.pruners.prune_weights(masked, sparsity=0.7)
+    tfc.pruners.prune_weights(masked, ratio=0.7)
     masked.fit(x, y, batch_size=16, epochs=2, verbose=0)
     for name in ("conv0_wm", "conv1_wm", "conv2_wm", "logits_wm"):
         wrapper = masked.get_layer(name)

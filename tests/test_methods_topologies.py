@@ -15,10 +15,10 @@ from .topologies import TOPOLOGIES, randomize_bn
 
 CALLBACKS = {
     "taylor": lambda: cb.StructuredPruning(
-        schedules.Iterative(0.5, begin_step=2, end_step=6, frequency=2), "taylor",
+        schedules.Iterative(0.5, begin_step=2, end_step=6, frequency=2), method="taylor",
         scope="global"),
     "soft_topk": lambda: cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=1)),
-    "slimming": lambda: cb.StructuredPruning(schedules.OneShot(0.5, step=4), "slimming",
+    "slimming": lambda: cb.StructuredPruning(schedules.OneShot(0.5, step=4), method="slimming",
                                              scope="global"),
 }
 

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent('''
     x, y = data(128)
     recipes = {
         "taylor": lambda: cb.StructuredPruning(
-            schedules.Iterative(0.5, begin_step=3, end_step=12, frequency=3), "taylor",
+            schedules.Iterative(0.5, begin_step=3, end_step=12, frequency=3), method="taylor",
             scope="global"),
         "magnitude": lambda: cb.MagnitudePruning(
             schedules.Polynomial(0.0, 0.75, begin_step=0, end_step=12, frequency=3)),

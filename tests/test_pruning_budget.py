@@ -18,7 +18,7 @@ def test_params_budget_ends_at_the_parameter_target():
     full = conv_bn_net(widths=(8, 8, 16)).count_params()
     masked = compile_model(tfc.wrap(conv_bn_net(widths=(8, 8, 16)), "taylor"))
     callback = cb.StructuredPruning(
-        schedules.Iterative(0.75, begin_step=1, end_step=5, frequency=2), "taylor",
+        schedules.Iterative(0.75, begin_step=1, end_step=5, frequency=2), method="taylor",
         scope="global", min_channels=2, budget="params")
     masked.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
     params = tfc.strip(masked).count_params()
@@ -30,9 +30,9 @@ def test_params_budget_ends_at_the_parameter_target():
 
 def test_params_budget_rejects_counts_and_thresholds():
     with pytest.raises(ValueError, match="budget='params'"):
-        cb.StructuredPruning(schedules.OneShot(0.5), "taylor", num_remove=2, budget="params")
+        cb.StructuredPruning(schedules.OneShot(0.5), method="taylor", num_remove=2, budget="params")
     with pytest.raises(ValueError, match="Received: budget='flops'"):
-        cb.StructuredPruning(schedules.OneShot(0.5), "taylor", budget="flops")
+        cb.StructuredPruning(schedules.OneShot(0.5), method="taylor", budget="flops")
 
 
 @pytest.mark.slow

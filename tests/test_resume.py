@@ -42,7 +42,7 @@ class _CountBatches(keras.callbacks.Callback):
 def _pruning_callback(method):
     if method == "taylor":
         return cb.StructuredPruning(
-            schedules.Iterative(0.6, begin_step=4, end_step=36, frequency=8), "taylor",
+            schedules.Iterative(0.6, begin_step=4, end_step=36, frequency=8), method="taylor",
             scope="global")
     return cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=4), min_channels=2)
 

@@ -9,25 +9,37 @@ tfc.export.saved_model(compact, "out/sm")
 tfc.report(model, compact)
 """
 
-from tfcompress import callbacks, export, layers, pruners, schedules
+from tfcompress import callbacks, export, layers, methods, pruners, schedules
 from tfcompress.graph import DependencyGraph, register_rule
+from tfcompress.methods import Method, register_method
 from tfcompress.pruners import PruningPlan, apply_plan, plan_from_masks, prune
 from tfcompress.report import report
-from tfcompress.surgery import METHODS, strip, wrap
+from tfcompress.surgery import strip, wrap
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # tfcompress.METHODS: the registered method names, read from the registry each time.
+    if name == "METHODS":
+        return methods.names()
+    raise AttributeError(f"module 'tfcompress' has no attribute {name!r}")
+
 
 __all__ = [
     "METHODS",
     "DependencyGraph",
+    "Method",
     "PruningPlan",
     "apply_plan",
     "callbacks",
     "export",
     "layers",
+    "methods",
     "plan_from_masks",
     "prune",
     "pruners",
+    "register_method",
     "register_rule",
     "report",
     "schedules",

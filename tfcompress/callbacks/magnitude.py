@@ -2,6 +2,7 @@
 
 import keras
 
+from tfcompress import methods
 from tfcompress.callbacks._state import current_step
 from tfcompress.pruners.ranking import check_scope
 from tfcompress.pruners.weights import prune_weights, weight_masks
@@ -10,11 +11,12 @@ from tfcompress.schedules import Schedule
 
 class MagnitudePruning(keras.callbacks.Callback):
     """Sets the element-wise masks of a model wrapped with method "magnitude" whenever
-    `schedule(step)` says so: to the schedule's sparsity, or -- with `quality` -- by Han's
-    per-layer threshold `quality * std(w)`. Weights once masked stay masked (and exactly
-    zero: `WeightMask` re-zeroes them in every training step). The schedule's sparsity is
-    each layer's (`scope="local"`, as TFMOT) or that of all masked weights under one
-    magnitude threshold (`scope="global"`, see `tfcompress.pruners.prune_weights`).
+    `schedule(step)` says so: to the schedule's ratio (of weights removed), or -- with
+    `quality` -- by Han's per-layer threshold `quality * std(w)`. Weights once masked
+    stay masked (and exactly zero: `WeightMask` re-zeroes them in every training step).
+    The schedule's ratio is each layer's (`scope="local"`, as TFMOT) or that of all
+    masked weights under one magnitude threshold (`scope="global"`, see
+    `tfcompress.pruners.prune_weights`).
 
         masked = tfc.wrap(model, "magnitude")
         masked.compile(...)
@@ -22,7 +24,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             Polynomial(0.0, 0.8, begin_step=0, end_step=1000, frequency=100))])
     """
 
-    def __init__(self, schedule, quality=None, scope="local"):
+    def __init__(self, schedule, *, quality=None, scope="local"):
         super().__init__()
         if not isinstance(schedule, Schedule):
             raise TypeError(
@@ -39,6 +41,13 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.events = []
 
     def on_train_begin(self, logs=None):
+        wrapping = methods.wrapping_of(self.model)
+        if wrapping is not None and methods.get(wrapping.method).structured:
+            raise ValueError(
+                f"MagnitudePruning needs a model wrapped with method='magnitude'; model "
+                f"'{self.model.name}' was wrapped with method={wrapping.method!r}. Use "
+                "StructuredPruning."
+            )
         if not weight_masks(self.model):
             raise ValueError(
                 f"MagnitudePruning needs a model wrapped with method='magnitude'; model "
@@ -47,11 +56,11 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         step = current_step(self.model)
-        should, sparsity = self.schedule(step)
+        should, ratio = self.schedule(step)
         if not should:
             return
         if self.quality is not None:
             achieved = prune_weights(self.model, quality=self.quality)
         else:
-            achieved = prune_weights(self.model, sparsity=sparsity, scope=self.scope)
+            achieved = prune_weights(self.model, ratio=ratio, scope=self.scope)
         self.events.append((step, achieved))

@@ -17,6 +17,8 @@ class ChannelMask(keras.layers.Layer):
     Args:
         units: number of channels in the group.
         channel_maps: optional list of channel maps (lists of ints in [-1, units)).
+        wrapping: what `tfcompress.wrap` made the mask for (method, exclude, options; a
+            JSON-able dict, see `tfcompress.methods.Wrapping`), kept in the config.
 
     Call args:
         inputs: a tensor whose last axis is channels.
@@ -28,8 +30,9 @@ class ChannelMask(keras.layers.Layer):
             activation-sized one.
     """
 
-    def __init__(self, units, channel_maps=None, **kwargs):
+    def __init__(self, units, channel_maps=None, *, wrapping=None, **kwargs):
         super().__init__(**kwargs)
+        self.wrapping = None if wrapping is None else dict(wrapping)
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"ChannelMask needs a positive integer units. Received: units={units}")
         self.units = units
@@ -93,6 +96,8 @@ class ChannelMask(keras.layers.Layer):
         config = {**super().get_config(), "units": self.units}
         if self.channel_maps:
             config["channel_maps"] = [list(m) for m in self.channel_maps]
+        if self.wrapping is not None:
+            config["wrapping"] = dict(self.wrapping)
         return config
 
 

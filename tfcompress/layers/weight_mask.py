@@ -30,10 +30,13 @@ class WeightMask(EditedWeights):
     Args:
         layer: a layer with the weights to mask (e.g. Conv2D, Dense).
         weight_names: names of the variables to mask (default: `("kernel",)`).
+        wrapping: what `tfcompress.wrap` made the mask for (method, exclude, options; a
+            JSON-able dict, see `tfcompress.methods.Wrapping`), kept in the config.
     """
 
-    def __init__(self, layer, weight_names=("kernel",), **kwargs):
+    def __init__(self, layer, weight_names=("kernel",), *, wrapping=None, **kwargs):
         super().__init__(layer, **kwargs)
+        self.wrapping = None if wrapping is None else dict(wrapping)
         self.weight_names = tuple(weight_names)
         if not self.weight_names:
             raise ValueError("WeightMask needs at least one weight name. Received: ()")
@@ -68,4 +71,7 @@ class WeightMask(EditedWeights):
         return [self.masked_value(v) for v in self.layer.trainable_variables]
 
     def get_config(self):
-        return {**super().get_config(), "weight_names": list(self.weight_names)}
+        config = {**super().get_config(), "weight_names": list(self.weight_names)}
+        if self.wrapping is not None:
+            config["wrapping"] = dict(self.wrapping)
+        return config

@@ -2,25 +2,15 @@
 
 import numpy as np
 
-from tfcompress import importance
-from tfcompress.graph import DependencyGraph
+from tfcompress import importance, methods
 from tfcompress.pruners.plan import PruningPlan
 from tfcompress.surgery.masks import mask_sites
 
-# Score normalisation a global ranking uses by default, per criterion (see
-# `tfcompress.pruners.ranking.NORMALIZERS`). L1 norms grow with a filter's fan-in, so
-# they are compared relative to their layer's mean. Taylor scores arrive l2-normalised
-# per layer (Molchanov et al.), which leaves a layer of n channels with scores of order
-# 1/sqrt(n): a global ranking of them empties the widest layers first (Fashion-MNIST,
-# 4x fewer parameters: 76.8 % against 86.3 % with "mean"), so they too are compared
-# relative to their layer's mean.
-GLOBAL_NORMALIZE = {"l1_filter": "mean", "taylor": "mean"}
-
 
 def default_normalize(method, scope):
-    """Score normalisation before ranking when none is given: per criterion for a global
-    ranking (`GLOBAL_NORMALIZE`), none for a per-group one."""
-    return GLOBAL_NORMALIZE.get(method, "none") if scope == "global" else "none"
+    """Score normalisation before ranking when none is given: the method record's for a
+    global ranking (`tfcompress.methods.Method.normalize`), none for a per-group one."""
+    return methods.default_normalize(method, scope)
 
 
 def score_groups(masked, method="l1_filter", data=None, graph=None):
@@ -35,7 +25,7 @@ def score_groups(masked, method="l1_filter", data=None, graph=None):
             f"Unknown channel criterion. Received: method={method!r}. "
             f"Known: {sorted(importance.CRITERIA)} (and 'magnitude' on weight-masked models)."
         )
-    graph = graph or DependencyGraph(masked)
+    graph = graph or methods.graph_of(masked)
     sites = mask_sites(graph)
     if not sites:
         raise ValueError(

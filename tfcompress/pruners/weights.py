@@ -13,11 +13,11 @@ def weight_masks(model):
     return layers_of(model, WeightMask)
 
 
-def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True, scope="local"):
+def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="local"):
     """Sets the element-wise masks of a model wrapped with method "magnitude".
 
     Give exactly one rule:
-        sparsity: mask this fraction of the weights smallest in magnitude: of each
+        ratio: mask this fraction in [0, 1) of the weights smallest in magnitude: of each
             layer's weights (`scope="local"`, as TFMOT's `prune_low_magnitude`), or of all
             masked weights at once under one magnitude threshold (`scope="global"`), which
             leaves each layer the sparsity its weights' magnitudes earn: small layers of
@@ -27,20 +27,18 @@ def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True, scope="
             still unmasked weights); `scope` does not apply.
 
     With `keep_pruned`, weights already masked stay masked (iterative pruning) and count
-    towards `sparsity`. Masked weights are also set to zero. Returns `{layer: sparsity}`.
+    towards `ratio`. Masked weights are also set to zero. Returns `{layer: sparsity}`.
     """
     check_scope(scope)
-    if (sparsity is None) == (quality is None):
+    if (ratio is None) == (quality is None):
         raise ValueError(
-            "Give exactly one of sparsity or quality. Received: "
-            f"sparsity={sparsity!r}, quality={quality!r}"
+            "Give exactly one of ratio or quality. Received: "
+            f"ratio={ratio!r}, quality={quality!r}"
         )
-    if sparsity is not None and (
-        isinstance(sparsity, bool)
-        or not isinstance(sparsity, (int, float))
-        or not 0 <= sparsity < 1
+    if ratio is not None and (
+        isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1
     ):
-        raise ValueError(f"sparsity must be a number in [0, 1). Received: sparsity={sparsity!r}")
+        raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
     layers = weight_masks(masked)
     if not layers:
         raise ValueError(
@@ -58,9 +56,9 @@ def prune_weights(masked, sparsity=None, quality=None, keep_pruned=True, scope="
         # already-masked weights rank lowest (-1 + 1 = 0), so they stay masked
         ranked = [np.where(o > 0.5, np.abs(v), -1.0) + 1.0 for v, o in zip(values, old)]
         if scope == "local":
-            masks = [magnitude_mask(r, sparsity) for r in ranked]
+            masks = [magnitude_mask(r, ratio) for r in ranked]
         else:
-            flat = magnitude_mask(np.concatenate([r.reshape(-1) for r in ranked]), sparsity)
+            flat = magnitude_mask(np.concatenate([r.reshape(-1) for r in ranked]), ratio)
             ends = np.cumsum([r.size for r in ranked])[:-1]
             masks = [m.reshape(r.shape) for m, r in zip(np.split(flat, ends), ranked)]
     achieved = {}

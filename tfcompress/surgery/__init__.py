@@ -3,16 +3,14 @@
 from tfcompress.surgery.masks import MaskSite, kept_components, mask_sites
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 from tfcompress.surgery.strip import strip
-from tfcompress.surgery.wrap import METHODS, register_method, wrap
+from tfcompress.surgery.wrap import wrap
 
 __all__ = [
-    "METHODS",
     "MaskSite",
     "clone_layer",
     "kept_components",
     "mask_sites",
     "rebuild",
-    "register_method",
     "strip",
     "wrap",
 ]

@@ -2,22 +2,23 @@
 
 import numpy as np
 
-from tfcompress.graph import DependencyGraph
+from tfcompress import methods
 from tfcompress.graph.rules import unwrap
 from tfcompress.layers import ChannelMask, WeightMask
 from tfcompress.surgery.masks import consumer_scales, kept_components
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
-def strip(masked, name=None):
+def strip(masked, *, name=None):
     """Returns a new model of plain Keras layers computing what `masked` computes.
 
     Channels whose mask is zero are removed from every layer that holds them (kernels,
     biases, BatchNorm statistics, depthwise and separable kernels, Dense after Flatten);
     gate values are folded into the consuming layers' kernels; element-wise weight masks
-    are applied and their wrappers removed. `masked` is left untouched.
+    are applied and their wrappers removed. The layers `masked` was wrapped to leave
+    alone (`wrap(..., exclude=)`) are left alone again. `masked` is left untouched.
     """
-    graph = DependencyGraph(masked)
+    graph = methods.graph_of(masked)
     keep = kept_components(graph)
     scales = consumer_scales(graph)
     plans = {}

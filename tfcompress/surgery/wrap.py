@@ -1,35 +1,15 @@
 """`wrap`: a copy of a model with mask (or gate) layers in front of every consumer of a
 prunable channel group, or element-wise weight masks for unstructured pruning."""
 
+import collections
+
 import numpy as np
 
+from tfcompress import methods
 from tfcompress.graph import DependencyGraph
 from tfcompress.graph.rules import unwrap
-from tfcompress.layers import ChannelMask, MaskedKernel, SoftTopKMask, TaylorMask, WeightMask
-from tfcompress.surgery.penalties import bn_gamma_l1
+from tfcompress.layers import MaskedKernel, WeightMask
 from tfcompress.surgery.rebuild import clone_layer, rebuild
-
-STRUCTURED_METHODS = {
-    "l1_filter": ChannelMask,
-    "slimming": ChannelMask,
-    "taylor": TaylorMask,
-    "soft_topk": SoftTopKMask,
-}
-# method -> clone hook `fn(graph, **options) -> edit(layer, config) -> config` (see
-# `tfcompress.surgery.penalties`); `wrap`'s keyword options go to the method's hook.
-CLONE_HOOKS = {"slimming": bn_gamma_l1}
-UNSTRUCTURED_METHODS = ("magnitude",)
-METHODS = (*UNSTRUCTURED_METHODS, *STRUCTURED_METHODS)
-
-
-def register_method(name, mask_class, clone_hook=None):
-    """Lets a structured method choose its mask layer class (a ChannelMask subclass) and,
-    optionally, a clone hook editing the configs of the layers `wrap` re-creates."""
-    if not (isinstance(mask_class, type) and issubclass(mask_class, ChannelMask)):
-        raise TypeError(f"mask_class must subclass ChannelMask. Received: {mask_class!r}")
-    STRUCTURED_METHODS[name] = mask_class
-    if clone_hook is not None:
-        CLONE_HOOKS[name] = clone_hook
 
 
 def _copy_weights(op, new_layer):
@@ -37,13 +17,18 @@ def _copy_weights(op, new_layer):
     unwrap(new_layer).set_weights(op.layer.get_weights())
 
 
-def wrap(model, method="l1_filter", exclude=(), graph=None, mask_kernels=True, **options):
+def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True, **options):
     """Returns a new model computing what `model` computes, with masks ready to prune.
+
+    The new model's mask layers carry `method`, `exclude` and `options` in their configs
+    (`tfcompress.methods.Wrapping`, saved with the model): `prune`, `strip` and the
+    callbacks use them, so neither needs naming again.
 
     Args:
         model: a built functional or Sequential Keras 3 model (left untouched).
-        method: one of `tfcompress.METHODS`.
-        exclude: names of layers to leave alone.
+        method: one of `tfcompress.METHODS` (see `tfcompress.methods`).
+        exclude: names of layers to leave alone (e.g. a layer class the dependency
+            graph has no rule for).
         graph: an already built `DependencyGraph(model, exclude)` (optional).
         mask_kernels: structured methods only. True (default): where every layer reading
             a masked tensor is a conv/dense layer called once, the masks scale those
@@ -52,27 +37,28 @@ def wrap(model, method="l1_filter", exclude=(), graph=None, mask_kernels=True, *
         **options: options of the method's clone hook, e.g. `penalty=1e-4` (the L1
             penalty on BatchNorm scales) for "slimming".
     """
-    if method not in METHODS and method not in STRUCTURED_METHODS:
-        raise ValueError(
-            f"Unknown pruning method. Received: method={method!r}. "
-            f"Known methods: {sorted(set(METHODS) | set(STRUCTURED_METHODS))}."
-        )
-    if options and method not in CLONE_HOOKS:
+    record = methods.get(method)
+    if options and record.clone_hook is None:
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
+    if graph is not None and exclude and tuple(exclude) != graph.exclude:
+        raise ValueError(
+            f"exclude={list(exclude)!r} differs from the given graph's exclude "
+            f"{list(graph.exclude)!r}. Give one of them."
+        )
     graph = graph or DependencyGraph(model, exclude=exclude)
-    if method in UNSTRUCTURED_METHODS:
-        return _wrap_weights(graph, exclude)
-    hook = CLONE_HOOKS.get(method)
-    edit = hook(graph, **options) if hook is not None else None
-    return _wrap_channels(graph, STRUCTURED_METHODS[method], edit, mask_kernels)
+    wrapping = methods.Wrapping(method, graph.exclude, options).get_config()
+    if not record.structured:
+        return _wrap_weights(graph, wrapping)
+    edit = record.clone_hook(graph, **options) if record.clone_hook is not None else None
+    return _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels)
 
 
-def _wrap_weights(graph, exclude):
+def _wrap_weights(graph, wrapping):
     def make_layer(op):
         new = clone_layer(op.layer)
         rule = graph.rule(op.layer)
-        if rule.is_mixing and op.layer.name not in exclude and "kernel" in rule.weights:
-            return WeightMask(new, name=f"{op.layer.name}_wm")
+        if rule.is_mixing and op.layer.name not in graph.exclude and "kernel" in rule.weights:
+            return WeightMask(new, name=f"{op.layer.name}_wm", wrapping=wrapping)
         return new
 
     return rebuild(graph.traced, make_layer, on_built=_copy_weights)
@@ -106,9 +92,7 @@ def _kernel_consumers(graph, calls):
     Returns:
         `({op index: (weight name, axis)}, {folded tensor key})`.
     """
-    uses = {}
-    for op in graph.traced.ops:
-        uses[id(op.layer)] = uses.get(id(op.layer), 0) + 1
+    uses = collections.Counter(op.layer for op in graph.traced.ops)
     by_key = {}
     for op, key in graph.consumers():
         by_key.setdefault(key, []).append(op)
@@ -124,7 +108,7 @@ def _kernel_consumers(graph, calls):
             if (
                 var is None
                 or unwrap(layer) is not layer
-                or uses[id(layer)] != 1
+                or uses[layer] != 1
                 or op.in_keys[0] != key
                 or var.shape[spec[2]] != graph.traced.shapes[key][-1]
                 or not var.trainable
@@ -137,7 +121,7 @@ def _kernel_consumers(graph, calls):
     return found, folded
 
 
-def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
+def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True):
     calls, maps = _mask_calls(graph)
     masks = {}
     for g in graph.prunable_groups:
@@ -145,7 +129,9 @@ def _wrap_channels(graph, mask_class, edit=None, mask_kernels=True):
         name = f"{producer}_mask"
         if any(m.name == name for m in masks.values()):  # a split tensor: several groups
             name = f"{producer}_mask_g{g.index}"
-        masks[g.index] = mask_class(g.size, channel_maps=maps[g.index], name=name)
+        masks[g.index] = mask_class(
+            g.size, channel_maps=maps[g.index], wrapping=wrapping, name=name
+        )
     consumer_ops = {(op.index, k) for op, k in graph.consumers()}
     kernel_ops, folded_keys = _kernel_consumers(graph, calls) if mask_kernels else ({}, set())
     masked_cache = {}  # each consumed tensor is masked once; its consumers share the copy

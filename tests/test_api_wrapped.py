@@ -1,0 +1,130 @@
+"""`prune`, `strip` and the callbacks use the method and exclude list a model was wrapped
+with (issue 14, items 1 and 2)."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tfcompress import callbacks as cb
+from tfcompress import methods, schedules
+
+from .pruning_models import compile_model, conv_bn_net, data, mask_values
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class Odd(keras.layers.Layer):
+    """A layer class the dependency graph has no rule for."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+def _odd_net():
+    inputs = keras.Input((12, 12, 1))
+    x = layers.Conv2D(8, 3, padding="same", name="conv0")(inputs)
+    x = Odd(name="odd")(x)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(4, name="logits")(x), name="odd_net")
+
+
+def _kept(masked):
+    return {k: np.nonzero(v)[0].tolist() for k, v in mask_values(masked).items()}
+
+
+def test_prune_uses_wrapped_method():
+    x, y = data(32)
+    model = conv_bn_net()
+
+    def pruned(**kwargs):
+        masked = compile_model(tfc.wrap(model, "taylor"))
+        tfc.prune(masked, ratio=0.5, data=[(x, y)], **kwargs)
+        return _kept(masked)
+
+    by_taylor = pruned(criterion="taylor")
+    assert pruned() == by_taylor
+    assert pruned(criterion="l1_filter") != by_taylor  # the two criteria disagree here
+
+
+def _slimming_net_with_gammas():
+    """A slimming-wrapped net whose BatchNorm scales rank channels against their L1 norm."""
+    model = conv_bn_net(widths=(4, 4, 4))
+    masked = compile_model(tfc.wrap(model, "slimming", penalty=1e-4))
+    for i in range(3):
+        kernel = masked.get_layer(f"conv{i}").get_weights()[0]
+        l1 = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(0)
+        gamma = np.empty(4, "float32")
+        gamma[np.argsort(l1)] = [0.9, 0.8, 0.2, 0.1]  # the smallest filters: largest gammas
+        masked.get_layer(f"bn{i}").gamma.assign(gamma)
+    return masked
+
+
+def test_structured_pruning_uses_wrapped_method():
+    x, y = data(32)
+    masked = _slimming_net_with_gammas()
+    gammas = {f"conv{i}_mask": np.asarray(masked.get_layer(f"bn{i}").gamma) for i in range(3)}
+    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=0))  # before any update
+    masked.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    expected = {k: sorted(np.argsort(-g)[:2].tolist()) for k, g in gammas.items()}
+    assert _kept(masked) == expected
+
+
+def test_prune_with_other_method_is_an_error():
+    masked = tfc.wrap(conv_bn_net(), "taylor")
+    with pytest.raises(
+        ValueError, match="wrapped with method='taylor', but prune was given method='l1_filter'"
+    ):
+        tfc.prune(masked, ratio=0.5, method="l1_filter")
+    with pytest.raises(ValueError, match="pass criterion='l1_filter' to re-score"):
+        tfc.prune(masked, ratio=0.5, method="l1_filter")
+    tfc.prune(masked, ratio=0.5, criterion="l1_filter")  # re-scoring on purpose
+    assert all(len(v) == 4 for k, v in _kept(masked).items() if k != "conv2_mask")
+
+
+def test_structured_pruning_with_other_method_is_an_error():
+    x, y = data(32)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "taylor"))
+    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=0), method="slimming")
+    with pytest.raises(ValueError, match="but StructuredPruning was given method='slimming'"):
+        masked.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+
+
+def test_unknown_criterion_names_it():
+    with pytest.raises(ValueError, match="criterion='fisher'"):
+        tfc.prune(tfc.wrap(conv_bn_net()), ratio=0.5, criterion="fisher")
+
+
+def test_exclude_survives_prune_and_strip(tmp_path):
+    x, y = data(32)
+    with pytest.raises(ValueError, match=r"exclude=\['odd'\]"):
+        tfc.wrap(_odd_net())
+    masked = tfc.wrap(_odd_net(), exclude=["odd"])
+    assert methods.wrapping_of(masked).exclude == ("odd",)
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    assert [compact.get_layer(n).filters for n in ("conv0", "conv1", "conv2")] == [8, 4, 4]
+    np.testing.assert_allclose(masked(x[:4]), compact(x[:4]), rtol=1e-4, atol=1e-5)
+
+    fitted = compile_model(tfc.wrap(_odd_net(), exclude=["odd"]))
+    fitted.fit(x, y, batch_size=16, epochs=1, verbose=0,
+               callbacks=[cb.StructuredPruning(schedules.OneShot(0.5, step=1))])
+    assert sorted(len(v) for v in _kept(fitted).values()) == [4, 4]
+
+    path = str(tmp_path / "masked.keras")
+    fitted.save(path)
+    loaded = keras.saving.load_model(path)
+    tfc.prune(loaded, ratio=0.75)
+    assert tfc.strip(loaded).get_layer("conv1").filters == 2
+
+
+def test_magnitude_pruning_ratio_is_keyword_and_named_ratio():
+    masked = tfc.wrap(conv_bn_net(), "magnitude")
+    achieved = tfc.pruners.prune_weights(masked, ratio=0.5)
+    assert all(v == pytest.approx(0.5, abs=0.02) for v in achieved.values())
+    with pytest.raises(TypeError):
+        tfc.pruners.prune_weights(masked, 0.5, None)
+    with pytest.raises(TypeError):
+        cb.StructuredPruning(schedules.OneShot(0.5), "taylor")
