@@ -190,6 +190,15 @@ def define_train_flags(fv):
         lower_bound=0.0,
         flag_values=fv,
     )
+    flags.DEFINE_enum(
+        "weight_decay_mode",
+        cfg.DEFAULT_WEIGHT_DECAY_MODE,
+        list(cfg.WEIGHT_DECAY_MODES),
+        "coupled: wd * w is added to the gradient before momentum (the seeds' PyTorch, "
+        "Caffe and TF1 SGD); decoupled: Keras's w -= lr * wd * w (about 1 / (1 - momentum) "
+        "times weaker).",
+        flag_values=fv,
+    )
     flags.DEFINE_integer(
         "skip_step",
         10,
@@ -317,6 +326,15 @@ def define_prune_flags(fv):
         list(cfg.SCOPES),
         "Ranking: local (ratio per group; per layer for magnitude) or global (one "
         "ranking); default per method (global for taylor and slimming).",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "normalize",
+        None,
+        list(cfg.NORMALIZATIONS),
+        "Scaling of each group's scores before ranking: none, mean, max or l2 (s / ||s||: "
+        "with --scope=global the AdapNet++ Taylor recipe, l2 per layer then one global "
+        "threshold); default per method.",
         flag_values=fv,
     )
     flags.DEFINE_integer(
@@ -521,6 +539,7 @@ def train_config(fv):
         power=fv.power,
         momentum=fv.momentum,
         weight_decay=fv.weight_decay,
+        weight_decay_mode=fv.weight_decay_mode,
         skip_step=fv.skip_step,
         save_step=fv.save_step,
         eval_step=fv.eval_step,
@@ -546,6 +565,7 @@ def compress_config(fv):
             prune_every=fv.prune_every,
             schedule=fv.schedule,
             scope=fv.scope,
+            normalize=fv.normalize,
             min_channels=fv.min_channels,
             round_to=fv.round_to,
             s=fv.s,

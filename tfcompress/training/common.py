@@ -9,6 +9,7 @@ from absl import logging
 
 from tfcompress.training import evaluation, inputs, loop, runs, tasks
 from tfcompress.training.lr import PolyLR
+from tfcompress.training.optimizers import SGD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,11 +64,13 @@ def plan(config, context):
 
 
 def make_optimizer(config, total_steps):
-    """SGD with momentum and weight decay on the poly learning-rate policy."""
-    return keras.optimizers.SGD(
+    """SGD with momentum and weight decay (`config.weight_decay_mode`: coupled, as the
+    seeds, or decoupled) on the poly learning-rate policy."""
+    return SGD(
         PolyLR(config.learning_rate, total_steps, config.power),
         momentum=config.momentum,
         weight_decay=config.weight_decay or None,
+        weight_decay_mode=config.weight_decay_mode,
     )
 
 

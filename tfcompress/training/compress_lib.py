@@ -46,6 +46,7 @@ def resolve_ratio(masked, prune):
             scope=prune.scope or method.scope,
             min_channels=prune.min_channels,
             round_to=prune.round_to,
+            normalize=prune.normalize,
         ),
     )
     logging.info(

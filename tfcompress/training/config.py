@@ -17,6 +17,12 @@ SCOPES = ("local", "global")
 COMPRESSION_TARGETS = ("channels", "params")
 FORMATS = ("saved_model", "tflite", "keras", "report")
 QUANTIZATIONS = ("none", "dynamic", "int8")
+# SGD weight decay: "coupled" adds wd * w to the gradient before momentum (the seeds:
+# PyTorch, Caffe, TF1), "decoupled" is Keras's w -= lr * wd * w. The one default.
+WEIGHT_DECAY_MODES = ("coupled", "decoupled")
+DEFAULT_WEIGHT_DECAY_MODE = "coupled"
+# Score normalisation of a ranking (`tfcompress.pruners.ranking.NORMALIZERS`).
+NORMALIZATIONS = ("none", "mean", "max", "l2")
 
 
 def _int(name, value, minimum=0, optional=False):
@@ -122,6 +128,8 @@ class TrainConfig:
     max_iteration / epochs: length of the run in steps, or in epochs (exactly one).
     steps_per_epoch: steps that make an epoch (None: examples in train_data // batch_size).
     learning_rate, power: the poly policy `learning_rate * (1 - step / max_iteration)^power`.
+    weight_decay_mode: "coupled" (wd * w added to the gradient before momentum, as the
+        seeds' PyTorch / Caffe / TF1 SGD) or "decoupled" (Keras: w -= lr * wd * w).
     skip_step: log (console and TensorBoard) every this many steps.
     save_step: checkpoint every this many steps (and at the end).
     eval_step: evaluate on test_data every this many steps (0: at the end only).
@@ -143,6 +151,7 @@ class TrainConfig:
     power: float = 0.9
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    weight_decay_mode: str = DEFAULT_WEIGHT_DECAY_MODE
     skip_step: int = 10
     save_step: int = 500
     eval_step: int = 0
@@ -175,6 +184,7 @@ class TrainConfig:
         _number("power", self.power, low=0)
         _number("momentum", self.momentum, low=0, high=1)
         _number("weight_decay", self.weight_decay, low=0)
+        _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
         _int("skip_step", self.skip_step, minimum=1)
         _int("save_step", self.save_step, minimum=1)
         _int("eval_step", self.eval_step)
@@ -214,6 +224,8 @@ class PruneConfig:
     schedule: "iterative" (equal ratio steps) or "polynomial" (Zhu & Gupta).
     scope: "local" (ratio per group; per layer for magnitude) or "global" (one ranking);
         None: the method's default.
+    normalize: how each group's scores are scaled before ranking ("none", "mean", "max",
+        "l2": s / ||s||, the AdapNet++ Taylor recipe); None: the method's default.
     s: slimming's L1 penalty on BatchNorm scales.
     quality: magnitude only: Han's threshold `quality * std(w)` instead of `ratio`.
     exclude: names of layers to leave unpruned.
@@ -227,6 +239,7 @@ class PruneConfig:
     prune_every: float = 1.0
     schedule: str = "iterative"
     scope: str | None = None
+    normalize: str | None = None
     min_channels: int = 1
     round_to: int = 1
     s: float = 1e-4
@@ -266,6 +279,8 @@ class PruneConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         if self.scope is not None:
             _choice("scope", self.scope, SCOPES)
+        if self.normalize is not None:
+            _choice("normalize", self.normalize, NORMALIZATIONS)
         _int("min_channels", self.min_channels, minimum=1)
         _int("round_to", self.round_to, minimum=1)
         _number("s", self.s, low=0, low_open=True)
