@@ -85,3 +85,17 @@ def test_wrapped_method_survives_save_and_load(method, options, tmp_path):
     with pytest.raises(ValueError, match=f"wrapped with method='{method}'"):
         tfc.prune(loaded, ratio=0.5, method=other)
     assert tfc.strip(loaded).get_layer("conv2").filters == 16
+
+
+def test_compress_methods_table_is_read_from_the_record():
+    from tfcompress.training import methods as plumbing
+
+    assert tuple(plumbing.METHODS) == tfc.METHODS
+    assert plumbing.METHODS["taylor"].scope == "global"
+    assert plumbing.METHODS["taylor"].criterion == "l1_filter"  # scores need training
+    assert [m for m in plumbing.METHODS if plumbing.METHODS[m].penalty] == ["slimming"]
+    assert plumbing.METHODS["soft_topk"].compression_target == "channels"
+    record = methods.Method("l1_twin", ChannelMask, "l1_filter", cb.StructuredPruning)
+    with methods.registered_method(record):
+        assert plumbing.METHODS["l1_twin"].criterion == "l1_filter"
+    assert "l1_twin" not in plumbing.METHODS

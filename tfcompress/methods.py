@@ -29,6 +29,7 @@ from tfcompress.layers import ChannelMask, WeightMask
 
 SCOPES = ("local", "global")
 NORMALIZE = ("none", "mean", "max", "l2")
+COMPRESSION_TARGETS = ("params", "channels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Method:
         budget_criterion: the criterion a compression target (N x fewer parameters) is
             measured with before training (Taylor scores need training; default:
             `criterion`).
+        compression_target: what a compression factor N means by default: "params"
+            (the channel ratio leaving 1/N of the parameters) or "channels" (ACoSP: each
+            group keeps 1/N of its channels).
     """
 
     name: str
@@ -63,6 +67,7 @@ class Method:
     normalize: str = "none"
     min_channels: int = 1
     budget_criterion: str | None = None
+    compression_target: str = "params"
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -105,6 +110,11 @@ class Method:
             raise ValueError(
                 "min_channels must be an integer >= 1. "
                 f"Received: min_channels={self.min_channels!r}"
+            )
+        if self.compression_target not in COMPRESSION_TARGETS:
+            raise ValueError(
+                f"compression_target must be one of {COMPRESSION_TARGETS}. Received: "
+                f"compression_target={self.compression_target!r}"
             )
         if self.budget_criterion is None and self.criterion is not None:
             object.__setattr__(self, "budget_criterion", self.criterion)
@@ -164,6 +174,7 @@ def _builtins():
             callbacks.SoftTopK,
             min_channels=8,
             budget_criterion="l1_filter",
+            compression_target="channels",
         ),
     )
 

@@ -1,19 +1,26 @@
-"""Per-method plumbing for `compress`, as a table: default ranking scope, `wrap` options,
-the schedule and callback that drive the masks, and the slimming penalty's phase.
+"""Per-method plumbing for `compress`, read off each method's record
+(`tfcompress.methods.Method`): default ranking scope, `wrap` options, the schedule and
+callback that drive the masks, and the slimming penalty's phase.
 
     timeline = Timeline.of(prune_config, steps_per_epoch, total_steps)
     callback = METHODS[method].callback(prune_config, ratio, timeline)
+
+`METHODS` is a live view of the method registry: a method registered with
+`tfcompress.register_method` is driven by `compress` through its callback class.
 
 Times come in epochs (`PruneConfig`) and become steps here: pruning begins at `begin`,
 ends at `end` (equal: one-shot) and steps every `every` steps in between.
 """
 
+import collections.abc
 import dataclasses
 
 import keras
 
 from tfcompress import callbacks, schedules
+from tfcompress import methods as records
 from tfcompress.graph.trace import layers_of
+from tfcompress.surgery.penalties import bn_gamma_l1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +78,7 @@ def _structured(prune, ratio, timeline, scope):
         normalize=prune.normalize,
         min_channels=prune.min_channels,
         round_to=prune.round_to,
+        rule=prune.ranking_rule,
     )
 
 
@@ -96,36 +104,71 @@ def _soft_topk(prune, ratio, timeline, scope):
     )
 
 
+# callback class of a method's record -> fn(prune, ratio, timeline, scope) -> callback
+CALLBACK_FACTORIES = {
+    callbacks.StructuredPruning: _structured,
+    callbacks.MagnitudePruning: _magnitude,
+    callbacks.SoftTopK: _soft_topk,
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """How `compress` drives one method.
+    """How `compress` drives one method, read off its record.
 
     scope: default ranking scope (local: per group; global: one ranking).
     criterion: the channel criterion a compression target is measured with.
-    make_callback: `fn(prune, ratio, timeline, scope) -> keras.callbacks.Callback`.
-    penalty: whether `s` is an L1 penalty added by `wrap` (slimming).
+    penalty: whether `s` is an L1 penalty added by `wrap` (slimming's clone hook).
     compression_target: what `--compression=N` means by default (see
         `PruneConfig.compression_target`): "params" (1/N of the parameters) or
         "channels" (ACoSP: every group keeps 1/N of its channels).
     """
 
-    scope: str
-    criterion: str | None
-    make_callback: object
-    penalty: bool = False
-    compression_target: str = "params"
+    record: records.Method
+
+    @property
+    def scope(self):
+        return self.record.scope
+
+    @property
+    def criterion(self):
+        return self.record.budget_criterion
+
+    @property
+    def penalty(self):
+        return self.record.clone_hook is bn_gamma_l1
+
+    @property
+    def compression_target(self):
+        return self.record.compression_target
 
     def callback(self, prune, ratio, timeline):
-        return self.make_callback(prune, ratio, timeline, prune.scope or self.scope)
+        make = CALLBACK_FACTORIES.get(self.record.callback)
+        if make is None:
+            raise ValueError(
+                f"compress cannot drive method {self.record.name!r}: its callback "
+                f"{self.record.callback.__name__} is not one of "
+                f"{sorted(c.__name__ for c in CALLBACK_FACTORIES)}."
+            )
+        return make(prune, ratio, timeline, prune.scope or self.scope)
 
 
-METHODS = {
-    "magnitude": Method("local", None, _magnitude),
-    "l1_filter": Method("local", "l1_filter", _structured),
-    "taylor": Method("global", "l1_filter", _structured),
-    "slimming": Method("global", "slimming", _structured, penalty=True),
-    "soft_topk": Method("local", "l1_filter", _soft_topk, compression_target="channels"),
-}
+class _Registry(collections.abc.Mapping):
+    """`{method name: Method}` over the method registry, read on every access."""
+
+    def __getitem__(self, name):
+        if name not in records.names():
+            raise KeyError(name)
+        return Method(records.get(name))
+
+    def __iter__(self):
+        return iter(records.names())
+
+    def __len__(self):
+        return len(records.names())
+
+
+METHODS = _Registry()
 
 
 def wrap_options(prune):
