@@ -120,3 +120,30 @@ def test_strict_quantile_strips_when_no_layer_is_emptied():
     assert sum(kept) == 32 - 17  # floor(0.5 * 32) + 1 removed
     compact = tfc.strip(masked)
     assert [compact.get_layer(f"conv{i}").filters for i in range(3)] == kept
+
+
+def test_slimming_config_uses_the_reference_rule(monkeypatch):
+    from tfcompress.training import config as config_lib
+    from tfcompress.training import methods
+
+    from .test_scripts_helpers import REPO, parse
+
+    assert config_lib.RANKING_RULES == ranking.RULES
+    monkeypatch.chdir(REPO)
+    config = parse("compress", ["--flagfile=configs/vgg19_bn_cifar10_slimming.cfg"])
+    assert config.prune.ranking_rule == "strict_quantile"
+    steps_per_epoch = 50000 // config.train.batch_size
+    total = config.train.total_steps(steps_per_epoch)
+    timeline = methods.Timeline.of(config.prune, steps_per_epoch, total)
+    callback = methods.METHODS["slimming"].callback(config.prune, 0.7, timeline)
+    assert callback.options.rule == "strict_quantile"
+    assert callback.options.scope == "global"
+
+
+def test_ranking_rule_is_refused_for_methods_without_a_channel_ranking():
+    from tfcompress.training.config import PruneConfig
+
+    with pytest.raises(ValueError, match="ranking_rule='strict_quantile' cuts a channel ranking"):
+        PruneConfig(method="soft_topk", ratio=0.5, ranking_rule="strict_quantile")
+    with pytest.raises(ValueError, match="ranking_rule"):
+        PruneConfig(method="slimming", ratio=0.5, ranking_rule="vggprune")

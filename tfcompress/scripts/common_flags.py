@@ -274,15 +274,6 @@ def define_prune_flags(fv):
         lower_bound=1.0,
         flag_values=fv,
     )
-    flags.DEFINE_float(
-        "quality",
-        None,
-        "magnitude only, instead of --ratio: Han's per-layer threshold quality * std(w).",
-        lower_bound=0.0,
-        flag_values=fv,
-    )
-    flags.DEFINE_float(
-        "starting_epoch",
     flags.DEFINE_enum(
         "compression_target",
         None,
@@ -292,6 +283,15 @@ def define_prune_flags(fv):
         "parameters); default per method (channels for soft_topk, params otherwise).",
         flag_values=fv,
     )
+    flags.DEFINE_float(
+        "quality",
+        None,
+        "magnitude only, instead of --ratio: Han's per-layer threshold quality * std(w).",
+        lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "starting_epoch",
         0.0,
         "Epoch at which pruning starts (slimming: sparsity training before it; soft_topk: "
         "temperature annealing starts).",
@@ -349,6 +349,15 @@ def define_prune_flags(fv):
         1,
         "Round kept channel counts up to a multiple of this.",
         lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "ranking_rule",
+        "safe",
+        list(cfg.RANKING_RULES),
+        "How the ratio becomes a cut: safe (remove floor(ratio*N) channels, never empty a "
+        "layer) or strict_quantile (Network Slimming's vggprune.py: keep the scores "
+        "strictly above the sorted score at index int(N*ratio); may empty a layer).",
         flag_values=fv,
     )
     flags.DEFINE_float(
@@ -560,6 +569,7 @@ def compress_config(fv):
             method=fv.method,
             ratio=fv.ratio,
             compression=fv.compression,
+            compression_target=fv.compression_target,
             starting_epoch=fv.starting_epoch,
             ending_epoch=fv.ending_epoch,
             prune_every=fv.prune_every,
@@ -568,6 +578,7 @@ def compress_config(fv):
             normalize=fv.normalize,
             min_channels=fv.min_channels,
             round_to=fv.round_to,
+            ranking_rule=fv.ranking_rule,
             s=fv.s,
             quality=fv.quality,
             exclude=tuple(fv.exclude),
@@ -580,7 +591,6 @@ def evaluate_config(fv):
         ratios = tuple(float(r) for r in fv.prune_ratios)
     except ValueError as e:
         raise ValueError(
-            compression_target=fv.compression_target,
             f"prune_ratios must be numbers. Received: prune_ratios={fv.prune_ratios!r}"
         ) from e
     return cfg.EvalConfig(

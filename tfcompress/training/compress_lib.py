@@ -47,6 +47,7 @@ def resolve_ratio(masked, prune):
             min_channels=prune.min_channels,
             round_to=prune.round_to,
             normalize=prune.normalize,
+            rule=prune.ranking_rule,
         ),
     )
     logging.info(

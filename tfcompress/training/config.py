@@ -13,6 +13,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("iterative", "polynomial")
 SCOPES = ("local", "global")
+RANKING_RULES = ("safe", "strict_quantile")  # tfcompress.pruners.ranking.RULES
 # What `--compression=N` means (see PruneConfig); the default is per method.
 COMPRESSION_TARGETS = ("channels", "params")
 FORMATS = ("saved_model", "tflite", "keras", "report")
@@ -226,6 +227,10 @@ class PruneConfig:
         None: the method's default.
     normalize: how each group's scores are scaled before ranking ("none", "mean", "max",
         "l2": s / ||s||, the AdapNet++ Taylor recipe); None: the method's default.
+    ranking_rule: how the ratio becomes a cut (`tfcompress.pruners.ranking.RankingOptions`):
+        "safe" removes floor(ratio * N) channels and never empties a layer;
+        "strict_quantile" is Network Slimming's vggprune.py (keep the scores strictly above
+        the sorted score at index int(N * ratio); may empty a layer, which strip refuses).
     s: slimming's L1 penalty on BatchNorm scales.
     quality: magnitude only: Han's threshold `quality * std(w)` instead of `ratio`.
     exclude: names of layers to leave unpruned.
@@ -234,6 +239,7 @@ class PruneConfig:
     method: str
     ratio: float | None = None
     compression: float | None = None
+    compression_target: str | None = None
     starting_epoch: float = 0.0
     ending_epoch: float | None = None
     prune_every: float = 1.0
@@ -242,12 +248,12 @@ class PruneConfig:
     normalize: str | None = None
     min_channels: int = 1
     round_to: int = 1
+    ranking_rule: str = "safe"
     s: float = 1e-4
     quality: float | None = None
     exclude: tuple = ()
 
     def __post_init__(self):
-    compression_target: str | None = None
         from tfcompress.training import methods  # the table of known methods
 
         _choice("method", self.method, tuple(methods.METHODS))
@@ -260,6 +266,8 @@ class PruneConfig:
             )
         _number("ratio", self.ratio, low=0, high=1, optional=True)
         _number("compression", self.compression, low=1, low_open=True, optional=True)
+        if self.compression_target is not None:
+            _choice("compression_target", self.compression_target, COMPRESSION_TARGETS)
         _number("quality", self.quality, low=0, optional=True)
         if self.quality is not None and self.method != "magnitude":
             raise ValueError(
@@ -273,8 +281,6 @@ class PruneConfig:
                 "ending_epoch must be at or after starting_epoch. Received: "
                 f"starting_epoch={self.starting_epoch}, ending_epoch={self.ending_epoch}"
             )
-        if self.compression_target is not None:
-            _choice("compression_target", self.compression_target, COMPRESSION_TARGETS)
         _number("prune_every", self.prune_every, low=0, low_open=True)
         _choice("schedule", self.schedule, SCHEDULES)
         if self.scope is not None:
@@ -283,6 +289,12 @@ class PruneConfig:
             _choice("normalize", self.normalize, NORMALIZATIONS)
         _int("min_channels", self.min_channels, minimum=1)
         _int("round_to", self.round_to, minimum=1)
+        _choice("ranking_rule", self.ranking_rule, RANKING_RULES)
+        if self.ranking_rule != "safe" and self.method in ("magnitude", "soft_topk"):
+            raise ValueError(
+                f"ranking_rule={self.ranking_rule!r} cuts a channel ranking; method "
+                f"{self.method!r} has none. Received: method={self.method!r}"
+            )
         _number("s", self.s, low=0, low_open=True)
         if not all(isinstance(n, str) for n in self.exclude):
             raise ValueError(f"exclude must hold layer names. Received: exclude={self.exclude!r}")
