@@ -128,3 +128,12 @@ def test_magnitude_pruning_ratio_is_keyword_and_named_ratio():
         tfc.pruners.prune_weights(masked, 0.5, None)
     with pytest.raises(TypeError):
         cb.StructuredPruning(schedules.OneShot(0.5), "taylor")
+
+
+def test_exclude_survives_soft_topk_fit():
+    x, y = data(32)
+    masked = compile_model(tfc.wrap(_odd_net(), "soft_topk", exclude=["odd"]))
+    callback = cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=1), min_channels=2)
+    masked.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
+    compact = tfc.strip(masked)
+    assert [compact.get_layer(n).filters for n in ("conv0", "conv1", "conv2")] == [8, 4, 4]

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcompress import methods
 from tfcompress.callbacks._state import current_step, layers_of
-from tfcompress.graph import DependencyGraph
 from tfcompress.layers import SoftTopKMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.plan import apply_plan
@@ -76,7 +76,7 @@ class SoftTopK(keras.callbacks.Callback):
                 "SoftTopK cannot tell the epoch from the step: fit does not know the "
                 "number of steps per epoch. Pass SoftTopK(..., steps_per_epoch=N)."
             )
-        self._graph = DependencyGraph(self.model)
+        self._graph = methods.graph_of(self.model)  # with the wrapped exclude list
         for mask in self._masks:
             k = ranking.keep_count(
                 mask.units, self.schedule.final_ratio, self.min_channels, self.round_to
