@@ -71,7 +71,9 @@ def test_pspnet_output_stride_16_pools_non_divisible_features_adaptively():
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "size, output_stride", [(473, 8), (713, 16)], ids=["473-os8", "713-os16-uneven-bins"]
+    "size, output_stride",
+    [(473, 8), (713, 8), (713, 16)],
+    ids=["473-os8", "713-os8", "713-os16-uneven-bins"],
 )
 def test_pspnet_prunes_half_with_parity_at_reference_crop(size, output_stride, tmp_path):
     model = models.build("pspnet", 5, (size, size, 3), width=0.0625, output_stride=output_stride)
