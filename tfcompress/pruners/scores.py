@@ -28,10 +28,7 @@ def score_groups(masked, method="l1_filter", data=None, graph=None):
     graph = graph or methods.graph_of(masked)
     sites = mask_sites(graph)
     if not sites:
-        raise ValueError(
-            f"Model '{masked.name}' has no mask layers. Call `tfcompress.wrap(model)` first "
-            "and prune the model it returns."
-        )
+        raise ValueError(_no_masks_message(masked, graph))
     criterion = importance.CRITERIA[method]
     prepare = getattr(criterion, "prepare", None)
     if prepare is not None:
@@ -49,6 +46,25 @@ def score_groups(masked, method="l1_filter", data=None, graph=None):
                 )
             scores[site.group] = s
     return graph, sites, scores
+
+
+def _no_masks_message(model, graph):
+    """Why `model` has no mask layer: its graph has no prunable group (so `wrap` placed
+    none), or it was not wrapped."""
+    if graph.prunable_groups:
+        return (
+            f"Model '{model.name}' has no mask layers. Call `tfcompress.wrap(model)` first "
+            "and prune the model it returns."
+        )
+    reasons = {}
+    for group in graph.groups:
+        reasons[group.pinned_by] = reasons.get(group.pinned_by, 0) + 1
+    why = ", ".join(f"{reason} ({n} group{'s' * (n > 1)})" for reason, n in reasons.items())
+    return (
+        f"Model '{model.name}' has no prunable channel group, so `tfcompress.wrap` placed "
+        f"no mask layer and there is nothing to prune: every group of channels is pinned "
+        f"by {why}."
+    )
 
 
 def alive_channels(graph, sites):

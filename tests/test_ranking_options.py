@@ -1,0 +1,98 @@
+"""`RankingOptions`: one ranking-options object, validated once (issue 14), and what
+prune says when there is nothing to rank."""
+
+import dataclasses
+import re
+
+import keras
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tfcompress.pruners import ranking
+from tfcompress.pruners.budget import ratio_for_params
+from tfcompress.pruners.ranking import RankingOptions
+
+SCORES = {0: np.array([1.0, 5.0, 3.0]), 1: np.array([0.5, 0.2, 4.0, 6.0])}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(ratio=1.0), "ratio must be a number in [0, 1). Received: ratio=1.0"),
+        (dict(ratio=True), "ratio must be a number in [0, 1). Received: ratio=True"),
+        (dict(ratio=0.5, threshold=1.0), "Give exactly one of ratio, threshold or num_remove"),
+        (dict(threshold="low"), "threshold must be a number. Received: threshold='low'"),
+        (dict(num_remove=-1), "num_remove must be an integer >= 0. Received: num_remove=-1"),
+        (dict(scope="layer"), "scope must be one of ('local', 'global'). Received: scope='layer'"),
+        (dict(min_channels=0), "min_channels must be an integer >= 1. Received: min_channels=0"),
+        (dict(round_to=2.0), "round_to must be an integer >= 1. Received: round_to=2.0"),
+        (dict(normalize="z"), "normalize must be one of ['l2', 'max', 'mean', 'none']"),
+        (dict(rule="vggprune"), "rule must be one of ('safe', 'strict_quantile')"),
+        (dict(rule="strict_quantile", threshold=0.1), "takes no threshold or num_remove"),
+        (dict(rule="strict_quantile", min_channels=2), "applies no channel floor"),
+    ],
+)
+def test_ranking_options_are_validated_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        RankingOptions(**kwargs)
+
+
+def test_ranking_options_are_frozen_and_keyword_only_after_ratio():
+    options = RankingOptions(0.5, scope="global")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.ratio = 0.2
+    with pytest.raises(TypeError):
+        RankingOptions(0.5, "global")
+
+
+def test_select_needs_exactly_one_amount_and_an_options_object():
+    with pytest.raises(ValueError, match="Give exactly one of ratio, threshold or num_remove"):
+        ranking.select(SCORES, RankingOptions(scope="global"))
+    with pytest.raises(TypeError, match="options must be a .*RankingOptions. Received: options="):
+        ranking.select(SCORES, {"ratio": 0.5})
+
+
+def test_with_defaults_fills_only_a_missing_normalize():
+    assert RankingOptions(0.5).with_defaults(normalize="mean").normalize == "mean"
+    assert RankingOptions(0.5, normalize="l2").with_defaults(normalize="mean").normalize == "l2"
+    # None selects like "none"
+    keep = ranking.select(SCORES, RankingOptions(3 / 7, scope="global"))
+    same = ranking.select(SCORES, RankingOptions(3 / 7, scope="global", normalize="none"))
+    assert all((keep[g] == same[g]).all() for g in SCORES)
+
+
+def test_with_ratio_leaves_an_explicit_count_or_threshold_alone():
+    assert RankingOptions().with_ratio(0.3).ratio == 0.3
+    assert RankingOptions(num_remove=2).with_ratio(0.3) == RankingOptions(num_remove=2)
+    assert RankingOptions(threshold=1.0).with_ratio(0.3).ratio is None
+
+
+def test_strict_quantile_removes_one_more_than_safe_at_the_cut():
+    scores = {0: np.arange(1.0, 11.0)}  # 10 distinct scores
+    safe = ranking.select(scores, RankingOptions(0.3))
+    strict = ranking.select(scores, RankingOptions(0.3, rule="strict_quantile"))
+    assert safe[0].sum() == 7 and strict[0].sum() == 6  # floor(3) vs floor(3) + 1
+    # local strict_quantile cuts each group at its own sorted value; it may empty one
+    keep = ranking.select({0: np.ones(4), 1: np.arange(4.0)},
+                          RankingOptions(0.5, rule="strict_quantile"))
+    assert [keep[0].sum(), keep[1].sum()] == [0, 1]
+
+
+def test_budget_search_takes_ranking_options_without_an_amount():
+    with pytest.raises(ValueError, match="cannot set threshold or num_remove"):
+        ratio_for_params(None, [], SCORES, 10, RankingOptions(threshold=1.0))
+    with pytest.raises(TypeError, match="options must be a .*RankingOptions"):
+        ratio_for_params(None, [], SCORES, 10, {"scope": "global"})
+
+
+def test_prune_says_wrap_found_no_prunable_group():
+    inputs = keras.Input((6,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(inputs), name="tiny")
+    masked = tfc.wrap(model, "l1_filter")
+    with pytest.raises(ValueError, match=(
+        r"Model 'tiny.*' has no prunable channel group, so `tfcompress.wrap` placed no mask "
+        r"layer and there is nothing to prune: every group of channels is pinned by "
+        r"model input \(1 group\), model output \(1 group\)"
+    )):
+        tfc.prune(masked, 0.5)
