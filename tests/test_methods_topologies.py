@@ -17,7 +17,8 @@ CALLBACKS = {
     "taylor": lambda: cb.StructuredPruning(
         schedules.Iterative(0.5, begin_step=2, end_step=6, frequency=2), method="taylor",
         scope="global"),
-    "soft_topk": lambda: cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=1)),
+    "soft_topk": lambda: cb.SoftTopK(  # tiny layers: ACoSP's 8 would keep them whole
+        schedules.ACoSPTemperature(0.5, ending_epoch=1), min_channels=1),
     "slimming": lambda: cb.StructuredPruning(schedules.OneShot(0.5, step=4), method="slimming",
                                              scope="global"),
 }

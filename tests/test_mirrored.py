@@ -31,7 +31,8 @@ SCRIPT = textwrap.dedent('''
             scope="global"),
         "magnitude": lambda: cb.MagnitudePruning(
             schedules.Polynomial(0.0, 0.75, begin_step=0, end_step=12, frequency=3)),
-        "soft_topk": lambda: cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=1)),
+        "soft_topk": lambda: cb.SoftTopK(  # 8-channel layers: ACoSP's 8 would keep all
+            schedules.ACoSPTemperature(0.5, ending_epoch=1), min_channels=1),
     }
     PRUNING_STATE = {"mask", "kernel_mask", "taylor_sum", "taylor_count", "score",
                      "temperature", "keep", "hard"}
