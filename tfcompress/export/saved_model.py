@@ -1,4 +1,8 @@
-"""SavedModel export with a named serving signature."""
+"""SavedModel export with a named serving signature whose outputs are keyed by the
+model's own output names (`main_logits`, `aux_logits`, ...)."""
+
+import json
+import os
 
 import keras
 import tensorflow as tf
@@ -7,6 +11,8 @@ from tfcompress.export.atomic import atomic_path
 from tfcompress.export.fold import fold_batchnorm as fold
 
 DEFAULT_SIGNATURE = "serving_default"
+# Written next to the SavedModel's assets: the output names in the model's order.
+OUTPUT_ORDER_FILE = os.path.join("assets.extra", "output_names.json")
 
 
 def input_specs(model):
@@ -16,38 +22,55 @@ def input_specs(model):
     ]
 
 
+def output_names(model):
+    """The signature's output keys: the model's output names (`model.output_names`), a
+    repeated name numbered from its second use (`name_1`, ...)."""
+    names, seen = [], {}
+    for name in model.output_names:
+        n = seen.get(name, 0)
+        seen[name] = n + 1
+        names.append(name if n == 0 else f"{name}_{n}")
+    return names
+
+
 def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=False):
     """Writes `model` as a TF SavedModel at `path` with one serving signature.
 
     The signature takes the model's inputs (by their Input names) and returns its
-    outputs in inference mode (BatchNorm uses moving statistics, Dropout is off). With
+    outputs in inference mode (BatchNorm uses moving statistics, Dropout is off), keyed
+    by the model's output names (`output_names(model)`; their order is written to
+    `OUTPUT_ORDER_FILE` for `serve`). With
     `fold_batchnorm=True` the BatchNorms that directly follow a Conv / Dense layer are
     folded into it first (`tfcompress.export.fold_batchnorm`; `model` is not changed).
     Returns `path`.
     """
     if not signature_name or not isinstance(signature_name, str):
-        raise ValueError(
-            f"signature_name must be a non-empty string. Received: {signature_name!r}"
-        )
+        raise ValueError(f"signature_name must be a non-empty string. Received: {signature_name!r}")
     if fold_batchnorm:
         model = fold(model)
     specs = input_specs(model)
+    names = output_names(model)
 
     def call(*inputs):
         x = inputs[0] if len(inputs) == 1 else list(inputs)
-        return model(x, training=False)
+        outputs = keras.tree.flatten(model(x, training=False))
+        return dict(zip(names, outputs, strict=True))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(name=signature_name, fn=call, input_signature=specs)
     with atomic_path(path) as tmp:
         archive.write_out(tmp, verbose=False)
+        os.makedirs(os.path.join(tmp, os.path.dirname(OUTPUT_ORDER_FILE)), exist_ok=True)
+        with open(os.path.join(tmp, OUTPUT_ORDER_FILE), "w") as f:
+            json.dump(names, f)
     return path
 
 
 def serve(path, inputs, signature_name=DEFAULT_SIGNATURE):
     """Runs a SavedModel's signature. `inputs`: one array (single-input models) or a dict
-    keyed by input name. Returns the outputs as a list of numpy arrays, sorted by name."""
+    keyed by input name. Returns the outputs as a list of numpy arrays in the model's
+    output order (SavedModels not written by `saved_model`: sorted by output name)."""
     loaded = tf.saved_model.load(path)
     if signature_name not in loaded.signatures:
         raise KeyError(
@@ -64,4 +87,14 @@ def serve(path, inputs, signature_name=DEFAULT_SIGNATURE):
         inputs = {next(iter(specs)): inputs}
     feed = {n: tf.convert_to_tensor(x, dtype=specs[n].dtype) for n, x in inputs.items()}
     out = fn(**feed)
-    return [out[k].numpy() for k in sorted(out)]
+    return [out[k].numpy() for k in _output_order(path, out)]
+
+
+def _output_order(path, outputs):
+    order_file = os.path.join(path, OUTPUT_ORDER_FILE)
+    if os.path.exists(order_file):
+        with open(order_file) as f:
+            names = json.load(f)
+        if sorted(names) == sorted(outputs):
+            return names
+    return sorted(outputs)

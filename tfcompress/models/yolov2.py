@@ -2,7 +2,8 @@
 
 Every conv is Conv2D (no bias) -> BN -> LeakyReLU(0.1). The passthrough taps the last
 26x26 (stride 16) feature map, reduces it to 64 channels with a 1x1 conv and moves 2x2 blocks
-into channels with `tfcompress.layers.SpaceToDepth(2)`; the result is concatenated
+into channels (`space_to_depth`: Reshape -> Permute -> Reshape, standard Keras layers only,
+so a saved model loads without tfcompress); the result is concatenated
 (passthrough first, as Darknet's `route -1 -4`) with the two extra 3x3 head convs, followed
 by a 3x3 conv and the linear 1x1 `yolo_head`.
 
@@ -13,7 +14,6 @@ Anchors are `(w, h)` in grid-cell units; `VOC_ANCHORS` are those of `yolo-voc.cf
 
 import keras
 
-from tfcompress.layers import SpaceToDepth
 from tfcompress.models import checks
 from tfcompress.models.blocks import conv_bn
 
@@ -51,6 +51,18 @@ def check_anchors(anchors):
     return pairs
 
 
+def space_to_depth(x, block_size, name):
+    """`tf.nn.space_to_depth` from standard Keras layers: output channel
+    `(dy * block_size + dx) * C + c` holds input channel `c` at offset `(dy, dx)` of its
+    block. Layers `{name}_blocks` (Reshape), `{name}_permute` (Permute), `{name}` (Reshape);
+    the dependency graph maps input channel c to output channels `k * C + c`."""
+    _, h, w, c = x.shape
+    b = block_size
+    x = keras.layers.Reshape((h // b, b, w // b, b, c), name=f"{name}_blocks")(x)
+    x = keras.layers.Permute((1, 3, 2, 4, 5), name=f"{name}_permute")(x)
+    return keras.layers.Reshape((h // b, w // b, b * b * c), name=name)(x)
+
+
 def darknet19_features(inputs, width=1.0):
     """Darknet-19 trunk; returns (stride-16 tap, stride-32 output)."""
     x = inputs
@@ -78,7 +90,7 @@ def yolov2(num_classes, input_shape, width=1.0, anchors=VOC_ANCHORS):
     for i in (1, 2):
         x = conv_bn(x, checks.scaled(1024, width), 3, f"extra{i}", act="leaky")
     p = conv_bn(tap, checks.scaled(64, width), 1, "passthrough", act="leaky")
-    p = SpaceToDepth(block_size=2, name="passthrough_s2d")(p)
+    p = space_to_depth(p, 2, name="passthrough_s2d")
     x = keras.layers.Concatenate(name="passthrough_concat")([p, x])
     x = conv_bn(x, checks.scaled(1024, width), 3, "extra3", act="leaky")
     outputs = keras.layers.Conv2D(len(anchors) * (5 + num_classes), 1, name="yolo_head")(x)

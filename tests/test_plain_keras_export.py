@@ -1,0 +1,139 @@
+"""Compact models are plain Keras: the stripped model of every `tfcompress.models` entry
+loads with `keras.saving.load_model(path, safe_mode=True)` in a process that never imported
+tfcompress, gives the same outputs, and its SavedModel serves under the model's own output
+names."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tfcompress as tfc
+from tests.parity import max_rel_error, outputs, sample_input
+from tests.topologies import randomize_bn
+from tfcompress import models
+
+# name -> (num_classes, input_shape, width, options): small, fast variants
+SMALL = {
+    "adapnet_pp": (5, (32, 32, 3), 0.125, {}),
+    "yolov2": (3, (64, 64, 3), 0.125, {}),
+    "vgg16_bn": (10, (32, 32, 3), 0.125, {}),
+    "vgg19_bn": (10, (32, 32, 3), 0.125, {}),
+    "resnet18": (10, (32, 32, 3), 0.125, {}),
+    "resnet50": (10, (32, 32, 3), 0.125, {"output_stride": 8}),
+    "resnet20": (10, (32, 32, 3), 0.5, {}),
+    "resnet56": (10, (32, 32, 3), 0.25, {}),
+    "pspnet": (4, (48, 48, 3), 0.125, {}),
+    "lenet5": (10, (28, 28, 1), 0.5, {}),
+    "lenet_300_100": (10, (28, 28, 1), 0.5, {}),
+}
+
+# Loads every exported model in a fresh interpreter that must never import tfcompress.
+_LOADER = textwrap.dedent(
+    """
+    import json, os, sys
+    import numpy as np
+    import keras
+    import tensorflow as tf
+
+    root = sys.argv[1]
+    report = {}
+    for name in json.load(open(os.path.join(root, "names.json"))):
+        x = np.load(os.path.join(root, name + "_x.npy"))
+        try:
+            model = keras.saving.load_model(os.path.join(root, name + ".keras"), safe_mode=True)
+            y = model(x, training=False)
+            y = y if isinstance(y, (list, tuple)) else [y]
+            np.savez(os.path.join(root, name + "_keras.npz"), *[np.asarray(t) for t in y])
+            served = tf.saved_model.load(os.path.join(root, name + "_sm"))
+            fn = served.signatures["serving_default"]
+            (key,) = fn.structured_input_signature[1]
+            out = fn(**{key: tf.constant(x)})
+            np.savez(os.path.join(root, name + "_sm.npz"), **{k: v.numpy() for k, v in out.items()})
+            report[name] = {"output_names": list(model.output_names), "error": None}
+        except Exception as e:  # reported per model
+            report[name] = {"error": f"{type(e).__name__}: {e}"}
+    report["tfcompress_imported"] = any(m.split(".")[0] == "tfcompress" for m in sys.modules)
+    json.dump(report, open(os.path.join(root, "report.json"), "w"))
+    """
+)
+
+
+def _compact(name):
+    num_classes, shape, width, options = SMALL[name]
+    model = randomize_bn(models.build(name, num_classes, shape, width=width, **options))
+    masked = tfc.wrap(model, method="l1_filter")
+    tfc.prune(masked, ratio=0.5)
+    return model, tfc.strip(masked)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Every registered model stripped and exported; one clean process loads them all."""
+    root = str(tmp_path_factory.mktemp("plain"))
+    compact = {}
+    for name in sorted(SMALL):
+        model, stripped = _compact(name)
+        x = sample_input(model)
+        np.save(os.path.join(root, name + "_x.npy"), x)
+        tfc.export.keras_file(stripped, os.path.join(root, name + ".keras"))
+        tfc.export.saved_model(stripped, os.path.join(root, name + "_sm"))
+        compact[name] = (model, stripped, outputs(stripped, x))
+    with open(os.path.join(root, "names.json"), "w") as f:
+        json.dump(sorted(SMALL), f)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [sys.executable, "-c", _LOADER, root],
+        env=env,
+        cwd=root,  # not the repository: tfcompress is not importable by accident
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(os.path.join(root, "report.json")) as f:
+        report = json.load(f)
+    return root, compact, report
+
+
+def test_every_registered_model_is_covered():
+    assert set(SMALL) == set(models.REGISTRY)
+
+
+@pytest.mark.slow
+def test_loader_process_never_imported_tfcompress(exported):
+    _, _, report = exported
+    assert report["tfcompress_imported"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_stripped_model_loads_as_plain_keras_with_same_outputs(exported, name):
+    root, compact, report = exported
+    assert report[name]["error"] is None, report[name]["error"]
+    model, stripped, expected = compact[name]
+    assert stripped.count_params() < model.count_params()
+    with np.load(os.path.join(root, name + "_keras.npz")) as loaded:
+        got = [loaded[f"arr_{i}"] for i in range(len(loaded.files))]
+    assert max_rel_error(expected, got) <= 1e-5
+    assert report[name]["output_names"] == list(stripped.output_names)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_saved_model_serves_under_the_model_output_names(exported, name):
+    root, compact, report = exported
+    assert report[name]["error"] is None, report[name]["error"]
+    _, stripped, expected = compact[name]
+    with np.load(os.path.join(root, name + "_sm.npz")) as served:
+        assert sorted(served.files) == sorted(stripped.output_names)
+        got = [served[n] for n in stripped.output_names]
+    assert max_rel_error(expected, got) <= 1e-5
+    x = np.load(os.path.join(root, name + "_x.npy"))
+    in_order = tfc.export.serve(os.path.join(root, name + "_sm"), x)
+    assert max_rel_error(expected, in_order) <= 1e-5
