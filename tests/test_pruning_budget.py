@@ -7,7 +7,6 @@ import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import schedules
 from tfcompress.pruners import ranking
-from tfcompress.pruners.scores import default_normalize
 
 from .pruning_models import compile_model, conv_bn_net, data
 
@@ -35,16 +34,14 @@ def test_params_budget_rejects_counts_and_thresholds():
         cb.StructuredPruning(schedules.OneShot(0.5), method="taylor", budget="flops")
 
 
-@pytest.mark.slow
-def test_global_taylor_ranking_compares_channels_with_their_layer_mean():
+def test_mean_normalize_compares_channels_with_their_layer_mean():
     # two layers with the same relative importances: l2-normalised, the wide layer's
-    # scores are half as large; the default global ranking cuts both layers alike
+    # scores are half as large; normalize="mean" cuts both layers alike
     rel = np.linspace(1.0, 2.0, 4)
     wide = np.repeat(rel, 4)
     scores = {0: rel / np.linalg.norm(rel), 1: wide / np.linalg.norm(wide)}
-    norm = default_normalize("taylor", "global")
-    assert norm == "mean"
-    keep = ranking.select(scores, ranking.RankingOptions(0.5, scope="global", normalize=norm))
+    options = ranking.RankingOptions(0.5, scope="global", normalize="mean")
+    keep = ranking.select(scores, options)
     assert keep[0].sum() == 2 and keep[1].sum() == 8
     keep_l2 = ranking.select(scores, ranking.RankingOptions(0.5, scope="global", normalize="none"))
     assert keep_l2[0].sum() == 4  # l2 alone: the narrow layer is never cut
