@@ -45,13 +45,12 @@ def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
         x = keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, name=_input_name(t))
         values[k] = x
         new_inputs.append(x)
-    new_layers = {}
+    new_layers = {}  # original layer -> its replacement (a shared layer is made once)
     for op in traced.ops:
-        lid = id(op.layer)
-        first = lid not in new_layers
+        first = op.layer not in new_layers
         if first:
-            new_layers[lid] = make_layer(op)
-        layer = new_layers[lid]
+            new_layers[op.layer] = make_layer(op)
+        layer = new_layers[op.layer]
         local = values
         if transform_input is not None:
             local = dict(values)

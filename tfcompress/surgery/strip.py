@@ -38,7 +38,7 @@ def strip(masked, *, name=None):
             return call
         in_keep = keep_of(op.in_keys[0]) if op.in_keys else None
         out_keep = keep_of(op.out_keys[0])
-        plans[id(op.layer)] = (in_keep, out_keep)
+        plans[op.layer] = (in_keep, out_keep)
         config = inner.get_config()
         if out_keep is not None:
             config = rule.edit_config(config, op, in_keep, out_keep)
@@ -56,7 +56,7 @@ def strip(masked, *, name=None):
         scale = scales.get(op.in_keys[0]) if rule.is_mixing else None
         if scale is not None:
             values = _fold_input_scale(inner, rule, values, scale)
-        in_keep, out_keep = plans[id(op.layer)]
+        in_keep, out_keep = plans[op.layer]
         new_layer.set_weights(rule.slice_weights(inner, values, in_keep, out_keep))
 
     return rebuild(graph.traced, make_layer, on_built=on_built, name=name)
