@@ -54,7 +54,11 @@ def test_acosp_logits_start_standard_normal():
 
 def test_acosp_callback_keeps_at_least_eight_channels_by_default():
     callback = cb.SoftTopK(schedules.ACoSPTemperature(0.9, ending_epoch=2))
-    assert callback.min_channels == 8
+    assert callback.options.min_channels == 8 == tfc.methods.get("soft_topk").min_channels
+    assert cb.SoftTopK(schedules.ACoSPTemperature(0.9, ending_epoch=2),
+                       min_channels=2).options.min_channels == 2
+    with pytest.raises(ValueError, match="Received: min_channels=0"):
+        cb.SoftTopK(schedules.ACoSPTemperature(0.9, ending_epoch=2), min_channels=0)
     with pytest.raises(TypeError, match="positional"):
         cb.SoftTopK(schedules.ACoSPTemperature(0.9, ending_epoch=2), 8)
 

@@ -37,19 +37,24 @@ class SoftTopK(keras.callbacks.Callback):
 
     Args:
         schedule: an `ACoSPTemperature`.
-        min_channels: channels every group keeps at least (ACoSP's
-            `min_remaining_elements`, 8 there and by default here).
+        min_channels: channels every group keeps at least; None: the soft_topk method
+            record's, 8 (ACoSP's `min_remaining_elements`).
         round_to: round kept channel counts up to a multiple of this.
         steps_per_epoch: default: from `fit` (needed when fit does not know it).
     """
 
-    def __init__(self, schedule, *, min_channels=8, round_to=1, steps_per_epoch=None):
+    def __init__(self, schedule, *, min_channels=None, round_to=1, steps_per_epoch=None):
         super().__init__()
         if not isinstance(schedule, ACoSPTemperature):
             raise TypeError(
                 f"schedule must be an ACoSPTemperature. Received: schedule={schedule!r}"
             )
-        ranking.check_options(0.0, "local", min_channels, round_to)
+        if min_channels is None:
+            min_channels = methods.get("soft_topk").min_channels
+        # validates min_channels and round_to; ACoSP keeps the same fraction of every group
+        self.options = ranking.RankingOptions(
+            schedule.final_ratio, scope="local", min_channels=min_channels, round_to=round_to
+        )
         if steps_per_epoch is not None and (
             not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
         ):
@@ -58,8 +63,6 @@ class SoftTopK(keras.callbacks.Callback):
                 f"steps_per_epoch={steps_per_epoch!r}"
             )
         self.schedule = schedule
-        self.min_channels = min_channels
-        self.round_to = round_to
         self.steps_per_epoch = steps_per_epoch
         self.hardened_at = None
 
@@ -79,7 +82,7 @@ class SoftTopK(keras.callbacks.Callback):
         self._graph = methods.graph_of(self.model)  # with the wrapped exclude list
         for mask in self._masks:
             k = ranking.keep_count(
-                mask.units, self.schedule.final_ratio, self.min_channels, self.round_to
+                mask.units, self.options.ratio, self.options.min_channels, self.options.round_to
             )
             mask.keep.assign(float(k))
         self._hard = self.is_hard()  # True when resuming after hardening
