@@ -1,5 +1,7 @@
 """Schedules are pure policies: values, exact get_config round trips, bad input."""
 
+import math
+
 import pytest
 
 from tfcompress import schedules
@@ -88,3 +90,30 @@ def test_acosp_temperature_reads_configs_saved_with_final_sparsity():
            "config": {"final_sparsity": 0.5, "ending_epoch": 6, "starting_epoch": 0,
                       "initial_temperature": 1.0, "final_temperature": 1e-3}}
     assert schedules.deserialize(old) == ACoSPTemperature(final_ratio=0.5, ending_epoch=6)
+
+
+def _acosp_calc_temperature(step, min_step, max_step, t0, t1):
+    """ACoSP's `SoftTopK.calc_temperature` (acosp/masks/soft_top_k.py)."""
+    if step <= min_step:
+        return t0
+    p = min((step - min_step) / (max_step - min_step), 1)
+    return math.exp(math.log(t0) - p * (math.log(t0) - math.log(t1)))
+
+
+def test_acosp_temperature_epoch_end_update_follows_the_reference_loop():
+    s = ACoSPTemperature(0.5, 10, starting_epoch=2, update="epoch_end")
+    current = 1.0  # SoftTopK.current_temperature starts at initial_temperature
+    for epoch in range(10):  # ACoSP: train the epoch, then update_mask_layers(model, epoch)
+        for fraction in (0.0, 0.3, 0.99):
+            assert s(epoch + fraction) == pytest.approx(current, rel=1e-12)
+        current = _acosp_calc_temperature(epoch, 2, 10, 1.0, 1e-3)
+    assert s.is_hard(10) and not s.is_hard(9.99)
+    assert ACoSPTemperature(0.5, 10, starting_epoch=2)(9.5) < s(9.5)  # continuous: lower
+
+
+def test_acosp_temperature_update_is_checked_and_serialised():
+    s = ACoSPTemperature(0.5, 4, update="epoch_end")
+    assert schedules.deserialize(schedules.serialize(s)) == s
+    assert s != ACoSPTemperature(0.5, 4)
+    with pytest.raises(ValueError, match="Received: update='step'"):
+        ACoSPTemperature(0.5, 4, update="step")

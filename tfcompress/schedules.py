@@ -190,16 +190,26 @@ class ACoSPTemperature:
     of every conv's output channels removed; compression ratio N is `1 - 1 / N`).
 
     `schedule(epoch) -> temperature`; `schedule.is_hard(epoch) -> bool`. Epochs are
-    floats (`step / steps_per_epoch`), so the temperature can change within an epoch.
+    floats (`step / steps_per_epoch`).
+
+    update: "continuous" (default): the temperature follows the fractional epoch, so it
+        changes within an epoch and reaches `final_temperature` at `ending_epoch`.
+        "epoch_end": as ACoSP's training loops (`pruner.update_mask_layers(model, epoch)`
+        after each epoch): constant within an epoch, epoch e training at the value of
+        epoch e - 1 (epoch 0 at `initial_temperature`).
     """
+
+    UPDATES = ("continuous", "epoch_end")
 
     def __init__(
         self,
         final_ratio,
         ending_epoch,
+        *,
         starting_epoch=0,
         initial_temperature=1.0,
         final_temperature=1e-3,
+        update="continuous",
     ):
         _check_ratio(final_ratio, "final_ratio")
         _check_step(starting_epoch, "starting_epoch")
@@ -222,13 +232,18 @@ class ACoSPTemperature:
                 f"initial_temperature. Received: initial_temperature={initial_temperature}, "
                 f"final_temperature={final_temperature}"
             )
+        if update not in self.UPDATES:
+            raise ValueError(f"update must be one of {self.UPDATES}. Received: update={update!r}")
         self.final_ratio = final_ratio
         self.ending_epoch = ending_epoch
         self.starting_epoch = starting_epoch
         self.initial_temperature = initial_temperature
         self.final_temperature = final_temperature
+        self.update = update
 
     def __call__(self, epoch):
+        if self.update == "epoch_end":
+            epoch = math.floor(epoch) - 1  # set after epoch e - 1 from its index
         span = self.ending_epoch - self.starting_epoch
         p = min(1.0, max(0.0, (epoch - self.starting_epoch) / span))
         log_t = math.log(self.initial_temperature) - p * (
@@ -246,6 +261,7 @@ class ACoSPTemperature:
             "starting_epoch": self.starting_epoch,
             "initial_temperature": self.initial_temperature,
             "final_temperature": self.final_temperature,
+            "update": self.update,
         }
 
     @classmethod
