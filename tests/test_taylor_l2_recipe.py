@@ -2,8 +2,11 @@
 global threshold, exactly as computed by hand (and not what "mean" keeps)."""
 
 import numpy as np
+import pytest
 
 from tfcompress.pruners import ranking
+
+from .test_scripts_helpers import REPO, parse
 
 # A narrow layer and a wide one: l2 divides the wide one by a larger norm (~sqrt(n)),
 # so its channels fall below the narrow layer's middle one; "mean" keeps them above.
@@ -51,3 +54,20 @@ def test_l2_then_mean_is_mean_alone():
         np.testing.assert_allclose(
             ranking.NORMALIZERS["mean"](l2), ranking.NORMALIZERS["mean"](s), rtol=1e-12
         )
+
+
+@pytest.mark.parametrize(
+    "name", ["adapnet_pp_cityscapes_taylor.cfg", "adapnet_pp_mosaic_taylor_small.cfg"]
+)
+def test_taylor_adapnet_configs_use_the_l2_recipe(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = parse("compress", [f"--flagfile=configs/{name}"])
+    assert (config.prune.method, config.prune.scope, config.prune.normalize) == (
+        "taylor",
+        "global",
+        "l2",
+    )
+    assert config.train.weight_decay_mode == "coupled"
+    with open(f"configs/{name}") as f:
+        header = f.read().split("\n--", 1)[0]
+    assert "l2" in header and "global" in header
