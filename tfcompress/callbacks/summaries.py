@@ -23,7 +23,8 @@ def scalar(name, value, step):
 
 
 class PruningSummaries(keras.callbacks.Callback):
-    """Writes `tfcompress.pruners.stats.mask_stats` as TensorBoard scalars under
+    """Writes `tfcompress.pruners.stats.mask_stats` (kept channels as
+    `ChannelMask.kept` defines them) as TensorBoard scalars under
     `pruning/` at the end of every epoch (and every `update_freq` steps, if an int),
     and adds the totals (`channel_sparsity`, `weight_sparsity`) to the epoch logs.
 

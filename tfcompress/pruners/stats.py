@@ -9,7 +9,8 @@ from tfcompress.pruners.weights import weight_masks
 
 def mask_stats(model):
     """`{"kept_channels/<mask>": n, "weight_sparsity/<layer>": s, "channel_sparsity": s,
-    "weight_sparsity": s}` for the mask and weight-mask layers of `model`."""
+    "weight_sparsity": s}` for the mask and weight-mask layers of `model` (kept channels
+    as `ChannelMask.kept` defines them)."""
     stats, kept, total = {}, 0, 0
     for mask in layers_of(model, ChannelMask):
         n = int(mask.kept().sum())
