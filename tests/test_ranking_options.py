@@ -96,3 +96,12 @@ def test_prune_says_wrap_found_no_prunable_group():
         r"model input \(1 group\), model output \(1 group\)"
     )):
         tfc.prune(masked, 0.5)
+
+
+def test_prune_after_wrap_excluded_every_group_says_exclude_pinned_it():
+    inputs = keras.Input((6,), name="x")
+    hidden = keras.layers.Dense(5, name="hidden")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="head")(hidden), name="two")
+    masked = tfc.wrap(model, "l1_filter", exclude=["head"])
+    with pytest.raises(ValueError, match="exclude` list pinned every channel group"):
+        tfc.prune(masked, 0.5)

@@ -54,7 +54,8 @@ def _no_masks_message(model, graph):
     if graph.prunable_groups:
         return (
             f"Model '{model.name}' has no mask layers. Call `tfcompress.wrap(model)` first "
-            "and prune the model it returns."
+            "and prune the model it returns. (If it is a model `wrap` returned, its "
+            "`exclude` list pinned every channel group: exclude fewer layers.)"
         )
     reasons = {}
     for group in graph.groups:
