@@ -171,3 +171,17 @@ def test_repeated_output_names_are_numbered():
     names = output_names(model)
     assert names[:2] == [model.output_names[0], model.output_names[0] + "_1"]
     assert len(set(names)) == 3
+
+
+def test_tflite_check_pairs_outputs_by_name(tmp_path):
+    """The file's outputs are keyed by name ("aux_logits" sorts first): the check compares
+    each with the Keras output of the same name, in the model's order."""
+    inp = keras.Input((4, 4, 3), name="image")
+    x = keras.layers.Conv2D(4, 1, name="trunk")(inp)
+    main = keras.layers.Conv2D(2, 1, name="main_logits")(x)
+    aux = keras.layers.Conv2D(2, 1, name="aux_logits")(x)
+    model = keras.Model(inp, [main, aux])
+    check = tfc.export.tflite(model, str(tmp_path / "m.tflite"), check_data=sample_input(model))
+    assert check.max_abs_error <= 1e-5
+    lite = tfc.export.run_tflite(check.path, sample_input(model))  # sorted by name
+    assert max_rel_error(outputs(model, sample_input(model))[::-1], lite) <= 1e-5

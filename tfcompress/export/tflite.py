@@ -4,11 +4,12 @@ import dataclasses
 import os
 import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from tfcompress.export.atomic import atomic_path
-from tfcompress.export.saved_model import DEFAULT_SIGNATURE, saved_model
+from tfcompress.export.saved_model import DEFAULT_SIGNATURE, output_names, saved_model
 
 QUANTIZATIONS = (None, "dynamic", "int8")
 
@@ -39,7 +40,7 @@ def _converter(model, quantization, representative_data, workdir):
         def gen():
             for x in samples:
                 for i in range(x.shape[0]):
-                    yield [x[i:i + 1]]
+                    yield [x[i : i + 1]]
 
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = gen
@@ -50,7 +51,9 @@ def _converter(model, quantization, representative_data, workdir):
 
 
 def run_tflite(path_or_bytes, x):
-    """Runs a single-input TFLite model on float batch `x`; returns float outputs."""
+    """Runs a single-input TFLite model on float batch `x`; returns float outputs, sorted
+    by signature output name (`tflite` files: the model's output names), or by tensor name
+    for a file without a signature."""
     from ai_edge_litert.interpreter import Interpreter
 
     if isinstance(path_or_bytes, (bytes, bytearray)):
@@ -60,7 +63,7 @@ def run_tflite(path_or_bytes, x):
     inp = interp.get_input_details()[0]
     outs = []
     for i in range(x.shape[0]):
-        sample = x[i:i + 1]
+        sample = x[i : i + 1]
         interp.resize_tensor_input(inp["index"], sample.shape)
         interp.allocate_tensors()
         inp = interp.get_input_details()[0]
@@ -70,7 +73,7 @@ def run_tflite(path_or_bytes, x):
         interp.set_tensor(inp["index"], sample.astype(inp["dtype"]))
         interp.invoke()
         res = []
-        for det in sorted(interp.get_output_details(), key=lambda d: d["name"]):
+        for det in _output_details(interp):
             y = interp.get_tensor(det["index"])
             s, z = det["quantization"]
             if det["dtype"] in (np.int8, np.uint8) and s:
@@ -78,6 +81,15 @@ def run_tflite(path_or_bytes, x):
             res.append(y)
         outs.append(res)
     return [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
+
+
+def _output_details(interp):
+    """The output tensors' details, sorted by signature output name (else tensor name)."""
+    signatures = interp.get_signature_list()
+    if len(signatures) == 1:
+        by_name = interp.get_signature_runner(next(iter(signatures))).get_output_details()
+        return [by_name[name] for name in sorted(by_name)]
+    return sorted(interp.get_output_details(), key=lambda d: d["name"])
 
 
 def tflite(model, path, quantization=None, representative_data=None, check_data=None):
@@ -115,14 +127,17 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
     check_data = np.asarray(check_data, np.float32)
     lite_out = run_tflite(content, check_data)
     keras_out = model(check_data, training=False)
-    keras_out = [np.asarray(y) for y in (keras_out if isinstance(keras_out, (list, tuple))
-                                          else [keras_out])]
-    err = max(float(np.max(np.abs(a - b))) for a, b in zip(
-        sorted(keras_out, key=lambda a: a.shape), sorted(lite_out, key=lambda a: a.shape)))
+    keras_out = [np.asarray(y) for y in keras.tree.flatten(keras_out)]
+    # the file's outputs are keyed (and sorted) by the model's output names
+    names = output_names(model)
+    lite_out = [lite_out[i] for i in np.argsort(np.argsort(names, kind="stable"))]
+    err = max(float(np.max(np.abs(a - b))) for a, b in zip(keras_out, lite_out, strict=True))
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(content)
     return TFLiteCheck(
-        path=str(path), size_bytes=len(content), max_abs_error=err,
+        path=str(path),
+        size_bytes=len(content),
+        max_abs_error=err,
         output_shapes=[list(y.shape) for y in lite_out],
     )
