@@ -88,13 +88,13 @@ def _three_convs(widths=(64, 20, 512)):
 
 def test_acosp_ratio_4_keeps_a_quarter_of_channels():
     masked = tfc.wrap(_three_convs(), "soft_topk")
-    masked.compile(optimizer=keras.optimizers.SGD(0.01),
+    masked.compile(optimizer=keras.optimizers.SGD(0.01), run_eagerly=True,  # 2 steps: no trace
                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     callback = cb.SoftTopK(schedules.ACoSPTemperature(final_ratio=1 - 1 / 4, ending_epoch=1))
     x = np.random.default_rng(0).normal(size=(8, 4, 4, 3)).astype("float32")
     y = np.arange(8) % 2
-    masked.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[callback])
-    assert callback.hardened_at == 2
+    masked.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    assert callback.hardened_at == 1
     compact = tfc.strip(masked)
     kept = {name: compact.get_layer(name).filters for name in ("conv0", "conv1", "conv2")}
     assert kept == {"conv0": 16, "conv1": 8, "conv2": 128}  # 64/4, max(ceil(20/4), 8), 512/4
@@ -128,3 +128,20 @@ def test_soft_topk_masks_sit_after_batchnorm():
             op = op._inbound_nodes[0].parent_nodes[0].operation
             chain.append(type(op).__name__)
         assert chain[-2:] == ["BatchNormalization", "Conv2D"], chain
+
+
+@pytest.mark.slow
+def test_acosp_epoch_end_temperature_through_fit():
+    masked = tfc.wrap(_three_convs((8, 8, 8)), "soft_topk")
+    masked.compile(optimizer=keras.optimizers.SGD(0.01),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    schedule = schedules.ACoSPTemperature(0.5, 4, final_temperature=1e-2, update="epoch_end")
+    mask = next(layer for layer in masked.layers if isinstance(layer, SoftTopKMask))
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: seen.append(float(mask.temperature)))
+    x = np.random.default_rng(0).normal(size=(8, 4, 4, 3)).astype("float32")
+    masked.fit(x, np.arange(8) % 2, batch_size=4, epochs=4, verbose=0,
+               callbacks=[cb.SoftTopK(schedule, min_channels=1), record])
+    t = [1.0, 1.0, 10 ** -0.5, 0.1]  # epoch e trains at T(e - 1): 1, 1, 1e-2^(1/4), 1e-2^(2/4)
+    np.testing.assert_allclose(seen, np.repeat(t, 2), rtol=1e-6)
