@@ -137,3 +137,21 @@ def test_exclude_survives_soft_topk_fit():
     masked.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
     compact = tfc.strip(masked)
     assert [compact.get_layer(n).filters for n in ("conv0", "conv1", "conv2")] == [8, 4, 4]
+
+
+def test_prune_and_callback_take_one_ranking_options_object():
+    from tfcompress.pruners import RankingOptions
+
+    options = RankingOptions(scope="global", round_to=2)
+    a, b = tfc.wrap(conv_bn_net()), tfc.wrap(conv_bn_net())
+    tfc.prune(a, 0.5, options=options)
+    tfc.prune(b, 0.5, scope="global", round_to=2)
+    assert _kept(a) == _kept(b)
+    with pytest.raises(ValueError, match=r"not both.*'round_to': 4"):
+        tfc.prune(a, 0.5, options=options, round_to=4)
+    with pytest.raises(ValueError, match=r"not both.*'scope': 'global'"):
+        cb.StructuredPruning(schedules.OneShot(0.5), options=RankingOptions(), scope="global")
+    with pytest.raises(TypeError, match="options=0.5"):
+        cb.StructuredPruning(schedules.OneShot(0.5), options=0.5)
+    callback = cb.StructuredPruning(schedules.OneShot(0.5), options=options)
+    assert callback.options is options

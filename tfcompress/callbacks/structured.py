@@ -11,6 +11,7 @@ from tfcompress.layers import ChannelMask, TaylorMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.budget import compact_params, ratio_for_params
 from tfcompress.pruners.plan import apply_plan
+from tfcompress.pruners.prune import ranking_options
 from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
 from tfcompress.schedules import Schedule
 
@@ -40,6 +41,8 @@ class StructuredPruning(keras.callbacks.Callback):
         method: optional; when given, it must be the method the model was wrapped with.
         criterion: re-score with another criterion on purpose (a key of
             `tfcompress.importance.CRITERIA`); default: the wrapped method's.
+        options: a `tfcompress.pruners.ranking.RankingOptions` holding every ranking
+            choice below (its ratio is the schedule's); give it or the loose arguments.
         scope: "local" (the ratio per group) or "global" (of all channels).
         min_channels: channels every group keeps at least (default: the method's).
         round_to: round kept channel counts up to a multiple of this.
@@ -64,6 +67,7 @@ class StructuredPruning(keras.callbacks.Callback):
         *,
         method=None,
         criterion=None,
+        options=None,
         scope="local",
         min_channels=None,
         round_to=1,
@@ -84,9 +88,11 @@ class StructuredPruning(keras.callbacks.Callback):
                 "StructuredPruning prunes channels; method must be a structured method. "
                 f"Received: method={method!r}"
             )
-        options = ranking.RankingOptions(
+        given = options is not None
+        options = ranking_options(
+            options,
             scope=scope,
-            min_channels=1 if min_channels is None else min_channels,
+            min_channels=min_channels,
             round_to=round_to,
             num_remove=num_remove,
             threshold=threshold,
@@ -95,17 +101,18 @@ class StructuredPruning(keras.callbacks.Callback):
         )
         if budget not in self.BUDGETS:
             raise ValueError(f"budget must be one of {self.BUDGETS}. Received: budget={budget!r}")
-        if budget == "params" and (num_remove is not None or threshold is not None):
+        if budget == "params" and (options.num_remove is not None or options.threshold is not None):
             raise ValueError(
                 "budget='params' reads the schedule's ratio as a parameter fraction; it "
-                f"cannot be combined with num_remove={num_remove!r} or threshold={threshold!r}."
+                f"cannot be combined with num_remove={options.num_remove!r} or "
+                f"threshold={options.threshold!r}."
             )
         self.budget = budget
         self.schedule = schedule
         self.method = method
         self.criterion = criterion
-        self._min_channels = min_channels
-        self.options = options
+        self._method_min_channels = not given and min_channels is None
+        self.options = options  # as given: None normalize / min_channels are the method's
         self.events = []  # (step, kept channels) of each pruning step of this run
 
     def on_train_begin(self, logs=None):
@@ -117,10 +124,11 @@ class StructuredPruning(keras.callbacks.Callback):
                 f"StructuredPruning prunes channels, but model '{self.model.name}' was "
                 f"wrapped with method={record.name!r}. Use MagnitudePruning."
             )
-        if self._min_channels is None:
-            self.options = dataclasses.replace(self.options, min_channels=record.min_channels)
-        self.options = self.options.with_defaults(
-            normalize=methods.default_normalize(self._criterion, self.options.scope)
+        options = self.options
+        if self._method_min_channels:
+            options = dataclasses.replace(options, min_channels=record.min_channels)
+        self._options = options.with_defaults(
+            normalize=methods.default_normalize(self._criterion, options.scope)
         )
         self._graph = methods.graph_of(self.model)
         if self.budget == "params":
@@ -151,10 +159,11 @@ class StructuredPruning(keras.callbacks.Callback):
         alive = alive_channels(graph, sites)
         if self.budget == "params":
             max_params = (1.0 - ratio) * self._full_params
-            _, keep, _ = ratio_for_params(graph, sites, scores, max_params, self.options,
-                                          alive=alive)
+            _, keep, _ = ratio_for_params(
+                graph, sites, scores, max_params, self._options, alive=alive
+            )
         else:
-            keep = ranking.select(scores, self.options.with_ratio(ratio), alive=alive)
+            keep = ranking.select(scores, self._options.with_ratio(ratio), alive=alive)
         apply_plan(self.model, plan_for(sites, keep))
         for mask in self._taylor:
             mask.reset_scores()

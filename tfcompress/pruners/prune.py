@@ -1,10 +1,46 @@
 """`prune`: score channels (or weights) of a wrapped model and set its masks."""
 
+import dataclasses
+
 from tfcompress import methods
 from tfcompress.pruners import ranking
 from tfcompress.pruners.plan import PruningPlan, apply_plan
 from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
 from tfcompress.pruners.weights import prune_weights
+
+# The loose ranking arguments of `prune` and `StructuredPruning`, and their defaults
+# (None min_channels: the method's). `options=` (a `RankingOptions`) replaces them all.
+LOOSE_DEFAULTS = {
+    "scope": "local",
+    "min_channels": None,
+    "round_to": 1,
+    "threshold": None,
+    "num_remove": None,
+    "normalize": None,
+    "rule": "safe",
+}
+
+
+def ranking_options(options, ratio=None, **loose):
+    """One `RankingOptions`: `options` (with `ratio` filled in, if given) or one made of
+    the loose arguments; giving both is an error naming the loose ones. A None
+    `min_channels` stays to be filled in with the method's (`with_min_channels`)."""
+    changed = {k: v for k, v in loose.items() if v != LOOSE_DEFAULTS[k]}
+    if options is None:
+        args = {**LOOSE_DEFAULTS, **loose}
+        args["min_channels"] = 1 if args["min_channels"] is None else args["min_channels"]
+        return ranking.RankingOptions(ratio, **args)
+    if not isinstance(options, ranking.RankingOptions):
+        raise TypeError(
+            "options must be a tfcompress.pruners.ranking.RankingOptions. "
+            f"Received: options={options!r}"
+        )
+    if changed:
+        raise ValueError(
+            "Give the ranking options either as options=RankingOptions(...) or as "
+            f"arguments, not both. Received: options={options!r} and {changed!r}"
+        )
+    return options if ratio is None else dataclasses.replace(options, ratio=ratio)
 
 
 def prune(
@@ -14,6 +50,7 @@ def prune(
     data=None,
     method=None,
     criterion=None,
+    options=None,
     scope="local",
     min_channels=None,
     round_to=1,
@@ -41,6 +78,8 @@ def prune(
         criterion: re-score with another criterion on purpose (a key of
             `tfcompress.importance.CRITERIA`, e.g. "l1_filter" on a taylor-wrapped
             model); default: the wrapped method's.
+        options: a `tfcompress.pruners.ranking.RankingOptions` holding every ranking
+            choice below (`ratio` fills its ratio in); give it or the loose arguments.
         scope: "local" (per-group ratio) or "global" (one ranking over all groups).
         min_channels: never keep fewer channels than this in a group (default: the
             method's, `tfcompress.methods.Method.min_channels`).
@@ -58,18 +97,27 @@ def prune(
     """
     record, criterion = methods.resolve(masked, method, criterion)
     if not record.structured:
+        scope = scope if options is None else options.scope
+        ratio = ratio if options is None or ratio is not None else options.ratio
         achieved = prune_weights(masked, ratio=ratio, keep_pruned=False, scope=scope)
         return PruningPlan(weight_sparsity=achieved)
-    options = ranking.RankingOptions(
+    given = options is not None
+    options = ranking_options(
+        options,
         ratio,
         scope=scope,
-        min_channels=record.min_channels if min_channels is None else min_channels,
+        min_channels=min_channels,
         round_to=round_to,
         threshold=threshold,
         num_remove=num_remove,
         normalize=normalize,
         rule=rule,
-    ).with_defaults(normalize=methods.default_normalize(criterion, scope))
+    )
+    if not given and min_channels is None:
+        options = dataclasses.replace(options, min_channels=record.min_channels)
+    options = options.with_defaults(
+        normalize=methods.default_normalize(criterion, options.scope)
+    )
     options.check_amount()
     graph, sites, scores = score_groups(masked, method=criterion, data=data)
     keep = ranking.select(

@@ -42,13 +42,7 @@ def resolve_ratio(masked, prune):
         masked,
         prune.compression,
         method=method.criterion,
-        options=pruners.RankingOptions(
-            scope=prune.scope or method.scope,
-            min_channels=prune.min_channels,
-            round_to=prune.round_to,
-            normalize=prune.normalize,
-            rule=prune.ranking_rule,
-        ),
+        options=methods.ranking_options(prune),
     )
     logging.info(
         "compression=%s: ratio %.4f leaves %s parameters (measured with %s)",

@@ -20,6 +20,7 @@ import keras
 from tfcompress import callbacks, schedules
 from tfcompress import methods as records
 from tfcompress.graph.trace import layers_of
+from tfcompress.pruners.ranking import RankingOptions
 from tfcompress.surgery.penalties import bn_gamma_l1
 
 
@@ -70,15 +71,23 @@ def ratio_schedule(prune, ratio, timeline):
     return schedules.Iterative(ratio, first, timeline.end, interval)
 
 
+def ranking_options(prune, scope=None):
+    """The one `RankingOptions` of a compress run: the budget search and the callback
+    rank with it (`scope` default: `prune.scope`, else the method's)."""
+    return RankingOptions(
+        scope=scope or prune.scope or records.get(prune.method).scope,
+        min_channels=prune.min_channels,
+        round_to=prune.round_to,
+        normalize=prune.normalize,
+        rule=prune.ranking_rule,
+    )
+
+
 def _structured(prune, ratio, timeline, scope):
     return callbacks.StructuredPruning(
         ratio_schedule(prune, ratio, timeline),
         method=prune.method,
-        scope=scope,
-        normalize=prune.normalize,
-        min_channels=prune.min_channels,
-        round_to=prune.round_to,
-        rule=prune.ranking_rule,
+        options=ranking_options(prune, scope),
     )
 
 
