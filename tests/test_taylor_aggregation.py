@@ -118,5 +118,7 @@ def test_taylor_mask_config_round_trips_the_aggregation():
 
 
 def test_taylor_mask_rejects_an_unknown_aggregation():
-    with pytest.raises(ValueError, match=r"aggregation must be one of .*Received: aggregation='abs'"):
+    with pytest.raises(
+        ValueError, match=r"aggregation must be one of .*Received: aggregation='abs'"
+    ):
         TaylorMask(3, aggregation="abs")

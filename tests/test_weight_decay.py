@@ -1,5 +1,11 @@
 """Coupled (the seeds': PyTorch, Caffe, TF1) and decoupled (Keras) SGD weight decay."""
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -104,3 +110,56 @@ def test_train_config_rejects_an_unknown_weight_decay_mode():
 def test_prune_config_rejects_an_unknown_normalize():
     with pytest.raises(ValueError, match="Received: normalize='l1'"):
         cfg.PruneConfig("taylor", ratio=0.5, normalize="l1")
+
+
+MIRRORED = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, os.getcwd())
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    from tfcompress.training.optimizers import SGD
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        w = keras.Variable(np.ones(2, "float32"))
+        opt = SGD(0.1, momentum=0.9, weight_decay=0.01)
+        opt.build([w])
+
+    # each replica's gradient is 0.5: summed over the replicas, 1.0
+    step = tf.function(lambda: strategy.run(lambda: opt.apply([tf.fill((2,), 0.5)], [w])))
+    for _ in range(50):
+        step()
+    values = [np.asarray(v).tolist() for v in w.value.values]
+    steps = int(np.asarray(opt.iterations.value.values[0]))
+    print("REPORT " + json.dumps({"values": values, "steps": steps}))
+""")
+
+
+@pytest.mark.slow
+def test_coupled_weight_decay_under_mirrored_strategy_matches_torch_sgd():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_BACKEND": "tensorflow",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", MIRRORED],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("REPORT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-4000:]
+    report = json.loads(lines[-1][len("REPORT ") :])
+    expected = _torch_sgd(np.ones(2), [np.ones(2)] * 50, 0.1, 0.9, 0.01)
+    assert report["steps"] == 50
+    for replica in report["values"]:  # the decay is added once, after the all-reduce
+        np.testing.assert_allclose(replica, expected, rtol=1e-5)
