@@ -71,3 +71,34 @@ def test_taylor_adapnet_configs_use_the_l2_recipe(name, monkeypatch):
     with open(f"configs/{name}") as f:
         header = f.read().split("\n--", 1)[0]
     assert "l2" in header and "global" in header
+
+
+def test_normalize_flag_reaches_the_callback_and_the_budget_search(monkeypatch):
+    from tfcompress.training import compress_lib, methods
+
+    config = parse(
+        "compress",
+        [
+            "--model=lenet5",
+            "--num_classes=10",
+            "--train_data=x",
+            "--checkpoint=y",
+            "--epochs=3",
+            "--method=taylor",
+            "--compression=2",
+            "--normalize=l2",
+        ],
+    )
+    prune = config.prune
+    assert prune.normalize == "l2"
+    callback = methods.METHODS["taylor"].callback(prune, 0.5, methods.Timeline(1, 2, 1, 3))
+    assert callback.options.normalize == "l2"
+    seen = {}
+
+    def search(masked, compression, *, criterion, options):
+        seen["options"] = options
+        return 0.25, 100
+
+    monkeypatch.setattr(compress_lib.pruners, "ratio_for_compression", search)
+    assert compress_lib.resolve_ratio(None, prune) == 0.25
+    assert seen["options"].normalize == "l2"
