@@ -93,6 +93,14 @@ def test_csp_channel_split_prunes():
     assert list(split.indices_or_sections) == [compact.get_layer("stem").filters // 2]
 
 
+def test_csp_split_with_ops_concatenate_prunes():
+    inp = keras.Input((8, 8, 3))
+    a, b = ops.split(cbr(inp, 12, name="stem"), 2, axis=-1)
+    x = ops.concatenate([cbr(a, 6, name="left"), b], axis=-1)
+    compact = _prunes_with_parity(keras.Model(inp, _head(cbr(x, 8, kernel=1))))
+    assert compact.get_layer("left").filters == 3
+
+
 def test_uneven_split_prunes_each_part():
     inp = keras.Input((8, 8, 3))
     x = cbr(inp, 12, name="stem")

@@ -526,8 +526,9 @@ RULES = {
     "keras.src.applications.inception_resnet_v2.CustomScaleLayer": Merge(),
     "tfcompress.layers.space_to_depth.SpaceToDepth": Modulo(),
     "tfcompress.layers.channel_mask.ChannelMask": Identity(),
-    # keras.ops called on KerasTensors: keras.ops.pad, keras.ops.split, x[...].
+    # keras.ops called on KerasTensors: keras.ops.pad, split, concatenate, x[...].
     "keras.src.ops.numpy.Pad": Pad(),
+    "keras.src.ops.numpy.Concatenate": Concat(),
     "keras.src.ops.numpy.Split": Split(),
     "keras.src.ops.numpy.GetItem": GetItem(),
 }

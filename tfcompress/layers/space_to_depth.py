@@ -9,7 +9,9 @@ class SpaceToDepth(keras.layers.Layer):
     """Moves `block_size x block_size` spatial blocks into channels (NHWC).
 
     Same layout as `tf.nn.space_to_depth`: output channel `(dy * b + dx) * C + c`
-    holds input channel `c` at offset `(dy, dx)` of its block.
+    holds input channel `c` at offset `(dy, dx)` of its block. A model saved with this
+    layer needs tfcompress to load; the model zoo builds the same map from standard layers
+    (`tfcompress.models.yolov2.space_to_depth`: Reshape -> Permute -> Reshape).
 
     Args:
         block_size: int >= 2, the spatial block edge.

@@ -1,7 +1,7 @@
 """Model zoo: `build(name, num_classes, input_shape, width=1.0, **options)` over a registry.
 
 Every builder returns a functional, channels_last Keras model made of standard Keras layers
-(plus `tfcompress.layers.SpaceToDepth` in YOLOv2) whose outputs are logits. Builders are
+only (a saved model loads without tfcompress) whose outputs are logits. Builders are
 also reachable by module, e.g. `tfcompress.models.yolov2.yolov2(...)`. See
 `docs/models.md` for each model's options, outputs and parameter counts.
 """
