@@ -86,7 +86,7 @@ def magnitude(baseline, data, cfg, compression=None, sparsity=None, scope=None):
 def l1_filter(baseline, data, cfg, compression):
     """Li et al.: one-shot, per-layer (local) L1 filter ranking, then fine-tuning."""
     masked = compile_model(tfc.wrap(baseline, "l1_filter"), cfg.finetune_lr)
-    ratio, _ = ratio_for_compression(masked, compression, method="l1_filter",
+    ratio, _ = ratio_for_compression(masked, compression, criterion="l1_filter",
                                      options=RankingOptions(round_to=cfg.round_to))
     schedule = schedules.OneShot(ratio, step=0)
     callback = cb.StructuredPruning(schedule, method="l1_filter", round_to=cfg.round_to)
@@ -145,7 +145,7 @@ def slimming(baseline, data, cfg, compression):
     fine-tune of the compact model."""
     masked, sparsity_seconds = _sparsity_trained(baseline, data, cfg)
     options = dict(scope="global", min_channels=MIN_CHANNELS, round_to=cfg.round_to)
-    ratio, _ = ratio_for_compression(masked, compression, method="slimming",
+    ratio, _ = ratio_for_compression(masked, compression, criterion="slimming",
                                      options=RankingOptions(**options))
     tfc.prune(masked, ratio, method="slimming", **options)
     compact = compile_model(_finish(masked, data, cfg), cfg.finetune_lr)
@@ -161,7 +161,7 @@ def soft_topk(baseline, data, cfg, compression):
     """ACoSP: per-layer soft top-k masks annealed over 60 % of the fine-tune (in ten
     schedule "epochs"), hardened to exactly k channels, fine-tuned hard."""
     ratio, _ = ratio_for_compression(tfc.wrap(baseline, "l1_filter"), compression,
-                                     method="l1_filter",
+                                     criterion="l1_filter",
                                      options=RankingOptions(round_to=cfg.round_to))
     masked = tfc.wrap(baseline, "soft_topk")
     rng = np.random.default_rng(cfg.seed)

@@ -155,3 +155,14 @@ def test_prune_and_callback_take_one_ranking_options_object():
         cb.StructuredPruning(schedules.OneShot(0.5), options=0.5)
     callback = cb.StructuredPruning(schedules.OneShot(0.5), options=options)
     assert callback.options is options
+
+
+def test_compression_budget_ranks_with_the_wrapped_methods_budget_criterion():
+    from tfcompress.pruners import ratio_for_compression
+
+    masked = tfc.wrap(conv_bn_net(widths=(16, 16, 32)), "taylor")  # no scores before fit
+    assert ratio_for_compression(masked, 2.0) == ratio_for_compression(
+        masked, 2.0, criterion="l1_filter"
+    )
+    with pytest.raises(ValueError, match="taylor needs data"):
+        ratio_for_compression(masked, 2.0, criterion="taylor")

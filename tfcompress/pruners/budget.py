@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 
+from tfcompress import methods
 from tfcompress.layers import ChannelMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.scores import default_normalize, score_groups
@@ -48,7 +49,7 @@ def ratio_for_compression(
     masked,
     compression,
     *,
-    method="l1_filter",
+    criterion=None,
     data=None,
     options=None,
     tolerance=1e-3,
@@ -59,10 +60,12 @@ def ratio_for_compression(
     Args:
         masked: a model from `tfcompress.wrap`.
         compression: the target, >= 1 (2 = half the parameters).
-        method: the channel criterion that scores the groups.
+        criterion: the channel criterion that scores the groups (default: the wrapped
+            method's `budget_criterion`, e.g. "l1_filter" for taylor, whose scores need
+            training; see `tfcompress.methods`).
         data: batches for data-driven criteria.
         options: a `ranking.RankingOptions` (its ratio is what is searched; left None);
-            a None `normalize` becomes the method's default for the scope.
+            a None `normalize` becomes the criterion's default for the scope.
         tolerance: bisection stops when the ratio is known this closely.
 
     Returns:
@@ -76,9 +79,11 @@ def ratio_for_compression(
         raise ValueError(
             f"compression must be a number >= 1. Received: compression={compression!r}"
         )
+    if criterion is None:
+        criterion = methods.resolve(masked, caller="ratio_for_compression")[0].budget_criterion
     options = _search_options(options)
-    options = options.with_defaults(normalize=default_normalize(method, options.scope))
-    graph, sites, scores = score_groups(masked, method=method, data=data)
+    options = options.with_defaults(normalize=default_normalize(criterion, options.scope))
+    graph, sites, scores = score_groups(masked, method=criterion, data=data)
     full = compact_params(graph, np.ones(graph.num_components, bool))
     ratio, _, params = ratio_for_params(
         graph, sites, scores, full / compression, options, tolerance=tolerance

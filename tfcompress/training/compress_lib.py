@@ -41,7 +41,7 @@ def resolve_ratio(masked, prune):
     ratio, params = pruners.ratio_for_compression(
         masked,
         prune.compression,
-        method=method.criterion,
+        criterion=method.criterion,
         options=methods.ranking_options(prune),
     )
     logging.info(
