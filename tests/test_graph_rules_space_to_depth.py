@@ -1,16 +1,19 @@
 """Space-to-depth from standard layers (Reshape -> Permute -> Reshape, as YOLOv2's
 passthrough): tf.nn.space_to_depth's channel order, channel c at outputs k * C + c in the
-dependency graph, and pruning through it with parity."""
+dependency graph, pruning through it with parity; strip replaces the SpaceToDepth layer
+with it."""
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 from keras import layers
 
 import tfcompress as tfc
 from tests.parity import max_rel_error, outputs, sample_input
-from tests.topologies import cbr, randomize_bn
-from tfcompress.models.yolov2 import space_to_depth
+from tests.topologies import cbr, randomize_bn, yolo_passthrough
+from tfcompress.layers import SpaceToDepth
+from tfcompress.layers.space_to_depth import space_to_depth
 
 
 def test_space_to_depth_from_standard_layers_matches_tf():
@@ -51,3 +54,19 @@ def test_passthrough_space_to_depth_prunes_with_parity():
     assert compact.get_layer("passthrough").filters == 2
     assert compact.get_layer("s2d").target_shape == (8, 8, 4 * 2)
     assert compact.get_layer("s2d_blocks").target_shape == (8, 2, 8, 2, 2)
+
+
+def test_strip_replaces_the_space_to_depth_layer_with_standard_layers():
+    model = randomize_bn(yolo_passthrough())
+    assert any(isinstance(layer, SpaceToDepth) for layer in model.layers)
+    x = sample_input(model)
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    assert {type(layer).__module__.split(".")[0] for layer in compact.layers} == {"keras"}
+    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+
+
+def test_space_to_depth_needs_static_divisible_shapes():
+    with pytest.raises(ValueError, match=r"block_size=2 .*Received: x.shape=\(None, 5, 4, 3\)"):
+        space_to_depth(keras.Input((5, 4, 3)), 2, name="s2d")

@@ -231,6 +231,23 @@ class Modulo(Rule):
         b.modulo(op.in_keys[0], op.out_keys[0])
 
 
+class SpaceToDepth(Modulo):
+    """`tfcompress.layers.SpaceToDepth`: Modulo; the compact model builds it from standard
+    layers (Reshape -> Permute -> Reshape), so it loads without tfcompress."""
+
+    def compact(self, op, keep_of):
+        from tfcompress.layers.space_to_depth import space_to_depth
+
+        block, name = op.layer.block_size, op.layer.name
+        if None in op.in_shapes[0][1:]:
+            return None  # the standard layers need static shapes: keep the layer
+
+        def standard_layers(x):
+            return space_to_depth(x, block, name=name)
+
+        return standard_layers
+
+
 class Reshape(Rule):
     """Reshape keeping the channel axis last (identity) or folding trailing axes (modulo)."""
 
@@ -524,7 +541,7 @@ RULES = {
     "keras.src.applications.convnext.LayerScale": Channelwise({"gamma": (None, 0)}),
     "keras.src.applications.convnext.StochasticDepth": Channelwise(),
     "keras.src.applications.inception_resnet_v2.CustomScaleLayer": Merge(),
-    "tfcompress.layers.space_to_depth.SpaceToDepth": Modulo(),
+    "tfcompress.layers.space_to_depth.SpaceToDepth": SpaceToDepth(),
     "tfcompress.layers.channel_mask.ChannelMask": Identity(),
     # keras.ops called on KerasTensors: keras.ops.pad, split, concatenate, x[...].
     "keras.src.ops.numpy.Pad": Pad(),

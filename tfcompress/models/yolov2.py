@@ -14,6 +14,7 @@ Anchors are `(w, h)` in grid-cell units; `VOC_ANCHORS` are those of `yolo-voc.cf
 
 import keras
 
+from tfcompress.layers.space_to_depth import space_to_depth
 from tfcompress.models import checks
 from tfcompress.models.blocks import conv_bn
 
@@ -49,18 +50,6 @@ def check_anchors(anchors):
             f"Received: anchors={anchors!r}"
         )
     return pairs
-
-
-def space_to_depth(x, block_size, name):
-    """`tf.nn.space_to_depth` from standard Keras layers: output channel
-    `(dy * block_size + dx) * C + c` holds input channel `c` at offset `(dy, dx)` of its
-    block. Layers `{name}_blocks` (Reshape), `{name}_permute` (Permute), `{name}` (Reshape);
-    the dependency graph maps input channel c to output channels `k * C + c`."""
-    _, h, w, c = x.shape
-    b = block_size
-    x = keras.layers.Reshape((h // b, b, w // b, b, c), name=f"{name}_blocks")(x)
-    x = keras.layers.Permute((1, 3, 2, 4, 5), name=f"{name}_permute")(x)
-    return keras.layers.Reshape((h // b, w // b, b * b * c), name=name)(x)
 
 
 def darknet19_features(inputs, width=1.0):
