@@ -1,7 +1,7 @@
 """Keras callbacks that drive pruning schedules and masks inside an ordinary `fit`.
 
-    StructuredPruning  channel pruning by l1_filter / taylor / slimming on a schedule
-    MagnitudePruning   Han et al.'s element-wise masks (sparsity or quality * std)
+    StructuredPruning  channel pruning by the wrapped method's criterion on a schedule
+    MagnitudePruning   Han et al.'s element-wise masks (a ratio or quality * std)
     SoftTopK           ACoSP's annealed soft top-k masks, hardened at ending_epoch
     PruningSummaries   kept channels and sparsity to TensorBoard and the fit logs
 
