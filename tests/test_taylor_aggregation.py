@@ -122,3 +122,39 @@ def test_taylor_mask_rejects_an_unknown_aggregation():
         ValueError, match=r"aggregation must be one of .*Received: aggregation='abs'"
     ):
         TaylorMask(3, aggregation="abs")
+
+
+@pytest.mark.parametrize("aggregation", sorted(AGGREGATIONS))
+def test_taylor_aggregation_through_a_channel_map_matches_hand_computation(aggregation):
+    # input channels 0 and 3 are group channel 1, input 2 is group channel 0, input 1
+    # belongs to another group (as after a Concatenate)
+    channel_map = [1, -1, 0, 1]
+    mask = TaylorMask(2, channel_maps=[channel_map], aggregation=aggregation)
+    rng = np.random.default_rng(9)
+    expected = np.zeros(2)
+    batches = [(rng.normal(size=(n, 3, 4)), rng.normal(size=(n, 3, 4))) for n in (2, 3)]
+    for x, weight in batches:
+        x = tf.constant(x, "float32")
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(mask(x, site=0) * weight)
+        tape.gradient(loss, x)
+        mask.fold()
+        product = x.numpy() * weight  # a * dL/da: dL/da is `weight` where the mask is 1
+        per_example = np.stack(  # (examples, group channels): sum over positions and inputs
+            [product[..., [2]].sum(axis=(1, 2)), product[..., [0, 3]].sum(axis=(1, 2))], 1
+        )
+        count = product.shape[0] * product.shape[1]
+        per_element = np.stack(
+            [np.abs(product[..., [2]]).sum(axis=(0, 1, 2)),
+             np.abs(product[..., [0, 3]]).sum(axis=(0, 1, 2))]
+        )  # fmt: skip
+        expected += {
+            "sum_then_abs": per_example.sum(0) / count,
+            "batch_abs": np.abs(per_example.sum(0)) / count,
+            "example_abs": np.abs(per_example).sum(0) / count,
+            "mean_abs": per_element / count,
+        }[aggregation]
+    if aggregation == "sum_then_abs":
+        expected = np.abs(expected)
+    np.testing.assert_allclose(np.asarray(mask.importance()), expected, rtol=1e-5)
