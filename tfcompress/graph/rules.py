@@ -23,9 +23,37 @@ import contextlib
 import dataclasses
 import inspect
 
-import numpy as np
-from keras import layers, ops
+from keras import layers
 from keras.src.layers.merging.base_merge import Merge as KerasMerge
+
+from tfcompress.graph.op_rules import GetItem, Pad, Split
+from tfcompress.graph.rule_base import Rule, RuleArityError, _qualname, suggest_rule
+
+__all__ = [
+    "RULES",
+    "Channelwise",
+    "Concat",
+    "Depthwise",
+    "GetItem",
+    "Identity",
+    "Merge",
+    "Mixing",
+    "Modulo",
+    "Pad",
+    "Permute",
+    "Pin",
+    "Reshape",
+    "Rule",
+    "RuleArityError",
+    "SpaceToDepth",
+    "Split",
+    "Wrapped",
+    "find_rule",
+    "register_rule",
+    "registered_rule",
+    "suggest_rule",
+    "unwrap",
+]
 
 # Activations that mix channels: a channel cannot be removed under them.
 _CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
@@ -38,93 +66,6 @@ def _activation_name(layer):
 
 def _channels_first(layer):
     return getattr(layer, "data_format", "channels_last") == "channels_first"
-
-
-class Rule:
-    """Base rule. `weights` maps a variable name to `(in_axis, out_axis)` (None: not sliced)."""
-
-    is_mixing = False  # outputs are new channels (conv, dense): the group's "producers"
-    weights = {}
-    width_key = None  # config key holding the output width (e.g. "filters")
-    inputs = None  # number of input tensors the rule couples (None: any)
-    outputs = None  # number of output tensors the rule couples (None: any)
-
-    def couple(self, op, b):
-        raise NotImplementedError
-
-    def check_arity(self, op):
-        """Raises `RuleArityError` unless the rule couples every input and output of `op`."""
-        n_in, n_out = len(op.in_keys), len(op.out_keys)
-        if self.inputs not in (None, n_in) or self.outputs not in (None, n_out):
-            raise RuleArityError(
-                f"Layer '{op.layer.name}' ({_qualname(type(op.layer))}) is called on {n_in} "
-                f"input tensor(s) with {n_out} output(s), but its rule {type(self).__name__} "
-                f"couples {_count(self.inputs)} input(s) with {_count(self.outputs)} "
-                "output(s): the channels of the others would be pruned apart and the compact "
-                f"model would not build. {suggest_rule(op)}"
-            )
-
-    def compact(self, op, keep_of):
-        """What the compact model calls in place of `op`, given `keep_of(key)` (the kept
-        channel positions of a tensor, None: all): a callable taking `op`'s arguments, or
-        None for the default (a clone of the layer through `edit_config`, weights sliced)."""
-        return None
-
-    def couple_calls(self, first, other, b):
-        """Two calls of one layer share its weights: channel c of `other`'s input (output)
-        is channel c of `first`'s."""
-        b.identity(first.in_keys[0], other.in_keys[0])
-        b.identity(first.out_keys[0], other.out_keys[0])
-
-    def weight_axes(self, layer):
-        return self.weights
-
-    def input_weight(self, layer):
-        """`(index, name, axis)` of the weight that takes a scale of the input channels
-        (conv(x * s, K) == conv(x, K * s)): the first weight with an input axis; or None."""
-        axes = self.weight_axes(layer)
-        for i, var in enumerate(layer.weights):
-            in_axis = axes.get(var.name, (None, None))[0]
-            if in_axis is not None:
-                return i, var.name, in_axis
-        return None
-
-    def edit_config(self, config, op, in_keep, out_keep):
-        if self.width_key is not None:
-            config[self.width_key] = int(len(out_keep))
-        return config
-
-    def slice_weights(self, layer, values, in_keep, out_keep):
-        """Slices each of `layer.weights` (numpy `values`) to the kept channels."""
-        axes = self.weight_axes(layer)
-        out = []
-        for var, value in zip(layer.weights, values):
-            in_axis, out_axis = axes.get(var.name, (None, None))
-            if in_axis is not None and in_keep is not None:
-                keep = in_keep
-                m = _expand_factor(layer, var.name)
-                if m > 1:
-                    keep = (np.asarray(in_keep)[:, None] * m + np.arange(m)).reshape(-1)
-                value = np.take(value, keep, axis=in_axis)
-            if out_axis is not None and out_keep is not None:
-                value = np.take(value, out_keep, axis=out_axis)
-            out.append(value)
-        return out
-
-
-class RuleArityError(ValueError):
-    """A rule that cannot couple every input and output of a layer."""
-
-
-def _count(n):
-    return "any number of" if n is None else str(n)
-
-
-def _expand_factor(layer, name):
-    """Channels per input channel on a weight's input axis (separable pointwise kernels)."""
-    if name == "pointwise_kernel":
-        return int(getattr(layer, "depth_multiplier", 1))
-    return 1
 
 
 class Mixing(Rule):
@@ -298,120 +239,6 @@ class Permute(Rule):
             b.pin(*op.in_keys, *op.out_keys, reason="permute moves the channel axis")
 
 
-class Pad(Rule):
-    """`keras.ops.pad`: channelwise when the channel axis is not padded, else pinned."""
-
-    inputs, outputs = 1, 1
-
-    def couple(self, op, b):
-        rank = len(op.in_shapes[0])
-        try:
-            widths = np.broadcast_to(np.asarray(op.layer.pad_width), (rank, 2))
-        except (TypeError, ValueError):
-            widths = None
-        if widths is None or np.any(widths[-1] != 0):
-            b.pin(*op.in_keys, *op.out_keys, reason="pad along the channel axis")
-            return
-        b.identity(op.in_keys[0], op.out_keys[0])
-
-
-class Split(Rule):
-    """`keras.ops.split`: along channels, output i is the input's channels from its offset
-    on (as Concatenate's inputs, inverted); along other axes, each output is the input's
-    channels."""
-
-    inputs, outputs = 1, None
-
-    def couple(self, op, b):
-        if not _splits_channels(op):
-            for k in op.out_keys:
-                b.identity(op.in_keys[0], k)
-            return
-        offset = 0
-        for k, shape in zip(op.out_keys, op.out_shapes):
-            b.offset(k, op.in_keys[0], offset)
-            offset += shape[-1]
-
-    def compact(self, op, keep_of):
-        keep = keep_of(op.in_keys[0])
-        if keep is None or not _splits_channels(op):
-            return None
-        ends = np.cumsum([shape[-1] for shape in op.out_shapes])[:-1]
-        indices = [int(n) for n in np.searchsorted(keep, ends)]
-        axis = op.layer.axis
-
-        def split(x):
-            return ops.split(x, indices, axis=axis)
-
-        return split
-
-
-def _splits_channels(op):
-    rank = len(op.in_shapes[0])
-    return op.layer.axis is not None and op.layer.axis % rank == rank - 1
-
-
-class GetItem(Rule):
-    """`x[key]` on a KerasTensor: slices of other axes are channelwise; a step-1 slice of
-    the channel axis keeps channels `start .. stop - 1` (output channel c is input channel
-    start + c); any other channel index (an int, a step, a list, a new axis) pins."""
-
-    inputs, outputs = 1, 1
-
-    def couple(self, op, b):
-        found = _channel_slice(op)
-        if found is None:
-            b.pin(*op.in_keys, *op.out_keys, reason="index along the channel axis")
-            return
-        b.offset(op.out_keys[0], op.in_keys[0], found[2])
-
-    def compact(self, op, keep_of):
-        keep = keep_of(op.in_keys[0])
-        found = _channel_slice(op)
-        if keep is None or found is None or found[1] is None:
-            return None
-        key, position, start, stop = found
-        key = list(key)
-        key[position] = slice(*(int(n) for n in np.searchsorted(keep, [start, stop])))
-        key = tuple(key)
-
-        def get_item(x, _key):
-            return x[key]
-
-        return get_item
-
-
-def _channel_slice(op):
-    """`(key as a tuple, position of the channel entry in it or None, start, stop)` of
-    `x[key]`'s channel range, or None when the channel axis is not kept as a step-1 range."""
-    args = op.node.arguments.args
-    key = args[1] if len(args) > 1 else op.node.arguments.kwargs.get("key")
-    key = key if isinstance(key, tuple) else (key,)
-    rank, c = len(op.in_shapes[0]), op.in_shapes[0][-1]
-    plain = all(k is Ellipsis or isinstance(k, (int, slice)) for k in key)
-    if c is None or not plain or sum(k is Ellipsis for k in key) > 1:
-        return None
-    if Ellipsis in key:
-        position = key.index(Ellipsis)
-        if position < len(key) - 1:
-            position = len(key) - 1  # the last entry indexes the channel axis
-        else:
-            return (key, None, 0, c)  # x[a, ...]: channels untouched
-    elif len(key) < rank:
-        return (key, None, 0, c)  # trailing axes (the channel axis) are not indexed
-    else:
-        position = len(key) - 1
-    if len(key) > rank + (Ellipsis in key):
-        return None
-    entry = key[position]
-    if not isinstance(entry, slice) or isinstance(entry.start, bool):
-        return None
-    start, stop, step = entry.indices(c)
-    if step != 1 or stop <= start or op.out_shapes[0][-1] != stop - start:
-        return None
-    return (key, position, start, stop)
-
-
 class Pin(Rule):
     """Layers whose output depends on all channels together (LayerNorm, Softmax ...)."""
 
@@ -577,10 +404,6 @@ for _name in ("Softmax", "LogSoftmax"):
 _MERGE_BASE = KerasMerge
 
 
-def _qualname(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 def register_rule(layer_class, rule):
     """Teaches the dependency graph a layer class (a class or its qualified name).
 
@@ -622,33 +445,6 @@ def _takes_several_tensors(layer_class):
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
     return len(required) >= 2
-
-
-def suggest_rule(op):
-    """What to do about a layer without a (fitting) rule, fitted to the call `op`: one
-    input and one output -> Channelwise; several inputs, one output -> Merge (every input
-    the same channels, as Add's); otherwise only `exclude`."""
-    layer = op.layer
-    cls = type(layer).__qualname__
-    exclude = f"exclude=['{layer.name}']"
-    n_in, n_out = len(op.in_keys), len(op.out_keys)
-    if n_in == 1 and n_out == 1:
-        return (
-            f"If output channel c is input channel c, register `tfcompress.graph."
-            f"register_rule({cls}, tfcompress.graph.rules.Channelwise())`; otherwise (or "
-            f"to keep it as it is) leave it alone with `{exclude}`."
-        )
-    if n_in > 1 and n_out == 1:
-        return (
-            f"It takes {n_in} input tensors: if they and its output are the same channels "
-            f"(as Add's), register `tfcompress.graph.register_rule({cls}, "
-            "tfcompress.graph.rules.Merge())`; otherwise leave it alone with "
-            f"`{exclude}`."
-        )
-    return (
-        f"It is called on {n_in} input(s) with {n_out} outputs, which no built-in rule "
-        f"couples: leave it alone with `{exclude}` (or write a Rule for it)."
-    )
 
 
 @contextlib.contextmanager

@@ -1,0 +1,124 @@
+"""The rule base class: the two questions a channel rule answers about a layer, its arity
+(how many input and output tensors it couples) and the fix to suggest for a layer without
+a fitting rule. Concrete rules: `tfcompress.graph.rules` (layers) and
+`tfcompress.graph.op_rules` (keras.ops called on KerasTensors)."""
+
+import numpy as np
+
+
+class Rule:
+    """Base rule. `weights` maps a variable name to `(in_axis, out_axis)` (None: not sliced)."""
+
+    is_mixing = False  # outputs are new channels (conv, dense): the group's "producers"
+    weights = {}
+    width_key = None  # config key holding the output width (e.g. "filters")
+    inputs = None  # number of input tensors the rule couples (None: any)
+    outputs = None  # number of output tensors the rule couples (None: any)
+
+    def couple(self, op, b):
+        raise NotImplementedError
+
+    def check_arity(self, op):
+        """Raises `RuleArityError` unless the rule couples every input and output of `op`."""
+        n_in, n_out = len(op.in_keys), len(op.out_keys)
+        if self.inputs not in (None, n_in) or self.outputs not in (None, n_out):
+            raise RuleArityError(
+                f"Layer '{op.layer.name}' ({_qualname(type(op.layer))}) is called on {n_in} "
+                f"input tensor(s) with {n_out} output(s), but its rule {type(self).__name__} "
+                f"couples {_count(self.inputs)} input(s) with {_count(self.outputs)} "
+                "output(s): the channels of the others would be pruned apart and the compact "
+                f"model would not build. {suggest_rule(op)}"
+            )
+
+    def compact(self, op, keep_of):
+        """What the compact model calls in place of `op`, given `keep_of(key)` (the kept
+        channel positions of a tensor, None: all): a callable taking `op`'s arguments, or
+        None for the default (a clone of the layer through `edit_config`, weights sliced)."""
+        return None
+
+    def couple_calls(self, first, other, b):
+        """Two calls of one layer share its weights: channel c of `other`'s input (output)
+        is channel c of `first`'s."""
+        b.identity(first.in_keys[0], other.in_keys[0])
+        b.identity(first.out_keys[0], other.out_keys[0])
+
+    def weight_axes(self, layer):
+        return self.weights
+
+    def input_weight(self, layer):
+        """`(index, name, axis)` of the weight that takes a scale of the input channels
+        (conv(x * s, K) == conv(x, K * s)): the first weight with an input axis; or None."""
+        axes = self.weight_axes(layer)
+        for i, var in enumerate(layer.weights):
+            in_axis = axes.get(var.name, (None, None))[0]
+            if in_axis is not None:
+                return i, var.name, in_axis
+        return None
+
+    def edit_config(self, config, op, in_keep, out_keep):
+        if self.width_key is not None:
+            config[self.width_key] = int(len(out_keep))
+        return config
+
+    def slice_weights(self, layer, values, in_keep, out_keep):
+        """Slices each of `layer.weights` (numpy `values`) to the kept channels."""
+        axes = self.weight_axes(layer)
+        out = []
+        for var, value in zip(layer.weights, values):
+            in_axis, out_axis = axes.get(var.name, (None, None))
+            if in_axis is not None and in_keep is not None:
+                keep = in_keep
+                m = _expand_factor(layer, var.name)
+                if m > 1:
+                    keep = (np.asarray(in_keep)[:, None] * m + np.arange(m)).reshape(-1)
+                value = np.take(value, keep, axis=in_axis)
+            if out_axis is not None and out_keep is not None:
+                value = np.take(value, out_keep, axis=out_axis)
+            out.append(value)
+        return out
+
+
+class RuleArityError(ValueError):
+    """A rule that cannot couple every input and output of a layer."""
+
+
+def _count(n):
+    return "any number of" if n is None else str(n)
+
+
+def _expand_factor(layer, name):
+    """Channels per input channel on a weight's input axis (separable pointwise kernels)."""
+    if name == "pointwise_kernel":
+        return int(getattr(layer, "depth_multiplier", 1))
+    return 1
+
+
+def _qualname(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def suggest_rule(op):
+    """What to do about a layer without a (fitting) rule, fitted to the call `op`: one
+    input and one output -> Channelwise; several inputs, one output -> Merge (every input
+    the same channels, as Add's); otherwise only `exclude`."""
+    layer = op.layer
+    cls = type(layer).__qualname__
+    exclude = f"exclude=['{layer.name}']"
+    n_in, n_out = len(op.in_keys), len(op.out_keys)
+    if n_in == 1 and n_out == 1:
+        return (
+            f"If output channel c is input channel c, register `tfcompress.graph."
+            f"register_rule({cls}, tfcompress.graph.rules.Channelwise())`; otherwise (or "
+            f"to keep it as it is) leave it alone with `{exclude}`."
+        )
+    if n_in > 1 and n_out == 1:
+        return (
+            f"It takes {n_in} input tensors: if they and its output are the same channels "
+            f"(as Add's), register `tfcompress.graph.register_rule({cls}, "
+            "tfcompress.graph.rules.Merge())`; otherwise leave it alone with "
+            f"`{exclude}`."
+        )
+    return (
+        f"It is called on {n_in} input(s) with {n_out} outputs, which no built-in rule "
+        f"couples: leave it alone with `{exclude}` (or write a Rule for it)."
+    )
