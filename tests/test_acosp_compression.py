@@ -8,7 +8,9 @@ import pytest
 from keras import layers
 
 import tfcompress as tfc
-from tfcompress.training import compress_lib
+from tfcompress import callbacks as cb
+from tfcompress import schedules
+from tfcompress.training import compress_lib, methods
 from tfcompress.training import config as cfg
 
 from .test_scripts_helpers import CONFIGS, REPO, parse
@@ -76,6 +78,32 @@ def test_acosp_configs_use_channel_semantics(name, monkeypatch):
     assert (prune.method, prune.compression, prune.min_channels) == ("soft_topk", n, 8)
     assert compress_lib.compression_target(prune) == "channels"
     assert compress_lib.resolve_ratio(None, prune) == 1 - 1 / n
+    assert prune.temperature_update == "epoch_end"
     with open(os.path.join(CONFIGS, name)) as f:
         header = f.read().split("\n--", 1)[0]
     assert f"ACoSP-{n}" in header and f"max(ceil(C/{n}), 8)" in header
+
+
+def test_acosp_epoch_end_temperature_reaches_the_callback():
+    prune = cfg.PruneConfig("soft_topk", ratio=0.75, starting_epoch=1, ending_epoch=5,
+                            temperature_update="epoch_end")
+    timeline = methods.Timeline.of(prune, steps_per_epoch=10, total_steps=80)
+    callback = methods.METHODS["soft_topk"].callback(prune, 0.75, timeline)
+    assert isinstance(callback, cb.SoftTopK) and callback.steps_per_epoch == 10
+    assert callback.schedule == schedules.ACoSPTemperature(
+        0.75, 5, starting_epoch=1, update="epoch_end")
+    continuous = methods.METHODS["soft_topk"].callback(
+        cfg.PruneConfig("soft_topk", ratio=0.75, starting_epoch=1, ending_epoch=5),
+        0.75, timeline)
+    assert continuous.steps_per_epoch == 1
+    assert continuous.schedule == schedules.ACoSPTemperature(0.75, 50, starting_epoch=10)
+
+
+def test_temperature_update_is_checked():
+    with pytest.raises(ValueError, match="whole epochs. Received: starting_epoch=0.5"):
+        cfg.PruneConfig("soft_topk", ratio=0.5, starting_epoch=0.5, ending_epoch=3,
+                        temperature_update="epoch_end")
+    with pytest.raises(ValueError, match="Received: temperature_update='epoch_end'"):
+        cfg.PruneConfig("l1_filter", ratio=0.5, temperature_update="epoch_end")
+    with pytest.raises(ValueError, match="Received: temperature_update='step'"):
+        cfg.PruneConfig("soft_topk", ratio=0.5, ending_epoch=3, temperature_update="step")

@@ -370,6 +370,14 @@ def define_prune_flags(fv):
     flags.DEFINE_list(
         "exclude", [], "Comma-separated names of layers never pruned.", flag_values=fv
     )
+    flags.DEFINE_enum(
+        "temperature_update",
+        "continuous",
+        list(cfg.TEMPERATURE_UPDATES),
+        "soft_topk: continuous (the temperature moves every step) or epoch_end (ACoSP: "
+        "set once per epoch, after it; whole --starting_epoch and --ending_epoch).",
+        flag_values=fv,
+    )
     flags.mark_flag_as_required("method", flag_values=fv)
 
 
@@ -582,6 +590,7 @@ def compress_config(fv):
             s=fv.s,
             quality=fv.quality,
             exclude=tuple(fv.exclude),
+            temperature_update=fv.temperature_update,
         ),
     )
 

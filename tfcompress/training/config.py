@@ -9,6 +9,8 @@ import dataclasses
 import math
 import numbers
 
+from tfcompress.schedules import ACoSPTemperature
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("iterative", "polynomial")
@@ -16,6 +18,8 @@ SCOPES = ("local", "global")
 RANKING_RULES = ("safe", "strict_quantile")  # tfcompress.pruners.ranking.RULES
 # What `--compression=N` means (see PruneConfig); the default is per method.
 COMPRESSION_TARGETS = ("channels", "params")
+# soft_topk: how the temperature follows the epochs (`ACoSPTemperature(update=)`).
+TEMPERATURE_UPDATES = ACoSPTemperature.UPDATES
 FORMATS = ("saved_model", "tflite", "keras", "report")
 QUANTIZATIONS = ("none", "dynamic", "int8")
 # SGD weight decay: "coupled" adds wd * w to the gradient before momentum (the seeds:
@@ -234,6 +238,9 @@ class PruneConfig:
     s: slimming's L1 penalty on BatchNorm scales.
     quality: magnitude only: Han's threshold `quality * std(w)` instead of `ratio`.
     exclude: names of layers to leave unpruned.
+    temperature_update: soft_topk: "continuous" (the temperature moves every step) or
+        "epoch_end" (ACoSP: set once per epoch, after it; epoch e trains at T(e - 1);
+        needs whole starting and ending epochs).
     """
 
     method: str
@@ -252,6 +259,7 @@ class PruneConfig:
     s: float = 1e-4
     quality: float | None = None
     exclude: tuple = ()
+    temperature_update: str = "continuous"
 
     def __post_init__(self):
         from tfcompress.training import methods  # the table of known methods
@@ -296,6 +304,19 @@ class PruneConfig:
                 f"{self.method!r} has none. Received: method={self.method!r}"
             )
         _number("s", self.s, low=0, low_open=True)
+        _choice("temperature_update", self.temperature_update, TEMPERATURE_UPDATES)
+        if self.temperature_update != "continuous" and self.method != "soft_topk":
+            raise ValueError(
+                f"temperature_update is soft_topk's; method {self.method!r} has no "
+                f"temperature. Received: temperature_update={self.temperature_update!r}"
+            )
+        epochs = (self.starting_epoch, self.end_epoch)
+        if self.temperature_update == "epoch_end" and any(e != int(e) for e in epochs):
+            raise ValueError(
+                "temperature_update='epoch_end' sets the temperature once per epoch: "
+                "starting_epoch and ending_epoch must be whole epochs. Received: "
+                f"starting_epoch={self.starting_epoch}, ending_epoch={self.ending_epoch}"
+            )
         if not all(isinstance(n, str) for n in self.exclude):
             raise ValueError(f"exclude must hold layer names. Received: exclude={self.exclude!r}")
 

@@ -32,6 +32,7 @@ class Timeline:
     end: int
     every: int
     total: int
+    steps_per_epoch: int = 1
 
     @classmethod
     def of(cls, prune, steps_per_epoch, total_steps):
@@ -50,7 +51,7 @@ class Timeline:
                 "ending_epoch must be after starting_epoch. Received: "
                 f"starting_epoch={prune.starting_epoch}, ending_epoch={prune.ending_epoch}"
             )
-        return cls(begin, end, every, total_steps)
+        return cls(begin, end, every, total_steps, steps_per_epoch)
 
     @property
     def one_shot(self):
@@ -101,15 +102,28 @@ def _magnitude(prune, ratio, timeline, scope):
 
 def _soft_topk(prune, ratio, timeline, scope):
     del scope  # ACoSP keeps the same fraction of every layer
-    # epochs of ACoSPTemperature are steps here (steps_per_epoch=1): the temperature moves
-    # every step, as in the seed, and resumes exactly from the optimizer's step counter.
+    if prune.temperature_update == "epoch_end":
+        # ACoSP: the temperature is set once per epoch, after it (whole epochs, checked by
+        # PruneConfig); the callback reads the epoch off the optimizer's step counter.
+        schedule = schedules.ACoSPTemperature(
+            ratio,
+            int(prune.end_epoch),
+            starting_epoch=int(prune.starting_epoch),
+            update="epoch_end",
+        )
+        steps_per_epoch = timeline.steps_per_epoch
+    else:
+        # epochs of ACoSPTemperature are steps here (steps_per_epoch=1): the temperature
+        # moves every step and resumes exactly from the optimizer's step counter.
+        schedule = schedules.ACoSPTemperature(
+            ratio, timeline.end, starting_epoch=timeline.begin
+        )
+        steps_per_epoch = 1
     return callbacks.SoftTopK(
-        schedules.ACoSPTemperature(
-            final_ratio=ratio, starting_epoch=timeline.begin, ending_epoch=timeline.end
-        ),
+        schedule,
         min_channels=prune.min_channels,
         round_to=prune.round_to,
-        steps_per_epoch=1,
+        steps_per_epoch=steps_per_epoch,
     )
 
 
