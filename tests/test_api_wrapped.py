@@ -90,6 +90,8 @@ def test_structured_pruning_with_other_method_is_an_error():
     callback = cb.StructuredPruning(schedules.OneShot(0.5, step=0), method="slimming")
     with pytest.raises(ValueError, match="but StructuredPruning was given method='slimming'"):
         masked.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    with pytest.raises(ValueError, match="structured method. Received: method='magnitude'"):
+        cb.StructuredPruning(schedules.OneShot(0.5), method="magnitude")
 
 
 def test_unknown_criterion_names_it():
