@@ -107,3 +107,17 @@ def test_temperature_update_is_checked():
         cfg.PruneConfig("l1_filter", ratio=0.5, temperature_update="epoch_end")
     with pytest.raises(ValueError, match="Received: temperature_update='step'"):
         cfg.PruneConfig("soft_topk", ratio=0.5, ending_epoch=3, temperature_update="step")
+
+
+def test_compress_min_channels_defaults_to_the_methods():
+    soft = cfg.PruneConfig("soft_topk", compression=4, ending_epoch=2)
+    assert soft.min_channels is None
+    timeline = methods.Timeline.of(soft, steps_per_epoch=5, total_steps=20)
+    callback = methods.METHODS["soft_topk"].callback(soft, 0.75, timeline)
+    assert callback.options.min_channels == 8  # ACoSP's min_remaining_elements
+    assert methods.ranking_options(soft).min_channels == 8
+    assert methods.ranking_options(cfg.PruneConfig("l1_filter", ratio=0.5)).min_channels == 1
+    given = cfg.PruneConfig("soft_topk", compression=4, ending_epoch=2, min_channels=2)
+    assert methods.METHODS["soft_topk"].callback(given, 0.75, timeline).options.min_channels == 2
+    with pytest.raises(ValueError, match="Received: min_channels=0"):
+        cfg.PruneConfig("soft_topk", compression=4, min_channels=0)

@@ -339,8 +339,9 @@ def define_prune_flags(fv):
     )
     flags.DEFINE_integer(
         "min_channels",
-        1,
-        "Channels every group keeps at least.",
+        None,
+        "Channels every group keeps at least; default per method (8 for soft_topk, "
+        "ACoSP's min_remaining_elements; 1 otherwise).",
         lower_bound=1,
         flag_values=fv,
     )

@@ -238,6 +238,8 @@ class PruneConfig:
     s: slimming's L1 penalty on BatchNorm scales.
     quality: magnitude only: Han's threshold `quality * std(w)` instead of `ratio`.
     exclude: names of layers to leave unpruned.
+    min_channels: channels every group keeps at least; None: the method's (8 for
+        soft_topk, ACoSP's `min_remaining_elements`; 1 for the others).
     temperature_update: soft_topk: "continuous" (the temperature moves every step) or
         "epoch_end" (ACoSP: set once per epoch, after it; epoch e trains at T(e - 1);
         needs whole starting and ending epochs).
@@ -253,7 +255,7 @@ class PruneConfig:
     schedule: str = "iterative"
     scope: str | None = None
     normalize: str | None = None
-    min_channels: int = 1
+    min_channels: int | None = None
     round_to: int = 1
     ranking_rule: str = "safe"
     s: float = 1e-4
@@ -295,7 +297,7 @@ class PruneConfig:
             _choice("scope", self.scope, SCOPES)
         if self.normalize is not None:
             _choice("normalize", self.normalize, NORMALIZATIONS)
-        _int("min_channels", self.min_channels, minimum=1)
+        _int("min_channels", self.min_channels, minimum=1, optional=True)
         _int("round_to", self.round_to, minimum=1)
         _choice("ranking_rule", self.ranking_rule, RANKING_RULES)
         if self.ranking_rule != "safe" and self.method in ("magnitude", "soft_topk"):

@@ -77,7 +77,7 @@ def ranking_options(prune, scope=None):
     rank with it (`scope` default: `prune.scope`, else the method's)."""
     return RankingOptions(
         scope=scope or prune.scope or records.get(prune.method).scope,
-        min_channels=prune.min_channels,
+        min_channels=prune.min_channels or records.get(prune.method).min_channels,
         round_to=prune.round_to,
         normalize=prune.normalize,
         rule=prune.ranking_rule,
