@@ -158,3 +158,32 @@ def test_taylor_aggregation_through_a_channel_map_matches_hand_computation(aggre
     if aggregation == "sum_then_abs":
         expected = np.abs(expected)
     np.testing.assert_allclose(np.asarray(mask.importance()), expected, rtol=1e-5)
+
+
+def test_wrap_gives_every_taylor_mask_the_aggregation_and_saving_keeps_it(tmp_path):
+    import tfcompress as tfc
+
+    from .pruning_models import conv_bn_net
+
+    masked = tfc.wrap(conv_bn_net(), "taylor", aggregation="example_abs")
+    masks = [m for m in masked.layers if isinstance(m, TaylorMask)]
+    assert masks and {m.aggregation for m in masks} == {"example_abs"}
+    assert tfc.methods.wrapping_of(masked).options == {"aggregation": "example_abs"}
+    masked.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert {m.aggregation for m in loaded.layers if isinstance(m, TaylorMask)} == {"example_abs"}
+    plain = tfc.wrap(conv_bn_net(), "taylor")
+    assert {m.aggregation for m in plain.layers if isinstance(m, TaylorMask)} == {
+        DEFAULT_AGGREGATION
+    }
+
+
+def test_wrap_rejects_bad_taylor_options():
+    import tfcompress as tfc
+
+    from .pruning_models import conv_bn_net
+
+    with pytest.raises(ValueError, match="Received: aggregation='abs'"):
+        tfc.wrap(conv_bn_net(), "taylor", aggregation="abs")
+    with pytest.raises(ValueError, match=r"aggregation only. Received: \['penalty'\]"):
+        tfc.wrap(conv_bn_net(), "taylor", penalty=1e-4)

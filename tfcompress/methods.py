@@ -135,6 +135,7 @@ _BUILTINS_LOADED = []
 
 def _builtins():
     from tfcompress import callbacks, layers
+    from tfcompress.importance.taylor import wrap_options as taylor_wrap_options
     from tfcompress.surgery.penalties import bn_gamma_l1
 
     return (
@@ -153,6 +154,7 @@ def _builtins():
             layers.TaylorMask,
             "taylor",
             callbacks.StructuredPruning,
+            clone_hook=taylor_wrap_options,  # wrap(..., aggregation=): see TaylorMask
             scope="global",
             normalize="l2",
             budget_criterion="l1_filter",

@@ -14,6 +14,7 @@ import tensorflow as tf
 from tfcompress.graph.trace import layers_of
 from tfcompress.importance.sites import group_sites
 from tfcompress.layers import TaylorMask
+from tfcompress.layers.taylor_mask import check_aggregation
 
 
 def measure(model, data, steps=None):
@@ -73,6 +74,21 @@ def taylor(group, graph=None, sites=None, **unused):
             "`tfcompress.callbacks.StructuredPruning(method='taylor', ...)` first."
         )
     return scores
+
+
+def wrap_options(graph, **options):
+    """The clone hook of method "taylor": checks `tfcompress.wrap`'s options (only
+    `aggregation`, a key of `tfcompress.layers.taylor_mask.AGGREGATIONS`, which every
+    `TaylorMask` reads from its wrapping); edits no layer, so returns None."""
+    del graph
+    unknown = sorted(set(options) - {"aggregation"})
+    if unknown:
+        raise ValueError(
+            f"Method 'taylor' takes the wrap option aggregation only. Received: {unknown}"
+        )
+    if "aggregation" in options:
+        check_aggregation(options["aggregation"])
+    return None
 
 
 def _prepare(model, data=None, graph=None, **unused):

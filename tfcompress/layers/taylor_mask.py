@@ -27,6 +27,15 @@ DEFAULT_AGGREGATION = "sum_then_abs"
 _NEEDS_ACTIVATIONS = ("example_abs", "mean_abs")
 
 
+def check_aggregation(aggregation):
+    """Raises naming `aggregation` unless it is a key of `AGGREGATIONS`."""
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(
+            f"TaylorMask aggregation must be one of {sorted(AGGREGATIONS)}. "
+            f"Received: aggregation={aggregation!r}"
+        )
+
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class TaylorMask(ChannelMask):
     """A `ChannelMask` whose backward pass accumulates first-order Taylor importance
@@ -53,8 +62,10 @@ class TaylorMask(ChannelMask):
               `|mean over positions of a*g|`, averaged over the examples, summed over
               batches: `sum_b sum_t |sum_m a*g| / count_b`.
             - "mean_abs": `sum_b sum |a*g| / count_b`, the mean of |a*g| per element.
-            The l2 normalisation of the paper is not applied here: it belongs to the
-            ranking (`normalize="l2"`).
+            None: the "aggregation" option the model was wrapped with
+            (`tfcompress.wrap(model, "taylor", aggregation=...)`, kept in `wrapping`),
+            else "sum_then_abs". The l2 normalisation of the paper is not applied here:
+            it belongs to the ranking (`normalize="l2"`).
 
     When the mask is `folded` (see `ChannelMask`), the consumers' `scale_kernel` calls
     gather the sums from their kernel gradients: sum over a kernel's other axes of
@@ -63,13 +74,12 @@ class TaylorMask(ChannelMask):
     batch, so with them the mask scales the activations even when called folded.
     """
 
-    def __init__(self, units, channel_maps=None, aggregation=DEFAULT_AGGREGATION, **kwargs):
+    def __init__(self, units, channel_maps=None, *, aggregation=None, **kwargs):
         super().__init__(units, channel_maps=channel_maps, **kwargs)
-        if aggregation not in AGGREGATIONS:
-            raise ValueError(
-                f"TaylorMask aggregation must be one of {sorted(AGGREGATIONS)}. "
-                f"Received: aggregation={aggregation!r}"
-            )
+        if aggregation is None:
+            options = (self.wrapping or {}).get("options") or {}
+            aggregation = options.get("aggregation", DEFAULT_AGGREGATION)
+        check_aggregation(aggregation)
         self.aggregation = aggregation
 
     def build(self, input_shape):
