@@ -187,3 +187,26 @@ def test_wrap_rejects_bad_taylor_options():
         tfc.wrap(conv_bn_net(), "taylor", aggregation="abs")
     with pytest.raises(ValueError, match=r"aggregation only. Received: \['penalty'\]"):
         tfc.wrap(conv_bn_net(), "taylor", penalty=1e-4)
+
+
+def test_taylor_aggregation_flag_reaches_wrap():
+    from tfcompress.training import methods
+
+    from .test_scripts_helpers import parse
+
+    base = ["--model=lenet5", "--num_classes=10", "--train_data=x", "--checkpoint=y"]
+    config = parse("compress", [*base, "--epochs=3", "--method=taylor", "--ratio=0.5",
+                                "--taylor_aggregation=example_abs"])  # fmt: skip
+    assert config.prune.taylor_aggregation == "example_abs"
+    assert methods.wrap_options(config.prune) == {"aggregation": "example_abs"}
+    config = parse("compress", [*base, "--epochs=3", "--method=taylor", "--ratio=0.5"])
+    assert methods.wrap_options(config.prune) == {}
+
+
+def test_prune_config_rejects_taylor_aggregation_for_another_method_or_an_unknown_one():
+    from tfcompress.training import config as cfg
+
+    with pytest.raises(ValueError, match="option of method 'taylor', not 'l1_filter'"):
+        cfg.PruneConfig("l1_filter", ratio=0.5, taylor_aggregation="batch_abs")
+    with pytest.raises(ValueError, match="Received: taylor_aggregation='abs'"):
+        cfg.PruneConfig("taylor", ratio=0.5, taylor_aggregation="abs")

@@ -67,6 +67,7 @@ def test_taylor_adapnet_configs_use_the_l2_recipe(name, monkeypatch):
         "global",
         "l2",
     )
+    assert config.prune.taylor_aggregation == "sum_then_abs"  # the seed's
     assert config.train.weight_decay_mode == "coupled"
     with open(f"configs/{name}") as f:
         header = f.read().split("\n--", 1)[0]

@@ -14,6 +14,7 @@ import ast
 from absl import flags
 
 from tfcompress import models
+from tfcompress.layers.taylor_mask import AGGREGATIONS
 from tfcompress.training import config as cfg
 from tfcompress.training import methods
 
@@ -288,6 +289,16 @@ def define_prune_flags(fv):
         None,
         "magnitude only, instead of --ratio: Han's per-layer threshold quality * std(w).",
         lower_bound=0.0,
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "taylor_aggregation",
+        None,
+        sorted(AGGREGATIONS),
+        "taylor only: how products a * dL/da become a channel score: sum_then_abs "
+        "(|sum over batches of mean(a*g)|, jacobgil/pytorch-pruning; the default), "
+        "example_abs (per example |mean over positions|, averaged: Molchanov et al. 2017, "
+        "Eq. 8), batch_abs (|mean(a*g)| per batch, summed) or mean_abs (mean |a*g|).",
         flag_values=fv,
     )
     flags.DEFINE_float(
@@ -590,6 +601,7 @@ def compress_config(fv):
             ranking_rule=fv.ranking_rule,
             s=fv.s,
             quality=fv.quality,
+            taylor_aggregation=fv.taylor_aggregation,
             exclude=tuple(fv.exclude),
             temperature_update=fv.temperature_update,
         ),

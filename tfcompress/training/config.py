@@ -237,6 +237,9 @@ class PruneConfig:
         the sorted score at index int(N * ratio); may empty a layer, which strip refuses).
     s: slimming's L1 penalty on BatchNorm scales.
     quality: magnitude only: Han's threshold `quality * std(w)` instead of `ratio`.
+    taylor_aggregation: taylor only: how the products a * dL/da become a score (a key of
+        `tfcompress.layers.taylor_mask.AGGREGATIONS`; `wrap(..., aggregation=)`); None:
+        the TaylorMask default, "sum_then_abs" (jacobgil/pytorch-pruning).
     exclude: names of layers to leave unpruned.
     min_channels: channels every group keeps at least; None: the method's (8 for
         soft_topk, ACoSP's `min_remaining_elements`; 1 for the others).
@@ -260,6 +263,7 @@ class PruneConfig:
     ranking_rule: str = "safe"
     s: float = 1e-4
     quality: float | None = None
+    taylor_aggregation: str | None = None
     exclude: tuple = ()
     temperature_update: str = "continuous"
 
@@ -297,6 +301,15 @@ class PruneConfig:
             _choice("scope", self.scope, SCOPES)
         if self.normalize is not None:
             _choice("normalize", self.normalize, NORMALIZATIONS)
+        if self.taylor_aggregation is not None:
+            from tfcompress.layers.taylor_mask import AGGREGATIONS
+
+            if self.method != "taylor":
+                raise ValueError(
+                    f"taylor_aggregation is an option of method 'taylor', not {self.method!r}. "
+                    f"Received: taylor_aggregation={self.taylor_aggregation!r}"
+                )
+            _choice("taylor_aggregation", self.taylor_aggregation, tuple(sorted(AGGREGATIONS)))
         _int("min_channels", self.min_channels, minimum=1, optional=True)
         _int("round_to", self.round_to, minimum=1)
         _choice("ranking_rule", self.ranking_rule, RANKING_RULES)

@@ -196,7 +196,10 @@ METHODS = _Registry()
 
 def wrap_options(prune):
     """Keyword options of `tfcompress.wrap` for `prune.method`."""
-    return {"penalty": float(prune.s)} if METHODS[prune.method].penalty else {}
+    options = {"penalty": float(prune.s)} if METHODS[prune.method].penalty else {}
+    if prune.taylor_aggregation is not None:  # checked to be taylor's by PruneConfig
+        options["aggregation"] = prune.taylor_aggregation
+    return options
 
 
 def penalty_active(prune, timeline, step):
