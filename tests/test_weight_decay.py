@@ -163,3 +163,25 @@ def test_coupled_weight_decay_under_mirrored_strategy_matches_torch_sgd():
     assert report["steps"] == 50
     for replica in report["values"]:  # the decay is added once, after the all-reduce
         np.testing.assert_allclose(replica, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["coupled", "decoupled"])
+def test_make_optimizer_builds_the_configured_weight_decay_mode(mode):
+    from tfcompress.training import common
+
+    config = cfg.TrainConfig(
+        cfg.ModelConfig("lenet5", 10), "d", "c", epochs=1, weight_decay_mode=mode
+    )
+    opt = common.make_optimizer(config, total_steps=100)
+    assert isinstance(opt, SGD)
+    assert (opt.weight_decay_mode, opt.weight_decay, opt.momentum) == (mode, 1e-4, 0.9)
+
+
+def test_coupled_weight_decay_under_a_loss_scale_optimizer():
+    w = keras.Variable(np.ones(2, "float32"))
+    inner = SGD(LR, momentum=MOMENTUM, weight_decay=0.01)
+    opt = keras.optimizers.LossScaleOptimizer(inner)
+    for _ in range(5):
+        opt.apply([np.zeros(2, "float32")], [w])
+    expected = _torch_sgd(np.ones(2), [np.zeros(2)] * 5, LR, MOMENTUM, 0.01)
+    np.testing.assert_allclose(np.asarray(w), expected, rtol=1e-5)
