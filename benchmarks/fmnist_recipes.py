@@ -96,25 +96,31 @@ def l1_filter(baseline, data, cfg, compression):
 
 
 def taylor(baseline, data, cfg, compression):
-    """Molchanov et al.: global ranking of the Taylor scores gathered during fit (each
-    layer's compared with its layer mean, the library default); 5 pruning steps over the
+    """Molchanov et al.: global ranking of the Taylor scores gathered during fit, each
+    batch's |mean(a·g)| summed (`aggregation="batch_abs"`) and each layer's scores
+    compared with their layer mean (`normalize="mean"`) -- explicit options, not the
+    library defaults (sum_then_abs, l2: the AdapNet++ recipe), because l2 alone empties
+    this network's widest layers first (docs/methods.md); 5 pruning steps over the
     first 60 % of the fine-tune with fine-tuning in between, each removing the lowest
     channels until the fraction of parameters removed reaches its step of the equal
     ramp to `1 - 1/compression` (`budget="params"`); no layer below
     `taylor_min_channels(cfg)`."""
     min_channels = taylor_min_channels(cfg)
-    masked = compile_model(tfc.wrap(baseline, "taylor"), cfg.finetune_lr)
+    masked = compile_model(tfc.wrap(baseline, "taylor", aggregation="batch_abs"),
+                           cfg.finetune_lr)
     steps = cfg.taylor_epochs * cfg.steps_per_epoch()
     freq = max(1, int(0.6 * steps) // 5)
     schedule = schedules.Iterative(1.0 - 1.0 / compression, begin_step=freq,
                                    end_step=5 * freq, frequency=freq)
     callback = cb.StructuredPruning(schedule, method="taylor", scope="global",
-                                    min_channels=min_channels, round_to=cfg.round_to,
-                                    budget="params")
+                                    normalize="mean", min_channels=min_channels,
+                                    round_to=cfg.round_to, budget="params")
     _fit(masked, data, cfg, cfg.taylor_epochs, [callback])
     return _finish(masked, data, cfg), {"params_ratio": 1.0 - 1.0 / compression,
                                         "min_channels": min_channels,
                                         "round_to": cfg.round_to,
+                                        "aggregation": "batch_abs",
+                                        "normalize": "mean",
                                         "epochs": cfg.taylor_epochs,
                                         "schedule": schedules.serialize(schedule)}
 
