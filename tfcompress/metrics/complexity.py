@@ -71,8 +71,8 @@ def layer_stats(model):
         if isinstance(layer, ChannelMask):
             continue
         macs = layer_macs(layer, op.in_shapes[0], op.out_shapes[0]) if op.in_shapes else 0
-        if id(layer) in seen:  # a shared layer: its weights count once, its calls each
-            seen[id(layer)].macs += macs
+        if layer in seen:  # a shared layer: its weights count once, its calls each
+            seen[layer].macs += macs
             continue
         inner = unwrap(layer)
         row = LayerStats(
@@ -83,7 +83,7 @@ def layer_stats(model):
             nonzero_params=_nonzero(layer),
             macs=macs,
         )
-        seen[id(layer)] = row
+        seen[layer] = row  # keyed by the layer itself (it outlives the dict)
         stats.append(row)
     return stats
 
