@@ -149,29 +149,6 @@ class RankingOptions:
             )
 
 
-def check_options(
-    ratio=None,
-    scope="local",
-    min_channels=1,
-    round_to=1,
-    threshold=None,
-    num_remove=None,
-    normalize="none",
-):
-    """Validates loose ranking options (exactly one amount); prefer `RankingOptions`."""
-    options = RankingOptions(
-        ratio,
-        scope=scope,
-        min_channels=min_channels,
-        round_to=round_to,
-        threshold=threshold,
-        num_remove=num_remove,
-        normalize=normalize,
-    )
-    options.check_amount()
-    return options
-
-
 def round_up(n_keep, n, round_to):
     """`n_keep` rounded up to a multiple of `round_to`, at most `n`."""
     return min(n, round_to * math.ceil(n_keep / round_to)) if n_keep else 0
