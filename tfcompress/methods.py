@@ -26,9 +26,11 @@ import keras
 
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.pruners.ranking import NORMALIZERS, SCOPES
 
-SCOPES = ("local", "global")
-NORMALIZE = ("none", "mean", "max", "l2")
+NORMALIZE = tuple(NORMALIZERS)
+# What a compression factor N means: the channel ratio leaving 1/N of the parameters, or
+# (ACoSP) 1/N of each group's channels.
 COMPRESSION_TARGETS = ("params", "channels")
 
 

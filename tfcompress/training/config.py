@@ -9,15 +9,15 @@ import dataclasses
 import math
 import numbers
 
+from tfcompress.methods import COMPRESSION_TARGETS, NORMALIZE, SCOPES
+from tfcompress.pruners.ranking import RULES as RANKING_RULES
 from tfcompress.schedules import ACoSPTemperature
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("iterative", "polynomial")
-SCOPES = ("local", "global")
-RANKING_RULES = ("safe", "strict_quantile")  # tfcompress.pruners.ranking.RULES
-# What `--compression=N` means (see PruneConfig); the default is per method.
-COMPRESSION_TARGETS = ("channels", "params")
+# `--scope`, `--ranking_rule`, `--normalize` and `--compression_target` (the default is
+# per method) take the vocabularies of tfcompress.pruners.ranking and tfcompress.methods.
 # soft_topk: how the temperature follows the epochs (`ACoSPTemperature(update=)`).
 TEMPERATURE_UPDATES = ACoSPTemperature.UPDATES
 FORMATS = ("saved_model", "tflite", "keras", "report")
@@ -26,8 +26,7 @@ QUANTIZATIONS = ("none", "dynamic", "int8")
 # PyTorch, Caffe, TF1), "decoupled" is Keras's w -= lr * wd * w. The one default.
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 DEFAULT_WEIGHT_DECAY_MODE = "coupled"
-# Score normalisation of a ranking (`tfcompress.pruners.ranking.NORMALIZERS`).
-NORMALIZATIONS = ("none", "mean", "max", "l2")
+NORMALIZATIONS = NORMALIZE  # score normalisation of a ranking
 
 
 def _int(name, value, minimum=0, optional=False):
