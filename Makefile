@@ -2,8 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
-# loadgroup: the tests of one xdist_group (a costly module fixture) share a worker.
-PYTEST_ARGS ?= -n 2 --dist loadgroup --durations=15
+PYTEST_ARGS ?= -n 2 --durations=15
 # The exact versions the suite ran green with (setup.py keeps ranges for users).
 CONSTRAINTS := constraints.txt
 

@@ -20,10 +20,6 @@ from tests.topologies import randomize_bn
 from tfcompress import models
 from tfcompress.export.saved_model import output_names
 
-# The module fixture exports every model once per worker that runs a test needing it:
-# one worker for the whole module (`make test` distributes with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("plain_keras_export")
-
 # name -> (num_classes, input_shape, width, options): small, fast variants
 SMALL = {
     "adapnet_pp": (5, (32, 32, 3), 0.125, {}),
