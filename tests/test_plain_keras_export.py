@@ -16,24 +16,10 @@ import tensorflow as tf
 
 import tfcompress as tfc
 from tests.parity import max_rel_error, outputs, sample_input
+from tests.test_models import SMALL  # the small, fast variant of every registered model
 from tests.topologies import randomize_bn
 from tfcompress import models
 from tfcompress.export.saved_model import output_names
-
-# name -> (num_classes, input_shape, width, options): small, fast variants
-SMALL = {
-    "adapnet_pp": (5, (32, 32, 3), 0.125, {}),
-    "yolov2": (3, (64, 64, 3), 0.125, {}),
-    "vgg16_bn": (10, (32, 32, 3), 0.125, {}),
-    "vgg19_bn": (10, (32, 32, 3), 0.125, {}),
-    "resnet18": (10, (32, 32, 3), 0.125, {}),
-    "resnet50": (10, (32, 32, 3), 0.125, {"output_stride": 8}),
-    "resnet20": (10, (32, 32, 3), 0.5, {}),
-    "resnet56": (10, (32, 32, 3), 0.25, {}),
-    "pspnet": (4, (48, 48, 3), 0.125, {}),
-    "lenet5": (10, (28, 28, 1), 0.5, {}),
-    "lenet_300_100": (10, (28, 28, 1), 0.5, {}),
-}
 
 # SavedModel export traces the whole graph (15-25 s for ResNet-50 or AdapNet++ on 2 cores):
 # the SavedModel tests take a multi-output model and two single-output ones.
