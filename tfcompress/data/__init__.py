@@ -16,6 +16,7 @@ Modules (``build_dataset`` is re-exported here):
 - ``fashion_mnist``, ``mosaic``  NumPy data: idx loader and real-image mosaics
 """
 
+from tfcompress.data.errors import CorruptInputError, SkippedRecords
 from tfcompress.data.pipeline import build_dataset
 
-__all__ = ["build_dataset"]
+__all__ = ["CorruptInputError", "SkippedRecords", "build_dataset"]

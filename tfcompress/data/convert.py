@@ -11,9 +11,7 @@ import random
 from collections.abc import Callable, Sequence
 
 from tfcompress.data import schema, shards
-from tfcompress.data.errors import CorruptInputError
-
-MAX_REPORTED_SKIPS = 100
+from tfcompress.data.errors import MAX_REPORTED_SKIPS, CorruptInputError
 
 
 @dataclasses.dataclass(frozen=True)
