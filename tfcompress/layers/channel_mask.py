@@ -1,6 +1,7 @@
 """Per-channel binary mask: the state of structured pruning."""
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -63,9 +64,15 @@ class ChannelMask(keras.layers.Layer):
         top-k selection) is not exactly zero. A soft top-k mask that is not hard yet
         keeps every channel its binary mask keeps: its soft factor is never zero, and
         `strip` folds it into the next layer's kernel.
+
+        Raises:
+            ValueError: a mask or scale value is NaN or infinite (neither kept nor
+                pruned: a diverged or damaged model), naming the layer and the count.
         """
-        on = ops.convert_to_numpy(self.mask) > 0.5
-        return on & (ops.convert_to_numpy(self.channel_scale()) != 0)
+        mask = require_finite(self.name, "mask", ops.convert_to_numpy(self.mask))
+        scale = ops.convert_to_numpy(self.channel_scale())
+        scale = require_finite(self.name, "channel scale", scale)
+        return (mask > 0.5) & (scale != 0)
 
     def channel_map(self, site):
         """Input channel -> group channel (-1: not in the group) at `site`, or None."""
@@ -99,6 +106,19 @@ class ChannelMask(keras.layers.Layer):
         if self.wrapping is not None:
             config["wrapping"] = dict(self.wrapping)
         return config
+
+
+def require_finite(layer_name, what, values):
+    """`values` (a NumPy array); raises naming `layer_name` if any is NaN or infinite."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"Mask layer '{layer_name}': {int(bad.sum())} of {values.size} {what} values are "
+            f"not finite (NaN or inf), so which channels or weights it keeps is undefined. "
+            "The model diverged or its masks were damaged: restore an earlier checkpoint. "
+            f"Received: {what}={values.ravel()[:8].tolist()}"
+        )
+    return values
 
 
 def _along(vector, axis, like):

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from tfcompress.layers._wrapper import EditedWeights
+from tfcompress.layers.channel_mask import require_finite
 
 
 class MaskConstraint:
@@ -66,6 +67,12 @@ class WeightMask(EditedWeights):
         if mask is None:
             return variable.value
         return variable.value * ops.cast(mask, variable.dtype)
+
+    def mask_values(self, name):
+        """The mask of weight `name` as a NumPy array; raises naming this layer if any of
+        its values is NaN or infinite (`ChannelMask.kept`'s check)."""
+        values = ops.convert_to_numpy(self.masks[name])
+        return require_finite(self.name, f"{name} mask", values)
 
     def trainable_values(self):
         return [self.masked_value(v) for v in self.layer.trainable_variables]

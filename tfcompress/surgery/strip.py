@@ -50,7 +50,7 @@ def strip(masked, *, name=None):
         values = [np.asarray(v) for v in inner.get_weights()]
         if isinstance(op.layer, WeightMask):
             values = [
-                v * np.asarray(op.layer.masks[w.name]) if w.name in op.layer.masks else v
+                v * op.layer.mask_values(w.name) if w.name in op.layer.masks else v
                 for w, v in zip(inner.weights, values)
             ]
         scale = scales.get(op.in_keys[0]) if rule.is_mixing else None

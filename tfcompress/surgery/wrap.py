@@ -8,7 +8,8 @@ import numpy as np
 from tfcompress import methods
 from tfcompress.graph import DependencyGraph
 from tfcompress.graph.rules import unwrap
-from tfcompress.layers import MaskedKernel, WeightMask
+from tfcompress.graph.trace import layers_of
+from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
@@ -37,6 +38,7 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
         **options: options of the method's clone hook, e.g. `penalty=1e-4` (the L1
             penalty on BatchNorm scales) for "slimming".
     """
+    _refuse_wrapped(model)
     record = methods.get(method)
     if options and record.clone_hook is None:
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
@@ -51,6 +53,20 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
         return _wrap_weights(graph, wrapping)
     edit = record.clone_hook(graph, **options) if record.clone_hook is not None else None
     return _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels)
+
+
+def _refuse_wrapped(model):
+    """Raises if `model` already holds mask layers: masks are not wrapped twice."""
+    found = [layer.name for layer in layers_of(model, (ChannelMask, WeightMask))]
+    if not found:
+        return
+    wrapping = methods.wrapping_of(model)
+    by = f"with method {wrapping.method!r}" if wrapping else "with masks placed by hand"
+    raise ValueError(
+        f"Model '{model.name}' is already wrapped ({by}; {len(found)} mask layers, e.g. "
+        f"{found[:3]}). Prune it (`tfcompress.prune`), or strip it first "
+        f"(`tfcompress.strip`) and wrap the compact model. Received: model={model.name!r}"
+    )
 
 
 def _wrap_weights(graph, wrapping):
