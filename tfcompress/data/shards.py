@@ -14,6 +14,8 @@ import os
 
 import tensorflow as tf
 
+from tfcompress.atomic import atomic_write_text  # noqa: F401 (importers to move to tfcompress.atomic)
+
 MANIFEST_NAME = "manifest.json"
 
 
@@ -24,16 +26,6 @@ def shard_name(split, index, count):
 def _temp_path(path):
     head, tail = os.path.split(path)
     return os.path.join(head, f".{tail}.tmp")
-
-
-def atomic_write_text(path, text):
-    """Writes ``text`` to ``path`` via a temporary file and a rename."""
-    tmp = _temp_path(path)
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class ShardWriter:

@@ -1,6 +1,6 @@
 """`.keras` export."""
 
-from tfcompress.export.atomic import atomic_path
+from tfcompress.atomic import atomic_path
 
 
 def keras_file(model, path):

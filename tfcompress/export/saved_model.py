@@ -7,7 +7,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfcompress.export.atomic import atomic_path
+from tfcompress.atomic import atomic_path
 from tfcompress.export.fold import fold_batchnorm as fold
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -56,10 +56,10 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
         outputs = keras.tree.flatten(model(x, training=False))
         return dict(zip(names, outputs, strict=True))
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(name=signature_name, fn=call, input_signature=specs)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:  # tracing's temporary files go in its hidden folder too
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name=signature_name, fn=call, input_signature=specs)
         archive.write_out(tmp, verbose=False)
         os.makedirs(os.path.join(tmp, os.path.dirname(OUTPUT_ORDER_FILE)), exist_ok=True)
         with open(os.path.join(tmp, OUTPUT_ORDER_FILE), "w") as f:

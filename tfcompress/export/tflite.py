@@ -2,13 +2,12 @@
 
 import dataclasses
 import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcompress.export.atomic import atomic_path
+from tfcompress.atomic import atomic_path
 from tfcompress.export.saved_model import DEFAULT_SIGNATURE, output_names, saved_model
 
 QUANTIZATIONS = (None, "dynamic", "int8")
@@ -115,24 +114,25 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
             f"tflite export supports single-input models; '{model.name}' has "
             f"{len(model.inputs)} inputs."
         )
-    with tempfile.TemporaryDirectory() as work:
-        conv = _converter(model, quantization, representative_data, work)
-        content = conv.convert()
-    if check_data is None:
-        if representative_data is not None:
-            check_data = np.asarray(next(iter(representative_data)), np.float32)
-        else:
-            shape = [1 if d is None else d for d in model.inputs[0].shape]
-            check_data = np.zeros(shape, np.float32)
-    check_data = np.asarray(check_data, np.float32)
-    lite_out = run_tflite(content, check_data)
-    keras_out = model(check_data, training=False)
-    keras_out = [np.asarray(y) for y in keras.tree.flatten(keras_out)]
-    # the file's outputs are keyed (and sorted) by the model's output names
-    names = output_names(model)
-    lite_out = [lite_out[i] for i in np.argsort(np.argsort(names, kind="stable"))]
-    err = max(float(np.max(np.abs(a - b))) for a, b in zip(keras_out, lite_out, strict=True))
+    # everything, the intermediate SavedModel and the converter's temporary files included,
+    # is written in the hidden folder beside `path`, which goes away however this ends
     with atomic_path(path) as tmp:
+        conv = _converter(model, quantization, representative_data, os.path.dirname(tmp))
+        content = conv.convert()
+        if check_data is None:
+            if representative_data is not None:
+                check_data = np.asarray(next(iter(representative_data)), np.float32)
+            else:
+                shape = [1 if d is None else d for d in model.inputs[0].shape]
+                check_data = np.zeros(shape, np.float32)
+        check_data = np.asarray(check_data, np.float32)
+        lite_out = run_tflite(content, check_data)
+        keras_out = model(check_data, training=False)
+        keras_out = [np.asarray(y) for y in keras.tree.flatten(keras_out)]
+        # the file's outputs are keyed (and sorted) by the model's output names
+        names = output_names(model)
+        lite_out = [lite_out[i] for i in np.argsort(np.argsort(names, kind="stable"))]
+        err = max(float(np.max(np.abs(a - b))) for a, b in zip(keras_out, lite_out, strict=True))
         with open(tmp, "wb") as f:
             f.write(content)
     return TFLiteCheck(

@@ -1,7 +1,6 @@
 """The compression plot: task metric against parameters, as in the seeds' figures."""
 
-import os
-import tempfile
+from tfcompress.atomic import atomic_path
 
 
 def compression_plot(
@@ -55,15 +54,9 @@ def compression_plot(
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=folder)
-    os.close(fd)
     try:
-        fig.savefig(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -1,0 +1,249 @@
+"""Atomic writes: the one place tfcompress puts a file or a folder in place.
+
+A writer writes beside its target, under a hidden name ``.{name}.tmp-{pid}-{token}``, then
+puts it in place with a rename; nothing is deleted first, so a reader of the target (or a
+kill at any instant) sees the old artefact or the new one, whole:
+
+- a file: ``os.replace`` over the old one;
+- a folder (a SavedModel): the two names are exchanged in one step (Linux
+  ``renameat2(RENAME_EXCHANGE)``), then the old copy, now under the hidden name, is removed.
+  Where the exchange is unsupported (another OS, a file system without it) the old folder is
+  renamed aside to ``.{name}.old-{pid}-{token}`` and the new one renamed in: a kill between
+  the two renames leaves the target missing, and ``recover(path)`` renames the old one back.
+
+A killed writer leaves its hidden names behind. ``recover(path)``, which every write to the
+path calls first, removes those of dead processes (the pid is in the name; a live process's
+are left alone). Inside ``atomic_path`` Python's ``tempfile`` (TensorFlow's autograph, the
+TFLite converter, Keras) writes under the hidden folder too, so their temporary files go
+with it. (``tempfile.tempdir`` is process-wide: a thread creating a temporary file meanwhile
+gets one there as well.)
+
+Durability: written files are flushed to disk (``fsync``) before the rename and the folder
+after it. Pids are those of this machine: a folder shared with other hosts may hold hidden
+names of processes this one cannot see, which count as dead.
+"""
+
+import contextlib
+import ctypes
+import errno
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+
+TEMP, OLD = "tmp", "old"
+_HIDDEN = re.compile(r"^\.(?P<base>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<token>[a-z0-9_]+)$")
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP)
+
+
+def _fault_point(name):
+    """Called at each step of a replace or a commit; does nothing. A kill test replaces it
+    (in a subprocess) with a SIGKILL at the step it names."""
+
+
+def _load_renameat2():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # glibc < 2.28, musl, ...
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_renameat2 = _load_renameat2()  # None: exchange unsupported (the tests set it so too)
+
+
+def hidden_name(base, kind=TEMP):
+    """``.{base}.{kind}-{pid}-{token}``: the name a writer uses beside ``base``."""
+    if kind not in (TEMP, OLD):
+        raise ValueError(f"kind must be {TEMP!r} or {OLD!r}. Received: kind={kind!r}")
+    token = secrets.token_hex(4)
+    return f".{base}.{kind}-{os.getpid()}-{token}"
+
+
+def parse_hidden(name):
+    """``(base, kind, pid)`` of a hidden name, or None for any other name."""
+    m = _HIDDEN.match(name)
+    return (m["base"], m["kind"], int(m["pid"])) if m else None
+
+
+def _alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def dead_leftovers(folder, accept=None):
+    """Paths of the hidden names in ``folder`` left by dead processes, for the bases
+    ``accept(base)`` admits (all if None)."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in sorted(names):
+        parsed = parse_hidden(name)
+        if parsed and (accept is None or accept(parsed[0])) and not _alive(parsed[2]):
+            found.append(os.path.join(folder, name))
+    return found
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def recover(path):
+    """Repairs ``path`` after a killed write: if the target is missing and a dead writer
+    renamed the old one aside, renames it back; then removes dead writers' hidden names
+    beside ``path``. Returns the paths removed or restored."""
+    path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+    folder, base = os.path.split(path)
+    leftovers = dead_leftovers(folder, lambda b: b == base)
+    done = []
+    if not os.path.lexists(path):
+        olds = [p for p in leftovers if parse_hidden(os.path.basename(p))[1] == OLD]
+        if olds:
+            newest = max(olds, key=os.path.getmtime)
+            os.rename(newest, path)
+            leftovers.remove(newest)
+            done.append(newest)
+    for p in leftovers:
+        _remove(p)
+        done.append(p)
+    return done
+
+
+def _fsync_dir(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path):
+    if not os.path.isdir(path):
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+        return
+    for root, _, files in os.walk(path):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(root)
+
+
+def _exchange(src, dst):
+    """Swaps the names ``src`` and ``dst`` in one step. False if this system cannot."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_EXCHANGE):
+        err = ctypes.get_errno()
+        if err in _UNSUPPORTED:
+            return False
+        raise OSError(err, os.strerror(err), src, None, dst)
+    return True
+
+
+def replace(src, dst):
+    """Puts ``src`` (a file or a folder) at ``dst`` in one rename, over whatever ``dst`` is;
+    never deletes ``dst`` first. ``src`` and ``dst`` must be in the same file system."""
+    src, dst = os.fspath(src), os.path.abspath(os.fspath(dst)).rstrip(os.sep)
+    _fault_point("replace:before")
+    src_dir = os.path.isdir(src) and not os.path.islink(src)
+    dst_dir = os.path.isdir(dst) and not os.path.islink(dst)
+    if not os.path.lexists(dst) or not (src_dir or dst_dir):
+        os.replace(src, dst)  # a file over a file, or anything onto a free name
+        _fault_point("replace:done")
+    elif _exchange(src, dst):
+        _fault_point("replace:exchanged")
+        _remove(src)  # now the old one
+        _fault_point("replace:done")
+    else:
+        folder, base = os.path.split(dst)
+        old = os.path.join(folder, hidden_name(base, OLD))
+        os.rename(dst, old)
+        _fault_point("replace:aside")  # the target is missing here: `recover` restores it
+        os.rename(src, dst)
+        _fault_point("replace:exchanged")
+        _remove(old)
+        _fault_point("replace:done")
+    _fsync_dir(os.path.dirname(dst))
+
+
+@contextlib.contextmanager
+def _tempfiles_under(folder):
+    os.makedirs(folder, exist_ok=True)
+    saved = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside ``path`` (same name, in a hidden folder); on a clean
+    exit puts what was written there at ``path`` (``replace``). On an exception, or a kill,
+    ``path`` keeps its old content; the hidden folder is removed (after a kill: by the next
+    write to ``path``). Python temporary files created meanwhile go in the hidden folder."""
+    target = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+    folder, base = os.path.split(target)
+    os.makedirs(folder, exist_ok=True)
+    recover(target)
+    work = tempfile.mkdtemp(prefix=f".{base}.{TEMP}-{os.getpid()}-", dir=folder)
+    tmp = os.path.join(work, base)
+    try:
+        with _tempfiles_under(os.path.join(work, "tempfiles")):
+            yield tmp
+        if not os.path.lexists(tmp):
+            raise FileNotFoundError(f"Nothing was written to {tmp}, so {target} is unchanged.")
+        _fsync_tree(tmp)
+        replace(tmp, target)
+    finally:
+        _remove(work)
+
+
+def atomic_write_bytes(path, data):
+    """Writes ``data`` to ``path`` beside it and renames it over (``replace``)."""
+    target = os.path.abspath(os.fspath(path))
+    folder, base = os.path.split(target)
+    recover(target)
+    tmp = os.path.join(folder, hidden_name(base))
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def atomic_write_text(path, text):
+    """Writes ``text`` (UTF-8) to ``path`` beside it and renames it over (``replace``)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
