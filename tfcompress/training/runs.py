@@ -15,6 +15,7 @@ anything is written, naming the differences.
 import dataclasses
 import json
 import os
+import re
 
 import tensorflow as tf
 from absl import logging
@@ -71,11 +72,10 @@ class RunDirectory:
         path = os.path.join(self.path, RUN_FILE)
         if not os.path.exists(path):
             return None
-        with open(path) as f:
-            return json.load(f)
+        return read_json(path, f"checkpoint={self.path!r}")
 
     def latest_checkpoint(self):
-        return tf.train.latest_checkpoint(self.path)
+        return latest_checkpoint(self.path)
 
     def finished(self):
         """The result of a finished run (the chief's result.json, with its "path"), or None.
@@ -85,8 +85,7 @@ class RunDirectory:
         path = os.path.join(self.path, RESULT_FILE)
         if not os.path.exists(path):
             return None
-        with open(path) as f:
-            result = json.load(f)
+        result = read_json(path, f"checkpoint={self.path!r}")
         logging.info(
             "checkpoint=%r holds this run, finished (%s): nothing to do. Use a new "
             "--checkpoint to run it again, or the evaluate script to test it on other data.",
@@ -151,13 +150,7 @@ class RunDirectory:
         latest = self.latest_checkpoint()
         if latest is None:
             return False
-        try:
-            checkpoint.restore(latest).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise ValueError(
-                f"checkpoint={self.path!r}: {latest} does not fit the model this command "
-                f"builds (a checkpoint from a different model?): {e}"
-            ) from e
+        restore(checkpoint, latest, f"checkpoint={self.path!r}")
         logging.info("Resuming from %s", latest)
         return True
 
@@ -170,6 +163,102 @@ class RunDirectory:
 
     def file(self, name):
         return os.path.join(self.path, name)
+
+
+def read_json(path, what):
+    """The JSON object in `path`; raises naming `what` and the file when it is damaged."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        data = json.loads(raw)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(
+            f"{what}: {path} is damaged (truncated or corrupted) and cannot be read as "
+            f"JSON: {first_line(e)}. Use another --checkpoint directory."
+        ) from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: {path} holds no JSON object. Received: {str(data)[:80]}")
+    return data
+
+
+def latest_checkpoint(directory):
+    """The prefix of the newest checkpoint in `directory` whose files exist, or None.
+
+    The newest listed in the directory's `checkpoint` file; when its files were deleted
+    (a damaged checkpoint removed by hand), the newest earlier one that is still there.
+    Raises naming the `checkpoint` file when it cannot be read.
+    """
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except Exception as e:  # a damaged text proto raises parser errors of many kinds
+        raise ValueError(
+            f"checkpoint={directory!r}: its checkpoint list "
+            f"({os.path.join(directory, 'checkpoint')}) is damaged and cannot be read "
+            f"({first_line(e)}). Delete that file to start the run again from its beginning, "
+            "or use another --checkpoint directory."
+        ) from e
+    if state is None:
+        return None
+    listed = [*state.all_model_checkpoint_paths, state.model_checkpoint_path]
+    for prefix in reversed(listed):
+        prefix = prefix if os.path.isabs(prefix) else os.path.join(directory, prefix)
+        if prefix and tf.io.gfile.exists(prefix + ".index"):
+            return prefix
+    return None
+
+
+def damage(prefix):
+    """Why the checkpoint at `prefix` cannot be read (its index, or any tensor failing its
+    checksum or cut short), or None when every tensor reads back intact."""
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError, ValueError, OSError, RuntimeError) as e:
+        return first_line(e)
+    return None
+
+
+def restore(checkpoint, prefix, what, partial=False):
+    """`checkpoint.restore(prefix)`; raises a ValueError that tells a damaged checkpoint
+    (cannot be read: truncated, flipped bytes) from a readable one of another model
+    (naming the variables that do not fit). `what` names the flag and value."""
+    try:
+        status = checkpoint.restore(prefix)
+        if partial:
+            status.expect_partial()
+        else:
+            status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:
+        reason = damage(prefix)
+        if reason is not None:
+            raise ValueError(
+                f"{what}: the checkpoint {prefix} is damaged (truncated or corrupted) and "
+                f"cannot be read: {reason}. It was left as it is: delete its files "
+                f"({os.path.basename(prefix)}.index, {os.path.basename(prefix)}.data-*) to "
+                "resume from an earlier checkpoint of the run, or use another --checkpoint."
+            ) from e
+        raise ValueError(
+            f"{what}: the checkpoint {prefix} is intact but does not fit the model this "
+            f"command builds: {_mismatch(e)}. It is a checkpoint from a different model: "
+            "use another --checkpoint directory."
+        ) from e
+
+
+def _mismatch(error):
+    """The variables a failed restore names, shortly."""
+    text = str(error)
+    unmatched = re.findall(r"<Variable path=(\S+), shape=(\([^)]*\))", text)
+    if unmatched:
+        names = ", ".join(f"{path} {shape}" for path, shape in unmatched[:5])
+        more = f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else ""
+        return f"its variables have no value there for {names}{more}"
+    return first_line(error)
+
+
+def first_line(error):
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__
 
 
 def _describe(model):

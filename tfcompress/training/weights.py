@@ -2,8 +2,8 @@
 run (or a `.keras` file) for evaluation and export."""
 
 import hashlib
-import json
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -52,6 +52,18 @@ def copy_weights(source_model, model, source):
     model.set_weights(source_model.get_weights())
 
 
+def load_keras(path, what):
+    """`keras.saving.load_model(path)`; raises naming `what` (flag and value) and the file
+    when it cannot be read (truncated, corrupted, not a Keras archive)."""
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(
+            f"{what}: {path} cannot be loaded as a Keras model (damaged, truncated or not a "
+            f".keras file): {runs.first_line(e)}. Write it again, or use another file."
+        ) from e
+
+
 def initialize(model, source):
     """Loads starting weights into `model` (a freshly built, unwrapped model).
 
@@ -59,10 +71,15 @@ def initialize(model, source):
     `.keras` model file or a `.weights.h5` file of the same architecture.
     """
     if source.endswith(".keras") and os.path.isfile(source):
-        copy_weights(keras.saving.load_model(source, compile=False), model, source)
+        copy_weights(load_keras(source, f"initialize={source!r}"), model, source)
     elif source.endswith(".weights.h5") and os.path.isfile(source):
         try:
             model.load_weights(source)
+        except OSError as e:  # h5py: not an HDF5 file, truncated
+            raise ValueError(
+                f"initialize={source!r} is damaged (truncated or corrupted) and cannot be "
+                f"read: {runs.first_line(e)}. Write it again, or use another file."
+            ) from e
         except ValueError as e:
             raise ValueError(
                 f"initialize={source!r} does not fit model {model.name!r} (a checkpoint from "
@@ -80,8 +97,7 @@ def _initialize_from_run(model, source):
     path = os.path.join(source, runs.RUN_FILE)
     if not os.path.exists(path):
         raise FileNotFoundError(f"initialize={source!r} is a directory without {runs.RUN_FILE}.")
-    with open(path) as f:
-        run = json.load(f)
+    run = runs.read_json(path, f"initialize={source!r}")
     if run.get("kind") != "train":
         raise ValueError(
             f"initialize={source!r} is a {run.get('kind')} run: its final model is compact "
@@ -89,13 +105,13 @@ def _initialize_from_run(model, source):
         )
     final = os.path.join(source, runs.FINAL_MODEL)
     if os.path.exists(final):
-        copy_weights(keras.saving.load_model(final, compile=False), model, final)
+        copy_weights(load_keras(final, f"initialize={source!r}"), model, final)
         return
-    latest = tf.train.latest_checkpoint(source)
+    latest = runs.latest_checkpoint(source)
     if latest is None:
         raise FileNotFoundError(f"initialize={source!r} holds no checkpoint yet.")
     reference = build_model(run["config"]["model"], run["resolved"]["input_shape"])
-    tf.train.Checkpoint(model=reference).restore(latest).expect_partial()
+    runs.restore(tf.train.Checkpoint(model=reference), latest, f"initialize={source!r}", True)
     copy_weights(reference, model, latest)
 
 
@@ -109,17 +125,16 @@ def load_trained(path):
     if os.path.isfile(path):
         if not path.endswith(".keras"):
             raise ValueError(f"checkpoint={path!r}: expected a run directory or a .keras file.")
-        return keras.saving.load_model(path, compile=False), None
+        return load_keras(path, f"checkpoint={path!r}"), None
     run_file = os.path.join(path, runs.RUN_FILE)
     if not os.path.exists(run_file):
         raise FileNotFoundError(
             f"checkpoint={path!r}: no such run directory (with {runs.RUN_FILE}) or .keras file."
         )
-    with open(run_file) as f:
-        run = json.load(f)
+    run = runs.read_json(run_file, f"checkpoint={path!r}")
     final = os.path.join(path, runs.FINAL_MODEL)
     if os.path.exists(final):
-        return keras.saving.load_model(final, compile=False), run
+        return load_keras(final, f"checkpoint={path!r}"), run
     return restore_latest(path, run), run
 
 
@@ -138,11 +153,11 @@ def rebuild(run, wrapped=True):
 
 def restore_latest(path, run):
     """`run`'s model at its latest checkpoint (stripped if it is a compress run)."""
-    latest = tf.train.latest_checkpoint(path)
+    latest = runs.latest_checkpoint(path)
     if latest is None:
         raise FileNotFoundError(f"checkpoint={path!r} holds no checkpoint and no final model.")
     model = rebuild(run)
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    runs.restore(tf.train.Checkpoint(model=model), latest, f"checkpoint={path!r}", True)
     return tfc.strip(model) if "prune" in run["config"] else model
 
 
