@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfcompress import atomic
 from tfcompress.data import convert, encode, records, shards
 from tfcompress.data.convert import Item, Record, Source
 from tfcompress.data.errors import CorruptInputError
@@ -60,8 +61,10 @@ def test_killed_conversion_leaves_only_hidden_temp_files(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # fmt: skip
     assert result.returncode == -9, result.stderr
-    names = sorted(os.listdir(tmp_path))
-    assert names == [".train-00000-of-00002.tfrecord.tmp", ".train-00001-of-00002.tfrecord.tmp"]
+    hidden = sorted(atomic.parse_hidden(name)[:2] for name in os.listdir(tmp_path))
+    assert hidden == [(f"train-0000{i}-of-00002.tfrecord", "tmp") for i in range(2)]
+    assert shards.recover_interrupted(str(tmp_path)).removed  # the dead writer's, removed
+    assert os.listdir(tmp_path) == []
 
 
 def test_manifest_merges_splits_and_stale_shards_go(tmp_path):

@@ -10,6 +10,7 @@ import dataclasses
 import random
 from collections.abc import Callable, Sequence
 
+from tfcompress import atomic
 from tfcompress.data import schema, shards
 from tfcompress.data.errors import MAX_REPORTED_SKIPS, CorruptInputError
 
@@ -72,6 +73,10 @@ def convert(
 ):
     """Writes every split of ``source`` to ``output_dir`` and updates its manifest.
 
+    All splits and the manifest are committed together (``shards.commit``): a conversion
+    interrupted at any point leaves the earlier dataset (once ``shards.recover_interrupted``
+    ran, which this does first) or the new one, never a mix.
+
     Args:
       source: a ``Source``.
       output_dir: created if missing.
@@ -91,37 +96,45 @@ def convert(
     Raises:
       CorruptInputError: the first bad item, naming its file (unless ``skip_corrupt``).
     """
-    entries = {}
     splits = {  # every split checked before anything is written
-        split: _in_write_order(items, split, shuffle_seed)
-        for split, items in source.splits.items()
+        split: _in_write_order(items, split, shuffle_seed) for split, items in source.splits.items()
     }
-    for split, items in splits.items():
-        histogram = collections.Counter()
-        skipped = []
-        total = len(items) or None  # None: a streamed split of unknown size
-        with shards.ShardWriter(output_dir, split, num_shards, compression) as writer:
-            for done, item in enumerate(items, start=1):
-                try:
-                    record = item.load()
-                except CorruptInputError as e:
-                    if not skip_corrupt:
-                        raise
-                    skipped.append(str(e))
-                else:
-                    writer.write(record.serialized)
-                    histogram.update(record.class_counts)
-                if progress is not None:
-                    progress(split, done, total)
-        entries[split] = {
-            "num_examples": writer.num_examples,
-            "shards": [p.rsplit("/", 1)[-1] for p in writer.paths],
-            "shard_counts": writer.counts,
-            "class_histogram": {str(k): v for k, v in sorted(histogram.items())},
-            "num_skipped": len(skipped),
-            "skipped": skipped[:MAX_REPORTED_SKIPS],
-        }
-    return shards.update_manifest(
+    shards.recover_interrupted(output_dir)
+    entries, writers = {}, []
+    try:
+        for split, items in splits.items():
+            histogram = collections.Counter()
+            skipped = []
+            total = len(items) or None  # None: a streamed split of unknown size
+            writer = shards.ShardWriter(output_dir, split, num_shards, compression, deferred=True)
+            with writer:
+                for done, item in enumerate(items, start=1):
+                    try:
+                        record = item.load()
+                    except CorruptInputError as e:
+                        if not skip_corrupt:
+                            raise
+                        skipped.append(str(e))
+                    else:
+                        writer.write(record.serialized)
+                        histogram.update(record.class_counts)
+                    if progress is not None:
+                        progress(split, done, total)
+            writers.append(writer)
+            entries[split] = {
+                "num_examples": writer.num_examples,
+                "shards": [p.rsplit("/", 1)[-1] for p in writer.paths],
+                "shard_counts": writer.counts,
+                "class_histogram": {str(k): v for k, v in sorted(histogram.items())},
+                "num_skipped": len(skipped),
+                "skipped": skipped[:MAX_REPORTED_SKIPS],
+            }
+            atomic._fault_point("convert:split-written")
+    except BaseException:
+        for writer in writers:  # written but not committed: the directory stays as it was
+            writer.discard()
+        raise
+    manifest = shards.merged_manifest(
         output_dir,
         entries,
         task=source.task,
@@ -132,3 +145,5 @@ def convert(
         shuffle_seed=shuffle_seed,
         file_pattern="{split}-*.tfrecord",
     )
+    shards.commit(output_dir, writers, manifest)  # every split and the manifest at once
+    return manifest
