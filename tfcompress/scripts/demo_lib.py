@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from tfcompress.training import methods
+from tfcompress.training import methods, paths
 from tfcompress.training.plot import compression_plot
 
 # Per method: what the compress step changes in configs/demo_compress.cfg (slimming's
@@ -83,14 +83,29 @@ def _width(run_dir):
     return _read(os.path.join(run_dir, "run.json"))["config"]["model"]["width_multiplier"]
 
 
-def run_demo(config, log=print):
-    """Runs the demo; returns the summary dict (also written to output_dir/summary.json)."""
-    began = time.monotonic()
+def check_paths(config):
+    """Every path the demo reads or writes, before its first step (`training.paths`)."""
     for name in ("demo_train.cfg", "demo_compress.cfg"):
         if not os.path.exists(os.path.join("configs", name)):
             raise FileNotFoundError(
                 f"configs/{name} not found: run the demo from the repository root."
             )
+    paths.output_directory("output_dir", config.output_dir)
+    writes = {"baseline": paths.DIRECTORY, config.method: paths.DIRECTORY}
+    writes.update({"export": paths.DIRECTORY, "sweep.json": paths.FILE})
+    writes.update({"compression.png": paths.FILE, "summary.json": paths.FILE})
+    paths.outputs_inside("output_dir", config.output_dir, writes)
+    if os.path.exists(os.path.join(config.data_dir, "manifest.json")):
+        paths.input_path("data_dir", config.data_dir)
+    else:  # converted first
+        paths.output_directory("data_dir", config.data_dir)
+        paths.input_path("fmnist_dir", config.fmnist_dir)
+
+
+def run_demo(config, log=print):
+    """Runs the demo; returns the summary dict (also written to output_dir/summary.json)."""
+    began = time.monotonic()
+    check_paths(config)
     out = config.output_dir
     data = config.data_dir
     data_flags = [

@@ -13,12 +13,13 @@ from absl import logging
 import tfcompress as tfc
 from tfcompress import pruners
 from tfcompress.export import keras_file
-from tfcompress.training import common, devices, methods, runs, weights
+from tfcompress.training import common, devices, methods, paths, runs, weights
 
 KIND = "compress"
 PLAN_FILE = "plan.json"
 REPORT_FILE = "report.json"
 REPORT_TEXT = "report.txt"
+WRITES = (PLAN_FILE, REPORT_FILE, REPORT_TEXT)  # besides the files of every run
 
 
 def compression_target(prune):
@@ -62,6 +63,7 @@ def compress(config, context=None):
     (run.json) is reused, so a resumed run follows exactly the same schedule.
     """
     tc, pc = config.train, config.prune
+    paths.check_run(tc, {**runs.FILES, **dict.fromkeys(WRITES, paths.FILE)})
     context = context or devices.setup(tc.devices)
     keras.utils.set_random_seed(tc.seed)
     plan = common.plan(tc, context)

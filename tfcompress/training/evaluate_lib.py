@@ -3,6 +3,7 @@ one-shot pruning sweep (accuracy against parameters without fine-tuning); the li
 of `python -m tfcompress.scripts.evaluate`."""
 
 import json
+import os
 
 from absl import logging
 
@@ -10,7 +11,7 @@ import tfcompress as tfc
 from tfcompress import pruners
 from tfcompress.data.shards import atomic_write_text
 from tfcompress.metrics import count_params
-from tfcompress.training import devices, evaluation, inputs, tasks, weights
+from tfcompress.training import devices, evaluation, inputs, paths, tasks, weights
 
 SWEEP_CRITERIA = ("l1_filter", "slimming", "magnitude")
 
@@ -90,6 +91,11 @@ def _sweep(model, config, data, size, task, num_classes):
 def evaluate(config):
     """Evaluates `config.checkpoint` on `config.test_data`; returns (and optionally writes
     to `config.output`) `{"metrics": ..., "params": ..., "sweep": [...]}`."""
+    paths.input_path("checkpoint", config.checkpoint)
+    paths.input_pattern("test_data", config.test_data)
+    paths.input_pattern("recalibrate_data", config.recalibrate_data)
+    if config.output:
+        paths.output_file("output", config.output)
     devices.setup(config.devices)
     data = inputs.inspect(config.test_data, "test_data")
     model, run = weights.load_trained(config.checkpoint)
@@ -110,5 +116,6 @@ def evaluate(config):
     if config.prune_ratios:
         result["sweep"] = _sweep(model, config, data, size, task, num_classes)
     if config.output:
+        os.makedirs(os.path.dirname(os.path.abspath(config.output)), exist_ok=True)
         atomic_write_text(config.output, json.dumps(result, indent=2, sort_keys=True))
     return result

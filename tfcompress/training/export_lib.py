@@ -16,7 +16,7 @@ from absl import logging
 
 import tfcompress as tfc
 from tfcompress.data.shards import atomic_write_text
-from tfcompress.training import devices, inputs, weights
+from tfcompress.training import devices, inputs, paths, weights
 
 SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
@@ -35,8 +35,28 @@ def _calibration(config, model):
     return [np.asarray(x) for x, _ in batches]
 
 
+def writes(formats):
+    """`{name: paths.FILE or paths.DIRECTORY}` of what an export of `formats` writes."""
+    names = {
+        "saved_model": {SAVED_MODEL: paths.DIRECTORY},
+        "tflite": {TFLITE: paths.FILE},
+        "keras": {KERAS: paths.FILE},
+        "report": {REPORT: paths.FILE, REPORT_TEXT: paths.FILE},
+    }
+    return {k: v for f in formats for k, v in names[f].items()} | {SUMMARY: paths.FILE}
+
+
+def check_paths(config):
+    """The paths of an `ExportConfig`, before anything is loaded or written."""
+    paths.input_path("checkpoint", config.checkpoint)
+    paths.input_pattern("calibration_data", config.calibration_data)
+    paths.output_directory("output_dir", config.output_dir)
+    paths.outputs_inside("output_dir", config.output_dir, writes(config.formats))
+
+
 def export(config):
     """Writes the formats of `config.formats`; returns the export summary dict."""
+    check_paths(config)
     devices.select_gpu(config.gpu_id)
     model, run = weights.load_trained(config.checkpoint)
     os.makedirs(config.output_dir, exist_ok=True)

@@ -26,6 +26,8 @@ RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
 FINAL_MODEL = "final.keras"
 TENSORBOARD = "tensorboard"
+# What a run writes into its directory, as `paths.outputs_inside` checks it.
+FILES = {RUN_FILE: "file", RESULT_FILE: "file", FINAL_MODEL: "file", TENSORBOARD: "directory"}
 
 # Settings a restart may change: they do not alter what the run computes.
 RESUMABLE = frozenset({

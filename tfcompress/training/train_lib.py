@@ -6,7 +6,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfcompress.export import keras_file
-from tfcompress.training import common, devices, runs, weights
+from tfcompress.training import common, devices, paths, runs, weights
 
 KIND = "train"
 
@@ -22,6 +22,7 @@ def train(config, context=None):
         config: a `tfcompress.training.TrainConfig`.
         context: a `devices.Context` (default: `devices.setup(config.devices)`).
     """
+    paths.check_run(config, runs.FILES)
     context = context or devices.setup(config.devices)
     keras.utils.set_random_seed(config.seed)
     plan = common.plan(config, context)
