@@ -98,11 +98,12 @@ def _decode_segmentation(features):
 
 def _decode_detection(features):
     coords = [tf.sparse.to_dense(features[k]) for k in schema.BBOX_KEYS]
-    return {
-        "boxes": tf.stack(coords, axis=-1),
-        "classes": tf.sparse.to_dense(features[schema.OBJECT_CLASS]),
-        "difficult": tf.sparse.to_dense(features[schema.OBJECT_DIFFICULT]),
-    }
+    classes = tf.sparse.to_dense(features[schema.OBJECT_CLASS])
+    difficult = tf.sparse.to_dense(features[schema.OBJECT_DIFFICULT])
+    difficult = tf.cond(  # optional: an empty list means none is difficult
+        tf.equal(tf.size(difficult), 0), lambda: tf.zeros_like(classes), lambda: difficult
+    )
+    return {"boxes": tf.stack(coords, axis=-1), "classes": classes, "difficult": difficult}
 
 
 _TASK_DECODERS = {
@@ -112,7 +113,13 @@ _TASK_DECODERS = {
 }
 
 
-def decode(serialized, task, channels=3):
-    """Decodes one serialized record of ``task`` (graph-safe: use inside ``Dataset.map``)."""
-    features = tf.io.parse_single_example(serialized, schema.feature_spec(task))
+def decode_features(features, task, channels=3):
+    """Decodes the parsed features of one record of ``task`` (``schema.feature_spec``)."""
     return {**_decode_common(features, channels), **_TASK_DECODERS[task](features)}
+
+
+def decode(serialized, task, channels=3):
+    """Decodes one serialized record of ``task`` (graph-safe: use inside ``Dataset.map``).
+    No validation: ``validate.decode_checked`` is the checked route."""
+    features = tf.io.parse_single_example(serialized, schema.feature_spec(task))
+    return decode_features(features, task, channels)
