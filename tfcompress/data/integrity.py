@@ -1,0 +1,419 @@
+"""Every shard framed and CRC-checked in Python before TensorFlow reads a byte of it.
+
+A TFRecord frame is ``u64 length | u32 masked CRC-32C of the length | data | u32 masked
+CRC-32C of the data``. TensorFlow's reader allocates ``length`` bytes as soon as the length's
+CRC matches: a crafted 76-byte file whose length says 2^40 kills the process (SIGSEGV). On a
+data CRC error it names no file, and with ``ignore_errors()`` it drops the rest of the file.
+Here the framing is walked with a bounded reader instead:
+
+- no length is trusted before its CRC matches and it fits in what is left of the file (an
+  uncompressed file) or in ``MAX_RECORD_BYTES`` (a GZIP stream, read in 1 MiB pieces, so a
+  record the stream does not hold is never allocated);
+- each record's data CRC is checked; a bad record is reported by index and byte offset and
+  the walk goes on (its length was checked, so the next frame is where it says);
+- GZIP: a corrupt header or deflate data, a stream cut short (also at a record boundary,
+  which TensorFlow reads silently) and bytes after the last gzip member are reported;
+- ``check_shards`` adds what only a file list knows: mixed compressions, 0-byte files, and
+  counts against the ``manifest.json`` beside the shards (a shard cut at a record
+  boundary, a leftover shard of an earlier conversion).
+
+Scans are cached per process by ``(realpath, size, mtime_ns, compression)``, so building
+the same dataset twice reads each shard once.
+
+    scans = integrity.check_shards(files, "auto")               # strict: raises naming file
+    scans = integrity.check_shards(files, "auto", skip_corrupt=True, skipped=skipped)
+    for scan in scans:
+        if not scan.ok:
+            records = scan.good_records()  # [(true index, serialized)] of the good ones
+"""
+
+import dataclasses
+import json
+import os
+import struct
+import threading
+import zlib
+from typing import NamedTuple
+
+from tfcompress.data import compression as compression_lib
+from tfcompress.data.errors import CorruptInputError
+
+MAX_RECORD_BYTES = 2**31 - 1  # protobuf cannot parse a larger tf.train.Example
+MANIFEST_NAME = "manifest.json"  # == shards.MANIFEST_NAME (shards imports TensorFlow)
+_HEADER = 12
+_FOOTER = 4
+_CHUNK = 1 << 20  # bytes read (and decompressed) at a time
+_GZIP_CHUNK = 1 << 16  # compressed bytes inflated at a time: zlib drops a failing call's output
+
+
+class Problem(NamedTuple):
+    """One thing wrong with a shard.
+
+    ``index``: the record it concerns (for a problem between records, such as bytes after
+    the last GZIP member, the index the next record would have), or ``None`` for the whole
+    file (not listed in the manifest, compressed unlike its neighbours). ``offset``: its
+    byte in the file (uncompressed) or in the decompressed GZIP stream, or ``None``.
+    ``in_record``: the problem starts inside a frame, so that record counts as read.
+    ``span``: records it stands for (more than 1: records the manifest lists that the
+    file lacks, from ``index`` on).
+    """
+
+    index: int | None
+    offset: int | None
+    reason: str
+    in_record: bool = True
+    span: int = 1
+
+    @property
+    def message(self):
+        """``reason (byte n)``: what ``verify`` prints after ``path: record i:``."""
+        return self.reason if self.offset is None else f"{self.reason} (byte {self.offset})"
+
+    def error_message(self, path, compression=None):
+        """The strict reader's message, naming the file, the record and the byte."""
+        if self.index is None:
+            return f"Corrupt file {path}: {self.reason}"
+        where = f"record {self.index}"
+        if self.offset is not None:
+            unit = " of the decompressed stream" if compression == compression_lib.GZIP else ""
+            where += f" (byte {self.offset}{unit})"
+        return f"Corrupt record in {path}: {where}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardScan:
+    """What walking one shard's framing found.
+
+    ``num_records``: frames that start in the file, good or corrupt (a frame cut short
+    counts). ``problems``: what the walk found wrong, in file order; an empty tuple means
+    TensorFlow can read the file as it is.
+    """
+
+    path: str
+    compression: str
+    size: int
+    mtime_ns: int
+    num_records: int
+    problems: tuple = ()
+
+    @property
+    def ok(self):
+        return not self.problems
+
+    @property
+    def corrupt(self):
+        """``[(record index, message)]``, as ``verify`` reports them."""
+        return [(p.index, p.message) for p in self.problems]
+
+    def good_records(self):
+        """``[(index, serialized record)]`` of the records whose framing and CRCs pass, with
+        their true indices (the file is read again; a file changed since the scan raises)."""
+        f, size, mtime_ns = compression_lib.open_file(self.path)
+        with f:
+            if (size, mtime_ns) != (self.size, self.mtime_ns):
+                raise CorruptInputError(
+                    f"{self.path} changed while being read (size {self.size} -> {size}): "
+                    "scan it again"
+                )
+            return [
+                (index, data)
+                for index, data in _walk(f, size, self.compression, keep_data=True)
+                if not isinstance(data, Problem)
+            ]
+
+
+class _FileStream:
+    """The bytes of an uncompressed file; its remaining size is known."""
+
+    def __init__(self, f, size):
+        self._f = f
+        self._size = size
+        self.offset = 0
+        self.error = None  # never set: a short read is the end of the file
+
+    def read(self, n):
+        data = self._f.read(n)
+        self.offset += len(data)
+        return data
+
+    def remaining(self):
+        return self._size - self.offset
+
+
+class _GzipStream:
+    """The decompressed bytes of a GZIP file (any number of gzip members, as TensorFlow
+    reads them), inflated ``_CHUNK`` bytes at a time; the remaining size is unknown."""
+
+    def __init__(self, f, size):
+        self._f = f
+        self._size = size
+        self._buf = b""
+        self._pos = 0
+        self._pending = b""  # compressed bytes not yet given to the inflater
+        self._read_in = 0  # compressed bytes read from the file
+        self._inflater = None
+        self._members = 0  # gzip members read to their end
+        self._done = False
+        self.offset = 0
+        self.error = None  # what is wrong, once the stream cannot be read further
+
+    def remaining(self):
+        return None
+
+    def read(self, n):
+        while len(self._buf) - self._pos < n and self._refill():
+            pass
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += len(data)
+        self.offset += len(data)
+        return data
+
+    def _fail(self, message):
+        self.error = message
+        self._done = True
+        return False
+
+    def _refill(self):
+        """Appends decompressed bytes to the buffer; ``False`` at the end of the stream."""
+        while not self._done:
+            at_end = False
+            if not self._pending:
+                self._pending = self._f.read(_GZIP_CHUNK)
+                self._read_in += len(self._pending)
+                at_end = not self._pending
+            if self._inflater is None:  # the next gzip member, or the clean end
+                if at_end:
+                    self._done = True
+                    return False
+                self._inflater = zlib.decompressobj(wbits=31)
+            compressed_at = self._read_in - len(self._pending)
+            try:
+                out = self._inflater.decompress(self._pending, _CHUNK)
+            except zlib.error as e:
+                return self._fail(self._describe(e, compressed_at))
+            if self._inflater.eof:
+                self._pending = self._inflater.unused_data
+                self._inflater = None
+                self._members += 1
+            else:
+                self._pending = self._inflater.unconsumed_tail
+                if at_end and not out:
+                    return self._fail(
+                        f"truncated GZIP stream: no end-of-stream marker in its "
+                        f"{self._read_in} bytes (an interrupted write or copy?)"
+                    )
+            if out:
+                self._buf = self._buf[self._pos :] + out
+                self._pos = 0
+                return True
+        return False
+
+    def _describe(self, error, compressed_at):
+        text = str(error).split(": ", 1)[-1]  # "Error -3 while decompressing data: ..."
+        if "header" not in text and "unknown compression method" not in text:
+            return f"corrupt GZIP data after compressed byte {compressed_at} ({text})"
+        if self._members:
+            return (
+                f"trailing garbage after the end of the GZIP stream: "
+                f"{self._size - compressed_at} bytes from compressed byte {compressed_at}"
+            )
+        return f"not a GZIP stream: corrupt GZIP header ({text})"
+
+
+def _walk(f, size, compression, keep_data=False):
+    """Yields ``(index, data)`` per record: ``data`` is the record's bytes if it is good
+    (``b""`` unless ``keep_data``), else a ``Problem``. A problem that makes the rest of
+    the file unframeable ends the walk. Never reads more than ``_CHUNK`` bytes beyond what
+    the file holds."""
+    stream = _GzipStream(f, size) if compression == compression_lib.GZIP else _FileStream(f, size)
+    index = 0
+    while True:
+        offset = stream.offset
+
+        def problem(reason, in_record=True, index=index, offset=offset):
+            return index, Problem(index, offset, reason, in_record)
+
+        header = stream.read(_HEADER)
+        if len(header) < _HEADER:
+            if stream.error:  # the stream broke here (between records if no header byte)
+                yield problem(stream.error, in_record=bool(header))
+            elif header:
+                yield problem(f"truncated record header: {len(header)} of 12 bytes")
+            return
+        length, length_crc = struct.unpack("<QI", header)
+        if compression_lib.masked_crc32c(header[:8]) != length_crc:
+            yield problem(
+                f"length CRC mismatch: the length field ({length}) cannot be trusted, so "
+                "nothing after it can be framed"
+            )
+            return
+        remaining = stream.remaining()
+        if remaining is not None and length > remaining:
+            yield problem(f"length field says {length} bytes, {remaining} remain in the file")
+            return
+        if length > MAX_RECORD_BYTES:
+            yield problem(
+                f"length field says {length} bytes, more than a record can hold "
+                f"({MAX_RECORD_BYTES})"
+            )
+            return
+        crc, got, pieces = 0, 0, []
+        while got < length:  # in pieces: a GZIP stream may hold less than the length says
+            piece = stream.read(min(_CHUNK, length - got))
+            if not piece:
+                break
+            crc = compression_lib.crc32c_extend(crc, piece)
+            got += len(piece)
+            if keep_data:
+                pieces.append(piece)
+        footer = stream.read(_FOOTER) if got == length else b""
+        if len(footer) < _FOOTER:
+            if stream.error:
+                yield problem(stream.error)
+            elif got < length:
+                yield problem(f"length field says {length} bytes, {got} remain in the stream")
+            else:
+                yield problem(f"truncated data CRC: {len(footer)} of 4 bytes")
+            return
+        if compression_lib.mask_crc(crc) != struct.unpack("<I", footer)[0]:
+            yield problem("data CRC mismatch")
+        else:
+            yield index, b"".join(pieces)
+        index += 1
+
+
+_SCANS = {}
+_SCANS_LOCK = threading.Lock()
+
+
+def scan_shard(path, compression):
+    """Walks the framing of the shard at ``path`` (``"GZIP"`` or ``""``; ``"auto"``
+    detects it) and checks every CRC; returns a ``ShardScan``. Cached per process by
+    ``(realpath, size, mtime_ns, compression)``."""
+    compression_lib.check(compression)
+    if compression == compression_lib.AUTO:
+        compression = compression_lib.detect(path)
+    f, size, mtime_ns = compression_lib.open_file(path)
+    with f:
+        key = (os.path.realpath(path), size, mtime_ns, compression)
+        with _SCANS_LOCK:
+            cached = _SCANS.get(key)
+        if cached is not None:
+            return dataclasses.replace(cached, path=path) if cached.path != path else cached
+        num_records, problems = 0, []
+        for index, data in _walk(f, size, compression):
+            if isinstance(data, Problem):
+                problems.append(data)
+                if not data.in_record:
+                    continue
+            num_records = index + 1
+    scan = ShardScan(path, compression, size, mtime_ns, num_records, tuple(problems))
+    with _SCANS_LOCK:
+        _SCANS[key] = scan
+    return scan
+
+
+def clear_cache():
+    """Forgets every cached scan (tests; a file rewritten within one mtime tick)."""
+    with _SCANS_LOCK:
+        _SCANS.clear()
+
+
+def _read_manifest(directory):
+    """``(path, manifest)`` of ``directory``'s manifest, or ``(path, None)`` if it has
+    none (or one that is not a tfcompress shard manifest)."""
+    path = os.path.join(directory, MANIFEST_NAME)
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except FileNotFoundError:
+        return path, None
+    except (OSError, ValueError) as e:
+        raise CorruptInputError(f"Unreadable shard manifest {path}: {e}") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        return path, None
+    return path, manifest
+
+
+def manifest_count(path):
+    """``(manifest path, records it lists for the shard)`` for the ``manifest.json`` beside
+    ``path``: ``(None, None)`` without a manifest; ``(manifest path, None)`` if the manifest
+    does not list the shard."""
+    manifest_path, manifest = _read_manifest(os.path.dirname(os.path.abspath(path)))
+    if manifest is None:
+        return None, None
+    name = os.path.basename(path)
+    for entry in manifest["splits"].values():
+        names = entry.get("shards") or []
+        if name in names:
+            counts = entry.get("shard_counts") or []
+            i = names.index(name)
+            return manifest_path, (int(counts[i]) if i < len(counts) else -1)
+    return manifest_path, None
+
+
+def problems_of(scan):
+    """Every problem of a scanned shard: the scan's own, a 0-byte file, and its count
+    against the ``manifest.json`` beside it. Returns ``(problems, fatal)``: ``fatal`` are
+    those ``skip_corrupt`` cannot skip (a shard the manifest does not list, or with more
+    records than it lists: the manifest and the shards disagree)."""
+    manifest_path, expected = manifest_count(scan.path)
+    problems = list(scan.problems)
+    if manifest_path is not None and expected is None:
+        reason = f"not listed in {manifest_path}: a leftover of an earlier conversion?"
+        return problems, [Problem(None, None, reason)]
+    if expected is not None and scan.num_records > expected >= 0:
+        reason = (
+            f"{manifest_path} lists {expected} records for it, the file holds {scan.num_records}"
+        )
+        return problems, [Problem(None, None, reason)]
+    if expected is not None and scan.num_records < expected:
+        missing = expected - scan.num_records
+        reason = (
+            f"{manifest_path} lists {expected} records for it, the file holds "
+            f"{scan.num_records}: {missing} missing"
+        )
+        # A stream that broke between records explains the missing ones: one problem.
+        between = [p for p in problems if not p.in_record and p.index == scan.num_records]
+        if between:
+            problems.remove(between[0])
+            reason = f"{between[0].reason}; {reason}"
+        elif scan.size == 0:
+            reason = f"empty file (0 bytes); {reason}"
+        else:
+            reason += " (cut at a record boundary?)"
+        problems.append(Problem(scan.num_records, None, reason, in_record=False, span=missing))
+    elif scan.size == 0 and expected is None:
+        problems.append(Problem(0, None, "empty file (0 bytes)", in_record=False))
+    return problems, []
+
+
+def check_shards(files, compression="auto", *, skip_corrupt=False, skipped=None):
+    """Scans ``files`` (paths); returns their ``ShardScan``s, in order.
+
+    Strict (default): raises ``CorruptInputError`` naming the file, the record index and
+    byte of the first problem, or a manifest count that disagrees with the file. With
+    ``skip_corrupt=True``: every bad record (and, per the manifest, every missing one) is
+    added to ``skipped`` (a ``SkippedRecords``) and the scans are returned; read the files
+    whose scan is not ``ok`` with ``scan.good_records()``. Mixed compressions and shards
+    the manifest does not list raise in both modes.
+    """
+    files = [files] if isinstance(files, str) else list(files)
+    if not files:
+        raise ValueError(f"check_shards needs at least one file. Received: files={files!r}")
+    if skip_corrupt and skipped is None:
+        raise ValueError("skip_corrupt=True needs a SkippedRecords to count into: skipped=")
+    compression = compression_lib.resolve(files, compression)  # raises on mixed ones
+    scans = []
+    for path in files:
+        scan = scan_shard(path, compression)
+        problems, fatal = problems_of(scan)
+        if fatal:
+            raise CorruptInputError(fatal[0].error_message(path))
+        if problems and not skip_corrupt:
+            raise CorruptInputError(problems[0].error_message(path, compression))
+        for problem in problems:
+            for i in range(problem.span):
+                skipped.add(path, problem.index + i, problem.message)
+        scans.append(scan)
+    return scans
