@@ -249,6 +249,14 @@ def define_train_flags(fv):
         "fits in RAM): later epochs only shuffle, augment and batch.",
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "skip_corrupt",
+        False,
+        "Skip records that fail to read or validate instead of stopping at the first one: "
+        "they are counted, and the count and the first of them are logged at the end and "
+        "written to the result.",
+        flag_values=fv,
+    )
     define_device_flags(fv)
     flags.mark_flags_as_required(["train_data", "checkpoint"], flag_values=fv)
 
@@ -466,6 +474,14 @@ def define_evaluate_flags(fv):
         flag_values=fv,
     )
     flags.DEFINE_string("output", None, "Write the results as JSON to this file.", flag_values=fv)
+    flags.DEFINE_bool(
+        "skip_corrupt",
+        False,
+        "Skip records that fail to read or validate instead of stopping at the first one: "
+        "they are counted, and the count and the first of them are logged at the end and "
+        "written to the result.",
+        flag_values=fv,
+    )
     define_device_flags(fv, distributed=False)
     flags.mark_flags_as_required(["checkpoint", "test_data"], flag_values=fv)
 
@@ -577,6 +593,7 @@ def train_config(fv):
         seed=fv.seed,
         progress=fv.progress,
         cache_data=fv.cache_data,
+        skip_corrupt=fv.skip_corrupt,
         devices=device_config(fv),
     )
 
@@ -629,6 +646,7 @@ def evaluate_config(fv):
         recalibrate_data=fv.recalibrate_data,
         recalibrate_batches=fv.recalibrate_batches,
         output=fv.output,
+        skip_corrupt=fv.skip_corrupt,
         devices=cfg.DeviceConfig(gpu_id=fv.gpu_id, jit_compile=fv.jit_compile),
     )
 

@@ -27,7 +27,8 @@ flags.adopt_module_key_flags(common_flags)
 
 def main(argv):
     del argv  # no positional arguments: entry.run refuses them
-    result = cli.run(lambda: training.compress(common_flags.compress_config(FLAGS)))
+    job = lambda: training.compress(common_flags.compress_config(FLAGS))  # noqa: E731
+    result = cli.run(job, skip_flag=True)
     print(cli.summary(result))
 
 

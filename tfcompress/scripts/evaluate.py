@@ -21,7 +21,8 @@ flags.adopt_module_key_flags(common_flags)
 
 def main(argv):
     del argv  # no positional arguments: entry.run refuses them
-    result = cli.run(lambda: training.evaluate(common_flags.evaluate_config(FLAGS)))
+    job = lambda: training.evaluate(common_flags.evaluate_config(FLAGS))  # noqa: E731
+    result = cli.run(job, skip_flag=True)
     print(cli.summary(result))
 
 

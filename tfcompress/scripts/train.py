@@ -23,7 +23,8 @@ flags.adopt_module_key_flags(common_flags)
 
 def main(argv):
     del argv  # no positional arguments: entry.run refuses them
-    result = cli.run(lambda: training.train(common_flags.train_config(FLAGS)))
+    job = lambda: training.train(common_flags.train_config(FLAGS))  # noqa: E731
+    result = cli.run(job, skip_flag=True)
     print(cli.summary(result))
 
 

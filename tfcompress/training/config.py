@@ -59,6 +59,11 @@ def _choice(name, value, choices):
         raise ValueError(f"{name} must be one of {list(choices)}. Received: {name}={value!r}")
 
 
+def _bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool. Received: {name}={value!r}")
+
+
 def _text(name, value, optional=False):
     if optional and value is None:
         return
@@ -140,6 +145,9 @@ class TrainConfig:
     eval_batches: evaluate on at most this many test batches (None: all).
     cache_data: keep the decoded training examples in memory after the first epoch
         (`build_dataset(cache=True)`; for data that fits in RAM).
+    skip_corrupt: skip records that fail to read or validate (counted; the count and the
+        first of them are logged at the end and kept in result.json) instead of stopping
+        at the first one. A restart may turn it on to get past a bad record.
     """
 
     model: ModelConfig
@@ -164,6 +172,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     cache_data: bool = False
+    skip_corrupt: bool = False
     devices: DeviceConfig = DeviceConfig()
 
     def __post_init__(self):
@@ -195,8 +204,8 @@ class TrainConfig:
         _int("eval_batches", self.eval_batches, minimum=1, optional=True)
         _int("keep_checkpoints", self.keep_checkpoints, minimum=1)
         _int("seed", self.seed)
-        if not isinstance(self.cache_data, bool):
-            raise TypeError(f"cache_data must be a bool. Received: cache_data={self.cache_data!r}")
+        _bool("cache_data", self.cache_data)
+        _bool("skip_corrupt", self.skip_corrupt)
 
     def total_steps(self, steps_per_epoch):
         """`max_iteration`, or `epochs` converted with `steps_per_epoch`."""
@@ -366,6 +375,8 @@ class EvalConfig:
         (no fine-tuning) and evaluate every pruned model (a sensitivity sweep).
     recalibrate_data: TFRecords whose images (labels unused) re-estimate the BatchNorm
         statistics of each pruned model of the sweep, over `recalibrate_batches` batches.
+    skip_corrupt: skip (and count, in the result) records that fail to read or validate
+        instead of stopping at the first one.
     """
 
     checkpoint: str
@@ -381,6 +392,7 @@ class EvalConfig:
     recalibrate_data: str | None = None
     recalibrate_batches: int = 20
     output: str | None = None
+    skip_corrupt: bool = False
     devices: DeviceConfig = DeviceConfig()
 
     def __post_init__(self):
@@ -400,6 +412,7 @@ class EvalConfig:
         _text("recalibrate_data", self.recalibrate_data, optional=True)
         _int("recalibrate_batches", self.recalibrate_batches, minimum=1)
         _text("output", self.output, optional=True)
+        _bool("skip_corrupt", self.skip_corrupt)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,7 @@ FILES = {RUN_FILE: "file", RESULT_FILE: "file", FINAL_MODEL: "file", TENSORBOARD
 # Settings a restart may change: they do not alter what the run computes.
 RESUMABLE = frozenset({
     "progress", "skip_step", "save_step", "eval_step", "eval_batches", "keep_checkpoints",
-    "test_data", "initialize", "devices", "checkpoint",
+    "test_data", "initialize", "devices", "checkpoint", "skip_corrupt",
 })  # fmt: skip
 
 
