@@ -1,6 +1,8 @@
 """Library errors name the thing and the value: a model wrapped twice, masks holding NaN
 or inf, a damaged checkpoint against one of another model, and the paths a script writes."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -174,3 +176,147 @@ def test_a_readable_checkpoint_of_another_model_names_its_variables(fmnist, unfi
                        r"the model this command builds: .*shape.*It is a checkpoint from a "
                        r"different model"):  # fmt: skip
         training.train(_train_config(fmnist, run))
+
+
+# --- paths: every path a run reads or writes, checked before anything runs --------------
+
+
+def test_output_paths_that_cannot_work(tmp_path):
+    import os
+
+    from tfcompress.training import paths
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError, match=rf"checkpoint='{afile}' is a file, not a "
+                       "directory: give a directory to write into"):  # fmt: skip
+        paths.output_directory("checkpoint", str(afile))
+    with pytest.raises(NotADirectoryError, match=rf"output_dir='{afile}/a/b' cannot be created: "
+                       rf"'{afile}' is a file, not a directory"):  # fmt: skip
+        paths.output_directory("output_dir", str(afile / "a" / "b"))
+    with pytest.raises(IsADirectoryError, match=rf"output='{tmp_path}' is a directory, not a "
+                       r"file: give a file name \(e.g. '.*result.json'\)"):  # fmt: skip
+        paths.output_file("output", str(tmp_path))
+    with pytest.raises(NotADirectoryError, match=rf"output='{afile}/r.json' cannot be created"):
+        paths.output_file("output", str(afile / "r.json"))
+    (tmp_path / "final.keras").mkdir()
+    with pytest.raises(IsADirectoryError, match=rf"checkpoint='{tmp_path}': '.*final.keras' is a "
+                       "directory, but the run writes a file there"):  # fmt: skip
+        paths.outputs_inside("checkpoint", str(tmp_path), {"final.keras": paths.FILE})
+    with pytest.raises(NotADirectoryError, match="'.*afile' is a file, but the run writes a "
+                       "directory there"):  # fmt: skip
+        paths.outputs_inside("output_dir", str(tmp_path), {"afile": paths.DIRECTORY})
+    if os.path.isdir("/sys"):  # read-only for every user, root included
+        with pytest.raises(PermissionError, match=r"checkpoint='/sys/run' cannot be written: "
+                           r"'/sys' is not writable \(Permission denied\)"):  # fmt: skip
+            paths.output_directory("checkpoint", "/sys/run")
+    paths.output_directory("checkpoint", str(tmp_path / "new" / "run"))  # created later
+    paths.output_file("output", str(tmp_path / "new" / "r.json"))
+    assert sorted(os.listdir(tmp_path)) == ["afile", "final.keras"]  # the checks wrote nothing
+
+
+def test_input_paths_that_do_not_exist(tmp_path):
+    from tfcompress.training import paths
+
+    with pytest.raises(FileNotFoundError, match=rf"initialize='{tmp_path}/nope': no such file "
+                       "or directory"):  # fmt: skip
+        paths.input_path("initialize", str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match=rf"calibration_data: no TFRecord file matches "
+                       rf"'{tmp_path}/x-\*.tfrecord'"):  # fmt: skip
+        paths.input_pattern("calibration_data", str(tmp_path / "x-*.tfrecord"))
+
+
+def test_entry_points_check_paths_before_anything_runs(tmp_path):
+    import os
+
+    from tfcompress import training
+    from tfcompress.training import config as cfg
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").mkdir()  # where export writes its .keras file
+    with pytest.raises(NotADirectoryError, match="checkpoint=.*afile' is a file, not a dir"):
+        training.train(_train_config(str(tmp_path), str(afile)))
+    with pytest.raises(NotADirectoryError, match="checkpoint=.*afile/run' cannot be created"):
+        training.compress(
+            cfg.CompressConfig(_train_config(str(tmp_path), str(afile / "run")),
+                               cfg.PruneConfig("l1_filter", ratio=0.5))
+        )  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"checkpoint='nowhere': no such file"):
+        training.evaluate(cfg.EvalConfig("nowhere", str(tmp_path / "*.tfrecord")))
+    with pytest.raises(IsADirectoryError, match=r"output=.* is a directory, not a file"):
+        training.evaluate(cfg.EvalConfig(str(afile), str(afile), output=str(tmp_path)))
+    with pytest.raises(IsADirectoryError, match=r"output_dir=.*'.*model.keras' is a directory"):
+        training.export(cfg.ExportConfig(str(afile), str(run)))
+    with pytest.raises(NotADirectoryError, match="output_dir=.*afile' is a file, not a dir"):
+        training.export(cfg.ExportConfig(str(run), str(afile)))
+    assert sorted(os.listdir(tmp_path)) == ["afile", "run"]
+    assert os.listdir(run) == ["model.keras"]
+
+
+def test_demo_checks_its_paths_first(tmp_path, monkeypatch):
+    from tfcompress.scripts import demo_lib
+
+    from .test_scripts_helpers import REPO
+
+    monkeypatch.chdir(REPO)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError, match="output_dir=.*afile' is a file, not a dir"):
+        demo_lib.run_demo(demo_lib.DemoConfig(output_dir=str(afile)))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "compression.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="compression.png' is a directory"):
+        demo_lib.run_demo(demo_lib.DemoConfig(output_dir=str(tmp_path / "out")))
+    with pytest.raises(FileNotFoundError, match="fmnist_dir='nowhere': no such file"):
+        demo_lib.run_demo(
+            demo_lib.DemoConfig(output_dir=str(tmp_path / "o2"), data_dir=str(tmp_path / "d"),
+                                fmnist_dir="nowhere")
+        )  # fmt: skip
+
+
+# --- scripts: one `error:` line for what the OS, TensorFlow or the data refuse ------------
+
+
+def test_cli_turns_path_and_data_errors_into_one_line():
+    import tensorflow as tf
+
+    from tfcompress.data.errors import CorruptInputError
+    from tfcompress.scripts import cli
+
+    hint = "(--skip_corrupt skips bad records, counts them and reports them at the end)"
+    cases = [
+        (PermissionError(13, "Permission denied", "/runs/x/ckpt-3.index"),
+         "/runs/x/ckpt-3.index: Permission denied"),
+        (OSError(28, "No space left on device", "/runs/x/final.keras"),
+         "/runs/x/final.keras: No space left on device"),
+        (NotADirectoryError("checkpoint='f' is a file"), "checkpoint='f' is a file"),
+        (tf.errors.PermissionDeniedError(None, None, "/runs/x/tensorboard; Permission denied"),
+         "/runs/x/tensorboard; Permission denied"),
+        (tf.errors.InvalidArgumentError(
+            None, None, "{{function_node __wrapped__IteratorGetNext}} assertion failed: "
+            "[Corrupt record in /d/train-00000-of-00002.tfrecord: record 7: image/class/label "
+            "10 outside [0, 10)] [Op:IteratorGetNext]"),
+         "Corrupt record in /d/train-00000-of-00002.tfrecord: record 7: image/class/label 10 "
+         f"outside [0, 10) {hint}"),
+        (CorruptInputError("Corrupt record in /d/a.tfrecord: record 0: truncated"),
+         f"Corrupt record in /d/a.tfrecord: record 0: truncated {hint}"),
+        (tf.errors.DataLossError(None, None, "truncated record at 30964 [Op:IteratorGetNext]"),
+         f"damaged input data: truncated record at 30964 {hint}"),
+    ]  # fmt: skip
+    for error, line in cases:
+        assert cli.message(error, skip_flag=True) == line
+
+        def fail(error=error):
+            raise error
+
+        with pytest.raises(SystemExit, match=re.escape(f"error: {line}")):
+            cli.run(fail, skip_flag=True)
+    assert cli.message(CorruptInputError("Corrupt record in a: record 0: x")) == (
+        "Corrupt record in a: record 0: x"
+    )  # export has no --skip_corrupt
+    assert cli.message(tf.errors.InvalidArgumentError(None, None, "Incompatible shapes")) is None
+    with pytest.raises(RuntimeError, match="a bug"):  # a bug keeps its traceback
+        cli.run(lambda: (_ for _ in ()).throw(RuntimeError("a bug")))

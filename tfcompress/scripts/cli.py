@@ -60,7 +60,10 @@ def message(e, skip_flag=False):
     if isinstance(e, DATA_ERRORS):
         corrupt = CORRUPT.search(e.message)
         if corrupt:
-            return f"{_clean(corrupt.group(0))}{hint}"
+            line = _clean(corrupt.group(0))
+            if e.message[: corrupt.start()].endswith("["):  # tf.debugging's "failed: [...]"
+                line = line.removesuffix("]")
+            return f"{line}{hint}"
         if isinstance(e, tf.errors.DataLossError):
             return f"damaged input data: {_clean(_first_line(e.message))}{hint}"
     return None
