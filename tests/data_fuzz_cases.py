@@ -1,0 +1,798 @@
+"""Cases of the data fuzz test (tests/test_data_fuzz.py) and its subprocess worker.
+
+Every case is a folder of shards: a small valid shard of one task variant (4 records, each
+with a distinct signature: its label, mask pixel [0, 0] or first box class), damaged by one
+seeded mutation, with what a reader must make of it:
+
+- strict ``build_dataset(..., training=False, num_classes=10)``, fully iterated: an error
+  whose message names the damaged shard and, for damage inside one record, ``record <i>``;
+- ``build_dataset(..., skip_corrupt=True, skipped=SkippedRecords())``: no error, the good
+  records come out in order, ``skipped.count`` as many as the damaged records;
+- ``verify_records``: the damaged records (their indices) reported for that shard.
+
+Controls (an intact shard, a record without the defaulted ``image/format``, a mask with 255
+ignore pixels, a detection record without objects) must read cleanly in all three.
+
+``generate_cases(seed)`` is deterministic, so the parent (expectations) and the worker
+(files and reads) build the same list. Run as a script it is the worker:
+
+    python tests/data_fuzz_cases.py OUT_DIR RESULTS_JSONL FIRST_CASE
+
+writes each case under OUT_DIR and one JSON line per event to RESULTS_JSONL (``start``
+before a case, ``done`` with what was observed after it), flushed, so a crash names its case.
+"""
+
+import gzip
+import io
+import math
+import random
+import re
+import struct
+
+NUM_RECORDS = 4
+HEIGHT, WIDTH = 6, 5
+NUM_CLASSES = 10
+SIGNATURES = [1, 4, 7, 0]  # record r's label / mask[0, 0] / first box class
+SPLIT_FILE = "test-00000-of-00001.tfrecord"
+VARIANTS = {  # name: (task, channels, image format)
+    "cls_raw": ("classification", 1, "raw"),
+    "cls_png": ("classification", 3, "png"),
+    "seg": ("segmentation", 1, "png"),
+    "det": ("detection", 3, "png"),
+}
+COMPRESSIONS = {"gz": "GZIP", "raw": ""}
+
+
+# --- TFRecord framing, computed here (not with the code under test) ---------------------------
+
+
+def _crc32c_table():
+    table = []
+    for n in range(256):
+        for _ in range(8):
+            n = (n >> 1) ^ (0x82F63B78 if n & 1 else 0)
+        table.append(n)
+    return table
+
+
+_TABLE = _crc32c_table()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def masked_crc(data):
+    crc = crc32c(data)
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def frame(record):
+    header = struct.pack("<Q", len(record))
+    return (header + struct.pack("<I", masked_crc(header)) + record
+            + struct.pack("<I", masked_crc(record)))  # fmt: skip
+
+
+def stream_of(records):
+    """The uncompressed file bytes and each record's ``(start, end)`` in them."""
+    out, spans, offset = [], [], 0
+    for r in records:
+        framed = frame(r)
+        out.append(framed)
+        spans.append((offset, offset + len(framed)))
+        offset += len(framed)
+    return b"".join(out), spans
+
+
+def _inflates_to(data, stream):
+    try:
+        return gzip.decompress(data) == stream
+    except Exception:  # noqa: BLE001 - any failure: the damage shows
+        return False
+
+
+def gzip_bytes(data):
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+# --- valid records ----------------------------------------------------------------------------
+
+
+def _example(serialized):
+    import tensorflow as tf
+
+    return tf.train.Example.FromString(serialized)
+
+
+def _pixels(rng, channels):
+    import numpy as np
+
+    shape = (HEIGHT, WIDTH) if channels == 1 else (HEIGHT, WIDTH, channels)
+    return np.array([rng.randrange(256) for _ in range(HEIGHT * WIDTH * channels)],
+                    np.uint8).reshape(shape)  # fmt: skip
+
+
+def _mask(rng, signature):
+    import numpy as np
+
+    mask = np.array([rng.choice([0, 1, 2, 3, 255]) for _ in range(HEIGHT * WIDTH)], np.uint8)
+    mask = mask.reshape(HEIGHT, WIDTH)
+    mask[0, 0] = signature
+    return mask
+
+
+def valid_record(variant, r, rng):
+    """Record ``r`` (signature ``SIGNATURES[r]``) of a variant's shard."""
+    from tfcompress.data import encode
+
+    task, channels, fmt = VARIANTS[variant]
+    image = encode.encode_array(_pixels(rng, channels), f"{variant}/{r}", fmt)
+    sig = SIGNATURES[r]
+    if task == "classification":
+        return encode.classification_example(image, sig)
+    if task == "segmentation":
+        return encode.segmentation_example(image, _mask(rng, sig))
+    boxes = [[0.0, 0.0, 0.5, 0.4], [1 / 6, 0.2, 1.0, 1.0]]
+    return encode.detection_example(image, boxes, [sig, 2], [0, 1])
+
+
+def valid_records(variant, seed):
+    rng = random.Random(f"{variant}:{seed}")
+    return [valid_record(variant, r, rng) for r in range(NUM_RECORDS)]
+
+
+# --- structure-aware mutations of one record: fn(Example, rng) -> Example --------------------
+
+IMAGE_KEYS = ("image/encoded", "image/format", "image/height", "image/width", "image/channels")
+LABEL = "image/class/label"
+MASK = "image/segmentation/class/encoded"
+MASK_FORMAT = "image/segmentation/class/format"
+BOXES = tuple(f"image/object/bbox/{k}" for k in ("ymin", "xmin", "ymax", "xmax"))
+CLASSES = "image/object/class/label"
+DIFFICULT = "image/object/difficult"
+
+
+def _set_int(ex, key, values):
+    f = ex.features.feature[key]
+    f.Clear()
+    f.int64_list.SetInParent()
+    f.int64_list.value.extend(values)
+
+
+def _set_float(ex, key, values):
+    f = ex.features.feature[key]
+    f.Clear()
+    f.float_list.SetInParent()
+    f.float_list.value.extend(values)
+
+
+def _set_bytes(ex, key, value):
+    f = ex.features.feature[key]
+    f.Clear()
+    f.bytes_list.value.append(value)
+
+
+def _wrong_type(key):
+    def mutate(ex, rng):
+        feature = ex.features.feature[key]
+        kind = feature.WhichOneof("kind")
+        if kind == "int64_list":
+            _set_float(ex, key, [float(v) + 0.5 for v in feature.int64_list.value] or [1.5])
+        elif kind == "float_list":
+            _set_int(ex, key, [int(v) for v in feature.float_list.value] or [1])
+        else:
+            _set_int(ex, key, [7])
+        return ex
+
+    return mutate
+
+
+def _missing(key):
+    def mutate(ex, rng):
+        del ex.features.feature[key]
+        return ex
+
+    return mutate
+
+
+def _label(value):
+    def mutate(ex, rng):
+        _set_int(ex, LABEL, [value])
+        return ex
+
+    return mutate
+
+
+def _header_size(ex, rng):
+    """The header's height one more than the stored image holds (raw: bytes; PNG: pixels)."""
+    _set_int(ex, "image/height", [HEIGHT + 1])
+    return ex
+
+
+def _short_raw(ex, rng):
+    data = ex.features.feature["image/encoded"].bytes_list.value[0]
+    _set_bytes(ex, "image/encoded", data[: rng.randrange(1, len(data))])
+    return ex
+
+
+def _png_garbage(ex, rng):
+    data = bytearray(ex.features.feature["image/encoded"].bytes_list.value[0])
+    for _ in range(8):  # inside the IDAT chunk: its CRC then fails
+        data[rng.randrange(41, len(data) - 16)] ^= 0xFF
+    _set_bytes(ex, "image/encoded", bytes(data))
+    return ex
+
+
+def _decoded_mask(ex):
+    import numpy as np
+    from PIL import Image
+
+    data = ex.features.feature[MASK].bytes_list.value[0]
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def _png(array):
+    from tfcompress.data import encode
+
+    return encode.png_bytes(array)
+
+
+def _mask_jpeg(fmt_value):
+    def mutate(ex, rng):
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(_decoded_mask(ex)).save(buf, "JPEG", quality=75)
+        _set_bytes(ex, MASK, buf.getvalue())
+        if fmt_value is not None:
+            _set_bytes(ex, MASK_FORMAT, fmt_value)
+        return ex
+
+    return mutate
+
+
+def _mask_value(value):
+    def mutate(ex, rng):
+        mask = _decoded_mask(ex).copy()
+        mask[rng.randrange(1, HEIGHT), rng.randrange(WIDTH)] = value
+        _set_bytes(ex, MASK, _png(mask))
+        return ex
+
+    return mutate
+
+
+def _mask_size(dh, dw):
+    def mutate(ex, rng):
+        import numpy as np
+
+        mask = np.zeros((HEIGHT + dh, WIDTH + dw), np.uint8)
+        _set_bytes(ex, MASK, _png(mask))
+        return ex
+
+    return mutate
+
+
+def _boxes(fn):
+    def mutate(ex, rng):
+        coords = [list(ex.features.feature[k].float_list.value) for k in BOXES]
+        fn(coords, rng)
+        for k, values in zip(BOXES, coords, strict=True):
+            _set_float(ex, k, values)
+        return ex
+
+    return mutate
+
+
+def _box_value(which, value):
+    def fn(coords, rng):
+        coords[which][rng.randrange(2)] = value
+
+    return fn
+
+
+def _inverted(coords, rng):
+    axis = rng.randrange(2)  # y or x: min > max
+    lo, hi = coords[axis][0], coords[axis + 2][0]
+    coords[axis][0], coords[axis + 2][0] = hi, lo
+
+
+def _short_list(coords, rng):
+    coords[rng.randrange(4)].pop()
+
+
+def _classes(values):
+    def mutate(ex, rng):
+        _set_int(ex, CLASSES, values)
+        return ex
+
+    return mutate
+
+
+def _class_value(value):
+    def mutate(ex, rng):
+        classes = list(ex.features.feature[CLASSES].int64_list.value)
+        classes[rng.randrange(len(classes))] = value
+        _set_int(ex, CLASSES, classes)
+        return ex
+
+    return mutate
+
+
+def _no_objects(ex, rng):
+    for k in BOXES:
+        _set_float(ex, k, [])
+    _set_int(ex, CLASSES, [])
+    _set_int(ex, DIFFICULT, [])
+    return ex
+
+
+def _not_example(ex, rng):
+    return None  # the record's bytes become garbage (see _damage_records)
+
+
+COMMON_MUTATIONS = {
+    "missing_image": _missing("image/encoded"),
+    "missing_height": _missing("image/height"),
+    "missing_width": _missing("image/width"),
+    "missing_channels": _missing("image/channels"),
+    "wrong_type_image": _wrong_type("image/encoded"),
+    "wrong_type_height": _wrong_type("image/height"),
+    "wrong_type_format": _wrong_type("image/format"),
+    "header_size": _header_size,
+    "not_an_example": _not_example,
+}
+TASK_MUTATIONS = {
+    "classification": {
+        "missing_label": _missing(LABEL),
+        "wrong_type_label": _wrong_type(LABEL),
+        "label_-1": _label(-1),
+        "label_10": _label(10),
+        "label_255": _label(255),
+        "label_2^40": _label(2**40),
+        "label_2^32+3": _label(2**32 + 3),
+        "label_two_values": lambda ex, rng: (_set_int(ex, LABEL, [1, 2]), ex)[1],
+    },
+    "segmentation": {
+        "missing_mask": _missing(MASK),
+        "wrong_type_mask": _wrong_type(MASK),
+        "mask_jpeg": _mask_jpeg(b"jpeg"),
+        "mask_jpeg_as_png": _mask_jpeg(None),
+        "mask_200": _mask_value(200),
+        "mask_10": _mask_value(10),
+        "mask_taller": _mask_size(1, 0),
+        "mask_narrower": _mask_size(0, -1),
+    },
+    "detection": {
+        "box_nan": _boxes(_box_value(0, math.nan)),
+        "box_inf": _boxes(_box_value(3, math.inf)),
+        "box_inverted": _boxes(_inverted),
+        "box_above_1": _boxes(_box_value(2, 1.5)),
+        "box_below_0": _boxes(_box_value(1, -0.25)),
+        "box_lists_unequal": _boxes(_short_list),
+        "boxes_without_classes": _classes([]),
+        "class_-1": _class_value(-1),
+        "class_99": _class_value(99),
+        "class_10": _class_value(10),
+        "wrong_type_boxes": _wrong_type(BOXES[0]),
+    },
+}
+# Valid variations: each must read back cleanly (record kept, nothing skipped).
+CONTROLS = {
+    None: {"intact": None},
+    "png": {"no_image_format": _missing("image/format")},  # the schema defaults it to png
+    "segmentation": {"mask_ignore_255": _mask_value(255)},
+    "detection": {"no_objects": _no_objects},
+}
+RAW_ONLY = {"short_raw"}
+
+
+def _mutations(variant):
+    task, _, fmt = VARIANTS[variant]
+    muts = {**COMMON_MUTATIONS, **TASK_MUTATIONS[task]}
+    if fmt == "raw":
+        muts["short_raw"] = _short_raw
+    else:
+        muts["png_garbage"] = _png_garbage
+    return muts
+
+
+def _controls(variant):
+    task, _, fmt = VARIANTS[variant]
+    return {**CONTROLS[None], **CONTROLS.get(fmt, {}), **CONTROLS.get(task, {})}
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+def _case(cid, variant, comp, mutation, files, expect, manifest=None):
+    return {
+        "id": cid,
+        "variant": variant,
+        "task": VARIANTS[variant][0],
+        "channels": VARIANTS[variant][1],
+        "compression": COMPRESSIONS[comp],
+        "mutation": mutation,
+        "files": files,  # {name: bytes}
+        "manifest": manifest,  # {name: count} written as a converter's manifest.json
+        "expect": expect,
+    }
+
+
+def _expect(damaged=SPLIT_FILE, record=None, keep=(), count=(1, 1), indices=None,
+            prefix=False, also_keep=None):  # fmt: skip
+    """What readers must make of a case.
+
+    record: index a strict error must name (``record {i}``), None: the file only.
+    keep: signatures the skip read must yield, in order; ``also_keep``: an alternative
+      accepted (a reader that resynchronises after a damaged header).
+    count: ``(min, max)`` of ``skipped.count`` (max None: no bound).
+    indices: the exact record indices ``verify`` and the skip report name for the damaged
+      file; None: at least one.
+    prefix: any prefix of ``keep`` is accepted (damage inside a GZIP stream).
+    """
+    return {
+        "damaged": damaged,
+        "record": record,
+        "keep": list(keep),
+        "count": list(count),
+        "indices": None if indices is None else sorted(indices),
+        "prefix": prefix,
+        "also_keep": None if also_keep is None else list(also_keep),
+        "clean": False,
+    }
+
+
+CLEAN = {"damaged": None, "record": None, "keep": list(SIGNATURES), "count": [0, 0],
+         "indices": [], "prefix": False, "also_keep": None, "clean": True}  # fmt: skip
+
+
+def _file(stream, compression):
+    return gzip_bytes(stream) if compression == "gz" else stream
+
+
+def _without(i):
+    return [s for r, s in enumerate(SIGNATURES) if r != i]
+
+
+def _byte_cases(variant, comp, records, rng, per_class):
+    """Byte-level damage: bit flips per frame field, cuts, crafted lengths, garbage."""
+    stream, spans = stream_of(records)
+    n = len(records)
+    out = []
+
+    def add(name, data, expect, manifest=None):
+        cid = f"{variant}-{comp}-{name}-{sum(1 for c in out if c['mutation'] == name)}"
+        out.append(_case(cid, variant, comp, name, {SPLIT_FILE: data}, expect, manifest))
+
+    fields = {  # name: (first, last) byte offsets inside a frame of data length L
+        "flip_length": lambda L: (0, 8),
+        "flip_length_crc": lambda L: (8, 12),
+        "flip_data": lambda L: (12, 12 + L),
+        "flip_data_crc": lambda L: (12 + L, 16 + L),
+    }
+    for name, field in fields.items():
+        for _ in range(per_class):
+            i = rng.randrange(n)
+            start, end = spans[i]
+            lo, hi = field(len(records[i]))
+            data = bytearray(stream)
+            data[start + rng.randrange(lo, hi)] ^= 1 << rng.randrange(8)
+            if name.startswith("flip_length"):  # the frame is lost: nothing after it is sure
+                expect = _expect(record=i, keep=SIGNATURES[:i], count=(1, None), indices=[i],
+                                 also_keep=_without(i))  # fmt: skip
+            else:  # framing intact: only record i is bad
+                expect = _expect(record=i, keep=_without(i), indices=[i])
+            add(name, _file(bytes(data), comp), expect)
+    for _ in range(per_class):  # cut inside record i
+        i = rng.randrange(n)
+        start, end = spans[i]
+        cut = rng.randrange(start + 1, end)
+        add("truncate", _file(stream[:cut], comp),
+            _expect(record=i, keep=SIGNATURES[:i], count=(1, None), indices=[i]))  # fmt: skip
+    for _ in range(max(1, per_class // 2)):  # cut at a record boundary: the manifest says n
+        i = rng.randrange(1, n)
+        add("truncate_at_boundary", _file(stream[: spans[i][0]], comp),
+            _expect(keep=SIGNATURES[:i], count=(1, None)), manifest={SPLIT_FILE: n})  # fmt: skip
+    for length in (2**40, 2**63 + 5, 2**32, 2**64 - 1):  # crafted length, valid length CRC
+        i = rng.randrange(n)
+        header = struct.pack("<Q", length)
+        crafted = header + struct.pack("<I", masked_crc(header)) + bytes(64)
+        add("crafted_length", _file(stream[: spans[i][0]] + crafted, comp),
+            _expect(record=i, keep=SIGNATURES[:i], count=(1, None), indices=[i]))  # fmt: skip
+    for _ in range(max(1, per_class // 2)):  # garbage after the last record
+        garbage = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
+        if comp == "gz":
+            add("trailing_garbage", gzip_bytes(stream) + garbage,
+                _expect(keep=SIGNATURES, count=(1, None)))  # fmt: skip
+        else:
+            add("trailing_garbage", stream + garbage,
+                _expect(record=n, keep=SIGNATURES, count=(1, None), indices=[n]))  # fmt: skip
+    if comp == "gz":
+        compressed = gzip_bytes(stream)
+        for _ in range(per_class):  # damage inside the deflate stream or its trailer
+            data = compressed
+            while _inflates_to(data, stream):  # a flip of a padding bit changes nothing
+                data = bytearray(compressed)
+                data[rng.randrange(10, len(data))] ^= 1 << rng.randrange(8)
+                data = bytes(data)
+            add("gzip_flip", bytes(data),
+                _expect(keep=SIGNATURES, count=(1, None), prefix=True))  # fmt: skip
+        for _ in range(per_class):  # a copy cut off anywhere
+            add("gzip_cut", compressed[: rng.randrange(10, len(compressed) - 1)],
+                _expect(keep=SIGNATURES, count=(1, None), prefix=True))  # fmt: skip
+        i = rng.randrange(1, n)  # whole records, but the stream has no end
+        add("gzip_no_end", gzip_bytes(stream[: spans[i][0]])[:-8],
+            _expect(keep=SIGNATURES[:i], count=(1, None)))  # fmt: skip
+    return out
+
+
+def _zero_byte_case(variant, comp, records):
+    """A 0-byte second shard that the manifest says holds records."""
+    stream, _ = stream_of(records)
+    files = {
+        "test-00000-of-00002.tfrecord": _file(stream, comp),
+        "test-00001-of-00002.tfrecord": b"",
+    }
+    manifest = {"test-00000-of-00002.tfrecord": len(records), "test-00001-of-00002.tfrecord": 3}
+    expect = _expect(damaged="test-00001-of-00002.tfrecord", keep=SIGNATURES, count=(1, None))
+    return _case(f"{variant}-{comp}-zero_byte-0", variant, comp, "zero_byte", files, expect,
+                 manifest)  # fmt: skip
+
+
+def _damage_records(records, indices, mutate, rng):
+    out = list(records)
+    for i in indices:
+        ex = mutate(_example(records[i]), rng)
+        out[i] = (bytes(rng.randrange(256) for _ in range(rng.randrange(3, 30)))
+                  if ex is None else ex.SerializeToString())  # fmt: skip
+    return out
+
+
+def _structure_cases(variant, comp, records, rng):
+    out = []
+    for name, mutate in _mutations(variant).items():
+        for k in (1, 2) if name in ("label_10", "mask_200", "box_nan", "not_an_example") else (1,):
+            indices = sorted(rng.sample(range(len(records)), k))
+            damaged = _damage_records(records, indices, mutate, rng)
+            stream, _ = stream_of(damaged)
+            keep = [s for r, s in enumerate(SIGNATURES) if r not in indices]
+            expect = _expect(record=indices[0], keep=keep, count=(k, k), indices=indices)
+            out.append(_case(f"{variant}-{comp}-{name}-{k - 1}", variant, comp, name,
+                             {SPLIT_FILE: _file(stream, comp)}, expect))  # fmt: skip
+    for name, mutate in _controls(variant).items():
+        changed = records if mutate is None else _damage_records(records, [1], mutate, rng)
+        stream, _ = stream_of(changed)
+        expect = dict(CLEAN)
+        if name == "no_objects":  # record 1's first class row is padding
+            expect["keep"] = [-1 if r == 1 else s for r, s in enumerate(SIGNATURES)]
+        out.append(_case(f"{variant}-{comp}-{name}-0", variant, comp, name,
+                         {SPLIT_FILE: _file(stream, comp)}, expect))  # fmt: skip
+    return out
+
+
+def generate_cases(seed=0, per_class=3):
+    """Every case, in a fixed order: variants x compressions x mutations."""
+    cases = []
+    for variant in VARIANTS:
+        records = valid_records(variant, seed)
+        for comp in COMPRESSIONS:
+            rng = random.Random(f"{seed}:{variant}:{comp}")
+            cases += _structure_cases(variant, comp, records, rng)
+            cases += _byte_cases(variant, comp, records, rng, per_class)
+            cases.append(_zero_byte_case(variant, comp, records))
+    ids = [c["id"] for c in cases]
+    assert len(ids) == len(set(ids)), "case ids must be unique"
+    return cases
+
+
+def mutation_class(case):
+    """The summary's grouping: structure mutations by family, byte mutations by name."""
+    m = case["mutation"]
+    for family in ("missing", "wrong_type", "label", "mask", "box", "class"):
+        if m.startswith(family):
+            return family
+    return m
+
+
+# --- checking (parent side) -------------------------------------------------------------------
+
+
+def check(case, observed):
+    """Problems of one case's observed reads against its expectation (empty: passed)."""
+    exp = case["expect"]
+    problems = []
+    paths = observed.get("paths", {})
+    damaged_path = paths.get(exp["damaged"]) if exp["damaged"] else None
+
+    strict = observed["strict"]
+    if exp["clean"]:
+        if strict["error"]:
+            problems.append(f"strict read of valid data failed: {strict['error']}: "
+                            f"{strict['message']}")  # fmt: skip
+        elif strict["yield"] != exp["keep"]:
+            problems.append(f"strict read yielded {strict['yield']}, expected {exp['keep']}")
+    elif not strict["error"]:
+        problems.append(f"strict read raised nothing (yielded {strict['yield']})")
+    else:
+        msg = strict["message"]
+        if damaged_path not in msg:
+            problems.append(f"strict error does not name {exp['damaged']}: "
+                            f"{strict['error']}: {msg[:300]}")  # fmt: skip
+        elif exp["record"] is not None and not re.search(rf"\brecord {exp['record']}\b", msg):
+            problems.append(f"strict error does not name record {exp['record']}: "
+                            f"{strict['error']}: {msg[:300]}")  # fmt: skip
+
+    skip = observed["skip"]
+    if skip["error"]:
+        problems.append(f"skip_corrupt read raised {skip['error']}: {skip['message'][:300]}")
+    else:
+        got, keep = skip["yield"], exp["keep"]
+        if exp["prefix"]:
+            ok = got == keep[: len(got)]
+        else:
+            ok = got == keep or (exp["also_keep"] is not None and got == exp["also_keep"])
+        if not ok:
+            want = f"a prefix of {keep}" if exp["prefix"] else str(keep)
+            problems.append(f"skip_corrupt read yielded {got}, expected {want}")
+        lo, hi = exp["count"]
+        if got == exp["also_keep"] and got != keep:
+            lo, hi = 1, 1  # resynchronised: exactly the damaged record skipped
+        count = skip["count"]
+        if count is None or count < lo or (hi is not None and count > hi):
+            want = f"{lo}" if lo == hi else f">= {lo}" if hi is None else f"{lo}..{hi}"
+            problems.append(f"skipped.count {count}, expected {want}")
+        if exp["indices"] and skip["records"] is not None:
+            idx = sorted(i for p, i, _ in skip["records"] if p == damaged_path)
+            if idx[: len(exp["indices"])] != exp["indices"]:
+                problems.append(f"skipped records name {skip['records']}, expected records "
+                                f"{exp['indices']} of {exp['damaged']}")  # fmt: skip
+
+    ver = observed["verify"]
+    if ver["error"]:
+        problems.append(f"verify_records raised {ver['error']}: {ver['message'][:300]}")
+    else:
+        corrupt = {p: [i for i, _ in v] for p, v in ver["corrupt"].items() if v}
+        if exp["clean"]:
+            if corrupt:
+                problems.append(f"verify reports valid data as corrupt: {ver['messages'][:3]}")
+        else:
+            found = corrupt.get(damaged_path, [])
+            if not found:
+                problems.append(f"verify reports nothing for {exp['damaged']} "
+                                f"(reports: {ver['messages'][:3]})")  # fmt: skip
+            elif (
+                exp["indices"] is not None
+                and sorted(found)[: len(exp["indices"])] != exp["indices"]
+            ):
+                problems.append(f"verify reports records {sorted(found)} of {exp['damaged']}, "
+                                f"expected {exp['indices']}")  # fmt: skip
+    return problems
+
+
+# --- the worker (subprocess side) -------------------------------------------------------------
+
+
+def _signatures(task, batch):
+    _, target = batch
+    if task == "classification":
+        return [int(v) for v in target.numpy()]
+    if task == "segmentation":
+        return [int(v) for v in target.numpy()[:, 0, 0]]
+    return [int(v) for v in target["classes"].numpy()[:, 0]]
+
+
+def _read(fn):
+    """Runs ``fn``; ``{"error", "message"}`` of what it raised, plus what it returned."""
+    try:
+        return {"error": None, "message": "", **fn()}
+    except Exception as e:  # noqa: BLE001 - every Python-level outcome is recorded
+        message = getattr(e, "message", None) or str(e)
+        return {"error": type(e).__name__, "message": str(message)[:4000], "yield": None,
+                "count": None, "records": None}  # fmt: skip
+
+
+def _supports(fn, name):
+    import inspect
+
+    return name in inspect.signature(fn).parameters
+
+
+def run_case(case, folder, notes):
+    import json
+    import os
+
+    from tfcompress.data import build_dataset, records
+    from tfcompress.data import errors as data_errors
+
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for name, data in case["files"].items():
+        path = os.path.join(folder, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        paths[name] = path
+    if case["manifest"]:
+        names = sorted(case["manifest"])
+        manifest = {
+            "task": case["task"], "num_classes": NUM_CLASSES,
+            "classes": [str(c) for c in range(NUM_CLASSES)],
+            "compression": case["compression"], "file_pattern": "{split}-*.tfrecord",
+            "splits": {"test": {"num_examples": sum(case["manifest"].values()), "shards": names,
+                                "shard_counts": [case["manifest"][n] for n in names],
+                                "num_skipped": 0, "skipped": []}},
+        }  # fmt: skip
+        with open(os.path.join(folder, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+    pattern = os.path.join(folder, "*.tfrecord")
+    task = case["task"]
+    extra = {"num_classes": NUM_CLASSES} if _supports(build_dataset, "num_classes") else {}
+    if not extra:
+        notes.add("build_dataset has no num_classes keyword")
+
+    def strict():
+        ds = build_dataset(pattern, task, 2, training=False, **extra)
+        return {"yield": [s for b in ds for s in _signatures(task, b)]}
+
+    def skip():
+        skipped = data_errors.SkippedRecords() if hasattr(data_errors, "SkippedRecords") else None
+        kwargs = {**extra, "skipped": skipped} if _supports(build_dataset, "skipped") else extra
+        if "skipped" not in kwargs:
+            notes.add("build_dataset has no skipped keyword")
+        size = {"output_size": (HEIGHT, WIDTH), "channels": case["channels"]}
+        ds = build_dataset(pattern, task, 2, training=False, skip_corrupt=True, **size, **kwargs)
+        got = [s for b in ds for s in _signatures(task, b)]
+        return {
+            "yield": got,
+            "count": None if skipped is None else skipped.count,
+            "records": None if skipped is None else [list(r) for r in skipped.records],
+        }
+
+    def verify():
+        kwargs = {"num_classes": NUM_CLASSES} if _supports(records.verify_records,
+                                                           "num_classes") else {}  # fmt: skip
+        if not kwargs:
+            notes.add("verify_records has no num_classes keyword")
+        report = records.verify_records(pattern, task=task, **kwargs)
+        return {"corrupt": {f.path: [[int(i), str(m)] for i, m in f.corrupt]
+                            for f in report.files},
+                "messages": report.messages()[:10]}  # fmt: skip
+
+    return {"paths": paths, "strict": _read(strict), "skip": _read(skip), "verify": _read(verify)}
+
+
+def main(argv):
+    import json
+    import os
+    import time
+
+    out_dir, results, first = argv[1], argv[2], int(argv[3])
+    stop = int(argv[4]) if len(argv) > 4 else None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf  # noqa: F401 - loaded before the first case is timed
+
+    cases = generate_cases()
+    notes = set()
+    with open(results, "a") as log:
+
+        def emit(**event):
+            log.write(json.dumps(event) + "\n")
+            log.flush()
+
+        for case in cases[first:stop]:
+            emit(event="start", case=case["id"])
+            t0 = time.perf_counter()
+            observed = run_case(case, os.path.join(out_dir, case["id"]), notes)
+            emit(event="done", case=case["id"], observed=observed,
+                 seconds=round(time.perf_counter() - t0, 3), notes=sorted(notes))  # fmt: skip
+        emit(event="end")
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main(sys.argv)
