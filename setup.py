@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "scipy>=1.11",
     "matplotlib>=3.8",
     "pillow>=10",
+    "google-crc32c>=1.5",  # data.integrity: CRC32C of every record before TF reads it
 ]
 
 EXTRAS_REQUIRE = {
