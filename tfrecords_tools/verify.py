@@ -1,8 +1,13 @@
-"""Decodes every record of a set of shards and reports each corrupt one (file, index).
+"""Checks every record of a set of shards and reports each problem (file, record index).
 
     python -m tfrecords_tools.verify --file_pattern 'data/voc2007/*.tfrecord'
 
-Exit status 0 if every record decodes, 1 otherwise.
+Each shard's framing and CRCs are checked before TensorFlow reads it (a crafted length,
+a flipped byte, a cut or padded GZIP stream, a 0-byte file, mixed compressions), its
+record count against the manifest.json beside it, then every good record is decoded and
+validated as build_dataset does (label range, mask ids, lossless masks, boxes, sizes).
+Prints one `corrupt: ...` line per problem and a summary line; exit status 0 if there is
+no problem, 1 otherwise.
 """
 
 import sys
@@ -17,6 +22,13 @@ flags.DEFINE_enum(
     None,
     ["classification", "segmentation", "detection"],
     "Expected task (default: inferred from the first record).",
+)
+flags.DEFINE_integer(
+    "num_classes",
+    None,
+    "Labels, mask ids and box classes must be below it "
+    "(default: num_classes of the manifest.json beside the shards).",
+    lower_bound=1,
 )
 common.define_read_compression_flag()
 flags.mark_flag_as_required("file_pattern")
@@ -33,6 +45,7 @@ def main(argv):
             FLAGS.file_pattern,
             task=FLAGS.task,
             compression=common.READ_COMPRESSIONS[FLAGS.compression],
+            num_classes=FLAGS.num_classes,
         )
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")

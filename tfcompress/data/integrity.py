@@ -95,6 +95,7 @@ class ShardScan:
     mtime_ns: int
     num_records: int
     problems: tuple = ()
+    task: str | None = None  # records also checked with ``validate.structure_problem``
 
     @property
     def ok(self):
@@ -106,8 +107,9 @@ class ShardScan:
         return [(p.index, p.message) for p in self.problems]
 
     def good_records(self):
-        """``[(index, serialized record)]`` of the records whose framing and CRCs pass, with
-        their true indices (the file is read again; a file changed since the scan raises)."""
+        """``[(index, serialized record)]`` of the records whose framing and CRCs (and, for
+        a scan with a ``task``, structure) pass, with their true indices. The file is read
+        again; a file changed since the scan raises."""
         f, size, mtime_ns = compression_lib.open_file(self.path)
         with f:
             if (size, mtime_ns) != (self.size, self.mtime_ns):
@@ -115,10 +117,11 @@ class ShardScan:
                     f"{self.path} changed while being read (size {self.size} -> {size}): "
                     "scan it again"
                 )
+            bad = {p.index for p in self.problems if p.in_record}
             return [
                 (index, data)
                 for index, data in _walk(f, size, self.compression, keep_data=True)
-                if not isinstance(data, Problem)
+                if not isinstance(data, Problem) and index not in bad
             ]
 
 
@@ -220,9 +223,10 @@ class _GzipStream:
         return f"not a GZIP stream: corrupt GZIP header ({text})"
 
 
-def _walk(f, size, compression, keep_data=False):
-    """Yields ``(index, data)`` per record: ``data`` is the record's bytes if it is good
-    (``b""`` unless ``keep_data``), else a ``Problem``. A problem that makes the rest of
+def _walk(f, size, compression, keep_data=False, offsets=False):
+    """Yields ``(index, data)`` (``(index, offset, data)`` with ``offsets``) per record:
+    ``data`` is the record's bytes if it is good (``b""`` unless ``keep_data``), else a
+    ``Problem``. A problem that makes the rest of
     the file unframeable ends the walk. Never reads more than ``_CHUNK`` bytes beyond what
     the file holds."""
     stream = _GzipStream(f, size) if compression == compression_lib.GZIP else _FileStream(f, size)
@@ -231,7 +235,8 @@ def _walk(f, size, compression, keep_data=False):
         offset = stream.offset
 
         def problem(reason, in_record=True, index=index, offset=offset):
-            return index, Problem(index, offset, reason, in_record)
+            found = Problem(index, offset, reason, in_record)
+            return (index, offset, found) if offsets else (index, found)
 
         header = stream.read(_HEADER)
         if len(header) < _HEADER:
@@ -249,7 +254,10 @@ def _walk(f, size, compression, keep_data=False):
             return
         remaining = stream.remaining()
         if remaining is not None and length > remaining:
-            yield problem(f"length field says {length} bytes, {remaining} remain in the file")
+            yield problem(
+                f"truncated record: length field says {length} bytes, {remaining} remain in "
+                "the file"
+            )
             return
         if length > MAX_RECORD_BYTES:
             yield problem(
@@ -271,14 +279,18 @@ def _walk(f, size, compression, keep_data=False):
             if stream.error:
                 yield problem(stream.error)
             elif got < length:
-                yield problem(f"length field says {length} bytes, {got} remain in the stream")
+                yield problem(
+                    f"truncated record: length field says {length} bytes, {got} remain in "
+                    "the stream"
+                )
             else:
-                yield problem(f"truncated data CRC: {len(footer)} of 4 bytes")
+                yield problem(f"truncated record: data CRC {len(footer)} of 4 bytes")
             return
         if compression_lib.mask_crc(crc) != struct.unpack("<I", footer)[0]:
             yield problem("data CRC mismatch")
         else:
-            yield index, b"".join(pieces)
+            data = b"".join(pieces)
+            yield (index, offset, data) if offsets else (index, data)
         index += 1
 
 
@@ -286,28 +298,41 @@ _SCANS = {}
 _SCANS_LOCK = threading.Lock()
 
 
-def scan_shard(path, compression):
+def scan_shard(path, compression, task=None):
     """Walks the framing of the shard at ``path`` (``"GZIP"`` or ``""``; ``"auto"``
-    detects it) and checks every CRC; returns a ``ShardScan``. Cached per process by
-    ``(realpath, size, mtime_ns, compression)``."""
+    detects it) and checks every CRC; returns a ``ShardScan``. With a ``task``, each
+    record whose CRC passes is also checked with ``validate.structure_problem`` (a
+    ``tf.train.Example`` whose schema features have the right types: TensorFlow's parser
+    raises on these naming no file). Cached per process by ``(realpath, size, mtime_ns,
+    compression, task)``."""
     compression_lib.check(compression)
     if compression == compression_lib.AUTO:
         compression = compression_lib.detect(path)
+    structure_problem = None
+    if task is not None:
+        from tfcompress.data import validate  # imports TensorFlow
+
+        structure_problem = validate.structure_problem
     f, size, mtime_ns = compression_lib.open_file(path)
     with f:
-        key = (os.path.realpath(path), size, mtime_ns, compression)
+        key = (os.path.realpath(path), size, mtime_ns, compression, task)
         with _SCANS_LOCK:
             cached = _SCANS.get(key)
         if cached is not None:
             return dataclasses.replace(cached, path=path) if cached.path != path else cached
-        num_records, problems = 0, []
-        for index, data in _walk(f, size, compression):
+        num_records, problems, offset = 0, [], 0
+        walk = _walk(f, size, compression, keep_data=task is not None, offsets=True)
+        for index, offset, data in walk:
             if isinstance(data, Problem):
                 problems.append(data)
                 if not data.in_record:
                     continue
+            elif structure_problem is not None:
+                reason = structure_problem(data, task)
+                if reason is not None:
+                    problems.append(Problem(index, offset, reason))
             num_records = index + 1
-    scan = ShardScan(path, compression, size, mtime_ns, num_records, tuple(problems))
+    scan = ShardScan(path, compression, size, mtime_ns, num_records, tuple(problems), task)
     with _SCANS_LOCK:
         _SCANS[key] = scan
     return scan
@@ -319,37 +344,78 @@ def clear_cache():
         _SCANS.clear()
 
 
-def _read_manifest(directory):
-    """``(path, manifest)`` of ``directory``'s manifest, or ``(path, None)`` if it has
-    none (or one that is not a tfcompress shard manifest)."""
-    path = os.path.join(directory, MANIFEST_NAME)
+_MANIFESTS = {}  # path -> ((size, mtime_ns), manifest)
+
+
+def read_manifest_beside(path):
+    """``(manifest path, manifest)`` of the ``manifest.json`` in the directory of the shard
+    ``path``; the manifest is ``None`` if there is none (or it is not a shard manifest:
+    no ``"splits"``). Cached by the manifest's size and mtime; an unreadable one raises."""
+    manifest_path = os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)
     try:
-        with open(path) as f:
-            manifest = json.load(f)
+        st = os.stat(manifest_path)
     except FileNotFoundError:
-        return path, None
+        return manifest_path, None
+    stamp = (st.st_size, st.st_mtime_ns)
+    with _SCANS_LOCK:
+        cached = _MANIFESTS.get(manifest_path)
+    if cached is not None and cached[0] == stamp:
+        return manifest_path, cached[1]
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
     except (OSError, ValueError) as e:
-        raise CorruptInputError(f"Unreadable shard manifest {path}: {e}") from e
+        raise CorruptInputError(f"Unreadable shard manifest {manifest_path}: {e}") from e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
-        return path, None
-    return path, manifest
+        manifest = None
+    with _SCANS_LOCK:
+        _MANIFESTS[manifest_path] = (stamp, manifest)
+    return manifest_path, manifest
+
+
+def _listed(manifest):
+    """``{shard basename: (split, record count or None)}`` of a manifest."""
+    listed = {}
+    for split, entry in manifest["splits"].items():
+        names = entry.get("shards") or []
+        counts = entry.get("shard_counts") or []
+        for i, name in enumerate(names):
+            listed[name] = (split, int(counts[i]) if i < len(counts) else None)
+    return listed
 
 
 def manifest_count(path):
     """``(manifest path, records it lists for the shard)`` for the ``manifest.json`` beside
     ``path``: ``(None, None)`` without a manifest; ``(manifest path, None)`` if the manifest
-    does not list the shard."""
-    manifest_path, manifest = _read_manifest(os.path.dirname(os.path.abspath(path)))
+    does not list the shard (or lists no count for it)."""
+    manifest_path, manifest = read_manifest_beside(path)
     if manifest is None:
         return None, None
-    name = os.path.basename(path)
-    for entry in manifest["splits"].values():
-        names = entry.get("shards") or []
-        if name in names:
-            counts = entry.get("shard_counts") or []
-            i = names.index(name)
-            return manifest_path, (int(counts[i]) if i < len(counts) else -1)
-    return manifest_path, None
+    listed = _listed(manifest).get(os.path.basename(path))
+    if listed is None:
+        return manifest_path, None
+    return manifest_path, (-1 if listed[1] is None else listed[1])
+
+
+def missing_shards(files):
+    """``[(path, split, records listed, manifest path)]``: shards the manifests beside
+    ``files`` list, in the splits ``files`` belong to, that do not exist (a conversion
+    interrupted between splits, a partial copy)."""
+    by_dir = {}
+    for path in files:
+        by_dir.setdefault(os.path.dirname(os.path.abspath(path)), set()).add(os.path.basename(path))
+    missing = []
+    for directory, names in sorted(by_dir.items()):
+        manifest_path, manifest = read_manifest_beside(os.path.join(directory, "x"))
+        if manifest is None:
+            continue
+        listed = _listed(manifest)
+        splits = {listed[n][0] for n in names if n in listed}
+        for name, (split, count) in sorted(listed.items()):
+            path = os.path.join(directory, name)
+            if split in splits and not os.path.exists(path):
+                missing.append((path, split, count or 0, manifest_path))
+    return missing
 
 
 def problems_of(scan):
@@ -388,15 +454,18 @@ def problems_of(scan):
     return problems, []
 
 
-def check_shards(files, compression="auto", *, skip_corrupt=False, skipped=None):
+def check_shards(files, compression="auto", *, task=None, skip_corrupt=False, skipped=None):
     """Scans ``files`` (paths); returns their ``ShardScan``s, in order.
 
     Strict (default): raises ``CorruptInputError`` naming the file, the record index and
-    byte of the first problem, or a manifest count that disagrees with the file. With
-    ``skip_corrupt=True``: every bad record (and, per the manifest, every missing one) is
-    added to ``skipped`` (a ``SkippedRecords``) and the scans are returned; read the files
-    whose scan is not ``ok`` with ``scan.good_records()``. Mixed compressions and shards
-    the manifest does not list raise in both modes.
+    byte of the first problem, a manifest count that disagrees with the file, or a shard
+    of the same split the manifest lists but that does not exist. With
+    ``skip_corrupt=True``: every bad record (and every record the manifest lists that is
+    missing) is added to ``skipped`` (a ``SkippedRecords``) and the scans are returned;
+    read the files whose scan is not ``ok`` with ``scan.good_records()``. Mixed
+    compressions, shards the manifest does not list and shards with more records than
+    it lists raise in both modes. ``task``: also check each record's structure
+    (``scan_shard``).
     """
     files = [files] if isinstance(files, str) else list(files)
     if not files:
@@ -404,9 +473,18 @@ def check_shards(files, compression="auto", *, skip_corrupt=False, skipped=None)
     if skip_corrupt and skipped is None:
         raise ValueError("skip_corrupt=True needs a SkippedRecords to count into: skipped=")
     compression = compression_lib.resolve(files, compression)  # raises on mixed ones
+    for path, split, count, manifest_path in missing_shards(files):
+        reason = (
+            f"{manifest_path} lists it ({count} records of split {split!r}) but it does "
+            "not exist: an interrupted conversion or copy?"
+        )
+        if not skip_corrupt:
+            raise CorruptInputError(f"Missing shard {path}: {reason}")
+        for i in range(count):
+            skipped.add(path, i, f"missing shard: {reason}")
     scans = []
     for path in files:
-        scan = scan_shard(path, compression)
+        scan = scan_shard(path, compression, task)
         problems, fatal = problems_of(scan)
         if fatal:
             raise CorruptInputError(fatal[0].error_message(path))

@@ -1,21 +1,20 @@
 """Reading shards back for checks: ``verify_records`` and ``inspect_records``.
 
-``verify_records`` reads every record of every shard and fully decodes it (image, mask,
-boxes), reporting each corrupt one by file and record index. A truncated file is reported at
-the first record that cannot be read (nothing after it is readable).
+Neither lets TensorFlow read a byte the shard scan (``integrity``) has not framed and
+CRC-checked. ``verify_records`` reports, per file and record index, every framing, CRC,
+GZIP, 0-byte, mixed-compression and manifest-count problem, then decodes and validates
+every good record with ``validate.find_invalid`` (the checks ``build_dataset`` applies).
 """
 
 import collections
 import dataclasses
 import os
-import struct
-import zlib
 
 import numpy as np
 import tensorflow as tf
 
 from tfcompress.data import compression as compression_lib
-from tfcompress.data import decode, pipeline, schema
+from tfcompress.data import decode, integrity, pipeline, schema, validate
 from tfcompress.data.errors import CorruptInputError
 
 
@@ -23,7 +22,7 @@ from tfcompress.data.errors import CorruptInputError
 class FileReport:
     path: str
     num_records: int = 0  # records read (good or corrupt)
-    corrupt: list = dataclasses.field(default_factory=list)  # [(record index, message)]
+    corrupt: list = dataclasses.field(default_factory=list)  # [(record index or None, message)]
 
 
 @dataclasses.dataclass
@@ -40,139 +39,103 @@ class VerifyReport:
         return sum(len(f.corrupt) for f in self.files)
 
     def messages(self):
-        return [f"{f.path}: record {i}: {msg}" for f in self.files for i, msg in f.corrupt]
-
-
-def _decompress(data, compression):
-    """Decompressed bytes and, for a GZIP stream that breaks off, a message."""
-    if compression != "GZIP":
-        return data, None
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(data)
-    except zlib.error as e:
-        return b"", f"corrupt GZIP stream: {e}"
-    if not inflater.eof:
-        return out, "truncated GZIP stream (no end-of-stream marker)"
-    return out, None
-
-
-def _frame(stream):
-    """Splits TFRecord framing (u64 length, u32 crc, data, u32 crc); reports a cut record."""
-    records, offset = [], 0
-    while offset < len(stream):
-        if len(stream) - offset < 12:
-            return records, f"truncated record header ({len(stream) - offset} of 12 bytes)"
-        (length,) = struct.unpack_from("<Q", stream, offset)
-        if offset + 16 + length > len(stream):
-            have = len(stream) - offset - 12
-            return records, f"truncated record: {max(have, 0)} of {length + 4} data bytes"
-        records.append(stream[offset + 12 : offset + 12 + length])
-        offset += 16 + length
-    return records, None
-
-
-def _read_raw(path, compression):
-    """All readable raw records of a file and, if it breaks off, ``(index, message)``.
-
-    TensorFlow's reader silently stops at a record cut short at the end of a file (e.g. an
-    interrupted copy), so the framing is walked here; TensorFlow then checks the CRCs.
-    """
-    with open(path, "rb") as f:
-        stream, gzip_error = _decompress(f.read(), compression)
-    records, frame_error = _frame(stream)
-    read = 0
-    try:
-        for _ in tf.data.TFRecordDataset(path, compression_type=compression):
-            read += 1
-    except tf.errors.OpError as e:
-        bad = read
-        if bad < len(records):  # a CRC error inside the readable part
-            return records[:bad], (bad, f"corrupt record: {e.message.splitlines()[0]}")
-    error = frame_error or gzip_error
-    return records, (len(records), error) if error else None
-
-
-def _check_fn(task, channels):
-    def check(serialized):
-        d = decode.decode(serialized, task, channels)
-        shape = tf.shape(d["image"], out_type=tf.int64)
-        checks = [
-            tf.debugging.assert_equal(
-                shape[:2], tf.stack([d["height"], d["width"]]), message="image size != header"
-            )
+        """``path: record i: message`` per problem (``path: message`` for a whole file)."""
+        return [
+            f"{f.path}: {message}" if i is None else f"{f.path}: record {i}: {message}"
+            for f in self.files
+            for i, message in f.corrupt
         ]
-        if task == schema.SEGMENTATION:
-            checks.append(
-                tf.debugging.assert_equal(
-                    tf.shape(d["mask"], out_type=tf.int64), shape[:2], message="mask size != image"
-                )
-            )
-        if task == schema.DETECTION:
-            n = tf.shape(d["classes"])[0]
-            checks.append(tf.debugging.assert_equal(tf.shape(d["boxes"])[0], n, "boxes != classes"))
-        with tf.control_dependencies(checks):
-            return tf.constant(True)
-
-    return check
 
 
-def _decode_errors(records, task, channels):
-    """Indices of records that fail to decode, with the error message of each."""
-    check = _check_fn(task, channels)
-    ds = tf.data.Dataset.from_tensor_slices(tf.constant(records, tf.string)) if records else None
-    if ds is None:
-        return []
-    ok = ds.enumerate().map(
-        lambda i, r: (i, check(r)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
-    good = {int(i) for i, _ in ok.ignore_errors().as_numpy_iterator()}
-    errors = []
-    for i in sorted(set(range(len(records))) - good):
+def _first_task(records):
+    """The task of the first record that parses as a ``tf.train.Example``, or ``None``."""
+    for _, record in records:
         try:
-            check(tf.constant(records[i]))
-            errors.append((i, "failed to decode"))
-        except (tf.errors.OpError, ValueError) as e:
-            errors.append((i, getattr(e, "message", str(e)).strip().splitlines()[0]))
-    return errors
+            return schema.task_of(tf.train.Example.FromString(record).features.feature.keys())
+        except Exception:  # noqa: BLE001, S112 - not an Example: find_invalid reports it
+            continue
+    return None
 
 
-def _task_of(record):
-    return schema.task_of(tf.train.Example.FromString(record).features.feature.keys())
+def _name(compression):
+    return compression or "uncompressed"
 
 
-def verify_records(file_pattern, task=None, compression="auto", raise_on_error=False):
-    """Reads and decodes every record; returns a ``VerifyReport``.
+def _manifest_num_classes(path):
+    _, manifest = integrity.read_manifest_beside(path)
+    return manifest.get("num_classes") if manifest else None
+
+
+def verify_records(
+    file_pattern, task=None, compression="auto", raise_on_error=False, num_classes=None
+):
+    """Scans, decodes and validates every record; returns a ``VerifyReport``.
 
     Args:
       file_pattern: glob (or list) of shards.
-      task: expected task; default: inferred from the first readable record.
-      compression: ``"GZIP"``, ``""`` or ``"auto"`` (detected file by file).
+      task: expected task; default: inferred from the first good record.
+      compression: ``"GZIP"``, ``""`` or ``"auto"`` (detected file by file; a file
+        compressed unlike the first is reported: one reader cannot read both).
       raise_on_error: raise ``CorruptInputError`` naming the file and record index of the
-        first corrupt record instead of reporting.
+        first problem instead of reporting.
+      num_classes: labels (and mask ids, detection classes) must be below it; default: the
+        ``num_classes`` of the ``manifest.json`` beside each shard.
     """
     compression_lib.check(compression)
-    reports = []
-    channels = None
-    for path in pipeline.list_shards(file_pattern):
+    if task is not None:
+        schema.check_task(task)
+    files = pipeline.list_shards(file_pattern)
+    found = [
+        compression_lib.detect(path) if compression == compression_lib.AUTO else compression
+        for path in files
+    ]
+    missing = [
+        FileReport(
+            path,
+            0,
+            [
+                (
+                    None,
+                    f"missing: {manifest_path} lists it ({count} records of "
+                    f"split {split!r}) but it does not exist",
+                )
+            ],
+        )  # fmt: skip
+        for path, split, count, manifest_path in integrity.missing_shards(files)
+    ]
+    reports, channels = [], None
+    for path, file_compression in zip(files, found, strict=True):
         report = FileReport(path)
-        records, broken = _read_raw(path, compression_lib.resolve(path, compression))
-        if records and task is None:
-            try:
-                task = _task_of(records[0])
-            except Exception as e:  # noqa: BLE001 - reported with the file and index
-                raise CorruptInputError(f"{path}: record 0: {e}") from e
-        if records and channels is None:
-            channels = pipeline.image_shape_of(tf.train.Example.FromString(records[0]))[2]
-        report.corrupt = _decode_errors(records, task, channels) if records else []
-        if broken:
-            report.corrupt.append(broken)
-        report.num_records = len(records) + (1 if broken else 0)
+        if file_compression != found[0]:
+            report.corrupt.append((None, (
+                f"{_name(file_compression)} while {files[0]} is {_name(found[0])}: one "
+                "reader cannot read both (convert them alike)")))  # fmt: skip
+        scan = integrity.scan_shard(path, file_compression)
+        problems, fatal = integrity.problems_of(scan)
+        records = scan.good_records() if scan.num_records else []
+        if task is None:
+            task = _first_task(records)
+        if records and task is not None:
+            if channels is None:
+                first = tf.train.Example.FromString(records[0][1]).features.feature
+                stored = first[schema.IMAGE_CHANNELS].int64_list.value
+                channels = stored[0] if stored and stored[0] in (1, 3) else 3
+            classes = num_classes if num_classes is not None else _manifest_num_classes(path)
+            invalid = validate.find_invalid([r for _, r in records], task, channels=channels,
+                                            num_classes=classes)  # fmt: skip
+            problems += [integrity.Problem(records[i][0], None, m) for i, m in invalid]
+        problems.sort(key=lambda p: p.index if p.index is not None else -1)
+        report.corrupt += [(p.index, p.message) for p in fatal + problems]
+        report.num_records = scan.num_records
         if raise_on_error and report.corrupt:
             index, message = report.corrupt[0]
+            if index is None:
+                raise CorruptInputError(f"Corrupt file {path}: {message}")
             raise CorruptInputError(f"Corrupt record in {path}: record {index}: {message}")
         reports.append(report)
-    return VerifyReport(task or "unknown", reports)
+    if raise_on_error and missing:
+        raise CorruptInputError(f"Missing shard {missing[0].path}: {missing[0].corrupt[0][1]}")
+    return VerifyReport(task or "unknown", reports + missing)
 
 
 def _histogram_fn(task):
@@ -198,6 +161,7 @@ def class_histogram(file_pattern, task, compression="auto"):
     (segmentation, 255 = ignore included)."""
     files = pipeline.list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
+    integrity.check_shards(files, compression)  # TensorFlow never reads unchecked bytes
     ds = tf.data.TFRecordDataset(files, compression_type=compression)
     ds = ds.map(_histogram_fn(task), num_parallel_calls=tf.data.AUTOTUNE)
     counts = collections.Counter()
@@ -236,18 +200,18 @@ def _draw_sample(decoded, task, path_prefix):
 
 def inspect_records(file_pattern, compression="auto", num_samples=4, samples_dir=None):
     """Counts per shard, the class histogram and (optionally) a few decoded samples as PNG.
+    Every shard is scanned first (``integrity.check_shards``, strict): a corrupt one raises
+    ``CorruptInputError`` naming it before TensorFlow reads it.
 
     Returns ``{"task", "num_records", "files": {path: count}, "class_histogram", "samples"}``.
     """
     files = pipeline.list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
+    scans = integrity.check_shards(files, compression)  # strict: raises naming the file
+    counts = {scan.path: scan.num_records for scan in scans}
     first = pipeline.first_example(files, compression)
     task = schema.task_of(first.features.feature.keys())
     channels = pipeline.image_shape_of(first)[2]
-    counts = {}
-    for path in files:
-        ds = tf.data.TFRecordDataset(path, compression_type=compression)
-        counts[path] = int(ds.reduce(np.int64(0), lambda n, _: n + 1).numpy())
     samples = []
     if samples_dir and num_samples:
         os.makedirs(samples_dir, exist_ok=True)
