@@ -244,7 +244,8 @@ def test_entry_points_check_paths_before_anything_runs(tmp_path):
             cfg.CompressConfig(_train_config(str(tmp_path), str(afile / "run")),
                                cfg.PruneConfig("l1_filter", ratio=0.5))
         )  # fmt: skip
-    with pytest.raises(FileNotFoundError, match=r"checkpoint='nowhere': no such file"):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint='nowhere': no such run directory "
+                       r"or .keras file"):  # fmt: skip
         training.evaluate(cfg.EvalConfig("nowhere", str(tmp_path / "*.tfrecord")))
     with pytest.raises(IsADirectoryError, match=r"output=.* is a directory, not a file"):
         training.evaluate(cfg.EvalConfig(str(afile), str(afile), output=str(tmp_path)))

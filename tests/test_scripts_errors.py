@@ -140,3 +140,32 @@ def test_parse_rejects_a_flagfile_with_an_unknown_method(tmp_path):
     flagfile.write_text("--model=lenet5\n--num_classes=10\n--method=pruneall\n")
     with pytest.raises(flags.IllegalFlagValueError, match="flag --method=pruneall: value should"):
         parse("compress", [f"--flagfile={flagfile}"])
+
+
+@pytest.mark.slow
+def test_scripts_report_unusable_paths_in_one_line(fmnist, lenet5_run, tmp_path):
+    """A file-valued run directory (train), a folder where export writes model.keras and
+    an evaluate --output under a file: one `error:` line each, exit code 1, nothing
+    written, no traceback. Both processes run at once."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    out = tmp_path / "export"
+    (out / "model.keras").mkdir(parents=True)
+    train = start(
+        "train",
+        ["--model=lenet5", "--num_classes=10", "--max_iteration=5", *data_flags(fmnist),
+         f"--checkpoint={afile}/run"],
+        str(tmp_path / "train.log"),
+    )  # fmt: skip
+    export = start(
+        "export",
+        [f"--checkpoint={lenet5_run}", f"--output_dir={out}", "--formats=keras,report"],
+        str(tmp_path / "export.log"),
+    )
+    code, text = finish(train)
+    assert code == 1 and "Traceback" not in text
+    assert f"error: checkpoint='{afile}/run' cannot be created: '{afile}' is a file" in text
+    code, text = finish(export)
+    assert code == 1 and "Traceback" not in text
+    assert f"error: output_dir='{out}': '{out}/model.keras' is a directory, but the run " in text
+    assert sorted(os.listdir(out)) == ["model.keras"] and afile.read_text() == "x"

@@ -91,7 +91,7 @@ def _sweep(model, config, data, size, task, num_classes):
 def evaluate(config):
     """Evaluates `config.checkpoint` on `config.test_data`; returns (and optionally writes
     to `config.output`) `{"metrics": ..., "params": ..., "sweep": [...]}`."""
-    paths.input_path("checkpoint", config.checkpoint)
+    paths.input_path("checkpoint", config.checkpoint, paths.TRAINED)
     paths.input_pattern("test_data", config.test_data)
     paths.input_pattern("recalibrate_data", config.recalibrate_data)
     if config.output:

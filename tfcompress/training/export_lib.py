@@ -48,7 +48,7 @@ def writes(formats):
 
 def check_paths(config):
     """The paths of an `ExportConfig`, before anything is loaded or written."""
-    paths.input_path("checkpoint", config.checkpoint)
+    paths.input_path("checkpoint", config.checkpoint, paths.TRAINED)
     paths.input_pattern("calibration_data", config.calibration_data)
     paths.output_directory("output_dir", config.output_dir)
     paths.outputs_inside("output_dir", config.output_dir, writes(config.formats))

@@ -19,6 +19,9 @@ import tempfile
 import tensorflow as tf
 
 DIRECTORY, FILE = "directory", "file"
+# What `initialize` and a `checkpoint` to evaluate or export may be.
+INITIALIZE = "train run directory, .keras or .weights.h5 file"
+TRAINED = "run directory or .keras file"
 
 
 def _describe(path):
@@ -93,10 +96,10 @@ def outputs_inside(flag, folder, kinds):
         )
 
 
-def input_path(flag, value):
-    """A file or directory the run reads."""
+def input_path(flag, value, kind="file or directory"):
+    """A file or directory the run reads (`kind` says which, in the message)."""
     if not os.path.exists(value):
-        raise FileNotFoundError(f"{flag}={value!r}: no such file or directory.")
+        raise FileNotFoundError(f"{flag}={value!r}: no such {kind}.")
     if not os.access(value, os.R_OK):
         raise PermissionError(f"{flag}={value!r} is not readable (Permission denied).")
 
@@ -121,4 +124,4 @@ def check_run(config, files):
     input_pattern("train_data", config.train_data)
     input_pattern("test_data", config.test_data)
     if config.initialize:
-        input_path("initialize", config.initialize)
+        input_path("initialize", config.initialize, INITIALIZE)
