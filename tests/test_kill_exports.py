@@ -28,6 +28,7 @@ CASES = [
     ("keras", "replace:before", 1, True, "old"),
     ("keras", "replace:done", 1, True, "new"),
     ("tflite", "replace:done", 1, True, "old"),  # mid-conversion: its SavedModel written
+    ("tflite", "converter", 1, True, "old"),  # inside TFLiteConverter.convert
     ("tflite", "replace:before", 2, True, "old"),
     ("tflite", "replace:done", 2, True, "new"),
 ]
@@ -101,6 +102,15 @@ def _kill_at(point, occurrence):
     import signal
 
     from tfcompress import atomic
+
+    if point == "converter":  # after the MLIR conversion, before its optimization passes
+        from tensorflow.lite.python import lite
+
+        def kill(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        lite.TFLiteConverterBase._optimize_tflite_model = kill
+        return
 
     seen = [0]
 
