@@ -91,7 +91,7 @@ def dead_leftovers(folder, accept=None):
     ``accept(base)`` admits (all if None)."""
     try:
         names = os.listdir(folder)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing to recover; the write will say
         return []
     found = []
     for name in sorted(names):

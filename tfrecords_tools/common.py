@@ -93,11 +93,17 @@ class ProgressBar:
 
 
 def run(make_source, stream=sys.stderr):
-    """Converts ``make_source()`` with the output flags; prints the manifest summary."""
-    from tfcompress.data import convert
+    """Converts ``make_source()`` with the output flags; prints the manifest summary.
+
+    A conversion of ``--output_dir`` killed earlier is first finished or rolled back
+    (``shards.recover_interrupted``); an error (a bad example, an unwritable folder) ends the
+    process with one ``error:`` line."""
+    from tfcompress.data import convert, shards
 
     FLAGS = flags.FLAGS
     try:
+        if shards.recover_interrupted(FLAGS.output_dir).rolled_forward:
+            stream.write(f"finished the interrupted conversion in {FLAGS.output_dir}\n")
         source = make_source()
         manifest = convert.convert(
             source,
@@ -108,7 +114,7 @@ def run(make_source, stream=sys.stderr):
             progress=ProgressBar(stream),
             shuffle_seed=FLAGS.shuffle_seed if FLAGS.shuffle else None,
         )
-    except (ValueError, FileNotFoundError) as e:  # CorruptInputError is a ValueError
+    except (ValueError, OSError) as e:  # CorruptInputError is a ValueError
         sys.exit(f"error: {e}")
     summary = {
         split: {"num_examples": e["num_examples"], "num_skipped": e["num_skipped"]}
