@@ -321,3 +321,35 @@ def test_cli_turns_path_and_data_errors_into_one_line():
     assert cli.message(tf.errors.InvalidArgumentError(None, None, "Incompatible shapes")) is None
     with pytest.raises(RuntimeError, match="a bug"):  # a bug keeps its traceback
         cli.run(lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
+
+
+def test_damaged_run_files_name_their_file(tmp_path):
+    import tensorflow as tf
+
+    from tfcompress.training import runs, weights
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), str(tmp_path), 3)
+    manager.save()
+    manager.save()
+    (tmp_path / "ckpt-2.index").unlink()  # a damaged checkpoint deleted by hand
+    assert runs.latest_checkpoint(str(tmp_path)) == str(tmp_path / "ckpt-1")
+    (tmp_path / "checkpoint").write_bytes(b"\xff\x00 not a checkpoint list {{")
+    with pytest.raises(ValueError, match=r"its checkpoint list \(.*checkpoint\) is damaged and "
+                       "cannot be read"):  # fmt: skip
+        runs.latest_checkpoint(str(tmp_path))
+    (tmp_path / "run.json").write_text('{"kind": "train", "config": {')
+    with pytest.raises(ValueError, match=r"checkpoint=.*: .*run.json is damaged \(truncated or "
+                       r"corrupted\) and cannot be read as JSON"):  # fmt: skip
+        weights.load_trained(str(tmp_path))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"checkpoint=.*model.keras cannot be loaded as a Keras "
+                       r"model \(damaged, truncated or not a .keras file\)"):  # fmt: skip
+        weights.load_trained(str(path))
+    h5 = tmp_path / "w.weights.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 40)
+    with pytest.raises(ValueError, match=r"initialize=.*w.weights.h5' is damaged \(truncated or "
+                       r"corrupted\) and cannot be read"):  # fmt: skip
+        weights.initialize(keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]), str(h5))
