@@ -259,8 +259,8 @@ def _mismatch(error):
 
 
 def first_line(error):
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(error).__name__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300].rstrip(".") if lines else type(error).__name__
 
 
 def _describe(model):
