@@ -441,14 +441,15 @@ def problems_of(scan):
         )
         # A stream that broke between records explains the missing ones: one problem.
         between = [p for p in problems if not p.in_record and p.index == scan.num_records]
+        offset = None
         if between:
             problems.remove(between[0])
-            reason = f"{between[0].reason}; {reason}"
+            reason, offset = f"{between[0].reason}; {reason}", between[0].offset
         elif scan.size == 0:
             reason = f"empty file (0 bytes); {reason}"
         else:
             reason += " (cut at a record boundary?)"
-        problems.append(Problem(scan.num_records, None, reason, in_record=False, span=missing))
+        problems.append(Problem(scan.num_records, offset, reason, False, span=missing))
     elif scan.size == 0 and expected is None:
         problems.append(Problem(0, None, "empty file (0 bytes)", in_record=False))
     return problems, []
