@@ -24,10 +24,13 @@ before a case, ``done`` with what was observed after it), flushed, so a crash na
 
 import gzip
 import io
+import json
 import math
+import os
 import random
 import re
 import struct
+import time
 
 NUM_RECORDS = 4
 HEIGHT, WIDTH = 6, 5
@@ -124,12 +127,16 @@ def _mask(rng, signature):
     return mask
 
 
-def valid_record(variant, r, rng):
-    """Record ``r`` (signature ``SIGNATURES[r]``) of a variant's shard."""
+def valid_record(variant, r, rng, stamp=0):
+    """Record ``r`` (signature ``SIGNATURES[r]``) of a variant's shard; pixel ``[0, 0]``
+    holds ``stamp`` and pixel ``[0, 1]`` holds ``r`` (channel 0), so a read of many cases'
+    shards at once tells which case and record each image came from."""
     from tfcompress.data import encode
 
     task, channels, fmt = VARIANTS[variant]
-    image = encode.encode_array(_pixels(rng, channels), f"{variant}/{r}", fmt)
+    pixels = _pixels(rng, channels)
+    pixels.reshape(HEIGHT, WIDTH, channels)[0, :2, 0] = (stamp, r)
+    image = encode.encode_array(pixels, f"{variant}/{r}", fmt)
     sig = SIGNATURES[r]
     if task == "classification":
         return encode.classification_example(image, sig)
@@ -139,9 +146,14 @@ def valid_record(variant, r, rng):
     return encode.detection_example(image, boxes, [sig, 2], [0, 1])
 
 
-def valid_records(variant, seed):
+def valid_records(variant, seed, stamp=0):
     rng = random.Random(f"{variant}:{seed}")
-    return [valid_record(variant, r, rng) for r in range(NUM_RECORDS)]
+    return [valid_record(variant, r, rng, stamp) for r in range(NUM_RECORDS)]
+
+
+def stamp_of(image):
+    """``(stamp, record)`` of a read image (float32 ``[H, W, C]`` in [0, 1])."""
+    return int(round(float(image[0, 0, 0]) * 255)), int(round(float(image[0, 1, 0]) * 255))
 
 
 # --- structure-aware mutations of one record: fn(Example, rng) -> Example --------------------
@@ -407,9 +419,11 @@ def _controls(variant):
 # --- cases ------------------------------------------------------------------------------------
 
 
-def _case(cid, variant, comp, mutation, files, expect, manifest=None):
+def _case(cid, variant, comp, mutation, files, expect, manifest=None, stamp=0):
     return {
         "id": cid,
+        "stamp": stamp,
+        "group": f"{variant}-{comp}",
         "variant": variant,
         "task": VARIANTS[variant][0],
         "channels": VARIANTS[variant][1],
@@ -457,15 +471,19 @@ def _without(i):
     return [s for r, s in enumerate(SIGNATURES) if r != i]
 
 
-def _byte_cases(variant, comp, records, rng, per_class):
+def _byte_cases(variant, comp, fresh, rng, per_class):
     """Byte-level damage: bit flips per frame field, cuts, crafted lengths, garbage."""
+    stamp, records = fresh()
     stream, spans = stream_of(records)
     n = len(records)
     out = []
 
     def add(name, data, expect, manifest=None):
+        nonlocal stamp, records, stream, spans
         cid = f"{variant}-{comp}-{name}-{sum(1 for c in out if c['mutation'] == name)}"
-        out.append(_case(cid, variant, comp, name, {SPLIT_FILE: data}, expect, manifest))
+        out.append(_case(cid, variant, comp, name, {SPLIT_FILE: data}, expect, manifest, stamp))
+        stamp, records = fresh()  # the next case's records (same sizes, another stamp)
+        stream, spans = stream_of(records)
 
     fields = {  # name: (first, last) byte offsets inside a frame of data length L
         "flip_length": lambda L: (0, 8),
@@ -529,8 +547,9 @@ def _byte_cases(variant, comp, records, rng, per_class):
     return out
 
 
-def _zero_byte_case(variant, comp, records):
+def _zero_byte_case(variant, comp, fresh):
     """A 0-byte second shard that the manifest says holds records."""
+    stamp, records = fresh()
     stream, _ = stream_of(records)
     files = {
         "test-00000-of-00002.tfrecord": _file(stream, comp),
@@ -538,8 +557,10 @@ def _zero_byte_case(variant, comp, records):
     }
     manifest = {"test-00000-of-00002.tfrecord": len(records), "test-00001-of-00002.tfrecord": 3}
     expect = _expect(damaged="test-00001-of-00002.tfrecord", keep=SIGNATURES, count=(1, None))
-    return _case(f"{variant}-{comp}-zero_byte-0", variant, comp, "zero_byte", files, expect,
-                 manifest)  # fmt: skip
+    case = _case(f"{variant}-{comp}-zero_byte-0", variant, comp, "zero_byte", files, expect,
+                 manifest, stamp)  # fmt: skip
+    case["group"] += "-zero_byte"  # read alone: a 0-byte file looks uncompressed
+    return case
 
 
 def _damage_records(records, indices, mutate, rng):
@@ -551,28 +572,30 @@ def _damage_records(records, indices, mutate, rng):
     return out
 
 
-def _structure_cases(variant, records, rng):
+def _structure_cases(variant, fresh, rng):
     out = []
     names = list(COMPRESSIONS)
     for n, (name, mutate) in enumerate(_mutations(variant).items()):
         comp = names[n % 2]
         for k in (1, 2) if name in ("label_10", "mask_200", "box_nan", "not_an_example") else (1,):
+            stamp, records = fresh()
             indices = sorted(rng.sample(range(len(records)), k))
             damaged = _damage_records(records, indices, mutate, rng)
             stream, _ = stream_of(damaged)
             keep = [s for r, s in enumerate(SIGNATURES) if r not in indices]
             expect = _expect(record=indices[0], keep=keep, count=(k, k), indices=indices)
             out.append(_case(f"{variant}-{comp}-{name}-{k - 1}", variant, comp, name,
-                             {SPLIT_FILE: _file(stream, comp)}, expect))  # fmt: skip
+                             {SPLIT_FILE: _file(stream, comp)}, expect, None, stamp))  # fmt: skip
     for n, (name, mutate) in enumerate(_controls(variant).items()):
-        changed = records if mutate is None else _damage_records(records, [1], mutate, rng)
-        stream, _ = stream_of(changed)
         expect = dict(CLEAN)
         if name == "no_objects":  # record 1's first class row is padding
             expect["keep"] = [-1 if r == 1 else s for r, s in enumerate(SIGNATURES)]
         for comp in names if name == "intact" else [names[n % 2]]:
+            stamp, records = fresh()
+            changed = records if mutate is None else _damage_records(records, [1], mutate, rng)
+            stream, _ = stream_of(changed)
             out.append(_case(f"{variant}-{comp}-{name}-0", variant, comp, name,
-                             {SPLIT_FILE: _file(stream, comp)}, expect))  # fmt: skip
+                             {SPLIT_FILE: _file(stream, comp)}, expect, None, stamp))  # fmt: skip
     return out
 
 
@@ -585,13 +608,18 @@ def generate_cases(seed=0, per_class=2):
     """
     cases = []
     for variant in VARIANTS:
-        records = valid_records(variant, seed)
-        structure = _structure_cases(variant, records, random.Random(f"{seed}:{variant}"))
+        stamps = iter(range(1, 256))
+
+        def fresh(variant=variant, stamps=stamps):
+            stamp = next(stamps)
+            return stamp, valid_records(variant, seed, stamp)
+
+        structure = _structure_cases(variant, fresh, random.Random(f"{seed}:{variant}"))
         for comp in COMPRESSIONS:
             rng = random.Random(f"{seed}:{variant}:{comp}")
             cases += [c for c in structure if c["compression"] == COMPRESSIONS[comp]]
-            cases += _byte_cases(variant, comp, records, rng, per_class)
-            cases.append(_zero_byte_case(variant, comp, records))
+            cases += _byte_cases(variant, comp, fresh, rng, per_class)
+            cases.append(_zero_byte_case(variant, comp, fresh))
     ids = [c["id"] for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
@@ -609,15 +637,26 @@ def mutation_class(case):
 # --- checking (parent side) -------------------------------------------------------------------
 
 
-def check(case, observed):
+def case_paths(case, root):
+    """``{file name: path}`` of a case's shards under the worker's ``root``."""
+    return {name: os.path.join(root, case["id"], name) for name in case["files"]}
+
+
+def check(case, observed, root):
     """Problems of one case's observed reads against its expectation (empty: passed)."""
     exp = case["expect"]
     problems = []
-    paths = observed.get("paths", {})
-    damaged_path = paths.get(exp["damaged"]) if exp["damaged"] else None
+    for kind in ("strict", "skip", "verify"):
+        read = observed.get(kind) or {"crash": "no outcome recorded"}
+        if "crash" in read:
+            problems.append(f"{kind} read: {read['crash']}")
+            observed[kind] = None
+    damaged_path = case_paths(case, root).get(exp["damaged"]) if exp["damaged"] else None
 
     strict = observed["strict"]
-    if exp["clean"]:
+    if strict is None:
+        pass
+    elif exp["clean"]:
         if strict["error"]:
             problems.append(f"strict read of valid data failed: {strict['error']}: "
                             f"{strict['message']}")  # fmt: skip
@@ -635,7 +674,12 @@ def check(case, observed):
                             f"{strict['error']}: {msg[:300]}")  # fmt: skip
 
     skip = observed["skip"]
-    if skip["error"]:
+    if skip is None:
+        pass
+    elif skip.get("stray"):
+        problems.append(f"the grouped skip_corrupt read yielded {skip['stray']} images of no "
+                        "case (pixels changed?)")  # fmt: skip
+    elif skip["error"]:
         problems.append(f"skip_corrupt read raised {skip['error']}: {skip['message'][:300]}")
     else:
         got, keep = skip["yield"], exp["keep"]
@@ -655,15 +699,19 @@ def check(case, observed):
             problems.append(f"skipped.count {count}, expected {want}")
         if exp["indices"] and skip["records"] is not None:
             idx = sorted(i for p, i, _ in skip["records"] if p == damaged_path)
-            if idx[: len(exp["indices"])] != exp["indices"]:
+            if idx != exp["indices"]:
                 problems.append(f"skipped records name {skip['records']}, expected records "
                                 f"{exp['indices']} of {exp['damaged']}")  # fmt: skip
 
     ver = observed["verify"]
-    if ver["error"]:
+    if ver is None:
+        pass
+    elif ver["error"]:
         problems.append(f"verify_records raised {ver['error']}: {ver['message'][:300]}")
     else:
-        corrupt = {p: [i for i, _ in v] for p, v in ver["corrupt"].items() if v}
+        corrupt = {
+            p: [-1 if i is None else i for i, _ in v] for p, v in ver["corrupt"].items() if v
+        }
         if exp["clean"]:
             if corrupt:
                 problems.append(f"verify reports valid data as corrupt: {ver['messages'][:3]}")
@@ -672,16 +720,25 @@ def check(case, observed):
             if not found:
                 problems.append(f"verify reports nothing for {exp['damaged']} "
                                 f"(reports: {ver['messages'][:3]})")  # fmt: skip
-            elif (
-                exp["indices"] is not None
-                and sorted(found)[: len(exp["indices"])] != exp["indices"]
-            ):
+            elif exp["indices"] is not None and sorted(found) != exp["indices"]:
                 problems.append(f"verify reports records {sorted(found)} of {exp['damaged']}, "
                                 f"expected {exp['indices']}")  # fmt: skip
     return problems
 
 
 # --- the worker (subprocess side) -------------------------------------------------------------
+
+
+def units(cases):
+    """The worker's steps, in order: per group (variant x compression) each case's strict
+    read, then one ``skip_corrupt`` read and one ``verify_records`` of all the group's
+    shards at once (a per-case read when the grouped one raises)."""
+    out, groups = [], {}
+    for case in cases:
+        groups.setdefault(case["group"], []).append(case["id"])
+    for group, ids in groups.items():
+        out += [("strict", cid) for cid in ids] + [("skip", group), ("verify", group)]
+    return out
 
 
 def _signatures(task, batch):
@@ -696,8 +753,6 @@ def _signatures(task, batch):
 def _read(fn):
     """Runs ``fn``; ``{"error", "message", "seconds"}`` of what it raised, plus what it
     returned."""
-    import time
-
     start = time.perf_counter()
     try:
         out = {"error": None, "message": "", **fn()}
@@ -709,26 +764,14 @@ def _read(fn):
     return out
 
 
-def _supports(fn, name):
-    import inspect
-
-    return name in inspect.signature(fn).parameters
-
-
-def run_case(case, folder, notes):
-    import json
-    import os
-
-    from tfcompress.data import build_dataset, records
-    from tfcompress.data import errors as data_errors
-
+def write_case(case, root):
+    """Writes a case's shards (and manifest) under ``root``; returns their paths."""
+    folder = os.path.join(root, case["id"])
     os.makedirs(folder, exist_ok=True)
-    paths = {}
+    paths = case_paths(case, root)
     for name, data in case["files"].items():
-        path = os.path.join(folder, name)
-        with open(path, "wb") as f:
+        with open(paths[name], "wb") as f:
             f.write(data)
-        paths[name] = path
     if case["manifest"]:
         names = sorted(case["manifest"])
         manifest = {
@@ -741,72 +784,117 @@ def run_case(case, folder, notes):
         }  # fmt: skip
         with open(os.path.join(folder, "manifest.json"), "w") as f:
             json.dump(manifest, f)
-    pattern = os.path.join(folder, "*.tfrecord")
-    task = case["task"]
-    extra = {"num_classes": NUM_CLASSES} if _supports(build_dataset, "num_classes") else {}
-    if not extra:
-        notes.add("build_dataset has no num_classes keyword")
+    return sorted(paths.values())
 
-    def strict():
-        ds = build_dataset(pattern, task, 2, training=False, **extra)
-        return {"yield": [s for b in ds for s in _signatures(task, b)]}
 
-    def skip():
-        skipped = data_errors.SkippedRecords() if hasattr(data_errors, "SkippedRecords") else None
-        kwargs = {**extra, "skipped": skipped} if _supports(build_dataset, "skipped") else extra
-        if "skipped" not in kwargs:
-            notes.add("build_dataset has no skipped keyword")
-        size = {"output_size": (HEIGHT, WIDTH), "channels": case["channels"]}
-        ds = build_dataset(pattern, task, 2, training=False, skip_corrupt=True, **size, **kwargs)
-        got = [s for b in ds for s in _signatures(task, b)]
-        return {
-            "yield": got,
-            "count": None if skipped is None else skipped.count,
-            "records": None if skipped is None else [list(r) for r in skipped.records],
-        }
+def _strict(case, files):
+    from tfcompress.data import build_dataset
 
-    def verify():
-        kwargs = {"num_classes": NUM_CLASSES} if _supports(records.verify_records,
-                                                           "num_classes") else {}  # fmt: skip
-        if not kwargs:
-            notes.add("verify_records has no num_classes keyword")
-        report = records.verify_records(pattern, task=task, **kwargs)
-        return {"corrupt": {f.path: [[int(i), str(m)] for i, m in f.corrupt]
-                            for f in report.files},
-                "messages": report.messages()[:10]}  # fmt: skip
+    ds = build_dataset(files, case["task"], 2, training=False, num_classes=NUM_CLASSES)
+    return {"yield": [s for b in ds for s in _signatures(case["task"], b)]}
 
-    return {"paths": paths, "strict": _read(strict), "skip": _read(skip), "verify": _read(verify)}
+
+def _skip(cases, files, root):
+    """One ``skip_corrupt`` read of ``files`` (the shards of ``cases``, one task variant):
+    ``{case id: read}``, each image given to its case by its stamp."""
+    from tfcompress.data import build_dataset
+    from tfcompress.data.errors import SkippedRecords
+
+    task, channels = cases[0]["task"], cases[0]["channels"]
+    skipped = SkippedRecords(max_reported=10**6)  # every skip listed, to tell cases apart
+    size = {"output_size": (HEIGHT, WIDTH), "channels": channels}
+    ds = build_dataset(files, task, 8, training=False, skip_corrupt=True, skipped=skipped,
+                       num_classes=NUM_CLASSES, **size)  # fmt: skip
+    by_stamp = {c["stamp"]: c["id"] for c in cases}
+    got, stray = {c["id"]: [] for c in cases}, 0
+    for batch in ds:
+        for image, sig in zip(batch[0].numpy(), _signatures(task, batch), strict=True):
+            cid = by_stamp.get(stamp_of(image)[0])
+            if cid is None:
+                stray += 1
+            else:
+                got[cid].append(sig)
+    assert skipped.count == len(skipped.records)
+    out = {}
+    for case in cases:
+        folder = os.path.abspath(os.path.join(root, case["id"]))
+        mine = [list(r) for r in skipped.records
+                if os.path.dirname(os.path.abspath(r[0])) == folder]  # fmt: skip
+        out[case["id"]] = {"yield": got[case["id"]], "count": len(mine), "records": mine,
+                           "stray": stray}  # fmt: skip
+    return out
+
+
+def _verify(cases, files, root):
+    """One ``verify_records`` of ``files``: ``{case id: read}``."""
+    from tfcompress.data import records
+
+    report = records.verify_records(files, task=cases[0]["task"], num_classes=NUM_CLASSES)
+    corrupt = {f.path: [[i, str(m)] for i, m in f.corrupt] for f in report.files}
+    messages = report.messages()
+    out = {}
+    for case in cases:
+        folder = os.path.abspath(os.path.join(root, case["id"]))
+        mine = {p: v for p, v in corrupt.items() if os.path.dirname(os.path.abspath(p)) == folder}
+        out[case["id"]] = {"corrupt": mine,
+                           "messages": [m for m in messages if folder in m][:10]}  # fmt: skip
+    return out
+
+
+def run_unit(unit, by_id, groups, root):
+    """``{case id: read}`` of one unit (see ``units``)."""
+    kind, key = unit
+    if kind == "strict":
+        case = by_id[key]
+        files = write_case(case, root)
+        return {key: _read(lambda: _strict(case, files))}
+    cases = groups[key]
+    files = [p for case in cases for p in write_case(case, root)]
+    fn = _skip if kind == "skip" else _verify
+    return _grouped(fn, cases, files, root)
+
+
+def _grouped(fn, cases, files, root):
+    """``fn`` over all of ``cases`` at once; if it raises, over each half (down to one case,
+    whose read then records the error)."""
+    grouped = _read(lambda: {"reads": fn(cases, files, root)})
+    if not grouped["error"]:
+        return {cid: {**r, "error": None, "message": "", "seconds": grouped["seconds"]}
+                for cid, r in grouped["reads"].items()}  # fmt: skip
+    if len(cases) == 1:
+        return {cases[0]["id"]: grouped}
+    out = {}
+    for half in (cases[: len(cases) // 2], cases[len(cases) // 2 :]):
+        mine = [p for case in half for p in sorted(case_paths(case, root).values())]
+        out.update(_grouped(fn, half, mine, root))
+    return out
 
 
 def main(argv):
-    import json
-    import os
-    import time
-
-    out_dir, results, first = argv[1], argv[2], int(argv[3])
-    stop = int(argv[4]) if len(argv) > 4 else None
+    out_dir, results, first, stop = argv[1], argv[2], int(argv[3]), int(argv[4])
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf  # noqa: F401 - loaded before the first case is timed
+    import tensorflow as tf  # noqa: F401 - loaded before the first unit is timed
 
     cases = generate_cases()
-    notes = set()
+    by_id = {c["id"]: c for c in cases}
+    groups = {}
+    for case in cases:
+        groups.setdefault(case["group"], []).append(case)
     with open(results, "a") as log:
 
         def emit(**event):
             log.write(json.dumps(event) + "\n")
             log.flush()
 
-        for case in cases[first:stop]:
-            emit(event="start", case=case["id"])
+        for n, unit in enumerate(units(cases)[first:stop], first):
+            emit(event="start", unit=n)
             t0 = time.perf_counter()
-            observed = run_case(case, os.path.join(out_dir, case["id"]), notes)
-            emit(event="done", case=case["id"], observed=observed,
-                 seconds=round(time.perf_counter() - t0, 3), notes=sorted(notes))  # fmt: skip
+            reads = run_unit(unit, by_id, groups, out_dir)
+            emit(event="done", unit=n, reads=reads, seconds=round(time.perf_counter() - t0, 3))
         emit(event="end")
 
 
 if __name__ == "__main__":
-    import os
     import sys
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

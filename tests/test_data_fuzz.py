@@ -56,15 +56,14 @@ def _describe_exit(returncode):
     return f"exited with status {returncode}"
 
 
-def _run_chunk(cases, first, stop, folder, deadline, outcomes):
-    """Runs cases[first:stop] in worker subprocesses, restarting after the case that died."""
-    index = {c["id"]: i for i, c in enumerate(cases)}
+def _run_chunk(units, first, stop, folder, deadline, events):
+    """Runs units[first:stop] in worker subprocesses, restarting after a unit that died;
+    ``events[n]``: unit n's ``done`` event, or ``{"crash": message}``."""
     restarts = 0
     while first < stop:
         results = os.path.join(folder, f"results-{first}.jsonl")
         stderr_path = os.path.join(folder, f"stderr-{first}.txt")
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
-        returncode = None
         with open(stderr_path, "wb") as stderr:
             try:
                 returncode = subprocess.run(
@@ -78,48 +77,66 @@ def _run_chunk(cases, first, stop, folder, deadline, outcomes):
         running = None
         for event in _events(results):
             if event["event"] == "start":
-                running = event["case"]
+                running = event["unit"]
             elif event["event"] == "done":
-                outcomes[event["case"]] = event
+                events[event["unit"]] = event
                 running = None
         if returncode == 0 and running is None:
             return
         with open(stderr_path, "rb") as f:
-            tail = f.read()[-1500:].decode(errors="replace")
-        if running is None:  # died before the first case or after the last
-            for case in cases[first:stop]:
-                outcomes.setdefault(case["id"], {"crash": f"worker {_describe_exit(returncode)} "
-                                                          f"outside a case: {tail}"})  # fmt: skip
-            return
-        outcomes[running] = {"crash": f"worker {_describe_exit(returncode)} while reading "
-                                      f"this case; stderr: ...{tail[-600:]}"}  # fmt: skip
-        first = index[running] + 1
+            tail = f.read()[-600:].decode(errors="replace")
+        if running is None:  # died before the first unit or after the last
+            running = next((n for n in range(first, stop) if n not in events), stop)
+            if running == stop:
+                return
+        what = f"the worker {_describe_exit(returncode)} during this read; stderr: ...{tail}"
+        events[running] = {"crash": what}
+        first = running + 1
         restarts += 1
         if returncode is None or restarts > MAX_RESTARTS or time.monotonic() > deadline:
-            reason = "not run: an earlier case of its worker hung or crashed too often"
-            for case in cases[first:stop]:
-                outcomes.setdefault(case["id"], {"crash": reason})
+            for n in range(first, stop):
+                events.setdefault(n, {"crash": "not run: an earlier read of its worker hung "
+                                                "or crashed too often"})  # fmt: skip
             return
 
 
 def run_all(cases, folder, workers=NUM_WORKERS, budget=TIME_BUDGET):
-    """``{case id: done event or {"crash": message}}`` for every case."""
-    outcomes = {}
+    """``{case id: {"strict" | "skip" | "verify": read}}`` for every case; a read is what
+    the worker observed or ``{"crash": message}``."""
+    units = data_fuzz_cases.units(cases)
+    events = {}
     deadline = time.monotonic() + budget
-    bounds = [round(len(cases) * k / workers) for k in range(workers + 1)]
+    # Chunks of whole groups (a group's strict reads, then its skip and verify reads).
+    ends = [n + 1 for n, (kind, _) in enumerate(units) if kind == "verify"]
+    bounds = [0]
+    for k in range(1, workers):
+        bounds.append(min(ends, key=lambda e: abs(e - len(units) * k / workers)))
+    bounds.append(len(units))
     threads = [
         threading.Thread(target=_run_chunk,
-                         args=(cases, bounds[k], bounds[k + 1], folder, deadline, outcomes))
-        for k in range(workers)
+                         args=(units, bounds[k], bounds[k + 1], folder, deadline, events))
+        for k in range(workers) if bounds[k] < bounds[k + 1]
     ]  # fmt: skip
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return outcomes
+    groups = collections.defaultdict(list)
+    for case in cases:
+        groups[case["group"]].append(case["id"])
+    observed = {c["id"]: {} for c in cases}
+    for n, (kind, key) in enumerate(units):
+        event = events.get(n, {"crash": "no outcome recorded"})
+        ids = [key] if kind == "strict" else groups[key]
+        for cid in ids:
+            if "crash" in event:
+                observed[cid][kind] = {"crash": event["crash"]}
+            else:
+                observed[cid][kind] = event["reads"][cid]
+    return observed, events
 
 
-def _summary(cases, failures, outcomes, seconds):
+def _summary(cases, failures, events, seconds):
     table = collections.defaultdict(lambda: [0, 0])
     for case in cases:
         row = table[(case["task"], data_fuzz_cases.mutation_class(case))]
@@ -128,11 +145,11 @@ def _summary(cases, failures, outcomes, seconds):
     lines = [f"{len(cases)} cases in {seconds:.1f} s, {len(cases) - len(failures)} passed"]
     for (task, family), (n, ok) in sorted(table.items()):
         lines.append(f"  {task:15s} {family:22s} {ok:3d}/{n:3d}")
-    notes = sorted({n for o in outcomes.values() for n in o.get("notes", [])})
-    if notes:
-        lines.append("API notes: " + "; ".join(notes))
-    slowest = sorted((o.get("seconds", 0), k) for k, o in outcomes.items())[-3:]
-    lines.append("slowest cases: " + ", ".join(f"{k} {s:.2f} s" for s, k in slowest))
+    per_kind = collections.defaultdict(float)
+    units = data_fuzz_cases.units(cases)
+    for n, event in events.items():
+        per_kind[units[n][0]] += event.get("seconds", 0)
+    lines.append("worker seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in per_kind.items()))
     return "\n".join(lines)
 
 
@@ -141,17 +158,14 @@ def test_damaged_shards_end_in_a_named_error_or_a_counted_skip(tmp_path):
     cases = data_fuzz_cases.generate_cases()
     assert len(cases) >= 200
     start = time.monotonic()
-    outcomes = run_all(cases, str(tmp_path))
+    observed, events = run_all(cases, str(tmp_path))
     seconds = time.monotonic() - start
+    root = str(tmp_path / "cases")
     failures = {}
     for case in cases:
-        outcome = outcomes.get(case["id"], {"crash": "no outcome recorded"})
-        if "crash" in outcome:
-            failures[case["id"]] = [outcome["crash"]]
-        else:
-            problems = data_fuzz_cases.check(case, outcome["observed"])
-            if problems:
-                failures[case["id"]] = problems
-    print(_summary(cases, failures, outcomes, seconds))
+        problems = data_fuzz_cases.check(case, observed[case["id"]], root)
+        if problems:
+            failures[case["id"]] = problems
+    print(_summary(cases, failures, events, seconds))
     report = "\n".join(f"{cid}: " + " | ".join(p) for cid, p in failures.items())
     assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n{report}"
