@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tfcompress.data import compression, encode, integrity
+from tfcompress.data import compression, encode, integrity, records
 from tfcompress.data.errors import CorruptInputError, SkippedRecords
 
 ROOT = os.path.dirname(os.path.dirname(__file__))
@@ -30,6 +30,10 @@ def _fresh_cache():
 
 def _example(i):
     return encode.classification_example(encode.encode_png(np.full((4, 5), i, np.uint8)), i % 2)
+
+
+def _labelled(label):
+    return encode.classification_example(encode.encode_png(np.zeros((4, 5), np.uint8)), label)
 
 
 def _frame(data):
@@ -347,6 +351,34 @@ def test_bad_arguments():
         integrity.scan_shard("x.tfrecord", "ZLIB")
 
 
+def test_verify_reports_every_problem_of_a_directory(tmp_path):
+    data, offsets = _stream(3)
+    names = [f"train-0000{i}-of-00004.tfrecord" for i in range(4)]
+    manifest = _manifest(tmp_path, {names[0]: 4, names[1]: 3, names[2]: 3, names[3]: 2})
+    first = _write(tmp_path / names[0], data + _frame(_labelled(5)))  # 2 classes in manifest
+    cut = _write(tmp_path / names[1], data[: offsets[2]])  # cut at a record boundary
+    mixed = _write(tmp_path / names[2], gzip.compress(data))
+    leftover = _write(tmp_path / "train-00009-of-00010.tfrecord", data)
+    report = records.verify_records(str(tmp_path / "*.tfrecord"))
+    assert (report.task, report.num_records, report.num_corrupt) == ("classification", 12, 5)
+    assert report.messages() == [
+        f"{first}: record 3: image/class/label 5 outside [0, 2)",
+        f"{cut}: record 2: {manifest} lists 3 records for it, the file holds 2: 1 missing "
+        "(cut at a record boundary?)",
+        f"{mixed}: GZIP while {first} is uncompressed: one reader cannot read both (convert "
+        "them alike)",
+        f"{leftover}: not listed in {manifest}: a leftover of an earlier conversion?",
+        f"{tmp_path / names[3]}: missing: {manifest} lists it (2 records of split 'train') but "
+        "it does not exist",
+    ]
+    assert records.verify_records(first, num_classes=10).messages() == report.messages()[-1:]
+    with pytest.raises(CorruptInputError) as info:
+        records.verify_records(first, raise_on_error=True)
+    assert str(info.value) == (
+        f"Corrupt record in {first}: record 3: image/class/label 5 outside [0, 2)"
+    )
+
+
 def _crafted_set(tmp_path):
     """The crafted shard, and one whose length also spells the gzip magic (auto-detection
     must not hand it to TensorFlow either)."""
@@ -390,12 +422,12 @@ def test_crafted_length_verify_records_and_inspect_in_a_subprocess(tmp_path):
 @pytest.mark.slow
 def test_crafted_length_verify_command_line_in_a_subprocess(tmp_path):
     crafted, _ = _crafted_set(tmp_path)
-    data, offsets = _stream(3)
+    data, offsets = _stream(4)  # labels 0, 1, 0, 1
     bad = bytearray(data)
     bad[offsets[1] + 20] ^= 0x01
     flipped = _write(tmp_path / "flipped.tfrecord", bytes(bad))
     result = subprocess.run(
-        [sys.executable, "-m", "tfrecords_tools.verify",
+        [sys.executable, "-m", "tfrecords_tools.verify", "--num_classes=1",
          f"--file_pattern={tmp_path}/[cf]*.tfrecord"],
         capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120,
     )  # fmt: skip
@@ -404,5 +436,6 @@ def test_crafted_length_verify_command_line_in_a_subprocess(tmp_path):
         f"corrupt: {crafted}: record 0: truncated record: length field says 1099511627776 "
         "bytes, 64 remain in the file (byte 0)",
         f"corrupt: {flipped}: record 1: data CRC mismatch (byte {offsets[1]})",
-        "4 records in 2 files (classification): 2 corrupt",
+        f"corrupt: {flipped}: record 3: image/class/label 1 outside [0, 1)",
+        "5 records in 2 files (classification): 3 corrupt",
     ]
