@@ -76,15 +76,12 @@ def fmnist(tmp_path_factory):
 def _train_config(data, checkpoint, model="lenet5", **kw):
     from tfcompress.training import config as cfg
 
+    settings = {"max_iteration": 2, "save_step": 1, "batch_size": 16, "progress": False}
     return cfg.TrainConfig(
         model=cfg.ModelConfig(model, 10),
         train_data=f"{data}/train-*.tfrecord",
         checkpoint=checkpoint,
-        max_iteration=2,
-        save_step=1,
-        batch_size=16,
-        progress=False,
-        **kw,
+        **{**settings, **kw},
     )
 
 
