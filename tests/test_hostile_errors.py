@@ -144,7 +144,8 @@ def test_a_damaged_checkpoint_is_named_and_left_alone(fmnist, unfinished_run, tm
     before = snapshot(run)
     with pytest.raises(ValueError, match=r"the checkpoint .*ckpt-2 is damaged \(truncated or "
                        r"corrupted\) and cannot be read: .*delete its files \(ckpt-2.index, "
-                       r"ckpt-2.data-\*\) to resume from an earlier checkpoint"):  # fmt: skip
+                       r"ckpt-2.data-\*\) to use an earlier checkpoint of the run, or use another "
+                       r"--checkpoint"):  # fmt: skip
         training.train(_train_config(fmnist, run))
     assert snapshot(run) == before  # nothing overwritten
     for name in ("ckpt-2.index", "ckpt-2.data-00000-of-00001"):

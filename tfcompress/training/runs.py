@@ -224,7 +224,9 @@ def damage(prefix):
 def restore(checkpoint, prefix, what, partial=False):
     """`checkpoint.restore(prefix)`; raises a ValueError that tells a damaged checkpoint
     (cannot be read: truncated, flipped bytes) from a readable one of another model
-    (naming the variables that do not fit). `what` names the flag and value."""
+    (naming the variables that do not fit). `what` names the flag and value
+    (`"checkpoint='runs/x'"`)."""
+    flag = what.split("=")[0]
     try:
         status = checkpoint.restore(prefix)
         if partial:
@@ -238,12 +240,12 @@ def restore(checkpoint, prefix, what, partial=False):
                 f"{what}: the checkpoint {prefix} is damaged (truncated or corrupted) and "
                 f"cannot be read: {reason}. It was left as it is: delete its files "
                 f"({os.path.basename(prefix)}.index, {os.path.basename(prefix)}.data-*) to "
-                "resume from an earlier checkpoint of the run, or use another --checkpoint."
+                f"use an earlier checkpoint of the run, or use another --{flag}."
             ) from e
         raise ValueError(
             f"{what}: the checkpoint {prefix} is intact but does not fit the model this "
             f"command builds: {_mismatch(e)}. It is a checkpoint from a different model: "
-            "use another --checkpoint directory."
+            f"use another --{flag} directory."
         ) from e
 
 
