@@ -317,7 +317,7 @@ def test_skip_mode_counts_every_bad_record_and_keeps_true_indices(tmp_path):
     assert [r for _, r in good] == [_example(i) for i in (0, 2, 4, 5)]
 
 
-def test_structure_checked_with_a_task(tmp_path):
+def test_structure_checked_with_a_task(tmp_path, monkeypatch):
     data, offsets = _stream(2)
     path = _write(tmp_path / "a.tfrecord", data + _frame(b"\xff\xff not an example"))
     assert integrity.check_shards([path])[0].ok  # framing alone is fine
@@ -330,6 +330,11 @@ def test_structure_checked_with_a_task(tmp_path):
     (scan,) = integrity.check_shards([path], task="classification", skip_corrupt=True,
                                      skipped=skipped)  # fmt: skip
     assert skipped.count == 1 and [i for i, _ in scan.good_records()] == [0, 1]
+    integrity.clear_cache()
+    integrity.check_shards([path], task="classification", skip_corrupt=True,
+                           skipped=SkippedRecords())  # fmt: skip
+    monkeypatch.setattr(integrity, "_walk", None)  # the framing scan comes from that read
+    assert integrity.scan_shard(path, "").ok
 
 
 def test_a_file_changed_after_its_scan_is_not_read(tmp_path):

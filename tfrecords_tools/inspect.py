@@ -31,7 +31,7 @@ def main(argv):
             num_samples=FLAGS.num_samples,
             samples_dir=FLAGS.samples_dir,
         )
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # a corrupt shard, an unreadable path
         sys.exit(f"error: {e}")
     print(json.dumps(report, indent=2))
 

@@ -47,7 +47,7 @@ def main(argv):
             compression=common.READ_COMPRESSIONS[FLAGS.compression],
             num_classes=FLAGS.num_classes,
         )
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, OSError) as e:  # a corrupt shard, an unreadable path
         sys.exit(f"error: {e}")
     for message in report.messages():
         print(f"corrupt: {message}")

@@ -320,7 +320,7 @@ def scan_shard(path, compression, task=None):
             cached = _SCANS.get(key)
         if cached is not None:
             return dataclasses.replace(cached, path=path) if cached.path != path else cached
-        num_records, problems, offset = 0, [], 0
+        num_records, problems, structure = 0, [], []
         walk = _walk(f, size, compression, keep_data=task is not None, offsets=True)
         for index, offset, data in walk:
             if isinstance(data, Problem):
@@ -330,11 +330,16 @@ def scan_shard(path, compression, task=None):
             elif structure_problem is not None:
                 reason = structure_problem(data, task)
                 if reason is not None:
-                    problems.append(Problem(index, offset, reason))
+                    structure.append(Problem(index, offset, reason))
             num_records = index + 1
-    scan = ShardScan(path, compression, size, mtime_ns, num_records, tuple(problems), task)
+    framing = ShardScan(path, compression, size, mtime_ns, num_records, tuple(problems))
+    scan = framing
+    if task is not None:
+        problems = sorted(problems + structure, key=lambda p: p.index)
+        scan = dataclasses.replace(framing, problems=tuple(problems), task=task)
     with _SCANS_LOCK:
         _SCANS[key] = scan
+        _SCANS[key[:-1] + (None,)] = framing  # a scan without task reads the file no more
     return scan
 
 
