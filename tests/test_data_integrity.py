@@ -397,6 +397,8 @@ def _crafted_set(tmp_path):
 @pytest.mark.slow
 def test_crafted_length_verify_records_and_inspect_in_a_subprocess(tmp_path):
     crafted, disguised = _crafted_set(tmp_path)
+    unreadable = tmp_path / "sub" / "folder.tfrecord"  # matches the pattern, is a folder
+    unreadable.mkdir(parents=True)
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {ROOT!r})
@@ -407,6 +409,13 @@ def test_crafted_length_verify_records_and_inspect_in_a_subprocess(tmp_path):
                 records.inspect_records(path)
             except ValueError as e:
                 print("inspect:", e)
+        from absl import flags
+        from tfrecords_tools import verify
+        flags.FLAGS(["verify", "--file_pattern={unreadable}"])
+        try:
+            verify.main([])
+        except SystemExit as e:
+            print("verify:", e.code)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             env=ENV, timeout=120)  # fmt: skip
@@ -420,8 +429,16 @@ def test_crafted_length_verify_records_and_inspect_in_a_subprocess(tmp_path):
         f"inspect: Corrupt record in {crafted}: record 0 (byte 0): truncated record: length "
         "field says 1099511627776 bytes, 64 remain in the file"
     )
-    assert lines[2].startswith(f"{disguised}: record 0: ")  # read as GZIP: not a stream
-    assert lines[3].startswith(f"inspect: Corrupt record in {disguised}: record 0 ")
+    # Its length spells the gzip magic: read as GZIP, which it is not either.
+    assert lines[2] == (
+        f"{disguised}: record 0: corrupt GZIP data after compressed byte 0 (invalid block "
+        "type) (byte 0)"
+    )
+    assert lines[3] == (
+        f"inspect: Corrupt record in {disguised}: record 0 (byte 0 of the decompressed "
+        "stream): corrupt GZIP data after compressed byte 0 (invalid block type)"
+    )
+    assert lines[4] == f"verify: error: [Errno 21] Is a directory: '{unreadable}'"
 
 
 @pytest.mark.slow
