@@ -529,8 +529,8 @@ def _byte_cases(variant, comp, fresh, rng, per_class):
             add("trailing_garbage", stream + garbage,
                 _expect(record=n, keep=SIGNATURES, count=(1, None), indices=[n]))  # fmt: skip
     if comp == "gz":
-        compressed = gzip_bytes(stream)
         for _ in range(per_class):  # damage inside the deflate stream or its trailer
+            compressed = gzip_bytes(stream)
             data = compressed
             while _inflates_to(data, stream):  # a flip of a padding bit changes nothing
                 data = bytearray(compressed)
@@ -539,6 +539,7 @@ def _byte_cases(variant, comp, fresh, rng, per_class):
             add("gzip_flip", bytes(data),
                 _expect(keep=SIGNATURES, count=(1, None), prefix=True))  # fmt: skip
         for _ in range(per_class):  # a copy cut off anywhere
+            compressed = gzip_bytes(stream)
             add("gzip_cut", compressed[: rng.randrange(10, len(compressed) - 1)],
                 _expect(keep=SIGNATURES, count=(1, None), prefix=True))  # fmt: skip
         i = rng.randrange(1, n)  # whole records, but the stream has no end
