@@ -291,6 +291,18 @@ def test_unlisted_and_missing_shards(tmp_path):
     assert skipped.count == 2 and skipped.records[1][:2] == (str(tmp_path / names[1]), 1)
 
 
+def test_unreadable_manifest(tmp_path):
+    data, _ = _stream(1)
+    path = _write(tmp_path / "train-00000-of-00001.tfrecord", data)
+    (tmp_path / "manifest.json").write_text('{"splits": ')  # an interrupted write
+    assert _strict_error(path) == (
+        f"Unreadable shard manifest {tmp_path / 'manifest.json'}: Expecting value: line 1 "
+        "column 12 (char 11)"
+    )
+    (tmp_path / "manifest.json").write_text('{"other": "tool"}')  # not a shard manifest
+    assert integrity.check_shards([path])[0].ok
+
+
 def test_skip_mode_counts_every_bad_record_and_keeps_true_indices(tmp_path):
     data, offsets = _stream(6)
     bad = bytearray(data)

