@@ -368,6 +368,7 @@ def test_bad_arguments():
         integrity.scan_shard("x.tfrecord", "ZLIB")
 
 
+@pytest.mark.slow  # decodes and validates with TensorFlow: ~4 s once it is warm
 def test_verify_reports_every_problem_of_a_directory(tmp_path):
     data, offsets = _stream(3)
     names = [f"train-0000{i}-of-00004.tfrecord" for i in range(4)]
