@@ -1,0 +1,132 @@
+"""`SharedWeights`: a layer whose kernel is a few shared values (trained quantization)."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from tfcompress.sharing.kmeans import check_bits, cluster_kernel
+
+# Layer class -> name of the weight that is shared (the first match wins).
+KERNEL_NAMES = (
+    (keras.layers.DepthwiseConv1D, "depthwise_kernel"),
+    (keras.layers.DepthwiseConv2D, "depthwise_kernel"),
+)
+
+
+def kernel_name(layer):
+    """The name of the weight of `layer` that `SharedWeights` shares by default."""
+    for cls, name in KERNEL_NAMES:
+        if isinstance(layer, cls):
+            return name
+    return "kernel"
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class SharedWeights(keras.layers.Wrapper):
+    """Runs the wrapped layer with its kernel made of `2**bits` shared values.
+
+    The wrapper holds the codebook (the centroids, trainable, shape [2**bits]), the index
+    map (non-trainable int32, the kernel's shape) and the pruning mask (non-trainable,
+    the kernel's shape), and calls the layer with
+    `kernel = take(codebook, indices) * mask`. The gradient of a centroid is therefore the
+    sum of the gradients of the surviving weights of its cluster (Han et al. 2016, Fig. 3)
+    and pruned weights stay exactly zero whatever the optimizer does.
+
+    The wrapped layer's own kernel is frozen and unused (it keeps the values it held when
+    `cluster` last ran); its other weights (the bias) keep training as floats: they are
+    few and the compressed file stores them as raw float32.
+
+    Args:
+        layer: a layer with a kernel (Dense, Conv*, DepthwiseConv*).
+        bits: the codebook holds `2**bits` centroids, 1 <= bits <= 16.
+        weight_name: the shared weight (default: "kernel", "depthwise_kernel" for
+            depthwise convolutions).
+    """
+
+    def __init__(self, layer, bits=5, weight_name=None, **kwargs):
+        super().__init__(layer, **kwargs)
+        self.bits = check_bits(bits)
+        self.weight_name = kernel_name(layer) if weight_name is None else str(weight_name)
+
+    @property
+    def size(self):
+        """The number of centroids, `2**bits`."""
+        return 2**self.bits
+
+    def build(self, input_shape=None):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+        found = [v for v in self.layer.weights if v.name == self.weight_name]
+        if not found:
+            raise ValueError(
+                f"SharedWeights: layer '{self.layer.name}' has no weight "
+                f"{self.weight_name!r} to share. Its weights are "
+                f"{[v.name for v in self.layer.weights]}."
+            )
+        self._kernel = found[0]
+        self._kernel.trainable = False
+        shape = tuple(self._kernel.shape)
+        self.codebook = self.add_weight(
+            shape=(self.size,), initializer="zeros", trainable=True, name="codebook"
+        )
+        self.indices = self.add_weight(
+            shape=shape, initializer="zeros", dtype="int32", trainable=False, name="indices"
+        )
+        self.mask = self.add_weight(shape=shape, initializer="ones", trainable=False, name="mask")
+        self.built = True
+
+    @property
+    def kernel(self):
+        """The wrapped layer's (frozen, unused) kernel variable."""
+        return self._kernel
+
+    def shared_kernel(self):
+        """The kernel the layer runs with: `take(codebook, indices) * mask` (a tensor)."""
+        kernel = ops.take(self.codebook, self.indices)
+        return kernel * ops.cast(self.mask, kernel.dtype)
+
+    def shared_values(self):
+        """The kernel as a NumPy array: the codebook value of each surviving weight and +0.0
+        at pruned positions (what `strip_shared` and the compressed file hold)."""
+        codebook = ops.convert_to_numpy(self.codebook)
+        indices = ops.convert_to_numpy(self.indices)
+        mask = ops.convert_to_numpy(self.mask)
+        return np.where(mask != 0, codebook[indices], np.zeros((), codebook.dtype))
+
+    def cluster(self, kernel=None, mask=None, iterations=100):
+        """Sets codebook, indices and mask by k-means over `kernel`'s weights where `mask`
+        is non-zero (defaults: the wrapped layer's kernel; its non-zero positions)."""
+        if not self.built:
+            raise ValueError(f"SharedWeights '{self.name}' must be built before clustering.")
+        kernel = ops.convert_to_numpy(self._kernel) if kernel is None else np.asarray(kernel)
+        if kernel.shape != tuple(self._kernel.shape):
+            raise ValueError(
+                f"SharedWeights '{self.name}': the kernel to cluster must have shape "
+                f"{tuple(self._kernel.shape)}. Received: shape={kernel.shape}"
+            )
+        mask = (kernel != 0) if mask is None else (np.asarray(mask) != 0)
+        codebook, indices = cluster_kernel(kernel, mask, self.bits, iterations)
+        self.codebook.assign(codebook)
+        self.indices.assign(indices)
+        self.mask.assign(mask.astype(self.mask.dtype))
+        self._kernel.assign(self.shared_values())
+
+    def call(self, inputs):
+        kernel = self.shared_kernel()
+        trainable = [v.value for v in self.layer.trainable_variables]
+        frozen = [
+            kernel if v is self._kernel else v.value for v in self.layer.non_trainable_variables
+        ]
+        outputs, _ = self.layer.stateless_call(trainable, frozen, inputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "bits": self.bits, "weight_name": self.weight_name}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # keras.layers.Wrapper.from_config pops "layer" from the dict it is given.
+        return super().from_config(dict(config), custom_objects)

@@ -1,0 +1,164 @@
+"""`share_weights` wraps a model's kernels in `SharedWeights`; `strip_shared` undoes it."""
+
+import keras
+import numpy as np
+
+from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
+from tfcompress.sharing.kmeans import check_bits
+from tfcompress.sharing.layer import SharedWeights, kernel_name
+
+# Layer class -> its kind, which picks the default bits (the paper: conv 8, dense 5).
+SHAREABLE = (
+    (keras.layers.Dense, "dense"),
+    (keras.layers.EinsumDense, "dense"),
+    (keras.layers.Conv1D, "conv"),
+    (keras.layers.Conv2D, "conv"),
+    (keras.layers.Conv3D, "conv"),
+    (keras.layers.Conv1DTranspose, "conv"),
+    (keras.layers.Conv2DTranspose, "conv"),
+    (keras.layers.Conv3DTranspose, "conv"),
+    (keras.layers.DepthwiseConv1D, "conv"),
+    (keras.layers.DepthwiseConv2D, "conv"),
+)
+DEFAULT_BITS = {"conv": 8, "dense": 5}
+
+
+def kind_of(layer):
+    """"conv" or "dense" for a layer `share_weights` can wrap, None for any other."""
+    for cls, kind in SHAREABLE:
+        if isinstance(layer, cls):
+            return kind
+    return None
+
+
+def _plain_weights(layer):
+    """`(inner layer, weight values, kernel mask or None)` of a plain or WeightMask layer,
+    the element-wise masks applied."""
+    if not isinstance(layer, WeightMask):
+        return layer, [np.asarray(v) for v in layer.get_weights()], None
+    inner = layer.layer
+    values, kernel_mask = [], None
+    for w, v in zip(inner.weights, inner.get_weights()):
+        if w.name in layer.masks:
+            mask = layer.mask_values(w.name)
+            v = v * mask
+            if w.name == kernel_name(inner):
+                kernel_mask = mask
+        values.append(np.asarray(v))
+    return inner, values, kernel_mask
+
+
+def _resolve_bits(model, bits, exclude):
+    names = [layer.name for layer in model.layers]
+    unknown = sorted(set(exclude) - set(names))
+    if unknown:
+        raise ValueError(
+            f"exclude names no layer of model '{model.name}': {unknown}. Its layers are "
+            f"{names}. Received: exclude={sorted(exclude)}"
+        )
+    kinds = {
+        layer.name: kind_of(layer.layer if isinstance(layer, WeightMask) else layer)
+        for layer in model.layers
+    }
+    per_layer = {}
+    if isinstance(bits, dict):
+        for name, value in bits.items():
+            if name not in names:
+                raise ValueError(
+                    f"bits names no layer of model '{model.name}': {name!r}. Its layers "
+                    f"are {names}. Received: bits={bits}"
+                )
+            if kinds[name] is None:
+                raise ValueError(
+                    f"bits names layer {name!r}, which has no kernel to share "
+                    f"({type(model.get_layer(name)).__name__}). Received: bits={bits}"
+                )
+            per_layer[name] = check_bits(value, f"bits[{name!r}]")
+        default = None
+    else:
+        default = None if bits is None else check_bits(bits)
+    chosen = {}
+    for name, kind in kinds.items():
+        if kind is None or name in exclude:
+            continue
+        chosen[name] = per_layer.get(name, default or DEFAULT_BITS[kind])
+    return chosen
+
+
+def share_weights(model, bits=None, *, exclude=(), iterations=100):
+    """Returns a copy of `model` whose conv and dense kernels share `2**bits` values each.
+
+    Each kernel's surviving weights (those a `WeightMask` keeps, or the non-zero ones of
+    a plain layer) are clustered by k-means from a linear initialisation; the copy's
+    `SharedWeights` layers train the centroids in an ordinary `model.fit`.
+
+    Args:
+        model: a built functional or Sequential model of plain layers, possibly pruned
+            (`tfcompress.wrap(..., method="magnitude")` + `prune`, or stripped). Left
+            untouched.
+        bits: None (conv 8 bits, dense 5 bits, as the paper), an int for every layer, or a
+            dict {layer name: bits} overriding the defaults for the layers it names.
+        exclude: names of layers to leave unshared (their kernels stay float).
+        iterations: the most Lloyd iterations per layer.
+    """
+    exclude = tuple(exclude)
+    wrappers = [layer.name for layer in model.layers if isinstance(layer, (ChannelMask, MaskedKernel, SharedWeights))]
+    if wrappers:
+        raise ValueError(
+            f"Model '{model.name}' holds channel masks or shared weights ({wrappers[:3]}): "
+            "strip it first (`tfcompress.strip` or `strip_shared`)."
+        )
+    chosen = _resolve_bits(model, bits, exclude)
+    plans = {}
+
+    def clone(layer):
+        inner, values, kernel_mask = _plain_weights(layer)
+        new = inner.__class__.from_config(inner.get_config())
+        if layer.name in chosen:
+            plans[layer.name] = (new, values, kernel_mask)
+            return SharedWeights(new, bits=chosen[layer.name], name=f"{inner.name}_shared")
+        plans[layer.name] = (new, values, None)
+        return new
+
+    shared = keras.models.clone_model(model, clone_function=clone)
+    for name, (new, values, kernel_mask) in plans.items():
+        new.set_weights(values)
+        if name in chosen:
+            wrapper = _wrapper_of(shared, new)
+            kernel = values[[w.name for w in new.weights].index(wrapper.weight_name)]
+            wrapper.cluster(kernel, kernel != 0 if kernel_mask is None else kernel_mask, iterations)
+    return shared
+
+
+def _wrapper_of(model, inner):
+    for layer in model.layers:
+        if isinstance(layer, SharedWeights) and layer.layer is inner:
+            return layer
+    raise RuntimeError(f"No SharedWeights wraps layer '{inner.name}'.")
+
+
+def strip_shared(model):
+    """Returns a copy of `model` of plain layers: each `SharedWeights` becomes its wrapped
+    layer holding `shared_values()` (bit for bit), every other layer a copy of itself."""
+    plans = {}
+
+    def clone(layer):
+        inner = layer.layer if isinstance(layer, SharedWeights) else layer
+        new = inner.__class__.from_config(inner.get_config())
+        plans[layer.name] = (layer, new)
+        return new
+
+    plain = keras.models.clone_model(model, clone_function=clone)
+    for layer, new in plans.values():
+        new.set_weights(stripped_values(layer))
+    return plain
+
+
+def stripped_values(layer):
+    """The weights a plain copy of `layer` holds (a SharedWeights: its kernel shared)."""
+    if not isinstance(layer, SharedWeights):
+        return layer.get_weights()
+    return [
+        layer.shared_values() if w is layer.kernel else np.asarray(w)
+        for w in layer.layer.weights
+    ]
