@@ -57,6 +57,26 @@ def _first_task(records):
     return None
 
 
+def _channels(records):
+    """``image/channels`` of the first record that parses and stores 1 or 3, else 3 (as
+    ``build_dataset`` reads a pattern: every record with the first one's channels)."""
+    for _, record in records:
+        try:
+            stored = tf.train.Example.FromString(record).features.feature[schema.IMAGE_CHANNELS]
+        except Exception:  # noqa: BLE001, S112 - not an Example: find_invalid reports it
+            continue
+        if list(stored.int64_list.value) in ([1], [3]):
+            return stored.int64_list.value[0]
+    return None
+
+
+def _missing_reason(manifest_path, split, count):
+    return (
+        f"missing: {manifest_path} lists it ({count} records of split {split!r}) but it does "
+        "not exist"
+    )
+
+
 def _name(compression):
     return compression or "uncompressed"
 
@@ -90,17 +110,7 @@ def verify_records(
         for path in files
     ]
     missing = [
-        FileReport(
-            path,
-            0,
-            [
-                (
-                    None,
-                    f"missing: {manifest_path} lists it ({count} records of "
-                    f"split {split!r}) but it does not exist",
-                )
-            ],
-        )  # fmt: skip
+        FileReport(path, 0, [(None, _missing_reason(manifest_path, split, count))])
         for path, split, count, manifest_path in integrity.missing_shards(files)
     ]
     reports, channels = [], None
@@ -116,10 +126,7 @@ def verify_records(
         if task is None:
             task = _first_task(records)
         if records and task is not None:
-            if channels is None:
-                first = tf.train.Example.FromString(records[0][1]).features.feature
-                stored = first[schema.IMAGE_CHANNELS].int64_list.value
-                channels = stored[0] if stored and stored[0] in (1, 3) else 3
+            channels = channels or _channels(records)
             classes = num_classes if num_classes is not None else _manifest_num_classes(path)
             invalid = validate.find_invalid([r for _, r in records], task, channels=channels,
                                             num_classes=classes)  # fmt: skip
