@@ -206,7 +206,12 @@ def test_corrupt_gzip_header_and_data(tmp_path):
     plain = _write(tmp_path / "plain.tfrecord", data)
     assert _strict_error(plain, "GZIP") == (
         f"Corrupt record in {plain}: record 0 (byte 0 of the decompressed stream): not a GZIP "
-        "stream: corrupt GZIP header (incorrect header check)"
+        "stream: corrupt GZIP header (incorrect header check) (the file looks uncompressed, "
+        "read as GZIP: pass compression='auto')"
+    )
+    packed = _write(tmp_path / "packed.tfrecord", gzip.compress(data))
+    assert _strict_error(packed, "").endswith(
+        "(the file looks GZIP, read as uncompressed: pass compression='auto')"
     )
     packed = bytearray(gzip.compress(data, mtime=0))
     packed[-6] ^= 0xFF  # the gzip trailer's CRC-32

@@ -486,6 +486,7 @@ def check_shards(files, compression="auto", *, task=None, skip_corrupt=False, sk
         raise ValueError(f"check_shards needs at least one file. Received: files={files!r}")
     if skip_corrupt and skipped is None:
         raise ValueError("skip_corrupt=True needs a SkippedRecords to count into: skipped=")
+    given = compression
     compression = compression_lib.resolve(files, compression)  # raises on mixed ones
     for path, split, count, manifest_path in missing_shards(files):
         reason = (
@@ -503,9 +504,23 @@ def check_shards(files, compression="auto", *, task=None, skip_corrupt=False, sk
         if fatal:
             raise CorruptInputError(fatal[0].error_message(path))
         if problems and not skip_corrupt:
-            raise CorruptInputError(problems[0].error_message(path, compression))
+            raise CorruptInputError(_with_hint(problems[0], path, compression, given))
         for problem in problems:
             for i in range(problem.span):
                 skipped.add(path, problem.index + i, problem.message)
         scans.append(scan)
     return scans
+
+
+def _with_hint(problem, path, compression, given):
+    """The strict message of ``problem``; when record 0 fails under an explicit
+    ``compression`` the file does not have, it says so."""
+    message = problem.error_message(path, compression)
+    if problem.index == 0 and given != compression_lib.AUTO:
+        found = compression_lib.detect(path)
+        if found != compression:
+            message += (
+                f" (the file looks {found or 'uncompressed'}, read as "
+                f"{compression or 'uncompressed'}: pass compression='auto')"
+            )
+    return message
