@@ -1,0 +1,124 @@
+"""The compressed file: magic, version, a JSON header, then the parts, each checksummed.
+
+Layout (little-endian):
+
+    8 bytes  MAGIC  b"TFCDEEP\\x00"
+    u16      format version (`VERSION`)
+    u32      header length H
+    u32      CRC32C of the header
+    H bytes  header: UTF-8 JSON, {..., "parts": [{"name", "offset", "length", "crc32c"}]}
+    ...      the parts, back to back; offsets count from the end of the header
+
+Every part carries its own CRC32C, so a damaged file names the part it damaged; a file cut
+short names the first part it cuts. Reading checks everything before anything is decoded:
+a damaged file raises `CodecFileError`, never yields a wrong model.
+"""
+
+import json
+import os
+import struct
+
+import google_crc32c
+
+from tfcompress.atomic import atomic_write_bytes
+
+MAGIC = b"TFCDEEP\x00"
+VERSION = 1
+_PREAMBLE = struct.Struct("<8sHII")
+
+
+class CodecFileError(ValueError):
+    """A compressed file that cannot be read; the message names the file and the part."""
+
+
+def crc32c(data):
+    return google_crc32c.value(bytes(data))
+
+
+def write(path, header, parts):
+    """Writes `header` (a JSON-able dict, without "parts") and `parts` (a list of
+    `(name, bytes)`) to `path` atomically; returns the number of bytes written."""
+    listing, offset = [], 0
+    for name, data in parts:
+        listing.append({"name": name, "offset": offset, "length": len(data), "crc32c": crc32c(data)})
+        offset += len(data)
+    names = [p["name"] for p in listing]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Part names must be unique. Received: {names}")
+    text = json.dumps({**header, "parts": listing}, separators=(",", ":")).encode("utf-8")
+    blob = b"".join(
+        [_PREAMBLE.pack(MAGIC, VERSION, len(text), crc32c(text)), text]
+        + [bytes(data) for _, data in parts]
+    )
+    atomic_write_bytes(path, blob)
+    return len(blob)
+
+
+def read(path):
+    """`(header, {part name: bytes})` of the file at `path`, every check passed."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        blob = f.read()
+    header, start = read_header(path, blob)
+    parts = {}
+    for part in header["parts"]:
+        name, begin = part["name"], start + part["offset"]
+        end = begin + part["length"]
+        if end > len(blob):
+            raise CodecFileError(
+                f"{path}: the file is truncated: part {name!r} needs bytes [{begin}, {end}) "
+                f"but the file has {len(blob)} bytes."
+            )
+        data = blob[begin:end]
+        if crc32c(data) != part["crc32c"]:
+            raise CodecFileError(
+                f"{path}: part {name!r} is corrupted: its CRC32C is {crc32c(data):#010x}, "
+                f"the header says {part['crc32c']:#010x}."
+            )
+        parts[name] = data
+    size = start + sum(p["length"] for p in header["parts"])
+    if size != len(blob):
+        raise CodecFileError(
+            f"{path}: {len(blob) - size} bytes follow the last part (expected {size} bytes "
+            f"in all, found {len(blob)})."
+        )
+    return header, parts
+
+
+def read_header(path, blob):
+    """`(header, offset of the first part)`; checks magic, version and the header CRC."""
+    if len(blob) < _PREAMBLE.size:
+        raise CodecFileError(
+            f"{path}: the file is truncated: {len(blob)} bytes, shorter than the "
+            f"{_PREAMBLE.size}-byte preamble (magic, version, header length, header CRC)."
+        )
+    magic, version, length, checksum = _PREAMBLE.unpack_from(blob)
+    if magic != MAGIC:
+        raise CodecFileError(
+            f"{path}: not a tfcompress compressed file: it starts with {magic!r}, "
+            f"not {MAGIC!r}."
+        )
+    if version < 1:
+        raise CodecFileError(
+            f"{path}: part 'preamble' is corrupted: format version {version} does not exist "
+            f"(versions start at 1)."
+        )
+    if version > VERSION:
+        raise CodecFileError(
+            f"{path}: file format version {version} is newer than this tfcompress reads "
+            f"(version {VERSION}). Upgrade tfcompress to read it."
+        )
+    start = _PREAMBLE.size + length
+    if start > len(blob):
+        raise CodecFileError(
+            f"{path}: the file is truncated: part 'header' needs bytes [{_PREAMBLE.size}, "
+            f"{start}) but the file has {len(blob)} bytes."
+        )
+    text = blob[_PREAMBLE.size : start]
+    if crc32c(text) != checksum:
+        raise CodecFileError(
+            f"{path}: part 'header' is corrupted: its CRC32C is {crc32c(text):#010x}, "
+            f"the preamble says {checksum:#010x}."
+        )
+    header = json.loads(text.decode("utf-8"))
+    return header, start

@@ -1,0 +1,121 @@
+"""`encode`: a weight-shared model into the compressed file (Han et al. 2016, Sec. 4).
+
+Each `SharedWeights` kernel becomes three parts: its codebook (raw float32), its
+weights (the codebook index of each surviving weight and filler, Huffman-coded) and its
+indices (the relative indices, Huffman-coded; see `relative`). Every other weight (biases,
+unshared kernels, BatchNorm statistics) is stored raw in its own dtype, and the
+architecture (the Keras config of `strip_shared(model)`) as zlib-compressed JSON.
+"""
+
+import json
+import zlib
+
+import keras
+import numpy as np
+
+from tfcompress.codec import container, huffman
+from tfcompress.codec.relative import to_relative
+from tfcompress.codec.report import report
+from tfcompress.codec.schema import ARCHITECTURE, DEFAULT_INDEX_BITS, FORMAT, part_name
+from tfcompress.sharing.kmeans import check_bits
+from tfcompress.sharing.layer import SharedWeights
+from tfcompress.sharing.model import kind_of, strip_shared
+
+def _index_bits(shared, index_bits):
+    names = sorted(shared)
+    if isinstance(index_bits, dict):
+        unknown = sorted(set(index_bits) - set(names))
+        if unknown:
+            raise ValueError(
+                f"index_bits names no shared layer: {unknown}. The shared layers are "
+                f"{names}. Received: index_bits={index_bits}"
+            )
+        chosen = {n: check_bits(b, f"index_bits[{n!r}]") for n, b in index_bits.items()}
+    elif index_bits is not None:
+        bits = check_bits(index_bits, "index_bits")
+        chosen = {n: bits for n in names}
+    else:
+        chosen = {}
+    return {n: chosen.get(n, DEFAULT_INDEX_BITS[kind_of(shared[n].layer) or "conv"]) for n in names}
+
+
+def _encode_shared(wrapper, layer_name, index_bits, parts):
+    codebook = keras.ops.convert_to_numpy(wrapper.codebook).astype("<f4")
+    indices = keras.ops.convert_to_numpy(wrapper.indices).ravel()
+    mask = keras.ops.convert_to_numpy(wrapper.mask).ravel()
+    positions = np.flatnonzero(mask)
+    symbols = indices[positions].astype(np.int64)
+    k = codebook.size
+    if symbols.size and (symbols.min() < 0 or symbols.max() >= k):
+        raise ValueError(
+            f"SharedWeights '{wrapper.name}' has indices outside its codebook of {k}: "
+            f"[{symbols.min()}, {symbols.max()}]"
+        )
+    runs, entries = to_relative(positions, symbols, index_bits, filler=k)
+    weights, weight_bits = huffman.encode(entries, k + 1)
+    relative, relative_bits = huffman.encode(runs, 2**index_bits)
+    name = wrapper.weight_name
+    parts += [
+        (part_name(layer_name, name, "codebook"), codebook.tobytes()),
+        (part_name(layer_name, name, "weights"), weights),
+        (part_name(layer_name, name, "indices"), relative),
+    ]
+    return {
+        "name": name,
+        "storage": "shared",
+        "shape": list(wrapper.kernel.shape),
+        "dtype": "float32",
+        "bits": wrapper.bits,
+        "index_bits": index_bits,
+        "count": int(positions.size),
+        "entries": int(runs.size),
+        "weight_code_bits": weight_bits,
+        "index_code_bits": relative_bits,
+    }
+
+
+def _encode_raw(layer_name, weight_name, value, parts):
+    value = np.asarray(value)
+    dtype = value.dtype.newbyteorder("<")
+    parts.append((part_name(layer_name, weight_name), value.astype(dtype).tobytes()))
+    return {"name": weight_name, "storage": "raw", "shape": list(value.shape), "dtype": dtype.str}
+
+
+def encode(model, path, *, index_bits=None):
+    """Writes `model` (with `SharedWeights` layers, see `tfcompress.sharing`) to `path`
+    atomically and returns the file's `Report`.
+
+    Args:
+        model: a functional or Sequential model; its `SharedWeights` kernels are stored
+            sparse and Huffman-coded, every other weight raw.
+        path: the file to write.
+        index_bits: relative-index width: None (conv 8 bits, dense 4, as the paper), an
+            int for every shared layer, or a dict {wrapped layer name: bits}.
+    """
+    shared = {
+        layer.layer.name: layer for layer in model.layers if isinstance(layer, SharedWeights)
+    }
+    widths = _index_bits(shared, index_bits)
+    plain = strip_shared(model)
+    config = keras.saving.serialize_keras_object(plain)
+    parts = [(ARCHITECTURE, zlib.compress(json.dumps(config).encode("utf-8"), 9))]
+    layers = []
+    for layer in plain.layers:
+        if not layer.weights:
+            continue
+        wrapper = shared.get(layer.name)
+        entries = []
+        for w, value in zip(layer.weights, layer.get_weights()):
+            if wrapper is not None and w.name == wrapper.weight_name:
+                entries.append(_encode_shared(wrapper, layer.name, widths[layer.name], parts))
+            else:
+                entries.append(_encode_raw(layer.name, w.name, value, parts))
+        layers.append({"name": layer.name, "weights": entries})
+    header = {
+        "format": FORMAT,
+        "model": model.name,
+        "keras_version": keras.__version__,
+        "layers": layers,
+    }
+    container.write(path, header, parts)
+    return report(path)

@@ -1,0 +1,146 @@
+"""The bytes of a compressed file, per layer and per part, as the paper's Tables 2-5.
+
+Read from the file's header alone (`container.read_header`): nothing is decoded. The
+storage ratio is the bytes of all weights as dense float32 over the bytes of the file.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from tfcompress.codec import container
+from tfcompress.codec.schema import ARCHITECTURE, part_name
+
+KINDS = ("weights", "indices", "codebook", "raw")  # the byte columns of a layer
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerBytes:
+    """One layer: its parameter count, surviving shared weights, and bytes per part kind
+    (weights: Huffman-coded codebook indices; indices: Huffman-coded relative indices;
+    codebook: float32 centroids; raw: biases and unshared weights)."""
+
+    name: str
+    params: int
+    shared: int  # parameters in shared kernels
+    count: int  # surviving weights of the shared kernels
+    bits: int | None
+    index_bits: int | None
+    weight_code_bits: int
+    index_code_bits: int
+    fixed_bits: int  # weights and indices at their fixed widths, before Huffman
+    bytes: dict
+
+    @property
+    def total(self):
+        return sum(self.bytes.values())
+
+    @property
+    def dense_bytes(self):
+        return 4 * self.params
+
+    def as_dict(self):
+        return {**dataclasses.asdict(self), "total": self.total}
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    path: str
+    layers: tuple
+    header_bytes: int  # preamble and JSON header
+    architecture_bytes: int
+    file_bytes: int
+
+    @property
+    def dense_bytes(self):
+        """Bytes of every weight of the model as dense float32."""
+        return sum(layer.dense_bytes for layer in self.layers)
+
+    @property
+    def ratio(self):
+        """Storage ratio: dense float32 bytes / file bytes."""
+        return self.dense_bytes / self.file_bytes
+
+    @property
+    def weights_ratio(self):
+        """The paper's accounting: dense float32 bytes / the bytes of the layers' parts
+        (without header and architecture)."""
+        return self.dense_bytes / max(1, sum(layer.total for layer in self.layers))
+
+    def as_dict(self):
+        return {
+            "path": self.path,
+            "layers": [layer.as_dict() for layer in self.layers],
+            "header_bytes": self.header_bytes,
+            "architecture_bytes": self.architecture_bytes,
+            "file_bytes": self.file_bytes,
+            "dense_bytes": self.dense_bytes,
+            "ratio": self.ratio,
+            "weights_ratio": self.weights_ratio,
+        }
+
+    def format(self):
+        """A text table: per layer its density, bits per surviving weight and index before
+        and after Huffman coding, bytes per part, and its compression rate."""
+        head = (
+            f"{'layer':<16}{'params':>9}{'kept%':>7}{'bits':>5}{'w.bits':>7}{'ibits':>6}"
+            f"{'i.bits':>7}" + "".join(f"{k:>9}" for k in KINDS) + f"{'total':>9}{'rate':>8}"
+        )
+        lines = [head]
+        for r in self.layers:
+            kept = 100.0 * r.count / r.shared if r.shared else float("nan")
+            wbits = r.weight_code_bits / r.count if r.count else float("nan")
+            ibits = r.index_code_bits / r.count if r.count else float("nan")
+            lines.append(
+                f"{r.name:<16}{r.params:>9}{kept:>7.1f}{r.bits or '-':>5}{wbits:>7.2f}"
+                f"{r.index_bits or '-':>6}{ibits:>7.2f}"
+                + "".join(f"{r.bytes[k]:>9}" for k in KINDS)
+                + f"{r.total:>9}{r.dense_bytes / max(1, r.total):>7.1f}x"
+            )
+        lines.append(f"header {self.header_bytes} B, architecture {self.architecture_bytes} B")
+        lines.append(
+            f"file {self.file_bytes} B; dense float32 {self.dense_bytes} B; ratio "
+            f"{self.ratio:.1f}x ({self.weights_ratio:.1f}x without header and architecture)"
+        )
+        return "\n".join(lines)
+
+
+def _layer_bytes(entry, sizes):
+    bytes_, params, shared, count, fixed = dict.fromkeys(KINDS, 0), 0, 0, 0, 0
+    bits = index_bits = None
+    weight_code_bits = index_code_bits = 0
+    for w in entry["weights"]:
+        size = int(np.prod(w["shape"], dtype=np.int64))
+        params += size
+        if w["storage"] == "raw":
+            bytes_["raw"] += sizes[part_name(entry["name"], w["name"])]
+            continue
+        for kind in ("weights", "indices", "codebook"):
+            bytes_[kind] += sizes[part_name(entry["name"], w["name"], kind)]
+        shared += size
+        count += w["count"]
+        bits, index_bits = w["bits"], w["index_bits"]
+        weight_code_bits += w["weight_code_bits"]
+        index_code_bits += w["index_code_bits"]
+        fixed += w["entries"] * (w["bits"] + w["index_bits"])
+    return LayerBytes(
+        entry["name"], params, shared, count, bits, index_bits, weight_code_bits,
+        index_code_bits, fixed, bytes_,
+    )
+
+
+def report(path):
+    """The `Report` of the compressed file at `path`."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        blob = f.read()
+    header, start = container.read_header(path, blob)
+    sizes = {p["name"]: p["length"] for p in header["parts"]}
+    return Report(
+        path=path,
+        layers=tuple(_layer_bytes(entry, sizes) for entry in header["layers"]),
+        header_bytes=start,
+        architecture_bytes=sizes[ARCHITECTURE],
+        file_bytes=len(blob),
+    )
