@@ -27,7 +27,7 @@ from tests import data_fuzz_cases
 
 WORKER = data_fuzz_cases.__file__
 NUM_WORKERS = 2  # the machine's cores
-TIME_BUDGET = 900  # seconds for all workers (a hang fails at this point, naming its case)
+TIME_BUDGET = 1500  # seconds for all workers (a hang fails at this point, naming its case)
 MAX_RESTARTS = 12  # crashes survived per worker before the rest of its cases count as not run
 
 
@@ -136,7 +136,7 @@ def run_all(cases, folder, workers=NUM_WORKERS, budget=TIME_BUDGET):
     return observed, events
 
 
-def _summary(cases, failures, events, seconds):
+def _summary(cases, failures, observed, events, seconds):
     table = collections.defaultdict(lambda: [0, 0])
     for case in cases:
         row = table[(case["task"], data_fuzz_cases.mutation_class(case))]
@@ -145,6 +145,10 @@ def _summary(cases, failures, events, seconds):
     lines = [f"{len(cases)} cases in {seconds:.1f} s, {len(cases) - len(failures)} passed"]
     for (task, family), (n, ok) in sorted(table.items()):
         lines.append(f"  {task:15s} {family:22s} {ok:3d}/{n:3d}")
+    ends = collections.Counter(
+        (o.get("strict") or {}).get("error") or "no error" for o in observed.values()
+    )
+    lines.append("strict reads ended in: " + ", ".join(f"{k} {v}" for k, v in ends.items()))
     per_kind = collections.defaultdict(float)
     units = data_fuzz_cases.units(cases)
     for n, event in events.items():
@@ -166,6 +170,6 @@ def test_damaged_shards_end_in_a_named_error_or_a_counted_skip(tmp_path):
         problems = data_fuzz_cases.check(case, observed[case["id"]], root)
         if problems:
             failures[case["id"]] = problems
-    print(_summary(cases, failures, events, seconds))
+    print(_summary(cases, failures, observed, events, seconds))
     report = "\n".join(f"{cid}: " + " | ".join(p) for cid, p in failures.items())
     assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n{report}"
