@@ -266,6 +266,17 @@ def test_manifest_counts(tmp_path):
         f"interrupted write or copy?); {manifest} lists 3 records for it, the file holds 1: "
         "2 missing"
     )
+    # Cut inside record 1: the cut record is read (and corrupt), record 2 is missing.
+    _write(tmp_path / names[0], data[: offsets[1] + 20])
+    skipped = SkippedRecords()
+    integrity.check_shards([cut], skip_corrupt=True, skipped=skipped)
+    length = offsets[2] - offsets[1] - 16
+    assert skipped.records == [
+        (cut, 1, f"truncated record: length field says {length} bytes, 8 remain in the file "
+                 f"(byte {offsets[1]})"),
+        (cut, 2, f"{manifest} lists 3 records for it, the file holds 2: 1 missing"),
+    ]  # fmt: skip
+    _write(tmp_path / names[0], data[: offsets[2]])
     _manifest(tmp_path, {names[0]: 1, names[1]: 3})  # fewer than the file holds: fatal
     with pytest.raises(CorruptInputError) as info:
         integrity.check_shards([cut], skip_corrupt=True, skipped=SkippedRecords())

@@ -58,7 +58,7 @@ class Problem(NamedTuple):
     byte in the file (uncompressed) or in the decompressed GZIP stream, or ``None``.
     ``in_record``: the problem starts inside a frame, so that record counts as read.
     ``span``: records it stands for (more than 1: records the manifest lists that the
-    file lacks, from ``index`` on).
+    file lacks, from ``index`` on). ``final``: nothing after it could be read.
     """
 
     index: int | None
@@ -66,6 +66,7 @@ class Problem(NamedTuple):
     reason: str
     in_record: bool = True
     span: int = 1
+    final: bool = False
 
     @property
     def message(self):
@@ -236,8 +237,8 @@ def _walk(f, size, compression, keep_data=False, offsets=False):
     while True:
         offset = stream.offset
 
-        def problem(reason, in_record=True, index=index, offset=offset):
-            found = Problem(index, offset, reason, in_record)
+        def problem(reason, in_record=True, final=True, index=index, offset=offset):
+            found = Problem(index, offset, reason, in_record, final=final)
             return (index, offset, found) if offsets else (index, found)
 
         header = stream.read(_HEADER)
@@ -289,7 +290,7 @@ def _walk(f, size, compression, keep_data=False, offsets=False):
                 yield problem(f"truncated record: data CRC {len(footer)} of 4 bytes")
             return
         if compression_lib.mask_crc(crc) != struct.unpack("<I", footer)[0]:
-            yield problem("data CRC mismatch")
+            yield problem("data CRC mismatch", final=False)  # the next frame is still found
         else:
             data = b"".join(pieces)
             yield (index, offset, data) if offsets else (index, data)
@@ -460,7 +461,7 @@ def problems_of(scan):
             reason, offset = f"{between[0].reason}; {reason}", between[0].offset
         elif scan.size == 0:
             reason = f"empty file (0 bytes); {reason}"
-        else:
+        elif not any(p.final for p in problems):  # the file ends where a record would start
             reason += " (cut at a record boundary?)"
         problems.append(Problem(scan.num_records, offset, reason, False, span=missing))
     elif scan.size == 0 and expected is None:
