@@ -564,6 +564,19 @@ def _zero_byte_case(variant, comp, fresh):
     return case
 
 
+def _empty_listed_case(variant, fresh):
+    """Control: an uncompressed shard with no record is a 0-byte file (a split with fewer
+    examples than shards); the manifest lists 0 records for it."""
+    stamp, records = fresh()
+    stream, _ = stream_of(records)
+    files = {"test-00000-of-00002.tfrecord": stream, "test-00001-of-00002.tfrecord": b""}
+    manifest = {"test-00000-of-00002.tfrecord": len(records), "test-00001-of-00002.tfrecord": 0}
+    case = _case(f"{variant}-raw-empty_shard_listed-0", variant, "raw", "empty_shard_listed",
+                 files, dict(CLEAN), manifest, stamp)  # fmt: skip
+    case["group"] += "-zero_byte"
+    return case
+
+
 def _damage_records(records, indices, mutate, rng):
     out = list(records)
     for i in indices:
@@ -621,6 +634,7 @@ def generate_cases(seed=0, per_class=2):
             cases += [c for c in structure if c["compression"] == COMPRESSIONS[comp]]
             cases += _byte_cases(variant, comp, fresh, rng, per_class)
             cases.append(_zero_byte_case(variant, comp, fresh))
+        cases.append(_empty_listed_case(variant, fresh))
     ids = [c["id"] for c in cases]
     assert len(ids) == len(set(ids)), "case ids must be unique"
     return cases
