@@ -6,21 +6,6 @@ from keras import ops
 
 from tfcompress.sharing.kmeans import check_bits, cluster_kernel
 
-# Layer class -> name of the weight that is shared (the first match wins).
-KERNEL_NAMES = (
-    (keras.layers.DepthwiseConv1D, "depthwise_kernel"),
-    (keras.layers.DepthwiseConv2D, "depthwise_kernel"),
-)
-
-
-def kernel_name(layer):
-    """The name of the weight of `layer` that `SharedWeights` shares by default."""
-    for cls, name in KERNEL_NAMES:
-        if isinstance(layer, cls):
-            return name
-    return "kernel"
-
-
 @keras.saving.register_keras_serializable(package="tfcompress")
 class SharedWeights(keras.layers.Wrapper):
     """Runs the wrapped layer with its kernel made of `2**bits` shared values.
@@ -39,14 +24,14 @@ class SharedWeights(keras.layers.Wrapper):
     Args:
         layer: a layer with a kernel (Dense, Conv*, DepthwiseConv*).
         bits: the codebook holds `2**bits` centroids, 1 <= bits <= 16.
-        weight_name: the shared weight (default: "kernel", "depthwise_kernel" for
-            depthwise convolutions).
+        weight_name: the shared weight (default "kernel"; Keras 3 names the kernels of
+            Dense, Conv* and DepthwiseConv* so).
     """
 
-    def __init__(self, layer, bits=5, weight_name=None, **kwargs):
+    def __init__(self, layer, bits=5, weight_name="kernel", **kwargs):
         super().__init__(layer, **kwargs)
         self.bits = check_bits(bits)
-        self.weight_name = kernel_name(layer) if weight_name is None else str(weight_name)
+        self.weight_name = str(weight_name)
 
     @property
     def size(self):

@@ -5,7 +5,7 @@ import numpy as np
 
 from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
 from tfcompress.sharing.kmeans import check_bits
-from tfcompress.sharing.layer import SharedWeights, kernel_name
+from tfcompress.sharing.layer import SharedWeights
 
 # Layer class -> its kind, which picks the default bits (the paper: conv 8, dense 5).
 SHAREABLE = (
@@ -42,7 +42,7 @@ def _plain_weights(layer):
         if w.name in layer.masks:
             mask = layer.mask_values(w.name)
             v = v * mask
-            if w.name == kernel_name(inner):
+            if w.name == "kernel":
                 kernel_mask = mask
         values.append(np.asarray(v))
     return inner, values, kernel_mask
@@ -102,7 +102,8 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
         iterations: the most Lloyd iterations per layer.
     """
     exclude = tuple(exclude)
-    wrappers = [layer.name for layer in model.layers if isinstance(layer, (ChannelMask, MaskedKernel, SharedWeights))]
+    refused = (ChannelMask, MaskedKernel, SharedWeights)
+    wrappers = [layer.name for layer in model.layers if isinstance(layer, refused)]
     if wrappers:
         raise ValueError(
             f"Model '{model.name}' holds channel masks or shared weights ({wrappers[:3]}): "
