@@ -9,7 +9,8 @@
 Modules: `config` (dataclasses), `devices` (GPU, logical CPUs, precision, strategy),
 `inputs` (data checks and pipelines), `tasks` (losses and metrics per task), `lr` (poly
 policy), `loop` (the distributed step loop), `methods` (per-method schedules and
-callbacks), `runs` (run directory, checkpoints), `weights` (build, initialize, load),
+callbacks), `runs` (run directory, checkpoints: damaged vs foreign), `paths` (every path
+checked before a run starts), `weights` (build, initialize, load),
 `evaluation`, and the four entry points (`train_lib`, `compress_lib`, `evaluate_lib`,
 `export_lib`).
 """

@@ -9,7 +9,10 @@
     <checkpoint>/.worker_<i>/    what non-chief workers of a multi-worker run write
 
 A directory that holds another run (another model, method or setting) is refused before
-anything is written, naming the differences.
+anything is written, naming the differences. A checkpoint that cannot be read (truncated,
+bytes flipped: it fails TensorFlow's checksums) is reported as damaged and left alone; a
+readable one that does not fit the model is reported as another model's, naming the
+variables (`restore`).
 """
 
 import dataclasses
