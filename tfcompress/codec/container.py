@@ -120,5 +120,14 @@ def read_header(path, blob):
             f"{path}: part 'header' is corrupted: its CRC32C is {crc32c(text):#010x}, "
             f"the preamble says {checksum:#010x}."
         )
-    header = json.loads(text.decode("utf-8"))
+    try:
+        header = json.loads(text.decode("utf-8"))
+        parts = header["parts"]
+        for part in parts:
+            for key in ("name", "offset", "length", "crc32c"):
+                part[key]  # noqa: B018 (each part lists all four)
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise CodecFileError(
+            f"{path}: part 'header' does not describe the parts: {type(e).__name__}: {e}"
+        ) from e
     return header, start

@@ -68,6 +68,15 @@ def decode(path):
     """The plain Keras model stored in the compressed file at `path` (see `encode`)."""
     path = os.fspath(path)
     header, parts = container.read(path)
+    try:
+        return _rebuild(path, header, parts)
+    except (KeyError, TypeError) as e:  # a header written by hand, its CRC valid
+        raise CodecFileError(
+            f"{path}: part 'header' lacks or garbles an entry: {type(e).__name__}: {e}"
+        ) from e
+
+
+def _rebuild(path, header, parts):
     if header.get("format") != FORMAT:
         raise CodecFileError(
             f"{path}: the header's format is {header.get('format')!r}, not {FORMAT!r}."

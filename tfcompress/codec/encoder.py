@@ -41,16 +41,10 @@ def _index_bits(shared, index_bits):
 
 def _encode_shared(wrapper, layer_name, index_bits, parts):
     codebook = keras.ops.convert_to_numpy(wrapper.codebook).astype("<f4")
-    indices = keras.ops.convert_to_numpy(wrapper.indices).ravel()
-    mask = keras.ops.convert_to_numpy(wrapper.mask).ravel()
-    positions = np.flatnonzero(mask)
-    symbols = indices[positions].astype(np.int64)
+    indices, mask = wrapper.surviving_indices()
+    positions = np.flatnonzero(mask.ravel())
+    symbols = indices.ravel()[positions].astype(np.int64)
     k = codebook.size
-    if symbols.size and (symbols.min() < 0 or symbols.max() >= k):
-        raise ValueError(
-            f"SharedWeights '{wrapper.name}' has indices outside its codebook of {k}: "
-            f"[{symbols.min()}, {symbols.max()}]"
-        )
     runs, entries = to_relative(positions, symbols, index_bits, filler=k)
     weights, weight_bits = huffman.encode(entries, k + 1)
     relative, relative_bits = huffman.encode(runs, 2**index_bits)

@@ -74,9 +74,22 @@ class SharedWeights(keras.layers.Wrapper):
         """The kernel as a NumPy array: the codebook value of each surviving weight and +0.0
         at pruned positions (what `strip_shared` and the compressed file hold)."""
         codebook = ops.convert_to_numpy(self.codebook)
+        indices, mask = self.surviving_indices()
+        return np.where(mask, codebook[indices], np.zeros((), codebook.dtype))
+
+    def surviving_indices(self):
+        """`(indices, mask)` as NumPy arrays (int32, bool), the indices at pruned positions
+        set to 0; raises naming this layer if a surviving index is outside the codebook
+        (`ops.take` would clip it silently)."""
         indices = ops.convert_to_numpy(self.indices)
-        mask = ops.convert_to_numpy(self.mask)
-        return np.where(mask != 0, codebook[indices], np.zeros((), codebook.dtype))
+        mask = ops.convert_to_numpy(self.mask) != 0
+        kept = indices[mask]
+        if kept.size and (kept.min() < 0 or kept.max() >= self.size):
+            raise ValueError(
+                f"SharedWeights '{self.name}' has indices outside its codebook of "
+                f"{self.size}: [{kept.min()}, {kept.max()}]"
+            )
+        return np.where(mask, indices, 0), mask
 
     def cluster(self, kernel=None, mask=None, iterations=100):
         """Sets codebook, indices and mask by k-means over `kernel`'s weights where `mask`

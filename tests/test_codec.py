@@ -1,0 +1,313 @@
+"""Stage 3 of Deep Compression: Huffman coding, relative indices, the file (issue 15)."""
+
+import json
+import os
+import struct
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from tfcompress import codec, models
+from tfcompress.codec import container, huffman
+from tfcompress.codec.container import CodecFileError
+from tfcompress.codec.relative import from_relative, to_relative
+from tfcompress.sharing import SharedWeights, share_weights, strip_shared
+
+
+def _bits_of(array):
+    return np.ascontiguousarray(array).view(np.uint8)
+
+
+def _prune(model, density, seed=0):
+    """Keeps the largest `density` of each kernel (random weights), in place."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if "kernel" in [w.name for w in layer.weights]:
+            values = layer.get_weights()
+            kernel = rng.normal(size=values[0].shape).astype("float32")
+            kernel[np.abs(kernel) < np.quantile(np.abs(kernel), 1 - density)] = 0.0
+            values[0] = kernel
+            values[1:] = [rng.normal(size=v.shape).astype(v.dtype) for v in values[1:]]
+            layer.set_weights(values)
+    return model
+
+
+def _tiny_file(tmp_path):
+    inp = keras.Input((12,), name="x")
+    hidden = layers.Dense(10, activation="relu", name="fc1")(inp)
+    model = _prune(keras.Model(inp, layers.Dense(4, name="fc2")(hidden), name="tiny"), 0.3)
+    path = str(tmp_path / "tiny.tfdc")
+    shared = share_weights(model, bits=2)
+    codec.encode(shared, path)
+    return path, shared
+
+
+# --- Huffman ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "symbols, alphabet",
+    [
+        ([], 4),  # empty input
+        ([3, 3, 3, 3, 3], 4),  # a single-symbol alphabet: one bit per symbol
+        ([0], 1),
+        ([0, 1], 2),
+        (list(np.random.default_rng(0).integers(0, 33, 500)), 33),
+        (list(np.minimum(np.random.default_rng(1).geometric(0.2, 3000) - 1, 255)), 256),
+        ([0, 65535, 65535, 7], 65536),  # a large, sparse alphabet: the table lists pairs
+    ],
+)
+def test_huffman_round_trip(symbols, alphabet):
+    symbols = np.asarray(symbols, dtype=np.int64)
+    stream, nbits = huffman.encode(symbols, alphabet)
+    np.testing.assert_array_equal(huffman.decode(stream, symbols.size, nbits), symbols)
+    lengths, table = huffman.unpack_lengths(stream)
+    assert len(stream) == table + (nbits + 7) // 8
+    assert table <= 5 + alphabet  # dense table, or pairs when smaller
+    if len(set(symbols.tolist())) == 1:
+        assert nbits == symbols.size
+
+
+def test_huffman_codes_are_canonical_prefix_codes_and_optimal():
+    counts = np.array([45, 13, 12, 16, 9, 5])  # the textbook example (CLRS 16.3)
+    lengths = huffman.code_lengths(counts)
+    assert (lengths * counts).sum() == 224  # the optimal cost
+    codes = huffman.canonical_codes(lengths)
+    words = [format(int(c), f"0{n}b") for c, n in zip(codes, lengths)]
+    assert not any(a != b and b.startswith(a) for a in words for b in words)
+    assert words[0] == "0"  # the most frequent symbol: the shortest, first code
+
+
+def test_huffman_decode_refuses_broken_streams():
+    stream, nbits = huffman.encode([0, 1, 2, 2], 3)
+    with pytest.raises(huffman.HuffmanError, match="code bits take 1 bytes; expected 2"):
+        huffman.decode(stream, 4, nbits + 8)
+    with pytest.raises(huffman.HuffmanError, match="end or break after 4 of 5 symbols"):
+        huffman.decode(stream, 5, nbits)
+    with pytest.raises(huffman.HuffmanError, match="code-lengths table is cut"):
+        huffman.decode(stream[:3], 4, nbits)
+    with pytest.raises(ValueError, match=r"Symbols must lie in \[0, 3\). Received: \[0, 3\]"):
+        huffman.encode([0, 3], 3)
+
+
+# --- relative indices ---------------------------------------------------------------------
+
+BITS = 3
+SPAN = 2**BITS  # a run of SPAN - 1 zeros fits in 3 bits; SPAN zeros need a filler
+
+
+@pytest.mark.parametrize(
+    "run, fillers",
+    [(0, 0), (SPAN - 1, 0), (SPAN, 1), (SPAN + 1, 1), (2 * SPAN - 1, 1), (2 * SPAN, 2),
+     (7 * SPAN + 3, 7)],
+)
+def test_relative_index_overflow_inserts_filler_entries(run, fillers):
+    positions = np.array([2, 2 + run + 1])  # `run` zeros between the two weights
+    runs, symbols = to_relative(positions, np.array([5, 6]), BITS, filler=9)
+    assert runs.size == 2 + fillers
+    assert runs.max() <= SPAN - 1
+    assert symbols.tolist() == [5] + [9] * fillers + [6]
+    assert runs.tolist() == [2] + [SPAN - 1] * fillers + [run - fillers * SPAN]
+    back, syms = from_relative(runs, symbols, 9, size=positions[-1] + 1)
+    np.testing.assert_array_equal(back, positions)
+    np.testing.assert_array_equal(syms, [5, 6])
+
+
+def test_relative_indices_of_the_papers_figure_and_random_masks():
+    # Han et al. Fig. 2 (3-bit indices): weights at 1, 4 and 15 -> the gap to 15 overflows
+    runs, symbols = to_relative(np.array([1, 4, 15]), np.array([1, 2, 3]), 3, filler=0)
+    assert runs.tolist() == [1, 2, 7, 2] and symbols.tolist() == [1, 2, 0, 3]
+    rng = np.random.default_rng(0)
+    for density in (0.0, 0.01, 0.5, 1.0):
+        mask = rng.random(5000) < density
+        positions = np.flatnonzero(mask)
+        symbols = rng.integers(0, 4, positions.size)
+        runs, entries = to_relative(positions, symbols, 4, filler=4)
+        back, syms = from_relative(runs, entries, 4, 5000)
+        np.testing.assert_array_equal(back, positions)
+        np.testing.assert_array_equal(syms, symbols)
+    with pytest.raises(ValueError, match="reach position 19 of 10"):
+        from_relative(np.array([3, 15]), np.array([0, 1]), 4, 10)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        to_relative(np.array([3, 3]), np.array([0, 1]), 4, filler=4)
+
+
+# --- encode / decode ----------------------------------------------------------------------
+
+
+def _assert_same_weights(decoded, expected):
+    assert [layer.name for layer in decoded.layers] == [layer.name for layer in expected.layers]
+    for a, b in zip(decoded.layers, expected.layers):
+        assert type(a) is type(b)
+        assert [w.name for w in a.weights] == [w.name for w in b.weights]
+        for u, v in zip(a.get_weights(), b.get_weights()):
+            assert u.dtype == v.dtype and u.shape == v.shape
+            np.testing.assert_array_equal(_bits_of(u), _bits_of(v))  # bit for bit
+
+
+@pytest.mark.parametrize(
+    "name, input_shape, density",
+    [("lenet_300_100", (28, 28, 1), 0.08), ("lenet5", (28, 28, 1), 0.08)],
+)
+def test_encode_decode_round_trip_is_bit_exact_on_the_lenets(tmp_path, name, input_shape, density):
+    model = _prune(models.build(name, 10, input_shape), density)
+    shared = share_weights(model, iterations=20)
+    path = tmp_path / f"{name}.tfdc"
+    rep = codec.encode(shared, path)
+    decoded = codec.decode(path)
+    _assert_same_weights(decoded, strip_shared(shared))
+    x = np.random.default_rng(0).random((2, *input_shape)).astype("float32")
+    np.testing.assert_allclose(decoded(x), shared(x), rtol=1e-5, atol=1e-5)
+    assert rep.file_bytes == os.path.getsize(path)
+    assert rep.dense_bytes == 4 * model.count_params()
+    assert rep.ratio == pytest.approx(rep.dense_bytes / rep.file_bytes)
+    parts = sum(layer.total for layer in rep.layers)
+    assert rep.header_bytes + rep.architecture_bytes + parts == rep.file_bytes
+    assert rep.ratio > 30  # ~8% kept, 5-8 bits, Huffman: the paper's regime
+    assert os.listdir(tmp_path) == [path.name]  # written atomically, nothing left beside
+
+
+def test_round_trip_with_unshared_layers_batchnorm_and_depthwise(tmp_path):
+    model = keras.Sequential(
+        [
+            keras.Input((6, 6, 2)),
+            layers.Conv2D(4, 3, name="conv"),
+            layers.BatchNormalization(name="bn"),
+            layers.DepthwiseConv2D(3, name="dw"),
+            layers.Flatten(name="flat"),
+            layers.Dense(5, name="fc"),
+            layers.Dense(3, name="out"),
+        ],
+        name="mixed",
+    )
+    model = _prune(model, 0.5)
+    model.get_layer("bn").set_weights([np.full(4, v, "float32") for v in (1.5, 0.1, 0.2, 2.0)])
+    shared = share_weights(model, bits={"conv": 3}, exclude=("out",))
+    path = tmp_path / "mixed.tfdc"
+    rep = codec.encode(shared, path, index_bits={"fc": 2})
+    _assert_same_weights(codec.decode(path), strip_shared(shared))
+    by_name = {layer.name: layer for layer in rep.layers}
+    assert (by_name["conv"].bits, by_name["conv"].index_bits) == (3, 8)
+    assert (by_name["dw"].bits, by_name["dw"].index_bits) == (8, 8)
+    assert (by_name["fc"].bits, by_name["fc"].index_bits) == (5, 2)
+    assert by_name["out"].bits is None and by_name["out"].bytes["raw"] == 4 * (15 + 3)
+    assert by_name["bn"].bytes["raw"] == 4 * 4 * 4
+    assert "ratio" in rep.format() and "conv" in rep.format()
+
+
+def test_report_counts_the_parts_the_way_the_paper_does(tmp_path):
+    path, shared = _tiny_file(tmp_path)
+    rep = codec.report(path)
+    fc1 = rep.layers[0]
+    mask = np.asarray(shared.get_layer("fc1_shared").mask)
+    assert (fc1.name, fc1.params, fc1.shared, fc1.count) == ("fc1", 130, 120, int(mask.sum()))
+    assert fc1.bytes["codebook"] == 4 * 4 and fc1.bytes["raw"] == 4 * 10
+    header, parts = container.read(path)
+    assert fc1.bytes["weights"] == len(parts["fc1/kernel/weights"])
+    assert fc1.bytes["indices"] == len(parts["fc1/kernel/indices"])
+    assert json.loads(json.dumps(rep.as_dict()))["file_bytes"] == os.path.getsize(path)
+
+
+# --- damaged files ------------------------------------------------------------------------
+
+
+def test_a_truncated_file_names_the_file_and_the_part_it_cuts(tmp_path):
+    path, _ = _tiny_file(tmp_path)
+    blob = open(path, "rb").read()
+    header, start = container.read_header(path, blob)
+    cut = str(tmp_path / "cut.tfdc")
+    for end in (0, 10, start - 1):
+        open(cut, "wb").write(blob[:end])
+        with pytest.raises(CodecFileError, match=rf"{cut}: the file is truncated"):
+            codec.decode(cut)
+    for part in header["parts"]:
+        open(cut, "wb").write(blob[: start + part["offset"] + part["length"] - 1])
+        with pytest.raises(CodecFileError, match=rf"{cut}: the file is truncated: part '{part['name']}'"):
+            codec.decode(cut)
+
+
+def test_every_flipped_byte_is_refused_naming_the_file_and_never_yields_a_model(tmp_path):
+    path, _ = _tiny_file(tmp_path)
+    blob = open(path, "rb").read()
+    header, start = container.read_header(path, blob)
+    bad = str(tmp_path / "bad.tfdc")
+    for i in range(len(blob)):
+        damaged = bytearray(blob)
+        damaged[i] ^= 0x10
+        open(bad, "wb").write(bytes(damaged))
+        with pytest.raises(CodecFileError, match=f"^{bad}: ") as raised:
+            codec.decode(bad)
+        inside = [p["name"] for p in header["parts"] if 0 <= i - start - p["offset"] < p["length"]]
+        if inside:
+            assert f"part {inside[0]!r} is corrupted" in str(raised.value)
+        elif i >= 18:  # the header CRC or the header itself
+            assert "part 'header' is corrupted" in str(raised.value)
+
+
+def test_a_file_of_a_future_version_is_refused_naming_both_versions(tmp_path):
+    path, _ = _tiny_file(tmp_path)
+    blob = bytearray(open(path, "rb").read())
+    struct.pack_into("<H", blob, 8, codec.VERSION + 1)
+    open(path, "wb").write(bytes(blob))
+    with pytest.raises(
+        CodecFileError,
+        match=rf"{path}: file format version {codec.VERSION + 1} is newer than this tfcompress "
+        rf"reads \(version {codec.VERSION}\)",
+    ):
+        codec.decode(path)
+
+
+def test_other_files_and_inconsistent_headers_are_refused(tmp_path):
+    path, _ = _tiny_file(tmp_path)
+    other = tmp_path / "model.keras"
+    other.write_bytes(b"PK\x03\x04" + bytes(40))
+    with pytest.raises(CodecFileError, match=rf"{other}: not a tfcompress compressed file"):
+        codec.decode(other)
+    # a header that lies about a weight count, its CRC valid: refused, not a wrong model
+    header, parts = container.read(path)
+    header.pop("parts")
+    header["layers"][0]["weights"][0]["count"] += 1
+    container.write(path, header, list(parts.items()))
+    with pytest.raises(CodecFileError, match=rf"{path}: part 'fc1/kernel/weights' holds \d+ weights; the header says"):
+        codec.decode(path)
+    header["layers"][0]["weights"][0]["count"] -= 1
+    header["layers"][0]["weights"][0]["entries"] += 3
+    container.write(path, header, list(parts.items()))
+    with pytest.raises(CodecFileError, match=rf"{path}: part 'fc1/kernel/weights' does not decode"):
+        codec.decode(path)
+    header["layers"][0]["weights"][0]["entries"] -= 3
+    del header["layers"][0]["weights"][0]["bits"]
+    container.write(path, header, list(parts.items()))
+    with pytest.raises(CodecFileError, match=rf"{path}: part 'header' lacks or garbles an entry: KeyError: 'bits'"):
+        codec.decode(path)
+    header["layers"][0]["weights"][0]["bits"] = 2
+    header["format"] = "something.else"
+    container.write(path, header, list(parts.items()))
+    with pytest.raises(CodecFileError, match=r"the header's format is 'something.else'"):
+        codec.decode(path)
+
+
+@pytest.mark.parametrize("index_bits, message", [
+    (0, r"index_bits must be in \[1, 16\]. Received: index_bits=0"),
+    (17, r"index_bits must be in \[1, 16\]. Received: index_bits=17"),
+    ({"fc9": 4}, r"index_bits names no shared layer: \['fc9'\]. The shared layers are \['fc1', 'fc2'\]"),
+    ({"fc1": 40}, r"index_bits\['fc1'\] must be in \[1, 16\]. Received: index_bits\['fc1'\]=40"),
+])
+def test_bad_index_bits_are_refused(tmp_path, index_bits, message):
+    _, shared = _tiny_file(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        codec.encode(shared, tmp_path / "x.tfdc", index_bits=index_bits)
+    assert not (tmp_path / "x.tfdc").exists()
+
+
+def test_indices_outside_the_codebook_are_refused(tmp_path):
+    _, shared = _tiny_file(tmp_path)
+    wrapper = shared.get_layer("fc1_shared")
+    assert isinstance(wrapper, SharedWeights)
+    indices = np.asarray(wrapper.indices).copy()
+    indices[np.asarray(wrapper.mask) != 0] = 4
+    wrapper.indices.assign(indices)
+    with pytest.raises(ValueError, match=r"'fc1_shared' has indices outside its codebook of 4: \[4, 4\]"):
+        codec.encode(shared, tmp_path / "x.tfdc")
