@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcompress.data import build_dataset, encode, shards
+from tfcompress.data import CorruptInputError, SkippedRecords, build_dataset, encode, shards
 
 
 def _write(tmp_path, records, split="train", num_shards=2):
@@ -94,7 +94,8 @@ def test_no_matching_file_named(tmp_path):
 def test_uncompressed_read_as_gzip_named(tmp_path):
     with shards.ShardWriter(str(tmp_path), "train", 1, compression="") as writer:
         writer.write(_classification(1)[0])
-    with pytest.raises(ValueError, match=r"Cannot read record 0 of .*train-00000-of-00001"):
+    with pytest.raises(CorruptInputError, match=r"Corrupt record in .*train-00000-of-00001"
+                       r".*: record 0 .*not a GZIP stream"):  # fmt: skip
         build_dataset(str(tmp_path / "train-*"), "classification", 2, False, compression="GZIP")
     ds = build_dataset(str(tmp_path / "train-*"), "classification", 2, False, compression="")
     assert next(iter(ds))[0].shape == (1, 12, 10, 3)
@@ -105,10 +106,13 @@ def test_skip_corrupt_drops_undecodable_records(tmp_path):
     bad = encode.EncodedImage(b"\x89PNG\r\n\x1a\nbroken", "png", 12, 10, 3, "bad")
     records.insert(2, encode.classification_example(bad, 1))
     pattern = _write(tmp_path, records, num_shards=1)
-    with pytest.raises(tf.errors.InvalidArgumentError):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Invalid PNG"):
         list(build_dataset(pattern, "classification", 7, training=False))
-    ds = build_dataset(pattern, "classification", 7, training=False, skip_corrupt=True)
+    skipped = SkippedRecords()
+    ds = build_dataset(pattern, "classification", 7, training=False, skip_corrupt=True,
+                       skipped=skipped)  # fmt: skip
     assert next(iter(ds))[1].numpy().tolist() == [0, 1, 2, 0, 1, 2]  # bad one gone
+    assert skipped.count == 1
 
 
 @pytest.mark.parametrize(

@@ -31,59 +31,31 @@ size; see ``decode_classification_batch``) and ``parser.augment_batch`` once per
 (vectorised); for small images, where per-element overhead dominates, that is several times
 faster. Training on small raw images goes one step further: each shard reader parses and
 decodes blocks of up to 128 records, and the shuffle holds uint8 pixels (``_decodes_first``).
-``skip_corrupt`` falls back to the per-element path, so one bad record costs only
-itself. ``cache`` decodes the shards once, in order, and serves later epochs from memory
+Every route validates each record (``validate``: schema, header, label range,
+masks, boxes) before it reaches a model; an invalid one raises naming its file and record
+index, or with ``skip_corrupt`` is left out and counted in a ``SkippedRecords`` (the
+per-element path, so one bad record costs only itself). Shards are framed and CRC-checked
+(``integrity``) before TensorFlow reads them (see ``reader``). ``cache`` decodes the shards once, in order, and serves later epochs from memory
 (or files): shuffle, augment and batch only. With ``training=False`` and at most
 ``cycle_length`` shards the records come back in the order they were converted.
 ``deterministic=True`` with a ``seed`` gives the same elements, in the same order, every run.
 """
 
+import dataclasses
 import functools
 import os
+from collections.abc import Callable
 
 import tensorflow as tf
 
 from tfcompress.data import compression as compression_lib
-from tfcompress.data import decode, parse, schema
+from tfcompress.data import decode, parse, reader, schema, validate
+from tfcompress.data.errors import SkippedRecords
+from tfcompress.data.reader import first_example, image_format_of, image_shape_of, list_shards
+
+__all__ = ["build_dataset", "first_example", "image_format_of", "image_shape_of", "list_shards"]
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def list_shards(file_pattern):
-    """Sorted files matching a pattern (or a list of patterns); raises naming the pattern."""
-    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
-    if not files:
-        raise FileNotFoundError(f"No TFRecord file matches file_pattern={file_pattern!r}")
-    return files
-
-
-def first_example(files, compression="auto"):
-    """The first record of the first file, as a ``tf.train.Example``; raises naming the file."""
-    compression = compression_lib.resolve(files[0], compression)
-    try:
-        raw = next(iter(tf.data.TFRecordDataset(files[0], compression_type=compression)))
-    except StopIteration as e:
-        raise ValueError(f"{files[0]} holds no record") from e
-    except tf.errors.OpError as e:
-        raise ValueError(
-            f"Cannot read record 0 of {files[0]} (compression={compression!r}): {e.message}"
-        ) from e
-    return tf.train.Example.FromString(raw.numpy())
-
-
-def image_shape_of(example):
-    """``(height, width, channels)`` of a record."""
-    feature = example.features.feature
-    return tuple(
-        int(feature[k].int64_list.value[0])
-        for k in (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, schema.IMAGE_CHANNELS)
-    )
-
-
-def image_format_of(example):
-    """``image/format`` of a record (``b"raw"``, ``b"png"``, ``b"jpeg"``)."""
-    return example.features.feature[schema.IMAGE_FORMAT].bytes_list.value[0]
 
 
 def _seeds(seed):
@@ -101,17 +73,101 @@ def _block_length(training, shuffle_buffer, cycle_length):
     return max(1, min(16, shuffle_buffer // (8 * cycle_length)))
 
 
-def _parse_per_element(ds, task, parser, channels, training, seed):
-    """``(image, target)`` per record: decode, then ``parse_train`` / ``parse_eval``."""
-    if not training:
-        return ds.map(
-            lambda r: parser.parse_eval(decode.decode(r, task, channels)),
-            num_parallel_calls=AUTOTUNE,
+@dataclasses.dataclass(frozen=True)
+class _Check:
+    """How records are validated: ``fail(key, reason)`` from ``reader.record_failure``;
+    ``skip``: invalid records are filtered out (and counted by ``fail``)."""
+
+    task: str
+    channels: int
+    num_classes: int | None
+    fail: Callable
+    skip: bool = False
+    explain: Callable | None = None  # keys of records lost to an error -> message
+
+    def map(self, ds, fn, width=1, finite=True):
+        """``ds.map(fn)`` where an element lost to an error inside ``fn`` (an image that
+        does not decode) is named or counted (``reader.map_named``)."""
+        return reader.map_named(ds, fn, self.explain, width, finite)
+
+    def decode(self, key, serialized):
+        """``(decoded, ok)`` of one keyed record: strict raises on an invalid one (so
+        ``ok`` is True); skipping reports it and returns ``ok`` False."""
+        features = validate.parse_tolerant(serialized, self.task)
+        decoded, reason = validate.decode_checked(
+            features, self.task, self.channels, self.num_classes
         )
-    return tf.data.Dataset.zip((ds, _seeds(seed))).map(
-        lambda r, s: parser.parse_train(decode.decode(r, task, channels), s),
-        num_parallel_calls=AUTOTUNE,
-    )
+        ok = tf.cond(tf.equal(reason, ""), lambda: tf.constant(True),
+                     lambda: self.fail(key, reason))  # fmt: skip
+        if not self.skip:
+            with tf.control_dependencies([ok]):
+                decoded = tf.nest.map_structure(tf.identity, decoded)
+        return decoded, ok
+
+    def first_failure(self, keys, checks):
+        """``fail`` for the first record of a batch failing one of ``checks``."""
+        position, reason = validate.first_reason(checks)
+        return self.fail(keys[position], reason)
+
+    def batch_ok(self, keys, checks):
+        """True, or (strict) raises for the first record failing one of ``checks``."""
+        return tf.cond(validate.any_bad(checks), lambda: self.first_failure(keys, checks),
+                       lambda: tf.constant(True))  # fmt: skip
+
+
+def _explainer(files, compression, damaged, check, skipped):
+    """``explain(keys) -> message`` for ``reader.map_named``: each record is read again and
+    validated (``validate.find_invalid``) for its reason; strict: the message of the first,
+    skipping: each counted into ``skipped`` and ``""``."""
+
+    def explain(keys):
+        raws = reader.records_by_key(files, compression, damaged, keys)
+        keys = [k for k in keys if k in raws]
+        found = validate.find_invalid([raws[k] for k in keys], check.task,
+                                      channels=check.channels, num_classes=check.num_classes)
+        problems = []
+        for position, reason in found:
+            shard, index = divmod(keys[position], 1 << reader.INDEX_BITS)
+            problems.append((files[shard], index, reason))
+        if not problems and keys:  # an error the checks do not explain: still named
+            shard, index = divmod(keys[0], 1 << reader.INDEX_BITS)
+            reason = "fails in the input pipeline although it passes validation"
+            problems.append((files[shard], index, reason if len(keys) == 1 else
+                             f"{reason} (or one of the {len(keys) - 1} records after it)"))
+        if skipped is not None:
+            for path, index, reason in problems:
+                skipped.add(path, index, reason)
+            return ""
+        path, index, reason = problems[0]
+        return f"Corrupt record in {path}: record {index}: {reason}"
+
+    return explain
+
+
+def _decoded(ds, check, finite=True):
+    """Keyed records -> the decoded dicts of the valid ones (``_Check.decode``)."""
+    ds = check.map(ds, check.decode, finite=finite)
+    if check.skip:
+        ds = ds.filter(lambda decoded, ok: ok)
+    return ds.map(lambda decoded, ok: decoded)
+
+
+def _parse_per_element(ds, check, parser, training, seed, finite=True):
+    """``(image, target)`` per keyed record: checked decode, then ``parse_train`` /
+    ``parse_eval``."""
+    if check.skip:
+        ds = _decoded(ds, check, finite)
+        if not training:
+            return ds.map(parser.parse_eval, num_parallel_calls=AUTOTUNE)
+        return tf.data.Dataset.zip((ds, _seeds(seed))).map(
+            parser.parse_train, num_parallel_calls=AUTOTUNE
+        )
+    if not training:
+        return check.map(ds, lambda k, r: parser.parse_eval(check.decode(k, r)[0]),
+                         finite=finite)  # fmt: skip
+    ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(lambda kr, s: (*kr, s))
+    return check.map(ds, lambda k, r, s: parser.parse_train(check.decode(k, r)[0], s),
+                     finite=finite)  # fmt: skip
 
 
 _HEADER_KEYS = (
@@ -127,7 +183,8 @@ _MAX_UNROLLED = 1024
 _SOURCE_ID_SPEC = {schema.SOURCE_ID: schema.feature_spec(schema.CLASSIFICATION)[schema.SOURCE_ID]}
 
 
-def decode_classification_batch(serialized, features, parser, channels, dtype=tf.float32):
+def decode_classification_batch(serialized, features, parser, channels, dtype=tf.float32,
+                                keys=None, fail=None):
     """A batch of serialized records and their parsed ``_HEADER_KEYS`` features -> ``dtype``
     ``[B, *parser.output_size, channels]``: float32 in ``[0, 1]``, or uint8 (the pixels;
     records resized to the output size are rounded to uint8).
@@ -140,8 +197,9 @@ def decode_classification_batch(serialized, features, parser, channels, dtype=tf
     - every record of the output size: ``decode.decode_record_image`` per image;
     - otherwise: per image decode and ``parser.prepare`` (resize to the output size).
 
-    A record whose pixels disagree with its header fails on the per-image routes with an
-    error naming its ``image/source_id``.
+    With record ``keys`` and ``fail`` (``_Check.fail``), a PNG or JPEG that decodes to
+    another size than its header says fails naming its file and record (the header itself
+    is checked before, ``validate``); without, the error names its ``image/source_id``.
     """
     height, width = parser.output_size
     encoded = features[schema.IMAGE_ENCODED]
@@ -161,7 +219,26 @@ def decode_classification_batch(serialized, features, parser, channels, dtype=tf
 
     def each(fn, spec=pixels_spec):
         source_id = tf.io.parse_example(serialized, _SOURCE_ID_SPEC)  # names a bad record
-        return tf.map_fn(fn, {**features, **source_id}, fn_output_signature=spec)
+        inputs = {**features, **source_id, **({"key": keys} if fail is not None else {})}
+        return tf.map_fn(fn, inputs, fn_output_signature=spec)
+
+    def image_of(f):
+        """The decoded image of record features ``f``, checked against its header."""
+        image = decode.decode_record_image(f, channels)
+        if fail is None:
+            return image
+        shape = tf.shape(image, out_type=tf.int64)
+        h, w = f[schema.IMAGE_HEIGHT], f[schema.IMAGE_WIDTH]
+        ok = tf.cond(
+            tf.equal(shape[0], h) & tf.equal(shape[1], w),
+            lambda: tf.constant(True),
+            lambda: fail(f["key"], tf.strings.join([
+                "image decodes to ", tf.strings.as_string(shape[0]), "x",
+                tf.strings.as_string(shape[1]), " but its header says ",
+                tf.strings.as_string(h), "x", tf.strings.as_string(w)])),
+        )  # fmt: skip
+        with tf.control_dependencies([ok]):
+            return tf.identity(image)
 
     def exact(image):
         return tf.ensure_shape(image, [height, width, channels])
@@ -183,11 +260,11 @@ def decode_classification_batch(serialized, features, parser, channels, dtype=tf
         return finish(pixels)
 
     def decode_each():
-        return finish(each(lambda f: exact(decode.decode_record_image(f, channels))))
+        return finish(each(lambda f: exact(image_of(f))))
 
     def resize_each():
         images = each(
-            lambda f: parser.prepare(decode.decode_record_image(f, channels)),
+            lambda f: parser.prepare(image_of(f)),
             tf.TensorSpec([height, width, channels], tf.float32),
         )
         return images if dtype == tf.float32 else tf.saturate_cast(tf.round(images * 255), dtype)
@@ -204,18 +281,24 @@ def decode_classification_batch(serialized, features, parser, channels, dtype=tf
     return tf.cond(raw, raw_batch, per_image)
 
 
-def _classification_batch_parser(parser, channels, dtype=tf.float32):
-    """``fn(serialized [B], batch_seed=None) -> (images, labels)``: ``parse_example`` on the
-    batch, ``decode_classification_batch`` to ``dtype``, and with a seed (float32 only)
-    ``parser.augment_batch``."""
-    spec = schema.feature_spec(schema.CLASSIFICATION)
-    spec = {k: spec[k] for k in (*_HEADER_KEYS, schema.CLASS_LABEL)}
+def _classification_batch_parser(parser, check, dtype=tf.float32):
+    """``fn(keys [B], serialized [B], batch_seed=None) -> (images, labels)``: the batch's
+    header features parsed and validated (``validate``: a strict ``check`` raises naming
+    the first invalid record), ``decode_classification_batch`` to ``dtype``, and with a
+    seed (float32 only) ``parser.augment_batch``."""
+    header_keys = (*_HEADER_KEYS, schema.CLASS_LABEL)
 
-    def parse_batch(serialized, batch_seed=None):
-        features = tf.io.parse_example(serialized, spec)
+    def parse_batch(keys, serialized, batch_seed=None):
+        features = validate.parse_tolerant(serialized, schema.CLASSIFICATION, header_keys)
+        checks = validate.header_checks(features, schema.CLASSIFICATION, check.num_classes)
+        with tf.control_dependencies([check.batch_ok(keys, checks)]):
+            features = {k: tf.identity(v) for k, v in features.items()}
         labels = tf.cast(features.pop(schema.CLASS_LABEL), tf.int32)
-        images = decode_classification_batch(serialized, features, parser, channels, dtype)
-        images = tf.ensure_shape(images, [serialized.shape[0], *parser.output_size, channels])
+        images = decode_classification_batch(serialized, features, parser, check.channels,
+                                             dtype, keys, check.fail)  # fmt: skip
+        images = tf.ensure_shape(
+            images, [serialized.shape[0], *parser.output_size, check.channels]
+        )
         if batch_seed is not None:
             images = parser.augment_batch(images, batch_seed)
         return images, labels
@@ -223,11 +306,13 @@ def _classification_batch_parser(parser, channels, dtype=tf.float32):
     return parse_batch
 
 
-def _parse_classification_batches(ds, parser, channels, training, seed):
-    """Batches of serialized records -> ``(images, labels)``, augmented when ``training``."""
+def _parse_classification_batches(ds, parser, check, training, seed, width, finite=True):
+    """Batches (of at most ``width``) keyed records -> ``(images, labels)``, augmented when
+    ``training``."""
+    parse_batch = _classification_batch_parser(parser, check)
     if training:
-        ds = tf.data.Dataset.zip((ds, _seeds(seed)))
-    return ds.map(_classification_batch_parser(parser, channels), num_parallel_calls=AUTOTUNE)
+        ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(lambda batch, s: (*batch, s))
+    return check.map(ds, parse_batch, width, finite)
 
 
 # Training on raw classification images this small decodes them before the shuffle (see
@@ -257,16 +342,16 @@ def _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_
         height, width, channels)
 
 
-def _decoded_blocks(files, compression, cycle_length, shuffle_buffer, deterministic, parser,
-                    channels, seed):
-    """``(uint8 image, label)`` examples of ``files``, file order shuffled every epoch:
-    ``cycle_length`` shards read in parallel, each in blocks that are parsed and decoded at
-    once (``_classification_batch_parser``; a record of another size is resized and rounded),
-    so the shuffle buffer still holds at least two blocks of every shard being read."""
+def _decoded_blocks(read, shuffle_buffer, cycle_length, parser, check):
+    """``(uint8 image, label)`` examples, file order shuffled every epoch: ``cycle_length``
+    shards read in parallel (``read``: ``reader.keyed_records`` with the files bound), each
+    in blocks that are validated, parsed and decoded at once
+    (``_classification_batch_parser``; a record of another size is resized and rounded), so
+    the shuffle buffer still holds at least two blocks of every shard being read."""
     block = max(1, min(_MAX_DECODE_BLOCK, shuffle_buffer // (2 * cycle_length)))
-    parse_block = _classification_batch_parser(parser, channels, tf.uint8)
-    ds = _records(files, compression, cycle_length, 1, deterministic, shuffle_files=True,
-                  seed=seed, per_shard=lambda records: records.batch(block).map(parse_block))
+    parse_block = _classification_batch_parser(parser, check, tf.uint8)
+    ds = read(block_length=1, shuffle_files=True,
+              per_shard=lambda records: records.batch(block).map(parse_block))  # fmt: skip
     return ds.unbatch()
 
 
@@ -278,6 +363,7 @@ def build_dataset(
     *,
     output_size=None,
     channels=None,
+    num_classes=None,
     max_boxes=100,
     parser=None,
     shuffle_buffer=2048,
@@ -288,9 +374,17 @@ def build_dataset(
     repeat=False,
     drop_remainder=None,
     skip_corrupt=False,
+    skipped=None,
     cache=False,
 ):
     """Builds the input pipeline of one split (see the module docstring for the elements).
+
+    Every record is validated before it reaches the model (``validate``): the schema's
+    features present with their types, the image decoding to its header's size, labels in
+    ``[0, num_classes)`` (checked on the stored int64, before the cast to int32), masks
+    stored as PNG with ids in ``[0, num_classes)`` or 255 and the image's size, detection
+    boxes with a class each, finite, in ``[0, 1]`` and ordered. Shards are framed and
+    CRC-checked first (``integrity.check_shards``), also against the manifest's counts.
 
     Args:
       file_pattern: glob (or list of globs) of TFRecord shards written by ``tfrecords_tools``.
@@ -299,6 +393,8 @@ def build_dataset(
       training: shuffle + augment (``parser.parse_train``) vs. ordered ``parser.parse_eval``.
       output_size: ``(H, W)`` of the images yielded; default: the first record's size.
       channels: 1 or 3; default: the first record's channel count.
+      num_classes: classes of the labels; default: the ``num_classes`` of the shards'
+        ``manifest.json``; without either, labels need only be in ``[0, 2**31)``.
       max_boxes: detection rows per example after padding (more objects are truncated).
       parser: a ``parse.*Parser``; default ``parse.make_parser(task, output_size)``.
       shuffle_buffer: examples in the shuffle buffer (training only).
@@ -309,7 +405,15 @@ def build_dataset(
         files (all must be alike).
       repeat: repeat forever (after shuffling, so each epoch is a new permutation).
       drop_remainder: drop the last partial batch; default ``training``.
-      skip_corrupt: drop records that fail to decode instead of raising.
+      skip_corrupt: ``False``: an invalid record raises ``InvalidArgumentError`` (a
+        damaged shard ``CorruptInputError``, when this is called) whose message holds
+        ``Corrupt record in {path}: record {index}: {reason}``. ``True``: invalid and
+        damaged records are left out, each counted into ``skipped`` (and logged); the
+        good records all come out.
+      skipped: the ``errors.SkippedRecords`` that counts what ``skip_corrupt`` left out
+        (damaged records when this is called, invalid ones as they are read); pass one to
+        read its ``count``, ``summary()`` or ``to_json()`` after the run. Default: a new
+        one (the skips are still logged).
       cache: ``False``; ``True``: keep the decoded examples in memory; or a file path
         prefix: keep them in files there (``tf.data.Dataset.cache``). The first pass reads
         and decodes the shards in order; later epochs only shuffle, augment and batch
@@ -322,41 +426,53 @@ def build_dataset(
     schema.check_task(task)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
+    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
+        raise ValueError(f"num_classes must be an int >= 1. Received: num_classes={num_classes!r}")
     files = list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
-    first = functools.cache(lambda: first_example(files, compression))
+    if skip_corrupt and skipped is None:
+        skipped = SkippedRecords()
+    damaged = reader.checked_shards(files, compression, task, skip_corrupt, skipped)
+    first = functools.cache(
+        lambda: first_example(files, compression, task, damaged, skip=skip_corrupt)
+    )
     if output_size is None or channels is None:
-        height, width, record_channels = image_shape_of(first())
+        height, width, record_channels = image_shape_of(first(), files[0])
         output_size = output_size or (height, width)
         channels = channels or record_channels
+    if num_classes is None:
+        num_classes = reader.manifest_num_classes(files)
+    counter = reader.CountOnce(skipped) if skip_corrupt else None
+    check = _Check(task, channels, num_classes, reader.record_failure(files, counter),
+                   bool(skip_corrupt))  # fmt: skip
+    check = dataclasses.replace(
+        check, explain=_explainer(files, compression, damaged, check, counter)
+    )
     if parser is None:
         kwargs = {"max_boxes": max_boxes} if task == schema.DETECTION else {}
         parser = parse.make_parser(task, output_size, **kwargs)
     drop_remainder = training if drop_remainder is None else drop_remainder
     cycle_length = min(cycle_length, len(files))
+    read = functools.partial(reader.keyed_records, files, compression, cycle_length,
+                             damaged=damaged, seed=seed)  # fmt: skip
     cache = _cache_path(cache)
     if cache is not None:
-        records = _records(files, compression, cycle_length, 1, deterministic=True)
-        ds = _cached(records, cache, task, parser, channels, skip_corrupt)
+        ds = _cached(read(block_length=1, deterministic=True), cache, parser, check)
         ds = _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
                            drop_remainder)
         return _finish(ds, training, deterministic)
     if _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_buffer,
                       first):
-        ds = _decoded_blocks(files, compression, cycle_length, shuffle_buffer, deterministic,
-                             parser, channels, seed)
+        ds = _decoded_blocks(functools.partial(read, deterministic=deterministic),
+                             shuffle_buffer, cycle_length, parser, check)  # fmt: skip
         ds = _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
                            drop_remainder)
         return _finish(ds, training, deterministic)
 
-    ds = _records(
-        files,
-        compression,
-        cycle_length,
-        _block_length(training, shuffle_buffer, cycle_length),
+    ds = read(
+        block_length=_block_length(training, shuffle_buffer, cycle_length),
         deterministic=deterministic or not training,
         shuffle_files=training,
-        seed=seed,
     )
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -364,32 +480,12 @@ def build_dataset(
         ds = ds.repeat()
     if task == schema.CLASSIFICATION and not skip_corrupt:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        ds = _parse_classification_batches(ds, parser, channels, training, seed)
-    else:
-        ds = _parse_per_element(ds, task, parser, channels, training, seed)
-        if skip_corrupt:  # per element, so one bad record costs only itself
-            ds = ds.ignore_errors()
+        ds = _parse_classification_batches(ds, parser, check, training, seed, batch_size,
+                                           finite=not repeat)  # fmt: skip
+    else:  # per element, so one invalid record costs only itself
+        ds = _parse_per_element(ds, check, parser, training, seed, finite=not repeat)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return _finish(ds, training, deterministic)
-
-
-def _records(files, compression, cycle_length, block_length, deterministic, shuffle_files=False,
-             seed=None, per_shard=None):
-    """The serialized records of ``files``: ``cycle_length`` shards read in parallel,
-    ``block_length`` elements from each in turn; with ``shuffle_files``, the file order is
-    shuffled (by ``seed``) every epoch. ``per_shard(records)``: a transformation of each
-    shard's records, run by its reader (elements are then what it yields)."""
-    per_shard = per_shard or (lambda records: records)
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle_files:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    return ds.interleave(
-        lambda f: per_shard(tf.data.TFRecordDataset(f, compression_type=compression)),
-        cycle_length=cycle_length,
-        block_length=block_length,
-        num_parallel_calls=AUTOTUNE,
-        deterministic=deterministic,
-    )
 
 
 def _finish(ds, training, deterministic):
@@ -418,18 +514,17 @@ def _cache_path(cache):
     )
 
 
-def _cached(records, cache, task, parser, channels, skip_corrupt):
-    """``records`` decoded once into ``cache`` (``Dataset.cache``): for classification what
-    ``parse_eval`` makes of a record, for the other tasks the decoded record."""
-    if task == schema.CLASSIFICATION and not skip_corrupt:
-        ds = _parse_classification_batches(records.batch(256), parser, channels, False, None)
+def _cached(records, cache, parser, check):
+    """Keyed ``records`` validated and decoded once into ``cache`` (``Dataset.cache``): for
+    classification what ``parse_eval`` makes of a record, for the other tasks the decoded
+    record."""
+    if check.task == schema.CLASSIFICATION and not check.skip:
+        ds = _parse_classification_batches(records.batch(256), parser, check, False, None, 256)
         ds = ds.unbatch()
-    elif task == schema.CLASSIFICATION:
-        ds = _parse_per_element(records, task, parser, channels, False, None)
+    elif check.task == schema.CLASSIFICATION:
+        ds = _parse_per_element(records, check, parser, False, None)
     else:
-        ds = records.map(lambda r: decode.decode(r, task, channels), num_parallel_calls=AUTOTUNE)
-    if skip_corrupt:
-        ds = ds.ignore_errors()
+        ds = _decoded(records, check)
     return ds.cache(cache)
 
 

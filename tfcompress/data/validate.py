@@ -103,7 +103,7 @@ def _s(x):
     return tf.strings.as_string(x)
 
 
-def _header_checks(f, task, num_classes):
+def header_checks(f, task, num_classes):
     """``[(bad, reason)]`` on parsed header features (scalars or ``[B]``), before decoding."""
     encoded, fmt = f[schema.IMAGE_ENCODED], f[schema.IMAGE_FORMAT]
     h, w, c = f[schema.IMAGE_HEIGHT], f[schema.IMAGE_WIDTH], f[schema.IMAGE_CHANNELS]
@@ -283,7 +283,7 @@ def decode_checked(features, task, channels, num_classes):
     """``(decoded, reason)`` of one parsed record: ``reason`` is ``""`` when it is valid,
     else the first problem; an invalid header is not decoded (``decoded`` is then empty
     placeholders of the same structure)."""
-    header = _header_checks(features, task, num_classes)
+    header = header_checks(features, task, num_classes)
 
     def decoded():
         d = decode.decode_features(features, task, channels)
@@ -309,6 +309,15 @@ def empty_decoded(task, channels):
         d.update(boxes=tf.zeros([0, 4]), classes=tf.zeros([0], tf.int64),
                  difficult=tf.zeros([0], tf.int64))
     return d
+
+
+def corrupt_record_message(error):
+    """The ``Corrupt record in {path}: record {index}: {reason}`` line of an error raised by
+    ``build_dataset`` (a ``CorruptInputError``, or a ``tf.errors.InvalidArgumentError`` of
+    the pipeline, which wraps it in ``assertion failed: [...]``), else None."""
+    text = getattr(error, "message", None) or str(error)
+    found = re.search(r"Corrupt record in .*?(?=\]?\s*(?:\n|$))", text)
+    return found.group(0) if found else None
 
 
 # -- eager, over a list -------------------------------------------------------------------

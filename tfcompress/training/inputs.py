@@ -109,10 +109,17 @@ def input_size(info, height=None, width=None):
     return (height or h, width or w, c)
 
 
-def train_dataset(info, batch_size, size, seed, skip_batches=0, cache=False):
+def train_dataset(info, batch_size, size, seed, skip_batches=0, cache=False, *,
+                  num_classes=None, skip_corrupt=False, skipped=None):
     """An endless, deterministic training stream; `skip_batches` fast-forwards it to where a
     resumed run stopped (the same batches, in the same order, as an uninterrupted run);
-    `cache`: decoded examples kept in memory after the first epoch."""
+    `cache`: decoded examples kept in memory after the first epoch.
+
+    Every record is validated (`build_dataset`): labels against `num_classes` (the model's;
+    default the manifest's). An invalid record raises naming its file and record index;
+    with `skip_corrupt` it is left out and counted into `skipped` (a
+    `tfcompress.data.SkippedRecords` the caller made, to report `skipped.summary()` and
+    `skipped.to_json()` at the end of the run)."""
     ds = pipeline.build_dataset(
         list(info.files),
         info.task,
@@ -124,12 +131,17 @@ def train_dataset(info, batch_size, size, seed, skip_batches=0, cache=False):
         deterministic=True,
         repeat=True,
         cache=cache,
+        num_classes=num_classes,
+        skip_corrupt=skip_corrupt,
+        skipped=skipped,
     )
     return ds.skip(skip_batches) if skip_batches else ds
 
 
-def eval_dataset(info, batch_size, size):
-    """The records of `info` once, in order, unaugmented."""
+def eval_dataset(info, batch_size, size, *, num_classes=None, skip_corrupt=False,
+                 skipped=None):
+    """The records of `info` once, in order, unaugmented; validated and skipped as in
+    `train_dataset`."""
     return pipeline.build_dataset(
         list(info.files),
         info.task,
@@ -137,4 +149,7 @@ def eval_dataset(info, batch_size, size):
         training=False,
         output_size=size[:2],
         channels=size[2],
+        num_classes=num_classes,
+        skip_corrupt=skip_corrupt,
+        skipped=skipped,
     )

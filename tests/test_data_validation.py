@@ -1,0 +1,249 @@
+"""Invalid records: every route of build_dataset names the file, the record index and the
+value (strict), or leaves the record out and counts it (skip_corrupt); find_invalid agrees."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfcompress.data import SkippedRecords, build_dataset, encode, schema, shards, validate
+
+NUM_CLASSES = 10
+SHARD = "train-00000-of-00001.tfrecord"
+
+
+def _mutated(record, mutate):
+    example = tf.train.Example.FromString(record)
+    mutate(example.features.feature)
+    return example.SerializeToString()
+
+
+def _set(key, kind, values):
+    def mutate(f):
+        f[key].Clear()
+        getattr(f[key], kind).value.extend(values)
+
+    return mutate
+
+
+def _drop(key):
+    return lambda f: f.__delitem__(key)
+
+
+def _classification(i, image_format="raw"):
+    image = np.full((4, 5, 1), 10 * i, np.uint8)
+    return encode.classification_example(encode.encode_array(image, image_format=image_format), i)
+
+
+def _segmentation(i, mask=None):
+    image = encode.encode_png(np.full((6, 7, 1), 10 * i, np.uint8))
+    mask = np.full((6, 7), i % 4, np.uint8) if mask is None else mask
+    return encode.segmentation_example(image, mask)
+
+
+def _detection(i):
+    image = encode.encode_png(np.full((8, 8, 3), 10 * i, np.uint8))
+    boxes = [[0.1, 0.1, 0.5, 0.5], [0.0, 0.2, 1.0, 0.9]]
+    return encode.detection_example(image, boxes, [i % NUM_CLASSES, 1])
+
+
+def _jpeg(array):
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="JPEG")
+    return out.getvalue()
+
+
+_MASK = schema.MASK_ENCODED
+_YMIN, _XMIN, _YMAX, _XMAX = schema.BBOX_KEYS
+_LABEL, _CLASSES = schema.CLASS_LABEL, schema.OBJECT_CLASS
+_MASK_200 = np.full((6, 7), 1, np.uint8)
+_MASK_200[2, 3] = 200
+
+# (task, bad-record mutation, expected reason): the bad record replaces record 1 of 3.
+CASES = {
+    "label_10": ("classification", _set(_LABEL, "int64_list", [10]),
+                 "image/class/label 10 outside [0, 10)"),
+    "label_255": ("classification", _set(_LABEL, "int64_list", [255]),
+                  "image/class/label 255 outside [0, 10)"),
+    "label_-1": ("classification", _set(_LABEL, "int64_list", [-1]),
+                 "image/class/label -1 outside [0, 10)"),
+    "label_2^40": ("classification", _set(_LABEL, "int64_list", [2**40]),
+                   "image/class/label 1099511627776 outside [0, 10)"),
+    "label_2^32+3": ("classification", _set(_LABEL, "int64_list", [2**32 + 3]),
+                     "image/class/label 4294967299 outside [0, 10)"),
+    "no_height": ("classification", _drop(schema.IMAGE_HEIGHT), "image/height missing"),
+    "no_encoded": ("classification", _drop(schema.IMAGE_ENCODED), "image/encoded missing"),
+    "height_as_bytes": ("classification", _set(schema.IMAGE_HEIGHT, "bytes_list", [b"4"]),
+                        "image/height is a bytes_list, expected a int64_list"),
+    "two_labels": ("classification", _set(_LABEL, "int64_list", [1, 2]),
+                   "image/class/label holds 2 values, expected 1"),
+    "raw_short": ("classification", _set(schema.IMAGE_ENCODED, "bytes_list", [b"\0" * 7]),
+                  "raw image/encoded holds 7 bytes, but height x width x channels = "
+                  "4 x 5 x 1 = 20"),
+    "format_gif": ("classification", _set(schema.IMAGE_FORMAT, "bytes_list", [b"gif"]),
+                   "image/format 'gif' is not one of png, jpeg, raw"),
+    "mask_jpeg": ("segmentation", _set(_MASK, "bytes_list", [_jpeg(np.ones((6, 7), np.uint8))]),
+                  "image/segmentation/class/encoded is not a PNG (a JPEG: lossy"),
+    "mask_200": ("segmentation", _set(_MASK, "bytes_list", [encode.png_bytes(_MASK_200)]),
+                 "mask value 200 outside [0, 10) and not 255 (ignore)"),
+    "mask_smaller": ("segmentation",
+                     _set(_MASK, "bytes_list", [encode.png_bytes(np.ones((5, 7), np.uint8))]),
+                     "mask is 5x7, image 6x7"),
+    "mask_undecodable": ("segmentation",
+                         _set(_MASK, "bytes_list", [validate.PNG_SIGNATURE + b"broken"]),
+                         "does not decode"),
+    "boxes_no_classes": ("detection", _set(_CLASSES, "int64_list", []),
+                         "object lists differ in length (ymin 2, xmin 2, ymax 2, xmax 2, "
+                         "image/object/class/label 0)"),
+    "box_nan": ("detection", _set(_YMIN, "float_list", [math.nan, 0.0]),
+                "box 0 [ymin, xmin, ymax, xmax] = [nan 0.1 0.5 0.5] is not finite"),
+    "box_inverted": ("detection", _set(_YMIN, "float_list", [0.9, 0.0]),
+                     "box 0 [ymin, xmin, ymax, xmax] = [0.9 0.1 0.5 0.5] has ymin > ymax"),
+    "box_above_1": ("detection", _set(_XMAX, "float_list", [0.5, 1.5]),
+                    "box 1 [ymin, xmin, ymax, xmax] = [0 0.2 1 1.5] is outside [0, 1]"),
+    "class_99": ("detection", _set(_CLASSES, "int64_list", [1, 99]),
+                 "image/object/class/label 99 outside [0, 10)"),
+    "class_-1": ("detection", _set(_CLASSES, "int64_list", [-1, 1]),
+                 "image/object/class/label -1 outside [0, 10)"),
+}  # fmt: skip
+_MAKE = {"classification": _classification, "segmentation": _segmentation,
+         "detection": _detection}  # fmt: skip
+
+
+def _records(task, mutate, bad=(1,), n=3):
+    return [_mutated(_MAKE[task](i), mutate) if i in bad else _MAKE[task](i) for i in range(n)]
+
+
+def _write(directory, records, num_classes=NUM_CLASSES):
+    with shards.ShardWriter(str(directory), "train", 1, compression="") as writer:
+        for record in records:
+            writer.write(record)
+    if num_classes:
+        entry = {"shards": [SHARD], "shard_counts": [len(records)]}
+        shards.update_manifest(str(directory), {"train": entry}, num_classes=num_classes)
+    return str(directory / "train-*.tfrecord")
+
+
+def _ids(task, batch):
+    """The record each example came from (the records of ``_MAKE`` encode it)."""
+    images, target = batch
+    if task == "classification":
+        return target.numpy().tolist()
+    return [int(round(float(x) * 255 / 10)) for x in images.numpy()[:, 0, 0, 0]]
+
+
+def test_find_invalid_names_each_problem():
+    for name, (task, mutate, reason) in CASES.items():
+        found = validate.find_invalid(_records(task, mutate), task, num_classes=NUM_CLASSES)
+        assert len(found) == 1 and found[0][0] == 1, (name, found)
+        assert reason in found[0][1], (name, found)
+
+
+def test_find_invalid_passes_valid_records_and_ignore_label():
+    mask = np.full((6, 7), 9, np.uint8)
+    mask[0] = schema.IGNORE_LABEL
+    records = [_classification(0), _classification(1, "png")]
+    assert validate.find_invalid(records, "classification", num_classes=NUM_CLASSES) == []
+    no_format = _mutated(_classification(2, "png"), _drop(schema.IMAGE_FORMAT))  # png default
+    assert validate.find_invalid([no_format], "classification") == []
+    segmentation = [_segmentation(0, mask), _segmentation(1)]
+    assert validate.find_invalid(segmentation, "segmentation", num_classes=NUM_CLASSES) == []
+    no_difficult = _mutated(_detection(0), _set(schema.OBJECT_DIFFICULT, "int64_list", []))
+    assert validate.find_invalid([_detection(1), no_difficult], "detection",
+                                 num_classes=NUM_CLASSES) == []  # fmt: skip
+
+
+def test_without_num_classes_labels_need_only_fit_int32():
+    records = [_mutated(_classification(0), _set(_LABEL, "int64_list", [v]))
+               for v in (10, 2**31 - 1, 2**31, -1)]  # fmt: skip
+    found = validate.find_invalid(records, "classification")
+    assert found == [(2, "image/class/label 2147483648 outside [0, 2**31)"),
+                     (3, "image/class/label -1 outside [0, 2**31)")]  # fmt: skip
+
+
+def test_corrupt_record_message_from_errors():
+    error = tf.errors.InvalidArgumentError(
+        None, None, "Error in map: assertion failed: [Corrupt record in /d/a.tfrecord: "
+        "record 3: image/class/label 10 outside [0, 10)]\n\t [[{{node Assert}}]]")  # fmt: skip
+    assert validate.corrupt_record_message(error) == (
+        "Corrupt record in /d/a.tfrecord: record 3: image/class/label 10 outside [0, 10)")
+    assert validate.corrupt_record_message(ValueError("other")) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_strict_names_file_record_and_value(tmp_path, name):
+    task, mutate, reason = CASES[name]
+    pattern = _write(tmp_path, _records(task, mutate))
+    with pytest.raises((tf.errors.InvalidArgumentError, ValueError)) as raised:
+        list(build_dataset(pattern, task, 2, training=False))
+    message = validate.corrupt_record_message(raised.value)
+    assert message is not None, raised.value
+    assert message.startswith(f"Corrupt record in {tmp_path / SHARD}: record 1"), message
+    assert reason in message, message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_skip_corrupt_counts_and_keeps_the_good_records(tmp_path, name):
+    task, mutate, reason = CASES[name]
+    pattern = _write(tmp_path, _records(task, mutate, bad=(1, 3), n=5))
+    skipped = SkippedRecords()
+    ds = build_dataset(pattern, task, 8, training=False, skip_corrupt=True, skipped=skipped)
+    assert [i for batch in ds for i in _ids(task, batch)] == [0, 2, 4]
+    assert skipped.count == 2
+    assert [(p, i) for p, i, _ in skipped.records] == [(str(tmp_path / SHARD), 1),
+                                                       (str(tmp_path / SHARD), 3)]  # fmt: skip
+    assert reason in skipped.records[0][2]
+
+
+@pytest.mark.parametrize("route", ["batches", "decoded first", "cache"])
+def test_classification_routes_check_labels(tmp_path, route):
+    records = [encode.classification_example(
+        encode.encode_array(np.full((4, 5, 1), i, np.uint8), image_format="raw"), i % 10)
+        for i in range(40)]  # fmt: skip
+    records[17] = _mutated(records[17], _set(_LABEL, "int64_list", [2**32 + 3]))
+    pattern = _write(tmp_path, records)
+    kwargs = {"batches": dict(training=False), "cache": dict(training=False, cache=True),
+              "decoded first": dict(training=True, seed=0)}[route]  # fmt: skip
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"Corrupt record in .*{SHARD}: record 17: image/class/label "
+                       r"4294967299 outside \[0, 10\)"):  # fmt: skip
+        list(build_dataset(pattern, "classification", 8, **kwargs))
+
+
+def test_num_classes_argument_overrides_the_manifest(tmp_path):
+    pattern = _write(tmp_path, _records("classification", _set(_LABEL, "int64_list", [7])),
+                     num_classes=None)  # fmt: skip
+    assert len(list(build_dataset(pattern, "classification", 3, False))) == 1  # 2**31 bound
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"label 7 outside \[0, 5\)"):
+        list(build_dataset(pattern, "classification", 3, False, num_classes=5))
+    with pytest.raises(ValueError, match=r"num_classes=0"):
+        build_dataset(pattern, "classification", 3, False, num_classes=0)
+
+
+def test_first_record_without_height_is_named(tmp_path):
+    pattern = _write(tmp_path, _records("classification", _drop(schema.IMAGE_HEIGHT), bad=(0,)))
+    with pytest.raises(ValueError, match=rf"Corrupt record in .*{SHARD}: record 0 .*: "
+                       r"image/height missing"):  # fmt: skip
+        build_dataset(pattern, "classification", 2, training=False)
+
+
+def test_record_without_format_reads_as_png(tmp_path):
+    records = [_mutated(_classification(i, "png"), _drop(schema.IMAGE_FORMAT)) for i in range(3)]
+    pattern = _write(tmp_path, records)
+    for training in (False, True):
+        ds = build_dataset(pattern, "classification", 3, training, seed=0)
+        assert sorted(next(iter(ds))[1].numpy().tolist()) == [0, 1, 2]
+
+
+def test_skipped_counts_each_record_once_over_epochs(tmp_path):
+    pattern = _write(tmp_path, _records("segmentation", CASES["mask_200"][1]))
+    skipped = SkippedRecords()
+    ds = build_dataset(pattern, "segmentation", 1, training=True, seed=0, repeat=True,
+                       skip_corrupt=True, skipped=skipped)  # fmt: skip
+    assert len(list(ds.take(8))) == 8  # four epochs of the two good records
+    assert skipped.count == 1

@@ -1,0 +1,286 @@
+"""Reading a split's shards: checked files, records keyed by shard and index, named errors.
+
+Every record read for ``build_dataset`` carries a ``key``: its shard's position in the file
+list times ``2**INDEX_BITS`` plus its index within the shard (``Dataset.enumerate(start=)``,
+free per record). A failing check turns the key into the file path and record index of its
+message (``record_failure``), strict or counted into a ``SkippedRecords``.
+
+``integrity.check_shards`` scans every shard before TensorFlow opens it: a damaged shard
+raises, or with ``skip_corrupt`` is served from its good records (with their true indices),
+never by TensorFlow's reader.
+"""
+
+import os
+import threading
+
+import tensorflow as tf
+
+from tfcompress.data import compression as compression_lib
+from tfcompress.data import integrity, schema, shards, validate
+from tfcompress.data.errors import CorruptInputError
+
+AUTOTUNE = tf.data.AUTOTUNE
+INDEX_BITS = 40  # records per shard below 2**40; shards below 2**23
+
+
+def list_shards(file_pattern):
+    """Sorted files matching a pattern (or a list of patterns); raises naming the pattern."""
+    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
+    if not files:
+        raise FileNotFoundError(f"No TFRecord file matches file_pattern={file_pattern!r}")
+    return files
+
+
+def _records_of(path, compression, good=None):
+    """``(index, serialized)`` of one shard, from ``good`` (a damaged shard's good records)
+    or, once ``integrity`` passed it, TensorFlow's reader."""
+    if good is not None:
+        yield from good
+        return
+    scan = integrity.scan_shard(path, compression)
+    if not scan.ok:
+        yield from scan.good_records()
+        return
+    for index, raw in enumerate(tf.data.TFRecordDataset(path, compression_type=compression)):
+        yield index, raw.numpy()
+
+
+def first_example(files, compression="auto", task=None, damaged=None, skip=False):
+    """The first record of the first file that has one, as a ``tf.train.Example``; a file
+    is scanned (``integrity.scan_shard``) before TensorFlow opens it and a damaged one
+    (``damaged``: ``{shard position: [(index, record)]}``, or as scanned) is read from its
+    good records. A record that is not a well-formed ``task`` record (any task if None)
+    raises ``CorruptInputError`` naming the file and record, or with ``skip`` is passed over.
+    """
+    compression = compression_lib.resolve(files, compression)
+    damaged = damaged or {}
+    for i, path in enumerate(files):
+        for index, raw in _records_of(path, compression, damaged.get(i)):
+            problem = validate.structure_problem(raw, task) if task else None
+            if problem is None and task is None:
+                try:
+                    schema.task_of(tf.train.Example.FromString(raw).features.feature.keys())
+                except Exception as e:  # noqa: BLE001 - not an Example, or not of the schema
+                    problem = str(e)
+            if problem is None:
+                return tf.train.Example.FromString(raw)
+            if not skip:
+                raise CorruptInputError(f"Corrupt record in {path}: record {index}: {problem}")
+    raise ValueError(f"{files[0]} holds no record" if len(files) == 1
+                     else f"None of {len(files)} files ({files[0]}, ...) holds a record")  # fmt: skip
+
+
+def image_shape_of(example, path=None):
+    """``(height, width, channels)`` of a record; raises naming a missing feature."""
+    feature = example.features.feature
+    shape = []
+    for key in (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, schema.IMAGE_CHANNELS):
+        values = feature[key].int64_list.value if key in feature else []
+        if len(values) != 1:
+            where = f" of {path}" if path else ""
+            raise CorruptInputError(
+                f"The first record{where} has no single int64 {key} (found "
+                f"{list(values)}): cannot infer the image size"
+            )
+        shape.append(int(values[0]))
+    return tuple(shape)
+
+
+def image_format_of(example):
+    """``image/format`` of a record (``b"raw"``, ``b"png"``, ``b"jpeg"``; ``b"png"`` when
+    absent, the schema's default)."""
+    feature = example.features.feature
+    values = feature[schema.IMAGE_FORMAT].bytes_list.value if schema.IMAGE_FORMAT in feature else []
+    return values[0] if values else b"png"
+
+
+def manifest_num_classes(files):
+    """``num_classes`` of the shards' ``manifest.json`` (all in one folder), else None."""
+    folders = {os.path.dirname(os.path.abspath(f)) for f in files}
+    if len(folders) != 1:
+        return None
+    manifest = shards.read_manifest(folders.pop())
+    return None if manifest is None else manifest.get("num_classes")
+
+
+def split_key(key):
+    """``(shard, index)`` of a record key (int64 tensors)."""
+    return tf.math.floordiv(key, 1 << INDEX_BITS), tf.math.floormod(key, 1 << INDEX_BITS)
+
+
+class CountOnce:
+    """A ``SkippedRecords`` front that adds each ``(path, index)`` once: a training stream
+    meets an invalid record every epoch, the count is of records."""
+
+    def __init__(self, skipped):
+        self.skipped = skipped
+        self._seen = set()
+        self._lock = threading.Lock()
+
+    def add(self, path, index, reason):
+        with self._lock:
+            if (path, index) in self._seen:
+                return
+            self._seen.add((path, index))
+        self.skipped.add(path, index, reason)
+
+
+def record_failure(files, skipped=None):
+    """``fail(key, reason) -> False`` for the branch taken by an invalid record.
+
+    Strict (``skipped`` None): raises ``InvalidArgumentError`` whose message holds
+    ``Corrupt record in {path}: record {index}: {reason}`` (``validate.corrupt_record_message``
+    extracts it). Otherwise the record is added to ``skipped`` (from a ``tf.py_function``,
+    run only for invalid records) and ``False`` returned: filter on it.
+    """
+    paths = tf.constant([os.fspath(f) for f in files])
+
+    if skipped is None:
+
+        def fail(key, reason):
+            shard, index = split_key(key)
+            message = tf.strings.join([
+                "Corrupt record in ", tf.gather(paths, shard), ": record ",
+                tf.strings.as_string(index), ": ", reason])  # fmt: skip
+            with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+                return tf.constant(False)
+
+        return fail
+
+    def report(shard, index, reason):
+        skipped.add(files[int(shard)], int(index), reason.numpy().decode("utf-8", "replace"))
+        return False
+
+    def skip(key, reason):
+        shard, index = split_key(key)
+        return tf.ensure_shape(tf.py_function(report, [shard, index, reason], tf.bool), [])
+
+    return skip
+
+
+def checked_shards(files, compression, task, skip_corrupt, skipped):
+    """``integrity.check_shards`` (framing, CRCs, manifest counts and each record's
+    ``validate.structure_problem``): strict raises on a damaged shard; returns ``damaged``,
+    ``{shard position: [(index, record)]}``, the good records of each damaged shard (none
+    unless ``skip_corrupt``)."""
+    scans = integrity.check_shards(files, compression, task=task, skip_corrupt=skip_corrupt,
+                                   skipped=skipped)  # fmt: skip
+    return {i: scan.good_records() for i, scan in enumerate(scans) if not scan.ok}
+
+
+def keyed_records(files, compression, cycle_length, block_length, deterministic,
+                  shuffle_files=False, seed=None, per_shard=None, damaged=None):
+    """``(key, serialized)`` of the records of ``files``: ``cycle_length`` shards read in
+    parallel, ``block_length`` elements from each in turn; with ``shuffle_files``, the file
+    order is shuffled (by ``seed``) every epoch. ``per_shard(records)``: a transformation of
+    each shard's keyed records, run by its reader (elements are then what it yields).
+    ``damaged``: ``{shard position: [(index, record)]}``, served from memory instead of the
+    file."""
+    per_shard = per_shard or (lambda records: records)
+    damaged = damaged or {}
+    paths = tf.constant([os.fspath(f) for f in files])
+    ok = tf.constant([i not in damaged for i in range(len(files))])
+    good = [((i << INDEX_BITS) + index, r) for i, rs in sorted(damaged.items()) for index, r in rs]
+    table = None
+    if good:
+        table = tf.data.Dataset.from_tensor_slices(
+            (tf.constant([k for k, _ in good], tf.int64), tf.constant([r for _, r in good]))
+        )
+
+    def shard(i):
+        start = tf.cast(i, tf.int64) * (1 << INDEX_BITS)
+        # A damaged shard's file is never opened: an empty list of files reads nothing.
+        path = tf.boolean_mask(paths[i][None], ok[i][None])
+        records = tf.data.TFRecordDataset(path, compression_type=compression).enumerate(start)
+        if table is not None:
+            mine = table.filter(lambda k, _: tf.equal(split_key(k)[0], tf.cast(i, tf.int64)))
+            records = records.concatenate(mine)
+        return per_shard(records)
+
+    ds = tf.data.Dataset.range(len(files))
+    if shuffle_files:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return ds.interleave(shard, cycle_length=cycle_length, block_length=block_length,
+                         num_parallel_calls=AUTOTUNE, deterministic=deterministic)  # fmt: skip
+
+
+def records_by_key(files, compression, damaged, keys):
+    """``{key: serialized}`` of record ``keys`` (read again in Python, one pass per shard)."""
+    wanted = {}
+    for key in keys:
+        shard, index = divmod(int(key), 1 << INDEX_BITS)
+        wanted.setdefault(shard, {})[index] = key
+    found = {}
+    for shard, indices in wanted.items():
+        for index, raw in _records_of(files[shard], compression, (damaged or {}).get(shard)):
+            if index in indices:
+                found[indices[index]] = raw
+            if len(found) == len(keys) or index > max(indices):
+                break
+    return found
+
+
+# Elements remembered by ``map_named``: more than a parallel map holds in flight.
+_RING = 1 << 14
+
+
+def _placeholder(spec):
+    """Zeros (or empty strings) of ``spec``'s dtype, unknown dimensions 0."""
+    shape = [d if d is not None else 0 for d in spec.shape]
+    if spec.dtype == tf.string:
+        return tf.fill(shape, "")
+    return tf.zeros(shape, spec.dtype)
+
+
+def map_named(ds, fn, explain, width=1, finite=True):
+    """``ds.map(fn)`` in parallel, in order, over keyed elements ``(key, ...)`` (or batches
+    ``(keys [width], ...)``), where an element on which ``fn`` raises (an image that does
+    not decode; a strict check) is not lost silently: ``explain(keys) -> message`` is called
+    (a ``tf.py_function``, only then) with the keys of the lost element; a non-empty
+    message raises ``InvalidArgumentError`` with it (strict), an empty one drops the
+    element (``explain`` counted it). ``finite``: ``ds`` ends (an element lost at the
+    end is found by an end marker).
+    """
+    ring = tf.Variable(tf.fill([_RING, width], tf.constant(-1, tf.int64)), trainable=False)
+    count = tf.Variable(tf.constant(0, tf.int64), trainable=False)
+
+    def remember(seq, element):
+        keys = tf.reshape(element[0], [-1])
+        keys = tf.pad(keys, [[0, width - tf.size(keys)]], constant_values=-1)
+        with tf.control_dependencies([ring[seq % _RING].assign(keys), count.assign(seq + 1)]):
+            return tf.identity(seq), element
+
+    ds = ds.enumerate().map(remember)
+    ds = ds.map(lambda seq, element: (seq, fn(*element)), num_parallel_calls=AUTOTUNE,
+                deterministic=True).ignore_errors()  # fmt: skip
+    if finite:
+        spec = ds.element_spec[1]
+        end = tf.nest.map_structure(_placeholder, spec)
+        ds = ds.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), end)))
+
+    def lost(first, stop):
+        keys = tf.reshape(tf.gather(ring, tf.range(first, stop) % _RING), [-1])
+        message = tf.py_function(
+            lambda k: explain([int(x) for x in k.numpy() if x >= 0]), [keys], tf.string
+        )
+        message = tf.ensure_shape(message, [])
+        failed = tf.not_equal(message, "")
+        with tf.control_dependencies([tf.debugging.Assert(~failed, [message])]):
+            return tf.constant(True)
+
+    def step(last, element):
+        seq, out = element
+        stop = tf.where(seq < 0, count.read_value(), seq)
+        checked = tf.cond(stop > last + 1, lambda: lost(last + 1, stop), lambda: tf.constant(True))
+        with tf.control_dependencies([checked]):
+            return tf.where(seq < 0, last, seq), (seq, out)
+
+    def not_end(seq, out):
+        return seq >= 0
+
+    def output(seq, out):
+        return out
+
+    ds = ds.scan(tf.constant(-1, tf.int64), step)
+    return ds.filter(not_end).map(output)
