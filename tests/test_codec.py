@@ -100,8 +100,15 @@ SPAN = 2**BITS  # a run of SPAN - 1 zeros fits in 3 bits; SPAN zeros need a fill
 
 @pytest.mark.parametrize(
     "run, fillers",
-    [(0, 0), (SPAN - 1, 0), (SPAN, 1), (SPAN + 1, 1), (2 * SPAN - 1, 1), (2 * SPAN, 2),
-     (7 * SPAN + 3, 7)],
+    [
+        (0, 0),
+        (SPAN - 1, 0),
+        (SPAN, 1),
+        (SPAN + 1, 1),
+        (2 * SPAN - 1, 1),
+        (2 * SPAN, 2),
+        (7 * SPAN + 3, 7),
+    ],
 )
 def test_relative_index_overflow_inserts_filler_entries(run, fillers):
     positions = np.array([2, 2 + run + 1])  # `run` zeros between the two weights
@@ -224,7 +231,9 @@ def test_a_truncated_file_names_the_file_and_the_part_it_cuts(tmp_path):
             codec.decode(cut)
     for part in header["parts"]:
         open(cut, "wb").write(blob[: start + part["offset"] + part["length"] - 1])
-        with pytest.raises(CodecFileError, match=rf"{cut}: the file is truncated: part '{part['name']}'"):
+        with pytest.raises(
+            CodecFileError, match=rf"{cut}: the file is truncated: part '{part['name']}'"
+        ):
             codec.decode(cut)
 
 
@@ -270,7 +279,10 @@ def test_other_files_and_inconsistent_headers_are_refused(tmp_path):
     header.pop("parts")
     header["layers"][0]["weights"][0]["count"] += 1
     container.write(path, header, list(parts.items()))
-    with pytest.raises(CodecFileError, match=rf"{path}: part 'fc1/kernel/weights' holds \d+ weights; the header says"):
+    with pytest.raises(
+        CodecFileError,
+        match=rf"{path}: part 'fc1/kernel/weights' holds \d+ weights; the header says",
+    ):
         codec.decode(path)
     header["layers"][0]["weights"][0]["count"] -= 1
     header["layers"][0]["weights"][0]["entries"] += 3
@@ -280,7 +292,9 @@ def test_other_files_and_inconsistent_headers_are_refused(tmp_path):
     header["layers"][0]["weights"][0]["entries"] -= 3
     del header["layers"][0]["weights"][0]["bits"]
     container.write(path, header, list(parts.items()))
-    with pytest.raises(CodecFileError, match=rf"{path}: part 'header' lacks or garbles an entry: KeyError: 'bits'"):
+    with pytest.raises(
+        CodecFileError, match=rf"{path}: part 'header' lacks or garbles an entry: KeyError: 'bits'"
+    ):
         codec.decode(path)
     header["layers"][0]["weights"][0]["bits"] = 2
     header["format"] = "something.else"
@@ -289,12 +303,21 @@ def test_other_files_and_inconsistent_headers_are_refused(tmp_path):
         codec.decode(path)
 
 
-@pytest.mark.parametrize("index_bits, message", [
-    (0, r"index_bits must be in \[1, 16\]. Received: index_bits=0"),
-    (17, r"index_bits must be in \[1, 16\]. Received: index_bits=17"),
-    ({"fc9": 4}, r"index_bits names no shared layer: \['fc9'\]. The shared layers are \['fc1', 'fc2'\]"),
-    ({"fc1": 40}, r"index_bits\['fc1'\] must be in \[1, 16\]. Received: index_bits\['fc1'\]=40"),
-])
+@pytest.mark.parametrize(
+    "index_bits, message",
+    [
+        (0, r"index_bits must be in \[1, 16\]. Received: index_bits=0"),
+        (17, r"index_bits must be in \[1, 16\]. Received: index_bits=17"),
+        (
+            {"fc9": 4},
+            r"index_bits names no shared layer: \['fc9'\]. The shared layers are \['fc1', 'fc2'\]",
+        ),
+        (
+            {"fc1": 40},
+            r"index_bits\['fc1'\] must be in \[1, 16\]. Received: index_bits\['fc1'\]=40",
+        ),
+    ],
+)
 def test_bad_index_bits_are_refused(tmp_path, index_bits, message):
     _, shared = _tiny_file(tmp_path)
     with pytest.raises(ValueError, match=message):
@@ -309,5 +332,7 @@ def test_indices_outside_the_codebook_are_refused(tmp_path):
     indices = np.asarray(wrapper.indices).copy()
     indices[np.asarray(wrapper.mask) != 0] = 4
     wrapper.indices.assign(indices)
-    with pytest.raises(ValueError, match=r"'fc1_shared' has indices outside its codebook of 4: \[4, 4\]"):
+    with pytest.raises(
+        ValueError, match=r"'fc1_shared' has indices outside its codebook of 4: \[4, 4\]"
+    ):
         codec.encode(shared, tmp_path / "x.tfdc")

@@ -118,7 +118,8 @@ def test_pruned_weights_stay_zero_while_centroids_train():
     assert not np.array_equal(before[0], np.asarray(_shared(shared)[0].codebook))
     trainable = [v.path for v in shared.trainable_variables]
     assert sorted(trainable) == ["d1_shared/codebook", "d1_shared/d1/bias"] + [
-        "d2_shared/codebook", "d2_shared/d2/bias"
+        "d2_shared/codebook",
+        "d2_shared/d2/bias",
     ]
 
 
@@ -201,7 +202,9 @@ def test_bits_of_another_type_is_refused(bits):
 
 
 def test_bits_dict_values_and_names_are_checked():
-    with pytest.raises(ValueError, match=r"bits\['d1'\] must be in \[1, 16\]. Received: bits\['d1'\]=0"):
+    with pytest.raises(
+        ValueError, match=r"bits\['d1'\] must be in \[1, 16\]. Received: bits\['d1'\]=0"
+    ):
         share_weights(_pruned_mlp(), bits={"d1": 0})
     with pytest.raises(ValueError, match=r"bits names no layer of model 'mlp': 'fc9'"):
         share_weights(_pruned_mlp(), bits={"fc9": 4})

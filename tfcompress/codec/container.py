@@ -40,7 +40,9 @@ def write(path, header, parts):
     `(name, bytes)`) to `path` atomically; returns the number of bytes written."""
     listing, offset = [], 0
     for name, data in parts:
-        listing.append({"name": name, "offset": offset, "length": len(data), "crc32c": crc32c(data)})
+        listing.append(
+            {"name": name, "offset": offset, "length": len(data), "crc32c": crc32c(data)}
+        )
         offset += len(data)
     names = [p["name"] for p in listing]
     if len(set(names)) != len(names):
@@ -95,8 +97,7 @@ def read_header(path, blob):
     magic, version, length, checksum = _PREAMBLE.unpack_from(blob)
     if magic != MAGIC:
         raise CodecFileError(
-            f"{path}: not a tfcompress compressed file: it starts with {magic!r}, "
-            f"not {MAGIC!r}."
+            f"{path}: not a tfcompress compressed file: it starts with {magic!r}, not {MAGIC!r}."
         )
     if version < 1:
         raise CodecFileError(

@@ -21,6 +21,7 @@ from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import kind_of, strip_shared
 
+
 def _index_bits(shared, index_bits):
     names = sorted(shared)
     if isinstance(index_bits, dict):
@@ -86,9 +87,7 @@ def encode(model, path, *, index_bits=None):
         index_bits: relative-index width: None (conv 8 bits, dense 4, as the paper), an
             int for every shared layer, or a dict {wrapped layer name: bits}.
     """
-    shared = {
-        layer.layer.name: layer for layer in model.layers if isinstance(layer, SharedWeights)
-    }
+    shared = {layer.layer.name: layer for layer in model.layers if isinstance(layer, SharedWeights)}
     widths = _index_bits(shared, index_bits)
     plain = strip_shared(model)
     config = keras.saving.serialize_keras_object(plain)

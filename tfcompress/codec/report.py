@@ -125,8 +125,16 @@ def _layer_bytes(entry, sizes):
         index_code_bits += w["index_code_bits"]
         fixed += w["entries"] * (w["bits"] + w["index_bits"])
     return LayerBytes(
-        entry["name"], params, shared, count, bits, index_bits, weight_code_bits,
-        index_code_bits, fixed, bytes_,
+        name=entry["name"],
+        params=params,
+        shared=shared,
+        count=count,
+        bits=bits,
+        index_bits=index_bits,
+        weight_code_bits=weight_code_bits,
+        index_code_bits=index_code_bits,
+        fixed_bits=fixed,
+        bytes=bytes_,
     )
 
 

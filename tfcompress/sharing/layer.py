@@ -6,6 +6,7 @@ from keras import ops
 
 from tfcompress.sharing.kmeans import check_bits, cluster_kernel
 
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class SharedWeights(keras.layers.Wrapper):
     """Runs the wrapped layer with its kernel made of `2**bits` shared values.

@@ -24,7 +24,7 @@ DEFAULT_BITS = {"conv": 8, "dense": 5}
 
 
 def kind_of(layer):
-    """"conv" or "dense" for a layer `share_weights` can wrap, None for any other."""
+    """The kind, "conv" or "dense", of a layer `share_weights` can wrap, None for any other."""
     for cls, kind in SHAREABLE:
         if isinstance(layer, cls):
             return kind
@@ -160,6 +160,5 @@ def stripped_values(layer):
     if not isinstance(layer, SharedWeights):
         return layer.get_weights()
     return [
-        layer.shared_values() if w is layer.kernel else np.asarray(w)
-        for w in layer.layer.weights
+        layer.shared_values() if w is layer.kernel else np.asarray(w) for w in layer.layer.weights
     ]
