@@ -246,3 +246,30 @@ def test_models_with_channel_masks_or_shared_weights_are_refused():
     model = keras.Model(inp, layers.Conv2D(2, 1)(ChannelMask(3, name="cm")(inp)))
     with pytest.raises(ValueError, match=r"\(\['cm'\]\): strip it first"):
         share_weights(model)
+
+
+@pytest.mark.slow  # ~5 s: three compiled fits
+def test_training_resumes_from_a_keras_checkpoint(tmp_path, deterministic):
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(32, 6)), rng.normal(size=(32, 3))
+
+    def compiled():
+        keras.utils.set_random_seed(0)
+        model = share_weights(_pruned_mlp(), bits=2)
+        model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+        return model
+
+    straight = compiled()
+    straight.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    first = compiled()
+    first.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    first.save(tmp_path / "epoch1.keras")
+    resumed = keras.models.load_model(tmp_path / "epoch1.keras")
+    resumed.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    assert int(resumed.optimizer.iterations) == 8
+    for a, b in zip(_shared(resumed), _shared(straight)):
+        np.testing.assert_allclose(a.codebook, b.codebook, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(
+        resumed.predict(x, verbose=0), straight.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
