@@ -409,6 +409,15 @@ def test_verify_reports_every_problem_of_a_directory(tmp_path):
     ]
     wide = records.verify_records(first, num_classes=10).messages()
     assert wide[1:] == report.messages()[-1:]  # no label problem with 10 classes
+    # Two directories in one call, validated together: each with its manifest's classes.
+    other = tmp_path / "ten"
+    other.mkdir()
+    _manifest(other, {names[0]: 5}, num_classes=10)
+    _write(other / names[0], junk + data + _frame(_labelled(5)))
+    ten = str(other / names[0])
+    both = records.verify_records([first, ten]).messages()  # sorted: .../ten/... first
+    assert both[0].startswith(f"{ten}: record 0: not a tf.train.Example")
+    assert both[1:] == report.messages()[:2] + report.messages()[-1:]  # label 5 < 10 in ten
     with pytest.raises(CorruptInputError) as info:
         records.verify_records(first, raise_on_error=True)
     assert str(info.value).startswith(
