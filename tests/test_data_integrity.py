@@ -8,6 +8,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -69,12 +70,23 @@ def _strict_error(path, compression="auto"):
     return str(info.value)
 
 
-def test_crc32c_matches_the_reference_and_the_pure_python_fallback():
+def test_crc32c_matches_the_reference_and_the_pure_python_fallback(tmp_path, monkeypatch):
     assert compression.crc32c_extend(0, b"123456789") == 0xE3069283  # RFC 3720 check value
     data = np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes()
     fast = compression.crc32c_extend(compression.crc32c_extend(0, data[:777]), data[777:])
     assert compression._crc32c_extend_python(0, data) == fast
     assert compression.masked_crc32c(struct.pack("<Q", 2**40)) == 0xE46B3DAA  # CRAFTED's
+    bad = bytearray(_stream(3)[0])
+    bad[-30] ^= 1
+    path = _write(tmp_path / "a.tfrecord", bytes(bad))
+    fast = integrity.scan_shard(path, "")
+    integrity.clear_cache()
+    monkeypatch.setattr(compression, "_google_crc32c", None)
+    monkeypatch.setattr(compression, "_warned_slow_crc", False)
+    with mock.patch.object(compression.logging, "warning") as warning:
+        assert integrity.scan_shard(path, "") == fast
+    assert "google-crc32c is not installed" in warning.call_args_list[0].args[0]
+    assert warning.call_count == 1  # once per process
 
 
 def test_a_good_shard_scans_clean_and_is_cached(tmp_path):
