@@ -211,6 +211,12 @@ def test_report_counts_the_parts_the_way_the_paper_does(tmp_path):
     mask = np.asarray(shared.get_layer("fc1_shared").mask)
     assert (fc1.name, fc1.params, fc1.shared, fc1.count) == ("fc1", 130, 120, int(mask.sum()))
     assert fc1.bytes["codebook"] == 4 * 4 and fc1.bytes["raw"] == 4 * 10
+    assert fc1.entries >= fc1.count  # fillers come on top (4-bit runs at 30% kept: few)
+    assert fc1.fixed_bits == fc1.entries * (2 + 4)  # 2-bit codebook, 4-bit relative indices
+    assert fc1.fixed_bytes == -(-fc1.fixed_bits // 8) + 16 + 40
+    assert rep.fixed_ratio == pytest.approx(
+        rep.dense_bytes / sum(layer.fixed_bytes for layer in rep.layers)
+    )
     header, parts = container.read(path)
     assert fc1.bytes["weights"] == len(parts["fc1/kernel/weights"])
     assert fc1.bytes["indices"] == len(parts["fc1/kernel/indices"])

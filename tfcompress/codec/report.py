@@ -25,6 +25,7 @@ class LayerBytes:
     params: int
     shared: int  # parameters in shared kernels
     count: int  # surviving weights of the shared kernels
+    entries: int  # stored entries: the surviving weights and the filler entries
     bits: int | None
     index_bits: int | None
     weight_code_bits: int
@@ -40,8 +41,18 @@ class LayerBytes:
     def dense_bytes(self):
         return 4 * self.params
 
+    @property
+    def fixed_bytes(self):
+        """The layer's bytes before Huffman coding (the paper's P+Q): each entry at its
+        fixed widths, plus codebook and raw weights."""
+        return -(-self.fixed_bits // 8) + self.bytes["codebook"] + self.bytes["raw"]
+
     def as_dict(self):
-        return {**dataclasses.asdict(self), "total": self.total}
+        return {
+            **dataclasses.asdict(self),
+            "total": self.total,
+            "fixed_bytes": self.fixed_bytes,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +79,11 @@ class Report:
         (without header and architecture)."""
         return self.dense_bytes / max(1, sum(layer.total for layer in self.layers))
 
+    @property
+    def fixed_ratio(self):
+        """As `weights_ratio`, before Huffman coding (fixed-width entries: the paper's P+Q)."""
+        return self.dense_bytes / max(1, sum(layer.fixed_bytes for layer in self.layers))
+
     def as_dict(self):
         return {
             "path": self.path,
@@ -78,14 +94,19 @@ class Report:
             "dense_bytes": self.dense_bytes,
             "ratio": self.ratio,
             "weights_ratio": self.weights_ratio,
+            "fixed_ratio": self.fixed_ratio,
         }
 
     def format(self):
-        """A text table: per layer its density, bits per surviving weight and index before
-        and after Huffman coding, bytes per part, and its compression rate."""
+        """A text table (the paper's Tables 2-5): per layer its density, the bits of a
+        codebook index and of a relative index at fixed width and Huffman-coded (per
+        surviving weight, fillers included), bytes per part, and its compression rate
+        before (P+Q) and after (P+Q+H) Huffman coding."""
         head = (
             f"{'layer':<16}{'params':>9}{'kept%':>7}{'bits':>5}{'w.bits':>7}{'ibits':>6}"
-            f"{'i.bits':>7}" + "".join(f"{k:>9}" for k in KINDS) + f"{'total':>9}{'rate':>8}"
+            f"{'i.bits':>7}"
+            + "".join(f"{k:>9}" for k in KINDS)
+            + f"{'total':>9}{'P+Q':>8}{'P+Q+H':>8}"
         )
         lines = [head]
         for r in self.layers:
@@ -96,18 +117,20 @@ class Report:
                 f"{r.name:<16}{r.params:>9}{kept:>7.1f}{r.bits or '-':>5}{wbits:>7.2f}"
                 f"{r.index_bits or '-':>6}{ibits:>7.2f}"
                 + "".join(f"{r.bytes[k]:>9}" for k in KINDS)
-                + f"{r.total:>9}{r.dense_bytes / max(1, r.total):>7.1f}x"
+                + f"{r.total:>9}{r.dense_bytes / max(1, r.fixed_bytes):>7.1f}x"
+                + f"{r.dense_bytes / max(1, r.total):>7.1f}x"
             )
         lines.append(f"header {self.header_bytes} B, architecture {self.architecture_bytes} B")
         lines.append(
             f"file {self.file_bytes} B; dense float32 {self.dense_bytes} B; ratio "
-            f"{self.ratio:.1f}x ({self.weights_ratio:.1f}x without header and architecture)"
+            f"{self.ratio:.1f}x ({self.weights_ratio:.1f}x without header and architecture; "
+            f"{self.fixed_ratio:.1f}x so before Huffman coding)"
         )
         return "\n".join(lines)
 
 
 def _layer_bytes(entry, sizes):
-    bytes_, params, shared, count, fixed = dict.fromkeys(KINDS, 0), 0, 0, 0, 0
+    bytes_, params, shared, count, entries, fixed = dict.fromkeys(KINDS, 0), 0, 0, 0, 0, 0
     bits = index_bits = None
     weight_code_bits = index_code_bits = 0
     for w in entry["weights"]:
@@ -120,6 +143,7 @@ def _layer_bytes(entry, sizes):
             bytes_[kind] += sizes[part_name(entry["name"], w["name"], kind)]
         shared += size
         count += w["count"]
+        entries += w["entries"]
         bits, index_bits = w["bits"], w["index_bits"]
         weight_code_bits += w["weight_code_bits"]
         index_code_bits += w["index_code_bits"]
@@ -129,6 +153,7 @@ def _layer_bytes(entry, sizes):
         params=params,
         shared=shared,
         count=count,
+        entries=entries,
         bits=bits,
         index_bits=index_bits,
         weight_code_bits=weight_code_bits,
