@@ -351,3 +351,72 @@ def test_damaged_run_files_name_their_file(tmp_path):
     with pytest.raises(ValueError, match=r"initialize=.*w.weights.h5' is damaged \(truncated or "
                        r"corrupted\) and cannot be read"):  # fmt: skip
         weights.initialize(keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)]), str(h5))
+
+
+# --- bad records reaching train and evaluate: one error line, or counted skips -----------
+
+
+def _relabel(shard, index, label):
+    """Rewrites record `index` of `shard` (in its own compression) with `label`:
+    a well-framed record whose label is out of range."""
+    import tensorflow as tf
+
+    from tfcompress.data import compression
+
+    kind = compression.resolve([shard], "auto")
+    records = [r.numpy() for r in tf.data.TFRecordDataset(shard, compression_type=kind)]
+    example = tf.train.Example.FromString(records[index])
+    example.features.feature["image/class/label"].int64_list.value[:] = [label]
+    records[index] = example.SerializeToString()
+    with tf.io.TFRecordWriter(shard, options=kind) as writer:
+        for record in records:
+            writer.write(record)
+
+
+@pytest.fixture(scope="module")
+def bad_fmnist(tmp_path_factory):
+    """64 train and 16 test records, one of each with label 10 of 10 classes."""
+    import glob
+
+    from .test_scripts_helpers import make_fmnist
+
+    path = make_fmnist(str(tmp_path_factory.mktemp("bad")), num_train=64, num_test=16)
+    _relabel(sorted(glob.glob(f"{path}/train-*.tfrecord"))[1], 3, 10)
+    _relabel(sorted(glob.glob(f"{path}/test-*.tfrecord"))[0], 5, 10)
+    return path
+
+
+@pytest.mark.slow
+def test_bad_records_stop_a_run_in_one_line_or_are_counted(bad_fmnist, tmp_path):
+    """With skip_corrupt, train and evaluate count the bad records into their results;
+    without it, one `error:` line names the file and the record (evaluate here: a strict
+    training run fails alike, in the pipeline's own slower error path)."""
+    import dataclasses
+    import json
+
+    from tfcompress import training
+    from tfcompress.scripts import cli
+    from tfcompress.training import config as cfg
+
+    config = _train_config(
+        bad_fmnist, str(tmp_path / "skip"), test_data=f"{bad_fmnist}/test-*.tfrecord",
+        skip_corrupt=True, max_iteration=None, epochs=1
+    )  # fmt: skip
+    result = training.train(config)
+    with open(result["path"]) as f:
+        written = json.load(f)
+    for r in (result, written):
+        assert r["skipped"]["train_data"]["num_skipped"] == 1  # once, though read twice
+        assert r["skipped"]["test_data"]["num_skipped"] == 1
+        first = r["skipped"]["test_data"]["skipped"][0]
+        assert "test-00000-of-00002.tfrecord: record 5: " in first
+    evaluate = cfg.EvalConfig(config.checkpoint, f"{bad_fmnist}/test-*.tfrecord")
+    with pytest.raises(SystemExit, match=r"error: Corrupt record in .*test-00000-of-00002."
+                       r"tfrecord: record 5: .*\(--skip_corrupt"):  # fmt: skip
+        cli.run(training.evaluate, evaluate, skip_flag=True)
+    output = tmp_path / "eval" / "result.json"
+    result = training.evaluate(
+        dataclasses.replace(evaluate, skip_corrupt=True, output=str(output))
+    )
+    assert result["skipped"]["test_data"]["num_skipped"] == 1
+    assert json.loads(output.read_text())["skipped"] == result["skipped"]

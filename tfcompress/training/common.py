@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from tfcompress.data.errors import SkippedRecords
 from tfcompress.training import evaluation, inputs, loop, runs, tasks
 from tfcompress.training.lr import PolyLR
 from tfcompress.training.optimizers import SGD
@@ -84,14 +85,38 @@ def prepare_optimizer(model, optimizer, precision):
     return optimizer
 
 
+def skipped_records(skip_corrupt):
+    """A fresh `SkippedRecords` when `skip_corrupt`, else None (bad records raise)."""
+    return SkippedRecords() if skip_corrupt else None
+
+
+def report_skipped(flag, skipped):
+    """Logs what a reader with skip_corrupt left out of `flag`'s data; returns the JSON
+    for the run's result (`{"num_skipped": n, "skipped": [...]}`), or None."""
+    if skipped is None:
+        return None
+    log = logging.warning if skipped.count else logging.info
+    log("%s: %s", flag, skipped.summary())
+    return skipped.to_json()
+
+
 def evaluator(model, config, plan_, context):
-    """`fn(step) -> metrics` on test_data (chief only), or None."""
+    """`fn(step) -> metrics` on test_data (chief only), or None. With `skip_corrupt`,
+    `fn.skipped` is what the last evaluation skipped (each reads the data anew)."""
     if plan_.test is None or not context.is_chief:
         return None
-    dataset = inputs.eval_dataset(plan_.test, config.batch_size, plan_.input_shape)
     predict = evaluation.predict_function(model, config.devices.jit_compile)
 
     def evaluate(step=None):
+        evaluate.skipped = skipped_records(config.skip_corrupt)
+        dataset = inputs.eval_dataset(
+            plan_.test,
+            config.batch_size,
+            plan_.input_shape,
+            num_classes=config.model.num_classes,
+            skip_corrupt=config.skip_corrupt,
+            skipped=evaluate.skipped,
+        )
         return evaluation.evaluate_model(
             model,
             dataset,
@@ -101,7 +126,22 @@ def evaluator(model, config, plan_, context):
             predict=predict,
         )
 
+    evaluate.skipped = None
     return evaluate
+
+
+def evaluate_final(model, config, plan_, context, result, label="test"):
+    """`result` with the end-of-run evaluation on test_data (`"test"`) and, with
+    `skip_corrupt`, what it skipped (`result["skipped"]["test_data"]`)."""
+    evaluate = evaluator(model, config, plan_, context)
+    if evaluate is None:
+        return result
+    result = {**result, "test": evaluate()}
+    logging.info("%s: %s", label, result["test"])
+    skipped = report_skipped("test_data", evaluate.skipped)
+    if skipped is not None:
+        result["skipped"] = {**result.get("skipped", {}), "test_data": skipped}
+    return result
 
 
 def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None, on_phase=None):
@@ -112,6 +152,7 @@ def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None,
     start = loop.current_step(optimizer)
     if start:
         logging.info("Fast-forwarding the input pipeline by %d batches", start)
+    skipped = skipped_records(config.skip_corrupt)
     dataset = inputs.train_dataset(
         plan_.data,
         config.batch_size,
@@ -119,6 +160,9 @@ def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None,
         config.seed,
         skip_batches=start,
         cache=config.cache_data,
+        num_classes=config.model.num_classes,
+        skip_corrupt=config.skip_corrupt,
+        skipped=skipped,
     )
     trainer = loop.Trainer(
         model,
@@ -130,7 +174,7 @@ def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None,
     )
     metric_name = "pixel_accuracy" if plan_.task == tasks.SEGMENTATION else "accuracy"
     try:
-        return loop.train_loop(
+        result = loop.train_loop(
             trainer,
             dataset,
             plan_.total_steps,
@@ -149,3 +193,6 @@ def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None,
     finally:
         if writer is not None:
             writer.close()
+    # Counted since this process started (a resumed run does not re-read what it skipped).
+    skipped = report_skipped("train_data", skipped)
+    return result if skipped is None else {**result, "skipped": {"train_data": skipped}}

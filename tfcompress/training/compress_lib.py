@@ -135,9 +135,8 @@ def _finish(model, masked, config, plan, run, context, result, ratio):
             f.write(report.table() + "\n")
         logging.info("\n%s", report.table(only_changed=True))
         result.update(report.totals())
-        evaluate = common.evaluator(compact, config.train, plan, context)
-        if evaluate is not None:
-            result["test"] = evaluate()
-            logging.info("test (compact model): %s", result["test"])
+        result = common.evaluate_final(
+            compact, config.train, plan, context, result, label="test (compact model)"
+        )
     result["path"] = run.write_json(runs.RESULT_FILE, result)
     return result

@@ -11,7 +11,7 @@ import tfcompress as tfc
 from tfcompress import pruners
 from tfcompress.data.shards import atomic_write_text
 from tfcompress.metrics import count_params
-from tfcompress.training import devices, evaluation, inputs, paths, tasks, weights
+from tfcompress.training import common, devices, evaluation, inputs, paths, tasks, weights
 
 SWEEP_CRITERIA = ("l1_filter", "slimming", "magnitude")
 
@@ -67,7 +67,7 @@ def _sweep(model, config, data, size, task, num_classes):
     recalibration = None
     if config.recalibrate_data:
         info = inputs.inspect(config.recalibrate_data, "recalibrate_data")
-        recalibration = inputs.eval_dataset(info, config.batch_size, size)
+        recalibration = _dataset(config, info, size, num_classes, None)
     points = []
     for ratio in config.prune_ratios:
         masked = tfc.wrap(model, config.method)
@@ -77,7 +77,7 @@ def _sweep(model, config, data, size, task, num_classes):
             pruners.recalibrate_bn(compact, recalibration, steps=config.recalibrate_batches)
         metrics = evaluation.evaluate_model(
             compact,
-            inputs.eval_dataset(data, config.batch_size, size),
+            _dataset(config, data, size, num_classes, None),  # test_data's skips: reported once
             task,
             num_classes,
             max_batches=config.eval_batches,
@@ -86,6 +86,21 @@ def _sweep(model, config, data, size, task, num_classes):
         points.append({"ratio": ratio, "params": int(nonzero), **metrics})
         logging.info("ratio %.2f: %s parameters, %s", ratio, f"{nonzero:,}", metrics)
     return points
+
+
+def _dataset(config, info, size, num_classes, skipped):
+    """`info`'s records once; with `skip_corrupt` bad ones are counted in `skipped` (None:
+    a counter nobody reads, for data whose skips are reported elsewhere)."""
+    if config.skip_corrupt and skipped is None:
+        skipped = common.skipped_records(True)
+    return inputs.eval_dataset(
+        info,
+        config.batch_size,
+        size,
+        num_classes=num_classes,
+        skip_corrupt=config.skip_corrupt,
+        skipped=skipped,
+    )
 
 
 def evaluate(config):
@@ -103,9 +118,10 @@ def evaluate(config):
     size = tuple(model.inputs[0].shape[1:])
     if tuple(size[:2]) != tuple(data.image_shape[:2]):
         logging.info("Resizing test images %s to the model input %s", data.image_shape, size)
+    skipped = common.skipped_records(config.skip_corrupt)
     metrics = evaluation.evaluate_model(
         model,
-        inputs.eval_dataset(data, config.batch_size, size),
+        _dataset(config, data, size, num_classes, skipped),
         task,
         num_classes,
         max_batches=config.eval_batches,
@@ -113,6 +129,8 @@ def evaluate(config):
     )
     logging.info("%s on %s: %s", config.checkpoint, config.test_data, metrics)
     result = {"checkpoint": config.checkpoint, "params": count_params(model), "metrics": metrics}
+    if skipped is not None:
+        result["skipped"] = {"test_data": common.report_skipped("test_data", skipped)}
     if config.prune_ratios:
         result["sweep"] = _sweep(model, config, data, size, task, num_classes)
     if config.output:

@@ -57,9 +57,6 @@ def _finish(model, config, plan, run, context, result):
     result = {**result, "params": int(model.count_params())}
     if context.is_chief:
         keras_file(model, run.file(runs.FINAL_MODEL))
-        evaluate = common.evaluator(model, config, plan, context)
-        if evaluate is not None:
-            result["test"] = evaluate()
-            logging.info("test: %s", result["test"])
+        result = common.evaluate_final(model, config, plan, context, result)
     result["path"] = run.write_json(runs.RESULT_FILE, result)
     return result
