@@ -86,6 +86,8 @@ def test_huffman_decode_refuses_broken_streams():
         huffman.decode(stream, 4, nbits + 8)
     with pytest.raises(huffman.HuffmanError, match="end or break after 4 of 5 symbols"):
         huffman.decode(stream, 5, nbits)
+    with pytest.raises(huffman.HuffmanError, match=f"{10**12} symbols cannot fit in {nbits}"):
+        huffman.decode(stream, 10**12, nbits)  # a crafted count: refused, not allocated
     with pytest.raises(huffman.HuffmanError, match="code-lengths table is cut"):
         huffman.decode(stream[:3], 4, nbits)
     with pytest.raises(ValueError, match=r"Symbols must lie in \[0, 3\). Received: \[0, 3\]"):

@@ -130,6 +130,8 @@ def decode(stream, count, nbits):
         if nbits:
             raise HuffmanError(f"No symbols but {nbits} code bits")
         return np.zeros(0, dtype=np.int64)
+    if count > nbits:  # every code is at least one bit long
+        raise HuffmanError(f"{count} symbols cannot fit in {nbits} code bits")
     used = np.flatnonzero(lengths)
     if used.size == 0:
         raise HuffmanError(f"{count} symbols but an empty code")
