@@ -35,7 +35,8 @@ def _drop(key):
 
 def _classification(i, image_format="raw"):
     image = np.full((4, 5, 1), 10 * i, np.uint8)
-    return encode.classification_example(encode.encode_array(image, image_format=image_format), i)
+    encoded = encode.encode_array(image, image_format=image_format)
+    return encode.classification_example(encoded, i % NUM_CLASSES)
 
 
 def _segmentation(i, mask=None):
@@ -129,10 +130,7 @@ def _write(directory, records, num_classes=NUM_CLASSES):
 
 def _ids(task, batch):
     """The record each example came from (the records of ``_MAKE`` encode it)."""
-    images, target = batch
-    if task == "classification":
-        return target.numpy().tolist()
-    return [int(round(float(x) * 255 / 10)) for x in images.numpy()[:, 0, 0, 0]]
+    return [int(round(float(x) * 255 / 10)) for x in batch[0].numpy()[:, 0, 0, 0]]
 
 
 def test_find_invalid_names_each_problem():
@@ -187,17 +185,23 @@ def test_strict_names_file_record_and_value(tmp_path, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_skip_corrupt_counts_and_keeps_the_good_records(tmp_path, name):
-    task, mutate, reason = CASES[name]
-    pattern = _write(tmp_path, _records(task, mutate, bad=(1, 3), n=5))
+@pytest.mark.parametrize("task", sorted(_MAKE))
+def test_skip_corrupt_counts_each_and_keeps_the_good_records(tmp_path, task):
+    """Every bad variant of the task, each between two good records, in one shard."""
+    cases = [(name, mutate, reason) for name, (t, mutate, reason) in CASES.items() if t == task]
+    records = [_MAKE[task](0)]
+    for i, (_, mutate, _) in enumerate(cases):
+        records += [_mutated(_MAKE[task](2 * i + 1), mutate), _MAKE[task](2 * i + 2)]
+    pattern = _write(tmp_path, records)
     skipped = SkippedRecords()
     ds = build_dataset(pattern, task, 8, training=False, skip_corrupt=True, skipped=skipped)
-    assert [i for batch in ds for i in _ids(task, batch)] == [0, 2, 4]
-    assert skipped.count == 2
-    assert [(p, i) for p, i, _ in skipped.records] == [(str(tmp_path / SHARD), 1),
-                                                       (str(tmp_path / SHARD), 3)]  # fmt: skip
-    assert reason in skipped.records[0][2]
+    good = [i for batch in ds for i in _ids(task, batch)]
+    assert good == list(range(0, len(records), 2))
+    assert skipped.count == len(cases)
+    reported = sorted((i, r) for p, i, r in skipped.records if p == str(tmp_path / SHARD))
+    assert [i for i, _ in reported] == list(range(1, len(records), 2))
+    for (name, _, reason), (_, message) in zip(cases, reported, strict=True):
+        assert reason in message, (name, message)
 
 
 @pytest.mark.parametrize("route", ["batches", "decoded first", "cache"])

@@ -25,6 +25,7 @@ message only when a record failed (in the branch taken for it), so valid records
 for the comparisons. ``find_invalid`` runs both layers eagerly over a list of records.
 """
 
+import functools
 import re
 
 import tensorflow as tf
@@ -317,17 +318,28 @@ def corrupt_record_message(error):
     the pipeline, which wraps it in ``assertion failed: [...]``), else None."""
     text = getattr(error, "message", None) or str(error)
     found = re.search(r"Corrupt record in .*?(?=\]?\s*(?:\n|$))", text)
-    return found.group(0) if found else None
+    if not found:
+        return None
+    return found.group(0).replace("\\'", "'").replace('\\"', '"')  # tf.debugging.Assert escapes
 
 
 # -- eager, over a list -------------------------------------------------------------------
 
 
+@functools.cache
 def _reason_fn(task, channels, num_classes):
+    """``reason(serialized) -> ""`` or the first problem of one record, traced once per
+    ``(task, channels, num_classes)``."""
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
     def reason(serialized):
         return decode_checked(parse_tolerant(serialized, task), task, channels, num_classes)[1]
 
     return reason
+
+
+# Lists at most this long are checked one record at a time (no tf.data pipeline to build).
+_SMALL = 64
 
 
 def _first_line(error):
@@ -357,22 +369,23 @@ def find_invalid(records, task, *, channels=None, num_classes=None):
         first = tf.train.Example.FromString(bytes(records[rest[0]])).features.feature
         stored = first[schema.IMAGE_CHANNELS].int64_list.value
         channels = stored[0] if stored and stored[0] in (1, 3) else 3
-    reason = _reason_fn(task, int(channels), num_classes)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (tf.constant(rest, tf.int64), tf.constant([bytes(records[i]) for i in rest], tf.string))
-    )
-    ds = ds.map(lambda i, r: (i, reason(r)), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True).ignore_errors()  # fmt: skip
+    reason = _reason_fn(task, int(channels), None if num_classes is None else int(num_classes))
     seen = set()
-    for i, message in ds.as_numpy_iterator():
-        seen.add(int(i))
-        if message:
-            problems[int(i)] = message.decode("utf-8", "replace")
-    for i in rest:  # the map failed on these (an undecodable image or mask): ask again
+    if len(rest) > _SMALL:
+        ds = tf.data.Dataset.from_tensor_slices((
+            tf.constant(rest, tf.int64), tf.constant([bytes(records[i]) for i in rest])))
+        ds = ds.map(lambda i, r: (i, reason(r)), num_parallel_calls=tf.data.AUTOTUNE,
+                    deterministic=True).ignore_errors()  # fmt: skip
+        for i, message in ds.as_numpy_iterator():
+            seen.add(int(i))
+            if message:
+                problems[int(i)] = message.decode("utf-8", "replace")
+    for i in rest:  # one at a time; after the pipeline, those it lost to an error
         if i not in seen:
             try:
-                message = reason(tf.constant(bytes(records[i]))).numpy().decode()
+                message = reason(tf.constant(bytes(records[i]))).numpy().decode("utf-8", "replace")
             except (tf.errors.OpError, ValueError) as e:
                 message = f"{schema.IMAGE_ENCODED} or its mask does not decode: {_first_line(e)}"
-            problems[i] = message or "does not decode"
+            if message:
+                problems[i] = message
     return sorted(problems.items())
