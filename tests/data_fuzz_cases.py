@@ -1,25 +1,32 @@
 """Cases of the data fuzz test (tests/test_data_fuzz.py) and its subprocess worker.
 
 Every case is a folder of shards: a small valid shard of one task variant (4 records, each
-with a distinct signature: its label, mask pixel [0, 0] or first box class), damaged by one
-seeded mutation, with what a reader must make of it:
+with a distinct signature: its label, mask pixel [0, 0] or first box class; image pixel
+[0, 0] holds the case's stamp, [0, 1] the record index), damaged by one seeded mutation,
+with what a reader must make of it:
 
 - strict ``build_dataset(..., training=False, num_classes=10)``, fully iterated: an error
   whose message names the damaged shard and, for damage inside one record, ``record <i>``;
 - ``build_dataset(..., skip_corrupt=True, skipped=SkippedRecords())``: no error, the good
-  records come out in order, ``skipped.count`` as many as the damaged records;
+  records come out in order, ``skipped.count`` as many as the damaged records (damage that
+  leaves the rest of the file unframeable: at least one, the records before it out);
 - ``verify_records``: the damaged records (their indices) reported for that shard.
 
 Controls (an intact shard, a record without the defaulted ``image/format``, a mask with 255
-ignore pixels, a detection record without objects) must read cleanly in all three.
+ignore pixels, a detection record without objects, an empty shard the manifest lists with
+0 records) must read cleanly in all three.
 
 ``generate_cases(seed)`` is deterministic, so the parent (expectations) and the worker
-(files and reads) build the same list. Run as a script it is the worker:
+(files and reads) build the same list. The worker runs ``units(cases)[first:stop]``: each
+case's strict read, then per group (task variant x compression) one ``skip_corrupt`` read
+and one ``verify_records`` of all the group's shards (the stamps tell the cases' images
+apart; a grouped read that raises is split in halves down to the case). Run as a script:
 
-    python tests/data_fuzz_cases.py OUT_DIR RESULTS_JSONL FIRST_CASE
+    python tests/data_fuzz_cases.py OUT_DIR RESULTS_JSONL FIRST STOP
 
-writes each case under OUT_DIR and one JSON line per event to RESULTS_JSONL (``start``
-before a case, ``done`` with what was observed after it), flushed, so a crash names its case.
+it writes the cases under OUT_DIR and one JSON line per event to RESULTS_JSONL (``start``
+before a unit, ``done`` with what each case's read observed), flushed, so a crash names
+the read it happened in.
 """
 
 import gzip
