@@ -178,6 +178,24 @@ def test_encode_decode_round_trip_is_bit_exact_on_the_lenets(tmp_path, name, inp
     assert os.listdir(tmp_path) == [path.name]  # written atomically, nothing left beside
 
 
+@pytest.mark.parametrize(
+    "name, input_shape, width",
+    [
+        ("vgg16_bn", (32, 32, 3), 0.125),
+        ("resnet20", (16, 16, 3), 0.25),
+        pytest.param("resnet18", (32, 32, 3), 0.125, marks=pytest.mark.slow),
+        pytest.param("yolov2", (64, 64, 3), 0.0625, marks=pytest.mark.slow),
+        pytest.param("pspnet", (64, 64, 3), 0.0625, marks=pytest.mark.slow),
+        pytest.param("adapnet_pp", (64, 64, 3), 0.0625, marks=pytest.mark.slow),
+    ],
+)
+def test_round_trip_is_bit_exact_on_the_model_zoo(tmp_path, name, input_shape, width):
+    # dense random weights, 4 bits: BatchNorm, residual adds, concatenations, several outputs
+    shared = share_weights(models.build(name, 5, input_shape, width=width), bits=4, iterations=5)
+    codec.encode(shared, tmp_path / "zoo.tfdc")
+    _assert_same_weights(codec.decode(tmp_path / "zoo.tfdc"), strip_shared(shared))
+
+
 def test_round_trip_with_unshared_layers_batchnorm_and_depthwise(tmp_path):
     model = keras.Sequential(
         [
