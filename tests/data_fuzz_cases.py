@@ -519,8 +519,9 @@ def _byte_cases(variant, comp, fresh, rng, per_class):
             _expect(record=i, keep=SIGNATURES[:i], count=(1, None), indices=[i]))  # fmt: skip
     for _ in range(max(1, per_class // 2)):  # cut at a record boundary: the manifest says n
         i = rng.randrange(1, n)
-        add("truncate_at_boundary", _file(stream[: spans[i][0]], comp),
-            _expect(keep=SIGNATURES[:i], count=(1, None)), manifest={SPLIT_FILE: n})  # fmt: skip
+        missing = (n - i, n - i)  # each record the manifest lists that the file lacks
+        expect = _expect(keep=SIGNATURES[:i], count=missing)
+        add("truncate_at_boundary", _file(stream[: spans[i][0]], comp), expect, {SPLIT_FILE: n})
     for length in (2**40, 2**63 + 5, 2**32, 2**64 - 1):  # crafted length, valid length CRC
         i = rng.randrange(n)
         header = struct.pack("<Q", length)
@@ -564,7 +565,7 @@ def _zero_byte_case(variant, comp, fresh):
         "test-00001-of-00002.tfrecord": b"",
     }
     manifest = {"test-00000-of-00002.tfrecord": len(records), "test-00001-of-00002.tfrecord": 3}
-    expect = _expect(damaged="test-00001-of-00002.tfrecord", keep=SIGNATURES, count=(1, None))
+    expect = _expect(damaged="test-00001-of-00002.tfrecord", keep=SIGNATURES, count=(3, 3))
     case = _case(f"{variant}-{comp}-zero_byte-0", variant, comp, "zero_byte", files, expect,
                  manifest, stamp)  # fmt: skip
     case["group"] += "-zero_byte"  # read alone: a 0-byte file looks uncompressed
