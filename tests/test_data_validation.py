@@ -167,7 +167,8 @@ def test_corrupt_record_message_from_errors():
         None, None, "Error in map: assertion failed: [Corrupt record in /d/a.tfrecord: "
         "record 3: image/class/label 10 outside [0, 10)]\n\t [[{{node Assert}}]]")  # fmt: skip
     assert validate.corrupt_record_message(error) == (
-        "Corrupt record in /d/a.tfrecord: record 3: image/class/label 10 outside [0, 10)")
+        "Corrupt record in /d/a.tfrecord: record 3: image/class/label 10 outside [0, 10)"
+    )
     assert validate.corrupt_record_message(ValueError("other")) is None
 
 

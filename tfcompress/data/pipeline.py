@@ -35,16 +35,15 @@ Every route validates each record (``validate``: schema, header, label range,
 masks, boxes) before it reaches a model; an invalid one raises naming its file and record
 index, or with ``skip_corrupt`` is left out and counted in a ``SkippedRecords`` (the
 per-element path, so one bad record costs only itself). Shards are framed and CRC-checked
-(``integrity``) before TensorFlow reads them (see ``reader``). ``cache`` decodes the shards once, in order, and serves later epochs from memory
-(or files): shuffle, augment and batch only. With ``training=False`` and at most
+(``integrity``) before TensorFlow reads them (see ``reader``). ``cache`` decodes the shards
+once, in order, and serves later epochs from memory (or files): shuffle, augment and batch
+only. With ``training=False`` and at most
 ``cycle_length`` shards the records come back in the order they were converted.
 ``deterministic=True`` with a ``seed`` gives the same elements, in the same order, every run.
 """
 
-import dataclasses
 import functools
 import os
-from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -73,79 +72,8 @@ def _block_length(training, shuffle_buffer, cycle_length):
     return max(1, min(16, shuffle_buffer // (8 * cycle_length)))
 
 
-@dataclasses.dataclass(frozen=True)
-class _Check:
-    """How records are validated: ``fail(key, reason)`` from ``reader.record_failure``;
-    ``skip``: invalid records are filtered out (and counted by ``fail``)."""
-
-    task: str
-    channels: int
-    num_classes: int | None
-    fail: Callable
-    skip: bool = False
-    explain: Callable | None = None  # keys of records lost to an error -> message
-
-    def map(self, ds, fn, width=1, finite=True):
-        """``ds.map(fn)`` where an element lost to an error inside ``fn`` (an image that
-        does not decode) is named or counted (``reader.map_named``)."""
-        return reader.map_named(ds, fn, self.explain, width, finite)
-
-    def decode(self, key, serialized):
-        """``(decoded, ok)`` of one keyed record: strict raises on an invalid one (so
-        ``ok`` is True); skipping reports it and returns ``ok`` False."""
-        features = validate.parse_tolerant(serialized, self.task)
-        decoded, reason = validate.decode_checked(
-            features, self.task, self.channels, self.num_classes
-        )
-        ok = tf.cond(tf.equal(reason, ""), lambda: tf.constant(True),
-                     lambda: self.fail(key, reason))  # fmt: skip
-        if not self.skip:
-            with tf.control_dependencies([ok]):
-                decoded = tf.nest.map_structure(tf.identity, decoded)
-        return decoded, ok
-
-    def first_failure(self, keys, checks):
-        """``fail`` for the first record of a batch failing one of ``checks``."""
-        position, reason = validate.first_reason(checks)
-        return self.fail(keys[position], reason)
-
-    def batch_ok(self, keys, checks):
-        """True, or (strict) raises for the first record failing one of ``checks``."""
-        return tf.cond(validate.any_bad(checks), lambda: self.first_failure(keys, checks),
-                       lambda: tf.constant(True))  # fmt: skip
-
-
-def _explainer(files, compression, damaged, check, skipped):
-    """``explain(keys) -> message`` for ``reader.map_named``: each record is read again and
-    validated (``validate.find_invalid``) for its reason; strict: the message of the first,
-    skipping: each counted into ``skipped`` and ``""``."""
-
-    def explain(keys):
-        raws = reader.records_by_key(files, compression, damaged, keys)
-        keys = [k for k in keys if k in raws]
-        found = validate.find_invalid([raws[k] for k in keys], check.task,
-                                      channels=check.channels, num_classes=check.num_classes)
-        problems = []
-        for position, reason in found:
-            shard, index = divmod(keys[position], 1 << reader.INDEX_BITS)
-            problems.append((files[shard], index, reason))
-        if not problems and keys:  # an error the checks do not explain: still named
-            shard, index = divmod(keys[0], 1 << reader.INDEX_BITS)
-            reason = "fails in the input pipeline although it passes validation"
-            problems.append((files[shard], index, reason if len(keys) == 1 else
-                             f"{reason} (or one of the {len(keys) - 1} records after it)"))
-        if skipped is not None:
-            for path, index, reason in problems:
-                skipped.add(path, index, reason)
-            return ""
-        path, index, reason = problems[0]
-        return f"Corrupt record in {path}: record {index}: {reason}"
-
-    return explain
-
-
 def _decoded(ds, check, finite=True):
-    """Keyed records -> the decoded dicts of the valid ones (``_Check.decode``)."""
+    """Keyed records -> the decoded dicts of the valid ones (``reader.RecordCheck.decode``)."""
     ds = check.map(ds, check.decode, finite=finite)
     if check.skip:
         ds = ds.filter(lambda decoded, ok: ok)
@@ -183,8 +111,9 @@ _MAX_UNROLLED = 1024
 _SOURCE_ID_SPEC = {schema.SOURCE_ID: schema.feature_spec(schema.CLASSIFICATION)[schema.SOURCE_ID]}
 
 
-def decode_classification_batch(serialized, features, parser, channels, dtype=tf.float32,
-                                keys=None, fail=None):
+def decode_classification_batch(
+    serialized, features, parser, channels, dtype=tf.float32, keys=None, fail=None
+):
     """A batch of serialized records and their parsed ``_HEADER_KEYS`` features -> ``dtype``
     ``[B, *parser.output_size, channels]``: float32 in ``[0, 1]``, or uint8 (the pixels;
     records resized to the output size are rounded to uint8).
@@ -197,7 +126,7 @@ def decode_classification_batch(serialized, features, parser, channels, dtype=tf
     - every record of the output size: ``decode.decode_record_image`` per image;
     - otherwise: per image decode and ``parser.prepare`` (resize to the output size).
 
-    With record ``keys`` and ``fail`` (``_Check.fail``), a PNG or JPEG that decodes to
+    With record ``keys`` and ``fail`` (``reader.RecordCheck.fail``), a PNG or JPEG that decodes to
     another size than its header says fails naming its file and record (the header itself
     is checked before, ``validate``); without, the error names its ``image/source_id``.
     """
@@ -296,9 +225,7 @@ def _classification_batch_parser(parser, check, dtype=tf.float32):
         labels = tf.cast(features.pop(schema.CLASS_LABEL), tf.int32)
         images = decode_classification_batch(serialized, features, parser, check.channels,
                                              dtype, keys, check.fail)  # fmt: skip
-        images = tf.ensure_shape(
-            images, [serialized.shape[0], *parser.output_size, check.channels]
-        )
+        images = tf.ensure_shape(images, [serialized.shape[0], *parser.output_size, check.channels])
         if batch_seed is not None:
             images = parser.augment_batch(images, batch_seed)
         return images, labels
@@ -323,8 +250,9 @@ _DECODED_SHUFFLE_BYTES = 64 << 20
 _MAX_DECODE_BLOCK = 128
 
 
-def _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_buffer,
-                   first_record):
+def _decodes_first(
+    task, training, skip_corrupt, output_size, channels, shuffle_buffer, first_record
+):
     """Whether ``build_dataset`` decodes classification records to uint8 pixels in blocks as
     each shard is read, and shuffles the pixels, instead of shuffling serialized records and
     decoding whole batches after the shuffle. Chosen when training on small raw images of the
@@ -339,7 +267,10 @@ def _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_
         return False
     example = first_record()
     return image_format_of(example) == b"raw" and image_shape_of(example) == (
-        height, width, channels)
+        height,
+        width,
+        channels,
+    )
 
 
 def _decoded_blocks(read, shuffle_buffer, cycle_length, parser, check):
@@ -442,12 +373,8 @@ def build_dataset(
         channels = channels or record_channels
     if num_classes is None:
         num_classes = reader.manifest_num_classes(files)
-    counter = reader.CountOnce(skipped) if skip_corrupt else None
-    check = _Check(task, channels, num_classes, reader.record_failure(files, counter),
-                   bool(skip_corrupt))  # fmt: skip
-    check = dataclasses.replace(
-        check, explain=_explainer(files, compression, damaged, check, counter)
-    )
+    check = reader.RecordCheck.make(files, compression, damaged, task, channels, num_classes,
+                                    skipped if skip_corrupt else None)  # fmt: skip
     if parser is None:
         kwargs = {"max_boxes": max_boxes} if task == schema.DETECTION else {}
         parser = parse.make_parser(task, output_size, **kwargs)
@@ -458,15 +385,16 @@ def build_dataset(
     cache = _cache_path(cache)
     if cache is not None:
         ds = _cached(read(block_length=1, deterministic=True), cache, parser, check)
-        ds = _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
-                           drop_remainder)
+        ds = _from_decoded(
+            ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat, drop_remainder
+        )
         return _finish(ds, training, deterministic)
-    if _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_buffer,
-                      first):
+    if _decodes_first(task, training, skip_corrupt, output_size, channels, shuffle_buffer, first):
         ds = _decoded_blocks(functools.partial(read, deterministic=deterministic),
                              shuffle_buffer, cycle_length, parser, check)  # fmt: skip
-        ds = _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
-                           drop_remainder)
+        ds = _from_decoded(
+            ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat, drop_remainder
+        )
         return _finish(ds, training, deterministic)
 
     ds = read(
@@ -509,8 +437,7 @@ def _cache_path(cache):
             )
         return path
     raise ValueError(
-        "cache must be False, True (in memory) or a file path prefix. "
-        f"Received: cache={cache!r}"
+        f"cache must be False, True (in memory) or a file path prefix. Received: cache={cache!r}"
     )
 
 
@@ -528,8 +455,9 @@ def _cached(records, cache, parser, check):
     return ds.cache(cache)
 
 
-def _from_decoded(ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat,
-                  drop_remainder):
+def _from_decoded(
+    ds, task, parser, batch_size, training, shuffle_buffer, seed, repeat, drop_remainder
+):
     """Decoded (cached, or for classification parsed) examples -> batches: shuffled and
     augmented every epoch when training."""
     if training:

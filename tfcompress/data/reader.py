@@ -1,5 +1,8 @@
 """Reading a split's shards: checked files, records keyed by shard and index, named errors.
 
+``RecordCheck`` is how ``build_dataset`` applies ``validate`` to keyed records: a failing
+record raises naming its file and index, or is counted into a ``SkippedRecords``.
+
 Every record read for ``build_dataset`` carries a ``key``: its shard's position in the file
 list times ``2**INDEX_BITS`` plus its index within the shard (``Dataset.enumerate(start=)``,
 free per record). A failing check turns the key into the file path and record index of its
@@ -10,8 +13,10 @@ raises, or with ``skip_corrupt`` is served from its good records (with their tru
 never by TensorFlow's reader.
 """
 
+import dataclasses
 import os
 import threading
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -66,9 +71,11 @@ def first_example(files, compression="auto", task=None, damaged=None, skip=False
             if problem is None:
                 return tf.train.Example.FromString(raw)
             if not skip:
-                raise CorruptInputError(f"Corrupt record in {path}: record {index}: {problem}")
-    raise ValueError(f"{files[0]} holds no record" if len(files) == 1
-                     else f"None of {len(files)} files ({files[0]}, ...) holds a record")  # fmt: skip
+                message = f"Corrupt record in {path}: record {index}: {problem}"
+                raise CorruptInputError(message)
+    if len(files) == 1:
+        raise ValueError(f"{files[0]} holds no record")
+    raise ValueError(f"None of {len(files)} files ({files[0]}, ...) holds a record")
 
 
 def image_shape_of(example, path=None):
@@ -169,8 +176,17 @@ def checked_shards(files, compression, task, skip_corrupt, skipped):
     return {i: scan.good_records() for i, scan in enumerate(scans) if not scan.ok}
 
 
-def keyed_records(files, compression, cycle_length, block_length, deterministic,
-                  shuffle_files=False, seed=None, per_shard=None, damaged=None):
+def keyed_records(
+    files,
+    compression,
+    cycle_length,
+    block_length,
+    deterministic,
+    shuffle_files=False,
+    seed=None,
+    per_shard=None,
+    damaged=None,
+):
     """``(key, serialized)`` of the records of ``files``: ``cycle_length`` shards read in
     parallel, ``block_length`` elements from each in turn; with ``shuffle_files``, the file
     order is shuffled (by ``seed``) every epoch. ``per_shard(records)``: a transformation of
@@ -284,3 +300,96 @@ def map_named(ds, fn, explain, width=1, finite=True):
 
     ds = ds.scan(tf.constant(-1, tf.int64), step)
     return ds.filter(not_end).map(output)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordCheck:
+    """How records are validated: ``fail(key, reason)`` from ``reader.record_failure``;
+    ``skip``: invalid records are filtered out (and counted by ``fail``)."""
+
+    task: str
+    channels: int
+    num_classes: int | None
+    fail: Callable
+    skip: bool = False
+    explain: Callable | None = None  # keys of records lost to an error -> message
+
+    def map(self, ds, fn, width=1, finite=True):
+        """``ds.map(fn)`` where an element lost to an error inside ``fn`` (an image that
+        does not decode) is named or counted (``reader.map_named``)."""
+        return map_named(ds, fn, self.explain, width, finite)
+
+    def decode(self, key, serialized):
+        """``(decoded, ok)`` of one keyed record: strict raises on an invalid one (so
+        ``ok`` is True); skipping reports it and returns ``ok`` False."""
+        features = validate.parse_tolerant(serialized, self.task)
+        decoded, reason = validate.decode_checked(
+            features, self.task, self.channels, self.num_classes
+        )
+        ok = tf.cond(tf.equal(reason, ""), lambda: tf.constant(True),
+                     lambda: self.fail(key, reason))  # fmt: skip
+        if not self.skip:
+            with tf.control_dependencies([ok]):
+                decoded = tf.nest.map_structure(tf.identity, decoded)
+        return decoded, ok
+
+    def first_failure(self, keys, checks):
+        """``fail`` for the first record of a batch failing one of ``checks``."""
+        position, reason = validate.first_reason(checks)
+        return self.fail(keys[position], reason)
+
+    @classmethod
+    def make(cls, files, compression, damaged, task, channels, num_classes, skipped=None):
+        """The checks of ``build_dataset``: strict without ``skipped``, else counting each
+        invalid record once into it (``CountOnce``)."""
+        counter = CountOnce(skipped) if skipped is not None else None
+        check = cls(task, channels, num_classes, record_failure(files, counter),
+                    counter is not None)  # fmt: skip
+        return dataclasses.replace(
+            check, explain=_explainer(files, compression, damaged, check, counter)
+        )
+
+    def batch_ok(self, keys, checks):
+        """True, or (strict) raises for the first record failing one of ``checks``."""
+        return tf.cond(validate.any_bad(checks), lambda: self.first_failure(keys, checks),
+                       lambda: tf.constant(True))  # fmt: skip
+
+
+def _explainer(files, compression, damaged, check, skipped):
+    """``explain(keys) -> message`` for ``reader.map_named``: each record is read again and
+    validated (``validate.find_invalid``) for its reason; strict: the message of the first,
+    skipping: each counted into ``skipped`` and ``""``."""
+
+    def explain(keys):
+        raws = records_by_key(files, compression, damaged, keys)
+        keys = [k for k in keys if k in raws]
+        found = validate.find_invalid(
+            [raws[k] for k in keys],
+            check.task,
+            channels=check.channels,
+            num_classes=check.num_classes,
+        )
+        problems = []
+        for position, reason in found:
+            shard, index = divmod(keys[position], 1 << INDEX_BITS)
+            problems.append((files[shard], index, reason))
+        if not problems and keys:  # an error the checks do not explain: still named
+            shard, index = divmod(keys[0], 1 << INDEX_BITS)
+            reason = "fails in the input pipeline although it passes validation"
+            problems.append(
+                (
+                    files[shard],
+                    index,
+                    reason
+                    if len(keys) == 1
+                    else f"{reason} (or one of the {len(keys) - 1} records after it)",
+                )
+            )
+        if skipped is not None:
+            for path, index, reason in problems:
+                skipped.add(path, index, reason)
+            return ""
+        path, index, reason = problems[0]
+        return f"Corrupt record in {path}: record {index}: {reason}"
+
+    return explain

@@ -108,18 +108,18 @@ def header_checks(f, task, num_classes):
     """``[(bad, reason)]`` on parsed header features (scalars or ``[B]``), before decoding."""
     encoded, fmt = f[schema.IMAGE_ENCODED], f[schema.IMAGE_FORMAT]
     h, w, c = f[schema.IMAGE_HEIGHT], f[schema.IMAGE_WIDTH], f[schema.IMAGE_CHANNELS]
-    checks = [
-        (tf.equal(encoded, ""), lambda: tf.fill(tf.shape(encoded), f"{schema.IMAGE_ENCODED} missing")),
-    ]
-    for key, value in ((schema.IMAGE_HEIGHT, h), (schema.IMAGE_WIDTH, w),
-                       (schema.IMAGE_CHANNELS, c)):  # fmt: skip
-        checks.append((tf.equal(value, MISSING), lambda key=key, v=value: tf.fill(tf.shape(v), f"{key} missing")))
+    checks = [_missing(schema.IMAGE_ENCODED, encoded, "")]
+    checks += [_missing(key, f[key]) for key in (schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH,
+                                                 schema.IMAGE_CHANNELS)]  # fmt: skip
     known = tf.reduce_any(tf.stack([tf.equal(fmt, x) for x in schema.IMAGE_FORMATS]), axis=0)
+    formats = ", ".join(schema.IMAGE_FORMATS)
     checks += [
         (~known, lambda: tf.strings.join(
-            [f"{schema.IMAGE_FORMAT} '", fmt, f"' is not one of {', '.join(schema.IMAGE_FORMATS)}"])),
-        ((h < 1) & (h != MISSING), lambda: tf.strings.join([f"{schema.IMAGE_HEIGHT} ", _s(h), " < 1"])),
-        ((w < 1) & (w != MISSING), lambda: tf.strings.join([f"{schema.IMAGE_WIDTH} ", _s(w), " < 1"])),
+            [f"{schema.IMAGE_FORMAT} '", fmt, f"' is not one of {formats}"])),
+        ((h < 1) & (h != MISSING), lambda: tf.strings.join(
+            [f"{schema.IMAGE_HEIGHT} ", _s(h), " < 1"])),
+        ((w < 1) & (w != MISSING), lambda: tf.strings.join(
+            [f"{schema.IMAGE_WIDTH} ", _s(w), " < 1"])),
         ((c != 1) & (c != 3) & (c != MISSING), lambda: tf.strings.join(
             [f"{schema.IMAGE_CHANNELS} ", _s(c), " is not 1 or 3"])),
     ]  # fmt: skip
@@ -142,14 +142,14 @@ def header_checks(f, task, num_classes):
     if task == schema.CLASSIFICATION:
         label = f[schema.CLASS_LABEL]
         checks += [
-            (tf.equal(label, MISSING), lambda: tf.fill(tf.shape(label), f"{schema.CLASS_LABEL} missing")),
+            _missing(schema.CLASS_LABEL, label),
             _range_check(schema.CLASS_LABEL, label, num_classes, label != MISSING),
-        ]  # fmt: skip
+        ]
     if task == schema.SEGMENTATION:
         mask, mask_format = f[schema.MASK_ENCODED], f[schema.MASK_FORMAT]
         png = tf.equal(tf.strings.substr(mask, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
         checks += [
-            (tf.equal(mask, ""), lambda: tf.fill(tf.shape(mask), f"{schema.MASK_ENCODED} missing")),
+            _missing(schema.MASK_ENCODED, mask, ""),
             (tf.not_equal(mask_format, "png"), lambda: tf.strings.join([
                 f"{schema.MASK_FORMAT} '", mask_format, "' is not png (a mask must be stored "
                 "losslessly: JPEG changes class ids)"])),
@@ -161,6 +161,11 @@ def header_checks(f, task, num_classes):
     if task == schema.DETECTION:
         checks += _object_list_checks(f)
     return checks
+
+
+def _missing(key, value, sentinel=MISSING):
+    """``(bad, reason)``: feature ``key`` was absent (``value`` is the parse sentinel)."""
+    return tf.equal(value, sentinel), lambda: tf.fill(tf.shape(value), f"{key} missing")
 
 
 def _limit(num_classes):
@@ -200,9 +205,19 @@ def _content_checks(f, d, task, num_classes):
         if num_classes is not None:
             ids = tf.cast(mask, tf.int64)
             bad_ids = (ids >= int(num_classes)) & (ids != schema.IGNORE_LABEL)
-            checks.append((tf.reduce_any(bad_ids), lambda: tf.strings.join([
-                "mask value ", _s(tf.reduce_max(tf.where(bad_ids, ids, 0))),
-                f" outside [0, {int(num_classes)}) and not {schema.IGNORE_LABEL} (ignore)"])))
+            checks.append(
+                (
+                    tf.reduce_any(bad_ids),
+                    lambda: tf.strings.join(
+                        [
+                            "mask value ",
+                            _s(tf.reduce_max(tf.where(bad_ids, ids, 0))),
+                            f" outside [0, {int(num_classes)}) and not "
+                            f"{schema.IGNORE_LABEL} (ignore)",
+                        ]
+                    ),
+                )
+            )
     if task == schema.DETECTION:
         checks += _detection_checks(d, num_classes)
     return checks
@@ -307,8 +322,11 @@ def empty_decoded(task, channels):
     elif task == schema.SEGMENTATION:
         d["mask"] = tf.zeros([0, 0], tf.uint8)
     else:
-        d.update(boxes=tf.zeros([0, 4]), classes=tf.zeros([0], tf.int64),
-                 difficult=tf.zeros([0], tf.int64))
+        d.update(
+            boxes=tf.zeros([0, 4]),
+            classes=tf.zeros([0], tf.int64),
+            difficult=tf.zeros([0], tf.int64),
+        )
     return d
 
 
@@ -372,8 +390,9 @@ def find_invalid(records, task, *, channels=None, num_classes=None):
     reason = _reason_fn(task, int(channels), None if num_classes is None else int(num_classes))
     seen = set()
     if len(rest) > _SMALL:
-        ds = tf.data.Dataset.from_tensor_slices((
-            tf.constant(rest, tf.int64), tf.constant([bytes(records[i]) for i in rest])))
+        ds = tf.data.Dataset.from_tensor_slices(
+            (tf.constant(rest, tf.int64), tf.constant([bytes(records[i]) for i in rest]))
+        )
         ds = ds.map(lambda i, r: (i, reason(r)), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True).ignore_errors()  # fmt: skip
         for i, message in ds.as_numpy_iterator():

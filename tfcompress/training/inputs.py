@@ -109,8 +109,18 @@ def input_size(info, height=None, width=None):
     return (height or h, width or w, c)
 
 
-def train_dataset(info, batch_size, size, seed, skip_batches=0, cache=False, *,
-                  num_classes=None, skip_corrupt=False, skipped=None):
+def train_dataset(
+    info,
+    batch_size,
+    size,
+    seed,
+    skip_batches=0,
+    cache=False,
+    *,
+    num_classes=None,
+    skip_corrupt=False,
+    skipped=None,
+):
     """An endless, deterministic training stream; `skip_batches` fast-forwards it to where a
     resumed run stopped (the same batches, in the same order, as an uninterrupted run);
     `cache`: decoded examples kept in memory after the first epoch.
@@ -138,8 +148,7 @@ def train_dataset(info, batch_size, size, seed, skip_batches=0, cache=False, *,
     return ds.skip(skip_batches) if skip_batches else ds
 
 
-def eval_dataset(info, batch_size, size, *, num_classes=None, skip_corrupt=False,
-                 skipped=None):
+def eval_dataset(info, batch_size, size, *, num_classes=None, skip_corrupt=False, skipped=None):
     """The records of `info` once, in order, unaugmented; validated and skipped as in
     `train_dataset`."""
     return pipeline.build_dataset(
