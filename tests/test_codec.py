@@ -178,6 +178,29 @@ def test_encode_decode_round_trip_is_bit_exact_on_the_lenets(tmp_path, name, inp
     assert os.listdir(tmp_path) == [path.name]  # written atomically, nothing left beside
 
 
+def test_decode_shared_gives_back_the_codebooks_and_encodes_to_the_same_parts(tmp_path):
+    model = _prune(models.build("lenet5", 10, (16, 16, 1), width=0.2), 0.2)
+    shared = share_weights(model, bits={"fc1": 4})
+    codec.encode(shared, tmp_path / "a.tfdc")
+    again = codec.decode(tmp_path / "a.tfdc", shared=True)
+    assert [layer.name for layer in again.layers] == [layer.name for layer in shared.layers]
+    for a, b in zip(again.layers, shared.layers):
+        assert type(a) is type(b)
+        if isinstance(a, SharedWeights):
+            assert (a.bits, a.weight_name) == (b.bits, b.weight_name)
+            for name in ("codebook", "mask"):
+                np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+            keep = np.asarray(b.mask) != 0
+            np.testing.assert_array_equal(np.asarray(a.indices)[keep], np.asarray(b.indices)[keep])
+    _assert_same_weights(strip_shared(again), strip_shared(shared))
+    codec.encode(again, tmp_path / "b.tfdc")
+    a_parts, b_parts = (
+        container.read(tmp_path / "a.tfdc")[1],
+        container.read(tmp_path / "b.tfdc")[1],
+    )
+    assert a_parts == b_parts
+
+
 @pytest.mark.parametrize(
     "name, input_shape, width",
     [

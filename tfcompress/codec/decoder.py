@@ -2,7 +2,8 @@
 
 The model is rebuilt from the architecture stored in the file; each shared kernel is
 `codebook[symbol]` at its surviving positions and +0.0 elsewhere, which is bit for bit
-what `strip_shared` gives. Every part is checked (`container.read`) before any is decoded,
+what `strip_shared` gives (or, with `shared=True`, a `SharedWeights` layer holding the
+codebook, index map and mask). Every part is checked (`container.read`) before any is decoded,
 and a part that does not decode to what the header describes raises naming it.
 """
 
@@ -17,9 +18,11 @@ from tfcompress.codec import container, huffman
 from tfcompress.codec.container import CodecFileError
 from tfcompress.codec.relative import from_relative
 from tfcompress.codec.schema import ARCHITECTURE, FORMAT, part_name
+from tfcompress.sharing.layer import SharedWeights
+from tfcompress.sharing.model import wrapper_name
 
 
-def _decode_shared(path, layer, entry, parts):
+def _decode_shared(path, layer, entry, parts, found):
     shape = tuple(entry["shape"])
     size = int(np.prod(shape, dtype=np.int64))
     key = part_name(layer, entry["name"], "codebook")
@@ -44,12 +47,17 @@ def _decode_shared(path, layer, entry, parts):
             f"{path}: part {part_name(layer, entry['name'], 'weights')!r} holds "
             f"{positions.size} weights; the header says {entry['count']}."
         )
+    indices = np.zeros(size, dtype=np.int32)
+    indices[positions] = symbols
+    mask = np.zeros(size, dtype=np.float32)
+    mask[positions] = 1.0
+    found[layer] = (entry, codebook, indices.reshape(shape), mask.reshape(shape))
     kernel = np.zeros(size, dtype=np.float32)
     kernel[positions] = codebook[symbols]
     return kernel.reshape(shape)
 
 
-def _decode_raw(path, layer, entry, parts):
+def _decode_raw(path, layer, entry, parts, found):
     key = part_name(layer, entry["name"])
     dtype = np.dtype(entry["dtype"])
     size = int(np.prod(entry["shape"], dtype=np.int64))
@@ -64,19 +72,56 @@ def _decode_raw(path, layer, entry, parts):
 _DECODERS = {"shared": _decode_shared, "raw": _decode_raw}
 
 
-def decode(path):
-    """The plain Keras model stored in the compressed file at `path` (see `encode`)."""
+def decode(path, *, shared=False):
+    """The Keras model stored in the compressed file at `path` (see `encode`).
+
+    Args:
+        path: the file.
+        shared: False: plain layers (`strip_shared` of the encoded model, bit for bit).
+            True: the shared kernels wrapped in `SharedWeights` again, holding the file's
+            codebooks, index maps and masks, ready for more centroid training (encoding
+            it again writes the same parts).
+    """
     path = os.fspath(path)
     header, parts = container.read(path)
+    found = {}
     try:
-        return _rebuild(path, header, parts)
+        model = _rebuild(path, header, parts, found)
     except (KeyError, TypeError) as e:  # a header written by hand, its CRC valid
         raise CodecFileError(
             f"{path}: part 'header' lacks or garbles an entry: {type(e).__name__}: {e}"
         ) from e
+    return _reshare(model, found) if shared else model
 
 
-def _rebuild(path, header, parts):
+def _reshare(model, found):
+    """A copy of `model` with the layers in `found` wrapped in `SharedWeights` holding
+    the decoded codebooks, indices and masks."""
+    plans = {}
+
+    def clone(layer):
+        new = layer.__class__.from_config(layer.get_config())
+        plans[layer.name] = (layer, new)
+        if layer.name not in found:
+            return new
+        entry = found[layer.name][0]
+        return SharedWeights(
+            new, bits=entry["bits"], weight_name=entry["name"], name=wrapper_name(layer.name)
+        )
+
+    wrapped = keras.models.clone_model(model, clone_function=clone)
+    wrappers = {w.layer.name: w for w in wrapped.layers if isinstance(w, SharedWeights)}
+    for name, (layer, new) in plans.items():
+        new.set_weights(layer.get_weights())
+        if name in found:
+            _, codebook, indices, mask = found[name]
+            wrappers[name].codebook.assign(codebook)
+            wrappers[name].indices.assign(indices)
+            wrappers[name].mask.assign(mask)
+    return wrapped
+
+
+def _rebuild(path, header, parts, found):
     if header.get("format") != FORMAT:
         raise CodecFileError(
             f"{path}: the header's format is {header.get('format')!r}, not {FORMAT!r}."
@@ -98,7 +143,9 @@ def _rebuild(path, header, parts):
                 f"{path}: layer '{layer.name}' of the architecture has weights {names}; the "
                 f"file holds {held}."
             )
-        values = [_DECODERS[w["storage"]](path, layer.name, w, parts) for w in entry["weights"]]
+        values = [
+            _DECODERS[w["storage"]](path, layer.name, w, parts, found) for w in entry["weights"]
+        ]
         for w, value in zip(layer.weights, values):
             if tuple(w.shape) != value.shape:
                 raise CodecFileError(

@@ -23,6 +23,11 @@ SHAREABLE = (
 DEFAULT_BITS = {"conv": 8, "dense": 5}
 
 
+def wrapper_name(name):
+    """The name of the `SharedWeights` layer wrapping layer `name`."""
+    return f"{name}_shared"
+
+
 def kind_of(layer):
     """The kind, "conv" or "dense", of a layer `share_weights` can wrap, None for any other."""
     for cls, kind in SHAREABLE:
@@ -117,7 +122,7 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
         new = inner.__class__.from_config(inner.get_config())
         if layer.name in chosen:
             plans[layer.name] = (new, values, kernel_mask)
-            return SharedWeights(new, bits=chosen[layer.name], name=f"{inner.name}_shared")
+            return SharedWeights(new, bits=chosen[layer.name], name=wrapper_name(inner.name))
         plans[layer.name] = (new, values, None)
         return new
 
