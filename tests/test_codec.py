@@ -291,17 +291,26 @@ def test_every_flipped_byte_is_refused_naming_the_file_and_never_yields_a_model(
     blob = open(path, "rb").read()
     header, start = container.read_header(path, blob)
     bad = str(tmp_path / "bad.tfdc")
-    for i in range(len(blob)):
+    first_flip = {}  # part name -> a byte inside it
+    for i in range(len(blob)):  # each flip, checked in memory (the reading decode does)
         damaged = bytearray(blob)
         damaged[i] ^= 0x10
-        open(bad, "wb").write(bytes(damaged))
         with pytest.raises(CodecFileError, match=f"^{bad}: ") as raised:
-            codec.decode(bad)
+            container.parse(bad, bytes(damaged))
         inside = [p["name"] for p in header["parts"] if 0 <= i - start - p["offset"] < p["length"]]
         if inside:
             assert f"part {inside[0]!r} is corrupted" in str(raised.value)
+            first_flip.setdefault(inside[0], i)
         elif i >= 18:  # the header CRC or the header itself
             assert "part 'header' is corrupted" in str(raised.value)
+            first_flip.setdefault("header", i)
+    assert len(first_flip) == len(header["parts"]) + 1
+    for name, i in first_flip.items():  # one flip per part through a file and decode
+        damaged = bytearray(blob)
+        damaged[i] ^= 0x01
+        open(bad, "wb").write(bytes(damaged))
+        with pytest.raises(CodecFileError, match=rf"^{bad}: part '{name}' is corrupted"):
+            codec.decode(bad)
 
 
 def test_a_file_of_a_future_version_is_refused_naming_both_versions(tmp_path):

@@ -60,7 +60,11 @@ def read(path):
     """`(header, {part name: bytes})` of the file at `path`, every check passed."""
     path = os.fspath(path)
     with open(path, "rb") as f:
-        blob = f.read()
+        return parse(path, f.read())
+
+
+def parse(path, blob):
+    """`read` of the bytes `blob` of the file at `path` (named in the errors)."""
     header, start = read_header(path, blob)
     parts = {}
     for part in header["parts"]:
