@@ -68,31 +68,39 @@ def parse_tolerant(serialized, task, keys=None):
 # -- structure (Python) -------------------------------------------------------------------
 
 
+@functools.cache
+def _structure(task):
+    """``[(key, kind, fixed, required)]`` of ``task``'s schema features, computed once."""
+    return [
+        (key, _KINDS[spec.dtype], isinstance(spec, tf.io.FixedLenFeature), key in _REQUIRED)
+        for key, spec in schema.feature_spec(task).items()
+    ]
+
+
 def structure_problem(record, task):
     """Why serialized ``record`` cannot be parsed as a ``task`` record, or ``None``: not a
     ``tf.train.Example``, a schema feature of the wrong type, a required one missing, or a
     single-valued one holding another count."""
     try:
-        example = tf.train.Example.FromString(bytes(record))
+        features = tf.train.Example.FromString(bytes(record)).features.feature
     except (protobuf_message.DecodeError, ValueError) as e:
         return f"not a tf.train.Example ({e})"
-    features = example.features.feature
-    for key, spec in schema.feature_spec(task).items():
+    for key, expected, fixed, required in _structure(task):
         if key not in features:
-            if key in _REQUIRED:
+            if required:
                 return f"{key} missing"
             continue
-        kind = features[key].WhichOneof("kind")
-        expected = _KINDS[spec.dtype]
+        feature = features[key]
+        kind = feature.WhichOneof("kind")
         if kind is None:  # an empty Feature: no list at all
-            if key in _REQUIRED:
+            if required:
                 return f"{key} missing (an empty feature)"
             continue
         if kind != expected:
             return f"{key} is a {kind}, expected a {expected}"
-        if isinstance(spec, tf.io.FixedLenFeature):
-            count = len(getattr(features[key], kind).value)
-            if count != 1 and (count or key in _REQUIRED):
+        if fixed:
+            count = len(getattr(feature, kind).value)
+            if count != 1 and (count or required):
                 return f"{key} holds {count} values, expected 1"
     return None
 
