@@ -416,7 +416,12 @@ def test_bad_records_stop_a_run_in_one_line_or_are_counted(bad_fmnist, tmp_path)
         cli.run(training.evaluate, evaluate, skip_flag=True)
     output = tmp_path / "eval" / "result.json"
     result = training.evaluate(
-        dataclasses.replace(evaluate, skip_corrupt=True, output=str(output))
-    )
+        dataclasses.replace(
+            evaluate, skip_corrupt=True, output=str(output), prune_ratios=(0.5,),
+            recalibrate_data=f"{bad_fmnist}/train-*.tfrecord",
+        )
+    )  # fmt: skip
     assert result["skipped"]["test_data"]["num_skipped"] == 1
+    assert result["sweep"][0]["num_skipped"] == 1  # the same record, read again
+    assert "recalibrate_data" in result["skipped"]  # lenet5 has no BatchNorm to recalibrate
     assert json.loads(output.read_text())["skipped"] == result["skipped"]

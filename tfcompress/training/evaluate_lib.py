@@ -58,7 +58,7 @@ def _check(config, model, run, data):
     return task, num_classes
 
 
-def _sweep(model, config, data, size, task, num_classes):
+def _sweep(model, config, data, size, task, num_classes, recalibration_skipped):
     if config.method not in SWEEP_CRITERIA:
         raise ValueError(
             f"A pruning sweep ranks with a data-free criterion: method must be one of "
@@ -67,7 +67,7 @@ def _sweep(model, config, data, size, task, num_classes):
     recalibration = None
     if config.recalibrate_data:
         info = inputs.inspect(config.recalibrate_data, "recalibrate_data")
-        recalibration = _dataset(config, info, size, num_classes, None)
+        recalibration = _dataset(config, info, size, num_classes, recalibration_skipped)
     points = []
     for ratio in config.prune_ratios:
         masked = tfc.wrap(model, config.method)
@@ -75,24 +75,24 @@ def _sweep(model, config, data, size, task, num_classes):
         compact = tfc.strip(masked)
         if recalibration is not None and pruners.batchnorm.batch_norm_layers(compact):
             pruners.recalibrate_bn(compact, recalibration, steps=config.recalibrate_batches)
+        point_skipped = common.skipped_records(config.skip_corrupt)
         metrics = evaluation.evaluate_model(
             compact,
-            _dataset(config, data, size, num_classes, None),  # test_data's skips: reported once
+            _dataset(config, data, size, num_classes, point_skipped),
             task,
             num_classes,
             max_batches=config.eval_batches,
         )
         nonzero = tfc.report(model, compact).totals()["nonzero_params_after"]
         points.append({"ratio": ratio, "params": int(nonzero), **metrics})
+        if point_skipped is not None:  # the records test_data's count names, read again
+            points[-1]["num_skipped"] = point_skipped.count
         logging.info("ratio %.2f: %s parameters, %s", ratio, f"{nonzero:,}", metrics)
     return points
 
 
 def _dataset(config, info, size, num_classes, skipped):
-    """`info`'s records once; with `skip_corrupt` bad ones are counted in `skipped` (None:
-    a counter nobody reads, for data whose skips are reported elsewhere)."""
-    if config.skip_corrupt and skipped is None:
-        skipped = common.skipped_records(True)
+    """`info`'s records once; with `skip_corrupt` bad ones are counted in `skipped`."""
     return inputs.eval_dataset(
         info,
         config.batch_size,
@@ -118,10 +118,14 @@ def evaluate(config):
     size = tuple(model.inputs[0].shape[1:])
     if tuple(size[:2]) != tuple(data.image_shape[:2]):
         logging.info("Resizing test images %s to the model input %s", data.image_shape, size)
-    skipped = common.skipped_records(config.skip_corrupt)
+    skipped = {
+        flag: common.skipped_records(config.skip_corrupt)
+        for flag in ("test_data", "recalibrate_data")
+        if flag == "test_data" or config.recalibrate_data
+    }
     metrics = evaluation.evaluate_model(
         model,
-        _dataset(config, data, size, num_classes, skipped),
+        _dataset(config, data, size, num_classes, skipped["test_data"]),
         task,
         num_classes,
         max_batches=config.eval_batches,
@@ -129,10 +133,12 @@ def evaluate(config):
     )
     logging.info("%s on %s: %s", config.checkpoint, config.test_data, metrics)
     result = {"checkpoint": config.checkpoint, "params": count_params(model), "metrics": metrics}
-    if skipped is not None:
-        result["skipped"] = {"test_data": common.report_skipped("test_data", skipped)}
     if config.prune_ratios:
-        result["sweep"] = _sweep(model, config, data, size, task, num_classes)
+        result["sweep"] = _sweep(
+            model, config, data, size, task, num_classes, skipped.get("recalibrate_data")
+        )
+    if config.skip_corrupt:
+        result["skipped"] = {flag: common.report_skipped(flag, s) for flag, s in skipped.items()}
     if config.output:
         os.makedirs(os.path.dirname(os.path.abspath(config.output)), exist_ok=True)
         atomic_write_text(config.output, json.dumps(result, indent=2, sort_keys=True))
