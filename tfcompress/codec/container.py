@@ -6,7 +6,8 @@ Layout (little-endian):
     u16      format version (`VERSION`)
     u32      header length H
     u32      CRC32C of the header
-    H bytes  header: UTF-8 JSON, {..., "parts": [{"name", "offset", "length", "crc32c"}]}
+    H bytes  header: zlib-compressed UTF-8 JSON,
+             {..., "parts": [{"name", "offset", "length", "crc32c"}]}
     ...      the parts, back to back; offsets count from the end of the header
 
 Every part carries its own CRC32C, so a damaged file names the part it damaged; a file cut
@@ -17,6 +18,7 @@ a damaged file raises `CodecFileError`, never yields a wrong model.
 import json
 import os
 import struct
+import zlib
 
 import google_crc32c
 
@@ -48,6 +50,7 @@ def write(path, header, parts):
     if len(set(names)) != len(names):
         raise ValueError(f"Part names must be unique. Received: {names}")
     text = json.dumps({**header, "parts": listing}, separators=(",", ":")).encode("utf-8")
+    text = zlib.compress(text, 9)
     blob = b"".join(
         [_PREAMBLE.pack(MAGIC, VERSION, len(text), crc32c(text)), text]
         + [bytes(data) for _, data in parts]
@@ -126,12 +129,12 @@ def read_header(path, blob):
             f"the preamble says {checksum:#010x}."
         )
     try:
-        header = json.loads(text.decode("utf-8"))
+        header = json.loads(zlib.decompress(text).decode("utf-8"))
         parts = header["parts"]
         for part in parts:
             for key in ("name", "offset", "length", "crc32c"):
                 part[key]  # noqa: B018 (each part lists all four)
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+    except (zlib.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
         raise CodecFileError(
             f"{path}: part 'header' does not describe the parts: {type(e).__name__}: {e}"
         ) from e
