@@ -174,6 +174,16 @@ def test_share_weights_takes_the_weight_mask_of_a_pruned_model():
     assert np.abs(np.asarray(shared(x)) - np.asarray(masked(x))).max() < 0.5
 
 
+def test_unshareable_layers_stay_float():
+    model = keras.Sequential(
+        [keras.Input((6, 6, 2)), layers.SeparableConv2D(3, 3, name="sep"), layers.Flatten()]
+    )
+    shared = share_weights(model, bits=3)
+    assert isinstance(shared.get_layer("sep"), layers.SeparableConv2D)
+    with pytest.raises(ValueError, match=r"bits names layer 'sep', a SeparableConv2D: "):
+        share_weights(model, bits={"sep": 3})
+
+
 def test_default_bits_conv_8_dense_5_and_exclude():
     model = models.build("lenet5", 10, (16, 16, 1), width=0.1)
     shared = share_weights(model, exclude=("logits",))
@@ -209,7 +219,10 @@ def test_bits_dict_values_and_names_are_checked():
     with pytest.raises(ValueError, match=r"bits names no layer of model 'mlp': 'fc9'"):
         share_weights(_pruned_mlp(), bits={"fc9": 4})
     model = keras.Sequential([keras.Input((4,)), layers.ReLU(name="act"), layers.Dense(2)])
-    with pytest.raises(ValueError, match=r"bits names layer 'act', which has no kernel .*ReLU"):
+    with pytest.raises(
+        ValueError,
+        match=r"bits names layer 'act', a ReLU: share_weights shares the kernels of \['Conv1D'",
+    ):
         share_weights(model, bits={"act": 4})
 
 

@@ -75,8 +75,9 @@ def _resolve_bits(model, bits, exclude):
                 )
             if kinds[name] is None:
                 raise ValueError(
-                    f"bits names layer {name!r}, which has no kernel to share "
-                    f"({type(model.get_layer(name)).__name__}). Received: bits={bits}"
+                    f"bits names layer {name!r}, a {type(model.get_layer(name)).__name__}: "
+                    f"share_weights shares the kernels of "
+                    f"{sorted({cls.__name__ for cls, _ in SHAREABLE})}. Received: bits={bits}"
                 )
             per_layer[name] = check_bits(value, f"bits[{name!r}]")
         default = None
