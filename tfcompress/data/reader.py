@@ -258,13 +258,17 @@ def map_named(ds, fn, explain, width=1, finite=True):
     element (``explain`` counted it). ``finite``: ``ds`` ends (an element lost at the
     end is found by an end marker).
     """
-    ring = tf.Variable(tf.fill([_RING, width], tf.constant(-1, tf.int64)), trainable=False)
-    count = tf.Variable(tf.constant(0, tf.int64), trainable=False)
+    # Lookup tables, not variables: a tf.distribute scope would mirror a variable.
+    ring = tf.lookup.experimental.MutableHashTable(
+        tf.int64, tf.int64, default_value=tf.fill([width], tf.constant(-1, tf.int64))
+    )
+    count = tf.lookup.experimental.MutableHashTable(tf.int64, tf.int64, default_value=0)
 
     def remember(seq, element):
         keys = tf.reshape(element[0], [-1])
         keys = tf.pad(keys, [[0, width - tf.size(keys)]], constant_values=-1)
-        with tf.control_dependencies([ring[seq % _RING].assign(keys), count.assign(seq + 1)]):
+        stored = [ring.insert(seq[None] % _RING, keys[None]), count.insert([0], seq[None] + 1)]
+        with tf.control_dependencies(stored):
             return tf.identity(seq), element
 
     ds = ds.enumerate().map(remember)
@@ -276,7 +280,7 @@ def map_named(ds, fn, explain, width=1, finite=True):
         ds = ds.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), end)))
 
     def lost(first, stop):
-        keys = tf.reshape(tf.gather(ring, tf.range(first, stop) % _RING), [-1])
+        keys = tf.reshape(ring.lookup(tf.range(first, stop) % _RING), [-1])
         message = tf.py_function(
             lambda k: explain([int(x) for x in k.numpy() if x >= 0]), [keys], tf.string
         )
@@ -287,7 +291,7 @@ def map_named(ds, fn, explain, width=1, finite=True):
 
     def step(last, element):
         seq, out = element
-        stop = tf.where(seq < 0, count.read_value(), seq)
+        stop = tf.where(seq < 0, count.lookup(tf.constant([0], tf.int64))[0], seq)
         checked = tf.cond(stop > last + 1, lambda: lost(last + 1, stop), lambda: tf.constant(True))
         with tf.control_dependencies([checked]):
             return tf.where(seq < 0, last, seq), (seq, out)
