@@ -665,6 +665,13 @@ def case_paths(case, root):
     return {name: os.path.join(root, case["id"], name) for name in case["files"]}
 
 
+def _short(message, n):
+    """A message on one line, its TensorFlow ``{{function_node ...}}`` prefixes dropped,
+    cut to ``n`` characters."""
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", message or "")
+    return " ".join(message.split())[:n]
+
+
 def check(case, observed, root):
     """Problems of one case's observed reads against its expectation (empty: passed)."""
     exp = case["expect"]
@@ -682,7 +689,7 @@ def check(case, observed, root):
     elif exp["clean"]:
         if strict["error"]:
             problems.append(f"strict read of valid data failed: {strict['error']}: "
-                            f"{strict['message']}")  # fmt: skip
+                            f"{_short(strict['message'], 300)}")  # fmt: skip
         elif strict["yield"] != exp["keep"]:
             problems.append(f"strict read yielded {strict['yield']}, expected {exp['keep']}")
     elif not strict["error"]:
@@ -691,10 +698,10 @@ def check(case, observed, root):
         msg = strict["message"]
         if damaged_path not in msg:
             problems.append(f"strict error does not name {exp['damaged']}: "
-                            f"{strict['error']}: {msg[:300]}")  # fmt: skip
+                            f"{strict['error']}: {_short(msg, 300)}")  # fmt: skip
         elif exp["record"] is not None and not re.search(rf"\brecord {exp['record']}\b", msg):
             problems.append(f"strict error does not name record {exp['record']}: "
-                            f"{strict['error']}: {msg[:300]}")  # fmt: skip
+                            f"{strict['error']}: {_short(msg, 300)}")  # fmt: skip
 
     skip = observed["skip"]
     if skip is None:
@@ -703,7 +710,7 @@ def check(case, observed, root):
         problems.append(f"the grouped skip_corrupt read yielded {skip['stray']} images of no "
                         "case (pixels changed?)")  # fmt: skip
     elif skip["error"]:
-        problems.append(f"skip_corrupt read raised {skip['error']}: {skip['message'][:300]}")
+        problems.append(f"skip_corrupt read raised {skip['error']}: {_short(skip['message'], 300)}")
     else:
         got, keep = skip["yield"], exp["keep"]
         if exp["prefix"]:
@@ -730,7 +737,7 @@ def check(case, observed, root):
     if ver is None:
         pass
     elif ver["error"]:
-        problems.append(f"verify_records raised {ver['error']}: {ver['message'][:300]}")
+        problems.append(f"verify_records raised {ver['error']}: {_short(ver['message'], 300)}")
     else:
         corrupt = {
             p: [-1 if i is None else i for i, _ in v] for p, v in ver["corrupt"].items() if v

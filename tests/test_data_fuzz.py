@@ -84,7 +84,7 @@ def _run_chunk(units, first, stop, folder, deadline, events):
         if returncode == 0 and running is None:
             return
         with open(stderr_path, "rb") as f:
-            tail = f.read()[-600:].decode(errors="replace")
+            tail = " ".join(f.read()[-600:].decode(errors="replace").split())
         if running is None:  # died before the first unit or after the last
             running = next((n for n in range(first, stop) if n not in events), stop)
             if running == stop:
