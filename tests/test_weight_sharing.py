@@ -235,6 +235,15 @@ def test_a_layer_without_a_kernel_is_refused():
         wrapper.build((None, 3))
 
 
+@pytest.mark.parametrize(
+    "iterations, message",
+    [(-1, r"iterations must be >= 0. Received: iterations=-1"), (2.5, r"an int >= 0. .*=2.5")],
+)
+def test_bad_iterations_are_refused(iterations, message):
+    with pytest.raises(ValueError, match=message):
+        share_weights(_pruned_mlp(), iterations=iterations)
+
+
 def test_exclude_naming_no_layer_is_refused():
     with pytest.raises(ValueError, match=r"exclude names no layer of model 'mlp': \['fc7'\]"):
         share_weights(_pruned_mlp(), exclude=("fc7",))

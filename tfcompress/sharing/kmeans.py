@@ -42,10 +42,14 @@ def assign(values, centroids):
 def kmeans(values, k, iterations=100):
     """Lloyd's k-means in one dimension from `linear_init`: `(centroids, labels)`, the
     centroids float64 of shape [k], the labels the nearest centroid of each value."""
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)):
+        raise ValueError(f"iterations must be an int >= 0. Received: iterations={iterations!r}")
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0. Received: iterations={iterations}")
     values = np.asarray(values, dtype=np.float64).ravel()
     centroids = linear_init(values, k)
     labels = assign(values, centroids)
-    for _ in range(int(iterations)):
+    for _ in range(iterations):
         sums = np.bincount(labels, weights=values, minlength=k)
         counts = np.bincount(labels, minlength=k)
         filled = counts > 0
