@@ -187,7 +187,7 @@ def test_small_yolov2_serializes_through_keras_file(tmp_path):
         (dict(name="yolov2", input_shape=(100, 96, 3)), "divisible by 32"),
         (dict(name="adapnet_pp", input_shape=(72, 64, 3)), "divisible by 16"),
         (dict(name="pspnet", bins=(0, 2)), "bins must be a non-empty list of positive ints"),
-        (dict(name="lenet5", input_shape=(8, 8, 1)), "at least 12"),
+        (dict(name="lenet5", input_shape=(8, 8, 1)), "at least 16"),
         (dict(name="yolov2", colour="red"), "Unknown option(s) ['colour'] for model 'yolov2'"),
         (dict(name="resnet50", output_stride=4), "output_stride must be one of [8, 16, 32]"),
         (dict(name="pspnet", output_stride=32), "Received: output_stride=32"),

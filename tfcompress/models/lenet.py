@@ -24,9 +24,9 @@ def lenet_300_100(num_classes, input_shape, width=1.0):
 def lenet5(num_classes, input_shape, width=1.0):
     """conv5x5(20) -> maxpool -> conv5x5(50) -> maxpool -> fc(500) -> `logits` Dense.
 
-    Convolutions are "valid" as in Caffe, so H and W must be at least 12.
+    Convolutions are "valid" as in Caffe, so H and W must be at least 16 (12 -> 6 -> 2 -> 1).
     """
-    shape = checks.check_common(num_classes, input_shape, width, min_size=12)
+    shape = checks.check_common(num_classes, input_shape, width, min_size=16)
     inputs = keras.Input(shape, name="image")
     x = inputs
     for i, filters in enumerate((20, 50), start=1):
