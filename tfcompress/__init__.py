@@ -9,7 +9,7 @@ tfc.export.saved_model(compact, "out/sm")
 tfc.report(model, compact)
 """
 
-from tfcompress import callbacks, export, layers, methods, pruners, schedules
+from tfcompress import callbacks, codec, export, layers, methods, pruners, schedules, sharing
 from tfcompress.graph import DependencyGraph, register_rule
 from tfcompress.methods import Method, register_method
 from tfcompress.pruners import PruningPlan, apply_plan, plan_from_masks, prune
@@ -33,6 +33,7 @@ __all__ = [
     "PruningPlan",
     "apply_plan",
     "callbacks",
+    "codec",
     "export",
     "layers",
     "methods",
@@ -43,6 +44,7 @@ __all__ = [
     "register_rule",
     "report",
     "schedules",
+    "sharing",
     "strip",
     "wrap",
 ]
