@@ -1,0 +1,353 @@
+"""Deep Compression's three stages as one call: prune -> retrain -> share -> retrain -> file.
+
+    import tfcompress.sharing as sharing
+    result = sharing.deep_compress(
+        dense, (x_train, y_train), val_data=(x_test, y_test),
+        densities={"fc1": 0.08, "fc2": 0.09, "logits": 0.26},  # or quality=1.0 (Han)
+        prune_steps=3, prune_epochs=2, share_epochs=2, output_path="out/lenet.tfdc")
+    for stage in result.stages:
+        print(stage.name, stage.accuracy, stage.ratio)
+
+Policy (which density each pruning step reaches) is `density_schedule`; the math of one
+step is `prune_to_densities` (or `pruners.prune_weights(quality=)`, Han's
+`quality * std` rule); `measure` measures a stage; `deep_compress` drives the stages.
+"""
+
+import dataclasses
+import gzip
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from tfcompress.importance import magnitude_mask
+from tfcompress.pruners.weights import prune_weights, weight_masks
+from tfcompress.sharing.model import share_weights, strip_shared
+
+STAGES = ("dense", "pruned", "shared", "file")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """What one stage left: its accuracy (None without val data) and measured sizes.
+
+    `bytes` is the stage's storage: dense float32 (`dense`), gzip of the float32 `.keras`
+    of the plain model (`pruned`, `shared`: zeros and repeated values compress), the
+    compressed file (`file`). `ratio` = the dense model's float32 bytes / `bytes`.
+    """
+
+    name: str
+    accuracy: float
+    metrics: dict
+    params: int
+    nonzero: int
+    dense_bytes: int
+    keras_gzip_bytes: int
+    file_bytes: int
+    bytes: int
+    ratio: float
+    seconds: float
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """`stages` (one `Stage` per stage, in order), the trained shared-weights `model` and
+    the file's `report` (`tfcompress.codec.Report`)."""
+
+    stages: list
+    model: keras.Model
+    report: object
+
+    def as_dict(self):
+        return {"stages": [s.as_dict() for s in self.stages], "report": self.report.as_dict()}
+
+
+def _is_number(v):
+    return not isinstance(v, bool) and isinstance(v, (int, float, np.floating, np.integer))
+
+
+def check_density(density, what="density"):
+    """`density` as a float; raises naming it unless it is a number in (0, 1]."""
+    if not _is_number(density) or not 0 < density <= 1:
+        raise ValueError(f"{what} must be a number in (0, 1]. Received: {what}={density!r}")
+    return float(density)
+
+
+def check_quality(quality):
+    """`quality` as a float; raises naming it unless it is a number > 0."""
+    if not _is_number(quality) or not quality > 0:
+        raise ValueError(f"quality must be a number > 0. Received: quality={quality!r}")
+    return float(quality)
+
+
+def _check_count(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def resolve_densities(masked, densities):
+    """`{pruned layer name: density}` for every `WeightMask` of `masked`: a float applies
+    to all, a dict to the layers it names (the others keep every weight)."""
+    names = [wm.layer.name for wm in weight_masks(masked)]
+    if not isinstance(densities, dict):
+        density = check_density(densities)
+        return {name: density for name in names}
+    unknown = sorted(set(densities) - set(names))
+    if unknown:
+        raise ValueError(
+            f"densities names no prunable layer of model '{masked.name}': {unknown}. Its "
+            f"prunable layers are {names}. Received: densities={densities}"
+        )
+    return {
+        name: check_density(densities[name], f"densities[{name!r}]") if name in densities else 1.0
+        for name in names
+    }
+
+
+def density_schedule(density, steps):
+    """The density each of `steps` pruning steps reaches: geometric from 1 to `density`
+    (each step removes the same fraction of the surviving weights, as Han's iterations)."""
+    return [float(density ** ((i + 1) / steps)) for i in range(steps)]
+
+
+def prune_to_densities(masked, densities):
+    """One pruning step: each `WeightMask` layer keeps its `densities[name]` fraction of
+    weights largest in magnitude; weights already masked stay masked (they rank lowest).
+    Masked weights are set to zero. Returns `{layer name: achieved density}`."""
+    achieved = {}
+    for wm in weight_masks(masked):
+        density = densities[wm.layer.name]
+        kept = total = 0
+        for var in wm.layer.weights:
+            if var.name not in wm.masks:
+                continue
+            value, old = np.asarray(var), wm.mask_values(var.name)
+            ranked = np.where(old > 0.5, np.abs(value), -1.0) + 1.0
+            mask = magnitude_mask(ranked, 1.0 - density)
+            wm.masks[var.name].assign(mask)
+            var.assign(value * mask)
+            kept, total = kept + int(mask.sum()), total + mask.size
+        achieved[wm.layer.name] = kept / max(1, total)
+    return achieved
+
+
+def _keras_gzip_bytes(plain):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        plain.save(path)
+        with open(path, "rb") as f:
+            return len(gzip.compress(f.read(), compresslevel=9))
+
+
+def _fit(model, data, **kwargs):
+    if isinstance(data, tuple):
+        return model.fit(*data, **kwargs)
+    return model.fit(data, **kwargs)
+
+
+def _evaluate(model, data, batch_size):
+    if data is None:
+        return {}
+    if isinstance(data, tuple):
+        out = model.evaluate(*data, batch_size=batch_size, verbose=0, return_dict=True)
+    else:
+        out = model.evaluate(data, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in out.items()}
+
+
+def measure(
+    name, plain, evaluated, *, val_data, dense_bytes, file_bytes=None, batch_size=None, started=None
+):
+    """The `Stage` record of `plain` (a model of plain layers holding the stage's weights);
+    `evaluated` is the compiled model whose metrics on `val_data` are the stage's."""
+    values = [np.asarray(w) for w in plain.weights]
+    params = int(sum(v.size for v in values))
+    metrics = _evaluate(evaluated, val_data, batch_size)
+    keras_gzip = _keras_gzip_bytes(plain)
+    if name == "dense":
+        stored = dense_bytes
+    elif file_bytes is not None:
+        stored = file_bytes
+    else:
+        stored = keras_gzip
+    return Stage(
+        name=name,
+        accuracy=metrics.get("accuracy", metrics.get("compile_metrics")),
+        metrics=metrics,
+        params=params,
+        nonzero=int(sum(np.count_nonzero(v) for v in values)),
+        dense_bytes=dense_bytes,
+        keras_gzip_bytes=keras_gzip,
+        file_bytes=file_bytes,
+        bytes=int(stored),
+        ratio=dense_bytes / max(1, stored),
+        seconds=0.0 if started is None else time.time() - started,
+    )
+
+
+def _log(log_dir, index, stage):
+    """TensorBoard scalars of one stage under `deep_compression/` (step = its index)."""
+    import tensorflow as tf  # the summary writer is TensorFlow's (an edge)
+
+    from tfcompress.callbacks.summaries import scalar
+
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default():
+        values = {k: getattr(stage, k) for k in ("ratio", "bytes", "nonzero", "keras_gzip_bytes")}
+        for key, value in {**values, **stage.metrics}.items():
+            scalar(f"deep_compression/{key}", value, step=index)
+    writer.flush()
+
+
+def _make_optimizer(optimizer):
+    return optimizer() if callable(optimizer) else keras.optimizers.get(optimizer)
+
+
+def deep_compress(
+    model,
+    train_data,
+    *,
+    output_path,
+    val_data=None,
+    densities=None,
+    quality=None,
+    prune_steps=1,
+    prune_epochs=1,
+    share_epochs=1,
+    bits=None,
+    index_bits=None,
+    exclude=(),
+    optimizer="adam",
+    share_optimizer=None,
+    loss=None,
+    metrics=("accuracy",),
+    batch_size=None,
+    callbacks=(),
+    log_dir=None,
+    verbose=1,
+):
+    """Runs Deep Compression (Han, Mao & Dally 2016) on a trained `model`.
+
+    Stages: `dense` (the model as given) -> `pruned` (`prune_steps` times: magnitude
+    pruning then `prune_epochs` of retraining with the masks) -> `shared` (k-means
+    weight sharing of the surviving weights, then `share_epochs` of centroid training)
+    -> `file` (sparse, Huffman-coded file at `output_path`, decoded and evaluated).
+    Each stage is measured (`Stage`): accuracy on `val_data`, non-zero parameters,
+    dense float32 bytes, gzip of its float32 `.keras`, the file's bytes.
+
+    Args:
+        model: a built, trained functional or Sequential model of plain layers (left
+            untouched).
+        train_data: what `model.fit` takes: a dataset of (x, y) batches, or an (x, y)
+            tuple of arrays (with `batch_size`).
+        output_path: where the compressed file is written (atomically).
+        val_data: as `train_data`, to measure each stage; optional.
+        densities: the fraction in (0, 1] of weights each layer keeps after pruning: a
+            float for every prunable layer or `{layer name: density}` (the paper's
+            per-layer tables; layers not named are not pruned). Or give
+        quality: Han's threshold: each step masks `|w| <= quality * std(w)` per layer
+            (std of the weights still unmasked; so each step prunes further).
+        prune_steps: pruning iterations, each followed by `prune_epochs` of retraining
+            (with `densities`, the densities are reached geometrically).
+        bits, exclude: passed to `share_weights` (None: conv 8 bits, dense 5 bits).
+        index_bits: passed to `codec.encode` (None: conv 8 bits, dense 4 bits).
+        optimizer: for the pruned retraining: a Keras optimizer name or a function
+            returning a new optimizer (each stage compiles its own model).
+        share_optimizer: the same for centroid training; default `optimizer`.
+        loss: default sparse categorical cross-entropy on logits.
+        metrics: compiled into each stage's model; "accuracy" gives `Stage.accuracy`.
+        callbacks: passed to every `model.fit` (e.g. `keras.callbacks.TensorBoard`).
+        log_dir: if given, each stage's measurements as TensorBoard scalars (step = the
+            stage's index in `STAGES`).
+        verbose: 0 silent; 1 one line per stage (and Keras' progress bars).
+
+    Returns:
+        `Result`: the list of `Stage` records, the shared-weights model and the file's
+        `Report`.
+    """
+    from tfcompress import codec
+    from tfcompress.surgery import strip, wrap
+
+    if (densities is None) == (quality is None):
+        raise ValueError(
+            "Give exactly one of densities or quality. Received: "
+            f"densities={densities!r}, quality={quality!r}"
+        )
+    if quality is not None:
+        quality = check_quality(quality)
+    prune_steps = _check_count(prune_steps, "prune_steps", 1)
+    prune_epochs = _check_count(prune_epochs, "prune_epochs", 0)
+    share_epochs = _check_count(share_epochs, "share_epochs", 0)
+    if not isinstance(output_path, (str, os.PathLike)) or not str(output_path):
+        raise ValueError(f"output_path must be a file path. Received: output_path={output_path!r}")
+    loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    share_optimizer = optimizer if share_optimizer is None else share_optimizer
+    fit_args = {"verbose": verbose, "callbacks": list(callbacks)}
+    if isinstance(train_data, tuple):
+        fit_args["batch_size"] = batch_size
+    stages = []
+
+    def record(stage):
+        stages.append(stage)
+        if log_dir is not None:
+            _log(log_dir, len(stages) - 1, stage)
+        if verbose:
+            acc = "-" if stage.accuracy is None else f"{stage.accuracy:.4f}"
+            print(
+                f"deep_compress: {stage.name:6s} accuracy {acc}  nonzero {stage.nonzero:,}/"
+                f"{stage.params:,}  {stage.bytes:,} B  ratio {stage.ratio:.1f}x  "
+                f"({stage.seconds:.1f} s)",
+                flush=True,
+            )
+
+    # dense: the model as given
+    started = time.time()
+    dense_bytes = 4 * int(sum(np.prod(w.shape) for w in model.weights))
+    evaluated = keras.models.clone_model(model)
+    evaluated.set_weights(model.get_weights())
+    evaluated.compile(loss=loss, metrics=list(metrics))
+    common = {"val_data": val_data, "dense_bytes": dense_bytes, "batch_size": batch_size}
+    record(measure("dense", model, evaluated, started=started, **common))
+
+    # pruned: iterative magnitude pruning, retraining the survivors after each step
+    started = time.time()
+    masked = wrap(model, method="magnitude", exclude=exclude)
+    if densities is not None:
+        targets = resolve_densities(masked, densities)
+        schedule = {name: density_schedule(d, prune_steps) for name, d in targets.items()}
+    masked.compile(optimizer=_make_optimizer(optimizer), loss=loss, metrics=list(metrics))
+    for step in range(prune_steps):
+        if densities is not None:
+            achieved = prune_to_densities(masked, {n: s[step] for n, s in schedule.items()})
+        else:
+            sparsity = prune_weights(masked, quality=quality, keep_pruned=True)
+            achieved = {name: 1.0 - s for name, s in sparsity.items()}
+        if verbose:
+            kept = ", ".join(f"{n} {d:.3f}" for n, d in achieved.items())
+            print(f"deep_compress: prune step {step + 1}/{prune_steps}: kept {kept}", flush=True)
+        if prune_epochs:
+            _fit(masked, train_data, epochs=prune_epochs, **fit_args)
+    record(measure("pruned", strip(masked), masked, started=started, **common))
+
+    # shared: k-means over the survivors, then the centroids train
+    started = time.time()
+    shared = share_weights(masked, bits, exclude=exclude)
+    shared.compile(optimizer=_make_optimizer(share_optimizer), loss=loss, metrics=list(metrics))
+    if share_epochs:
+        _fit(shared, train_data, epochs=share_epochs, **fit_args)
+    record(measure("shared", strip_shared(shared), shared, started=started, **common))
+
+    # file: sparse + Huffman; the decoded model is what is measured
+    started = time.time()
+    report = codec.encode(shared, output_path, index_bits=index_bits)
+    decoded = codec.decode(output_path)
+    decoded.compile(loss=loss, metrics=list(metrics))
+    size = os.path.getsize(output_path)
+    record(measure("file", decoded, decoded, file_bytes=size, started=started, **common))
+    return Result(stages=stages, model=shared, report=report)
