@@ -22,7 +22,7 @@ case's strict read, then per group (task variant x compression) one ``skip_corru
 and one ``verify_records`` of all the group's shards (the stamps tell the cases' images
 apart; a grouped read that raises is split in halves down to the case). Run as a script:
 
-    python tests/data_fuzz_cases.py OUT_DIR RESULTS_JSONL FIRST STOP
+    python tests/data_fuzz_cases.py OUT_DIR RESULTS_JSONL FIRST STOP [CASES_PICKLE]
 
 it writes the cases under OUT_DIR and one JSON line per event to RESULTS_JSONL (``start``
 before a unit, ``done`` with what each case's read observed), flushed, so a crash names
@@ -34,6 +34,7 @@ import io
 import json
 import math
 import os
+import pickle
 import random
 import re
 import struct
@@ -146,11 +147,19 @@ def valid_record(variant, r, rng, stamp=0):
     image = encode.encode_array(pixels, f"{variant}/{r}", fmt)
     sig = SIGNATURES[r]
     if task == "classification":
-        return encode.classification_example(image, sig)
-    if task == "segmentation":
-        return encode.segmentation_example(image, _mask(rng, sig))
-    boxes = [[0.0, 0.0, 0.5, 0.4], [1 / 6, 0.2, 1.0, 1.0]]
-    return encode.detection_example(image, boxes, [sig, 2], [0, 1])
+        record = encode.classification_example(image, sig)
+    elif task == "segmentation":
+        record = encode.segmentation_example(image, _mask(rng, sig))
+    else:
+        boxes = [[0.0, 0.0, 0.5, 0.4], [1 / 6, 0.2, 1.0, 1.0]]
+        record = encode.detection_example(image, boxes, [sig, 2], [0, 1])
+    return _serialize(_example(record))
+
+
+def _serialize(example):
+    """Bytes independent of the process: protobuf writes a map's entries (the features) in
+    an order that may change with the string hash seed unless asked to sort them."""
+    return example.SerializeToString(deterministic=True)
 
 
 def valid_records(variant, seed, stamp=0):
@@ -590,7 +599,7 @@ def _damage_records(records, indices, mutate, rng):
     for i in indices:
         ex = mutate(_example(records[i]), rng)
         out[i] = (bytes(rng.randrange(256) for _ in range(rng.randrange(3, 30)))
-                  if ex is None else ex.SerializeToString())  # fmt: skip
+                  if ex is None else _serialize(ex))  # fmt: skip
     return out
 
 
@@ -905,7 +914,11 @@ def main(argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf  # noqa: F401 - loaded before the first unit is timed
 
-    cases = generate_cases()
+    if len(argv) > 5:  # the parent's cases: its expectations hold for exactly these bytes
+        with open(argv[5], "rb") as f:
+            cases = pickle.load(f)
+    else:
+        cases = generate_cases()
     by_id = {c["id"]: c for c in cases}
     groups = {}
     for case in cases:

@@ -15,6 +15,7 @@ after it.
 import collections
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def _run_chunk(units, first, stop, folder, deadline, events):
             try:
                 returncode = subprocess.run(
                     [sys.executable, WORKER, os.path.join(folder, "cases"), results, str(first),
-                     str(stop)],
+                     str(stop), os.path.join(folder, "cases.pickle")],
                     stdout=subprocess.DEVNULL, stderr=stderr, env=env,
                     timeout=max(1.0, deadline - time.monotonic()),
                 ).returncode  # fmt: skip
@@ -104,6 +105,8 @@ def run_all(cases, folder, workers=NUM_WORKERS, budget=TIME_BUDGET):
     """``{case id: {"strict" | "skip" | "verify": read}}`` for every case; a read is what
     the worker observed or ``{"crash": message}``."""
     units = data_fuzz_cases.units(cases)
+    with open(os.path.join(folder, "cases.pickle"), "wb") as f:
+        pickle.dump(cases, f)  # the workers read exactly these cases
     events = {}
     deadline = time.monotonic() + budget
     # Chunks of whole groups (a group's strict reads, then its skip and verify reads).
