@@ -4,23 +4,33 @@ from setuptools import find_packages, setup
 
 # Compatible ranges, so tfcompress installs next to other packages; the exact set the tests
 # ran green with is constraints.txt (`make test` installs with it, `make lock` renews it).
+# Core: what `import tfcompress`, the model zoo, the data pipeline, the scripts and the
+# exporters (SavedModel, TFLite run in LiteRT) import.
 INSTALL_REQUIRES = [
     "tensorflow>=2.21,<2.22",
     "keras>=3.15,<4",
-    "tf-keras>=2.21,<2.22",
-    "tensorflow-model-optimization>=0.8.1,<0.9",
-    "tensorflow-datasets>=4.9,<5",
     "ai-edge-litert>=2.3,<3",
     "absl-py>=1.4",
     "numpy>=1.26",
     "scipy>=1.11",
     "matplotlib>=3.8",
     "pillow>=10",
-    "google-crc32c>=1.5",  # data.integrity: CRC32C of every record before TF reads it
+    "google-crc32c>=1.5",  # data.integrity, codec: CRC32C of every record / section
 ]
 
+# The baselines and bridges (benchmarks/tfmot_baseline.py): TFMOT runs on tf-keras only.
+TFMOT = ["tensorflow-model-optimization>=0.8.1,<0.9", "tf-keras>=2.21,<2.22"]
+# The TFDS converter (tfrecords-tfds, data.sources.tfds_source imports it on first use).
+TFDS = ["tensorflow-datasets>=4.9,<5"]
+
 EXTRAS_REQUIRE = {
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5"],
+    "tfmot": TFMOT,
+    "tfds": TFDS,
+    "hub": ["keras-hub>=0.32,<1"],
+    "notebooks": ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+    # the suite imports tensorflow_datasets (TFDS converter tests); `make demo` and
+    # `make bench` run the TFMOT baseline, so `make test`'s `.[test]` brings both
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5", *TFMOT, *TFDS],
 }
 
 setup(

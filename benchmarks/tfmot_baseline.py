@@ -24,10 +24,16 @@ import time
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+try:  # the `tfmot` extra; checked first, so a missing one fails before TensorFlow loads
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+except ImportError as e:
+    raise ImportError(
+        "benchmarks/tfmot_baseline.py needs tensorflow-model-optimization and tf-keras: "
+        f"pip install 'tfcompress[tfmot]' ({e})"
+    ) from e
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import tensorflow_model_optimization as tfmot  # noqa: E402
-import tf_keras as keras  # noqa: E402
 
 
 def build_net(widths, num_classes=10, batchnorm=True):
