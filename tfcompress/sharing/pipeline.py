@@ -56,11 +56,13 @@ class Stage:
 
 @dataclasses.dataclass(frozen=True)
 class Result:
-    """`stages` (one `Stage` per stage, in order), the trained shared-weights `model` and
-    the file's `report` (`tfcompress.codec.Report`)."""
+    """`stages` (one `Stage` per stage, in order), the trained shared-weights `model`, the
+    `pruned` model (its `WeightMask` layers, as left after retraining) and the file's
+    `report` (`tfcompress.codec.Report`)."""
 
     stages: list
     model: keras.Model
+    pruned: keras.Model
     report: object
 
     def as_dict(self):
@@ -228,6 +230,7 @@ def deep_compress(
     loss=None,
     metrics=("accuracy",),
     batch_size=None,
+    compile_args=None,
     callbacks=(),
     log_dir=None,
     verbose=1,
@@ -262,14 +265,16 @@ def deep_compress(
         share_optimizer: the same for centroid training; default `optimizer`.
         loss: default sparse categorical cross-entropy on logits.
         metrics: compiled into each stage's model; "accuracy" gives `Stage.accuracy`.
+        compile_args: more `model.compile` arguments for every stage's model (e.g.
+            `{"run_eagerly": True}` for tiny models, `{"steps_per_execution": 8}`).
         callbacks: passed to every `model.fit` (e.g. `keras.callbacks.TensorBoard`).
         log_dir: if given, each stage's measurements as TensorBoard scalars (step = the
             stage's index in `STAGES`).
         verbose: 0 silent; 1 one line per stage (and Keras' progress bars).
 
     Returns:
-        `Result`: the list of `Stage` records, the shared-weights model and the file's
-        `Report`.
+        `Result`: the list of `Stage` records, the shared-weights and pruned models and
+        the file's `Report`.
     """
     from tfcompress import codec
     from tfcompress.surgery import strip, wrap
@@ -288,9 +293,15 @@ def deep_compress(
         raise ValueError(f"output_path must be a file path. Received: output_path={output_path!r}")
     loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     share_optimizer = optimizer if share_optimizer is None else share_optimizer
+    compile_args = {"loss": loss, "metrics": list(metrics), **(compile_args or {})}
     fit_args = {"verbose": verbose, "callbacks": list(callbacks)}
     if isinstance(train_data, tuple):
         fit_args["batch_size"] = batch_size
+    # the masks first: a densities dict naming no prunable layer fails before any work
+    masked = wrap(model, method="magnitude", exclude=exclude)
+    if densities is not None:
+        targets = resolve_densities(masked, densities)
+        schedule = {name: density_schedule(d, prune_steps) for name, d in targets.items()}
     stages = []
 
     def record(stage):
@@ -311,17 +322,13 @@ def deep_compress(
     dense_bytes = 4 * int(sum(np.prod(w.shape) for w in model.weights))
     evaluated = keras.models.clone_model(model)
     evaluated.set_weights(model.get_weights())
-    evaluated.compile(loss=loss, metrics=list(metrics))
+    evaluated.compile(**compile_args)
     common = {"val_data": val_data, "dense_bytes": dense_bytes, "batch_size": batch_size}
     record(measure("dense", model, evaluated, started=started, **common))
 
     # pruned: iterative magnitude pruning, retraining the survivors after each step
     started = time.time()
-    masked = wrap(model, method="magnitude", exclude=exclude)
-    if densities is not None:
-        targets = resolve_densities(masked, densities)
-        schedule = {name: density_schedule(d, prune_steps) for name, d in targets.items()}
-    masked.compile(optimizer=_make_optimizer(optimizer), loss=loss, metrics=list(metrics))
+    masked.compile(optimizer=_make_optimizer(optimizer), **compile_args)
     for step in range(prune_steps):
         if densities is not None:
             achieved = prune_to_densities(masked, {n: s[step] for n, s in schedule.items()})
@@ -338,7 +345,7 @@ def deep_compress(
     # shared: k-means over the survivors, then the centroids train
     started = time.time()
     shared = share_weights(masked, bits, exclude=exclude)
-    shared.compile(optimizer=_make_optimizer(share_optimizer), loss=loss, metrics=list(metrics))
+    shared.compile(optimizer=_make_optimizer(share_optimizer), **compile_args)
     if share_epochs:
         _fit(shared, train_data, epochs=share_epochs, **fit_args)
     record(measure("shared", strip_shared(shared), shared, started=started, **common))
@@ -347,7 +354,7 @@ def deep_compress(
     started = time.time()
     report = codec.encode(shared, output_path, index_bits=index_bits)
     decoded = codec.decode(output_path)
-    decoded.compile(loss=loss, metrics=list(metrics))
+    decoded.compile(**compile_args)
     size = os.path.getsize(output_path)
     record(measure("file", decoded, decoded, file_bytes=size, started=started, **common))
-    return Result(stages=stages, model=shared, report=report)
+    return Result(stages=stages, model=shared, pruned=masked, report=report)

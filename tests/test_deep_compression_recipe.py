@@ -1,0 +1,166 @@
+"""`sharing.deep_compress`: prune -> retrain -> share -> retrain -> file, on a tiny MLP."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from tfcompress import codec, strip
+from tfcompress.layers import WeightMask
+from tfcompress.sharing import deep_compress, strip_shared
+from tfcompress.sharing.pipeline import (
+    STAGES,
+    check_density,
+    density_schedule,
+    prune_to_densities,
+    resolve_densities,
+)
+
+
+def _data(n=256, features=32, classes=4):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, features)).astype("float32")
+    return x, x[:, :classes].argmax(1).astype("int32")
+
+
+def _model(features=32, classes=4):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((features,))
+    x = keras.layers.Dense(64, activation="relu", name="fc1")(inputs)
+    x = keras.layers.Dense(32, activation="relu", name="fc2")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="logits")(x))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("deep")
+    keras.utils.set_random_seed(0)
+    x, y = _data()
+    result = deep_compress(
+        _model(),
+        (x, y),
+        val_data=(x[:128], y[:128]),
+        densities={"fc1": 0.2, "fc2": 0.3},
+        batch_size=128,
+        output_path=str(tmp / "m.tfdc"),
+        log_dir=str(tmp / "tb"),
+        compile_args={"run_eagerly": True},  # a few tiny batches: no graph tracing
+        verbose=0,
+    )
+    return result, tmp
+
+
+def _bits(values):
+    return [np.asarray(v, np.float32).view(np.uint32) for v in values]
+
+
+def test_file_decodes_bit_exact_to_the_final_shared_model(run):
+    result, tmp = run
+    decoded = codec.decode(str(tmp / "m.tfdc"))
+    expected = strip_shared(result.model)
+    for got, want in zip(_bits(decoded.get_weights()), _bits(expected.get_weights()), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pruned_weights_stay_zero_at_every_later_stage(run):
+    result, tmp = run
+    masks = {
+        layer.layer.name: layer.mask_values("kernel")
+        for layer in result.pruned.layers
+        if isinstance(layer, WeightMask)
+    }
+    assert masks["fc1"].mean() == pytest.approx(0.2, abs=1 / 2048)
+    assert masks["fc2"].mean() == pytest.approx(0.3, abs=1 / 2048)
+    assert masks["logits"].all()
+    later = [strip(result.pruned), strip_shared(result.model), codec.decode(str(tmp / "m.tfdc"))]
+    for model in later:
+        for name, mask in masks.items():
+            kernel = np.asarray(model.get_layer(name).kernel)
+            assert not kernel[mask == 0].any(), (model.name, name)
+
+
+def test_stage_records_carry_increasing_storage_ratios(run):
+    result, tmp = run
+    assert [s.name for s in result.stages] == list(STAGES)
+    ratios = [s.ratio for s in result.stages]
+    assert ratios[0] == 1.0
+    assert all(a < b for a, b in zip(ratios, ratios[1:])), ratios
+    final = result.stages[-1]
+    assert final.file_bytes == os.path.getsize(tmp / "m.tfdc") == result.report.file_bytes
+    assert final.ratio == pytest.approx(result.report.ratio)
+    assert all(s.accuracy is not None for s in result.stages)
+    assert result.stages[-1].accuracy == result.stages[-2].accuracy  # the file == shared
+    assert result.stages[1].nonzero < result.stages[0].nonzero
+    assert any(name.startswith("events") for name in os.listdir(tmp / "tb"))
+
+
+def test_density_schedule_is_geometric_and_ends_at_the_density():
+    assert density_schedule(0.25, 2) == [0.5, 0.25]
+    assert density_schedule(0.1, 1) == [0.1]
+
+
+def test_prune_to_densities_keeps_what_earlier_steps_masked():
+    from tfcompress import wrap
+
+    masked = wrap(_model(), method="magnitude")
+    first = prune_to_densities(masked, resolve_densities(masked, 0.5))
+    fc1 = [layer for layer in masked.layers if isinstance(layer, WeightMask)][0]
+    before = fc1.mask_values("kernel").copy()
+    second = prune_to_densities(masked, resolve_densities(masked, 0.25))
+    after = fc1.mask_values("kernel")
+    assert first["fc1"] == 0.5 and second["fc1"] == 0.25
+    assert not after[before == 0].any()
+
+
+def test_quality_prunes_by_han_threshold(tmp_path):
+    model = _model()
+    kernel = np.asarray(model.get_layer("fc1").kernel)
+    expected = float(np.mean(np.abs(kernel) > 1.0 * np.std(kernel)))
+    data = _data(n=64)
+    result = deep_compress(
+        model,
+        data,
+        quality=1.0,
+        prune_epochs=0,
+        share_epochs=0,
+        output_path=str(tmp_path / "q.tfdc"),
+        compile_args={"run_eagerly": True},
+        verbose=0,
+    )
+    mask = next(
+        layer.mask_values("kernel")
+        for layer in result.pruned.layers
+        if isinstance(layer, WeightMask) and layer.layer.name == "fc1"
+    )
+    assert float(mask.mean()) == pytest.approx(expected)
+    assert result.stages[0].accuracy is None  # no val_data
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"densities": {"fc9": 0.1}}, r"densities names no prunable layer .*\['fc9'\]"),
+        ({"densities": {"fc1": 0.0}}, r"densities\['fc1'\] must be a number in \(0, 1\]\. "
+         r"Received: densities\['fc1'\]=0\.0"),
+        ({"densities": 1.5}, r"density must be a number in \(0, 1\]\. Received: density=1\.5"),
+        ({"densities": "0.1"}, r"Received: density='0\.1'"),
+        ({"quality": 0}, r"quality must be a number > 0\. Received: quality=0"),
+        ({"quality": -1.0}, r"Received: quality=-1\.0"),
+        ({}, r"exactly one of densities or quality\. Received: densities=None, quality=None"),
+        ({"densities": 0.1, "quality": 1.0}, r"Received: densities=0\.1, quality=1\.0"),
+        ({"densities": 0.1, "prune_steps": 0}, r"prune_steps must be an integer >= 1\. "
+         r"Received: prune_steps=0"),
+        ({"densities": 0.1, "share_epochs": -1}, r"Received: share_epochs=-1"),
+        ({"densities": 0.1, "output_path": ""}, r"output_path must be a file path"),
+    ],
+)
+def test_bad_arguments_raise_naming_the_value(kwargs, message, tmp_path):
+    kwargs = {"output_path": str(tmp_path / "x.tfdc"), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        deep_compress(_model(), _data(n=8), verbose=0, **kwargs)
+    assert not os.path.exists(tmp_path / "x.tfdc")
+
+
+def test_check_density_accepts_one():
+    assert check_density(1) == 1.0
