@@ -141,16 +141,22 @@ def test_quality_prunes_by_han_threshold(tmp_path):
     "kwargs, message",
     [
         ({"densities": {"fc9": 0.1}}, r"densities names no prunable layer .*\['fc9'\]"),
-        ({"densities": {"fc1": 0.0}}, r"densities\['fc1'\] must be a number in \(0, 1\]\. "
-         r"Received: densities\['fc1'\]=0\.0"),
+        (
+            {"densities": {"fc1": 0.0}},
+            r"densities\['fc1'\] must be a number in \(0, 1\]\. "
+            r"Received: densities\['fc1'\]=0\.0",
+        ),
         ({"densities": 1.5}, r"density must be a number in \(0, 1\]\. Received: density=1\.5"),
         ({"densities": "0.1"}, r"Received: density='0\.1'"),
         ({"quality": 0}, r"quality must be a number > 0\. Received: quality=0"),
         ({"quality": -1.0}, r"Received: quality=-1\.0"),
         ({}, r"exactly one of densities or quality\. Received: densities=None, quality=None"),
         ({"densities": 0.1, "quality": 1.0}, r"Received: densities=0\.1, quality=1\.0"),
-        ({"densities": 0.1, "prune_steps": 0}, r"prune_steps must be an integer >= 1\. "
-         r"Received: prune_steps=0"),
+        (
+            {"densities": 0.1, "prune_steps": 0},
+            r"prune_steps must be an integer >= 1\. "
+            r"Received: prune_steps=0",
+        ),
         ({"densities": 0.1, "share_epochs": -1}, r"Received: share_epochs=-1"),
         ({"densities": 0.1, "output_path": ""}, r"output_path must be a file path"),
     ],
