@@ -37,6 +37,7 @@ import os
 import pickle
 import random
 import re
+import signal
 import struct
 import time
 
@@ -929,8 +930,11 @@ def main(argv):
             log.write(json.dumps(event) + "\n")
             log.flush()
 
+        crash_at = os.environ.get("DATA_FUZZ_CRASH_UNIT")  # the harness's own test
         for n, unit in enumerate(units(cases)[first:stop], first):
             emit(event="start", unit=n)
+            if crash_at is not None and int(crash_at) == n:
+                os.kill(os.getpid(), signal.SIGSEGV)
             t0 = time.perf_counter()
             reads = run_unit(unit, by_id, groups, out_dir)
             emit(event="done", unit=n, reads=reads, seconds=round(time.perf_counter() - t0, 3))

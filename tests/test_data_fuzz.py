@@ -176,3 +176,16 @@ def test_damaged_shards_end_in_a_named_error_or_a_counted_skip(tmp_path):
     print(_summary(cases, failures, observed, events, seconds))
     report = "\n".join(f"{cid}: " + " | ".join(p) for cid, p in failures.items())
     assert not failures, f"{len(failures)} of {len(cases)} cases failed:\n{report}"
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_fails_the_read_it_was_in_and_the_run_goes_on(tmp_path, monkeypatch):
+    cases = [c for c in data_fuzz_cases.generate_cases() if c["group"] == "cls_raw-raw"][:2]
+    monkeypatch.setenv("DATA_FUZZ_CRASH_UNIT", "1")  # the second case's strict read
+    observed, events = run_all(cases, str(tmp_path), workers=1, budget=300)
+    assert "died of SIGSEGV" in events[1]["crash"]
+    first, second = (observed[c["id"]] for c in cases)
+    assert "crash" not in first["strict"] and "crash" in second["strict"]
+    assert "crash" not in second["skip"] and "crash" not in second["verify"]  # resumed
+    problems = data_fuzz_cases.check(cases[1], second, str(tmp_path / "cases"))
+    assert problems[0].startswith("strict read: the worker died of SIGSEGV during this read")
