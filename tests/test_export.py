@@ -64,6 +64,35 @@ def test_tflite_full_int8(compact, tmp_path):
     assert check.size_bytes < float_check.size_bytes
 
 
+
+@pytest.mark.parametrize("quantization", [None, "int8"])
+def test_tflite_batch_is_dynamic(tmp_path, quantization):
+    # an Input that fixes batch 1 and a Flatten (a reshape that would bake that batch in)
+    inp = keras.Input((6, 6, 3), batch_size=1, name="image")
+    x = layers.Conv2D(4, 3, activation="relu")(inp)
+    model = keras.Model(inp, layers.Dense(3)(layers.Flatten()(x)))
+    check = tfc.export.tflite(
+        model, str(tmp_path / "m.tflite"), quantization=quantization,
+        representative_data=[_x(4)[:, :6, :6]],
+    )
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=check.path)
+    detail = interp.get_input_details()[0]
+    assert list(detail["shape_signature"]) == [-1, 6, 6, 3]
+    batch = _x(4)[:, :6, :6]
+    lite = tfc.export.run_tflite(check.path, batch)[0]  # resized to batch 4, one invoke
+    assert lite.shape == (4, 3)
+    tolerance = 1e-5 if quantization is None else 0.1 * float(np.max(np.abs(model(batch))))
+    np.testing.assert_allclose(lite, model(batch), atol=tolerance)
+    if quantization is None:  # a user's own resize gives the same numbers
+        interp.resize_tensor_input(detail["index"], batch.shape, strict=True)
+        interp.allocate_tensors()
+        interp.set_tensor(detail["index"], batch)
+        interp.invoke()
+        out = interp.get_tensor(interp.get_output_details()[0]["index"])
+        np.testing.assert_allclose(out, model(batch), atol=1e-5)
+
 def test_tflite_bad_arguments(compact, tmp_path):
     with pytest.raises(ValueError, match="Full int8 quantization needs representative_data"):
         tfc.export.tflite(compact, str(tmp_path / "a.tflite"), quantization="int8")

@@ -1,4 +1,8 @@
-"""TFLite export (float, dynamic-range, full int8), each file run once in LiteRT."""
+"""TFLite export (float, dynamic-range, full int8), each file run once in LiteRT.
+
+The file's batch dimension is dynamic (`shape_signature` -1), whatever batch the model's
+Input declares: LiteRT allocates batch 1 by default, and `resize_tensor_input(index,
+(n, ...))` or a signature runner run any batch."""
 
 import dataclasses
 import os
@@ -8,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.atomic import atomic_path
-from tfcompress.export.saved_model import DEFAULT_SIGNATURE, output_names, saved_model
+from tfcompress.export.saved_model import DEFAULT_SIGNATURE, input_specs, output_names
 
 QUANTIZATIONS = (None, "dynamic", "int8")
 
@@ -23,8 +27,28 @@ class TFLiteCheck:
     output_shapes: list
 
 
+def _batch_free_saved_model(model, path):
+    """The converter's input: `model` as a SavedModel whose serving signature takes a `None`
+    batch (a model built with `keras.Input(..., batch_size=1)` would give a file fixed at
+    batch 1), outputs keyed by `output_names(model)` as `saved_model` keys them."""
+    specs = [tf.TensorSpec((None, *s.shape[1:]), s.dtype, s.name) for s in input_specs(model)]
+    names = output_names(model)
+
+    def call(*inputs):
+        x = inputs[0] if len(inputs) == 1 else list(inputs)
+        outputs = keras.tree.flatten(model(x, training=False))
+        return dict(zip(names, outputs, strict=True))
+
+    with atomic_path(path) as tmp:  # written as `saved_model` writes (same fault points)
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name=DEFAULT_SIGNATURE, fn=call, input_signature=specs)
+        archive.write_out(tmp, verbose=False)
+    return path
+
+
 def _converter(model, quantization, representative_data, workdir):
-    sm = saved_model(model, os.path.join(workdir, "sm"))
+    sm = _batch_free_saved_model(model, os.path.join(workdir, "sm"))
     conv = tf.lite.TFLiteConverter.from_saved_model(sm, signature_keys=[DEFAULT_SIGNATURE])
     if quantization == "dynamic":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -52,7 +76,8 @@ def _converter(model, quantization, representative_data, workdir):
 def run_tflite(path_or_bytes, x):
     """Runs a single-input TFLite model on float batch `x`; returns float outputs, sorted
     by signature output name (`tflite` files: the model's output names), or by tensor name
-    for a file without a signature."""
+    for a file without a signature. A file with a dynamic batch runs `x` in one invoke; one
+    whose batch is fixed (not written by `tflite`) runs it in slices of that batch."""
     from ai_edge_litert.interpreter import Interpreter
 
     if isinstance(path_or_bytes, (bytes, bytearray)):
@@ -60,15 +85,22 @@ def run_tflite(path_or_bytes, x):
     else:
         interp = Interpreter(model_path=str(path_or_bytes))
     inp = interp.get_input_details()[0]
+    fixed = int(inp["shape_signature"][0]) if len(inp["shape_signature"]) else -1
+    step = x.shape[0] if fixed < 1 else fixed
+    if step < 1 or x.shape[0] % step:
+        raise ValueError(
+            f"run_tflite needs a batch of at least one sample, a multiple of the file's fixed "
+            f"batch ({fixed}) if it has one. Received: x.shape={x.shape}"
+        )
+    interp.resize_tensor_input(inp["index"], (step, *x.shape[1:]))
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    scale, zero = inp["quantization"]
     outs = []
-    for i in range(x.shape[0]):
-        sample = x[i : i + 1]
-        interp.resize_tensor_input(inp["index"], sample.shape)
-        interp.allocate_tensors()
-        inp = interp.get_input_details()[0]
-        scale, zero = inp["quantization"]
+    for i in range(0, x.shape[0], step):
+        sample = x[i : i + step]
         if inp["dtype"] in (np.int8, np.uint8) and scale:
-            sample = np.round(sample / scale + zero).astype(inp["dtype"])
+            sample = np.round(sample / scale + zero)
         interp.set_tensor(inp["index"], sample.astype(inp["dtype"]))
         interp.invoke()
         res = []
