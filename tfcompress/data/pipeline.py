@@ -219,7 +219,9 @@ def _classification_batch_parser(parser, check, dtype=tf.float32):
 
     def parse_batch(keys, serialized, batch_seed=None):
         features = validate.parse_tolerant(serialized, schema.CLASSIFICATION, header_keys)
-        checks = validate.header_checks(features, schema.CLASSIFICATION, check.num_classes)
+        checks = validate.header_checks(
+            features, schema.CLASSIFICATION, check.num_classes, signatures=False
+        )
         with tf.control_dependencies([check.batch_ok(keys, checks)]):
             features = {k: tf.identity(v) for k, v in features.items()}
         labels = tf.cast(features.pop(schema.CLASS_LABEL), tf.int32)

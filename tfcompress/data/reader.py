@@ -354,9 +354,15 @@ class RecordCheck:
         )
 
     def batch_ok(self, keys, checks):
-        """True, or (strict) raises for the first record failing one of ``checks``."""
-        return tf.cond(validate.any_bad(checks), lambda: self.first_failure(keys, checks),
-                       lambda: tf.constant(True))  # fmt: skip
+        """True, or (strict) raises for the first record failing one of ``checks``. The
+        failing branch is a never-inlined call: inlined, its string ops would be walked on
+        every batch as the untaken side of the ``tf.cond``."""
+
+        @tf.function(autograph=False, experimental_attributes={"_noinline": True})
+        def failing():
+            return self.first_failure(keys, checks)
+
+        return tf.cond(validate.any_bad(checks), failing, lambda: tf.constant(True))
 
 
 def _explainer(files, compression, damaged, check, skipped):
