@@ -90,7 +90,8 @@ def prune(
             that ranks by the criterion, `tfcompress.methods.Method.normalize`).
         rule: how the cut is made, "safe" or "strict_quantile" (Network Slimming's
             vggprune.py); see `tfcompress.pruners.ranking.RankingOptions`.
-        keep_pruned: channels already masked stay masked (iterative pruning).
+        keep_pruned: channels (method "magnitude": weights) already masked stay masked
+            (iterative pruning).
 
     Returns:
         The `PruningPlan` that was applied.
@@ -99,7 +100,7 @@ def prune(
     if not record.structured:
         scope = scope if options is None else options.scope
         ratio = ratio if options is None or ratio is not None else options.ratio
-        achieved = prune_weights(masked, ratio=ratio, keep_pruned=False, scope=scope)
+        achieved = prune_weights(masked, ratio=ratio, keep_pruned=keep_pruned, scope=scope)
         return PruningPlan(weight_sparsity=achieved)
     given = options is not None
     options = ranking_options(

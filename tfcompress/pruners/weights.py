@@ -48,8 +48,8 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
     entries = [(wm, var, wm.masks[var.name]) for wm in layers for var in wm.layer.weights
                if var.name in wm.masks]
     values = [np.asarray(var) for _, var, _ in entries]
-    old = [np.asarray(m) if keep_pruned else np.ones(v.shape, np.float32)
-           for (_, _, m), v in zip(entries, values)]
+    old = [wm.mask_values(var.name) if keep_pruned else np.ones(v.shape, np.float32)
+           for (wm, var, _), v in zip(entries, values)]
     if quality is not None:
         masks = [std_threshold_mask(v, quality, mask=o) for v, o in zip(values, old)]
     else:
