@@ -21,7 +21,6 @@ import re
 import tensorflow as tf
 
 from tfcompress import atomic
-from tfcompress.atomic import atomic_write_text  # noqa: F401 (importers to move to tfcompress.atomic)
 
 MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".manifest.json.commit"
@@ -245,7 +244,7 @@ def update_manifest(output_dir, split_entries, **fields):
     """Merges split entries and top-level fields into ``manifest.json`` (atomic rewrite);
     returns the manifest. ``commit`` writes it together with the shards."""
     manifest = merged_manifest(output_dir, split_entries, **fields)
-    atomic_write_text(
+    atomic.atomic_write_text(
         os.path.join(output_dir, MANIFEST_NAME), json.dumps(manifest, indent=2, sort_keys=True)
     )
     return manifest

@@ -9,7 +9,7 @@ from absl import logging
 
 import tfcompress as tfc
 from tfcompress import pruners
-from tfcompress.data.shards import atomic_write_text
+from tfcompress.atomic import atomic_write_text
 from tfcompress.metrics import count_params
 from tfcompress.training import common, devices, evaluation, inputs, paths, tasks, weights
 

@@ -15,7 +15,7 @@ import numpy as np
 from absl import logging
 
 import tfcompress as tfc
-from tfcompress.data.shards import atomic_write_text
+from tfcompress.atomic import atomic_write_text
 from tfcompress.training import devices, inputs, paths, weights
 
 SAVED_MODEL = "saved_model"

@@ -23,7 +23,7 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from tfcompress.data.shards import atomic_write_text
+from tfcompress.atomic import atomic_write_text
 
 RUN_FILE = "run.json"
 RESULT_FILE = "result.json"
