@@ -8,7 +8,7 @@ import pytest
 
 from tfcompress import codec, strip
 from tfcompress.layers import WeightMask
-from tfcompress.sharing import deep_compress, strip_shared
+from tfcompress.sharing import deep_compress, share_weights, strip_shared
 from tfcompress.sharing.pipeline import (
     STAGES,
     check_density,
@@ -180,3 +180,13 @@ def test_keras_gzip_bytes_leaves_the_optimizer_state_out():
     model.compile(optimizer="adam", loss=loss, run_eagerly=True)
     model.fit(*_data(n=8), epochs=1, verbose=0)  # Adam's slots: 2 more copies of the weights
     assert keras_gzip_bytes(model) < 1.5 * plain  # (3x with the slots)
+
+
+def test_bits_and_exclude_name_a_wrapped_models_layers_as_before_wrap():
+    from tfcompress import wrap
+
+    masked = wrap(_model(), method="magnitude")
+    shared = share_weights(masked, bits={"fc1": 3}, exclude=("logits",))
+    assert shared.get_layer("fc1_shared").bits == 3
+    assert shared.get_layer("fc2_shared").bits == 5
+    assert type(shared.get_layer("logits")) is keras.layers.Dense

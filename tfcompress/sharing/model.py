@@ -53,8 +53,14 @@ def _plain_weights(layer):
     return inner, values, kernel_mask
 
 
+def layer_name(layer):
+    """The name `bits` and `exclude` use for `layer`: a `WeightMask`'s is its wrapped
+    layer's ("fc1", not the wrapper's "fc1_wm"), as in the model before `wrap`."""
+    return layer.layer.name if isinstance(layer, WeightMask) else layer.name
+
+
 def _resolve_bits(model, bits, exclude):
-    names = [layer.name for layer in model.layers]
+    names = [layer_name(layer) for layer in model.layers]
     unknown = sorted(set(exclude) - set(names))
     if unknown:
         raise ValueError(
@@ -62,9 +68,10 @@ def _resolve_bits(model, bits, exclude):
             f"{names}. Received: exclude={sorted(exclude)}"
         )
     kinds = {
-        layer.name: kind_of(layer.layer if isinstance(layer, WeightMask) else layer)
+        layer_name(layer): kind_of(layer.layer if isinstance(layer, WeightMask) else layer)
         for layer in model.layers
     }
+    by_name = {layer_name(layer): layer for layer in model.layers}
     per_layer = {}
     if isinstance(bits, dict):
         for name, value in bits.items():
@@ -75,7 +82,7 @@ def _resolve_bits(model, bits, exclude):
                 )
             if kinds[name] is None:
                 raise ValueError(
-                    f"bits names layer {name!r}, a {type(model.get_layer(name)).__name__}: "
+                    f"bits names layer {name!r}, a {type(by_name[name]).__name__}: "
                     f"share_weights shares the kernels of "
                     f"{sorted({cls.__name__ for cls, _ in SHAREABLE})}. Received: bits={bits}"
                 )
@@ -103,8 +110,9 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
             (`tfcompress.wrap(..., method="magnitude")` + `prune`, or stripped). Left
             untouched.
         bits: None (conv 8 bits, dense 5 bits, as the paper), an int for every layer, or a
-            dict {layer name: bits} overriding the defaults for the layers it names.
-        exclude: names of layers to leave unshared (their kernels stay float).
+            dict {layer name: bits} overriding the defaults for the layers it names (a
+            wrapped model's layers by the names they had before `wrap`: "fc1").
+        exclude: names of layers to leave unshared (their kernels stay float), as `bits`.
         iterations: the most Lloyd iterations per layer.
     """
     exclude = tuple(exclude)
@@ -121,10 +129,11 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
     def clone(layer):
         inner, values, kernel_mask = _plain_weights(layer)
         new = inner.__class__.from_config(inner.get_config())
-        if layer.name in chosen:
-            plans[layer.name] = (new, values, kernel_mask)
-            return SharedWeights(new, bits=chosen[layer.name], name=wrapper_name(inner.name))
-        plans[layer.name] = (new, values, None)
+        name = layer_name(layer)
+        if name in chosen:
+            plans[name] = (new, values, kernel_mask)
+            return SharedWeights(new, bits=chosen[name], name=wrapper_name(inner.name))
+        plans[name] = (new, values, None)
         return new
 
     shared = keras.models.clone_model(model, clone_function=clone)
