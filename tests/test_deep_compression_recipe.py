@@ -159,6 +159,10 @@ def test_quality_prunes_by_han_threshold(tmp_path):
             r"Received: prune_steps=0",
         ),
         ({"densities": 0.1, "share_epochs": -1}, r"Received: share_epochs=-1"),
+        (
+            {"densities": 0.1, "optimizer": keras.optimizers.Adam()},
+            r"optimizer must be an optimizer name or a function .* Received: optimizer=<",
+        ),
         ({"densities": 0.1, "output_path": ""}, r"output_path must be a file path"),
     ],
 )

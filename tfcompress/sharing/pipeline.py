@@ -184,7 +184,7 @@ def measure(
         stored = keras_gzip
     return Stage(
         name=name,
-        accuracy=metrics.get("accuracy", metrics.get("compile_metrics")),
+        accuracy=metrics.get("accuracy"),
         metrics=metrics,
         params=params,
         nonzero=int(sum(np.count_nonzero(v) for v in values)),
@@ -209,6 +209,17 @@ def _log(log_dir, index, stage):
         for key, value in {**values, **stage.metrics}.items():
             scalar(f"deep_compression/{key}", value, step=index)
     writer.flush()
+
+
+def check_optimizer(optimizer, name="optimizer"):
+    """Raises naming `optimizer` unless it is a name or a function (each stage compiles its
+    own model, and a Keras optimizer is built for one set of variables)."""
+    if not isinstance(optimizer, str) and not callable(optimizer):
+        raise ValueError(
+            f"{name} must be an optimizer name or a function returning a new optimizer "
+            f"(each stage trains other variables). Received: {name}={optimizer!r}"
+        )
+    return optimizer
 
 
 def _make_optimizer(optimizer):
@@ -297,6 +308,8 @@ def deep_compress(
         raise ValueError(f"output_path must be a file path. Received: output_path={output_path!r}")
     loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     share_optimizer = optimizer if share_optimizer is None else share_optimizer
+    check_optimizer(optimizer)
+    check_optimizer(share_optimizer, "share_optimizer")
     compile_args = {"loss": loss, "metrics": list(metrics), **(compile_args or {})}
     fit_args = {"verbose": verbose, "callbacks": list(callbacks)}
     if isinstance(train_data, tuple):
