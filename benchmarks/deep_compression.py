@@ -74,6 +74,20 @@ class Config:
         )
 
 
+def parse_assignments(text, flag, convert):
+    """`"fc1=0.06,fc2=0.08"` -> `{"fc1": 0.06, "fc2": 0.08}`; raises naming `flag`."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = convert(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(f"{flag} takes name=value,... Received: {flag} {text!r}")
+    return out
+
+
 def _adam(lr):
     return lambda: keras.optimizers.Adam(lr)
 
@@ -87,8 +101,9 @@ def _tflite_dynamic(model, workdir):
     return len(content), len(gzip.compress(content, compresslevel=9))
 
 
-def run_net(name, cfg, data, workdir):
-    """Baseline training, then `deep_compress`; the net's row of the result."""
+def run_net(name, cfg, data, workdir, densities=None, bits=None):
+    """Baseline training, then `deep_compress` (the paper's densities, updated by
+    `densities`; `bits` per layer, default conv 8, dense 5); the net's row."""
     x_train, y_train, x_test, y_test = data
     keras.utils.set_random_seed(cfg.seed)
     model = models.REGISTRY[name](num_classes=10, input_shape=(28, 28, 1))
@@ -100,11 +115,13 @@ def run_net(name, cfg, data, workdir):
     dense_seconds = time.time() - t0
     tflite_bytes, tflite_gz_bytes = _tflite_dynamic(model, workdir)
     net = NETS[name]
+    densities = {**net["densities"], **(densities or {})}
     result = sharing.deep_compress(
         model,
         (x_train, y_train),
         val_data=(x_test, y_test),
-        densities=net["densities"],
+        densities=densities,
+        bits=bits or None,
         prune_steps=cfg.prune_steps,
         prune_epochs=cfg.prune_epochs,
         share_epochs=cfg.share_epochs,
@@ -122,7 +139,8 @@ def run_net(name, cfg, data, workdir):
     print(result.report.format(), flush=True)
     return {
         "net": name,
-        "densities": net["densities"],
+        "densities": densities,
+        "bits": {w["name"]: w["bits"] for w in result.report.as_dict()["layers"]},
         "stages": stages,
         "dense_keras_gzip_bytes": dense["keras_gzip_bytes"],
         "tflite_dynamic_bytes": tflite_bytes,
@@ -216,18 +234,39 @@ def write(result, stem):
     return [stem + ".json", stem + ".md", stem + ".png"]
 
 
+def _layers(net):
+    return {layer.name for layer in models.REGISTRY[net](10, (28, 28, 1)).layers}
+
+
+def _only(assignments, net):
+    """The entries of `assignments` naming layers of `net` (flags apply to every net)."""
+    return {k: v for k, v in assignments.items() if k in _layers(net)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run that checks it works")
     parser.add_argument("--nets", default=",".join(NETS), help=f"subset of {','.join(NETS)}")
     parser.add_argument("--index-bits", type=int, default=None,
                         help="relative index bits (default 7; the paper's 4 fc / 8 conv: 0)")
+    parser.add_argument("--densities", default="",
+                        help="kept fractions overriding the paper's, e.g. fc1=0.06,fc2=0.08")
+    parser.add_argument("--bits", default="", help="codebook bits per layer, e.g. fc1=4")
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
+    try:
+        densities = parse_assignments(args.densities, "--densities", float)
+        bits = parse_assignments(args.bits, "--bits", int)
+    except ValueError as e:
+        parser.error(str(e))
     nets = [n for n in args.nets.split(",") if n]
     unknown = sorted(set(nets) - set(NETS))
     if unknown:
         parser.error(f"unknown net(s) {unknown}; known: {sorted(NETS)}")
+    known = set().union(*(_layers(net) for net in nets))
+    for flag, given in (("--densities", densities), ("--bits", bits)):
+        if set(given) - known:
+            parser.error(f"{flag} names no layer of {nets}: {sorted(set(given) - known)}")
     overrides = {}
     if args.index_bits is not None:
         if args.index_bits < 0:
@@ -237,12 +276,18 @@ def main(argv=None):
     t0 = time.time()
     data = setup.load_data(cfg)
     with tempfile.TemporaryDirectory() as workdir:
-        rows = [run_net(name, cfg, data, workdir) for name in nets]
+        rows = [
+            run_net(name, cfg, data, workdir, _only(densities, name), _only(bits, name))
+            for name in nets
+        ]
     command = "python benchmarks/deep_compression.py" + (" --quick" if args.quick else "")
     if args.nets != ",".join(NETS):
         command += f" --nets {args.nets}"
     if args.index_bits is not None:
         command += f" --index-bits {args.index_bits}"
+    for flag in ("densities", "bits"):
+        if getattr(args, flag):
+            command += f" --{flag} {getattr(args, flag)}"
     result = {
         "config": dataclasses.asdict(cfg),
         "rows": rows,
@@ -252,6 +297,8 @@ def main(argv=None):
     suffix = "_quick" if args.quick else ""
     if args.nets != ",".join(NETS):
         suffix += "_" + "_".join(nets)
+    if args.densities or args.bits or args.index_bits is not None:
+        suffix += "_" + time.strftime("%H%M%S")  # a sweep point: keep each
     paths = write(result, os.path.join(args.out_dir, "deep_compression" + suffix))
     print(markdown(result))
     print("wrote " + ", ".join(paths))
