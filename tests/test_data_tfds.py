@@ -1,5 +1,7 @@
 """tfds route, on tfds.testing.mock_data (no download, no prepared data needed)."""
 
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -81,3 +83,9 @@ def test_unprepared_dataset_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"TFDS dataset 'mnist' split 'train' is not "
                        r"prepared in data_dir="):  # fmt: skip
         tfds_source.source("mnist", "classification", data_dir=str(tmp_path), splits=["train"])
+
+
+def test_missing_tensorflow_datasets_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import raises
+    with pytest.raises(ImportError, match=r"pip install 'tfcompress\[tfds\]'"):
+        tfds_source._tfds()

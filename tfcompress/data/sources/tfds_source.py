@@ -32,8 +32,13 @@ SPLIT_NAMES = {"validation": "val"}
 
 @functools.lru_cache(maxsize=1)
 def _tfds():
-    import tensorflow_datasets as tfds  # heavy: imported only by this source
-
+    try:
+        import tensorflow_datasets as tfds  # heavy: imported only by this source
+    except ImportError as e:
+        raise ImportError(
+            "Converting a TFDS dataset needs tensorflow-datasets: "
+            f"pip install 'tfcompress[tfds]' ({e})"
+        ) from e
     return tfds
 
 
