@@ -164,6 +164,8 @@ def test_quality_prunes_by_han_threshold(tmp_path):
             r"optimizer must be an optimizer name or a function .* Received: optimizer=<",
         ),
         ({"densities": 0.1, "output_path": ""}, r"output_path must be a file path"),
+        ({"densities": 0.1, "bits": {"fc7": 4}}, r"bits names no layer .*'fc7'"),
+        ({"densities": 0.1, "bits": 0}, r"bits must be in \[1, 16\]\. Received: bits=0"),
     ],
 )
 def test_bad_arguments_raise_naming_the_value(kwargs, message, tmp_path):

@@ -59,7 +59,9 @@ def layer_name(layer):
     return layer.layer.name if isinstance(layer, WeightMask) else layer.name
 
 
-def _resolve_bits(model, bits, exclude):
+def resolve_bits(model, bits, exclude):
+    """`{layer name: bits}` of the layers `share_weights(model, bits, exclude=exclude)`
+    shares; raises naming a bad name or value."""
     names = [layer_name(layer) for layer in model.layers]
     unknown = sorted(set(exclude) - set(names))
     if unknown:
@@ -123,7 +125,7 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
             f"Model '{model.name}' holds channel masks or shared weights ({wrappers[:3]}): "
             "strip it first (`tfcompress.strip` or `strip_shared`)."
         )
-    chosen = _resolve_bits(model, bits, exclude)
+    chosen = resolve_bits(model, bits, exclude)
     plans = {}
 
     def clone(layer):

@@ -24,7 +24,7 @@ import numpy as np
 
 from tfcompress.importance import magnitude_mask
 from tfcompress.pruners.weights import prune_weights, weight_masks
-from tfcompress.sharing.model import share_weights, strip_shared
+from tfcompress.sharing.model import resolve_bits, share_weights, strip_shared
 
 STAGES = ("dense", "pruned", "shared", "file")
 
@@ -314,8 +314,9 @@ def deep_compress(
     fit_args = {"verbose": verbose, "callbacks": list(callbacks)}
     if isinstance(train_data, tuple):
         fit_args["batch_size"] = batch_size
-    # the masks first: a densities dict naming no prunable layer fails before any work
+    # the masks first: densities or bits naming no prunable layer fail before any work
     masked = wrap(model, method="magnitude", exclude=exclude)
+    resolve_bits(masked, bits, exclude)
     if densities is not None:
         targets = resolve_densities(masked, densities)
         schedule = {name: density_schedule(d, prune_steps) for name, d in targets.items()}
