@@ -257,6 +257,8 @@ def main(argv=None):
     parser.add_argument("--densities", default="",
                         help="kept fractions overriding the paper's, e.g. fc1=0.06,fc2=0.08")
     parser.add_argument("--bits", default="", help="codebook bits per layer, e.g. fc1=4")
+    parser.add_argument("--dense-epochs", type=int, default=None,
+                        help="dense baseline epochs (default 4; quick 2)")
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     try:
@@ -277,6 +279,10 @@ def main(argv=None):
         if args.index_bits < 0:
             parser.error(f"--index-bits must be >= 0. Received: {args.index_bits}")
         overrides["index_bits"] = args.index_bits or None
+    if args.dense_epochs is not None:
+        if args.dense_epochs < 1:
+            parser.error(f"--dense-epochs must be >= 1. Received: {args.dense_epochs}")
+        overrides["dense_epochs"] = args.dense_epochs
     cfg = (Config.quick if args.quick else Config.full)(**overrides)
     t0 = time.time()
     data = setup.load_data(cfg)
@@ -290,6 +296,8 @@ def main(argv=None):
         command += f" --nets {args.nets}"
     if args.index_bits is not None:
         command += f" --index-bits {args.index_bits}"
+    if args.dense_epochs is not None:
+        command += f" --dense-epochs {args.dense_epochs}"
     for flag in ("densities", "bits"):
         if getattr(args, flag):
             command += f" --{flag} {getattr(args, flag)}"
@@ -302,7 +310,7 @@ def main(argv=None):
     suffix = "_quick" if args.quick else ""
     if args.nets != ",".join(NETS):
         suffix += "_" + "_".join(nets)
-    if args.densities or args.bits or args.index_bits is not None:
+    if args.densities or args.bits or args.index_bits is not None or args.dense_epochs:
         suffix += "_" + time.strftime("%H%M%S")  # a sweep point: keep each
     paths = write(result, os.path.join(args.out_dir, "deep_compression" + suffix))
     print(markdown(result))
