@@ -106,7 +106,11 @@ def test_skip_corrupt_drops_undecodable_records(tmp_path):
     bad = encode.EncodedImage(b"\x89PNG\r\n\x1a\nbroken", "png", 12, 10, 3, "bad")
     records.insert(2, encode.classification_example(bad, 1))
     pattern = _write(tmp_path, records, num_shards=1)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Invalid PNG"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"Corrupt record in .*train-00000-"
+        r"of-00001.tfrecord: record 2: image/encoded .*does not decode: Invalid PNG",
+    ):
         list(build_dataset(pattern, "classification", 7, training=False))
     skipped = SkippedRecords()
     ds = build_dataset(pattern, "classification", 7, training=False, skip_corrupt=True,

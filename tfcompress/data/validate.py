@@ -195,7 +195,7 @@ def _range_check(key, value, num_classes, present=True):
     return bad, lambda: tf.strings.join([f"{key} ", _s(value), f" outside {_bound(num_classes)}"])
 
 
-def _content_checks(f, d, task, num_classes):
+def content_checks(f, d, task, num_classes):
     """``[(bad, reason)]`` of one record's decoded tensors ``d`` (``decode.decode_features``)
     against its header features ``f``."""
     shape = tf.shape(d["image"], out_type=tf.int64)
@@ -315,7 +315,7 @@ def decode_checked(features, task, channels, num_classes):
 
     def decoded():
         d = decode.decode_features(features, task, channels)
-        content = _content_checks(features, d, task, num_classes)
+        content = content_checks(features, d, task, num_classes)
         reason = tf.cond(any_bad(content), lambda: first_reason(content)[1], lambda: "")
         return d, reason
 
@@ -373,9 +373,16 @@ _SMALL = 64
 
 
 def _first_line(error):
-    """The first line of a TensorFlow error without its ``{{function_node ...}}`` prefix and
-    ``[Op:...]`` suffix."""
-    text = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+    """The line of a TensorFlow error that says what failed (before its ``[[{{node ...}}]]``;
+    a function's ``Graph execution error:`` preamble skipped), without the
+    ``{{function_node ...}}`` prefix and ``[Op:...]`` suffix."""
+    lines = [x.strip() for x in (getattr(error, "message", None) or str(error)).splitlines()]
+    lines = [x for x in lines if x]
+    text = lines[0] if lines else ""
+    for before, line in zip(lines, lines[1:], strict=False):
+        if line.startswith("[[") and not before.startswith(("[[", "Graph execution error")):
+            text = before
+            break
     text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
     return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip()
 
