@@ -514,3 +514,11 @@ def test_crafted_length_verify_command_line_in_a_subprocess(tmp_path):
         f"corrupt: {flipped}: record 3: image/class/label 1 outside [0, 1)",
         "5 records in 2 files (classification): 3 corrupt",
     ]
+
+
+def test_a_zero_byte_shard_goes_with_either_compression(tmp_path):
+    data, _ = _stream(2)
+    gz = _write(tmp_path / "a.tfrecord", gzip.compress(data))
+    empty = _write(tmp_path / "b.tfrecord", b"")
+    assert compression.resolve([empty, gz], "auto") == "GZIP"
+    assert compression.resolve([empty], "auto") == ""

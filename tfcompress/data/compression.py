@@ -127,13 +127,25 @@ def resolve(files, compression):
     if compression != AUTO:
         return compression
     files = [files] if isinstance(files, str) else list(files)
-    found = detect(files[0])
-    for path in files[1:]:
+    # A 0-byte file holds no record in either compression (TensorFlow reads it as empty
+    # both ways): it says nothing about the others, and the manifest check judges it.
+    first, found = None, NONE
+    for path in files:
+        if _size(path) == 0:
+            continue
         other = detect(path)
-        if other != found:
+        if first is None:
+            first, found = path, other
+        elif other != found:
             raise CorruptInputError(
-                f"TFRecord files mix compressions: {files[0]} is "
+                f"TFRecord files mix compressions: {first} is "
                 f"{found or 'uncompressed'}, {path} is {other or 'uncompressed'}. "
                 "Convert them alike or pass compression= explicitly."
             )
     return found
+
+
+def _size(path):
+    f, size, _ = open_file(path)
+    f.close()
+    return size
