@@ -67,6 +67,13 @@ def _export_folder(target, files):
 
 
 @pytest.mark.skipif(atomic._renameat2 is None, reason="no renameat2 here")
+def test_a_file_write_creates_its_missing_folders(tmp_path):
+    path = tmp_path / "out" / "deeper" / "x.bin"
+    atomic.atomic_write_bytes(path, b"abc")
+    assert path.read_bytes() == b"abc"
+    assert os.listdir(path.parent) == ["x.bin"]
+
+
 def test_folder_is_swapped_in_one_exchange(tmp_path, points):
     target = tmp_path / "saved_model"
     _write_folder(target, OLD)

@@ -228,9 +228,11 @@ def atomic_path(path):
 
 
 def atomic_write_bytes(path, data):
-    """Writes ``data`` to ``path`` beside it and renames it over (``replace``)."""
+    """Writes ``data`` to ``path`` beside it and renames it over (``replace``); creates the
+    missing folders of ``path``, as ``atomic_path`` does."""
     target = os.path.abspath(os.fspath(path))
     folder, base = os.path.split(target)
+    os.makedirs(folder, exist_ok=True)
     recover(target)
     tmp = os.path.join(folder, hidden_name(base))
     try:
