@@ -229,6 +229,31 @@ def test_a_commit_interrupted_midway_is_rolled_forward_once(tmp_path, monkeypatc
     assert not shards.recover_interrupted(str(tmp_path))  # idempotent: nothing left
 
 
+def test_a_reader_finishes_an_interrupted_commit_before_listing_shards(tmp_path, monkeypatch):
+    from tfcompress.data import reader
+
+    _write_split(tmp_path, "train", 4, "old", deferred=False)
+    train = _write_split(tmp_path, "train", 2, "new")
+
+    class Killed(BaseException):
+        pass
+
+    def fault(name):
+        if name == "commit:renamed":
+            raise Killed
+
+    monkeypatch.setattr(atomic, "_fault_point", fault)
+    with pytest.raises(Killed):
+        shards.commit(str(tmp_path), [train], {"splits": {"train": {}}})
+    monkeypatch.setattr(atomic, "_fault_point", lambda name: None)
+    files = reader.list_shards(str(tmp_path / "train-*.tfrecord"))
+    assert [os.path.basename(f) for f in files] == [
+        "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord",
+    ]  # the new dataset only: no stale train-*-of-00004
+    assert not os.path.exists(tmp_path / shards.JOURNAL_NAME)
+
+
 def test_without_a_journal_recovery_removes_only_dead_writers_shards(tmp_path):
     dead = _dead_pid()
     live = _write_split(tmp_path, "train", 1, "new")  # this (live) process's, uncommitted

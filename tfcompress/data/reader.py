@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 
 import tensorflow as tf
+from absl import logging
 
 from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, integrity, schema, shards, validate
@@ -29,8 +30,17 @@ INDEX_BITS = 40  # records per shard below 2**40; shards below 2**23
 
 
 def list_shards(file_pattern):
-    """Sorted files matching a pattern (or a list of patterns); raises naming the pattern."""
+    """Sorted files matching a pattern (or a list of patterns); raises naming the pattern.
+
+    A folder holding the commit journal of a killed conversion is first brought to the
+    dataset that conversion committed (``shards.recover_interrupted``), so a reader never
+    sees half of an old dataset and half of a new one.
+    """
     patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+    for folder in {os.path.dirname(os.fspath(p)) or "." for p in patterns}:
+        if os.path.exists(os.path.join(folder, shards.JOURNAL_NAME)):
+            shards.recover_interrupted(folder)
+            logging.info("Finished the interrupted conversion in %s", folder)
     files = sorted({f for p in patterns for f in tf.io.gfile.glob(p)})
     if not files:
         raise FileNotFoundError(f"No TFRecord file matches file_pattern={file_pattern!r}")
