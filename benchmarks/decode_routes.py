@@ -28,7 +28,7 @@ import tensorflow as tf  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfcompress.data import encode, parse, pipeline, schema  # noqa: E402
+from tfcompress.data import encode, parse, pipeline, reader, schema  # noqa: E402
 
 
 def _serialized_batch(size=128, shape=(28, 28, 1)):
@@ -80,8 +80,14 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
     serialized = _serialized_batch()
-    parse_batch = pipeline._classification_batch_parser(parse.make_parser(
-        schema.CLASSIFICATION, (28, 28)), 1)  # fmt: skip
+    check = reader.RecordCheck(schema.CLASSIFICATION, 1, 10,
+                               reader.record_failure(["benchmark-batch"]))  # fmt: skip
+    batch_parser = pipeline._classification_batch_parser(
+        parse.make_parser(schema.CLASSIFICATION, (28, 28)), check)
+
+    def parse_batch(serialized):  # keys: the records' indices, as build_dataset gives them
+        return batch_parser(tf.range(tf.shape(serialized)[0], dtype=tf.int64), serialized)
+
     inlined = _TF_FUNCTION(parse_batch)
     with mock.patch.object(tf, "function", _without_noinline):  # traced now, routes inlined
         inlined.get_concrete_function(tf.TensorSpec(serialized.shape, tf.string))
