@@ -28,7 +28,7 @@ from tests import data_fuzz_cases
 
 WORKER = data_fuzz_cases.__file__
 NUM_WORKERS = 2  # the machine's cores
-TIME_BUDGET = 1500  # seconds for all workers (a hang fails at this point, naming its case)
+TIME_BUDGET = 300  # seconds for all workers (a hang fails at this point, naming its case)
 MAX_RESTARTS = 12  # crashes survived per worker before the rest of its cases count as not run
 
 

@@ -1,6 +1,6 @@
 """tfds route, on tfds.testing.mock_data (no download, no prepared data needed)."""
 
-import sys
+import builtins
 
 import numpy as np
 import pytest
@@ -86,6 +86,14 @@ def test_unprepared_dataset_named(tmp_path):
 
 
 def test_missing_tensorflow_datasets_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import raises
+    real_import = builtins.__import__
+
+    def without_tfds(name, *args, **kwargs):  # as if tensorflow-datasets were not installed
+        if name.partition(".")[0] == "tensorflow_datasets":
+            raise ModuleNotFoundError("No module named 'tensorflow_datasets'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_tfds)
+    tfds_source._tfds.cache_clear()  # imported once per process (lru_cache)
     with pytest.raises(ImportError, match=r"pip install 'tfcompress\[tfds\]'"):
         tfds_source._tfds()
