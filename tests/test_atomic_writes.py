@@ -3,6 +3,7 @@
 processes removed and of live ones kept, tool temp files kept in the hidden folder, the
 commit journal rolled forward idempotently and checked. Real kills: test_kill_*.py."""
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -196,6 +197,23 @@ def _visible(folder):
     return sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
 
+class _Killed(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def _killed_at(monkeypatch, point):
+    """Runs the block with ``atomic._fault_point`` raising at ``point`` (a kill there)."""
+
+    def fault(name):
+        if name == point:
+            raise _Killed
+
+    monkeypatch.setattr(atomic, "_fault_point", fault)
+    with pytest.raises(_Killed):
+        yield
+
+
 def test_a_commit_interrupted_midway_is_rolled_forward_once(tmp_path, monkeypatch):
     _write_split(tmp_path, "train", 4, "old", deferred=False)
     assert _visible(tmp_path) == [f"train-0000{i}-of-00004.tfrecord" for i in range(4)]
@@ -203,16 +221,7 @@ def test_a_commit_interrupted_midway_is_rolled_forward_once(tmp_path, monkeypatc
         _write_split(tmp_path, "train", 2, "new"),
         _write_split(tmp_path, "test", 1, "new"),
     )
-
-    class Killed(BaseException):
-        pass
-
-    def fault(name):
-        if name == "commit:renamed":
-            raise Killed
-
-    monkeypatch.setattr(atomic, "_fault_point", fault)
-    with pytest.raises(Killed):
+    with _killed_at(monkeypatch, "commit:renamed"):
         shards.commit(str(tmp_path), [train, test], {"splits": {"train": {}, "test": {}}})
     assert os.path.exists(tmp_path / shards.JOURNAL_NAME)
     monkeypatch.setattr(atomic, "_fault_point", lambda name: None)
@@ -234,16 +243,7 @@ def test_a_reader_finishes_an_interrupted_commit_before_listing_shards(tmp_path,
 
     _write_split(tmp_path, "train", 4, "old", deferred=False)
     train = _write_split(tmp_path, "train", 2, "new")
-
-    class Killed(BaseException):
-        pass
-
-    def fault(name):
-        if name == "commit:renamed":
-            raise Killed
-
-    monkeypatch.setattr(atomic, "_fault_point", fault)
-    with pytest.raises(Killed):
+    with _killed_at(monkeypatch, "commit:renamed"):
         shards.commit(str(tmp_path), [train], {"splits": {"train": {}}})
     monkeypatch.setattr(atomic, "_fault_point", lambda name: None)
     files = reader.list_shards(str(tmp_path / "train-*.tfrecord"))

@@ -19,6 +19,18 @@ from tfcompress.training import config as cfg
 from tfcompress.training import methods
 
 
+def define_skip_corrupt_flag(fv):
+    """``--skip_corrupt`` of the scripts that read records (train, compress, evaluate)."""
+    flags.DEFINE_bool(
+        "skip_corrupt",
+        False,
+        "Skip records that fail to read or validate instead of stopping at the first one: "
+        "they are counted, and the count and the first of them are logged at the end and "
+        "written to the result.",
+        flag_values=fv,
+    )
+
+
 def define_device_flags(fv, distributed=True):
     """gpu_id, jit_compile; with `distributed`: strategy, num_cpu_devices, precision."""
     flags.DEFINE_string(
@@ -249,14 +261,7 @@ def define_train_flags(fv):
         "fits in RAM): later epochs only shuffle, augment and batch.",
         flag_values=fv,
     )
-    flags.DEFINE_bool(
-        "skip_corrupt",
-        False,
-        "Skip records that fail to read or validate instead of stopping at the first one: "
-        "they are counted, and the count and the first of them are logged at the end and "
-        "written to the result.",
-        flag_values=fv,
-    )
+    define_skip_corrupt_flag(fv)
     define_device_flags(fv)
     flags.mark_flags_as_required(["train_data", "checkpoint"], flag_values=fv)
 
@@ -474,14 +479,7 @@ def define_evaluate_flags(fv):
         flag_values=fv,
     )
     flags.DEFINE_string("output", None, "Write the results as JSON to this file.", flag_values=fv)
-    flags.DEFINE_bool(
-        "skip_corrupt",
-        False,
-        "Skip records that fail to read or validate instead of stopping at the first one: "
-        "they are counted, and the count and the first of them are logged at the end and "
-        "written to the result.",
-        flag_values=fv,
-    )
+    define_skip_corrupt_flag(fv)
     define_device_flags(fv, distributed=False)
     flags.mark_flags_as_required(["checkpoint", "test_data"], flag_values=fv)
 
