@@ -22,7 +22,6 @@ full run. No TFMOT clustering baseline here yet (it needs its own tf-keras proce
 import argparse
 import dataclasses
 import gzip
-import json
 import os
 import tempfile
 import time
@@ -30,6 +29,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import fmnist_report  # noqa: E402
 import fmnist_setup as setup  # noqa: E402
 import keras  # noqa: E402
 
@@ -230,13 +230,7 @@ def plot(result, path):
 
 
 def write(result, stem):
-    os.makedirs(os.path.dirname(stem), exist_ok=True)
-    with open(stem + ".json", "w") as f:
-        json.dump(result, f, indent=2, default=float)
-    with open(stem + ".md", "w") as f:
-        f.write(markdown(result) + "\n")
-    plot(result, stem + ".png")
-    return [stem + ".json", stem + ".md", stem + ".png"]
+    return fmnist_report.write_outputs(result, stem, markdown, plot)
 
 
 def _layers(net):

@@ -154,7 +154,9 @@ def plot(result, path):
     plt.close(fig)
 
 
-def write(result, stem):
+def write_outputs(result, stem, markdown, plot):
+    """``stem``.json, .md (``markdown(result)``) and .png (``plot(result, path)``); their
+    paths. Shared by the benchmarks that report this way."""
     os.makedirs(os.path.dirname(stem), exist_ok=True)
     with open(stem + ".json", "w") as f:
         json.dump(result, f, indent=2, default=float)
@@ -162,6 +164,10 @@ def write(result, stem):
         f.write(markdown(result) + "\n")
     plot(result, stem + ".png")
     return [stem + ".json", stem + ".md", stem + ".png"]
+
+
+def write(result, stem):
+    return write_outputs(result, stem, markdown, plot)
 
 
 if __name__ == "__main__":
