@@ -522,3 +522,5 @@ def test_a_zero_byte_shard_goes_with_either_compression(tmp_path):
     empty = _write(tmp_path / "b.tfrecord", b"")
     assert compression.resolve([empty, gz], "auto") == "GZIP"
     assert compression.resolve([empty], "auto") == ""
+    report = records.verify_records([gz, empty])  # reported as empty, not as mixed
+    assert report.messages() == [f"{empty}: record 0: empty file (0 bytes)"]

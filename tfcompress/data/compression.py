@@ -127,25 +127,25 @@ def resolve(files, compression):
     if compression != AUTO:
         return compression
     files = [files] if isinstance(files, str) else list(files)
-    # A 0-byte file holds no record in either compression (TensorFlow reads it as empty
-    # both ways): it says nothing about the others, and the manifest check judges it.
-    first, found = None, NONE
-    for path in files:
-        if _size(path) == 0:
-            continue
-        other = detect(path)
-        if first is None:
-            first, found = path, other
-        elif other != found:
+    found = detect_each(files)
+    first = next((k for k, c in enumerate(found) if c is not None), None)
+    for path, other in zip(files, found, strict=True):
+        if other is not None and other != found[first]:
             raise CorruptInputError(
-                f"TFRecord files mix compressions: {first} is "
-                f"{found or 'uncompressed'}, {path} is {other or 'uncompressed'}. "
+                f"TFRecord files mix compressions: {files[first]} is "
+                f"{found[first] or 'uncompressed'}, {path} is {other or 'uncompressed'}. "
                 "Convert them alike or pass compression= explicitly."
             )
+    return NONE if first is None else found[first]
+
+
+def detect_each(files):
+    """``detect`` of each file, ``None`` for a 0-byte file: it holds no record in either
+    compression (TensorFlow reads it as empty both ways), so it goes with any other file
+    and the manifest check judges it."""
+    found = []
+    for path in files:
+        f, size, _ = open_file(path)
+        f.close()
+        found.append(None if size == 0 else detect(path))
     return found
-
-
-def _size(path):
-    f, size, _ = open_file(path)
-    f.close()
-    return size

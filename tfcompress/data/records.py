@@ -107,10 +107,13 @@ def verify_records(
     if task is not None:
         schema.check_task(task)
     files = pipeline.list_shards(file_pattern)
-    found = [
-        compression_lib.detect(path) if compression == compression_lib.AUTO else compression
-        for path in files
-    ]
+    if compression == compression_lib.AUTO:  # 0-byte files (None) go with the others
+        found = compression_lib.detect_each(files)
+        first = next((c for c in found if c is not None), compression_lib.NONE)
+        first_path = files[found.index(first)] if first in found else files[0]
+        found = [first if c is None else c for c in found]
+    else:
+        found, first, first_path = [compression] * len(files), compression, files[0]
     missing = [
         FileReport(path, 0, [(None, _missing_reason(manifest_path, split, count))])
         for path, split, count, manifest_path in integrity.missing_shards(files)
@@ -118,9 +121,9 @@ def verify_records(
     reports, pending, pending_bytes, channels = [], [], 0, None
     for path, file_compression in zip(files, found, strict=True):
         report = FileReport(path)
-        if file_compression != found[0]:
+        if file_compression != first:
             report.corrupt.append((None, (
-                f"{_name(file_compression)} while {files[0]} is {_name(found[0])}: one "
+                f"{_name(file_compression)} while {first_path} is {_name(first)}: one "
                 "reader cannot read both (convert them alike)")))  # fmt: skip
         scan = integrity.scan_shard(path, file_compression)
         problems, fatal = integrity.problems_of(scan)
