@@ -106,6 +106,15 @@ def recalibrate_bn(model, x, batch_size, steps=20, seed=1):
         bn.momentum = m
 
 
+def set_weights_from(model, data):
+    """Loads `data`'s `w/<layer>/<i>` arrays (an `.npz` the parent process wrote) into
+    `model`'s layers of those names; layers without arrays keep their weights."""
+    for layer in model.layers:
+        if f"w/{layer.name}/0" in data:
+            n = sum(1 for k in data.files if k.startswith(f"w/{layer.name}/"))
+            layer.set_weights([data[f"w/{layer.name}/{i}"] for i in range(n)])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", required=True)
@@ -116,10 +125,7 @@ def main():
     settings = json.loads(str(data["settings"]))
     tf.keras.utils.set_random_seed(settings["seed"])
     model = build_net(settings["widths"])
-    for layer in model.layers:
-        if f"w/{layer.name}/0" in data:
-            n = sum(1 for k in data.files if k.startswith(f"w/{layer.name}/"))
-            layer.set_weights([data[f"w/{layer.name}/{i}"] for i in range(n)])
+    set_weights_from(model, data)
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=settings["sparsity"], begin_step=0,
         end_step=settings["end_step"], frequency=settings["frequency"])
