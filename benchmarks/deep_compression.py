@@ -1,39 +1,48 @@
 """Deep Compression (prune -> share -> Huffman) on Fashion-MNIST: LeNet-300-100 and LeNet-5.
 
-    python benchmarks/deep_compression.py            # full 60k/10k, both nets
-    python benchmarks/deep_compression.py --quick    # 12k/2k, short training, ~2 min
-    python benchmarks/deep_compression.py --nets lenet_300_100 --index-bits 7
-    # the issue's targets met (full run, ~1.5 and ~4 min at load 3-5):
-    python benchmarks/deep_compression.py --nets lenet_300_100 --bits fc1=4,fc2=4 \
-        --densities fc1=0.07                            # 42.2x, -0.26 points
+    python benchmarks/deep_compression.py --sweep 5    # the issue's run: full 60k/10k, both
+                                                      # nets, 5 settings each, TFMOT beside
+    python benchmarks/deep_compression.py              # the paper's settings only
+    python benchmarks/deep_compression.py --quick      # 12k/2k, short training, ~2 min
+    python benchmarks/deep_compression.py --quick --sweep 2 --nets lenet_300_100
     python benchmarks/deep_compression.py --nets lenet5 --bits conv1=5,conv2=5,fc1=4 \
-        --densities fc1=0.07                            # 42.3x, +1.18 points
+        --densities fc1=0.07                          # one setting of your own
 
-Trains each net to a dense baseline, runs `tfcompress.sharing.deep_compress` with the
-paper's per-layer densities (Han et al. 2016, Tables 2-3) and bits, and measures each
-stage: test accuracy, non-zero parameters and bytes (dense float32, gzip -9 of the
-float32 `.keras`, the compressed file), next to a dynamic-range TFLite file of the dense
-net (int8 weights) and its gzip. Writes `benchmarks/results/deep_compression[_quick].
-{json,md,png}` (the plot: accuracy against storage ratio across the stages). The issue's
-targets (>= 40x LeNet-300-100, >= 39x LeNet-5, within 0.5 points of dense) apply to the
-full run. No TFMOT clustering baseline here yet (it needs its own tf-keras process).
+Trains each net to a dense baseline once, then runs `tfcompress.sharing.deep_compress`
+for each setting (`SWEEPS`: the paper's per-layer densities and bits first, Han et al.
+2016 Tables 2-3, then harder ones; `--sweep N` runs the first N) and measures each stage:
+test accuracy, non-zero parameters and bytes (dense float32, gzip -9 of the float32
+`.keras`, the compressed file), beside a dynamic-range TFLite file of the dense net (int8
+weights; bytes, gzip and accuracy) and TFMOT's `cluster_weights` on the same pruned net
+(`tfmot_clustering.py`, its own tf-keras process; the `tfmot` extra) for the headline
+setting: the best storage ratio within 0.5 points of dense (else the paper's). Writes
+`benchmarks/results/deep_compression[_quick][_nets].{json,md,png}` (the plot: accuracy
+against storage ratio across the stages; `deep_compression_report.py` re-renders or
+merges runs). The issue's targets (>= 40x LeNet-300-100, >= 39x LeNet-5, within 0.5
+points of dense) apply to the full run.
 """
 
 import argparse
 import dataclasses
 import gzip
+import importlib.util
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import fmnist_report  # noqa: E402
+import deep_compression_report as report  # noqa: E402
 import fmnist_setup as setup  # noqa: E402
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 
 from tfcompress import export, models, sharing  # noqa: E402
+from tfcompress.surgery import strip  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -46,7 +55,29 @@ NETS = {
         "target": 39.0,
     },
 }
-MAX_DROP_POINTS = 0.5
+# Settings from the paper's (first; bits None: conv 8, dense 5) to harder ones, each
+# overriding the paper's densities; `--sweep N` runs the first N.
+SWEEPS = {
+    "lenet_300_100": [
+        {"densities": {}, "bits": {}},
+        {"densities": {}, "bits": {"fc1": 4, "fc2": 4}},
+        {"densities": {"fc1": 0.07}, "bits": {"fc1": 4, "fc2": 4}},
+        {"densities": {"fc1": 0.06, "fc2": 0.08}, "bits": {"fc1": 4, "fc2": 4}},
+        {"densities": {"fc1": 0.05, "fc2": 0.07}, "bits": {"fc1": 3, "fc2": 4}},
+        {"densities": {"fc1": 0.04, "fc2": 0.06, "logits": 0.2}, "bits": {"fc1": 3, "fc2": 3}},
+    ],
+    "lenet5": [
+        {"densities": {}, "bits": {}},
+        {"densities": {"fc1": 0.07}, "bits": {"conv1": 5, "conv2": 5, "fc1": 4}},
+        {"densities": {"conv2": 0.10, "fc1": 0.06}, "bits": {"conv1": 5, "conv2": 5, "fc1": 4}},
+        {"densities": {"conv2": 0.08, "fc1": 0.05}, "bits": {"conv1": 4, "conv2": 4, "fc1": 3}},
+        {
+            "densities": {"conv1": 0.5, "conv2": 0.06, "fc1": 0.04},
+            "bits": {"conv1": 4, "conv2": 4, "fc1": 3, "logits": 4},
+        },
+    ],
+}
+MAX_DROP_POINTS = report.MAX_DROP_POINTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,8 +105,16 @@ class Config:
     @classmethod
     def quick(cls, **overrides):
         return cls(
-            budget="quick", n_train=12000, n_test=2000, dense_epochs=2, prune_steps=1,
-            prune_epochs=1, share_epochs=1, **overrides,
+            **{
+                "budget": "quick",
+                "n_train": 12000,
+                "n_test": 2000,
+                "dense_epochs": 2,
+                "prune_steps": 1,
+                "prune_epochs": 1,
+                "share_epochs": 1,
+                **overrides,
+            }
         )
 
 
@@ -97,18 +136,22 @@ def _adam(lr):
     return lambda: keras.optimizers.Adam(lr)
 
 
-def _tflite_dynamic(model, workdir):
-    """Bytes of the dense net's dynamic-range TFLite file (int8 weights) and its gzip."""
+def _tflite_dynamic(model, workdir, x_test, y_test):
+    """The dense net's dynamic-range TFLite file (int8 weights): bytes, gzip, accuracy."""
     path = os.path.join(workdir, f"{model.name}_dynamic.tflite")
     export.tflite(model, path, quantization="dynamic")
     with open(path, "rb") as f:
         content = f.read()
-    return len(content), len(gzip.compress(content, compresslevel=9))
+    (logits,) = export.run_tflite(path, x_test)
+    return {
+        "tflite_dynamic_bytes": len(content),
+        "tflite_dynamic_gzip_bytes": len(gzip.compress(content, compresslevel=9)),
+        "tflite_dynamic_accuracy": float(np.mean(np.argmax(logits, -1) == y_test)),
+    }
 
 
-def run_net(name, cfg, data, workdir, densities=None, bits=None):
-    """Baseline training, then `deep_compress` (the paper's densities, updated by
-    `densities`; `bits` per layer, default conv 8, dense 5); the net's row."""
+def train_dense(name, cfg, data, workdir):
+    """The net's dense baseline (trained `cfg.dense_epochs`) and its TFLite comparison."""
     x_train, y_train, x_test, y_test = data
     keras.utils.set_random_seed(cfg.seed)
     model = models.REGISTRY[name](num_classes=10, input_shape=(28, 28, 1))
@@ -117,16 +160,28 @@ def run_net(name, cfg, data, workdir, densities=None, bits=None):
     t0 = time.time()
     print(f"== {name}: dense baseline, {cfg.dense_epochs} epochs", flush=True)
     model.fit(x_train, y_train, batch_size=cfg.batch_size, epochs=cfg.dense_epochs, verbose=2)
-    dense_seconds = time.time() - t0
-    tflite_bytes, tflite_gz_bytes = _tflite_dynamic(model, workdir)
-    net = NETS[name]
-    densities = {**net["densities"], **(densities or {})}
+    seconds = time.time() - t0
+    return model, {"dense_seconds": seconds, **_tflite_dynamic(model, workdir, x_test, y_test)}
+
+
+def compress(model, name, cfg, data, workdir, setting):
+    """`deep_compress` of the trained `model` with the paper's densities updated by
+    `setting["densities"]` and `setting["bits"]` (default conv 8, dense 5): the setting's
+    row and the pruned stage's plain weights `{layer: [arrays]}` (for TFMOT)."""
+    x_train, y_train, x_test, y_test = data
+    densities = {**NETS[name]["densities"], **setting["densities"]}
+    keras.utils.set_random_seed(cfg.seed)
+    t0 = time.time()
+    print(
+        f"== {name}: deep_compress, kept {densities}, bits {setting['bits'] or 'default'}",
+        flush=True,
+    )
     result = sharing.deep_compress(
         model,
         (x_train, y_train),
         val_data=(x_test, y_test),
         densities=densities,
-        bits=bits or None,
+        bits=setting["bits"] or None,
         prune_steps=cfg.prune_steps,
         prune_epochs=cfg.prune_epochs,
         share_epochs=cfg.share_epochs,
@@ -135,102 +190,132 @@ def run_net(name, cfg, data, workdir, densities=None, bits=None):
         share_optimizer=_adam(cfg.share_lr),
         batch_size=cfg.batch_size,
         output_path=os.path.join(workdir, f"{name}.tfdc"),
-        log_dir=os.path.join(workdir, "tensorboard", name),
         verbose=2,
     )
     stages = [s.as_dict() for s in result.stages]
-    dense, final = stages[0], stages[-1]
-    drop = 100 * (dense["accuracy"] - final["accuracy"])
+    drop = 100 * (stages[0]["accuracy"] - stages[-1]["accuracy"])
     print(result.report.format(), flush=True)
-    return {
-        "net": name,
+    layers = result.report.as_dict()["layers"]
+    pruned = strip(result.pruned)
+    shared = sharing.strip_shared(result.model)
+    row = {
         "densities": densities,
-        "bits": {w["name"]: w["bits"] for w in result.report.as_dict()["layers"]},
+        "bits": {w["name"]: w["bits"] for w in layers},
         "stages": stages,
-        "dense_keras_gzip_bytes": dense["keras_gzip_bytes"],
-        "tflite_dynamic_bytes": tflite_bytes,
-        "tflite_dynamic_gzip_bytes": tflite_gz_bytes,
         "report": result.report.as_dict(),
         "drop_points": drop,
-        "target_ratio": net["target"],
-        "meets_target": final["ratio"] >= net["target"] and drop <= MAX_DROP_POINTS,
-        "dense_seconds": dense_seconds,
+        "within_budget": drop <= MAX_DROP_POINTS,
+        "pruned_weights_gzip_bytes": report.weights_gzip_bytes(pruned.get_weights()),
+        "shared_weights_gzip_bytes": report.weights_gzip_bytes(shared.get_weights()),
+        "seconds": time.time() - t0,
     }
+    weights = {
+        layer.name: [np.asarray(w) for w in layer.get_weights()]
+        for layer in pruned.layers
+        if layer.get_weights()
+    }
+    return row, weights
 
 
-def markdown(result):
-    lines = []
-    for row in result["rows"]:
-        dense = row["stages"][0]
-        lines += [
-            f"### {row['net']} (kept: "
-            + ", ".join(f"{k} {100 * v:g} %" for k, v in row["densities"].items())
-            + ")",
-            "",
-            "| stage | test accuracy | non-zero params | bytes | storage ratio |",
-            "|---|---|---|---|---|",
-        ]
-        d = dense["dense_bytes"]
-        extra = [
-            ("gzip -9 of the dense float32 `.keras`", row["dense_keras_gzip_bytes"]),
-            ("dynamic-range TFLite (int8 weights)", row["tflite_dynamic_bytes"]),
-            ("gzip -9 of the dynamic-range TFLite", row["tflite_dynamic_gzip_bytes"]),
-        ]
-        for i, s in enumerate(row["stages"]):
-            what = {
-                "dense": "dense float32 weights",
-                "pruned": "pruned + retrained (gzip of the stripped `.keras`)",
-                "shared": "shared + centroids trained (gzip of the stripped `.keras`)",
-                "file": f"the file (sparse, Huffman; index {result['config']['index_bits']} bits)",
-            }[s["name"]]
-            lines.append(
-                f"| {what} | {100 * s['accuracy']:.2f} % | {s['nonzero']:,} | {s['bytes']:,} | "
-                f"{s['ratio']:.1f}x |"
-            )
-            if i == 0:
-                lines += [f"| {w} | | | {b:,} | {d / b:.1f}x |" for w, b in extra]
-        verdict = "meets" if row["meets_target"] else "misses"
-        lines += [
-            "",
-            f"Accuracy change dense -> file: {-row['drop_points']:+.2f} points; ratio "
-            f"{row['stages'][-1]['ratio']:.1f}x ({row['report']['weights_ratio']:.1f}x without "
-            f"header and architecture): {verdict} the target >= {row['target_ratio']:g}x within "
-            f"{MAX_DROP_POINTS} points (full run).",
-            "",
-        ]
-    lines.append(
-        f"Command: `{result['command']}` ({result['wall_seconds'] / 60:.1f} min). No TFMOT "
-        "clustering baseline in this run."
+def tfmot_missing():
+    """None, or what to install for `tfmot_clustering.py` (checked without importing)."""
+    missing = [
+        m
+        for m in ("tensorflow_model_optimization", "tf_keras")
+        if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        return (
+            f"{' and '.join(missing)} not installed: pip install 'tfcompress[tfmot]' "
+            "(or pip install -e '.[tfmot]')"
+        )
+    return None
+
+
+def run_tfmot_clustering(name, weights, bits, cfg, data, workdir):
+    """TFMOT's `cluster_weights` on the pruned weights `weights` (`compress`'s), `2**bits`
+    values per layer, the same epochs, lr and batch as the centroid training, in a
+    tf-keras subprocess (`tfmot_clustering.py`); its JSON, or `{"skipped": why}`."""
+    missing = tfmot_missing()
+    if missing:
+        print(f"TFMOT clustering baseline skipped: {missing}", flush=True)
+        return {"skipped": missing}
+    x_train, y_train, x_test, y_test = data
+    settings = {
+        "net": name,
+        "bits": bits,
+        "epochs": cfg.share_epochs,
+        "lr": cfg.share_lr,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+    }
+    arrays = {f"w/{layer}/{i}": w for layer, ws in weights.items() for i, w in enumerate(ws)}
+    inputs = os.path.join(workdir, "tfmot_clustering_inputs.npz")
+    np.savez(
+        inputs,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        settings=json.dumps(settings),
+        **arrays,
     )
-    return "\n".join(lines)
+    out = os.path.join(workdir, "tfmot_clustering.json")
+    print(f"== {name}: TFMOT cluster_weights (own process), bits {bits}", flush=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(HERE, "tfmot_clustering.py"),
+            "--inputs",
+            inputs,
+            "--out",
+            out,
+            "--workdir",
+            workdir,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    os.remove(inputs)
+    if proc.returncode != 0:
+        raise RuntimeError(f"TFMOT clustering subprocess failed:\n{proc.stderr[-3000:]}")
+    with open(out) as f:
+        return json.load(f)
 
 
-def plot(result, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for row in result["rows"]:
-        ratios = [s["ratio"] for s in row["stages"]]
-        accs = [100 * s["accuracy"] for s in row["stages"]]
-        (line,) = ax.plot(ratios, accs, marker="o", label=row["net"])
-        for s, x, y in zip(row["stages"], ratios, accs):
-            ax.annotate(s["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.axhline(accs[0] - MAX_DROP_POINTS, color=line.get_color(), ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("storage ratio (dense float32 bytes / stored bytes)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Fashion-MNIST: Deep Compression stages (dotted: dense - 0.5 points)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def headline(settings):
+    """Index of the best storage ratio within the accuracy budget (else 0, the paper's)."""
+    within = [i for i, s in enumerate(settings) if s["within_budget"]]
+    if not within:
+        return 0
+    return max(within, key=lambda i: settings[i]["stages"][-1]["ratio"])
 
 
-def write(result, stem):
-    return fmnist_report.write_outputs(result, stem, markdown, plot)
+def run_net(name, cfg, data, workdir, settings, with_tfmot=True):
+    """Dense baseline once, then each of `settings`; TFMOT on the headline's pruned net."""
+    model, dense = train_dense(name, cfg, data, workdir)
+    rows, pruned = [], []
+    for setting in settings:
+        row, weights = compress(model, name, cfg, data, workdir, setting)
+        rows.append(row)
+        pruned.append(weights)
+    best = headline(rows)
+    tfmot = (
+        run_tfmot_clustering(name, pruned[best], rows[best]["bits"], cfg, data, workdir)
+        if with_tfmot
+        else {"skipped": "--no-tfmot"}
+    )
+    final = rows[best]["stages"][-1]
+    return {
+        "net": name,
+        **dense,
+        "dense_keras_gzip_bytes": rows[0]["stages"][0]["keras_gzip_bytes"],
+        "settings": rows,
+        "headline": best,
+        "tfmot_clustering": tfmot,
+        "target_ratio": NETS[name]["target"],
+        "meets_target": final["ratio"] >= NETS[name]["target"] and rows[best]["within_budget"],
+    }
 
 
 def _layers(net):
@@ -246,13 +331,33 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run that checks it works")
     parser.add_argument("--nets", default=",".join(NETS), help=f"subset of {','.join(NETS)}")
-    parser.add_argument("--index-bits", type=int, default=None,
-                        help="relative index bits (default 7; the paper's 4 fc / 8 conv: 0)")
-    parser.add_argument("--densities", default="",
-                        help="kept fractions overriding the paper's, e.g. fc1=0.06,fc2=0.08")
+    parser.add_argument(
+        "--sweep",
+        type=int,
+        default=1,
+        help="settings per net, the first N of SWEEPS (paper's first; "
+        f"up to {max(len(s) for s in SWEEPS.values())}); default 1",
+    )
+    parser.add_argument(
+        "--index-bits",
+        type=int,
+        default=None,
+        help="relative index bits (default 7; the paper's 4 fc / 8 conv: 0)",
+    )
+    parser.add_argument(
+        "--densities",
+        default="",
+        help="kept fractions overriding the paper's, e.g. fc1=0.06,fc2=0.08",
+    )
     parser.add_argument("--bits", default="", help="codebook bits per layer, e.g. fc1=4")
-    parser.add_argument("--dense-epochs", type=int, default=None,
-                        help="dense baseline epochs (default 4; quick 2)")
+    parser.add_argument(
+        "--dense-epochs", type=int, default=None, help="dense baseline epochs (default 4; quick 2)"
+    )
+    parser.add_argument(
+        "--no-tfmot",
+        action="store_true",
+        help="skip the TFMOT clustering baseline (its own process)",
+    )
     parser.add_argument("--out-dir", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     try:
@@ -264,6 +369,13 @@ def main(argv=None):
     unknown = sorted(set(nets) - set(NETS))
     if unknown:
         parser.error(f"unknown net(s) {unknown}; known: {sorted(NETS)}")
+    if args.sweep < 1:
+        parser.error(f"--sweep must be >= 1. Received: {args.sweep}")
+    if args.sweep > 1 and (densities or bits):
+        parser.error(
+            "--densities and --bits set one setting; --sweep runs SWEEPS' settings. "
+            f"Received: --sweep {args.sweep} with --densities/--bits"
+        )
     known = set().union(*(_layers(net) for net in nets))
     for flag, given in (("--densities", densities), ("--bits", bits)):
         if set(given) - known:
@@ -278,16 +390,23 @@ def main(argv=None):
             parser.error(f"--dense-epochs must be >= 1. Received: {args.dense_epochs}")
         overrides["dense_epochs"] = args.dense_epochs
     cfg = (Config.quick if args.quick else Config.full)(**overrides)
+    if not args.no_tfmot and tfmot_missing():
+        print(f"warning: TFMOT clustering baseline will be skipped: {tfmot_missing()}")
     t0 = time.time()
     data = setup.load_data(cfg)
     with tempfile.TemporaryDirectory() as workdir:
-        rows = [
-            run_net(name, cfg, data, workdir, _only(densities, name), _only(bits, name))
-            for name in nets
-        ]
+        rows = []
+        for name in nets:
+            if densities or bits:
+                settings = [{"densities": _only(densities, name), "bits": _only(bits, name)}]
+            else:
+                settings = SWEEPS[name][: args.sweep]
+            rows.append(run_net(name, cfg, data, workdir, settings, not args.no_tfmot))
     command = "python benchmarks/deep_compression.py" + (" --quick" if args.quick else "")
     if args.nets != ",".join(NETS):
         command += f" --nets {args.nets}"
+    if args.sweep > 1:
+        command += f" --sweep {args.sweep}"
     if args.index_bits is not None:
         command += f" --index-bits {args.index_bits}"
     if args.dense_epochs is not None:
@@ -295,6 +414,8 @@ def main(argv=None):
     for flag in ("densities", "bits"):
         if getattr(args, flag):
             command += f" --{flag} {getattr(args, flag)}"
+    if args.no_tfmot:
+        command += " --no-tfmot"
     result = {
         "config": dataclasses.asdict(cfg),
         "rows": rows,
@@ -304,10 +425,12 @@ def main(argv=None):
     suffix = "_quick" if args.quick else ""
     if args.nets != ",".join(NETS):
         suffix += "_" + "_".join(nets)
+    if args.sweep > 1:
+        suffix += f"_sweep{args.sweep}"
     if args.densities or args.bits or args.index_bits is not None or args.dense_epochs:
-        suffix += "_" + time.strftime("%H%M%S")  # a sweep point: keep each
-    paths = write(result, os.path.join(args.out_dir, "deep_compression" + suffix))
-    print(markdown(result))
+        suffix += "_" + time.strftime("%H%M%S")  # a setting of one's own: keep each
+    paths = report.write(result, os.path.join(args.out_dir, "deep_compression" + suffix))
+    print(report.markdown(result))
     print("wrote " + ", ".join(paths))
 
 
