@@ -232,6 +232,7 @@ def plot(result, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = result["rows"]
     n_test = result["config"]["n_test"]
@@ -290,11 +291,18 @@ def plot(result, path):
             row["target_ratio"], color="gray", ls="--", lw=0.8, label="the issue's target ratio"
         )
         ax.set_xscale("log")
+        ax.set_xticks([1, 2, 5, 10, 20, 40, 80])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("storage ratio: dense float32 weight bytes / stored bytes (log)")
         ax.set_ylabel(f"test accuracy (%)\nFashion-MNIST, {n_test:,} test images")
         ax.set_title(f"{row['net']}: dense {dense_acc:.2f} %", fontsize=10)
         ax.grid(alpha=0.3, which="both")
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    legend = {}  # every artist any panel drew, once
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    labels, handles = list(legend), list(legend.values())
     fig.legend(
         handles,
         labels,
