@@ -23,14 +23,19 @@ TFMOT = ["tensorflow-model-optimization>=0.8.1,<0.9", "tf-keras>=2.21,<2.22"]
 # The TFDS converter (tfrecords-tfds, data.sources.tfds_source imports it on first use).
 TFDS = ["tensorflow-datasets>=4.9,<5"]
 
+# notebooks/: the runner and kernel (nbclient executes them in `make test`), and
+# TensorBoard, whose Keras callback and event reader the notebooks use.
+NOTEBOOKS = ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "tensorboard>=2.21,<2.22"]
+
 EXTRAS_REQUIRE = {
     "tfmot": TFMOT,
     "tfds": TFDS,
     "hub": ["keras-hub>=0.32,<1"],
-    "notebooks": ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
-    # the suite imports tensorflow_datasets (TFDS converter tests); `make demo` and
-    # `make bench` run the TFMOT baseline, so `make test`'s `.[test]` brings both
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5", *TFMOT, *TFDS],
+    "notebooks": NOTEBOOKS,
+    # the suite imports tensorflow_datasets (TFDS converter tests) and executes the
+    # notebooks; `make demo` and `make bench` run the TFMOT baseline, so `make test`'s
+    # `.[test]` brings all three
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5", *TFMOT, *TFDS, *NOTEBOOKS],
 }
 
 setup(

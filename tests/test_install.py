@@ -68,9 +68,13 @@ def test_extras(requirements):
     assert _names(requirements["tfmot"]) == {"tensorflow-model-optimization", "tf-keras"}
     assert _names(requirements["tfds"]) == {"tensorflow-datasets"}
     assert _names(requirements["hub"]) == {"keras-hub"}
-    assert {"nbclient", "ipykernel", "nbformat"} <= _names(requirements["notebooks"])
-    # `make test` installs `.[test]`: the tools, and what the suite and the baselines import
-    assert {"pytest", "pytest-xdist", "ruff"} | BASELINE_ONLY <= _names(requirements["test"])
+    notebooks = {"nbclient", "ipykernel", "nbformat", "tensorboard"}
+    assert notebooks <= _names(requirements["notebooks"])
+    # `make test` installs `.[test]`: the tools, what the suite and the baselines import,
+    # and what executes notebooks/ (tests/test_notebooks.py)
+    assert {"pytest", "pytest-xdist", "ruff"} | BASELINE_ONLY | notebooks <= _names(
+        requirements["test"]
+    )
 
 
 def test_constraints_pin_core_and_test_inside_their_ranges(requirements):

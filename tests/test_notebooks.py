@@ -1,0 +1,84 @@
+"""The notebooks run top to bottom in a Jupyter kernel of this interpreter (nbclient, the
+runner of nbconvert / papermill), and are committed without outputs.
+
+A failing cell fails the test: the notebooks assert their key figures (compact model
+smaller, parity within tolerance, accuracy above a floor, bytes per stage), so a drift
+in the library shows here. One test per notebook, so pytest-xdist spreads them.
+"""
+
+import glob
+import json
+import os
+import resource
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK_DIR = os.path.join(ROOT, "notebooks")
+NOTEBOOKS = sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb")))
+KERNEL = "python3"  # ipykernel's own kernel: runs sys.executable, the venv's python
+CELL_TIMEOUT = 600  # seconds; a notebook takes well under a minute here
+
+
+def _names():
+    return [os.path.basename(p) for p in NOTEBOOKS]
+
+
+def test_notebooks_are_there():
+    assert _names() == [
+        "01_quick_start.ipynb",
+        "02_own_fit.ipynb",
+        "03_recipes.ipynb",
+        "04_deep_compression.ipynb",
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_names())
+def test_notebook_is_committed_without_outputs(path):
+    with open(path) as f:
+        book = json.load(f)
+    for i, cell in enumerate(book["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        assert cell.get("outputs") == [], f"{os.path.basename(path)} cell {i} has outputs"
+        assert cell.get("execution_count") is None, (
+            f"{os.path.basename(path)} cell {i} has an execution count"
+        )
+    assert book["metadata"]["kernelspec"]["name"] == KERNEL
+
+
+def test_kernel_is_this_interpreter():
+    """The kernel `python3` resolves to ipykernel's spec, whose `python` jupyter_client
+    replaces with sys.executable: the notebooks import the tfcompress installed here."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(KERNEL)
+    assert spec.argv[0] in ("python", "python3", sys.executable), spec.argv
+    assert spec.argv[1:3] == ["-m", "ipykernel_launcher"], spec.argv
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_names())
+def test_notebook_runs(path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    book = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        book,
+        kernel_name=KERNEL,
+        timeout=CELL_TIMEOUT,
+        resources={"metadata": {"path": NOTEBOOK_DIR}},  # the kernel's working directory
+    )
+    began, cpu = time.monotonic(), _children_cpu()
+    client.execute()  # raises CellExecutionError naming the cell and its traceback
+    # the kernel (and the processes it ran) are reaped by now: their CPU time counts
+    print(f"{os.path.basename(path)}: {time.monotonic() - began:.1f} s, "
+          f"CPU {_children_cpu() - cpu:.1f} s")
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
