@@ -191,6 +191,7 @@ def _summarize(config, baseline, compressed, sweep_file, export_dir, began, log)
         sweep=[(p["params"], p["accuracy"]) for p in sweep.get("sweep", [])],
         sweep_label=f"one-shot {SWEEP_CRITERION.get(config.method, 'l1_filter')} + BatchNorm "
         "recalibration, no fine-tuning",
+        metric=f"test accuracy ({comp['test']['examples']:,} Fashion-MNIST test images)",
         title=f"Fashion-MNIST, VGG-16-BN x{_width(baseline):g}: {config.method}",
     )
     summary = {

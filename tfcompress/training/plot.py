@@ -8,7 +8,7 @@ def compression_plot(
     baseline,
     compressed,
     sweep=(),
-    metric="accuracy",
+    metric="test accuracy",
     title=None,
     sweep_label="pruned one-shot, no fine-tuning",
 ):
@@ -19,7 +19,9 @@ def compression_plot(
         baseline: `(params, value)` of the uncompressed model.
         compressed: `{label: (params, value)}` of compressed-and-fine-tuned models.
         sweep: `[(params, value), ...]` of one-shot pruned models without fine-tuning.
-        metric: the y axis label.
+        metric: the y axis label: what is measured, on which data (e.g. "test accuracy,
+            Fashion-MNIST (10,000 test images)").
+        title: default: "<metric> against parameters".
         sweep_label: the legend of the sweep.
     """
     import matplotlib
@@ -48,15 +50,16 @@ def compression_plot(
             xytext=(8, -14),
         )
     ax.set_xscale("log")
-    ax.set_xlabel("parameters (nonzero)")
+    ax.set_xlabel("non-zero parameters (log scale)")
     ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric} against parameters")
+    ax.set_title(title or f"{metric} against parameters", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    # below the axes, so that no point or curve is under it
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8)
     fig.tight_layout()
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp)
+            fig.savefig(tmp, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
