@@ -247,6 +247,16 @@ def plot(result, path):
         for s, x, y in zip(stages, ratios, accs):
             ax.annotate(s["name"], (x, y), textcoords="offset points", xytext=(5, -11), fontsize=8)
         others = [s for i, s in enumerate(row["settings"]) if i != row["headline"]]
+        for i, s in enumerate(row["settings"]):  # each setting's file, by its number
+            file = s["stages"][-1]
+            ax.annotate(
+                f"{i + 1}",
+                (file["ratio"], 100 * file["accuracy"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(4, 3),
+                color="C0",
+            )
         if others:
             ax.plot(
                 [s["stages"][-1]["ratio"] for s in others],
@@ -254,7 +264,7 @@ def plot(result, path):
                 "o",
                 mfc="none",
                 color="C0",
-                label="the file, other settings of the sweep",
+                label="the file, other settings of the sweep (numbered)",
             )
         ax.plot(
             [dense_bytes / row["dense_keras_gzip_bytes"]],
