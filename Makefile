@@ -6,7 +6,7 @@ PYTEST_ARGS ?= -n 2 --durations=15
 # The exact versions the suite ran green with (setup.py keeps ranges for users).
 CONSTRAINTS := constraints.txt
 
-.PHONY: setup data test check lint demo bench lock clean
+.PHONY: setup data test check lint demo bench lock install-check clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,19 @@ lock:
 	{ sed -n '/^#/p' $(CONSTRAINTS); $(LOCK_VENV)/bin/python -m pip freeze --all --exclude tfcompress; } > $(CONSTRAINTS).new
 	mv $(CONSTRAINTS).new $(CONSTRAINTS)
 	rm -rf $(LOCK_VENV)
+
+# A user's install: `pip install .` (no extra; the versions of constraints.txt) in a
+# throw-away venv, then `import tfcompress`, LeNet-5 and the quick start (wrap, prune,
+# strip, SavedModel, TFLite) with the installed package, and the import times
+# (.ci/install_check.py). CI runs it after `make test` (.ci/run), outside its budget.
+CHECK_VENV := .venv-install-check
+install-check:
+	rm -rf $(CHECK_VENV)
+	python3 -m venv $(CHECK_VENV)
+	$(CHECK_VENV)/bin/python -m pip install -q -c $(CONSTRAINTS) --upgrade pip
+	$(CHECK_VENV)/bin/python -m pip install -q -c $(CONSTRAINTS) .
+	TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow $(CHECK_VENV)/bin/python .ci/install_check.py
+	rm -rf $(CHECK_VENV)
 
 # Real offline data: Debian's Fashion-MNIST (60k/10k idx.gz files).
 data:
@@ -63,4 +76,4 @@ bench: setup data
 	TF_CPP_MIN_LOG_LEVEL=3 KERAS_BACKEND=tensorflow $(PY) benchmarks/overhead.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(CHECK_VENV) .pytest_cache build *.egg-info
