@@ -50,13 +50,19 @@ def test_notebook_is_committed_without_outputs(path):
 
 
 def test_kernel_is_this_interpreter():
-    """The kernel `python3` resolves to ipykernel's spec, whose `python` jupyter_client
-    replaces with sys.executable: the notebooks import the tfcompress installed here."""
+    """The kernel `python3` resolves to ipykernel's spec in this venv, whose `python`
+    jupyter_client replaces with sys.executable: the notebooks import the tfcompress
+    installed here (checked by running a cell)."""
+    import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
+    from nbclient import NotebookClient
 
     spec = KernelSpecManager().get_kernel_spec(KERNEL)
     assert spec.argv[0] in ("python", "python3", sys.executable), spec.argv
     assert spec.argv[1:3] == ["-m", "ipykernel_launcher"], spec.argv
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; sys.executable")])
+    NotebookClient(book, kernel_name=KERNEL, timeout=60).execute()
+    assert book.cells[0].outputs[0]["data"]["text/plain"] == repr(sys.executable)
 
 
 @pytest.mark.slow
