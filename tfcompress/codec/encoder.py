@@ -22,8 +22,12 @@ from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import kind_of, strip_shared
 
 
-def _index_bits(shared, index_bits):
-    names = sorted(shared)
+def resolve_index_bits(kinds, index_bits):
+    """`{layer name: relative-index bits}` of the shared layers `kinds` (`{name: "conv" or
+    "dense"}`): `index_bits` None (the paper's widths, `DEFAULT_INDEX_BITS`), an int for
+    all, or a dict {name: bits} for the layers it names; raises naming a bad name or value
+    (callers check it before any training)."""
+    names = sorted(kinds)
     if isinstance(index_bits, dict):
         unknown = sorted(set(index_bits) - set(names))
         if unknown:
@@ -37,7 +41,11 @@ def _index_bits(shared, index_bits):
         chosen = {n: bits for n in names}
     else:
         chosen = {}
-    return {n: chosen.get(n, DEFAULT_INDEX_BITS[kind_of(shared[n].layer) or "conv"]) for n in names}
+    return {n: chosen.get(n, DEFAULT_INDEX_BITS[kinds[n] or "conv"]) for n in names}
+
+
+def _index_bits(shared, index_bits):
+    return resolve_index_bits({n: kind_of(w.layer) for n, w in shared.items()}, index_bits)
 
 
 def _encode_shared(wrapper, layer_name, index_bits, parts):

@@ -24,7 +24,8 @@ import numpy as np
 
 from tfcompress.importance import magnitude_mask
 from tfcompress.pruners.weights import prune_weights, weight_masks
-from tfcompress.sharing.model import resolve_bits, share_weights, strip_shared
+from tfcompress.sharing.model import layer_name, resolve_bits, share_weights, strip_shared
+from tfcompress.sharing.stages import RECORDS, StageFolder
 
 STAGES = ("dense", "pruned", "shared", "file")
 
@@ -152,9 +153,24 @@ def keras_gzip_bytes(plain):
 
 
 def _fit(model, data, **kwargs):
+    data = data()
     if isinstance(data, tuple):
         return model.fit(*data, **kwargs)
     return model.fit(data, **kwargs)
+
+
+def _once(data):
+    """A function returning `data`, or what the function `data` returns (called once)."""
+    if not callable(data):
+        return lambda: data
+    made = []
+
+    def get():
+        if not made:
+            made.append(data())
+        return made[0]
+
+    return get
 
 
 def _evaluate(model, data, batch_size):
@@ -197,7 +213,7 @@ def measure(
     )
 
 
-def _log(log_dir, index, stage):
+def log_stage(log_dir, index, stage):
     """TensorBoard scalars of one stage under `deep_compression/` (step = its index)."""
     import tensorflow as tf  # the summary writer is TensorFlow's (an edge)
 
@@ -234,6 +250,7 @@ def deep_compress(
     val_data=None,
     densities=None,
     quality=None,
+    dense_epochs=0,
     prune_steps=1,
     prune_epochs=1,
     share_epochs=1,
@@ -241,50 +258,65 @@ def deep_compress(
     index_bits=None,
     exclude=(),
     optimizer="adam",
+    dense_optimizer=None,
     share_optimizer=None,
     loss=None,
     metrics=("accuracy",),
     batch_size=None,
+    steps_per_epoch=None,
     compile_args=None,
     callbacks=(),
     log_dir=None,
+    workdir=None,
+    seed=None,
     verbose=1,
 ):
     """Runs Deep Compression (Han, Mao & Dally 2016) on a trained `model`.
 
-    Stages: `dense` (the model as given) -> `pruned` (`prune_steps` times: magnitude
-    pruning then `prune_epochs` of retraining with the masks) -> `shared` (k-means
-    weight sharing of the surviving weights, then `share_epochs` of centroid training)
-    -> `file` (sparse, Huffman-coded file at `output_path`, decoded and evaluated).
-    Each stage is measured (`Stage`): accuracy on `val_data`, non-zero parameters,
-    dense float32 bytes, gzip of its float32 `.keras`, the file's bytes.
+    Stages: `dense` (the model as given, or trained `dense_epochs` more) -> `pruned`
+    (`prune_steps` times: magnitude pruning then `prune_epochs` of retraining with the
+    masks) -> `shared` (k-means weight sharing of the surviving weights, then
+    `share_epochs` of centroid training) -> `file` (sparse, Huffman-coded file at
+    `output_path`, decoded and evaluated). Each stage is measured (`Stage`): accuracy on
+    `val_data`, non-zero parameters, dense float32 bytes, gzip of its float32 `.keras`, the
+    file's bytes. Densities, bits and index bits are checked before any training.
 
     Args:
-        model: a built, trained functional or Sequential model of plain layers (left
-            untouched).
-        train_data: what `model.fit` takes: a dataset of (x, y) batches, or an (x, y)
-            tuple of arrays (with `batch_size`).
+        model: a built functional or Sequential model of plain layers (left untouched).
+        train_data: what `model.fit` takes: a dataset of (x, y) batches (endless: give
+            `steps_per_epoch`), or an (x, y) tuple of arrays (with `batch_size`); or a
+            function returning one, called when a stage first trains (a resumed run with
+            no training left never builds it).
         output_path: where the compressed file is written (atomically).
-        val_data: as `train_data`, to measure each stage; optional.
+        val_data: a finite dataset of (x, y) batches or an (x, y) tuple, to measure each
+            stage; optional.
         densities: the fraction in (0, 1] of weights each layer keeps after pruning: a
             float for every prunable layer or `{layer name: density}` (the paper's
             per-layer tables; layers not named are not pruned). Or give
         quality: Han's threshold: each step masks `|w| <= quality * std(w)` per layer
             (std of the weights still unmasked; so each step prunes further).
+        dense_epochs: epochs of training of (a copy of) `model` before it is measured.
         prune_steps: pruning iterations, each followed by `prune_epochs` of retraining
             (with `densities`, the densities are reached geometrically).
         bits, exclude: passed to `share_weights` (None: conv 8 bits, dense 5 bits).
         index_bits: passed to `codec.encode` (None: conv 8 bits, dense 4 bits).
         optimizer: for the pruned retraining: a Keras optimizer name or a function
             returning a new optimizer (each stage compiles its own model).
-        share_optimizer: the same for centroid training; default `optimizer`.
+        dense_optimizer, share_optimizer: the same for the dense training and the
+            centroid training; default `optimizer`.
         loss: default sparse categorical cross-entropy on logits.
         metrics: compiled into each stage's model; "accuracy" gives `Stage.accuracy`.
+        steps_per_epoch: passed to `model.fit` (batches that make an epoch).
         compile_args: more `model.compile` arguments for every stage's model (e.g.
             `{"run_eagerly": True}` for tiny models, `{"steps_per_execution": 8}`).
         callbacks: passed to every `model.fit` (e.g. `keras.callbacks.TensorBoard`).
         log_dir: if given, each stage's measurements as TensorBoard scalars (step = the
             stage's index in `STAGES`).
+        workdir: if given, each finished stage's record and model are kept there
+            (`tfcompress.sharing.stages`); a call with the same arguments and folder
+            resumes after the last finished stage.
+        seed: if given, Keras' seeds are set to `seed + stage index` as each stage starts
+            (a resumed run trains as an uninterrupted one).
         verbose: 0 silent; 1 one line per stage (and Keras' progress bars).
 
     Returns:
@@ -292,6 +324,8 @@ def deep_compress(
         the file's `Report`.
     """
     from tfcompress import codec
+    from tfcompress.codec.encoder import resolve_index_bits
+    from tfcompress.sharing.model import kind_of
     from tfcompress.surgery import strip, wrap
 
     if (densities is None) == (quality is None):
@@ -301,31 +335,53 @@ def deep_compress(
         )
     if quality is not None:
         quality = check_quality(quality)
+    dense_epochs = _check_count(dense_epochs, "dense_epochs", 0)
     prune_steps = _check_count(prune_steps, "prune_steps", 1)
     prune_epochs = _check_count(prune_epochs, "prune_epochs", 0)
     share_epochs = _check_count(share_epochs, "share_epochs", 0)
     if not isinstance(output_path, (str, os.PathLike)) or not str(output_path):
         raise ValueError(f"output_path must be a file path. Received: output_path={output_path!r}")
     loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    dense_optimizer = optimizer if dense_optimizer is None else dense_optimizer
     share_optimizer = optimizer if share_optimizer is None else share_optimizer
     check_optimizer(optimizer)
+    check_optimizer(dense_optimizer, "dense_optimizer")
     check_optimizer(share_optimizer, "share_optimizer")
     compile_args = {"loss": loss, "metrics": list(metrics), **(compile_args or {})}
-    fit_args = {"verbose": verbose, "callbacks": list(callbacks)}
-    if isinstance(train_data, tuple):
-        fit_args["batch_size"] = batch_size
-    # the masks first: densities or bits naming no prunable layer fail before any work
-    masked = wrap(model, method="magnitude", exclude=exclude)
-    resolve_bits(masked, bits, exclude)
+    fit_args = {"verbose": verbose, "callbacks": list(callbacks), "batch_size": batch_size}
+    train_data = _once(train_data)
+    if steps_per_epoch is not None:
+        fit_args["steps_per_epoch"] = _check_count(steps_per_epoch, "steps_per_epoch", 1)
+    # densities, bits and index bits naming no layer (or out of range) fail before any work
+    checked = wrap(model, method="magnitude", exclude=exclude)
+    chosen = resolve_bits(checked, bits, exclude)
+    kinds = {layer_name(layer): kind_of(getattr(layer, "layer", layer)) for layer in checked.layers}
+    resolve_index_bits({name: kinds[name] for name in chosen}, index_bits)
     if densities is not None:
-        targets = resolve_densities(masked, densities)
+        targets = resolve_densities(checked, densities)
         schedule = {name: density_schedule(d, prune_steps) for name, d in targets.items()}
-    stages = []
+    del checked
+    folder = StageFolder(workdir)
+    done = folder.records()
+    if len(done) == len(STAGES) and not os.path.exists(output_path):
+        done = done[:-1]  # the file was removed: write it again
+    stages = [Stage(**d) for d in done]
 
-    def record(stage):
+    def finished(name):
+        index = STAGES.index(name)
+        if index >= len(done):
+            if seed is not None:
+                keras.utils.set_random_seed(seed + index)
+            return False
+        if verbose:
+            print(f"deep_compress: {name:6s} finished earlier ({folder.file(RECORDS)})")
+        return True
+
+    def record(stage, model=None):
         stages.append(stage)
         if log_dir is not None:
-            _log(log_dir, len(stages) - 1, stage)
+            log_stage(log_dir, len(stages) - 1, stage)
+        folder.save([s.as_dict() for s in stages], stage.name, model)
         if verbose:
             acc = "-" if stage.accuracy is None else f"{stage.accuracy:.4f}"
             print(
@@ -335,44 +391,62 @@ def deep_compress(
                 flush=True,
             )
 
-    # dense: the model as given
-    started = time.time()
     dense_bytes = 4 * int(sum(np.prod(w.shape) for w in model.weights))
-    evaluated = keras.models.clone_model(model)
-    evaluated.set_weights(model.get_weights())
-    evaluated.compile(**compile_args)
     common = {"val_data": val_data, "dense_bytes": dense_bytes, "batch_size": batch_size}
-    record(measure("dense", model, evaluated, started=started, **common))
+
+    # dense: the model as given (trained dense_epochs more, if asked)
+    if finished("dense"):
+        dense = folder.load("dense") if dense_epochs else model
+    else:
+        started = time.time()
+        dense = keras.models.clone_model(model)
+        dense.set_weights(model.get_weights())
+        dense.compile(optimizer=_make_optimizer(dense_optimizer), **compile_args)
+        if dense_epochs:
+            _fit(dense, train_data, epochs=dense_epochs, **fit_args)
+        record(measure("dense", dense, dense, started=started, **common), dense)
 
     # pruned: iterative magnitude pruning, retraining the survivors after each step
-    started = time.time()
-    masked.compile(optimizer=_make_optimizer(optimizer), **compile_args)
-    for step in range(prune_steps):
-        if densities is not None:
-            achieved = prune_to_densities(masked, {n: s[step] for n, s in schedule.items()})
-        else:
-            sparsity = prune_weights(masked, quality=quality, keep_pruned=True)
-            achieved = {name: 1.0 - s for name, s in sparsity.items()}
-        if verbose:
-            kept = ", ".join(f"{n} {d:.3f}" for n, d in achieved.items())
-            print(f"deep_compress: prune step {step + 1}/{prune_steps}: kept {kept}", flush=True)
-        if prune_epochs:
-            _fit(masked, train_data, epochs=prune_epochs, **fit_args)
-    record(measure("pruned", strip(masked), masked, started=started, **common))
+    if finished("pruned"):
+        masked = folder.load("pruned")
+    else:
+        started = time.time()
+        masked = wrap(dense, method="magnitude", exclude=exclude)
+        masked.compile(optimizer=_make_optimizer(optimizer), **compile_args)
+        for step in range(prune_steps):
+            if densities is not None:
+                achieved = prune_to_densities(masked, {n: s[step] for n, s in schedule.items()})
+            else:
+                sparsity = prune_weights(masked, quality=quality, keep_pruned=True)
+                achieved = {name: 1.0 - s for name, s in sparsity.items()}
+            if verbose:
+                kept = ", ".join(f"{n} {d:.3f}" for n, d in achieved.items())
+                print(
+                    f"deep_compress: prune step {step + 1}/{prune_steps}: kept {kept}", flush=True
+                )
+            if prune_epochs:
+                _fit(masked, train_data, epochs=prune_epochs, **fit_args)
+        record(measure("pruned", strip(masked), masked, started=started, **common), masked)
 
     # shared: k-means over the survivors, then the centroids train
-    started = time.time()
-    shared = share_weights(masked, bits, exclude=exclude)
-    shared.compile(optimizer=_make_optimizer(share_optimizer), **compile_args)
-    if share_epochs:
-        _fit(shared, train_data, epochs=share_epochs, **fit_args)
-    record(measure("shared", strip_shared(shared), shared, started=started, **common))
+    if finished("shared"):
+        shared = folder.load("shared")
+    else:
+        started = time.time()
+        shared = share_weights(masked, bits, exclude=exclude)
+        shared.compile(optimizer=_make_optimizer(share_optimizer), **compile_args)
+        if share_epochs:
+            _fit(shared, train_data, epochs=share_epochs, **fit_args)
+        record(measure("shared", strip_shared(shared), shared, started=started, **common), shared)
 
     # file: sparse + Huffman; the decoded model is what is measured
-    started = time.time()
-    report = codec.encode(shared, output_path, index_bits=index_bits)
-    decoded = codec.decode(output_path)
-    decoded.compile(**compile_args)
-    size = os.path.getsize(output_path)
-    record(measure("file", decoded, decoded, file_bytes=size, started=started, **common))
+    if finished("file"):
+        report = codec.report(output_path)
+    else:
+        started = time.time()
+        report = codec.encode(shared, output_path, index_bits=index_bits)
+        decoded = codec.decode(output_path)
+        decoded.compile(**compile_args)
+        size = os.path.getsize(output_path)
+        record(measure("file", decoded, decoded, file_bytes=size, started=started, **common))
     return Result(stages=stages, model=shared, pruned=masked, report=report)
