@@ -65,7 +65,11 @@ def parse(script, argv):
     fv = flags.FlagValues()
     defines = {
         "train": [common_flags.define_train_flags],
-        "compress": [common_flags.define_train_flags, common_flags.define_prune_flags],
+        "compress": [
+            common_flags.define_train_flags,
+            common_flags.define_prune_flags,
+            common_flags.define_deep_compression_flags,
+        ],
         "evaluate": [common_flags.define_evaluate_flags],
         "export": [common_flags.define_export_flags],
     }[script]
@@ -78,6 +82,8 @@ def parse(script, argv):
         "evaluate": common_flags.evaluate_config,
         "export": common_flags.export_config,
     }[script]
+    if script == "compress" and fv.recipe == "deep_compression":
+        make = common_flags.deep_compression_config
     return make(fv)
 
 

@@ -16,7 +16,9 @@ from absl import flags
 from tfcompress import models
 from tfcompress.layers.taylor_mask import AGGREGATIONS
 from tfcompress.training import config as cfg
-from tfcompress.training import methods
+from tfcompress.training import deep_compress_lib, methods
+
+RECIPES = ("prune", "deep_compression")  # what `compress --recipe` runs
 
 
 def define_skip_corrupt_flag(fv):
@@ -406,6 +408,69 @@ def define_prune_flags(fv):
     flags.mark_flag_as_required("method", flag_values=fv)
 
 
+def define_deep_compression_flags(fv):
+    """The recipe (compress) and the flags of its deep_compression stages."""
+    defaults = deep_compress_lib.DeepCompressionConfig.__dataclass_fields__
+    flags.DEFINE_enum(
+        "recipe",
+        "prune",
+        list(RECIPES),
+        "prune: wrap -> prune on the schedule while training -> strip (final.keras). "
+        "deep_compression: Han et al. 2016 with --method=magnitude: --dense_epochs of "
+        "training, --prune_steps of magnitude pruning (--densities, --ratio or --quality) "
+        "each retrained --prune_epochs, weight sharing (--conv_bits, --fc_bits, --bits) "
+        "with --share_epochs of centroid training, the Huffman-coded file model.tfdc "
+        "(--conv_index_bits, --fc_index_bits, --index_bits); resumes after the last "
+        "finished stage.",
+        flag_values=fv,
+    )
+    for name, help_ in (
+        ("dense_epochs", "deep_compression: epochs of dense training first (0 with --initialize)."),
+        ("prune_steps", "deep_compression: magnitude pruning steps (densities reached "
+         "geometrically; --quality prunes again at each)."),
+        ("prune_epochs", "deep_compression: epochs of retraining after each pruning step."),
+        ("share_epochs", "deep_compression: epochs of centroid training after weight sharing."),
+    ):  # fmt: skip
+        flags.DEFINE_integer(name, defaults[name].default, help_, lower_bound=0, flag_values=fv)
+    flags.DEFINE_list(
+        "densities",
+        [],
+        "deep_compression, instead of --ratio or --quality: layer=kept fraction, ... (the "
+        "paper's tables, e.g. fc1=0.08,fc2=0.09,logits=0.26); unnamed layers are not pruned.",
+        flag_values=fv,
+    )
+    for name, help_ in (
+        ("conv_bits", "deep_compression: bits of each conv layer's codebook index (2**bits "
+         "shared values; the paper: 8)."),
+        ("fc_bits", "deep_compression: bits of each fully connected layer's codebook "
+         "index (the paper: 5)."),
+        ("conv_index_bits", "deep_compression: bits of a conv layer's relative sparse index "
+         "(the paper: 8)."),
+        ("fc_index_bits", "deep_compression: bits of a fully connected layer's relative "
+         "sparse index (the paper: 4)."),
+    ):  # fmt: skip
+        flags.DEFINE_integer(name, defaults[name].default, help_, flag_values=fv)
+    flags.DEFINE_list(
+        "bits",
+        [],
+        "deep_compression: layer=bits, ... overriding --conv_bits / --fc_bits (e.g. fc1=4).",
+        flag_values=fv,
+    )
+    flags.DEFINE_list(
+        "index_bits",
+        [],
+        "deep_compression: layer=bits, ... overriding --conv_index_bits / --fc_index_bits.",
+        flag_values=fv,
+    )
+    flags.DEFINE_float(
+        "share_learning_rate",
+        defaults["share_learning_rate"].default,
+        "deep_compression: initial learning rate of the centroid training (poly policy, no "
+        "weight decay).",
+        flag_values=fv,
+    )
+
+
 def define_evaluate_flags(fv):
     flags.DEFINE_string(
         "checkpoint",
@@ -596,8 +661,21 @@ def train_config(fv):
     )
 
 
+# Flags of the deep_compression recipe that the prune recipe has no use for.
+_DEEP_ONLY = (
+    "dense_epochs", "prune_steps", "prune_epochs", "share_epochs", "densities", "conv_bits",
+    "fc_bits", "bits", "conv_index_bits", "fc_index_bits", "index_bits", "share_learning_rate",
+)  # fmt: skip
+
+
 def compress_config(fv):
     """A `CompressConfig` from the flags of `define_train_flags` + `define_prune_flags`."""
+    given = [f"--{n}" for n in _DEEP_ONLY if n in fv and fv[n].present]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: flags of --recipe=deep_compression; this command runs "
+            f"--recipe={fv['recipe'].value if 'recipe' in fv else 'prune'}."
+        )
     return cfg.CompressConfig(
         train=train_config(fv),
         prune=cfg.PruneConfig(
@@ -620,6 +698,82 @@ def compress_config(fv):
             exclude=tuple(fv.exclude),
             temperature_update=fv.temperature_update,
         ),
+    )
+
+
+def _assignments(flag, items, convert):
+    """["fc1=4", ...] -> (("fc1", 4), ...); raises naming the flag and the item."""
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out.append((name.strip(), convert(value.strip())))
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ValueError(
+                f"{flag} takes layer=value,... Received: --{flag}={','.join(items)} "
+                f"(bad item {item!r})"
+            )
+    return tuple(out)
+
+
+# Flags of the prune recipe that the deep_compression recipe has no use for.
+_PRUNE_ONLY = (
+    "epochs", "max_iteration", "compression", "compression_target", "taylor_aggregation",
+    "starting_epoch", "ending_epoch", "prune_every", "schedule", "scope", "normalize",
+    "min_channels", "round_to", "ranking_rule", "s", "temperature_update",
+)  # fmt: skip
+
+
+def deep_compression_config(fv):
+    """A `DeepCompressionConfig` from the compress flags (`--recipe=deep_compression`)."""
+    if fv.method != "magnitude":
+        raise ValueError(
+            "The deep_compression recipe prunes by weight magnitude: give --method=magnitude. "
+            f"Received: method={fv.method!r}"
+        )
+    given = [f"--{n}" for n in _PRUNE_ONLY if fv[n].present]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: flags of --recipe=prune, not of the deep_compression "
+            "recipe (its lengths are --dense_epochs, --prune_steps x --prune_epochs and "
+            "--share_epochs)."
+        )
+    return deep_compress_lib.DeepCompressionConfig(
+        model=model_config(fv),
+        train_data=fv.train_data,
+        checkpoint=fv.checkpoint,
+        test_data=fv.test_data,
+        initialize=fv.initialize,
+        batch_size=fv.batch_size,
+        steps_per_epoch=fv.steps_per_epoch,
+        eval_batches=fv.eval_batches,
+        dense_epochs=fv.dense_epochs,
+        prune_steps=fv.prune_steps,
+        prune_epochs=fv.prune_epochs,
+        share_epochs=fv.share_epochs,
+        densities=_assignments("densities", fv.densities, float),
+        ratio=fv.ratio,
+        quality=fv.quality,
+        exclude=tuple(fv.exclude),
+        conv_bits=fv.conv_bits,
+        fc_bits=fv.fc_bits,
+        bits=_assignments("bits", fv.bits, int),
+        conv_index_bits=fv.conv_index_bits,
+        fc_index_bits=fv.fc_index_bits,
+        index_bits=_assignments("index_bits", fv.index_bits, int),
+        learning_rate=fv.learning_rate,
+        share_learning_rate=fv.share_learning_rate,
+        power=fv.power,
+        momentum=fv.momentum,
+        weight_decay=fv.weight_decay,
+        weight_decay_mode=fv.weight_decay_mode,
+        seed=fv.seed,
+        progress=fv.progress,
+        cache_data=fv.cache_data,
+        skip_corrupt=fv.skip_corrupt,
+        devices=device_config(fv),
     )
 
 

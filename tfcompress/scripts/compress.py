@@ -11,6 +11,13 @@ the same epoch, one-shot; slimming trains with the L1 penalty --s before it, sof
 anneals its temperature between them); training goes on (fine-tuning) to the end. Writes
 the compact model (final.keras), plan.json, report.json/.txt and result.json into
 --checkpoint; running the same command again resumes. See docs/scripts.md.
+
+--recipe=deep_compression runs Deep Compression (Han et al. 2016) instead: dense ->
+magnitude pruning and retraining -> weight sharing and centroid training -> the
+Huffman-coded file (model.tfdc), each stage measured (result.json, stages.png,
+TensorBoard); a restart resumes after the last finished stage:
+
+    python -m tfcompress.scripts.compress --flagfile=configs/lenet5_fmnist_deep_compression.cfg
 """
 
 from absl import flags
@@ -22,12 +29,20 @@ from tfrecords_tools import entry
 FLAGS = flags.FLAGS
 common_flags.define_train_flags(FLAGS)
 common_flags.define_prune_flags(FLAGS)
+common_flags.define_deep_compression_flags(FLAGS)
 flags.adopt_module_key_flags(common_flags)
+
+# --recipe -> (flags -> config, library call)
+RECIPES = {
+    "prune": (common_flags.compress_config, training.compress),
+    "deep_compression": (common_flags.deep_compression_config, training.deep_compress),
+}
 
 
 def main(argv):
     del argv  # no positional arguments: entry.run refuses them
-    job = lambda: training.compress(common_flags.compress_config(FLAGS))  # noqa: E731
+    make_config, run_recipe = RECIPES[FLAGS.recipe]
+    job = lambda: run_recipe(make_config(FLAGS))  # noqa: E731
     result = cli.run(job, skip_flag=True)
     print(cli.summary(result))
 

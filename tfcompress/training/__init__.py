@@ -11,8 +11,8 @@ Modules: `config` (dataclasses), `devices` (GPU, logical CPUs, precision, strate
 policy), `loop` (the distributed step loop), `methods` (per-method schedules and
 callbacks), `runs` (run directory, checkpoints: damaged vs foreign), `paths` (every path
 checked before a run starts), `weights` (build, initialize, load),
-`evaluation`, and the four entry points (`train_lib`, `compress_lib`, `evaluate_lib`,
-`export_lib`).
+`evaluation`, and the entry points (`train_lib`, `compress_lib`, `deep_compress_lib`,
+`evaluate_lib`, `export_lib`).
 """
 
 from tfcompress.training.compress_lib import compress
@@ -25,6 +25,7 @@ from tfcompress.training.config import (
     PruneConfig,
     TrainConfig,
 )
+from tfcompress.training.deep_compress_lib import DeepCompressionConfig, deep_compress
 from tfcompress.training.evaluate_lib import evaluate
 from tfcompress.training.export_lib import export
 from tfcompress.training.lr import PolyLR
@@ -32,6 +33,7 @@ from tfcompress.training.train_lib import train
 
 __all__ = [
     "CompressConfig",
+    "DeepCompressionConfig",
     "DeviceConfig",
     "EvalConfig",
     "ExportConfig",
@@ -40,6 +42,7 @@ __all__ = [
     "PruneConfig",
     "TrainConfig",
     "compress",
+    "deep_compress",
     "evaluate",
     "export",
     "train",

@@ -1,0 +1,159 @@
+"""`compress --recipe=deep_compression` (Han et al. 2016 as one run): every flagfile parses
+and its bits fit its model; bad bits are refused naming the flag before anything runs or
+is written; the LeNet-5 flagfile's smoke run, interrupted after a stage, resumes after it
+without training again and ends with the file, its model, plot, report and scalars."""
+
+import json
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcompress import codec, training
+from tfcompress.sharing.pipeline import STAGES
+from tfcompress.training import deep_compress_lib, weights
+
+from .test_configs import DEEP
+from .test_scripts_helpers import REPO, data_flags, make_fmnist, parse
+
+
+@pytest.fixture(scope="module")
+def fmnist(tmp_path_factory):
+    return make_fmnist(str(tmp_path_factory.mktemp("fmnist")), num_train=64, num_test=16)
+
+
+def _argv(name, fmnist, checkpoint, *extra):
+    return [
+        f"--flagfile=configs/{name}",
+        "--flagfile=configs/smoke.cfg",
+        *data_flags(fmnist),
+        f"--checkpoint={checkpoint}",
+        *extra,
+    ]
+
+
+def test_every_deep_compression_flagfile_is_here():
+    nets = ("lenet_300_100", "lenet5")
+    expected = {f"{n}_{d}_deep_compression.cfg" for n in nets for d in ("fmnist", "mnist")}
+    assert set(DEEP) == expected
+
+
+@pytest.mark.parametrize("name", DEEP)
+def test_flagfile_parses_and_its_bits_fit_the_model(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = parse("compress", [f"--flagfile=configs/{name}"])
+    assert isinstance(config, training.DeepCompressionConfig)
+    model = weights.build_model(config.model, (28, 28, 1))
+    bits, index_bits = deep_compress_lib.layer_bits(model, config)
+    kernels = {layer.name for layer in model.layers if hasattr(layer, "kernel")}
+    assert set(bits) == set(index_bits) == kernels
+    assert {n for n, _ in config.densities} <= kernels
+    if "_mnist_" in name:  # the paper's settings: conv 8 / fc 5 bits, indices conv 8 / fc 4
+        kinds = {n: "conv" if n.startswith("conv") else "fc" for n in kernels}
+        assert bits == {n: {"conv": 8, "fc": 5}[k] for n, k in kinds.items()}
+        assert index_bits == {n: {"conv": 8, "fc": 4}[k] for n, k in kinds.items()}
+
+
+BAD = [
+    (["--conv_bits=17"], "conv_bits must be in [1, 16]. Received: conv_bits=17"),
+    (["--fc_index_bits=0"], "fc_index_bits must be in [1, 16]. Received: fc_index_bits=0"),
+    (["--bits=fc1=0"], "bits['fc1'] must be in [1, 16]. Received: bits['fc1']=0"),
+    (["--index_bits=fc1=40"], "index_bits['fc1'] must be in [1, 16]. Received: "
+                              "index_bits['fc1']=40"),
+    (["--bits=fc1"], "bits takes layer=value,... Received: --bits=fc1"),
+    (["--bits=fc9=4"], "bits names no layer of model 'lenet5': 'fc9'."),
+    (["--bits=pool1=4"], "bits names layer 'pool1', a MaxPooling2D"),
+    (["--index_bits=pool1=4"], "index_bits names no shared layer: ['pool1']."),
+    (["--epochs=3"], "--epochs: flags of --recipe=prune, not of the deep_compression recipe"),
+    (["--method=l1_filter"], "give --method=magnitude. Received: method='l1_filter'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("extra, message", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_bits_are_refused_before_anything_runs(extra, message, fmnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    path = tmp_path / "run"
+    argv = _argv("lenet5_fmnist_deep_compression.cfg", fmnist, path, *extra)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        training.deep_compress(parse("compress", argv))
+    assert not path.exists()
+
+
+def test_deep_compression_flags_are_refused_by_the_prune_recipe(fmnist, tmp_path):
+    argv = [
+        "--model=lenet5", "--num_classes=10", *data_flags(fmnist), "--epochs=1",
+        f"--checkpoint={tmp_path}", "--method=magnitude", "--ratio=0.5", "--bits=fc1=4",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape("--bits: flags of --recipe=deep_compression")):
+        parse("compress", argv)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _scalars(folder):
+    """{tag: {step: value}} of the TensorBoard event files in `folder`."""
+    out = {}
+    for name in os.listdir(folder):
+        for raw in tf.data.TFRecordDataset(os.path.join(folder, name)):
+            event = tf.compat.v1.Event.FromString(raw.numpy())
+            for value in event.summary.value:
+                number = tf.make_ndarray(value.tensor).item()
+                out.setdefault(value.tag, {})[event.step] = number
+    return out
+
+
+@pytest.mark.slow  # two stages train (a Keras fit each), four evaluations
+def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    path = tmp_path / "run"
+    short = ["--dense_epochs=0", "--prune_steps=1", "--prune_epochs=1", "--share_epochs=1",
+             "--steps_per_epoch=2"]  # fmt: skip
+    config = parse("compress", _argv("lenet5_fmnist_deep_compression.cfg", fmnist, path, *short))
+    encode = codec.encode
+
+    def killed(*args, **kwargs):
+        raise _Killed("killed while writing the file")
+
+    monkeypatch.setattr(codec, "encode", killed)
+    with pytest.raises(_Killed):
+        training.deep_compress(config)
+    with open(path / "stages.json") as f:
+        finished = json.load(f)["stages"]
+    assert [s["name"] for s in finished] == ["dense", "pruned", "shared"]
+    assert not (path / "result.json").exists()
+
+    monkeypatch.setattr(codec, "encode", encode)
+    fits = []
+    fit = keras.Model.fit
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **k: fits.append(1) or fit(*a, **k))
+    result = training.deep_compress(config)
+    assert not fits  # resumed after the shared stage: no stage trained again
+    stages = result["stages"]
+    assert [s["name"] for s in stages] == list(STAGES)
+    assert stages[:3] == finished
+    ratios = [s["ratio"] for s in stages]
+    assert ratios[0] == 1.0 and ratios == sorted(ratios) and ratios[-1] > 10, ratios
+    assert result["ratio"] == ratios[-1]
+    assert result["bytes"] == os.path.getsize(path / "model.tfdc")
+    assert result["test"]["accuracy"] == stages[-1]["accuracy"] == stages[2]["accuracy"]
+    for name in ("final.keras", "report.txt", "stages.png", "result.json", "run.json"):
+        assert os.path.getsize(path / name) > 0, name
+    decoded, final = (
+        codec.decode(str(path / "model.tfdc")),
+        keras.models.load_model(path / "final.keras"),
+    )
+    for a, b in zip(decoded.get_weights(), final.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    scalars = _scalars(path / "tensorboard")
+    for tag in ("accuracy", "ratio", "bytes"):
+        assert sorted(scalars[f"deep_compression/{tag}"]) == [0, 1, 2, 3], tag
+    assert scalars["deep_compression/ratio"][3] == pytest.approx(ratios[-1], rel=1e-6)
+
+    # finished: the same command returns the result and trains nothing
+    assert training.deep_compress(config) == json.loads(json.dumps(result))
+    assert not fits

@@ -1,0 +1,354 @@
+"""`deep_compress(DeepCompressionConfig)`: Deep Compression (Han, Mao & Dally 2016) on
+TFRecords, as one resumable run; the library side of
+`python -m tfcompress.scripts.compress --recipe=deep_compression`.
+
+The recipe is `tfcompress.sharing.deep_compress` (dense -> prune and retrain -> share
+weights and train the centroids -> the Huffman-coded file); this module checks the run
+(flags, paths, data, bits) before any training, feeds it the records, and writes into the
+run directory (`--checkpoint`):
+
+    run.json            what the run is (a restart is checked against it)
+    stages.json         each finished stage's record; dense/pruned/shared.keras its model
+                        (`tfcompress.sharing.stages`): a restart resumes after the last one
+    model.tfdc          the compressed file (`tfcompress.codec`)
+    final.keras         its model as plain layers (for the evaluate and export scripts)
+    report.txt          the file's bytes per layer and per part (the paper's Tables 2-5)
+    stages.png          test accuracy against storage ratio across the stages
+    tensorboard/        the stages' scalars (`deep_compression/accuracy`, `ratio`, `bytes`)
+    result.json         every stage's accuracy, bytes and ratio; written last
+"""
+
+import dataclasses
+import os
+import sys
+
+import keras
+from absl import logging
+
+from tfcompress import sharing
+from tfcompress.atomic import atomic_path, atomic_write_text
+from tfcompress.codec.encoder import resolve_index_bits
+from tfcompress.codec.schema import DEFAULT_INDEX_BITS
+from tfcompress.sharing.kmeans import check_bits
+from tfcompress.sharing.model import DEFAULT_BITS, kind_of, resolve_bits
+from tfcompress.sharing.pipeline import check_density
+from tfcompress.training import common, devices, inputs, paths, runs, weights
+from tfcompress.training.config import (
+    DEFAULT_WEIGHT_DECAY_MODE,
+    WEIGHT_DECAY_MODES,
+    DeviceConfig,
+    ModelConfig,
+    TrainConfig,
+    _bool,
+    _choice,
+    _int,
+    _number,
+    _text,
+)
+
+KIND = "deep_compression"
+FILE = "model.tfdc"
+REPORT_TEXT = "report.txt"
+PLOT = "stages.png"
+# What the run writes besides the files of every run (`runs.FILES`).
+WRITES = (FILE, REPORT_TEXT, PLOT, "stages.json", "dense.keras", "pruned.keras", "shared.keras")
+
+
+def _pairs(name, value, check):
+    """`value` as ((layer name, checked number), ...); raises naming `name`."""
+    if not isinstance(value, tuple) or not all(
+        isinstance(kv, tuple) and len(kv) == 2 and isinstance(kv[0], str) for kv in value
+    ):
+        raise ValueError(f"{name} must be ((layer name, value), ...). Received: {name}={value!r}")
+    for layer, v in value:
+        check(f"{name}[{layer!r}]", v)
+
+
+def _bits(name, value):
+    check_bits(value, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeepCompressionConfig:
+    """One Deep Compression run; field names are the compress script's flags.
+
+    Stage lengths are epochs of `steps_per_epoch` steps (default: the examples of
+    train_data // batch_size): `dense_epochs` of training first (0 with `initialize`, a
+    trained model), `prune_steps` pruning steps each followed by `prune_epochs` of
+    retraining, `share_epochs` of centroid training.
+    Pruning target, exactly one of: `densities` ((layer, kept fraction), ...: the
+    paper's per-layer tables; unnamed layers are not pruned), `ratio` (the fraction of
+    every layer's weights removed) or `quality` (Han's threshold quality * std(w)).
+    Bits: `conv_bits` / `fc_bits` per layer kind (the paper: 8 / 5), `bits` per named
+    layer overriding them; the relative-index widths likewise (`conv_index_bits`,
+    `fc_index_bits`, `index_bits`; the paper: 8 / 4).
+    Optimizer: SGD with momentum on the poly policy, per stage: `learning_rate` for the
+    dense and pruned stages (with `weight_decay`), `share_learning_rate` for the
+    centroids (no weight decay: a centroid stands for many weights).
+    """
+
+    model: ModelConfig
+    train_data: str
+    checkpoint: str
+    test_data: str
+    initialize: str | None = None
+    batch_size: int = 32
+    steps_per_epoch: int | None = None
+    eval_batches: int | None = None
+    dense_epochs: int = 0
+    prune_steps: int = 1
+    prune_epochs: int = 1
+    share_epochs: int = 1
+    densities: tuple = ()
+    ratio: float | None = None
+    quality: float | None = None
+    exclude: tuple = ()
+    conv_bits: int = DEFAULT_BITS["conv"]
+    fc_bits: int = DEFAULT_BITS["dense"]
+    bits: tuple = ()
+    conv_index_bits: int = DEFAULT_INDEX_BITS["conv"]
+    fc_index_bits: int = DEFAULT_INDEX_BITS["dense"]
+    index_bits: tuple = ()
+    learning_rate: float = 0.01
+    share_learning_rate: float = 0.001
+    power: float = 0.9
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    weight_decay_mode: str = DEFAULT_WEIGHT_DECAY_MODE
+    seed: int = 0
+    progress: bool = True
+    cache_data: bool = False
+    skip_corrupt: bool = False
+    devices: DeviceConfig = DeviceConfig()
+
+    def __post_init__(self):
+        if not isinstance(self.model, ModelConfig):
+            raise TypeError(f"model must be a ModelConfig. Received: model={self.model!r}")
+        _text("train_data", self.train_data)
+        _text("checkpoint", self.checkpoint)
+        if not self.test_data:
+            raise ValueError(
+                "test_data is needed: the deep_compression recipe measures every stage on "
+                f"it. Received: test_data={self.test_data!r}"
+            )
+        _text("initialize", self.initialize, optional=True)
+        _int("batch_size", self.batch_size, minimum=1)
+        _int("steps_per_epoch", self.steps_per_epoch, minimum=1, optional=True)
+        _int("eval_batches", self.eval_batches, minimum=1, optional=True)
+        _int("dense_epochs", self.dense_epochs)
+        _int("prune_steps", self.prune_steps, minimum=1)
+        _int("prune_epochs", self.prune_epochs)
+        _int("share_epochs", self.share_epochs)
+        given = (bool(self.densities), self.ratio is not None, self.quality is not None)
+        if sum(given) != 1:
+            raise ValueError(
+                "Give exactly one pruning target: densities, ratio or quality. Received: "
+                f"densities={self.densities!r}, ratio={self.ratio!r}, quality={self.quality!r}"
+            )
+        _pairs("densities", self.densities, lambda name, v: check_density(v, name))
+        _number("ratio", self.ratio, low=0, high=1, optional=True)
+        _number("quality", self.quality, low=0, low_open=True, optional=True)
+        if not all(isinstance(n, str) for n in self.exclude):
+            raise ValueError(f"exclude must hold layer names. Received: exclude={self.exclude!r}")
+        for name in ("conv_bits", "fc_bits", "conv_index_bits", "fc_index_bits"):
+            _bits(name, getattr(self, name))
+        _pairs("bits", self.bits, _bits)
+        _pairs("index_bits", self.index_bits, _bits)
+        _number("learning_rate", self.learning_rate, low=0, low_open=True)
+        _number("share_learning_rate", self.share_learning_rate, low=0, low_open=True)
+        _number("power", self.power, low=0)
+        _number("momentum", self.momentum, low=0, high=1)
+        _number("weight_decay", self.weight_decay, low=0)
+        _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
+        _int("seed", self.seed)
+        _bool("cache_data", self.cache_data)
+        _bool("skip_corrupt", self.skip_corrupt)
+        if not isinstance(self.devices, DeviceConfig):
+            raise TypeError(f"devices must be a DeviceConfig. Received: devices={self.devices!r}")
+        if self.devices.strategy != "default" or self.devices.precision != "float32":
+            raise ValueError(
+                "The deep_compression recipe runs on one device in float32 (Keras fit). "
+                f"Received: strategy={self.devices.strategy!r}, "
+                f"precision={self.devices.precision!r}"
+            )
+
+
+def layer_bits(model, config):
+    """`(bits, index_bits)`: `{layer name: bits}` of every layer to share (conv_bits or
+    fc_bits by kind, `bits` overriding) and its relative-index widths; raises naming the
+    flag when `bits`, `index_bits` or `exclude` name no layer that can be shared."""
+    resolve_bits(model, dict(config.bits), config.exclude)  # names, kinds, values
+    kinds = {layer.name: kind_of(layer) for layer in model.layers}
+    shared = {n: k for n, k in kinds.items() if k is not None and n not in config.exclude}
+    excluded = sorted(n for n, _ in config.bits if n in config.exclude)
+    if excluded:
+        raise ValueError(
+            f"bits names layers that exclude leaves unshared: {excluded}. Received: "
+            f"bits={dict(config.bits)}, exclude={list(config.exclude)}"
+        )
+    by_kind = {"conv": config.conv_bits, "dense": config.fc_bits}
+    bits = {n: by_kind[k] for n, k in shared.items()} | dict(config.bits)
+    resolve_index_bits(shared, dict(config.index_bits))  # names and values
+    by_kind = {"conv": config.conv_index_bits, "dense": config.fc_index_bits}
+    index_bits = {n: by_kind[k] for n, k in shared.items()} | dict(config.index_bits)
+    return bits, index_bits
+
+
+def _optimizer(config, epochs, steps_per_epoch, **changes):
+    """A function returning a new SGD of `config` (with `changes`) over `epochs`."""
+    stage = dataclasses.replace(config, **changes)
+    return lambda: common.make_optimizer(stage, max(1, epochs * steps_per_epoch))
+
+
+def _accuracy_label(config, plan):
+    """What the plot's y axis measures: which test data, how many images."""
+    name = os.path.basename(os.path.dirname(os.path.abspath(config.test_data))) or "test_data"
+    count = plan.test.num_examples
+    if count is not None and config.eval_batches is not None:
+        count = min(count, config.eval_batches * config.batch_size)
+    images = "" if count is None else f", {count:,} images"
+    return f"test accuracy (%) ({name}{images})"
+
+
+def deep_compress(config, context=None):
+    """Runs (or resumes) the Deep Compression run `config` describes; returns its result.
+
+    Paths, data, layer names and bits are checked before any training and before anything
+    is written. A restart with the same command resumes after the last finished stage; a
+    finished run (result.json) is not run again.
+    """
+    from tfcompress.export import keras_file
+
+    paths.check_run(config, {**runs.FILES, **dict.fromkeys(WRITES, paths.FILE)})
+    context = context or devices.setup(config.devices)
+    plan = common.plan(_as_train(config), context)
+    record = runs.record_of(config)
+    run = runs.RunDirectory(config.checkpoint, context)
+    existing = run.check(KIND, record)
+    if existing is not None and (done := run.finished()) is not None:
+        return done
+    keras.utils.set_random_seed(config.seed)
+    model = weights.build_model(config.model, plan.input_shape)
+    bits, index_bits = layer_bits(model, config)
+    if config.initialize:
+        weights.initialize(model, config.initialize)
+    spe = plan.steps_per_epoch
+    run.start(KIND, record, {**plan.resolved(), "bits": bits, "index_bits": index_bits})
+    skipped = common.skipped_records(config.skip_corrupt)
+    num_classes = config.model.num_classes
+    train = lambda: inputs.train_dataset(  # noqa: E731 - built when a stage first trains
+        plan.data, config.batch_size, plan.input_shape, config.seed, cache=config.cache_data,
+        num_classes=num_classes, skip_corrupt=config.skip_corrupt, skipped=skipped,
+    )  # fmt: skip
+    test = inputs.eval_dataset(
+        plan.test, config.batch_size, plan.input_shape, num_classes=num_classes,
+        skip_corrupt=config.skip_corrupt,
+    )  # fmt: skip
+    if config.eval_batches is not None:
+        test = test.take(config.eval_batches)
+    densities = dict(config.densities) or (None if config.ratio is None else 1.0 - config.ratio)
+    logging.info(
+        "Deep Compression of %s: dense %d, prune %d x %d, share %d epochs of %d steps; bits %s; "
+        "index bits %s", model.name, config.dense_epochs, config.prune_steps,
+        config.prune_epochs, config.share_epochs, spe, bits, index_bits,
+    )  # fmt: skip
+    result = sharing.deep_compress(
+        model,
+        train,
+        output_path=run.file(FILE),
+        val_data=test,
+        densities=densities,
+        quality=config.quality,
+        dense_epochs=config.dense_epochs,
+        prune_steps=config.prune_steps,
+        prune_epochs=config.prune_epochs,
+        share_epochs=config.share_epochs,
+        bits=bits,
+        index_bits=index_bits,
+        exclude=config.exclude,
+        dense_optimizer=_optimizer(config, config.dense_epochs, spe),
+        optimizer=_optimizer(config, config.prune_steps * config.prune_epochs, spe),
+        share_optimizer=_optimizer(
+            config,
+            config.share_epochs,
+            spe,
+            learning_rate=config.share_learning_rate,
+            weight_decay=0.0,
+        ),  # fmt: skip
+        steps_per_epoch=spe,
+        log_dir=run.file(runs.TENSORBOARD),
+        workdir=run.path,
+        seed=config.seed,
+        verbose=1 if config.progress and sys.stdout.isatty() else 2,
+    )
+    keras_file(sharing.strip_shared(result.model), run.file(runs.FINAL_MODEL))
+    atomic_write_text(run.file(REPORT_TEXT), result.report.format() + "\n")
+    stages = [s.as_dict() for s in result.stages]
+    stages_plot(run.file(PLOT), stages, _accuracy_label(config, plan), model.name)
+    logging.info("\n%s", stages_table(stages))
+    last = result.stages[-1]
+    out = {
+        "stages": stages,
+        "ratio": last.ratio,
+        "bytes": last.bytes,
+        "test": {"accuracy": last.accuracy},
+        "accuracy_change": last.accuracy - result.stages[0].accuracy,
+        "file": run.file(FILE),
+        "report": result.report.as_dict(),
+    }
+    skipped = common.report_skipped("train_data", skipped)
+    if skipped is not None:
+        out["skipped"] = {"train_data": skipped}
+    out["path"] = run.write_json(runs.RESULT_FILE, out)
+    return out
+
+
+def _as_train(config):
+    """The `TrainConfig` view `common.plan` checks the data and batch with."""
+    return TrainConfig(
+        model=config.model,
+        train_data=config.train_data,
+        checkpoint=config.checkpoint,
+        test_data=config.test_data,
+        batch_size=config.batch_size,
+        epochs=1.0,
+        steps_per_epoch=config.steps_per_epoch,
+    )
+
+
+def stages_table(stages):
+    """The stages as a text table: accuracy, non-zero weights, bytes, storage ratio."""
+    lines = [f"{'stage':8}{'accuracy':>10}{'nonzero':>12}{'bytes':>12}{'ratio':>9}"]
+    for s in stages:
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.4f}"
+        lines.append(
+            f"{s['name']:8}{acc:>10}{s['nonzero']:>12,}{s['bytes']:>12,}{s['ratio']:>8.1f}x"
+        )
+    return "\n".join(lines)
+
+
+def stages_plot(path, stages, ylabel, title):
+    """Writes a PNG of accuracy (%) against storage ratio, one point per stage, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    ratios = [s["ratio"] for s in stages]
+    accs = [100 * s["accuracy"] for s in stages]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    ax.plot(ratios, accs, "o-")
+    for s, x, y in zip(stages, ratios, accs, strict=True):
+        ax.annotate(f"{s['name']} {x:.1f}x", (x, y), textcoords="offset points", xytext=(5, 5))
+    ax.set_xscale("log")
+    ax.set_xlabel("storage ratio (dense float32 bytes / stored bytes)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}: Deep Compression stages")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
+    return path
