@@ -38,11 +38,14 @@ class IndexMap:
 @dataclasses.dataclass
 class Member:
     """A layer touching a group: `role` is "out" (it makes the channels: conv filters),
-    "in" (it consumes them: a conv's input channels) or "channelwise" (BatchNorm & co)."""
+    "in" (it consumes them: a conv's input channels) or "channelwise" (BatchNorm & co).
+    `internal` names the layer's internal axis the channels lie along (an attention
+    layer's "heads", `Rule.internal_axes`), or is None for its output."""
 
     layer: object
     role: str
     index_map: IndexMap
+    internal: str | None = None
 
 
 @dataclasses.dataclass
@@ -123,6 +126,11 @@ class Coupler:
         n = np.arange(f)
         self._edge(self.offsets[src] + n // multiplier, self.offsets[dst] + n)
 
+    def add(self, key, size):
+        """A tensor-like set of `size` channels no model tensor holds (an internal axis)."""
+        self.size[key], self.offsets[key] = int(size), self.total
+        self.total += int(size)
+
     def consume(self, op, key):
         """`op` reads the channels of `key` through weights (a conv's input channels)."""
         self.consumed.append((op, key))
@@ -168,12 +176,22 @@ class DependencyGraph:
         for k in t.output_keys:
             b.pin(k, reason="model output")
         self._rules = {}  # id(layer) -> Rule: the traced model holds every layer
+        self.shapes = dict(t.shapes)  # tensor keys and internal axis keys -> shape
+        self.internal = {}  # internal axis key -> (first op of its layer, axis name)
         calls = {}
         for op in t.ops:
             rule = self._rules.get(id(op.layer)) or self._find_rule(op)
             self._rules[id(op.layer)] = rule
+            for name, axis in rule.internal_axes(op.layer).items():
+                key = rules_lib.internal_key(rules_lib.unwrap(op.layer), name)
+                if key not in self.internal:
+                    self.internal[key] = (op, name)
+                    self.shapes[key] = (None, axis.size)
+                    b.add(key, axis.size)
             if op.layer.name in self.exclude:
                 b.pin(*op.in_keys, *op.out_keys, reason=f"excluded layer {op.layer.name}")
+                b.pin(*(k for k, (o, _) in self.internal.items() if o.layer is op.layer),
+                      reason=f"excluded layer {op.layer.name}")
             else:
                 rule.check_arity(op)
             rule.couple(op, b)
@@ -187,7 +205,9 @@ class DependencyGraph:
                 b.pin(k, reason="unknown channel count")
         n, labels = b.components()
         self._coupler = b
-        self.component_of = {k: labels[b.offsets[k] : b.offsets[k] + b.size[k]] for k in t.shapes}
+        self.component_of = {
+            k: labels[b.offsets[k] : b.offsets[k] + b.size[k]] for k in self.shapes
+        }
         self.num_components = n
         self._make_groups(b)
 
@@ -213,7 +233,7 @@ class DependencyGraph:
                 pinned.setdefault(int(c), reason)
         signature = {}
         first_pos = {}
-        for k in t.shapes:
+        for k in self.shapes:
             comps = self.component_of[k]
             uniq, first = np.unique(comps, return_index=True)
             for c, p in zip(uniq.tolist(), first.tolist()):
@@ -248,6 +268,11 @@ class DependencyGraph:
         for group in self.groups:
             for k in group.tensors:
                 imap = self._index_map(k, group.index)
+                if k in self.internal:
+                    op, name = self.internal[k]
+                    layer = rules_lib.unwrap(op.layer)
+                    group.members.append(Member(layer, "out", imap, internal=name))
+                    continue
                 op = producers.get(k)
                 if op is not None and getattr(op.layer, "weights", None):
                     role = "out" if self.rule(op.layer).is_mixing else "channelwise"

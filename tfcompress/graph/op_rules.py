@@ -43,7 +43,7 @@ class Split(Rule):
             b.offset(k, op.in_keys[0], offset)
             offset += shape[-1]
 
-    def compact(self, op, keep_of):
+    def compact(self, op, keep_of, scale_of=None):
         keep = keep_of(op.in_keys[0])
         if keep is None or not _splits_channels(op):
             return None
@@ -76,7 +76,7 @@ class GetItem(Rule):
             return
         b.offset(op.out_keys[0], op.in_keys[0], found[2])
 
-    def compact(self, op, keep_of):
+    def compact(self, op, keep_of, scale_of=None):
         keep = keep_of(op.in_keys[0])
         found = _channel_slice(op)
         if keep is None or found is None or found[1] is None:

@@ -3,7 +3,56 @@
 a fitting rule. Concrete rules: `tfcompress.graph.rules` (layers) and
 `tfcompress.graph.op_rules` (keras.ops called on KerasTensors)."""
 
+import dataclasses
+
 import numpy as np
+
+
+# Activations that mix channels: a channel cannot be removed under them.
+_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+
+
+def _activation_name(layer):
+    act = getattr(layer, "activation", None)
+    return getattr(act, "__name__", str(act)) if act is not None else "linear"
+
+
+@dataclasses.dataclass(frozen=True)
+class InternalAxis:
+    """A channel axis inside one layer that no tensor of the model holds (an attention
+    layer's heads): its channels are a group of their own (`internal_key`), masked by
+    scaling the layer's own weights.
+
+    Args:
+        size: channels along the axis.
+        scaled: `((weight path, axis), ...)`: the weights a mask multiplies along `axis`
+            (channel c zeroed there is channel c removed: e.g. a head's slice of the
+            output projection).
+        scored: `((weight path, axis), ...)`: the kernels whose magnitudes along `axis`
+            score channel c (`l1_filter` sums them).
+
+    A weight path is the variable's path inside the layer, e.g. "query/kernel"
+    (`find_weight`).
+    """
+
+    size: int
+    scaled: tuple
+    scored: tuple
+
+
+def internal_key(layer, name):
+    """The dependency graph's key for internal axis `name` of `layer` (the layer itself,
+    not a tfcompress wrapper of it)."""
+    return ("internal", id(layer), name)
+
+
+def find_weight(layer, path):
+    """The index in `layer.weights` of the variable whose path ends with `path`."""
+    for i, var in enumerate(layer.weights):
+        if var.path == path or var.path.endswith("/" + path):
+            return i
+    names = [v.path for v in layer.weights]
+    raise ValueError(f"Layer '{layer.name}' has no weight {path!r}. Its weights are {names}.")
 
 
 class Rule:
@@ -30,11 +79,35 @@ class Rule:
                 f"model would not build. {suggest_rule(op)}"
             )
 
-    def compact(self, op, keep_of):
+    def compact(self, op, keep_of, scale_of=None):
         """What the compact model calls in place of `op`, given `keep_of(key)` (the kept
-        channel positions of a tensor, None: all): a callable taking `op`'s arguments, or
-        None for the default (a clone of the layer through `edit_config`, weights sliced)."""
+        channel positions of a tensor or internal axis, None: all) and `scale_of(key)`
+        (the factor masks or gates apply to the channels the layer reads, None: none): a
+        callable taking `op`'s arguments, or None for the default (a clone of the layer
+        through `edit_config`, weights sliced)."""
         return None
+
+    def internal_axes(self, layer):
+        """`{name: InternalAxis}`: channel axes inside `layer` (none by default)."""
+        return {}
+
+    def internal_input(self, op):
+        """The input key the masks of `op`'s internal axes are called on (folded: they
+        pass it through, and the layer reads them from it): the first input."""
+        return op.in_keys[0]
+
+    def scored_kernels(self, layer, internal=None):
+        """`(values, axis)` of the kernels whose magnitudes score the channels `layer`
+        makes: along its output (`internal` None) or along an internal axis."""
+        if internal is not None:
+            for path, axis in self.internal_axes(layer)[internal].scored:
+                yield np.asarray(layer.weights[find_weight(layer, path)]), axis
+            return
+        axes = self.weight_axes(layer)
+        for var in layer.weights:
+            out_axis = axes.get(var.name, (None, None))[1]
+            if out_axis is not None and "kernel" in var.name:
+                yield np.asarray(var), out_axis
 
     def couple_calls(self, first, other, b):
         """Two calls of one layer share its weights: channel c of `other`'s input (output)
@@ -54,6 +127,24 @@ class Rule:
             if in_axis is not None:
                 return i, var.name, in_axis
         return None
+
+    def param_count(self, layer, op, keep_of):
+        """Parameters `layer` keeps in the compact model, given `keep_of(key)` (the kept
+        channel positions of a tensor or internal axis, None: all)."""
+        axes = self.weight_axes(layer)
+        in_keep = keep_of(op.in_keys[0]) if op.in_keys else None
+        out_keep = keep_of(op.out_keys[0])
+        full_in = op.in_shapes[0][-1] if op.in_keys else None
+        total = 0
+        for var in layer.weights:
+            shape = list(var.shape)
+            in_axis, out_axis = axes.get(var.name, (None, None))
+            if in_axis is not None and in_keep is not None and full_in:
+                shape[in_axis] = shape[in_axis] * len(in_keep) // full_in
+            if out_axis is not None and out_keep is not None:
+                shape[out_axis] = len(out_keep)
+            total += int(np.prod(shape))
+        return total
 
     def edit_config(self, config, op, in_keep, out_keep):
         if self.width_key is not None:

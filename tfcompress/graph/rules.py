@@ -5,7 +5,9 @@ A rule answers two questions about one layer:
   (through the `Coupler` `b`: identity, offset, modulo, expand, pin).
 - `slice_weights` / `edit_config`: given the kept input and output channel indices,
   the narrower layer's config and weights; `compact` for ops whose call arguments (not
-  config) name channels (`x[..., a:b]`, `keras.ops.split`).
+  config) name channels (`x[..., a:b]`, `keras.ops.split`) or whose internal axes shrink.
+- `internal_axes(layer)`: channel axes inside the layer that no tensor holds (an
+  attention layer's heads, `tfcompress.graph.attention_rules`): each is a group of its own.
 
 A rule declares how many input and output tensors it couples (`inputs`, `outputs`; None:
 any number). A rule that cannot be right for a layer's arity is refused: when registered,
@@ -27,15 +29,28 @@ from keras import layers
 from keras.src.layers.merging.base_merge import Merge as KerasMerge
 
 from tfcompress.graph.op_rules import GetItem, Pad, Split
-from tfcompress.graph.rule_base import Rule, RuleArityError, _qualname, suggest_rule
+from tfcompress.graph.attention_rules import Attention, EinsumDense
+from tfcompress.graph.rule_base import (
+    _CHANNEL_MIXING_ACTIVATIONS,
+    InternalAxis,
+    Rule,
+    RuleArityError,
+    _activation_name,
+    _qualname,
+    internal_key,
+    suggest_rule,
+)
 
 __all__ = [
     "RULES",
+    "Attention",
     "Channelwise",
     "Concat",
     "Depthwise",
+    "EinsumDense",
     "GetItem",
     "Identity",
+    "InternalAxis",
     "Merge",
     "Mixing",
     "Modulo",
@@ -49,20 +64,12 @@ __all__ = [
     "Split",
     "Wrapped",
     "find_rule",
+    "internal_key",
     "register_rule",
     "registered_rule",
     "suggest_rule",
     "unwrap",
 ]
-
-# Activations that mix channels: a channel cannot be removed under them.
-_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
-
-
-def _activation_name(layer):
-    act = getattr(layer, "activation", None)
-    return getattr(act, "__name__", str(act)) if act is not None else "linear"
-
 
 def _channels_first(layer):
     return getattr(layer, "data_format", "channels_last") == "channels_first"
@@ -176,7 +183,7 @@ class SpaceToDepth(Modulo):
     """`tfcompress.layers.SpaceToDepth`: Modulo; the compact model builds it from standard
     layers (Reshape -> Permute -> Reshape), so it loads without tfcompress."""
 
-    def compact(self, op, keep_of):
+    def compact(self, op, keep_of, scale_of=None):
         from tfcompress.layers.space_to_depth import space_to_depth
 
         block, name = op.layer.block_size, op.layer.name
@@ -261,7 +268,8 @@ class Identity(Rule):
 
 
 class Wrapped(Rule):
-    """A wrapper (WeightMask, MaskedKernel) that computes what its inner layer computes."""
+    """A wrapper (WeightMask, MaskedKernel, MaskedAttention) that computes what its inner
+    layer computes."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -278,8 +286,22 @@ class Wrapped(Rule):
     def weight_axes(self, layer):
         return self.inner.weight_axes(layer)
 
-    def compact(self, op, keep_of):
-        return self.inner.compact(dataclasses.replace(op, layer=op.layer.layer), keep_of)
+    def compact(self, op, keep_of, scale_of=None):
+        inner_op = dataclasses.replace(op, layer=op.layer.layer)
+        return self.inner.compact(inner_op, keep_of, scale_of)
+
+    def internal_axes(self, layer):
+        return self.inner.internal_axes(layer.layer)
+
+    def internal_input(self, op):
+        return self.inner.internal_input(dataclasses.replace(op, layer=op.layer.layer))
+
+    def scored_kernels(self, layer, internal=None):
+        return self.inner.scored_kernels(layer.layer, internal)
+
+    def param_count(self, layer, op, keep_of):
+        inner_op = dataclasses.replace(op, layer=op.layer.layer)
+        return self.inner.param_count(layer.layer, inner_op, keep_of)
 
     def edit_config(self, config, op, in_keep, out_keep):
         return self.inner.edit_config(config, op, in_keep, out_keep)
@@ -307,6 +329,8 @@ RULES = {
         {"depthwise_kernel": (-2, None), "pointwise_kernel": (-2, -1), "bias": (None, 0)},
     ),
     layers.Dense: Mixing("units", {"kernel": (0, 1), "bias": (None, 0)}),
+    layers.EinsumDense: EinsumDense(),
+    layers.MultiHeadAttention: Attention(),
     layers.DepthwiseConv1D: Depthwise(),
     layers.DepthwiseConv2D: Depthwise(),
     layers.BatchNormalization: Channelwise(_BN_W, axis_attr="axis"),
@@ -464,13 +488,15 @@ def registered_rule(layer_class, rule):
 
 
 def unwrap(layer):
-    """The layer a tfcompress WeightMask or MaskedKernel wraps, or the layer itself."""
+    """The layer a tfcompress wrapper (WeightMask, MaskedKernel, MaskedAttention) wraps,
+    or the layer itself."""
     return layer.layer if _qualname(type(layer)) in _WRAPPERS else layer
 
 
 _WRAPPERS = (
     "tfcompress.layers.weight_mask.WeightMask",
     "tfcompress.layers.masked_kernel.MaskedKernel",
+    "tfcompress.layers.masked_attention.MaskedAttention",
 )
 
 

@@ -6,18 +6,15 @@ from tfcompress.graph.rules import find_rule
 
 
 def _out_kernels(member):
-    """(values, out_axis) of the producer's kernel-like weights."""
-    rule = find_rule(member.layer)
-    axes = rule.weight_axes(member.layer)
-    for var in member.layer.weights:
-        in_axis, out_axis = axes.get(var.name, (None, None))
-        if out_axis is not None and "kernel" in var.name:
-            yield np.asarray(var), out_axis
+    """(values, out_axis) of the producer's kernel-like weights (along an internal axis,
+    such as an attention layer's heads, for a member holding one)."""
+    return find_rule(member.layer).scored_kernels(member.layer, member.internal)
 
 
 def l1_filter(group, **unused):
     """One score per group channel: the L1 norms of its filters, summed over all the
-    layers that produce the group's channels (every conv/dense feeding a residual sum)."""
+    layers that produce the group's channels (every conv/dense feeding a residual sum);
+    for an attention head, the L1 norm of its query, key, value and output projections."""
     scores = np.zeros(group.size, np.float64)
     for member in group.layers("out"):
         for kernel, out_axis in _out_kernels(member):

@@ -2,6 +2,7 @@
 
 from tfcompress.layers.channel_gate import ChannelGate
 from tfcompress.layers.channel_mask import ChannelMask
+from tfcompress.layers.masked_attention import MaskedAttention
 from tfcompress.layers.masked_kernel import MaskedKernel
 from tfcompress.layers.soft_topk_mask import SoftTopKMask
 from tfcompress.layers.space_to_depth import SpaceToDepth
@@ -11,6 +12,7 @@ from tfcompress.layers.weight_mask import WeightMask
 __all__ = [
     "ChannelGate",
     "ChannelMask",
+    "MaskedAttention",
     "MaskedKernel",
     "SoftTopKMask",
     "SpaceToDepth",

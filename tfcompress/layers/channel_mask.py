@@ -20,6 +20,10 @@ class ChannelMask(keras.layers.Layer):
         channel_maps: optional list of channel maps (lists of ints in [-1, units)).
         wrapping: what `tfcompress.wrap` made the mask for (method, exclude, options; a
             JSON-able dict, see `tfcompress.methods.Wrapping`), kept in the config.
+        internal_axis: the name of an internal channel axis of the layer reading the
+            mask's output (an attention layer's "heads", see
+            `tfcompress.layers.MaskedAttention`), or None for the input's channels. Such
+            a mask is always called folded: the layer scales its own weights.
 
     Call args:
         inputs: a tensor whose last axis is channels.
@@ -31,9 +35,16 @@ class ChannelMask(keras.layers.Layer):
             activation-sized one.
     """
 
-    def __init__(self, units, channel_maps=None, *, wrapping=None, **kwargs):
+    def __init__(self, units, channel_maps=None, *, wrapping=None, internal_axis=None, **kwargs):
         super().__init__(**kwargs)
         self.wrapping = None if wrapping is None else dict(wrapping)
+        if internal_axis is not None and (not isinstance(internal_axis, str) or channel_maps):
+            raise ValueError(
+                "ChannelMask internal_axis must be the name of an axis (a string), without "
+                f"channel_maps. Received: internal_axis={internal_axis!r}, "
+                f"channel_maps={channel_maps!r}"
+            )
+        self.internal_axis = internal_axis
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"ChannelMask needs a positive integer units. Received: units={units}")
         self.units = units
@@ -105,6 +116,8 @@ class ChannelMask(keras.layers.Layer):
             config["channel_maps"] = [list(m) for m in self.channel_maps]
         if self.wrapping is not None:
             config["wrapping"] = dict(self.wrapping)
+        if self.internal_axis is not None:
+            config["internal_axis"] = self.internal_axis
         return config
 
 

@@ -80,6 +80,14 @@ class TaylorMask(ChannelMask):
             options = (self.wrapping or {}).get("options") or {}
             aggregation = options.get("aggregation", DEFAULT_AGGREGATION)
         check_aggregation(aggregation)
+        if self.internal_axis is not None and aggregation in _NEEDS_ACTIVATIONS:
+            raise ValueError(
+                f"TaylorMask '{self.name}' masks the internal axis {self.internal_axis!r} of "
+                f"a layer, which is scored from the layer's weight gradients: aggregation "
+                f"{aggregation!r} needs per-example activations, which no tensor of the "
+                f"model holds for it. Use 'sum_then_abs' or 'batch_abs'. Received: "
+                f"aggregation={aggregation!r}"
+            )
         self.aggregation = aggregation
 
     def build(self, input_shape):

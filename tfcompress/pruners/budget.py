@@ -15,25 +15,17 @@ def compact_params(graph, keep_components):
     """Parameters of the compact model `strip` would build when only the components
     flagged in `keep_components` (a bool array over `graph`'s components) remain."""
     counted, total = set(), 0
+
+    def keep_of(key):
+        flags = keep_components[graph.component_of[key]]
+        return None if flags.all() else np.nonzero(flags)[0]
+
     for op in graph.traced.ops:
         layer = op.layer
         if isinstance(layer, ChannelMask) or layer.name in counted or not layer.weights:
             continue
         counted.add(layer.name)  # a shared layer's weights count once
-        rule = graph.rule(layer)
-        inner = getattr(layer, "layer", layer)
-        axes = rule.weight_axes(inner)
-        n_in = int(keep_components[graph.component_of[op.in_keys[0]]].sum()) if op.in_keys else 0
-        n_out = int(keep_components[graph.component_of[op.out_keys[0]]].sum())
-        full_in = len(graph.component_of[op.in_keys[0]]) if op.in_keys else 0
-        for var in inner.weights:
-            shape = list(var.shape)
-            in_axis, out_axis = axes.get(var.name, (None, None))
-            if in_axis is not None and full_in:
-                shape[in_axis] = shape[in_axis] * n_in // full_in
-            if out_axis is not None:
-                shape[out_axis] = n_out
-            total += int(np.prod(shape))
+        total += graph.rule(layer).param_count(layer, op, keep_of)
     return total
 
 

@@ -4,7 +4,8 @@ import dataclasses
 
 import numpy as np
 
-from tfcompress.layers import ChannelMask
+from tfcompress.graph.rules import internal_key, unwrap
+from tfcompress.layers import ChannelMask, MaskedAttention
 
 
 @dataclasses.dataclass
@@ -18,13 +19,31 @@ class MaskSite:
     group_channel: np.ndarray
 
 
+def internal_keys(graph):
+    """`{mask layer name: internal axis key}` for the masks of internal axes (an
+    attention layer's heads): read from the layers that scale their weights with them."""
+    found = {}
+    for op in graph.traced.ops:
+        if isinstance(op.layer, MaskedAttention):
+            for mask, _ in op.layer.masks:
+                found[mask.name] = internal_key(unwrap(op.layer), mask.internal_axis)
+    return found
+
+
 def mask_sites(graph):
     """The `MaskSite` of each mask layer in the graph's model, in topological order."""
     sites = {}  # mask layer name -> its site (a shared mask is called at many places)
+    internal = internal_keys(graph)
     for op in graph.traced.ops:
         if not isinstance(op.layer, ChannelMask) or op.layer.name in sites:
             continue
-        key = op.in_keys[0]
+        key = internal.get(op.layer.name, op.in_keys[0])
+        if op.layer.internal_axis is not None and key not in graph.component_of:
+            raise ValueError(
+                f"Mask layer '{op.layer.name}' masks internal axis "
+                f"{op.layer.internal_axis!r}, but no layer reading it scales its weights "
+                "with it (a model whose masks were rewired by hand?)."
+            )
         channel_map = _channel_map(op)
         comps = graph.component_of[key]
         if channel_map is None:
@@ -65,13 +84,20 @@ def kept_components(graph):
 
 
 def consumer_scales(graph):
-    """For each consumed tensor key: the per-channel factor its masks/gates apply."""
+    """For each consumed tensor key: the per-channel factor its masks/gates apply (and for
+    each masked internal axis key, its mask's factor)."""
     scales = {}
+    internal = internal_keys(graph)
     for op in graph.traced.ops:
         if not isinstance(op.layer, ChannelMask):
             continue
         key_in, key_out = op.in_keys[0], op.out_keys[0]
         base = scales.get(key_in)
+        if op.layer.name in internal:  # passes its input through; its layer folds it
+            if base is not None:
+                scales[key_out] = base
+            scales[internal[op.layer.name]] = np.asarray(op.layer.channel_scale(), np.float32)
+            continue
         n = graph.traced.shapes[key_in][-1]
         vec = np.ones(n, np.float32) if base is None else base.copy()
         scale = np.asarray(op.layer.channel_scale(), np.float32)

@@ -33,7 +33,8 @@ def strip(masked, *, name=None):
             return None
         inner = unwrap(op.layer)
         rule = graph.rule(op.layer)
-        call = rule.compact(op, keep_of)  # ops whose arguments name channels (x[..., a:b])
+        # ops whose arguments name channels (x[..., a:b]) or whose internal axes shrink
+        call = rule.compact(op, keep_of, scales.get)
         if call is not None:
             return call
         in_keep = keep_of(op.in_keys[0]) if op.in_keys else None

@@ -9,7 +9,7 @@ from tfcompress import methods
 from tfcompress.graph import DependencyGraph
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import layers_of
-from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
+from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, WeightMask
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
@@ -140,7 +140,19 @@ def _kernel_consumers(graph, calls):
 def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True):
     calls, maps = _mask_calls(graph)
     masks = {}
+    internal = {}  # id(layer) -> its internal axes' masks (called folded on its query)
     for g in graph.prunable_groups:
+        axis = next((graph.internal[k] for k in g.tensors if k in graph.internal), None)
+        if axis is not None:
+            op, axis_name = axis
+            masks[g.index] = mask_class(
+                g.size,
+                wrapping=wrapping,
+                internal_axis=axis_name,
+                name=f"{unwrap(op.layer).name}_{axis_name}_mask",
+            )
+            internal.setdefault(id(op.layer), []).append(masks[g.index])
+            continue
         producer = next((m.layer.name for m in g.members if m.role == "out"), f"g{g.index}")
         name = f"{producer}_mask"
         if any(m.name == name for m in masks.values()):  # a split tensor: several groups
@@ -153,20 +165,27 @@ def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True):
     masked_cache = {}  # each consumed tensor is masked once; its consumers share the copy
 
     def transform_input(op, key, tensor):
-        if (op.index, key) not in consumer_ops:
-            return tensor
-        if key not in masked_cache:
-            out = tensor
-            folded = {"folded": True} if key in folded_keys else {}
-            for gi, site in calls[key]:
-                at = {} if site is None else {"site": site}
-                out = masks[gi](out, **at, **folded)
-            masked_cache[key] = out
-        return masked_cache[key]
+        out = tensor
+        if (op.index, key) in consumer_ops:
+            if key not in masked_cache:
+                folded = {"folded": True} if key in folded_keys else {}
+                for gi, site in calls[key]:
+                    at = {} if site is None else {"site": site}
+                    out = masks[gi](out, **at, **folded)
+                masked_cache[key] = out
+            out = masked_cache[key]
+        if id(op.layer) in internal and key == graph.rule(op.layer).internal_input(op):
+            for mask in internal[id(op.layer)]:
+                out = mask(out, folded=True)
+        return out
 
     def make_layer(op):
         config = None if edit is None else edit(op.layer, op.layer.get_config())
         layer = clone_layer(op.layer, config)
+        if id(op.layer) in internal:
+            axes = graph.rule(op.layer).internal_axes(op.layer)
+            scaled = {m.internal_axis: axes[m.internal_axis].scaled for m in internal[id(op.layer)]}
+            return MaskedAttention(layer, axes=scaled, name=layer.name)
         if op.index not in kernel_ops:
             return layer
         weight_name, axis = kernel_ops[op.index]
