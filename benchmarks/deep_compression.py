@@ -56,7 +56,7 @@ NETS = {
     },
 }
 # Settings from the paper's (first; bits None: conv 8, dense 5) to harder ones, each
-# overriding the paper's densities; `--sweep N` runs the first N.
+# overriding the paper's densities; `--sweep N` runs the first N, `--settings 4,5` those.
 SWEEPS = {
     "lenet_300_100": [
         {"densities": {}, "bits": {}},
@@ -297,7 +297,7 @@ def run_net(name, cfg, data, workdir, settings, with_tfmot=True):
     rows, pruned = [], []
     for setting in settings:
         row, weights = compress(model, name, cfg, data, workdir, setting)
-        rows.append(row)
+        rows.append({"number": setting.get("number"), **row})
         pruned.append(weights)
     best = headline(rows)
     tfmot = (
@@ -339,6 +339,9 @@ def main(argv=None):
         f"up to {max(len(s) for s in SWEEPS.values())}); default 1",
     )
     parser.add_argument(
+        "--settings", default="", help="SWEEPS' settings to run by number, e.g. 4,5 (not --sweep)"
+    )
+    parser.add_argument(
         "--index-bits",
         type=int,
         default=None,
@@ -371,10 +374,22 @@ def main(argv=None):
         parser.error(f"unknown net(s) {unknown}; known: {sorted(NETS)}")
     if args.sweep < 1:
         parser.error(f"--sweep must be >= 1. Received: {args.sweep}")
-    if args.sweep > 1 and (densities or bits):
+    numbers = []
+    if args.settings:
+        try:
+            numbers = sorted({int(n) for n in args.settings.split(",") if n})
+        except ValueError:
+            numbers = [0]
+        most = min(len(SWEEPS[n]) for n in nets)
+        if not numbers or not all(1 <= n <= most for n in numbers):
+            parser.error(
+                f"--settings takes numbers 1-{most} of SWEEPS, e.g. 4,5. "
+                f"Received: --settings {args.settings}"
+            )
+    if (args.sweep > 1 or numbers) and (densities or bits):
         parser.error(
-            "--densities and --bits set one setting; --sweep runs SWEEPS' settings. "
-            f"Received: --sweep {args.sweep} with --densities/--bits"
+            "--densities and --bits set one setting; --sweep and --settings run SWEEPS'. "
+            f"Received: --sweep {args.sweep} --settings {args.settings!r} with --densities/--bits"
         )
     known = set().union(*(_layers(net) for net in nets))
     for flag, given in (("--densities", densities), ("--bits", bits)):
@@ -400,13 +415,16 @@ def main(argv=None):
             if densities or bits:
                 settings = [{"densities": _only(densities, name), "bits": _only(bits, name)}]
             else:
-                settings = SWEEPS[name][: args.sweep]
+                chosen = numbers or range(1, args.sweep + 1)
+                settings = [{"number": n, **SWEEPS[name][n - 1]} for n in chosen]
             rows.append(run_net(name, cfg, data, workdir, settings, not args.no_tfmot))
     command = "python benchmarks/deep_compression.py" + (" --quick" if args.quick else "")
     if args.nets != ",".join(NETS):
         command += f" --nets {args.nets}"
     if args.sweep > 1:
         command += f" --sweep {args.sweep}"
+    if args.settings:
+        command += f" --settings {args.settings}"
     if args.index_bits is not None:
         command += f" --index-bits {args.index_bits}"
     if args.dense_epochs is not None:
@@ -427,6 +445,8 @@ def main(argv=None):
         suffix += "_" + "_".join(nets)
     if args.sweep > 1:
         suffix += f"_sweep{args.sweep}"
+    if numbers:
+        suffix += "_settings" + "_".join(map(str, numbers))
     if args.densities or args.bits or args.index_bits is not None or args.dense_epochs:
         suffix += "_" + time.strftime("%H%M%S")  # a setting of one's own: keep each
     paths = report.write(result, os.path.join(args.out_dir, "deep_compression" + suffix))

@@ -29,6 +29,12 @@ def weights_gzip_bytes(arrays):
     return len(gzip.compress(raw, compresslevel=9))
 
 
+def _number(setting, index):
+    """The setting's number in `SWEEPS` (1-based); its place in the run for older runs or
+    a setting of one's own."""
+    return setting.get("number") or index + 1
+
+
 def _kept(densities):
     return "/".join(f"{100 * v:g}" for v in densities.values()) + " %"
 
@@ -121,8 +127,10 @@ def sweep_table(row):
     for i, s in enumerate(row["settings"]):
         st = {x["name"]: x for x in s["stages"]}
         mark = "**" if i == row["headline"] else ""
+        number = _number(s, i)
         lines.append(
-            f"| {mark}{i + 1}{' (paper)' if i == 0 else ''}{mark} | {_kept(s['densities'])} | "
+            f"| {mark}{number}{' (paper)' if number == 1 else ''}{mark} | "
+            f"{_kept(s['densities'])} | "
             f"{_bits(s['bits'])} | {100 * st['pruned']['accuracy']:.2f} % | "
             f"{100 * st['shared']['accuracy']:.2f} % | {100 * st['file']['accuracy']:.2f} % | "
             f"{-s['drop_points']:+.2f} | {st['file']['bytes']:,} | "
@@ -138,18 +146,18 @@ def knee(row):
     ratio = best["stages"][-1]["ratio"]
     if not best["within_budget"]:
         return (
-            f"No setting run stays within {MAX_DROP_POINTS} points (the paper's loses "
-            f"{settings[0]['drop_points']:.2f})."
+            f"No setting run stays within {MAX_DROP_POINTS} points (setting "
+            f"{_number(settings[0], 0)} loses {settings[0]['drop_points']:.2f})."
         )
     text = (
-        f"Best within {MAX_DROP_POINTS} points: setting {row['headline'] + 1}, "
+        f"Best within {MAX_DROP_POINTS} points: setting {_number(best, row['headline'])}, "
         f"{ratio:.1f}x at {-best['drop_points']:+.2f} points."
     )
     over = [(i, s) for i, s in enumerate(settings) if not s["within_budget"]]
     if over:
         i, s = min(over, key=lambda p: p[1]["stages"][-1]["ratio"])
         text += (
-            f" Past the knee: setting {i + 1}, {s['stages'][-1]['ratio']:.1f}x, loses "
+            f" Past the knee: setting {_number(s, i)}, {s['stages'][-1]['ratio']:.1f}x, loses "
             f"{s['drop_points']:.2f} points."
         )
     elif len(settings) > 1:
@@ -165,7 +173,7 @@ def markdown(result):
         dense = best["stages"][0]
         lines += [
             f"### {row['net']}: dense {100 * dense['accuracy']:.2f} %, {dense['params']:,} "
-            f"parameters; headline setting {row['headline'] + 1} (kept "
+            f"parameters; headline setting {_number(best, row['headline'])} (kept "
             + ", ".join(f"{k} {100 * v:g} %" for k, v in best["densities"].items())
             + "; bits "
             + ", ".join(f"{k} {v}" for k, v in best["bits"].items())
@@ -250,7 +258,7 @@ def plot(result, path):
         for i, s in enumerate(row["settings"]):  # each setting's file, by its number
             file = s["stages"][-1]
             ax.annotate(
-                f"{i + 1}",
+                f"{_number(s, i)}",
                 (file["ratio"], 100 * file["accuracy"]),
                 fontsize=7,
                 textcoords="offset points",
