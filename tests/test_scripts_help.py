@@ -19,7 +19,11 @@ from .test_scripts_helpers import REPO, env, finish, start
 
 DEFINES = {
     "train": [common_flags.define_train_flags],
-    "compress": [common_flags.define_train_flags, common_flags.define_prune_flags],
+    "compress": [
+        common_flags.define_train_flags,
+        common_flags.define_prune_flags,
+        common_flags.define_deep_compression_flags,
+    ],
     "evaluate": [common_flags.define_evaluate_flags],
     "export": [common_flags.define_export_flags],
 }

@@ -156,7 +156,7 @@ def _fit(model, data, **kwargs):
     data = data()
     if isinstance(data, tuple):
         return model.fit(*data, **kwargs)
-    return model.fit(data, **kwargs)
+    return model.fit(data, shuffle=False, **kwargs)  # a dataset comes shuffled or not
 
 
 def _once(data):

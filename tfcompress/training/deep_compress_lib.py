@@ -23,6 +23,7 @@ import os
 import sys
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 from tfcompress import sharing
@@ -200,6 +201,14 @@ def _optimizer(config, epochs, steps_per_epoch, **changes):
     return lambda: common.make_optimizer(stage, max(1, epochs * steps_per_epoch))
 
 
+def _eval_batches(config, plan):
+    """Batches of the evaluation (the last one partial), or None without a manifest."""
+    if plan.test.num_examples is None:
+        return None
+    batches = -(-plan.test.num_examples // config.batch_size)
+    return batches if config.eval_batches is None else min(batches, config.eval_batches)
+
+
 def _accuracy_label(config, plan):
     """What the plot's y axis measures: which test data, how many images."""
     name = os.path.basename(os.path.dirname(os.path.abspath(config.test_data))) or "test_data"
@@ -246,6 +255,9 @@ def deep_compress(config, context=None):
     )  # fmt: skip
     if config.eval_batches is not None:
         test = test.take(config.eval_batches)
+    batches = _eval_batches(config, plan)
+    if batches is not None and not config.skip_corrupt:  # Keras then knows where it ends
+        test = test.apply(tf.data.experimental.assert_cardinality(batches))
     densities = dict(config.densities) or (None if config.ratio is None else 1.0 - config.ratio)
     logging.info(
         "Deep Compression of %s: dense %d, prune %d x %d, share %d epochs of %d steps; bits %s; "
@@ -338,8 +350,9 @@ def stages_plot(path, stages, ylabel, title):
     accs = [100 * s["accuracy"] for s in stages]
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
     ax.plot(ratios, accs, "o-")
-    for s, x, y in zip(stages, ratios, accs, strict=True):
-        ax.annotate(f"{s['name']} {x:.1f}x", (x, y), textcoords="offset points", xytext=(5, 5))
+    for i, (s, x, y) in enumerate(zip(stages, ratios, accs, strict=True)):
+        below = (-12, -14) if i % 2 else (5, 5)  # neighbours at one accuracy stay apart
+        ax.annotate(f"{s['name']} {x:.1f}x", (x, y), textcoords="offset points", xytext=below)
     ax.set_xscale("log")
     ax.set_xlabel("storage ratio (dense float32 bytes / stored bytes)")
     ax.set_ylabel(ylabel)
