@@ -160,6 +160,9 @@ def test_vit_heads_and_head_dims_parity():
     for name in ("block0_mha", "block1_mha"):
         layer = compact.get_layer(name)
         assert (layer.num_heads, layer.key_dim, layer.value_dim) == (2, 2, 2)
+    # MACs of an attention layer: projections (16 tokens), scores and weighted values
+    stats = {s.name: s.macs for s in tfc.metrics.layer_stats(compact)}
+    assert stats["block0_mha"] == 16 * 16 * 2 * 2 * 4 + 16 * 16 * 2 * (2 + 2)
     modules = {type(layer).__module__.split(".")[0] for layer in compact.layers}
     assert modules == {"keras"}
 

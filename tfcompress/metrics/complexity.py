@@ -28,13 +28,42 @@ def _conv_macs(layer, in_shape, out_shape):
     return spatial * k * cin * cout // getattr(layer, "groups", 1)
 
 
-def layer_macs(layer, in_shape, out_shape):
-    """MACs of one call (batch 1) of a conv/dense layer; 0 for other layers."""
+def _einsum_macs(layer, out_shape):
+    """Every output element sums over the letters the equation contracts (in the kernel,
+    not in the output)."""
+    x_k, out = layer.equation.split("->")
+    kernel = x_k.split(",")[1].replace("...", "")
+    shape = layer.kernel.shape
+    contracted = [shape[i] for i, c in enumerate(kernel) if c not in out]
+    return _prod(out_shape[1:]) * _prod(contracted)
+
+
+def _attention_macs(layer, q_shape, v_shape, out_shape):
+    """Projections, scores and weighted values of a MultiHeadAttention attending over all
+    of the query's inner axes (the default `attention_axes`)."""
+    heads, key_dim, value_dim = layer.num_heads, layer.key_dim, layer.value_dim
+    t, s = _prod(q_shape[1:-1]), _prod(v_shape[1:-1])
+    macs = (t * q_shape[-1] + s * v_shape[-1]) * heads * key_dim  # query, key
+    macs += s * v_shape[-1] * heads * value_dim  # value
+    macs += t * heads * value_dim * out_shape[-1]  # output projection
+    if getattr(layer, "_use_gate", False):
+        macs += t * q_shape[-1] * heads * value_dim
+    return macs + t * s * heads * (key_dim + value_dim)  # q.k and scores.v
+
+
+def layer_macs(layer, in_shape, out_shape, value_shape=None):
+    """MACs of one call (batch 1) of a conv/dense/attention layer; 0 for other layers.
+    `value_shape`: an attention layer's value input (default: `in_shape`, the query)."""
     layer = unwrap(layer)
     if any(d is None for d in (*in_shape[1:], *out_shape[1:])):
         return 0
     if isinstance(layer, layers.Dense):
         return _prod(in_shape[1:]) * out_shape[-1]
+    if isinstance(layer, layers.EinsumDense):
+        return _einsum_macs(layer, out_shape)
+    if isinstance(layer, layers.MultiHeadAttention):
+        v = in_shape if value_shape is None or None in value_shape[1:] else value_shape
+        return _attention_macs(layer, in_shape, v, out_shape)
     if hasattr(layer, "kernel_size"):
         return _conv_macs(layer, in_shape, out_shape)
     return 0
@@ -70,7 +99,8 @@ def layer_stats(model):
         layer = op.layer
         if isinstance(layer, ChannelMask):
             continue
-        macs = layer_macs(layer, op.in_shapes[0], op.out_shapes[0]) if op.in_shapes else 0
+        value = op.in_shapes[1] if len(op.in_shapes) > 1 else None
+        macs = layer_macs(layer, op.in_shapes[0], op.out_shapes[0], value) if op.in_shapes else 0
         if layer in seen:  # a shared layer: its weights count once, its calls each
             seen[layer].macs += macs
             continue
