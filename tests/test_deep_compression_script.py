@@ -67,6 +67,8 @@ BAD = [
     (["--bits=fc9=4"], "bits names no layer of model 'lenet5': 'fc9'."),
     (["--bits=pool1=4"], "bits names layer 'pool1', a MaxPooling2D"),
     (["--index_bits=pool1=4"], "index_bits names no shared layer: ['pool1']."),
+    (["--quality=0.7"], "Give exactly one pruning target: densities, ratio or quality."),
+    (["--densities=fc1=1.5"], "densities['fc1'] must be a number in (0, 1]."),
     (["--epochs=3"], "--epochs: flags of --recipe=prune, not of the deep_compression recipe"),
     (["--method=l1_filter"], "give --method=magnitude. Received: method='l1_filter'"),
 ]  # fmt: skip
@@ -80,6 +82,13 @@ def test_bad_bits_are_refused_before_anything_runs(extra, message, fmnist, tmp_p
     with pytest.raises(ValueError, match=re.escape(message)):
         training.deep_compress(parse("compress", argv))
     assert not path.exists()
+
+
+def test_han_quality_threshold_replaces_the_densities(fmnist, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    argv = _argv("lenet5_fmnist_deep_compression.cfg", fmnist, tmp_path, "--densities=")
+    config = parse("compress", [*argv, "--quality=0.7"])
+    assert (config.densities, config.ratio, config.quality) == ((), None, 0.7)
 
 
 def test_deep_compression_flags_are_refused_by_the_prune_recipe(fmnist, tmp_path):
