@@ -135,6 +135,10 @@ def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monke
         finished = json.load(f)["stages"]
     assert [s["name"] for s in finished] == ["dense", "pruned", "shared"]
     assert not (path / "result.json").exists()
+    other = parse("compress", _argv("lenet5_fmnist_deep_compression.cfg", fmnist, path, *short,
+                                    "--fc_bits=6"))  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape("fc_bits=5 (this command: 6)")):
+        training.deep_compress(other)  # another run's stages are never resumed
 
     monkeypatch.setattr(codec, "encode", encode)
     fits = []
