@@ -97,6 +97,7 @@ def _heads(model):
     }
 
 
+@pytest.mark.slow
 def test_text_classifier_heads_and_ffn_parity():
     model = text_classifier()
     masked, compact = _check_parity(model, _tokens(), ratio=0.5)
@@ -146,8 +147,7 @@ def test_min_heads_and_global_ranking():
     masked = tfc.wrap(model)
     plan = tfc.prune(masked, ratio=0.9, min_channels=3)
     assert len(plan.keep["block0_mha_heads_mask"]) == 3
-    masked = tfc.wrap(model)
-    plan = tfc.prune(masked, ratio=0.3, scope="global", normalize="l2")
+    tfc.prune(masked, ratio=0.3, scope="global", normalize="l2")  # afresh: keep_pruned=False
     compact = tfc.strip(masked)
     x = _tokens()
     assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
