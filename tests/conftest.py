@@ -12,6 +12,34 @@ import pytest  # noqa: E402
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
+# Tests (node id prefixes) that share a module fixture costing tens of seconds: under
+# `pytest -n`, each group runs on one worker, so the fixture is built once, not once per
+# worker. (xdist's own `xdist_group` mark does not group under pytest 9.)
+ONE_WORKER = (
+    "tests/test_plain_keras_export.py::",  # every model stripped, exported, loaded: ~45 s
+    "tests/test_mirrored.py::",  # MirroredStrategy in a subprocess: ~20 s
+    "tests/test_scripts_errors.py::",  # data and a training run
+    "tests/test_hostile_errors.py::test_a_damaged_checkpoint_is_named_and_left_alone",
+    "tests/test_hostile_errors.py::test_a_readable_checkpoint_of_another_model",
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's `load` scheduling, except that the tests of an `ONE_WORKER` module go to one
+    worker together."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            if nodeid.startswith(ONE_WORKER):
+                return nodeid.split("::", 1)[0]  # the module: one work unit
+            return nodeid  # one test: one work unit, as `load` hands them out
+
+    return OneWorkerGroups(config, log)
+
 
 # A full gc.collect() costs 0.2-0.6 s once TensorFlow is loaded: after every test it was a
 # fifth of the suite's time (487 s of 2,237 s summed over the 752 tests). Keras's state is
