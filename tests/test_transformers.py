@@ -155,7 +155,8 @@ def test_min_heads_and_global_ranking():
 
 def test_vit_heads_and_head_dims_parity():
     model = vit()
-    with tfc.graph.registered_rule(keras.layers.MultiHeadAttention, rules.Attention(head_dims=True)):
+    head_dims = rules.Attention(head_dims=True)
+    with tfc.graph.registered_rule(keras.layers.MultiHeadAttention, head_dims):
         masked, compact = _check_parity(model, sample_input(model, batch=2), ratio=0.5)
     for name in ("block0_mha", "block1_mha"):
         layer = compact.get_layer(name)

@@ -171,7 +171,8 @@ class Attention(Rule):
             key = internal_key(layer, name)
             return (keep_of(key), scale_of(key)) if name in axes else (None, None)
 
-        heads, key_dims, value_dims = internal("heads"), internal("key_dims"), internal("value_dims")
+        heads, key_dims = internal("heads"), internal("key_dims")
+        value_dims = internal("value_dims")
         q, k, v = (found["query"], found["key"], found["value"])
         out = keep_of(op.out_keys[0])
         # A mask's scale goes where the masked layer applies it (`InternalAxis.scaled`:
@@ -233,9 +234,10 @@ class Attention(Rule):
             values[path] = value
         config = layer.get_config()
         config.pop("build_config", None)
-        for name, axis in (("num_heads", "heads"), ("key_dim", "key_dims"), ("value_dim", "value_dims")):
-            if sizes.get(axis) is not None:
-                config[name] = sizes[axis]
+        names = {"heads": "num_heads", "key_dims": "key_dim", "value_dims": "value_dim"}
+        for axis, size in sizes.items():
+            if size is not None:
+                config[names[axis]] = size
         if out is not None:
             config["output_shape"] = (int(len(out)),)
         elif keep_of(q) is not None and not config["output_shape"]:

@@ -1,12 +1,12 @@
 """The rule base class: the two questions a channel rule answers about a layer, its arity
 (how many input and output tensors it couples) and the fix to suggest for a layer without
-a fitting rule. Concrete rules: `tfcompress.graph.rules` (layers) and
-`tfcompress.graph.op_rules` (keras.ops called on KerasTensors)."""
+a fitting rule; and `InternalAxis`, a channel axis inside a layer (an attention layer's
+heads). Concrete rules: `tfcompress.graph.rules` (layers), `tfcompress.graph.op_rules`
+(keras.ops called on KerasTensors) and `tfcompress.graph.attention_rules`."""
 
 import dataclasses
 
 import numpy as np
-
 
 # Activations that mix channels: a channel cannot be removed under them.
 _CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")

@@ -28,8 +28,8 @@ import inspect
 from keras import layers
 from keras.src.layers.merging.base_merge import Merge as KerasMerge
 
-from tfcompress.graph.op_rules import GetItem, Pad, Split
 from tfcompress.graph.attention_rules import Attention, EinsumDense
+from tfcompress.graph.op_rules import GetItem, Pad, Split
 from tfcompress.graph.rule_base import (
     _CHANNEL_MIXING_ACTIVATIONS,
     InternalAxis,
