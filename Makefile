@@ -55,7 +55,7 @@ check: setup data
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest $(PYTEST_ARGS) -m "not slow" tests
 
 lint: setup
-	$(PY) -m ruff check tfcompress tfrecords_tools tests benchmarks
+	$(PY) -m ruff check tfcompress tfrecords_tools tests benchmarks notebooks
 
 # The scripts demo on a smaller budget (a 1/8-width VGG-16-BN, 300 steps per epoch), then
 # the quick methods table (issue #3's "short version", 12k/2k images): 7 min 41 s together
