@@ -58,7 +58,8 @@ lint: setup
 	$(PY) -m ruff check tfcompress tfrecords_tools tests benchmarks notebooks
 
 # The scripts demo on a smaller budget (a 1/8-width VGG-16-BN, 300 steps per epoch), then
-# the quick methods table (issue #3's "short version", 12k/2k images): 7 min 41 s together
+# the quick methods table (issue #3's "short version", 12k/2k images); the demo ends by
+# printing the Deep Compression recipe's commands (configs/*_fmnist_deep_compression.cfg): 7 min 41 s together
 # on 2 cores at load average 2.4-5.2; longer under more load (README, "make demo").
 # Its runs go to $(DEMO_OUT) (a re-run resumes them; remove the directory to start over).
 # TF_CPP_MIN_LOG_LEVEL=3 keeps TensorFlow's start-up noise (the cuInit line) out of what

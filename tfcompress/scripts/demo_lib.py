@@ -227,4 +227,26 @@ def _summarize(config, baseline, compressed, sweep_file, export_dir, began, log)
     log(f"TFLite        {tflite.get('path')} ({tflite.get('size_bytes', 0):,} bytes)")
     log(f"plot          {plot}")
     log(f"total         {summary['seconds']:.0f}s")
+    for line in next_steps(config.data_dir):
+        log(line)
     return summary
+
+
+# The recipes a demo user runs next on the same converted data: (what, flagfile).
+NEXT_RECIPES = (
+    ("Deep Compression (prune, share weights, Huffman file) of LeNet-5, ~42x smaller",
+     "configs/lenet5_fmnist_deep_compression.cfg"),
+    ("the same on LeNet-300-100", "configs/lenet_300_100_fmnist_deep_compression.cfg"),
+)
+
+
+def next_steps(data_dir):
+    """The closing lines: each next recipe as the command to run on `data_dir`'s records."""
+    lines = ["\n=== next"]
+    for what, flagfile in NEXT_RECIPES:
+        lines.append(f"# {what}")
+        lines.append(
+            f"python -m tfcompress.scripts.compress --flagfile={flagfile} "
+            f"--train_data={data_dir}/train-*.tfrecord --test_data={data_dir}/test-*.tfrecord"
+        )
+    return lines
