@@ -94,3 +94,25 @@ def test_wrapped_model_saves_loads_and_exports(method, tmp_path):
     np.testing.assert_allclose(loaded(data), expected, rtol=1e-6, atol=1e-6)
     sm = tfc.export.saved_model(masked, str(tmp_path / "sm"))
     np.testing.assert_allclose(tfc.export.serve(sm, data)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_masks_config_roundtrip():
+    """The heads' `ChannelMask(internal_axis=)` and the `MaskedAttention` wrapper (its
+    MultiHeadAttention and the weights each internal axis scales) round-trip `get_config`."""
+    from tfcompress.layers.masked_attention import MaskedAttention
+
+    mask = _roundtrip(ChannelMask(4, internal_axis="heads", name="heads"))
+    assert mask.internal_axis == "heads"
+    axes = {"heads": [["output_dense/kernel", 0]]}
+    wrapper = MaskedAttention(layers.MultiHeadAttention(4, 8, name="mha"), axes, name="wmha")
+    clone = _roundtrip(wrapper)
+    assert clone.axes == axes
+    assert clone.layer.get_config() == wrapper.layer.get_config()
+
+
+def test_channel_mask_internal_axis_must_be_a_name():
+    with pytest.raises(ValueError, match=r"internal_axis must be the name of an axis.*"
+                       r"Received: internal_axis=3"):
+        ChannelMask(4, internal_axis=3)
+    with pytest.raises(ValueError, match=r"without channel_maps"):
+        ChannelMask(3, channel_maps=[[0, 1, 2]], internal_axis="heads")
