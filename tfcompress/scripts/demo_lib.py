@@ -245,8 +245,9 @@ def next_steps(data_dir):
     lines = ["\n=== next"]
     for what, flagfile in NEXT_RECIPES:
         lines.append(f"# {what}")
-        lines.append(
-            f"python -m tfcompress.scripts.compress --flagfile={flagfile} "
-            f"--train_data={data_dir}/train-*.tfrecord --test_data={data_dir}/test-*.tfrecord"
-        )
+        lines.append(" ".join([
+            "python", "-m", "tfcompress.scripts.compress", f"--flagfile={flagfile}",
+            f"--train_data={data_dir}/train-*.tfrecord",
+            f"--test_data={data_dir}/test-*.tfrecord",
+        ]))  # fmt: skip
     return lines
