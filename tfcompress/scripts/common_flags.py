@@ -631,33 +631,41 @@ def model_config(fv):
     )
 
 
-def train_config(fv):
-    """A `TrainConfig` from the flags of `define_train_flags`."""
-    return cfg.TrainConfig(
+def _run_fields(fv):
+    """The config fields every training run takes straight from its flags (the fields
+    `config.check_run_fields` checks, plus test_data and progress)."""
+    return dict(
         model=model_config(fv),
         train_data=fv.train_data,
         checkpoint=fv.checkpoint,
         test_data=fv.test_data,
         initialize=fv.initialize,
         batch_size=fv.batch_size,
-        max_iteration=fv.max_iteration,
-        epochs=fv.epochs,
         steps_per_epoch=fv.steps_per_epoch,
+        eval_batches=fv.eval_batches,
         learning_rate=fv.learning_rate,
         power=fv.power,
         momentum=fv.momentum,
         weight_decay=fv.weight_decay,
         weight_decay_mode=fv.weight_decay_mode,
-        skip_step=fv.skip_step,
-        save_step=fv.save_step,
-        eval_step=fv.eval_step,
-        eval_batches=fv.eval_batches,
-        keep_checkpoints=fv.keep_checkpoints,
         seed=fv.seed,
         progress=fv.progress,
         cache_data=fv.cache_data,
         skip_corrupt=fv.skip_corrupt,
         devices=device_config(fv),
+    )
+
+
+def train_config(fv):
+    """A `TrainConfig` from the flags of `define_train_flags`."""
+    return cfg.TrainConfig(
+        **_run_fields(fv),
+        max_iteration=fv.max_iteration,
+        epochs=fv.epochs,
+        skip_step=fv.skip_step,
+        save_step=fv.save_step,
+        eval_step=fv.eval_step,
+        keep_checkpoints=fv.keep_checkpoints,
     )
 
 
@@ -741,14 +749,7 @@ def deep_compression_config(fv):
             "--share_epochs)."
         )
     return deep_compress_lib.DeepCompressionConfig(
-        model=model_config(fv),
-        train_data=fv.train_data,
-        checkpoint=fv.checkpoint,
-        test_data=fv.test_data,
-        initialize=fv.initialize,
-        batch_size=fv.batch_size,
-        steps_per_epoch=fv.steps_per_epoch,
-        eval_batches=fv.eval_batches,
+        **_run_fields(fv),
         dense_epochs=fv.dense_epochs,
         prune_steps=fv.prune_steps,
         prune_epochs=fv.prune_epochs,
@@ -763,17 +764,7 @@ def deep_compression_config(fv):
         conv_index_bits=fv.conv_index_bits,
         fc_index_bits=fv.fc_index_bits,
         index_bits=_assignments("index_bits", fv.index_bits, int),
-        learning_rate=fv.learning_rate,
         share_learning_rate=fv.share_learning_rate,
-        power=fv.power,
-        momentum=fv.momentum,
-        weight_decay=fv.weight_decay,
-        weight_decay_mode=fv.weight_decay_mode,
-        seed=fv.seed,
-        progress=fv.progress,
-        cache_data=fv.cache_data,
-        skip_corrupt=fv.skip_corrupt,
-        devices=device_config(fv),
     )
 
 

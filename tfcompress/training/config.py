@@ -71,6 +71,31 @@ def _text(name, value, optional=False):
         raise ValueError(f"{name} must be a non-empty string. Received: {name}={value!r}")
 
 
+def check_run_fields(config):
+    """The checks of the fields every training run's config shares (`TrainConfig` and
+    `deep_compress_lib.DeepCompressionConfig`): model, devices, data and checkpoint paths,
+    batch and steps, the SGD + poly schedule, seed and input options. `test_data` is the
+    caller's to check (optional for training, required where every stage is measured)."""
+    if not isinstance(config.model, ModelConfig):
+        raise TypeError(f"model must be a ModelConfig. Received: model={config.model!r}")
+    if not isinstance(config.devices, DeviceConfig):
+        raise TypeError(f"devices must be a DeviceConfig. Received: devices={config.devices!r}")
+    _text("train_data", config.train_data)
+    _text("checkpoint", config.checkpoint)
+    _text("initialize", config.initialize, optional=True)
+    _int("batch_size", config.batch_size, minimum=1)
+    _int("steps_per_epoch", config.steps_per_epoch, minimum=1, optional=True)
+    _int("eval_batches", config.eval_batches, minimum=1, optional=True)
+    _number("learning_rate", config.learning_rate, low=0, low_open=True)
+    _number("power", config.power, low=0)
+    _number("momentum", config.momentum, low=0, high=1)
+    _number("weight_decay", config.weight_decay, low=0)
+    _choice("weight_decay_mode", config.weight_decay_mode, WEIGHT_DECAY_MODES)
+    _int("seed", config.seed)
+    _bool("cache_data", config.cache_data)
+    _bool("skip_corrupt", config.skip_corrupt)
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceConfig:
     """Where and how the run computes.
@@ -176,15 +201,8 @@ class TrainConfig:
     devices: DeviceConfig = DeviceConfig()
 
     def __post_init__(self):
-        if not isinstance(self.model, ModelConfig):
-            raise TypeError(f"model must be a ModelConfig. Received: model={self.model!r}")
-        if not isinstance(self.devices, DeviceConfig):
-            raise TypeError(f"devices must be a DeviceConfig. Received: devices={self.devices!r}")
-        _text("train_data", self.train_data)
-        _text("checkpoint", self.checkpoint)
+        check_run_fields(self)
         _text("test_data", self.test_data, optional=True)
-        _text("initialize", self.initialize, optional=True)
-        _int("batch_size", self.batch_size, minimum=1)
         if (self.max_iteration is None) == (self.epochs is None):
             raise ValueError(
                 "Give exactly one of max_iteration (steps) or epochs. Received: "
@@ -192,20 +210,10 @@ class TrainConfig:
             )
         _int("max_iteration", self.max_iteration, minimum=1, optional=True)
         _number("epochs", self.epochs, low=0, low_open=True, optional=True)
-        _int("steps_per_epoch", self.steps_per_epoch, minimum=1, optional=True)
-        _number("learning_rate", self.learning_rate, low=0, low_open=True)
-        _number("power", self.power, low=0)
-        _number("momentum", self.momentum, low=0, high=1)
-        _number("weight_decay", self.weight_decay, low=0)
-        _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
         _int("skip_step", self.skip_step, minimum=1)
         _int("save_step", self.save_step, minimum=1)
         _int("eval_step", self.eval_step)
-        _int("eval_batches", self.eval_batches, minimum=1, optional=True)
         _int("keep_checkpoints", self.keep_checkpoints, minimum=1)
-        _int("seed", self.seed)
-        _bool("cache_data", self.cache_data)
-        _bool("skip_corrupt", self.skip_corrupt)
 
     def total_steps(self, steps_per_epoch):
         """`max_iteration`, or `epochs` converted with `steps_per_epoch`."""

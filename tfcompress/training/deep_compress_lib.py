@@ -36,15 +36,12 @@ from tfcompress.sharing.pipeline import check_density
 from tfcompress.training import common, devices, inputs, paths, runs, weights
 from tfcompress.training.config import (
     DEFAULT_WEIGHT_DECAY_MODE,
-    WEIGHT_DECAY_MODES,
     DeviceConfig,
     ModelConfig,
     TrainConfig,
-    _bool,
-    _choice,
     _int,
     _number,
-    _text,
+    check_run_fields,
 )
 
 KIND = "deep_compression"
@@ -123,19 +120,12 @@ class DeepCompressionConfig:
     devices: DeviceConfig = DeviceConfig()
 
     def __post_init__(self):
-        if not isinstance(self.model, ModelConfig):
-            raise TypeError(f"model must be a ModelConfig. Received: model={self.model!r}")
-        _text("train_data", self.train_data)
-        _text("checkpoint", self.checkpoint)
+        check_run_fields(self)
         if not self.test_data:
             raise ValueError(
                 "test_data is needed: the deep_compression recipe measures every stage on "
                 f"it. Received: test_data={self.test_data!r}"
             )
-        _text("initialize", self.initialize, optional=True)
-        _int("batch_size", self.batch_size, minimum=1)
-        _int("steps_per_epoch", self.steps_per_epoch, minimum=1, optional=True)
-        _int("eval_batches", self.eval_batches, minimum=1, optional=True)
         _int("dense_epochs", self.dense_epochs)
         _int("prune_steps", self.prune_steps, minimum=1)
         _int("prune_epochs", self.prune_epochs)
@@ -155,17 +145,7 @@ class DeepCompressionConfig:
             _bits(name, getattr(self, name))
         _pairs("bits", self.bits, _bits)
         _pairs("index_bits", self.index_bits, _bits)
-        _number("learning_rate", self.learning_rate, low=0, low_open=True)
         _number("share_learning_rate", self.share_learning_rate, low=0, low_open=True)
-        _number("power", self.power, low=0)
-        _number("momentum", self.momentum, low=0, high=1)
-        _number("weight_decay", self.weight_decay, low=0)
-        _choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
-        _int("seed", self.seed)
-        _bool("cache_data", self.cache_data)
-        _bool("skip_corrupt", self.skip_corrupt)
-        if not isinstance(self.devices, DeviceConfig):
-            raise TypeError(f"devices must be a DeviceConfig. Received: devices={self.devices!r}")
         if self.devices.strategy != "default" or self.devices.precision != "float32":
             raise ValueError(
                 "The deep_compression recipe runs on one device in float32 (Keras fit). "
