@@ -115,15 +115,22 @@ def set_weights_from(model, data):
             layer.set_weights([data[f"w/{layer.name}/{i}"] for i in range(n)])
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def read_inputs(description, argv=None):
+    """`(args, data, settings)` of a baseline run: its `--inputs` (the `.npz` the parent
+    process wrote), `--out` and `--workdir`; the settings' seed is set."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--inputs", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--workdir", required=True)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     data = np.load(args.inputs, allow_pickle=False)
     settings = json.loads(str(data["settings"]))
     tf.keras.utils.set_random_seed(settings["seed"])
+    return args, data, settings
+
+
+def main():
+    args, data, settings = read_inputs(__doc__.splitlines()[0])
     model = build_net(settings["widths"])
     set_weights_from(model, data)
     schedule = tfmot.sparsity.keras.PolynomialDecay(

@@ -21,7 +21,6 @@ raw float32 weights (`deep_compression_report.weights_gzip_bytes`: no file forma
 measure in both processes).
 """
 
-import argparse
 import gzip
 import json
 import os
@@ -33,7 +32,6 @@ except ImportError as e:
     raise ImportError(f"benchmarks/tfmot_clustering.py: {e}") from e
 import deep_compression_report as report  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 keras, tfmot = base.keras, base.tfmot
 
@@ -99,14 +97,7 @@ def keras_bytes(model, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--workdir", required=True)
-    args = parser.parse_args()
-    data = np.load(args.inputs, allow_pickle=False)
-    settings = json.loads(str(data["settings"]))
-    tf.keras.utils.set_random_seed(settings["seed"])
+    args, data, settings = base.read_inputs(__doc__.splitlines()[0])
     pruned = NETS[settings["net"]]()
     base.set_weights_from(pruned, data)
     x_test, y_test = data["x_test"], data["y_test"]
