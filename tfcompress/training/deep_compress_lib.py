@@ -27,7 +27,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfcompress import sharing
-from tfcompress.atomic import atomic_path, atomic_write_text
+from tfcompress.atomic import atomic_write_text
 from tfcompress.codec.encoder import resolve_index_bits
 from tfcompress.codec.schema import DEFAULT_INDEX_BITS
 from tfcompress.sharing.kmeans import check_bits
@@ -43,6 +43,7 @@ from tfcompress.training.config import (
     _number,
     check_run_fields,
 )
+from tfcompress.training.plot import stages_plot
 
 KIND = "deep_compression"
 FILE = "model.tfdc"
@@ -317,31 +318,3 @@ def stages_table(stages):
             f"{s['name']:8}{acc:>10}{s['nonzero']:>12,}{s['bytes']:>12,}{s['ratio']:>8.1f}x"
         )
     return "\n".join(lines)
-
-
-def stages_plot(path, stages, ylabel, title):
-    """Writes a PNG of accuracy (%) against storage ratio, one point per stage, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    ratios = [s["ratio"] for s in stages]
-    accs = [100 * s["accuracy"] for s in stages]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    ax.plot(ratios, accs, "o-")
-    for i, (s, x, y) in enumerate(zip(stages, ratios, accs, strict=True)):
-        below = (-12, -14) if i % 2 else (5, 5)  # neighbours at one accuracy stay apart
-        ax.annotate(f"{s['name']} {x:.1f}x", (x, y), textcoords="offset points", xytext=below)
-    ax.set_xscale("log")
-    ax.set_xlabel("storage ratio (dense float32 bytes / stored bytes)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}: Deep Compression stages")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp)
-    finally:
-        plt.close(fig)
-    return path
