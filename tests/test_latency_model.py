@@ -1,0 +1,86 @@
+"""The latency model: cost tables (interpolation, JSON), their cache per machine and
+model signature, and a measured table of a tiny model read back from the cache."""
+
+import pytest
+
+from tfcompress import latency
+from tfcompress.latency import measure as measure_lib
+from tfcompress.latency.table import CostTable, LayerCost
+
+from .pruning_models import conv_bn_net
+
+MACHINE = {"host": "h", "cpu": "c", "tensorflow": "2.21", "threads": 2, "runtime": "tf"}
+
+
+def _table(signature="sig"):
+    return CostTable(
+        {"conv": LayerCost(("in", "out"), ((8, 16), (8, 16, 32)), [[1, 2, 4], [2, 4, 8]]),
+         "head": LayerCost(("in",), ((8, 16),), [0.5, 0.5])},
+        base_ms=1.5, multiple=8, batch_size=1, machine=MACHINE, signature=signature)
+
+
+def test_cost_interpolates_and_prices_odd_counts_at_the_next_multiple():
+    conv = _table().layers["conv"]
+    assert conv.cost({"in": 16, "out": 24}) == pytest.approx(6.0)  # halfway 4 .. 8
+    assert conv.cost({"in": 12, "out": 8}) == pytest.approx(1.5)
+    assert conv.cost({"in": 9, "out": 8}, multiple=8) == conv.cost({"in": 16, "out": 8})
+    assert conv.cost({"in": 1, "out": 1}) == 1.0  # below the grid: its floor
+    assert _table().full_ms() == pytest.approx(1.5 + 8 + 0.5)
+
+
+def test_cache_round_trip_and_misses(tmp_path):
+    table = _table()
+    path = latency.save_table(table, tmp_path, "net")
+    assert path.startswith(str(tmp_path)) and path.endswith(".json")
+    assert latency.load_table(MACHINE, "sig", tmp_path, "net") == table
+    other_machine = {**MACHINE, "threads": 1}
+    assert latency.load_table(other_machine, "sig", tmp_path, "net") is None
+    assert latency.load_table({**MACHINE, "cpu": "other"}, "sig", tmp_path, "net") is None
+    assert latency.load_table(MACHINE, "other-sig", tmp_path, "net") is None
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp left
+
+
+def test_model_signature_tells_models_and_batches_apart():
+    a, b = conv_bn_net(widths=(8, 8, 16)), conv_bn_net(widths=(8, 16, 16))
+    sig = latency.model_signature(a, 1, (0.5, 1.0), 8)
+    assert sig == latency.model_signature(conv_bn_net(widths=(8, 8, 16)), 1, (0.5, 1.0), 8)
+    assert sig != latency.model_signature(b, 1, (0.5, 1.0), 8)
+    assert sig != latency.model_signature(a, 32, (0.5, 1.0), 8)
+
+
+def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch):
+    model = conv_bn_net(widths=(8, 8, 16))
+    table = latency.measure_cost_table(
+        model, 2, fractions=(0.5, 1.0), repeats=2, cache_dir=tmp_path)
+    assert table.machine == latency.machine_key() and table.batch_size == 2
+    assert set(table.layers) == {"conv0", "conv1", "conv2", "logits"}
+    assert table.layers["conv2"].axes == ("in", "out")
+    assert table.layers["conv2"].grid == ((8,), (8, 16))  # multiples of 8 and the width
+    assert table.layers["conv0"].axes == ("out",)  # its input, the image, is pinned
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured again instead of reading the cache")
+
+    monkeypatch.setattr(measure_lib, "layer_ms", no_measuring)
+    again = latency.measure_cost_table(
+        model, 2, fractions=(0.5, 1.0), repeats=2, cache_dir=tmp_path)
+    assert again == table
+
+
+def test_bad_tables_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"axes must be a subset .* Received: axes=\('k',\)"):
+        LayerCost(("k",), ((8,),), [1.0])
+    with pytest.raises(ValueError, match=r"ascending .* Received: grid=\(\(16, 8\),\)"):
+        LayerCost(("in",), ((16, 8),), [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"shape \(2,\) .* Received: ms=\[1.0\]"):
+        LayerCost(("in",), ((8, 16),), [1.0])
+    with pytest.raises(ValueError, match="Received: multiple=0"):
+        CostTable({}, multiple=0)
+    with pytest.raises(ValueError, match="Received: base_ms=-1"):
+        CostTable({}, base_ms=-1)
+    with pytest.raises(ValueError, match="Received: batch_size=0"):
+        latency.measure_cost_table(conv_bn_net(), 0)
+    with pytest.raises(ValueError, match=r"Received: fractions=\(0, 1\)"):
+        latency.measure_cost_table(conv_bn_net(), 1, fractions=(0, 1))
+    with pytest.raises(ValueError, match="cached. Received: machine=None"):
+        latency.save_table(CostTable({}), "/nonexistent")

@@ -1,0 +1,149 @@
+"""Measuring a cost table on this machine: each conv / dense layer alone (a one-layer
+Keras model of that layer's class and config, the given input / output channels and the
+layer's spatial size, called through a `tf.function` concrete function, as a SavedModel
+serves it) on a grid of kept channel counts, minus the cost of an empty call; the rest of
+the network is the whole model's latency minus its layers'.
+
+Times are medians of repeated calls; on a loaded machine they are noisy, and a table is
+cached per machine key and model signature (`tfcompress.latency.cache`) so it is measured
+once.
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from tfcompress.graph.dependency import DependencyGraph
+from tfcompress.latency.cache import digest, load_table, save_table
+from tfcompress.latency.layers import layer_sites
+from tfcompress.latency.machine import machine_key
+from tfcompress.latency.table import CostTable, LayerCost
+
+DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
+
+
+def grid_counts(full, fractions, multiple):
+    """Channel counts to measure along an axis of `full` channels: each fraction of it
+    rounded to `multiple` (at least one multiple), and `full` itself."""
+    counts = {full}
+    for f in fractions:
+        counts.add(min(full, max(multiple, multiple * round(f * full / multiple))))
+    return tuple(sorted(counts))
+
+
+def time_call(fn, x, repeats=10, warmup=2, min_seconds=0.02):
+    """Median milliseconds of `fn(x)` over at least `repeats` calls (and `min_seconds`)."""
+    for _ in range(warmup):
+        fn(x)
+    times, start = [], time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        out = fn(x)
+        np.asarray(out)  # wait for the result
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def _serving_fn(model, shape):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec(shape, model.inputs[0].dtype if model.inputs else tf.float32)
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    x = tf.random.uniform(shape, dtype=spec.dtype)
+    return fn, x
+
+
+def call_overhead_ms(repeats=10):
+    """Milliseconds of calling a concrete function that does (almost) nothing."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: x * 1.0).get_concrete_function(tf.TensorSpec((1, 1)))
+    return time_call(fn, tf.ones((1, 1)), repeats=repeats)
+
+
+def model_ms(model, batch_size, repeats=10):
+    """Median milliseconds of one call of `model` (one input) on a random batch."""
+    shape = (batch_size, *model.inputs[0].shape[1:])
+    fn, x = _serving_fn(model, shape)
+    return time_call(fn, x, repeats=repeats)
+
+
+def layer_ms(site, batch_size, counts, repeats=10):
+    """Median milliseconds of `site`'s layer alone, reading `counts["in"]` channels and
+    making `counts["out"]` (absent: the layer's own)."""
+    layer = site.layer
+    config = dict(layer.get_config(), name=f"probe_{layer.name}")
+    width_key = "units" if "units" in config else "filters"
+    if "out" in counts and width_key in config:
+        config[width_key] = int(counts["out"])
+    c_in = int(counts.get("in", site.in_shape[-1]))
+    inputs = keras.Input(site.in_shape[1:-1] + (c_in,), batch_size=batch_size)
+    probe = keras.Model(inputs, type(layer).from_config(config)(inputs))
+    fn, x = _serving_fn(probe, (batch_size, *site.in_shape[1:-1], c_in))
+    return time_call(fn, x, repeats=repeats)
+
+
+def model_signature(model, batch_size, fractions, multiple, graph=None):
+    """The digest of what a table of `model` measures: its modelled layers (class, config,
+    shapes, pruned axes), the batch, the grid and the multiple."""
+    graph = graph or DependencyGraph(model)
+    specs = [s.spec(batch_size) for s in layer_sites(graph)]
+    return digest({"layers": specs, "batch_size": batch_size,
+                   "fractions": list(fractions), "multiple": multiple})
+
+
+def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
+                       multiple=8, repeats=10, cache_dir=None, use_cache=True):
+    """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
+    read from the cache if this machine measured this model before, else measured and
+    cached.
+
+    Args:
+        model: the model to prune, before `tfcompress.wrap` (its graph's prunable groups
+            say which axes each layer's cost varies along; pass `graph` for an `exclude`).
+        batch_size: the batch the latency is for.
+        fractions: grid points per axis, as fractions of the full width (rounded to
+            `multiple`; the full width is always measured).
+        multiple: the channel multiple the kernels run well (8 float32 lanes on AVX2).
+        repeats: timed calls per point (median).
+        cache_dir: the cache folder (default `tfcompress.latency.default_cache_dir()`).
+        use_cache: False measures anew (and overwrites the cached table).
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}")
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ValueError(f"fractions must be numbers in (0, 1]. Received: fractions={fractions!r}")
+    if len(model.inputs) != 1:
+        raise ValueError(
+            f"measure_cost_table times models of one input; model '{model.name}' has "
+            f"{len(model.inputs)}."
+        )
+    graph = graph or DependencyGraph(model)
+    machine = machine_key()
+    signature = model_signature(model, batch_size, fractions, multiple, graph)
+    if use_cache:
+        table = load_table(machine, signature, cache_dir, model.name)
+        if table is not None:
+            return table
+    overhead = call_overhead_ms(repeats)
+    costs, memo = {}, {}
+    for site in layer_sites(graph):
+        full = {"in": site.in_shape[-1], "out": site.out_shape[-1]}
+        grid = tuple(grid_counts(full[a], fractions, multiple) for a in site.axes)
+        ms = np.zeros([len(g) for g in grid])
+        for index in np.ndindex(*ms.shape):
+            counts = {a: grid[i][j] for i, (a, j) in enumerate(zip(site.axes, index))}
+            key = digest({**site.spec(batch_size), "name": None, "counts": counts})
+            if key not in memo:
+                memo[key] = max(0.0, layer_ms(site, batch_size, counts, repeats) - overhead)
+            ms[index] = memo[key]
+        costs[site.name] = LayerCost(site.axes, grid, ms.tolist())
+    partial = CostTable(costs, 0.0, multiple)
+    total = model_ms(model, batch_size, repeats)
+    table = CostTable(costs, max(0.0, total - partial.full_ms()), multiple, batch_size,
+                      machine, signature)
+    save_table(table, cache_dir, model.name)
+    return table
+
+

@@ -1,0 +1,179 @@
+"""A cost table: the latency of each conv/dense layer of one model as a function of the
+channel counts it keeps, as plain data (JSON round trip).
+
+A layer's cost is tabulated on a grid of kept channel counts along the axes that pruning
+can change ("in": the channels it reads, "out": the channels it makes; a depthwise conv
+has only "in", its output follows) and interpolated linearly in between. Kernels work on
+blocks of `multiple` channels (8 float32 lanes for oneDNN / XNNPACK on AVX2), so a count
+off the multiple is priced as the next multiple up: 57 channels cost what 64 cost. Below
+the smallest grid point a layer costs what it costs there (a floor: narrower layers are
+rarely faster). The rest of the network (pooling, adds, the call itself) is `base_ms`,
+a constant.
+
+A table is measured (`tfcompress.latency.measure_cost_table`) or written by hand:
+
+    CostTable.from_dict({"multiple": 4, "base_ms": 1.0, "layers": {
+        "conv": {"axes": ["out"], "grid": [[4, 8, 16]], "ms": [0.5, 1.0, 2.0]}}})
+"""
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+
+AXES = ("in", "out")
+
+
+def _is_number(v):
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _nested_tuple(x):
+    return tuple(_nested_tuple(v) for v in x) if isinstance(x, (list, tuple)) else float(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerCost:
+    """Milliseconds of one layer on a grid of kept channel counts.
+
+    Args:
+        axes: the axes the grid spans, a subset of ("in", "out") in that order.
+        grid: one ascending tuple of channel counts per axis (the last is the full width).
+        ms: the latency at each grid point, nested like `grid` (a number for no axes).
+    """
+
+    axes: tuple
+    grid: tuple
+    ms: object
+
+    def __post_init__(self):
+        axes, grid = tuple(self.axes), tuple(tuple(int(c) for c in g) for g in self.grid)
+        if not set(axes) <= set(AXES) or len(set(axes)) != len(axes):
+            raise ValueError(f"axes must be a subset of {AXES}. Received: axes={self.axes!r}")
+        if len(grid) != len(axes):
+            raise ValueError(
+                f"grid must hold one list of channel counts per axis ({len(axes)}). "
+                f"Received: grid={self.grid!r}"
+            )
+        for g in grid:
+            if not g or g[0] < 1 or any(b <= a for a, b in zip(g, g[1:])):
+                raise ValueError(
+                    "Each grid axis must be ascending channel counts >= 1. "
+                    f"Received: grid={self.grid!r}"
+                )
+        ms = np.asarray(self.ms, np.float64)
+        if ms.shape != tuple(len(g) for g in grid) or not np.isfinite(ms).all() or (ms < 0).any():
+            raise ValueError(
+                f"ms must be finite latencies >= 0 of shape {tuple(len(g) for g in grid)} "
+                f"(one per grid point). Received: ms={self.ms!r}"
+            )
+        object.__setattr__(self, "axes", axes)
+        object.__setattr__(self, "grid", grid)
+        object.__setattr__(self, "ms", _nested_tuple(ms.tolist()))
+
+    def full(self, axis):
+        """The full width along `axis` (the last grid point), or None if it is not an axis."""
+        return self.grid[self.axes.index(axis)][-1] if axis in self.axes else None
+
+    def cost(self, counts, multiple=1):
+        """Milliseconds at `counts` (`{axis: kept channels}`; axes not in the table are
+        ignored), counts rounded up to `multiple` (at most the full width)."""
+        ms = np.asarray(self.ms, np.float64)
+        for axis, g in zip(self.axes, self.grid):
+            c = min(g[-1], multiple * math.ceil(counts[axis] / multiple))
+            ms = _interp_first_axis(ms, g, c)
+        return float(ms)
+
+    def to_dict(self):
+        return {"axes": list(self.axes), "grid": [list(g) for g in self.grid],
+                "ms": np.asarray(self.ms).tolist()}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(axes=tuple(d["axes"]), grid=tuple(tuple(g) for g in d["grid"]), ms=d["ms"])
+
+
+def _interp_first_axis(ms, grid, c):
+    """`ms` along its first axis interpolated at count `c` (clamped to the grid)."""
+    i = int(np.searchsorted(grid, c))
+    if i == 0:
+        return ms[0]
+    if i >= len(grid):
+        return ms[-1]
+    lo, hi = grid[i - 1], grid[i]
+    t = (c - lo) / (hi - lo)
+    return (1 - t) * ms[i - 1] + t * ms[i]
+
+
+@dataclasses.dataclass(frozen=True)
+class CostTable:
+    """The cost of each modelled layer of one model on one machine, plus the rest.
+
+    Args:
+        layers: `{layer name: LayerCost}`.
+        base_ms: the latency of everything the layers do not cover (>= 0).
+        multiple: the channel multiple the kernels run well; counts are priced rounded
+            up to it, and a latency budget keeps multiples of it.
+        batch_size: the batch the table was measured at (None: written by hand).
+        machine: the machine key it was measured on (`tfcompress.latency.machine_key`).
+        signature: the model signature it belongs to (`tfcompress.latency.model_signature`).
+    """
+
+    layers: dict
+    base_ms: float = 0.0
+    multiple: int = 8
+    batch_size: int = None
+    machine: dict = None
+    signature: str = None
+
+    def __post_init__(self):
+        if not isinstance(self.layers, dict) or not all(
+            isinstance(v, LayerCost) for v in self.layers.values()
+        ):
+            raise TypeError(
+                "layers must be a dict of layer name -> LayerCost. "
+                f"Received: layers={self.layers!r}"
+            )
+        if not _is_number(self.base_ms) or self.base_ms < 0:
+            raise ValueError(f"base_ms must be a number >= 0. Received: base_ms={self.base_ms!r}")
+        m = self.multiple
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(
+                f"multiple must be an integer >= 1. Received: multiple={self.multiple!r}"
+            )
+
+    def layer_ms(self, name, counts):
+        """Milliseconds of layer `name` keeping `counts` (`{"in": n, "out": m}`)."""
+        return self.layers[name].cost(counts, self.multiple)
+
+    def full_ms(self):
+        """The predicted latency of the unpruned model."""
+        return self.base_ms + sum(
+            c.cost({a: c.full(a) for a in c.axes}, self.multiple) for c in self.layers.values()
+        )
+
+    def to_dict(self):
+        return {
+            "layers": {name: c.to_dict() for name, c in sorted(self.layers.items())},
+            "base_ms": float(self.base_ms),
+            "multiple": self.multiple,
+            "batch_size": self.batch_size,
+            "machine": self.machine,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"Unknown cost table fields {sorted(unknown)}. Received: {d!r}")
+        layers = {name: LayerCost.from_dict(c) for name, c in d.get("layers", {}).items()}
+        return cls(**{**d, "layers": layers})
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
