@@ -95,23 +95,42 @@ def fold_batchnorm(model):
         )
     pairs = foldable_pairs(model)
     producers = {p.name: bn_name for bn_name, p in pairs.items()}
+    copies = []  # (original layer, its copy), as clone_model makes them (once per layer)
 
     def clone(layer):
         if layer.name in pairs:
-            return FoldedBatchNorm(name=layer.name)
-        config = layer.get_config()
-        if layer.name in producers:
-            config["use_bias"] = True
-            config["bias_initializer"] = "zeros"
-        return layer.__class__.from_config(config)
-
-    folded = keras.models.clone_model(model, clone_function=clone)
-    for layer in model.layers:
-        target = folded.get_layer(layer.name)
-        if layer.name in pairs:
-            continue
-        if layer.name in producers:
-            target.set_weights(list(folded_weights(layer, model.get_layer(producers[layer.name]))))
+            new = FoldedBatchNorm(name=layer.name)
         else:
-            target.set_weights(layer.get_weights())
+            config = layer.get_config()
+            if layer.name in producers:
+                config["use_bias"] = True
+                config["bias_initializer"] = "zeros"
+            new = layer.__class__.from_config(config)
+        copies.append((layer, new))
+        return new
+
+    folded = keras.models.clone_model(
+        model, input_tensors=_named_inputs(model), clone_function=clone
+    )
+    for layer, new in copies:
+        if layer.name in pairs or not isinstance(layer, keras.layers.Layer):
+            continue  # a folded BatchNorm, or a keras.ops operation (e.g. `x + y`)
+        if layer.name in producers:
+            new.set_weights(list(folded_weights(layer, model.get_layer(producers[layer.name]))))
+        else:
+            new.set_weights(layer.get_weights())
     return folded
+
+
+def _named_inputs(model):
+    """Fresh inputs named after `model`'s input layers (clone_model would name them after
+    the input tensors, e.g. 'keras_tensor', and rename the model's inputs); None for a
+    Sequential model, whose clone keeps its input layer."""
+    if isinstance(model, keras.Sequential):
+        return None
+
+    def fresh(tensor):
+        name = tensor._keras_history.operation.name
+        return keras.Input(batch_shape=tuple(tensor.shape), dtype=tensor.dtype, name=name)
+
+    return keras.tree.map_structure(fresh, model.input)
