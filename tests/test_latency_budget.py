@@ -1,0 +1,129 @@
+"""Pruning to a latency budget with hand-built cost tables: the channel counts the greedy
+cut picks, computed by hand in the comments, and bad targets refused by name."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tfcompress.latency import CostTable, LayerCost
+from tfcompress.pruners import apply_plan
+from tfcompress.pruners.latency_budget import allowed_counts, plan_for_latency
+
+# Per-channel scores (l1_filter: each 1x1 filter has one nonzero weight), four channels
+# per block of the table's multiple (4), lowest block first. Block sums:
+# group A (conv_a's 16 filters): 1, 4, 8, 16;  group B (conv_b's 16): 1.6, 6, 12, 16.
+A_SCORES = np.repeat([0.25, 1.0, 2.0, 4.0], 4)
+B_SCORES = np.repeat([0.4, 1.5, 3.0, 4.0], 4)
+COUNTS = (4, 8, 12, 16)
+
+
+def _net():
+    """conv_a (16) -> conv_b (16) -> GAP -> dense (3): groups A (conv_a's outputs, read by
+    conv_b) and B (conv_b's outputs, read by the dense head); filters shuffled so the
+    kept channels are not simply the first ones."""
+    inputs = keras.Input((4, 4, 3))
+    x = layers.Conv2D(16, 1, use_bias=False, name="conv_a")(inputs)
+    x = layers.Conv2D(16, 1, use_bias=False, name="conv_b")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, layers.Dense(3, name="dense")(x))
+    rng = np.random.default_rng(0)
+    for name, scores in (("conv_a", A_SCORES), ("conv_b", B_SCORES)):
+        layer = model.get_layer(name)
+        kernel = np.zeros(layer.kernel.shape, np.float32)
+        kernel[0, 0, 0, :] = rng.permutation(scores)
+        layer.kernel.assign(kernel)
+    return model
+
+
+def _table(base_ms=1.0):
+    """conv_a: kA / 4 ms; conv_b: kA * kB / 64 ms; dense: kB / 16 ms; the rest 1 ms.
+    Full model: 1 + 4 + 4 + 1 = 10 ms."""
+    return CostTable(
+        {
+            "conv_a": LayerCost(("out",), (COUNTS,), [c / 4 for c in COUNTS]),
+            "conv_b": LayerCost(("in", "out"), (COUNTS, COUNTS),
+                                [[a * b / 64 for b in COUNTS] for a in COUNTS]),
+            "dense": LayerCost(("in",), ((4, 16),), [0.25, 1.0]),
+        },
+        base_ms=base_ms, multiple=4)
+
+
+def test_half_latency_cuts_least_importance_per_ms_then_gives_back():
+    masked = tfc.wrap(_net(), "l1_filter")
+    budget = plan_for_latency(masked, _table(), target_latency=0.5, min_channels=1,
+                              normalize="none")
+    # Target 5 ms. Each step: importance lost / ms saved over the next counts down.
+    # (16,16) 10 ms: A->12 loses 1 for 2 ms (conv_a 1 + conv_b 1) = 0.5; B->12 1.6/1.25;
+    #   A->8 5/4; ... -> A=12, 8 ms.
+    # (12,16): A->8 4/2 = 2; B->12 1.6/(0.75 + 0.25) = 1.6 -> B=12, 7 ms.
+    # (12,12): A->8 4/(1 + 0.75) = 2.29; A->4 12/3.5; B->8 6/1 -> A=8, 5.25 ms.
+    # (8,12): A->4 8/(1 + 0.75) = 4.57; B->8 6/0.75 = 8; B->4 18/1.5 -> A=4, 3.5 ms.
+    # Give back 1.5 ms: A->8 needs 1 + 0.75 = 1.75 (too much); B->16 needs 0.25 + 0.25
+    #   for 16 -> B=16, 4 ms; then A->8 needs 1 + 1 = 2 > 1: done at (4, 16), 4 ms.
+    assert budget.kept == {"conv_a_mask": 4, "conv_b_mask": 16}
+    assert budget.target_ms == pytest.approx(5.0)
+    assert budget.original_ms == pytest.approx(10.0)
+    assert budget.predicted_ms == pytest.approx(4.0)
+    # the best channels are the ones kept: conv_a's top block (score 4)
+    apply_plan(masked, budget.plan)
+    compact = tfc.strip(masked)
+    kernel = np.asarray(compact.get_layer("conv_a").kernel)
+    np.testing.assert_allclose(np.sort(np.abs(kernel[0, 0, 0])), [4.0] * 4)
+    assert "predicted 4.000 ms for a target of 5.000 ms" in budget.summary()
+
+
+def test_target_in_ms_never_stops_at_a_slower_narrower_count():
+    # conv_b's kernels run 16 outputs faster than 8 or 12: conv_b(kA, kB) = kA/16, kA/8,
+    # kA/8, 3 kA/32 for kB = 4, 8, 12, 16 (1, 2, 2, 1.5 ms at kA = 16). Full model:
+    # 1.5 + 4 + 1.5 + 1 = 8 ms; target 7 ms.
+    # (16,16): A->12 loses 1 for conv_a 1 + conv_b (1.5 - 1.125) = 1.375 ms (0.73);
+    #   A->8 5 / 2.75; A->4 13 / 4.125; B->12 saves -0.5 + 0.25 < 0 and B->8
+    #   -0.5 + 0.5 = 0 (no candidates: narrower is not faster); B->4 19.6 / 1.25
+    #   -> A=12, 6.625 ms <= 7. Give back 0.375 ms: A->16 needs 1.375: done at (12, 16).
+    conv_b = [[a / 16, a / 8, a / 8, 3 * a / 32] for a in COUNTS]
+    layers_ = {**_table().layers, "conv_b": LayerCost(("in", "out"), (COUNTS, COUNTS), conv_b)}
+    masked = tfc.wrap(_net(), "l1_filter")
+    budget = plan_for_latency(masked, CostTable(layers_, base_ms=1.5, multiple=4),
+                              target_ms=7.0, min_channels=1, normalize="none")
+    assert budget.original_ms == pytest.approx(8.0)
+    assert budget.kept == {"conv_a_mask": 12, "conv_b_mask": 16}
+    assert budget.predicted_ms == pytest.approx(6.625)
+
+
+def test_allowed_counts_are_multiples_from_the_floor_and_the_full_width():
+    assert allowed_counts(16, 4, 1) == [4, 8, 12, 16]
+    assert allowed_counts(20, 8, 10) == [16, 20]
+    assert allowed_counts(6, 8, 1) == [6]
+
+
+def test_bad_targets_and_tables_are_refused_by_name():
+    masked = tfc.wrap(_net(), "l1_filter")
+    table = _table()
+    with pytest.raises(ValueError, match="Received: target_latency=None, target_ms=None"):
+        plan_for_latency(masked, table)
+    with pytest.raises(ValueError, match="Received: target_latency=0.5, target_ms=3"):
+        plan_for_latency(masked, table, target_latency=0.5, target_ms=3)
+    with pytest.raises(ValueError, match=r"in \(0, 1\].*Received: target_latency=1.5"):
+        plan_for_latency(masked, table, target_latency=1.5)
+    with pytest.raises(ValueError, match="Received: target_latency=0"):
+        plan_for_latency(masked, table, target_latency=0)
+    with pytest.raises(ValueError, match="target_ms must be a number > 0. Received: target_ms=-2"):
+        plan_for_latency(masked, table, target_ms=-2)
+    with pytest.raises(ValueError, match="Received: min_channels=0"):
+        plan_for_latency(masked, table, target_latency=0.5, min_channels=0)
+    with pytest.raises(ValueError, match="Received: normalize='z'"):
+        plan_for_latency(masked, table, target_latency=0.5, normalize="z")
+    with pytest.raises(TypeError, match="Received: cost_table={}"):
+        plan_for_latency(masked, {}, target_latency=0.5)
+    # the narrowest allowed widths (4, 4): 1 + 1 + 0.25 + 0.25 = 2.5 ms
+    with pytest.raises(ValueError, match="narrowest allowed widths take 2.5 ms"):
+        plan_for_latency(masked, table, target_ms=2.0, min_channels=1)
+    missing = CostTable({k: v for k, v in table.layers.items() if k != "conv_b"})
+    with pytest.raises(ValueError, match="no entry for layer 'conv_b'"):
+        plan_for_latency(masked, missing, target_latency=0.5)
+    wider = CostTable({**table.layers, "dense": LayerCost(("in",), ((4, 32),), [1, 2])})
+    with pytest.raises(ValueError, match="'dense' has 32 input channels at full width; the "
+                                         "layer has 16"):
+        plan_for_latency(masked, wider, target_latency=0.5)

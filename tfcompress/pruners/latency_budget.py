@@ -1,0 +1,257 @@
+"""A latency budget: which channels to keep so that a model's predicted latency (from a
+`tfcompress.latency.CostTable`) meets a target, losing the least importance per
+millisecond saved.
+
+Every channel group keeps its best channels; its kept count moves in steps of the
+table's `multiple` (the widths the kernels run well; the full width is always allowed).
+From the full model, each step takes, among all groups and the next few allowed counts
+down, the cut that loses the least importance (the sum of the normalised scores of the
+channels it removes) per millisecond it saves, until the prediction meets the target.
+Then channels are given back while the budget allows: first every count the table says
+costs no more (a wider layer that runs as fast or faster: rounding up, to the cheaper
+side), then the most importance per millisecond added.
+
+    from tfcompress.latency import measure_cost_table
+    from tfcompress.pruners.latency_budget import plan_for_latency
+
+    table = measure_cost_table(model, batch_size=1)  # cached per machine and model
+    masked = tfc.wrap(model)
+    budget = plan_for_latency(masked, table, target_latency=0.5)
+    tfc.apply_plan(masked, budget.plan)
+    compact = tfc.strip(masked)
+    print(budget.with_measured(compact, batch_size=1).summary())
+"""
+
+import dataclasses
+
+import numpy as np
+
+from tfcompress import methods
+from tfcompress.latency import CostTable, Predictor, model_ms
+from tfcompress.pruners.ranking import NORMALIZERS
+from tfcompress.pruners.scores import plan_for, score_groups
+
+# How many allowed counts below (above) a group's count one step looks at: a cut past a
+# bump in the table (a count slower than the next one down) is seen.
+LOOKAHEAD = 4
+
+
+@dataclasses.dataclass
+class LatencyBudget:
+    """What `plan_for_latency` chose and what it predicts.
+
+    Attributes:
+        plan: the `PruningPlan` (apply it with `tfcompress.pruners.apply_plan`).
+        kept: `{mask layer name: kept channels}`.
+        target_ms, predicted_ms, original_ms: the target, the prediction for the plan and
+            for the unpruned model (milliseconds per batch).
+        measured_ms: the compact model's measured latency, if `with_measured` was called.
+    """
+
+    plan: object
+    kept: dict
+    target_ms: float
+    predicted_ms: float
+    original_ms: float
+    measured_ms: float = None
+
+    def with_measured(self, compact, batch_size, repeats=10):
+        """This budget with `measured_ms` of `compact` (e.g. `tfcompress.strip(masked)`)."""
+        return dataclasses.replace(self, measured_ms=model_ms(compact, batch_size, repeats))
+
+    def summary(self):
+        text = (
+            f"predicted {self.predicted_ms:.3f} ms for a target of {self.target_ms:.3f} ms "
+            f"({self.target_ms / self.original_ms:.3f} of the original {self.original_ms:.3f} ms)"
+        )
+        if self.measured_ms is not None:
+            text += f"; measured {self.measured_ms:.3f} ms"
+        return text
+
+
+def _is_number(v):
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v)
+
+
+def check_target(target_latency, target_ms):
+    """Raises naming the argument unless exactly one valid target is given."""
+    if (target_latency is None) == (target_ms is None):
+        raise ValueError(
+            "Give exactly one of target_latency (a fraction of the original latency) or "
+            f"target_ms (milliseconds). Received: target_latency={target_latency!r}, "
+            f"target_ms={target_ms!r}"
+        )
+    if target_latency is not None and (
+        not _is_number(target_latency) or not 0 < target_latency <= 1
+    ):
+        raise ValueError(
+            "target_latency must be a number in (0, 1], a fraction of the original "
+            f"latency. Received: target_latency={target_latency!r}"
+        )
+    if target_ms is not None and (not _is_number(target_ms) or target_ms <= 0):
+        raise ValueError(f"target_ms must be a number > 0. Received: target_ms={target_ms!r}")
+
+
+def allowed_counts(size, multiple, min_channels):
+    """The kept counts a group of `size` channels may take: multiples of `multiple` from
+    `min_channels` up, and `size`."""
+    floor = min(min_channels, size)
+    first = multiple * -(-floor // multiple)
+    return sorted({*range(first, size, multiple), size})
+
+
+def plan_for_latency(
+    masked,
+    cost_table,
+    *,
+    target_latency=None,
+    target_ms=None,
+    criterion=None,
+    data=None,
+    min_channels=None,
+    normalize=None,
+):
+    """The channels to keep so that `masked`'s predicted latency meets the target
+    (nothing is applied).
+
+    Args:
+        masked: a model from `tfcompress.wrap`.
+        cost_table: a `tfcompress.latency.CostTable` of the model (measured at the batch
+            the target is for, or written by hand).
+        target_latency: the target as a fraction in (0, 1] of the original predicted
+            latency (0.5 = twice as fast); or
+        target_ms: the target in milliseconds per batch.
+        criterion: the channel criterion (default: the wrapped method's
+            `budget_criterion`, as for `ratio_for_compression`).
+        data: batches for data-driven criteria.
+        min_channels: channels every group keeps at least (default: the method's); kept
+            counts are then rounded up to the table's multiple.
+        normalize: score normalisation making groups comparable (a key of
+            `tfcompress.pruners.ranking.NORMALIZERS`; default: the method's for a global
+            ranking).
+
+    Returns:
+        A `LatencyBudget`.
+
+    Raises:
+        ValueError: naming the bad argument; or when the target is below the latency of
+            the narrowest allowed model (the floor is in the message).
+    """
+    check_target(target_latency, target_ms)
+    if not isinstance(cost_table, CostTable):
+        raise TypeError(
+            "cost_table must be a tfcompress.latency.CostTable. "
+            f"Received: cost_table={cost_table!r}"
+        )
+    given = criterion
+    record, criterion = methods.resolve(masked, None, criterion, caller="plan_for_latency")
+    if not record.structured:
+        raise ValueError(
+            f"A latency budget prunes channels; model '{masked.name}' was wrapped with "
+            f"method={record.name!r}."
+        )
+    criterion = given or record.budget_criterion
+    if min_channels is None:
+        min_channels = record.min_channels
+    if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
+        raise ValueError(
+            f"min_channels must be an integer >= 1. Received: min_channels={min_channels!r}"
+        )
+    if normalize is None:
+        normalize = methods.default_normalize(criterion, "global")
+    if normalize not in NORMALIZERS:
+        raise ValueError(
+            f"normalize must be one of {sorted(NORMALIZERS)}. Received: normalize={normalize!r}"
+        )
+    graph, sites, scores = score_groups(masked, method=criterion, data=data)
+    orders, gain = {}, {}
+    for g, s in scores.items():
+        if np.isfinite(s).any():
+            s = NORMALIZERS[normalize](np.asarray(s, np.float64))
+            orders[g] = np.argsort(-s, kind="stable")
+            gain[g] = np.concatenate([[0.0], np.cumsum(s[orders[g]])])  # gain[g][k]: top k
+    predictor = Predictor(graph, cost_table, orders)
+    k = predictor.full_counts()
+    original = predictor.total_ms(k)
+    target = target_ms if target_ms is not None else target_latency * original
+    allowed = {g: allowed_counts(n, cost_table.multiple, min_channels) for g, n in k.items()}
+    k = _cut(predictor, k, allowed, gain, target)
+    k = _give_back(predictor, k, allowed, gain, target)
+    keep = {g: np.ones(graph.groups[g].size, bool) for g in scores}
+    for g, n in k.items():
+        keep[g] = np.zeros(graph.groups[g].size, bool)
+        keep[g][orders[g][:n]] = True
+    plan = plan_for(sites, keep)
+    return LatencyBudget(
+        plan=plan,
+        kept={name: len(kept) for name, kept in plan.keep.items()},
+        target_ms=float(target),
+        predicted_ms=predictor.total_ms(k),
+        original_ms=original,
+    )
+
+
+def _moves(predictor, k, allowed, gain, g, down):
+    """`(importance change, latency change, count)` of moving group `g` to each of the
+    next `LOOKAHEAD` allowed counts down (or up)."""
+    counts = allowed[g]
+    i = counts.index(k[g])
+    targets = counts[max(0, i - LOOKAHEAD):i][::-1] if down else counts[i + 1:i + 1 + LOOKAHEAD]
+    now = predictor.group_ms(g, k)
+    return [
+        (gain[g][c] - gain[g][k[g]], predictor.group_ms(g, {**k, g: c}) - now, c)
+        for c in targets
+    ]
+
+
+def _cut(predictor, k, allowed, gain, target):
+    """Cut the channels losing the least importance per millisecond saved until the
+    prediction meets `target`."""
+    k, total, moves = dict(k), predictor.total_ms(k), {}
+    while total > target + 1e-9:
+        for g in k:
+            if g not in moves:
+                moves[g] = _moves(predictor, k, allowed, gain, g, down=True)
+        best = None
+        for g, options in moves.items():
+            for d_gain, d_ms, c in options:
+                if d_ms < -1e-12:
+                    key = (-d_gain / -d_ms, d_ms)  # importance lost per ms; then more saved
+                    if best is None or key < best[0]:
+                        best = (key, g, c)
+        if best is None:
+            raise ValueError(
+                f"The latency target {target:.4g} ms is below what this model can reach: "
+                f"the narrowest allowed widths take {total:.4g} ms (the table's base "
+                f"{predictor.table.base_ms:.4g} ms does not shrink). Received a target of "
+                f"{target:.4g} ms."
+            )
+        _, g, c = best
+        k[g] = c
+        total = predictor.total_ms(k)
+        for i in predictor.layers_of_group[g]:  # groups sharing a layer with g
+            for other in list(moves):
+                if i in predictor.layers_of_group[other]:
+                    moves.pop(other)
+    return k
+
+
+def _give_back(predictor, k, allowed, gain, target):
+    """Add channels back while the prediction stays within `target`: first moves that
+    cost nothing (or save time), the most importance first; then the most importance
+    per millisecond."""
+    k, total = dict(k), predictor.total_ms(k)
+    while True:
+        best = None
+        for g in k:
+            for d_gain, d_ms, c in _moves(predictor, k, allowed, gain, g, down=False):
+                if total + d_ms > target + 1e-9:
+                    continue
+                key = (0, -d_gain, d_ms) if d_ms <= 1e-12 else (1, -d_gain / d_ms, d_ms)
+                if best is None or key < best[0]:
+                    best = (key, g, c)
+        if best is None:
+            return k
+        _, g, c = best
+        k[g] = c
+        total = predictor.total_ms(k)
