@@ -9,7 +9,11 @@ from keras import layers
 import tfcompress as tfc
 from tfcompress.latency import CostTable, LayerCost
 from tfcompress.pruners import apply_plan
-from tfcompress.pruners.latency_budget import allowed_counts, plan_for_latency
+from tfcompress.pruners.latency_budget import (
+    UnreachableTarget,
+    allowed_counts,
+    plan_for_latency,
+)
 
 # Per-channel scores (l1_filter: each 1x1 filter has one nonzero weight), four channels
 # per block of the table's multiple (4), lowest block first. Block sums:
@@ -118,8 +122,9 @@ def test_bad_targets_and_tables_are_refused_by_name():
     with pytest.raises(TypeError, match="Received: cost_table={}"):
         plan_for_latency(masked, {}, target_latency=0.5)
     # the narrowest allowed widths (4, 4): 1 + 1 + 0.25 + 0.25 = 2.5 ms
-    with pytest.raises(ValueError, match="narrowest allowed widths take 2.5 ms"):
+    with pytest.raises(UnreachableTarget, match="no cut saves predicted time below 2.5 ms") as e:
         plan_for_latency(masked, table, target_ms=2.0, min_channels=1)
+    assert e.value.floor_ms == pytest.approx(2.5)
     missing = CostTable({k: v for k, v in table.layers.items() if k != "conv_b"})
     with pytest.raises(ValueError, match="no entry for layer 'conv_b'"):
         plan_for_latency(masked, missing, target_latency=0.5)

@@ -36,6 +36,14 @@ from tfcompress.pruners.scores import plan_for, score_groups
 LOOKAHEAD = 4
 
 
+class UnreachableTarget(ValueError):
+    """A latency target below the fastest prediction the cut can reach (`floor_ms`)."""
+
+    def __init__(self, message, floor_ms):
+        super().__init__(message)
+        self.floor_ms = floor_ms
+
+
 @dataclasses.dataclass
 class LatencyBudget:
     """What `plan_for_latency` chose and what it predicts.
@@ -220,11 +228,12 @@ def _cut(predictor, k, allowed, gain, target):
                     if best is None or key < best[0]:
                         best = (key, g, c)
         if best is None:
-            raise ValueError(
+            raise UnreachableTarget(
                 f"The latency target {target:.4g} ms is below what this model can reach: "
-                f"the narrowest allowed widths take {total:.4g} ms (the table's base "
-                f"{predictor.table.base_ms:.4g} ms does not shrink). Received a target of "
-                f"{target:.4g} ms."
+                f"no cut saves predicted time below {total:.4g} ms (the table's base "
+                f"{predictor.table.base_ms:.4g} ms does not shrink, nor does a layer below "
+                "its narrowest grid point).",
+                floor_ms=total,
             )
         _, g, c = best
         k[g] = c

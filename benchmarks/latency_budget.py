@@ -1,0 +1,193 @@
+"""Pruning to a latency budget vs plain L1 at the same MACs (issue #19).
+
+    python benchmarks/latency_budget.py                      # everything (long)
+    python benchmarks/latency_budget.py --models resnet18 --batches 1 32 --image-size 112
+
+For each model (random weights, no downloads: ResNet-18 and VGG-16-BN from the project
+zoo, MobileNetV2 from keras.applications with weights=None), batch and latency target
+(a fraction of the original's predicted latency), the model is wrapped with l1_filter and
+pruned with `plan_for_latency` on the machine's cost table (measured once, then read from
+the cache: `tfcompress.latency.measure_cost_table`). The baseline is plain L1 (one ratio
+for every group, no rounding) at the same MACs: the ratio is bisected until its compact
+model has no more MACs than the latency-budget one. The original and the compact models
+are then called through `tf.function` concrete functions (as a SavedModel serves them),
+taking turns call by call in a new random order each turn; speedups are medians of the
+per-turn ratios, so load from other processes mostly cancels out (the numbers are still
+noisy on a shared machine).
+
+Columns: target and predicted ms (from the table), measured ms, measured / target,
+MACs after, MAC reduction, speedup, and speedup / MAC reduction (1.0: the MAC cut turned
+fully into speed) for the latency budget and for L1 at the same MACs.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfcompress as tfc  # noqa: E402
+from tfcompress.latency import measure_cost_table  # noqa: E402
+from tfcompress.metrics.complexity import count_macs  # noqa: E402
+from tfcompress.pruners.latency_budget import UnreachableTarget, plan_for_latency  # noqa: E402
+
+
+def _resnet18(size):
+    from tfcompress.models.resnet import resnet18
+
+    return resnet18(1000, (size, size, 3))
+
+
+def _vgg16_bn(size):
+    from tfcompress.models.vgg import vgg16_bn
+
+    return vgg16_bn(1000, (size, size, 3))
+
+
+def _mobilenet_v2(size):
+    return keras.applications.MobileNetV2(weights=None, input_shape=(size, size, 3))
+
+
+MODELS = {"resnet18": _resnet18, "vgg16_bn": _vgg16_bn, "mobilenet_v2": _mobilenet_v2}
+
+
+def _fn(model, batch):
+    spec = tf.TensorSpec((batch, *model.inputs[0].shape[1:]), tf.float32)
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    return fn, tf.random.uniform(spec.shape)
+
+
+def paired_ms(models, batch, turns, seed=0):
+    """`{name: (median ms, median per-turn speedup over "original")}`."""
+    calls = {name: _fn(m, batch) for name, m in models.items()}
+    for fn, x in calls.values():
+        fn(x)
+        fn(x)
+    names, times = list(calls), {name: [] for name in calls}
+    rng = np.random.default_rng(seed)
+    for _ in range(turns):
+        for j in rng.permutation(len(names)):
+            fn, x = calls[names[j]]
+            t0 = time.perf_counter()
+            np.asarray(fn(x))
+            times[names[j]].append(1e3 * (time.perf_counter() - t0))
+    ref = np.array(times["original"])
+    return {n: (float(np.median(t)), float(np.median(ref / np.array(t)))) for n, t in times.items()}
+
+
+def l1_at_macs(model, max_macs, steps=8):
+    """Plain L1 (one local ratio) with the most MACs not above `max_macs`."""
+    lo, hi, best = 0.0, 0.95, None
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        masked = tfc.wrap(model, "l1_filter")
+        tfc.prune(masked, ratio=mid, min_channels=1)
+        compact = tfc.strip(masked)
+        if count_macs(compact) <= max_macs:
+            hi, best = mid, (mid, compact)
+        else:
+            lo = mid
+    if best is None:
+        masked = tfc.wrap(model, "l1_filter")
+        tfc.prune(masked, ratio=hi, min_channels=1)
+        best = (hi, tfc.strip(masked))
+    return best
+
+
+def run_one(name, batch, targets, args):
+    model = MODELS[name](args.image_size)
+    t0 = time.perf_counter()
+    table = measure_cost_table(model, batch, fractions=tuple(args.fractions),
+                               multiple=args.multiple, repeats=args.repeats)
+    table_s = time.perf_counter() - t0
+    macs0 = count_macs(model)
+    models, rows = {"original": model}, []
+    for target in targets:
+        masked = tfc.wrap(model, "l1_filter")
+        try:
+            budget = plan_for_latency(masked, table, target_latency=target)
+        except UnreachableTarget as e:
+            print(f"{name} b{batch} 1/{round(1 / target)}: {e}", flush=True)
+            rows.append({"model": name, "batch": batch, "target": target,
+                         "unreachable_floor_ms": e.floor_ms})
+            continue
+        tfc.apply_plan(masked, budget.plan)
+        compact = tfc.strip(masked)
+        macs = count_macs(compact)
+        ratio, l1 = l1_at_macs(model, macs)
+        models[f"budget_{target}"], models[f"l1_{target}"] = compact, l1
+        rows.append({"model": name, "batch": batch, "target": target,
+                     "target_ms": budget.target_ms, "predicted_ms": budget.predicted_ms,
+                     "original_predicted_ms": budget.original_ms, "macs": macs,
+                     "l1_ratio": ratio, "l1_macs": count_macs(l1), "macs_original": macs0})
+    lat = paired_ms(models, batch, args.turns)
+    for row in rows:
+        t = row["target"]
+        row["original_ms"] = lat["original"][0]
+        if "unreachable_floor_ms" in row:
+            continue
+        row["measured_ms"], row["speedup"] = lat[f"budget_{t}"]
+        row["l1_ms"], row["l1_speedup"] = lat[f"l1_{t}"]
+        row["table_s"] = table_s
+    return rows
+
+
+def render(rows):
+    head = ("| model | batch | target | orig ms | target ms | predicted ms | measured ms | "
+            "meas/target | MACs (G) | MAC red. | speedup | speedup ÷ MAC red. | "
+            "L1 ms | L1 MAC red. | L1 speedup | L1 speedup ÷ MAC red. |")
+    lines = [head, "|" + "---|" * 16]
+    for r in rows:
+        if "unreachable_floor_ms" in r:
+            lines.append(f"| {r['model']} | {r['batch']} | 1/{round(1 / r['target'])} | "
+                         f"{r['original_ms']:.1f} | unreachable: predicted floor "
+                         f"{r['unreachable_floor_ms']:.1f} ms |" + " |" * 11)
+            continue
+        red = r["macs_original"] / r["macs"]
+        l1_red = r["macs_original"] / r["l1_macs"]
+        target_ms = r["target"] * r["original_ms"]  # the target against the measured original
+        lines.append(
+            f"| {r['model']} | {r['batch']} | 1/{round(1 / r['target'])} | "
+            f"{r['original_ms']:.1f} | {target_ms:.1f} | {r['predicted_ms']:.1f} | "
+            f"{r['measured_ms']:.1f} | {r['measured_ms'] / target_ms:.2f} | "
+            f"{r['macs'] / 1e9:.3f} | {red:.2f} | {r['speedup']:.2f} | {r['speedup'] / red:.2f} | "
+            f"{r['l1_ms']:.1f} | {l1_red:.2f} | {r['l1_speedup']:.2f} | "
+            f"{r['l1_speedup'] / l1_red:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 32])
+    p.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.25])
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--fractions", nargs="+", type=float, default=[0.125, 0.25, 0.5, 0.75, 1.0],
+                   help="cost table grid, fractions of each layer's width")
+    p.add_argument("--multiple", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")
+    p.add_argument("--turns", type=int, default=30, help="paired timing turns")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TF's)")
+    p.add_argument("--out", help="write the rows as JSON here")
+    args = p.parse_args(argv)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    rows = []
+    for name in args.models:
+        for batch in args.batches:
+            rows += run_one(name, batch, args.targets, args)
+            print(render(rows[-len(args.targets):]), flush=True)
+    print(render(rows))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
