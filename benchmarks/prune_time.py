@@ -1,0 +1,178 @@
+"""Wall time of one pruning round -- wrap, prune (score + mask), strip -- per model.
+
+    python benchmarks/prune_time.py                        # 14 keras.applications + ResNet-18
+    python benchmarks/prune_time.py --models resnet18 MobileNetV2 --repeats 5
+    python benchmarks/prune_time.py --fold                 # also fold_batchnorm, with parity
+
+Models have random weights (`weights=None`, no downloads): the 14 keras.applications
+families at the small input sizes tests/test_applications.py uses, and the zoo's ResNet-18
+at 224x224x3, 1000 classes (the size Torch-Pruning's ResNet-18 prune is timed at,
+~0.12 s). Each repeat wraps the original model afresh (`tfc.wrap`, L1 filter, dependency
+graph included), prunes 30 % (`tfc.prune`) and strips (`tfc.strip`); the table shows the
+median of the repeats after one untimed warm-up round (first-call tracing and imports).
+`--fold` adds `tfc.export.fold_batchnorm` of the original model: its time, the
+BatchNorm layers before and after, and the max relative error of its logits.
+
+Writes `benchmarks/results/prune_time.json` (or `--out`). Goal (issue #19): ResNet-18
+wrap + prune + strip <= 0.15 s.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import tfcompress as tfc  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+A = keras.applications
+# The families and input sizes of tests/test_applications.py (smallest size each accepts).
+APPLICATIONS = {
+    "VGG16": (A.VGG16, 32),
+    "ResNet50": (A.ResNet50, 32),
+    "ResNet50V2": (A.ResNet50V2, 32),
+    "InceptionV3": (A.InceptionV3, 75),
+    "InceptionResNetV2": (A.InceptionResNetV2, 75),
+    "Xception": (A.Xception, 71),
+    "MobileNet": (A.MobileNet, 32),
+    "MobileNetV2": (A.MobileNetV2, 32),
+    "MobileNetV3Small": (A.MobileNetV3Small, 32),
+    "DenseNet121": (A.DenseNet121, 32),
+    "NASNetMobile": (A.NASNetMobile, 32),
+    "EfficientNetB0": (A.EfficientNetB0, 32),
+    "EfficientNetV2B0": (A.EfficientNetV2B0, 32),
+    "ConvNeXtTiny": (A.ConvNeXtTiny, 32),
+}
+ZOO = {"resnet18": ((224, 224, 3), 1000)}
+MODELS = ("resnet18", *APPLICATIONS)
+GOAL = {"resnet18": 0.15}
+STAGES = ("wrap", "prune", "strip")
+
+
+def build(name):
+    """A model with random weights (BatchNorm statistics randomised too)."""
+    if name in ZOO:
+        shape, classes = ZOO[name]
+        model = tfc.models.build(name, classes, shape)
+    else:
+        builder, size = APPLICATIONS[name]
+        model = builder(
+            weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None
+        )
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            for var in layer.weights:
+                low = 0.5 if var.name in ("gamma", "moving_variance") else -0.5
+                var.assign(rng.uniform(low, low + 1.0, var.shape[0]))
+    return model
+
+
+def one_round(model, ratio):
+    """`({stage: seconds}, compact model)` of one wrap / prune / strip round."""
+    times = {}
+    start = time.perf_counter()
+    masked = tfc.wrap(model)
+    times["wrap"] = time.perf_counter() - start
+    start = time.perf_counter()
+    tfc.prune(masked, ratio=ratio)
+    times["prune"] = time.perf_counter() - start
+    start = time.perf_counter()
+    compact = tfc.strip(masked)
+    times["strip"] = time.perf_counter() - start
+    return times, compact
+
+
+def max_rel_error(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-12))
+
+
+def fold_check(model):
+    x = np.random.default_rng(0).uniform(size=(2, *model.inputs[0].shape[1:])).astype("float32")
+    start = time.perf_counter()
+    folded = tfc.export.fold_batchnorm(model)
+    seconds = time.perf_counter() - start
+
+    def bns(m):
+        return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in m.layers)
+
+    return {
+        "fold_s": seconds,
+        "bn_before": bns(model),
+        "bn_after": bns(folded),
+        "fold_rel_err": max_rel_error(model(x, training=False), folded(x)),
+    }
+
+
+def measure(name, repeats, ratio, fold):
+    model = build(name)
+    _, compact = one_round(model, ratio)  # warm-up: first-call tracing
+    rounds = [one_round(model, ratio)[0] for _ in range(repeats)]
+    row = {"model": name, "params": model.count_params(), "compact": compact.count_params()}
+    for stage in STAGES:
+        row[stage] = statistics.median(r[stage] for r in rounds)
+    row["total"] = statistics.median(sum(r.values()) for r in rounds)
+    if fold:
+        row.update(fold_check(model))
+    keras.backend.clear_session()
+    return row
+
+
+def table(rows):
+    cols = ["model", "params", "compact", *STAGES, "total"]
+    fold = "fold_s" in rows[0]
+    if fold:
+        cols += ["fold_s", "bn_before", "bn_after", "fold_rel_err"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = []
+        for c in cols:
+            v = row[c]
+            if c == "fold_rel_err":
+                cells.append(f"{v:.1e}")
+            elif isinstance(v, float):
+                cells.append(f"{v:.3f}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per model")
+    parser.add_argument("--ratio", type=float, default=0.3, help="fraction pruned per group")
+    parser.add_argument("--fold", action="store_true", help="also fold_batchnorm, with parity")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "prune_time.json"))
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1. Received: {args.repeats}")
+    rows = []
+    for name in args.models:
+        rows.append(measure(name, args.repeats, args.ratio, args.fold))
+        r = rows[-1]
+        print(f"{name}: wrap {r['wrap']:.3f}  prune {r['prune']:.3f}  strip {r['strip']:.3f}  "
+              f"total {r['total']:.3f} s", flush=True)
+    print(table(rows))
+    for name, goal in GOAL.items():
+        for row in rows:
+            if row["model"] == name:
+                verdict = "meets" if row["total"] <= goal else "misses"
+                print(f"{name}: total {row['total']:.3f} s {verdict} the goal <= {goal} s")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"args": vars(args), "rows": rows}, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
