@@ -15,10 +15,13 @@ from .pruning_models import compile_model, conv_bn_net, data, mask_values
 
 @keras.saving.register_keras_serializable(package="tests")
 class Odd(keras.layers.Layer):
-    """A layer class the dependency graph has no rule for."""
+    """A layer class the dependency graph has no rule for (and does not see through)."""
+
+    def build(self, *shapes):  # a weight of its own: the graph does not see through it
+        self.one = self.add_weight(shape=(), initializer="ones", trainable=False, name="one")
 
     def call(self, x):
-        return x * 2.0
+        return x * 2.0 * self.one
 
 
 def _odd_net():

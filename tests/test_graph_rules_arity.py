@@ -15,9 +15,12 @@ from tfcompress.graph.rules import Channelwise, Merge, RuleArityError
 class WeightedSum(layers.Layer):
     """Called on a list: its arity is not knowable from the class."""
 
+    def build(self, *shapes):  # a weight of its own: the graph does not see through it
+        self.one = self.add_weight(shape=(), initializer="ones", trainable=False, name="one")
+
     def call(self, inputs):
         a, b = inputs
-        return a + 0.5 * b
+        return a + 0.5 * self.one * b
 
 
 class PairSum(layers.Layer):
@@ -30,13 +33,19 @@ class PairSum(layers.Layer):
 class Halves(layers.Layer):
     """One input, two outputs."""
 
+    def build(self, *shapes):  # a weight of its own: the graph does not see through it
+        self.one = self.add_weight(shape=(), initializer="ones", trainable=False, name="one")
+
     def call(self, x):
-        return [x, 2.0 * x]
+        return [x, 2.0 * self.one * x]
 
 
 class Doubler(layers.Layer):
+    def build(self, *shapes):  # a weight of its own: the graph does not see through it
+        self.one = self.add_weight(shape=(), initializer="ones", trainable=False, name="one")
+
     def call(self, x):
-        return 2.0 * x
+        return 2.0 * self.one * x
 
 
 def _two_branches(layer):

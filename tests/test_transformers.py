@@ -271,19 +271,22 @@ def test_compact_vit_saved_model_serves_the_same_output(tmp_path):
 
 
 def test_untraceable_layer_is_refused_by_name():
-    class TransformerBlock(keras.layers.Layer):  # keras.io's composite block
+    class ScaledBlock(keras.layers.Layer):  # a weight of its own: cannot be seen through
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
             self.att = keras.layers.MultiHeadAttention(2, 4)
-            self.norm = keras.layers.LayerNormalization()
+
+        def build(self, input_shape):
+            self.scale = self.add_weight(shape=(DIM,), initializer="ones", name="scale")
 
         def call(self, x):
-            return self.norm(x + self.att(x, x))
+            return x + self.att(x, x) * self.scale
 
     x = keras.Input((MAXLEN, DIM))
-    model = keras.Model(x, TransformerBlock(name="block")(x))
+    model = keras.Model(x, ScaledBlock(name="block")(x))
     with pytest.raises(
         tfc.graph.UnknownLayerError,
-        match=r"Layer 'block' of class .*TransformerBlock has no channel rule.*exclude=\['block'\]",
+        match=r"Layer 'block' of class .*ScaledBlock has no channel rule.*weights of its "
+        r"own.*exclude=\['block'\]",
     ):
         tfc.wrap(model)

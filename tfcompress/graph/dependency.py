@@ -13,7 +13,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from tfcompress.graph import rules as rules_lib
-from tfcompress.graph.trace import trace
+from tfcompress.graph.trace import describe_opaque, trace
 
 
 class UnknownLayerError(ValueError):
@@ -156,8 +156,8 @@ class DependencyGraph:
 
     def __init__(self, model, exclude=()):
         self.model = model
-        self.traced = trace(model)
         self.exclude = tuple(exclude)
+        self.traced = trace(model, keep=self.exclude)
         self._build()
 
     # -- construction -------------------------------------------------------------------
@@ -221,7 +221,7 @@ class DependencyGraph:
             raise UnknownLayerError(
                 f"Layer '{layer.name}' of class {cls.__module__}.{cls.__qualname__} has "
                 "no channel rule, so tfcompress cannot tell which of its channels are "
-                f"coupled. {rules_lib.suggest_rule(op)}"
+                f"coupled{describe_opaque(self.traced, layer)}. {rules_lib.suggest_rule(op)}"
             )
         return rule
 

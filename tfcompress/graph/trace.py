@@ -2,11 +2,16 @@
 
 Nested models are inlined: their inner tensors are aliased to the outer tensors that
 feed them, so the dependency graph and the rebuilders see one flat graph of layers.
+Composite (subclassed) layers without a channel rule are inlined the same way, through the
+functional model of their parts (`tfcompress.graph.decompose`); one that cannot be seen
+through stays one op, with the reason in `TracedModel.opaque`.
 """
 
 import dataclasses
 
 import keras
+
+from tfcompress.graph.decompose import Opaque, decompose
 
 
 @dataclasses.dataclass
@@ -37,6 +42,8 @@ class TracedModel:
     ops: list
     shapes: dict  # tensor key -> shape tuple
     tensors: dict  # tensor key -> KerasTensor
+    opaque: dict = dataclasses.field(default_factory=dict)  # id(layer) -> Opaque
+    composites: dict = dataclasses.field(default_factory=dict)  # id(part) -> composite name
 
     def layers(self):
         """Unique layers in topological order."""
@@ -85,8 +92,25 @@ def check_model(model):
     return _as_functional(model)
 
 
-def trace(model):
-    """Returns a `TracedModel` for a built functional or Sequential model."""
+def _composite(layer, keep):
+    """True for a layer to see through: a plain layer (not a model or a `keras.ops`
+    operation) without a channel rule, not named in `keep`."""
+    from tfcompress.graph.rules import find_rule  # rules import the rule modules only
+
+    return (
+        isinstance(layer, keras.layers.Layer)
+        and not _is_model(layer)
+        and layer.name not in keep
+        and find_rule(layer) is None
+    )
+
+
+def trace(model, keep=()):
+    """Returns a `TracedModel` for a built functional or Sequential model.
+
+    Args:
+        keep: names of layers never seen through (left as one op even without a rule).
+    """
     functional = check_model(model)
     alias = {}
 
@@ -99,14 +123,24 @@ def trace(model):
     shapes, tensors = {}, {}
     ops = []
     inlined = set()
+    opaque, composites = {}, {}
 
-    def visit(fn):
+    def inline(inner, node, within):
+        for inner_in, outer_in in zip(inner.inputs, node.input_tensors):
+            alias[id(inner_in)] = key(outer_in)
+        visit(inner, within)
+        for inner_out, outer_out in zip(inner.outputs, node.outputs):
+            alias[id(outer_out)] = key(inner_out)
+
+    def visit(fn, within=None):
         depths = sorted(fn._nodes_by_depth, reverse=True)
         for depth in depths:
             for node in fn._nodes_by_depth[depth]:
                 layer = node.operation
                 if layer is None or node.is_input:
                     continue
+                if within is not None:
+                    composites.setdefault(id(layer), within)
                 if _is_model(layer):
                     if id(layer) in inlined:
                         raise ValueError(
@@ -115,13 +149,14 @@ def trace(model):
                             "them as shared layers instead."
                         )
                     inlined.add(id(layer))
-                    inner = _as_functional(layer)
-                    for inner_in, outer_in in zip(inner.inputs, node.input_tensors):
-                        alias[id(inner_in)] = key(outer_in)
-                    visit(inner)
-                    for inner_out, outer_out in zip(inner.outputs, node.outputs):
-                        alias[id(outer_out)] = key(inner_out)
+                    inline(_as_functional(layer), node, within)
                     continue
+                if _composite(layer, keep):
+                    parts = decompose(layer, node)
+                    if not isinstance(parts, Opaque):
+                        inline(parts, node, within or layer.name)
+                        continue
+                    opaque[id(layer)] = parts
                 in_keys = [key(t) for t in node.input_tensors]
                 out_keys = [key(t) for t in node.outputs]
                 for t, k in zip(node.outputs, out_keys):
@@ -153,7 +188,20 @@ def trace(model):
         ops=ops,
         shapes=shapes,
         tensors=tensors,
+        opaque=opaque,
+        composites=composites,
     )
+
+
+def describe_opaque(traced, layer):
+    """Where `layer` sits and why it was not seen through, for a refusal message: e.g.
+    " (inside composite layer 'block'; not seen through: its call fails ...)"."""
+    parts = []
+    if id(layer) in traced.composites:
+        parts.append(f"inside composite layer '{traced.composites[id(layer)]}'")
+    if id(layer) in traced.opaque:
+        parts.append(f"not seen through: {traced.opaque[id(layer)].reason}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def fill_arguments(op, values):

@@ -46,10 +46,11 @@ def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
         values[k] = x
         new_inputs.append(x)
     new_layers = {}  # original layer -> its replacement (a shared layer is made once)
+    used = set()  # names of the new layers: parts of composites may repeat a name
     for op in traced.ops:
         first = op.layer not in new_layers
         if first:
-            new_layers[op.layer] = make_layer(op)
+            new_layers[op.layer] = _unique_name(make_layer(op), op, traced, used)
         layer = new_layers[op.layer]
         local = values
         if transform_input is not None:
@@ -69,6 +70,20 @@ def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
     outs = keras.tree.pack_sequence_as(functional._outputs_struct, outs)
     ins = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
     return keras.Model(ins, outs, name=name or traced.model.name)
+
+
+def _unique_name(layer, op, traced, used):
+    """`layer` (new and unbuilt), renamed `<composite>_<name>` if its name is taken: the
+    parts of two calls of one composite layer (`trace`) may share their names."""
+    if isinstance(layer, keras.layers.Layer) and layer is not op.layer:
+        if layer.name in used:
+            stem = f"{traced.composites.get(id(op.layer), traced.model.name)}_{layer.name}"
+            name, n = stem, 1
+            while name in used:
+                name, n = f"{stem}_{n}", n + 1
+            layer.name = name  # before its first call: nothing holds the old name yet
+        used.add(layer.name)
+    return layer
 
 
 def _input_name(tensor):

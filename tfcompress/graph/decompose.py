@@ -1,0 +1,142 @@
+"""See through composite (subclassed) layers: a layer whose `call` is made of Keras layers
+and `keras.ops` is re-run symbolically into a functional model of its parts.
+
+`decompose(layer, node)` calls `layer.call` (not `layer(...)`: that would record one opaque
+node) on fresh `keras.Input`s shaped like the call's inputs. Its sublayers and ops then
+record functional nodes, and `keras.Model(inputs, outputs)` computes what the layer computes
+with the same sublayer objects (the same weights). `trace` inlines that model as it inlines
+nested models, so the dependency graph couples the parts by their own rules and the compact
+model is made of the parts.
+
+A layer that cannot be seen through is told apart with the reason (`Opaque`): it holds
+weights of its own (a weight its `call` reads directly: it needs a rule), its `call` fails
+on symbolic tensors (Python control flow on tensor values, TensorFlow ops), or it branches
+on `training` in Python (the functional model would freeze one branch).
+"""
+
+import dataclasses
+import inspect
+
+import keras
+
+
+@dataclasses.dataclass(frozen=True)
+class Opaque:
+    """Why `layer` cannot be seen through (`reason`, a sentence naming the cause)."""
+
+    layer: object
+    reason: str
+
+
+def own_variables(layer):
+    """The variables `layer` holds itself, not through a sublayer (paths)."""
+    inner = set()
+    for sub in layer._flatten_layers(include_self=False, recursive=True):
+        inner.update(id(v) for v in sub.variables)
+    return [v.path for v in layer.variables if id(v) not in inner]
+
+
+def decompose(layer, node):
+    """A functional `keras.Model` computing `node`'s call of `layer` from its parts, or an
+    `Opaque` saying why there is none.
+
+    The model's inputs are `node.input_tensors` in order (fresh `keras.Input`s of the same
+    shapes and dtypes); its outputs are `node.outputs` in order."""
+    own = own_variables(layer)
+    if own:
+        return Opaque(
+            layer,
+            f"it holds weights of its own besides its sublayers' ({own[:4]}), which its "
+            "call reads directly: it needs a channel rule",
+        )
+    outputs = _symbolic_call(layer, node, training=None)
+    if isinstance(outputs, Opaque):
+        return outputs
+    inputs, outs = outputs
+    flat = keras.tree.flatten(outs)
+    if len(flat) != len(node.outputs) or not all(
+        isinstance(t, keras.KerasTensor) and tuple(t.shape) == tuple(o.shape)
+        for t, o in zip(flat, node.outputs)
+    ):
+        return Opaque(
+            layer,
+            "its call on symbolic inputs returns other outputs than the layer's call "
+            f"({[getattr(t, 'shape', t) for t in flat]} vs "
+            f"{[tuple(o.shape) for o in node.outputs]})",
+        )
+    if _branches_on_training(layer, node):
+        return Opaque(
+            layer,
+            "its call branches on `training` in Python (different layers run in training "
+            "and inference), which one functional graph cannot hold",
+        )
+    return keras.Model(inputs, flat, name=f"{layer.name}_parts")
+
+
+def _symbolic_call(layer, node, training):
+    """`(inputs, outputs)` of `layer.call` on fresh inputs shaped like `node`'s, or Opaque."""
+    inputs = [
+        keras.Input(batch_shape=tuple(t.shape), dtype=t.dtype, sparse=t.sparse)
+        for t in node.input_tensors
+    ]
+    args, kwargs = node.arguments.fill_in(
+        {id(t): x for t, x in zip(node.input_tensors, inputs)}
+    )
+    if training is not None:
+        kwargs = {**kwargs, "training": training}
+    try:
+        with keras.name_scope(layer.name):
+            outputs = layer.call(*args, **kwargs)
+    except Exception as e:  # noqa: BLE001 - any failure on symbolic tensors is the reason
+        return Opaque(
+            layer,
+            f"its call fails on symbolic tensors ({type(e).__name__}: "
+            f"{_first_line(e)}): Python control flow on tensor values or non-Keras ops "
+            "cannot be traced",
+        )
+    return inputs, outputs
+
+
+def _branches_on_training(layer, node):
+    """True when `layer.call` runs different operations for training=True and False."""
+    if "training" not in _call_parameters(layer) or "training" in node.arguments.kwargs:
+        return False
+    sequences = []
+    for training in (True, False):
+        result = _symbolic_call(layer, node, training)
+        if isinstance(result, Opaque):
+            return True
+        inputs, outputs = result
+        sequences.append(_operations(inputs, keras.tree.flatten(outputs)))
+    return sequences[0] != sequences[1]
+
+
+def _operations(inputs, outputs):
+    """The operations between `inputs` and `outputs` (ids, in visiting order)."""
+    seen, order, stack = set(), [], list(outputs)
+    stop = {id(t) for t in inputs}
+    while stack:
+        t = stack.pop()
+        history = getattr(t, "_keras_history", None)
+        if history is None or id(t) in stop:
+            continue
+        op = history.operation
+        node = op._inbound_nodes[history.node_index]
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        order.append(id(op) if isinstance(op, keras.layers.Layer) else type(op).__name__)
+        stack.extend(node.input_tensors)
+    return sorted(map(str, order))
+
+
+def _call_parameters(layer):
+    try:
+        return inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return {}
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else ""
