@@ -84,3 +84,33 @@ def test_bad_tables_are_refused_by_name():
         latency.measure_cost_table(conv_bn_net(), 1, fractions=(0, 1))
     with pytest.raises(ValueError, match="cached. Received: machine=None"):
         latency.save_table(CostTable({}), "/nonexistent")
+
+
+def test_padding_bound_makes_no_count_slower_than_a_wider_one():
+    ms = measure_lib.padding_bound([[1.0, 5.0, 3.0], [2.0, 1.5, 4.0]])
+    # along "in" (rows): row 0 = min(row 0, row 1) = [1, 1.5, 3]; then along "out":
+    # row 0 stays, row 1 [2, 1.5, 4] -> [1.5, 1.5, 4] (2 ms for 1 output > 1.5 for 2)
+    assert ms.tolist() == [[1.0, 1.5, 3.0], [1.5, 1.5, 4.0]]
+
+
+def test_scaled_rest_follows_the_kept_activation_elements():
+    import keras
+    from keras import layers
+
+    from tfcompress.graph import DependencyGraph
+
+    inputs = keras.Input((4, 4, 3))
+    x = layers.Conv2D(16, 1, name="conv_a")(inputs)
+    x = layers.Conv2D(16, 1, name="conv_b")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    graph = DependencyGraph(keras.Model(inputs, layers.Dense(3, name="dense")(x)))
+    a, b = (g.index for g in graph.prunable_groups)
+    free = LayerCost((), (), 0.0)  # the layers cost nothing: only the rest is left
+    table = CostTable({"conv_a": free, "conv_b": free, "dense": free}, base_ms=1.0,
+                      scaled_ms=2.0, multiple=1)
+    predictor = latency.Predictor(graph, table, {a: range(16), b: range(16)})
+    # activation elements: image 48 + conv_a 16 * 16 + conv_b 16 * 16 + gap 16 + dense 3
+    # = 579 at full; keeping A = 4, B = 8: 48 + 16 * 4 + 16 * 8 + 8 + 3 = 251
+    assert predictor.activation_fraction({a: 4, b: 8}) == pytest.approx(251 / 579)
+    assert predictor.total_ms({a: 4, b: 8}) == pytest.approx(1.0 + 2.0 * 251 / 579)
+    assert predictor.total_ms({a: 16, b: 16}) == pytest.approx(table.full_ms()) == 3.0

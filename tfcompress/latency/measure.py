@@ -2,11 +2,15 @@
 Keras model of that layer's class and config, the given input / output channels and the
 layer's spatial size, called through a `tf.function` concrete function, as a SavedModel
 serves it) on a grid of kept channel counts, minus the cost of an empty call; the rest of
-the network is the whole model's latency minus its layers'.
+the network is the whole model's latency minus its layers', split into a constant and a
+part that shrinks with the kept activations (`tfcompress.latency.calibrate`).
 
-Times are medians of repeated calls; on a loaded machine they are noisy, and a table is
-cached per machine key and model signature (`tfcompress.latency.cache`) so it is measured
-once.
+A point's time is the fastest of repeated calls: on a shared machine the least disturbed
+call is the best estimate of what the kernel itself costs (a median follows the load).
+The table is then bounded by padding: k channels never cost more than any wider count
+measured (the kernel could run k as that wider count with zero channels), which also
+irons out most of the noise left. Tables are cached per machine key and model signature
+(`tfcompress.latency.cache`), so a model is measured once.
 """
 
 import time
@@ -16,11 +20,16 @@ import numpy as np
 
 from tfcompress.graph.dependency import DependencyGraph
 from tfcompress.latency.cache import digest, load_table, save_table
+from tfcompress.latency.calibrate import split_rest
 from tfcompress.latency.layers import layer_sites
 from tfcompress.latency.machine import machine_key
 from tfcompress.latency.table import CostTable, LayerCost
 
 DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
+
+# Part of every model signature: how a table is measured (bumped when that changes, so
+# tables measured the old way are misses).
+MEASUREMENT = "fastest-call,padding-bound,v1"
 
 
 def grid_counts(full, fractions, multiple):
@@ -32,8 +41,9 @@ def grid_counts(full, fractions, multiple):
     return tuple(sorted(counts))
 
 
-def time_call(fn, x, repeats=10, warmup=2, min_seconds=0.02):
-    """Median milliseconds of `fn(x)` over at least `repeats` calls (and `min_seconds`)."""
+def time_call(fn, x, repeats=10, warmup=2, min_seconds=0.02, statistic=np.min):
+    """Milliseconds of `fn(x)`: `statistic` (default the fastest) of at least `repeats`
+    calls (and `min_seconds`)."""
     for _ in range(warmup):
         fn(x)
     times, start = [], time.perf_counter()
@@ -42,7 +52,7 @@ def time_call(fn, x, repeats=10, warmup=2, min_seconds=0.02):
         out = fn(x)
         np.asarray(out)  # wait for the result
         times.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(times))
+    return 1e3 * float(statistic(times))
 
 
 def _serving_fn(model, shape):
@@ -62,11 +72,21 @@ def call_overhead_ms(repeats=10):
     return time_call(fn, tf.ones((1, 1)), repeats=repeats)
 
 
-def model_ms(model, batch_size, repeats=10):
-    """Median milliseconds of one call of `model` (one input) on a random batch."""
+def model_ms(model, batch_size, repeats=10, statistic=np.min):
+    """Milliseconds of one call of `model` (one input) on a random batch (`statistic`
+    of `repeats` calls, default the fastest)."""
     shape = (batch_size, *model.inputs[0].shape[1:])
     fn, x = _serving_fn(model, shape)
-    return time_call(fn, x, repeats=repeats)
+    return time_call(fn, x, repeats=repeats, statistic=statistic)
+
+
+def padding_bound(ms):
+    """`ms` (a grid of latencies, counts ascending along each axis) with each point no
+    slower than any wider point: the running minimum from the widest count down."""
+    ms = np.asarray(ms, np.float64)
+    for axis in range(ms.ndim):
+        ms = np.flip(np.minimum.accumulate(np.flip(ms, axis), axis=axis), axis)
+    return ms
 
 
 def layer_ms(site, batch_size, counts, repeats=10):
@@ -89,8 +109,8 @@ def model_signature(model, batch_size, fractions, multiple, graph=None):
     shapes, pruned axes), the batch, the grid and the multiple."""
     graph = graph or DependencyGraph(model)
     specs = [s.spec(batch_size) for s in layer_sites(graph)]
-    return digest({"layers": specs, "batch_size": batch_size,
-                   "fractions": list(fractions), "multiple": multiple})
+    return digest({"layers": specs, "batch_size": batch_size, "fractions": list(fractions),
+                   "multiple": multiple, "measurement": MEASUREMENT})
 
 
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
@@ -138,11 +158,16 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             if key not in memo:
                 memo[key] = max(0.0, layer_ms(site, batch_size, counts, repeats) - overhead)
             ms[index] = memo[key]
-        costs[site.name] = LayerCost(site.axes, grid, ms.tolist())
-    partial = CostTable(costs, 0.0, multiple)
-    total = model_ms(model, batch_size, repeats)
-    table = CostTable(costs, max(0.0, total - partial.full_ms()), multiple, batch_size,
-                      machine, signature)
+        costs[site.name] = LayerCost(site.axes, grid, padding_bound(ms).tolist())
+    layers_only = CostTable(costs, multiple=multiple)
+    full = model_ms(model, batch_size, repeats)
+    if any(g.prunable for g in graph.groups):
+        base, scaled = split_rest(
+            model, layers_only, full, lambda m: model_ms(m, batch_size, repeats), graph)
+    else:
+        base, scaled = max(0.0, full - layers_only.full_ms()), 0.0
+    table = CostTable(costs, base_ms=base, scaled_ms=scaled, multiple=multiple,
+                      batch_size=batch_size, machine=machine, signature=signature)
     save_table(table, cache_dir, model.name)
     return table
 

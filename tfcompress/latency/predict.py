@@ -57,6 +57,17 @@ class Predictor:
                     if i not in self.layers_of_group[g]:
                         self.layers_of_group[g].append(i)
             self.counters.append(counter)
+        # activation elements: fixed + sum over groups of act[g][k] (table.scaled_ms)
+        self.act_fixed, self.act = 0, {g: np.zeros(self.sizes[g] + 1) for g in orders}
+        for key, shape in graph.traced.shapes.items():
+            if len(shape) < 2 or any(d is None for d in shape[1:]):
+                continue
+            spatial = int(np.prod(shape[1:-1], dtype=np.int64))
+            fixed, per_group = _tensor_counter(graph, key, self.orders)
+            self.act_fixed += spatial * fixed
+            for g, cum in per_group.items():
+                self.act[g] += spatial * cum
+        self.act_full = self.act_fixed + sum(a[-1] for a in self.act.values())
 
     def full_counts(self):
         """`{group: size}`: every channel kept."""
@@ -69,9 +80,16 @@ class Predictor:
             counts[axis] = fixed + sum(int(c[k[g]]) for g, c in per_group.items())
         return self.table.layer_ms(self.sites[i].name, counts)
 
+    def activation_fraction(self, k):
+        """The kept fraction of the activation elements of the model's tensors."""
+        kept = self.act_fixed + sum(self.act[g][n] for g, n in k.items())
+        return kept / self.act_full if self.act_full else 1.0
+
     def group_ms(self, g, k):
-        """Milliseconds of the layers that group `g`'s count changes."""
-        return sum(self.site_ms(i, k) for i in self.layers_of_group[g])
+        """The milliseconds group `g`'s count changes: its layers' and its share of the
+        table's `scaled_ms` (differences of it are differences of `total_ms`)."""
+        share = self.table.scaled_ms * self.act[g][k[g]] / self.act_full if self.act_full else 0
+        return share + sum(self.site_ms(i, k) for i in self.layers_of_group[g])
 
     def total_ms(self, k):
         """Predicted milliseconds of the whole model."""
@@ -80,7 +98,10 @@ class Predictor:
             c.cost({a: c.full(a) for a in c.axes}, self.table.multiple)
             for name, c in self.table.layers.items() if name not in modelled
         )
-        return self.table.base_ms + rest + sum(self.site_ms(i, k) for i in range(len(self.sites)))
+        scaled = self.table.scaled_ms * self.activation_fraction(k)
+        return self.table.base_ms + scaled + rest + sum(
+            self.site_ms(i, k) for i in range(len(self.sites))
+        )
 
 
 def _tensor_counter(graph, key, orders):

@@ -7,8 +7,9 @@ has only "in", its output follows) and interpolated linearly in between. Kernels
 blocks of `multiple` channels (8 float32 lanes for oneDNN / XNNPACK on AVX2), so a count
 off the multiple is priced as the next multiple up: 57 channels cost what 64 cost. Below
 the smallest grid point a layer costs what it costs there (a floor: narrower layers are
-rarely faster). The rest of the network (pooling, adds, the call itself) is `base_ms`,
-a constant.
+rarely faster). The rest of the network is `base_ms`, a constant (the call itself, per-op
+dispatch), plus `scaled_ms`, which shrinks with the kept fraction of the activation
+elements (BatchNorm, ReLU, adds, pooling: elementwise work).
 
 A table is measured (`tfcompress.latency.measure_cost_table`) or written by hand:
 
@@ -112,7 +113,10 @@ class CostTable:
 
     Args:
         layers: `{layer name: LayerCost}`.
-        base_ms: the latency of everything the layers do not cover (>= 0).
+        base_ms: the latency of everything the layers do not cover that pruning does not
+            shrink (>= 0).
+        scaled_ms: the latency the layers do not cover that shrinks in proportion to the
+            kept activation elements of the model's tensors (>= 0).
         multiple: the channel multiple the kernels run well; counts are priced rounded
             up to it, and a latency budget keeps multiples of it.
         batch_size: the batch the table was measured at (None: written by hand).
@@ -123,6 +127,7 @@ class CostTable:
     layers: dict
     base_ms: float = 0.0
     multiple: int = 8
+    scaled_ms: float = 0.0
     batch_size: int = None
     machine: dict = None
     signature: str = None
@@ -135,8 +140,10 @@ class CostTable:
                 "layers must be a dict of layer name -> LayerCost. "
                 f"Received: layers={self.layers!r}"
             )
-        if not _is_number(self.base_ms) or self.base_ms < 0:
-            raise ValueError(f"base_ms must be a number >= 0. Received: base_ms={self.base_ms!r}")
+        for name in ("base_ms", "scaled_ms"):
+            value = getattr(self, name)
+            if not _is_number(value) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
         m = self.multiple
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ValueError(
@@ -149,7 +156,7 @@ class CostTable:
 
     def full_ms(self):
         """The predicted latency of the unpruned model."""
-        return self.base_ms + sum(
+        return self.base_ms + self.scaled_ms + sum(
             c.cost({a: c.full(a) for a in c.axes}, self.multiple) for c in self.layers.values()
         )
 
@@ -157,6 +164,7 @@ class CostTable:
         return {
             "layers": {name: c.to_dict() for name, c in sorted(self.layers.items())},
             "base_ms": float(self.base_ms),
+            "scaled_ms": float(self.scaled_ms),
             "multiple": self.multiple,
             "batch_size": self.batch_size,
             "machine": self.machine,
