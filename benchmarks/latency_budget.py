@@ -104,7 +104,7 @@ def run_one(name, batch, targets, args):
     model = MODELS[name](args.image_size)
     t0 = time.perf_counter()
     table = measure_cost_table(model, batch, fractions=tuple(args.fractions),
-                               multiple=args.multiple, repeats=args.repeats)
+                               multiple=args.multiple, repeats=args.repeats, rest=args.rest)
     table_s = time.perf_counter() - t0
     macs0 = count_macs(model)
     models, rows = {"original": model}, []
@@ -171,6 +171,8 @@ def main(argv=None):
     p.add_argument("--fractions", nargs="+", type=float, default=[0.125, 0.25, 0.5, 0.75, 1.0],
                    help="cost table grid, fractions of each layer's width")
     p.add_argument("--multiple", type=int, default=8)
+    p.add_argument("--rest", default="constant", choices=["constant", "split"],
+                   help="how the table models the latency its layers do not cover")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")
     p.add_argument("--turns", type=int, default=30, help="paired timing turns")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TF's)")

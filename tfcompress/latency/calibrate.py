@@ -9,15 +9,15 @@ from tfcompress.latency.predict import Predictor
 NARROW_RATIO = 0.75
 
 
-def split_rest(model, table, full_ms, narrow_ms_of, graph=None):
+def split_rest(model, table, measure_pair, graph=None):
     """`(base_ms, scaled_ms)` with base + scaled = the full model's rest, and the narrow
     model's rest = base + scaled * its kept activation fraction.
 
     Args:
         model: the unpruned model the table is of.
         table: its `CostTable` (layers only; its base and scaled parts are ignored).
-        full_ms: the measured latency of `model`.
-        narrow_ms_of: a function from a compact model to its measured latency.
+        measure_pair: `(model, narrow compact model) -> (ms, ms)`, measured taking turns
+            (`tfcompress.latency.measure.paired_ms`), so a change of load hits both.
         graph: `model`'s dependency graph with its `exclude`, if any.
     """
     import tfcompress as tfc  # local: surgery and pruners import the model machinery
@@ -27,7 +27,7 @@ def split_rest(model, table, full_ms, narrow_ms_of, graph=None):
     exclude = () if graph is None else graph.exclude
     masked = tfc.wrap(model, "l1_filter", exclude=exclude)
     tfc.prune(masked, ratio=NARROW_RATIO, min_channels=1)
-    narrow_ms = narrow_ms_of(tfc.strip(masked))
+    full_ms, narrow_ms = measure_pair(model, tfc.strip(masked))
     masked_graph = tfc.methods.graph_of(masked)
     alive = alive_channels(masked_graph, mask_sites(masked_graph))
     orders = {g: np.argsort(~flags, kind="stable") for g, flags in alive.items()}

@@ -30,6 +30,7 @@ DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
 # Part of every model signature: how a table is measured (bumped when that changes, so
 # tables measured the old way are misses).
 MEASUREMENT = "fastest-call,padding-bound,v1"
+RESTS = ("split", "constant")
 
 
 def grid_counts(full, fractions, multiple):
@@ -80,6 +81,21 @@ def model_ms(model, batch_size, repeats=10, statistic=np.min):
     return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
+def paired_ms(models, batch_size, repeats=10):
+    """The fastest call of each of `models` (one input each), calls taking turns so that
+    a change of load hits all of them alike."""
+    calls = [_serving_fn(m, (batch_size, *m.inputs[0].shape[1:])) for m in models]
+    for fn, x in calls:
+        fn(x)
+    best = [np.inf] * len(calls)
+    for _ in range(repeats):
+        for i, (fn, x) in enumerate(calls):
+            t0 = time.perf_counter()
+            np.asarray(fn(x))
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return [1e3 * b for b in best]
+
+
 def padding_bound(ms):
     """`ms` (a grid of latencies, counts ascending along each axis) with each point no
     slower than any wider point: the running minimum from the widest count down."""
@@ -104,17 +120,17 @@ def layer_ms(site, batch_size, counts, repeats=10):
     return time_call(fn, x, repeats=repeats)
 
 
-def model_signature(model, batch_size, fractions, multiple, graph=None):
+def model_signature(model, batch_size, fractions, multiple, graph=None, rest="constant"):
     """The digest of what a table of `model` measures: its modelled layers (class, config,
-    shapes, pruned axes), the batch, the grid and the multiple."""
+    shapes, pruned axes), the batch, the grid, the multiple and how the rest is modelled."""
     graph = graph or DependencyGraph(model)
     specs = [s.spec(batch_size) for s in layer_sites(graph)]
     return digest({"layers": specs, "batch_size": batch_size, "fractions": list(fractions),
-                   "multiple": multiple, "measurement": MEASUREMENT})
+                   "multiple": multiple, "measurement": MEASUREMENT, "rest": rest})
 
 
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
-                       multiple=8, repeats=10, cache_dir=None, use_cache=True):
+                       multiple=8, repeats=10, rest="constant", cache_dir=None, use_cache=True):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
     read from the cache if this machine measured this model before, else measured and
     cached.
@@ -126,7 +142,12 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         fractions: grid points per axis, as fractions of the full width (rounded to
             `multiple`; the full width is always measured).
         multiple: the channel multiple the kernels run well (8 float32 lanes on AVX2).
-        repeats: timed calls per point (median).
+        repeats: timed calls per point (the fastest counts).
+        rest: how the latency the layers do not cover is modelled: "constant"
+            (default) or "split" (a constant plus a part shrinking with the kept
+            activations, calibrated against a quarter-width model,
+            `tfcompress.latency.calibrate`; on the loaded benchmark machine it steered cuts
+            to the high-resolution layers and missed the target by more).
         cache_dir: the cache folder (default `tfcompress.latency.default_cache_dir()`).
         use_cache: False measures anew (and overwrites the cached table).
     """
@@ -139,9 +160,11 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             f"measure_cost_table times models of one input; model '{model.name}' has "
             f"{len(model.inputs)}."
         )
+    if rest not in RESTS:
+        raise ValueError(f"rest must be one of {RESTS}. Received: rest={rest!r}")
     graph = graph or DependencyGraph(model)
     machine = machine_key()
-    signature = model_signature(model, batch_size, fractions, multiple, graph)
+    signature = model_signature(model, batch_size, fractions, multiple, graph, rest)
     if use_cache:
         table = load_table(machine, signature, cache_dir, model.name)
         if table is not None:
@@ -160,12 +183,12 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             ms[index] = memo[key]
         costs[site.name] = LayerCost(site.axes, grid, padding_bound(ms).tolist())
     layers_only = CostTable(costs, multiple=multiple)
-    full = model_ms(model, batch_size, repeats)
-    if any(g.prunable for g in graph.groups):
+    if rest == "split" and any(g.prunable for g in graph.groups):
         base, scaled = split_rest(
-            model, layers_only, full, lambda m: model_ms(m, batch_size, repeats), graph)
+            model, layers_only, lambda *ms: paired_ms(ms, batch_size, repeats), graph)
     else:
-        base, scaled = max(0.0, full - layers_only.full_ms()), 0.0
+        base = max(0.0, model_ms(model, batch_size, repeats) - layers_only.full_ms())
+        scaled = 0.0
     table = CostTable(costs, base_ms=base, scaled_ms=scaled, multiple=multiple,
                       batch_size=batch_size, machine=machine, signature=signature)
     save_table(table, cache_dir, model.name)
