@@ -1,6 +1,7 @@
 """Composite (subclassed) layers are seen through: their sublayers and keras.ops become
 nodes of the dependency graph, the compact model is made of the parts; a layer that cannot
-be seen through is refused by name, with the reason."""
+be seen through is kept whole when every channel it touches is kept anyway (an opaque layer
+on a LayerNorm-ed stream), and otherwise refused by name, with the reason."""
 
 import keras
 import numpy as np
@@ -99,13 +100,32 @@ def test_composite_layers_are_seen_through_with_parity(tmp_path):
     assert not np.allclose(compact(x, training=True), compact(x, training=False))
 
 
+class AddPositions(keras.layers.Layer):
+    """A learned position embedding: a weight of its own, so not seen through."""
+
+    def build(self, input_shape):
+        self.positions = self.add_weight(shape=input_shape[1:], name="positions")
+
+    def call(self, x):
+        return x + self.positions
+
+
 def test_keras_io_transformer_block_heads_and_ffn_are_pruned():
     tokens = keras.Input((8, 16))
-    x = TransformerBlock(name="block")(tokens)
+    x = AddPositions(name="positions")(tokens)  # opaque, on the stream LayerNorm keeps
+    x = TransformerBlock(name="block")(x)
     model = keras.Model(tokens, keras.layers.GlobalAveragePooling1D()(x))
+    graph = tfc.graph.DependencyGraph(model)
+    assert "positions" in [op.layer.name for op in graph.traced.ops]
     _, compact = _check_parity(model, sample_input(model), ratio=0.5)
     mha = [layer for layer in compact.layers if isinstance(layer, keras.layers.MultiHeadAttention)]
     assert [layer.num_heads for layer in mha] == [2]
+    assert [layer.units for layer in compact.layers if isinstance(layer, keras.layers.Dense)] == [
+        12, 16
+    ]
+    np.testing.assert_array_equal(
+        compact.get_layer("positions").get_weights()[0], model.get_layer("positions").positions
+    )
 
 
 class Scaled(keras.layers.Layer):

@@ -282,8 +282,8 @@ def test_untraceable_layer_is_refused_by_name():
         def call(self, x):
             return x + self.att(x, x) * self.scale
 
-    x = keras.Input((MAXLEN, DIM))
-    model = keras.Model(x, ScaledBlock(name="block")(x))
+    x = keras.Input((MAXLEN, DIM))  # a Dense's units feed it: they could be pruned
+    model = keras.Model(x, ScaledBlock(name="block")(keras.layers.Dense(DIM)(x)))
     with pytest.raises(
         tfc.graph.UnknownLayerError,
         match=r"Layer 'block' of class .*ScaledBlock has no channel rule.*weights of its "

@@ -18,6 +18,7 @@ import dataclasses
 import inspect
 
 import keras
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,35 @@ def decompose(layer, node):
             "its call branches on `training` in Python (different layers run in training "
             "and inference), which one functional graph cannot hold",
         )
-    return keras.Model(inputs, flat, name=f"{layer.name}_parts")
+    parts = keras.Model(inputs, flat, name=f"{layer.name}_parts")
+    traced = {id(v) for v in parts.weights}
+    frozen = [v.path for v in layer.weights if id(v) not in traced]
+    if frozen:
+        return Opaque(
+            layer,
+            f"its call reads weights ({frozen[:4]}) off the path from its inputs (a sublayer "
+            "called on a constant, e.g. position ids), which a functional model would "
+            "freeze as constants",
+        )
+    _dynamic_batch_reshapes(parts)
+    return parts
+
+
+def _dynamic_batch_reshapes(parts):
+    """`keras.ops.reshape(x, (ops.shape(x)[0], ...))` on a symbolic input records the batch
+    size as None, which runs on no tensor: the one unknown size of a reshape becomes -1."""
+    for op in parts.operations:
+        if type(op).__name__ == "Reshape" and not isinstance(op, keras.layers.Layer):
+            shape = list(op.newshape)
+            if shape.count(None) != 1:
+                continue
+            if -1 in shape:  # (batch, -1, c): the -1 from the static sizes, if known
+                size = np.prod(op._inbound_nodes[-1].input_tensors[0].shape[1:])
+                rest = np.prod([d for d in shape if d not in (None, -1)])
+                if size is None or shape[0] is not None or size % rest:
+                    continue
+                shape[shape.index(-1)] = int(size // rest)
+            op.newshape = tuple(-1 if d is None else d for d in shape)
 
 
 def _symbolic_call(layer, node, training):

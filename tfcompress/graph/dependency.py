@@ -12,6 +12,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from tfcompress.graph import opaque as opaque_lib
 from tfcompress.graph import rules as rules_lib
 from tfcompress.graph.trace import describe_opaque, trace
 
@@ -203,6 +204,7 @@ class DependencyGraph:
         for k in t.shapes:
             if b.size[k] == 0:
                 b.pin(k, reason="unknown channel count")
+        self._check_opaque(b)
         n, labels = b.components()
         self._coupler = b
         self.component_of = {
@@ -216,14 +218,25 @@ class DependencyGraph:
         rule = rules_lib.find_rule(layer)
         if rule is None and layer.name in self.exclude:
             rule = rules_lib.Pin()
-        if rule is None:
-            cls = type(layer)
+        return opaque_lib.Opaque() if rule is None else rule
+
+    def _check_opaque(self, b):
+        """Layers without a rule keep their channels when other layers keep them anyway
+        (`tfcompress.graph.opaque`); otherwise the first of them is refused by name."""
+        ops = [op for op in self.traced.ops if isinstance(self.rule(op.layer), opaque_lib.Opaque)]
+        if not ops:
+            return
+        found = opaque_lib.blocking(ops, b)
+        if found:
+            op = found[0][0]
+            layer, cls = op.layer, type(op.layer)
             raise UnknownLayerError(
                 f"Layer '{layer.name}' of class {cls.__module__}.{cls.__qualname__} has "
                 "no channel rule, so tfcompress cannot tell which of its channels are "
                 f"coupled{describe_opaque(self.traced, layer)}. {rules_lib.suggest_rule(op)}"
             )
-        return rule
+        for op in ops:
+            b.pin(*op.in_keys, *op.out_keys, reason=f"layer {op.layer.name} (no rule)")
 
     def _make_groups(self, b):
         t = self.traced

@@ -121,3 +121,43 @@ def _channel_slice(op):
     if step != 1 or stop <= start or op.out_shapes[0][-1] != stop - start:
         return None
     return (key, position, start, stop)
+
+
+class Reduce(Rule):
+    """`keras.ops.mean`, `max`, `sum` ... over some axes: channelwise while the channel
+    axis is not reduced (a squeeze-and-excite's spatial mean), else pinned."""
+
+    inputs, outputs = 1, 1
+
+    def couple(self, op, b):
+        rank = len(op.in_shapes[0])
+        axis = op.layer.axis
+        axes = range(rank) if axis is None else np.atleast_1d(axis).tolist()
+        if any(int(a) % rank == rank - 1 for a in axes):
+            b.pin(*op.in_keys, *op.out_keys, reason=f"{type(op.layer).__name__} over channels")
+            return
+        b.identity(op.in_keys[0], op.out_keys[0])
+
+
+class ReshapeOp(Rule):
+    """`keras.ops.reshape`: as the Reshape layer (`rules.Reshape`: channel axis kept last,
+    or trailing axes folded into it); the compact model reshapes to the kept width."""
+
+    inputs, outputs = 1, 1
+
+    def couple(self, op, b):
+        from tfcompress.graph.rules import Reshape
+
+        Reshape().couple(op, b)
+
+    def compact(self, op, keep_of, scale_of=None):
+        keep = keep_of(op.out_keys[0])
+        if keep is None:
+            return None
+        shape = list(op.layer.newshape)
+        shape[-1] = int(len(keep))
+
+        def reshape(x):
+            return ops.reshape(x, shape)
+
+        return reshape

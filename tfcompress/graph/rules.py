@@ -29,7 +29,7 @@ from keras import layers
 from keras.src.layers.merging.base_merge import Merge as KerasMerge
 
 from tfcompress.graph.attention_rules import Attention, EinsumDense
-from tfcompress.graph.op_rules import GetItem, Pad, Split
+from tfcompress.graph.op_rules import GetItem, Pad, Reduce, ReshapeOp, Split
 from tfcompress.graph.rule_base import (
     _CHANNEL_MIXING_ACTIVATIONS,
     InternalAxis,
@@ -57,7 +57,9 @@ __all__ = [
     "Pad",
     "Permute",
     "Pin",
+    "Reduce",
     "Reshape",
+    "ReshapeOp",
     "Rule",
     "RuleArityError",
     "SpaceToDepth",
@@ -399,6 +401,7 @@ RULES = {
     "keras.src.ops.numpy.Concatenate": Concat(),
     "keras.src.ops.numpy.Split": Split(),
     "keras.src.ops.numpy.GetItem": GetItem(),
+    "keras.src.ops.numpy.Reshape": ReshapeOp(),
 }
 
 # keras.ops called directly on symbolic tensors in functional models (`x + 3.0`, ...).
@@ -423,6 +426,8 @@ for _name in (
     RULES[f"keras.src.ops.nn.{_name}"] = Channelwise()
 for _name in ("Softmax", "LogSoftmax"):
     RULES[f"keras.src.ops.nn.{_name}"] = Pin()
+for _name in ("Mean", "Max", "Min", "Sum", "Amax", "Amin"):
+    RULES[f"keras.src.ops.numpy.{_name}"] = Reduce()  # reductions over other axes
 
 
 _MERGE_BASE = KerasMerge

@@ -3,6 +3,7 @@ behind `wrap` (insert masks) and `strip` (narrower layers, masks removed)."""
 
 import keras
 
+from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import fill_arguments
 
 
@@ -81,6 +82,9 @@ def _unique_name(layer, op, traced, used):
             name, n = stem, 1
             while name in used:
                 name, n = f"{stem}_{n}", n + 1
+            inner = unwrap(layer)  # a wrapper's layer: `strip` clones it by its name
+            if inner is not layer and inner.name == layer.name:
+                inner.name = name
             layer.name = name  # before its first call: nothing holds the old name yet
         used.add(layer.name)
     return layer

@@ -145,11 +145,11 @@ def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True):
         axis = next((graph.internal[k] for k in g.tensors if k in graph.internal), None)
         if axis is not None:
             op, axis_name = axis
+            name = f"{unwrap(op.layer).name}_{axis_name}_mask"
+            if any(m.name == name for m in masks.values()):  # parts of two composite calls
+                name = f"{name}_g{g.index}"
             masks[g.index] = mask_class(
-                g.size,
-                wrapping=wrapping,
-                internal_axis=axis_name,
-                name=f"{unwrap(op.layer).name}_{axis_name}_mask",
+                g.size, wrapping=wrapping, internal_axis=axis_name, name=name
             )
             internal.setdefault(id(op.layer), []).append(masks[g.index])
             continue

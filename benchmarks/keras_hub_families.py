@@ -1,0 +1,170 @@
+"""keras_hub backbones through wrap / prune / strip (issue #16): which families tfcompress
+prunes with parity, and the exact refusal for the others.
+
+    PYTHONPATH=<keras_hub install> .venv/bin/python benchmarks/keras_hub_families.py
+
+Each backbone is built from its constructor with a tiny config and random weights (never a
+preset); for each: wrap alone (max relative error against the model), prune 30 % (l1_filter)
+then strip (error against the masked model), parameters before and after, and the seconds
+the three took; or the first line of the error that refused it. tests/test_keras_hub.py runs
+the cheapest four of these (FAMILIES is their one source). Needs keras-hub (0.32).
+"""
+
+import argparse
+import json
+import sys
+import time
+
+import keras
+import keras_hub as hub
+import numpy as np
+
+_TEXT = dict(vocabulary_size=50, num_layers=1, num_heads=2, hidden_dim=8, max_sequence_length=8)
+
+
+def _vit(class_token):
+    return lambda: hub.models.ViTBackbone(
+        image_shape=(16, 16, 3), patch_size=4, num_layers=1, num_heads=2, hidden_dim=8,
+        mlp_dim=16, use_class_token=class_token,
+    )
+
+
+FAMILIES = {
+    "resnet": lambda: hub.models.ResNetBackbone(
+        input_conv_filters=[8], input_conv_kernel_sizes=[3], stackwise_num_filters=[64],
+        stackwise_num_blocks=[1], stackwise_num_strides=[1], block_type="basic_block_vd",
+        image_shape=(16, 16, 3),
+    ),
+    "resnet_v2_bottleneck": lambda: hub.models.ResNetBackbone(
+        input_conv_filters=[8], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2],
+        block_type="bottleneck_block", use_pre_activation=True, image_shape=(16, 16, 3),
+    ),
+    "vgg": lambda: hub.models.VGGBackbone(
+        stackwise_num_repeats=[1, 1], stackwise_num_filters=[8, 16], image_shape=(16, 16, 3)
+    ),
+    "densenet": lambda: hub.models.DenseNetBackbone(
+        stackwise_num_repeats=[1, 1], image_shape=(16, 16, 3), growth_rate=4
+    ),
+    "mobilenet": lambda: hub.models.MobileNetBackbone(
+        stackwise_expansion=[[4]], stackwise_num_blocks=[1], stackwise_num_filters=[[8]],
+        stackwise_kernel_size=[[3]], stackwise_num_strides=[[1]], stackwise_se_ratio=[[0.25]],
+        stackwise_activation=[["hard_swish"]], stackwise_padding=[[1]], output_num_filters=16,
+        depthwise_filters=8, depthwise_stride=2, depthwise_residual=False,
+        last_layer_filter=16, squeeze_and_excite=0.5, image_shape=(16, 16, 3),
+        input_activation="hard_swish", output_activation="hard_swish", input_num_filters=8,
+    ),
+    "efficientnet": lambda: hub.models.EfficientNetBackbone(
+        stackwise_width_coefficients=None, stackwise_depth_coefficients=None,
+        stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 1],
+        stackwise_input_filters=[8, 8], stackwise_output_filters=[8, 16],
+        stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.0, 0.25],
+        stackwise_strides=[1, 2], stackwise_block_types=["fused", "v1"],
+        stackwise_force_input_filters=[0, 0], stackwise_nores_option=[False, False],
+        width_coefficient=1.0, depth_coefficient=1.0, input_shape=(16, 16, 3),
+        num_features=16,
+    ),
+    "hgnetv2": lambda: hub.models.HGNetV2Backbone(
+        depths=[1, 1], embedding_size=8, hidden_sizes=[16, 24], stem_channels=[3, 8, 8],
+        hidden_act="relu", use_learnable_affine_block=False,
+        stackwise_stage_filters=[[8, 8, 16, 1, 2, 3], [16, 8, 24, 1, 2, 3]],
+        apply_downsample=[False, True], use_lightweight_conv_block=[False, True],
+        image_shape=(32, 32, 3),
+    ),
+    "bert": lambda: hub.models.BertBackbone(**_TEXT, intermediate_dim=16),
+    "roberta": lambda: hub.models.RobertaBackbone(**_TEXT, intermediate_dim=16),
+    "distil_bert": lambda: hub.models.DistilBertBackbone(**_TEXT, intermediate_dim=16),
+    "albert": lambda: hub.models.AlbertBackbone(**_TEXT, embedding_dim=8, intermediate_dim=16),
+    "electra": lambda: hub.models.ElectraBackbone(
+        vocab_size=50, num_layers=1, num_heads=2, embedding_dim=8, hidden_dim=8,
+        intermediate_dim=16, max_sequence_length=8,
+    ),
+    "gpt2": lambda: hub.models.GPT2Backbone(**_TEXT, intermediate_dim=16),
+    "vit": _vit(class_token=True),
+    "vit_no_class_token": _vit(class_token=False),
+    "deit": lambda: hub.models.DeiTBackbone(
+        image_shape=(16, 16, 3), patch_size=4, num_layers=1, num_heads=2, hidden_dim=8,
+        intermediate_dim=16,
+    ),
+}
+
+
+def sample_input(model, seed=0):
+    """Two random examples for `model`'s inputs (images in [0, 1), token ids, all-ones
+    padding masks, zero segment ids)."""
+    rng = np.random.default_rng(seed)
+    if not isinstance(model.input, dict):
+        shape = (2, *model.input.shape[1:])
+        return rng.uniform(0, 1, shape).astype("float32")
+    x = {}
+    for name, spec in model.input.items():
+        shape = (2, *(8 if d is None else d for d in spec.shape[1:]))
+        if name == "token_ids":
+            x[name] = rng.integers(1, 50, shape).astype("int32")
+        else:
+            x[name] = (np.ones if name == "padding_mask" else np.zeros)(shape, "int32")
+    return x
+
+
+def outputs(model, x):
+    """`model`'s outputs on `x` as a list of arrays (a dict's in key order)."""
+    y = model(x, training=False)
+    y = [y[k] for k in sorted(y)] if isinstance(y, dict) else y
+    return [np.asarray(t) for t in keras.tree.flatten(y)]
+
+
+def max_rel_error(a_list, b_list):
+    return max(
+        float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-12))
+        for a, b in zip(a_list, b_list)
+    )
+
+
+def run(name, ratio=0.3):
+    """One family: a dict of the measurements, or of the refusal."""
+    import tfcompress as tfc
+
+    model = FAMILIES[name]()
+    x = sample_input(model)
+    start = time.perf_counter()
+    try:
+        masked = tfc.wrap(model)
+        wrap_error = max_rel_error(outputs(model, x), outputs(masked, x))
+        tfc.prune(masked, ratio=ratio)
+        compact = tfc.strip(masked)
+    except Exception as e:  # noqa: BLE001 - the refusal is the result
+        return {"family": name, "refused": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
+    return {
+        "family": name,
+        "wrap_error": wrap_error,
+        "strip_error": max_rel_error(outputs(masked, x), outputs(compact, x)),
+        "params": model.count_params(),
+        "compact_params": compact.count_params(),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--out", help="write the rows as JSON here")
+    args = parser.parse_args(argv)
+    rows = [run(name) for name in args.families]
+    print("| family | wrap error | strip error | params | compact params | s |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if "refused" in r:
+            print(f"| {r['family']} | refused: {r['refused'][:300]} |||||")
+        else:
+            print(
+                f"| {r['family']} | {r['wrap_error']:.1e} | {r['strip_error']:.1e} | "
+                f"{r['params']:,} | {r['compact_params']:,} | {r['seconds']} |"
+            )
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Opaque layers: a layer without a channel rule that the graph cannot see through
+(`tfcompress.graph.decompose`) is accepted when every channel it touches is kept anyway.
+
+A transformer's position embedding (a weight of its own added to the hidden width) sits on
+the residual stream, which LayerNormalization already keeps whole: the layer cannot block
+a pruning that does not reach it. Such a layer is treated as `Pin` (its channels are kept,
+its weights copied unchanged). One that touches a channel some group could otherwise remove
+is refused by name (`UnknownLayerError`), as every unknown layer was before.
+"""
+
+import numpy as np
+
+from tfcompress.graph.rule_base import Rule
+
+
+class Opaque(Rule):
+    """The rule of a layer the graph knows nothing about: it couples nothing; the graph
+    checks that every channel it touches is kept for another reason (`blocking`), then
+    keeps them."""
+
+    def couple(self, op, b):
+        """Nothing yet: `DependencyGraph` pins the op's tensors once `blocking` is empty."""
+
+    def couple_calls(self, first, other, b):
+        """Nothing: coupling two calls would spread one call's pins to the other's
+        tensors, and `blocking` would then accept what no other layer keeps."""
+
+
+def blocking(ops, coupler):
+    """`[(op, tensor key)]`: for each op of `ops` (opaque layers' calls), its tensors that
+    hold a channel no pin keeps (one whose group could be pruned without the layer).
+
+    Args:
+        ops: the opaque layers' op nodes.
+        coupler: the `Coupler` after every rule has coupled and pinned (components known).
+    """
+    _, labels = coupler.components()
+    pinned = np.zeros(labels.max() + 1 if len(labels) else 0, bool)
+    for key in coupler.pins:
+        start = coupler.offsets[key]
+        pinned[labels[start : start + coupler.size[key]]] = True
+    found = []
+    for op in ops:
+        for key in (*op.in_keys, *op.out_keys):
+            start, size = coupler.offsets[key], coupler.size[key]
+            if size and not pinned[labels[start : start + size]].all():
+                found.append((op, key))
+    return found
