@@ -238,6 +238,7 @@ def _cut(predictor, k, allowed, gain, target):
         _, g, c = best
         k[g] = c
         total = predictor.total_ms(k)
+        moves.pop(g)
         for i in predictor.layers_of_group[g]:  # groups sharing a layer with g
             for other in list(moves):
                 if i in predictor.layers_of_group[other]:
