@@ -104,7 +104,8 @@ def run_one(name, batch, targets, args):
     model = MODELS[name](args.image_size)
     t0 = time.perf_counter()
     table = measure_cost_table(model, batch, fractions=tuple(args.fractions),
-                               multiple=args.multiple, repeats=args.repeats, rest=args.rest)
+                               multiple=args.multiple, repeats=args.repeats, rest=args.rest,
+                               statistic=args.statistic)
     table_s = time.perf_counter() - t0
     macs0 = count_macs(model)
     models, rows = {"original": model}, []
@@ -171,6 +172,8 @@ def main(argv=None):
     p.add_argument("--fractions", nargs="+", type=float, default=[0.125, 0.25, 0.5, 0.75, 1.0],
                    help="cost table grid, fractions of each layer's width")
     p.add_argument("--multiple", type=int, default=8)
+    p.add_argument("--statistic", default="min", choices=["min", "median"],
+                   help="cost table: the fastest or the median of each point's calls")
     p.add_argument("--rest", default="constant", choices=["constant", "split"],
                    help="how the table models the latency its layers do not cover")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")

@@ -84,6 +84,8 @@ def test_bad_tables_are_refused_by_name():
         latency.measure_cost_table(conv_bn_net(), 1, fractions=(0, 1))
     with pytest.raises(ValueError, match="Received: rest='linear'"):
         latency.measure_cost_table(conv_bn_net(), 1, rest="linear")
+    with pytest.raises(ValueError, match="Received: statistic='mean'"):
+        latency.measure_cost_table(conv_bn_net(), 1, statistic="mean")
     with pytest.raises(ValueError, match="cached. Received: machine=None"):
         latency.save_table(CostTable({}), "/nonexistent")
 

@@ -2,15 +2,17 @@
 Keras model of that layer's class and config, the given input / output channels and the
 layer's spatial size, called through a `tf.function` concrete function, as a SavedModel
 serves it) on a grid of kept channel counts, minus the cost of an empty call; the rest of
-the network is the whole model's latency minus its layers', split into a constant and a
-part that shrinks with the kept activations (`tfcompress.latency.calibrate`).
+the network is the whole model's latency minus its layers' (`rest="constant"`), or that
+split into a constant and a part that shrinks with the kept activations
+(`rest="split"`, `tfcompress.latency.calibrate`).
 
-A point's time is the fastest of repeated calls: on a shared machine the least disturbed
-call is the best estimate of what the kernel itself costs (a median follows the load).
-The table is then bounded by padding: k channels never cost more than any wider count
-measured (the kernel could run k as that wider count with zero channels), which also
-irons out most of the noise left. Tables are cached per machine key and model signature
-(`tfcompress.latency.cache`), so a model is measured once.
+A point's time is, by default, the fastest of repeated calls: on a shared machine the
+least disturbed call is the best estimate of what the kernel itself costs (a median
+follows the load; `statistic="median"` takes it). The table is then bounded by padding:
+k channels never cost more than any wider count measured (the kernel could run k as that
+wider count with zero channels), which also irons out most of the noise left. Tables are
+cached per machine key and model signature (`tfcompress.latency.cache`), so a model is
+measured once.
 """
 
 import time
@@ -31,6 +33,7 @@ DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
 # tables measured the old way are misses).
 MEASUREMENT = "fastest-call,padding-bound,v1"
 RESTS = ("split", "constant")
+STATISTICS = {"min": np.min, "median": np.median}
 
 
 def grid_counts(full, fractions, multiple):
@@ -65,12 +68,12 @@ def _serving_fn(model, shape):
     return fn, x
 
 
-def call_overhead_ms(repeats=10):
+def call_overhead_ms(repeats=10, statistic=np.min):
     """Milliseconds of calling a concrete function that does (almost) nothing."""
     import tensorflow as tf
 
     fn = tf.function(lambda x: x * 1.0).get_concrete_function(tf.TensorSpec((1, 1)))
-    return time_call(fn, tf.ones((1, 1)), repeats=repeats)
+    return time_call(fn, tf.ones((1, 1)), repeats=repeats, statistic=statistic)
 
 
 def model_ms(model, batch_size, repeats=10, statistic=np.min):
@@ -105,7 +108,7 @@ def padding_bound(ms):
     return ms
 
 
-def layer_ms(site, batch_size, counts, repeats=10):
+def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min):
     """Median milliseconds of `site`'s layer alone, reading `counts["in"]` channels and
     making `counts["out"]` (absent: the layer's own)."""
     layer = site.layer
@@ -117,20 +120,23 @@ def layer_ms(site, batch_size, counts, repeats=10):
     inputs = keras.Input(site.in_shape[1:-1] + (c_in,), batch_size=batch_size)
     probe = keras.Model(inputs, type(layer).from_config(config)(inputs))
     fn, x = _serving_fn(probe, (batch_size, *site.in_shape[1:-1], c_in))
-    return time_call(fn, x, repeats=repeats)
+    return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
-def model_signature(model, batch_size, fractions, multiple, graph=None, rest="constant"):
+def model_signature(model, batch_size, fractions, multiple, graph=None, rest="constant",
+                    statistic="min"):
     """The digest of what a table of `model` measures: its modelled layers (class, config,
     shapes, pruned axes), the batch, the grid, the multiple and how the rest is modelled."""
     graph = graph or DependencyGraph(model)
     specs = [s.spec(batch_size) for s in layer_sites(graph)]
     return digest({"layers": specs, "batch_size": batch_size, "fractions": list(fractions),
-                   "multiple": multiple, "measurement": MEASUREMENT, "rest": rest})
+                   "multiple": multiple, "measurement": MEASUREMENT, "rest": rest,
+                   "statistic": statistic})
 
 
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
-                       multiple=8, repeats=10, rest="constant", cache_dir=None, use_cache=True):
+                       multiple=8, repeats=10, rest="constant", statistic="min",
+                       cache_dir=None, use_cache=True):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
     read from the cache if this machine measured this model before, else measured and
     cached.
@@ -142,7 +148,9 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         fractions: grid points per axis, as fractions of the full width (rounded to
             `multiple`; the full width is always measured).
         multiple: the channel multiple the kernels run well (8 float32 lanes on AVX2).
-        repeats: timed calls per point (the fastest counts).
+        repeats: timed calls per point.
+        statistic: "min" (default: the least disturbed call) or "median" of the calls
+            (closer to a loaded machine's typical call, e.g. for memory-bound layers).
         rest: how the latency the layers do not cover is modelled: "constant"
             (default) or "split" (a constant plus a part shrinking with the kept
             activations, calibrated against a quarter-width model,
@@ -162,14 +170,19 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         )
     if rest not in RESTS:
         raise ValueError(f"rest must be one of {RESTS}. Received: rest={rest!r}")
+    if statistic not in STATISTICS:
+        raise ValueError(
+            f"statistic must be one of {sorted(STATISTICS)}. Received: statistic={statistic!r}"
+        )
+    stat = STATISTICS[statistic]
     graph = graph or DependencyGraph(model)
     machine = machine_key()
-    signature = model_signature(model, batch_size, fractions, multiple, graph, rest)
+    signature = model_signature(model, batch_size, fractions, multiple, graph, rest, statistic)
     if use_cache:
         table = load_table(machine, signature, cache_dir, model.name)
         if table is not None:
             return table
-    overhead = call_overhead_ms(repeats)
+    overhead = call_overhead_ms(repeats, stat)
     costs, memo = {}, {}
     for site in layer_sites(graph):
         full = {"in": site.in_shape[-1], "out": site.out_shape[-1]}
@@ -179,7 +192,8 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             counts = {a: grid[i][j] for i, (a, j) in enumerate(zip(site.axes, index))}
             key = digest({**site.spec(batch_size), "name": None, "counts": counts})
             if key not in memo:
-                memo[key] = max(0.0, layer_ms(site, batch_size, counts, repeats) - overhead)
+                ms_ = layer_ms(site, batch_size, counts, repeats, stat)
+                memo[key] = max(0.0, ms_ - overhead)
             ms[index] = memo[key]
         costs[site.name] = LayerCost(site.axes, grid, padding_bound(ms).tolist())
     layers_only = CostTable(costs, multiple=multiple)
@@ -187,7 +201,7 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         base, scaled = split_rest(
             model, layers_only, lambda *ms: paired_ms(ms, batch_size, repeats), graph)
     else:
-        base = max(0.0, model_ms(model, batch_size, repeats) - layers_only.full_ms())
+        base = max(0.0, model_ms(model, batch_size, repeats, stat) - layers_only.full_ms())
         scaled = 0.0
     table = CostTable(costs, base_ms=base, scaled_ms=scaled, multiple=multiple,
                       batch_size=batch_size, machine=machine, signature=signature)
