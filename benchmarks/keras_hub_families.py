@@ -133,7 +133,7 @@ def run(name, ratio=0.3):
         tfc.prune(masked, ratio=ratio)
         compact = tfc.strip(masked)
     except Exception as e:  # noqa: BLE001 - the refusal is the result
-        return {"family": name, "refused": f"{type(e).__name__}: {str(e).splitlines()[0]}"}
+        return {"family": name, "refused": f"{type(e).__name__}: {' '.join(str(e).split())}"}
     return {
         "family": name,
         "wrap_error": wrap_error,
@@ -154,7 +154,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|")
     for r in rows:
         if "refused" in r:
-            print(f"| {r['family']} | refused: {r['refused'][:300]} |||||")
+            print(f"| {r['family']} | refused: {r['refused'][:400]} |||||")
         else:
             print(
                 f"| {r['family']} | {r['wrap_error']:.1e} | {r['strip_error']:.1e} | "

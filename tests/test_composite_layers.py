@@ -221,3 +221,31 @@ def test_an_unknown_op_inside_a_composite_names_the_composite():
         r"inside composite layer 'cumulative'",
     ):
         tfc.graph.DependencyGraph(model)
+
+
+class SqueezeExcite(keras.layers.Layer):
+    """keras.ops.mean over space, a batch-sized reshape, a channel gate."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.reduce = keras.layers.Dense(2, activation="relu", name="reduce")
+        self.expand = keras.layers.Dense(8, activation="sigmoid", name="expand")
+
+    def call(self, x):
+        s = keras.ops.mean(x, axis=[1, 2])
+        s = keras.ops.reshape(s, (keras.ops.shape(x)[0], 1, 1, 8))
+        return x * self.expand(self.reduce(s))
+
+
+def test_spatial_mean_and_reshape_inside_a_composite_keep_channels_coupled():
+    image = keras.Input((4, 4, 3))
+    x = keras.layers.Conv2D(8, 1, name="conv")(image)
+    x = SqueezeExcite(name="se")(x)
+    x = keras.ops.max(x, axis=-1)  # over channels: pinned
+    model = keras.Model(image, keras.layers.Dense(2, name="head")(x))
+    graph = tfc.graph.DependencyGraph(model)
+    (group,) = [g for g in graph.groups if "conv" in {m.layer.name for m in g.layers("out")}]
+    assert not group.prunable and "Max over channels" in group.pinned_by
+    assert {m.layer.name for m in group.members} >= {"conv", "expand"}
+    x = sample_input(model, batch=3)  # not the batch size the reshape was traced with
+    np.testing.assert_allclose(outputs(model, x)[0], outputs(tfc.wrap(model), x)[0])
