@@ -176,6 +176,17 @@ class TrainingBranch(keras.layers.Layer):
         return self.dense(x)
 
 
+class ConstantPositions(keras.layers.Layer):
+    """A sublayer called on a constant: its weights would be frozen into the graph."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.embed = keras.layers.Embedding(4, 8, name="embed")
+
+    def call(self, x):
+        return x + self.embed(keras.ops.zeros((1,), "int32"))
+
+
 def _model_of(layer):
     x = keras.Input((8,))
     h = keras.layers.Dense(8, name="before")(x)
@@ -188,6 +199,10 @@ def _model_of(layer):
         (Scaled(name="scaled"), r"it holds weights of its own .*'scaled/scale'.*a channel rule"),
         (DataDependent(name="data_dependent"), r"its call fails on symbolic tensors"),
         (TrainingBranch(name="training_branch"), r"its call branches on `training` in Python"),
+        (
+            ConstantPositions(name="positions"),
+            r"its call reads weights \(\['.*embeddings'\]\) that are not on the path",
+        ),
     ],
 )
 def test_a_layer_that_cannot_be_seen_through_is_refused_with_the_reason(layer, reason):

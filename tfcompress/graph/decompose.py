@@ -10,8 +10,9 @@ model is made of the parts.
 
 A layer that cannot be seen through is told apart with the reason (`Opaque`): it holds
 weights of its own (a weight its `call` reads directly: it needs a rule), its `call` fails
-on symbolic tensors (Python control flow on tensor values, TensorFlow ops), or it branches
-on `training` in Python (the functional model would freeze one branch).
+on symbolic tensors (Python control flow on tensor values, TensorFlow ops), it branches
+on `training` in Python (the functional model would freeze one branch), or it reads
+sublayer weights off the path from its inputs (they would be frozen as constants).
 """
 
 import dataclasses
@@ -77,9 +78,9 @@ def decompose(layer, node):
     if frozen:
         return Opaque(
             layer,
-            f"its call reads weights ({frozen[:4]}) off the path from its inputs (a sublayer "
-            "called on a constant, e.g. position ids), which a functional model would "
-            "freeze as constants",
+            f"its call reads weights ({frozen[:4]}) that are not on the path from its "
+            "inputs (a sublayer called on a constant, e.g. position ids, or built and not "
+            "called), which a functional model would freeze as constants",
         )
     _dynamic_batch_reshapes(parts)
     return parts
