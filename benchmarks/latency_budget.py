@@ -174,7 +174,7 @@ def main(argv=None):
     p.add_argument("--multiple", type=int, default=8)
     p.add_argument("--statistic", default="min", choices=["min", "median"],
                    help="cost table: the fastest or the median of each point's calls")
-    p.add_argument("--rest", default="constant", choices=["constant", "split"],
+    p.add_argument("--rest", default="split", choices=["split", "constant"],
                    help="how the table models the latency its layers do not cover")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")
     p.add_argument("--turns", type=int, default=30, help="paired timing turns")

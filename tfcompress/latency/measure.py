@@ -2,9 +2,9 @@
 Keras model of that layer's class and config, the given input / output channels and the
 layer's spatial size, called through a `tf.function` concrete function, as a SavedModel
 serves it) on a grid of kept channel counts, minus the cost of an empty call; the rest of
-the network is the whole model's latency minus its layers' (`rest="constant"`), or that
-split into a constant and a part that shrinks with the kept activations
-(`rest="split"`, `tfcompress.latency.calibrate`).
+the network is the whole model's latency minus its layers', split into a constant and a
+part that shrinks with the kept activations (`rest="split"`, the default,
+`tfcompress.latency.calibrate`) or taken as a constant (`rest="constant"`).
 
 A point's time is, by default, the fastest of repeated calls: on a shared machine the
 least disturbed call is the best estimate of what the kernel itself costs (a median
@@ -123,7 +123,7 @@ def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min):
     return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
-def model_signature(model, batch_size, fractions, multiple, graph=None, rest="constant",
+def model_signature(model, batch_size, fractions, multiple, graph=None, rest="split",
                     statistic="min"):
     """The digest of what a table of `model` measures: its modelled layers (class, config,
     shapes, pruned axes), the batch, the grid, the multiple and how the rest is modelled."""
@@ -135,7 +135,7 @@ def model_signature(model, batch_size, fractions, multiple, graph=None, rest="co
 
 
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
-                       multiple=8, repeats=10, rest="constant", statistic="min",
+                       multiple=8, repeats=10, rest="split", statistic="min",
                        cache_dir=None, use_cache=True):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
     read from the cache if this machine measured this model before, else measured and
@@ -151,11 +151,12 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         repeats: timed calls per point.
         statistic: "min" (default: the least disturbed call) or "median" of the calls
             (closer to a loaded machine's typical call, e.g. for memory-bound layers).
-        rest: how the latency the layers do not cover is modelled: "constant"
-            (default) or "split" (a constant plus a part shrinking with the kept
-            activations, calibrated against a quarter-width model,
-            `tfcompress.latency.calibrate`; on the loaded benchmark machine it steered cuts
-            to the high-resolution layers and missed the target by more).
+        rest: how the latency the layers do not cover is modelled: "split" (default:
+            a constant plus a part shrinking with the kept activations, calibrated
+            against a quarter-width model, `tfcompress.latency.calibrate`) or
+            "constant" (which over-prunes nets whose BatchNorm / activations are much of
+            the time: MobileNetV2 b32 reached 0.82 of its 1/2 target and could not
+            reach 1/4).
         cache_dir: the cache folder (default `tfcompress.latency.default_cache_dir()`).
         use_cache: False measures anew (and overwrites the cached table).
     """
