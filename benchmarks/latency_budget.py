@@ -60,7 +60,8 @@ MODELS = {"resnet18": _resnet18, "vgg16_bn": _vgg16_bn, "mobilenet_v2": _mobilen
 
 def _fn(model, batch):
     spec = tf.TensorSpec((batch, *model.inputs[0].shape[1:]), tf.float32)
-    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    call = tf.function(lambda x: model(x, training=False), autograph=False)
+    fn = call.get_concrete_function(spec)
     return fn, tf.random.uniform(spec.shape)
 
 

@@ -63,7 +63,8 @@ def _serving_fn(model, shape):
     import tensorflow as tf
 
     spec = tf.TensorSpec(shape, model.inputs[0].dtype if model.inputs else tf.float32)
-    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    call = tf.function(lambda x: model(x, training=False), autograph=False)
+    fn = call.get_concrete_function(spec)
     x = tf.random.uniform(shape, dtype=spec.dtype)
     return fn, x
 
@@ -72,7 +73,8 @@ def call_overhead_ms(repeats=10, statistic=np.min):
     """Milliseconds of calling a concrete function that does (almost) nothing."""
     import tensorflow as tf
 
-    fn = tf.function(lambda x: x * 1.0).get_concrete_function(tf.TensorSpec((1, 1)))
+    call = tf.function(lambda x: x * 1.0, autograph=False)
+    fn = call.get_concrete_function(tf.TensorSpec((1, 1)))
     return time_call(fn, tf.ones((1, 1)), repeats=repeats, statistic=statistic)
 
 
