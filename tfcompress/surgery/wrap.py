@@ -14,8 +14,16 @@ from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
 def _copy_weights(op, new_layer):
-    """The original layer's weights into its copy (inside the copy's wrapper, if any)."""
-    unwrap(new_layer).set_weights(op.layer.get_weights())
+    """The original layer's weights into its copy (inside the copy's wrapper, if any),
+    variable to variable (no round trip through numpy)."""
+    source, target = op.layer.weights, unwrap(new_layer).weights
+    if len(source) != len(target):
+        raise ValueError(
+            f"The copy of layer '{op.layer.name}' has {len(target)} weights, the layer "
+            f"{len(source)}: its get_config() does not re-create it."
+        )
+    for var, value in zip(target, source):
+        var.assign(value)
 
 
 def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True, **options):
