@@ -27,15 +27,19 @@ TFDS = ["tensorflow-datasets>=4.9,<5"]
 # TensorBoard, whose Keras callback and event reader the notebooks use.
 NOTEBOOKS = ["nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "tensorboard>=2.21,<2.22"]
 
+# keras_hub backbones (tests/test_keras_hub.py, benchmarks/keras_hub_families.py).
+HUB = ["keras-hub>=0.32,<1"]
+
 EXTRAS_REQUIRE = {
     "tfmot": TFMOT,
     "tfds": TFDS,
-    "hub": ["keras-hub>=0.32,<1"],
+    "hub": HUB,
     "notebooks": NOTEBOOKS,
-    # the suite imports tensorflow_datasets (TFDS converter tests) and executes the
-    # notebooks; `make demo` and `make bench` run the TFMOT baseline, so `make test`'s
-    # `.[test]` brings all three
-    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5", *TFMOT, *TFDS, *NOTEBOOKS],
+    # the suite imports tensorflow_datasets (TFDS converter tests), executes the notebooks
+    # and prunes keras_hub backbones (tests/test_keras_hub.py; keras-hub pulls in
+    # tensorflow-text on Linux); `make demo` and `make bench` run the TFMOT baseline, so
+    # `make test`'s `.[test]` brings all four
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5", *TFMOT, *TFDS, *NOTEBOOKS, *HUB],
 }
 
 setup(
