@@ -50,6 +50,7 @@ import tensorflow as tf
 from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, parse, reader, schema, validate
 from tfcompress.data.errors import SkippedRecords
+from tfcompress.data.graph_fn import graph_fn
 from tfcompress.data.reader import first_example, image_format_of, image_shape_of, list_shards
 
 __all__ = ["build_dataset", "first_example", "image_format_of", "image_shape_of", "list_shards"]
@@ -76,8 +77,8 @@ def _decoded(ds, check, finite=True):
     """Keyed records -> the decoded dicts of the valid ones (``reader.RecordCheck.decode``)."""
     ds = check.map(ds, check.decode, finite=finite)
     if check.skip:
-        ds = ds.filter(lambda decoded, ok: ok)
-    return ds.map(lambda decoded, ok: decoded)
+        ds = ds.filter(graph_fn(lambda decoded, ok: ok))
+    return ds.map(graph_fn(lambda decoded, ok: decoded))
 
 
 def _parse_per_element(ds, check, parser, training, seed, finite=True):
@@ -86,14 +87,14 @@ def _parse_per_element(ds, check, parser, training, seed, finite=True):
     if check.skip:
         ds = _decoded(ds, check, finite)
         if not training:
-            return ds.map(parser.parse_eval, num_parallel_calls=AUTOTUNE)
+            return ds.map(graph_fn(parser.parse_eval), num_parallel_calls=AUTOTUNE)
         return tf.data.Dataset.zip((ds, _seeds(seed))).map(
-            parser.parse_train, num_parallel_calls=AUTOTUNE
+            graph_fn(parser.parse_train), num_parallel_calls=AUTOTUNE
         )
     if not training:
         return check.map(ds, lambda k, r: parser.parse_eval(check.decode(k, r)[0]),
                          finite=finite)  # fmt: skip
-    ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(lambda kr, s: (*kr, s))
+    ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(graph_fn(lambda kr, s: (*kr, s)))
     return check.map(ds, lambda k, r, s: parser.parse_train(check.decode(k, r)[0], s),
                      finite=finite)  # fmt: skip
 
@@ -240,7 +241,7 @@ def _parse_classification_batches(ds, parser, check, training, seed, width, fini
     ``training``."""
     parse_batch = _classification_batch_parser(parser, check)
     if training:
-        ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(lambda batch, s: (*batch, s))
+        ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(graph_fn(lambda batch, s: (*batch, s)))
     return check.map(ds, parse_batch, width, finite)
 
 
@@ -282,7 +283,7 @@ def _decoded_blocks(read, shuffle_buffer, cycle_length, parser, check):
     (``_classification_batch_parser``; a record of another size is resized and rounded), so
     the shuffle buffer still holds at least two blocks of every shard being read."""
     block = max(1, min(_MAX_DECODE_BLOCK, shuffle_buffer // (2 * cycle_length)))
-    parse_block = _classification_batch_parser(parser, check, tf.uint8)
+    parse_block = graph_fn(_classification_batch_parser(parser, check, tf.uint8))
     ds = read(block_length=1, shuffle_files=True,
               per_shard=lambda records: records.batch(block).map(parse_block))  # fmt: skip
     return ds.unbatch()
@@ -471,15 +472,15 @@ def _from_decoded(
         if training:  # uint8 pixels (decoded before the shuffle) or float32 images (cached)
             as_float = lambda x: parse.to_float(x) if x.dtype == tf.uint8 else x  # noqa: E731
             ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(
-                lambda batch, s: (parser.augment_batch(as_float(batch[0]), s), batch[1]),
+                graph_fn(lambda batch, s: (parser.augment_batch(as_float(batch[0]), s), batch[1])),
                 num_parallel_calls=AUTOTUNE,
             )
     else:
         if training:
             ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(
-                parser.parse_train, num_parallel_calls=AUTOTUNE
+                graph_fn(parser.parse_train), num_parallel_calls=AUTOTUNE
             )
         else:
-            ds = ds.map(parser.parse_eval, num_parallel_calls=AUTOTUNE)
+            ds = ds.map(graph_fn(parser.parse_eval), num_parallel_calls=AUTOTUNE)
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds

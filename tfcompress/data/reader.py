@@ -24,6 +24,7 @@ from absl import logging
 from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, integrity, schema, shards, validate
 from tfcompress.data.errors import CorruptInputError
+from tfcompress.data.graph_fn import graph_fn
 
 AUTOTUNE = tf.data.AUTOTUNE
 INDEX_BITS = 40  # records per shard below 2**40; shards below 2**23
@@ -220,14 +221,16 @@ def keyed_records(
         path = tf.boolean_mask(paths[i][None], ok[i][None])
         records = tf.data.TFRecordDataset(path, compression_type=compression).enumerate(start)
         if table is not None:
-            mine = table.filter(lambda k, _: tf.equal(split_key(k)[0], tf.cast(i, tf.int64)))
+            mine = table.filter(
+                graph_fn(lambda k, _: tf.equal(split_key(k)[0], tf.cast(i, tf.int64)))
+            )
             records = records.concatenate(mine)
         return per_shard(records)
 
     ds = tf.data.Dataset.range(len(files))
     if shuffle_files:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    return ds.interleave(shard, cycle_length=cycle_length, block_length=block_length,
+    return ds.interleave(graph_fn(shard), cycle_length=cycle_length, block_length=block_length,
                          num_parallel_calls=AUTOTUNE, deterministic=deterministic)  # fmt: skip
 
 
@@ -281,8 +284,8 @@ def map_named(ds, fn, explain, width=1, finite=True):
         with tf.control_dependencies(stored):
             return tf.identity(seq), element
 
-    ds = ds.enumerate().map(remember)
-    ds = ds.map(lambda seq, element: (seq, fn(*element)), num_parallel_calls=AUTOTUNE,
+    ds = ds.enumerate().map(graph_fn(remember))
+    ds = ds.map(graph_fn(lambda seq, element: (seq, fn(*element))), num_parallel_calls=AUTOTUNE,
                 deterministic=True).ignore_errors()  # fmt: skip
     if finite:
         spec = ds.element_spec[1]
@@ -312,8 +315,8 @@ def map_named(ds, fn, explain, width=1, finite=True):
     def output(seq, out):
         return out
 
-    ds = ds.scan(tf.constant(-1, tf.int64), step)
-    return ds.filter(not_end).map(output)
+    ds = ds.scan(tf.constant(-1, tf.int64), graph_fn(step))
+    return ds.filter(graph_fn(not_end)).map(graph_fn(output))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, integrity, pipeline, schema, validate
 from tfcompress.data.errors import CorruptInputError
+from tfcompress.data.graph_fn import graph_fn
 
 _VALIDATE_BATCH_BYTES = 64 << 20  # good records validated together (one traced function)
 
@@ -197,7 +198,7 @@ def class_histogram(file_pattern, task, compression="auto"):
     compression = compression_lib.resolve(files, compression)
     integrity.check_shards(files, compression)  # TensorFlow never reads unchecked bytes
     ds = tf.data.TFRecordDataset(files, compression_type=compression)
-    ds = ds.map(_histogram_fn(task), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(graph_fn(_histogram_fn(task)), num_parallel_calls=tf.data.AUTOTUNE)
     counts = collections.Counter()
     if task == schema.SEGMENTATION:
         total = ds.reduce(tf.zeros([256], tf.int64), lambda acc, c: acc + c).numpy()

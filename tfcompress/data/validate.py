@@ -32,6 +32,7 @@ import tensorflow as tf
 from google.protobuf import message as protobuf_message
 
 from tfcompress.data import decode, schema
+from tfcompress.data.graph_fn import graph_fn
 
 MISSING = -(2**63)  # what a missing int64 feature parses to (no valid record holds it)
 LABEL_LIMIT = 2**31  # labels are cast to int32: without num_classes they must stay below
@@ -361,7 +362,7 @@ def _reason_fn(task, channels, num_classes):
     """``reason(serialized) -> ""`` or the first problem of one record, traced once per
     ``(task, channels, num_classes)``."""
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
     def reason(serialized):
         return decode_checked(parse_tolerant(serialized, task), task, channels, num_classes)[1]
 
@@ -412,7 +413,7 @@ def find_invalid(records, task, *, channels=None, num_classes=None):
         ds = tf.data.Dataset.from_tensor_slices(
             (tf.constant(rest, tf.int64), tf.constant([bytes(records[i]) for i in rest]))
         )
-        ds = ds.map(lambda i, r: (i, reason(r)), num_parallel_calls=tf.data.AUTOTUNE,
+        ds = ds.map(graph_fn(lambda i, r: (i, reason(r))), num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=True).ignore_errors()  # fmt: skip
         for i, message in ds.as_numpy_iterator():
             seen.add(int(i))
