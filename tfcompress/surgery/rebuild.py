@@ -60,10 +60,8 @@ def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
             new_layers[op.layer] = _unique_name(make_layer(op), op, traced, used)
         layer = new_layers[op.layer]
         local = values
-        if transform_input is not None:
-            local = dict(values)
-            for k in op.in_keys:
-                local[k] = transform_input(op, k, values[k])
+        if transform_input is not None:  # only the op's inputs (not a copy of all values)
+            local = {k: transform_input(op, k, values[k]) for k in op.in_keys}
         if layer is None:
             outputs = [local[op.in_keys[0]]]
         else:
