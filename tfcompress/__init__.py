@@ -15,7 +15,17 @@ first use (`tfc.models.build("lenet5", num_classes=10, input_shape=(28, 28, 1))`
 
 from importlib import import_module as _import_module
 
-from tfcompress import callbacks, codec, export, layers, methods, pruners, schedules, sharing
+from tfcompress import (
+    callbacks,
+    codec,
+    export,
+    latency,
+    layers,
+    methods,
+    pruners,
+    schedules,
+    sharing,
+)
 from tfcompress.graph import DependencyGraph, register_rule
 from tfcompress.methods import Method, register_method
 from tfcompress.pruners import PruningPlan, apply_plan, plan_from_masks, prune
@@ -53,6 +63,7 @@ __all__ = [
     "data",
     "export",
     "importance",
+    "latency",
     "layers",
     "losses",
     "methods",

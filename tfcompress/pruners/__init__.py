@@ -2,6 +2,7 @@
 
 from tfcompress.pruners.batchnorm import recalibrate_bn
 from tfcompress.pruners.budget import compact_params, ratio_for_compression
+from tfcompress.pruners.latency_budget import LatencyBudget, UnreachableTarget, plan_for_latency
 from tfcompress.pruners.plan import PruningPlan, apply_plan, plan_from_masks
 from tfcompress.pruners.prune import prune
 from tfcompress.pruners.ranking import RankingOptions, keep_count, select
@@ -10,12 +11,14 @@ from tfcompress.pruners.stats import mask_stats
 from tfcompress.pruners.weights import prune_weights
 
 __all__ = [
+    "LatencyBudget",
     "PruningPlan",
     "RankingOptions",
     "apply_plan",
     "compact_params",
     "keep_count",
     "mask_stats",
+    "plan_for_latency",
     "plan_from_masks",
     "prune",
     "prune_weights",
@@ -23,4 +26,5 @@ __all__ = [
     "recalibrate_bn",
     "score_groups",
     "select",
+    "UnreachableTarget",
 ]
