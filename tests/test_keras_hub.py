@@ -22,10 +22,13 @@ from benchmarks.keras_hub_families import FAMILIES, outputs, sample_input  # noq
 # The cheapest of each kind run here (CNN: plain, residual, composite blocks with
 # squeeze-and-excite; transformer: BERT); every family runs in the benchmark.
 TESTED = ("vgg", "resnet", "mobilenet", "bert")
+# Exported as a SavedModel and served (BERT: three named inputs, two outputs, a compact
+# model holding keras_hub layers).
+SERVED = ("bert",)
 
 
 @pytest.mark.parametrize("name", TESTED)
-def test_backbone_parity(name):
+def test_backbone_parity(name, tmp_path):
     model = FAMILIES[name]()
     x = sample_input(model)
     masked = tfc.wrap(model)
@@ -34,6 +37,11 @@ def test_backbone_parity(name):
     compact = tfc.strip(masked)
     assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
     assert compact.count_params() < model.count_params()
+    if name in SERVED:
+        served = tfc.export.serve(tfc.export.saved_model(compact, str(tmp_path / "sm")), x)
+        expected = outputs(compact, x)
+        assert len(served) == len(expected)
+        assert max_rel_error(expected, served) <= 1e-4
 
 
 def test_an_unknown_layer_on_a_prunable_tensor_is_still_refused():

@@ -52,7 +52,8 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
     names = output_names(model)
 
     def call(*inputs):
-        x = inputs[0] if len(inputs) == 1 else list(inputs)
+        # the model's own input structure (one tensor, a list, or a dict keyed by name)
+        x = keras.tree.pack_sequence_as(model.input, list(inputs))
         outputs = keras.tree.flatten(model(x, training=False))
         return dict(zip(names, outputs, strict=True))
 
