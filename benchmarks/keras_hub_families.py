@@ -29,6 +29,17 @@ def _vit(class_token):
     )
 
 
+def _cspnet(block_type, stage_type):
+    # cross stages ("csp", "cs3") expand 2x and split; their blocks need bottle_ratio 0.5
+    cross = stage_type != "dark"
+    return lambda: hub.models.CSPNetBackbone(
+        stem_filters=8, stem_kernel_size=3, stem_strides=1, stackwise_depth=[1, 1],
+        stackwise_strides=[1, 2], stackwise_num_filters=[16, 24], block_type=block_type,
+        stage_type=stage_type, expand_ratio=[2.0 if cross else 1.0] * 2,
+        bottle_ratio=[0.5 if cross else 1.0] * 2, down_growth=cross, image_shape=(16, 16, 3),
+    )
+
+
 FAMILIES = {
     "resnet": lambda: hub.models.ResNetBackbone(
         input_conv_filters=[8], input_conv_kernel_sizes=[3], stackwise_num_filters=[64],
@@ -70,6 +81,14 @@ FAMILIES = {
         stackwise_stage_filters=[[8, 8, 16, 1, 2, 3], [16, 8, 24, 1, 2, 3]],
         apply_downsample=[False, True], use_lightweight_conv_block=[False, True],
         image_shape=(32, 32, 3),
+    ),
+    "cspnet_dark": _cspnet("dark_block", "csp"),
+    "cspnet_bottleneck": _cspnet("bottleneck_block", "cs3"),
+    "cspnet_edge_dark": _cspnet("edge_block", "dark"),
+    "xception": lambda: hub.models.XceptionBackbone(
+        # entry block (strided 1x1 residual), middle block (identity residual), exit block
+        stackwise_conv_filters=[[8, 16], [16, 24], [24, 24], [32, 32]],
+        stackwise_pooling=[True, True, False, False], image_shape=(32, 32, 3),
     ),
     "bert": lambda: hub.models.BertBackbone(**_TEXT, intermediate_dim=16),
     "roberta": lambda: hub.models.RobertaBackbone(**_TEXT, intermediate_dim=16),
