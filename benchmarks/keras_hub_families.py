@@ -1,13 +1,14 @@
 """keras_hub backbones through wrap / prune / strip (issue #16): which families tfcompress
 prunes with parity, and the exact refusal for the others.
 
-    PYTHONPATH=<keras_hub install> .venv/bin/python benchmarks/keras_hub_families.py
+    .venv/bin/python benchmarks/keras_hub_families.py [family ...] [--out rows.json]
 
 Each backbone is built from its constructor with a tiny config and random weights (never a
 preset); for each: wrap alone (max relative error against the model), prune 30 % (l1_filter)
 then strip (error against the masked model), parameters before and after, and the seconds
 the three took; or the first line of the error that refused it. tests/test_keras_hub.py runs
-the cheapest four of these (FAMILIES is their one source). Needs keras-hub (0.32).
+the cheapest four of these (FAMILIES is their one source). Needs keras-hub (0.32; `make
+setup` installs it with the `test` extra, or `pip install -e ".[hub]"`).
 """
 
 import argparse
