@@ -48,7 +48,11 @@ class ChannelMask(keras.layers.Layer):
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"ChannelMask needs a positive integer units. Received: units={units}")
         self.units = units
-        self.channel_maps = [[int(v) for v in m] for m in (channel_maps or [])]
+        # plain data, set past Keras/TF attribute tracking, which wraps every nested list
+        # and checks every int (seconds of `wrap` for InceptionResNetV2's 204 masks)
+        object.__setattr__(
+            self, "channel_maps", [[int(v) for v in m] for m in (channel_maps or [])]
+        )
         for i, m in enumerate(self.channel_maps):
             bad = [v for v in m if not -1 <= v < units]
             if bad:
