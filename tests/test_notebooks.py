@@ -32,6 +32,7 @@ def test_notebooks_are_there():
         "02_own_fit.ipynb",
         "03_recipes.ipynb",
         "04_deep_compression.ipynb",
+        "05_transformers.ipynb",
     ]
 
 
