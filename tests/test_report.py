@@ -47,3 +47,43 @@ def test_report_ratios_structured_and_unstructured():
     assert t["params_after"] == t["params_before"]
     assert t["nonzero_params_after"] < 0.3 * t["params_before"]
     assert t["compression_ratio"] > 3.0
+
+
+class _Block(keras.layers.Layer):
+    """A composite layer (seen through by the graph): its parts are named alike in every
+    instance, so the compact model renames the second block's parts."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.up = layers.Dense(units, activation="relu", name="up")
+        self.down = layers.Dense(8, name="down")
+        self.norm = layers.LayerNormalization(name="norm")
+
+    def call(self, x):
+        return self.norm(x + self.down(self.up(x)))
+
+
+def test_rows_pair_composite_parts_by_position_and_count_both_param_totals():
+    inp = keras.Input((8,))
+    x = _Block(32, name="block0")(inp)
+    x = _Block(16, name="block1")(x)
+    model = keras.Model(inp, layers.Dense(3, name="head")(x))
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    rows = tfc.report(model, compact).rows()
+    widths = (8 * 32 + 32, 8 * 16 + 16)  # the blocks' first Dense layers
+    ups = [r for r in rows if r["class"] == "Dense" and r["params_before"] in widths]
+    # each block's first Dense against its own compact copy, not the first block's
+    assert [(r["params_before"], r["params_after"]) for r in ups] == [
+        (8 * 32 + 32, 8 * 16 + 16),
+        (8 * 16 + 16, 8 * 8 + 8),
+    ]
+    assert sum(r["params_after"] for r in rows) == compact.count_params()
+    # the LayerNormalizations keep every parameter (beta starts at zero: nonzero counts
+    # 8 of 16 before and after), so they are not listed as changed
+    norms = [r for r in rows if r["class"] == "LayerNormalization"]
+    assert [(r["params_before"], r["params_after"]) for r in norms] == [(16, 16), (16, 16)]
+    assert all(r["nonzero_params_before"] == r["nonzero_params_after"] == 8 for r in norms)
+    changed = tfc.report(model, compact).table(only_changed=True)
+    assert "LayerNormalization" not in changed and changed.count("Dense") >= 2

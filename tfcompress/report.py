@@ -36,18 +36,33 @@ class Report:
             "mac_ratio": b_macs / a_macs if a_macs else float("inf"),
         }
 
+    def pairs(self):
+        """``[(before row, after row or None)]``. When both models have the same layers in the
+        same order (what ``strip`` makes: it renames only parts of composite layers that would
+        share a name), rows pair by position; otherwise by name, each after-row used once."""
+        if len(self.before) == len(self.after) and all(
+            b.class_name == a.class_name for b, a in zip(self.before, self.after, strict=True)
+        ):
+            return list(zip(self.before, self.after, strict=True))
+        by_name = {}
+        for a in self.after:
+            by_name.setdefault(a.name, []).append(a)
+        return [(b, by_name[b.name].pop(0) if by_name.get(b.name) else None) for b in self.before]
+
     def rows(self):
-        after = {r.name: r for r in self.after}
+        """One dict per layer of the original model: parameters (total, and nonzero),
+        MACs and output shapes before and after (``None`` / 0 where the layer is gone)."""
         out = []
-        for r in self.before:
-            a = after.get(r.name)
+        for r, a in self.pairs():
             out.append({
                 "layer": r.name,
                 "class": r.class_name,
                 "shape_before": list(r.output_shape),
                 "shape_after": list(a.output_shape) if a else None,
                 "params_before": r.params,
-                "params_after": a.nonzero_params if a else 0,
+                "params_after": a.params if a else 0,
+                "nonzero_params_before": r.nonzero_params,
+                "nonzero_params_after": a.nonzero_params if a else 0,
                 "macs_before": r.macs,
                 "macs_after": a.macs if a else 0,
             })
@@ -57,18 +72,20 @@ class Report:
         return json.dumps({"totals": self.totals(), "layers": self.rows()}, indent=indent)
 
     def table(self, only_changed=False):
-        head = f"{'layer':32} {'class':20} {'shape':>22} {'params':>21} {'MACs':>25}"
+        """Per layer: output shape after, nonzero parameters before > after, MACs before >
+        after (``only_changed``: the layers where one of them, or the total parameter count,
+        changed); then the totals."""
+        head = f"{'layer':32} {'class':20} {'shape':>22} {'nonzero params':>21} {'MACs':>25}"
         lines = [head, "-" * len(head)]
+        keys = ("params", "nonzero_params", "macs", "shape")
         for row in self.rows():
-            changed = (row["params_before"], row["macs_before"]) != (
-                row["params_after"], row["macs_after"]
-            ) or row["shape_before"] != row["shape_after"]
+            changed = any(row[f"{k}_before"] != row[f"{k}_after"] for k in keys)
             if only_changed and not changed:
                 continue
             shape = "x".join(str(d) for d in (row["shape_after"] or [])[1:])
             lines.append(
                 f"{row['layer'][:32]:32} {row['class'][:20]:20} {shape:>22} "
-                f"{row['params_before']:>10,}>{row['params_after']:<10,}"
+                f"{row['nonzero_params_before']:>10,}>{row['nonzero_params_after']:<10,}"
                 f"{row['macs_before']:>12,}>{row['macs_after']:<12,}"
             )
         t = self.totals()
