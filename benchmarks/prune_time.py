@@ -36,7 +36,8 @@ import tfcompress as tfc  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 A = keras.applications
-# The families and input sizes of tests/test_applications.py (smallest size each accepts).
+# One member of every keras.applications family at the smallest input size each accepts
+# (tests/test_applications.py runs the same list).
 APPLICATIONS = {
     "VGG16": (A.VGG16, 32),
     "ResNet50": (A.ResNet50, 32),

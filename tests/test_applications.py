@@ -5,27 +5,14 @@ import keras
 import pytest
 
 import tfcompress as tfc
+from benchmarks.prune_time import APPLICATIONS
 from tests.parity import max_rel_error, outputs, sample_input
 from tests.topologies import randomize_bn
 
 A = keras.applications
-# One member per family, at the smallest input size each accepts.
-FAMILIES = {
-    "VGG16": (A.VGG16, 32),
-    "ResNet50": (A.ResNet50, 32),
-    "ResNet50V2": (A.ResNet50V2, 32),
-    "InceptionV3": (A.InceptionV3, 75),
-    "InceptionResNetV2": (A.InceptionResNetV2, 75),
-    "Xception": (A.Xception, 71),
-    "MobileNet": (A.MobileNet, 32),
-    "MobileNetV2": (A.MobileNetV2, 32),
-    "MobileNetV3Small": (A.MobileNetV3Small, 32),
-    "DenseNet121": (A.DenseNet121, 32),
-    "NASNetMobile": (A.NASNetMobile, 32),
-    "EfficientNetB0": (A.EfficientNetB0, 32),
-    "EfficientNetV2B0": (A.EfficientNetV2B0, 32),
-    "ConvNeXtTiny": (A.ConvNeXtTiny, 32),
-}
+# One member per family, at the smallest input size each accepts (one list for these tests
+# and benchmarks/prune_time.py).
+FAMILIES = APPLICATIONS
 # The SavedModel round trip is the same code for every model; these families bring the
 # layers no other one has (CustomScaleLayer, LayerScale + LayerNormalization, Rescaling +
 # Normalization, hard-swish ops, depthwise convs, concatenations).
