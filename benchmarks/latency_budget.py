@@ -35,6 +35,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfcompress as tfc  # noqa: E402
 from tfcompress.latency import measure_cost_table  # noqa: E402
+from tfcompress.latency.measure import serving_fn  # noqa: E402
 from tfcompress.metrics.complexity import count_macs  # noqa: E402
 from tfcompress.pruners.latency_budget import UnreachableTarget, plan_for_latency  # noqa: E402
 
@@ -58,16 +59,9 @@ def _mobilenet_v2(size):
 MODELS = {"resnet18": _resnet18, "vgg16_bn": _vgg16_bn, "mobilenet_v2": _mobilenet_v2}
 
 
-def _fn(model, batch):
-    spec = tf.TensorSpec((batch, *model.inputs[0].shape[1:]), tf.float32)
-    call = tf.function(lambda x: model(x, training=False), autograph=False)
-    fn = call.get_concrete_function(spec)
-    return fn, tf.random.uniform(spec.shape)
-
-
 def paired_ms(models, batch, turns, seed=0):
     """`{name: (median ms, median per-turn speedup over "original")}`."""
-    calls = {name: _fn(m, batch) for name, m in models.items()}
+    calls = {n: serving_fn(m, (batch, *m.inputs[0].shape[1:])) for n, m in models.items()}
     for fn, x in calls.values():
         fn(x)
         fn(x)

@@ -59,7 +59,9 @@ def time_call(fn, x, repeats=10, warmup=2, min_seconds=0.02, statistic=np.min):
     return 1e3 * float(statistic(times))
 
 
-def _serving_fn(model, shape):
+def serving_fn(model, shape):
+    """`(concrete function of model(x, training=False) at input `shape`, a random input of
+    that shape)`: the call a SavedModel serves, traced as written."""
     import tensorflow as tf
 
     spec = tf.TensorSpec(shape, model.inputs[0].dtype if model.inputs else tf.float32)
@@ -82,14 +84,14 @@ def model_ms(model, batch_size, repeats=10, statistic=np.min):
     """Milliseconds of one call of `model` (one input) on a random batch (`statistic`
     of `repeats` calls, default the fastest)."""
     shape = (batch_size, *model.inputs[0].shape[1:])
-    fn, x = _serving_fn(model, shape)
+    fn, x = serving_fn(model, shape)
     return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
 def paired_ms(models, batch_size, repeats=10):
     """The fastest call of each of `models` (one input each), calls taking turns so that
     a change of load hits all of them alike."""
-    calls = [_serving_fn(m, (batch_size, *m.inputs[0].shape[1:])) for m in models]
+    calls = [serving_fn(m, (batch_size, *m.inputs[0].shape[1:])) for m in models]
     for fn, x in calls:
         fn(x)
     best = [np.inf] * len(calls)
@@ -111,8 +113,9 @@ def padding_bound(ms):
 
 
 def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min):
-    """Median milliseconds of `site`'s layer alone, reading `counts["in"]` channels and
-    making `counts["out"]` (absent: the layer's own)."""
+    """Milliseconds (`statistic` of the calls, default the fastest) of `site`'s layer
+    alone, reading `counts["in"]` channels and making `counts["out"]` (absent: the
+    layer's own)."""
     layer = site.layer
     config = dict(layer.get_config(), name=f"probe_{layer.name}")
     width_key = "units" if "units" in config else "filters"
@@ -121,7 +124,7 @@ def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min):
     c_in = int(counts.get("in", site.in_shape[-1]))
     inputs = keras.Input(site.in_shape[1:-1] + (c_in,), batch_size=batch_size)
     probe = keras.Model(inputs, type(layer).from_config(config)(inputs))
-    fn, x = _serving_fn(probe, (batch_size, *site.in_shape[1:-1], c_in))
+    fn, x = serving_fn(probe, (batch_size, *site.in_shape[1:-1], c_in))
     return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
