@@ -38,17 +38,16 @@ import argparse
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import tfcompress as tfc  # noqa: E402
 from tfcompress.data import fashion_mnist  # noqa: E402
+from tfcompress.latency.measure import paired_ms  # noqa: E402
 
 FRACTIONS = (0.25, 0.5)
 
@@ -83,18 +82,16 @@ def compile_model(model):
     return model
 
 
-def latency_ms(model, x, repeats=20):
-    """Median wall time of one `model(x)` call in inference mode, in milliseconds."""
-    model(x, training=False)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x, training=False)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
+def latency(dense, compact, batch, repeats):
+    """Latency of `compact` relative to `dense` (batch `batch`, each called through its
+    serving concrete function), the calls taking turns in this process so that a change of
+    load hits both alike; the fastest of `repeats` calls of each. On a shared machine the
+    ratio is the number to read, the milliseconds only say how loaded it was."""
+    dense_ms, compact_ms = paired_ms([dense, compact], batch, repeats=repeats)
+    return {"dense_ms": dense_ms, "compact_ms": compact_ms, "ratio": compact_ms / dense_ms}
 
 
-def measure(model, test, batch):
+def measure(model, test):
     compile_model(model)
     _, accuracy = model.evaluate(*test, batch_size=256, verbose=0)
     return {
@@ -106,7 +103,6 @@ def measure(model, test, batch):
             for layer in model.layers
             if isinstance(layer, keras.layers.MultiHeadAttention)
         },
-        "latency_ms": latency_ms(model, test[0][:batch]),
     }
 
 
@@ -117,6 +113,7 @@ def main(argv=None):
     p.add_argument("--finetune-epochs", type=int, default=1)
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--batch", type=int, default=128, help="latency batch size")
+    p.add_argument("--repeats", type=int, default=50, help="latency calls of each model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -125,20 +122,20 @@ def main(argv=None):
     test = load(args.data_dir, "test")
     model = compile_model(vit())
     model.fit(*train, batch_size=128, epochs=args.epochs, verbose=2)
-    rows = {"dense": measure(model, test, args.batch)}
+    rows = {"dense": measure(model, test)}
     ffn = [layer.name for layer in model.layers if "_ffn" in layer.name]
     for fraction in FRACTIONS:
         masked = tfc.wrap(model, exclude=ffn)
         tfc.prune(masked, ratio=fraction)
         row = {}
         if args.finetune_epochs:
-            row["accuracy_before_finetune"] = measure(tfc.strip(masked), test, args.batch)[
-                "accuracy"
-            ]
+            row["accuracy_before_finetune"] = measure(tfc.strip(masked), test)["accuracy"]
             compile_model(masked).fit(
                 *train, batch_size=128, epochs=args.finetune_epochs, verbose=2
             )
-        row.update(measure(tfc.strip(masked), test, args.batch))
+        compact = tfc.strip(masked)
+        row.update(measure(compact, test))
+        row["latency"] = latency(model, compact, args.batch, args.repeats)
         rows[f"heads_removed_{int(fraction * 100)}pct"] = row
     print(json.dumps(rows, indent=2))
     if args.out:
