@@ -40,6 +40,41 @@ def test_cache_round_trip_and_misses(tmp_path):
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp left
 
 
+def test_runtime_is_part_of_the_cache_key(tmp_path):
+    tf_table = _table()
+    lite_machine = {**MACHINE, "runtime": "tflite"}
+    lite_table = CostTable({"conv": tf_table.layers["conv"]}, base_ms=0.2, batch_size=1,
+                           machine=lite_machine, signature="sig")
+    tf_path = latency.save_table(tf_table, tmp_path, "net")
+    lite_path = latency.save_table(lite_table, tmp_path, "net")
+    assert tf_path != lite_path  # the same model and signature, another runtime: its own file
+    assert latency.load_table(MACHINE, "sig", tmp_path, "net") == tf_table
+    assert latency.load_table(lite_machine, "sig", tmp_path, "net") == lite_table
+    assert latency.load_table({**MACHINE, "runtime": "onnx"}, "sig", tmp_path, "net") is None
+    assert latency.machine_key("tflite")["runtime"] == "tflite"
+
+
+def test_tflite_table_is_measured_through_litert_and_cached_apart(tmp_path, monkeypatch):
+    model = conv_bn_net(widths=(8, 8, 16))
+    table = latency.measure_cost_table(model, 1, fractions=(1.0,), repeats=2,
+                                       rest="constant", runtime="tflite", cache_dir=tmp_path)
+    assert table.machine == latency.machine_key("tflite")
+    assert set(table.layers) == {"conv0", "conv1", "conv2", "logits"}
+    assert table.layers["conv2"].grid == ((8,), (16,))
+    assert table.full_ms() > 0
+    fn, x = latency.serving_call(model, (2, 12, 12, 1), "tflite")
+    fn(x)  # runs in LiteRT at the batch it was converted for
+    assert fn.interpreter.get_input_details()[0]["shape"].tolist() == [2, 12, 12, 1]
+
+    def no_converting(*args, **kwargs):
+        raise AssertionError("converted and timed again instead of reading the cache")
+
+    monkeypatch.setattr(measure_lib, "serving_call", no_converting)
+    again = latency.measure_cost_table(model, 1, fractions=(1.0,), repeats=2,
+                                       rest="constant", runtime="tflite", cache_dir=tmp_path)
+    assert again == table
+
+
 def test_model_signature_tells_models_and_batches_apart():
     a, b = conv_bn_net(widths=(8, 8, 16)), conv_bn_net(widths=(8, 16, 16))
     sig = latency.model_signature(a, 1, (0.5, 1.0), 8)
@@ -84,6 +119,9 @@ def test_bad_tables_are_refused_by_name():
         latency.measure_cost_table(conv_bn_net(), 1, fractions=(0, 1))
     with pytest.raises(ValueError, match="Received: rest='linear'"):
         latency.measure_cost_table(conv_bn_net(), 1, rest="linear")
+    with pytest.raises(ValueError, match=r"runtime must be one of \('tf', 'tflite'\). "
+                       "Received: runtime='onnx'"):
+        latency.measure_cost_table(conv_bn_net(), 1, runtime="onnx")
     with pytest.raises(ValueError, match="Received: statistic='mean'"):
         latency.measure_cost_table(conv_bn_net(), 1, statistic="mean")
     with pytest.raises(ValueError, match="cached. Received: machine=None"):

@@ -12,6 +12,7 @@ from tfcompress.latency.measure import (
     model_signature,
 )
 from tfcompress.latency.predict import Predictor
+from tfcompress.latency.runtimes import RUNTIMES, serving_call
 from tfcompress.latency.table import CostTable, LayerCost
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "LayerCost",
     "LayerSite",
     "Predictor",
+    "RUNTIMES",
     "default_cache_dir",
     "grid_counts",
     "layer_sites",
@@ -28,4 +30,5 @@ __all__ = [
     "model_ms",
     "model_signature",
     "save_table",
+    "serving_call",
 ]

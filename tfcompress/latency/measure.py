@@ -1,18 +1,19 @@
 """Measuring a cost table on this machine: each conv / dense layer alone (a one-layer
 Keras model of that layer's class and config, the given input / output channels and the
-layer's spatial size, called through a `tf.function` concrete function, as a SavedModel
-serves it) on a grid of kept channel counts, minus the cost of an empty call; the rest of
-the network is the whole model's latency minus its layers', split into a constant and a
-part that shrinks with the kept activations (`rest="split"`, the default,
-`tfcompress.latency.calibrate`) or taken as a constant (`rest="constant"`).
+layer's spatial size, called as the runtime serves it: a TF SavedModel's concrete
+function, or the LiteRT interpreter with XNNPACK, `tfcompress.latency.runtimes`) on a grid
+of kept channel counts, minus the cost of an empty call; the rest of the network is the
+whole model's latency minus its layers', split into a constant and a part that shrinks
+with the kept activations (`rest="split"`, the default, `tfcompress.latency.calibrate`)
+or taken as a constant (`rest="constant"`).
 
 A point's time is, by default, the fastest of repeated calls: on a shared machine the
 least disturbed call is the best estimate of what the kernel itself costs (a median
 follows the load; `statistic="median"` takes it). The table is then bounded by padding:
 k channels never cost more than any wider count measured (the kernel could run k as that
 wider count with zero channels), which also irons out most of the noise left. Tables are
-cached per machine key and model signature (`tfcompress.latency.cache`), so a model is
-measured once.
+cached per machine key (which names the runtime) and model signature
+(`tfcompress.latency.cache`), so a model is measured once per runtime.
 """
 
 import time
@@ -25,6 +26,7 @@ from tfcompress.latency.cache import digest, load_table, save_table
 from tfcompress.latency.calibrate import split_rest
 from tfcompress.latency.layers import layer_sites
 from tfcompress.latency.machine import machine_key
+from tfcompress.latency.runtimes import check_runtime, serving_call
 from tfcompress.latency.table import CostTable, LayerCost
 
 DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
@@ -59,39 +61,26 @@ def time_call(fn, x, repeats=10, warmup=2, min_seconds=0.02, statistic=np.min):
     return 1e3 * float(statistic(times))
 
 
-def serving_fn(model, shape):
-    """`(concrete function of model(x, training=False) at input `shape`, a random input of
-    that shape)`: the call a SavedModel serves, traced as written."""
-    import tensorflow as tf
-
-    spec = tf.TensorSpec(shape, model.inputs[0].dtype if model.inputs else tf.float32)
-    call = tf.function(lambda x: model(x, training=False), autograph=False)
-    fn = call.get_concrete_function(spec)
-    x = tf.random.uniform(shape, dtype=spec.dtype)
-    return fn, x
-
-
-def call_overhead_ms(repeats=10, statistic=np.min):
-    """Milliseconds of calling a concrete function that does (almost) nothing."""
-    import tensorflow as tf
-
-    call = tf.function(lambda x: x * 1.0, autograph=False)
-    fn = call.get_concrete_function(tf.TensorSpec((1, 1)))
-    return time_call(fn, tf.ones((1, 1)), repeats=repeats, statistic=statistic)
-
-
-def model_ms(model, batch_size, repeats=10, statistic=np.min):
-    """Milliseconds of one call of `model` (one input) on a random batch (`statistic`
-    of `repeats` calls, default the fastest)."""
-    shape = (batch_size, *model.inputs[0].shape[1:])
-    fn, x = serving_fn(model, shape)
+def call_overhead_ms(repeats=10, statistic=np.min, runtime="tf"):
+    """Milliseconds of a call on `runtime` that does (almost) nothing (one multiply)."""
+    inputs = keras.Input((1,), batch_size=1)
+    empty = keras.Model(inputs, keras.layers.Rescaling(1.0)(inputs))
+    fn, x = serving_call(empty, (1, 1), runtime)
     return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
-def paired_ms(models, batch_size, repeats=10):
-    """The fastest call of each of `models` (one input each), calls taking turns so that
-    a change of load hits all of them alike."""
-    calls = [serving_fn(m, (batch_size, *m.inputs[0].shape[1:])) for m in models]
+def model_ms(model, batch_size, repeats=10, statistic=np.min, runtime="tf"):
+    """Milliseconds of one call of `model` (one input) on a random batch on `runtime`
+    (`statistic` of `repeats` calls, default the fastest)."""
+    shape = (batch_size, *model.inputs[0].shape[1:])
+    fn, x = serving_call(model, shape, runtime)
+    return time_call(fn, x, repeats=repeats, statistic=statistic)
+
+
+def paired_ms(models, batch_size, repeats=10, runtime="tf"):
+    """The fastest call of each of `models` (one input each) on `runtime`, calls taking
+    turns so that a change of load hits all of them alike."""
+    calls = [serving_call(m, (batch_size, *m.inputs[0].shape[1:]), runtime) for m in models]
     for fn, x in calls:
         fn(x)
     best = [np.inf] * len(calls)
@@ -112,9 +101,9 @@ def padding_bound(ms):
     return ms
 
 
-def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min):
+def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min, runtime="tf"):
     """Milliseconds (`statistic` of the calls, default the fastest) of `site`'s layer
-    alone, reading `counts["in"]` channels and making `counts["out"]` (absent: the
+    alone on `runtime`, reading `counts["in"]` channels and making `counts["out"]` (absent: the
     layer's own)."""
     layer = site.layer
     config = dict(layer.get_config(), name=f"probe_{layer.name}")
@@ -124,7 +113,7 @@ def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min):
     c_in = int(counts.get("in", site.in_shape[-1]))
     inputs = keras.Input(site.in_shape[1:-1] + (c_in,), batch_size=batch_size)
     probe = keras.Model(inputs, type(layer).from_config(config)(inputs))
-    fn, x = serving_fn(probe, (batch_size, *site.in_shape[1:-1], c_in))
+    fn, x = serving_call(probe, (batch_size, *site.in_shape[1:-1], c_in), runtime)
     return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
@@ -141,7 +130,7 @@ def model_signature(model, batch_size, fractions, multiple, graph=None, rest="sp
 
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
                        multiple=8, repeats=10, rest="split", statistic="min",
-                       cache_dir=None, use_cache=True):
+                       runtime="tf", cache_dir=None, use_cache=True):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
     read from the cache if this machine measured this model before, else measured and
     cached.
@@ -162,6 +151,10 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             "constant" (which over-prunes nets whose BatchNorm / activations are much of
             the time: MobileNetV2 b32 reached 0.82 of its 1/2 target and could not
             reach 1/4).
+        runtime: what serves the model, one of `tfcompress.latency.runtimes.RUNTIMES`:
+            "tf" (a TF SavedModel's concrete function) or "tflite" (the LiteRT
+            interpreter with XNNPACK); part of the machine key, so each runtime has its
+            own cached tables.
         cache_dir: the cache folder (default `tfcompress.latency.default_cache_dir()`).
         use_cache: False measures anew (and overwrites the cached table).
     """
@@ -180,15 +173,16 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         raise ValueError(
             f"statistic must be one of {sorted(STATISTICS)}. Received: statistic={statistic!r}"
         )
+    check_runtime(runtime)
     stat = STATISTICS[statistic]
     graph = graph or DependencyGraph(model)
-    machine = machine_key()
+    machine = machine_key(runtime)
     signature = model_signature(model, batch_size, fractions, multiple, graph, rest, statistic)
     if use_cache:
         table = load_table(machine, signature, cache_dir, model.name)
         if table is not None:
             return table
-    overhead = call_overhead_ms(repeats, stat)
+    overhead = call_overhead_ms(repeats, stat, runtime)
     costs, memo = {}, {}
     for site in layer_sites(graph):
         full = {"in": site.in_shape[-1], "out": site.out_shape[-1]}
@@ -198,16 +192,17 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             counts = {a: grid[i][j] for i, (a, j) in enumerate(zip(site.axes, index))}
             key = digest({**site.spec(batch_size), "name": None, "counts": counts})
             if key not in memo:
-                ms_ = layer_ms(site, batch_size, counts, repeats, stat)
+                ms_ = layer_ms(site, batch_size, counts, repeats, stat, runtime)
                 memo[key] = max(0.0, ms_ - overhead)
             ms[index] = memo[key]
         costs[site.name] = LayerCost(site.axes, grid, padding_bound(ms).tolist())
     layers_only = CostTable(costs, multiple=multiple)
     if rest == "split" and any(g.prunable for g in graph.groups):
         base, scaled = split_rest(
-            model, layers_only, lambda *ms: paired_ms(ms, batch_size, repeats), graph)
+            model, layers_only, lambda *ms: paired_ms(ms, batch_size, repeats, runtime), graph)
     else:
-        base = max(0.0, model_ms(model, batch_size, repeats, stat) - layers_only.full_ms())
+        base = max(0.0, model_ms(model, batch_size, repeats, stat, runtime)
+                   - layers_only.full_ms())
         scaled = 0.0
     table = CostTable(costs, base_ms=base, scaled_ms=scaled, multiple=multiple,
                       batch_size=batch_size, machine=machine, signature=signature)

@@ -63,9 +63,11 @@ class LatencyBudget:
     original_ms: float
     measured_ms: float = None
 
-    def with_measured(self, compact, batch_size, repeats=10):
-        """This budget with `measured_ms` of `compact` (e.g. `tfcompress.strip(masked)`)."""
-        return dataclasses.replace(self, measured_ms=model_ms(compact, batch_size, repeats))
+    def with_measured(self, compact, batch_size, repeats=10, runtime="tf"):
+        """This budget with `measured_ms` of `compact` (e.g. `tfcompress.strip(masked)`)
+        on `runtime` (that of the table: "tf" or "tflite")."""
+        return dataclasses.replace(
+            self, measured_ms=model_ms(compact, batch_size, repeats, runtime=runtime))
 
     def summary(self):
         text = (
