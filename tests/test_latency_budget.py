@@ -132,3 +132,52 @@ def test_bad_targets_and_tables_are_refused_by_name():
     with pytest.raises(ValueError, match="'dense' has 32 input channels at full width; the "
                                          "layer has 16"):
         plan_for_latency(masked, wider, target_latency=0.5)
+
+
+def _latency_callback(schedule=None, **kwargs):
+    from tfcompress import callbacks, schedules
+
+    return callbacks.StructuredPruning(schedule or schedules.OneShot(0.5), budget="latency",
+                                       **kwargs)
+
+
+def test_structured_pruning_latency_budget_steps_from_the_kept_channels():
+    masked = tfc.wrap(_net(), "l1_filter")
+    callback = _latency_callback(cost_table=_table(), normalize="none")
+    callback.set_model(masked)
+    callback.on_train_begin()
+    callback.prune_now(0.5)  # target 0.5 x 10 ms: the plan_for_latency test's (4, 16), 4 ms
+    assert callback.kept_channels() == {"conv_a_mask": 4, "conv_b_mask": 16}
+    assert callback.last_budget.predicted_ms == pytest.approx(4.0)
+    first = {m: set(k) for m, k in callback.last_budget.plan.keep.items()}
+    callback.prune_now(0.7)  # target 3 ms, from (4, 16): conv_a stays at 4 (its floor);
+    # B->12 loses 1.6 for conv_b 0.25 + dense 0.25 ms (3.2 / ms), B->8 7.6 / 1 ms:
+    # B=12, 3.5 ms; then B->8 6 / 0.5, B->4 18 / 1 -> B=8, 3.0 ms; nothing fits back.
+    assert callback.kept_channels() == {"conv_a_mask": 4, "conv_b_mask": 8}
+    assert callback.last_budget.target_ms == pytest.approx(3.0)
+    assert callback.last_budget.predicted_ms == pytest.approx(3.0)
+    for mask, kept in callback.last_budget.plan.keep.items():
+        assert set(kept) <= first[mask]  # pruned channels stay pruned
+
+
+def test_structured_pruning_latency_budget_bad_values_are_named():
+    from tfcompress import callbacks, schedules
+
+    with pytest.raises(ValueError, match=r"one of \('channels', 'params', 'latency'\). "
+                                         "Received: budget='flops'"):
+        callbacks.StructuredPruning(schedules.OneShot(0.5), budget="flops")
+    with pytest.raises(TypeError, match="budget='latency' needs cost_table.*Received: "
+                                        "cost_table=None"):
+        _latency_callback()
+    with pytest.raises(TypeError, match="Received: cost_table={}"):
+        _latency_callback(cost_table={})
+    with pytest.raises(ValueError, match="only by budget='latency'. Received: budget='params'"):
+        callbacks.StructuredPruning(schedules.OneShot(0.5), budget="params", cost_table=_table())
+    with pytest.raises(ValueError, match=r"multiple \(4\); it cannot be combined with round_to=8"):
+        _latency_callback(cost_table=_table(), round_to=8)
+    with pytest.raises(ValueError, match="budget='latency' .* num_remove=2"):
+        _latency_callback(cost_table=_table(), num_remove=2)
+    callback = _latency_callback(cost_table=CostTable({"conv_a": _table().layers["conv_a"]}))
+    callback.set_model(tfc.wrap(_net(), "l1_filter"))
+    with pytest.raises(ValueError, match="no entry for layer 'conv_b'"):
+        callback.on_train_begin()

@@ -7,9 +7,11 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.callbacks._state import current_step, layers_of
+from tfcompress.latency import CostTable, Predictor
 from tfcompress.layers import ChannelMask, TaylorMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.budget import compact_params, ratio_for_params
+from tfcompress.pruners.latency_budget import budget_from_scores
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.prune import ranking_options
 from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
@@ -56,10 +58,22 @@ class StructuredPruning(keras.callbacks.Callback):
             to remove, per group or of the global pool) or "params" (the fraction of the
             model's parameters to remove: each pruning step removes the fewest
             lowest-ranked channels that leave at most `(1 - ratio) x` the parameters, so
-            an iterative global ranking ends at the parameter target it was given).
+            an iterative global ranking ends at the parameter target it was given), or
+            "latency" (the fraction of the predicted latency to remove, read from
+            `cost_table`: each pruning step keeps the channels
+            `tfcompress.pruners.plan_for_latency` would, from the channels still kept,
+            until the prediction is at most `(1 - ratio) x` the unpruned model's; kept
+            counts are multiples of the table's `multiple`, and the ranking is global,
+            normalised as for a global ranking by default). A target in milliseconds
+            `t` is the ratio `1 - t / cost_table.full_ms()`.
+        cost_table: the `tfcompress.latency.CostTable` of the unwrapped model (measured
+            with `tfcompress.latency.measure_cost_table` at the serving batch and
+            runtime); only with budget="latency", which needs it. After each pruning
+            step, `last_budget` holds its `LatencyBudget` (target and predicted ms).
     """
 
-    BUDGETS = ("channels", "params")
+    # What a schedule's ratio counts; the one list of budgets (`budget=`).
+    BUDGETS = ("channels", "params", "latency")
 
     def __init__(
         self,
@@ -76,6 +90,7 @@ class StructuredPruning(keras.callbacks.Callback):
         normalize=None,
         rule="safe",
         budget="channels",
+        cost_table=None,
     ):
         super().__init__()
         if not isinstance(schedule, Schedule):
@@ -101,13 +116,18 @@ class StructuredPruning(keras.callbacks.Callback):
         )
         if budget not in self.BUDGETS:
             raise ValueError(f"budget must be one of {self.BUDGETS}. Received: budget={budget!r}")
-        if budget == "params" and (options.num_remove is not None or options.threshold is not None):
+        if budget != "channels" and (
+            options.num_remove is not None or options.threshold is not None
+        ):
             raise ValueError(
-                "budget='params' reads the schedule's ratio as a parameter fraction; it "
-                f"cannot be combined with num_remove={options.num_remove!r} or "
-                f"threshold={options.threshold!r}."
+                f"budget={budget!r} reads the schedule's ratio as a fraction of the "
+                f"model's {budget}; it cannot be combined with "
+                f"num_remove={options.num_remove!r} or threshold={options.threshold!r}."
             )
+        _check_cost_table(budget, cost_table, options)
         self.budget = budget
+        self.cost_table = cost_table
+        self.last_budget = None
         self.schedule = schedule
         self.method = method
         self.criterion = criterion
@@ -131,6 +151,10 @@ class StructuredPruning(keras.callbacks.Callback):
             normalize=methods.default_normalize(self._criterion, options.scope)
         )
         self._graph = methods.graph_of(self.model)
+        if self.budget == "latency":
+            Predictor(self._graph, self.cost_table, {})  # raises if the table is another model's
+            self._latency_normalize = self.options.normalize or methods.default_normalize(
+                self._criterion, "global")
         if self.budget == "params":
             self._full_params = compact_params(
                 self._graph, np.ones(self._graph.num_components, bool)
@@ -157,14 +181,22 @@ class StructuredPruning(keras.callbacks.Callback):
         """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""
         graph, sites, scores = score_groups(self.model, self._criterion, graph=self._graph)
         alive = alive_channels(graph, sites)
-        if self.budget == "params":
+        if self.budget == "latency":
+            self.last_budget = budget_from_scores(
+                graph, sites, scores, self.cost_table, target_latency=1.0 - ratio,
+                min_channels=self._options.min_channels, normalize=self._latency_normalize,
+                alive=alive)
+            plan = self.last_budget.plan
+        elif self.budget == "params":
             max_params = (1.0 - ratio) * self._full_params
             _, keep, _ = ratio_for_params(
                 graph, sites, scores, max_params, self._options, alive=alive
             )
+            plan = plan_for(sites, keep)
         else:
-            keep = ranking.select(scores, self._options.with_ratio(ratio), alive=alive)
-        apply_plan(self.model, plan_for(sites, keep))
+            plan = plan_for(sites, ranking.select(scores, self._options.with_ratio(ratio),
+                                                  alive=alive))
+        apply_plan(self.model, plan)
         for mask in self._taylor:
             mask.reset_scores()
 
@@ -174,3 +206,27 @@ class StructuredPruning(keras.callbacks.Callback):
             m.name: int(m.kept().sum())
             for m in layers_of(self.model, ChannelMask)
         }
+
+
+def _check_cost_table(budget, cost_table, options):
+    """Raises naming the argument unless `cost_table` is given exactly for a latency
+    budget (a `CostTable`, with no rounding of its own)."""
+    if budget != "latency":
+        if cost_table is not None:
+            raise ValueError(
+                "cost_table is read only by budget='latency'. Received: "
+                f"budget={budget!r}, cost_table={cost_table!r}"
+            )
+        return
+    if not isinstance(cost_table, CostTable):
+        raise TypeError(
+            "budget='latency' needs cost_table, a tfcompress.latency.CostTable of the "
+            "model (tfcompress.latency.measure_cost_table). "
+            f"Received: cost_table={cost_table!r}"
+        )
+    if options.round_to != 1:
+        raise ValueError(
+            "budget='latency' keeps multiples of the cost table's multiple "
+            f"({cost_table.multiple}); it cannot be combined with "
+            f"round_to={options.round_to!r}."
+        )

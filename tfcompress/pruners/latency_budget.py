@@ -174,18 +174,39 @@ def plan_for_latency(
             f"normalize must be one of {sorted(NORMALIZERS)}. Received: normalize={normalize!r}"
         )
     graph, sites, scores = score_groups(masked, method=criterion, data=data)
-    orders, gain = {}, {}
+    return budget_from_scores(graph, sites, scores, cost_table, target_latency=target_latency,
+                              target_ms=target_ms, min_channels=min_channels,
+                              normalize=normalize)
+
+
+def budget_from_scores(graph, sites, scores, cost_table, *, target_latency=None, target_ms=None,
+                       min_channels=1, normalize="none", alive=None):
+    """The `LatencyBudget` of scored groups (`tfcompress.pruners.scores.score_groups`):
+    what `plan_for_latency` returns once the scores are known (arguments as there,
+    checked there).
+
+    `alive` (`{group: bool flags}`, `tfcompress.pruners.scores.alive_channels`): channels
+    already pruned stay pruned; each group starts from (and never gives back past) the
+    count it keeps. The target fraction is of the unpruned model's prediction.
+    """
+    orders, gain, start = {}, {}, {}
     for g, s in scores.items():
         if np.isfinite(s).any():
             s = NORMALIZERS[normalize](np.asarray(s, np.float64))
-            orders[g] = np.argsort(-s, kind="stable")
+            flags = np.ones(len(s), bool) if alive is None or g not in alive else alive[g]
+            # the alive channels best first, then the pruned ones
+            orders[g] = np.lexsort((-s, ~flags))
             gain[g] = np.concatenate([[0.0], np.cumsum(s[orders[g]])])  # gain[g][k]: top k
+            start[g] = int(flags.sum())
     predictor = Predictor(graph, cost_table, orders)
-    k = predictor.full_counts()
-    original = predictor.total_ms(k)
+    full = predictor.full_counts()
+    original = predictor.total_ms(full)
     target = target_ms if target_ms is not None else target_latency * original
-    allowed = {g: allowed_counts(n, cost_table.multiple, min_channels) for g, n in k.items()}
-    k = _cut(predictor, k, allowed, gain, target)
+    allowed = {}
+    for g, n in full.items():
+        counts = [c for c in allowed_counts(n, cost_table.multiple, min_channels) if c < start[g]]
+        allowed[g] = [*counts, start[g]]
+    k = _cut(predictor, start, allowed, gain, target)
     k = _give_back(predictor, k, allowed, gain, target)
     keep = {g: np.ones(graph.groups[g].size, bool) for g in scores}
     for g, n in k.items():
