@@ -10,10 +10,11 @@ pruned with `plan_for_latency` on the machine's cost table (measured once, then 
 the cache: `tfcompress.latency.measure_cost_table`). The baseline is plain L1 (one ratio
 for every group, no rounding) at the same MACs: the ratio is bisected until its compact
 model has no more MACs than the latency-budget one. The original and the compact models
-are then called through `tf.function` concrete functions (as a SavedModel serves them),
-taking turns call by call in a new random order each turn; speedups are medians of the
-per-turn ratios, so load from other processes mostly cancels out (the numbers are still
-noisy on a shared machine).
+are then called as the runtime serves them (`--runtime tf`: `tf.function` concrete
+functions, as a SavedModel serves them; `--runtime tflite`: converted and run in LiteRT
+with XNNPACK), taking turns call by call in a new random order each turn; speedups are
+medians of the per-turn ratios, so load from other processes mostly cancels out (the
+numbers are still noisy on a shared machine).
 
 Columns: the original's measured ms, the target ms (the target fraction of it), the
 prediction as a fraction of the table's original, measured ms, measured / target,
@@ -35,7 +36,8 @@ import tensorflow as tf  # noqa: E402
 
 import tfcompress as tfc  # noqa: E402
 from tfcompress.latency import measure_cost_table  # noqa: E402
-from tfcompress.latency.measure import serving_fn  # noqa: E402
+from tfcompress.latency.measure import RESTS  # noqa: E402
+from tfcompress.latency.runtimes import RUNTIMES, serving_call  # noqa: E402
 from tfcompress.metrics.complexity import count_macs  # noqa: E402
 from tfcompress.pruners.latency_budget import UnreachableTarget, plan_for_latency  # noqa: E402
 
@@ -59,9 +61,10 @@ def _mobilenet_v2(size):
 MODELS = {"resnet18": _resnet18, "vgg16_bn": _vgg16_bn, "mobilenet_v2": _mobilenet_v2}
 
 
-def paired_ms(models, batch, turns, seed=0):
-    """`{name: (median ms, median per-turn speedup over "original")}`."""
-    calls = {n: serving_fn(m, (batch, *m.inputs[0].shape[1:])) for n, m in models.items()}
+def paired_ms(models, batch, turns, runtime="tf", seed=0):
+    """`{name: (median ms, median per-turn speedup over "original")}` on `runtime`."""
+    calls = {n: serving_call(m, (batch, *m.inputs[0].shape[1:]), runtime)
+             for n, m in models.items()}
     for fn, x in calls.values():
         fn(x)
         fn(x)
@@ -101,7 +104,7 @@ def run_one(name, batch, targets, args):
     t0 = time.perf_counter()
     table = measure_cost_table(model, batch, fractions=tuple(args.fractions),
                                multiple=args.multiple, repeats=args.repeats, rest=args.rest,
-                               statistic=args.statistic)
+                               statistic=args.statistic, runtime=args.runtime)
     table_s = time.perf_counter() - t0
     macs0 = count_macs(model)
     models, rows = {"original": model}, []
@@ -122,8 +125,11 @@ def run_one(name, batch, targets, args):
         rows.append({"model": name, "batch": batch, "target": target,
                      "target_ms": budget.target_ms, "predicted_ms": budget.predicted_ms,
                      "original_predicted_ms": budget.original_ms, "macs": macs,
-                     "l1_ratio": ratio, "l1_macs": count_macs(l1), "macs_original": macs0})
-    lat = paired_ms(models, batch, args.turns)
+                     "l1_ratio": ratio, "l1_macs": count_macs(l1), "macs_original": macs0,
+                     "runtime": args.runtime, "rest": args.rest,
+                     "layer_scale": table.layer_scale, "base_ms": table.base_ms,
+                     "scaled_ms": table.scaled_ms})
+    lat = paired_ms(models, batch, args.turns, args.runtime)
     for row in rows:
         t = row["target"]
         row["original_ms"] = lat["original"][0]
@@ -171,8 +177,11 @@ def main(argv=None):
     p.add_argument("--multiple", type=int, default=8)
     p.add_argument("--statistic", default="min", choices=["min", "median"],
                    help="cost table: the fastest or the median of each point's calls")
-    p.add_argument("--rest", default="split", choices=["split", "constant"],
-                   help="how the table models the latency its layers do not cover")
+    p.add_argument("--rest", default=RESTS[0], choices=RESTS,
+                   help="how the table relates the whole model to its layers' timings")
+    p.add_argument("--runtime", default=RUNTIMES[0], choices=RUNTIMES,
+                   help="what serves the models: a TF SavedModel's concrete function, or "
+                        "TFLite (LiteRT with XNNPACK)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")
     p.add_argument("--turns", type=int, default=30, help="paired timing turns")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TF's)")

@@ -1,6 +1,7 @@
 """The latency model: cost tables (interpolation, JSON), their cache per machine and
 model signature, and a measured table of a tiny model read back from the cache."""
 
+import numpy as np
 import pytest
 
 from tfcompress import latency
@@ -156,3 +157,27 @@ def test_scaled_rest_follows_the_kept_activation_elements():
     assert predictor.activation_fraction({a: 4, b: 8}) == pytest.approx(251 / 579)
     assert predictor.total_ms({a: 4, b: 8}) == pytest.approx(1.0 + 2.0 * 251 / 579)
     assert predictor.total_ms({a: 16, b: 16}) == pytest.approx(table.full_ms()) == 3.0
+
+
+def test_layer_scale_prices_layers_inside_the_model_and_round_trips():
+    table = CostTable(_table().layers, base_ms=1.5, scaled_ms=0.5, layer_scale=0.25)
+    assert table.layer_ms("conv", {"in": 16, "out": 32}) == pytest.approx(0.25 * 8)
+    assert table.layer_ms("conv", {}) == pytest.approx(2.0)  # no counts: the full width
+    assert table.full_ms() == pytest.approx(1.5 + 0.5 + 0.25 * (8 + 0.5))
+    assert CostTable.from_json(table.to_json()) == table
+    with pytest.raises(ValueError, match="Received: layer_scale=-1"):
+        CostTable({}, layer_scale=-1)
+
+
+def test_nonnegative_fit_recovers_the_rest_and_drops_negative_parts():
+    from tfcompress.latency.calibrate import nonnegative_fit
+
+    # columns: 1, layers' ms, activation fraction; ms = 1 + 0.4 layers + 3 activations
+    X = [[1, 22.0, 1.0], [1, 15.0, 0.75], [1, 12.0, 0.5], [1, 9.0, 0.25]]
+    y = [1 + 0.4 * L + 3 * a for _, L, a in X]
+    np.testing.assert_allclose(nonnegative_fit(X, y), [1.0, 0.4, 3.0], atol=1e-9)
+    # times that grow as the activations shrink: that column is dropped (coefficient 0),
+    # the rest is fitted on the others
+    y = [2 + 0.5 * L - 1 * a for _, L, a in X]
+    c = nonnegative_fit(X, y)
+    assert c[2] == 0 and (c >= 0).all()

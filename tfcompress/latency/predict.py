@@ -94,10 +94,7 @@ class Predictor:
     def total_ms(self, k):
         """Predicted milliseconds of the whole model."""
         modelled = {s.name for s in self.sites}
-        rest = sum(
-            c.cost({a: c.full(a) for a in c.axes}, self.table.multiple)
-            for name, c in self.table.layers.items() if name not in modelled
-        )
+        rest = sum(self.table.layer_ms(n, {}) for n in self.table.layers if n not in modelled)
         scaled = self.table.scaled_ms * self.activation_fraction(k)
         return self.table.base_ms + scaled + rest + sum(
             self.site_ms(i, k) for i in range(len(self.sites))

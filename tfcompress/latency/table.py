@@ -9,7 +9,11 @@ off the multiple is priced as the next multiple up: 57 channels cost what 64 cos
 the smallest grid point a layer costs what it costs there (a floor: narrower layers are
 rarely faster). The rest of the network is `base_ms`, a constant (the call itself, per-op
 dispatch), plus `scaled_ms`, which shrinks with the kept fraction of the activation
-elements (BatchNorm, ReLU, adds, pooling: elementwise work).
+elements (BatchNorm, ReLU, adds, pooling: elementwise work). `layer_scale` multiplies
+every layer's cost: a layer timed alone can cost more (or less) than it does inside the
+model (at batch 1 the isolated calls of MobileNetV2's layers summed to 2.3x the whole
+model), and a measured table fits it to whole-model timings
+(`tfcompress.latency.calibrate`).
 
 A table is measured (`tfcompress.latency.measure_cost_table`) or written by hand:
 
@@ -119,6 +123,8 @@ class CostTable:
             kept activation elements of the model's tensors (>= 0).
         multiple: the channel multiple the kernels run well; counts are priced rounded
             up to it, and a latency budget keeps multiples of it.
+        layer_scale: what a layer costs inside the model per millisecond it cost alone
+            (>= 0; 1 for a table written by hand).
         batch_size: the batch the table was measured at (None: written by hand).
         machine: the machine key it was measured on (`tfcompress.latency.machine_key`).
         signature: the model signature it belongs to (`tfcompress.latency.model_signature`).
@@ -128,6 +134,7 @@ class CostTable:
     base_ms: float = 0.0
     multiple: int = 8
     scaled_ms: float = 0.0
+    layer_scale: float = 1.0
     batch_size: int = None
     machine: dict = None
     signature: str = None
@@ -140,7 +147,7 @@ class CostTable:
                 "layers must be a dict of layer name -> LayerCost. "
                 f"Received: layers={self.layers!r}"
             )
-        for name in ("base_ms", "scaled_ms"):
+        for name in ("base_ms", "scaled_ms", "layer_scale"):
             value = getattr(self, name)
             if not _is_number(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
@@ -151,20 +158,22 @@ class CostTable:
             )
 
     def layer_ms(self, name, counts):
-        """Milliseconds of layer `name` keeping `counts` (`{"in": n, "out": m}`)."""
-        return self.layers[name].cost(counts, self.multiple)
+        """Milliseconds of layer `name` keeping `counts` (`{"in": n, "out": m}`; counts
+        not given: the full width), inside the model (`layer_scale` applied)."""
+        layer = self.layers[name]
+        counts = {a: counts.get(a, layer.full(a)) for a in layer.axes}
+        return self.layer_scale * layer.cost(counts, self.multiple)
 
     def full_ms(self):
         """The predicted latency of the unpruned model."""
-        return self.base_ms + self.scaled_ms + sum(
-            c.cost({a: c.full(a) for a in c.axes}, self.multiple) for c in self.layers.values()
-        )
+        return self.base_ms + self.scaled_ms + sum(self.layer_ms(n, {}) for n in self.layers)
 
     def to_dict(self):
         return {
             "layers": {name: c.to_dict() for name, c in sorted(self.layers.items())},
             "base_ms": float(self.base_ms),
             "scaled_ms": float(self.scaled_ms),
+            "layer_scale": float(self.layer_scale),
             "multiple": self.multiple,
             "batch_size": self.batch_size,
             "machine": self.machine,
