@@ -1,7 +1,9 @@
 """Rules for keras.ops called on KerasTensors in functional models whose channel map depends
-on their arguments: `keras.ops.pad`, `keras.ops.split` and `x[...]` (Pad, Split, GetItem).
-Split and GetItem name channels in their call arguments, so they also give the compact
-model its call (`Rule.compact`)."""
+on their arguments: `keras.ops.pad`, `keras.ops.split` and `x[...]` (Pad, Split, GetItem),
+ops along an `axis` (Reduce: `mean`, `sort`, `cumsum` ...), ops that add or move axes
+(KeepsLastAxis: `expand_dims`, `transpose`, `stack` ...). Split and GetItem name channels in
+their call arguments, so they also give the compact model its call (`Rule.compact`).
+Which keras.ops operation takes which rule (or is refused, and why): `op_table`."""
 
 import numpy as np
 from keras import ops
@@ -124,8 +126,9 @@ def _channel_slice(op):
 
 
 class Reduce(Rule):
-    """`keras.ops.mean`, `max`, `sum` ... over some axes: channelwise while the channel
-    axis is not reduced (a squeeze-and-excite's spatial mean), else pinned."""
+    """`keras.ops.mean`, `max`, `sum` ... over some axes, or `sort`, `cumsum`, `flip` ...
+    along them (each channel on its own): channelwise while the channel axis is not among
+    `op.layer.axis` (a squeeze-and-excite's spatial mean), else pinned (None: all axes)."""
 
     inputs, outputs = 1, 1
 
@@ -161,3 +164,66 @@ class ReshapeOp(Rule):
             return ops.reshape(x, shape)
 
         return reshape
+
+
+class KeepsLastAxis(Rule):
+    """Ops that add, drop or move axes (`keras.ops.expand_dims`, `squeeze`, `transpose`,
+    `stack` ...): every input's channel c is output channel c while the channel axis stays
+    last, as `keeps(op)` tells from the op's arguments; otherwise pinned. The compact model
+    calls the op with the same arguments (none of them counts channels)."""
+
+    outputs = 1
+
+    def __init__(self, keeps):
+        self.keeps = keeps
+
+    def couple(self, op, b):
+        if not self.keeps(op):
+            b.pin(*op.in_keys, *op.out_keys, reason=f"{type(op.layer).__name__} moves channels")
+            return
+        for k in op.in_keys:
+            b.identity(k, op.out_keys[0])
+
+
+def _axes(axis, rank):
+    return [int(a) % rank for a in np.atleast_1d(axis).tolist()]
+
+
+def expand_dims_keeps(op):
+    rank = len(op.out_shapes[0])
+    return rank - 1 not in _axes(op.layer.axis, rank)
+
+
+def squeeze_keeps(op):
+    return op.in_shapes[0][-1] != 1  # only a channel axis of size 1 can be squeezed
+
+
+def transpose_keeps(op):
+    axes = op.layer.axes
+    rank = len(op.in_shapes[0])
+    return axes is not None and int(axes[-1]) % rank == rank - 1
+
+
+def stack_keeps(op):
+    rank = len(op.out_shapes[0])
+    return op.layer.axis % rank != rank - 1
+
+
+def swapaxes_keeps(op):
+    rank = len(op.in_shapes[0])
+    return rank - 1 not in _axes((op.layer.axis1, op.layer.axis2), rank)
+
+
+def moveaxis_keeps(op):
+    rank = len(op.in_shapes[0])
+    moved = _axes(op.layer.source, rank) + _axes(op.layer.destination, rank)
+    return rank - 1 not in moved
+
+
+def tile_keeps(op):
+    return int(np.atleast_1d(op.layer.repeats)[-1]) == 1
+
+
+def append_keeps(op):
+    rank = len(op.out_shapes[0])
+    return op.layer.axis is not None and op.layer.axis % rank != rank - 1

@@ -46,3 +46,24 @@ def blocking(ops, coupler):
             if size and not pinned[labels[start : start + size]].all():
                 found.append((op, key))
     return found
+
+
+class Refused(Opaque):
+    """An operation tfcompress knows and has no channel rule for, on purpose: opaque (its
+    channels are kept when another layer keeps them anyway), and when it would block a
+    pruning, refused with `reason` (`tfcompress.graph.op_table`).
+
+    Args:
+        name: what the user called, e.g. "keras.ops.map".
+        reason: why no rule couples its channels (a clause, lower case).
+    """
+
+    def __init__(self, name, reason):
+        self.name = name
+        self.reason = reason
+
+    def describe(self):
+        return f"{self.name} is refused: {self.reason}"
+
+    def __repr__(self):
+        return f"Refused({self.name!r})"

@@ -194,11 +194,18 @@ def trace(model, keep=()):
 
 
 def describe_opaque(traced, layer):
-    """Where `layer` sits and why it was not seen through, for a refusal message: e.g.
-    " (inside composite layer 'block'; not seen through: its call fails ...)"."""
+    """Where `layer` sits and why it was not seen through or has no rule, for a refusal
+    message: e.g. " (inside composite layer 'block'; not seen through: its call fails
+    ...)", " (keras.ops.map is refused: ...)" (`tfcompress.graph.op_table`)."""
+    from tfcompress.graph.opaque import Refused
+    from tfcompress.graph.rules import find_rule
+
     parts = []
     if id(layer) in traced.composites:
         parts.append(f"inside composite layer '{traced.composites[id(layer)]}'")
+    rule = find_rule(layer)
+    if isinstance(rule, Refused):
+        parts.append(rule.describe())
     if id(layer) in traced.opaque:
         parts.append(f"not seen through: {traced.opaque[id(layer)].reason}")
     return f" ({'; '.join(parts)})" if parts else ""
