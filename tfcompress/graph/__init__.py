@@ -16,8 +16,9 @@ from tfcompress.graph.rules import (
 )
 from tfcompress.graph.trace import trace
 
-# The rules of keras.ops operations (and the named refusals) join RULES on import.
-from tfcompress.graph import op_table  # noqa: E402, F401  isort: skip
+# The rules of keras.ops operations (and the named refusals) and GroupQueryAttention's
+# join RULES on import.
+from tfcompress.graph import gqa_rules, op_table  # noqa: E402, F401  isort: skip
 
 __all__ = [
     "ChannelGroup",
