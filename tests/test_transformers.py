@@ -117,12 +117,16 @@ def test_graph_heads_are_groups_and_the_hidden_width_is_coupled():
     assert [(m.layer.name, m.role, m.internal) for m in heads.members] == [
         ("block0_mha", "out", "heads")
     ]
-    # The residual stream: embedding, position embedding, attention output and the Add
-    # are one group (pinned: Embedding and LayerNormalization hold every channel).
+    # The residual stream: embedding, position embedding, attention and FFN outputs, the
+    # Adds and the LayerNormalizations are one group, the hidden width (prunable: see
+    # tests/test_hidden_width.py)
     (add,) = [op for op in graph.traced.ops if op.layer.name.startswith("add")][:1]
     stream = {int(g) for k in (*add.in_keys, add.out_keys[0]) for g in graph.group_channels(k)[0]}
     assert len(stream) == 1
-    assert not graph.groups[stream.pop()].prunable
+    hidden = graph.groups[stream.pop()]
+    assert hidden.prunable and hidden.size == DIM
+    makers = {m.layer.name for m in hidden.layers("out")}
+    assert makers == {"tokens_embedding", "block0_mha", "block0_ffn2"}
     # an excluded attention layer keeps its heads
     graph = tfc.DependencyGraph(model, exclude=["block0_mha"])
     heads = graph.groups[graph.group_channels(internal_key(mha, "heads"))[0][0]]
@@ -161,9 +165,11 @@ def test_vit_heads_and_head_dims_parity():
     for name in ("block0_mha", "block1_mha"):
         layer = compact.get_layer(name)
         assert (layer.num_heads, layer.key_dim, layer.value_dim) == (2, 2, 2)
-    # MACs of an attention layer: projections (16 tokens), scores and weighted values
+    assert compact.get_layer("patches").filters == DIM // 2  # the hidden width, halved
+    # MACs of an attention layer: projections (16 tokens, hidden width 8), scores and
+    # weighted values
     stats = {s.name: s.macs for s in tfc.metrics.layer_stats(compact)}
-    assert stats["block0_mha"] == 16 * 16 * 2 * 2 * 4 + 16 * 16 * 2 * (2 + 2)
+    assert stats["block0_mha"] == 16 * 8 * 2 * 2 * 4 + 16 * 16 * 2 * (2 + 2)
     modules = {type(layer).__module__.split(".")[0] for layer in compact.layers}
     assert modules == {"keras"}
 

@@ -87,6 +87,13 @@ class Rule:
         through `edit_config`, weights sliced)."""
         return None
 
+    def masked_layer(self, layer):
+        """What `wrap` calls in place of `layer` (a fresh copy of a layer of this rule)
+        when the layer reads a masked tensor through something a mask cannot be folded
+        into (a LayerNormalization's statistics): a wrapper that finds the masks in front
+        of it, or (the default) the copy itself."""
+        return layer
+
     def internal_axes(self, layer):
         """`{name: InternalAxis}`: channel axes inside `layer` (none by default)."""
         return {}

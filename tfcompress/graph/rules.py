@@ -29,6 +29,7 @@ from keras import layers
 from keras.src.layers.merging.base_merge import Merge as KerasMerge
 
 from tfcompress.graph.attention_rules import Attention, EinsumDense
+from tfcompress.graph.hidden_rules import POSITION_EMBEDDING, Embedding, LayerNorm
 from tfcompress.graph.op_rules import GetItem, Pad, Reduce, ReshapeOp, Split
 from tfcompress.graph.rule_base import (
     _CHANNEL_MIXING_ACTIVATIONS,
@@ -48,9 +49,11 @@ __all__ = [
     "Concat",
     "Depthwise",
     "EinsumDense",
+    "Embedding",
     "GetItem",
     "Identity",
     "InternalAxis",
+    "LayerNorm",
     "Merge",
     "Mixing",
     "Modulo",
@@ -270,8 +273,8 @@ class Identity(Rule):
 
 
 class Wrapped(Rule):
-    """A wrapper (WeightMask, MaskedKernel, MaskedAttention) that computes what its inner
-    layer computes."""
+    """A wrapper (WeightMask, MaskedKernel, MaskedAttention, MaskedLayerNormalization)
+    that computes what its inner layer computes."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -311,6 +314,9 @@ class Wrapped(Rule):
     def slice_weights(self, layer, values, in_keep, out_keep):
         return self.inner.slice_weights(layer, values, in_keep, out_keep)
 
+    def masked_layer(self, layer):
+        return self.inner.masked_layer(layer)
+
 
 _CONV_W = {"kernel": (-2, -1), "bias": (None, 0)}
 _BN_W = {n: (None, 0) for n in ("gamma", "beta", "moving_mean", "moving_variance")}
@@ -336,14 +342,14 @@ RULES = {
     layers.DepthwiseConv1D: Depthwise(),
     layers.DepthwiseConv2D: Depthwise(),
     layers.BatchNormalization: Channelwise(_BN_W, axis_attr="axis"),
-    layers.LayerNormalization: Pin(),
+    layers.LayerNormalization: LayerNorm(),
     layers.GroupNormalization: Pin(),
     layers.UnitNormalization: Pin(),
     layers.Normalization: Pin(),
     layers.Softmax: Pin(),
     layers.Permute: Permute(),
     layers.RepeatVector: Pin(),
-    layers.Embedding: Pin(),
+    layers.Embedding: Embedding(),
     layers.Activation: Channelwise(),
     layers.ReLU: Channelwise(),
     layers.LeakyReLU: Channelwise(),
@@ -396,6 +402,7 @@ RULES = {
     "keras.src.applications.inception_resnet_v2.CustomScaleLayer": Merge(),
     "tfcompress.layers.space_to_depth.SpaceToDepth": SpaceToDepth(),
     "tfcompress.layers.channel_mask.ChannelMask": Identity(),
+    POSITION_EMBEDDING: Channelwise({"embeddings": (None, -1)}),
     # keras.ops called on KerasTensors: keras.ops.pad, split, concatenate, x[...].
     "keras.src.ops.numpy.Pad": Pad(),
     "keras.src.ops.numpy.Concatenate": Concat(),
@@ -493,8 +500,8 @@ def registered_rule(layer_class, rule):
 
 
 def unwrap(layer):
-    """The layer a tfcompress wrapper (WeightMask, MaskedKernel, MaskedAttention) wraps,
-    or the layer itself."""
+    """The layer a tfcompress wrapper (WeightMask, MaskedKernel, MaskedAttention,
+    MaskedLayerNormalization) wraps, or the layer itself."""
     return layer.layer if _qualname(type(layer)) in _WRAPPERS else layer
 
 
@@ -502,6 +509,7 @@ _WRAPPERS = (
     "tfcompress.layers.weight_mask.WeightMask",
     "tfcompress.layers.masked_kernel.MaskedKernel",
     "tfcompress.layers.masked_attention.MaskedAttention",
+    "tfcompress.layers.masked_layer_norm.MaskedLayerNormalization",
 )
 
 

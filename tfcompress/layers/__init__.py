@@ -4,6 +4,7 @@ from tfcompress.layers.channel_gate import ChannelGate
 from tfcompress.layers.channel_mask import ChannelMask
 from tfcompress.layers.masked_attention import MaskedAttention
 from tfcompress.layers.masked_kernel import MaskedKernel
+from tfcompress.layers.masked_layer_norm import MaskedLayerNormalization
 from tfcompress.layers.soft_topk_mask import SoftTopKMask
 from tfcompress.layers.space_to_depth import SpaceToDepth
 from tfcompress.layers.taylor_mask import TaylorMask
@@ -14,6 +15,7 @@ __all__ = [
     "ChannelMask",
     "MaskedAttention",
     "MaskedKernel",
+    "MaskedLayerNormalization",
     "SoftTopKMask",
     "SpaceToDepth",
     "TaylorMask",

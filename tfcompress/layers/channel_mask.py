@@ -95,10 +95,20 @@ class ChannelMask(keras.layers.Layer):
 
     def site_scale(self, site=None):
         """The factor of each input channel at `site` (1 for channels of other groups)."""
-        scale = self.channel_scale()
+        return self._at_site(self.channel_scale(), site)
+
+    def site_kept(self, site=None):
+        """1 for each input channel at `site` this mask keeps (`kept`, as a tensor that
+        follows the mask's state; channels of other groups: 1), 0 for the others."""
+        kept = ops.logical_and(self.mask > 0.5, ops.not_equal(self.channel_scale(), 0))
+        return self._at_site(ops.cast(kept, self.mask.dtype), site)
+
+    def _at_site(self, per_channel, site):
+        """A per-group-channel vector laid out on the input channels at `site` (1 for
+        channels of other groups)."""
         if site is None:
-            return scale
-        padded = ops.concatenate([ops.ones((1,), dtype=scale.dtype), scale])
+            return per_channel
+        padded = ops.concatenate([ops.ones((1,), dtype=per_channel.dtype), per_channel])
         return ops.take(padded, ops.convert_to_tensor(self.channel_maps[site], "int32") + 1)
 
     def scale_kernel(self, kernel, axis, site=None):

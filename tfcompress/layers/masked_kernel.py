@@ -18,15 +18,24 @@ def folded_masks(tensor):
     """The `(ChannelMask, site)` chain called with `folded=True` that produced `tensor`
     (a symbolic Keras tensor), nearest first."""
     links = []
+    for mask, site, folded in mask_chain(tensor):
+        if not folded:
+            break
+        links.append((mask, site))
+    return links
+
+
+def mask_chain(tensor):
+    """The `(ChannelMask, site, folded)` chain of mask calls that produced `tensor` (a
+    symbolic Keras tensor), nearest first, folded or not."""
+    links = []
     while True:
         history = getattr(tensor, "_keras_history", None)
         if history is None or not isinstance(history.operation, ChannelMask):
             return links
         node = history.operation._inbound_nodes[history.node_index]
         kwargs = node.arguments.kwargs
-        if not kwargs.get("folded", False):
-            return links
-        links.append((history.operation, kwargs.get("site")))
+        links.append((history.operation, kwargs.get("site"), bool(kwargs.get("folded", False))))
         tensor = node.arguments.args[0]
 
 

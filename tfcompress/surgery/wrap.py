@@ -13,17 +13,10 @@ from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, Weight
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
-def _copy_weights(op, new_layer):
-    """The original layer's weights into its copy (inside the copy's wrapper, if any),
-    variable to variable (no round trip through numpy)."""
-    source, target = op.layer.weights, unwrap(new_layer).weights
-    if len(source) != len(target):
-        raise ValueError(
-            f"The copy of layer '{op.layer.name}' has {len(target)} weights, the layer "
-            f"{len(source)}: its get_config() does not re-create it."
-        )
-    for var, value in zip(target, source):
-        var.assign(value)
+def _source_weights(op):
+    """The original layer's weights, the values of its copy's (variable to variable: no
+    round trip through numpy)."""
+    return unwrap(op.layer).weights
 
 
 def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True, **options):
@@ -85,7 +78,7 @@ def _wrap_weights(graph, wrapping):
             return WeightMask(new, name=f"{op.layer.name}_wm", wrapping=wrapping)
         return new
 
-    return rebuild(graph.traced, make_layer, on_built=_copy_weights)
+    return rebuild(graph.traced, make_layer, weights_of=_source_weights)
 
 
 def _mask_calls(graph):
@@ -169,6 +162,7 @@ def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True):
             g.size, channel_maps=maps[g.index], wrapping=wrapping, name=name
         )
     consumer_ops = {(op.index, k) for op, k in graph.consumers()}
+    reads_masks = {i for i, k in consumer_ops if calls.get(k)}  # ops with a mask in front
     kernel_ops, folded_keys = _kernel_consumers(graph, calls) if mask_kernels else ({}, set())
     masked_cache = {}  # each consumed tensor is masked once; its consumers share the copy
 
@@ -194,14 +188,14 @@ def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True):
             axes = graph.rule(op.layer).internal_axes(op.layer)
             scaled = {m.internal_axis: axes[m.internal_axis].scaled for m in internal[id(op.layer)]}
             return MaskedAttention(layer, axes=scaled, name=layer.name)
-        if op.index not in kernel_ops:
-            return layer
+        if op.index not in kernel_ops:  # e.g. a LayerNormalization (Rule.masked_layer)
+            return graph.rule(op.layer).masked_layer(layer) if op.index in reads_masks else layer
         weight_name, axis = kernel_ops[op.index]
         return MaskedKernel(layer, weight_name=weight_name, axis=axis, name=layer.name)
 
     return rebuild(
         graph.traced,
         make_layer=make_layer,
-        on_built=_copy_weights,
+        weights_of=_source_weights,
         transform_input=transform_input,
     )
