@@ -4,6 +4,7 @@ import json
 
 import keras
 import numpy as np
+import pytest
 from keras import layers
 
 import tfcompress as tfc
@@ -87,3 +88,51 @@ def test_rows_pair_composite_parts_by_position_and_count_both_param_totals():
     assert all(r["nonzero_params_before"] == r["nonzero_params_after"] == 8 for r in norms)
     changed = tfc.report(model, compact).table(only_changed=True)
     assert "LayerNormalization" not in changed and changed.count("Dense") >= 2
+
+
+def _sequence_model(length):
+    tokens = keras.Input((length, 8))
+    x = layers.Dense(16, name="embed")(tokens)
+    x = layers.MultiHeadAttention(2, 4, name="mha")(x, x)
+    x = layers.Dense(4, name="out")(x)
+    return keras.Model(tokens, x)
+
+
+def test_sequence_models_count_macs_at_a_length_and_say_which():
+    any_length = _sequence_model(None)
+    fixed = _sequence_model(10)
+    fixed.set_weights(any_length.get_weights())
+    at_10 = tfc.report(fixed, fixed)
+    assert at_10.sequence_length is None and at_10.length_note() == ""
+    given = tfc.report(any_length, any_length, sequence_length=10)
+    assert given.totals()["macs_before"] == at_10.totals()["macs_before"] > 0
+    assert [r.macs for r in given.before] == [r.macs for r in at_10.before]
+    assert "MACs at sequence length 10 (given)" in given.table()
+    # Unknown length: counted per token (length 1): the Dense layers' MACs per token.
+    per_token = tfc.report(any_length, any_length)
+    macs = {r.name: r.macs for r in per_token.before}
+    assert (macs["embed"], macs["out"]) == (8 * 16, 16 * 4)
+    assert per_token.totals()["sequence_length_source"] == "unknown"
+    assert "MACs per token" in per_token.table()
+
+
+def test_the_length_comes_from_the_model_input_when_an_inner_shape_loses_it():
+    tokens = keras.Input((6, 8))
+    x = layers.Dense(16, name="embed")(tokens)
+    x = layers.Lambda(lambda t: t, output_shape=(None, 16), name="unknown")(x)
+    model = keras.Model(tokens, layers.Dense(4, name="out")(x))
+    assert model.get_layer("out").output.shape[1] is None
+    rep = tfc.report(model, model)
+    assert {r.name: r.macs for r in rep.before}["out"] == 6 * 16 * 4
+    assert "MACs at sequence length 6 (from the model's input shape)" in rep.table()
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
+def test_a_bad_sequence_length_is_refused(bad):
+    model = _sequence_model(None)
+    with pytest.raises(
+        ValueError,
+        match=r"sequence_length must be a positive int.*"
+        rf"Received: sequence_length={bad!r}",
+    ):
+        tfc.report(model, model, sequence_length=bad)

@@ -1,8 +1,14 @@
-"""Before/after compression report: parameters, MACs and output shapes per layer."""
+"""Before/after compression report: parameters, MACs and output shapes per layer.
+
+A sequence model built for any length (`keras.Input((None, d))`) has layers whose MACs
+depend on a length no shape holds: they are counted at `sequence_length` when given, else
+at the length of the model's input when its shape holds one, else at 1 (MACs per token);
+the report says which (`Report.length_note`)."""
 
 import dataclasses
 import json
 
+from tfcompress.graph.trace import trace
 from tfcompress.metrics.complexity import layer_stats
 
 
@@ -17,6 +23,20 @@ class Report:
 
     before: list
     after: list
+    sequence_length: int | None = None  # None: every size was known
+    length_source: str = ""  # "given", "model input" or "unknown" (counted per token)
+
+    def length_note(self):
+        """Where the MACs of layers on sequences of unknown length were counted, or ""."""
+        if self.sequence_length is None:
+            return ""
+        if self.length_source == "unknown":
+            return (
+                "MACs per token (counted at sequence length 1: the length is unknown; pass "
+                "sequence_length= to count at a length)"
+            )
+        where = "given" if self.length_source == "given" else "from the model's input shape"
+        return f"MACs at sequence length {self.sequence_length} ({where})"
 
     def totals(self):
         b_params = sum(r.params for r in self.before)
@@ -34,6 +54,8 @@ class Report:
             "macs_before": b_macs,
             "macs_after": a_macs,
             "mac_ratio": b_macs / a_macs if a_macs else float("inf"),
+            "sequence_length": self.sequence_length,
+            "sequence_length_source": self.length_source or None,
         }
 
     def pairs(self):
@@ -95,12 +117,53 @@ class Report:
             f"({t['compression_ratio']:.2f}x), MACs {t['macs_before']:,} -> "
             f"{t['macs_after']:,} ({t['mac_ratio']:.2f}x)"
         )
+        if self.length_note():
+            lines.append(self.length_note())
         return "\n".join(lines)
 
     def __str__(self):
         return self.table()
 
 
-def report(original, compressed):
-    """Compares two models (e.g. the original and `tfcompress.strip(masked)`)."""
-    return Report(before=layer_stats(original), after=layer_stats(compressed))
+def report(original, compressed, sequence_length=None):
+    """Compares two models (e.g. the original and `tfcompress.strip(masked)`).
+
+    Args:
+        sequence_length: the length MACs are counted at along axes of unknown size (a
+            sequence model built for any length). Default: the length in the original
+            model's input shape when it holds one, else 1 (MACs per token).
+    """
+    if sequence_length is not None and (
+        isinstance(sequence_length, bool)
+        or not isinstance(sequence_length, int)
+        or sequence_length < 1
+    ):
+        raise ValueError(
+            "report: sequence_length must be a positive int (the length MACs are counted "
+            f"at). Received: sequence_length={sequence_length!r}"
+        )
+    length, source = None, ""
+    if _has_unknown_length(original) or _has_unknown_length(compressed):
+        length, source = _sequence_length(original, sequence_length)
+    return Report(
+        before=layer_stats(original, length),
+        after=layer_stats(compressed, length),
+        sequence_length=length,
+        length_source=source,
+    )
+
+
+def _has_unknown_length(model):
+    """True when a tensor of `model` has an inner axis (not batch, not channels) of
+    unknown size."""
+    return any(len(shape) >= 3 and None in shape[1:-1] for shape in trace(model).shapes.values())
+
+
+def _sequence_length(model, given):
+    """`(length, source)`: `given`; else the first input's axis 1 when known; else 1."""
+    if given is not None:
+        return int(given), "given"
+    for tensor in model.inputs:
+        if len(tensor.shape) >= 2 and tensor.shape[1] is not None:
+            return int(tensor.shape[1]), "model input"
+    return 1, "unknown"

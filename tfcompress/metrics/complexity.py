@@ -91,16 +91,30 @@ class LayerStats:
     macs: int
 
 
-def layer_stats(model):
-    """One `LayerStats` per layer (mask layers left out), in topological order."""
+def with_length(shape, length):
+    """`shape` with its unknown inner sizes (not the batch, not the channels) set to
+    `length` (None: unchanged)."""
+    if length is None or len(shape) < 3:
+        return shape
+    inner = tuple(length if d is None else d for d in shape[1:-1])
+    return (shape[0], *inner, shape[-1])
+
+
+def layer_stats(model, sequence_length=None):
+    """One `LayerStats` per layer (mask layers left out), in topological order.
+
+    `sequence_length`: the size MACs are counted at along inner axes of unknown size (a
+    sequence's length); None: a layer with such an axis counts 0 MACs."""
     traced = trace(model)
     stats, seen = [], {}
     for op in traced.ops:
         layer = op.layer
         if isinstance(layer, ChannelMask):
             continue
-        value = op.in_shapes[1] if len(op.in_shapes) > 1 else None
-        macs = layer_macs(layer, op.in_shapes[0], op.out_shapes[0], value) if op.in_shapes else 0
+        shapes = [with_length(shape, sequence_length) for shape in op.in_shapes]
+        value = shapes[1] if len(shapes) > 1 else None
+        out_shape = with_length(op.out_shapes[0], sequence_length)
+        macs = layer_macs(layer, shapes[0], out_shape, value) if shapes else 0
         if layer in seen:  # a shared layer: its weights count once, its calls each
             seen[layer].macs += macs
             continue
@@ -122,5 +136,5 @@ def count_params(model):
     return sum(s.params for s in layer_stats(model))
 
 
-def count_macs(model):
-    return sum(s.macs for s in layer_stats(model))
+def count_macs(model, sequence_length=None):
+    return sum(s.macs for s in layer_stats(model, sequence_length))
