@@ -1,6 +1,7 @@
 """Re-run a traced model's graph on fresh inputs with new layers: the one mechanism
 behind `wrap` (insert masks) and `strip` (narrower layers, masks removed)."""
 
+import collections
 import contextlib
 
 import keras
@@ -31,15 +32,17 @@ def clone_layer(layer, config=None):
         ) from e
 
 
-def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
+def rebuild(traced, make_layer, weights_of=None, transform_input=None, name=None):
     """Builds a new functional model from `traced` (a `TracedModel`).
 
     Args:
         make_layer: `fn(op) -> layer or None`, called once per original layer; None makes
             the layer an identity (its first input passes through).
-        on_built: optional `fn(op, new_layer)` called once per layer after its first call;
-            it sets every weight of `unwrap(new_layer)` (which, when given, creates them
-            as zeros rather than random draws; a wrapper's own weights are left alone).
+        weights_of: optional `fn(op) -> values`, called once per new layer before its
+            first call: the value of every weight of `unwrap(new layer)`, in the order of
+            `unwrap(op.layer).weights` (whose names they go by). The weights are created
+            holding these values (`_initialized_from`; no random draw, no second write);
+            a wrapper's own weights are left alone.
         transform_input: optional `fn(op, key, tensor) -> tensor` applied to each input
             of each op before the call (e.g. inserting a mask).
         name: the new model's name (default: the original's).
@@ -66,17 +69,83 @@ def rebuild(traced, make_layer, on_built=None, transform_input=None, name=None):
             outputs = [local[op.in_keys[0]]]
         else:
             args, kwargs = fill_arguments(op, local)
-            zeros = first and on_built is not None and isinstance(layer, keras.layers.Layer)
-            with _zero_initialized(unwrap(layer)) if zeros else contextlib.nullcontext():
+            given = first and weights_of is not None and isinstance(layer, keras.layers.Layer)
+            with _initialized_from(op, layer, weights_of(op)) if given else _NO_VALUES:
                 outputs = keras.tree.flatten(layer(*args, **kwargs))
-            if first and on_built is not None and isinstance(layer, keras.layers.Layer):
-                on_built(op, layer)
         for k, y in zip(op.out_keys, outputs):
             values[k] = y
     outs = [values[k] for k in traced.output_keys]
     outs = keras.tree.pack_sequence_as(functional._outputs_struct, outs)
     ins = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
     return keras.Model(ins, outs, name=name or traced.model.name)
+
+
+_NO_VALUES = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _initialized_from(op, layer, values):
+    """Within: the weights `unwrap(layer)` creates (on its first call) hold `values`.
+
+    A weight whose name is one of the original's (`unwrap(op.layer).weights`, each name
+    once) and whose shape matches is created from its value (`add_weight`'s initializer
+    swapped for the value, for that call only); any other weight (made by a nested
+    layer, or named twice) is created as zeros (`_zero_initialized`) and assigned its
+    value on exit. Random draws for a ResNet-18 cost ~0.2 s, and writing every weight a
+    second time ~0.1 s. Configs do not change: the layers' initializers are put back.
+    """
+    target = unwrap(layer)
+    names = [w.name for w in unwrap(op.layer).weights]
+    values = list(values)
+    if len(values) != len(names):
+        raise ValueError(
+            f"{len(values)} weight values were given for the copy of layer "
+            f"'{op.layer.name}', which has {len(names)} weights."
+        )
+    counts = collections.Counter(names)
+    by_name = {n: v for n, v in zip(names, values) if counts[n] == 1}
+    made = set()  # ids of the variables created holding their value
+
+    def add_weight(*args, **kwargs):
+        shape = kwargs.get("shape", args[0] if args else None)
+        value = by_name.pop(kwargs.get("name"), None)
+        if value is None or shape is None or tuple(shape) != tuple(value.shape):
+            return original(*args, **kwargs)
+        kwargs.update(zip(("shape", "initializer", "dtype"), args))
+        kwargs["initializer"] = _Value(value)
+        variable = original(**kwargs)
+        made.add(id(variable))
+        return variable
+
+    original = target.add_weight
+    vars(target)["add_weight"] = add_weight  # this layer only, past attribute tracking
+    try:
+        with _zero_initialized(target):
+            yield
+    finally:
+        del vars(target)["add_weight"]
+    created = target.weights
+    if len(created) != len(values):
+        raise ValueError(
+            f"The copy of layer '{op.layer.name}' has {len(created)} weights, the layer "
+            f"{len(values)}: its get_config() does not re-create it."
+        )
+    for var, name, value in zip(created, names, values):
+        if id(var) not in made or var.name != name:  # by position, as `set_weights`
+            var.assign(value)
+
+
+class _Value:
+    """An initializer returning one given value (cast to the dtype asked for)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __call__(self, shape, dtype=None):
+        value = keras.ops.convert_to_tensor(self.value)
+        if dtype is not None and keras.backend.standardize_dtype(value.dtype) != dtype:
+            value = keras.ops.cast(value, dtype)
+        return value
 
 
 def _unique_name(layer, op, traced, used):
@@ -99,8 +168,8 @@ def _unique_name(layer, op, traced, used):
 @contextlib.contextmanager
 def _zero_initialized(layer):
     """Within: `layer` (and the layers it holds) create their weights as zeros instead of
-    drawing them (random draws for a ResNet-18 cost ~0.2 s, and `on_built` overwrites
-    them); every initializer is put back on exit, so configs do not change."""
+    drawing them (`_initialized_from` assigns their values next); every initializer is
+    put back on exit, so configs do not change."""
     saved, stack, seen = [], [layer], set()
     while stack:
         current = stack.pop()

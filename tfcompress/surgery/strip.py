@@ -45,7 +45,8 @@ def strip(masked, *, name=None):
             config = rule.edit_config(config, op, in_keep, out_keep)
         return clone_layer(inner, config)
 
-    def on_built(op, new_layer):
+    def weights_of(op):
+        """The sliced (and scale-folded) weights of `op`'s compact layer."""
         inner = unwrap(op.layer)
         rule = graph.rule(op.layer)
         values = [np.asarray(v) for v in inner.get_weights()]
@@ -58,9 +59,9 @@ def strip(masked, *, name=None):
         if scale is not None:
             values = _fold_input_scale(inner, rule, values, scale)
         in_keep, out_keep = plans[op.layer]
-        new_layer.set_weights(rule.slice_weights(inner, values, in_keep, out_keep))
+        return rule.slice_weights(inner, values, in_keep, out_keep)
 
-    return rebuild(graph.traced, make_layer, on_built=on_built, name=name)
+    return rebuild(graph.traced, make_layer, weights_of=weights_of, name=name)
 
 
 def _fold_input_scale(layer, rule, values, scale):
