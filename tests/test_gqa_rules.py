@@ -52,6 +52,13 @@ def test_kv_heads_prune_with_parity(use_gate, cross):
     gqa = compact.get_layer("gqa")
     assert (gqa.num_key_value_heads, gqa.num_query_heads) == (2, 4)
     assert compact.count_params() < model.count_params()
+    macs = {r.name: (r.macs, a.macs) for r, a in tfc.report(model, compact).pairs()}
+    # t = s = 6 tokens, width 16, head_dim 4: projections, then scores and weighted values
+    gate = 1 if use_gate else 0
+    assert macs["gqa"] == tuple(
+        6 * 16 * q * 4 * (2 + gate) + 2 * 6 * 16 * kv * 4 + 2 * 6 * 6 * q * 4
+        for q, kv in ((6, 3), (4, 2))
+    )
     restored = keras.Model.from_config(compact.get_config())
     restored.set_weights(compact.get_weights())
     assert max_rel_error(outputs(compact, x), outputs(restored, x)) <= 1e-6

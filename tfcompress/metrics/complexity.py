@@ -51,6 +51,16 @@ def _attention_macs(layer, q_shape, v_shape, out_shape):
     return macs + t * s * heads * (key_dim + value_dim)  # q.k and scores.v
 
 
+def _grouped_attention_macs(layer, q_shape, v_shape):
+    """A GroupQueryAttention's projections (key and value with the key/value heads; query,
+    gate and output with the query heads), scores and weighted values (every query head)."""
+    hq, hkv, dim = layer.num_query_heads, layer.num_key_value_heads, layer.head_dim
+    t, s, d = _prod(q_shape[1:-1]), _prod(v_shape[1:-1]), q_shape[-1]
+    macs = t * d * hq * dim * (3 if layer.use_gate else 2)  # query, (gate,) output
+    macs += 2 * s * v_shape[-1] * hkv * dim  # key, value
+    return macs + 2 * t * s * hq * dim  # q.k and scores.v
+
+
 def layer_macs(layer, in_shape, out_shape, value_shape=None):
     """MACs of one call (batch 1) of a conv/dense/attention layer; 0 for other layers.
     `value_shape`: an attention layer's value input (default: `in_shape`, the query)."""
@@ -64,6 +74,9 @@ def layer_macs(layer, in_shape, out_shape, value_shape=None):
     if isinstance(layer, layers.MultiHeadAttention):
         v = in_shape if value_shape is None or None in value_shape[1:] else value_shape
         return _attention_macs(layer, in_shape, v, out_shape)
+    if isinstance(layer, layers.GroupQueryAttention):
+        v = in_shape if value_shape is None or None in value_shape[1:] else value_shape
+        return _grouped_attention_macs(layer, in_shape, v)
     if hasattr(layer, "kernel_size"):
         return _conv_macs(layer, in_shape, out_shape)
     return 0
