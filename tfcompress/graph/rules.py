@@ -76,6 +76,7 @@ __all__ = [
     "unwrap",
 ]
 
+
 def _channels_first(layer):
     return getattr(layer, "data_format", "channels_last") == "channels_first"
 
@@ -403,38 +404,8 @@ RULES = {
     "tfcompress.layers.space_to_depth.SpaceToDepth": SpaceToDepth(),
     "tfcompress.layers.channel_mask.ChannelMask": Identity(),
     POSITION_EMBEDDING: Channelwise({"embeddings": (None, -1)}),
-    # keras.ops called on KerasTensors: keras.ops.pad, split, concatenate, x[...].
-    "keras.src.ops.numpy.Pad": Pad(),
-    "keras.src.ops.numpy.Concatenate": Concat(),
-    "keras.src.ops.numpy.Split": Split(),
-    "keras.src.ops.numpy.GetItem": GetItem(),
-    "keras.src.ops.numpy.Reshape": ReshapeOp(),
+    # keras.ops operations: tfcompress.graph.op_table (merged into RULES on import)
 }
-
-# keras.ops called directly on symbolic tensors in functional models (`x + 3.0`, ...).
-for _name in ("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "Maximum", "Minimum", "Power"):
-    RULES[f"keras.src.ops.numpy.{_name}"] = Merge()
-for _name in ("Abs", "Negative", "Exp", "Sqrt", "Square", "Tanh", "Clip"):
-    RULES[f"keras.src.ops.numpy.{_name}"] = Channelwise()
-for _name in (
-    "Relu",
-    "Relu6",
-    "Sigmoid",
-    "HardSigmoid",
-    "Silu",
-    "HardSilu",
-    "Gelu",
-    "Softplus",
-    "LeakyRelu",
-    "Elu",
-    "Selu",
-    "Mish",
-):
-    RULES[f"keras.src.ops.nn.{_name}"] = Channelwise()
-for _name in ("Softmax", "LogSoftmax"):
-    RULES[f"keras.src.ops.nn.{_name}"] = Pin()
-for _name in ("Mean", "Max", "Min", "Sum", "Amax", "Amin"):
-    RULES[f"keras.src.ops.numpy.{_name}"] = Reduce()  # reductions over other axes
 
 
 _MERGE_BASE = KerasMerge
