@@ -258,6 +258,10 @@ def test_masked_transformer_saves_and_loads(tmp_path):
     x = _tokens()
     assert max_rel_error(outputs(masked, x), outputs(loaded, x)) == 0.0
     assert tfc.pruners.plan_from_masks(loaded).keep == tfc.pruners.plan_from_masks(masked).keep
+    # and to a SavedModel (MaskedAttention's and MaskedLayerNormalization's state is plain)
+    exported = tfc.export.saved_model(masked, str(tmp_path / "sm"))
+    (served,) = tfc.export.serve(exported, {"tokens": x})
+    assert max_rel_error(outputs(masked, x), [served]) <= 1e-6
     compact = tfc.strip(loaded)
     assert _heads(compact) == {"block0_mha": 2}
     # the parameter budget (ratio_for_compression) counts what strip builds

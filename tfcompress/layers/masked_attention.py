@@ -41,7 +41,7 @@ class MaskedAttention(EditedWeights):
         if not self.layer.built:
             self.layer.build(query_shape, value_shape, key_shape)
         paths = [v.path for v in self.layer.trainable_variables]
-        self._position = {}
+        position = {}  # trainable variable index -> [(axis name, axis)]
         for name, spec in self.axes.items():
             for path, axis in spec:
                 found = [i for i, p in enumerate(paths) if p.endswith("/" + path)]
@@ -50,7 +50,10 @@ class MaskedAttention(EditedWeights):
                         f"MaskedAttention: layer '{self.layer.name}' has no trainable weight "
                         f"{path!r} (axis {name!r}). Its trainable weights are {paths}."
                     )
-                self._position.setdefault(found[0], []).append((name, axis))
+                position.setdefault(found[0], []).append((name, axis))
+        # plain data, set past attribute tracking: a tracked dict with int keys cannot be
+        # saved to a SavedModel
+        object.__setattr__(self, "_position", position)
         self.built = True
 
     @property
