@@ -113,7 +113,7 @@ def run_one(name, batch, targets, args):
         try:
             budget = plan_for_latency(masked, table, target_latency=target)
         except UnreachableTarget as e:
-            print(f"{name} b{batch} 1/{round(1 / target)}: {e}", flush=True)
+            print(f"{name} b{batch} {fraction(target)}: {e}", flush=True)
             rows.append({"model": name, "batch": batch, "target": target,
                          "unreachable_floor_ms": e.floor_ms})
             continue
@@ -141,6 +141,12 @@ def run_one(name, batch, targets, args):
     return rows
 
 
+def fraction(target):
+    """0.5 -> "1/2", 0.6 -> "0.6"."""
+    n = round(1 / target)
+    return f"1/{n}" if abs(n * target - 1) < 1e-9 else f"{target:g}"
+
+
 def render(rows):
     head = ("| model | batch | target | orig ms | target ms | predicted | measured ms | "
             "meas/target | MACs (G) | MAC red. | speedup | speedup ÷ MAC red. | "
@@ -148,7 +154,7 @@ def render(rows):
     lines = [head, "|" + "---|" * 16]
     for r in rows:
         if "unreachable_floor_ms" in r:
-            lines.append(f"| {r['model']} | {r['batch']} | 1/{round(1 / r['target'])} | "
+            lines.append(f"| {r['model']} | {r['batch']} | {fraction(r['target'])} | "
                          f"{r['original_ms']:.1f} | unreachable: predicted floor "
                          f"{r['unreachable_floor_ms']:.1f} ms |" + " |" * 11)
             continue
@@ -156,7 +162,7 @@ def render(rows):
         l1_red = r["macs_original"] / r["l1_macs"]
         target_ms = r["target"] * r["original_ms"]  # the target against the measured original
         lines.append(
-            f"| {r['model']} | {r['batch']} | 1/{round(1 / r['target'])} | "
+            f"| {r['model']} | {r['batch']} | {fraction(r['target'])} | "
             f"{r['original_ms']:.1f} | {target_ms:.1f} | "
             f"{r['predicted_ms'] / r['original_predicted_ms']:.2f} | "
             f"{r['measured_ms']:.1f} | {r['measured_ms'] / target_ms:.2f} | "

@@ -87,19 +87,20 @@ def test_model_signature_tells_models_and_batches_apart():
 def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch):
     model = conv_bn_net(widths=(8, 8, 16))
     table = latency.measure_cost_table(
-        model, 2, fractions=(0.5, 1.0), repeats=2, cache_dir=tmp_path)
+        model, 2, fractions=(0.5, 1.0), repeats=2, fit_seconds=0, cache_dir=tmp_path)
     assert table.machine == latency.machine_key() and table.batch_size == 2
     assert set(table.layers) == {"conv0", "conv1", "conv2", "logits"}
     assert table.layers["conv2"].axes == ("in", "out")
     assert table.layers["conv2"].grid == ((8,), (8, 16))  # multiples of 8 and the width
     assert table.layers["conv0"].axes == ("out",)  # its input, the image, is pinned
+    assert table.layer_scale >= 0 and table.full_ms() > 0  # the default rest, fitted
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again instead of reading the cache")
 
     monkeypatch.setattr(measure_lib, "layer_ms", no_measuring)
     again = latency.measure_cost_table(
-        model, 2, fractions=(0.5, 1.0), repeats=2, cache_dir=tmp_path)
+        model, 2, fractions=(0.5, 1.0), repeats=2, fit_seconds=0, cache_dir=tmp_path)
     assert again == table
 
 
@@ -123,6 +124,9 @@ def test_bad_tables_are_refused_by_name():
     with pytest.raises(ValueError, match=r"runtime must be one of \('tf', 'tflite'\). "
                        "Received: runtime='onnx'"):
         latency.measure_cost_table(conv_bn_net(), 1, runtime="onnx")
+    with pytest.raises(ValueError, match="fit_seconds must be a number >= 0. Received: "
+                                         "fit_seconds=-1"):
+        latency.measure_cost_table(conv_bn_net(), 1, fit_seconds=-1)
     with pytest.raises(ValueError, match="Received: statistic='mean'"):
         latency.measure_cost_table(conv_bn_net(), 1, statistic="mean")
     with pytest.raises(ValueError, match="cached. Received: machine=None"):

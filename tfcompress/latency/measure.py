@@ -37,6 +37,9 @@ DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
 # tables measured the old way are misses).
 MEASUREMENT = "fastest-call,padding-bound,v1"
 RESTS = ("fit", "split", "constant")
+# Turns and seconds (at least) of timing the models a "fit" rest is fitted to: at batch 1
+# under load (7 on 2 cores) 20 turns of MobileNetV2 gave minima 9.6-27 ms for the same model.
+FIT_TURNS, FIT_SECONDS = 20, 10.0  # (measure_cost_table's fit_seconds)
 STATISTICS = {"min": np.min, "median": np.median}
 
 
@@ -79,14 +82,16 @@ def model_ms(model, batch_size, repeats=10, statistic=np.min, runtime="tf"):
     return time_call(fn, x, repeats=repeats, statistic=statistic)
 
 
-def paired_ms(models, batch_size, repeats=10, runtime="tf"):
+def paired_ms(models, batch_size, repeats=10, runtime="tf", min_seconds=0.0):
     """The fastest call of each of `models` (one input each) on `runtime`, calls taking
-    turns so that a change of load hits all of them alike."""
+    turns so that a change of load hits all of them alike: at least `repeats` turns and
+    `min_seconds` (on a loaded machine a few turns may hold no undisturbed call)."""
     calls = [serving_call(m, (batch_size, *m.inputs[0].shape[1:]), runtime) for m in models]
     for fn, x in calls:
         fn(x)
-    best = [np.inf] * len(calls)
-    for _ in range(repeats):
+    best, turns, start = [np.inf] * len(calls), 0, time.perf_counter()
+    while turns < repeats or time.perf_counter() - start < min_seconds:
+        turns += 1
         for i, (fn, x) in enumerate(calls):
             t0 = time.perf_counter()
             np.asarray(fn(x))
@@ -132,7 +137,7 @@ def model_signature(model, batch_size, fractions, multiple, graph=None, rest="fi
 
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
                        multiple=8, repeats=10, rest="fit", statistic="min",
-                       runtime="tf", cache_dir=None, use_cache=True):
+                       runtime="tf", fit_seconds=FIT_SECONDS, cache_dir=None, use_cache=True):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
     read from the cache if this machine measured this model before, else measured and
     cached.
@@ -157,6 +162,8 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             "constant" (which over-prunes nets whose BatchNorm / activations are much of
             the time: MobileNetV2 b32 reached 0.82 of its 1/2 target and could not
             reach 1/4).
+        fit_seconds: a "fit" rest times its models for at least this long (and
+            `FIT_TURNS` turns), keeping each one's fastest call.
         runtime: what serves the model, one of `tfcompress.latency.runtimes.RUNTIMES`:
             "tf" (a TF SavedModel's concrete function) or "tflite" (the LiteRT
             interpreter with XNNPACK); part of the machine key, so each runtime has its
@@ -179,6 +186,11 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         raise ValueError(
             f"statistic must be one of {sorted(STATISTICS)}. Received: statistic={statistic!r}"
         )
+    if isinstance(fit_seconds, bool) or not isinstance(fit_seconds, (int, float)) or not (
+        0 <= fit_seconds < float("inf")
+    ):
+        raise ValueError(
+            f"fit_seconds must be a number >= 0. Received: fit_seconds={fit_seconds!r}")
     check_runtime(runtime)
     stat = STATISTICS[statistic]
     graph = graph or DependencyGraph(model)
@@ -205,8 +217,10 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
     layers_only = CostTable(costs, multiple=multiple)
     scale, scaled = 1.0, 0.0
     if rest == "fit" and any(g.prunable for g in graph.groups):
-        base, scale, scaled = fit_rest(
-            model, layers_only, lambda ms: paired_ms(ms, batch_size, repeats, runtime), graph)
+        base, scale, scaled = fit_rest(  # more turns: the fit reads small differences
+            model, layers_only,
+            lambda ms: paired_ms(ms, batch_size, max(repeats, FIT_TURNS), runtime, fit_seconds),
+            graph)
     elif rest == "split" and any(g.prunable for g in graph.groups):
         base, scaled = split_rest(
             model, layers_only, lambda *ms: paired_ms(ms, batch_size, repeats, runtime), graph)
