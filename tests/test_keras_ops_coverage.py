@@ -139,7 +139,8 @@ def test_new_op_rules_prune_with_parity():
     y = layers.Conv2D(8, 3, padding="same", name="c1")(x)
     y = ops.transpose(ops.sin(y), (0, 2, 1, 3))  # KeepsLastAxis, Channelwise
     y = ops.cumsum(ops.expand_dims(y, 1), axis=2)  # KeepsLastAxis, Reduce (spatial axis)
-    y = ops.squeeze(ops.maximum(y, ops.zeros_like(y)), 1)  # Merge, Channelwise
+    y = ops.squeeze(ops.maximum(y, ops.zeros_like(y)), 1)  # Broadcast, Channelwise
+    y = ops.where(ops.greater(y, ops.mean(x)), y, 0.0)  # a scalar broadcast: left alone
     y = layers.Conv2D(6, 3, padding="same", name="c2")(y)
     y = ops.sort(y, axis=-1)  # along the channel axis: pinned
     model = keras.Model(x, layers.GlobalAveragePooling2D()(y))

@@ -1,8 +1,9 @@
 """Rules for keras.ops called on KerasTensors in functional models whose channel map depends
 on their arguments: `keras.ops.pad`, `keras.ops.split` and `x[...]` (Pad, Split, GetItem),
-ops along an `axis` (Reduce: `mean`, `sort`, `cumsum` ...), ops that add or move axes
-(KeepsLastAxis: `expand_dims`, `transpose`, `stack` ...). Split and GetItem name channels in
-their call arguments, so they also give the compact model its call (`Rule.compact`).
+elementwise ops on several tensors (Broadcast), ops along an `axis` (Reduce: `mean`,
+`sort`, `cumsum` ...), ops that add or move axes (KeepsLastAxis: `expand_dims`,
+`transpose`, `stack` ...). Split and GetItem name channels in their call arguments, so they
+also give the compact model its call (`Rule.compact`).
 Which keras.ops operation takes which rule (or is refused, and why): `op_table`."""
 
 import numpy as np
@@ -164,6 +165,27 @@ class ReshapeOp(Rule):
             return ops.reshape(x, shape)
 
         return reshape
+
+
+class Broadcast(Rule):
+    """Elementwise keras.ops on several tensors (`add`, `greater`, `where` ...), as the
+    Merge layers: every input as wide as the output holds its channels; an input of width 1
+    or a scalar (a rank-0 tensor: `x > ops.mean(x)`) broadcasts and is left alone; any other
+    width pins."""
+
+    outputs = 1
+
+    def couple(self, op, b):
+        out_shape = op.out_shapes[0]
+        if not out_shape:
+            return  # a scalar result: no channels
+        for k, shape in zip(op.in_keys, op.in_shapes):
+            if not shape or shape[-1] == 1:
+                continue
+            if shape[-1] == out_shape[-1]:
+                b.identity(k, op.out_keys[0])
+            else:
+                b.pin(k, op.out_keys[0], reason="broadcast merge")
 
 
 class KeepsLastAxis(Rule):

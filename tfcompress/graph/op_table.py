@@ -3,7 +3,7 @@ when it is called on KerasTensors (`keras.src.ops.*` classes, e.g. `keras.ops.si
 `keras.src.ops.numpy.Sin`), or the reason it has none.
 
 Each operation is one of:
-- a rule: elementwise (Channelwise, Merge when it broadcasts several tensors), along an
+- a rule: elementwise (Channelwise; Broadcast on several tensors, as Merge), along an
   `axis` (Reduce: channelwise unless the channel axis is reduced, sorted, flipped ...),
   adding or moving axes (KeepsLastAxis), or Pin: its output depends on all channels of an
   input together (matmul, einsum, linear algebra, FFT, losses, normalizations), so they are
@@ -20,6 +20,7 @@ here.
 
 from tfcompress.graph import op_rules
 from tfcompress.graph.op_rules import (
+    Broadcast,
     GetItem,
     KeepsLastAxis,
     Pad,
@@ -28,7 +29,7 @@ from tfcompress.graph.op_rules import (
     Split,
 )
 from tfcompress.graph.opaque import Refused
-from tfcompress.graph.rules import RULES, Channelwise, Concat, Merge, Pin
+from tfcompress.graph.rules import RULES, Channelwise, Concat, Pin
 
 _CHANNELWISE = {
     "numpy": """Abs Absolute Angle Arccos Arccosh Arcsin Arcsinh Arctan Arctanh BitwiseInvert
@@ -43,7 +44,7 @@ _CHANNELWISE = {
         Sigmoid Silu SoftShrink Softplus Softsign SparsePlus SparseSigmoid Squareplus
         TanhShrink Threshold""",
 }
-_MERGE = {
+_BROADCAST = {
     "numpy": """Add Arctan2 BitwiseAnd BitwiseLeftShift BitwiseOr BitwiseRightShift BitwiseXor
         Divide DivideNoNan Equal FloorDivide Fmax Fmin Fmod Gcd Greater GreaterEqual
         Heaviside Hypot Isclose Lcm Ldexp LeftShift Less LessEqual Logaddexp Logaddexp2
@@ -147,7 +148,7 @@ def _table():
     }
     for groups, rule in (
         (_CHANNELWISE, Channelwise()),
-        (_MERGE, Merge()),
+        (_BROADCAST, Broadcast()),
         (_ALONG_AXIS, Reduce()),
         (_PIN, Pin()),
     ):
