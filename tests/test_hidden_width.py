@@ -104,6 +104,7 @@ def test_soft_scales_on_the_hidden_width_are_undone_before_the_statistics():
     assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
 
 
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`")  # deprecated, still served
 def test_rms_scaling_layer_norm_prunes_with_parity():
     x = keras.Input((MAXLEN, 12))
     h = keras.layers.Dense(DIM, name="up")(x)
@@ -127,6 +128,47 @@ def test_keras_hub_position_embedding_follows_the_hidden_width():
     plan, compact = _prune_and_strip(model, _tokens())
     width = len(plan.keep["embed_mask"])
     assert compact.get_layer("positions").position_embeddings.shape == (MAXLEN, width)
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    """keras.io's (text classification with Transformer), with a get_config: its position
+    Embedding reads `keras.ops.arange` constants, so the graph cannot see through it."""
+
+    def __init__(self, maxlen, vocab_size, embed_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.maxlen, self.vocab_size, self.embed_dim = maxlen, vocab_size, embed_dim
+        self.token_emb = keras.layers.Embedding(vocab_size, embed_dim)
+        self.pos_emb = keras.layers.Embedding(maxlen, embed_dim)
+
+    def call(self, x):
+        positions = self.pos_emb(keras.ops.arange(0, keras.ops.shape(x)[-1], 1))
+        return self.token_emb(x) + positions
+
+    def get_config(self):
+        sizes = {"maxlen": self.maxlen, "vocab_size": self.vocab_size}
+        return {**super().get_config(), **sizes, "embed_dim": self.embed_dim}
+
+
+def test_keras_io_token_and_position_embedding_takes_the_embedding_rule():
+    tokens = keras.Input((MAXLEN,), dtype="int32")
+    x = TokenAndPositionEmbedding(MAXLEN, VOCAB, DIM, name="embed")(tokens)
+    h = keras.layers.MultiHeadAttention(2, 4, name="mha")(x, x)
+    x = keras.layers.LayerNormalization(name="norm")(keras.layers.Add()([x, h]))
+    model = keras.Model(tokens, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling1D()(x)))
+    with pytest.raises(
+        tfc.graph.UnknownLayerError,
+        match=r"Layer 'embed' .*not on the path.*If it embeds its input ids .*"
+        r"rules\.Embedding\(width_key=<its config key",
+    ):
+        tfc.DependencyGraph(model)  # not seen through, on a prunable hidden width
+    rule = tfc.graph.rules.Embedding(width_key="embed_dim")
+    with tfc.graph.registered_rule(TokenAndPositionEmbedding, rule):
+        plan, compact = _prune_and_strip(model, _tokens())
+    width = len(plan.keep["embed_mask"])
+    embed = compact.get_layer("embed")
+    assert embed.embed_dim == width
+    assert [tuple(w.shape) for w in embed.weights] == [(VOCAB, width), (MAXLEN, width)]
 
 
 def test_layer_norm_over_other_axes_is_pinned_and_refused_by_the_masked_layer():

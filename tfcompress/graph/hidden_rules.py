@@ -51,12 +51,23 @@ class LayerNorm(Rule):
 
 
 class Embedding(Rule):
-    """Embedding (and ReversibleEmbedding): the embedding dimension is new channels."""
+    """Embedding (and ReversibleEmbedding): the embedding dimension is new channels.
+
+    Args:
+        width_key: the config key holding the embedding dimension ("output_dim"). A layer
+            of the user's that sums Embeddings of its ids and of positions (keras.io's
+            `TokenAndPositionEmbedding`, whose position ids are `keras.ops.arange`
+            constants, so the graph cannot see through it) takes this rule with its own
+            key: `register_rule(TokenAndPositionEmbedding, Embedding(width_key="embed_dim"))`
+            (every weight named "embeddings" is cut along its last axis).
+    """
 
     is_mixing = True
     inputs, outputs = 1, 1
-    width_key = "output_dim"
     weights = {"embeddings": (None, 1), "reverse_embeddings": (None, 0)}
+
+    def __init__(self, width_key="output_dim"):
+        self.width_key = width_key
 
     def couple(self, op, b):
         b.pin(*op.in_keys, reason="Embedding ids")  # token ids, not channels
@@ -65,7 +76,9 @@ class Embedding(Rule):
             b.pin(*op.out_keys, reason=reason)
 
     def scored_kernels(self, layer, internal=None):
-        yield np.asarray(layer.embeddings), 1
+        for var in layer.weights:
+            if var.name == "embeddings":
+                yield np.asarray(var), 1
 
 
 def _fixed_width(op):

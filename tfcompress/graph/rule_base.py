@@ -203,6 +203,13 @@ def suggest_rule(op):
     cls = type(layer).__qualname__
     exclude = f"exclude=['{layer.name}']"
     n_in, n_out = len(op.in_keys), len(op.out_keys)
+    if n_in == 1 and n_out == 1 and _holds_embedding(layer):
+        return (
+            f"If it embeds its input ids (a token and position embedding), register "
+            f"`tfcompress.graph.register_rule({cls}, tfcompress.graph.rules.Embedding("
+            "width_key=<its config key of the embedding dimension>))`; otherwise leave it "
+            f"alone with `{exclude}`."
+        )
     if n_in == 1 and n_out == 1:
         return (
             f"If output channel c is input channel c, register `tfcompress.graph."
@@ -220,3 +227,13 @@ def suggest_rule(op):
         f"It is called on {n_in} input(s) with {n_out} outputs, which no built-in rule "
         f"couples: leave it alone with `{exclude}` (or write a Rule for it)."
     )
+
+
+def _holds_embedding(layer):
+    """True when `layer` holds a `keras.layers.Embedding` among its sublayers."""
+    from keras import layers
+
+    flatten = getattr(layer, "_flatten_layers", None)
+    if flatten is None:
+        return False
+    return any(isinstance(sub, layers.Embedding) for sub in flatten(include_self=False))
