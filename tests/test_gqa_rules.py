@@ -62,3 +62,22 @@ def test_kv_heads_prune_with_parity(use_gate, cross):
     restored = keras.Model.from_config(compact.get_config())
     restored.set_weights(compact.get_weights())
     assert max_rel_error(outputs(compact, x), outputs(restored, x)) <= 1e-6
+
+
+def test_taylor_scores_and_soft_scales_of_kv_heads():
+    model = _randomize_biases(_transformer(use_gate=True))
+    x = sample_input(model, batch=4)
+    masked = tfc.wrap(model, method="taylor")
+    masked.compile(loss=keras.losses.MeanSquaredError())
+    plan = tfc.prune(masked, ratio=0.34, data=[(x, np.zeros((4, 3), "float32"))])
+    assert len(plan.keep["gqa_kv_heads_mask"]) == 2
+    compact = tfc.strip(masked)
+    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+
+    soft = tfc.wrap(model, method="soft_topk")
+    heads = soft.get_layer("gqa_kv_heads_mask")
+    heads.keep.assign(2.0)
+    heads.temperature.assign(0.5)  # every key/value head scaled, none zero
+    compact = tfc.strip(soft)
+    assert max_rel_error(outputs(soft, x), outputs(compact, x)) <= 1e-4
+    assert max_rel_error(outputs(model, x), outputs(soft, x)) > 1e-3
