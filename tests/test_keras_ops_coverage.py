@@ -157,3 +157,27 @@ def test_new_op_rules_prune_with_parity():
     assert max_rel_error(outputs(masked, data), outputs(compact, data)) <= 1e-4
     assert compact.get_layer("c1").filters == 4
     assert np.isfinite(outputs(compact, data)[0]).all()
+
+
+@pytest.mark.parametrize(
+    "op, coupled",
+    [
+        (lambda y: ops.transpose(y, (0, 2, 1, 3)), True),
+        (lambda y: ops.transpose(y, (0, 3, 1, 2)), False),  # channels moved
+        (lambda y: ops.squeeze(ops.expand_dims(y, 1), 1), True),
+        (lambda y: ops.expand_dims(y, -1)[..., 0], False),  # channels no longer last
+        (lambda y: ops.swapaxes(y, 1, 2), True),
+        (lambda y: ops.moveaxis(y, -1, 1), False),
+        (lambda y: ops.tile(y, (1, 2, 1, 1)), True),
+        (lambda y: ops.tile(y, (1, 1, 1, 2)), False),
+        (lambda y: ops.stack([y, y * 2.0], axis=1)[:, 0], True),
+        (lambda y: ops.sort(y, axis=1), True),
+        (lambda y: ops.sort(y), False),  # along the channel axis
+        (lambda y: ops.roll(y, 1), False),  # axis None: the flattened tensor
+        (lambda y: ops.linalg.norm(y, axis=-1, keepdims=True) * y, False),
+    ],
+)
+def test_axis_rules_couple_while_the_channel_axis_stays_last(op, coupled):
+    graph = tfc.DependencyGraph(_conv_op_conv(op))
+    groups = [{m.layer.name for m in g.members} for g in graph.prunable_groups]
+    assert groups == ([{"c1", "c2"}] if coupled else [])
