@@ -1,13 +1,16 @@
 """The shortcuts that make wrap / strip fast change nothing a user sees: the copies'
-weights are the originals' (not the zeros they are created as), their configs keep the
-original initializers, and a wrapper's own weights keep theirs. Timings are in
-benchmarks/prune_time.py, not here."""
+weights are the originals' (created holding them: no random draw, no second write), their
+configs keep the original initializers, a wrapper's own weights keep theirs, and the
+vectorised channel grouping makes the groups their per-channel definition makes. Timings
+are in benchmarks/prune_time.py, not here."""
 
 import keras
 import numpy as np
+import pytest
 from keras import layers
 
 import tfcompress as tfc
+from tests.topologies import TOPOLOGIES
 from tfcompress.graph.rules import unwrap
 
 
@@ -45,3 +48,66 @@ def test_copies_keep_weights_and_initializer_configs():
         assert copy.get_config() == layer.get_config(), layer.name
         for a, b in zip(layer.get_weights(), copy.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_wrap_and_strip_write_no_weight_twice(monkeypatch):
+    """Every copied weight is created holding its value (`rebuild(weights_of=)`): no
+    weight of the copies is assigned afterwards -- only prune writes (the masks)."""
+    writes = []
+    assign = keras.Variable.assign
+    monkeypatch.setattr(
+        keras.Variable, "assign", lambda var, value: writes.append(var.path) or assign(var, value)
+    )
+    model = _model()
+    masked = tfc.wrap(model)
+    assert writes == []
+    tfc.prune(masked, ratio=0.5)
+    assert sorted(writes) == ["conv2d_mask/mask", "conv_b_mask/mask"]
+    writes.clear()
+    tfc.strip(masked)
+    tfc.wrap(model, "magnitude")
+    assert writes == []
+
+
+def _reference_groups(graph):
+    """Groups by their definition, one channel at a time: the components touching the
+    same tensors, numbered by their first component met (tensors in order, components
+    ascending), channels in the order of their first position; the first pinned
+    channel names the reason."""
+    pinned, tensors, first_pos = {}, {}, {}
+    for key, reason in graph._coupler.pins.items():
+        for c in np.unique(graph.component_of[key]).tolist():
+            pinned.setdefault(c, reason)
+    for key in graph.shapes:
+        comps, first = np.unique(graph.component_of[key], return_index=True)
+        for c, p in zip(comps.tolist(), first.tolist()):
+            tensors.setdefault(c, []).append(key)
+            first_pos.setdefault(c, p)
+    by_tensors = {}
+    for c, keys in tensors.items():
+        by_tensors.setdefault(tuple(keys), []).append(c)
+    out = []
+    for keys, comps in by_tensors.items():
+        comps = sorted(comps, key=first_pos.get)
+        reasons = [pinned[c] for c in comps if c in pinned]
+        out.append((comps, list(keys), reasons[0] if reasons else ""))
+    return out
+
+
+@pytest.mark.parametrize("name", ["inception_concat", "flatten_dense", "yolo_passthrough"])
+def test_groups_match_their_per_channel_definition(name):
+    model = TOPOLOGIES[name]()
+    for graph in (tfc.DependencyGraph(model), tfc.DependencyGraph(tfc.wrap(model))):
+        expected = _reference_groups(graph)
+        got = [(g.components.tolist(), g.tensors, g.pinned_by) for g in graph.groups]
+        assert got == expected
+        for g in graph.groups:
+            assert g.prunable == (not g.pinned_by)
+            groups, ranks = graph.component_channels(g.components)
+            assert (groups == g.index).all() and ranks.tolist() == list(range(g.size))
+            for key in g.tensors:  # where the group's channels sit on each tensor
+                of_key, ranks_of_key = graph.group_channels(key)
+                imap = graph._index_maps(key)[g.index]
+                positions = np.nonzero(of_key == g.index)[0]
+                assert imap.positions.tolist() == positions.tolist()
+                assert imap.channels.tolist() == ranks_of_key[positions].tolist()

@@ -239,64 +239,109 @@ class DependencyGraph:
             b.pin(*op.in_keys, *op.out_keys, reason=f"layer {op.layer.name} (no rule)")
 
     def _make_groups(self, b):
-        t = self.traced
-        pinned = {}
-        for k, reason in b.pins.items():
-            for c in np.unique(self.component_of[k]):
-                pinned.setdefault(int(c), reason)
-        signature = {}
-        first_pos = {}
-        for k in self.shapes:
+        """Components touching the same tensors form a group. Groups are numbered in the
+        order their first component is met (tensors in `self.shapes` order, components
+        ascending within a tensor), and a group's channels in the order of their first
+        position in its first tensor; the first pinned channel names its reason. Numpy
+        over (tensor, component) pairs: a Python loop per channel cost most of a
+        ResNet-18's graph build."""
+        keys = list(self.shapes)
+        n = self.num_components
+        pair_comp, pair_key, pair_pos = [], [], []
+        label = np.zeros(n, np.int64)  # equal labels <=> the same tensors (refined per key)
+        next_label = 1
+        for i, k in enumerate(keys):
+            uniq, first = np.unique(self.component_of[k], return_index=True)
+            pair_comp.append(uniq)
+            pair_key.append(np.full(len(uniq), i, np.int64))
+            pair_pos.append(first)
+            old, inverse = np.unique(label[uniq], return_inverse=True)
+            label[uniq] = next_label + inverse
+            next_label += len(old)
+        pair_comp = np.concatenate(pair_comp) if keys else np.zeros(0, np.int64)
+        pair_key = np.concatenate(pair_key) if keys else np.zeros(0, np.int64)
+        pair_pos = np.concatenate(pair_pos) if keys else np.zeros(0, np.int64)
+        # every component lies in some tensor: its first pair is where it is first met
+        _, first_pair = np.unique(pair_comp, return_index=True)
+        first_pos = pair_pos[first_pair]
+        # groups numbered by their first-met component
+        by_visit = np.argsort(first_pair, kind="stable")
+        labels, first_of_label = np.unique(label[by_visit], return_index=True)
+        rank = np.empty(len(labels), np.int64)
+        rank[np.argsort(first_of_label, kind="stable")] = np.arange(len(labels))
+        group_of = rank[np.searchsorted(labels, label)]
+        order = np.lexsort((first_pos, group_of))  # by group, then first position
+        bounds = np.searchsorted(group_of[order], np.arange(len(labels) + 1))
+        self._group_of_component = group_of
+        self._rank_of_component = np.empty(n, np.int64)
+        self._rank_of_component[order] = np.arange(n) - bounds[group_of[order]]
+        # each component's tensors: its pairs, in key order
+        by_comp = np.argsort(pair_comp, kind="stable")
+        comp_bounds = np.searchsorted(pair_comp[by_comp], np.arange(n + 1))
+        pin_of = np.full(n, -1, np.int64)  # index of the first pin reason per component
+        reasons = list(b.pins.values())
+        for j, k in enumerate(b.pins):
             comps = self.component_of[k]
-            uniq, first = np.unique(comps, return_index=True)
-            for c, p in zip(uniq.tolist(), first.tolist()):
-                signature.setdefault(c, []).append(k)
-                first_pos.setdefault(c, p)
-        by_sig = {}
-        for c, sig in signature.items():
-            by_sig.setdefault(tuple(sig), []).append(c)
-        producers = {k: op for op in t.ops for k in op.out_keys}
+            pin_of[comps[pin_of[comps] < 0]] = j
+        self.groups = []
+        for g in range(len(labels)):
+            comps = order[bounds[g] : bounds[g + 1]]
+            c = comps[0]
+            sig = pair_key[by_comp[comp_bounds[c] : comp_bounds[c + 1]]]
+            pins = pin_of[comps]
+            pinned = pins[pins >= 0]
+            self.groups.append(
+                ChannelGroup(
+                    index=g,
+                    components=comps,
+                    prunable=not len(pinned),
+                    tensors=[keys[i] for i in sig.tolist()],
+                    members=[],
+                    pinned_by=reasons[pinned[0]] if len(pinned) else "",
+                )
+            )
+        self._add_members(b)
+
+    def _add_members(self, b):
+        """Each group's members: per tensor, its producer (if it has weights) and the
+        layers consuming it through weights, with the group's index map there."""
+        producers = {}  # tensor key -> (unwrapped layer, role): producers with weights
+        for op in self.traced.ops:
+            if getattr(op.layer, "weights", None):
+                role = "out" if self.rule(op.layer).is_mixing else "channelwise"
+                for k in op.out_keys:
+                    producers[k] = (rules_lib.unwrap(op.layer), role)
         consumers = {}
         for op, k in b.consumed:
-            consumers.setdefault(k, []).append(op)
-        self.groups = []
-        # -1 until a group claims the component: a group's index maps are read only once
-        # every component has its group (a tensor may hold channels of later groups).
-        self._group_of_component = np.full(self.num_components, -1, np.int64)
-        self._rank_of_component = np.full(self.num_components, -1, np.int64)
-        for sig, comps in by_sig.items():
-            comps = np.array(sorted(comps, key=lambda c: first_pos[c]))
-            reasons = [pinned[c] for c in comps.tolist() if c in pinned]
-            group = ChannelGroup(
-                index=len(self.groups),
-                components=comps,
-                prunable=not reasons,
-                tensors=list(sig),
-                members=[],
-                pinned_by=reasons[0] if reasons else "",
-            )
-            self._group_of_component[comps] = group.index
-            self._rank_of_component[comps] = np.arange(group.size)
-            self.groups.append(group)
+            consumers.setdefault(k, []).append(rules_lib.unwrap(op.layer))
+        maps = {}  # tensor key -> {group index: IndexMap}
         for group in self.groups:
             for k in group.tensors:
-                imap = self._index_map(k, group.index)
+                if k not in maps:
+                    maps[k] = self._index_maps(k)
+                imap = maps[k][group.index]
                 if k in self.internal:
                     op, name = self.internal[k]
                     layer = rules_lib.unwrap(op.layer)
                     group.members.append(Member(layer, "out", imap, internal=name))
                     continue
-                op = producers.get(k)
-                if op is not None and getattr(op.layer, "weights", None):
-                    role = "out" if self.rule(op.layer).is_mixing else "channelwise"
-                    group.members.append(Member(rules_lib.unwrap(op.layer), role, imap))
-                for cop in consumers.get(k, []):
-                    group.members.append(Member(rules_lib.unwrap(cop.layer), "in", imap))
+                if k in producers:
+                    layer, role = producers[k]
+                    group.members.append(Member(layer, role, imap))
+                for layer in consumers.get(k, []):
+                    group.members.append(Member(layer, "in", imap))
 
-    def _index_map(self, key, group_index):
+    def _index_maps(self, key):
+        """`{group index: IndexMap}` of the groups with channels on tensor `key`."""
         groups, ranks = self.group_channels(key)
-        pos = np.nonzero(groups == group_index)[0]
-        return IndexMap(positions=pos, channels=ranks[pos])
+        order = np.argsort(groups, kind="stable")  # positions ascending within a group
+        found, starts = np.unique(groups[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(order)]
+        maps = {}
+        for g, s, e in zip(found.tolist(), starts.tolist(), ends):
+            pos = order[s:e]
+            maps[g] = IndexMap(positions=pos, channels=ranks[pos])
+        return maps
 
     # -- queries ------------------------------------------------------------------------
     @property
