@@ -223,3 +223,11 @@ def test_a_reverse_embedding_pins_the_hidden_width():
     graph = tfc.DependencyGraph(model)
     assert not _hidden_group(graph, "mix").prunable
     assert graph.prunable_groups == []
+
+
+def test_a_shared_layer_norm_behind_different_masks_is_refused():
+    wrapped = MaskedLayerNormalization(keras.layers.LayerNormalization(), name="shared")
+    a, b = keras.Input((3, 6)), keras.Input((3, 6))
+    wrapped(ChannelMask(6, name="mask_a")(a))
+    with pytest.raises(ValueError, match=r"'shared' is called on tensors masked differently"):
+        wrapped(ChannelMask(6, name="mask_b")(b))

@@ -50,7 +50,15 @@ class MaskedLayerNormalization(keras.layers.Wrapper):
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, keras.KerasTensor):
-            self._chain = _Chain(mask_chain(inputs))
+            chain = _Chain(mask_chain(inputs))
+            if self._chain.links and _ids(chain) != _ids(self._chain):
+                raise ValueError(
+                    f"MaskedLayerNormalization '{self.name}' is called on tensors masked "
+                    f"differently ({_names(self._chain)} and {_names(chain)}): one layer "
+                    "takes its statistics over one set of kept channels. Exclude the "
+                    "shared LayerNormalization from pruning (exclude=[its name])."
+                )
+            self._chain = chain
         return super().__call__(inputs, *args, **kwargs)
 
     def build(self, input_shape):
@@ -105,3 +113,11 @@ class MaskedLayerNormalization(keras.layers.Wrapper):
     def from_config(cls, config, custom_objects=None):
         # keras.layers.Wrapper.from_config pops "layer" from the dict it is given.
         return super().from_config(dict(config), custom_objects)
+
+
+def _ids(chain):
+    return [(id(mask), site, folded) for mask, site, folded in chain.links]
+
+
+def _names(chain):
+    return [(mask.name, site) for mask, site, _ in chain.links]
