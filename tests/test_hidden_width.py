@@ -130,6 +130,25 @@ def test_keras_hub_position_embedding_follows_the_hidden_width():
     assert compact.get_layer("positions").position_embeddings.shape == (MAXLEN, width)
 
 
+def test_padding_masks_pass_the_mask_layers():
+    """An Embedding with mask_zero=True: its Keras mask (which tokens are padding) reaches
+    the attention and the pooling through the masks and masked layers wrap inserts."""
+    tokens = keras.Input((MAXLEN,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, DIM, mask_zero=True, name="embed")(tokens)
+    h = keras.layers.MultiHeadAttention(2, 4, name="mha")(x, x)
+    x = keras.layers.LayerNormalization(name="norm")(keras.layers.Add()([x, h]))
+    x = keras.layers.Add()([x, keras.layers.Dense(DIM, name="ffn")(x)])
+    pooled = keras.layers.GlobalAveragePooling1D()(x)  # called with the mask: pinned
+    model = keras.Model(tokens, keras.layers.Dense(2)(pooled))
+    padded = _tokens()
+    padded[:, 5:] = 0
+    plan, compact = _prune_and_strip(model, padded)
+    assert compact.get_layer("embed").output_dim == len(plan.keep["embed_mask"]) < DIM
+    unpadded = padded.copy()
+    unpadded[:, 5:] = 1
+    assert max_rel_error(outputs(compact, padded), outputs(compact, unpadded)) > 1e-3
+
+
 @keras.saving.register_keras_serializable(package="tests")
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """keras.io's (text classification with Transformer), with a get_config: its position

@@ -68,8 +68,9 @@ class Rule:
         raise NotImplementedError
 
     def check_arity(self, op):
-        """Raises `RuleArityError` unless the rule couples every input and output of `op`."""
-        n_in, n_out = len(op.in_keys), len(op.out_keys)
+        """Raises `RuleArityError` unless the rule couples every input and output of `op`
+        (a Keras mask passed as `mask=` is not a channel input: `keras_mask_keys`)."""
+        n_in, n_out = len(op.in_keys) - len(keras_mask_keys(op)), len(op.out_keys)
         if self.inputs not in (None, n_in) or self.outputs not in (None, n_out):
             raise RuleArityError(
                 f"Layer '{op.layer.name}' ({_qualname(type(op.layer))}) is called on {n_in} "
@@ -174,6 +175,18 @@ class Rule:
                 value = np.take(value, out_keep, axis=out_axis)
             out.append(value)
         return out
+
+
+def keras_mask_keys(op):
+    """The input keys of `op` passed as its call's `mask=` argument (a Keras mask: which
+    steps of a sequence are padding, e.g. GlobalAveragePooling1D after an Embedding with
+    `mask_zero=True`): they hold no channels."""
+    node = getattr(op, "node", None)
+    mask = None if node is None else node.arguments.kwargs.get("mask")
+    if mask is None:
+        return []
+    ids = {id(t) for t in (mask if isinstance(mask, (list, tuple)) else [mask])}
+    return [k for t, k in zip(node.input_tensors, op.in_keys) if id(t) in ids]
 
 
 class RuleArityError(ValueError):

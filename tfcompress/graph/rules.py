@@ -39,6 +39,7 @@ from tfcompress.graph.rule_base import (
     _activation_name,
     _qualname,
     internal_key,
+    keras_mask_keys,
     suggest_rule,
 )
 
@@ -111,6 +112,9 @@ class Channelwise(Rule):
 
     def couple(self, op, b):
         layer = op.layer
+        masks = keras_mask_keys(op)
+        if masks:  # a Keras mask (sequence padding) holds no channels
+            b.pin(*masks, reason="Keras mask")
         axis = getattr(layer, self.axis_attr, -1) if self.axis_attr else -1
         rank = len(op.in_shapes[0])
         if isinstance(axis, (list, tuple)):

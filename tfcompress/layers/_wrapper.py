@@ -5,7 +5,12 @@ import keras
 
 class EditedWeights(keras.layers.Wrapper):
     """Runs the wrapped layer with `trainable_values()` in place of its trainable
-    variables' values (the variables themselves, and their gradients, stay the layer's)."""
+    variables' values (the variables themselves, and their gradients, stay the layer's).
+    A Keras mask (padding of a sequence) passes as it passes the wrapped layer."""
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(layer, **kwargs)
+        self.supports_masking = layer.supports_masking
 
     def trainable_values(self):
         raise NotImplementedError

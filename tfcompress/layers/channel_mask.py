@@ -37,6 +37,7 @@ class ChannelMask(keras.layers.Layer):
 
     def __init__(self, units, channel_maps=None, *, wrapping=None, internal_axis=None, **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True  # a Keras mask (sequence padding) passes through
         self.wrapping = None if wrapping is None else dict(wrapping)
         if internal_axis is not None and (not isinstance(internal_axis, str) or channel_maps):
             raise ValueError(

@@ -46,6 +46,7 @@ class MaskedLayerNormalization(keras.layers.Wrapper):
     def __init__(self, layer, **kwargs):
         check_layer_norm(layer)
         super().__init__(layer, **kwargs)
+        self.supports_masking = True  # a Keras mask (sequence padding) passes, as LN's
         self._chain = _Chain()
 
     def __call__(self, inputs, *args, **kwargs):
