@@ -130,6 +130,27 @@ def test_keras_hub_position_embedding_follows_the_hidden_width():
     assert compact.get_layer("positions").position_embeddings.shape == (MAXLEN, width)
 
 
+def test_keras_hub_bert_in_a_classifier_prunes_its_hidden_width():
+    """A BertBackbone returns its hidden width (pinned there); under a classifier head
+    that reads only the pooled output, the width is pruned through every block."""
+    hub = pytest.importorskip("keras_hub")
+    bert = hub.models.BertBackbone(
+        vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=DIM,
+        intermediate_dim=24, max_sequence_length=MAXLEN, name="bert",
+    )  # fmt: skip
+    names = ("token_ids", "segment_ids", "padding_mask")
+    inputs = {k: keras.Input((MAXLEN,), dtype="int32", name=k) for k in names}
+    model = keras.Model(inputs, keras.layers.Dense(2)(bert(inputs)["pooled_output"]))
+    padding = np.ones((4, MAXLEN), "int32")
+    padding[1:, 5:] = 0
+    x = {"token_ids": _tokens(), "segment_ids": np.zeros_like(padding), "padding_mask": padding}
+    plan, compact = _prune_and_strip(model, x)
+    width = len(plan.keep["token_embedding_mask"])
+    assert width < DIM
+    assert compact.get_layer("token_embedding").output_dim == width
+    assert _norm_widths(compact) == [width] * 5  # the embeddings' and two per block
+
+
 def test_padding_masks_pass_the_mask_layers():
     """An Embedding with mask_zero=True: its Keras mask (which tokens are padding) reaches
     the attention and the pooling through the masks and masked layers wrap inserts."""
