@@ -109,7 +109,11 @@ def _initialized_from(op, layer, values):
     def add_weight(*args, **kwargs):
         shape = kwargs.get("shape", args[0] if args else None)
         value = by_name.pop(kwargs.get("name"), None)
-        if value is None or shape is None or tuple(shape) != tuple(value.shape):
+        if (
+            value is None
+            or not isinstance(shape, (tuple, list))
+            or tuple(shape) != tuple(value.shape)
+        ):
             return original(*args, **kwargs)
         kwargs.update(zip(("shape", "initializer", "dtype"), args))
         kwargs["initializer"] = _Value(value)
