@@ -20,13 +20,15 @@ Writes `benchmarks/results/prune_time.json` (or `--out`). Goal (issue #19): ResN
 wrap + prune + strip <= 0.15 s.
 
 Measured 2026-11-30 on the 2-core machine shared with other jobs (1 thread, best of 5,
-`--models resnet18 --repeats 5`): ResNet-18 wrap 0.21 + prune 0.05 + strip 0.29 = 0.57 s
-(process CPU 0.57 s; 0.60 s for the code before weights were created holding their
-values). The goal is out of reach of a wrap / strip that builds Keras models: on the same
-machine `keras.models.clone_model(resnet18)` alone took 0.38 s of CPU (0.46 s with
-`set_weights`), and wrap and strip each build one model of ~70-80 layers and ~110 weights
-(Keras layer construction and calls -- attribute tracking, variable creation -- are
-~2/3 of the round; the dependency graphs ~5 %, strip's numpy slicing ~10 %).
+`--models resnet18 --repeats 5`, three runs alternating with the session's starting code,
+commit 5f9de82): ResNet-18 0.47-0.63 s (e.g. wrap 0.19 + prune 0.04 + strip 0.24 = 0.47 s),
+5f9de82 0.56-0.58 s: within this machine's noise. Larger models gain more (same A/B, best
+of 2): DenseNet121 5.38 -> 4.08 s, InceptionResNetV2 8.25-9.14 -> 6.73-6.96 s.
+The goal is out of reach of a wrap / strip that builds Keras models: on the same machine
+`keras.models.clone_model(resnet18)` alone took 0.38 s of CPU (0.46 s with `set_weights`),
+and wrap and strip each build one model of ~70-80 layers and ~110 weights (Keras layer
+construction and calls -- attribute tracking, variable creation -- are ~2/3 of the round;
+the dependency graphs ~5 %, strip's numpy slicing ~10 %).
 """
 
 import argparse
