@@ -4,7 +4,7 @@ call), and the unknown-layer error suggests a rule that fits the layer."""
 
 import keras
 import pytest
-from keras import layers
+from keras import layers, ops
 
 import tfcompress as tfc
 from tests.parity import max_rel_error, outputs, sample_input
@@ -119,3 +119,21 @@ def test_unknown_layer_error_suggests_a_fitting_rule():
         "alone with `exclude=['halves']`" in message
     )
     assert "register_rule(" not in message
+
+
+def test_a_refused_op_is_suggested_only_exclude():
+    """keras.ops.take has a named refusal (opaque.Refused), not a missing rule: the message
+    suggests leaving it alone, not registering Channelwise, and that suggestion works."""
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = layers.Conv2D(4, 3, padding="same", name="c2")(ops.take(x, [0, 2, 4], axis=1))
+    model = keras.Model(inp, layers.GlobalAveragePooling2D()(x))
+    (take,) = [op.name for op in model.operations if type(op).__name__ == "Take"]
+    with pytest.raises(UnknownLayerError) as info:
+        tfc.DependencyGraph(model)
+    message = str(info.value)
+    assert "keras.ops.take is refused" in message
+    assert f"Leave it alone with `exclude=['{take}']` (or write a Rule for it)." in message
+    assert "Channelwise" not in message and "register_rule(" not in message
+    graph = tfc.DependencyGraph(model, exclude=[take])
+    assert not graph.prunable_groups  # excluded, take keeps the channels it reads

@@ -161,3 +161,25 @@ def test_stripped_ops_model_loads_as_plain_keras(tmp_path):
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = sample_input(model)
     np.testing.assert_allclose(outputs(loaded, x)[0], outputs(compact, x)[0], rtol=1e-5)
+
+
+def test_a_merge_layer_with_a_scalar_input_or_output_prunes():
+    """A layer with the Merge rule (keras.applications' CustomScaleLayer: `a + scale * b`)
+    on a rank-0 tensor: the scalar broadcasts and is left alone (as op_rules.Broadcast
+    leaves it), a scalar output couples nothing; the channels of c1 stay prunable. (Keras's
+    own Add/Subtract/... refuse a rank-0 input when called.)"""
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    x = keras.Input((8, 8, 3))
+    y = layers.Conv2D(8, 3, padding="same", name="c1")(x)
+    m = ops.mean(x)  # rank 0
+    s = CustomScaleLayer(0.5, name="scalar_out")([m, m])  # rank-0 output
+    y = CustomScaleLayer(0.5, name="scalar_in")([y, s])  # y + 0.5 * s
+    y = layers.Conv2D(6, 3, padding="same", name="c2")(layers.ReLU()(y))
+    model = keras.Model(x, _head(y))
+    assert s.shape == () and y.shape[-1] == 6
+    (group,) = _group_of(model, "c1")
+    assert group.prunable
+    compact = _prunes_with_parity(model)
+    assert compact.get_layer("c1").filters == 4
+    assert compact.get_layer("scalar_in").output.shape[-1] == 4

@@ -9,7 +9,7 @@ Which keras.ops operation takes which rule (or is refused, and why): `op_table`.
 import numpy as np
 from keras import ops
 
-from tfcompress.graph.rule_base import Rule
+from tfcompress.graph.rule_base import Rule, couple_broadcast
 
 
 class Pad(Rule):
@@ -169,23 +169,14 @@ class ReshapeOp(Rule):
 
 class Broadcast(Rule):
     """Elementwise keras.ops on several tensors (`add`, `greater`, `where` ...), as the
-    Merge layers: every input as wide as the output holds its channels; an input of width 1
-    or a scalar (a rank-0 tensor: `x > ops.mean(x)`) broadcasts and is left alone; any other
-    width pins."""
+    Merge layers (`rule_base.couple_broadcast`): every input as wide as the output holds
+    its channels; an input of width 1 or a scalar (a rank-0 tensor: `x > ops.mean(x)`)
+    broadcasts and is left alone; any other width pins."""
 
     outputs = 1
 
     def couple(self, op, b):
-        out_shape = op.out_shapes[0]
-        if not out_shape:
-            return  # a scalar result: no channels
-        for k, shape in zip(op.in_keys, op.in_shapes):
-            if not shape or shape[-1] == 1:
-                continue
-            if shape[-1] == out_shape[-1]:
-                b.identity(k, op.out_keys[0])
-            else:
-                b.pin(k, op.out_keys[0], reason="broadcast merge")
+        couple_broadcast(op, b)
 
 
 class KeepsLastAxis(Rule):

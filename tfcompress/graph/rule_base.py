@@ -189,6 +189,22 @@ def keras_mask_keys(op):
     return [k for t, k in zip(node.input_tensors, op.in_keys) if id(t) in ids]
 
 
+def couple_broadcast(op, b):
+    """The coupling of an elementwise op on several tensors (the Merge layers, elementwise
+    keras.ops: `rules.Merge`, `op_rules.Broadcast`): every input as wide as the output
+    holds its channels; an input of width 1 or a scalar (a rank-0 tensor: `x - ops.mean(x)`)
+    broadcasts and is left alone; an input of any other width is pinned with the output.
+    A scalar output has no channels: nothing is coupled."""
+    out_shape = op.out_shapes[0]
+    if not out_shape:
+        return
+    for k, shape in zip(op.in_keys, op.in_shapes):
+        if shape and shape[-1] == out_shape[-1]:
+            b.identity(k, op.out_keys[0])
+        elif shape and shape[-1] != 1:
+            b.pin(k, op.out_keys[0], reason="broadcast merge")
+
+
 class RuleArityError(ValueError):
     """A rule that cannot couple every input and output of a layer."""
 
@@ -211,10 +227,16 @@ def _qualname(cls):
 def suggest_rule(op):
     """What to do about a layer without a (fitting) rule, fitted to the call `op`: one
     input and one output -> Channelwise; several inputs, one output -> Merge (every input
-    the same channels, as Add's); otherwise only `exclude`."""
+    the same channels, as Add's); otherwise, or for an op refused by name
+    (`opaque.Refused`: no built-in rule is right for it), only `exclude`."""
+    from tfcompress.graph.opaque import Refused
+    from tfcompress.graph.rules import find_rule
+
     layer = op.layer
     cls = type(layer).__qualname__
     exclude = f"exclude=['{layer.name}']"
+    if isinstance(find_rule(layer), Refused):
+        return f"Leave it alone with `{exclude}` (or write a Rule for it)."
     n_in, n_out = len(op.in_keys), len(op.out_keys)
     if n_in == 1 and n_out == 1 and _holds_embedding(layer):
         return (

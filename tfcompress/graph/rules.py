@@ -38,6 +38,7 @@ from tfcompress.graph.rule_base import (
     RuleArityError,
     _activation_name,
     _qualname,
+    couple_broadcast,
     internal_key,
     keras_mask_keys,
     suggest_rule,
@@ -145,18 +146,14 @@ class Depthwise(Rule):
 
 
 class Merge(Rule):
-    """Add/Multiply/...: every input with the output's channel count is the same channels."""
+    """Add/Multiply/... (and layers registered as such): `couple_broadcast`, as the
+    elementwise keras.ops (`op_rules.Broadcast`): an input as wide as the output holds its
+    channels, one of width 1 or rank 0 broadcasts and is left alone, any other pins."""
 
     outputs = 1
 
     def couple(self, op, b):
-        out = op.out_keys[0]
-        n = op.out_shapes[0][-1]
-        for k, shape in zip(op.in_keys, op.in_shapes):
-            if shape[-1] == n:
-                b.identity(k, out)
-            elif shape[-1] != 1:
-                b.pin(k, out, reason="broadcast merge")
+        couple_broadcast(op, b)
 
 
 class Concat(Rule):
