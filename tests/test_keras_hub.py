@@ -1,13 +1,24 @@
 """keras_hub backbones, built from their constructors with tiny configs and random weights
-(never presets): wrap alone <= 1e-6, prune 30 % then strip <= 1e-4, fewer parameters.
+(never presets): wrap alone <= 1e-6, prune 30 % then strip <= 1e-4, fewer parameters, the
+same output shapes; a few are also exported as a SavedModel and served (<= 1e-4).
 
 Their composite blocks (MobileNet's DepthwiseConvBlock/InvertedResidualBlock, EfficientNet's
 FusedMBConvBlock/MBConvBlock, keras_hub's TransformerEncoder ...) are seen through
-(`tfcompress.graph.decompose`); position embeddings, which hold a weight of their own, are
-opaque layers on the residual stream that LayerNormalization keeps whole anyway
-(`tfcompress.graph.opaque`): heads and FFN units are pruned, the hidden width is kept.
-The configs and the full sweep, with the families that are refused and why:
-benchmarks/keras_hub_families.py.
+(`tfcompress.graph.decompose`). In the transformers, LayerNormalization, Embedding and the
+position embedding have rules (`tfcompress.graph.hidden_rules`), so the hidden width is
+prunable like heads and FFN units unless a model output holds it, as a keras_hub
+backbone's `sequence_output` does: there the blocks' insides are pruned and the hidden
+width is kept. ALBERT's embedding width, before its projection to the hidden width, is
+held by no output: its token, position and segment embeddings and their
+LayerNormalization narrow together (8 -> 6 channels here).
+
+Served: a SavedModel export and reload costs about 2 s of CPU per model (all twelve: 35 s
+user for the file, against 18 s unserved), so one of each structurally different kind is
+served: EfficientNet (the CNN with the most kinds of composite block: fused and depthwise
+MBConv, squeeze-and-excite), BERT (three named inputs, two outputs, keras_hub layers in the
+compact model) and ALBERT (the narrowed embeddings, PositionEmbedding among them, in the
+compact model). The configs and the full sweep, with the families that are refused and
+why: benchmarks/keras_hub_families.py.
 """
 
 import keras
@@ -19,12 +30,30 @@ from tests.parity import max_rel_error
 hub = pytest.importorskip("keras_hub")
 from benchmarks.keras_hub_families import FAMILIES, outputs, sample_input  # noqa: E402
 
-# The cheapest of each kind run here (CNN: plain, residual, composite blocks with
-# squeeze-and-excite; transformer: BERT); every family runs in the benchmark.
-TESTED = ("vgg", "resnet", "mobilenet", "bert")
-# Exported as a SavedModel and served (BERT: three named inputs, two outputs, a compact
-# model holding keras_hub layers).
-SERVED = ("bert",)
+# The cheapest of each kind (CNN: plain, residual, depthwise composite blocks with
+# squeeze-and-excite, dense concatenation, fused MBConv, separable convolutions,
+# cross-stage partial; transformer: BERT, RoBERTa, DistilBERT, ALBERT, ELECTRA); every
+# family runs in the benchmark.
+TESTED = (
+    "vgg",
+    "resnet",
+    "mobilenet",
+    "densenet",
+    "efficientnet",
+    "xception",
+    "cspnet_dark",
+    "bert",
+    "roberta",
+    "distil_bert",
+    "albert",
+    "electra",
+)
+# Exported as a SavedModel and served: one of each structurally different kind (module
+# docstring).
+SERVED = ("efficientnet", "bert", "albert")
+# A layer whose width (the last axis of its first weight) pruning narrows: ALBERT's
+# position embedding, on the embedding width no output holds.
+NARROWED = {"albert": "position_embedding"}
 
 
 @pytest.mark.parametrize("name", TESTED)
@@ -36,7 +65,11 @@ def test_backbone_parity(name, tmp_path):
     tfc.prune(masked, ratio=0.3)
     compact = tfc.strip(masked)
     assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    assert [o.shape for o in outputs(compact, x)] == [o.shape for o in outputs(model, x)]
     assert compact.count_params() < model.count_params()
+    if name in NARROWED:
+        width = [m.get_layer(NARROWED[name]).weights[0].shape[-1] for m in (model, compact)]
+        assert width[1] < width[0]
     if name in SERVED:
         served = tfc.export.serve(tfc.export.saved_model(compact, str(tmp_path / "sm")), x)
         expected = outputs(compact, x)
