@@ -9,6 +9,16 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Grappler (TensorFlow's graph optimizer) runs on the first call of every tf.function: a
+# test's few steps pay it and never get it back (a small config run: 43.5 -> 31.2 s of CPU
+# without it; test_configs' small runs + test_applications, -n 2: 208 -> 167 s). It only
+# rewrites graphs into equivalent ones, so tests run without it; the tests that train for
+# hundreds of steps turn it back on (`graph_optimizations`), as users run.
+# TFC_TEST_GRAPPLER=1 keeps it on everywhere.
+_GRAPPLER = os.environ.get("TFC_TEST_GRAPPLER", "0") == "1"
+tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not _GRAPPLER})
 
 FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -70,6 +80,14 @@ def deterministic():
     tf.config.experimental.enable_op_determinism()
     yield
     config.disable_op_determinism()  # later tests in this worker run as usual
+
+
+@pytest.fixture
+def graph_optimizations():
+    """Grappler on for a test that trains long enough to earn its cost back."""
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": False})
+    yield
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": not _GRAPPLER})
 
 
 @pytest.fixture

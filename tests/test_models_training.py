@@ -44,7 +44,9 @@ def _compile(model, learning_rate, **loss_kwargs):
 
 
 @pytest.mark.slow
-def test_small_adapnet_pp_learns_a_segmentation_mosaic(fmnist_dir, deterministic):
+def test_small_adapnet_pp_learns_a_segmentation_mosaic(
+    fmnist_dir, deterministic, graph_optimizations
+):
     images, labels = fashion_mnist.load(fmnist_dir, "train")
     test_images, test_labels = fashion_mnist.load(fmnist_dir, "test")
     x, y = mosaic.segmentation_mosaic(images, labels, 2000, canvas_size=48, seed=0)
@@ -88,7 +90,7 @@ def _voc_map(outputs, boxes, classes):
 
 
 @pytest.mark.slow
-def test_small_yolov2_learns_a_detection_mosaic(fmnist_dir, deterministic):
+def test_small_yolov2_learns_a_detection_mosaic(fmnist_dir, deterministic, graph_optimizations):
     images, labels = fashion_mnist.load(fmnist_dir, "train")
     test_images, test_labels = fashion_mnist.load(fmnist_dir, "test")
     x, boxes, classes = mosaic.detection_mosaic(images, labels, 2000, canvas_size=96, seed=0)
