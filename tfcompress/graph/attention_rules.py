@@ -83,6 +83,27 @@ class EinsumDense(Rule):
 _ARGUMENTS = ("query", "value", "key", "query_mask", "value_mask", "key_mask", "attention_mask")
 
 
+
+def sliced_weights(layer, slices):
+    """`{path: numpy value}` of `layer`'s weights cut as `slices` says: per weight path, a
+    list of `(axis, keep, scale)` steps (scale the axis by `scale`, then keep the `keep`
+    indices along it; either may be None). Paths the layer has no weight for (a bias of a
+    layer without bias) are left out."""
+    values = {}
+    for path, steps in slices.items():
+        if not any(w.path.endswith("/" + path) for w in layer.weights):
+            continue
+        value = np.asarray(layer.weights[find_weight(layer, path)])
+        for axis, keep, scale in steps:
+            if scale is not None:
+                shape = [1] * value.ndim
+                shape[axis] = -1
+                value = value * np.reshape(np.asarray(scale, value.dtype), shape)
+            if keep is not None:
+                value = np.take(value, keep, axis=axis)
+        values[path] = value
+    return values
+
 def _call_inputs(op):
     """`{argument name: tensor key}` of a MultiHeadAttention call (key defaults to value)."""
     keys = {id(t): k for t, k in zip(op.node.input_tensors, op.in_keys)}
@@ -217,21 +238,10 @@ class Attention(Rule):
         kd_factor = 1.0
         if sizes.get("key_dims") is not None:
             kd_factor = math.sqrt(sizes["key_dims"] / layer.key_dim)
-        values = {}
-        for path, steps in slices.items():
-            if not any(w.path.endswith("/" + path) for w in layer.weights):
-                continue
-            value = np.asarray(layer.weights[find_weight(layer, path)])
-            for axis, keep, scale in steps:
-                if scale is not None:
-                    shape = [1] * value.ndim
-                    shape[axis] = -1
-                    value = value * np.reshape(np.asarray(scale, value.dtype), shape)
-                if keep is not None:
-                    value = np.take(value, keep, axis=axis)
+        values = sliced_weights(layer, slices)
+        for path in values:
             if path.startswith("query/"):
-                value = value * np.asarray(kd_factor, value.dtype)
-            values[path] = value
+                values[path] = values[path] * np.asarray(kd_factor, values[path].dtype)
         config = layer.get_config()
         config.pop("build_config", None)
         names = {"heads": "num_heads", "key_dims": "key_dim", "value_dims": "value_dim"}

@@ -17,7 +17,7 @@ value must be as wide as its query, so its inputs and its output are kept whole 
 import numpy as np
 from keras import layers
 
-from tfcompress.graph.attention_rules import Attention, _call_inputs
+from tfcompress.graph.attention_rules import Attention, _call_inputs, sliced_weights
 from tfcompress.graph.rule_base import InternalAxis, find_weight, internal_key
 from tfcompress.graph.rules import register_rule
 
@@ -103,19 +103,7 @@ class GroupedQueryAttention(Attention):
     def compact(self, op, keep_of, scale_of=None):
         layer = op.layer
         scale_of = scale_of or (lambda key: None)
-        values = {}
-        for path, steps in self._slices(op, keep_of, scale_of).items():
-            if not any(w.path.endswith("/" + path) for w in layer.weights):
-                continue
-            value = np.asarray(layer.weights[find_weight(layer, path)])
-            for axis, keep, scale in steps:
-                if scale is not None:
-                    shape = [1] * value.ndim
-                    shape[axis] = -1
-                    value = value * np.reshape(np.asarray(scale, value.dtype), shape)
-                if keep is not None:
-                    value = np.take(value, keep, axis=axis)
-            values[path] = value
+        values = sliced_weights(layer, self._slices(op, keep_of, scale_of))
         config = layer.get_config()
         config.pop("build_config", None)
         kv = keep_of(internal_key(layer, AXIS))
