@@ -7,7 +7,7 @@ Each operation is one of:
   `axis` (Reduce: channelwise unless the channel axis is reduced, sorted, flipped ...),
   adding or moving axes (KeepsLastAxis), or Pin: its output depends on all channels of an
   input together (matmul, einsum, linear algebra, FFT, losses, normalizations), so they are
-  kept, as LayerNormalization's are;
+  kept (`keras.ops.layer_normalization` too: only the LayerNormalization layer has a rule);
 - a refusal (`REFUSALS`, `opaque.Refused`): it stays opaque: accepted when every channel it
   touches is kept anyway, else refused by name with the reason (its channel map depends on
   indices or shapes given as arguments, which no rule reads, or it runs a Python function).
