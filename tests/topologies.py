@@ -221,7 +221,8 @@ def conv1d_3d():
 
 
 def layer_norm_block():
-    """ConvNeXt-like: LayerNorm pins the residual width; the MLP hidden width prunes."""
+    """ConvNeXt-like: the residual width is the model input's (kept), the LayerNorm on it
+    channelwise; the MLP hidden width prunes."""
     inp = keras.Input((8, 8, 16))
     x = layers.DepthwiseConv2D(3, padding="same")(inp)
     x = layers.LayerNormalization()(x)

@@ -1,9 +1,9 @@
 """Opaque layers: a layer without a channel rule that the graph cannot see through
 (`tfcompress.graph.decompose`) is accepted when every channel it touches is kept anyway.
 
-A transformer's position embedding (a weight of its own added to the hidden width) sits on
-the residual stream, which LayerNormalization already keeps whole: the layer cannot block
-a pruning that does not reach it. Such a layer is treated as `Pin` (its channels are kept,
+A layer of one's own that adds a weight to a transformer's hidden width, on a residual
+stream a model output holds (a keras_hub backbone's `sequence_output`), cannot block a
+pruning that does not reach it. Such a layer is treated as `Pin` (its channels are kept,
 its weights copied unchanged). One that touches a channel some group could otherwise remove
 is refused by name (`UnknownLayerError`), as every unknown layer was before.
 """
