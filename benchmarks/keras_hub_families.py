@@ -20,8 +20,9 @@ params (4.0 s). DeepLabV3ImageSegmenter around that backbone is not a row: wrap 
 (graph.trace's `key` loops on an alias to itself: a keras_hub task calls
 `backbone(backbone.input)`, so the nested model's input is the outer input).
 
-tests/test_keras_hub.py runs the cheapest four of these (FAMILIES is their one source). Needs keras-hub (0.32; `make
-setup` installs it with the `test` extra, or `pip install -e ".[hub]"`).
+tests/test_keras_hub.py runs the cheapest four of these (FAMILIES is their one source).
+Needs keras-hub (0.32; `make setup` installs it with the `test` extra, or
+`pip install -e ".[hub]"`).
 """
 
 import argparse
