@@ -86,3 +86,25 @@ def _pruned(model, exclude=()):
     masked = tfc.wrap(model, exclude=exclude)
     tfc.prune(masked, ratio=0.5)
     return masked
+
+
+def test_a_nested_model_called_on_its_own_input():
+    """keras_hub's task models call their backbone on `backbone.input` (DeepLabV3's
+    segmenter): the nested model's input is the outer model's input tensor itself. The
+    graph sees through it (before, tracing it looped forever)."""
+    import keras
+
+    image = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(8, 3, padding="same", name="c1")(image)
+    features = keras.layers.Conv2D(8, 3, padding="same", name="c2")(features)
+    backbone = keras.Model(image, features, name="backbone")
+    y = backbone(backbone.input)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    model = keras.Model(backbone.input, keras.layers.Dense(3, name="head")(y))
+    x = sample_input(model)
+    masked = tfc.wrap(model, method="l1_filter")
+    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    assert compact.count_params() < model.count_params()

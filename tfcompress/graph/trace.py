@@ -125,12 +125,20 @@ def trace(model, keep=()):
     inlined = set()
     opaque, composites = {}, {}
 
+    def join(tensor, target):
+        # A nested model called on its own input (keras_hub task models call their
+        # backbone on `backbone.input`) gives the same tensor on both sides: aliasing it to
+        # itself would make `key` loop forever.
+        k = key(target)
+        if k != id(tensor):
+            alias[id(tensor)] = k
+
     def inline(inner, node, within):
         for inner_in, outer_in in zip(inner.inputs, node.input_tensors):
-            alias[id(inner_in)] = key(outer_in)
+            join(inner_in, outer_in)
         visit(inner, within)
         for inner_out, outer_out in zip(inner.outputs, node.outputs):
-            alias[id(outer_out)] = key(inner_out)
+            join(outer_out, inner_out)
 
     def visit(fn, within=None):
         depths = sorted(fn._nodes_by_depth, reverse=True)
