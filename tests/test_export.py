@@ -42,6 +42,18 @@ def test_saved_model_named_signature(compact, tmp_path):
         tfc.export.serve(path, _x(), signature_name="detect")
 
 
+def test_saved_model_with_a_lookup_table(tmp_path):
+    """A model whose call reads a lookup table (StringLookup), not only variables, is
+    exported through Keras' ExportArchive, which tracks the table: it serves the same."""
+    words = keras.Input((3,), dtype="string", name="words")
+    ids = layers.StringLookup(vocabulary=["a", "b", "c"])(words)
+    x = layers.Flatten()(layers.Embedding(5, 4)(ids))
+    model = keras.Model(words, layers.Dense(2)(x))
+    batch = np.array([["a", "b", "z"], ["c", "c", "a"]])
+    out = tfc.export.serve(tfc.export.saved_model(model, str(tmp_path / "sm")), batch)
+    np.testing.assert_allclose(out[0], model(batch), rtol=1e-6)
+
+
 @pytest.mark.parametrize("quantization,tolerance", [(None, 1e-4), ("dynamic", 0.1)])
 def test_tflite_runs_in_litert(compact, tmp_path, quantization, tolerance):
     check = tfc.export.tflite(

@@ -12,7 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.atomic import atomic_path
-from tfcompress.export.saved_model import DEFAULT_SIGNATURE, input_specs, output_names
+from tfcompress.export.saved_model import (
+    DEFAULT_SIGNATURE,
+    input_specs,
+    output_names,
+    write_signature,
+)
 
 QUANTIZATIONS = (None, "dynamic", "int8")
 
@@ -40,10 +45,7 @@ def _batch_free_saved_model(model, path):
         return dict(zip(names, outputs, strict=True))
 
     with atomic_path(path) as tmp:  # written as `saved_model` writes (same fault points)
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(name=DEFAULT_SIGNATURE, fn=call, input_signature=specs)
-        archive.write_out(tmp, verbose=False)
+        write_signature(model, tmp, DEFAULT_SIGNATURE, call, specs)
     return path
 
 
