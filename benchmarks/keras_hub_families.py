@@ -20,7 +20,12 @@ params (4.0 s). A keras_hub task model around a backbone calls it on `backbone.i
 (the nested model's input is the outer input): graph tracing looped forever on it until
 10e751e; DeepLabV3ImageSegmenter around the deeplab_v3 backbone now wraps with error 0.0 and
 strips within 1.0e-6 (479,896 -> 242,805 params, ad hoc; the pattern is tested in
-tests/test_graph_topologies.py::test_a_nested_model_called_on_its_own_input).
+tests/test_graph_topologies.py::test_a_nested_model_called_on_its_own_input). Two task
+models are rows (`.venv/bin/python benchmarks/keras_hub_families.py image_classifier
+bert_text_classifier`): ImageClassifier on the tiny ResNet, wrap 0.0, strip 3.5e-7,
+43,195 -> 21,789 params; BertTextClassifier (no preprocessor) on the tiny BERT, wrap 0.0,
+strip 2.9e-7, 1,195 -> 843 params: it reads only the pooled output, so the hidden width
+narrows (8 -> 6; tests/test_keras_hub.py::test_a_task_model_prunes_through_its_backbone).
 
 tests/test_keras_hub.py runs twelve of these (FAMILIES is their one source).
 Needs keras-hub (0.32; `make setup` installs it with the `test` extra, or
@@ -146,6 +151,14 @@ FAMILIES = {
         image_encoder=_resnet_encoder(3), spatial_pyramid_pooling_key="P4",
         low_level_feature_key="P2", upsampling_size=4, dilation_rates=[2, 4],
         projection_filters=8, image_shape=(64, 64, 3),
+    ),
+    # task models: the backbone nested, called on its own input (the hidden width of the
+    # text classifier is prunable: only the pooled output is read)
+    "image_classifier": lambda: hub.models.ImageClassifier(
+        backbone=FAMILIES["resnet"](), num_classes=3
+    ),
+    "bert_text_classifier": lambda: hub.models.BertTextClassifier(
+        backbone=FAMILIES["bert"](), num_classes=3, preprocessor=None
     ),
     "retinanet": lambda: hub.models.RetinaNetBackbone(
         image_encoder=_resnet_encoder(4), min_level=3, max_level=5, use_p5=False,

@@ -73,6 +73,25 @@ def test_backbone_parity(name, tmp_path):
     assert max_rel_error(expected, served) <= 1e-4
 
 
+def test_a_task_model_prunes_through_its_backbone(tmp_path):
+    """A keras_hub task model calls its backbone on `backbone.input` (a nested model on its
+    own input, 10e751e). BertTextClassifier reads only the pooled output, so the hidden
+    width is prunable through the whole backbone (token embedding 8 -> 6 channels here)."""
+    model = FAMILIES["bert_text_classifier"]()
+    x = sample_input(model)
+    masked = tfc.wrap(model)
+    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
+    tfc.prune(masked, ratio=0.3)
+    compact = tfc.strip(masked)
+    expected = outputs(compact, x)
+    assert max_rel_error(outputs(masked, x), expected) <= 1e-4
+    assert compact.count_params() < model.count_params()
+    width = model.backbone.get_layer("token_embedding").weights[0].shape[-1]
+    assert compact.get_layer("token_embedding").weights[0].shape[-1] < width
+    served = tfc.export.serve(tfc.export.saved_model(compact, str(tmp_path / "sm")), x)
+    assert max_rel_error(expected, served) <= 1e-4
+
+
 class LearnedOffset(keras.layers.Layer):
     """Adds a weight of its own to its input (as a position embedding does): opaque."""
 
