@@ -1,8 +1,9 @@
 """The shortcuts that make wrap / strip fast change nothing a user sees: the copies'
 weights are the originals' (created holding them: no random draw, no second write), their
 configs keep the original initializers, a wrapper's own weights keep theirs, and the
-vectorised channel grouping makes the groups their per-channel definition makes. Timings
-are in benchmarks/prune_time.py, not here."""
+vectorised channel grouping makes the groups their per-channel definition makes, and a
+wrapped model is traced once for prune and strip (`tfcompress.graph.memo`) but again
+whenever its graph could differ. Timings are in benchmarks/prune_time.py, not here."""
 
 import keras
 import numpy as np
@@ -11,7 +12,10 @@ from keras import layers
 
 import tfcompress as tfc
 from tests.topologies import TOPOLOGIES
-from tfcompress.graph.rules import unwrap
+from tfcompress import methods
+from tfcompress.graph import dependency, registered_rule
+from tfcompress.graph.memo import graph_for
+from tfcompress.graph.rules import Channelwise, unwrap
 
 
 def _model():
@@ -111,3 +115,47 @@ def test_groups_match_their_per_channel_definition(name):
                 positions = np.nonzero(of_key == g.index)[0]
                 assert imap.positions.tolist() == positions.tolist()
                 assert imap.channels.tolist() == ranks_of_key[positions].tolist()
+
+
+def _traces(monkeypatch):
+    """The names of the models `DependencyGraph` traces from now on."""
+    names, trace = [], dependency.trace
+
+    def counted(model, keep=()):
+        names.append(model.name)
+        return trace(model, keep)
+
+    monkeypatch.setattr(dependency, "trace", counted)
+    return names
+
+
+def test_prune_and_strip_trace_a_wrapped_model_once(monkeypatch, tmp_path):
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    masked = tfc.wrap(_model())
+    traced = _traces(monkeypatch)
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    assert traced == [masked.name]  # strip reused the graph prune traced
+    graph = methods.graph_of(masked)
+    assert compact.get_layer("conv_b").filters == 3
+    np.testing.assert_allclose(masked(x), compact(x), rtol=1e-5, atol=1e-6)
+    # a new rule table or another exclude list: traced again, and remembered
+    with registered_rule(keras.layers.ReLU, Channelwise()):
+        assert methods.graph_of(masked) is not graph
+    assert graph_for(masked, exclude=["conv_b"]).exclude == ("conv_b",)
+    assert len(traced) == 3
+    again = methods.graph_of(masked)  # the table is the old one again: traced once more
+    assert methods.graph_of(masked) is again and len(traced) == 4
+    # the memo is no part of the model: it saves and loads as before
+    path = str(tmp_path / "masked.keras")
+    masked.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path)(x), masked(x), rtol=1e-6)
+
+
+def test_a_sequential_model_is_traced_every_time(monkeypatch):
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    traced = _traces(monkeypatch)
+    first = graph_for(model)
+    model.add(keras.layers.Dense(3))  # Sequential.add rewires the model
+    assert graph_for(model).traced.output_keys != first.traced.output_keys
+    assert len(traced) == 2

@@ -328,8 +328,9 @@ def resolve(masked, method=None, criterion=None, *, caller="prune"):
 
 def graph_of(masked):
     """The dependency graph of a wrapped model, with the layers it was wrapped to leave
-    alone (`exclude`) left alone again."""
-    from tfcompress.graph import DependencyGraph
+    alone (`exclude`) left alone again: traced once per model (`graph.memo`), so `prune`
+    and `strip` share it."""
+    from tfcompress.graph.memo import graph_for
 
     wrapping = wrapping_of(masked)
-    return DependencyGraph(masked, exclude=() if wrapping is None else wrapping.exclude)
+    return graph_for(masked, exclude=() if wrapping is None else wrapping.exclude)
