@@ -6,11 +6,17 @@ prunes with parity, and the exact refusal for the others.
 Each backbone is built from its constructor with a tiny config and random weights (never a
 preset); for each: wrap alone (max relative error against the model), prune 30 % (l1_filter)
 then strip (error against the masked model), parameters before and after, and the seconds
-the three took; or the first line of the error that refused it. The decoder-only LLMs with
-grouped-query attention (Llama, Mistral, Qwen2, Gemma) and OPT/GPT-2 are refused today:
-their decoder blocks build the causal mask from the sequence's shape (`ops.shape(x)[1]`),
-unknown while a block is traced into its parts, so the block stays opaque on prunable
-channels (Gemma's RMSNormalization fails the same way).
+the three took; or the first line of the error that refused it. GPT-2 and OPT prune (wrap
+0.0, strip 0.0: with 2 heads, 30 % removes FFN units only; 1,080 -> 1,012 params): their
+TransformerDecoder builds the causal mask from the sequence's length (`ops.shape(x)[1]`),
+unknown while the block is traced into its parts, which is a `SizeOf` node of the traced
+block since tfcompress.graph.dynamic_sizes (`.venv/bin/python
+benchmarks/keras_hub_families.py gpt2 opt llama mistral qwen2 gemma`). The decoder-only LLMs
+with grouped-query attention get past the mask and are refused further on: Llama, Mistral
+and Qwen2 at their RMS layer norms (LlamaLayerNorm, MistralLayerNormalization,
+QwenLayerNorm hold a `scale` weight their call reads: they need a rule, as
+LayerNormalization has), Gemma at its RMSNormalization, whose call fails on symbolic
+tensors.
 
 Composite blocks (`.venv/bin/python benchmarks/keras_hub_families.py deeplab_v3 retinanet`,
 ResNet encoder on 64 x 64 images): DeepLabV3Backbone with its SpatialPyramidPooling prunes,

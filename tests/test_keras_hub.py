@@ -10,7 +10,10 @@ prunable like heads and FFN units unless a model output holds it, as a keras_hub
 backbone's `sequence_output` does: there the blocks' insides are pruned and the hidden
 width is kept. ALBERT's embedding width, before its projection to the hidden width, is
 held by no output: its token, position and segment embeddings and their
-LayerNormalization narrow together (8 -> 6 channels here).
+LayerNormalization narrow together (8 -> 6 channels here). GPT-2's TransformerDecoder builds
+its causal mask from the sequence's length (`ops.shape(x)[1]`), unknown while the block is
+traced: that length is a `SizeOf` node of the traced block (`tfcompress.graph.dynamic_sizes`),
+so the compact GPT-2 runs at any length.
 
 Every compact backbone is also exported as a SavedModel and served (<= 1e-4): CNNs and
 transformers, one input or a dict of three (BERT's token_ids, segment_ids, padding_mask), one
@@ -32,8 +35,8 @@ from benchmarks.keras_hub_families import FAMILIES, outputs, sample_input  # noq
 
 # The cheapest of each kind (CNN: plain, residual, depthwise composite blocks with
 # squeeze-and-excite, dense concatenation, fused MBConv, separable convolutions,
-# cross-stage partial; transformer: BERT, RoBERTa, DistilBERT, ALBERT, ELECTRA); every
-# family runs in the benchmark.
+# cross-stage partial; transformer: BERT, RoBERTa, DistilBERT, ALBERT, ELECTRA, and the
+# decoder GPT-2); every family runs in the benchmark.
 TESTED = (
     "vgg",
     "resnet",
@@ -47,6 +50,7 @@ TESTED = (
     "distil_bert",
     "albert",
     "electra",
+    "gpt2",
 )
 # A layer whose width (the last axis of its first weight) pruning narrows: ALBERT's
 # position embedding, on the embedding width no output holds.

@@ -300,3 +300,49 @@ def test_untraceable_layer_is_refused_by_name():
         r"own.*exclude=\['block'\]",
     ):
         tfc.wrap(model)
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class CausalBlock(keras.layers.Layer):
+    """A decoder block of one's own: self-attention under a causal mask built from the
+    sequence's length (`ops.shape(x)[1]`, unknown while the block is traced into its
+    parts), then a residual FFN, as keras_hub's TransformerDecoder does."""
+
+    def __init__(self, heads=4, key_dim=4, ff=24, **kwargs):
+        super().__init__(**kwargs)
+        self.heads, self.key_dim, self.ff = heads, key_dim, ff
+        self.attention = keras.layers.MultiHeadAttention(heads, key_dim, name="attention")
+        self.ffn1 = keras.layers.Dense(ff, activation="relu", name="ffn1")
+
+    def build(self, shape):
+        self.ffn2 = keras.layers.Dense(shape[-1], name="ffn2")
+
+    def call(self, x):
+        batch, length = keras.ops.shape(x)[0], keras.ops.shape(x)[1]
+        i = keras.ops.arange(length)
+        causal = keras.ops.expand_dims(i, 1) >= keras.ops.expand_dims(i, 0)
+        mask = keras.ops.broadcast_to(keras.ops.expand_dims(causal, 0), (batch, length, length))
+        x = x + self.attention(x, x, attention_mask=mask)
+        return x + self.ffn2(self.ffn1(x))
+
+    def get_config(self):
+        config = {"heads": self.heads, "key_dim": self.key_dim, "ff": self.ff}
+        return {**super().get_config(), **config}
+
+
+def test_a_causal_mask_from_the_sequence_length_is_traced(tmp_path):
+    """The mask's sizes are `SizeOf` nodes of the traced block (`graph.dynamic_sizes`): the
+    block is seen through, heads, FFN units and the hidden width (read through a pooled
+    head) are pruned, and the compact model runs at any sequence length."""
+    tokens = keras.Input((None,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(VOCAB, DIM, name="tokens_embedding")(tokens)
+    x = keras.layers.GlobalAveragePooling1D()(CausalBlock(name="block")(x))
+    model = keras.Model(tokens, keras.layers.Dense(2, name="logits")(x))
+    masked, compact = _check_parity(model, _tokens(), ratio=0.5)
+    assert _heads(compact) == {"attention": 2}
+    assert compact.get_layer("tokens_embedding").output_dim < DIM
+    short = _tokens()[:, :5]
+    assert max_rel_error(outputs(model, short), outputs(tfc.wrap(model), short)) <= 1e-6
+    assert max_rel_error(outputs(masked, short), outputs(compact, short)) <= 1e-4
+    (served,) = tfc.export.serve(tfc.export.saved_model(compact, str(tmp_path / "sm")), short)
+    assert max_rel_error(outputs(compact, short), [served]) <= 1e-4

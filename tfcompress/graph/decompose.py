@@ -21,6 +21,8 @@ import inspect
 import keras
 import numpy as np
 
+from tfcompress.graph.dynamic_sizes import symbolic_sizes
+
 
 @dataclasses.dataclass(frozen=True)
 class Opaque:
@@ -117,6 +119,14 @@ def _symbolic_call(layer, node, training):
     try:
         with keras.name_scope(layer.name):
             outputs = layer.call(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - tried again with unknown sizes as tensors
+        outputs = None
+    # a size unknown on the symbolic inputs (a sequence's length) is None in the first
+    # call; one that needs it (a causal mask) is called again with it as a tensor
+    try:
+        if outputs is None:
+            with keras.name_scope(layer.name), symbolic_sizes():
+                outputs = layer.call(*args, **kwargs)
     except Exception as e:  # noqa: BLE001 - any failure on symbolic tensors is the reason
         return Opaque(
             layer,

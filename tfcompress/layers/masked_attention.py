@@ -83,19 +83,26 @@ class MaskedAttention(EditedWeights):
         training=None,
         use_causal_mask=False,
     ):
+        # only the arguments given: a subclass may take fewer (keras_hub's
+        # CachedMultiHeadAttention has no query_mask, value_mask, key_mask)
+        given = {
+            "key": key,
+            "query_mask": query_mask,
+            "value_mask": value_mask,
+            "key_mask": key_mask,
+            "attention_mask": attention_mask,
+            "training": training,
+        }
+        kwargs = {k: v for k, v in given.items() if v is not None}
+        flags = {"return_attention_scores": return_attention_scores}
+        flags["use_causal_mask"] = use_causal_mask
+        kwargs.update({k: v for k, v in flags.items() if v})
         outputs, non_trainable = self.layer.stateless_call(
             self.trainable_values(),
             [v.value for v in self.layer.non_trainable_variables],
             query,
             value,
-            key=key,
-            query_mask=query_mask,
-            value_mask=value_mask,
-            key_mask=key_mask,
-            attention_mask=attention_mask,
-            return_attention_scores=return_attention_scores,
-            training=training,
-            use_causal_mask=use_causal_mask,
+            **kwargs,
         )
         for var, new in zip(self.layer.non_trainable_variables, non_trainable):
             var.assign(new)  # dropout's seed state advances as the layer's own call does
