@@ -12,7 +12,8 @@ graph instead:
   and `DynamicBroadcastTo`, whose sizes are inputs of the node, not constants of its
   config (Keras' own `Arange` and `BroadcastTo` need known sizes);
 - `keras.ops.reshape` is given None for such a size, as in the first call (one unknown
-  size of a reshape becomes -1: `decompose`);
+  size of a reshape becomes -1: `decompose`); with two or more unknown sizes (batch and
+  length: keras_hub's Llama attention) the call fails, and the layer stays opaque;
 - a sublayer called with a keyword argument equal to its default None is called without
   it, which computes the same (keras_hub's `CachedMultiHeadAttention` is passed
   `cache=None`, a keyword `MultiHeadAttention.compute_output_spec` does not take).
@@ -122,6 +123,11 @@ def _broadcast_to(x, shape):
 def _reshape(x, newshape):
     if isinstance(newshape, (tuple, list)):
         newshape = tuple(None if isinstance(d, keras.KerasTensor) else d for d in newshape)
+        if sum(d is None or (isinstance(d, int) and d == -1) for d in newshape) > 1:
+            raise ValueError(
+                f"keras.ops.reshape to {newshape}: more than one size unknown when traced "
+                "(a reshape whose sizes are tensors of the graph has no rule yet)"
+            )
     return keras_numpy.reshape(x, newshape)
 
 
