@@ -159,3 +159,22 @@ def test_a_sequential_model_is_traced_every_time(monkeypatch):
     model.add(keras.layers.Dense(3))  # Sequential.add rewires the model
     assert graph_for(model).traced.output_keys != first.traced.output_keys
     assert len(traced) == 2
+
+
+@pytest.mark.parametrize("method", ["l1_filter", "soft_topk"])
+def test_strip_folds_only_factors_other_than_one(method):
+    """Binary masks keep channels with factor 1: strip folds nothing into the next kernel
+    (`_ones_where_kept`); a soft top-k mask that is not hard yet has other factors, which
+    it folds. The compact model computes what the masked one does either way."""
+    x = np.random.default_rng(1).uniform(size=(2, 8, 8, 3)).astype("float32")
+    masked = tfc.wrap(_model(), method)
+    tfc.prune(masked, ratio=0.5, criterion="l1_filter")
+    masks = [layer for layer in masked.layers if isinstance(layer, tfc.layers.ChannelMask)]
+    for mask in masks:
+        if method == "soft_topk":  # a soft selection: factors in (0, 1)
+            mask.keep.assign(mask.units - 1.0)
+        scale = np.asarray(mask.channel_scale())[mask.kept()]
+        assert np.all(scale == 1) == (method == "l1_filter")
+    compact = tfc.strip(masked)  # soft_topk keeps >= 8 channels: these layers whole
+    assert compact.get_layer("conv_b").filters == (3 if method == "l1_filter" else 6)
+    np.testing.assert_allclose(masked(x), compact(x), rtol=1e-5, atol=1e-6)

@@ -55,13 +55,22 @@ def strip(masked, *, name=None):
                 v * op.layer.mask_values(w.name) if w.name in op.layer.masks else v
                 for w, v in zip(inner.weights, values)
             ]
-        scale = scales.get(op.in_keys[0]) if rule.is_mixing else None
-        if scale is not None:
-            values = _fold_input_scale(inner, rule, values, scale)
         in_keep, out_keep = plans[op.layer]
+        scale = scales.get(op.in_keys[0]) if rule.is_mixing else None
+        if scale is not None and not _ones_where_kept(scale, in_keep):
+            values = _fold_input_scale(inner, rule, values, scale)
         return rule.slice_weights(inner, values, in_keep, out_keep)
 
     return rebuild(graph.traced, make_layer, weights_of=weights_of, name=name)
+
+
+def _ones_where_kept(scale, in_keep):
+    """True when folding `scale` (one factor per input channel) into a layer changes no
+    weight its compact copy keeps: the factor is 1 on every kept input channel, and the
+    weight rows of the others are cut out. So binary masks fold nothing (a kernel-sized
+    product per conv saved)."""
+    kept = scale if in_keep is None else scale[in_keep]
+    return bool(np.all(kept == 1))
 
 
 def _fold_input_scale(layer, rule, values, scale):
