@@ -346,3 +346,24 @@ def test_a_causal_mask_from_the_sequence_length_is_traced(tmp_path):
     assert max_rel_error(outputs(masked, short), outputs(compact, short)) <= 1e-4
     (served,) = tfc.export.serve(tfc.export.saved_model(compact, str(tmp_path / "sm")), short)
     assert max_rel_error(outputs(compact, short), [served]) <= 1e-4
+
+
+def test_a_reshape_with_two_sizes_unknown_when_traced_is_refused_by_name():
+    """Batch and length both unknown in one reshape: no rule reads sizes that are tensors of
+    the graph, so the block stays opaque and is refused (it fed a prunable Dense)."""
+
+    class SplitHeads(keras.layers.Layer):
+        def call(self, x):
+            batch, length = keras.ops.shape(x)[0], keras.ops.shape(x)[1]
+            position = keras.ops.cast(keras.ops.arange(length), x.dtype)
+            x = x + keras.ops.expand_dims(keras.ops.expand_dims(position, 0), -1)
+            heads = keras.ops.reshape(x, (batch, length, 2, DIM // 2))
+            return keras.ops.reshape(heads, (batch, length, DIM))
+
+    x = keras.Input((None, DIM))
+    model = keras.Model(x, SplitHeads(name="split")(keras.layers.Dense(DIM)(x)))
+    with pytest.raises(
+        tfc.graph.UnknownLayerError,
+        match=r"Layer 'split' .*more than one size unknown when traced",
+    ):
+        tfc.wrap(model)
