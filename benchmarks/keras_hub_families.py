@@ -1,22 +1,24 @@
 """keras_hub backbones through wrap / prune / strip (issue #16): which families tfcompress
 prunes with parity, and the exact refusal for the others.
 
-    .venv/bin/python benchmarks/keras_hub_families.py [family ...] [--out rows.json]
+    .venv/bin/python benchmarks/keras_hub_families.py [family ...] [--export] [--out rows.json]
 
 Each backbone is built from its constructor with a tiny config and random weights (never a
 preset); for each: wrap alone (max relative error against the model), prune 30 % (l1_filter)
 then strip (error against the masked model), parameters before and after, and the seconds
-the three took; or the first line of the error that refused it. GPT-2 and OPT prune (wrap
-0.0, strip 0.0: with 2 heads, 30 % removes FFN units only; 1,080 -> 1,012 params): their
-TransformerDecoder builds the causal mask from the sequence's length (`ops.shape(x)[1]`),
-unknown while the block is traced into its parts, which is a `SizeOf` node of the traced
-block since tfcompress.graph.dynamic_sizes (`.venv/bin/python
+the three took; or the first line of the error that refused it. With `--export`, also the CPU
+seconds of `tfc.export.saved_model` and `tfc.export.serve` on the compact model and the
+served output's error.
+
+GPT-2 and OPT prune (wrap 0.0, strip 0.0: with 2 heads, 30 % removes FFN units only; 1,080
+-> 1,012 params): their TransformerDecoder builds the causal mask from the sequence's length
+(`ops.shape(x)[1]`), unknown while the block is traced into its parts, which is a `SizeOf`
+node of the traced block since tfcompress.graph.dynamic_sizes (`.venv/bin/python
 benchmarks/keras_hub_families.py gpt2 opt llama mistral qwen2 gemma`). The decoder-only LLMs
 with grouped-query attention get past the mask and are refused further on: Llama, Mistral
-and Qwen2 at their RMS layer norms (LlamaLayerNorm, MistralLayerNormalization,
-QwenLayerNorm hold a `scale` weight their call reads: they need a rule, as
-LayerNormalization has), Gemma at its RMSNormalization, whose call fails on symbolic
-tensors.
+and Qwen2 at their RMS layer norms (LlamaLayerNorm, MistralLayerNormalization, QwenLayerNorm
+hold a `scale` weight their call reads: they need a rule, as LayerNormalization has), Gemma
+at its RMSNormalization, whose call fails on symbolic tensors.
 
 Composite blocks (`.venv/bin/python benchmarks/keras_hub_families.py deeplab_v3 retinanet`,
 ResNet encoder on 64 x 64 images): DeepLabV3Backbone with its SpatialPyramidPooling prunes,
@@ -40,7 +42,9 @@ Needs keras-hub (0.32; `make setup` installs it with the `test` extra, or
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 
 import keras
@@ -204,8 +208,10 @@ def max_rel_error(a_list, b_list):
     )
 
 
-def run(name, ratio=0.3):
-    """One family: a dict of the measurements, or of the refusal."""
+def run(name, ratio=0.3, export=False):
+    """One family: a dict of the measurements, or of the refusal. With `export`, also the
+    CPU seconds of `tfc.export.saved_model` and `tfc.export.serve` on the compact model
+    and the served output's error."""
     import tfcompress as tfc
 
     model = FAMILIES[name]()
@@ -218,7 +224,7 @@ def run(name, ratio=0.3):
         compact = tfc.strip(masked)
     except Exception as e:  # noqa: BLE001 - the refusal is the result
         return {"family": name, "refused": f"{type(e).__name__}: {' '.join(str(e).split())}"}
-    return {
+    row = {
         "family": name,
         "wrap_error": wrap_error,
         "strip_error": max_rel_error(outputs(masked, x), outputs(compact, x)),
@@ -226,24 +232,41 @@ def run(name, ratio=0.3):
         "compact_params": compact.count_params(),
         "seconds": round(time.perf_counter() - start, 2),
     }
+    if export:
+        with tempfile.TemporaryDirectory() as tmp:
+            cpu = time.process_time()
+            path = tfc.export.saved_model(compact, os.path.join(tmp, "sm"))
+            row["export_cpu"] = round(time.process_time() - cpu, 2)
+            cpu = time.process_time()
+            served = tfc.export.serve(path, x)
+            row["serve_cpu"] = round(time.process_time() - cpu, 2)
+        row["served_error"] = max_rel_error(outputs(compact, x), served)
+    return row
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("families", nargs="*", default=list(FAMILIES))
     parser.add_argument("--out", help="write the rows as JSON here")
+    parser.add_argument(
+        "--export", action="store_true", help="also export and serve the compact model"
+    )
     args = parser.parse_args(argv)
-    rows = [run(name) for name in args.families]
-    print("| family | wrap error | strip error | params | compact params | s |")
-    print("|---|---|---|---|---|---|")
+    rows = [run(name, export=args.export) for name in args.families]
+    extra = " export s | serve s | served error |" if args.export else ""
+    print("| family | wrap error | strip error | params | compact params | s |" + extra)
+    print("|---|---|---|---|---|---|" + "---|" * (3 if args.export else 0))
     for r in rows:
         if "refused" in r:
             print(f"| {r['family']} | refused: {r['refused'][:400]} |||||")
-        else:
-            print(
-                f"| {r['family']} | {r['wrap_error']:.1e} | {r['strip_error']:.1e} | "
-                f"{r['params']:,} | {r['compact_params']:,} | {r['seconds']} |"
-            )
+            continue
+        line = (
+            f"| {r['family']} | {r['wrap_error']:.1e} | {r['strip_error']:.1e} | "
+            f"{r['params']:,} | {r['compact_params']:,} | {r['seconds']} |"
+        )
+        if args.export:
+            line += f" {r['export_cpu']} | {r['serve_cpu']} | {r['served_error']:.1e} |"
+        print(line)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
