@@ -123,7 +123,7 @@ def _broadcast_to(x, shape):
 def _reshape(x, newshape):
     if isinstance(newshape, (tuple, list)):
         newshape = tuple(None if isinstance(d, keras.KerasTensor) else d for d in newshape)
-        if sum(d is None or (isinstance(d, int) and d == -1) for d in newshape) > 1:
+        if sum(d is None for d in newshape) > 1:
             raise ValueError(
                 f"keras.ops.reshape to {newshape}: more than one size unknown when traced "
                 "(a reshape whose sizes are tensors of the graph has no rule yet)"
