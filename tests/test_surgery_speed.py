@@ -152,13 +152,20 @@ def test_prune_and_strip_trace_a_wrapped_model_once(monkeypatch, tmp_path):
     np.testing.assert_allclose(keras.saving.load_model(path)(x), masked(x), rtol=1e-6)
 
 
-def test_a_sequential_model_is_traced_every_time(monkeypatch):
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+def test_a_model_wrap_did_not_make_is_traced_every_time(monkeypatch, tmp_path):
+    """No model a caller made is written to: a masked Sequential built by hand (which
+    `add` may rewire) and a wrapped model loaded from a file are traced at each call."""
+    path = str(tmp_path / "masked.keras")
+    tfc.wrap(_model()).save(path)
+    loaded = keras.saving.load_model(path)
+    model = keras.Sequential([keras.Input((6,)), layers.Dense(4), tfc.layers.ChannelMask(4)])
     traced = _traces(monkeypatch)
-    first = graph_for(model)
-    model.add(keras.layers.Dense(3))  # Sequential.add rewires the model
-    assert graph_for(model).traced.output_keys != first.traced.output_keys
-    assert len(traced) == 2
+    first = methods.graph_of(model)
+    model.add(layers.Dense(3))
+    assert methods.graph_of(model).traced.output_keys != first.traced.output_keys
+    assert not any(k.startswith("_tfcompress") for k in vars(model))
+    assert methods.graph_of(loaded) is not methods.graph_of(loaded)
+    assert len(traced) == 4
 
 
 @pytest.mark.parametrize("method", ["l1_filter", "soft_topk"])

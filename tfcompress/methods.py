@@ -328,8 +328,8 @@ def resolve(masked, method=None, criterion=None, *, caller="prune"):
 
 def graph_of(masked):
     """The dependency graph of a wrapped model, with the layers it was wrapped to leave
-    alone (`exclude`) left alone again: traced once per model (`graph.memo`), so `prune`
-    and `strip` share it."""
+    alone (`exclude`) left alone again. A model `wrap` made is traced once (`graph.memo`):
+    `prune` and `strip` share its graph."""
     from tfcompress.graph.memo import graph_for
 
     wrapping = wrapping_of(masked)

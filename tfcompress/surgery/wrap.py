@@ -6,7 +6,7 @@ import collections
 import numpy as np
 
 from tfcompress import methods
-from tfcompress.graph import DependencyGraph
+from tfcompress.graph import DependencyGraph, memo
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, WeightMask
@@ -51,9 +51,10 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
     graph = graph or DependencyGraph(model, exclude=exclude)
     wrapping = methods.Wrapping(method, graph.exclude, options).get_config()
     if not record.structured:
-        return _wrap_weights(graph, wrapping)
+        return memo.attach(_wrap_weights(graph, wrapping))
     edit = record.clone_hook(graph, **options) if record.clone_hook is not None else None
-    return _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels)
+    # a slot for the new model's graph: prune and strip trace it once between them
+    return memo.attach(_wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels))
 
 
 def _refuse_wrapped(model):
