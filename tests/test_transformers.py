@@ -346,6 +346,9 @@ def test_a_causal_mask_from_the_sequence_length_is_traced(tmp_path):
     assert max_rel_error(outputs(masked, short), outputs(compact, short)) <= 1e-4
     (served,) = tfc.export.serve(tfc.export.saved_model(compact, str(tmp_path / "sm")), short)
     assert max_rel_error(outputs(compact, short), [served]) <= 1e-4
+    # SizeOf, DynamicArange and DynamicBroadcastTo round-trip their configs
+    loaded = keras.saving.load_model(tfc.export.keras_file(compact, str(tmp_path / "c.keras")))
+    assert max_rel_error(outputs(compact, short), outputs(loaded, short)) <= 1e-6
 
 
 def test_a_reshape_with_two_sizes_unknown_when_traced_is_refused_by_name():
