@@ -3,6 +3,7 @@
     python benchmarks/prune_time.py                        # 14 keras.applications + ResNet-18
     python benchmarks/prune_time.py --models resnet18 MobileNetV2 --repeats 5
     python benchmarks/prune_time.py --fold                 # also fold_batchnorm, with parity
+    python benchmarks/prune_time.py --models resnet18 --repeats 5 --split  # where CPU goes
 
 Models have random weights (`weights=None`, no downloads): the 14 keras.applications
 families at the small input sizes tests/test_applications.py uses, and the zoo's ResNet-18
@@ -15,6 +16,9 @@ the whole round. TensorFlow runs on `--threads` threads (default 1, as Torch-Pru
 time was measured).
 `--fold` adds `tfc.export.fold_batchnorm` of the original model: its time, the
 BatchNorm layers before and after, and the max relative error of its logits.
+`--split` adds `repeats` rounds under timers (`Split`) and prints the CPU time of the
+least costly one split into the dependency graphs, making the new layers, Keras layer
+calls (of which creating variables), and the rest.
 
 Writes `benchmarks/results/prune_time.json` (or `--out`). Goal (issue #19): ResNet-18
 wrap + prune + strip <= 0.15 s.
@@ -29,6 +33,15 @@ The goal is out of reach of a wrap / strip that builds Keras models: on the same
 and wrap and strip each build one model of ~70-80 layers and ~110 weights (Keras layer
 construction and calls -- attribute tracking, variable creation -- are ~2/3 of the round;
 the dependency graphs ~5 %, strip's numpy slicing ~10 %).
+
+Later (same day, session of 19:00, 1 thread, load 4-5 on the 2 cores): prune and strip
+share the wrapped model's graph (`tfcompress.graph.memo`), and strip folds no mask factor
+that is 1 on the kept channels. A/B with snapshots of 9258f4a and of 9258f4a plus these
+changes, both run by this script, alternating (`--models resnet18 --repeats 5 --split`,
+3 runs each): cpu 0.50 / 0.50 / 0.59 s before, 0.44 / 0.49 / 0.51 s after; the graphs
+0.022-0.024 -> 0.014-0.017 s. The split of a round (after): Keras 70-74 % (making layers
+0.11, layer calls 0.21-0.24 of which variables 0.10-0.11), graphs 0.015, the rest
+(scores, slicing, masks) 0.10-0.12 s.
 """
 
 import argparse
@@ -107,6 +120,72 @@ def one_round(model, ratio):
     return times, compact
 
 
+class Split:
+    """Process CPU time of one round split by what runs (`--split`): the dependency graphs
+    (`DependencyGraph`: trace + groups), making the new layers (`rebuild`'s make_layer:
+    get_config, from_config, wrappers), Keras layer calls on symbolic tensors (build and
+    output specs; the variables they create are also shown alone), and the rest
+    (tfcompress's own bookkeeping: weight slicing, masks, scoring). Timers patch the
+    classes for the length of a `with` block; the outermost one counts."""
+
+    PARTS = ("graph", "make_layer", "keras_call", "variables")
+
+    def __init__(self):
+        self.cpu = dict.fromkeys(self.PARTS, 0.0)
+        self._depth = dict.fromkeys(self.PARTS, 0)
+        self._undo = []
+
+    def _timed(self, part, fn):
+        def timed(*args, **kwargs):
+            self._depth[part] += 1
+            start = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth[part] -= 1
+                if not self._depth[part]:
+                    self.cpu[part] += time.process_time() - start
+
+        return timed
+
+    def _patch(self, owner, name, part):
+        fn = getattr(owner, name)
+        self._undo.append((owner, name, fn))
+        setattr(owner, name, self._timed(part, fn))
+
+    def __enter__(self):
+        import importlib
+
+        rebuild_mod = importlib.import_module("tfcompress.surgery.rebuild")
+        self._patch(tfc.graph.DependencyGraph, "__init__", "graph")
+        self._patch(keras.layers.Layer, "__call__", "keras_call")
+        self._patch(keras.Variable, "__init__", "variables")
+        rebuild = rebuild_mod.rebuild
+
+        def timed_rebuild(traced, make_layer, *args, **kwargs):
+            return rebuild(traced, self._timed("make_layer", make_layer), *args, **kwargs)
+
+        for name in ("wrap", "strip"):
+            module = importlib.import_module(f"tfcompress.surgery.{name}")
+            self._undo.append((module, "rebuild", module.rebuild))
+            module.rebuild = timed_rebuild
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, fn in reversed(self._undo):
+            setattr(owner, name, fn)
+
+
+def split_round(model, ratio):
+    """`{part: cpu seconds}` of one round (`Split`), with `total` and `rest`."""
+    with Split() as split:
+        times, _ = one_round(model, ratio)
+    cpu = dict(split.cpu)
+    cpu["total"] = times["cpu"]
+    cpu["rest"] = cpu["total"] - cpu["graph"] - cpu["make_layer"] - cpu["keras_call"]
+    return cpu
+
+
 def max_rel_error(a, b):
     a, b = np.asarray(a), np.asarray(b)
     return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-12))
@@ -129,15 +208,19 @@ def fold_check(model):
     }
 
 
-def measure(name, repeats, ratio, fold):
+def measure(name, repeats, ratio, fold, split=False):
     model = build(name)
     _, compact = one_round(model, ratio)  # warm-up: first-call tracing
     rounds = [one_round(model, ratio)[0] for _ in range(repeats)]
+    if split:  # the round of least CPU among `repeats` more, split
+        parts = min((split_round(model, ratio) for _ in range(repeats)), key=lambda p: p["total"])
     row = {"model": name, "params": model.count_params(), "compact": compact.count_params()}
     for stage in STAGES:
         row[stage] = min(r[stage] for r in rounds)
     row["total"] = min(sum(r[s] for s in STAGES) for r in rounds)
     row["cpu"] = min(r["cpu"] for r in rounds)
+    if split:
+        row["split"] = parts
     if fold:
         row.update(fold_check(model))
     keras.backend.clear_session()
@@ -171,6 +254,9 @@ def main():
     parser.add_argument("--ratio", type=float, default=0.3, help="fraction pruned per group")
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow op threads")
     parser.add_argument("--fold", action="store_true", help="also fold_batchnorm, with parity")
+    parser.add_argument(
+        "--split", action="store_true", help="also split a round's CPU time (class Split)"
+    )
     parser.add_argument("--out", default=os.path.join(HERE, "results", "prune_time.json"))
     args = parser.parse_args()
     if args.repeats < 1:
@@ -179,13 +265,21 @@ def main():
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     rows = []
     for name in args.models:
-        rows.append(measure(name, args.repeats, args.ratio, args.fold))
+        rows.append(measure(name, args.repeats, args.ratio, args.fold, args.split))
         r = rows[-1]
         print(
             f"{name}: wrap {r['wrap']:.3f}  prune {r['prune']:.3f}  strip {r['strip']:.3f}  "
             f"total {r['total']:.3f} s (cpu {r['cpu']:.3f} s)",
             flush=True,
         )
+        if args.split:
+            p = r["split"]
+            print(
+                f"{name} cpu split: "
+                + "  ".join(f"{k} {p[k]:.3f}" for k in p)
+                + f"  (keras share {(p['make_layer'] + p['keras_call']) / p['total']:.0%})",
+                flush=True,
+            )
     print(table(rows))
     for name, goal in GOAL.items():
         for row in rows:
