@@ -10,10 +10,15 @@ CONSTRAINTS := constraints.txt
 
 setup: $(VENV)/.installed
 
+# The packages are installed by uv (pinned below): the same versions (constraints.txt) as
+# pip's, in ~20 s instead of pip's ~2 min on a fresh machine. If uv cannot install them,
+# pip does.
+UV := uv==0.13.9
 $(VENV)/.installed: setup.py $(CONSTRAINTS)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q -c $(CONSTRAINTS) --upgrade pip
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[test]"
+	$(PY) -m pip install -q -c $(CONSTRAINTS) --upgrade pip $(UV)
+	$(VENV)/bin/uv pip install -q --python $(PY) -c $(CONSTRAINTS) -e ".[test]" || \
+	  $(PY) -m pip install -q -c $(CONSTRAINTS) -e ".[test]"
 	touch $@
 
 # Regenerates constraints.txt: the newest versions within setup.py's ranges, installed in a
