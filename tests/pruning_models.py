@@ -34,11 +34,25 @@ def data(n=128, input_shape=(12, 12, 1), classes=4, seed=0):
 
 
 def compile_model(model, lr=1e-2):
+    """Adam, sparse cross-entropy on logits, accuracy; with everything the first train step
+    would create made now (the optimizer's slots, the loss and metric trackers), so `fit`
+    traces its step once: a tf.function that creates variables on its first trace is traced
+    again (2 traces -> 1, counted with a train_step counter)."""
+    optimizer = keras.optimizers.Adam(lr)
+    optimizer.build(model.trainable_variables)
     model.compile(
-        optimizer=keras.optimizers.Adam(lr),
+        optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
+    shapes = [tuple(t.shape[1:]) for t in model.inputs]
+    if len(model.outputs) == 1 and all(None not in s for s in shapes):
+        x = [np.zeros((1, *s), "float32") for s in shapes]
+        x = x[0] if len(x) == 1 else x
+        y_pred = model(x, training=False)
+        y = np.zeros(tuple(y_pred.shape[:-1]), "int32")
+        model.compute_loss(x=x, y=y, y_pred=y_pred)
+        model.compute_metrics(x, y, y_pred, sample_weight=None)  # fit resets them
     return model
 
 
