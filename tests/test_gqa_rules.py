@@ -7,7 +7,7 @@ import pytest
 from keras import layers
 
 import tfcompress as tfc
-from tests.parity import max_rel_error, outputs, sample_input
+from tests.parity import max_rel_error, outputs, prune_with_parity, sample_input
 from tfcompress.graph.gqa_rules import AXIS, query_heads
 
 
@@ -43,12 +43,7 @@ def test_kv_heads_prune_with_parity(use_gate, cross):
     graph = tfc.DependencyGraph(model)
     kv = [g for g in graph.prunable_groups if any(m.internal == AXIS for m in g.members)]
     assert [g.size for g in kv] == [3]
-    x = sample_input(model)
-    masked = tfc.wrap(model, method="l1_filter")
-    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
-    tfc.prune(masked, ratio=0.34)
-    compact = tfc.strip(masked)
-    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    _, compact, x = prune_with_parity(model, 0.34, method="l1_filter")
     gqa = compact.get_layer("gqa")
     assert (gqa.num_key_value_heads, gqa.num_query_heads) == (2, 4)
     assert compact.count_params() < model.count_params()

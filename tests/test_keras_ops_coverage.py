@@ -13,7 +13,7 @@ from keras import layers, ops
 from keras.src.ops.operation import Operation
 
 import tfcompress as tfc
-from tests.parity import max_rel_error, outputs, sample_input
+from tests.parity import outputs, prune_with_parity
 from tfcompress.graph import UnknownLayerError
 from tfcompress.graph.op_rules import Reduce
 from tfcompress.graph.op_table import OP_RULES, PREFIX, REFUSALS
@@ -149,12 +149,7 @@ def test_new_op_rules_prune_with_parity():
         for g in tfc.DependencyGraph(model).prunable_groups
     }
     assert list(groups.values()) == [{"c1", "c2"}]
-    data = sample_input(model)
-    masked = tfc.wrap(model, method="l1_filter")
-    assert max_rel_error(outputs(model, data), outputs(masked, data)) <= 1e-6
-    tfc.prune(masked, ratio=0.5)
-    compact = tfc.strip(masked)
-    assert max_rel_error(outputs(masked, data), outputs(compact, data)) <= 1e-4
+    _, compact, data = prune_with_parity(model, 0.5, method="l1_filter")
     assert compact.get_layer("c1").filters == 4
     assert np.isfinite(outputs(compact, data)[0]).all()
 

@@ -2,8 +2,7 @@
 
 import pytest
 
-import tfcompress as tfc
-from tests.parity import max_rel_error, outputs, sample_input
+from tests.parity import prune_with_parity
 from tests.topologies import randomize_bn
 from tfcompress import models
 
@@ -32,12 +31,7 @@ def test_every_registered_model_is_covered():
 def test_model_prunes_with_parity_and_keeps_heads(name):
     shape, width = SMALL[name]
     model = randomize_bn(models.build(name, 5, shape, width=width))
-    x = sample_input(model)
-    masked = tfc.wrap(model, method="l1_filter")
-    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
-    tfc.prune(masked, ratio=0.5)
-    compact = tfc.strip(masked)
-    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    masked, compact, x = prune_with_parity(model, 0.5, method="l1_filter")
     assert compact.count_params() < 0.6 * model.count_params()
     # task heads and outputs keep their channels
     assert [tuple(o.shape) for o in compact.outputs] == [tuple(o.shape) for o in model.outputs]
