@@ -33,26 +33,31 @@ def data(n=128, input_shape=(12, 12, 1), classes=4, seed=0):
     return x, y
 
 
+def ready_to_fit(model, x, y):
+    """Makes now what `fit`'s first step would create: the compiled optimizer's slots and
+    the loss and metric trackers (a model with several outputs gets one per output), from
+    one batch `(x, y)`; `fit` resets the metrics. Then `fit` traces its step once: a
+    tf.function that creates variables on its first trace is traced again (2 traces -> 1,
+    counted with a train_step counter)."""
+    model.optimizer.build(model.trainable_variables)
+    y_pred = model(x, training=False)
+    model.compute_loss(x=x, y=y, y_pred=y_pred)
+    model.compute_metrics(x, y, y_pred, sample_weight=None)
+
+
 def compile_model(model, lr=1e-2):
-    """Adam, sparse cross-entropy on logits, accuracy; with everything the first train step
-    would create made now (the optimizer's slots, the loss and metric trackers), so `fit`
-    traces its step once: a tf.function that creates variables on its first trace is traced
-    again (2 traces -> 1, counted with a train_step counter)."""
-    optimizer = keras.optimizers.Adam(lr)
-    optimizer.build(model.trainable_variables)
+    """Adam, sparse cross-entropy on logits, accuracy; `ready_to_fit` on one zero example
+    when the model has one output and inputs of known shape."""
     model.compile(
-        optimizer=optimizer,
+        optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     shapes = [tuple(t.shape[1:]) for t in model.inputs]
-    if len(model.outputs) == 1 and all(None not in s for s in shapes):
+    labels = tuple(model.outputs[0].shape[1:-1])  # sparse labels: the output but classes
+    if len(model.outputs) == 1 and all(None not in s for s in [*shapes, labels]):
         x = [np.zeros((1, *s), "float32") for s in shapes]
-        x = x[0] if len(x) == 1 else x
-        y_pred = model(x, training=False)
-        y = np.zeros(tuple(y_pred.shape[:-1]), "int32")
-        model.compute_loss(x=x, y=y, y_pred=y_pred)
-        model.compute_metrics(x, y, y_pred, sample_weight=None)  # fit resets them
+        ready_to_fit(model, x[0] if len(x) == 1 else x, np.zeros((1, *labels), "int32"))
     return model
 
 

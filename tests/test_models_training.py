@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.pruning_models import ready_to_fit
 from tfcompress import models
 from tfcompress.data import fashion_mnist, mosaic
 from tfcompress.losses import (
@@ -38,14 +39,9 @@ def _report(line):
 
 
 def _compile(model, learning_rate, x, y, **loss_kwargs):
-    """Compiles with everything the train step would create on its first call made up
-    front, so `fit` traces the step once, not twice (a tf.function that creates variables
-    on its first trace is traced again): the optimizer's slots, and the loss trackers a
-    model with several outputs gets (AdapNet++'s first fit: 2 traces before, 1 now)."""
-    optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(model.trainable_variables)
-    model.compile(optimizer, jit_compile=False, **loss_kwargs)
-    model.compute_loss(x=x, y=y, y_pred=model(x, training=False))
+    """Adam, compiled without XLA, `ready_to_fit` on one batch (one trace of the step)."""
+    model.compile(keras.optimizers.Adam(learning_rate), jit_compile=False, **loss_kwargs)
+    ready_to_fit(model, x, y)
 
 
 @pytest.mark.slow
