@@ -57,6 +57,40 @@ def test_fold_sequential_conv1d_parity():
     np.testing.assert_allclose(folded(x), model(x, training=False), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "conv",
+    [
+        lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", use_bias=False),
+        lambda: layers.DepthwiseConv2D(3, padding="same"),  # with its own bias
+        lambda: layers.SeparableConv2D(5, 3, depth_multiplier=2, padding="same"),
+        lambda: layers.Conv2DTranspose(5, 3, strides=2, use_bias=False),
+    ],
+    ids=["depthwise_x2", "depthwise_bias", "separable", "transposed"],
+)
+def test_fold_depthwise_separable_and_transposed_parity(conv):
+    inp = keras.Input((10, 10, 3), name="image")
+    x = layers.BatchNormalization()(conv()(inp))
+    model = randomize_bn(keras.Model(inp, layers.ReLU()(x)))
+    assert len(tfc.export.fold.foldable_pairs(model)) == 1
+    folded = tfc.export.fold_batchnorm(model)
+    assert not _bns(folded)
+    np.testing.assert_allclose(folded(_x()), model(_x(), training=False), rtol=1e-5, atol=1e-5)
+
+
+def test_fold_depthwise_1d_and_separable_1d_parity():
+    model = randomize_bn(keras.Sequential([
+        keras.Input((12, 3)),
+        layers.DepthwiseConv1D(3, depth_multiplier=3, use_bias=False),
+        layers.BatchNormalization(),
+        layers.SeparableConv1D(4, 3),
+        layers.BatchNormalization(),
+    ]))
+    folded = tfc.export.fold_batchnorm(model)
+    assert not _bns(folded)
+    x = _x((2, 12, 3))
+    np.testing.assert_allclose(folded(x), model(x, training=False), rtol=1e-5, atol=1e-5)
+
+
 def test_saved_model_fold_option_parity(tmp_path):
     inp = keras.Input((10, 10, 3), name="image")
     x = layers.Conv2D(8, 3, use_bias=False)(inp)

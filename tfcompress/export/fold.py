@@ -6,14 +6,36 @@ Conv / Dense layer that feeds nothing else, the map folds into that layer's kern
 bias (`kernel * a`, `bias * a + b`) and the BatchNorm disappears from the exported graph:
 two element-wise passes over the activation fewer per layer, and the conv + bias + ReLU
 chain that TensorFlow's graph optimiser fuses into one kernel.
+
+Which kernel axis holds the output channel depends on the layer: the last one for Conv and
+Dense; for a depthwise conv (kernel `(..., in, multiplier)`, output channel
+`c * multiplier + m`) the last two; for a separable conv the pointwise kernel's last one;
+for a transposed conv (kernel `(..., out, in)`) the one before last.
 """
 
 import keras
 import numpy as np
 from keras.src.models.functional import Functional
 
-# Layer classes whose kernel's last axis is the output channel axis (channels_last).
-FOLDABLE = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Dense)
+L = keras.layers
+# Layer class -> (the weight that holds the output channels, how to scale it by `a`).
+_LAST = lambda kernel, a: kernel * a  # noqa: E731 - output channels on the last axis
+_DEPTHWISE = lambda kernel, a: kernel * a.reshape(kernel.shape[-2:])  # noqa: E731
+_TRANSPOSED = lambda kernel, a: kernel * a[:, None]  # noqa: E731 - (..., out, in)
+SCALED_KERNEL = {
+    L.Conv1D: ("kernel", _LAST),
+    L.Conv2D: ("kernel", _LAST),
+    L.Conv3D: ("kernel", _LAST),
+    L.Dense: ("kernel", _LAST),
+    L.DepthwiseConv1D: ("kernel", _DEPTHWISE),
+    L.DepthwiseConv2D: ("kernel", _DEPTHWISE),
+    L.SeparableConv1D: ("pointwise_kernel", _LAST),
+    L.SeparableConv2D: ("pointwise_kernel", _LAST),
+    L.Conv1DTranspose: ("kernel", _TRANSPOSED),
+    L.Conv2DTranspose: ("kernel", _TRANSPOSED),
+    L.Conv3DTranspose: ("kernel", _TRANSPOSED),
+}
+FOLDABLE = tuple(SCALED_KERNEL)
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -45,8 +67,9 @@ def _foldable_axis(bn, ndim):
 
 def foldable_pairs(model):
     """`{bn layer name: producer layer}` for every BatchNormalization of `model` (top
-    level) that directly follows a Conv1D/2D/3D or Dense layer (channels last, called
-    once, whose output feeds only that BatchNorm)."""
+    level) that directly follows a Conv, depthwise, separable or transposed Conv, or Dense
+    layer (`FOLDABLE`; channels last, called once, whose output feeds only that
+    BatchNorm)."""
     pairs = {}
     for bn in model.layers:
         if type(bn) is not keras.layers.BatchNormalization:
@@ -63,17 +86,24 @@ def foldable_pairs(model):
 
 
 def folded_weights(layer, bn):
-    """`(kernel, bias)` of `layer` with the inference-mode `bn` after it folded in."""
-    kernel = np.asarray(layer.kernel, np.float64)
-    n = kernel.shape[-1]
-    bias = np.asarray(layer.bias, np.float64) if layer.use_bias else np.zeros(n)
+    """`layer`'s weights, in `get_weights` order with a bias at the end, with the
+    inference-mode `bn` after it folded in (its kernel, or pointwise kernel, scaled)."""
+    name, scale = SCALED_KERNEL[type(layer)]
+    mean = np.asarray(bn.moving_mean, np.float64)
+    n = mean.shape[0]
+    var = np.asarray(bn.moving_variance, np.float64)
     gamma = np.asarray(bn.gamma, np.float64) if bn.scale else np.ones(n)
     beta = np.asarray(bn.beta, np.float64) if bn.center else np.zeros(n)
-    mean = np.asarray(bn.moving_mean, np.float64)
-    var = np.asarray(bn.moving_variance, np.float64)
     a = gamma / np.sqrt(var + bn.epsilon)
-    dtype = keras.backend.standardize_dtype(layer.kernel.dtype)
-    return (kernel * a).astype(dtype), (bias * a + beta - mean * a).astype(dtype)
+    bias = np.asarray(layer.bias, np.float64) if layer.use_bias else np.zeros(n)
+    dtype = keras.backend.standardize_dtype(getattr(layer, name).dtype)
+    weights = []
+    for w in layer.weights:
+        if w is getattr(layer, name):
+            weights.append(scale(np.asarray(w, np.float64), a).astype(dtype))
+        elif not (layer.use_bias and w is layer.bias):
+            weights.append(np.asarray(w))
+    return [*weights, (bias * a + beta - mean * a).astype(dtype)]
 
 
 def fold_batchnorm(model):
@@ -116,7 +146,7 @@ def fold_batchnorm(model):
         if layer.name in pairs or not isinstance(layer, keras.layers.Layer):
             continue  # a folded BatchNorm, or a keras.ops operation (e.g. `x + y`)
         if layer.name in producers:
-            new.set_weights(list(folded_weights(layer, model.get_layer(producers[layer.name]))))
+            new.set_weights(folded_weights(layer, model.get_layer(producers[layer.name])))
         else:
             new.set_weights(layer.get_weights())
     return folded
