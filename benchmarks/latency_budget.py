@@ -2,6 +2,7 @@
 
     python benchmarks/latency_budget.py                      # everything (long)
     python benchmarks/latency_budget.py --models resnet18 --batches 1 32 --image-size 112
+    python benchmarks/latency_budget.py --models mobilenet_v2 --batches 1 --refine 3
 
 For each model (random weights, no downloads: ResNet-18 and VGG-16-BN from the project
 zoo, MobileNetV2 from keras.applications with weights=None), batch and latency target
@@ -14,7 +15,10 @@ are then called as the runtime serves them (`--runtime tf`: `tf.function` concre
 functions, as a SavedModel serves them; `--runtime tflite`: converted and run in LiteRT
 with XNNPACK), taking turns call by call in a new random order each turn; speedups are
 medians of the per-turn ratios, so load from other processes mostly cancels out (the
-numbers are still noisy on a shared machine).
+numbers are still noisy on a shared machine). With `--refine N` (N > 1) the budget's plan is
+measured against the original (paired, as above) and planned again with the working
+target scaled by target / measured, up to N plans (`plan_to_measured_latency`); the closest
+one is kept.
 
 Columns: the original's measured ms, the target ms (the target fraction of it), the
 prediction as a fraction of the table's original, measured ms, measured / target,
@@ -40,6 +44,7 @@ from tfcompress.latency.measure import RESTS  # noqa: E402
 from tfcompress.latency.runtimes import RUNTIMES, serving_call  # noqa: E402
 from tfcompress.metrics.complexity import count_macs  # noqa: E402
 from tfcompress.pruners.latency_budget import UnreachableTarget, plan_for_latency  # noqa: E402
+from tfcompress.pruners.latency_refine import plan_to_measured_latency  # noqa: E402
 
 
 def _resnet18(size):
@@ -120,6 +125,16 @@ def run_one(name, batch, targets, args):
                          "unreachable_floor_ms": e.floor_ms})
             continue
         tfc.apply_plan(masked, budget.plan)
+        refined = None
+        if args.refine > 1:  # plan, strip, measure against the original, plan again
+            def measure(compact):
+                return 1.0 / paired_ms({"original": model, "compact": compact}, batch,
+                                       args.turns, args.runtime)["compact"][1]
+
+            refined = plan_to_measured_latency(masked, table, target, measure,
+                                               rounds=args.refine, tolerance=args.tolerance)
+            print(f"{name} b{batch} {fraction(target)}: {refined.summary()}", flush=True)
+            budget = refined.budget
         compact = tfc.strip(masked)
         macs = count_macs(compact)
         ratio, l1 = l1_at_macs(model, macs)
@@ -130,7 +145,8 @@ def run_one(name, batch, targets, args):
                      "l1_ratio": ratio, "l1_macs": count_macs(l1), "macs_original": macs0,
                      "runtime": args.runtime, "rest": args.rest,
                      "layer_scale": table.layer_scale, "base_ms": table.base_ms,
-                     "scaled_ms": table.scaled_ms})
+                     "scaled_ms": table.scaled_ms,
+                     "refine_rounds": None if refined is None else refined.rounds})
     lat = paired_ms(models, batch, args.turns, args.runtime)
     for row in rows:
         t = row["target"]
@@ -207,6 +223,11 @@ def main(argv=None):
                         "TFLite (LiteRT with XNNPACK)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")
     p.add_argument("--turns", type=int, default=30, help="paired timing turns")
+    p.add_argument("--refine", type=int, default=1,
+                   help="plans measured per target: above 1, plan_to_measured_latency "
+                        "re-plans with the target corrected by the measured latency")
+    p.add_argument("--tolerance", type=float, default=0.05,
+                   help="--refine stops once measured / target is within 1 +- this")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TF's)")
     p.add_argument("--out", help="write the rows as JSON here")
     args = p.parse_args(argv)

@@ -1,6 +1,8 @@
 """Pruning to a latency budget with hand-built cost tables: the channel counts the greedy
 cut picks, computed by hand in the comments, and bad targets refused by name."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -181,3 +183,63 @@ def test_structured_pruning_latency_budget_bad_values_are_named():
     callback.set_model(tfc.wrap(_net(), "l1_filter"))
     with pytest.raises(ValueError, match="no entry for layer 'conv_b'"):
         callback.on_train_begin()
+
+
+def _measured(slowdown):
+    """A stand-in for timing: the table's own prediction for the compact model's widths
+    (as `_table` computes it, 10 ms in full), times `slowdown`, as a fraction of 10 ms."""
+
+    def measure(compact):
+        a, b = compact.get_layer("conv_a").filters, compact.get_layer("conv_b").filters
+        return slowdown * (1 + a / 4 + a * b / 64 + b / 16) / 10
+
+    return measure
+
+
+def test_measured_latency_replans_with_the_corrected_target():
+    # Runs 1.5x slower than predicted; target 0.5 of the original.
+    # Round 1 plans for 0.5 (5 ms): (4, 16), predicted 4 ms (see the first test), measured
+    #   0.6: the next working target is 0.5 * 0.5 / 0.6 = 0.4167 (4.167 ms).
+    # Round 2: the same cut reaches 3.5 ms at (4, 12), gives B back to 16 (+0.5): (4, 16)
+    #   again, measured 0.6: next 0.4167 * 0.5 / 0.6 = 0.3472 (3.472 ms).
+    # Round 3: (4, 12) is 3.5 ms > 3.472: B->8 saves conv_b 0.25 + dense 0.25 for 6
+    #   (12/ms); no give back fits (B->12 needs 0.5 > 0.472): (4, 8), 3 ms, measured 0.45.
+    masked = tfc.wrap(_net(), "l1_filter")
+    result = tfc.pruners.plan_to_measured_latency(
+        masked, _table(), 0.5, _measured(1.5), rounds=3, min_channels=1, normalize="none")
+    working = [r[0] for r in result.rounds]
+    np.testing.assert_allclose(working, [0.5, 0.5 * 0.5 / 0.6, 0.5 * (0.5 / 0.6) ** 2])
+    np.testing.assert_allclose([r[1] for r in result.rounds], [0.4, 0.4, 0.3])
+    np.testing.assert_allclose([r[2] for r in result.rounds], [0.6, 0.6, 0.45])
+    assert result.budget.kept == {"conv_a_mask": 4, "conv_b_mask": 8}
+    assert result.measured == pytest.approx(0.45)  # the closest of the three: 0.9 x
+    compact = tfc.strip(masked)  # the closest plan is the one left applied
+    assert (compact.get_layer("conv_a").filters, compact.get_layer("conv_b").filters) == (4, 8)
+    assert result.summary().startswith(
+        "measured 0.450 of the original for a target of 0.500 (0.90 x) after 3 round(s)")
+
+
+def test_measured_latency_stops_once_within_tolerance():
+    masked = tfc.wrap(_net(), "l1_filter")
+    result = tfc.pruners.plan_to_measured_latency(
+        masked, _table(), 0.5, _measured(1.25), rounds=3, min_channels=1, normalize="none")
+    assert len(result.rounds) == 1 and result.measured == pytest.approx(0.5)
+    assert result.budget.kept == {"conv_a_mask": 4, "conv_b_mask": 16}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"rounds": 0}, "rounds must be an integer >= 1. Received: rounds=0"),
+        ({"tolerance": 1.5}, "tolerance must be a number in (0, 1). Received: tolerance=1.5"),
+        ({"measure": None}, "measure must be a function of the compact model"),
+        ({"target_latency": 2}, "target_latency must be a number in (0, 1]"),
+        ({"measure": lambda compact: float("nan")}, "measure returned nan for a compact model"),
+    ],
+)
+def test_measured_latency_bad_arguments_are_named(kwargs, message):
+    args = {"target_latency": 0.5, "measure": _measured(1.0), **kwargs}
+    masked = tfc.wrap(_net(), "l1_filter")
+    with pytest.raises((ValueError, TypeError), match=re.escape(message)):
+        tfc.pruners.plan_to_measured_latency(masked, _table(), args.pop("target_latency"),
+                                             args.pop("measure"), min_channels=1, **args)

@@ -3,6 +3,7 @@
 from tfcompress.pruners.batchnorm import recalibrate_bn
 from tfcompress.pruners.budget import compact_params, ratio_for_compression
 from tfcompress.pruners.latency_budget import LatencyBudget, UnreachableTarget, plan_for_latency
+from tfcompress.pruners.latency_refine import MeasuredBudget, plan_to_measured_latency
 from tfcompress.pruners.plan import PruningPlan, apply_plan, plan_from_masks
 from tfcompress.pruners.prune import prune
 from tfcompress.pruners.ranking import RankingOptions, keep_count, select
@@ -12,6 +13,7 @@ from tfcompress.pruners.weights import prune_weights
 
 __all__ = [
     "LatencyBudget",
+    "MeasuredBudget",
     "PruningPlan",
     "RankingOptions",
     "apply_plan",
@@ -20,6 +22,7 @@ __all__ = [
     "mask_stats",
     "plan_for_latency",
     "plan_from_masks",
+    "plan_to_measured_latency",
     "prune",
     "prune_weights",
     "ratio_for_compression",

@@ -148,13 +148,23 @@ def plan_for_latency(
             the narrowest allowed model (the floor is in the message).
     """
     check_target(target_latency, target_ms)
+    graph, sites, scores, min_channels, normalize = scored_groups(
+        masked, cost_table, criterion, data, min_channels, normalize, "plan_for_latency")
+    return budget_from_scores(graph, sites, scores, cost_table, target_latency=target_latency,
+                              target_ms=target_ms, min_channels=min_channels,
+                              normalize=normalize)
+
+
+def scored_groups(masked, cost_table, criterion, data, min_channels, normalize, caller):
+    """Checks `plan_for_latency`'s other arguments and scores `masked`'s channel groups:
+    `(graph, sites, scores, min_channels, normalize)` with the method's defaults filled."""
     if not isinstance(cost_table, CostTable):
         raise TypeError(
             "cost_table must be a tfcompress.latency.CostTable. "
             f"Received: cost_table={cost_table!r}"
         )
     given = criterion
-    record, criterion = methods.resolve(masked, None, criterion, caller="plan_for_latency")
+    record, criterion = methods.resolve(masked, None, criterion, caller=caller)
     if not record.structured:
         raise ValueError(
             f"A latency budget prunes channels; model '{masked.name}' was wrapped with "
@@ -174,9 +184,7 @@ def plan_for_latency(
             f"normalize must be one of {sorted(NORMALIZERS)}. Received: normalize={normalize!r}"
         )
     graph, sites, scores = score_groups(masked, method=criterion, data=data)
-    return budget_from_scores(graph, sites, scores, cost_table, target_latency=target_latency,
-                              target_ms=target_ms, min_channels=min_channels,
-                              normalize=normalize)
+    return graph, sites, scores, min_channels, normalize
 
 
 def budget_from_scores(graph, sites, scores, cost_table, *, target_latency=None, target_ms=None,
