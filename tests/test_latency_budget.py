@@ -243,3 +243,15 @@ def test_measured_latency_bad_arguments_are_named(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=re.escape(message)):
         tfc.pruners.plan_to_measured_latency(masked, _table(), args.pop("target_latency"),
                                              args.pop("measure"), min_channels=1, **args)
+
+
+def test_measured_latency_keeps_the_closest_plan_when_the_floor_is_reached():
+    # 3x slower than predicted, target 0.5: round 1 (4, 16), 0.4 predicted, 1.2 measured;
+    # the working target 0.5 * 0.5 / 1.2 = 0.208 (2.08 ms) is below the narrowest model's
+    # prediction (4, 4): 1 + 1 + 0.25 + 0.25 = 2.5 ms, 0.25 of the original.
+    masked = tfc.wrap(_net(), "l1_filter")
+    result = tfc.pruners.plan_to_measured_latency(
+        masked, _table(), 0.5, _measured(3.0), rounds=3, min_channels=1, normalize="none")
+    assert len(result.rounds) == 1 and result.measured == pytest.approx(1.2)
+    assert result.floor == pytest.approx(0.25)
+    assert result.summary().endswith("then the working target fell below the predicted floor 0.250")

@@ -43,19 +43,25 @@ class MeasuredBudget:
         target: the target, a fraction of the original's measured latency.
         measured: the applied plan's measured latency, a fraction of the original's.
         rounds: one `(working target, predicted, measured)` triple of fractions per round.
+        floor: when a later round's working target was below what the table can reach,
+            that floor (a fraction of the original's prediction); else None.
     """
 
     budget: LatencyBudget
     target: float
     measured: float
     rounds: list
+    floor: float = None
 
     def summary(self):
         steps = "; ".join(f"planned for {w:.3f}, predicted {p:.3f}, measured {m:.3f}"
                           for w, p, m in self.rounds)
-        return (f"measured {self.measured:.3f} of the original for a target of "
+        text = (f"measured {self.measured:.3f} of the original for a target of "
                 f"{self.target:.3f} ({self.measured / self.target:.2f} x) after "
                 f"{len(self.rounds)} round(s): {steps}")
+        if self.floor is not None:
+            text += f"; then the working target fell below the predicted floor {self.floor:.3f}"
+        return text
 
 
 def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rounds=3,
@@ -97,16 +103,17 @@ def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rou
         )
     graph, sites, scores, min_channels, normalize = scored_groups(
         masked, cost_table, criterion, data, min_channels, normalize, "plan_to_measured_latency")
-    working, history, best = float(target_latency), [], None
+    working, history, best, floor = float(target_latency), [], None, None
     for _ in range(rounds):
         try:
             budget = budget_from_scores(graph, sites, scores, cost_table,
                                         target_latency=working, min_channels=min_channels,
                                         normalize=normalize)
-        except UnreachableTarget:
+        except UnreachableTarget as e:
             if best is None:
                 raise
-            break  # a later round asked for less than the table can reach
+            floor = e.floor_ms / best[1].original_ms  # asked for less than the table reaches
+            break
         apply_plan(masked, budget.plan)
         measured = float(measure(strip(masked)))
         if not np.isfinite(measured) or measured <= 0:
@@ -124,4 +131,4 @@ def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rou
     _, budget, measured = best
     apply_plan(masked, budget.plan)
     return MeasuredBudget(budget=budget, target=float(target_latency), measured=measured,
-                          rounds=history)
+                          rounds=history, floor=floor)
