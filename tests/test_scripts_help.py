@@ -58,6 +58,29 @@ def test_every_flag_has_help_and_the_seed_names_exist():
     )  # fmt: skip
 
 
+def test_flag_defaults_are_the_config_defaults():
+    """One place for a default: the train flags and DeepCompressionConfig take
+    TrainConfig's (a flag default written again could drift from the library's)."""
+    import dataclasses
+
+    from tfcompress.training.config import TrainConfig
+    from tfcompress.training.deep_compress_lib import DeepCompressionConfig
+
+    def defaults(cls):
+        return {f.name: f.default for f in dataclasses.fields(cls)
+                if f.default is not dataclasses.MISSING}  # fmt: skip
+
+    train = defaults(TrainConfig)
+    fv = script_flags("train")
+    shared = [n for n in train if n in fv and n != "devices"]
+    assert len(shared) >= 15, shared
+    assert {n: fv[n].default for n in shared} == {n: train[n] for n in shared}
+    deep = defaults(DeepCompressionConfig)
+    both = [n for n in deep if n in train and n != "test_data"]  # required in deep compression
+    assert len(both) >= 12, both
+    assert {n: deep[n] for n in both} == {n: train[n] for n in both}
+
+
 @pytest.mark.slow
 def test_help_of_a_script_run_as_a_module_documents_every_flag(tmp_path):
     # `python -m` runs the same `entry.run(main)` for every script (the module is then

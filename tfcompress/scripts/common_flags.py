@@ -25,7 +25,7 @@ def define_skip_corrupt_flag(fv):
     """``--skip_corrupt`` of the scripts that read records (train, compress, evaluate)."""
     flags.DEFINE_bool(
         "skip_corrupt",
-        False,
+        cfg.TrainConfig.skip_corrupt,
         "Skip records that fail to read or validate instead of stopping at the first one: "
         "they are counted, and the count and the first of them are logged at the end and "
         "written to the result.",
@@ -155,7 +155,7 @@ def define_train_flags(fv):
     flags.DEFINE_alias("intialize", "initialize", flag_values=fv)
     flags.DEFINE_integer(
         "batch_size",
-        32,
+        cfg.TrainConfig.batch_size,
         "Global batch size (split over the replicas).",
         lower_bound=1,
         flag_values=fv,
@@ -183,31 +183,36 @@ def define_train_flags(fv):
     )
     flags.DEFINE_float(
         "learning_rate",
-        0.01,
+        cfg.TrainConfig.learning_rate,
         "Initial learning rate of the poly policy lr * (1 - step / max_iteration)^power.",
         lower_bound=0.0,
         flag_values=fv,
     )
     flags.DEFINE_float(
         "power",
-        0.9,
+        cfg.TrainConfig.power,
         "Exponent of the poly learning-rate policy.",
         lower_bound=0.0,
         flag_values=fv,
     )
     flags.DEFINE_float(
-        "momentum", 0.9, "SGD momentum.", lower_bound=0.0, upper_bound=1.0, flag_values=fv
+        "momentum",
+        cfg.TrainConfig.momentum,
+        "SGD momentum.",
+        lower_bound=0.0,
+        upper_bound=1.0,
+        flag_values=fv,
     )
     flags.DEFINE_float(
         "weight_decay",
-        1e-4,
+        cfg.TrainConfig.weight_decay,
         "SGD weight decay (0 for none).",
         lower_bound=0.0,
         flag_values=fv,
     )
     flags.DEFINE_enum(
         "weight_decay_mode",
-        cfg.DEFAULT_WEIGHT_DECAY_MODE,
+        cfg.TrainConfig.weight_decay_mode,
         list(cfg.WEIGHT_DECAY_MODES),
         "coupled: wd * w is added to the gradient before momentum (the seeds' PyTorch, "
         "Caffe and TF1 SGD); decoupled: Keras's w -= lr * wd * w (about 1 / (1 - momentum) "
@@ -216,7 +221,7 @@ def define_train_flags(fv):
     )
     flags.DEFINE_integer(
         "skip_step",
-        10,
+        cfg.TrainConfig.skip_step,
         "Log loss, learning rate, metric and kept channels (console and "
         "TensorBoard) every this many steps.",
         lower_bound=1,
@@ -224,14 +229,14 @@ def define_train_flags(fv):
     )
     flags.DEFINE_integer(
         "save_step",
-        500,
+        cfg.TrainConfig.save_step,
         "Checkpoint every this many steps (and at the end).",
         lower_bound=1,
         flag_values=fv,
     )
     flags.DEFINE_integer(
         "eval_step",
-        0,
+        cfg.TrainConfig.eval_step,
         "Evaluate on --test_data every this many steps (0: at the end only).",
         lower_bound=0,
         flag_values=fv,
@@ -244,21 +249,28 @@ def define_train_flags(fv):
         flag_values=fv,
     )
     flags.DEFINE_integer(
-        "keep_checkpoints", 3, "Checkpoints to keep.", lower_bound=1, flag_values=fv
+        "keep_checkpoints",
+        cfg.TrainConfig.keep_checkpoints,
+        "Checkpoints to keep.",
+        lower_bound=1,
+        flag_values=fv,
     )
     flags.DEFINE_integer(
         "seed",
-        0,
+        cfg.TrainConfig.seed,
         "Seed of initialisation, shuffling and augmentation.",
         lower_bound=0,
         flag_values=fv,
     )
     flags.DEFINE_bool(
-        "progress", True, "Show a progress bar (when the output is a terminal).", flag_values=fv
+        "progress",
+        cfg.TrainConfig.progress,
+        "Show a progress bar (when the output is a terminal).",
+        flag_values=fv,
     )
     flags.DEFINE_bool(
         "cache_data",
-        False,
+        cfg.TrainConfig.cache_data,
         "Keep the decoded training examples in memory after the first epoch (for data that "
         "fits in RAM): later epochs only shuffle, augment and batch.",
         flag_values=fv,

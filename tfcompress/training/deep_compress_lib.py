@@ -35,7 +35,6 @@ from tfcompress.sharing.model import DEFAULT_BITS, kind_of, resolve_bits
 from tfcompress.sharing.pipeline import check_density
 from tfcompress.training import common, devices, inputs, paths, runs, weights
 from tfcompress.training.config import (
-    DEFAULT_WEIGHT_DECAY_MODE,
     DeviceConfig,
     ModelConfig,
     TrainConfig,
@@ -86,12 +85,13 @@ class DeepCompressionConfig:
     centroids (no weight decay: a centroid stands for many weights).
     """
 
+    # The fields it shares with TrainConfig take TrainConfig's defaults (one place).
     model: ModelConfig
     train_data: str
     checkpoint: str
     test_data: str
     initialize: str | None = None
-    batch_size: int = 32
+    batch_size: int = TrainConfig.batch_size
     steps_per_epoch: int | None = None
     eval_batches: int | None = None
     dense_epochs: int = 0
@@ -108,17 +108,17 @@ class DeepCompressionConfig:
     conv_index_bits: int = DEFAULT_INDEX_BITS["conv"]
     fc_index_bits: int = DEFAULT_INDEX_BITS["dense"]
     index_bits: tuple = ()
-    learning_rate: float = 0.01
+    learning_rate: float = TrainConfig.learning_rate
     share_learning_rate: float = 0.001
-    power: float = 0.9
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    weight_decay_mode: str = DEFAULT_WEIGHT_DECAY_MODE
-    seed: int = 0
-    progress: bool = True
-    cache_data: bool = False
-    skip_corrupt: bool = False
-    devices: DeviceConfig = DeviceConfig()
+    power: float = TrainConfig.power
+    momentum: float = TrainConfig.momentum
+    weight_decay: float = TrainConfig.weight_decay
+    weight_decay_mode: str = TrainConfig.weight_decay_mode
+    seed: int = TrainConfig.seed
+    progress: bool = TrainConfig.progress
+    cache_data: bool = TrainConfig.cache_data
+    skip_corrupt: bool = TrainConfig.skip_corrupt
+    devices: DeviceConfig = TrainConfig.devices
 
     def __post_init__(self):
         check_run_fields(self)
