@@ -33,6 +33,7 @@ from google.protobuf import message as protobuf_message
 
 from tfcompress.data import decode, schema
 from tfcompress.data.graph_fn import graph_fn
+from tfcompress.messages import tf_error_line
 
 MISSING = -(2**63)  # what a missing int64 feature parses to (no valid record holds it)
 LABEL_LIMIT = 2**31  # labels are cast to int32: without num_classes they must stay below
@@ -373,21 +374,6 @@ def _reason_fn(task, channels, num_classes):
 _SMALL = 64
 
 
-def _first_line(error):
-    """The line of a TensorFlow error that says what failed (before its ``[[{{node ...}}]]``;
-    a function's ``Graph execution error:`` preamble skipped), without the
-    ``{{function_node ...}}`` prefix and ``[Op:...]`` suffix."""
-    lines = [x.strip() for x in (getattr(error, "message", None) or str(error)).splitlines()]
-    lines = [x for x in lines if x]
-    text = lines[0] if lines else ""
-    for before, line in zip(lines, lines[1:], strict=False):
-        if line.startswith("[[") and not before.startswith(("[[", "Graph execution error")):
-            text = before
-            break
-    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
-    return re.sub(r"\s*\[Op:[^\]]*\].*$", "", text).strip()
-
-
 def find_invalid(records, task, *, channels=None, num_classes=None):
     """``[(index, message)]`` of the invalid records among serialized ``records`` (a list of
     bytes), in index order: ``structure_problem`` first, then the in-graph checks (the
@@ -424,7 +410,7 @@ def find_invalid(records, task, *, channels=None, num_classes=None):
             try:
                 message = reason(tf.constant(bytes(records[i]))).numpy().decode("utf-8", "replace")
             except (tf.errors.OpError, ValueError) as e:
-                message = f"{schema.IMAGE_ENCODED} or its mask does not decode: {_first_line(e)}"
+                message = f"{schema.IMAGE_ENCODED} or its mask does not decode: {tf_error_line(e)}"
             if message:
                 problems[i] = message
     return sorted(problems.items())

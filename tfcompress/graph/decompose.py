@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from tfcompress.graph.dynamic_sizes import symbolic_sizes
+from tfcompress.messages import first_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _symbolic_call(layer, node, training):
         return Opaque(
             layer,
             f"its call fails on symbolic tensors ({type(e).__name__}: "
-            f"{_first_line(e)}): Python control flow on tensor values or non-Keras ops "
+            f"{first_line(e, 200)}): Python control flow on tensor values or non-Keras ops "
             "cannot be traced",
         )
     return inputs, outputs
@@ -177,6 +178,3 @@ def _call_parameters(layer):
         return {}
 
 
-def _first_line(error):
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else ""

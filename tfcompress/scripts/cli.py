@@ -15,6 +15,8 @@ import sys
 import tensorflow as tf
 from absl import logging
 
+from tfcompress.messages import clean_tf_line, first_line
+
 # Errors that mean "the command is wrong" (bad flag values, missing or unwritable paths,
 # wrong data), reported as one line; anything else is a bug and keeps its traceback.
 USER_ERRORS = (ValueError, OSError, FloatingPointError)
@@ -32,16 +34,6 @@ CORRUPT = re.compile(r"Corrupt record in .*")
 SKIP_HINT = " (--skip_corrupt skips bad records, counts them and reports them at the end)"
 
 
-def _first_line(text):
-    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
-
-
-def _clean(text):
-    """A line of TensorFlow's message without the function-node and op decorations."""
-    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text.strip())
-    return re.sub(r"\s*\[Op:\w+\]( name: \S*)?$", "", text)
-
-
 def message(e, skip_flag=False):
     """The one line an error prints (without `error: `), or None for a bug (traceback).
 
@@ -56,16 +48,16 @@ def message(e, skip_flag=False):
     if isinstance(e, USER_ERRORS):
         return str(e)
     if isinstance(e, PATH_ERRORS):
-        return _clean(_first_line(e.message))
+        return clean_tf_line(first_line(e.message))
     if isinstance(e, DATA_ERRORS):
         corrupt = CORRUPT.search(e.message)
         if corrupt:
-            line = _clean(corrupt.group(0))
+            line = clean_tf_line(corrupt.group(0))
             if e.message[: corrupt.start()].endswith("["):  # tf.debugging's "failed: [...]"
                 line = line.removesuffix("]")
             return f"{line}{hint}"
         if isinstance(e, tf.errors.DataLossError):
-            return f"damaged input data: {_clean(_first_line(e.message))}{hint}"
+            return f"damaged input data: {clean_tf_line(first_line(e.message))}{hint}"
     return None
 
 

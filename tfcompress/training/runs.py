@@ -23,6 +23,7 @@ import re
 import tensorflow as tf
 from absl import logging
 
+from tfcompress import messages
 from tfcompress.atomic import atomic_write_text
 
 RUN_FILE = "run.json"
@@ -264,8 +265,9 @@ def _mismatch(error):
 
 
 def first_line(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:300].rstrip(".") if lines else type(error).__name__
+    """`messages.first_line` of `error` (300 characters at most) without its final period,
+    or the error's type name when it has no text."""
+    return messages.first_line(error, 300).rstrip(".") or type(error).__name__
 
 
 def _describe(model):
