@@ -21,17 +21,18 @@ def sample_input(model, batch=2, seed=0):
     return np.random.default_rng(seed).uniform(0, 1, shape).astype("float32")
 
 
-def prune_with_parity(model, ratio, x=None, **wrap_options):
+def prune_with_parity(model, ratio, x=None, read=outputs, **wrap_options):
     """The parity contract: `tfc.wrap(model, **wrap_options)` computes what `model` does
     (<= 1e-6 relative), and after `tfc.prune(ratio=ratio)` the stripped model computes what
     the masked one does (<= 1e-4). Returns `(masked, compact, x)`; `x` defaults to
-    `sample_input(model)`."""
+    `sample_input(model)`; `read(model, x)` gives a model's outputs as a list of arrays
+    (default `outputs`; keras_hub backbones return dicts)."""
     import tfcompress as tfc
 
     x = sample_input(model) if x is None else x
     masked = tfc.wrap(model, **wrap_options)
-    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
+    assert max_rel_error(read(model, x), read(masked, x)) <= 1e-6
     tfc.prune(masked, ratio=ratio)
     compact = tfc.strip(masked)
-    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    assert max_rel_error(read(masked, x), read(compact, x)) <= 1e-4
     return masked, compact, x
