@@ -26,6 +26,7 @@ import numpy as np
 from tfcompress.pruners.latency_budget import (
     LatencyBudget,
     UnreachableTarget,
+    _is_number,
     budget_from_scores,
     check_target,
     scored_groups,
@@ -92,9 +93,7 @@ def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rou
     check_target(target_latency, None)
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be an integer >= 1. Received: rounds={rounds!r}")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not (
-        0 < tolerance < 1
-    ):
+    if not _is_number(tolerance) or not 0 < tolerance < 1:
         raise ValueError(f"tolerance must be a number in (0, 1). Received: tolerance={tolerance!r}")
     if not callable(measure):
         raise TypeError(
