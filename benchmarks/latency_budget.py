@@ -115,26 +115,28 @@ def run_one(name, batch, targets, args):
     table_s = time.perf_counter() - t0
     macs0 = count_macs(model)
     models, rows = {"original": model}, []
+
+    def measure(compact):  # for --refine: the compact / original latency, paired
+        return 1.0 / paired_ms({"original": model, "compact": compact}, batch,
+                               args.turns, args.runtime)["compact"][1]
+
     for target in targets:
         masked = tfc.wrap(model, "l1_filter")
+        refined = None
         try:
-            budget = plan_for_latency(masked, table, target_latency=target)
+            if args.refine > 1:  # plan, strip, measure against the original, plan again
+                refined = plan_to_measured_latency(masked, table, target, measure,
+                                                   rounds=args.refine, tolerance=args.tolerance)
+                print(f"{name} b{batch} {fraction(target)}: {refined.summary()}", flush=True)
+                budget = refined.budget  # applied to `masked`
+            else:
+                budget = plan_for_latency(masked, table, target_latency=target)
+                tfc.apply_plan(masked, budget.plan)
         except UnreachableTarget as e:
             print(f"{name} b{batch} {fraction(target)}: {e}", flush=True)
             rows.append({"model": name, "batch": batch, "target": target,
                          "unreachable_floor_ms": e.floor_ms})
             continue
-        tfc.apply_plan(masked, budget.plan)
-        refined = None
-        if args.refine > 1:  # plan, strip, measure against the original, plan again
-            def measure(compact):
-                return 1.0 / paired_ms({"original": model, "compact": compact}, batch,
-                                       args.turns, args.runtime)["compact"][1]
-
-            refined = plan_to_measured_latency(masked, table, target, measure,
-                                               rounds=args.refine, tolerance=args.tolerance)
-            print(f"{name} b{batch} {fraction(target)}: {refined.summary()}", flush=True)
-            budget = refined.budget
         compact = tfc.strip(masked)
         macs = count_macs(compact)
         ratio, l1 = l1_at_macs(model, macs)
