@@ -18,7 +18,8 @@ medians of the per-turn ratios, so load from other processes mostly cancels out 
 numbers are still noisy on a shared machine). With `--refine N` (N > 1) the budget's plan is
 measured against the original (paired, as above) and planned again with the working
 target scaled by target / measured, up to N plans (`plan_to_measured_latency`); the closest
-one is kept.
+one is kept. With `--fold` every model is timed as `saved_model(..., fold_batchnorm=True)`
+deploys it (BatchNorms folded into the conv before them), the table's fit included.
 
 Columns: the original's measured ms, the target ms (the target fraction of it), the
 prediction as a fraction of the table's original, measured ms, measured / target,
@@ -40,7 +41,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfcompress as tfc  # noqa: E402
 from tfcompress.latency import measure_cost_table  # noqa: E402
-from tfcompress.latency.measure import RESTS  # noqa: E402
+from tfcompress.latency.measure import RESTS, served_form  # noqa: E402
 from tfcompress.latency.runtimes import RUNTIMES, serving_call  # noqa: E402
 from tfcompress.metrics.complexity import count_macs  # noqa: E402
 from tfcompress.pruners.latency_budget import UnreachableTarget, plan_for_latency  # noqa: E402
@@ -111,14 +112,17 @@ def run_one(name, batch, targets, args):
     t0 = time.perf_counter()
     table = measure_cost_table(model, batch, fractions=tuple(args.fractions),
                                multiple=args.multiple, repeats=args.repeats, rest=args.rest,
-                               statistic=args.statistic, runtime=args.runtime)
+                               statistic=args.statistic, runtime=args.runtime,
+                               fold_batchnorm=args.fold)
     table_s = time.perf_counter() - t0
+    served = served_form(args.fold)  # the models as deployed (BatchNorms folded or not)
+    served_original = served(model)
     macs0 = count_macs(model)
     models, rows = {"original": model}, []
 
     def measure(compact):  # for --refine: the compact / original latency, paired
-        return 1.0 / paired_ms({"original": model, "compact": compact}, batch,
-                               args.turns, args.runtime)["compact"][1]
+        return 1.0 / paired_ms({"original": served_original, "compact": served(compact)},
+                               batch, args.turns, args.runtime)["compact"][1]
 
     for target in targets:
         masked = tfc.wrap(model, "l1_filter")
@@ -145,11 +149,13 @@ def run_one(name, batch, targets, args):
                      "target_ms": budget.target_ms, "predicted_ms": budget.predicted_ms,
                      "original_predicted_ms": budget.original_ms, "macs": macs,
                      "l1_ratio": ratio, "l1_macs": count_macs(l1), "macs_original": macs0,
-                     "runtime": args.runtime, "rest": args.rest,
+                     "runtime": args.runtime, "rest": args.rest, "fold": args.fold,
                      "layer_scale": table.layer_scale, "base_ms": table.base_ms,
                      "scaled_ms": table.scaled_ms,
                      "refine_rounds": None if refined is None else refined.rounds})
-    lat = paired_ms(models, batch, args.turns, args.runtime)
+    served_models = {n: served_original if n == "original" else served(m)
+                     for n, m in models.items()}
+    lat = paired_ms(served_models, batch, args.turns, args.runtime)
     for row in rows:
         t = row["target"]
         row["original_ms"], row["original_min_ms"] = lat["original"][0], lat["original"][2]
@@ -223,6 +229,10 @@ def main(argv=None):
     p.add_argument("--runtime", default=RUNTIMES[0], choices=RUNTIMES,
                    help="what serves the models: a TF SavedModel's concrete function, or "
                         "TFLite (LiteRT with XNNPACK)")
+    p.add_argument("--fold", action="store_true",
+                   help="deploy every model with its BatchNorms folded (fold_batchnorm): the "
+                        "table's whole-model fit and all paired timings; MACs are counted "
+                        "on the unfolded models")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")
     p.add_argument("--turns", type=int, default=30, help="paired timing turns")
     p.add_argument("--refine", type=int, default=1,

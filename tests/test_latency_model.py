@@ -1,6 +1,7 @@
 """The latency model: cost tables (interpolation, JSON), their cache per machine and
 model signature, and a measured table of a tiny model read back from the cache."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -104,6 +105,31 @@ def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch):
     assert again == table
 
 
+def test_folded_table_times_the_models_folded_and_is_cached_apart(tmp_path, monkeypatch):
+    model = conv_bn_net(widths=(8, 8, 16))
+    timed = []
+    real_paired_ms = measure_lib.paired_ms
+
+    def recording(models, *args, **kwargs):
+        timed.extend(models)
+        return real_paired_ms(models, *args, **kwargs)
+
+    monkeypatch.setattr(measure_lib, "paired_ms", recording)
+    folded = latency.measure_cost_table(model, 1, fractions=(1.0,), repeats=2, fit_seconds=0,
+                                        fold_batchnorm=True, cache_dir=tmp_path)
+    # the full model and the three uniformly pruned ones, every BatchNorm folded away
+    assert len(timed) == 4
+    assert all(not any(isinstance(layer, keras.layers.BatchNormalization)
+                       for layer in m.layers) for m in timed)
+    assert latency.model_signature(model, 1, (1.0,), 8, fold_batchnorm=True) == folded.signature
+    timed.clear()
+    plain = latency.measure_cost_table(model, 1, fractions=(1.0,), repeats=2, fit_seconds=0,
+                                       cache_dir=tmp_path)
+    assert plain.signature != folded.signature  # a table of its own, not the folded one
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in timed[0].layers) == 3
+    assert plain.signature == latency.model_signature(model, 1, (1.0,), 8)  # as before the option
+
+
 def test_bad_tables_are_refused_by_name():
     with pytest.raises(ValueError, match=r"axes must be a subset .* Received: axes=\('k',\)"):
         LayerCost(("k",), ((8,),), [1.0])
@@ -127,6 +153,9 @@ def test_bad_tables_are_refused_by_name():
     with pytest.raises(ValueError, match="fit_seconds must be a number >= 0. Received: "
                                          "fit_seconds=-1"):
         latency.measure_cost_table(conv_bn_net(), 1, fit_seconds=-1)
+    with pytest.raises(ValueError, match="fold_batchnorm must be True or False. Received: "
+                                         "fold_batchnorm='yes'"):
+        latency.measure_cost_table(conv_bn_net(), 1, fold_batchnorm="yes")
     with pytest.raises(ValueError, match="Received: statistic='mean'"):
         latency.measure_cost_table(conv_bn_net(), 1, statistic="mean")
     with pytest.raises(ValueError, match="cached. Received: machine=None"):
