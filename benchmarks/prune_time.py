@@ -4,6 +4,7 @@
     python benchmarks/prune_time.py --models resnet18 MobileNetV2 --repeats 5
     python benchmarks/prune_time.py --fold                 # also fold_batchnorm, with parity
     python benchmarks/prune_time.py --models resnet18 --repeats 5 --split  # where CPU goes
+    python benchmarks/prune_time.py --models resnet18 --repeats 5 --share  # no layer copies
 
 Models have random weights (`weights=None`, no downloads): the 14 keras.applications
 families at the small input sizes tests/test_applications.py uses, and the zoo's ResNet-18
@@ -16,6 +17,8 @@ the whole round. TensorFlow runs on `--threads` threads (default 1, as Torch-Pru
 time was measured).
 `--fold` adds `tfc.export.fold_batchnorm` of the original model: its time, the
 BatchNorm layers before and after, and the max relative error of its logits.
+`--share` wraps with `share_weights=True`: the masked model calls the original's layers
+instead of copies (strip still makes a new compact model).
 `--split` adds `repeats` rounds under timers (`Split`) and prints the CPU time of the
 least costly one split into the dependency graphs, making the new layers, Keras layer
 calls (of which creating variables), and the rest.
@@ -103,12 +106,13 @@ def build(name):
     return model
 
 
-def one_round(model, ratio):
-    """`({stage: seconds}, compact model)` of one wrap / prune / strip round."""
+def one_round(model, ratio, share=False):
+    """`({stage: seconds}, compact model)` of one wrap / prune / strip round
+    (`share`: `wrap(..., share_weights=True)`)."""
     times = {}
     cpu = time.process_time()
     start = time.perf_counter()
-    masked = tfc.wrap(model)
+    masked = tfc.wrap(model, share_weights=share)
     times["wrap"] = time.perf_counter() - start
     start = time.perf_counter()
     tfc.prune(masked, ratio=ratio)
@@ -176,10 +180,10 @@ class Split:
             setattr(owner, name, fn)
 
 
-def split_round(model, ratio):
+def split_round(model, ratio, share=False):
     """`{part: cpu seconds}` of one round (`Split`), with `total` and `rest`."""
     with Split() as split:
-        times, _ = one_round(model, ratio)
+        times, _ = one_round(model, ratio, share)
     cpu = dict(split.cpu)
     cpu["total"] = times["cpu"]
     cpu["rest"] = cpu["total"] - cpu["graph"] - cpu["make_layer"] - cpu["keras_call"]
@@ -208,12 +212,13 @@ def fold_check(model):
     }
 
 
-def measure(name, repeats, ratio, fold, split=False):
+def measure(name, repeats, ratio, fold, split=False, share=False):
     model = build(name)
-    _, compact = one_round(model, ratio)  # warm-up: first-call tracing
-    rounds = [one_round(model, ratio)[0] for _ in range(repeats)]
+    _, compact = one_round(model, ratio, share)  # warm-up: first-call tracing
+    rounds = [one_round(model, ratio, share)[0] for _ in range(repeats)]
     if split:  # the round of least CPU among `repeats` more, split
-        parts = min((split_round(model, ratio) for _ in range(repeats)), key=lambda p: p["total"])
+        parts = min((split_round(model, ratio, share) for _ in range(repeats)),
+                    key=lambda p: p["total"])
     row = {"model": name, "params": model.count_params(), "compact": compact.count_params()}
     for stage in STAGES:
         row[stage] = min(r[stage] for r in rounds)
@@ -257,6 +262,9 @@ def main():
     parser.add_argument(
         "--split", action="store_true", help="also split a round's CPU time (class Split)"
     )
+    parser.add_argument(
+        "--share", action="store_true",
+        help="wrap with share_weights=True (the masked model calls the original's layers)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "prune_time.json"))
     args = parser.parse_args()
     if args.repeats < 1:
@@ -265,7 +273,7 @@ def main():
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     rows = []
     for name in args.models:
-        rows.append(measure(name, args.repeats, args.ratio, args.fold, args.split))
+        rows.append(measure(name, args.repeats, args.ratio, args.fold, args.split, args.share))
         r = rows[-1]
         print(
             f"{name}: wrap {r['wrap']:.3f}  prune {r['prune']:.3f}  strip {r['strip']:.3f}  "

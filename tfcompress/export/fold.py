@@ -50,11 +50,20 @@ class FoldedBatchNorm(keras.layers.Layer):
         return input_shape
 
 
-def _producer(layer):
-    """The layer whose output `layer` (called once, on one tensor) consumes, or None."""
-    if len(layer._inbound_nodes) != 1:
+def _own_nodes(model):
+    """The nodes of `model`'s own graph. A layer `model` shares with another model (e.g.
+    `tfcompress.wrap(model, share_weights=True)`) has the other model's calls too."""
+    functional = model._functional if isinstance(model, keras.Sequential) else model
+    return {node for nodes in functional._nodes_by_depth.values() for node in nodes}
+
+
+def _producer(layer, own):
+    """The layer whose output `layer` (called once in the model, on one tensor) consumes,
+    or None."""
+    nodes = [n for n in layer._inbound_nodes if n in own]
+    if len(nodes) != 1:
         return None
-    inputs = layer._inbound_nodes[0].input_tensors
+    inputs = nodes[0].input_tensors
     if len(inputs) != 1:
         return None
     return inputs[0]._keras_history.operation
@@ -70,14 +79,16 @@ def foldable_pairs(model):
     level) that directly follows a Conv, depthwise, separable or transposed Conv, or Dense
     layer (`FOLDABLE`; channels last, called once, whose output feeds only that
     BatchNorm)."""
-    pairs = {}
+    pairs, own = {}, _own_nodes(model)
     for bn in model.layers:
         if type(bn) is not keras.layers.BatchNormalization:
             continue
-        prev = _producer(bn)
-        if type(prev) not in FOLDABLE or len(prev._inbound_nodes) != 1:
+        prev = _producer(bn, own)
+        if type(prev) not in FOLDABLE or sum(n in own for n in prev._inbound_nodes) != 1:
             continue
-        if len(prev._outbound_nodes) != 1 or not _foldable_axis(bn, len(prev.output.shape)):
+        if sum(n in own for n in prev._outbound_nodes) != 1:
+            continue
+        if not _foldable_axis(bn, len(prev.output.shape)):
             continue
         if getattr(prev, "data_format", "channels_last") != "channels_last":
             continue
