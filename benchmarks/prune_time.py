@@ -4,7 +4,7 @@
     python benchmarks/prune_time.py --models resnet18 MobileNetV2 --repeats 5
     python benchmarks/prune_time.py --fold                 # also fold_batchnorm, with parity
     python benchmarks/prune_time.py --models resnet18 --repeats 5 --split  # where CPU goes
-    python benchmarks/prune_time.py --models resnet18 --repeats 5 --share  # no layer copies
+    python benchmarks/prune_time.py --models resnet18 --repeats 5 --no-copy  # no layer copies
 
 Models have random weights (`weights=None`, no downloads): the 14 keras.applications
 families at the small input sizes tests/test_applications.py uses, and the zoo's ResNet-18
@@ -17,7 +17,7 @@ the whole round. TensorFlow runs on `--threads` threads (default 1, as Torch-Pru
 time was measured).
 `--fold` adds `tfc.export.fold_batchnorm` of the original model: its time, the
 BatchNorm layers before and after, and the max relative error of its logits.
-`--share` wraps with `share_weights=True`: the masked model calls the original's layers
+`--no-copy` wraps with `copy_layers=False`: the masked model calls the original's layers
 instead of copies (strip still makes a new compact model).
 `--split` adds `repeats` rounds under timers (`Split`) and prints the CPU time of the
 least costly one split into the dependency graphs, making the new layers, Keras layer
@@ -108,11 +108,11 @@ def build(name):
 
 def one_round(model, ratio, share=False):
     """`({stage: seconds}, compact model)` of one wrap / prune / strip round
-    (`share`: `wrap(..., share_weights=True)`)."""
+    (`share`: `wrap(..., copy_layers=False)`)."""
     times = {}
     cpu = time.process_time()
     start = time.perf_counter()
-    masked = tfc.wrap(model, share_weights=share)
+    masked = tfc.wrap(model, copy_layers=not share)
     times["wrap"] = time.perf_counter() - start
     start = time.perf_counter()
     tfc.prune(masked, ratio=ratio)
@@ -263,8 +263,9 @@ def main():
         "--split", action="store_true", help="also split a round's CPU time (class Split)"
     )
     parser.add_argument(
-        "--share", action="store_true",
-        help="wrap with share_weights=True (the masked model calls the original's layers)")
+        "--no-copy", action="store_true",
+        dest="share",
+        help="wrap with copy_layers=False (the masked model calls the original's layers)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "prune_time.json"))
     args = parser.parse_args()
     if args.repeats < 1:

@@ -52,7 +52,7 @@ class FoldedBatchNorm(keras.layers.Layer):
 
 def _own_nodes(model):
     """The nodes of `model`'s own graph. A layer `model` shares with another model (e.g.
-    `tfcompress.wrap(model, share_weights=True)`) has the other model's calls too."""
+    `tfcompress.wrap(model, copy_layers=False)`) has the other model's calls too."""
     functional = model._functional if isinstance(model, keras.Sequential) else model
     return {node for nodes in functional._nodes_by_depth.values() for node in nodes}
 

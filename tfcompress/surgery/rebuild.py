@@ -162,7 +162,7 @@ def _unique_name(layer, op, traced, used):
             while name in used:
                 name, n = f"{stem}_{n}", n + 1
             inner = unwrap(layer)  # a wrapper's layer: `strip` clones it by its name
-            # (a shared original layer keeps its name: `wrap(..., share_weights=True)`)
+            # (a shared original layer keeps its name: `wrap(..., copy_layers=False)`)
             if inner is not layer and inner is not op.layer and inner.name == layer.name:
                 inner.name = name
             layer.name = name  # before its first call: nothing holds the old name yet

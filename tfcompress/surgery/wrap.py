@@ -20,7 +20,7 @@ def _source_weights(op):
 
 
 def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True,
-         share_weights=False, **options):
+         copy_layers=True, **options):
     """Returns a new model computing what `model` computes, with masks ready to prune.
 
     The new model's mask layers carry `method`, `exclude` and `options` in their configs
@@ -37,12 +37,12 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
             a masked tensor is a conv/dense layer called once, the masks scale those
             layers' kernels (`MaskedKernel`) instead of the activations -- the same
             outputs for a kernel-sized product. False: always mask activations.
-        share_weights: False (default): the new model holds copies of `model`'s layers,
-            and `model` is left untouched. True: it calls `model`'s own layers (in
+        copy_layers: True (default): the new model holds copies of `model`'s layers,
+            and `model` is left untouched. False: it calls `model`'s own layers (in
             wrappers where masks scale their kernels), as `keras.Model(model.input, ...)`
             sub-models do: no second copy of the weights in memory and no layers
             re-created (ResNet-18's wrap ~0.2 -> ~0.1 s, `benchmarks/prune_time.py
-            --share`), but the two models are one set of weights: training the masked
+            --no-copy`), but the two models are one set of weights: training the masked
             model, `magnitude` pruning (which zeroes weights) and BatchNorm
             recalibration change `model` too, as Torch-Pruning's in-place edits do.
             `strip` still makes a new compact model. Methods whose wrap edits layer
@@ -51,9 +51,10 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
             penalty on BatchNorm scales) for "slimming".
     """
     _refuse_wrapped(model)
-    if share_weights is not True and share_weights is not False:
+    if copy_layers is not True and copy_layers is not False:
         raise ValueError(
-            f"share_weights must be True or False. Received: share_weights={share_weights!r}")
+            f"copy_layers must be True or False. Received: copy_layers={copy_layers!r}")
+    share = not copy_layers
     record = methods.get(method)
     if options and record.clone_hook is None:
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
@@ -65,17 +66,17 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
     graph = graph or DependencyGraph(model, exclude=exclude)
     wrapping = methods.Wrapping(method, graph.exclude, options).get_config()
     if not record.structured:
-        return memo.attach(_wrap_weights(graph, wrapping, share_weights))
+        return memo.attach(_wrap_weights(graph, wrapping, share))
     edit = record.clone_hook(graph, **options) if record.clone_hook is not None else None
-    if edit is not None and share_weights:
+    if edit is not None and share:
         raise ValueError(
             f"Method {method!r} edits the configs of the layers it wraps (e.g. a penalty), "
-            "which needs copies of them: wrap with share_weights=False. Received: "
-            "share_weights=True"
+            "which needs copies of them: wrap with copy_layers=True. Received: "
+            "copy_layers=False"
         )
     # a slot for the new model's graph: prune and strip trace it once between them
     return memo.attach(
-        _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels, share_weights))
+        _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels, share))
 
 
 def _refuse_wrapped(model):

@@ -1,4 +1,4 @@
-"""`wrap(model, share_weights=True)`: the masked model calls the original's own layers
+"""`wrap(model, copy_layers=False)`: the masked model calls the original's own layers
 (no copies), computes what it computes, strips into a new compact model, and the two are
 one set of weights -- what the option's docstring promises, each part asserted."""
 
@@ -27,7 +27,7 @@ def test_shared_wrap_calls_the_original_layers_and_strips_to_a_copy():
     model = conv_bn_net(widths=(8, 8, 16))
     x = _x(model)
     before = [w.copy() for w in model.get_weights()]
-    masked = tfc.wrap(model, share_weights=True)
+    masked = tfc.wrap(model, copy_layers=False)
     originals = _original_layers(model)
     inner = [unwrap(layer) for layer in masked.layers if unwrap(layer).name in originals]
     assert len(inner) == len(originals)
@@ -44,7 +44,7 @@ def test_shared_wrap_calls_the_original_layers_and_strips_to_a_copy():
 
 def test_shared_weights_are_one_set_training_the_masked_model_trains_the_original():
     model = conv_bn_net(widths=(8, 8, 16))
-    masked = tfc.wrap(model, share_weights=True)
+    masked = tfc.wrap(model, copy_layers=False)
     ids = {id(v) for v in masked.weights}
     assert all(id(v) in ids for v in model.weights)
     kernel = np.asarray(model.get_layer("conv1").kernel).copy()
@@ -56,26 +56,26 @@ def test_shared_weights_are_one_set_training_the_masked_model_trains_the_origina
 
 def test_shared_magnitude_pruning_zeroes_the_original_weights():
     model = conv_bn_net(widths=(8, 8, 16))
-    masked = tfc.wrap(model, "magnitude", share_weights=True)
+    masked = tfc.wrap(model, "magnitude", copy_layers=False)
     tfc.prune(masked, ratio=0.5)
     kernel = np.asarray(model.get_layer("conv1").kernel)
     assert 0.4 < np.mean(kernel == 0) < 0.6
 
 
-def test_share_weights_bad_values_and_config_editing_methods_are_refused():
+def test_copy_layers_bad_values_and_config_editing_methods_are_refused():
     model = conv_bn_net()
-    with pytest.raises(ValueError, match="share_weights must be True or False. Received: "
-                                         "share_weights='yes'"):
-        tfc.wrap(model, share_weights="yes")
+    with pytest.raises(ValueError, match="copy_layers must be True or False. Received: "
+                                         "copy_layers='yes'"):
+        tfc.wrap(model, copy_layers="yes")
     with pytest.raises(ValueError, match="Method 'slimming' edits the configs .* "
-                                         "share_weights=False. Received: share_weights=True"):
-        tfc.wrap(model, "slimming", share_weights=True)
+                                         "copy_layers=True. Received: copy_layers=False"):
+        tfc.wrap(model, "slimming", copy_layers=False)
 
 
 def test_the_original_still_folds_and_wraps_again_after_a_shared_wrap():
     model = conv_bn_net(widths=(8, 8, 16))
     x = _x(model)
-    tfc.wrap(model, share_weights=True)
+    tfc.wrap(model, copy_layers=False)
     folded = tfc.export.fold_batchnorm(model)
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
     np.testing.assert_allclose(folded(x), model(x), rtol=1e-5, atol=1e-5)
@@ -88,7 +88,7 @@ def test_the_original_still_folds_and_wraps_again_after_a_shared_wrap():
 def test_shared_wrap_parity_on_every_topology(name):
     model = randomize_bn(TOPOLOGIES[name]())
     before = [w.copy() for w in model.get_weights()]
-    masked, compact, x = prune_with_parity(model, 0.5, share_weights=True)
+    masked, compact, x = prune_with_parity(model, 0.5, copy_layers=False)
     assert compact.count_params() < model.count_params()
     for a, b in zip(before, model.get_weights(), strict=True):  # l1_filter writes no weight
         np.testing.assert_array_equal(a, b)
