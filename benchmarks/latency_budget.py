@@ -3,6 +3,8 @@
     python benchmarks/latency_budget.py                      # everything (long)
     python benchmarks/latency_budget.py --models resnet18 --batches 1 32 --image-size 112
     python benchmarks/latency_budget.py --models mobilenet_v2 --batches 1 --refine 3
+    python benchmarks/latency_budget.py --fold --batches 1 32 --image-size 224 112 \
+        --refine 3 --repeats 5 --turns 20 [--runtime tflite]     # issue #19's grid
 
 For each model (random weights, no downloads: ResNet-18 and VGG-16-BN from the project
 zoo, MobileNetV2 from keras.applications with weights=None), batch and latency target
@@ -107,8 +109,8 @@ def l1_at_macs(model, max_macs, steps=8):
     return best
 
 
-def run_one(name, batch, targets, args):
-    model = MODELS[name](args.image_size)
+def run_one(name, batch, size, targets, args):
+    model = MODELS[name](size)
     t0 = time.perf_counter()
     table = measure_cost_table(model, batch, fractions=tuple(args.fractions),
                                multiple=args.multiple, repeats=args.repeats, rest=args.rest,
@@ -138,14 +140,14 @@ def run_one(name, batch, targets, args):
                 tfc.apply_plan(masked, budget.plan)
         except UnreachableTarget as e:
             print(f"{name} b{batch} {fraction(target)}: {e}", flush=True)
-            rows.append({"model": name, "batch": batch, "target": target,
+            rows.append({"model": name, "batch": batch, "image_size": size, "target": target,
                          "unreachable_floor_ms": e.floor_ms})
             continue
         compact = tfc.strip(masked)
         macs = count_macs(compact)
         ratio, l1 = l1_at_macs(model, macs)
         models[f"budget_{target}"], models[f"l1_{target}"] = compact, l1
-        rows.append({"model": name, "batch": batch, "target": target,
+        rows.append({"model": name, "batch": batch, "image_size": size, "target": target,
                      "target_ms": budget.target_ms, "predicted_ms": budget.predicted_ms,
                      "original_predicted_ms": budget.original_ms, "macs": macs,
                      "l1_ratio": ratio, "l1_macs": count_macs(l1), "macs_original": macs0,
@@ -174,13 +176,14 @@ def fraction(target):
 
 
 def render(rows):
-    head = ("| model | batch | target | orig ms | target ms | predicted | measured ms | "
+    head = ("| model | batch | px | target | orig ms | target ms | predicted | measured ms | "
             "meas/target | MACs (G) | MAC red. | speedup | speedup ÷ MAC red. | "
             "L1 ms | L1 MAC red. | L1 speedup | L1 speedup ÷ MAC red. |")
-    lines = [head, "|" + "---|" * 16]
+    lines = [head, "|" + "---|" * 17]
     for r in rows:
         if "unreachable_floor_ms" in r:
-            lines.append(f"| {r['model']} | {r['batch']} | {fraction(r['target'])} | "
+            lines.append(f"| {r['model']} | {r['batch']} | {r['image_size']} | "
+                         f"{fraction(r['target'])} | "
                          f"{r['original_ms']:.1f} | unreachable: predicted floor "
                          f"{r['unreachable_floor_ms']:.1f} ms |" + " |" * 11)
             continue
@@ -188,7 +191,7 @@ def render(rows):
         l1_red = r["macs_original"] / r["l1_macs"]
         target_ms = r["target"] * r["original_ms"]  # the target against the measured original
         lines.append(
-            f"| {r['model']} | {r['batch']} | {fraction(r['target'])} | "
+            f"| {r['model']} | {r['batch']} | {r['image_size']} | {fraction(r['target'])} | "
             f"{r['original_ms']:.1f} | {target_ms:.1f} | "
             f"{r['predicted_ms'] / r['original_predicted_ms']:.2f} | "
             f"{r['measured_ms']:.1f} | {r['measured_ms'] / target_ms:.2f} | "
@@ -218,7 +221,8 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--batches", nargs="+", type=int, default=[1, 32])
     p.add_argument("--targets", nargs="+", type=float, default=[0.5, 0.25])
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--image-size", nargs="+", type=int, default=[224],
+                   help="input size: one for every batch, or one per --batches entry")
     p.add_argument("--fractions", nargs="+", type=float, default=[0.125, 0.25, 0.5, 0.75, 1.0],
                    help="cost table grid, fractions of each layer's width")
     p.add_argument("--multiple", type=int, default=8)
@@ -243,12 +247,17 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: TF's)")
     p.add_argument("--out", help="write the rows as JSON here")
     args = p.parse_args(argv)
+    if len(args.image_size) not in (1, len(args.batches)):
+        p.error(f"--image-size takes one size or one per batch ({len(args.batches)}). "
+                f"Received: {args.image_size}")
+    sizes = dict(zip(args.batches, args.image_size * len(args.batches)
+                     if len(args.image_size) == 1 else args.image_size))
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     rows = []
     for name in args.models:
         for batch in args.batches:
-            rows += run_one(name, batch, args.targets, args)
+            rows += run_one(name, batch, sizes[batch], args.targets, args)
             print(render(rows[-len(args.targets):]), flush=True)
     print(render(rows))
     print(render_fastest(rows))
