@@ -20,7 +20,8 @@ medians of the per-turn ratios, so load from other processes mostly cancels out 
 numbers are still noisy on a shared machine). With `--refine N` (N > 1) the budget's plan is
 measured against the original (paired, as above) and planned again with the working
 target scaled by target / measured, up to N plans (`plan_to_measured_latency`); the closest
-one is kept. With `--fold` every model is timed as `saved_model(..., fold_batchnorm=True)`
+one is kept. `--only TEXT` lets the budget cut only the groups whose mask layer name
+contains TEXT. With `--fold` every model is timed as `saved_model(..., fold_batchnorm=True)`
 deploys it (BatchNorms folded into the conv before them), the table's fit included.
 
 Columns: the original's measured ms, the target ms (the target fraction of it), the
@@ -126,17 +127,19 @@ def run_one(name, batch, size, targets, args):
         return 1.0 / paired_ms({"original": served_original, "compact": served(compact)},
                                batch, args.turns, args.runtime)["compact"][1]
 
+    only = None if args.only is None else (lambda mask_name: args.only in mask_name)
     for target in targets:
         masked = tfc.wrap(model, "l1_filter")
         refined = None
         try:
             if args.refine > 1:  # plan, strip, measure against the original, plan again
                 refined = plan_to_measured_latency(masked, table, target, measure,
-                                                   rounds=args.refine, tolerance=args.tolerance)
+                                                   rounds=args.refine, tolerance=args.tolerance,
+                                                   only=only)
                 print(f"{name} b{batch} {fraction(target)}: {refined.summary()}", flush=True)
                 budget = refined.budget  # applied to `masked`
             else:
-                budget = plan_for_latency(masked, table, target_latency=target)
+                budget = plan_for_latency(masked, table, target_latency=target, only=only)
                 tfc.apply_plan(masked, budget.plan)
         except UnreachableTarget as e:
             print(f"{name} b{batch} {fraction(target)}: {e}", flush=True)
@@ -152,6 +155,7 @@ def run_one(name, batch, size, targets, args):
                      "original_predicted_ms": budget.original_ms, "macs": macs,
                      "l1_ratio": ratio, "l1_macs": count_macs(l1), "macs_original": macs0,
                      "runtime": args.runtime, "rest": args.rest, "fold": args.fold,
+                     "only": args.only,
                      "layer_scale": table.layer_scale, "base_ms": table.base_ms,
                      "scaled_ms": table.scaled_ms,
                      "refine_rounds": None if refined is None else refined.rounds})
@@ -237,6 +241,10 @@ def main(argv=None):
                    help="deploy every model with its BatchNorms folded (fold_batchnorm): the "
                         "table's whole-model fit and all paired timings; MACs are counted "
                         "on the unfolded models")
+    p.add_argument("--only", metavar="TEXT",
+                   help="the budget cuts only the groups whose mask layer name contains "
+                        "TEXT (plan_for_latency's only=), e.g. _expand_ for MobileNetV2's "
+                        "expanded channels; the L1 baseline still cuts every group")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per table point")
     p.add_argument("--turns", type=int, default=30, help="paired timing turns")
     p.add_argument("--refine", type=int, default=1,

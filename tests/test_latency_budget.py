@@ -98,6 +98,34 @@ def test_target_in_ms_never_stops_at_a_slower_narrower_count():
     assert budget.predicted_ms == pytest.approx(6.625)
 
 
+def test_only_cuts_the_groups_named_and_reports_their_floor():
+    # only conv_b's group may change; conv_a keeps 16: conv_a 4 ms, conv_b kB / 4,
+    # dense kB / 16, base 1 -> 5 + 5 kB / 16 ms. Target 7 ms: kB <= 6.4 -> kB = 4,
+    # 6.25 ms; giving back B -> 8 costs 1.25 ms (7.5 > 7): done at (16, 4).
+    masked = tfc.wrap(_net(), "l1_filter")
+    for only in (["conv_b_mask"], lambda name: name.startswith("conv_b")):
+        budget = plan_for_latency(masked, _table(), target_ms=7.0, min_channels=1,
+                                  normalize="none", only=only)
+        assert budget.kept == {"conv_a_mask": 16, "conv_b_mask": 4}
+        assert budget.predicted_ms == pytest.approx(6.25)
+    # half the latency (5 ms) is below what cutting conv_b alone reaches: 5 + 5 * 4 / 16
+    with pytest.raises(UnreachableTarget, match="below 6.25 ms") as caught:
+        plan_for_latency(masked, _table(), target_latency=0.5, min_channels=1,
+                         normalize="none", only=["conv_b_mask"])
+    assert caught.value.floor_ms == pytest.approx(6.25)
+
+
+def test_only_refuses_unknown_names_empty_selections_and_other_types():
+    masked = tfc.wrap(_net(), "l1_filter")
+    with pytest.raises(ValueError, match=re.escape(
+            "only names layers that are not mask layers of model") + ".*\\['conv_b'\\]"):
+        plan_for_latency(masked, _table(), target_latency=0.5, only=["conv_b"])
+    with pytest.raises(ValueError, match="only selects none of the 2 mask layers"):
+        plan_for_latency(masked, _table(), target_latency=0.5, only=lambda name: False)
+    with pytest.raises(TypeError, match="Received: only='conv_b_mask'"):
+        plan_for_latency(masked, _table(), target_latency=0.5, only="conv_b_mask")
+
+
 def test_allowed_counts_are_multiples_from_the_floor_and_the_full_width():
     assert allowed_counts(16, 4, 1) == [4, 8, 12, 16]
     assert allowed_counts(20, 8, 10) == [16, 20]
@@ -217,6 +245,21 @@ def test_measured_latency_replans_with_the_corrected_target():
     assert (compact.get_layer("conv_a").filters, compact.get_layer("conv_b").filters) == (4, 8)
     assert result.summary().startswith(
         "measured 0.450 of the original for a target of 0.500 (0.90 x) after 3 round(s)")
+
+
+def test_measured_latency_cuts_only_the_groups_named():
+    # Only B, measured as predicted (5 + 5 kB / 16 ms of 10), target 0.7:
+    # round 1 (7 ms): kB = 4, 0.625 (0.89 x); next 0.7 * 0.7 / 0.625 = 0.784 (7.84 ms):
+    # round 2: kB = 8, 0.75 (1.07 x); next 0.784 * 0.7 / 0.75 = 0.7317: round 3 kB = 4
+    # again. The closest is round 2; conv_a keeps its 16 channels throughout.
+    masked = tfc.wrap(_net(), "l1_filter")
+    result = tfc.pruners.plan_to_measured_latency(
+        masked, _table(), 0.7, _measured(1.0), rounds=3, min_channels=1, normalize="none",
+        only=["conv_b_mask"])
+    np.testing.assert_allclose([r[2] for r in result.rounds], [0.625, 0.75, 0.625])
+    assert result.budget.kept == {"conv_a_mask": 16, "conv_b_mask": 8}
+    compact = tfc.strip(masked)
+    assert (compact.get_layer("conv_a").filters, compact.get_layer("conv_b").filters) == (16, 8)
 
 
 def test_measured_latency_stops_once_within_tolerance():

@@ -187,9 +187,9 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             folded into the layers before them (`tfcompress.export.fold_batchnorm`), as
             `saved_model(..., fold_batchnorm=True)` deploys them: two element-wise passes
             fewer per conv, and the conv + bias + ReLU chain fused (folded, ResNet-18 at
-            b32, 112 px, ran 1.18x and MobileNetV2 at b1, 224 px, 1.74x faster here). Prune to such a
-            table when the compact model is deployed folded. The layers are timed alone
-            either way.
+            b32, 112 px, ran 1.18x and MobileNetV2 at b1, 224 px, 1.74x faster here).
+            Prune to such a table when the compact model is deployed folded. The layers
+            are timed alone either way.
         cache_dir: the cache folder (default `tfcompress.latency.default_cache_dir()`).
         use_cache: False measures anew (and overwrites the cached table).
     """

@@ -120,6 +120,7 @@ def plan_for_latency(
     data=None,
     min_channels=None,
     normalize=None,
+    only=None,
 ):
     """The channels to keep so that `masked`'s predicted latency meets the target
     (nothing is applied).
@@ -139,6 +140,11 @@ def plan_for_latency(
         normalize: score normalisation making groups comparable (a key of
             `tfcompress.pruners.ranking.NORMALIZERS`; default: the method's for a global
             ranking).
+        only: cut only the groups of these mask layers (names, the keys of a plan's
+            `keep`, or a function `name -> bool`); every other group keeps its
+            channels. Default: every group. E.g. `only=lambda n: "_expand_" in n`
+            cuts only MobileNetV2's expanded channels, whose MACs fall in proportion to
+            the channels (`benchmarks/inner_channels.py`).
 
     Returns:
         A `LatencyBudget`.
@@ -152,7 +158,34 @@ def plan_for_latency(
         masked, cost_table, criterion, data, min_channels, normalize, "plan_for_latency")
     return budget_from_scores(graph, sites, scores, cost_table, target_latency=target_latency,
                               target_ms=target_ms, min_channels=min_channels,
-                              normalize=normalize)
+                              normalize=normalize, cut=cut_groups(masked, sites, only))
+
+
+def cut_groups(masked, sites, only):
+    """The group indices `only` (see `plan_for_latency`) lets a budget cut: those with a
+    mask layer it names (or accepts); None (every group) when `only` is None."""
+    if only is None:
+        return None
+    names = [site.layer.name for site in sites]
+    if callable(only):
+        chosen = {name for name in names if only(name)}
+    else:
+        if isinstance(only, str) or not isinstance(only, (list, tuple, set, frozenset)):
+            raise TypeError(
+                "only must be a list of mask layer names or a function of a name. "
+                f"Received: only={only!r}")
+        chosen = set(only)
+        unknown = sorted(chosen - set(names))
+        if unknown:
+            raise ValueError(
+                f"only names layers that are not mask layers of model '{masked.name}': "
+                f"{unknown}. Its mask layers are e.g. {names[:4]}.")
+    groups = {site.group for site in sites if site.layer.name in chosen}
+    if not groups:
+        raise ValueError(
+            f"only selects none of the {len(names)} mask layers of model '{masked.name}' "
+            f"(e.g. {names[:4]}): nothing could be cut.")
+    return groups
 
 
 def scored_groups(masked, cost_table, criterion, data, min_channels, normalize, caller):
@@ -188,14 +221,15 @@ def scored_groups(masked, cost_table, criterion, data, min_channels, normalize, 
 
 
 def budget_from_scores(graph, sites, scores, cost_table, *, target_latency=None, target_ms=None,
-                       min_channels=1, normalize="none", alive=None):
+                       min_channels=1, normalize="none", alive=None, cut=None):
     """The `LatencyBudget` of scored groups (`tfcompress.pruners.scores.score_groups`):
     what `plan_for_latency` returns once the scores are known (arguments as there,
     checked there).
 
     `alive` (`{group: bool flags}`, `tfcompress.pruners.scores.alive_channels`): channels
     already pruned stay pruned; each group starts from (and never gives back past) the
-    count it keeps. The target fraction is of the unpruned model's prediction.
+    count it keeps. The target fraction is of the unpruned model's prediction. `cut`
+    (group indices, `cut_groups`): only these groups change; None: every group.
     """
     orders, gain, start = {}, {}, {}
     for g, s in scores.items():
@@ -213,7 +247,7 @@ def budget_from_scores(graph, sites, scores, cost_table, *, target_latency=None,
     allowed = {}
     for g, n in full.items():
         counts = [c for c in allowed_counts(n, cost_table.multiple, min_channels) if c < start[g]]
-        allowed[g] = [*counts, start[g]]
+        allowed[g] = [*counts, start[g]] if cut is None or g in cut else [start[g]]
     k = _cut(predictor, start, allowed, gain, target)
     k = _give_back(predictor, k, allowed, gain, target)
     keep = {g: np.ones(graph.groups[g].size, bool) for g in scores}

@@ -29,6 +29,7 @@ from tfcompress.pruners.latency_budget import (
     _is_number,
     budget_from_scores,
     check_target,
+    cut_groups,
     scored_groups,
 )
 from tfcompress.pruners.plan import apply_plan
@@ -67,7 +68,7 @@ class MeasuredBudget:
 
 def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rounds=3,
                              tolerance=0.05, criterion=None, data=None, min_channels=None,
-                             normalize=None):
+                             normalize=None, only=None):
     """Plans `masked`'s channels for `target_latency` and corrects the plan by measuring
     (applies the plan: the masks of `masked` change).
 
@@ -79,7 +80,7 @@ def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rou
             (`tfcompress.strip(masked)`) as a fraction of the original model's.
         rounds: at most this many plans are measured (an integer >= 1).
         tolerance: stop once measured / target is within 1 +- tolerance (in (0, 1)).
-        criterion, data, min_channels, normalize: as for `plan_for_latency`.
+        criterion, data, min_channels, normalize, only: as for `plan_for_latency`.
 
     Returns:
         A `MeasuredBudget`.
@@ -102,12 +103,13 @@ def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rou
         )
     graph, sites, scores, min_channels, normalize = scored_groups(
         masked, cost_table, criterion, data, min_channels, normalize, "plan_to_measured_latency")
+    cut = cut_groups(masked, sites, only)
     working, history, best, floor = float(target_latency), [], None, None
     for _ in range(rounds):
         try:
             budget = budget_from_scores(graph, sites, scores, cost_table,
                                         target_latency=working, min_channels=min_channels,
-                                        normalize=normalize)
+                                        normalize=normalize, cut=cut)
         except UnreachableTarget as e:
             if best is None:
                 raise
