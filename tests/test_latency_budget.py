@@ -103,7 +103,7 @@ def test_only_cuts_the_groups_named_and_reports_their_floor():
     # dense kB / 16, base 1 -> 5 + 5 kB / 16 ms. Target 7 ms: kB <= 6.4 -> kB = 4,
     # 6.25 ms; giving back B -> 8 costs 1.25 ms (7.5 > 7): done at (16, 4).
     masked = tfc.wrap(_net(), "l1_filter")
-    for only in (["conv_b_mask"], lambda name: name.startswith("conv_b")):
+    for only in (["conv_b_mask"], {"conv_b_mask": [0]}.keys(), lambda n: n.startswith("conv_b")):
         budget = plan_for_latency(masked, _table(), target_ms=7.0, min_channels=1,
                                   normalize="none", only=only)
         assert budget.kept == {"conv_a_mask": 16, "conv_b_mask": 4}

@@ -22,6 +22,7 @@ side), then the most importance per millisecond added.
     print(budget.with_measured(compact, batch_size=1).summary())
 """
 
+import collections.abc
 import dataclasses
 
 import numpy as np
@@ -170,9 +171,9 @@ def cut_groups(masked, sites, only):
     if callable(only):
         chosen = {name for name in names if only(name)}
     else:
-        if isinstance(only, str) or not isinstance(only, (list, tuple, set, frozenset)):
+        if isinstance(only, str) or not isinstance(only, collections.abc.Iterable):
             raise TypeError(
-                "only must be a list of mask layer names or a function of a name. "
+                "only must be mask layer names (a list, set, ...) or a function of a name. "
                 f"Received: only={only!r}")
         chosen = set(only)
         unknown = sorted(chosen - set(names))
