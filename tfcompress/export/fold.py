@@ -57,10 +57,15 @@ def _own_nodes(model):
     return {node for nodes in functional._nodes_by_depth.values() for node in nodes}
 
 
+def _own(nodes, own):
+    """Those of `nodes` (a layer's inbound or outbound nodes) in the model's graph `own`."""
+    return [node for node in nodes if node in own]
+
+
 def _producer(layer, own):
     """The layer whose output `layer` (called once in the model, on one tensor) consumes,
     or None."""
-    nodes = [n for n in layer._inbound_nodes if n in own]
+    nodes = _own(layer._inbound_nodes, own)
     if len(nodes) != 1:
         return None
     inputs = nodes[0].input_tensors
@@ -84,9 +89,9 @@ def foldable_pairs(model):
         if type(bn) is not keras.layers.BatchNormalization:
             continue
         prev = _producer(bn, own)
-        if type(prev) not in FOLDABLE or sum(n in own for n in prev._inbound_nodes) != 1:
+        if type(prev) not in FOLDABLE or len(_own(prev._inbound_nodes, own)) != 1:
             continue
-        if sum(n in own for n in prev._outbound_nodes) != 1:
+        if len(_own(prev._outbound_nodes, own)) != 1:
             continue
         if not _foldable_axis(bn, len(prev.output.shape)):
             continue
