@@ -190,6 +190,33 @@ def test_structured_pruning_latency_budget_steps_from_the_kept_channels():
         assert set(kept) <= first[mask]  # pruned channels stay pruned
 
 
+def test_structured_pruning_latency_budget_cuts_only_the_groups_named():
+    # as test_only_cuts_the_groups_named_and_reports_their_floor: conv_a keeps 16, and a
+    # target of 0.7 x 10 ms (7 ms) leaves conv_b 4 (6.25 ms)
+    for only in (["conv_b_mask"], lambda n: n.startswith("conv_b")):
+        masked = tfc.wrap(_net(), "l1_filter")
+        callback = _latency_callback(cost_table=_table(), normalize="none", only=only)
+        callback.set_model(masked)
+        callback.on_train_begin()
+        callback.prune_now(0.3)
+        assert callback.kept_channels() == {"conv_a_mask": 16, "conv_b_mask": 4}
+        assert callback.last_budget.predicted_ms == pytest.approx(6.25)
+
+
+def test_structured_pruning_only_is_refused_by_name():
+    from tfcompress import callbacks, schedules
+
+    with pytest.raises(ValueError, match=re.escape(
+            "only is read only by budget='latency' (the groups a latency budget may cut). "
+            "Received: budget='channels', only=['conv_b_mask']")):
+        callbacks.StructuredPruning(schedules.OneShot(0.5), only=["conv_b_mask"])
+    callback = _latency_callback(cost_table=_table(), only=["conv_b"])
+    callback.set_model(tfc.wrap(_net(), "l1_filter"))
+    with pytest.raises(ValueError, match=re.escape(
+            "only names layers that are not mask layers of model") + ".*\\['conv_b'\\]"):
+        callback.on_train_begin()  # before the first step, not at the first pruning step
+
+
 def test_structured_pruning_latency_budget_bad_values_are_named():
     from tfcompress import callbacks, schedules
 

@@ -11,11 +11,12 @@ from tfcompress.latency import CostTable, Predictor
 from tfcompress.layers import ChannelMask, TaylorMask
 from tfcompress.pruners import ranking
 from tfcompress.pruners.budget import compact_params, ratio_for_params
-from tfcompress.pruners.latency_budget import budget_from_scores
+from tfcompress.pruners.latency_budget import budget_from_scores, cut_groups
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.prune import ranking_options
 from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
 from tfcompress.schedules import Schedule
+from tfcompress.surgery.masks import mask_sites
 
 
 class StructuredPruning(keras.callbacks.Callback):
@@ -70,6 +71,9 @@ class StructuredPruning(keras.callbacks.Callback):
             with `tfcompress.latency.measure_cost_table` at the serving batch and
             runtime); only with budget="latency", which needs it. After each pruning
             step, `last_budget` holds its `LatencyBudget` (target and predicted ms).
+        only: budget="latency" only: cut only the groups of these mask layers (names,
+            or a function `name -> bool`), as `tfcompress.pruners.plan_for_latency`'s
+            `only`; the other groups keep their channels. Default: every group.
     """
 
     # What a schedule's ratio counts; the one list of budgets (`budget=`).
@@ -91,6 +95,7 @@ class StructuredPruning(keras.callbacks.Callback):
         rule="safe",
         budget="channels",
         cost_table=None,
+        only=None,
     ):
         super().__init__()
         if not isinstance(schedule, Schedule):
@@ -125,8 +130,14 @@ class StructuredPruning(keras.callbacks.Callback):
                 f"num_remove={options.num_remove!r} or threshold={options.threshold!r}."
             )
         _check_cost_table(budget, cost_table, options)
+        if only is not None and budget != "latency":
+            raise ValueError(
+                "only is read only by budget='latency' (the groups a latency budget may "
+                f"cut). Received: budget={budget!r}, only={only!r}"
+            )
         self.budget = budget
         self.cost_table = cost_table
+        self.only = only
         self.last_budget = None
         self.schedule = schedule
         self.method = method
@@ -153,6 +164,7 @@ class StructuredPruning(keras.callbacks.Callback):
         self._graph = methods.graph_of(self.model)
         if self.budget == "latency":
             Predictor(self._graph, self.cost_table, {})  # raises if the table is another model's
+            self._cut = cut_groups(self.model, mask_sites(self._graph), self.only)  # checks it
             self._latency_normalize = self.options.normalize or methods.default_normalize(
                 self._criterion, "global")
         if self.budget == "params":
@@ -185,7 +197,7 @@ class StructuredPruning(keras.callbacks.Callback):
             self.last_budget = budget_from_scores(
                 graph, sites, scores, self.cost_table, target_latency=1.0 - ratio,
                 min_channels=self._options.min_channels, normalize=self._latency_normalize,
-                alive=alive)
+                alive=alive, cut=self._cut)
             plan = self.last_budget.plan
         elif self.budget == "params":
             max_params = (1.0 - ratio) * self._full_params
