@@ -29,9 +29,10 @@ from tfcompress.layers import ChannelMask, WeightMask
 from tfcompress.pruners.ranking import NORMALIZERS, SCOPES
 
 NORMALIZE = tuple(NORMALIZERS)
-# What a compression factor N means: the channel ratio leaving 1/N of the parameters, or
-# (ACoSP) 1/N of each group's channels.
-COMPRESSION_TARGETS = ("params", "channels")
+# What a compression factor N means: the channel ratio leaving 1/N of the parameters,
+# (ACoSP) 1/N of each group's channels, or 1/N of the latency a cost table measured on
+# this machine predicts (`tfcompress.latency`).
+COMPRESSION_TARGETS = ("params", "channels", "latency")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +57,8 @@ class Method:
             measured with before training (Taylor scores need training; default:
             `criterion`).
         compression_target: what a compression factor N means by default: "params"
-            (the channel ratio leaving 1/N of the parameters) or "channels" (ACoSP: each
-            group keeps 1/N of its channels).
+            (the channel ratio leaving 1/N of the parameters), "channels" (ACoSP: each
+            group keeps 1/N of its channels) or "latency" (1/N of the predicted latency).
     """
 
     name: str

@@ -2,7 +2,12 @@
 
 from tfcompress.pruners.batchnorm import recalibrate_bn
 from tfcompress.pruners.budget import compact_params, ratio_for_compression
-from tfcompress.pruners.latency_budget import LatencyBudget, UnreachableTarget, plan_for_latency
+from tfcompress.pruners.latency_budget import (
+    LatencyBudget,
+    UnreachableTarget,
+    plan_for_latency,
+    predict_masked,
+)
 from tfcompress.pruners.latency_refine import MeasuredBudget, plan_to_measured_latency
 from tfcompress.pruners.plan import PruningPlan, apply_plan, plan_from_masks
 from tfcompress.pruners.prune import prune
@@ -23,6 +28,7 @@ __all__ = [
     "plan_for_latency",
     "plan_from_masks",
     "plan_to_measured_latency",
+    "predict_masked",
     "prune",
     "prune_weights",
     "ratio_for_compression",

@@ -30,7 +30,8 @@ import numpy as np
 from tfcompress import methods
 from tfcompress.latency import CostTable, Predictor, model_ms
 from tfcompress.pruners.ranking import NORMALIZERS
-from tfcompress.pruners.scores import plan_for, score_groups
+from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
+from tfcompress.surgery.masks import mask_sites
 
 # How many allowed counts below (above) a group's count one step looks at: a cut past a
 # bump in the table (a count slower than the next one down) is seen.
@@ -160,6 +161,22 @@ def plan_for_latency(
     return budget_from_scores(graph, sites, scores, cost_table, target_latency=target_latency,
                               target_ms=target_ms, min_channels=min_channels,
                               normalize=normalize, cut=cut_groups(masked, sites, only))
+
+
+def predict_masked(masked, cost_table):
+    """`(predicted ms, predicted ms unpruned)` of `masked` (a model from
+    `tfcompress.wrap`) as its masks are now, from `cost_table`."""
+    if not isinstance(cost_table, CostTable):
+        raise TypeError(
+            "cost_table must be a tfcompress.latency.CostTable. "
+            f"Received: cost_table={cost_table!r}"
+        )
+    graph = methods.graph_of(masked)
+    alive = alive_channels(graph, mask_sites(graph))
+    orders = {g: np.argsort(~flags, kind="stable") for g, flags in alive.items()}  # kept first
+    predictor = Predictor(graph, cost_table, orders)
+    kept = {g: int(flags.sum()) for g, flags in alive.items()}
+    return predictor.total_ms(kept), predictor.total_ms(predictor.full_counts())
 
 
 def cut_groups(masked, sites, only):

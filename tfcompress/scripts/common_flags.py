@@ -14,6 +14,7 @@ import ast
 from absl import flags
 
 from tfcompress import models
+from tfcompress.latency.runtimes import RUNTIMES
 from tfcompress.layers.taylor_mask import AGGREGATIONS
 from tfcompress.training import config as cfg
 from tfcompress.training import deep_compress_lib, methods
@@ -307,8 +308,10 @@ def define_prune_flags(fv):
         None,
         list(cfg.COMPRESSION_TARGETS),
         "What --compression=N means: channels (remove 1 - 1/N of the channels, per group "
-        "with --scope=local: ACoSP-N) or params (the channel ratio leaving 1/N of the "
-        "parameters); default per method (channels for soft_topk, params otherwise).",
+        "with --scope=local: ACoSP-N), params (the channel ratio leaving 1/N of the "
+        "parameters) or latency (1/N of the latency predicted by a cost table measured on "
+        "this machine before pruning, see --latency_batch_size; l1_filter, taylor, "
+        "slimming); default per method (channels for soft_topk, params otherwise).",
         flag_values=fv,
     )
     flags.DEFINE_float(
@@ -408,6 +411,28 @@ def define_prune_flags(fv):
     )
     flags.DEFINE_list(
         "exclude", [], "Comma-separated names of layers never pruned.", flag_values=fv
+    )
+    flags.DEFINE_integer(
+        "latency_batch_size",
+        cfg.LATENCY_DEFAULTS["latency_batch_size"],
+        "--compression_target=latency: the serving batch the latency is measured at.",
+        lower_bound=1,
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "latency_runtime",
+        cfg.LATENCY_DEFAULTS["latency_runtime"],
+        list(RUNTIMES),
+        "--compression_target=latency: what serves the model, tf (a SavedModel's "
+        "function) or tflite (LiteRT with XNNPACK).",
+        flag_values=fv,
+    )
+    flags.DEFINE_bool(
+        "latency_fold_batchnorm",
+        cfg.LATENCY_DEFAULTS["latency_fold_batchnorm"],
+        "--compression_target=latency: measure with BatchNorm folded into the layers "
+        "before it, as the export script's --fold_batchnorm deploys the model.",
+        flag_values=fv,
     )
     flags.DEFINE_enum(
         "temperature_update",
@@ -609,6 +634,13 @@ def define_export_flags(fv):
         "GPU to run on (sets CUDA_VISIBLE_DEVICES before TensorFlow starts).",
         flag_values=fv,
     )
+    flags.DEFINE_bool(
+        "fold_batchnorm",
+        False,
+        "Fold each BatchNorm that directly follows a Conv / Dense layer into it in the "
+        "SavedModel, TFLite and .keras files (fewer ops, the same outputs).",
+        flag_values=fv,
+    )
     flags.mark_flags_as_required(["checkpoint", "output_dir"], flag_values=fv)
 
 
@@ -717,6 +749,9 @@ def compress_config(fv):
             taylor_aggregation=fv.taylor_aggregation,
             exclude=tuple(fv.exclude),
             temperature_update=fv.temperature_update,
+            latency_batch_size=fv.latency_batch_size,
+            latency_runtime=fv.latency_runtime,
+            latency_fold_batchnorm=fv.latency_fold_batchnorm,
         ),
     )
 
@@ -743,6 +778,7 @@ _PRUNE_ONLY = (
     "epochs", "max_iteration", "compression", "compression_target", "taylor_aggregation",
     "starting_epoch", "ending_epoch", "prune_every", "schedule", "scope", "normalize",
     "min_channels", "round_to", "ranking_rule", "s", "temperature_update",
+    *cfg.LATENCY_DEFAULTS,
 )  # fmt: skip
 
 
@@ -816,4 +852,5 @@ def export_config(fv):
         calibration_batches=fv.calibration_batches,
         signature_name=fv.signature_name,
         gpu_id=fv.gpu_id,
+        fold_batchnorm=fv.fold_batchnorm,
     )

@@ -27,6 +27,10 @@ QUANTIZATIONS = ("none", "dynamic", "int8")
 WEIGHT_DECAY_MODES = ("coupled", "decoupled")
 DEFAULT_WEIGHT_DECAY_MODE = "coupled"
 NORMALIZATIONS = NORMALIZE  # score normalisation of a ranking
+# The fields of `PruneConfig` read only with compression_target="latency", and defaults.
+LATENCY_DEFAULTS = {
+    "latency_batch_size": 1, "latency_runtime": "tf", "latency_fold_batchnorm": False,
+}  # fmt: skip
 
 
 def _int(name, value, minimum=0, optional=False):
@@ -237,7 +241,17 @@ class PruneConfig:
         of the weights); "params": the channel ratio whose compact model has 1/N of the
         parameters, searched on the wrapped model when pruning starts. None: the method's
         default (`tfcompress.training.methods.METHODS[method].compression_target`:
-        channels for soft_topk, params for the other structured methods).
+        channels for soft_topk, params for the other structured methods); "latency":
+        1/N of the latency predicted by a cost table of the model measured on this
+        machine before pruning (`tfcompress.latency.measure_cost_table`, cached per
+        machine and model; kept in run.json, so a resumed run prunes to the same table),
+        each pruning step keeping what `tfcompress.pruners.plan_for_latency` would
+        (methods pruned by `StructuredPruning`: l1_filter, taylor, slimming).
+    latency_batch_size, latency_runtime, latency_fold_batchnorm: compression_target
+        "latency" only: the serving batch, runtime ("tf": a SavedModel's function;
+        "tflite": LiteRT with XNNPACK) and BatchNorm folding
+        (`tfcompress.export.saved_model(..., fold_batchnorm=True)`) the latency is
+        measured for; deploy the compact model the same way.
     starting_epoch, ending_epoch: pruning starts and ends (equal: one-shot). For slimming
         the epochs before `starting_epoch` are sparsity training (L1 penalty `s` on BN
         scales); for soft top-k the temperature anneals from one to the other.
@@ -282,6 +296,9 @@ class PruneConfig:
     taylor_aggregation: str | None = None
     exclude: tuple = ()
     temperature_update: str = "continuous"
+    latency_batch_size: int = LATENCY_DEFAULTS["latency_batch_size"]
+    latency_runtime: str = LATENCY_DEFAULTS["latency_runtime"]
+    latency_fold_batchnorm: bool = LATENCY_DEFAULTS["latency_fold_batchnorm"]
 
     def __post_init__(self):
         from tfcompress.training import methods  # the table of known methods
@@ -350,6 +367,43 @@ class PruneConfig:
             )
         if not all(isinstance(n, str) for n in self.exclude):
             raise ValueError(f"exclude must hold layer names. Received: exclude={self.exclude!r}")
+        self._check_latency()
+
+    def _check_latency(self):
+        """A latency target: with compression, a StructuredPruning method and no rounding
+        of its own; the latency fields only with it."""
+        from tfcompress.callbacks import StructuredPruning
+        from tfcompress.latency.runtimes import RUNTIMES
+        from tfcompress.training import methods
+
+        _int("latency_batch_size", self.latency_batch_size, minimum=1)
+        _choice("latency_runtime", self.latency_runtime, RUNTIMES)
+        if not isinstance(self.latency_fold_batchnorm, bool):
+            raise ValueError("latency_fold_batchnorm must be True or False. Received: "
+                             f"latency_fold_batchnorm={self.latency_fold_batchnorm!r}")
+        target = self.compression_target or methods.METHODS[self.method].compression_target
+        if target != "latency":
+            given = {n: getattr(self, n) for n, default in LATENCY_DEFAULTS.items()
+                     if getattr(self, n) != default}
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)}: read only with compression_target='latency'. "
+                    f"Received: compression_target={self.compression_target!r}, "
+                    + ", ".join(f"{n}={v!r}" for n, v in given.items()))
+            return
+        if self.compression is None:
+            raise ValueError(
+                "compression_target='latency' reads compression=N (1/N of the predicted "
+                f"latency). Received: compression=None, ratio={self.ratio!r}")
+        if methods.METHODS[self.method].record.callback is not StructuredPruning:
+            raise ValueError(
+                "compression_target='latency' prunes channels with StructuredPruning "
+                "(methods l1_filter, taylor, slimming); method "
+                f"{self.method!r} cannot. Received: method={self.method!r}")
+        if self.round_to != 1:
+            raise ValueError(
+                "compression_target='latency' keeps multiples of the cost table's multiple "
+                f"(8); it cannot be combined with round_to={self.round_to!r}.")
 
     @property
     def end_epoch(self):
@@ -428,6 +482,9 @@ class ExportConfig:
     """`export`: a run directory or `.keras` file -> SavedModel, TFLite, `.keras`, report.
 
     calibration_data: TFRecords for int8 calibration and the TFLite check batch.
+    fold_batchnorm: fold the BatchNorms that directly follow a Conv / Dense layer into it
+        (`tfcompress.export.fold_batchnorm`) in the SavedModel, TFLite and `.keras`
+        files; the report counts the model as trained.
     """
 
     checkpoint: str
@@ -438,6 +495,7 @@ class ExportConfig:
     calibration_batches: int = 4
     signature_name: str = "serving_default"
     gpu_id: str | None = None
+    fold_batchnorm: bool = False
 
     def __post_init__(self):
         _text("checkpoint", self.checkpoint)
@@ -456,3 +514,6 @@ class ExportConfig:
         _int("calibration_batches", self.calibration_batches, minimum=1)
         _text("signature_name", self.signature_name)
         _text("gpu_id", self.gpu_id, optional=True)
+        if not isinstance(self.fold_batchnorm, bool):
+            raise ValueError("fold_batchnorm must be True or False. Received: "
+                             f"fold_batchnorm={self.fold_batchnorm!r}")

@@ -11,6 +11,7 @@ and the compression report; the library side of `python -m tfcompress.scripts.ex
 import json
 import os
 
+import keras
 import numpy as np
 from absl import logging
 
@@ -33,6 +34,10 @@ def _calibration(config, model):
     size = tuple(model.inputs[0].shape[1:])
     batches = inputs.eval_dataset(data, 8, size).take(config.calibration_batches)
     return [np.asarray(x) for x, _ in batches]
+
+
+def _batch_norms(model):
+    return [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
 
 
 def writes(formats):
@@ -61,6 +66,13 @@ def export(config):
     model, run = weights.load_trained(config.checkpoint)
     os.makedirs(config.output_dir, exist_ok=True)
     summary = {"checkpoint": config.checkpoint, "model": model.name}
+    trained = model
+    if config.fold_batchnorm:
+        model = tfc.export.fold_batchnorm(model)
+        summary["fold_batchnorm"] = {
+            "batchnorm_layers": [len(_batch_norms(m)) for m in (trained, model)]}
+        logging.info("BatchNorm folded: %d BatchNorm layers left of %d",
+                     *summary["fold_batchnorm"]["batchnorm_layers"][::-1])
     out = lambda name: os.path.join(config.output_dir, name)  # noqa: E731
     if "saved_model" in config.formats:
         tfc.export.saved_model(model, out(SAVED_MODEL), signature_name=config.signature_name)
@@ -93,8 +105,8 @@ def export(config):
             check.max_abs_error,
         )
     if "report" in config.formats:
-        original = weights.rebuild(run, wrapped=False) if run else model
-        report = tfc.report(original, model)
+        original = weights.rebuild(run, wrapped=False) if run else trained
+        report = tfc.report(original, trained)
         atomic_write_text(out(REPORT), report.to_json())
         atomic_write_text(out(REPORT_TEXT), report.table() + "\n")
         summary["report"] = report.totals()

@@ -84,11 +84,13 @@ def ranking_options(prune, scope=None):
     )
 
 
-def _structured(prune, ratio, timeline, scope):
+def _structured(prune, ratio, timeline, scope, cost_table=None):
+    latency = {} if cost_table is None else {"budget": "latency", "cost_table": cost_table}
     return callbacks.StructuredPruning(
         ratio_schedule(prune, ratio, timeline),
         method=prune.method,
         options=ranking_options(prune, scope),
+        **latency,
     )
 
 
@@ -165,7 +167,9 @@ class Method:
     def compression_target(self):
         return self.record.compression_target
 
-    def callback(self, prune, ratio, timeline):
+    def callback(self, prune, ratio, timeline, cost_table=None):
+        """The callback driving the masks; `cost_table` (a `CostTable`): prune to a
+        latency budget (compression_target "latency", StructuredPruning only)."""
         make = CALLBACK_FACTORIES.get(self.record.callback)
         if make is None:
             raise ValueError(
@@ -173,6 +177,12 @@ class Method:
                 f"{self.record.callback.__name__} is not one of "
                 f"{sorted(c.__name__ for c in CALLBACK_FACTORIES)}."
             )
+        if cost_table is not None:
+            if make is not _structured:
+                raise ValueError(
+                    f"A latency budget prunes with StructuredPruning; method "
+                    f"{self.record.name!r} is driven by {self.record.callback.__name__}.")
+            return _structured(prune, ratio, timeline, prune.scope or self.scope, cost_table)
         return make(prune, ratio, timeline, prune.scope or self.scope)
 
 
