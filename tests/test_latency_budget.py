@@ -126,6 +126,17 @@ def test_only_refuses_unknown_names_empty_selections_and_other_types():
         plan_for_latency(masked, _table(), target_latency=0.5, only="conv_b_mask")
 
 
+def test_predict_masked_reads_the_masks_as_they_are():
+    masked = tfc.wrap(_net(), "l1_filter")
+    assert tfc.pruners.predict_masked(masked, _table()) == pytest.approx((10.0, 10.0))
+    budget = plan_for_latency(masked, _table(), target_latency=0.5, min_channels=1,
+                              normalize="none")
+    apply_plan(masked, budget.plan)  # (4, 16): 1 + 1 + 1 + 1 = 4 ms
+    assert tfc.pruners.predict_masked(masked, _table()) == pytest.approx((4.0, 10.0))
+    with pytest.raises(TypeError, match="Received: cost_table=None"):
+        tfc.pruners.predict_masked(masked, None)
+
+
 def test_allowed_counts_are_multiples_from_the_floor_and_the_full_width():
     assert allowed_counts(16, 4, 1) == [4, 8, 12, 16]
     assert allowed_counts(20, 8, 10) == [16, 20]
