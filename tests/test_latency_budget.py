@@ -214,6 +214,31 @@ def test_structured_pruning_latency_budget_cuts_only_the_groups_named():
         assert callback.last_budget.predicted_ms == pytest.approx(6.25)
 
 
+def test_prune_with_a_latency_budget_plans_as_the_callback():
+    # one tfc.prune step: the plan_for_latency test's (4, 16) at half of 10 ms; with only=
+    # conv_b's group, 0.7 of 10 ms leaves it 4 (6.25 ms)
+    masked = tfc.wrap(_net(), "l1_filter")
+    tfc.prune(masked, 0.5, budget="latency", cost_table=_table(), normalize="none")
+    assert {k: len(v) for k, v in tfc.plan_from_masks(masked).keep.items()} == {
+        "conv_a_mask": 4, "conv_b_mask": 16}
+    assert tfc.pruners.predict_masked(masked, _table())[0] == pytest.approx(4.0)
+    masked = tfc.wrap(_net(), "l1_filter")
+    tfc.prune(masked, 0.3, budget="latency", cost_table=_table(), normalize="none",
+              only=["conv_b_mask"])
+    assert tfc.pruners.predict_masked(masked, _table())[0] == pytest.approx(6.25)
+    with pytest.raises(TypeError, match="budget='latency' needs cost_table"):
+        tfc.prune(masked, 0.5, budget="latency")
+    with pytest.raises(ValueError, match="only is read only by budget='latency'"):
+        tfc.prune(masked, 0.5, only=["conv_b_mask"])
+    with pytest.raises(ValueError, match="no entry for layer 'conv_b'"):
+        tfc.prune(masked, 0.5, budget="latency",
+                  cost_table=CostTable({"conv_a": _table().layers["conv_a"]}))
+    magnitude = tfc.wrap(_net(), "magnitude")
+    with pytest.raises(ValueError, match="method 'magnitude' prunes weights. Received: "
+                                         "budget='latency'"):
+        tfc.prune(magnitude, 0.5, budget="latency", cost_table=_table())
+
+
 def test_structured_pruning_only_is_refused_by_name():
     from tfcompress import callbacks, schedules
 

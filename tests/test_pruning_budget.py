@@ -27,6 +27,27 @@ def test_params_budget_ends_at_the_parameter_target():
     assert 0.2 * full < params <= 0.25 * full
 
 
+def test_prune_with_a_params_budget_keeps_what_the_callback_keeps():
+    # one step of each, same criterion and options: the same channels, at most half the
+    # parameters (the fewest lowest-ranked channels that get there)
+    full = conv_bn_net(widths=(8, 8, 16)).count_params()
+    by_prune = tfc.wrap(conv_bn_net(widths=(8, 8, 16)), "l1_filter")
+    plan = tfc.prune(by_prune, 0.5, scope="global", min_channels=2, budget="params")
+    by_callback = tfc.wrap(conv_bn_net(widths=(8, 8, 16)), "l1_filter")
+    callback = cb.StructuredPruning(schedules.OneShot(0.5), scope="global", min_channels=2,
+                                    budget="params")
+    callback.set_model(by_callback)
+    callback.on_train_begin()
+    callback.prune_now(0.5)
+    assert tfc.plan_from_masks(by_callback).keep == plan.keep
+    assert 0.4 * full < tfc.strip(by_prune).count_params() <= 0.5 * full
+    with pytest.raises(ValueError, match="budget='params' reads the ratio as a fraction of "
+                                         "the model's params; .* num_remove=2"):
+        tfc.prune(by_prune, num_remove=2, budget="params")
+    with pytest.raises(ValueError, match="cost_table is read only by budget='latency'"):
+        tfc.prune(by_prune, 0.5, budget="params", cost_table=object())
+
+
 def test_params_budget_rejects_counts_and_thresholds():
     with pytest.raises(ValueError, match="budget='params'"):
         cb.StructuredPruning(schedules.OneShot(0.5), method="taylor", num_remove=2, budget="params")

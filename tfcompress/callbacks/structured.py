@@ -3,20 +3,15 @@
 import dataclasses
 
 import keras
-import numpy as np
 
 from tfcompress import methods
 from tfcompress.callbacks._state import current_step, layers_of
-from tfcompress.latency import CostTable, Predictor
 from tfcompress.layers import ChannelMask, TaylorMask
-from tfcompress.pruners import ranking
-from tfcompress.pruners.budget import compact_params, ratio_for_params
-from tfcompress.pruners.latency_budget import budget_from_scores, cut_groups
+from tfcompress.pruners import budgets
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.prune import ranking_options
-from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
+from tfcompress.pruners.scores import alive_channels, score_groups
 from tfcompress.schedules import Schedule
-from tfcompress.surgery.masks import mask_sites
 
 
 class StructuredPruning(keras.callbacks.Callback):
@@ -76,8 +71,8 @@ class StructuredPruning(keras.callbacks.Callback):
             `only`; the other groups keep their channels. Default: every group.
     """
 
-    # What a schedule's ratio counts; the one list of budgets (`budget=`).
-    BUDGETS = ("channels", "params", "latency")
+    # What a schedule's ratio counts (`budget=`): `tfcompress.pruners.budgets.BUDGETS`.
+    BUDGETS = budgets.BUDGETS
 
     def __init__(
         self,
@@ -119,22 +114,7 @@ class StructuredPruning(keras.callbacks.Callback):
             normalize=normalize,
             rule=rule,
         )
-        if budget not in self.BUDGETS:
-            raise ValueError(f"budget must be one of {self.BUDGETS}. Received: budget={budget!r}")
-        if budget != "channels" and (
-            options.num_remove is not None or options.threshold is not None
-        ):
-            raise ValueError(
-                f"budget={budget!r} reads the schedule's ratio as a fraction of the "
-                f"model's {budget}; it cannot be combined with "
-                f"num_remove={options.num_remove!r} or threshold={options.threshold!r}."
-            )
-        _check_cost_table(budget, cost_table, options)
-        if only is not None and budget != "latency":
-            raise ValueError(
-                "only is read only by budget='latency' (the groups a latency budget may "
-                f"cut). Received: budget={budget!r}, only={only!r}"
-            )
+        budgets.check_budget(budget, options, cost_table, only)
         self.budget = budget
         self.cost_table = cost_table
         self.only = only
@@ -162,15 +142,10 @@ class StructuredPruning(keras.callbacks.Callback):
             normalize=methods.default_normalize(self._criterion, options.scope)
         )
         self._graph = methods.graph_of(self.model)
-        if self.budget == "latency":
-            Predictor(self._graph, self.cost_table, {})  # raises if the table is another model's
-            self._cut = cut_groups(self.model, mask_sites(self._graph), self.only)  # checks it
-            self._latency_normalize = self.options.normalize or methods.default_normalize(
-                self._criterion, "global")
-        if self.budget == "params":
-            self._full_params = compact_params(
-                self._graph, np.ones(self._graph.num_components, bool)
-            )
+        self._budget = budgets.Budget.bind(
+            self.budget, self.model, self._graph, self._options, cost_table=self.cost_table,
+            only=self.only, latency_normalize=self.options.normalize
+            or methods.default_normalize(self._criterion, "global"))
         self._taylor = layers_of(self.model, TaylorMask)
         if self._criterion == "taylor" and not self._taylor:
             raise ValueError(
@@ -192,22 +167,8 @@ class StructuredPruning(keras.callbacks.Callback):
     def prune_now(self, ratio):
         """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""
         graph, sites, scores = score_groups(self.model, self._criterion, graph=self._graph)
-        alive = alive_channels(graph, sites)
-        if self.budget == "latency":
-            self.last_budget = budget_from_scores(
-                graph, sites, scores, self.cost_table, target_latency=1.0 - ratio,
-                min_channels=self._options.min_channels, normalize=self._latency_normalize,
-                alive=alive, cut=self._cut)
-            plan = self.last_budget.plan
-        elif self.budget == "params":
-            max_params = (1.0 - ratio) * self._full_params
-            _, keep, _ = ratio_for_params(
-                graph, sites, scores, max_params, self._options, alive=alive
-            )
-            plan = plan_for(sites, keep)
-        else:
-            plan = plan_for(sites, ranking.select(scores, self._options.with_ratio(ratio),
-                                                  alive=alive))
+        plan = self._budget.plan(graph, sites, scores, ratio, alive=alive_channels(graph, sites))
+        self.last_budget = self._budget.last
         apply_plan(self.model, plan)
         for mask in self._taylor:
             mask.reset_scores()
@@ -219,26 +180,3 @@ class StructuredPruning(keras.callbacks.Callback):
             for m in layers_of(self.model, ChannelMask)
         }
 
-
-def _check_cost_table(budget, cost_table, options):
-    """Raises naming the argument unless `cost_table` is given exactly for a latency
-    budget (a `CostTable`, with no rounding of its own)."""
-    if budget != "latency":
-        if cost_table is not None:
-            raise ValueError(
-                "cost_table is read only by budget='latency'. Received: "
-                f"budget={budget!r}, cost_table={cost_table!r}"
-            )
-        return
-    if not isinstance(cost_table, CostTable):
-        raise TypeError(
-            "budget='latency' needs cost_table, a tfcompress.latency.CostTable of the "
-            "model (tfcompress.latency.measure_cost_table). "
-            f"Received: cost_table={cost_table!r}"
-        )
-    if options.round_to != 1:
-        raise ValueError(
-            "budget='latency' keeps multiples of the cost table's multiple "
-            f"({cost_table.multiple}); it cannot be combined with "
-            f"round_to={options.round_to!r}."
-        )

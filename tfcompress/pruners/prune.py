@@ -3,9 +3,9 @@
 import dataclasses
 
 from tfcompress import methods
-from tfcompress.pruners import ranking
+from tfcompress.pruners import budgets, ranking
 from tfcompress.pruners.plan import PruningPlan, apply_plan
-from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
+from tfcompress.pruners.scores import alive_channels, score_groups
 from tfcompress.pruners.weights import prune_weights
 
 # The loose ranking arguments of `prune` and `StructuredPruning`, and their defaults
@@ -59,6 +59,9 @@ def prune(
     normalize=None,
     rule="safe",
     keep_pruned=False,
+    budget="channels",
+    cost_table=None,
+    only=None,
 ):
     """Scores every prunable group and keeps the best channels (one pruning step).
 
@@ -92,11 +95,26 @@ def prune(
             vggprune.py); see `tfcompress.pruners.ranking.RankingOptions`.
         keep_pruned: channels (method "magnitude": weights) already masked stay masked
             (iterative pruning).
+        budget: what `ratio` counts (`tfcompress.pruners.budgets`, the same list as
+            `StructuredPruning`'s): "channels" (default), "params" (the fraction of the
+            model's parameters to remove) or "latency" (the fraction of the latency
+            `cost_table` predicts to remove: the channels `plan_for_latency` keeps, in
+            multiples of the table's `multiple`; ranked globally, normalised as for a
+            global ranking by default). Not with `num_remove` / `threshold`.
+        cost_table: the `tfcompress.latency.CostTable` of the model; budget="latency"
+            only, which needs it (the prediction after: `predict_masked`).
+        only: budget="latency" only: cut only the groups of these mask layers (names or
+            a function `name -> bool`), as `plan_for_latency`'s `only`.
 
     Returns:
         The `PruningPlan` that was applied.
     """
     record, criterion = methods.resolve(masked, method, criterion)
+    if not record.structured and (budget, cost_table, only) != ("channels", None, None):
+        raise ValueError(
+            f"budget, cost_table and only choose channels; method {record.name!r} prunes "
+            f"weights. Received: budget={budget!r}, cost_table={cost_table!r}, only={only!r}"
+        )
     if not record.structured:
         scope = scope if options is None else options.scope
         ratio = ratio if options is None or ratio is not None else options.ratio
@@ -116,14 +134,17 @@ def prune(
     )
     if not given and min_channels is None:
         options = dataclasses.replace(options, min_channels=record.min_channels)
+    latency_normalize = options.normalize or methods.default_normalize(criterion, "global")
     options = options.with_defaults(
         normalize=methods.default_normalize(criterion, options.scope)
     )
     options.check_amount()
-    graph, sites, scores = score_groups(masked, method=criterion, data=data)
-    keep = ranking.select(
-        scores, options, alive=alive_channels(graph, sites) if keep_pruned else None
-    )
-    plan = plan_for(sites, keep)
+    budgets.check_budget(budget, options, cost_table, only)
+    graph = methods.graph_of(masked)
+    chosen = budgets.Budget.bind(budget, masked, graph, options, cost_table=cost_table,
+                                 only=only, latency_normalize=latency_normalize)  # before scoring
+    graph, sites, scores = score_groups(masked, method=criterion, data=data, graph=graph)
+    alive = alive_channels(graph, sites) if keep_pruned else None
+    plan = chosen.plan(graph, sites, scores, options.ratio, alive=alive)
     apply_plan(masked, plan)
     return plan
