@@ -1,6 +1,8 @@
 """The latency model: cost tables (interpolation, JSON), their cache per machine and
 model signature, and a measured table of a tiny model read back from the cache."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -85,10 +87,13 @@ def test_model_signature_tells_models_and_batches_apart():
     assert sig != latency.model_signature(a, 32, (0.5, 1.0), 8)
 
 
-def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch):
+def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch, capsys):
     model = conv_bn_net(widths=(8, 8, 16))
     table = latency.measure_cost_table(
-        model, 2, fractions=(0.5, 1.0), repeats=2, fit_seconds=0, cache_dir=tmp_path)
+        model, 2, fractions=(0.5, 1.0), repeats=2, fit_seconds=0, cache_dir=tmp_path,
+        verbose=2)
+    # progress: one line at the end, the four timed layers and the whole model's fit
+    assert re.search(r"^5/5 - \d+s - .*/layer$", capsys.readouterr().out, re.M)
     assert table.machine == latency.machine_key() and table.batch_size == 2
     assert set(table.layers) == {"conv0", "conv1", "conv2", "logits"}
     assert table.layers["conv2"].axes == ("in", "out")
@@ -103,6 +108,7 @@ def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch):
     again = latency.measure_cost_table(
         model, 2, fractions=(0.5, 1.0), repeats=2, fit_seconds=0, cache_dir=tmp_path)
     assert again == table
+    assert capsys.readouterr().out == ""  # a cached table is read silently
 
 
 def test_folded_table_times_the_models_folded_and_is_cached_apart(tmp_path, monkeypatch):
@@ -158,6 +164,8 @@ def test_bad_tables_are_refused_by_name():
         latency.measure_cost_table(conv_bn_net(), 1, fold_batchnorm="yes")
     with pytest.raises(ValueError, match="Received: statistic='mean'"):
         latency.measure_cost_table(conv_bn_net(), 1, statistic="mean")
+    with pytest.raises(ValueError, match="verbose must be 0, 1 or 2. Received: verbose=3"):
+        latency.measure_cost_table(conv_bn_net(), 1, verbose=3)
     with pytest.raises(ValueError, match="cached. Received: machine=None"):
         latency.save_table(CostTable({}), "/nonexistent")
 

@@ -18,6 +18,7 @@ cached per machine key (which names the runtime) and model signature
 (`tfcompress.latency.cache`), so a model is measured once per runtime.
 """
 
+import sys
 import time
 
 import keras
@@ -140,6 +141,15 @@ def model_signature(model, batch_size, fractions, multiple, graph=None, rest="fi
     return digest(fields)
 
 
+def _progress(total, verbose):
+    """A Keras progress bar over `total` steps (the timed layers, then the whole model's
+    fit), or None for verbose=0. Off a terminal it prints a line every 10 s at most."""
+    if verbose == 0 or total == 0:
+        return None
+    interval = 0.5 if sys.stdout.isatty() else 10.0
+    return keras.utils.Progbar(total, verbose=verbose, interval=interval, unit_name="layer")
+
+
 def served_form(fold_batchnorm):
     """`fn(model) -> the model as deployed`: `tfcompress.export.fold_batchnorm` of it, or
     the model itself."""
@@ -152,7 +162,7 @@ def served_form(fold_batchnorm):
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
                        multiple=8, repeats=10, rest="fit", statistic="min",
                        runtime="tf", fold_batchnorm=False, fit_seconds=FIT_SECONDS,
-                       cache_dir=None, use_cache=True):
+                       cache_dir=None, use_cache=True, verbose=1):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
     read from the cache if this machine measured this model before, else measured and
     cached.
@@ -192,6 +202,9 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             are timed alone either way.
         cache_dir: the cache folder (default `tfcompress.latency.default_cache_dir()`).
         use_cache: False measures anew (and overwrites the cached table).
+        verbose: 0 (silent), 1 (a Keras progress bar over the timed layers and the
+            whole model's fit, with the time left) or 2 (one line at the end), as
+            `Model.fit`'s. A cached table is read silently.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}")
@@ -213,6 +226,8 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
     ):
         raise ValueError(
             f"fit_seconds must be a number >= 0. Received: fit_seconds={fit_seconds!r}")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
     check_runtime(runtime)
     served = served_form(fold_batchnorm)
     stat = STATISTICS[statistic]
@@ -226,7 +241,10 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             return table
     overhead = call_overhead_ms(repeats, stat, runtime)
     costs, memo = {}, {}
-    for site in layer_sites(graph):
+    sites = layer_sites(graph)
+    fits = rest in ("fit", "split") and any(g.prunable for g in graph.groups)
+    bar = _progress(len(sites) + fits, verbose)
+    for done, site in enumerate(sites):
         full = {"in": site.in_shape[-1], "out": site.out_shape[-1]}
         grid = tuple(grid_counts(full[a], fractions, multiple) for a in site.axes)
         ms = np.zeros([len(g) for g in grid])
@@ -238,6 +256,8 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
                 memo[key] = max(0.0, ms_ - overhead)
             ms[index] = memo[key]
         costs[site.name] = LayerCost(site.axes, grid, padding_bound(ms).tolist())
+        if bar is not None:
+            bar.update(done + 1)
     layers_only = CostTable(costs, multiple=multiple)
     scale, scaled = 1.0, 0.0
     if rest == "fit" and any(g.prunable for g in graph.groups):
@@ -253,6 +273,8 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
     else:
         base = max(0.0, model_ms(served(model), batch_size, repeats, stat, runtime)
                    - layers_only.full_ms())
+    if bar is not None:
+        bar.update(len(sites) + fits, finalize=True)
     table = CostTable(costs, base_ms=base, scaled_ms=scaled, layer_scale=scale,
                       multiple=multiple, batch_size=batch_size, machine=machine,
                       signature=signature)

@@ -68,10 +68,11 @@ def resolve_ratio(masked, prune):
     return float(ratio)
 
 
-def latency_table(model, prune, existing, context):
+def latency_table(model, prune, existing, context, verbose=1):
     """The `CostTable` a latency target prunes to (None for the other targets): the one
     kept in run.json (`existing`: a restart prunes to the same table), else measured on
-    this machine (or read from its cache, `tfcompress.latency.default_cache_dir`)."""
+    this machine (or read from its cache, `tfcompress.latency.default_cache_dir`), with
+    `measure_cost_table`'s progress output (`verbose`)."""
     if prune.compression is None or compression_target(prune) != "latency":
         return None
     if existing and "cost_table" in existing["resolved"]:
@@ -90,7 +91,8 @@ def latency_table(model, prune, existing, context):
     start = time.perf_counter()
     table = tfc.latency.measure_cost_table(
         model, prune.latency_batch_size, graph=DependencyGraph(model, exclude=prune.exclude),
-        runtime=prune.latency_runtime, fold_batchnorm=prune.latency_fold_batchnorm)
+        runtime=prune.latency_runtime, fold_batchnorm=prune.latency_fold_batchnorm,
+        verbose=verbose)
     logging.info("Cost table ready (%.1f s): %.3f ms per batch predicted for the original",
                  time.perf_counter() - start, table.full_ms())
     return table
@@ -179,7 +181,7 @@ def compress(config, context=None):
     if resuming:
         run.restore(tf.train.Checkpoint(model=masked, optimizer=optimizer))
     ratio = existing["resolved"]["ratio"] if existing else resolve_ratio(masked, pc)
-    table = latency_table(model, pc, existing, context)
+    table = latency_table(model, pc, existing, context, verbose=1 if tc.progress else 2)
     if table is not None and not existing:
         check_latency_target(masked, pc, table)
     callback = methods.METHODS[pc.method].callback(pc, ratio, timeline, cost_table=table)
