@@ -270,6 +270,8 @@ def test_structured_pruning_latency_budget_bad_values_are_named():
         _latency_callback(cost_table=_table(), round_to=8)
     with pytest.raises(ValueError, match="budget='latency' .* num_remove=2"):
         _latency_callback(cost_table=_table(), num_remove=2)
+    with pytest.raises(ValueError, match="cannot be combined with rule='strict_quantile'"):
+        _latency_callback(cost_table=_table(), rule="strict_quantile")
     callback = _latency_callback(cost_table=CostTable({"conv_a": _table().layers["conv_a"]}))
     callback.set_model(tfc.wrap(_net(), "l1_filter"))
     with pytest.raises(ValueError, match="no entry for layer 'conv_b'"):

@@ -61,6 +61,11 @@ def check_budget(budget, options, cost_table=None, only=None):
             f"({cost_table.multiple}); it cannot be combined with "
             f"round_to={options.round_to!r}."
         )
+    if options.rule != "safe":
+        raise ValueError(
+            "budget='latency' cuts where the least importance is lost per millisecond, not "
+            f"at a quantile; it cannot be combined with rule={options.rule!r}."
+        )
 
 
 @dataclasses.dataclass
