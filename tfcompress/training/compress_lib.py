@@ -9,6 +9,7 @@ result.json's "latency" holds the target, the prediction and the measured latenc
 original and compact models.
 """
 
+import math
 import time
 
 import keras
@@ -116,8 +117,9 @@ def check_latency_target(masked, prune, table):
             f"predicted {original:.4g} ms per batch of {prune.latency_batch_size}) is below "
             f"the fastest the cost table predicts for model '{masked.name}' pruned, "
             f"{e.floor_ms:.4g} ms: the largest compression it can reach is "
-            f"{original / e.floor_ms:.2f}. Lower --compression (or prune at a larger "
-            "--latency_batch_size, where the fixed per-call cost weighs less)."
+            f"{math.floor(100 * original / e.floor_ms) / 100:.2f}. Lower compression (or "
+            "prune at a larger latency_batch_size, where the fixed per-call cost weighs "
+            "less)."
         ) from e
     logging.info("Latency budget: planned now, %s", budget.summary())
 
