@@ -12,7 +12,7 @@ from importlib import metadata
 import pytest
 from absl import flags
 
-from tfcompress.scripts import common_flags
+from tfcompress.scripts import common_flags, eval_flags, prune_flags
 from tfrecords_tools import entry
 
 from .test_scripts_helpers import REPO, env, finish, start
@@ -21,11 +21,11 @@ DEFINES = {
     "train": [common_flags.define_train_flags],
     "compress": [
         common_flags.define_train_flags,
-        common_flags.define_prune_flags,
-        common_flags.define_deep_compression_flags,
+        prune_flags.define_prune_flags,
+        prune_flags.define_deep_compression_flags,
     ],
-    "evaluate": [common_flags.define_evaluate_flags],
-    "export": [common_flags.define_export_flags],
+    "evaluate": [eval_flags.define_evaluate_flags],
+    "export": [eval_flags.define_export_flags],
 }
 DEMO_FLAGS = [
     "method", "output_dir", "data_dir", "fmnist_dir", "sweep_ratios", "width_multiplier",

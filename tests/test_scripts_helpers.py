@@ -60,30 +60,30 @@ def script_of(config_path):
 
 def parse(script, argv):
     """The config the script `script` builds from `argv` (parsed as its flags)."""
-    from tfcompress.scripts import common_flags
+    from tfcompress.scripts import common_flags, eval_flags, prune_flags
 
     fv = flags.FlagValues()
     defines = {
         "train": [common_flags.define_train_flags],
         "compress": [
             common_flags.define_train_flags,
-            common_flags.define_prune_flags,
-            common_flags.define_deep_compression_flags,
+            prune_flags.define_prune_flags,
+            prune_flags.define_deep_compression_flags,
         ],
-        "evaluate": [common_flags.define_evaluate_flags],
-        "export": [common_flags.define_export_flags],
+        "evaluate": [eval_flags.define_evaluate_flags],
+        "export": [eval_flags.define_export_flags],
     }[script]
     for define in defines:
         define(fv)
     fv(["prog", *argv])
     make = {
         "train": common_flags.train_config,
-        "compress": common_flags.compress_config,
-        "evaluate": common_flags.evaluate_config,
-        "export": common_flags.export_config,
+        "compress": prune_flags.compress_config,
+        "evaluate": eval_flags.evaluate_config,
+        "export": eval_flags.export_config,
     }[script]
     if script == "compress" and fv.recipe == "deep_compression":
-        make = common_flags.deep_compression_config
+        make = prune_flags.deep_compression_config
     return make(fv)
 
 

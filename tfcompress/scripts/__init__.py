@@ -6,7 +6,8 @@
     python -m tfcompress.scripts.export    --checkpoint=<run dir or .keras> --output_dir=...
     python -m tfcompress.scripts.demo      # make demo
 
-`common_flags` defines the flags and turns them into configs; `cli` wraps the one library
+`common_flags` (devices, model, training), `prune_flags` (compress) and `eval_flags`
+(evaluate, export) define the flags and turn them into configs; `cli` wraps the one library
 call of each `main`; `demo_lib` runs the demo through the other scripts. Each `run()` (the
 console entry point) starts its `main` through `tfrecords_tools.entry`, as the converters do.
 """

@@ -23,19 +23,20 @@ TensorBoard); a restart resumes after the last finished stage:
 from absl import flags
 
 from tfcompress import training
-from tfcompress.scripts import cli, common_flags
+from tfcompress.scripts import cli, common_flags, prune_flags
 from tfrecords_tools import entry
 
 FLAGS = flags.FLAGS
 common_flags.define_train_flags(FLAGS)
-common_flags.define_prune_flags(FLAGS)
-common_flags.define_deep_compression_flags(FLAGS)
+prune_flags.define_prune_flags(FLAGS)
+prune_flags.define_deep_compression_flags(FLAGS)
 flags.adopt_module_key_flags(common_flags)
+flags.adopt_module_key_flags(prune_flags)
 
 # --recipe -> (flags -> config, library call)
 RECIPES = {
-    "prune": (common_flags.compress_config, training.compress),
-    "deep_compression": (common_flags.deep_compression_config, training.deep_compress),
+    "prune": (prune_flags.compress_config, training.compress),
+    "deep_compression": (prune_flags.deep_compression_config, training.deep_compress),
 }
 
 

@@ -11,17 +11,18 @@ optionally a one-shot pruning sweep (metric against parameters, no fine-tuning).
 from absl import flags
 
 from tfcompress import training
-from tfcompress.scripts import cli, common_flags
+from tfcompress.scripts import cli, common_flags, eval_flags
 from tfrecords_tools import entry
 
 FLAGS = flags.FLAGS
-common_flags.define_evaluate_flags(FLAGS)
+eval_flags.define_evaluate_flags(FLAGS)
 flags.adopt_module_key_flags(common_flags)
+flags.adopt_module_key_flags(eval_flags)
 
 
 def main(argv):
     del argv  # no positional arguments: entry.run refuses them
-    job = lambda: training.evaluate(common_flags.evaluate_config(FLAGS))  # noqa: E731
+    job = lambda: training.evaluate(eval_flags.evaluate_config(FLAGS))  # noqa: E731
     result = cli.run(job, skip_flag=True)
     print(cli.summary(result))
 

@@ -11,17 +11,17 @@ Every file is written atomically (a failed export leaves nothing at its path).
 from absl import flags
 
 from tfcompress import training
-from tfcompress.scripts import cli, common_flags
+from tfcompress.scripts import cli, eval_flags
 from tfrecords_tools import entry
 
 FLAGS = flags.FLAGS
-common_flags.define_export_flags(FLAGS)
-flags.adopt_module_key_flags(common_flags)
+eval_flags.define_export_flags(FLAGS)
+flags.adopt_module_key_flags(eval_flags)
 
 
 def main(argv):
     del argv  # no positional arguments: entry.run refuses them
-    result = cli.run(lambda: training.export(common_flags.export_config(FLAGS)))
+    result = cli.run(lambda: training.export(eval_flags.export_config(FLAGS)))
     table = result.pop("report_table", None)
     if table:
         print(table)
