@@ -33,6 +33,7 @@ def test_notebooks_are_there():
         "03_recipes.ipynb",
         "04_deep_compression.ipynb",
         "05_transformers.ipynb",
+        "06_latency_budget.ipynb",
     ]
 
 
