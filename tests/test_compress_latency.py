@@ -29,8 +29,9 @@ def _ms(c1, c2, f):
     return 1 + c1 / 20 + c1 * c2 / 1000 + 16 * c2 * f / 400000 + f / 500
 
 
-def _table(model):
-    """Exact on its grids: linear interpolation of linear (and bilinear) costs."""
+def _table(model, runtime="tf", fold_batchnorm=False):
+    """Exact on its grids: linear interpolation of linear (and bilinear) costs; cached
+    under `runtime`'s machine key, for tables timed folded or not."""
     layers = {
         "conv1": LayerCost(("out",), ((8, 20),), [8 / 20, 1.0]),
         "conv2": LayerCost(("in", "out"), ((8, 20), (8, 50)),
@@ -39,9 +40,10 @@ def _table(model):
                          [[a * b / 400000 for b in (8, 500)] for a in (128, 800)]),
         "logits": LayerCost(("in",), ((8, 500),), [8 / 500, 1.0]),
     }
-    signature = model_signature(model, 1, DEFAULT_FRACTIONS, 8, DependencyGraph(model))
+    signature = model_signature(model, 1, DEFAULT_FRACTIONS, 8, DependencyGraph(model),
+                                fold_batchnorm=fold_batchnorm)
     return CostTable(layers, base_ms=1.0, multiple=8, batch_size=1,
-                     machine=machine_key("tf"), signature=signature)
+                     machine=machine_key(runtime), signature=signature)
 
 
 @pytest.fixture(scope="module")
@@ -60,17 +62,20 @@ def _args(fmnist, checkpoint, *extra):
 
 
 @pytest.mark.slow
-def test_compress_to_half_the_predicted_latency(fmnist, tmp_path, monkeypatch):
+@pytest.mark.parametrize("runtime, fold", [("tf", False), ("tflite", True)])
+def test_compress_to_half_the_predicted_latency(fmnist, tmp_path, monkeypatch, runtime, fold):
     monkeypatch.setenv("TFCOMPRESS_LATENCY_CACHE", str(tmp_path / "cache"))
-    table = _table(tfc.models.build("lenet5", 10, (28, 28, 1)))
+    table = _table(tfc.models.build("lenet5", 10, (28, 28, 1)), runtime, fold)
     save_table(table, model_name="lenet5")  # a cache hit: measure_cost_table reads it
     run = str(tmp_path / "run")
-    result = training.compress(parse("compress", _args(fmnist, run)))
+    flags = [f"--latency_runtime={runtime}"] + ["--latency_fold_batchnorm"] * fold
+    result = training.compress(parse("compress", _args(fmnist, run, *flags)))
     compact = keras.saving.load_model(os.path.join(run, "final.keras"))
     c1, c2, f = (compact.get_layer(n).filters if n != "fc1" else compact.get_layer(n).units
                  for n in ("conv1", "conv2", "fc1"))
     assert all(n % 8 == 0 or n == full for n, full in ((c1, 20), (c2, 50), (f, 500)))
     latency = result["latency"]
+    assert (latency["runtime"], latency["fold_batchnorm"]) == (runtime, fold)
     assert latency["target_ms"] == pytest.approx(2.5)  # half of 5 ms
     assert latency["predicted_original_ms"] == pytest.approx(5.0)
     assert latency["predicted_ms"] == pytest.approx(_ms(c1, c2, f))
