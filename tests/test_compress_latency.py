@@ -105,6 +105,27 @@ def test_an_unreachable_latency_target_is_refused_before_training(fmnist, tmp_pa
     assert not run.exists() or not os.listdir(run)
 
 
+@pytest.mark.slow
+def test_latency_only_cuts_the_named_groups(fmnist, tmp_path, monkeypatch):
+    # conv2 and fc1 only: conv1 keeps its 20 filters (1 + 1 ms), so conv2 and fc1 must
+    # fall to 1 + 0.02 c2 + 0.00004 c2 f + 0.002 f <= 2.5 ms between them
+    monkeypatch.setenv("TFCOMPRESS_LATENCY_CACHE", str(tmp_path / "cache"))
+    save_table(_table(tfc.models.build("lenet5", 10, (28, 28, 1))), model_name="lenet5")
+    run = tmp_path / "run"
+    result = training.compress(parse("compress", _args(
+        fmnist, run, "--latency_only=conv2,fc1")))
+    compact = keras.saving.load_model(run / "final.keras")
+    c1, c2, f = (compact.get_layer("conv1").filters, compact.get_layer("conv2").filters,
+                 compact.get_layer("fc1").units)
+    assert c1 == 20 and (c2, f) != (50, 500)
+    assert result["latency"]["predicted_ms"] == pytest.approx(_ms(c1, c2, f))
+    assert result["latency"]["predicted_ms"] <= 2.5
+    with pytest.raises(ValueError, match=re.escape(
+            "latency_only=('dense',) matches none of the 3 mask layers of model 'lenet5'")):
+        training.compress(parse("compress", _args(fmnist, tmp_path / "other",
+                                                  "--latency_only=dense")))
+
+
 def test_a_restart_prunes_to_the_table_in_run_json(tmp_path, monkeypatch):
     monkeypatch.setenv("TFCOMPRESS_LATENCY_CACHE", str(tmp_path / "empty"))  # nothing cached
     model = tfc.models.build("lenet5", 10, (28, 28, 1))
@@ -145,6 +166,10 @@ def test_a_restart_prunes_to_the_table_in_run_json(tmp_path, monkeypatch):
           "latency_runtime": "tflite", "latency_fold_batchnorm": True},
          "latency_runtime, latency_fold_batchnorm: read only with "
          "compression_target='latency'"),
+        ({"method": "l1_filter", "compression": 2, "compression_target": "latency",
+          "latency_only": ("",)}, "latency_only must be a tuple of non-empty texts"),
+        ({"method": "l1_filter", "compression": 2, "latency_only": ("conv",)},
+         "latency_only: read only with compression_target='latency'"),
         ({"method": "l1_filter", "compression": 2, "compression_target": "latency",
           "latency_batch_size": 0}, "latency_batch_size must be an integer >= 1. "
          "Received: latency_batch_size=0"),

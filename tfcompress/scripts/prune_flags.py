@@ -166,6 +166,14 @@ def define_prune_flags(fv):
         "before it, as the export script's --fold_batchnorm deploys the model.",
         flag_values=fv,
     )
+    flags.DEFINE_list(
+        "latency_only",
+        list(cfg.LATENCY_DEFAULTS["latency_only"]),
+        "--compression_target=latency: cut only the groups whose mask layer name contains "
+        "one of these comma-separated texts (e.g. _expand_: MobileNetV2's expanded "
+        "channels); default every group.",
+        flag_values=fv,
+    )
     flags.DEFINE_enum(
         "temperature_update",
         "continuous",
@@ -279,6 +287,7 @@ def compress_config(fv):
             latency_batch_size=fv.latency_batch_size,
             latency_runtime=fv.latency_runtime,
             latency_fold_batchnorm=fv.latency_fold_batchnorm,
+            latency_only=tuple(fv.latency_only),
         ),
     )
 

@@ -103,12 +103,18 @@ def check_latency_target(masked, prune, table):
     """Raises before training when 1/N of the predicted latency is below what cutting
     channels can reach (planned once with the method's budget criterion on the model as
     it is now), naming the largest compression that can be reached."""
+    names = list(tfc.plan_from_masks(masked).keep)  # the mask layers
+    only = methods.latency_only(prune)
+    if only is not None and not any(only(n) for n in names):
+        raise ValueError(
+            f"latency_only={prune.latency_only!r} matches none of the {len(names)} mask "
+            f"layers of model '{masked.name}' (e.g. {names[:4]}): nothing could be cut.")
     method = methods.METHODS[prune.method]
     options = methods.ranking_options(prune)
     try:
         budget = pruners.plan_for_latency(
             masked, table, target_latency=1.0 / prune.compression, criterion=method.criterion,
-            min_channels=options.min_channels, normalize=options.normalize)
+            min_channels=options.min_channels, normalize=options.normalize, only=only)
     except pruners.UnreachableTarget as e:
         original = table.full_ms()
         raise ValueError(

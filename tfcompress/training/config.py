@@ -30,6 +30,7 @@ NORMALIZATIONS = NORMALIZE  # score normalisation of a ranking
 # The fields of `PruneConfig` read only with compression_target="latency", and defaults.
 LATENCY_DEFAULTS = {
     "latency_batch_size": 1, "latency_runtime": "tf", "latency_fold_batchnorm": False,
+    "latency_only": (),
 }  # fmt: skip
 
 
@@ -252,6 +253,9 @@ class PruneConfig:
         "tflite": LiteRT with XNNPACK) and BatchNorm folding
         (`tfcompress.export.saved_model(..., fold_batchnorm=True)`) the latency is
         measured for; deploy the compact model the same way.
+    latency_only: compression_target "latency" only: cut only the channel groups whose
+        mask layer name contains one of these texts (e.g. ("_expand_",): MobileNetV2's
+        expanded channels); empty: every group.
     starting_epoch, ending_epoch: pruning starts and ends (equal: one-shot). For slimming
         the epochs before `starting_epoch` are sparsity training (L1 penalty `s` on BN
         scales); for soft top-k the temperature anneals from one to the other.
@@ -299,6 +303,7 @@ class PruneConfig:
     latency_batch_size: int = LATENCY_DEFAULTS["latency_batch_size"]
     latency_runtime: str = LATENCY_DEFAULTS["latency_runtime"]
     latency_fold_batchnorm: bool = LATENCY_DEFAULTS["latency_fold_batchnorm"]
+    latency_only: tuple = LATENCY_DEFAULTS["latency_only"]
 
     def __post_init__(self):
         from tfcompress.training import methods  # the table of known methods
@@ -381,6 +386,10 @@ class PruneConfig:
         if not isinstance(self.latency_fold_batchnorm, bool):
             raise ValueError("latency_fold_batchnorm must be True or False. Received: "
                              f"latency_fold_batchnorm={self.latency_fold_batchnorm!r}")
+        if not isinstance(self.latency_only, tuple) or not all(
+                isinstance(t, str) and t for t in self.latency_only):
+            raise ValueError("latency_only must be a tuple of non-empty texts (parts of mask "
+                             f"layer names). Received: latency_only={self.latency_only!r}")
         target = self.compression_target or methods.METHODS[self.method].compression_target
         if target != "latency":
             given = {n: getattr(self, n) for n, default in LATENCY_DEFAULTS.items()

@@ -84,8 +84,16 @@ def ranking_options(prune, scope=None):
     )
 
 
+def latency_only(prune):
+    """`only` of a latency budget from `prune.latency_only` (texts of mask layer names):
+    a function of a mask layer's name, or None (every group)."""
+    texts = prune.latency_only
+    return (lambda name: any(t in name for t in texts)) if texts else None
+
+
 def _structured(prune, ratio, timeline, scope, cost_table=None):
-    latency = {} if cost_table is None else {"budget": "latency", "cost_table": cost_table}
+    latency = {} if cost_table is None else {
+        "budget": "latency", "cost_table": cost_table, "only": latency_only(prune)}
     return callbacks.StructuredPruning(
         ratio_schedule(prune, ratio, timeline),
         method=prune.method,
