@@ -221,6 +221,26 @@ def test_run_directory_refuses_another_run(tmp_path):
         assert json.load(f)["kind"] == "train"
 
 
+def test_a_run_started_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    """run.json written before `latency_batch_size` was a setting: a restart with it at its
+    default resumes; at another value it is another run."""
+    context = devices.Context(strategy=None)
+    config = cfg.CompressConfig(_train(), cfg.PruneConfig("l1_filter", ratio=0.5))
+    run = runs.RunDirectory(str(tmp_path / "run"), context)
+    old = runs.record_of(config)
+    del old["prune"]["latency_batch_size"], old["prune"]["latency_only"]
+    run.start("compress", old, {})
+    defaults = runs.defaults_of(config)
+    assert run.check("compress", runs.record_of(config), defaults)["config"] == old
+    with pytest.raises(ValueError, match="started with other settings: "
+                                         "prune.latency_batch_size=None"):
+        run.check("compress", runs.record_of(config))  # without the defaults
+    other = cfg.CompressConfig(_train(), cfg.PruneConfig(
+        "l1_filter", compression=2, compression_target="latency", latency_batch_size=32))
+    with pytest.raises(ValueError, match=r"prune.latency_batch_size=None \(this command: 32\)"):
+        run.check("compress", runs.record_of(other), runs.defaults_of(other))
+
+
 def test_mask_digests_agree_for_equal_masks():
     import tfcompress as tfc
     from tfcompress import models

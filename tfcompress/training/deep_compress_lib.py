@@ -214,7 +214,7 @@ def deep_compress(config, context=None):
     plan = common.plan(_as_train(config), context)
     record = runs.record_of(config)
     run = runs.RunDirectory(config.checkpoint, context)
-    existing = run.check(KIND, record)
+    existing = run.check(KIND, record, runs.defaults_of(config))
     if existing is not None and (done := run.finished()) is not None:
         return done
     keras.utils.set_random_seed(config.seed)

@@ -45,14 +45,32 @@ def record_of(config):
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
-def _differences(old, new, prefix=""):
-    out = []
+def defaults_of(config):
+    """The defaults of `config`'s fields (nested configs: theirs), as `record_of` writes
+    values: a setting added after a run started is absent from its run.json, and a
+    restart at the setting's default is the same run."""
+    out = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            out[field.name] = defaults_of(value)
+        elif field.default is not dataclasses.MISSING:
+            out[field.name] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            out[field.name] = field.default_factory()
+    return json.loads(json.dumps(out))
+
+
+def _differences(old, new, prefix="", defaults=None):
+    out, defaults = [], defaults or {}
     for key in sorted(set(old) | set(new)):
         if key in RESUMABLE:
             continue
         a, b = old.get(key), new.get(key)
+        if key not in old and key in defaults and b == defaults[key]:
+            continue  # a setting newer than the run, at its default
         if isinstance(a, dict) and isinstance(b, dict):
-            out.extend(_differences(a, b, f"{prefix}{key}."))
+            out.extend(_differences(a, b, f"{prefix}{key}.", defaults.get(key)))
         elif a != b:
             out.append(f"{prefix}{key}={a!r} (this command: {b!r})")
     return out
@@ -100,8 +118,10 @@ class RunDirectory:
         )
         return {**result, "path": path}
 
-    def check(self, kind, record):
-        """Raises unless the directory is empty of runs or holds this very run.
+    def check(self, kind, record, defaults=None):
+        """Raises unless the directory is empty of runs or holds this very run
+        (`defaults`, `defaults_of(config)`: settings missing from an older run.json count
+        as their defaults).
 
         Returns the existing run.json dict (a restart) or None (a new run).
         """
@@ -127,7 +147,7 @@ class RunDirectory:
                 f"{kind} command. Use another --checkpoint directory (to start from that "
                 "run's weights, pass it as --initialize)."
             )
-        diffs = _differences(existing["config"], record)
+        diffs = _differences(existing["config"], record, defaults=defaults)
         if diffs:
             raise ValueError(
                 f"checkpoint={self.path!r} holds a run started with other settings: "

@@ -28,7 +28,7 @@ def train(config, context=None):
     plan = common.plan(config, context)
     record = runs.record_of(config)
     run = runs.RunDirectory(config.checkpoint, context)
-    existing = run.check(KIND, record)
+    existing = run.check(KIND, record, runs.defaults_of(config))
     if existing is not None and (done := run.finished()) is not None:
         return done
     resuming = existing is not None and run.latest_checkpoint() is not None
