@@ -144,8 +144,7 @@ class StructuredPruning(keras.callbacks.Callback):
         self._graph = methods.graph_of(self.model)
         self._budget = budgets.Budget.bind(
             self.budget, self.model, self._graph, self._options, cost_table=self.cost_table,
-            only=self.only, latency_normalize=self.options.normalize
-            or methods.default_normalize(self._criterion, "global"))
+            only=self.only, criterion=self._criterion, normalize=self.options.normalize)
         self._taylor = layers_of(self.model, TaylorMask)
         if self._criterion == "taylor" and not self._taylor:
             raise ValueError(

@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from tfcompress import methods
 from tfcompress.latency import CostTable, Predictor
 from tfcompress.pruners import ranking
 from tfcompress.pruners.budget import compact_params, ratio_for_params
@@ -87,9 +88,12 @@ class Budget:
 
     @classmethod
     def bind(cls, kind, masked, graph, options, *, cost_table=None, only=None,
-             latency_normalize="none"):
+             criterion=None, normalize=None):
         """Checks what the budget needs of `masked` (whose dependency graph is `graph`)
-        before any pruning: a cost table naming its layers, `only` naming its masks."""
+        before any pruning: a cost table naming its layers, `only` naming its masks. A
+        latency budget ranks all groups together: with `normalize` (as given) or else the
+        global normalisation of the method ranking by `criterion`."""
+        latency_normalize = normalize or methods.default_normalize(criterion, "global")
         budget = cls(kind, options, cost_table, latency_normalize)
         if kind == "latency":
             Predictor(graph, cost_table, {})  # raises if the table is another model's

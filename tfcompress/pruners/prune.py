@@ -134,7 +134,7 @@ def prune(
     )
     if not given and min_channels is None:
         options = dataclasses.replace(options, min_channels=record.min_channels)
-    latency_normalize = options.normalize or methods.default_normalize(criterion, "global")
+    given_normalize = options.normalize
     options = options.with_defaults(
         normalize=methods.default_normalize(criterion, options.scope)
     )
@@ -142,7 +142,7 @@ def prune(
     budgets.check_budget(budget, options, cost_table, only)
     graph = methods.graph_of(masked)
     chosen = budgets.Budget.bind(budget, masked, graph, options, cost_table=cost_table,
-                                 only=only, latency_normalize=latency_normalize)  # before scoring
+                                 only=only, criterion=criterion, normalize=given_normalize)
     graph, sites, scores = score_groups(masked, method=criterion, data=data, graph=graph)
     alive = alive_channels(graph, sites) if keep_pruned else None
     plan = chosen.plan(graph, sites, scores, options.ratio, alive=alive)
