@@ -5,6 +5,8 @@ model it came from."""
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -57,9 +59,25 @@ def test_train_compress_evaluate_export(fmnist, tmp_path):
     _check_export(small, fmnist, tmp_path)
 
 
+# Loads a run's final.keras with plain Keras (compiled as saved) in a process that never
+# imports tfcompress; prints its parameter count.
+_PLAIN_LOAD = (
+    "import sys, keras; model = keras.saving.load_model(sys.argv[1]); "
+    "assert not any(m.split('.')[0] == 'tfcompress' for m in sys.modules); "
+    "print(model.count_params(), model.compiled)"
+)
+
+
 def _check_runs(base, small, trained, compressed):
     for name in ("run.json", "result.json", "final.keras", "checkpoint"):
         assert os.path.exists(os.path.join(base, name))
+    # the trained model alone: no tfcompress optimizer / learning-rate class to look up
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+    for run, params in ((base, trained["params"]), (small, compressed["params_after"])):
+        done = subprocess.run([sys.executable, "-c", _PLAIN_LOAD, os.path.join(run, "final.keras")],
+                              env=env, cwd=run, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == [str(params), "False"]
     for name in ("plan.json", "report.json", "report.txt"):
         assert os.path.exists(os.path.join(small, name))
     assert os.listdir(os.path.join(base, "tensorboard"))

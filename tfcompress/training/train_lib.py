@@ -56,7 +56,7 @@ def train(config, context=None):
 def _finish(model, config, plan, run, context, result):
     result = {**result, "params": int(model.count_params())}
     if context.is_chief:
-        keras_file(model, run.file(runs.FINAL_MODEL))
+        keras_file(weights.plain_copy(model), run.file(runs.FINAL_MODEL))
         result = common.evaluate_final(model, config, plan, context, result)
     result["path"] = run.write_json(runs.RESULT_FILE, result)
     return result

@@ -52,6 +52,16 @@ def copy_weights(source_model, model, source):
     model.set_weights(source_model.get_weights())
 
 
+def plain_copy(model):
+    """`model` without its training setup (optimizer and its state, losses, metrics):
+    what a train run's final.keras holds, so that plain Keras loads it
+    (`keras.saving.load_model`) without tfcompress's optimizer and learning-rate classes.
+    Runs resume from their checkpoints, which keep the optimizer."""
+    copy = type(model).from_config(model.get_config())  # (clone_model compiles its copy)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def load_keras(path, what):
     """`keras.saving.load_model(path)`; raises naming `what` (flag and value) and the file
     when it cannot be read (truncated, corrupted, not a Keras archive)."""
