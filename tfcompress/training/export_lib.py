@@ -36,6 +36,20 @@ def _calibration(config, model):
     return [np.asarray(x) for x, _ in batches]
 
 
+def _original(run, trained):
+    """What the report compares the exported model with: the model itself for a `.keras`
+    file or a train run (nothing was compressed), else the run's original architecture,
+    rebuilt from run.json; it holds no trained weights here, so each of its parameters
+    counts as nonzero (a fresh draw would show zero-initialised biases, BatchNorm betas and
+    moving means as parameters the compression removed)."""
+    if run is None or run.get("kind") == "train":
+        return trained
+    original = weights.rebuild(run, wrapped=False)
+    for variable in original.weights:
+        variable.assign(np.ones(variable.shape, variable.dtype))
+    return original
+
+
 def _batch_norms(model):
     return [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
 
@@ -105,8 +119,7 @@ def export(config):
             check.max_abs_error,
         )
     if "report" in config.formats:
-        original = weights.rebuild(run, wrapped=False) if run else trained
-        report = tfc.report(original, trained)
+        report = tfc.report(_original(run, trained), trained)
         atomic_write_text(out(REPORT), report.to_json())
         atomic_write_text(out(REPORT_TEXT), report.table() + "\n")
         summary["report"] = report.totals()
