@@ -11,12 +11,12 @@ and the compression report; the library side of `python -m tfcompress.scripts.ex
 import json
 import os
 
-import keras
 import numpy as np
 from absl import logging
 
 import tfcompress as tfc
 from tfcompress.atomic import atomic_write_text
+from tfcompress.pruners.batchnorm import batch_norm_layers
 from tfcompress.training import devices, inputs, paths, weights
 
 SAVED_MODEL = "saved_model"
@@ -50,10 +50,6 @@ def _original(run, trained):
     return original
 
 
-def _batch_norms(model):
-    return [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
-
-
 def writes(formats):
     """`{name: paths.FILE or paths.DIRECTORY}` of what an export of `formats` writes."""
     names = {
@@ -84,7 +80,7 @@ def export(config):
     if config.fold_batchnorm:
         model = tfc.export.fold_batchnorm(model)
         summary["fold_batchnorm"] = {
-            "batchnorm_layers": [len(_batch_norms(m)) for m in (trained, model)]}
+            "batchnorm_layers": [len(batch_norm_layers(m)) for m in (trained, model)]}
         logging.info("BatchNorm folded: %d BatchNorm layers left of %d",
                      *summary["fold_batchnorm"]["batchnorm_layers"][::-1])
     out = lambda name: os.path.join(config.output_dir, name)  # noqa: E731
