@@ -110,12 +110,13 @@ def prune(
         The `PruningPlan` that was applied.
     """
     record, criterion = methods.resolve(masked, method, criterion)
-    if not record.structured and (budget, cost_table, only) != ("channels", None, None):
-        raise ValueError(
-            f"budget, cost_table and only choose channels; method {record.name!r} prunes "
-            f"weights. Received: budget={budget!r}, cost_table={cost_table!r}, only={only!r}"
-        )
     if not record.structured:
+        if (budget, cost_table, only) != ("channels", None, None):
+            raise ValueError(
+                f"budget, cost_table and only choose channels; method {record.name!r} prunes "
+                f"weights. Received: budget={budget!r}, cost_table={cost_table!r}, "
+                f"only={only!r}"
+            )
         scope = scope if options is None else options.scope
         ratio = ratio if options is None or ratio is not None else options.ratio
         achieved = prune_weights(masked, ratio=ratio, keep_pruned=keep_pruned, scope=scope)
