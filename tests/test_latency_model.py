@@ -1,6 +1,7 @@
 """The latency model: cost tables (interpolation, JSON), their cache per machine and
 model signature, and a measured table of a tiny model read back from the cache."""
 
+import dataclasses
 import re
 
 import keras
@@ -111,6 +112,40 @@ def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out == ""  # a cached table is read silently
 
 
+def test_cached_table_serves_only_requests_measured_no_more_carefully(tmp_path, monkeypatch):
+    model = conv_bn_net(widths=(8, 8, 16))
+    timed = []
+    real_layer_ms = measure_lib.layer_ms
+
+    def counting(site, batch_size, counts, repeats, *args, **kwargs):
+        timed.append(repeats)
+        return real_layer_ms(site, batch_size, counts, repeats, *args, **kwargs)
+
+    monkeypatch.setattr(measure_lib, "layer_ms", counting)
+
+    def measure(**kwargs):
+        timed.clear()
+        table = latency.measure_cost_table(model, 1, fractions=(1.0,), cache_dir=tmp_path,
+                                           verbose=0, **kwargs)
+        return table, list(timed)
+
+    quick, calls = measure(repeats=2, fit_seconds=0)
+    assert calls == [2] * 4 and (quick.repeats, quick.fit_seconds) == (2, 0.0)
+    assert latency.load_table(quick.machine, quick.signature, tmp_path, model.name) == quick
+    assert measure(repeats=1, fit_seconds=0) == (quick, [])  # asked for less: the cache
+    careful, calls = measure(repeats=3, fit_seconds=0)  # asked for more: measured again
+    assert calls == [3] * 4 and careful.repeats == 3
+    assert measure(repeats=2, fit_seconds=0) == (careful, [])  # and cached in its place
+    longer, calls = measure(repeats=3, fit_seconds=0.5)  # a longer fit: measured again
+    assert calls == [3] * 4 and longer.fit_seconds == 0.5
+    constant, calls = measure(repeats=3, rest="constant", fit_seconds=0.5)
+    assert calls == [3] * 4 and constant.fit_seconds is None  # no fit: no seconds to keep
+    assert measure(repeats=3, rest="constant", fit_seconds=9.0) == (constant, [])
+    old = dataclasses.replace(constant, repeats=None)  # cached before repeats were kept
+    latency.save_table(old, tmp_path, model.name)
+    assert measure(repeats=1, rest="constant")[1] == [1] * 4
+
+
 def test_folded_table_times_the_models_folded_and_is_cached_apart(tmp_path, monkeypatch):
     model = conv_bn_net(widths=(8, 8, 16))
     timed = []
@@ -149,6 +184,15 @@ def test_bad_tables_are_refused_by_name():
         CostTable({}, base_ms=-1)
     with pytest.raises(ValueError, match="Received: batch_size=0"):
         latency.measure_cost_table(conv_bn_net(), 0)
+    with pytest.raises(ValueError, match="repeats must be an integer >= 1. Received: repeats=0"):
+        latency.measure_cost_table(conv_bn_net(), 1, repeats=0)
+    with pytest.raises(ValueError, match="multiple must be an integer >= 1. Received: "
+                                         "multiple=4.0"):
+        latency.measure_cost_table(conv_bn_net(), 1, multiple=4.0)
+    with pytest.raises(ValueError, match="Received: repeats=0"):
+        CostTable({}, repeats=0)
+    with pytest.raises(ValueError, match="Received: fit_seconds=-1"):
+        CostTable({}, fit_seconds=-1)
     with pytest.raises(ValueError, match=r"Received: fractions=\(0, 1\)"):
         latency.measure_cost_table(conv_bn_net(), 1, fractions=(0, 1))
     with pytest.raises(ValueError, match="Received: rest='linear'"):

@@ -141,6 +141,16 @@ def model_signature(model, batch_size, fractions, multiple, graph=None, rest="fi
     return digest(fields)
 
 
+def _as_careful(table, repeats, fit_seconds):
+    """True when cached `table` was measured with at least `repeats` calls per point and
+    (unless None) `fit_seconds` of fit: a table measured more carefully serves a quicker
+    request, a quicker one is measured again (as is one that does not say)."""
+    if table.repeats is None or table.repeats < repeats:
+        return False
+    return fit_seconds is None or (table.fit_seconds is not None
+                                   and table.fit_seconds >= fit_seconds)
+
+
 def _progress(total, verbose):
     """A Keras progress bar over `total` steps (the timed layers, then the whole model's
     fit), or None for verbose=0. Off a terminal it prints a line every 10 s at most."""
@@ -164,8 +174,9 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
                        runtime="tf", fold_batchnorm=False, fit_seconds=FIT_SECONDS,
                        cache_dir=None, use_cache=True, verbose=1):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
-    read from the cache if this machine measured this model before, else measured and
-    cached.
+    read from the cache if this machine measured this model before at least as carefully
+    (`repeats` calls per point or more and, for `rest="fit"`, `fit_seconds` or more), else
+    measured and cached.
 
     Args:
         model: the model to prune, before `tfcompress.wrap` (its graph's prunable groups
@@ -206,8 +217,9 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             whole model's fit, with the time left) or 2 (one line at the end), as
             `Model.fit`'s. A cached table is read silently.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}")
+    for name, value in (("batch_size", batch_size), ("repeats", repeats), ("multiple", multiple)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions must be numbers in (0, 1]. Received: fractions={fractions!r}")
     if len(model.inputs) != 1:
@@ -235,9 +247,10 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
     machine = machine_key(runtime)
     signature = model_signature(model, batch_size, fractions, multiple, graph, rest, statistic,
                                 fold_batchnorm)
+    fit_for = fit_seconds if rest == "fit" else None  # (only a fit times for seconds)
     if use_cache:
         table = load_table(machine, signature, cache_dir, model.name)
-        if table is not None:
+        if table is not None and _as_careful(table, repeats, fit_for):
             return table
     overhead = call_overhead_ms(repeats, stat, runtime)
     costs, memo = {}, {}
@@ -277,7 +290,7 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         bar.update(len(sites) + fits, finalize=True)
     table = CostTable(costs, base_ms=base, scaled_ms=scaled, layer_scale=scale,
                       multiple=multiple, batch_size=batch_size, machine=machine,
-                      signature=signature)
+                      signature=signature, repeats=repeats, fit_seconds=fit_for)
     save_table(table, cache_dir, model.name)
     return table
 

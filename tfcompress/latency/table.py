@@ -128,6 +128,10 @@ class CostTable:
         batch_size: the batch the table was measured at (None: written by hand).
         machine: the machine key it was measured on (`tfcompress.latency.machine_key`).
         signature: the model signature it belongs to (`tfcompress.latency.model_signature`).
+        repeats: the timed calls per grid point it was measured with, and
+        fit_seconds: the seconds (at least) its whole-model fit timed for (`rest="fit"`);
+            `measure_cost_table` reuses a cached table only if it was measured at least as
+            carefully as asked. None: written by hand (or cached before they were kept).
     """
 
     layers: dict
@@ -138,6 +142,8 @@ class CostTable:
     batch_size: int = None
     machine: dict = None
     signature: str = None
+    repeats: int = None
+    fit_seconds: float = None
 
     def __post_init__(self):
         if not isinstance(self.layers, dict) or not all(
@@ -156,6 +162,13 @@ class CostTable:
             raise ValueError(
                 f"multiple must be an integer >= 1. Received: multiple={self.multiple!r}"
             )
+        r = self.repeats
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
+            raise ValueError(f"repeats must be an integer >= 1 or None. Received: repeats={r!r}")
+        s = self.fit_seconds
+        if s is not None and (not _is_number(s) or s < 0):
+            raise ValueError(
+                f"fit_seconds must be a number >= 0 or None. Received: fit_seconds={s!r}")
 
     def layer_ms(self, name, counts):
         """Milliseconds of layer `name` keeping `counts` (`{"in": n, "out": m}`; counts
@@ -178,6 +191,8 @@ class CostTable:
             "batch_size": self.batch_size,
             "machine": self.machine,
             "signature": self.signature,
+            "repeats": self.repeats,
+            "fit_seconds": None if self.fit_seconds is None else float(self.fit_seconds),
         }
 
     @classmethod
