@@ -15,7 +15,7 @@ import tfcompress as tfc
 from tfcompress import training
 from tfcompress.graph import DependencyGraph
 from tfcompress.latency import CostTable, LayerCost, machine_key, model_signature, save_table
-from tfcompress.latency.measure import DEFAULT_FRACTIONS
+from tfcompress.latency.measure import DEFAULT_FRACTIONS, FIT_SECONDS, REPEATS
 from tfcompress.training import compress_lib, devices
 from tfcompress.training import config as cfg
 
@@ -43,7 +43,8 @@ def _table(model, runtime="tf", fold_batchnorm=False):
     signature = model_signature(model, 1, DEFAULT_FRACTIONS, 8, DependencyGraph(model),
                                 fold_batchnorm=fold_batchnorm)
     return CostTable(layers, base_ms=1.0, multiple=8, batch_size=1,
-                     machine=machine_key(runtime), signature=signature)
+                     machine=machine_key(runtime), signature=signature,
+                     repeats=REPEATS, fit_seconds=FIT_SECONDS)  # as the script asks
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ RESTS = ("fit", "split", "constant")
 # Turns and seconds (at least) of timing the models a "fit" rest is fitted to: at batch 1
 # under load (7 on 2 cores) 20 turns of MobileNetV2 gave minima 9.6-27 ms for the same model.
 FIT_TURNS, FIT_SECONDS = 20, 10.0  # (measure_cost_table's fit_seconds)
+REPEATS = 10  # timed calls per grid point (measure_cost_table's repeats)
 STATISTICS = {"min": np.min, "median": np.median}
 
 
@@ -170,7 +171,7 @@ def served_form(fold_batchnorm):
 
 
 def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRACTIONS,
-                       multiple=8, repeats=10, rest="fit", statistic="min",
+                       multiple=8, repeats=REPEATS, rest="fit", statistic="min",
                        runtime="tf", fold_batchnorm=False, fit_seconds=FIT_SECONDS,
                        cache_dir=None, use_cache=True, verbose=1):
     """The `CostTable` of `model` (unpruned, one input) at `batch_size` on this machine:
