@@ -7,6 +7,7 @@ from tfcompress.graph.dependency import (
     Member,
     UnknownLayerError,
 )
+from tfcompress.graph.rule_base import register_elementwise_activation
 from tfcompress.graph.rules import (
     Rule,
     RuleArityError,
@@ -29,6 +30,7 @@ __all__ = [
     "RuleArityError",
     "UnknownLayerError",
     "find_rule",
+    "register_elementwise_activation",
     "register_rule",
     "registered_rule",
     "trace",

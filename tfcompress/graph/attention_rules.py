@@ -20,12 +20,11 @@ import math
 import numpy as np
 
 from tfcompress.graph.rule_base import (
-    _CHANNEL_MIXING_ACTIVATIONS,
     InternalAxis,
     Rule,
-    _activation_name,
     find_weight,
     internal_key,
+    mixing_activation,
 )
 
 
@@ -59,8 +58,8 @@ class EinsumDense(Rule):
         if self._axes(op.layer) is None:
             b.pin(*op.in_keys, *op.out_keys, reason="EinsumDense equation")
             return
-        if _activation_name(op.layer) in _CHANNEL_MIXING_ACTIVATIONS:
-            b.pin(*op.out_keys, reason="softmax activation")
+        if activation := mixing_activation(op.layer):
+            b.pin(*op.out_keys, reason=f"{activation} activation")
         b.consume(op, op.in_keys[0])
 
     def weight_axes(self, layer):

@@ -5,10 +5,12 @@ and grouping the model again (a wrapped DenseNet121's graph takes ~0.25 s).
 `wrap` gives the model it makes an empty slot (`attach`), so no model a caller made is
 ever written to. A functional model's layer graph cannot change once built, so its
 `DependencyGraph` depends only on the `exclude` list and on the rule table
-(`register_rule` may change it): the graph in the slot is reused while both are the same.
+(`register_rule` may change it) and the activations declared element-wise
+(`register_elementwise_activation`): the graph in the slot is reused while they are the same.
 Any other model (a user's, or a wrapped model loaded from a file) is traced every time.
 """
 
+from tfcompress.graph import rule_base
 from tfcompress.graph import rules as rules_lib
 from tfcompress.graph.dependency import DependencyGraph
 
@@ -41,10 +43,12 @@ def graph_for(model, exclude=()):
     graph = memo.graph
     if graph is None or graph.exclude != exclude or not _same_rules(memo.rules):
         graph = DependencyGraph(model, exclude=exclude)
-        memo.graph, memo.rules = graph, dict(rules_lib.RULES)
+        memo.graph, memo.rules = graph, (dict(rules_lib.RULES), rule_base.activation_state())
     return graph
 
 
 def _same_rules(snapshot):
+    rules, activations = snapshot
     table = rules_lib.RULES
-    return len(snapshot) == len(table) and all(table.get(k) is v for k, v in snapshot.items())
+    return (activations == rule_base.activation_state() and len(rules) == len(table)
+            and all(table.get(k) is v for k, v in rules.items()))

@@ -8,13 +8,69 @@ import dataclasses
 
 import numpy as np
 
-# Activations that mix channels: a channel cannot be removed under them.
-_CHANNEL_MIXING_ACTIVATIONS = ("softmax", "log_softmax")
+# keras.activations functions (by `__name__`) that act on each channel alone. Any other
+# activation pins the channels it is applied to: softmax, log_softmax and sparsemax
+# normalise over the channel axis and glu halves it (CHANNEL_MIXING_ACTIVATIONS), and what a
+# function of the user's does is not known (`register_elementwise_activation` declares one
+# element-wise). tests/test_graph_topologies.py checks every keras.activations function is
+# in one of the two sets.
+ELEMENTWISE_ACTIVATIONS = frozenset("""celu elu exponential gelu hard_shrink hard_sigmoid
+    hard_silu hard_tanh leaky_relu linear log_sigmoid mish relu relu6 selu sigmoid silu
+    soft_shrink softplus softsign sparse_plus sparse_sigmoid squareplus tanh tanh_shrink
+    threshold""".split()) | {
+    "gelu_approximate",  # keras_hub's (BERT, ELECTRA, GPT-2 ... feed-forward blocks)
+    "quick_gelu",  # keras_hub's CLIP / MetaCLIP: x * sigmoid(1.702 x)
+}
+CHANNEL_MIXING_ACTIVATIONS = frozenset({"softmax", "log_softmax", "sparsemax", "glu"})
+_registered_elementwise = set()  # names given to register_elementwise_activation
 
 
 def _activation_name(layer):
     act = getattr(layer, "activation", None)
     return getattr(act, "__name__", str(act)) if act is not None else "linear"
+
+
+def mixing_activation(layer):
+    """The name of `layer`'s activation when it may mix channels (then the channels it is
+    applied to are pinned), None when it acts on each channel alone (or there is none)."""
+    name = _activation_name(layer)
+    if name in ELEMENTWISE_ACTIVATIONS or name in _registered_elementwise:
+        return None
+    return name
+
+
+def activation_state():
+    """What `mixing_activation` answers from (a graph built before a registration is
+    stale: `tfcompress.graph.memo` compares this)."""
+    return frozenset(_registered_elementwise)
+
+
+def register_elementwise_activation(activation):
+    """Declares an activation function of your own element-wise (it computes each channel
+    from that channel alone), so the channels of the layers using it can be pruned.
+
+    Args:
+        activation: the function (e.g. registered with
+            `keras.saving.register_keras_serializable`) or its `__name__`.
+
+    A layer whose activation is neither one of `keras.activations`' element-wise
+    functions nor declared here keeps the channels it is applied to (they are pinned,
+    the graph naming the activation): removing a channel under softmax-like functions
+    changes every other channel's value.
+    """
+    name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(
+            "register_elementwise_activation takes a named function or its name (a lambda "
+            "or a callable object has none: define it with def). Received: "
+            f"activation={activation!r}"
+        )
+    if name in CHANNEL_MIXING_ACTIVATIONS:
+        raise ValueError(
+            f"The activation '{name}' mixes channels (it normalises over or splits the "
+            f"channel axis); it cannot be declared element-wise. Received: activation={name!r}"
+        )
+    _registered_elementwise.add(name)
 
 
 @dataclasses.dataclass(frozen=True)

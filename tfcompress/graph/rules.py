@@ -32,15 +32,14 @@ from tfcompress.graph.attention_rules import Attention, EinsumDense
 from tfcompress.graph.hidden_rules import POSITION_EMBEDDING, Embedding, LayerNorm
 from tfcompress.graph.op_rules import GetItem, Pad, Reduce, ReshapeOp, Split
 from tfcompress.graph.rule_base import (
-    _CHANNEL_MIXING_ACTIVATIONS,
     InternalAxis,
     Rule,
     RuleArityError,
-    _activation_name,
     _qualname,
     couple_broadcast,
     internal_key,
     keras_mask_keys,
+    mixing_activation,
     suggest_rule,
 )
 
@@ -97,8 +96,8 @@ class Mixing(Rule):
         layer = op.layer
         if _channels_first(layer) or getattr(layer, "groups", 1) != 1:
             b.pin(*op.in_keys, *op.out_keys, reason=f"{type(layer).__name__} layout")
-        elif _activation_name(layer) in _CHANNEL_MIXING_ACTIVATIONS:
-            b.pin(*op.out_keys, reason="softmax activation")
+        elif activation := mixing_activation(layer):
+            b.pin(*op.out_keys, reason=f"{activation} activation")
         b.consume(op, op.in_keys[0])
 
 
@@ -124,10 +123,8 @@ class Channelwise(Rule):
         if _channels_first(layer) or bad_axis:
             b.pin(*op.in_keys, *op.out_keys, reason=f"{type(layer).__name__} axis")
             return
-        if isinstance(layer, layers.Activation) and _activation_name(layer) in (
-            _CHANNEL_MIXING_ACTIVATIONS
-        ):
-            b.pin(*op.in_keys, *op.out_keys, reason="softmax")
+        if isinstance(layer, layers.Activation) and (activation := mixing_activation(layer)):
+            b.pin(*op.in_keys, *op.out_keys, reason=f"{activation} activation")
             return
         b.identity(op.in_keys[0], op.out_keys[0])
 
@@ -141,6 +138,9 @@ class Depthwise(Rule):
     def couple(self, op, b):
         if _channels_first(op.layer):
             b.pin(*op.in_keys, *op.out_keys, reason="channels_first")
+            return
+        if activation := mixing_activation(op.layer):  # out channel c*m + j: its input c too
+            b.pin(*op.in_keys, *op.out_keys, reason=f"{activation} activation")
             return
         b.expand(op.in_keys[0], op.out_keys[0], int(op.layer.depth_multiplier))
 
