@@ -9,6 +9,8 @@ class EditedWeights(keras.layers.Wrapper):
     A Keras mask (padding of a sequence) passes as it passes the wrapped layer."""
 
     def __init__(self, layer, **kwargs):
+        kwargs.setdefault("dtype", layer.dtype_policy)  # as the layer computes (a float32
+        # head of a mixed-precision model stays float32)
         super().__init__(layer, **kwargs)
         self.supports_masking = layer.supports_masking
 

@@ -45,6 +45,7 @@ class MaskedLayerNormalization(keras.layers.Wrapper):
 
     def __init__(self, layer, **kwargs):
         check_layer_norm(layer)
+        kwargs.setdefault("dtype", layer.dtype_policy)  # as the layer computes
         super().__init__(layer, **kwargs)
         self.supports_masking = True  # a Keras mask (sequence padding) passes, as LN's
         self._chain = _Chain()

@@ -161,6 +161,13 @@ def _kernel_consumers(graph, calls):
     return found, folded
 
 
+def _policy_of(producer):
+    """The dtype policy of a mask after `producer`'s channels: the producer's own (a mask
+    after a float32 layer of a mixed-precision model computes in float32), or the
+    global policy (None) for a keras.ops operation or no producer."""
+    return getattr(producer, "dtype_policy", None)
+
+
 def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True, share=False):
     calls, maps = _mask_calls(graph)
     masks = {}
@@ -173,16 +180,19 @@ def _wrap_channels(graph, mask_class, wrapping, edit=None, mask_kernels=True, sh
             if any(m.name == name for m in masks.values()):  # parts of two composite calls
                 name = f"{name}_g{g.index}"
             masks[g.index] = mask_class(
-                g.size, wrapping=wrapping, internal_axis=axis_name, name=name
+                g.size, wrapping=wrapping, internal_axis=axis_name, name=name,
+                dtype=_policy_of(op.layer),
             )
             internal.setdefault(id(op.layer), []).append(masks[g.index])
             continue
-        producer = next((m.layer.name for m in g.members if m.role == "out"), f"g{g.index}")
-        name = f"{producer}_mask"
+        producer = next((m.layer for m in g.members if m.role == "out"), None)
+        stem = producer.name if producer is not None else f"g{g.index}"
+        name = f"{stem}_mask"
         if any(m.name == name for m in masks.values()):  # a split tensor: several groups
-            name = f"{producer}_mask_g{g.index}"
+            name = f"{stem}_mask_g{g.index}"
         masks[g.index] = mask_class(
-            g.size, channel_maps=maps[g.index], wrapping=wrapping, name=name
+            g.size, channel_maps=maps[g.index], wrapping=wrapping, name=name,
+            dtype=_policy_of(producer),
         )
     consumer_ops = {(op.index, k) for op, k in graph.consumers()}
     reads_masks = {i for i, k in consumer_ops if calls.get(k)}  # ops with a mask in front

@@ -1,0 +1,57 @@
+"""Mixed precision: `wrap` keeps each layer's dtype policy (a float32 head stays float32,
+its wrapper and the masks after it too), so the masked model computes what the model
+does, and the compact model what the masked one does."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import tfcompress as tfc
+from tests.parity import max_rel_error, sample_input
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _net():
+    keras.utils.set_random_seed(3)
+    x = keras.Input((8, 8, 3))
+    y = layers.Conv2D(16, 3, name="c1")(x)  # mixed_float16
+    y = layers.Conv2D(16, 3, dtype="float32", name="c2")(y)
+    y = layers.GlobalAveragePooling2D(dtype="float32")(y)
+    y = layers.Dense(16, activation="relu", dtype="float32", name="fc")(y)
+    return keras.Model(x, layers.Dense(4, activation="softmax", dtype="float32", name="head")(y))
+
+
+def _f32(y):
+    return [np.asarray(keras.ops.convert_to_numpy(y), np.float32)]
+
+
+@pytest.mark.parametrize("method", ["l1_filter", "taylor", "magnitude"])
+def test_wrap_keeps_each_layers_dtype_policy(mixed_float16, method, tmp_path):
+    model = _net()
+    x = sample_input(model)
+    masked = tfc.wrap(model, method)
+    policies = {layer.name: layer.dtype_policy.name for layer in masked.layers}
+    assert policies["head" if method != "magnitude" else "head_wm"] == "float32"
+    if method != "magnitude":
+        assert policies["c1"] == policies["c1_mask"] == "mixed_float16"
+        assert policies["c2"] == policies["c2_mask"] == policies["fc_mask"] == "float32"
+    assert masked(x).dtype == "float32"
+    assert max_rel_error(_f32(model(x)), _f32(masked(x))) == 0.0  # was 4e-4 in float16
+    path = str(tmp_path / "masked.keras")
+    masked.save(path)
+    loaded = keras.saving.load_model(path)
+    assert {layer.name: layer.dtype_policy.name for layer in loaded.layers} == policies
+    if method == "taylor":
+        return  # (its scores need data: test_methods_fit prunes it)
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    assert compact.get_layer("head").dtype_policy.name == "float32"
+    assert compact.get_layer("c2").dtype_policy.name == "float32"
+    assert max_rel_error(_f32(masked(x)), _f32(compact(x))) <= 1e-3  # float16 rounding
