@@ -38,6 +38,21 @@ def test_ranking_options_are_validated_at_construction(kwargs, message):
         RankingOptions(**kwargs)
 
 
+def test_numpy_scalars_are_numbers_kept_as_python_numbers():
+    options = RankingOptions(np.float32(0.5), min_channels=np.int64(2), round_to=np.int32(4))
+    assert (options.ratio, options.min_channels, options.round_to) == (0.5, 2, 4)
+    assert type(options.ratio) is float and type(options.min_channels) is int
+    assert RankingOptions(num_remove=np.int64(3)).num_remove == 3
+    with pytest.raises(ValueError, match=r"Received: ratio=np.float32\(1.0\)"):
+        RankingOptions(np.float32(1.0))
+    with pytest.raises(ValueError, match=r"Received: ratio=np.True_"):
+        RankingOptions(np.True_)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8), keras.layers.Dense(2)])
+    masked = tfc.wrap(model, "l1_filter")
+    tfc.prune(masked, ratio=np.float32(0.5))  # refused before: "a number ... np.float32(0.5)"
+    assert int(masked.get_layer("dense_mask").kept().sum()) == 4
+
+
 def test_ranking_options_are_frozen_and_keyword_only_after_ratio():
     options = RankingOptions(0.5, scope="global")
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from tfcompress import schedules
@@ -65,11 +66,27 @@ def test_acosp_temperature_log_linear():
     (lambda: ACoSPTemperature(0.5, ending_epoch=2, starting_epoch=5), "out of order"),
     (lambda: ACoSPTemperature(1.5, ending_epoch=5), "final_ratio=1.5"),
     (lambda: ACoSPTemperature(0.5, 5, final_temperature=2.0), "anneal downwards"),
+    (lambda: Iterative(0.5, 0, 10, 2, initial_ratio=0.7), "only rises .* Received: "
+                                                          "initial_ratio=0.7, final_ratio=0.5"),
+    (lambda: Polynomial(0.6, 0.5, 0, 10), "only rises"),
+    (lambda: OneShot(np.float32(1.5)), r"Received: ratio=np.float32\(1.5\)"),
+    (lambda: Iterative(0.5, 0, 10, frequency=np.int64(0)), "frequency=np.int64"),
+    (lambda: Iterative(0.5, 0, 10.0, frequency=1), "end_step=10.0"),
 ])
 @pytest.mark.slow
 def test_bad_schedules(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_numpy_scalars_are_taken_and_kept_as_python_numbers():
+    schedule = Iterative(np.float32(0.5), np.int64(2), np.int64(11), np.int32(3))
+    config = schedule.get_config()
+    assert config == {"final_ratio": 0.5, "begin_step": 2, "end_step": 11, "frequency": 3,
+                      "initial_ratio": 0.0}
+    assert all(type(v) in (int, float) for v in config.values())  # JSON-able
+    assert schedule(5) == (True, 0.25)  # the second of four events
+    assert Polynomial(np.float64(0.0), np.float32(0.8), 0, 10, power=np.int64(3)).power == 3
 
 
 def test_deserialize_unknown():

@@ -14,14 +14,16 @@ Every schedule's `get_config()` holds exactly its constructor arguments, so
 
 import math
 
+from tfcompress.numbers import is_int, is_number, plain
+
 
 def _check_ratio(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+    if not is_number(value) or not 0 <= value < 1:
         raise ValueError(f"{name} must be a number in [0, 1). Received: {name}={value!r}")
 
 
 def _check_step(value, name, minimum=0):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
 
 
@@ -31,6 +33,15 @@ def _check_order(begin_name, begin, end_name, end, strict=False):
         raise ValueError(
             f"The schedule ends before it begins: {end_name} must be {relation} "
             f"{begin_name}. Received: {begin_name}={begin}, {end_name}={end}"
+        )
+
+
+def _check_rising(initial_ratio, final_ratio):
+    if final_ratio < initial_ratio:
+        raise ValueError(
+            "The ratio of a pruning schedule only rises (a pruned channel or weight stays "
+            "pruned): final_ratio must be >= initial_ratio. Received: "
+            f"initial_ratio={initial_ratio}, final_ratio={final_ratio}"
         )
 
 
@@ -69,8 +80,8 @@ class OneShot(Schedule):
     def __init__(self, ratio, step=0):
         _check_ratio(ratio, "ratio")
         _check_step(step, "step")
-        self.ratio = ratio
-        self.step = step
+        self.ratio = plain(ratio)
+        self.step = plain(step)
 
     def __call__(self, step):
         return step == self.step, float(self.ratio)
@@ -97,11 +108,12 @@ class Iterative(Schedule):
         _check_step(end_step, "end_step")
         _check_step(frequency, "frequency", minimum=1)
         _check_order("begin_step", begin_step, "end_step", end_step)
-        self.final_ratio = final_ratio
-        self.begin_step = begin_step
-        self.end_step = end_step
-        self.frequency = frequency
-        self.initial_ratio = initial_ratio
+        _check_rising(initial_ratio, final_ratio)
+        self.final_ratio = plain(final_ratio)
+        self.begin_step = plain(begin_step)
+        self.end_step = plain(end_step)
+        self.frequency = plain(frequency)
+        self.initial_ratio = plain(initial_ratio)
 
     @property
     def num_events(self):
@@ -148,14 +160,15 @@ class Polynomial(Schedule):
         _check_step(end_step, "end_step")
         _check_step(frequency, "frequency", minimum=1)
         _check_order("begin_step", begin_step, "end_step", end_step, strict=True)
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or power <= 0:
+        _check_rising(initial_ratio, final_ratio)
+        if not is_number(power) or power <= 0:
             raise ValueError(f"power must be a positive number. Received: power={power!r}")
-        self.initial_ratio = initial_ratio
-        self.final_ratio = final_ratio
-        self.begin_step = begin_step
-        self.end_step = end_step
-        self.power = power
-        self.frequency = frequency
+        self.initial_ratio = plain(initial_ratio)
+        self.final_ratio = plain(final_ratio)
+        self.begin_step = plain(begin_step)
+        self.end_step = plain(end_step)
+        self.power = plain(power)
+        self.frequency = plain(frequency)
 
     @property
     def last_step(self):
@@ -224,7 +237,7 @@ class ACoSPTemperature:
             ("initial_temperature", initial_temperature),
             ("final_temperature", final_temperature),
         ):
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            if not is_number(t) or t <= 0:
                 raise ValueError(f"{name} must be a positive number. Received: {name}={t!r}")
         if final_temperature > initial_temperature:
             raise ValueError(
@@ -234,11 +247,11 @@ class ACoSPTemperature:
             )
         if update not in self.UPDATES:
             raise ValueError(f"update must be one of {self.UPDATES}. Received: update={update!r}")
-        self.final_ratio = final_ratio
-        self.ending_epoch = ending_epoch
-        self.starting_epoch = starting_epoch
-        self.initial_temperature = initial_temperature
-        self.final_temperature = final_temperature
+        self.final_ratio = plain(final_ratio)
+        self.ending_epoch = plain(ending_epoch)
+        self.starting_epoch = plain(starting_epoch)
+        self.initial_temperature = plain(initial_temperature)
+        self.final_temperature = plain(final_temperature)
         self.update = update
 
     def __call__(self, epoch):

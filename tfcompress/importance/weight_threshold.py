@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from tfcompress.numbers import is_number
+
 
 def std_threshold_mask(values, quality, mask=None):
     """Binary mask keeping weights with `|w| > quality * std(w)`.
@@ -9,7 +11,7 @@ def std_threshold_mask(values, quality, mask=None):
     The standard deviation is taken over the weights that are still unmasked (`mask`
     is the current mask, default all ones); masked weights stay masked.
     """
-    if isinstance(quality, bool) or not isinstance(quality, (int, float)) or quality < 0:
+    if not is_number(quality) or quality < 0:
         raise ValueError(f"quality must be a number >= 0. Received: quality={quality!r}")
     values = np.asarray(values)
     alive = np.ones(values.shape, bool) if mask is None else np.asarray(mask) > 0.5

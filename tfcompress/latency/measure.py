@@ -32,6 +32,7 @@ from tfcompress.latency.layers import layer_sites
 from tfcompress.latency.machine import machine_key
 from tfcompress.latency.runtimes import check_runtime, serving_call
 from tfcompress.latency.table import CostTable, LayerCost
+from tfcompress.numbers import is_int
 
 DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
 
@@ -219,7 +220,7 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             `Model.fit`'s. A cached table is read silently.
     """
     for name, value in (("batch_size", batch_size), ("repeats", repeats), ("multiple", multiple)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise ValueError(f"fractions must be numbers in (0, 1]. Received: fractions={fractions!r}")

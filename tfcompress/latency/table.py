@@ -27,11 +27,9 @@ import math
 
 import numpy as np
 
+from tfcompress.numbers import is_int, is_number
+
 AXES = ("in", "out")
-
-
-def _is_number(v):
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def _nested_tuple(x):
@@ -155,18 +153,18 @@ class CostTable:
             )
         for name in ("base_ms", "scaled_ms", "layer_scale"):
             value = getattr(self, name)
-            if not _is_number(value) or value < 0:
+            if not is_number(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
         m = self.multiple
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        if not is_int(m) or m < 1:
             raise ValueError(
                 f"multiple must be an integer >= 1. Received: multiple={self.multiple!r}"
             )
         r = self.repeats
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 1):
+        if r is not None and (not is_int(r) or r < 1):
             raise ValueError(f"repeats must be an integer >= 1 or None. Received: repeats={r!r}")
         s = self.fit_seconds
-        if s is not None and (not _is_number(s) or s < 0):
+        if s is not None and (not is_number(s) or s < 0):
             raise ValueError(
                 f"fit_seconds must be a number >= 0 or None. Received: fit_seconds={s!r}")
 

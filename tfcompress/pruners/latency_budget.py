@@ -29,6 +29,7 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.latency import CostTable, Predictor, model_ms
+from tfcompress.numbers import is_int, is_number
 from tfcompress.pruners.ranking import NORMALIZERS
 from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
 from tfcompress.surgery.masks import mask_sites
@@ -81,10 +82,6 @@ class LatencyBudget:
         return text
 
 
-def _is_number(v):
-    return not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v)
-
-
 def check_target(target_latency, target_ms):
     """Raises naming the argument unless exactly one valid target is given."""
     if (target_latency is None) == (target_ms is None):
@@ -94,13 +91,13 @@ def check_target(target_latency, target_ms):
             f"target_ms={target_ms!r}"
         )
     if target_latency is not None and (
-        not _is_number(target_latency) or not 0 < target_latency <= 1
+        not is_number(target_latency) or not 0 < target_latency <= 1
     ):
         raise ValueError(
             "target_latency must be a number in (0, 1], a fraction of the original "
             f"latency. Received: target_latency={target_latency!r}"
         )
-    if target_ms is not None and (not _is_number(target_ms) or target_ms <= 0):
+    if target_ms is not None and (not is_number(target_ms) or target_ms <= 0):
         raise ValueError(f"target_ms must be a number > 0. Received: target_ms={target_ms!r}")
 
 
@@ -224,7 +221,7 @@ def scored_groups(masked, cost_table, criterion, data, min_channels, normalize, 
     criterion = given or record.budget_criterion
     if min_channels is None:
         min_channels = record.min_channels
-    if isinstance(min_channels, bool) or not isinstance(min_channels, int) or min_channels < 1:
+    if not is_int(min_channels) or min_channels < 1:
         raise ValueError(
             f"min_channels must be an integer >= 1. Received: min_channels={min_channels!r}"
         )

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from tfcompress.numbers import is_int, is_number, plain
+
 SCOPES = ("local", "global")
 
 # How the kept set is cut from the ranking (see `RankingOptions.rule`).
@@ -29,14 +31,6 @@ NORMALIZERS = {
     "max": lambda s: s / max(float(np.max(np.abs(s))), 1e-12),
     "l2": lambda s: s / max(float(np.linalg.norm(s)), 1e-12),
 }
-
-
-def _is_number(v):
-    return not isinstance(v, bool) and isinstance(v, (int, float))
-
-
-def _is_int(v):
-    return not isinstance(v, bool) and isinstance(v, int)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +73,11 @@ class RankingOptions:
     rule: str = "safe"
 
     def __post_init__(self):
+        self._check()
+        for name in ("ratio", "threshold", "num_remove", "min_channels", "round_to"):
+            object.__setattr__(self, name, plain(getattr(self, name)))  # np.float32 -> float
+
+    def _check(self):
         ratio, threshold, num_remove = self.ratio, self.threshold, self.num_remove
         given = [
             n
@@ -90,21 +89,21 @@ class RankingOptions:
                 "Give exactly one of ratio, threshold or num_remove. Received: "
                 f"ratio={ratio!r}, threshold={threshold!r}, num_remove={num_remove!r}"
             )
-        if ratio is not None and (not _is_number(ratio) or not 0 <= ratio < 1):
+        if ratio is not None and (not is_number(ratio) or not 0 <= ratio < 1):
             raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
-        if threshold is not None and not _is_number(threshold):
+        if threshold is not None and not is_number(threshold):
             raise ValueError(f"threshold must be a number. Received: threshold={threshold!r}")
-        if num_remove is not None and (not _is_int(num_remove) or num_remove < 0):
+        if num_remove is not None and (not is_int(num_remove) or num_remove < 0):
             raise ValueError(
                 f"num_remove must be an integer >= 0. Received: num_remove={num_remove!r}"
             )
         check_scope(self.scope)
-        if not _is_int(self.min_channels) or self.min_channels < 1:
+        if not is_int(self.min_channels) or self.min_channels < 1:
             raise ValueError(
                 "min_channels must be an integer >= 1. "
                 f"Received: min_channels={self.min_channels!r}"
             )
-        if not _is_int(self.round_to) or self.round_to < 1:
+        if not is_int(self.round_to) or self.round_to < 1:
             raise ValueError(
                 f"round_to must be an integer >= 1. Received: round_to={self.round_to!r}"
             )

@@ -5,6 +5,7 @@ import numpy as np
 from tfcompress.graph.trace import layers_of
 from tfcompress.importance import magnitude_mask, std_threshold_mask
 from tfcompress.layers import WeightMask
+from tfcompress.numbers import is_number
 from tfcompress.pruners.ranking import check_scope
 
 
@@ -36,7 +37,7 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
             f"ratio={ratio!r}, quality={quality!r}"
         )
     if ratio is not None and (
-        isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio < 1
+        not is_number(ratio) or not 0 <= ratio < 1
     ):
         raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
     layers = weight_masks(masked)

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from tfcompress.importance import magnitude_mask
+from tfcompress.numbers import is_number
 from tfcompress.pruners.weights import prune_weights, weight_masks
 from tfcompress.sharing.model import layer_name, resolve_bits, share_weights, strip_shared
 from tfcompress.sharing.stages import RECORDS, StageFolder
@@ -70,20 +71,16 @@ class Result:
         return {"stages": [s.as_dict() for s in self.stages], "report": self.report.as_dict()}
 
 
-def _is_number(v):
-    return not isinstance(v, bool) and isinstance(v, (int, float, np.floating, np.integer))
-
-
 def check_density(density, what="density"):
     """`density` as a float; raises naming it unless it is a number in (0, 1]."""
-    if not _is_number(density) or not 0 < density <= 1:
+    if not is_number(density) or not 0 < density <= 1:
         raise ValueError(f"{what} must be a number in (0, 1]. Received: {what}={density!r}")
     return float(density)
 
 
 def check_quality(quality):
     """`quality` as a float; raises naming it unless it is a number > 0."""
-    if not _is_number(quality) or not quality > 0:
+    if not is_number(quality) or not quality > 0:
         raise ValueError(f"quality must be a number > 0. Received: quality={quality!r}")
     return float(quality)
 

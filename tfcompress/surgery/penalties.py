@@ -6,11 +6,13 @@ every layer `wrap` re-creates. Options are the keyword arguments given to `wrap`
 
 import keras
 
+from tfcompress.numbers import is_number
+
 
 def bn_gamma_l1(graph, penalty=1e-4):
     """Network slimming (Liu et al. 2017): an L1 penalty `penalty * sum|gamma|` on the
     scale of every BatchNormalization that holds prunable channels."""
-    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty <= 0:
+    if not is_number(penalty) or penalty <= 0:
         raise ValueError(
             f"slimming needs a positive L1 penalty on BatchNorm scales. Received: "
             f"penalty={penalty!r}"

@@ -1,0 +1,29 @@
+"""What an argument that must be a number or an integer may be: a Python or NumPy scalar
+(a ratio from `np.linspace`, a step from `np.int64`), never a bool. `plain` gives the
+Python value to keep, so configs stay JSON."""
+
+import math
+import numbers
+
+import numpy as np
+
+
+def is_number(value, finite=True):
+    """True for an int or float of Python or NumPy (finite unless `finite=False`)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return False
+    return not finite or math.isfinite(value)
+
+
+def is_int(value):
+    """True for an int of Python or NumPy (not a bool, not a float such as 3.0)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def plain(value):
+    """`value` (a number) as a Python int or float; anything else unchanged."""
+    if is_int(value):
+        return int(value)
+    if is_number(value, finite=False):
+        return float(value)
+    return value
