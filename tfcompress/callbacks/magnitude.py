@@ -3,7 +3,8 @@
 import keras
 
 from tfcompress import methods
-from tfcompress.callbacks._state import current_step
+from tfcompress.callbacks._state import DueEvents, current_step
+from tfcompress.numbers import is_number
 from tfcompress.pruners.ranking import check_scope
 from tfcompress.pruners.weights import prune_weights, weight_masks
 from tfcompress.schedules import Schedule
@@ -11,7 +12,8 @@ from tfcompress.schedules import Schedule
 
 class MagnitudePruning(keras.callbacks.Callback):
     """Sets the element-wise masks of a model wrapped with method "magnitude" whenever
-    `schedule(step)` says so: to the schedule's ratio (of weights removed), or -- with
+    `schedule(step)` says so (an event inside a `steps_per_execution` run of steps is
+    caught up before the next one): to the schedule's ratio (of weights removed), or -- with
     `quality` -- by Han's per-layer threshold `quality * std(w)`. Weights once masked
     stay masked (and exactly zero: `WeightMask` re-zeroes them in every training step).
     The schedule's ratio is each layer's (`scope="local"`, as TFMOT) or that of all
@@ -31,7 +33,7 @@ class MagnitudePruning(keras.callbacks.Callback):
                 f"schedule must be a tfcompress.schedules.Schedule. Received: schedule={schedule!r}"
             )
         if quality is not None and (
-            isinstance(quality, bool) or not isinstance(quality, (int, float)) or quality < 0
+            not is_number(quality) or quality < 0
         ):
             raise ValueError(f"quality must be a number >= 0. Received: quality={quality!r}")
         check_scope(scope)
@@ -39,8 +41,10 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.quality = quality
         self.scope = scope
         self.events = []
+        self._due = DueEvents()
 
     def on_train_begin(self, logs=None):
+        self._due.start()
         wrapping = methods.wrapping_of(self.model)
         if wrapping is not None and methods.get(wrapping.method).structured:
             raise ValueError(
@@ -56,7 +60,7 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         step = current_step(self.model)
-        should, ratio = self.schedule(step)
+        should, ratio = self._due.due(self.schedule, step)
         if not should:
             return
         if self.quality is not None:

@@ -5,7 +5,7 @@ import dataclasses
 import keras
 
 from tfcompress import methods
-from tfcompress.callbacks._state import current_step, layers_of
+from tfcompress.callbacks._state import DueEvents, current_step, layers_of
 from tfcompress.layers import ChannelMask, TaylorMask
 from tfcompress.pruners import budgets
 from tfcompress.pruners.plan import apply_plan
@@ -18,8 +18,10 @@ class StructuredPruning(keras.callbacks.Callback):
     """Prunes the channels of a model from `tfcompress.wrap` whenever `schedule` says so.
 
     Before each batch the callback asks `schedule(step)` (step = the optimizer's
-    `iterations`); on a pruning step it scores the groups with the wrapped method's
-    criterion and masks the lowest channels, keeping those already masked masked. For
+    `iterations`; with `compile(steps_per_execution=k)` Keras calls it every k steps, and
+    an event inside an execution is caught up at the next call); on a pruning step it
+    scores the groups with the wrapped method's criterion and masks the lowest channels,
+    keeping those already masked masked. For
     "taylor" the `TaylorMask` layers gather each batch's importance inside the compiled
     training step (no per-batch work in the callback); the callback folds the last batch
     in at the end of each epoch (so `score` is complete after `fit` and in checkpoints)
@@ -125,8 +127,10 @@ class StructuredPruning(keras.callbacks.Callback):
         self._method_min_channels = not given and min_channels is None
         self.options = options  # as given: None normalize / min_channels are the method's
         self.events = []  # (step, kept channels) of each pruning step of this run
+        self._due = DueEvents()
 
     def on_train_begin(self, logs=None):
+        self._due.start()
         record, self._criterion = methods.resolve(
             self.model, self.method, self.criterion, caller="StructuredPruning"
         )
@@ -154,7 +158,7 @@ class StructuredPruning(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         step = current_step(self.model)
-        should, ratio = self.schedule(step)
+        should, ratio = self._due.due(self.schedule, step)
         if should:
             self.prune_now(ratio)
             self.events.append((step, self.kept_channels()))
