@@ -196,3 +196,18 @@ def test_bits_and_exclude_name_a_wrapped_models_layers_as_before_wrap():
     assert shared.get_layer("fc1_shared").bits == 3
     assert shared.get_layer("fc2_shared").bits == 5
     assert type(shared.get_layer("logits")) is keras.layers.Dense
+
+
+def test_a_workdir_serves_only_the_arguments_that_made_it(tmp_path):
+    args = dict(prune_epochs=0, share_epochs=0, output_path=str(tmp_path / "w.tfdc"),
+                workdir=str(tmp_path / "work"), compile_args={"run_eagerly": True}, verbose=0)
+    data = _data(n=64)
+    first = deep_compress(_model(), data, densities={"fc1": 0.2}, **args)
+    with pytest.raises(ValueError, match=r"other arguments \(bits: \{'fc1': 5, .* now; "
+                                         r"densities: \{'fc1': 0.2, .* there, \{'fc1': 0.05, "):
+        deep_compress(_model(), data, densities={"fc1": 0.05}, bits=3, **args)
+    with pytest.raises(ValueError, match=r"weight_shapes: "):  # another architecture
+        deep_compress(_model(classes=5), _data(n=64, classes=5), densities={"fc1": 0.2},
+                      **args)
+    again = deep_compress(_model(), data, densities={"fc1": 0.2}, **args)  # resumes: equal
+    assert [s.nonzero for s in again.stages] == [s.nonzero for s in first.stages]

@@ -235,6 +235,13 @@ def check_optimizer(optimizer, name="optimizer"):
     return optimizer
 
 
+def _describe(optimizer):
+    """An optimizer argument as a settings entry: its name, or the function's."""
+    if isinstance(optimizer, str):
+        return optimizer
+    return f"{getattr(optimizer, '__module__', '')}.{getattr(optimizer, '__qualname__', '')}"
+
+
 def _make_optimizer(optimizer):
     return optimizer() if callable(optimizer) else keras.optimizers.get(optimizer)
 
@@ -311,7 +318,8 @@ def deep_compress(
             stage's index in `STAGES`).
         workdir: if given, each finished stage's record and model are kept there
             (`tfcompress.sharing.stages`); a call with the same arguments and folder
-            resumes after the last finished stage.
+            resumes after the last finished stage, and one with other densities, bits,
+            epochs, ... (or another architecture) is refused, naming them.
         seed: if given, Keras' seeds are set to `seed + stage index` as each stage starts
             (a resumed run trains as an uninterrupted one).
         verbose: 0 silent; 1 one line per stage (and Keras' progress bars).
@@ -353,12 +361,22 @@ def deep_compress(
     checked = wrap(model, method="magnitude", exclude=exclude)
     chosen = resolve_bits(checked, bits, exclude)
     kinds = {layer_name(layer): kind_of(getattr(layer, "layer", layer)) for layer in checked.layers}
-    resolve_index_bits({name: kinds[name] for name in chosen}, index_bits)
+    chosen_index = resolve_index_bits({name: kinds[name] for name in chosen}, index_bits)
+    targets = None
     if densities is not None:
         targets = resolve_densities(checked, densities)
         schedule = {name: density_schedule(d, prune_steps) for name, d in targets.items()}
     del checked
+    settings = {  # what shapes the stages: a workdir made with others is refused
+        "weight_shapes": [list(w.shape) for w in model.weights],  # (names: Keras's counters)
+        "densities": targets, "quality": quality, "bits": chosen, "index_bits": chosen_index,
+        "exclude": sorted(exclude), "dense_epochs": dense_epochs, "prune_steps": prune_steps,
+        "prune_epochs": prune_epochs, "share_epochs": share_epochs, "seed": seed,
+        "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+        "optimizers": [_describe(o) for o in (dense_optimizer, optimizer, share_optimizer)],
+    }
     folder = StageFolder(workdir)
+    folder.check_settings(settings)
     done = folder.records()
     if len(done) == len(STAGES) and not os.path.exists(output_path):
         done = done[:-1]  # the file was removed: write it again
@@ -378,7 +396,7 @@ def deep_compress(
         stages.append(stage)
         if log_dir is not None:
             log_stage(log_dir, len(stages) - 1, stage)
-        folder.save([s.as_dict() for s in stages], stage.name, model)
+        folder.save([s.as_dict() for s in stages], stage.name, model, settings)
         if verbose:
             acc = "-" if stage.accuracy is None else f"{stage.accuracy:.4f}"
             print(

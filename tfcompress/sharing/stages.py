@@ -1,15 +1,17 @@
 """A `deep_compress` work folder: what each finished stage left, so that a run interrupted
 after a stage resumes from the last finished one (`deep_compress(workdir=...)`).
 
-    <workdir>/stages.json    the finished stages' records (`Stage.as_dict`), in order
+    <workdir>/stages.json    the finished stages' records (`Stage.as_dict`), in order, and
+                             the settings that made them (`check_settings`)
     <workdir>/dense.keras    the dense model pruning starts from (trained, if asked)
     <workdir>/pruned.keras   the pruned model: `WeightMask` layers, masks and weights
     <workdir>/shared.keras   the `SharedWeights` model after centroid training
 
 Every write is atomic (`tfcompress.atomic`) and a stage's model is written before the
 record that names it: a kill at any instant leaves the folder at a finished stage. A
-folder belongs to one set of `deep_compress` arguments (the compress script checks its
-run.json against the command); the file stage's output is the compressed file itself.
+folder belongs to one set of `deep_compress` arguments: a call with other ones is refused
+(`check_settings`) rather than served stages made for different densities or bits. The
+file stage's output is the compressed file itself.
 """
 
 import json
@@ -31,32 +33,59 @@ class StageFolder:
     def file(self, name):
         return os.path.join(self.path, name)
 
-    def records(self):
-        """The finished stages' records (dicts), in order; [] for a new or no folder."""
+    def _read(self):
         if self.path is None or not os.path.exists(self.file(RECORDS)):
-            return []
+            return {"stages": []}
         with open(self.file(RECORDS), "rb") as f:
             raw = f.read()
         try:
-            records = json.loads(raw)["stages"]
+            content = json.loads(raw)
+            if not isinstance(content["stages"], list):
+                raise TypeError("stages is not a list")
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(
                 f"workdir={self.path!r}: {self.file(RECORDS)} is damaged (truncated or "
                 "corrupted) and cannot be read. Delete it to run every stage again, or use "
                 "another folder."
             ) from e
-        return records
+        return content
+
+    def records(self):
+        """The finished stages' records (dicts), in order; [] for a new or no folder."""
+        return self._read()["stages"]
+
+    def check_settings(self, settings):
+        """Raises naming each setting that differs unless the finished stages here were
+        made with `settings` (a JSON-able dict of the arguments that shape them). A new
+        folder, one with no finished stage, or one written before settings were kept
+        passes."""
+        content = self._read()
+        kept = content.get("settings")
+        if not content["stages"] or kept is None:
+            return
+        now = json.loads(json.dumps(settings))  # as read back (tuples -> lists, ...)
+        differ = sorted(k for k in set(kept) | set(now) if kept.get(k) != now.get(k))
+        if differ:
+            details = "; ".join(f"{k}: {kept.get(k)!r} there, {now.get(k)!r} now" for k in differ)
+            raise ValueError(
+                f"workdir={self.path!r} holds the stages of a deep_compress run with other "
+                f"arguments ({details}). Resuming would serve stages made for those: use "
+                "another folder, or delete this one to run every stage again."
+            )
 
     def load(self, stage):
         """The model the finished `stage` left (uncompiled)."""
         return keras.models.load_model(self.file(f"{stage}.keras"), compile=False)
 
-    def save(self, records, stage, model=None):
-        """Writes `model` (if any) as `<stage>.keras`, then `records` (all finished)."""
+    def save(self, records, stage, model=None, settings=None):
+        """Writes `model` (if any) as `<stage>.keras`, then `records` (all finished) and
+        the `settings` they were made with."""
         if self.path is None:
             return
         if model is not None:
             with atomic_path(self.file(f"{stage}.keras")) as tmp:
                 model.save(tmp)
-        text = json.dumps({"stages": records}, indent=2, sort_keys=True)
+        content = {"stages": records} if settings is None else {
+            "stages": records, "settings": settings}
+        text = json.dumps(content, indent=2, sort_keys=True)
         atomic_write_text(self.file(RECORDS), text)
