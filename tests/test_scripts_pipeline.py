@@ -108,6 +108,7 @@ def _check_evaluate(base, fmnist, trained, tmp_path):
     assert result["metrics"]["accuracy"] == pytest.approx(trained["test"]["accuracy"])
     params = [p["params"] for p in result["sweep"]]
     assert params[0] > params[1] and result["params"] > params[0]
+    assert all(p["nonzero_params"] <= p["params"] for p in result["sweep"])
     with open(out) as f:
         assert json.load(f)["sweep"][1]["ratio"] == 0.6
     with pytest.raises(ValueError, match=r"num_classes=3 does not match checkpoint"):
@@ -124,6 +125,10 @@ def _check_evaluate(base, fmnist, trained, tmp_path):
                 [f"--checkpoint={base}", f"--test_data={fmnist}/test-*", "--model=vgg16_bn"],
             )  # fmt: skip
         )
+    final = os.path.join(base, "final.keras")  # a .keras file of a zoo model: checked too
+    with pytest.raises(ValueError, match="holds model 'lenet5', not model='vgg16_bn'"):
+        training.evaluate(parse("evaluate", [
+            f"--checkpoint={final}", f"--test_data={fmnist}/test-*", "--model=vgg16_bn"]))
 
 
 def _check_rebuilt_from_checkpoint(small, tmp_path):

@@ -188,7 +188,7 @@ def _summarize(config, baseline, compressed, sweep_file, export_dir, began, log)
         os.path.join(config.output_dir, "compression.png"),
         base_point,
         {f"{config.method} + fine-tuning": comp_point},
-        sweep=[(p["params"], p["accuracy"]) for p in sweep.get("sweep", [])],
+        sweep=[(p["nonzero_params"], p["accuracy"]) for p in sweep.get("sweep", [])],
         sweep_label=f"one-shot {SWEEP_CRITERION.get(config.method, 'l1_filter')} + BatchNorm "
         "recalibration, no fine-tuning",
         metric=f"test accuracy ({comp['test']['examples']:,} Fashion-MNIST test images)",
@@ -204,7 +204,7 @@ def _summarize(config, baseline, compressed, sweep_file, export_dir, began, log)
             "mac_ratio": comp["mac_ratio"],
         },
         "sweep": [
-            {"ratio": p["ratio"], "params": p["params"], "accuracy": p["accuracy"]}
+            {"ratio": p["ratio"], "params": p["nonzero_params"], "accuracy": p["accuracy"]}
             for p in sweep.get("sweep", [])
         ],
         "saved_model": exported.get("saved_model"),

@@ -24,10 +24,17 @@ def _output_classes(model):
 def _check(config, model, run, data):
     """Raises if the flags, the model and the data disagree."""
     name = run and weights.runs.model_record(run["config"])["name"]
+    if run is None and model.name in tfc.models.REGISTRY:  # a .keras file of a zoo model
+        name = model.name  # (the zoo names its models; strip keeps the name)
     if config.model is not None and name is not None and name != config.model:
         raise ValueError(
             f"checkpoint={config.checkpoint!r} holds model {name!r}, not model={config.model!r}."
         )
+    if config.model is not None and name is None:
+        logging.warning(
+            "checkpoint=%r holds model %r, not one of the zoo's: model=%r is not checked "
+            "against it, only read for the task (%s).", config.checkpoint, model.name,
+            config.model, tasks.task_of_model(config.model))
     task = run["resolved"]["task"] if run else None
     num_classes = run and weights.runs.model_record(run["config"])["num_classes"]
     num_classes = num_classes or config.num_classes
@@ -84,7 +91,8 @@ def _sweep(model, config, data, size, task, num_classes, recalibration_skipped):
             max_batches=config.eval_batches,
         )
         nonzero = tfc.report(model, compact).totals()["nonzero_params_after"]
-        points.append({"ratio": ratio, "params": int(nonzero), **metrics})
+        points.append({"ratio": ratio, "nonzero_params": int(nonzero),
+                       "params": int(count_params(compact)), **metrics})
         if point_skipped is not None:  # the records test_data's count names, read again
             points[-1]["num_skipped"] = point_skipped.count
         logging.info("ratio %.2f: %s parameters, %s", ratio, f"{nonzero:,}", metrics)
