@@ -84,6 +84,11 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
             "ending_epoch must be at or after starting_epoch. Received: starting_epoch=3",
         ),
         (lambda: cfg.ExportConfig("c", "o", quantization="int8"), "give calibration_data"),
+        (lambda: cfg.ExportConfig("c", "o", formats=("keras",), quantization="dynamic"),
+         "quantization is for the TFLite file, which formats=.'keras',. does not write: add "
+         "tflite to formats, or leave quantization out. Received: quantization='dynamic'"),
+        (lambda: cfg.ExportConfig("c", "o", formats=("keras", "report"), calibration_data="x*"),
+         "calibration_data is for the TFLite file"),
     ],
 )
 @pytest.mark.slow

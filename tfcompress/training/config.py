@@ -525,6 +525,14 @@ class ExportConfig:
                 "calibration_data (TFRecords). Received: calibration_data=None"
             )
         _text("calibration_data", self.calibration_data, optional=True)
+        if "tflite" not in self.formats:  # both are read only for the TFLite file
+            for name, value, unset in (("quantization", self.quantization, "none"),
+                                       ("calibration_data", self.calibration_data, None)):
+                if value != unset:
+                    raise ValueError(
+                        f"{name} is for the TFLite file, which formats={self.formats!r} does "
+                        f"not write: add tflite to formats, or leave {name} out. Received: "
+                        f"{name}={value!r}")
         _int("calibration_batches", self.calibration_batches, minimum=1)
         _text("signature_name", self.signature_name)
         _text("gpu_id", self.gpu_id, optional=True)
