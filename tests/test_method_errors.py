@@ -67,6 +67,24 @@ def test_options_for_a_method_without_them():
         tfc.wrap(conv_bn_net(), "l1_filter", penalty=1e-4)
 
 
+def test_an_unknown_option_is_named_with_the_methods_own():
+    with pytest.raises(ValueError, match=r"Method 'slimming' takes the wrap options \['penalty'\], "
+                                         r"not \['penalti'\]. Received: \{'penalti': 0.0001\}"):
+        tfc.wrap(conv_bn_net(), "slimming", penalti=1e-4)  # was bn_gamma_l1()'s TypeError
+
+
+def test_exclude_takes_one_name_or_a_list_of_names():
+    model = conv_bn_net()
+    masked = tfc.wrap(model, "l1_filter", exclude="conv1")
+    assert tfc.methods.wrapping_of(masked).exclude == ("conv1",)
+    assert len(tfc.methods.graph_of(masked).prunable_groups) == 1  # conv2: conv1 keeps both sides
+    graph = tfc.DependencyGraph(model, exclude="conv0")  # one name, not 'c', 'o', ...
+    assert graph.exclude == ("conv0",)
+    with pytest.raises(TypeError, match=r"exclude must be layer names: a list of str \(or one "
+                                        r"str\). Received: exclude=\[3\]"):
+        tfc.wrap(model, "l1_filter", exclude=[3])
+
+
 def test_soft_topk_epochs_out_of_order():
     with pytest.raises(ValueError, match="starting_epoch=4, ending_epoch=3"):
         cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=3, starting_epoch=4))

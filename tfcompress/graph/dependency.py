@@ -21,6 +21,23 @@ class UnknownLayerError(ValueError):
     """A layer class without a channel rule."""
 
 
+def exclude_names(exclude):
+    """`exclude` (layer names: a list, tuple or set of str, or one str) as a tuple of
+    names; raises naming it otherwise (a str is one name, not its characters)."""
+    if isinstance(exclude, str):
+        return (exclude,)
+    try:
+        names = tuple(exclude)
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise TypeError(
+            "exclude must be layer names: a list of str (or one str). Received: "
+            f"exclude={exclude!r}"
+        )
+    return names
+
+
 @dataclasses.dataclass(frozen=True)
 class IndexMap:
     """Where a group's channels sit on one tensor: `positions[i]` holds group channel
@@ -157,7 +174,7 @@ class DependencyGraph:
 
     def __init__(self, model, exclude=()):
         self.model = model
-        self.exclude = tuple(exclude)
+        self.exclude = exclude_names(exclude)
         self.traced = trace(model, keep=self.exclude)
         self._build()
 

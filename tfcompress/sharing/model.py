@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from tfcompress.graph.dependency import exclude_names
 from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.layer import SharedWeights
@@ -117,7 +118,7 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
         exclude: names of layers to leave unshared (their kernels stay float), as `bits`.
         iterations: the most Lloyd iterations per layer.
     """
-    exclude = tuple(exclude)
+    exclude = exclude_names(exclude)
     refused = (ChannelMask, MaskedKernel, SharedWeights)
     wrappers = [layer.name for layer in model.layers if isinstance(layer, refused)]
     if wrappers:

@@ -2,11 +2,13 @@
 prunable channel group, or element-wise weight masks for unstructured pruning."""
 
 import collections
+import inspect
 
 import numpy as np
 
 from tfcompress import methods
 from tfcompress.graph import DependencyGraph, memo
+from tfcompress.graph.dependency import exclude_names
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, WeightMask
@@ -58,7 +60,9 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
     record = methods.get(method)
     if options and record.clone_hook is None:
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
-    if graph is not None and exclude and tuple(exclude) != graph.exclude:
+    _check_options(method, record.clone_hook, options)
+    exclude = exclude_names(exclude)
+    if graph is not None and exclude and exclude != graph.exclude:
         raise ValueError(
             f"exclude={list(exclude)!r} differs from the given graph's exclude "
             f"{list(graph.exclude)!r}. Give one of them."
@@ -77,6 +81,22 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
     # a slot for the new model's graph: prune and strip trace it once between them
     return memo.attach(
         _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels, share))
+
+
+def _check_options(method, hook, options):
+    """Raises naming the options `hook` (a method's clone hook) does not take, and those
+    it does, unless it takes any (`**options`: it checks them itself)."""
+    if hook is None or not options:
+        return
+    params = list(inspect.signature(hook).parameters.values())[1:]  # after the graph
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    unknown = sorted(set(options) - {p.name for p in params})
+    if unknown:
+        raise ValueError(
+            f"Method {method!r} takes the wrap options {[p.name for p in params]}, not "
+            f"{unknown}. Received: {options!r}"
+        )
 
 
 def _refuse_wrapped(model):
