@@ -320,6 +320,20 @@ def test_cli_turns_path_and_data_errors_into_one_line():
         cli.run(lambda: (_ for _ in ()).throw(RuntimeError("a bug")))
 
 
+def test_ctrl_c_prints_one_line_and_exits_130(capsys):
+    from tfcompress.scripts import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(interrupted)
+    assert exit_.value.code == 130  # 128 + SIGINT, as a shell reports it
+    err = capsys.readouterr().err
+    assert err.startswith("error: interrupted. Every file is written atomically") and \
+        err.count("\n") == 1  # one line, no traceback
+
+
 def test_damaged_run_files_name_their_file(tmp_path):
     import tensorflow as tf
 

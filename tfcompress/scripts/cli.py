@@ -61,10 +61,21 @@ def message(e, skip_flag=False):
     return None
 
 
+INTERRUPTED = (
+    "interrupted. Every file is written atomically, so none is left half-written; a train "
+    "or compress run resumes from its last checkpoint (--save_step) when the same command "
+    "runs again."
+)
+
+
 def run(fn, *args, skip_flag=False):
-    """Calls `fn(*args)`; exits with `error: <message>` on a user error (see `message`)."""
+    """Calls `fn(*args)`; exits with `error: <message>` on a user error (see `message`),
+    and with one line and status 130 on Ctrl-C (instead of a traceback)."""
     try:
         return fn(*args)
+    except KeyboardInterrupt:
+        print(f"error: {INTERRUPTED}", file=sys.stderr, flush=True)
+        sys.exit(130)
     except (*USER_ERRORS, *PATH_ERRORS, *DATA_ERRORS) as e:
         text = message(e, skip_flag)
         if text is None:
