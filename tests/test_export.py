@@ -1,5 +1,6 @@
 """Exporters: named SavedModel signature, .keras, TFLite run in LiteRT, atomic writes."""
 
+import importlib
 import os
 
 import keras
@@ -110,6 +111,22 @@ def test_tflite_bad_arguments(compact, tmp_path):
         tfc.export.tflite(compact, str(tmp_path / "a.tflite"), quantization="int8")
     with pytest.raises(ValueError, match="Unknown quantization. Received: quantization='int4'"):
         tfc.export.tflite(compact, str(tmp_path / "b.tflite"), quantization="int4")
+    assert not os.listdir(tmp_path)
+
+
+def test_a_file_litert_cannot_run_is_one_error_and_not_written(compact, tmp_path, monkeypatch):
+    tflite_lib = importlib.import_module("tfcompress.export.tflite")  # (not the function)
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("failed to create XNNPACK runtime\nNode number 11 (...) failed")
+
+    monkeypatch.setattr(tflite_lib, "run_tflite", refused)
+    rep = [_x()]
+    with pytest.raises(ValueError, match=r"The int8 TFLite model of '.*' converted but does not "
+                       r"run in LiteRT \(failed to create XNNPACK runtime\); .*d.tflite was not "
+                       r"written. Full-integer quantization needs moderate, finite activation"):
+        tfc.export.tflite(compact, str(tmp_path / "d.tflite"), quantization="int8",
+                          representative_data=rep)
     assert not os.listdir(tmp_path)
 
 

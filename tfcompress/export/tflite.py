@@ -18,6 +18,7 @@ from tfcompress.export.saved_model import (
     output_names,
     write_signature,
 )
+from tfcompress.messages import first_line
 
 QUANTIZATIONS = (None, "dynamic", "int8")
 
@@ -160,7 +161,16 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
                 shape = [1 if d is None else d for d in model.inputs[0].shape]
                 check_data = np.zeros(shape, np.float32)
         check_data = np.asarray(check_data, np.float32)
-        lite_out = run_tflite(content, check_data)
+        try:
+            lite_out = run_tflite(content, check_data)
+        except RuntimeError as e:  # LiteRT's (e.g. "failed to create XNNPACK runtime")
+            hint = (" Full-integer quantization needs moderate, finite activation ranges on "
+                    "the representative data; a model that diverged in training has none."
+                    if quantization == "int8" else "")
+            raise ValueError(
+                f"The {quantization or 'float32'} TFLite model of '{model.name}' converted but "
+                f"does not run in LiteRT ({first_line(e)}); {path} was not written."
+                f"{hint}") from e
         keras_out = model(check_data, training=False)
         keras_out = [np.asarray(y) for y in keras.tree.flatten(keras_out)]
         # the file's outputs are keyed (and sorted) by the model's output names
