@@ -55,3 +55,17 @@ def test_wrap_keeps_each_layers_dtype_policy(mixed_float16, method, tmp_path):
     assert compact.get_layer("head").dtype_policy.name == "float32"
     assert compact.get_layer("c2").dtype_policy.name == "float32"
     assert max_rel_error(_f32(masked(x)), _f32(compact(x))) <= 1e-3  # float16 rounding
+
+
+def test_a_mixed_precision_model_exports_to_tflite_as_float32(mixed_float16, tmp_path):
+    model = _net()
+    x = sample_input(model, batch=4)
+    copy = tfc.export.float32_copy(model)
+    assert {layer.dtype_policy.name for layer in copy.layers[1:]} == {"float32"}
+    assert [t.name for t in copy.inputs] == [t.name for t in model.inputs]  # signature names
+    assert tfc.export.float32_copy(copy) is copy  # nothing to change
+    check = tfc.export.tflite(model, str(tmp_path / "m.tflite"), check_data=x)  # was a
+    # ConverterError: "'tf.Conv2D' op is neither a custom op nor a flex op" (f16 tensors)
+    assert check.max_abs_error <= 1e-5  # against the float32 copy
+    lite = tfc.export.run_tflite(str(tmp_path / "m.tflite"), x)[0]
+    assert max_rel_error(_f32(model(x)), [lite]) <= 1e-2  # the model itself: float16 rounding

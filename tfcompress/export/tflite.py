@@ -2,7 +2,11 @@
 
 The file's batch dimension is dynamic (`shape_signature` -1), whatever batch the model's
 Input declares: LiteRT allocates batch 1 by default, and `resize_tensor_input(index,
-(n, ...))` or a signature runner run any batch."""
+(n, ...))` or a signature runner run any batch.
+
+A mixed-precision model (layers computing in float16 / bfloat16, whose weights are float32)
+is converted as a float32 copy: TFLite has no float16 convolution kernels (the converter
+stops at `tf.Conv2D` on f16 tensors); `quantization="dynamic"` / `"int8"` shrink the file."""
 
 import dataclasses
 import os
@@ -126,6 +130,40 @@ def _output_details(interp):
     return sorted(interp.get_output_details(), key=lambda d: d["name"])
 
 
+def float32_copy(model):
+    """`model` itself when every layer computes in float32, else a copy of it (the same
+    weights) whose layers all compute in float32."""
+    if all(_compute_dtype(layer) == "float32" for layer in _layers(model)):
+        return model
+
+    def as_float32(layer):
+        return type(layer).from_config({**layer.get_config(), "dtype": "float32"})
+
+    inputs = [  # named as the model's (the signature's input names; clone_model renames)
+        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name) for t in model.inputs
+    ]
+    copy = keras.models.clone_model(
+        model, input_tensors=inputs[0] if len(inputs) == 1 else inputs,
+        clone_function=as_float32)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _layers(model):
+    """The layers of `model` that compute (its Input layers hold no computation)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
+def _compute_dtype(layer):
+    policy = getattr(layer, "dtype_policy", None)
+    return "float32" if policy is None else policy.compute_dtype
+
+
 def tflite(model, path, quantization=None, representative_data=None, check_data=None):
     """Converts `model` to a TFLite file at `path` and runs it once in LiteRT.
 
@@ -135,6 +173,8 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
         representative_data: iterable of float input batches (int8 calibration).
         check_data: a float input batch to run; default: the first representative batch
             or zeros. Single-input models only.
+
+    A mixed-precision model is converted (and checked) as its `float32_copy`.
 
     Returns:
         `TFLiteCheck` with the file size and the error against the Keras model.
@@ -149,6 +189,7 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
             f"tflite export supports single-input models; '{model.name}' has "
             f"{len(model.inputs)} inputs."
         )
+    model = float32_copy(model)  # (a mixed-precision model: its float32 copy)
     # everything, the intermediate SavedModel and the converter's temporary files included,
     # is written in the hidden folder beside `path`, which goes away however this ends
     with atomic_path(path) as tmp:
