@@ -121,6 +121,25 @@ def test_unknown_layer_error_suggests_a_fitting_rule():
     assert "register_rule(" not in message
 
 
+def test_a_layer_with_weights_is_not_suggested_a_bare_channelwise():
+    """An LSTM: Channelwise() would slice none of its weights (following that advice made
+    strip fail on a shape mismatch); the message leads with exclude, which works."""
+    inp = keras.Input((5, 8))
+    x = layers.Dense(16, name="proj")(inp)
+    model = keras.Model(inp, layers.Dense(2)(layers.LSTM(8, name="lstm")(x)))
+    with pytest.raises(UnknownLayerError) as info:
+        tfc.DependencyGraph(model)
+    message = str(info.value)
+    assert "It holds weights (['lstm/lstm_cell/kernel', " in message
+    assert "leave it alone with `exclude=['lstm']` (a recurrent layer: always)" in message
+    assert "Channelwise())" not in message
+    masked = tfc.wrap(model, exclude=["lstm"])  # every group pinned: no mask placed
+    with pytest.raises(ValueError, match="pinned by .*excluded layer lstm"):
+        tfc.prune(masked, ratio=0.5)  # it said lstm had no channel rule, excluded as it was
+    x = sample_input(model)
+    assert max_rel_error(outputs(model, x), outputs(tfc.strip(masked), x)) <= 1e-6
+
+
 def test_a_refused_op_is_suggested_only_exclude():
     """keras.ops.take has a named refusal (opaque.Refused), not a missing rule: the message
     suggests leaving it alone, not registering Channelwise, and that suggestion works."""

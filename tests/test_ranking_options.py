@@ -113,10 +113,15 @@ def test_prune_says_wrap_found_no_prunable_group():
         tfc.prune(masked, 0.5)
 
 
-def test_prune_after_wrap_excluded_every_group_says_exclude_pinned_it():
+def test_prune_after_wrap_excluded_every_group_says_exclude_pinned_it(tmp_path):
     inputs = keras.Input((6,), name="x")
     hidden = keras.layers.Dense(5, name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(3, name="head")(hidden), name="two")
     masked = tfc.wrap(model, "l1_filter", exclude=["head"])
+    with pytest.raises(ValueError, match=r"no prunable channel group, so `tfcompress.wrap` "
+                       r"placed no mask .* excluded layer head \(1 group\)"):
+        tfc.prune(masked, 0.5)  # wrap's exclude list is known without a mask to carry it
+    path = tmp_path / "two.keras"
+    masked.save(path)  # a file keeps no exclude list when no mask carries it
     with pytest.raises(ValueError, match="exclude` list pinned every channel group"):
-        tfc.prune(masked, 0.5)
+        tfc.prune(keras.saving.load_model(path), 0.5)

@@ -331,7 +331,8 @@ def graph_of(masked):
     """The dependency graph of a wrapped model, with the layers it was wrapped to leave
     alone (`exclude`) left alone again. A model `wrap` made is traced once (`graph.memo`):
     `prune` and `strip` share its graph."""
-    from tfcompress.graph.memo import graph_for
+    from tfcompress.graph.memo import exclude_of, graph_for
 
     wrapping = wrapping_of(masked)
-    return graph_for(masked, exclude=() if wrapping is None else wrapping.exclude)
+    exclude = wrapping.exclude if wrapping is not None else exclude_of(masked) or ()
+    return graph_for(masked, exclude=exclude)

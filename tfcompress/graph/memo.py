@@ -18,19 +18,29 @@ _ATTR = "_tfcompress_dependency_graph"
 
 
 class _Memo:
-    """A model's graph and the rule table it was built with. A plain object: neither a
-    Keras saveable, nor a container, nor trackable, so saving the model skips it."""
+    """A model's graph, the rule table it was built with, and the `exclude` list the
+    model was made with. A plain object: neither a Keras saveable, nor a container, nor
+    trackable, so saving the model skips it."""
 
-    def __init__(self):
+    def __init__(self, exclude=()):
         self.graph = None
         self.rules = None
+        self.exclude = tuple(exclude)
 
 
-def attach(model):
-    """Gives `model` (a functional model just made by tfcompress) a slot for its graph;
-    returns `model`."""
-    vars(model)[_ATTR] = _Memo()  # past Keras/TF attribute tracking: not model state
+def attach(model, exclude=()):
+    """Gives `model` (a functional model just made by tfcompress from a graph that left
+    the layers `exclude` names alone) a slot for its graph; returns `model`."""
+    vars(model)[_ATTR] = _Memo(exclude)  # past Keras/TF attribute tracking: not model state
     return model
+
+
+def exclude_of(model):
+    """The `exclude` list `model` was made with (`attach`), or None for a model without
+    a slot. The mask layers' configs say it too; this also answers for a wrapped model
+    holding no mask (every group pinned), until the model is saved."""
+    memo = vars(model).get(_ATTR)
+    return None if memo is None else memo.exclude
 
 
 def graph_for(model, exclude=()):

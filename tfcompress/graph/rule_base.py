@@ -301,6 +301,19 @@ def suggest_rule(op):
             "width_key=<its config key of the embedding dimension>))`; otherwise leave it "
             f"alone with `{exclude}`."
         )
+    widths = {s[-1] for s in (*op.in_shapes, *op.out_shapes) if s} - {None}
+    sized = [w.path for w in getattr(layer, "weights", []) if set(w.shape) & widths]
+    if n_in == 1 and n_out == 1 and sized:
+        # Channelwise() slices none of them: strip would then fail to load them
+        weights = sized[:4]
+        return (
+            f"It holds weights ({weights}), which a rule must slice along their channel "
+            f"axes: leave it alone with `{exclude}` (a recurrent layer: always), or, if "
+            "output channel c is input channel c and each weight holds one entry per "
+            f"channel, register `tfcompress.graph.register_rule({cls}, "
+            "tfcompress.graph.rules.Channelwise({'<weight>': (None, <its channel "
+            "axis>)}))`, as PReLU's `{'alpha': (None, -1)}`."
+        )
     if n_in == 1 and n_out == 1:
         return (
             f"If output channel c is input channel c, register `tfcompress.graph."

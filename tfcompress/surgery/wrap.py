@@ -70,7 +70,7 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
     graph = graph or DependencyGraph(model, exclude=exclude)
     wrapping = methods.Wrapping(method, graph.exclude, options).get_config()
     if not record.structured:
-        return memo.attach(_wrap_weights(graph, wrapping, share))
+        return memo.attach(_wrap_weights(graph, wrapping, share), graph.exclude)
     edit = record.clone_hook(graph, **options) if record.clone_hook is not None else None
     if edit is not None and share:
         raise ValueError(
@@ -80,7 +80,8 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
         )
     # a slot for the new model's graph: prune and strip trace it once between them
     return memo.attach(
-        _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels, share))
+        _wrap_channels(graph, record.mask_class, wrapping, edit, mask_kernels, share),
+        graph.exclude)
 
 
 def _check_options(method, hook, options):
