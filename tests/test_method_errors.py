@@ -85,6 +85,24 @@ def test_exclude_takes_one_name_or_a_list_of_names():
         tfc.wrap(model, "l1_filter", exclude=[3])
 
 
+def test_exclude_names_a_nested_model_for_all_its_layers():
+    inner = keras.Sequential([keras.Input((8, 8, 8)), layers.Conv2D(8, 3, name="ic1"),
+                              layers.ReLU(name="ir"), layers.Conv2D(8, 1, name="ic2")],
+                             name="inner")
+    inputs = keras.Input((10, 10, 3))
+    x = inner(layers.Conv2D(8, 3, name="c0")(inputs))
+    x = layers.Conv2D(16, 1, name="c3")(x)
+    model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(x)))
+    graph = tfc.DependencyGraph(model, exclude=["inner"])  # was "not in model"
+    assert graph.exclude == ("ic1", "ir", "ic2")
+    assert [g.pinned_by for g in graph.groups if "ic1" in {m.layer.name for m in g.members}] \
+        == ["excluded layer ic1"] * 2
+    masked = tfc.wrap(model, "l1_filter", exclude="inner")
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    assert compact.get_layer("c3").filters == 8 and compact.get_layer("c0").filters == 8
+
+
 def test_soft_topk_epochs_out_of_order():
     with pytest.raises(ValueError, match="starting_epoch=4, ending_epoch=3"):
         cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=3, starting_epoch=4))

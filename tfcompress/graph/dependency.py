@@ -8,6 +8,7 @@ the same tensors form a `ChannelGroup`, the unit a pruner ranks and cuts.
 
 import dataclasses
 
+import keras
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -36,6 +37,33 @@ def exclude_names(exclude):
             f"exclude={exclude!r}"
         )
     return names
+
+
+def resolve_exclude(model, exclude):
+    """`exclude_names(exclude)` with the name of a model nested in `model` (a backbone, a
+    Sequential block) replaced by the names of all the layers inside it: the graph sees
+    through nested models, so leaving one alone means leaving each of its layers alone."""
+    names = exclude_names(exclude)
+    nested = {}
+
+    def visit(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                nested[layer.name] = layer
+                visit(layer)
+
+    def leaves(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                yield from leaves(layer)
+            elif not isinstance(layer, keras.layers.InputLayer):
+                yield layer.name
+
+    visit(model)
+    out = []
+    for name in names:
+        out.extend(leaves(nested[name]) if name in nested else [name])
+    return tuple(dict.fromkeys(out))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +193,8 @@ class DependencyGraph:
 
     Args:
         model: the model (nested models are descended into).
-        exclude: names of layers to leave alone: every channel they touch is kept.
+        exclude: names of layers to leave alone: every channel they touch is kept (one
+            name or a list; a nested model's name stands for all the layers inside it).
 
     Attributes:
         groups: list of `ChannelGroup`.
@@ -174,7 +203,7 @@ class DependencyGraph:
 
     def __init__(self, model, exclude=()):
         self.model = model
-        self.exclude = exclude_names(exclude)
+        self.exclude = resolve_exclude(model, exclude)
         self.traced = trace(model, keep=self.exclude)
         self._build()
 

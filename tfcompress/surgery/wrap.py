@@ -8,7 +8,7 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.graph import DependencyGraph, memo
-from tfcompress.graph.dependency import exclude_names
+from tfcompress.graph.dependency import resolve_exclude
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, WeightMask
@@ -61,7 +61,7 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
     if options and record.clone_hook is None:
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
     _check_options(method, record.clone_hook, options)
-    exclude = exclude_names(exclude)
+    exclude = resolve_exclude(model, exclude)
     if graph is not None and exclude and exclude != graph.exclude:
         raise ValueError(
             f"exclude={list(exclude)!r} differs from the given graph's exclude "
