@@ -119,3 +119,13 @@ def test_bad_declarations_are_refused_by_name():
         tfc.graph.register_elementwise_activation(keras.activations.softmax)
     with pytest.raises(ValueError, match="Received: activation=3"):
         tfc.graph.register_elementwise_activation(3)
+
+
+def test_an_unregistered_function_is_named_with_the_fix():
+    def doubled_tanh(x):  # not registered: Keras cannot find it by name in a config
+        return 2.0 * ops.tanh(x)
+
+    with pytest.raises(ValueError, match=r"Cannot re-create layer 'h1' \(Dense\) .* names the "
+                       r"function\(s\) \['doubled_tanh'\], which Keras finds by name only when "
+                       r"registered: decorate them with `@keras.saving"):
+        tfc.wrap(_dense_net(doubled_tanh), "l1_filter")

@@ -8,6 +8,7 @@ import keras
 
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import fill_arguments
+from tfcompress.messages import first_line
 
 _ZEROS = keras.initializers.Zeros()
 
@@ -25,11 +26,34 @@ def clone_layer(layer, config=None):
     try:
         return type(layer).from_config(config)
     except Exception as e:  # noqa: BLE001 - re-raised with the layer's name
+        functions = _functions_in(config)
+        fix = (
+            f"It names the function(s) {functions}, which Keras finds by name only when "
+            "registered: decorate them with `@keras.saving.register_keras_serializable()`."
+            if functions else
+            "Give the class a get_config() that lists every constructor argument."
+        )
         raise ValueError(
             f"Cannot re-create layer '{layer.name}' ({type(layer).__name__}) from its "
-            f"get_config(): {e}. Give the class a get_config() that lists every constructor "
-            "argument."
+            f"get_config(): {first_line(e, 300)}. {fix}"
         ) from e
+
+
+def _functions_in(config):
+    """The names of the plain Python functions in a layer config (an activation of one's
+    own, serialized as `{"class_name": "function", "config": name}`)."""
+    found = []
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if value.get("class_name") == "function" and isinstance(value.get("config"), str):
+                found.append(value["config"])
+            else:
+                stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+    return sorted(set(found))
 
 
 def rebuild(traced, make_layer, weights_of=None, transform_input=None, name=None):
