@@ -37,7 +37,7 @@ def test_adaptive_windows_follow_pytorch():
     assert pspnet.adaptive_windows(2, 3) == [(0, 1), (0, 2), (1, 2)]
 
 
-@pytest.mark.parametrize("size", [(45, 45), (7, 10), (60, 60), (5, 2)])
+@pytest.mark.parametrize("size", [(45, 45), (7, 10), (60, 60), (5, 2), (1, 1), (2, 1)])
 @pytest.mark.parametrize("bins", [1, 2, 3, 6])
 def test_adaptive_average_pooling_matches_pytorch_formula(size, bins):
     x = np.random.default_rng(0).normal(size=(2, *size, 3)).astype("float32")
@@ -58,6 +58,17 @@ def test_pspnet_builds_at_reference_crops_with_input_sized_outputs(size, res5):
     model = models.build("pspnet", 19, (size, size, 3), width=0.0625)
     assert model.get_layer("res5_3_out").output.shape[1:3] == (res5, res5)
     assert [tuple(o.shape) for o in model.outputs] == [(None, size, size, 19)] * 2
+
+
+@pytest.mark.parametrize("size, output_stride", [(8, 8), (16, 16)])
+def test_pspnet_builds_where_res5_is_one_pixel(size, output_stride):
+    """More bins than res5 pixels: every window is that pixel (ZeroDivisionError before:
+    equal windows at stride 0 made one AveragePooling2D of strides 0)."""
+    model = models.build("pspnet", 5, (size, size, 3), width=0.0625,
+                         output_stride=output_stride)
+    assert model.get_layer("res5_3_out").output.shape[1:3] == (1, 1)
+    x = np.random.default_rng(0).uniform(size=(1, size, size, 3)).astype("float32")
+    assert [tuple(o.shape) for o in model(x)] == [(1, size, size, 5)] * 2
 
 
 def test_pspnet_output_stride_16_pools_non_divisible_features_adaptively():

@@ -42,8 +42,8 @@ def _uniform(windows):
     """`(pool, stride)` if every window has one width and the starts one stride, else None."""
     widths = {end - start for start, end in windows}
     steps = {b[0] - a[0] for a, b in zip(windows, windows[1:])}
-    if len(widths) != 1 or len(steps) > 1 or windows[0][0] != 0:
-        return None
+    if len(widths) != 1 or len(steps) > 1 or windows[0][0] != 0 or 0 in steps:
+        return None  # (step 0: more bins than pixels, each window the same pixel)
     pool = widths.pop()
     return pool, (steps.pop() if steps else pool)
 
