@@ -107,3 +107,19 @@ def test_command_line(tmp_path):
         "manifest.json", "val-00000-of-00002.tfrecord", "val-00001-of-00002.tfrecord",
     ]  # fmt: skip
     assert "val [" in result.stderr and '"num_examples": 3' in result.stderr
+
+
+def test_sixteen_bit_images_are_scaled_to_eight_bits_not_clipped(tmp_path):
+    import io
+
+    from tfcompress.data import encode
+
+    values = np.array([[0, 257, 4112], [32896, 65000, 65535]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")  # a 16-bit gray PNG ("I;16")
+    image = encode.read_image(str(tmp_path / "deep.png"))
+    pixels = np.asarray(Image.open(io.BytesIO(image.data)))
+    np.testing.assert_array_equal(pixels, [[0, 1, 16], [128, 253, 255]])  # v / 257, rounded
+    # (PIL's convert("L") clipped: [[0, 255, 255], [255, 255, 255]])
+    Image.fromarray(np.zeros((2, 3), np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(CorruptInputError, match=r"float.tif holds floating-point pixels"):
+        encode.read_image(str(tmp_path / "float.tif"))

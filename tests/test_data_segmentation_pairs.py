@@ -118,3 +118,58 @@ def test_missing_label_folder_and_bad_map(tmp_path):
     bad.write_text('{"a,b": 1}')
     with pytest.raises(ValueError, match=r"bad\.json: key 'a,b' is neither an id nor 'r,g,b'"):
         pairs.load_label_map(str(bad))
+
+
+@pytest.mark.parametrize("mode, values, message", [
+    ("1", np.eye(H, W, dtype=bool), "must be an 8-bit 1-channel id image .* it is a 1-bit"),
+    ("I;16", np.full((H, W), 300, np.uint16), "it is a 16-bit image"),
+])
+def test_labels_that_are_not_8_bit_ids_are_named_and_skippable(tmp_path, mode, values, message):
+    """1-bit and 16-bit label PNGs raised a raw IndexError from the id table before (and
+    --skip_corrupt could not skip them)."""
+    _pairs(str(tmp_path), [np.zeros((H, W), np.uint8), np.zeros((H, W), np.uint8)])
+    Image.fromarray(values).convert(mode).save(tmp_path / "gt" / "b1.png")
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=2)
+    with pytest.raises(CorruptInputError, match=f"Label .*gt/b1.png .*{message}"):
+        convert.convert(src, str(tmp_path / "out"), 1)
+    manifest = convert.convert(src, str(tmp_path / "out"), 1, skip_corrupt=True)
+    assert manifest["splits"]["train"]["num_skipped"] == 1
+
+
+def test_jpeg_labels_are_refused_and_a_png_beside_one_is_used(tmp_path):
+    ids = np.zeros((H, W), np.uint8)
+    ids[:, 3:] = 2
+    _pairs(str(tmp_path), [ids])
+    Image.fromarray(ids * 100).save(tmp_path / "gt" / "b0.jpg")  # same stem, lossy
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=3)
+    convert.convert(src, str(tmp_path / "out"), 1)  # the PNG (the JPEG sorted first before)
+    np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "train-*"))[0], ids)
+    os.remove(tmp_path / "gt" / "b0.png")
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=3)
+    with pytest.raises(CorruptInputError, match=r"Label .*gt/b0.jpg is a JPEG file: a lossy "
+                                                r"format changes pixels' classes"):
+        convert.convert(src, str(tmp_path / "out2"), 1)
+
+
+def test_a_palette_label_maps_through_its_colours(tmp_path):
+    ids = np.zeros((H, W), np.uint8)
+    ids[:2] = 1
+    _pairs(str(tmp_path), [ids])
+    palette = Image.fromarray(ids, "P")
+    palette.putpalette([170, 170, 170, 0, 255, 0] + [0] * 762)
+    palette.save(tmp_path / "gt" / "b0.png")  # refused as "must be RGB" before
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"),
+                       label_map=pairs.parse_label_map(COLOURS))
+    convert.convert(src, str(tmp_path / "out"), 1)
+    np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "train-*"))[0], ids)
+
+
+def test_ids_beyond_eight_bits_are_named_not_wrapped():
+    from tfcompress.data.sources.common import apply_lut, id_lut
+
+    lut = id_lut(None, 3)
+    np.testing.assert_array_equal(apply_lut(np.array([[0, 2, 255]], np.int64), lut, "m"),
+                                  [[0, 2, 255]])
+    with pytest.raises(CorruptInputError, match=r"Label id\(s\) \[300\] in ex7 do not fit 8 "
+                                                r"bits"):
+        apply_lut(np.array([[0, 300]], np.int64), lut, "ex7")  # (a uint8 cast made it 44)

@@ -111,6 +111,26 @@ def test_image_without_annotation_named_or_skipped(tmp_path):
     assert manifest["splits"]["train"]["num_skipped"] == 1
 
 
+def test_a_non_numeric_difficult_flag_is_named_and_skippable(tmp_path):
+    voc_dir = _devkit(str(tmp_path))
+    with open(os.path.join(voc_dir, "Annotations", "000007.xml"), "w") as f:
+        f.write(_xml([("car", 5, 4, 6, 5, "Unspecified")]))
+    src = voc.source(voc_dir, ["train"])
+    with pytest.raises(CorruptInputError, match=r"<difficult> must be 0 or 1, not "
+                                                r"'Unspecified', in .*000007\.xml"):
+        convert.convert(src, str(tmp_path / "out"), 1)  # int()'s message, no file, before
+    manifest = convert.convert(src, str(tmp_path / "out"), 1, skip_corrupt=True)
+    assert manifest["splits"]["train"]["num_skipped"] == 1
+
+
+def test_fractional_pixel_coordinates_are_kept(tmp_path):
+    path = tmp_path / "a.xml"
+    path.write_text(_xml([("cat", 2.5, 1, 6.7, 4.25, 0)]))
+    _, _, boxes, classes, difficult = voc.parse_annotation(str(path))
+    np.testing.assert_array_equal(boxes, np.float32([[1, 2.5, 4.25, 6.7]]))  # (6.7 was 6)
+    assert classes == [voc.CLASSES.index("cat")] and difficult == [0]
+
+
 def test_size_mismatch_named(tmp_path):
     voc_dir = _devkit(str(tmp_path), {"000001": [("cat", 1, 1, 4, 4, 0)]},
                       splits={"train": ["000001"]})  # fmt: skip

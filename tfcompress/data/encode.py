@@ -103,7 +103,9 @@ def open_image(path):
     try:
         with Image.open(path) as img:
             img.load()
-            return img.copy()
+            copy = img.copy()
+            copy.format = img.format  # (a copy has none: read_image keeps PNG / JPEG bytes)
+            return copy
     except FileNotFoundError as e:
         raise CorruptInputError(f"Image file not found: {path}") from e
     except (OSError, SyntaxError, ValueError) as e:
@@ -114,7 +116,9 @@ def read_image(path):
     """Reads an image file as an ``EncodedImage``.
 
     PNG and JPEG bytes in gray or RGB are stored unchanged (readers decode exactly what was on
-    disk); other formats or modes are converted to RGB (or gray) PNG.
+    disk); other formats or modes are converted to RGB (or gray) PNG. A 16-bit gray image is
+    scaled to 8 bits (v / 257, as TensorFlow decodes a 16-bit PNG to uint8), not clipped;
+    a floating-point one is refused (its range is unknown).
     """
     img = open_image(path)
     with open(path, "rb") as f:
@@ -122,8 +126,28 @@ def read_image(path):
     fmt = _KEEP_FORMATS.get(img.format)
     if fmt and img.mode in _CHANNELS:
         return EncodedImage(data, fmt, img.height, img.width, _CHANNELS[img.mode], str(path))
-    mode = "L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"
+    if img.mode.startswith("I"):
+        return encode_png(_eight_bits(np.asarray(img), img.mode, path), source_id=str(path))
+    if img.mode == "F":
+        raise CorruptInputError(
+            f"Image {path} holds floating-point pixels, whose range is unknown: store it as "
+            "8-bit (or 16-bit) gray or RGB")
+    mode = "L" if img.mode in ("1", "L") else "RGB"
     return encode_png(np.asarray(img.convert(mode)), source_id=str(path))
+
+
+def _eight_bits(pixels, mode, path):
+    """A 16-bit ("I;16*", or "I" holding 0..65535) gray image as uint8: v / 257 rounded;
+    an "I" image of 0..255 as it is."""
+    pixels = pixels.astype(np.int64)
+    low, high = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
+    if low < 0 or high > 65535:
+        raise CorruptInputError(
+            f"Image {path} holds pixel values {low}..{high}, beyond 16 bits: store it as "
+            "8-bit or 16-bit gray or RGB")
+    if mode == "I" and high <= 255:
+        return pixels.astype(np.uint8)
+    return np.round(pixels / 257.0).astype(np.uint8)
 
 
 def _bytes(value):

@@ -172,6 +172,20 @@ def header_checks(f, task, num_classes, signatures=True):
                     tf.io.is_jpeg(mask), "a JPEG: lossy, pixels change class", "unknown bytes"),
                 ")"])),
         ]  # fmt: skip
+        # its IHDR: bit depth (byte 24) and colour type (25) must be 8 and 0 (gray): a 16-bit
+        # mask decodes to uint8 scaled by 1/257 (every id 0), a palette one to luminance
+        # (only where an IHDR chunk is where it belongs: else the decoder names the damage)
+        padded = tf.strings.join([mask, "\0" * 26])
+        has_ihdr = tf.equal(tf.strings.substr(padded, 12, 4), "IHDR")
+        ihdr = tf.strings.substr(padded, 24, 2)
+        eight = tf.equal(tf.strings.substr(ihdr, 0, 1), "\x08")
+        checks.append((
+            png & has_ihdr & tf.not_equal(ihdr, "\x08\x00"),
+            lambda: tf.strings.join([
+                f"{schema.MASK_ENCODED} is a PNG of ", tf.where(
+                    eight, "palette or colour pixels", "pixels not 8 bits deep"),
+                ": a mask holds 8-bit gray class ids"]),
+        ))  # fmt: skip
     if task == schema.DETECTION:
         checks += _object_list_checks(f)
     return checks

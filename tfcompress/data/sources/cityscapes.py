@@ -21,6 +21,7 @@ from tfcompress.data.sources.common import (
     SPLITS,
     apply_lut,
     check_size,
+    read_label,
     require_dir,
     segmentation_record,
 )
@@ -55,9 +56,7 @@ def _load(image_path, label_path, lut):
     image = encode.read_image(image_path)
     if not os.path.exists(label_path):
         raise CorruptInputError(f"Image without its label: {image_path} (expected {label_path})")
-    ids = np.asarray(encode.open_image(label_path))
-    if ids.ndim != 2:
-        raise CorruptInputError(f"Label {label_path} must be a 1-channel labelIds PNG")
+    ids = read_label(label_path)
     check_size(image, ids, label_path)
     return segmentation_record(image, apply_lut(ids, lut, label_path))
 

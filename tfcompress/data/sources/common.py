@@ -56,8 +56,55 @@ def check_size(image, mask, label_path):
         )
 
 
+# Label files hold class ids or colours pixel by pixel: a lossy format (JPEG) changes them.
+LOSSLESS_LABEL_FORMATS = ("PNG", "BMP", "GIF", "PPM", "TIFF")
+
+
+def read_label(label_path, colours=False):
+    """A label image as an array: 8-bit ids (H, W) (a palette image's indices, as VOC's
+    SegmentationClass PNGs hold them), or with `colours` RGB (H, W, 3) (a palette image's
+    colours). Raises `CorruptInputError` naming the file for a lossy format or a mode whose
+    pixels are not 8-bit ids / colours (1-bit, 16-bit or float images, which an id table
+    would misread)."""
+    img = encode.open_image(label_path)
+    if img.format not in LOSSLESS_LABEL_FORMATS:
+        raise CorruptInputError(
+            f"Label {label_path} is a {img.format} file: a lossy format changes pixels' "
+            "classes. Store labels as PNG.")
+    if colours:
+        if img.mode in ("P", "RGBA", "RGB"):
+            return np.asarray(img.convert("RGB"))
+        raise CorruptInputError(
+            f"Label {label_path} must be an RGB colour image (the label map names colours); "
+            f"it is a {_mode_name(img.mode)} image")
+    if img.mode not in ("L", "P"):
+        raise CorruptInputError(
+            f"Label {label_path} must be an 8-bit 1-channel id image (or a palette image of "
+            f"ids); it is a {_mode_name(img.mode)} image")
+    return np.asarray(img)
+
+
+def _mode_name(mode):
+    return {"1": "1-bit", "I": "32-bit integer", "I;16": "16-bit", "I;16B": "16-bit",
+            "F": "floating-point", "RGB": "3-channel RGB", "RGBA": "4-channel RGBA",
+            "LA": "2-channel gray + alpha", "CMYK": "CMYK"}.get(mode, f"mode-{mode}")
+
+
 def apply_lut(ids, lut, label_path):
-    """Maps a uint8 id image through a 256-entry table; -1 entries are ids outside the map."""
+    """Maps an id image (8-bit ids: any integer dtype holding 0..255) through a 256-entry
+    table; -1 entries are ids outside the map. Ids beyond 8 bits raise naming them (a cast
+    to uint8 would wrap 300 to 44)."""
+    ids = np.asarray(ids)
+    if ids.dtype != np.uint8:
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise CorruptInputError(
+                f"Label ids in {label_path} must be integers; they are {ids.dtype}")
+        outside = (ids < 0) | (ids > 255)
+        if outside.any():
+            bad = sorted(set(np.unique(ids[outside]).tolist()))[:5]
+            raise CorruptInputError(
+                f"Label id(s) {bad} in {label_path} do not fit 8 bits (ids are 0..255)")
+        ids = ids.astype(np.uint8)
     mapped = lut[ids]
     if (mapped < 0).any():
         bad = sorted(set(np.unique(ids[mapped < 0]).tolist()))

@@ -26,6 +26,7 @@ from tfcompress.data.sources.common import (
     check_size,
     id_lut,
     list_images,
+    read_label,
     require_dir,
     segmentation_record,
 )
@@ -75,16 +76,12 @@ def _load(image_path, label_path, lut, label_map, expected):
     if label_path is None:
         raise CorruptInputError(f"Image without its label: {image_path} (expected {expected})")
     image = encode.read_image(image_path)
-    labels = np.asarray(encode.open_image(label_path))
+    labels = read_label(label_path, colours=lut is None)
     check_size(image, labels, label_path)
     if lut is not None:
-        if labels.ndim != 2:
-            raise CorruptInputError(f"Label {label_path} must be a 1-channel id image")
         mask = apply_lut(labels, lut, label_path)
     else:
-        if labels.ndim != 3 or labels.shape[-1] < 3:
-            raise CorruptInputError(f"Label {label_path} must be an RGB colour image")
-        mask = _map_colours(labels[..., :3], label_map, label_path)
+        mask = _map_colours(labels, label_map, label_path)
     return segmentation_record(image, mask)
 
 
@@ -113,7 +110,9 @@ def source(
     labels = {}
     for path in list_images(label_dir, label_suffix):
         stem = os.path.splitext(os.path.basename(path))[0]
-        labels.setdefault(stem[: len(stem) - len(label_suffix)], path)
+        key = stem[: len(stem) - len(label_suffix)]
+        if key not in labels or path.lower().endswith(".png"):  # a PNG before any other
+            labels[key] = path
     images = list_images(image_dir)
     if not images:
         raise ValueError(f"No images found in {image_dir}")

@@ -120,7 +120,7 @@ def source(
                     f"Image/label size mismatch in {source_id}: image is "
                     f"{image.height}x{image.width}, {mask_key} is {mask.shape}"
                 )
-            return segmentation_record(image, apply_lut(mask.astype(np.uint8), lut, source_id))
+            return segmentation_record(image, apply_lut(mask, lut, source_id))
 
     else:
         classes = classes or _class_names(features[objects_key][label_key], label_key)

@@ -31,12 +31,27 @@ CLASSES = (
 _CLASS_INDEX = {name: i for i, name in enumerate(CLASSES)}
 
 
-def _int(node, tag, xml_path):
+def _number(node, tag, xml_path):
     child = node.find(tag)
     try:
-        return int(float(child.text))
+        value = float(child.text)
     except (AttributeError, TypeError, ValueError) as e:
         raise CorruptInputError(f"Missing or non-numeric <{tag}> in {xml_path}") from e
+    if not np.isfinite(value):
+        raise CorruptInputError(f"<{tag}> is {child.text.strip()} in {xml_path}")
+    return value
+
+
+def _int(node, tag, xml_path):
+    return int(_number(node, tag, xml_path))
+
+
+def _difficult(obj, xml_path):
+    """An object's <difficult> flag: 0 or 1 (absent or empty: 0)."""
+    text = (obj.findtext("difficult") or "0").strip() or "0"
+    if text not in ("0", "1"):
+        raise CorruptInputError(f"<difficult> must be 0 or 1, not {text!r}, in {xml_path}")
+    return int(text)
 
 
 def parse_annotation(xml_path):
@@ -61,9 +76,10 @@ def parse_annotation(xml_path):
         box = obj.find("bndbox")
         if box is None:
             raise CorruptInputError(f"Object {name!r} without <bndbox> in {xml_path}")
-        boxes.append([_int(box, t, xml_path) for t in ("ymin", "xmin", "ymax", "xmax")])
+        # (pixel coordinates as written: a fractional one is kept, not truncated)
+        boxes.append([_number(box, t, xml_path) for t in ("ymin", "xmin", "ymax", "xmax")])
         classes.append(_CLASS_INDEX[name])
-        difficult.append(int((obj.findtext("difficult") or "0").strip() or 0))
+        difficult.append(_difficult(obj, xml_path))
     return height, width, np.asarray(boxes, np.float32).reshape(-1, 4), classes, difficult
 
 
