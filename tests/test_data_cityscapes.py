@@ -118,3 +118,11 @@ def test_command_line_error_names_file(tmp_path):
     assert "error: Label id(s) [99] outside the label map in" in result.stderr
     assert "lindau_0_gtFine_labelIds.png" in result.stderr
     assert not list((tmp_path / "out").glob("val-*"))
+
+
+def test_stray_files_beside_the_cities_are_ignored(tmp_path):
+    _tree(str(tmp_path / "cs"), splits=("train",))
+    for stray in ("README.txt", ".DS_Store"):
+        (tmp_path / "cs" / "leftImg8bit" / "train" / stray).write_text("x")
+    src = cityscapes.source(str(tmp_path / "cs"))  # "[Errno 20] Not a directory" before
+    assert len(src.splits["train"]) == 2

@@ -123,3 +123,10 @@ def test_sixteen_bit_images_are_scaled_to_eight_bits_not_clipped(tmp_path):
     Image.fromarray(np.zeros((2, 3), np.float32)).save(tmp_path / "float.tif")
     with pytest.raises(CorruptInputError, match=r"float.tif holds floating-point pixels"):
         encode.read_image(str(tmp_path / "float.tif"))
+
+
+def test_hidden_folders_are_not_classes(tmp_path):
+    _make_folder(tmp_path / "photos", per_class=1)
+    (tmp_path / "photos" / ".ipynb_checkpoints").mkdir()  # left by Jupyter beside the classes
+    src = image_folder.source(str(tmp_path / "photos"))
+    assert list(src.classes) == list(CLASSES)  # (".ipynb_checkpoints" was class 0 before)

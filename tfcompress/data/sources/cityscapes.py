@@ -76,6 +76,8 @@ def source(root, splits=None):
         items[split] = []
         for city in sorted(os.listdir(split_dir)):
             city_dir = os.path.join(split_dir, city)
+            if city.startswith(".") or not os.path.isdir(city_dir):  # README.txt, .DS_Store
+                continue
             for name in sorted(os.listdir(city_dir)):
                 if not name.endswith(IMAGE_SUFFIX):
                     continue

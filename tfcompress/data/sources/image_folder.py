@@ -27,7 +27,10 @@ def _load(path, label):
 
 
 def _class_dirs(split_dir):
-    return sorted(d for d in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, d)))
+    """The class folders of `split_dir`: its sub-folders but hidden ones (".ipynb_checkpoints",
+    ".git": a class of no images would shift every label by one)."""
+    return sorted(d for d in os.listdir(split_dir)
+                  if not d.startswith(".") and os.path.isdir(os.path.join(split_dir, d)))
 
 
 def source(root, split=None, classes=None):
