@@ -44,6 +44,8 @@ def resolve_exclude(model, exclude):
     Sequential block) replaced by the names of all the layers inside it: the graph sees
     through nested models, so leaving one alone means leaving each of its layers alone."""
     names = exclude_names(exclude)
+    if not names or not isinstance(model, keras.Model):  # (trace refuses a non-model)
+        return names
     nested = {}
 
     def visit(m):
