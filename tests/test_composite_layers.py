@@ -265,3 +265,16 @@ def test_spatial_mean_and_reshape_inside_a_composite_keep_channels_coupled():
     assert {m.layer.name for m in group.members} >= {"conv", "expand"}
     x = sample_input(model, batch=3)  # not the batch size the reshape was traced with
     np.testing.assert_allclose(outputs(model, x)[0], outputs(tfc.wrap(model), x)[0])
+
+
+def test_a_bare_channelwise_rule_on_a_layer_with_per_channel_weights_is_refused():
+    """Registering Channelwise() for a layer with per-channel weights let wrap and prune
+    run and strip fail ("The shape of the target variable ... must match"); the graph now
+    refuses it, naming the weights."""
+    from tfcompress.graph.rules import Channelwise
+
+    with tfc.graph.registered_rule(Scaled, Channelwise()):
+        with pytest.raises(ValueError, match=r"The rule Channelwise\(\) of layer 'scaled' "
+                           r"\(Scaled\) names none of its weights \['scaled/scale', .*\], which "
+                           r"hold one entry per channel \(8\)"):
+            tfc.graph.DependencyGraph(_model_of(Scaled(name="scaled")))

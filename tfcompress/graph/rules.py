@@ -126,7 +126,25 @@ class Channelwise(Rule):
         if isinstance(layer, layers.Activation) and (activation := mixing_activation(layer)):
             b.pin(*op.in_keys, *op.out_keys, reason=f"{activation} activation")
             return
+        self._check_weights(op)
         b.identity(op.in_keys[0], op.out_keys[0])
+
+    def _check_weights(self, op):
+        """Raises when the layer holds a weight with one entry per channel that this rule
+        does not name: `strip` would cut the channels and not the weight (then fail to
+        load it, or worse). `{"name": (None, None)}` says a weight is not per channel."""
+        layer, channels = op.layer, op.in_shapes[0][-1]
+        unmapped = [w.path for w in getattr(layer, "weights", [])
+                    if w.name not in self.weights and channels in tuple(w.shape)]
+        if unmapped:
+            raise ValueError(
+                f"The rule Channelwise() of layer '{layer.name}' ({type(layer).__name__}) "
+                f"names none of its weights {unmapped}, which hold one entry per channel "
+                f"({channels}): strip would cut the channels and leave the weights whole. "
+                "Name each weight's channel axis, e.g. Channelwise({'scale': (None, -1)}) as "
+                "PReLU's {'alpha': (None, -1)} (or (None, None) for a weight not per channel), "
+                f"or leave the layer alone with exclude=['{layer.name}']."
+            )
 
 
 class Depthwise(Rule):
