@@ -10,5 +10,7 @@ from tfcompress.codec.container import VERSION, CodecFileError
 from tfcompress.codec.decoder import decode
 from tfcompress.codec.encoder import encode
 from tfcompress.codec.report import LayerBytes, Report, report
+from tfcompress.codec.schema import DEFAULT_INDEX_BITS
 
-__all__ = ["VERSION", "CodecFileError", "LayerBytes", "Report", "decode", "encode", "report"]
+__all__ = ["DEFAULT_INDEX_BITS", "VERSION", "CodecFileError", "LayerBytes", "Report", "decode",
+           "encode", "report"]
