@@ -130,3 +130,14 @@ def test_hidden_folders_are_not_classes(tmp_path):
     (tmp_path / "photos" / ".ipynb_checkpoints").mkdir()  # left by Jupyter beside the classes
     src = image_folder.source(str(tmp_path / "photos"))
     assert list(src.classes) == list(CLASSES)  # (".ipynb_checkpoints" was class 0 before)
+
+
+def test_a_class_named_like_a_split_is_explained(tmp_path):
+    for name in ("bus", "car", "train"):  # vehicles: "train" is a class here
+        (tmp_path / "vehicles" / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "vehicles" / name / "0.png")
+    with pytest.raises(ValueError, match=r"No class folders in .*vehicles/train \(train under "
+                       r".*vehicles were read as split folders; if they are classes, give split="):
+        image_folder.source(str(tmp_path / "vehicles"))
+    src = image_folder.source(str(tmp_path / "vehicles"), split="train")
+    assert list(src.classes) == ["bus", "car", "train"]

@@ -45,7 +45,12 @@ def source(root, split=None, classes=None):
         classes = _class_dirs(next(iter(split_dirs.values())))
     classes = list(classes)
     if not classes:
-        raise ValueError(f"No class folders in {next(iter(split_dirs.values()))}")
+        hint = ""
+        if split is None and split_dirs != {"train": root}:  # split folders were detected
+            hint = (f" ({', '.join(split_dirs)} under {root} were read as split folders; if "
+                    "they are classes, give split= (--split) to read the folders of root "
+                    "as classes)")
+        raise ValueError(f"No class folders in {next(iter(split_dirs.values()))}{hint}")
     index = {name: i for i, name in enumerate(classes)}
     items = {}
     for split_name, split_dir in split_dirs.items():
