@@ -105,3 +105,22 @@ def test_saved_model_fold_option_parity(tmp_path):
 def test_fold_rejects_non_models():
     with pytest.raises(TypeError, match="Received"):
         tfc.export.fold_batchnorm(layers.Dense(3))
+
+
+def test_a_bn_after_an_activation_or_on_a_model_output_is_left_alone():
+    """BN(relu(conv(x))) is not a conv of its own (folding it was 5.3 off), and a conv
+    output that is also a model output must keep its values (it got the BN folded in)."""
+    inp = keras.Input((10, 10, 3), name="image")
+    activated = layers.Conv2D(4, 3, activation="relu", name="c_relu")(inp)
+    a = layers.BatchNormalization(name="bn_after_relu")(activated)
+    d = layers.Dense(3, activation="tanh", name="d_tanh")(layers.GlobalAveragePooling2D()(a))
+    b = layers.BatchNormalization(name="bn_after_tanh")(d)
+    raw = layers.Conv2D(4, 1, name="c_out")(a)
+    c = layers.BatchNormalization(name="bn_of_output")(raw)
+    model = randomize_bn(keras.Model(inp, [b, c, raw]))
+    for bn in _bns(model):
+        bn.gamma.assign(-2 * np.ones(bn.gamma.shape))
+    assert tfc.export.fold.foldable_pairs(model) == {}
+    folded = tfc.export.fold_batchnorm(model)
+    for got, want in zip(folded(_x()), model(_x(), training=False), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -74,6 +74,16 @@ def _producer(layer, own):
     return inputs[0]._keras_history.operation
 
 
+def _is_output(layer, model):
+    """True when an output of `model` is `layer`'s output."""
+    return any(t._keras_history.operation is layer for t in model.outputs)
+
+
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    return "linear" if activation is None else getattr(activation, "__name__", "?")
+
+
 def _foldable_axis(bn, ndim):
     axis = bn.axis if isinstance(bn.axis, int) else (bn.axis[0] if len(bn.axis) == 1 else None)
     return axis is not None and axis in (-1, ndim - 1)
@@ -82,8 +92,8 @@ def _foldable_axis(bn, ndim):
 def foldable_pairs(model):
     """`{bn layer name: producer layer}` for every BatchNormalization of `model` (top
     level) that directly follows a Conv, depthwise, separable or transposed Conv, or Dense
-    layer (`FOLDABLE`; channels last, called once, whose output feeds only that
-    BatchNorm)."""
+    layer (`FOLDABLE`; channels last, without an activation of its own, called once, whose
+    output feeds only that BatchNorm and is not a model output)."""
     pairs, own = {}, _own_nodes(model)
     for bn in model.layers:
         if type(bn) is not keras.layers.BatchNormalization:
@@ -91,8 +101,10 @@ def foldable_pairs(model):
         prev = _producer(bn, own)
         if type(prev) not in FOLDABLE or len(_own(prev._inbound_nodes, own)) != 1:
             continue
-        if len(_own(prev._outbound_nodes, own)) != 1:
-            continue
+        if len(_own(prev._outbound_nodes, own)) != 1 or _is_output(prev, model):
+            continue  # (its output read elsewhere too: folding would change that reader's)
+        if _activation_name(prev) != "linear":
+            continue  # BN(act(conv(x))) is not conv'(x) then act
         if not _foldable_axis(bn, len(prev.output.shape)):
             continue
         if getattr(prev, "data_format", "channels_last") != "channels_last":
