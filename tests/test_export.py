@@ -158,3 +158,27 @@ def test_failed_export_keeps_previous_file(compact, tmp_path, monkeypatch):
         tfc.export.keras_file(compact, str(path))
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["c.keras"]
+
+
+def test_unnamed_inputs_sequential_models_and_generator_calibration(tmp_path):
+    """The signature's input is the Input layer's name, the same after fold_batchnorm (it
+    was the tensor's process-wide "keras_tensor_17", and "input_layer_1" folded); a
+    Sequential exports (it has no output_names); int8 calibration takes a generator
+    (the check batch read it again, empty: StopIteration)."""
+    inp = keras.Input((8, 8, 3))  # no name
+    model = keras.Model(inp, layers.BatchNormalization()(layers.Conv2D(4, 3)(inp)))
+    names = []
+    for fold in (False, True):
+        path = tfc.export.saved_model(model, str(tmp_path / f"sm{fold}"), fold_batchnorm=fold)
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        names.append(list(signature.structured_input_signature[1]))
+    assert names == [[model.layers[0].name]] * 2
+    seq = keras.Sequential([keras.Input((4,)), layers.Dense(3, name="out")])
+    x = np.random.default_rng(0).uniform(size=(2, 4)).astype("float32")
+    served = tfc.export.serve(tfc.export.saved_model(seq, str(tmp_path / "seq")), x)[0]
+    np.testing.assert_allclose(served, seq(x), atol=1e-6)
+    tfc.export.tflite(seq, str(tmp_path / "seq.tflite"))
+    batches = (np.random.default_rng(i).uniform(size=(4, 4)).astype("float32") for i in range(3))
+    check = tfc.export.tflite(seq, str(tmp_path / "q.tflite"), quantization="int8",
+                              representative_data=batches)
+    assert check.output_shapes == [[4, 3]]

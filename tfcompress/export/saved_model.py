@@ -15,18 +15,33 @@ DEFAULT_SIGNATURE = "serving_default"
 OUTPUT_ORDER_FILE = os.path.join("assets.extra", "output_names.json")
 
 
+def input_name(tensor):
+    """The name a signature gives a model input: its Input layer's (the same after
+    `strip` and `fold_batchnorm`, which keep layer names; the tensor's own name of an
+    unnamed `keras.Input` is a process-wide counter, "keras_tensor_17")."""
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history is not None else tensor.name.split(":")[0]
+
+
 def input_specs(model):
-    return [
-        tf.TensorSpec(shape=tuple(t.shape), dtype=t.dtype, name=t.name.split(":")[0])
-        for t in model.inputs
-    ]
+    return [tf.TensorSpec(shape=tuple(t.shape), dtype=t.dtype, name=input_name(t))
+            for t in model.inputs]
+
+
+def functional(model):
+    """`model`, or for a Sequential the functional model of its inputs and outputs (the
+    same layers): a Sequential has no `output_names`, and no `input` until called."""
+    if isinstance(model, keras.Sequential):
+        one = lambda ts: ts[0] if len(ts) == 1 else ts  # noqa: E731 - a tensor, not [tensor]
+        return keras.Model(one(model.inputs), one(model.outputs), name=model.name)
+    return model
 
 
 def output_names(model):
     """The signature's output keys: the model's output names (`model.output_names`), a
     repeated name numbered from its second use (`name_1`, ...)."""
     names, seen = [], {}
-    for name in model.output_names:
+    for name in functional(model).output_names:
         n = seen.get(name, 0)
         seen[name] = n + 1
         names.append(name if n == 0 else f"{name}_{n}")
@@ -46,8 +61,7 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
     """
     if not signature_name or not isinstance(signature_name, str):
         raise ValueError(f"signature_name must be a non-empty string. Received: {signature_name!r}")
-    if fold_batchnorm:
-        model = fold(model)
+    model = functional(fold(model) if fold_batchnorm else model)
     specs = input_specs(model)
     names = output_names(model)
 

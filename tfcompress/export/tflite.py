@@ -18,6 +18,8 @@ import tensorflow as tf
 from tfcompress.atomic import atomic_path
 from tfcompress.export.saved_model import (
     DEFAULT_SIGNATURE,
+    functional,
+    input_name,
     input_specs,
     output_names,
     write_signature,
@@ -140,7 +142,8 @@ def float32_copy(model):
         return type(layer).from_config({**layer.get_config(), "dtype": "float32"})
 
     inputs = [  # named as the model's (the signature's input names; clone_model renames)
-        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name) for t in model.inputs
+        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=input_name(t))
+        for t in model.inputs
     ]
     copy = keras.models.clone_model(
         model, input_tensors=inputs[0] if len(inputs) == 1 else inputs,
@@ -189,7 +192,9 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
             f"tflite export supports single-input models; '{model.name}' has "
             f"{len(model.inputs)} inputs."
         )
-    model = float32_copy(model)  # (a mixed-precision model: its float32 copy)
+    model = functional(float32_copy(model))  # (mixed precision: its float32 copy)
+    if representative_data is not None:  # read once: a generator is used up by the converter
+        representative_data = [np.asarray(x, np.float32) for x in representative_data]
     # everything, the intermediate SavedModel and the converter's temporary files included,
     # is written in the hidden folder beside `path`, which goes away however this ends
     with atomic_path(path) as tmp:
