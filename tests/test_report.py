@@ -26,6 +26,29 @@ def test_macs_by_hand():
     assert count_macs(model) == 6912 + 2304 + 896 + 640 + 384
 
 
+def _macs_of(input_shape, layer):
+    inputs = keras.Input(input_shape)
+    return count_macs(keras.Model(inputs, layer(inputs)))
+
+
+def test_macs_of_channels_first_convs_and_attention_by_hand():
+    """channels_first convs read their channels from axis 1 (they were counted with the
+    last spatial axis as channels: 10368 for 3888); attention scores run along
+    attention_axes only, and a separate key= input is projected at its own width."""
+    first = {"data_format": "channels_first"}
+    assert _macs_of((3, 8, 8), layers.Conv2D(4, 3, **first)) == 6 * 6 * 9 * 3 * 4
+    assert _macs_of((3, 10), layers.Conv1D(4, 3, **first)) == 8 * 3 * 3 * 4
+    assert _macs_of((3, 4, 4), layers.Conv2DTranspose(5, 3, **first)) == 16 * 9 * 3 * 5
+    x = keras.Input((3, 5, 8))  # attention along axis 2: the 3 rows are batch-like
+    mha = layers.MultiHeadAttention(2, 4, attention_axes=(2,))
+    projections = 15 * 8 * 8 * 3 + 15 * 8 * 8  # query, key, value; output
+    assert count_macs(keras.Model(x, mha(x, x))) == projections + 15 * 5 * 2 * (4 + 4)
+    q, v, k = keras.Input((5, 8)), keras.Input((6, 6)), keras.Input((6, 3))
+    mha = layers.MultiHeadAttention(2, 4)
+    by_hand = (5 * 8 * 8) + (6 * 3 * 8) + (6 * 6 * 8) + (5 * 8 * 8) + 5 * 6 * 2 * 8
+    assert count_macs(keras.Model([q, v, k], mha(q, v, key=k))) == by_hand  # 1552
+
+
 def test_report_ratios_structured_and_unstructured():
     inp = keras.Input((16,))
     model = keras.Model(inp, layers.Dense(4)(layers.Dense(32, activation="relu")(inp)))

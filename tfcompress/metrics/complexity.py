@@ -14,7 +14,15 @@ def _prod(xs):
     return int(np.prod([int(x) for x in xs])) if len(xs) else 1
 
 
+def _channels_last(layer, shape):
+    """`shape` with the channels last (a channels_first layer's moved from axis 1)."""
+    if getattr(layer, "data_format", "channels_last") == "channels_first" and len(shape) > 2:
+        return (shape[0], *shape[2:], shape[1])
+    return tuple(shape)
+
+
 def _conv_macs(layer, in_shape, out_shape):
+    in_shape, out_shape = _channels_last(layer, in_shape), _channels_last(layer, out_shape)
     k = _prod(layer.kernel_size)
     cin, cout = in_shape[-1], out_shape[-1]
     if isinstance(layer, (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)):
@@ -38,17 +46,27 @@ def _einsum_macs(layer, out_shape):
     return _prod(out_shape[1:]) * _prod(contracted)
 
 
-def _attention_macs(layer, q_shape, v_shape, out_shape):
-    """Projections, scores and weighted values of a MultiHeadAttention attending over all
-    of the query's inner axes (the default `attention_axes`)."""
+def _attention_macs(layer, q_shape, v_shape, out_shape, k_shape=None):
+    """Projections, scores and weighted values of a MultiHeadAttention: the key projected
+    from `k_shape` (default: the value), each query position scored against the value
+    positions along `attention_axes` (default: all inner axes; the others are batch-like)."""
     heads, key_dim, value_dim = layer.num_heads, layer.key_dim, layer.value_dim
+    k_shape = v_shape if k_shape is None else k_shape
     t, s = _prod(q_shape[1:-1]), _prod(v_shape[1:-1])
-    macs = (t * q_shape[-1] + s * v_shape[-1]) * heads * key_dim  # query, key
+    axes = layer.get_config().get("attention_axes")
+    if axes is None:
+        attended = s
+    else:
+        rank = len(v_shape)
+        axes = (axes,) if isinstance(axes, int) else axes
+        attended = _prod([v_shape[a % rank] for a in axes])
+    macs = t * q_shape[-1] * heads * key_dim  # query
+    macs += _prod(k_shape[1:-1]) * k_shape[-1] * heads * key_dim  # key
     macs += s * v_shape[-1] * heads * value_dim  # value
     macs += t * heads * value_dim * out_shape[-1]  # output projection
     if getattr(layer, "_use_gate", False):
         macs += t * q_shape[-1] * heads * value_dim
-    return macs + t * s * heads * (key_dim + value_dim)  # q.k and scores.v
+    return macs + t * attended * heads * (key_dim + value_dim)  # q.k and scores.v
 
 
 def _grouped_attention_macs(layer, q_shape, v_shape):
@@ -61,9 +79,10 @@ def _grouped_attention_macs(layer, q_shape, v_shape):
     return macs + 2 * t * s * hq * dim  # q.k and scores.v
 
 
-def layer_macs(layer, in_shape, out_shape, value_shape=None):
+def layer_macs(layer, in_shape, out_shape, value_shape=None, key_shape=None):
     """MACs of one call (batch 1) of a conv/dense/attention layer; 0 for other layers.
-    `value_shape`: an attention layer's value input (default: `in_shape`, the query)."""
+    `value_shape`, `key_shape`: an attention layer's value and key inputs (default: the
+    query, and the value)."""
     layer = unwrap(layer)
     if any(d is None for d in (*in_shape[1:], *out_shape[1:])):
         return 0
@@ -73,7 +92,8 @@ def layer_macs(layer, in_shape, out_shape, value_shape=None):
         return _einsum_macs(layer, out_shape)
     if isinstance(layer, layers.MultiHeadAttention):
         v = in_shape if value_shape is None or None in value_shape[1:] else value_shape
-        return _attention_macs(layer, in_shape, v, out_shape)
+        k = None if key_shape is None or None in key_shape[1:] else key_shape
+        return _attention_macs(layer, in_shape, v, out_shape, k)
     if isinstance(layer, layers.GroupQueryAttention):
         v = in_shape if value_shape is None or None in value_shape[1:] else value_shape
         return _grouped_attention_macs(layer, in_shape, v)
@@ -113,6 +133,17 @@ def with_length(shape, length):
     return (shape[0], *inner, shape[-1])
 
 
+def _key_shape(op, sequence_length):
+    """The shape of an attention call's separate `key=` input, or None."""
+    node = getattr(op, "node", None)
+    if node is None or not isinstance(unwrap(op.layer), layers.MultiHeadAttention):
+        return None
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    key = kwargs.get("key", args[2] if len(args) > 2 else None)
+    shape = getattr(key, "shape", None)
+    return None if shape is None else with_length(tuple(shape), sequence_length)
+
+
 def layer_stats(model, sequence_length=None):
     """One `LayerStats` per layer (mask layers left out), in topological order.
 
@@ -126,8 +157,9 @@ def layer_stats(model, sequence_length=None):
             continue
         shapes = [with_length(shape, sequence_length) for shape in op.in_shapes]
         value = shapes[1] if len(shapes) > 1 else None
+        key = _key_shape(op, sequence_length)
         out_shape = with_length(op.out_shapes[0], sequence_length)
-        macs = layer_macs(layer, shapes[0], out_shape, value) if shapes else 0
+        macs = layer_macs(layer, shapes[0], out_shape, value, key) if shapes else 0
         if layer in seen:  # a shared layer: its weights count once, its calls each
             seen[layer].macs += macs
             continue
