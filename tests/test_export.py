@@ -182,3 +182,14 @@ def test_unnamed_inputs_sequential_models_and_generator_calibration(tmp_path):
     check = tfc.export.tflite(seq, str(tmp_path / "q.tflite"), quantization="int8",
                               representative_data=batches)
     assert check.output_shapes == [[4, 3]]
+
+
+def test_an_input_of_unknown_size_asks_for_check_data(tmp_path):
+    inputs = keras.Input((None, None, 3), name="image")
+    model = keras.Model(inputs, layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(inputs)))
+    with pytest.raises(ValueError, match=r"input of '.*' has unknown sizes \(None, None, None, "
+                                         r"3\): give check_data"):  # was a 1x1 zeros batch
+        tfc.export.tflite(model, str(tmp_path / "a.tflite"))  # LiteRT could not prepare
+    assert not os.listdir(tmp_path)
+    x = np.random.default_rng(0).uniform(size=(2, 9, 9, 3)).astype("float32")
+    assert tfc.export.tflite(model, str(tmp_path / "a.tflite"), check_data=x).max_abs_error < 1e-5

@@ -175,7 +175,8 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
             int8 input/output; needs `representative_data`).
         representative_data: iterable of float input batches (int8 calibration).
         check_data: a float input batch to run; default: the first representative batch
-            or zeros. Single-input models only.
+            or zeros (needed when the input has unknown sizes besides the batch).
+            Single-input models only.
 
     A mixed-precision model is converted (and checked) as its `float32_copy`.
 
@@ -203,6 +204,11 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
         if check_data is None:
             if representative_data is not None:
                 check_data = np.asarray(next(iter(representative_data)), np.float32)
+            elif None in model.inputs[0].shape[1:]:
+                raise ValueError(
+                    f"The input of '{model.name}' has unknown sizes "
+                    f"{tuple(model.inputs[0].shape)}: give check_data (a batch of the size "
+                    "the file will run at) to run the converted file once.")
             else:
                 shape = [1 if d is None else d for d in model.inputs[0].shape]
                 check_data = np.zeros(shape, np.float32)
