@@ -125,3 +125,25 @@ def test_prune_after_wrap_excluded_every_group_says_exclude_pinned_it(tmp_path):
     masked.save(path)  # a file keeps no exclude list when no mask carries it
     with pytest.raises(ValueError, match="exclude` list pinned every channel group"):
         tfc.prune(keras.saving.load_model(path), 0.5)
+
+
+def test_pruned_channels_stay_pruned_under_a_lower_ratio():
+    """A second step at a lower ratio than reached brought masked channels back (16 kept
+    after 8 of 16 were pruned, asked for 0.25: 12); with alive they stay pruned."""
+    scores = {0: np.arange(16.0), 1: np.arange(8.0)}
+    alive = {0: np.arange(16) >= 8, 1: np.arange(8) >= 4}
+    for scope in ("local", "global"):
+        keep = ranking.select(scores, RankingOptions(0.25, scope=scope, round_to=4), alive=alive)
+        assert [keep[0].sum(), keep[1].sum()] == [8, 4], scope
+        assert not (keep[0] & ~alive[0]).any() and not (keep[1] & ~alive[1]).any()
+    fresh = ranking.select(scores, RankingOptions(0.25))  # no alive: a fresh ranking
+    assert [fresh[0].sum(), fresh[1].sum()] == [12, 6]
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16), keras.layers.Dense(2)])
+    masked = tfc.wrap(model, "l1_filter")
+    tfc.prune(masked, 0.5)
+    tfc.prune(masked, 0.25, keep_pruned=True)
+    assert int(masked.get_layer("dense_mask").kept().sum()) == 8
+    weights = tfc.wrap(model, "magnitude")
+    tfc.pruners.prune_weights(weights, 0.5)
+    sparsity = tfc.pruners.prune_weights(weights, 0.25)  # keep_pruned=True by default
+    assert min(sparsity.values()) >= 0.5  # (0.25 before: half the masked weights back)

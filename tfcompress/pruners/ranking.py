@@ -173,7 +173,8 @@ def select(scores, options, *, alive=None):
             and left out of a global ranking.
         options: a `RankingOptions` with exactly one of ratio, threshold, num_remove.
         alive: optional `{group: bool}` of channels not pruned yet; pruned channels are
-            removed first and counted in `ratio`.
+            removed first and counted in `ratio`, and stay removed: a ratio below the
+            one reached removes nothing more and brings nothing back.
 
     Returns:
         `{group: bool np.ndarray}` (True = keep).
@@ -185,6 +186,7 @@ def select(scores, options, *, alive=None):
         )
     options.check_amount()
     normalize = NORMALIZERS[options.normalize or "none"]
+    iterative = alive is not None
     alive = {
         g: (
             np.ones(len(s), bool) if alive is None or g not in alive else np.asarray(alive[g], bool)
@@ -212,6 +214,8 @@ def select(scores, options, *, alive=None):
             order = _order(pool[g], alive[g])
             keep[g] = np.zeros(n, bool)
             keep[g][order[:target]] = True
+    if iterative:  # pruned channels stay pruned (rounding up may not bring them back)
+        keep = {g: k & alive[g] for g, k in keep.items()}
     return keep
 
 

@@ -62,6 +62,8 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
             flat = magnitude_mask(np.concatenate([r.reshape(-1) for r in ranked]), ratio)
             ends = np.cumsum([r.size for r in ranked])[:-1]
             masks = [m.reshape(r.shape) for m, r in zip(np.split(flat, ends), ranked)]
+    if keep_pruned:  # a lower ratio than reached removes nothing more and brings none back
+        masks = [np.minimum(m, (o > 0.5).astype(m.dtype)) for m, o in zip(masks, old)]
     achieved = {}
     for (wm, var, mask_var), v, mask in zip(entries, values, masks):
         mask_var.assign(mask)
