@@ -71,6 +71,8 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
         ),
         (lambda: cfg.ModelConfig("lenet5", 0), "num_classes must be an integer >= 1"),
         (lambda: cfg.DeviceConfig(strategy="tpu"), "strategy must be one of"),
+        (lambda: cfg.DeviceConfig(num_cpu_devices=2), "num_cpu_devices=2 splits the CPU for "
+         "strategy 'mirrored' to train on; strategy 'default' would run on one of them"),
         (lambda: cfg.PruneConfig("pruneall", ratio=0.5), "method must be one of"),
         (lambda: cfg.PruneConfig("l1_filter"), "Give exactly one pruning target"),
         (lambda: cfg.PruneConfig("l1_filter", ratio=0.5, compression=2), "exactly one pruning"),

@@ -124,6 +124,12 @@ class DeviceConfig:
         _text("gpu_id", self.gpu_id, optional=True)
         _choice("strategy", self.strategy, STRATEGIES)
         _int("num_cpu_devices", self.num_cpu_devices)
+        if self.num_cpu_devices > 1 and self.strategy == "default":
+            raise ValueError(
+                f"num_cpu_devices={self.num_cpu_devices} splits the CPU for strategy "
+                "'mirrored' to train on; strategy 'default' would run on one of them. Give "
+                "--strategy=mirrored, or leave num_cpu_devices out. Received: "
+                f"strategy='default', num_cpu_devices={self.num_cpu_devices}")
         _choice("precision", self.precision, PRECISIONS)
 
 
