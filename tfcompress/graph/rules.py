@@ -65,6 +65,7 @@ __all__ = [
     "Reshape",
     "ReshapeOp",
     "Rule",
+    "ScalesEachChannel",
     "RuleArityError",
     "SpaceToDepth",
     "Split",
@@ -134,8 +135,9 @@ class Channelwise(Rule):
         does not name: `strip` would cut the channels and not the weight (then fail to
         load it, or worse). `{"name": (None, None)}` says a weight is not per channel."""
         layer, channels = op.layer, op.in_shapes[0][-1]
+        named = self.weight_axes(layer)
         unmapped = [w.path for w in getattr(layer, "weights", [])
-                    if w.name not in self.weights and channels in tuple(w.shape)]
+                    if w.name not in named and channels in tuple(w.shape)]
         if unmapped:
             raise ValueError(
                 f"The rule Channelwise() of layer '{layer.name}' ({type(layer).__name__}) "
@@ -145,6 +147,15 @@ class Channelwise(Rule):
                 "PReLU's {'alpha': (None, -1)} (or (None, None) for a weight not per channel), "
                 f"or leave the layer alone with exclude=['{layer.name}']."
             )
+
+
+class ScalesEachChannel(Channelwise):
+    """Channelwise, every weight one factor per channel (axis 0), whatever its name:
+    ConvNeXt's LayerScale, whose `add_weight` names none (Keras 3.15 calls it
+    "variable", "variable_1", ... by a process-wide count)."""
+
+    def weight_axes(self, layer):
+        return {w.name: (None, 0) for w in layer.weights}
 
 
 class Depthwise(Rule):
@@ -417,7 +428,7 @@ RULES = {
     layers.Flatten: Modulo(),
     layers.Reshape: Reshape(),
     # Layers defined inside keras.applications, by qualified name.
-    "keras.src.applications.convnext.LayerScale": Channelwise({"gamma": (None, 0)}),
+    "keras.src.applications.convnext.LayerScale": ScalesEachChannel(),
     "keras.src.applications.convnext.StochasticDepth": Channelwise(),
     "keras.src.applications.inception_resnet_v2.CustomScaleLayer": Merge(),
     "tfcompress.layers.space_to_depth.SpaceToDepth": SpaceToDepth(),
