@@ -25,6 +25,7 @@ benchmarks/keras_hub_families.py.
 """
 
 import keras
+import numpy as np
 import pytest
 
 import tfcompress as tfc
@@ -109,3 +110,23 @@ def test_an_unknown_layer_on_a_prunable_tensor_is_still_refused():
         r"weights of its own.*exclude=\['offset'\]",
     ):
         tfc.graph.DependencyGraph(model)
+
+
+def test_a_reshape_to_several_unknown_sizes_is_retraced_or_refused():
+    """Bloom's attention reshapes to (batch, length, ...), both unknown when traced: the
+    parts graph kept them as None, and wrap returned a model whose call failed in Reshape;
+    now such parts are not accepted, the dynamic-size retrace takes over, and Bloom prunes
+    with parity. MiT's reshape to (None, -1, 1, 8) is refused with that reason (it raised
+    a raw TypeError from np.prod over None)."""
+    bloom = hub.models.BloomBackbone(vocabulary_size=100, num_layers=1, num_heads=2,
+                                     hidden_dim=8, intermediate_dim=16)
+    x = {"token_ids": np.ones((2, 8), "int32"), "padding_mask": np.ones((2, 8), "int32")}
+    _, compact, _ = prune_with_parity(bloom, 0.4, x, read=outputs)
+    assert compact.count_params() < bloom.count_params()
+    mit = hub.models.MiTBackbone(
+        hidden_dims=[8, 16], layerwise_depths=[1, 1], num_layers=2, layerwise_num_heads=[1, 2],
+        layerwise_sr_ratios=[2, 1], max_drop_path_rate=0.0, layerwise_patch_sizes=[7, 3],
+        layerwise_strides=[4, 2], image_shape=(32, 32, 3))
+    with pytest.raises(tfc.graph.UnknownLayerError, match=r"its call reshapes to \(None, -1, "
+                       r"1, 8\), sizes of its input that were unknown when traced"):
+        tfc.wrap(mit)

@@ -85,25 +85,37 @@ def decompose(layer, node):
             "inputs (a sublayer called on a constant, e.g. position ids, or built and not "
             "called), which a functional model would freeze as constants",
         )
-    _dynamic_batch_reshapes(parts)
+    unknown = _dynamic_batch_reshapes(parts)
+    if unknown:
+        return Opaque(
+            layer,
+            f"its call reshapes to {unknown}, sizes of its input that were unknown when "
+            "traced (None) and that no single -1 can stand for, so the traced graph would "
+            "not run",
+        )
     return parts
 
 
 def _dynamic_batch_reshapes(parts):
     """`keras.ops.reshape(x, (ops.shape(x)[0], ...))` on a symbolic input records the batch
-    size as None, which runs on no tensor: the one unknown size of a reshape becomes -1."""
+    size as None, which runs on no tensor: the one unknown size of a reshape becomes -1.
+    Returns the first target shape this cannot mend (None at several places, or with a
+    -1 whose size the static sizes do not give), or None when every reshape runs."""
     for op in parts.operations:
         if type(op).__name__ == "Reshape" and not isinstance(op, keras.layers.Layer):
             shape = list(op.newshape)
-            if shape.count(None) != 1:
+            if shape.count(None) == 0:
                 continue
+            if shape.count(None) > 1:
+                return tuple(shape)
             if -1 in shape:  # (batch, -1, c): the -1 from the static sizes, if known
-                size = np.prod(op._inbound_nodes[-1].input_tensors[0].shape[1:])
+                dims = op._inbound_nodes[-1].input_tensors[0].shape[1:]
                 rest = np.prod([d for d in shape if d not in (None, -1)])
-                if size is None or shape[0] is not None or size % rest:
-                    continue
-                shape[shape.index(-1)] = int(size // rest)
+                if None in dims or shape[0] is not None or np.prod(dims) % rest:
+                    return tuple(shape)
+                shape[shape.index(-1)] = int(np.prod(dims) // rest)
             op.newshape = tuple(-1 if d is None else d for d in shape)
+    return None
 
 
 def _symbolic_call(layer, node, training):
