@@ -54,6 +54,9 @@ def test_report_ratios_structured_and_unstructured():
     model = keras.Model(inp, layers.Dense(4)(layers.Dense(32, activation="relu")(inp)))
     masked = tfc.wrap(model)
     tfc.prune(masked, ratio=0.5)
+    with pytest.raises(ValueError, match=r"report: compressed model '.*' has channels masked "
+                       r"off \(\['dense.*_mask'\]\) but still holds and computes them"):
+        tfc.report(model, masked)  # its ratio read ~1x: every channel is still there
     rep = tfc.report(model, tfc.strip(masked))
     t = rep.totals()
     assert t["params_before"] == 16 * 32 + 32 + 32 * 4 + 4

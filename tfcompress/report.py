@@ -8,7 +8,8 @@ the report says which (`Report.length_note`)."""
 import dataclasses
 import json
 
-from tfcompress.graph.trace import trace
+from tfcompress.graph.trace import layers_of, trace
+from tfcompress.layers import ChannelMask
 from tfcompress.metrics.complexity import layer_stats
 
 
@@ -128,6 +129,11 @@ class Report:
 def report(original, compressed, sequence_length=None):
     """Compares two models (e.g. the original and `tfcompress.strip(masked)`).
 
+    A model with channels masked off (`tfcompress.wrap` + `prune`, not stripped) is
+    refused: it still holds and computes every channel, so its parameters and MACs are
+    the original's (its ratio read ~1x); `strip` it first. Weight masks (magnitude) are
+    counted: their zeros are the nonzero parameters' difference.
+
     Args:
         sequence_length: the length MACs are counted at along axes of unknown size (a
             sequence model built for any length). Default: the length in the original
@@ -142,6 +148,14 @@ def report(original, compressed, sequence_length=None):
             "report: sequence_length must be a positive int (the length MACs are counted "
             f"at). Received: sequence_length={sequence_length!r}"
         )
+    for name, model in (("original", original), ("compressed", compressed)):
+        masked = [m.name for m in layers_of(model, ChannelMask) if not m.kept().all()]
+        if masked:
+            raise ValueError(
+                f"report: {name} model '{model.name}' has channels masked off ({masked[:3]}) "
+                "but still holds and computes them, so its parameters and MACs are the "
+                "original's: compare `tfcompress.strip(masked)`, which removes them."
+            )
     length, source = None, ""
     if _has_unknown_length(original) or _has_unknown_length(compressed):
         length, source = _sequence_length(original, sequence_length)
