@@ -144,8 +144,8 @@ def _symbolic_call(layer, node, training):
         return Opaque(
             layer,
             f"its call fails on symbolic tensors ({type(e).__name__}: "
-            f"{first_line(e, 200)}): Python control flow on tensor values or non-Keras ops "
-            "cannot be traced",
+            f"{first_line(e, 200)}); typical causes: Python control flow on tensor values, "
+            "non-Keras ops, or a size unknown when traced (None)",
         )
     return inputs, outputs
 
