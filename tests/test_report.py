@@ -162,3 +162,14 @@ def test_a_bad_sequence_length_is_refused(bad):
         rf"Received: sequence_length={bad!r}",
     ):
         tfc.report(model, model, sequence_length=bad)
+
+
+def test_recurrent_and_time_distributed_layers_are_named_as_not_counted():
+    inputs = keras.Input((5, 8))
+    x = layers.TimeDistributed(layers.Dense(4), name="per_step")(inputs)
+    x = layers.LSTM(6, name="lstm")(x)
+    model = keras.Model(inputs, layers.Dense(2, name="head")(x))
+    rep = tfc.report(model, model)
+    assert rep.totals()["macs_not_counted"] == ["lstm", "per_step"]  # (0 MACs, silently)
+    assert "MACs not counted (recurrent / TimeDistributed): ['lstm', 'per_step']" in rep.table()
+    assert rep.totals()["macs_before"] == 6 * 2  # the head alone

@@ -57,7 +57,13 @@ class Report:
             "mac_ratio": b_macs / a_macs if a_macs else float("inf"),
             "sequence_length": self.sequence_length,
             "sequence_length_source": self.length_source or None,
+            "macs_not_counted": self.uncounted(),
         }
+
+    def uncounted(self):
+        """Names of the layers (of either model) whose MACs are not counted (recurrent,
+        TimeDistributed: `tfcompress.metrics.complexity.UNCOUNTED`); [] when none."""
+        return sorted({r.name for r in (*self.before, *self.after) if not r.macs_counted})
 
     def pairs(self):
         """``[(before row, after row or None)]``. When both models have the same layers in the
@@ -120,6 +126,8 @@ class Report:
         )
         if self.length_note():
             lines.append(self.length_note())
+        if self.uncounted():
+            lines.append(f"MACs not counted (recurrent / TimeDistributed): {self.uncounted()}")
         return "\n".join(lines)
 
     def __str__(self):

@@ -79,6 +79,16 @@ def _grouped_attention_macs(layer, q_shape, v_shape):
     return macs + 2 * t * s * hq * dim  # q.k and scores.v
 
 
+# Layers with weights whose MACs `layer_macs` does not model (it counts 0 for them): the
+# report names them rather than let a total look complete.
+UNCOUNTED = (layers.RNN, layers.Bidirectional, layers.TimeDistributed)
+
+
+def macs_counted(layer):
+    """False for a layer whose multiply-accumulates `layer_macs` leaves out (`UNCOUNTED`)."""
+    return not isinstance(unwrap(layer), UNCOUNTED)
+
+
 def layer_macs(layer, in_shape, out_shape, value_shape=None, key_shape=None):
     """MACs of one call (batch 1) of a conv/dense/attention layer; 0 for other layers.
     `value_shape`, `key_shape`: an attention layer's value and key inputs (default: the
@@ -122,6 +132,7 @@ class LayerStats:
     params: int
     nonzero_params: int
     macs: int
+    macs_counted: bool = True  # False: a layer `layer_macs` does not model (UNCOUNTED)
 
 
 def with_length(shape, length):
@@ -171,6 +182,7 @@ def layer_stats(model, sequence_length=None):
             params=int(inner.count_params()) if getattr(inner, "built", False) else 0,
             nonzero_params=_nonzero(layer),
             macs=macs,
+            macs_counted=macs_counted(layer),
         )
         seen[layer] = row  # keyed by the layer itself (it outlives the dict)
         stats.append(row)
