@@ -80,6 +80,10 @@ def _check_runs(base, small, trained, compressed):
         assert done.stdout.split() == [str(params), "False"]
     for name in ("plan.json", "report.json", "report.txt"):
         assert os.path.exists(os.path.join(small, name))
+    with open(os.path.join(small, "report.json")) as f:
+        rows = json.load(f)["layers"]  # the original's every parameter counted (as export's):
+    assert all(r["nonzero_params_before"] == r["params_before"] for r in rows)  # a draw's
+    assert all(r["nonzero_params_after"] <= r["nonzero_params_before"] for r in rows)  # zeros
     assert os.listdir(os.path.join(base, "tensorboard"))
     assert compressed["steps"] == 8 and 0 < compressed["test"]["accuracy"] <= 1
     assert compressed["params_after"] < compressed["params_before"] == trained["params"]

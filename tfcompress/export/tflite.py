@@ -37,6 +37,9 @@ class TFLiteCheck:
     size_bytes: int
     max_abs_error: float  # vs the Keras model on the check batch (dequantized for int8)
     output_shapes: list
+    # max_abs_error / the largest |Keras output| (outputs of 1e13 from barely trained
+    # BatchNorm statistics make any absolute error look large)
+    max_rel_error: float = float("nan")
 
 
 def _batch_free_saved_model(model, path):
@@ -229,6 +232,8 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
         names = output_names(model)
         lite_out = [lite_out[i] for i in np.argsort(np.argsort(names, kind="stable"))]
         err = max(float(np.max(np.abs(a - b))) for a, b in zip(keras_out, lite_out, strict=True))
+        scale = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in keras_out)
+        rel = err / scale if scale > 0 else (0.0 if err == 0 else float("inf"))
         with open(tmp, "wb") as f:
             f.write(content)
     return TFLiteCheck(
@@ -236,4 +241,5 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
         size_bytes=len(content),
         max_abs_error=err,
         output_shapes=[list(y.shape) for y in lite_out],
+        max_rel_error=rel,
     )

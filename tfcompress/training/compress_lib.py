@@ -237,7 +237,8 @@ def _finish(model, masked, config, plan, run, context, result, ratio, table=None
         keras_file(compact, run.file(runs.FINAL_MODEL))
         plan_ = tfc.plan_from_masks(masked)
         run.write_json(PLAN_FILE, {**plan_.__dict__})
-        report = tfc.report(model, compact)
+        # the original architecture, each parameter counted (as export's report does)
+        report = tfc.report(weights.counted_original(model), compact)
         run.write_json(REPORT_FILE, {"totals": report.totals(), "layers": report.rows()})
         with open(run.file(REPORT_TEXT), "w") as f:
             f.write(report.table() + "\n")

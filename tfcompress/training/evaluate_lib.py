@@ -95,7 +95,7 @@ def _sweep(model, config, data, size, task, num_classes, recalibration_skipped):
                        "params": int(count_params(compact)), **metrics})
         if point_skipped is not None:  # the records test_data's count names, read again
             points[-1]["num_skipped"] = point_skipped.count
-        logging.info("ratio %.2f: %s parameters, %s", ratio, f"{nonzero:,}", metrics)
+        logging.info("ratio %.2f: %s nonzero parameters, %s", ratio, f"{nonzero:,}", metrics)
     return points
 
 

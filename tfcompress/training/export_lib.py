@@ -44,10 +44,7 @@ def _original(run, trained):
     moving means as parameters the compression removed)."""
     if run is None or run.get("kind") == "train":
         return trained
-    original = weights.rebuild(run, wrapped=False)
-    for variable in original.weights:
-        variable.assign(np.ones(variable.shape, variable.dtype))
-    return original
+    return weights.counted_original(weights.rebuild(run, wrapped=False))
 
 
 def writes(formats):
@@ -106,13 +103,15 @@ def export(config):
             "path": check.path,
             "size_bytes": check.size_bytes,
             "max_abs_error": check.max_abs_error,
+            "max_rel_error": check.max_rel_error,
             "quantization": config.quantization,
         }
         logging.info(
-            "wrote %s (%s bytes, max |TFLite - Keras| = %.3g)",
+            "wrote %s (%s bytes, max |TFLite - Keras| = %.3g, %.3g of the largest output)",
             check.path,
             f"{check.size_bytes:,}",
             check.max_abs_error,
+            check.max_rel_error,
         )
     if "report" in config.formats:
         report = tfc.report(_original(run, trained), trained)

@@ -62,6 +62,16 @@ def plain_copy(model):
     return copy
 
 
+def counted_original(model):
+    """A copy of `model` whose every weight is 1: the "before" side of a compression
+    report, each parameter of the original architecture counted as nonzero (its weights
+    may be a fresh draw, whose zero-initialised biases, BatchNorm betas and moving means
+    would read as parameters the compression removed). `model` is left as it is."""
+    copy = type(model).from_config(model.get_config())
+    copy.set_weights([np.ones(w.shape, w.dtype) for w in model.get_weights()])
+    return copy
+
+
 def load_keras(path, what):
     """`keras.saving.load_model(path)`; raises naming `what` (flag and value) and the file
     when it cannot be read (truncated, corrupted, not a Keras archive)."""
