@@ -80,8 +80,15 @@ def run(fn, *args, skip_flag=False):
         text = message(e, skip_flag)
         if text is None:
             raise
-        logging.error("%s", text)
+        if _logging_to_a_file():  # (on stderr it would print the line twice)
+            logging.error("%s", text)
         sys.exit(f"error: {text}")
+
+
+def _logging_to_a_file():
+    """True when absl writes its log to a file (`--log_dir`), not to stderr."""
+    stream = getattr(logging.get_absl_handler().python_handler, "stream", sys.stderr)
+    return stream not in (sys.stderr, sys.__stderr__)
 
 
 def summary(result):
