@@ -17,6 +17,8 @@ import keras
 import numpy as np
 from keras.src.models.functional import Functional
 
+from tfcompress.graph.rule_base import activation_name
+
 L = keras.layers
 # Layer class -> (the weight that holds the output channels, how to scale it by `a`).
 _LAST = lambda kernel, a: kernel * a  # noqa: E731 - output channels on the last axis
@@ -79,11 +81,6 @@ def _is_output(layer, model):
     return any(t._keras_history.operation is layer for t in model.outputs)
 
 
-def _activation_name(layer):
-    activation = getattr(layer, "activation", None)
-    return "linear" if activation is None else getattr(activation, "__name__", "?")
-
-
 def _foldable_axis(bn, ndim):
     axis = bn.axis if isinstance(bn.axis, int) else (bn.axis[0] if len(bn.axis) == 1 else None)
     return axis is not None and axis in (-1, ndim - 1)
@@ -103,7 +100,7 @@ def foldable_pairs(model):
             continue
         if len(_own(prev._outbound_nodes, own)) != 1 or _is_output(prev, model):
             continue  # (its output read elsewhere too: folding would change that reader's)
-        if _activation_name(prev) != "linear":
+        if activation_name(prev) != "linear":
             continue  # BN(act(conv(x))) is not conv'(x) then act
         if not _foldable_axis(bn, len(prev.output.shape)):
             continue

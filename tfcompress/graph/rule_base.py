@@ -25,7 +25,8 @@ CHANNEL_MIXING_ACTIVATIONS = frozenset({"softmax", "log_softmax", "sparsemax", "
 _registered_elementwise = set()  # names given to register_elementwise_activation
 
 
-def _activation_name(layer):
+def activation_name(layer):
+    """The name of `layer`'s activation function ("linear" when it has none)."""
     act = getattr(layer, "activation", None)
     return getattr(act, "__name__", str(act)) if act is not None else "linear"
 
@@ -33,7 +34,7 @@ def _activation_name(layer):
 def mixing_activation(layer):
     """The name of `layer`'s activation when it may mix channels (then the channels it is
     applied to are pinned), None when it acts on each channel alone (or there is none)."""
-    name = _activation_name(layer)
+    name = activation_name(layer)
     if name in ELEMENTWISE_ACTIVATIONS or name in _registered_elementwise:
         return None
     return name
