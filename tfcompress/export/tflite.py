@@ -24,6 +24,7 @@ from tfcompress.export.saved_model import (
     output_names,
     write_signature,
 )
+from tfcompress.graph.trace import layers_of
 from tfcompress.messages import first_line
 
 QUANTIZATIONS = (None, "dynamic", "int8")
@@ -138,7 +139,9 @@ def _output_details(interp):
 def float32_copy(model):
     """`model` itself when every layer computes in float32, else a copy of it (the same
     weights) whose layers all compute in float32."""
-    if all(_compute_dtype(layer) == "float32" for layer in _layers(model)):
+    computing = [layer for layer in layers_of(model)  # (Input layers compute nothing)
+                 if not isinstance(layer, keras.layers.InputLayer)]
+    if all(_compute_dtype(layer) == "float32" for layer in computing):
         return model
 
     def as_float32(layer):
@@ -153,16 +156,6 @@ def float32_copy(model):
         clone_function=as_float32)
     copy.set_weights(model.get_weights())
     return copy
-
-
-def _layers(model):
-    """The layers of `model` that compute (its Input layers hold no computation)."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _layers(layer)
 
 
 def _compute_dtype(layer):
