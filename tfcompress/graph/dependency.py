@@ -15,7 +15,7 @@ from scipy.sparse.csgraph import connected_components
 
 from tfcompress.graph import opaque as opaque_lib
 from tfcompress.graph import rules as rules_lib
-from tfcompress.graph.trace import describe_opaque, trace
+from tfcompress.graph.trace import describe_opaque, layers_of, trace
 
 
 class UnknownLayerError(ValueError):
@@ -46,22 +46,12 @@ def resolve_exclude(model, exclude):
     names = exclude_names(exclude)
     if not names or not isinstance(model, keras.Model):  # (trace refuses a non-model)
         return names
-    nested = {}
-
-    def visit(m):
-        for layer in m.layers:
-            if isinstance(layer, keras.Model):
-                nested[layer.name] = layer
-                visit(layer)
+    nested = {m.name: m for m in layers_of(model, keras.Model)}
 
     def leaves(m):
-        for layer in m.layers:
-            if isinstance(layer, keras.Model):
-                yield from leaves(layer)
-            elif not isinstance(layer, keras.layers.InputLayer):
-                yield layer.name
+        return [layer.name for layer in layers_of(m)
+                if not isinstance(layer, (keras.Model, keras.layers.InputLayer))]
 
-    visit(model)
     out = []
     for name in names:
         out.extend(leaves(nested[name]) if name in nested else [name])

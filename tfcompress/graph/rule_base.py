@@ -12,7 +12,7 @@ import numpy as np
 # activation pins the channels it is applied to: softmax, log_softmax and sparsemax
 # normalise over the channel axis and glu halves it (CHANNEL_MIXING_ACTIVATIONS), and what a
 # function of the user's does is not known (`register_elementwise_activation` declares one
-# element-wise). tests/test_graph_topologies.py checks every keras.activations function is
+# element-wise). tests/test_graph_activations.py checks every keras.activations function is
 # in one of the two sets.
 ELEMENTWISE_ACTIVATIONS = frozenset("""celu elu exponential gelu hard_shrink hard_sigmoid
     hard_silu hard_tanh leaky_relu linear log_sigmoid mish relu relu6 selu sigmoid silu
