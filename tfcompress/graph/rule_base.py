@@ -281,6 +281,12 @@ def _qualname(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def channel_sized_weights(layer, widths):
+    """The weights of `layer` with an axis of one of the channel counts `widths`: those a
+    channelwise rule must name (and slice)."""
+    return [w for w in getattr(layer, "weights", []) if set(w.shape) & set(widths)]
+
+
 def suggest_rule(op):
     """What to do about a layer without a (fitting) rule, fitted to the call `op`: one
     input and one output -> Channelwise; several inputs, one output -> Merge (every input
@@ -303,7 +309,7 @@ def suggest_rule(op):
             f"alone with `{exclude}`."
         )
     widths = {s[-1] for s in (*op.in_shapes, *op.out_shapes) if s} - {None}
-    sized = [w.path for w in getattr(layer, "weights", []) if set(w.shape) & widths]
+    sized = [w.path for w in channel_sized_weights(layer, widths)]
     if n_in == 1 and n_out == 1 and sized:
         # Channelwise() slices none of them: strip would then fail to load them
         weights = sized[:4]

@@ -36,6 +36,7 @@ from tfcompress.graph.rule_base import (
     Rule,
     RuleArityError,
     _qualname,
+    channel_sized_weights,
     couple_broadcast,
     internal_key,
     keras_mask_keys,
@@ -136,8 +137,8 @@ class Channelwise(Rule):
         load it, or worse). `{"name": (None, None)}` says a weight is not per channel."""
         layer, channels = op.layer, op.in_shapes[0][-1]
         named = self.weight_axes(layer)
-        unmapped = [w.path for w in getattr(layer, "weights", [])
-                    if w.name not in named and channels in tuple(w.shape)]
+        unmapped = [w.path for w in channel_sized_weights(layer, {channels})
+                    if w.name not in named]
         if unmapped:
             raise ValueError(
                 f"The rule Channelwise() of layer '{layer.name}' ({type(layer).__name__}) "
