@@ -275,3 +275,47 @@ def test_multi_worker_needs_tf_config(monkeypatch):
     with pytest.raises(ValueError, match="strategy=multi_worker reads the cluster from the "
                        "TF_CONFIG environment variable"):  # fmt: skip
         devices.make_strategy("multi_worker")
+
+
+def _run_two_steps(task, model, y):
+    import tensorflow as tf
+
+    from tfcompress.training import devices, loop, tasks
+
+    x = np.zeros((2,) + tuple(model.input.shape[1:]), "float32")
+    data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    optimizer = keras.optimizers.SGD(0.0)
+    trainer = loop.Trainer(
+        model,
+        optimizer,
+        tasks.Objective(task, "yolov2" if task == tasks.DETECTION else "lenet5", 3),
+        task,
+        devices.Context(tf.distribute.get_strategy()),
+    )
+    return loop.train_loop(
+        trainer, data, 2, progress=False, metric_name=tasks.batch_metric_of(task)
+    )
+
+
+def test_a_detection_run_reports_no_training_accuracy():
+    """Detection has no per-batch metric: its result has no "accuracy": null."""
+    from tfcompress.models.yolov2 import yolov2
+
+    model = yolov2(3, (32, 32, 1), width=0.125)
+    y = {
+        "boxes": np.array([[[0.1, 0.1, 0.5, 0.5]]] * 2, "float32"),
+        "classes": np.zeros((2, 1), "int32"),
+        "num_boxes": np.ones((2,), "int32"),
+        "difficult": np.zeros((2, 1), "int32"),
+    }
+    result = _run_two_steps("detection", model, y)
+    assert result["steps"] == 2 and np.isfinite(result["loss"])
+    assert set(result) == {"steps", "loss", "seconds"}
+
+
+def test_a_classification_run_reports_its_training_accuracy():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    result = _run_two_steps("classification", model, np.zeros((2,), "int32"))
+    assert set(result) == {"steps", "loss", "seconds", "accuracy"}
+    assert 0.0 <= result["accuracy"] <= 1.0

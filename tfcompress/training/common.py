@@ -172,7 +172,7 @@ def fit(model, optimizer, config, plan_, run, context, callbacks=(), phase=None,
         context,
         jit_compile=config.devices.jit_compile,
     )
-    metric_name = "pixel_accuracy" if plan_.task == tasks.SEGMENTATION else "accuracy"
+    metric_name = tasks.batch_metric_of(plan_.task)
     try:
         result = loop.train_loop(
             trainer,

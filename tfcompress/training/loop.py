@@ -153,10 +153,12 @@ def train_loop(
         evaluate: optional `fn(step) -> dict` run every `eval_step` steps.
         phase: optional `fn(step) -> hashable`; when it changes, `on_phase(value)` runs
             and the step function is traced again.
-        metric_name: what the training metric is (accuracy, pixel_accuracy ...).
+        metric_name: what the training metric is (accuracy, pixel_accuracy ...), None if
+            the task has no per-batch metric (detection).
 
     Returns:
-        `{"steps": final step, "loss": last loss, metric_name: last metric, "seconds": ...}`.
+        `{"steps": final step, "loss": last loss, metric_name: last metric, "seconds": ...}`
+        (no metric key when `metric_name` is None).
     """
     model, optimizer = trainer.model, trainer.optimizer
     strategy = trainer.context.strategy
@@ -202,12 +204,10 @@ def train_loop(
             logging.info("step %d: saved %s", step, path)
     cbs.on_train_end()
     finite = lambda v: v if np.isfinite(v) else None  # noqa: E731 - JSON has no NaN
-    return {
-        "steps": step,
-        "loss": finite(loss),
-        metric_name: finite(metric),
-        "seconds": time.monotonic() - began,
-    }
+    result = {"steps": step, "loss": finite(loss), "seconds": time.monotonic() - began}
+    if metric_name is not None:
+        result[metric_name] = finite(metric)
+    return result
 
 
 def _log_step(step, total, loss, metric, metric_name, optimizer, model, rate, writer):

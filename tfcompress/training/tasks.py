@@ -95,6 +95,7 @@ class VOCMeanAP:
 class Classification:
     name = CLASSIFICATION
     metric_name = Accuracy.name
+    batch_metric_name = "accuracy"
 
     def loss(self, num_classes):
         return losses.ClassificationCrossEntropy(reduction="none")
@@ -114,6 +115,7 @@ class Classification:
 class Segmentation:
     name = SEGMENTATION
     metric_name = MeanIoU.name
+    batch_metric_name = "pixel_accuracy"
 
     def loss(self, num_classes):
         return losses.SegmentationCrossEntropy()
@@ -135,6 +137,7 @@ class Segmentation:
 class Detection:
     name = DETECTION
     metric_name = VOCMeanAP.name
+    batch_metric_name = None  # no per-batch metric: mAP needs the whole evaluation set
 
     def loss(self, num_classes):
         return losses.YOLOv2RegionLoss(num_classes, reduction="none")
@@ -178,6 +181,11 @@ class Objective:
         return total
 
 
+def batch_metric_of(task):
+    """The name of `task`'s per-batch training metric, None if it has none (detection)."""
+    return TASKS[task].batch_metric_name
+
+
 def metric_of(task):
     """The name of `task`'s evaluation metric (accuracy, mean_iou, voc_map)."""
     return TASKS[task].metric_name
@@ -188,6 +196,7 @@ __all__ = [
     "TASKS",
     "Objective",
     "aux_weights",
+    "batch_metric_of",
     "main_output",
     "metric_of",
     "task_of_model",
