@@ -211,3 +211,22 @@ def test_a_workdir_serves_only_the_arguments_that_made_it(tmp_path):
                       **args)
     again = deep_compress(_model(), data, densities={"fc1": 0.2}, **args)  # resumes: equal
     assert [s.nonzero for s in again.stages] == [s.nonzero for s in first.stages]
+
+
+def test_a_file_no_smaller_than_the_dense_model_is_warned_of(tmp_path, caplog):
+    # 16-bit codes and 16-bit indexes at full density: more bytes than float32 weights
+    args = dict(prune_epochs=0, share_epochs=0, compile_args={"run_eagerly": True}, verbose=0)
+    data = _data(n=64)
+    with caplog.at_level("WARNING", logger="absl"):
+        big = deep_compress(_model(), data, densities={}, bits=16, index_bits=16,
+                            output_path=str(tmp_path / "big.tfdc"), **args)
+    assert big.stages[-1].ratio <= 1.0
+    assert any("not fewer than the dense float32 model's" in r.getMessage()
+               and "big.tfdc" in r.getMessage() and "bits=16" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="absl"):
+        small = deep_compress(_model(), data, densities={"fc1": 0.2},
+                              output_path=str(tmp_path / "small.tfdc"), **args)
+    assert small.stages[-1].ratio > 1.0
+    assert not any("dense float32" in r.getMessage() for r in caplog.records)

@@ -21,6 +21,7 @@ import time
 
 import keras
 import numpy as np
+from absl import logging
 
 from tfcompress.graph.dependency import exclude_names
 from tfcompress.importance import magnitude_mask
@@ -466,4 +467,16 @@ def deep_compress(
         decoded.compile(**compile_args)
         size = os.path.getsize(output_path)
         record(measure("file", decoded, decoded, file_bytes=size, started=started, **common))
+    if stages[-1].bytes >= dense_bytes:
+        logging.warning(
+            "deep_compress: %s holds %d bytes, not fewer than the dense float32 model's %d "
+            "(ratio %.2fx): fewer bits or index_bits, or lower densities, make it smaller. "
+            "Received: bits=%s, index_bits=%s",
+            output_path,
+            stages[-1].bytes,
+            dense_bytes,
+            stages[-1].ratio,
+            bits,
+            index_bits,
+        )
     return Result(stages=stages, model=shared, pruned=masked, report=report)
