@@ -248,6 +248,35 @@ def test_a_run_started_before_a_setting_existed_resumes_at_its_default(tmp_path)
         run.check("compress", runs.record_of(other), runs.defaults_of(other))
 
 
+def test_a_restart_naming_the_methods_default_is_the_same_run(tmp_path):
+    """`--normalize=l2` is what taylor does when --normalize is not given: restarting a
+    run with it (or without it) resumes; another value is another run."""
+    context = devices.Context(strategy=None)
+    run = runs.RunDirectory(str(tmp_path / "run"), context)
+
+    def check(**prune):
+        config = cfg.CompressConfig(_train(), cfg.PruneConfig("taylor", ratio=0.5, **prune))
+        return run.check("compress", runs.record_of(config), runs.defaults_of(config),
+                         methods.resolve_record)
+
+    assert check() is None
+    run.start("compress", runs.record_of(
+        cfg.CompressConfig(_train(), cfg.PruneConfig("taylor", ratio=0.5))), {})
+    explicit = dict(normalize="l2", scope="global", taylor_aggregation="sum_then_abs")
+    assert check(**explicit) is not None
+    with pytest.raises(ValueError, match=r"prune.normalize='l2' \(this command: 'max'\)"):
+        check(normalize="max")
+    with pytest.raises(ValueError, match=r"prune.scope='global' \(this command: 'local'\)"):
+        check(scope="local")
+    # and the other way round: started explicit, restarted leaving it to the method
+    other = runs.RunDirectory(str(tmp_path / "explicit"), context)
+    config = cfg.CompressConfig(_train(), cfg.PruneConfig("taylor", ratio=0.5, **explicit))
+    other.start("compress", runs.record_of(config), {})
+    plain = cfg.CompressConfig(_train(), cfg.PruneConfig("taylor", ratio=0.5))
+    assert other.check("compress", runs.record_of(plain), runs.defaults_of(plain),
+                       methods.resolve_record) is not None
+
+
 def test_mask_digests_agree_for_equal_masks():
     import tfcompress as tfc
     from tfcompress import models

@@ -172,7 +172,7 @@ def compress(config, context=None):
     timeline = methods.Timeline.of(pc, plan.steps_per_epoch, plan.total_steps)
     record = runs.record_of(config)
     run = runs.RunDirectory(tc.checkpoint, context)
-    existing = run.check(KIND, record, runs.defaults_of(config))
+    existing = run.check(KIND, record, runs.defaults_of(config), methods.resolve_record)
     if existing is not None and (done := run.finished()) is not None:
         return done
     resuming = existing is not None and run.latest_checkpoint() is not None

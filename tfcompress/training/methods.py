@@ -20,6 +20,7 @@ import keras
 from tfcompress import callbacks, schedules
 from tfcompress import methods as records
 from tfcompress.graph.trace import layers_of
+from tfcompress.layers.taylor_mask import DEFAULT_AGGREGATION
 from tfcompress.pruners.ranking import RankingOptions
 from tfcompress.surgery.penalties import bn_gamma_l1
 
@@ -210,6 +211,32 @@ class _Registry(collections.abc.Mapping):
 
 
 METHODS = _Registry()
+
+
+def method_defaults(method):
+    """`{PruneConfig field: value}` that a None of that field stands for with `method`
+    (the method record's defaults; Taylor's aggregation is `TaylorMask`'s)."""
+    record = records.get(method)
+    out = {
+        "scope": record.scope,
+        "normalize": record.normalize,
+        "min_channels": record.min_channels,
+        "compression_target": record.compression_target,
+    }
+    if method == "taylor":
+        out["taylor_aggregation"] = DEFAULT_AGGREGATION
+    return out
+
+
+def resolve_record(record):
+    """A compress run's record (`runs.record_of`) with the prune settings left None set
+    to the method's defaults, so a restart naming a default (`--normalize=l2` for taylor)
+    is the run that left it to the method."""
+    prune = record.get("prune")
+    if not isinstance(prune, dict) or prune.get("method") not in records.names():
+        return record
+    filled = {k: v for k, v in method_defaults(prune["method"]).items() if prune.get(k) is None}
+    return {**record, "prune": {**prune, **filled}}
 
 
 def wrap_options(prune):

@@ -118,10 +118,11 @@ class RunDirectory:
         )
         return {**result, "path": path}
 
-    def check(self, kind, record, defaults=None):
+    def check(self, kind, record, defaults=None, resolve=None):
         """Raises unless the directory is empty of runs or holds this very run
         (`defaults`, `defaults_of(config)`: settings missing from an older run.json count
-        as their defaults).
+        as their defaults; `resolve`, optional `fn(record) -> record`: fills settings whose
+        None stands for a value, applied to both records before they are compared).
 
         Returns the existing run.json dict (a restart) or None (a new run).
         """
@@ -147,7 +148,8 @@ class RunDirectory:
                 f"{kind} command. Use another --checkpoint directory (to start from that "
                 "run's weights, pass it as --initialize)."
             )
-        diffs = _differences(existing["config"], record, defaults=defaults)
+        resolve = resolve or (lambda r: r)
+        diffs = _differences(resolve(existing["config"]), resolve(record), defaults=defaults)
         if diffs:
             raise ValueError(
                 f"checkpoint={self.path!r} holds a run started with other settings: "
