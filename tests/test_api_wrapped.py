@@ -9,6 +9,7 @@ from keras import layers
 import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import methods, schedules
+from tfcompress.pruners.weights import weight_masks
 
 from .pruning_models import compile_model, conv_bn_net, data, mask_values
 
@@ -133,6 +134,39 @@ def test_magnitude_pruning_ratio_is_keyword_and_named_ratio():
         tfc.pruners.prune_weights(masked, 0.5, None)
     with pytest.raises(TypeError):
         cb.StructuredPruning(schedules.OneShot(0.5), "taylor")
+
+
+def test_magnitude_masks_depthwise_separable_and_embedding_weights(tmp_path):
+    """Han et al. prune every weight matrix: a depthwise kernel, both kernels of a
+    separable conv and an embedding table are masked as conv and dense kernels are."""
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((12,), dtype="int32")
+    t = layers.Embedding(50, 8, mask_zero=True, name="embed")(tokens)
+    t = layers.LSTM(4, name="lstm")(t)  # reads the embedding's padding mask
+    images = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="conv")(images)
+    x = layers.SeparableConv2D(16, 3, padding="same", name="sep")(x)
+    x = layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(3, name="fc")(layers.Concatenate()([x, t]))
+    model = keras.Model([images, tokens], out)
+    masked = tfc.wrap(model, "magnitude", exclude=["lstm"])
+    masks = {wm.layer.name: sorted(wm.masks) for wm in weight_masks(masked)}
+    assert masks == {"conv": ["kernel"], "sep": ["depthwise_kernel", "pointwise_kernel"],
+                     "dw": ["kernel"], "embed": ["embeddings"], "fc": ["kernel"]}
+    achieved = tfc.pruners.prune_weights(masked, ratio=0.75)
+    assert set(achieved) == set(masks)
+    assert all(v == pytest.approx(0.75, abs=0.01) for v in achieved.values())
+    compact = tfc.strip(masked)
+    sep = compact.get_layer("sep")
+    for w in (sep.depthwise_kernel, sep.pointwise_kernel, compact.get_layer("embed").embeddings):
+        assert np.mean(np.asarray(w) == 0) == pytest.approx(0.75, abs=0.01)
+    ids = np.random.default_rng(0).integers(1, 50, (2, 12)).astype("int32")
+    ids[:, 6:] = 0  # padding: the compact LSTM skips it, the masked one only if the
+    # embedding's mask passes its WeightMask
+    x = [np.random.default_rng(1).normal(size=(2, 16, 16, 3)).astype("float32"), ids]
+    np.testing.assert_allclose(masked.predict(x, verbose=0), compact.predict(x, verbose=0),
+                               atol=1e-5)
 
 
 def test_exclude_survives_soft_topk_fit():

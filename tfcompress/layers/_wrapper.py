@@ -25,6 +25,10 @@ class EditedWeights(keras.layers.Wrapper):
         )
         return outputs
 
+    def compute_mask(self, inputs, mask=None):
+        # the wrapped layer's (an Embedding with mask_zero makes one), not the wrapper's
+        return self.layer.compute_mask(inputs, mask)
+
     def compute_output_shape(self, input_shape):
         return self.layer.compute_output_shape(input_shape)
 

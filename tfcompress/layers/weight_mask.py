@@ -20,6 +20,28 @@ class MaskConstraint:
         return value if self.previous is None else self.previous(value)
 
 
+# The weight matrices unstructured (Han et al.) pruning masks, per layer class: every conv
+# and dense kernel, both kernels of a separable conv, an embedding table (TFMOT's registry
+# masks a separable conv's pointwise kernel only). Biases, BatchNorm and other vectors stay.
+_MASKED_WEIGHTS = (
+    ((keras.layers.SeparableConv1D, keras.layers.SeparableConv2D),
+     ("depthwise_kernel", "pointwise_kernel")),
+    ((keras.layers.Embedding,), ("embeddings",)),
+    ((keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
+      keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose,
+      keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D,
+      keras.layers.Dense, keras.layers.EinsumDense), ("kernel",)),
+)  # fmt: skip
+
+
+def masked_weight_names(layer):
+    """The names of the weights of `layer` a `WeightMask` masks by default (`()`: none)."""
+    for classes, names in _MASKED_WEIGHTS:
+        if isinstance(layer, classes):
+            return names
+    return ()
+
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class WeightMask(EditedWeights):
     """Runs the wrapped layer with some of its weights multiplied by binary masks.

@@ -28,7 +28,8 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
             still unmasked weights); `scope` does not apply.
 
     With `keep_pruned`, weights already masked stay masked (iterative pruning) and count
-    towards `ratio`. Masked weights are also set to zero. Returns `{layer: sparsity}`.
+    towards `ratio`. Masked weights are also set to zero. Returns `{layer: sparsity}` (of all
+    the layer's masked weights: both kernels of a separable conv).
     """
     check_scope(scope)
     if (ratio is None) == (quality is None):
@@ -64,9 +65,11 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
             masks = [m.reshape(r.shape) for m, r in zip(np.split(flat, ends), ranked)]
     if keep_pruned:  # a lower ratio than reached removes nothing more and brings none back
         masks = [np.minimum(m, (o > 0.5).astype(m.dtype)) for m, o in zip(masks, old)]
-    achieved = {}
+    masked_count, size = {}, {}  # per layer: a separable conv masks two kernels
     for (wm, var, mask_var), v, mask in zip(entries, values, masks):
         mask_var.assign(mask)
         var.assign(v * mask)
-        achieved[wm.layer.name] = float(1.0 - mask.mean())
-    return achieved
+        name = wm.layer.name
+        masked_count[name] = masked_count.get(name, 0) + int(np.sum(mask < 0.5))
+        size[name] = size.get(name, 0) + mask.size
+    return {name: masked_count[name] / size[name] for name in size}

@@ -12,6 +12,7 @@ from tfcompress.graph.dependency import resolve_exclude
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, WeightMask
+from tfcompress.layers.weight_mask import masked_weight_names
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
@@ -117,9 +118,14 @@ def _refuse_wrapped(model):
 def _wrap_weights(graph, wrapping, share=False):
     def make_layer(op):
         new = op.layer if share else clone_layer(op.layer)
+        if op.layer.name in graph.exclude:
+            return new
         rule = graph.rule(op.layer)
-        if rule.is_mixing and op.layer.name not in graph.exclude and "kernel" in rule.weights:
-            return WeightMask(new, name=f"{op.layer.name}_wm", wrapping=wrapping)
+        names = masked_weight_names(op.layer)
+        if not names and rule.is_mixing and "kernel" in rule.weights:
+            names = ("kernel",)  # a layer of the user's with a registered Mixing rule
+        if names:
+            return WeightMask(new, names, name=f"{op.layer.name}_wm", wrapping=wrapping)
         return new
 
     return rebuild(graph.traced, make_layer, weights_of=None if share else _source_weights)
