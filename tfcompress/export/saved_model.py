@@ -96,6 +96,10 @@ def write_signature(model, path, signature_name, fn, specs):
         return
     root = tf.Module()
     root.weights = list(traced.variables)
+    # The gradient functions the trace records (a TaylorMask's custom gradient) capture
+    # variables the forward pass does not read; the saver needs them tracked too.
+    read = {id(v) for v in traced.variables}
+    root.gradient_state = [v for v in model.variables if id(v) not in read]
     tf.saved_model.save(root, path, signatures={signature_name: traced})
 
 
