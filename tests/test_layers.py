@@ -104,6 +104,33 @@ def test_wrapped_model_saves_loads_and_exports(method, tmp_path):
     assert check.max_rel_error < 1e-5
 
 
+@pytest.mark.parametrize("method", ["l1_filter", "magnitude"])
+def test_a_frozen_wrapped_layer_stays_masked_saves_and_strips(method, tmp_path):
+    """`layer.trainable = False` after wrap (transfer learning): the masks still apply
+    (MaskedKernel raised IndexError, as it looked for the kernel among the trainable
+    variables), the model saves and loads, and strip gives the masked model's outputs."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 2))
+    x = layers.Conv2D(6, 3, activation="relu", name="c1")(inp)
+    x = layers.Conv2D(4, 3, activation="relu", name="c2")(x)
+    model = keras.Model(inp, layers.Dense(3, name="out")(layers.GlobalAveragePooling2D()(x)))
+    masked = tfc.wrap(model, method=method)
+    tfc.prune(masked, ratio=0.5)
+    data = np.random.default_rng(0).uniform(size=(2, 8, 8, 2)).astype("float32")
+    expected = np.asarray(masked(data))
+    frozen = [layer for layer in masked.layers if layer.name.startswith("c2")]
+    for layer in frozen:
+        layer.trainable = False
+    np.testing.assert_allclose(masked(data), expected, rtol=1e-6, atol=1e-7)
+    masked.trainable = False
+    np.testing.assert_allclose(masked(data), expected, rtol=1e-6, atol=1e-7)
+    path = str(tmp_path / "frozen.keras")
+    masked.save(path)
+    np.testing.assert_allclose(keras.models.load_model(path)(data), expected, rtol=1e-6,
+                               atol=1e-7)
+    np.testing.assert_allclose(tfc.strip(masked)(data), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_attention_masks_config_roundtrip():
     """The heads' `ChannelMask(internal_axis=)` and the `MaskedAttention` wrapper (its
     MultiHeadAttention and the weights each internal axis scales) round-trip `get_config`."""

@@ -4,9 +4,11 @@ import keras
 
 
 class EditedWeights(keras.layers.Wrapper):
-    """Runs the wrapped layer with `trainable_values()` in place of its trainable
-    variables' values (the variables themselves, and their gradients, stay the layer's).
-    A Keras mask (padding of a sequence) passes as it passes the wrapped layer."""
+    """Runs the wrapped layer with `edited_value(v)` in place of the value of each
+    variable `v` it `edits` (the variables themselves, and their gradients, stay the
+    layer's), trainable or not: a frozen layer (`trainable = False`, transfer learning)
+    is edited as a trainable one. A Keras mask (padding of a sequence) passes as it
+    passes the wrapped layer."""
 
     def __init__(self, layer, **kwargs):
         kwargs.setdefault("dtype", layer.dtype_policy)  # as the layer computes (a float32
@@ -14,15 +16,27 @@ class EditedWeights(keras.layers.Wrapper):
         super().__init__(layer, **kwargs)
         self.supports_masking = layer.supports_masking
 
-    def trainable_values(self):
+    def edits(self, variable):
+        """Whether `variable` (one of the wrapped layer's) is run edited."""
         raise NotImplementedError
 
-    def call(self, inputs):
-        outputs, _ = self.layer.stateless_call(
-            self.trainable_values(),
-            [v.value for v in self.layer.non_trainable_variables],
-            inputs,
+    def edited_value(self, variable):
+        """The value the wrapped layer runs with in place of `variable`'s."""
+        raise NotImplementedError
+
+    def variable_values(self):
+        """`(trainable, non_trainable)` values for the wrapped layer's `stateless_call`."""
+
+        def value(v):
+            return self.edited_value(v) if self.edits(v) else v.value
+
+        return (
+            [value(v) for v in self.layer.trainable_variables],
+            [value(v) for v in self.layer.non_trainable_variables],
         )
+
+    def call(self, inputs):
+        outputs, _ = self.layer.stateless_call(*self.variable_values(), inputs)
         return outputs
 
     def compute_mask(self, inputs, mask=None):

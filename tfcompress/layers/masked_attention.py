@@ -40,20 +40,19 @@ class MaskedAttention(EditedWeights):
     def build(self, query_shape, value_shape, key_shape=None):
         if not self.layer.built:
             self.layer.build(query_shape, value_shape, key_shape)
-        paths = [v.path for v in self.layer.trainable_variables]
-        position = {}  # trainable variable index -> [(axis name, axis)]
+        paths = [v.path for v in self.layer.weights]
+        scaled = {}  # variable path -> [(axis name, axis)]
         for name, spec in self.axes.items():
             for path, axis in spec:
-                found = [i for i, p in enumerate(paths) if p.endswith("/" + path)]
+                found = [p for p in paths if p.endswith("/" + path)]
                 if not found:
                     raise ValueError(
-                        f"MaskedAttention: layer '{self.layer.name}' has no trainable weight "
-                        f"{path!r} (axis {name!r}). Its trainable weights are {paths}."
+                        f"MaskedAttention: layer '{self.layer.name}' has no weight "
+                        f"{path!r} (axis {name!r}). Its weights are {paths}."
                     )
-                position.setdefault(found[0], []).append((name, axis))
-        # plain data, set past attribute tracking: a tracked dict with int keys cannot be
-        # saved to a SavedModel
-        object.__setattr__(self, "_position", position)
+                scaled.setdefault(found[0], []).append((name, axis))
+        # plain data, set past attribute tracking (as the chain is)
+        object.__setattr__(self, "_scaled", scaled)
         self.built = True
 
     @property
@@ -61,14 +60,16 @@ class MaskedAttention(EditedWeights):
         """The `(ChannelMask, site)` pairs scaling the weights."""
         return self._chain.links
 
-    def trainable_values(self):
-        values = [v.value for v in self.layer.trainable_variables]
+    def edits(self, variable):
+        return variable.path in self._scaled
+
+    def edited_value(self, variable):
+        value = variable.value
         for mask, site in self._chain.links:
-            for i, entries in self._position.items():
-                for name, axis in entries:
-                    if name == mask.internal_axis:
-                        values[i] = mask.scale_kernel(values[i], axis, site)
-        return values
+            for name, axis in self._scaled[variable.path]:
+                if name == mask.internal_axis:
+                    value = mask.scale_kernel(value, axis, site)
+        return value
 
     def call(
         self,
@@ -98,14 +99,11 @@ class MaskedAttention(EditedWeights):
         flags["use_causal_mask"] = use_causal_mask
         kwargs.update({k: v for k, v in flags.items() if v})
         outputs, non_trainable = self.layer.stateless_call(
-            self.trainable_values(),
-            [v.value for v in self.layer.non_trainable_variables],
-            query,
-            value,
-            **kwargs,
+            *self.variable_values(), query, value, **kwargs
         )
         for var, new in zip(self.layer.non_trainable_variables, non_trainable):
-            var.assign(new)  # dropout's seed state advances as the layer's own call does
+            if not self.edits(var):  # a frozen layer's weights stay as they are
+                var.assign(new)  # dropout's seed state advances as the layer's own call does
         return outputs
 
     def compute_output_spec(self, *args, **kwargs):

@@ -70,13 +70,12 @@ class MaskedKernel(EditedWeights):
     def build(self, input_shape=None):
         if not self.layer.built:
             self.layer.build(input_shape)
-        names = [v.name for v in self.layer.trainable_variables]
+        names = [v.name for v in self.layer.weights]
         if self.weight_name not in names:
             raise ValueError(
-                f"MaskedKernel: layer '{self.layer.name}' has no trainable weight "
-                f"{self.weight_name!r}. Its trainable weights are {names}."
+                f"MaskedKernel: layer '{self.layer.name}' has no weight "
+                f"{self.weight_name!r}. Its weights are {names}."
             )
-        self._position = names.index(self.weight_name)
         self.built = True
 
     @property
@@ -84,13 +83,14 @@ class MaskedKernel(EditedWeights):
         """The `(ChannelMask, site)` pairs scaling the kernel."""
         return self._chain.links
 
-    def trainable_values(self):
-        values = [v.value for v in self.layer.trainable_variables]
-        kernel = values[self._position]
+    def edits(self, variable):
+        return variable.name == self.weight_name
+
+    def edited_value(self, variable):
+        kernel = variable.value
         for mask, site in self._chain.links:
             kernel = mask.scale_kernel(kernel, self.axis, site)
-        values[self._position] = kernel
-        return values
+        return kernel
 
     def get_config(self):
         return {**super().get_config(), "weight_name": self.weight_name, "axis": self.axis}

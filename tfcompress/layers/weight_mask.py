@@ -84,20 +84,17 @@ class WeightMask(EditedWeights):
             names[n].constraint = MaskConstraint(mask, names[n].constraint)
         self.built = True
 
-    def masked_value(self, variable):
-        mask = self.masks.get(variable.name)
-        if mask is None:
-            return variable.value
-        return variable.value * ops.cast(mask, variable.dtype)
+    def edits(self, variable):
+        return variable.name in self.masks
+
+    def edited_value(self, variable):
+        return variable.value * ops.cast(self.masks[variable.name], variable.dtype)
 
     def mask_values(self, name):
         """The mask of weight `name` as a NumPy array; raises naming this layer if any of
         its values is NaN or infinite (`ChannelMask.kept`'s check)."""
         values = ops.convert_to_numpy(self.masks[name])
         return require_finite(self.name, f"{name} mask", values)
-
-    def trainable_values(self):
-        return [self.masked_value(v) for v in self.layer.trainable_variables]
 
     def get_config(self):
         config = {**super().get_config(), "weight_names": list(self.weight_names)}
