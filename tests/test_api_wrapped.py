@@ -169,6 +169,31 @@ def test_magnitude_masks_depthwise_separable_and_embedding_weights(tmp_path):
                                atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["l1_filter", "taylor", "soft_topk", "magnitude"])
+def test_wrapped_layers_keep_their_activity_regularizers(method, tmp_path):
+    """The wrappers run their layer with `stateless_call`, which skips Keras's activity
+    regularization: `model.losses` was empty, so fit trained another objective."""
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 1))
+    h = layers.Conv2D(4, 3, name="c1")(inp)
+    h = layers.Conv2D(4, 3, name="c2", activity_regularizer=keras.regularizers.L1(0.01))(h)
+    out = layers.Dense(3, name="out", activity_regularizer=keras.regularizers.L2(0.01))(
+        layers.Flatten()(h))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
+    model(x)
+    expected = sorted(float(v) for v in model.losses)
+    assert len(expected) == 2
+    masked = tfc.wrap(model, method)
+    masked(x)
+    np.testing.assert_allclose(sorted(float(v) for v in masked.losses), expected, rtol=1e-5)
+    path = str(tmp_path / "m.keras")
+    masked.save(path)
+    loaded = keras.models.load_model(path)
+    loaded(x)
+    np.testing.assert_allclose(sorted(float(v) for v in loaded.losses), expected, rtol=1e-5)
+
+
 def test_exclude_survives_soft_topk_fit():
     x, y = data(32)
     masked = compile_model(tfc.wrap(_odd_net(), "soft_topk", exclude=["odd"]))

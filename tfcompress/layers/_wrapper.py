@@ -15,6 +15,10 @@ class EditedWeights(keras.layers.Wrapper):
         # head of a mixed-precision model stays float32)
         super().__init__(layer, **kwargs)
         self.supports_masking = layer.supports_masking
+        # Keras adds a layer's activity-regularization loss in `__call__`, which the
+        # wrapped layer's `stateless_call` skips: the wrapper adds it, on the same outputs
+        if self.activity_regularizer is None:
+            self.activity_regularizer = layer.activity_regularizer
 
     def edits(self, variable):
         """Whether `variable` (one of the wrapped layer's) is run edited."""
