@@ -59,6 +59,49 @@ def test_subclassed_model_is_rejected():
         tfc.wrap(net)
 
 
+class _Scaled(keras.Model):  # a functional model whose class changes its outputs
+    def call(self, inputs, training=None):
+        return keras.ops.softmax(super().call(inputs, training=training) / 2.0)
+
+
+class _OwnStep(keras.Model):  # ... or how fit trains it
+    def train_step(self, data):
+        return super().train_step(data)
+
+
+class _Named(keras.Model):  # ... or only what it is called: fine
+    def describe(self):
+        return self.name
+
+
+def _functional_of(cls, name):
+    inputs = keras.Input((6, 6, 1))
+    x = layers.Conv2D(4, 3, activation="relu", name=f"{name}_c1")(inputs)
+    x = layers.Conv2D(4, 3, name=f"{name}_c2")(x)
+    return cls(inputs, layers.Dense(3)(layers.GlobalAveragePooling2D()(x)), name=name)
+
+
+@pytest.mark.parametrize("cls, method", [(_Scaled, "call"), (_OwnStep, "train_step")])
+def test_a_functional_subclass_changing_call_or_training_is_refused(cls, method):
+    """wrap took its graph of layers and made a plain functional model: an overridden
+    `call` was dropped silently (outputs 0.37 off before any pruning), so was `train_step`."""
+    model = _functional_of(cls, "scaled")
+    message = (rf"Model 'scaled' is a functional model of class {cls.__name__}, which "
+               rf"overrides \['{method}'\].*Prune `keras.Model\(scaled.inputs, scaled.outputs\)`")
+    with pytest.raises(ValueError, match=message):
+        tfc.wrap(model)
+    inputs = keras.Input((6, 6, 1))  # nested in a plain functional model: the same
+    outer = keras.Model(inputs, layers.Dense(2)(model(inputs)))
+    with pytest.raises(ValueError, match=message):
+        tfc.wrap(outer)
+
+
+def test_a_functional_subclass_that_computes_as_its_graph_is_wrapped():
+    model = _functional_of(_Named, "named")
+    x = np.random.default_rng(0).uniform(size=(2, 6, 6, 1)).astype("float32")
+    np.testing.assert_allclose(tfc.wrap(model)(x), model(x), rtol=1e-6, atol=1e-7)
+
+
 @pytest.mark.parametrize("ratio", [-0.1, 1.0, 1.5, "0.5", True])
 def test_ratio_outside_unit_interval(ratio):
     masked = tfc.wrap(_small())

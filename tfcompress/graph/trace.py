@@ -71,7 +71,39 @@ def _as_functional(model):
             "of layers is Python code that tfcompress cannot read. Rebuild it with the "
             "functional API (`keras.Model(inputs, outputs)`) or as a `keras.Sequential`."
         )
+    overridden = _overridden(model)
+    if overridden:
+        raise ValueError(
+            f"Model '{model.name}' is a functional model of class {type(model).__name__}, "
+            f"which overrides {overridden}: tfcompress reads the graph of layers, and the "
+            "models it makes (masked, compact) are plain functional models, so they would "
+            f"compute or train otherwise, silently. Prune `keras.Model({model.name}.inputs, "
+            f"{model.name}.outputs)` (the graph alone) and put the result back into your "
+            "class, or move the extra computation into layers of the graph."
+        )
     return model
+
+
+# What a functional model's class may change about how it computes or trains.
+_FUNCTIONAL_BEHAVIOUR = ("call", "train_step", "test_step", "predict_step", "compute_loss")
+
+
+def _overridden(model):
+    """The methods of `_FUNCTIONAL_BEHAVIOUR` a class outside Keras defines for `model`
+    (a functional model built from a `keras.Model` subclass: `class M(keras.Model)`,
+    `M(inputs, outputs)`); keras_hub backbones define none."""
+    mro = type(model).__mro__
+    functional = next(
+        (i for i, c in enumerate(mro) if c.__name__ == "Functional"
+         and c.__module__.startswith("keras.")), len(mro))
+    found = []
+    for name in _FUNCTIONAL_BEHAVIOUR:
+        owner = next((c for c in mro if name in vars(c)), None)
+        if owner is not None and mro.index(owner) < functional and not (
+            owner.__module__.startswith("keras.")
+        ):
+            found.append(name)
+    return found
 
 
 def _is_model(layer):
