@@ -92,6 +92,44 @@ def test_slimming_penalty_is_l1_on_gamma():
     assert float(sum(masked.losses)) == pytest.approx(expected)
 
 
+def test_slimming_adds_its_penalty_to_the_users_and_strip_takes_it_off(tmp_path):
+    """A BatchNorm's own gamma regularizer stays under slimming's L1 (it was replaced),
+    and the compact model has only the user's again (the penalty survived strip, so a
+    fine-tune of the compact model still trained towards sparsity)."""
+    from tfcompress.training.methods import disable_penalties
+
+    model = conv_bn_net(widths=(4, 4, 4))
+    model = keras.Model.from_config(model.get_config())  # a copy to give bn0 an L2
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["config"]["name"] == "bn0":
+            layer["config"]["gamma_regularizer"] = keras.regularizers.serialize(
+                keras.regularizers.L2(0.25))
+    model = keras.Model.from_config(config)
+    x = np.zeros((1, 12, 12, 1), "float32")
+    model(x)
+    own = 0.25 * 4  # bn0's L2 on gammas of 1
+    assert float(sum(model.losses)) == pytest.approx(own)
+    masked = tfc.wrap(model, "slimming", penalty=0.5)
+    masked(x)
+    assert float(sum(masked.losses)) == pytest.approx(own + 0.5 * 12)
+    path = str(tmp_path / "masked.keras")
+    masked.save(path)
+    loaded = keras.models.load_model(path)
+    loaded(x)
+    assert float(sum(loaded.losses)) == pytest.approx(own + 0.5 * 12)
+    tfc.prune(masked, 0.5)
+    compact = tfc.strip(masked)
+    compact(x)
+    kept_gamma = np.asarray(compact.get_layer("bn0").gamma)
+    assert len(kept_gamma) < 4
+    assert float(sum(compact.losses)) == pytest.approx(0.25 * np.sum(kept_gamma**2))
+    assert compact.get_layer("bn1").gamma_regularizer is None
+    disable_penalties(masked)  # the scripts' refine phase: the user's L2 stays
+    masked(x)
+    assert float(sum(masked.losses)) == pytest.approx(own)
+
+
 def test_soft_topk_hardening_keeps_exactly_k():
     x, y = data(64)
     masked = compile_model(tfc.wrap(conv_bn_net(), "soft_topk"))

@@ -31,11 +31,37 @@ def bn_gamma_l1(graph, penalty=1e-4):
             f"'{graph.model.name}' has no BatchNormalization (with scale=True) on prunable "
             "channels. Use method='l1_filter' or 'taylor' for this model."
         )
-    regularizer = keras.regularizers.L1(float(penalty))
-
     def edit(layer, config):
         if layer.name in names:
+            regularizer = SlimmingPenalty(float(penalty), base=layer.gamma_regularizer)
             config = {**config, "gamma_regularizer": keras.regularizers.serialize(regularizer)}
         return config
 
     return edit
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class SlimmingPenalty(keras.regularizers.Regularizer):
+    """Network slimming's `l1 * sum|gamma|`, added to the BatchNorm's own gamma
+    regularizer (`base`, kept: `wrap` adds the penalty, it does not replace the user's).
+    `strip` gives the compact model `base` again: the penalty is a training-time device
+    (the seed refines the pruned network without it)."""
+
+    def __init__(self, l1, base=None):
+        if not is_number(l1) or l1 <= 0:
+            raise ValueError(f"l1 must be a positive number. Received: l1={l1!r}")
+        self.l1 = float(l1)
+        self.base = keras.regularizers.get(base)
+
+    def __call__(self, x):
+        loss = self.l1 * keras.ops.sum(keras.ops.abs(x))
+        return loss if self.base is None else loss + self.base(x)
+
+    def get_config(self):
+        base = None if self.base is None else keras.regularizers.serialize(self.base)
+        return {"l1": self.l1, "base": base}
+
+
+def without_penalty(regularizer):
+    """`regularizer` with a `SlimmingPenalty` taken off (its base), else itself."""
+    return regularizer.base if isinstance(regularizer, SlimmingPenalty) else regularizer

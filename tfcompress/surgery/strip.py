@@ -1,11 +1,13 @@
 """`strip`: the compact model: mask layers removed, pruned channels cut out of weights."""
 
+import keras
 import numpy as np
 
 from tfcompress import methods
 from tfcompress.graph.rules import unwrap
 from tfcompress.layers import ChannelMask, WeightMask
 from tfcompress.surgery.masks import consumer_scales, kept_components
+from tfcompress.surgery.penalties import SlimmingPenalty, without_penalty
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
@@ -41,6 +43,9 @@ def strip(masked, *, name=None):
         out_keep = keep_of(op.out_keys[0])
         plans[op.layer] = (in_keep, out_keep)
         config = inner.get_config()
+        if isinstance(getattr(inner, "gamma_regularizer", None), SlimmingPenalty):
+            base = without_penalty(inner.gamma_regularizer)  # the user's own, or None
+            config["gamma_regularizer"] = keras.regularizers.serialize(base) if base else None
         if out_keep is not None:
             config = rule.edit_config(config, op, in_keep, out_keep)
         return clone_layer(inner, config)

@@ -22,7 +22,7 @@ from tfcompress import methods as records
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers.taylor_mask import DEFAULT_AGGREGATION
 from tfcompress.pruners.ranking import RankingOptions
-from tfcompress.surgery.penalties import bn_gamma_l1
+from tfcompress.surgery.penalties import bn_gamma_l1, without_penalty
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,7 +254,7 @@ def penalty_active(prune, timeline, step):
 
 
 def disable_penalties(model):
-    """Drops the weight regularizers of BatchNorm scales (the slimming penalty)."""
+    """Takes the slimming penalty off the BatchNorm scales (their own regularizers stay)."""
     for layer in layers_of(model, keras.layers.BatchNormalization):
         if isinstance(layer, keras.layers.BatchNormalization) and layer.scale:
-            layer.gamma.regularizer = None
+            layer.gamma.regularizer = without_penalty(layer.gamma.regularizer)
