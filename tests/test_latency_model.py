@@ -88,6 +88,31 @@ def test_model_signature_tells_models_and_batches_apart():
     assert sig != latency.model_signature(a, 32, (0.5, 1.0), 8)
 
 
+def _norm_act_net(norm, activation):
+    """conv_bn_net's convs and head with another normalization / activation between."""
+    inputs = keras.Input((12, 12, 1), name="image")
+    x = inputs
+    for i, filters in enumerate((8, 8, 16)):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = norm(name=f"norm{i}")(x)
+        x = keras.layers.Activation(activation, name=f"act{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="logits")(x), name="net")
+
+
+def test_model_signature_covers_the_layers_a_table_does_not_model():
+    # the same convs and head (the modelled layers): before, one signature for all four,
+    # so an edited model was served the old model's cached table (its rest fitted to the
+    # old model: 1.28 ms predicted for a model taking 4.36)
+    bn, ln = keras.layers.BatchNormalization, keras.layers.LayerNormalization
+    sigs = [latency.model_signature(_norm_act_net(norm, act), 1, (1.0,), 8)
+            for norm, act in ((bn, "relu"), (ln, "relu"), (bn, "gelu"), (ln, "gelu"))]
+    assert len(set(sigs)) == 4
+    # names and initializers do not change the cost: a second build hits
+    keras.utils.set_random_seed(1)
+    assert latency.model_signature(_norm_act_net(bn, "relu"), 1, (1.0,), 8) == sigs[0]
+
+
 def test_measured_table_is_cached_and_read_back(tmp_path, monkeypatch, capsys):
     model = conv_bn_net(widths=(8, 8, 16))
     table = latency.measure_cost_table(

@@ -3,6 +3,7 @@ conv / dense layers of a dependency graph, each with the kept channel counts it 
 ("in") and makes ("out") when only some channels remain."""
 
 import dataclasses
+import re
 
 import numpy as np
 from keras import layers as klayers
@@ -51,10 +52,48 @@ class LayerSite:
 
 def _plain(v):
     if isinstance(v, dict):
-        return {k: _plain(x) for k, x in sorted(v.items())}
+        return {str(k): _plain(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
-    return v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+    if isinstance(v, (int, float, str, bool, type(None))):
+        return v
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(v))  # no addresses: stable across runs
+
+
+# Config keys that do not change what a call computes or costs (auto-generated names
+# differ between two builds of one model).
+_UNTIMED = re.compile(r"^(name|trainable)$|_(initializer|regularizer|constraint)$")
+
+
+def _timed_config(layer):
+    """`layer`'s config without what does not change its cost (`_UNTIMED`), JSON-able."""
+    try:
+        config = layer.get_config()
+    except (NotImplementedError, TypeError, AttributeError):  # a layer that cannot say
+        config = {"weights": [list(w.shape) for w in getattr(layer, "weights", [])]}
+    return _plain({k: v for k, v in config.items() if not _UNTIMED.search(str(k))})
+
+
+def architecture(graph, batch_size):
+    """JSON-able description of everything `graph`'s model computes that its latency
+    depends on (part of the model signature): the inputs' shapes and dtypes, then each
+    call in order with its layer's class and config (names left out), its input tensors
+    (by position) and its shapes at `batch_size`."""
+    traced = graph.traced
+    position = {k: i for i, k in enumerate(traced.input_keys)}
+    inputs = [[[batch_size, *t.shape[1:]], str(t.dtype)] for t in traced.input_tensors]
+    calls = []
+    for op in traced.ops:
+        calls.append({
+            "class": f"{type(op.layer).__module__}.{type(op.layer).__qualname__}",
+            "config": _timed_config(op.layer),
+            "inputs": [position.get(k) for k in op.in_keys],
+            "in_shapes": [[batch_size, *s[1:]] for s in op.in_shapes],
+            "out_shapes": [[batch_size, *s[1:]] for s in op.out_shapes],
+        })
+        for k in op.out_keys:
+            position.setdefault(k, len(position))
+    return {"inputs": _plain(inputs), "calls": _plain(calls)}
 
 
 def _varies(graph, key):

@@ -28,7 +28,7 @@ from tfcompress.export.fold import fold_batchnorm as fold
 from tfcompress.graph.dependency import DependencyGraph
 from tfcompress.latency.cache import digest, load_table, save_table
 from tfcompress.latency.calibrate import fit_rest, split_rest
-from tfcompress.latency.layers import layer_sites
+from tfcompress.latency.layers import architecture, layer_sites
 from tfcompress.latency.machine import machine_key
 from tfcompress.latency.runtimes import check_runtime, serving_call
 from tfcompress.latency.table import CostTable, LayerCost
@@ -131,11 +131,14 @@ def layer_ms(site, batch_size, counts, repeats=10, statistic=np.min, runtime="tf
 def model_signature(model, batch_size, fractions, multiple, graph=None, rest="fit",
                     statistic="min", fold_batchnorm=False):
     """The digest of what a table of `model` measures: its modelled layers (class, config,
-    shapes, pruned axes), the batch, the grid, the multiple, how the rest is modelled and
-    whether the whole models are timed with their BatchNorms folded."""
+    shapes, pruned axes), the whole architecture (every call's layer class and config,
+    names left out, inputs and shapes: the rest of the table is fitted to the whole
+    model), the batch, the grid, the multiple, how the rest is modelled and whether the
+    whole models are timed with their BatchNorms folded."""
     graph = graph or DependencyGraph(model)
     specs = [s.spec(batch_size) for s in layer_sites(graph)]
-    fields = {"layers": specs, "batch_size": batch_size, "fractions": list(fractions),
+    fields = {"layers": specs, "architecture": architecture(graph, batch_size),
+              "batch_size": batch_size, "fractions": list(fractions),
               "multiple": multiple, "measurement": MEASUREMENT, "rest": rest,
               "statistic": statistic}
     if fold_batchnorm:  # (absent when False: tables cached before the option still hit)
