@@ -258,15 +258,42 @@ def test_scaled_rest_follows_the_kept_activation_elements():
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     graph = DependencyGraph(keras.Model(inputs, layers.Dense(3, name="dense")(x)))
     a, b = (g.index for g in graph.prunable_groups)
-    free = LayerCost((), (), 0.0)  # the layers cost nothing: only the rest is left
-    table = CostTable({"conv_a": free, "conv_b": free, "dense": free}, base_ms=1.0,
-                      scaled_ms=2.0, multiple=1)
+    # the layers cost nothing (one grid point along each axis pruning changes): only the
+    # rest is left
+    table = CostTable({"conv_a": LayerCost(("out",), ((16,),), [0.0]),
+                       "conv_b": LayerCost(("in", "out"), ((16,), (16,)), [[0.0]]),
+                       "dense": LayerCost(("in",), ((16,),), [0.0])},
+                      base_ms=1.0, scaled_ms=2.0, multiple=1)
     predictor = latency.Predictor(graph, table, {a: range(16), b: range(16)})
     # activation elements: image 48 + conv_a 16 * 16 + conv_b 16 * 16 + gap 16 + dense 3
     # = 579 at full; keeping A = 4, B = 8: 48 + 16 * 4 + 16 * 8 + 8 + 3 = 251
     assert predictor.activation_fraction({a: 4, b: 8}) == pytest.approx(251 / 579)
     assert predictor.total_ms({a: 4, b: 8}) == pytest.approx(1.0 + 2.0 * 251 / 579)
     assert predictor.total_ms({a: 16, b: 16}) == pytest.approx(table.full_ms()) == 3.0
+
+
+def test_table_of_fewer_axes_than_pruning_changes_is_refused():
+    from tfcompress.graph import DependencyGraph
+
+    model = conv_bn_net(widths=(8, 8, 16))
+    # measured with conv0's channels pinned (exclude): conv0 spans no axis, conv1 "out"
+    excluded = DependencyGraph(model, exclude=["conv0"])
+    sites = latency.layer_sites(excluded)
+    assert [s.axes for s in sites[:2]] == [(), ("out",)]  # conv0, conv1
+    table = CostTable({  # one grid point, the full width, along each axis
+        s.name: LayerCost(s.axes, [[{"in": s.in_shape, "out": s.out_shape}[a][-1]]
+                                   for a in s.axes], np.ones((1,) * len(s.axes)))
+        for s in sites}, multiple=8)
+    orders = {g.index: range(g.size) for g in excluded.prunable_groups}
+    latency.Predictor(excluded, table, orders)  # the graph it was measured for: accepted
+    graph = DependencyGraph(model)  # wrapped without the exclude: conv0's outputs change
+    orders = {g.index: range(g.size) for g in graph.prunable_groups}
+    # before, conv0 and conv1 were priced at full width whatever they kept
+    with pytest.raises(ValueError, match=re.escape(
+            "The cost table's entry for layer 'conv0' spans axes []; pruning changes its "
+            "output channels too in model 'conv_bn_net' (axes ['out']): a table "
+            "measured with another exclude list?")):
+        latency.Predictor(graph, table, orders)
 
 
 def test_layer_scale_prices_layers_inside_the_model_and_round_trips():

@@ -42,6 +42,17 @@ class Predictor:
                     f"'{_model_name(graph)}', whose channel counts pruning changes. Its "
                     f"entries: {sorted(table.layers)}."
                 )
+            fixed = [a for a in site.axes if a not in entry.axes]
+            if fixed:
+                raise ValueError(
+                    f"The cost table's entry for layer '{site.name}' spans axes "
+                    f"{list(entry.axes)}; pruning changes its "
+                    f"{' and '.join(a + 'put' for a in fixed)} channels too in model "
+                    f"'{_model_name(graph)}' (axes {list(site.axes)}): a table measured "
+                    "with another exclude list? Measure it with the graph the model is "
+                    "wrapped with: `measure_cost_table(model, graph=DependencyGraph(model, "
+                    "exclude=...))` with wrap's exclude."
+                )
             keys = {"in": site.in_key, "out": site.in_key if site.depthwise else site.out_key}
             counter = {}
             for axis in entry.axes:
