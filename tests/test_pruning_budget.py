@@ -1,5 +1,7 @@
 """Parameter budgets during fit, and the default normalisation of a global Taylor ranking."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -66,3 +68,13 @@ def test_mean_normalize_compares_channels_with_their_layer_mean():
     assert keep[0].sum() == 2 and keep[1].sum() == 8
     keep_l2 = ranking.select(scores, ranking.RankingOptions(0.5, scope="global", normalize="none"))
     assert keep_l2[0].sum() == 4  # l2 alone: the narrow layer is never cut
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "2", True])
+def test_compression_must_be_a_finite_number(bad):
+    # nan was accepted (nan < 1 is False) and the search pruned 99.9 % of the channels
+    masked = tfc.wrap(conv_bn_net(widths=(8, 8, 16)))
+    with pytest.raises(ValueError, match=re.escape(
+            f"compression must be a finite number >= 1. Received: compression={bad!r}")):
+        tfc.pruners.ratio_for_compression(masked, bad)
+    assert tfc.pruners.ratio_for_compression(masked, np.float32(2.0))[0] < 0.999

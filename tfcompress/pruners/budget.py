@@ -7,6 +7,7 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.layers import ChannelMask
+from tfcompress.numbers import is_number
 from tfcompress.pruners import ranking
 from tfcompress.pruners.scores import default_normalize, score_groups
 
@@ -63,13 +64,9 @@ def ratio_for_compression(
     Returns:
         `(ratio, params_after)`.
     """
-    if (
-        isinstance(compression, bool)
-        or not isinstance(compression, (int, float))
-        or (compression < 1)
-    ):
+    if not is_number(compression) or compression < 1:
         raise ValueError(
-            f"compression must be a number >= 1. Received: compression={compression!r}"
+            f"compression must be a finite number >= 1. Received: compression={compression!r}"
         )
     if criterion is None:
         criterion = methods.resolve(masked, caller="ratio_for_compression")[0].budget_criterion
