@@ -296,6 +296,34 @@ def test_table_of_fewer_axes_than_pruning_changes_is_refused():
         latency.Predictor(graph, table, orders)
 
 
+def test_nested_models_reusing_a_layer_name_are_refused_before_timing(tmp_path, monkeypatch):
+    def block(channels, size, name):
+        inputs = keras.Input((size, size, channels))
+        x = keras.layers.Conv2D(channels, 3, padding="same", name="conv")(inputs)
+        return keras.Model(inputs, keras.layers.ReLU(name="relu")(x), name=name)
+
+    inputs = keras.Input((16, 16, 8))
+    x = keras.layers.Conv2D(8, 1, name="stem")(inputs)
+    x = block(8, 16, "block1")(x)
+    x = keras.layers.MaxPooling2D(4)(x)
+    x = block(8, 4, "block2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="fc")(x), name="nested")
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timed before refusing")
+
+    monkeypatch.setattr(measure_lib, "layer_ms", no_timing)
+    monkeypatch.setattr(measure_lib, "call_overhead_ms", no_timing)
+    # before, one entry "conv" (the 4x4 block's) priced both convs, or the fit failed
+    # after the layers were timed ("a table of another model?")
+    with pytest.raises(ValueError, match=re.escape(
+            "in model 'nested' layers share a name (nested models reusing layer names?): "
+            "'conv' (2 layers; modelled: 16x16x8 -> 16x16x8, 4x4x8 -> 4x4x8). Give each "
+            "layer its own name")):
+        latency.measure_cost_table(model, 1, cache_dir=tmp_path, verbose=0)
+
+
 def test_layer_scale_prices_layers_inside_the_model_and_round_trips():
     table = CostTable(_table().layers, base_ms=1.5, scaled_ms=0.5, layer_scale=0.25)
     assert table.layer_ms("conv", {"in": 16, "out": 32}) == pytest.approx(0.25 * 8)

@@ -124,3 +124,30 @@ def layer_sites(graph):
         sites.append(LayerSite(layer, op.in_keys[0], op.out_keys[0], tuple(op.in_shapes[0]),
                                tuple(op.out_shapes[0]), axes, depthwise))
     return sites
+
+
+def _shape_text(shape):
+    return "x".join(str(d) for d in shape[1:])
+
+
+def check_unique_names(graph):
+    """Raises naming the layers unless each modelled layer's name is its own in `graph`:
+    a cost table is keyed by layer name, and nested models may reuse a name (two blocks
+    each with a layer "conv"), which `tfcompress.wrap` then renames."""
+    layers_named = {}
+    for layer in graph.traced.layers():
+        layers_named.setdefault(unwrap(layer).name, []).append(layer)
+    shared = {}
+    for site in layer_sites(graph):
+        if len(layers_named[site.name]) > 1:
+            shared.setdefault(site.name, []).append(
+                f"{_shape_text(site.in_shape)} -> {_shape_text(site.out_shape)}")
+    if shared:
+        described = "; ".join(f"'{name}' ({len(layers_named[name])} layers; modelled: "
+                              f"{', '.join(calls)})" for name, calls in shared.items())
+        raise ValueError(
+            f"A cost table is keyed by layer name, and in model '{graph.model.name}' layers "
+            f"share a name (nested models reusing layer names?): {described}. Give each "
+            "layer its own name (e.g. prefix the layers of each nested block with the "
+            "block's name) before measuring."
+        )

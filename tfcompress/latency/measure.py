@@ -28,7 +28,7 @@ from tfcompress.export.fold import fold_batchnorm as fold
 from tfcompress.graph.dependency import DependencyGraph
 from tfcompress.latency.cache import digest, load_table, save_table
 from tfcompress.latency.calibrate import fit_rest, split_rest
-from tfcompress.latency.layers import architecture, layer_sites
+from tfcompress.latency.layers import architecture, check_unique_names, layer_sites
 from tfcompress.latency.machine import machine_key
 from tfcompress.latency.runtimes import check_runtime, serving_call
 from tfcompress.latency.table import CostTable, LayerCost
@@ -249,6 +249,7 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
     served = served_form(fold_batchnorm)
     stat = STATISTICS[statistic]
     graph = graph or DependencyGraph(model)
+    check_unique_names(graph)
     machine = machine_key(runtime)
     signature = model_signature(model, batch_size, fractions, multiple, graph, rest, statistic,
                                 fold_batchnorm)
