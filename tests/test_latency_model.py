@@ -2,6 +2,7 @@
 model signature, and a measured table of a tiny model read back from the cache."""
 
 import dataclasses
+import json
 import re
 
 import keras
@@ -43,6 +44,29 @@ def test_cache_round_trip_and_misses(tmp_path):
     assert latency.load_table({**MACHINE, "cpu": "other"}, "sig", tmp_path, "net") is None
     assert latency.load_table(MACHINE, "other-sig", tmp_path, "net") is None
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temp left
+
+
+def test_damaged_cache_file_is_a_miss_measured_again_and_overwritten(
+        tmp_path, monkeypatch, caplog):
+    model = conv_bn_net(widths=(8, 8, 16))
+    for timing, ms in (("layer_ms", 1.0), ("call_overhead_ms", 0.0), ("model_ms", 9.0)):
+        monkeypatch.setattr(measure_lib, timing, lambda *args, ms=ms, **kwargs: ms)  # no timing
+    kwargs = dict(fractions=(1.0,), repeats=1, rest="constant", cache_dir=tmp_path, verbose=0)
+    table = latency.measure_cost_table(model, 1, **kwargs)
+    [path] = tmp_path.rglob("*.json")
+    good = path.read_text()
+    newer = json.dumps({**json.loads(good), "field_of_a_later_version": 1})
+    # before: a raw JSONDecodeError / AttributeError / ValueError, the file not named
+    for text in (good[:len(good) // 2], "", "[]", '{"layers": "x"}', newer):
+        path.write_text(text)
+        caplog.clear()
+        assert latency.load_table(table.machine, table.signature, tmp_path, model.name) is None
+        assert f"Ignoring the cached cost table {path} (" in caplog.text
+        assert "measure_cost_table measures the table again and overwrites the file" in (
+            caplog.text)
+        again = latency.measure_cost_table(model, 1, **kwargs)
+        assert again == table
+        assert CostTable.from_json(path.read_text()) == again  # overwritten
 
 
 def test_runtime_is_part_of_the_cache_key(tmp_path):

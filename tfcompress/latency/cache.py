@@ -3,13 +3,16 @@ atomically (`tfcompress.atomic`): `<cache_dir>/<host>-<machine hash>/<model>-<si
 
 A read checks the machine key and the signature stored in the file, so a table measured
 on another machine, TensorFlow version or thread count, or for another model (or batch,
-or grid), is a miss.
+or grid), is a miss. So is a file that is not a table (truncated, or with fields of
+another version), with a warning naming it; `measure_cost_table` then overwrites it.
 """
 
 import hashlib
 import json
 import os
 import re
+
+from absl import logging
 
 from tfcompress.atomic import atomic_write_text
 from tfcompress.latency.table import CostTable
@@ -53,12 +56,19 @@ def save_table(table, cache_dir=None, model_name="model"):
 
 
 def load_table(machine, signature, cache_dir=None, model_name="model"):
-    """The cached table of `signature` on `machine`, or None (a miss)."""
+    """The cached table of `signature` on `machine`, or None (a miss). A file that cannot
+    be read as a table (damaged, or written by another version) is a miss too, with a
+    warning naming it."""
     path = cache_path(cache_dir or default_cache_dir(), machine, signature, model_name)
     try:
         with open(path) as f:
             table = CostTable.from_json(f.read())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError, TypeError) as e:  # unreadable, damaged, another version's
+        logging.warning(
+            "Ignoring the cached cost table %s (%s: %s): a miss. measure_cost_table "
+            "measures the table again and overwrites the file.", path, type(e).__name__, e)
         return None
     if table.machine != machine or table.signature != signature:
         return None

@@ -94,6 +94,9 @@ class LayerCost:
 
     @classmethod
     def from_dict(cls, d):
+        if not isinstance(d, dict) or set(d) != {"axes", "grid", "ms"}:
+            raise ValueError(
+                f"A layer cost is a dict of axes, grid and ms. Received: {d!r}")
         return cls(axes=tuple(d["axes"]), grid=tuple(tuple(g) for g in d["grid"]), ms=d["ms"])
 
 
@@ -195,9 +198,15 @@ class CostTable:
 
     @classmethod
     def from_dict(cls, d):
+        if not isinstance(d, dict):
+            raise TypeError(f"A cost table is a dict of its fields. Received: {d!r}")
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"Unknown cost table fields {sorted(unknown)}. Received: {d!r}")
+        if not isinstance(d.get("layers", {}), dict):
+            raise TypeError(
+                "layers must be a dict of layer name -> LayerCost fields. "
+                f"Received: layers={d['layers']!r}")
         layers = {name: LayerCost.from_dict(c) for name, c in d.get("layers", {}).items()}
         return cls(**{**d, "layers": layers})
 
