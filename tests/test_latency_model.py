@@ -69,6 +69,21 @@ def test_damaged_cache_file_is_a_miss_measured_again_and_overwritten(
         assert CostTable.from_json(path.read_text()) == again  # overwritten
 
 
+def test_unwritable_cache_folder_returns_the_table_with_a_warning(
+        tmp_path, monkeypatch, caplog):
+    for timing, ms in (("layer_ms", 1.0), ("call_overhead_ms", 0.0), ("model_ms", 9.0)):
+        monkeypatch.setattr(measure_lib, timing, lambda *args, ms=ms, **kwargs: ms)  # no timing
+    (tmp_path / "file").write_text("")
+    folder = tmp_path / "file" / "cache"  # under a file: cannot be made (nor read)
+    # before: the whole measurement ran, then an OSError from the write lost it
+    table = latency.measure_cost_table(conv_bn_net(widths=(8, 8, 16)), 1, fractions=(1.0,),
+                                       repeats=1, rest="constant", cache_dir=folder, verbose=0)
+    assert table.full_ms() == pytest.approx(9.0)
+    assert (f"The cost table of model 'conv_bn_net' could not be cached under {folder} "
+            "(NotADirectoryError: ") in caplog.text
+    assert "It is returned uncached: the next call measures it again." in caplog.text
+
+
 def test_runtime_is_part_of_the_cache_key(tmp_path):
     tf_table = _table()
     lite_machine = {**MACHINE, "runtime": "tflite"}

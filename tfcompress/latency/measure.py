@@ -23,10 +23,11 @@ import time
 
 import keras
 import numpy as np
+from absl import logging
 
 from tfcompress.export.fold import fold_batchnorm as fold
 from tfcompress.graph.dependency import DependencyGraph
-from tfcompress.latency.cache import digest, load_table, save_table
+from tfcompress.latency.cache import default_cache_dir, digest, load_table, save_table
 from tfcompress.latency.calibrate import fit_rest, split_rest
 from tfcompress.latency.layers import architecture, check_unique_names, layer_sites
 from tfcompress.latency.machine import machine_key
@@ -217,6 +218,8 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             Prune to such a table when the compact model is deployed folded. The layers
             are timed alone either way.
         cache_dir: the cache folder (default `tfcompress.latency.default_cache_dir()`).
+            A folder that cannot be written (read-only, full) leaves the table uncached,
+            with a warning naming it.
         use_cache: False measures anew (and overwrites the cached table).
         verbose: 0 (silent), 1 (a Keras progress bar over the timed layers and the
             whole model's fit, with the time left) or 2 (one line at the end), as
@@ -297,7 +300,13 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
     table = CostTable(costs, base_ms=base, scaled_ms=scaled, layer_scale=scale,
                       multiple=multiple, batch_size=batch_size, machine=machine,
                       signature=signature, repeats=repeats, fit_seconds=fit_for)
-    save_table(table, cache_dir, model.name)
+    try:
+        save_table(table, cache_dir, model.name)
+    except OSError as e:  # a read-only or full cache folder: the measurement is not lost
+        logging.warning(
+            "The cost table of model '%s' could not be cached under %s (%s: %s). It is "
+            "returned uncached: the next call measures it again.", model.name,
+            cache_dir or default_cache_dir(), type(e).__name__, e)
     return table
 
 
