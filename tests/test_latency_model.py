@@ -12,6 +12,7 @@ import pytest
 from tfcompress import latency
 from tfcompress.latency import measure as measure_lib
 from tfcompress.latency.table import CostTable, LayerCost
+from tfcompress.pruners.latency_budget import LatencyBudget
 
 from .pruning_models import conv_bn_net
 
@@ -276,6 +277,42 @@ def test_bad_tables_are_refused_by_name():
         latency.measure_cost_table(conv_bn_net(), 1, verbose=3)
     with pytest.raises(ValueError, match="cached. Received: machine=None"):
         latency.save_table(CostTable({}), "/nonexistent")
+
+
+def test_small_arguments_are_refused_by_name():
+    # before: raw TF errors (batch 0, 2.5, -1), [inf] for repeats=0, a float grid count
+    # cut to an int, a table at batch 0, a TypeError for fractions=0.5, a machine key of
+    # any runtime
+    model = conv_bn_net(widths=(8, 8, 16))
+    budget = LatencyBudget(plan=None, kept={}, target_ms=1.0, predicted_ms=1.0,
+                           original_ms=2.0)
+    for bad in (0, 2.5, -1):
+        message = f"batch_size must be an integer >= 1. Received: batch_size={bad!r}"
+        for call, args in ((latency.model_ms, (model, bad)),
+                           (measure_lib.paired_ms, ([model], bad)),
+                           (budget.with_measured, (model, bad))):
+            with pytest.raises(ValueError, match=re.escape(message)):
+                call(*args)
+    with pytest.raises(ValueError, match="repeats must be an integer >= 1. Received: repeats=0"):
+        measure_lib.paired_ms([model], 1, repeats=0)
+    for bad in (0.5, ("a",), (float("nan"),)):
+        with pytest.raises(ValueError, match=re.escape(
+                "fractions must be a list or tuple of numbers in (0, 1]. "
+                f"Received: fractions={bad!r}")):
+            latency.measure_cost_table(model, 1, fractions=bad)
+    with pytest.raises(ValueError, match=re.escape(
+            "Each grid axis must be ascending integer channel counts >= 1. "
+            "Received: grid=((8.7, 16),)")):
+        LayerCost(("out",), ((8.7, 16),), [1.0, 2.0])
+    with pytest.raises(ValueError, match=re.escape(
+            "batch_size must be an integer >= 1 or None. Received: batch_size=0")):
+        CostTable({}, batch_size=0)
+    with pytest.raises(TypeError, match=re.escape(
+            "layers must be a dict of layer name -> LayerCost fields. Received: layers='x'")):
+        CostTable.from_dict({"layers": "x"})
+    with pytest.raises(ValueError, match=re.escape(
+            "runtime must be one of ('tf', 'tflite'). Received: runtime='foo'")):
+        latency.machine_key("foo")
 
 
 def test_padding_bound_makes_no_count_slower_than_a_wider_one():

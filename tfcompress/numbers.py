@@ -20,6 +20,16 @@ def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def check_count(name, value, none=False):
+    """Raises a ValueError naming argument `name` unless `value` is an integer >= 1 (or
+    None, if `none`): a batch size, a repeat count, a channel multiple."""
+    if (none and value is None) or (is_int(value) and value >= 1):
+        return
+    raise ValueError(
+        f"{name} must be an integer >= 1{' or None' if none else ''}. Received: "
+        f"{name}={value!r}")
+
+
 def plain(value):
     """`value` (a number) as a Python int or float; anything else unchanged."""
     if is_int(value):

@@ -5,6 +5,8 @@ import os
 import platform
 import socket
 
+from tfcompress.latency.runtimes import check_runtime
+
 
 def cpu_model():
     """The CPU model name (Linux: /proc/cpuinfo), or the platform's processor string."""
@@ -29,6 +31,7 @@ def machine_key(runtime="tf"):
     """`{"host", "cpu", "tensorflow", "threads", "runtime"}` of this process."""
     import tensorflow as tf
 
+    check_runtime(runtime)
     return {
         "host": socket.gethostname(),
         "cpu": cpu_model(),

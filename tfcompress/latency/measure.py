@@ -33,7 +33,7 @@ from tfcompress.latency.layers import architecture, check_unique_names, layer_si
 from tfcompress.latency.machine import machine_key
 from tfcompress.latency.runtimes import check_runtime, serving_call
 from tfcompress.latency.table import CostTable, LayerCost
-from tfcompress.numbers import is_int
+from tfcompress.numbers import check_count, is_number
 
 DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
 
@@ -82,6 +82,8 @@ def call_overhead_ms(repeats=10, statistic=np.min, runtime="tf"):
 def model_ms(model, batch_size, repeats=10, statistic=np.min, runtime="tf"):
     """Milliseconds of one call of `model` (one input) on a random batch on `runtime`
     (`statistic` of `repeats` calls, default the fastest)."""
+    check_count("batch_size", batch_size)
+    check_count("repeats", repeats)
     shape = (batch_size, *model.inputs[0].shape[1:])
     fn, x = serving_call(model, shape, runtime)
     return time_call(fn, x, repeats=repeats, statistic=statistic)
@@ -91,6 +93,8 @@ def paired_ms(models, batch_size, repeats=10, runtime="tf", min_seconds=0.0):
     """The fastest call of each of `models` (one input each) on `runtime`, calls taking
     turns so that a change of load hits all of them alike: at least `repeats` turns and
     `min_seconds` (on a loaded machine a few turns may hold no undisturbed call)."""
+    check_count("batch_size", batch_size)
+    check_count("repeats", repeats)
     calls = [serving_call(m, (batch_size, *m.inputs[0].shape[1:]), runtime) for m in models]
     for fn, x in calls:
         fn(x)
@@ -226,10 +230,12 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
             `Model.fit`'s. A cached table is read silently.
     """
     for name, value in (("batch_size", batch_size), ("repeats", repeats), ("multiple", multiple)):
-        if not is_int(value) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1. Received: {name}={value!r}")
-    if not fractions or any(not 0 < f <= 1 for f in fractions):
-        raise ValueError(f"fractions must be numbers in (0, 1]. Received: fractions={fractions!r}")
+        check_count(name, value)
+    if (not isinstance(fractions, (list, tuple)) or not fractions
+            or any(not is_number(f) or not 0 < f <= 1 for f in fractions)):
+        raise ValueError(
+            "fractions must be a list or tuple of numbers in (0, 1]. "
+            f"Received: fractions={fractions!r}")
     if len(model.inputs) != 1:
         raise ValueError(
             f"measure_cost_table times models of one input; model '{model.name}' has "

@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from tfcompress.numbers import is_int, is_number
+from tfcompress.numbers import check_count, is_int, is_number
 
 AXES = ("in", "out")
 
@@ -51,20 +51,23 @@ class LayerCost:
     ms: object
 
     def __post_init__(self):
-        axes, grid = tuple(self.axes), tuple(tuple(int(c) for c in g) for g in self.grid)
+        axes = tuple(self.axes)
         if not set(axes) <= set(AXES) or len(set(axes)) != len(axes):
             raise ValueError(f"axes must be a subset of {AXES}. Received: axes={self.axes!r}")
+        grid = tuple(tuple(g) for g in self.grid)
         if len(grid) != len(axes):
             raise ValueError(
                 f"grid must hold one list of channel counts per axis ({len(axes)}). "
                 f"Received: grid={self.grid!r}"
             )
-        for g in grid:
-            if not g or g[0] < 1 or any(b <= a for a, b in zip(g, g[1:])):
+        for g in grid:  # integers: int() would cut a count of 8.7 to 8
+            if (not g or not all(is_int(c) for c in g) or g[0] < 1
+                    or any(b <= a for a, b in zip(g, g[1:]))):
                 raise ValueError(
-                    "Each grid axis must be ascending channel counts >= 1. "
+                    "Each grid axis must be ascending integer channel counts >= 1. "
                     f"Received: grid={self.grid!r}"
                 )
+        grid = tuple(tuple(int(c) for c in g) for g in grid)
         ms = np.asarray(self.ms, np.float64)
         if ms.shape != tuple(len(g) for g in grid) or not np.isfinite(ms).all() or (ms < 0).any():
             raise ValueError(
@@ -158,14 +161,9 @@ class CostTable:
             value = getattr(self, name)
             if not is_number(value) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
-        m = self.multiple
-        if not is_int(m) or m < 1:
-            raise ValueError(
-                f"multiple must be an integer >= 1. Received: multiple={self.multiple!r}"
-            )
-        r = self.repeats
-        if r is not None and (not is_int(r) or r < 1):
-            raise ValueError(f"repeats must be an integer >= 1 or None. Received: repeats={r!r}")
+        check_count("multiple", self.multiple)
+        check_count("batch_size", self.batch_size, none=True)
+        check_count("repeats", self.repeats, none=True)
         s = self.fit_seconds
         if s is not None and (not is_number(s) or s < 0):
             raise ValueError(

@@ -29,7 +29,7 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.latency import CostTable, Predictor, model_ms
-from tfcompress.numbers import is_int, is_number
+from tfcompress.numbers import check_count, is_number
 from tfcompress.pruners.ranking import NORMALIZERS
 from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
 from tfcompress.surgery.masks import mask_sites
@@ -221,10 +221,7 @@ def scored_groups(masked, cost_table, criterion, data, min_channels, normalize, 
     criterion = given or record.budget_criterion
     if min_channels is None:
         min_channels = record.min_channels
-    if not is_int(min_channels) or min_channels < 1:
-        raise ValueError(
-            f"min_channels must be an integer >= 1. Received: min_channels={min_channels!r}"
-        )
+    check_count("min_channels", min_channels)
     if normalize is None:
         normalize = methods.default_normalize(criterion, "global")
     if normalize not in NORMALIZERS:

@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from tfcompress.numbers import is_int, is_number
+from tfcompress.numbers import check_count, is_number
 from tfcompress.pruners.latency_budget import (
     LatencyBudget,
     UnreachableTarget,
@@ -92,8 +92,7 @@ def plan_to_measured_latency(masked, cost_table, target_latency, measure, *, rou
     from tfcompress.surgery import strip  # local: surgery imports the pruners
 
     check_target(target_latency, None)
-    if not is_int(rounds) or rounds < 1:
-        raise ValueError(f"rounds must be an integer >= 1. Received: rounds={rounds!r}")
+    check_count("rounds", rounds)
     if not is_number(tolerance) or not 0 < tolerance < 1:
         raise ValueError(f"tolerance must be a number in (0, 1). Received: tolerance={tolerance!r}")
     if not callable(measure):
