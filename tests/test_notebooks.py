@@ -20,6 +20,9 @@ NOTEBOOK_DIR = os.path.join(ROOT, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb")))
 KERNEL = "python3"  # ipykernel's own kernel: runs sys.executable, the venv's python
 CELL_TIMEOUT = 600  # seconds; a notebook takes well under a minute here
+# Notebooks that remove the temporary files they make (checked by running them with a
+# TMPDIR of their own)
+CLEANS_UP = ("06_latency_budget.ipynb",)
 
 
 def _names():
@@ -69,7 +72,7 @@ def test_kernel_is_this_interpreter():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_names())
-def test_notebook_runs(path):
+def test_notebook_runs(path, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
@@ -80,8 +83,11 @@ def test_notebook_runs(path):
         timeout=CELL_TIMEOUT,
         resources={"metadata": {"path": NOTEBOOK_DIR}},  # the kernel's working directory
     )
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel's temporary files go here
     began, cpu = time.monotonic(), _children_cpu()
     client.execute()  # raises CellExecutionError naming the cell and its traceback
+    if os.path.basename(path) in CLEANS_UP:
+        assert os.listdir(tmp_path) == [], f"{os.path.basename(path)} left temporary files"
     # the kernel (and the processes it ran) are reaped by now: their CPU time counts
     print(f"{os.path.basename(path)}: {time.monotonic() - began:.1f} s, "
           f"CPU {_children_cpu() - cpu:.1f} s")
