@@ -183,3 +183,37 @@ def test_a_merge_layer_with_a_scalar_input_or_output_prunes():
     compact = _prunes_with_parity(model)
     assert compact.get_layer("c1").filters == 4
     assert compact.get_layer("scalar_in").output.shape[-1] == 4
+
+
+def _const_vec_model(apply):
+    """conv -> `apply(x)` (a keras.ops call with an 8-entry constant) -> conv -> head."""
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    x = layers.Conv2D(6, 3, padding="same", name="next")(apply(x))
+    return keras.Model(inp, _head(x))
+
+
+def test_an_op_with_a_per_channel_constant_pins_its_channels():
+    """`x * vec`, `ops.add(x, const)` and a Lambda of keras.ops with a per-channel constant:
+    the compact model calls the op on the same 8-entry constant, so the channels are
+    pinned, the reason naming the op and the constant's shape (they were prunable, and
+    strip failed with Keras's broadcast error); a scalar constant leaves them prunable."""
+    vec = np.linspace(0.5, 2.0, 8).astype("float32")
+    cases = {
+        "Multiply": lambda t: t * vec,
+        "Add": lambda t: ops.add(t, ops.convert_to_tensor(vec)),
+        "Lambda": layers.Lambda(lambda t: ops.multiply(t, vec[None, None, None, :])),
+    }
+    shapes = {"Multiply": (8,), "Add": (8,), "Lambda": (1, 1, 1, 8)}
+    for name, apply in cases.items():
+        model = _const_vec_model(apply)
+        (group,) = _group_of(model, "conv")
+        op = "Multiply" if name == "Lambda" else name
+        assert not group.prunable
+        assert group.pinned_by == f"{op} with a constant of shape {shapes[name]}"
+        compact = _prunes_with_parity(model)
+        assert compact.get_layer("conv").filters == 8
+        assert compact.get_layer("next").filters == 3
+    model = _const_vec_model(lambda t: t * 2.0 + 1.0)
+    assert _group_of(model, "conv")[0].prunable
+    assert _prunes_with_parity(model).get_layer("conv").filters == 4

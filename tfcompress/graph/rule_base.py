@@ -251,15 +251,54 @@ def couple_broadcast(op, b):
     keras.ops: `rules.Merge`, `op_rules.Broadcast`): every input as wide as the output
     holds its channels; an input of width 1 or a scalar (a rank-0 tensor: `x - ops.mean(x)`)
     broadcasts and is left alone; an input of any other width is pinned with the output.
+    A constant argument with more than one entry along the channel axis (`x * np_vector`:
+    one factor per channel) pins every input with the output: the compact model calls the
+    op on the same constant, which no longer broadcasts against fewer channels.
     A scalar output has no channels: nothing is coupled."""
     out_shape = op.out_shapes[0]
     if not out_shape:
         return
+    for shape in constant_shapes(op):
+        if shape and shape[-1] != 1:
+            reason = f"{type(op.layer).__name__} with a constant of shape {shape}"
+            b.pin(*op.in_keys, *op.out_keys, reason=reason)
+            break
     for k, shape in zip(op.in_keys, op.in_shapes):
         if shape and shape[-1] == out_shape[-1]:
             b.identity(k, op.out_keys[0])
         elif shape and shape[-1] != 1:
             b.pin(k, op.out_keys[0], reason="broadcast merge")
+
+
+def constant_shapes(op):
+    """The shapes (tuples) of the arguments of `op`'s call that are not Keras tensors: the
+    constants it is called on (`x * np.ones(8)`: `(8,)`; `x + 1.0`: `()`)."""
+    from keras import KerasTensor, tree
+
+    node = getattr(op, "node", None)
+    if node is None:
+        return []
+    shapes = []
+
+    def visit(value):
+        if isinstance(value, KerasTensor) or value is None:
+            return
+        if isinstance(value, (list, tuple, dict)) and any(
+            isinstance(v, KerasTensor) for v in tree.flatten(value)
+        ):
+            for v in value.values() if isinstance(value, dict) else value:
+                visit(v)
+            return
+        shape = getattr(value, "shape", None)
+        try:
+            shape = tuple(np.shape(value)) if shape is None else tuple(shape)
+        except (TypeError, ValueError):  # not array-like (a dtype, a string ...)
+            return
+        shapes.append(tuple(None if d is None else int(d) for d in shape))
+
+    for value in (*node.arguments.args, *node.arguments.kwargs.values()):
+        visit(value)
+    return shapes
 
 
 class RuleArityError(ValueError):
