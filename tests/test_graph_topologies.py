@@ -103,3 +103,32 @@ def test_a_nested_model_called_on_its_own_input():
     model = keras.Model(backbone.input, keras.layers.Dense(3, name="head")(y))
     _, compact, _ = prune_with_parity(model, 0.5, method="l1_filter")
     assert compact.count_params() < model.count_params()
+
+
+def test_rescaling_with_a_per_channel_scale_pins_and_a_scalar_one_prunes():
+    """`Rescaling(scale=[... one per channel ...])` between two convs: its channels are
+    pinned, the reason naming the scale (or offset) (before, they were pruned and the
+    compact model failed when called: Incompatible shapes); a scalar scale and offset
+    stay prunable."""
+    import keras
+    from keras import layers
+
+    def model_with(scale, offset):
+        x = keras.Input((8, 8, 3))
+        y = layers.Conv2D(8, 3, padding="same", activation="relu", name="c1")(x)
+        y = layers.Rescaling(scale=scale, offset=offset, name="rescale")(y)
+        y = layers.Conv2D(6, 3, name="c2")(y)
+        return keras.Model(x, layers.Dense(5)(layers.GlobalAveragePooling2D()(y)))
+
+    vector = np.linspace(0.5, 2.0, 8).tolist()
+    for scale, offset, pinned_by in [
+        (vector, 0.1, "Rescaling with a per-channel scale of shape (8,)"),
+        (2.0, [0.1] * 8, "Rescaling with a per-channel offset of shape (8,)"),
+        (2.0, 0.1, None),
+    ]:
+        model = model_with(scale, offset)
+        (group,) = [g for g in tfc.DependencyGraph(model).groups
+                    if "c1" in {m.layer.name for m in g.layers("out")}]
+        assert group.pinned_by == (pinned_by or "")
+        _, compact, _ = prune_with_parity(model, ratio=0.5)
+        assert compact.get_layer("c1").filters == (8 if pinned_by else 4)

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import inspect
 
+import numpy as np
 from keras import layers
 from keras.src.layers.merging.base_merge import Merge as KerasMerge
 
@@ -63,6 +64,7 @@ __all__ = [
     "Permute",
     "Pin",
     "Reduce",
+    "Rescale",
     "Reshape",
     "ReshapeOp",
     "Rule",
@@ -148,6 +150,21 @@ class Channelwise(Rule):
                 "PReLU's {'alpha': (None, -1)} (or (None, None) for a weight not per channel), "
                 f"or leave the layer alone with exclude=['{layer.name}']."
             )
+
+
+class Rescale(Channelwise):
+    """Rescaling (`x * scale + offset`): channelwise while `scale` and `offset` are scalars
+    (or of width 1 along the channels); one with an entry per channel pins the channels it
+    is applied to, as Normalization's: the compact layer would keep the whole vector."""
+
+    def couple(self, op, b):
+        for name in ("scale", "offset"):
+            shape = tuple(np.shape(getattr(op.layer, name, 0.0)))
+            if shape and shape[-1] != 1:
+                reason = f"Rescaling with a per-channel {name} of shape {shape}"
+                b.pin(*op.in_keys, *op.out_keys, reason=reason)
+                break
+        super().couple(op, b)
 
 
 class ScalesEachChannel(Channelwise):
@@ -388,7 +405,7 @@ RULES = {
     layers.ELU: Channelwise(),
     layers.PReLU: Channelwise({"alpha": (None, -1)}),
     layers.Identity: Channelwise(),
-    layers.Rescaling: Channelwise(),
+    layers.Rescaling: Rescale(),
     layers.Dropout: Channelwise(),
     layers.SpatialDropout1D: Channelwise(),
     layers.SpatialDropout2D: Channelwise(),
