@@ -146,3 +146,33 @@ def test_bad_mask_units_and_maps():
         tfc.layers.ChannelMask(0)
     with pytest.raises(ValueError, match=r"channel_maps\[0\] holds \[5\], outside \[-1, 2\)"):
         tfc.layers.ChannelMask(2, channel_maps=[[0, 5]], name="m")
+
+
+def test_an_excluded_lambda_of_a_python_lambda_is_told_about_safe_mode():
+    """wrap re-creates an excluded Lambda from its config, which Keras's safe mode refuses
+    for a Python lambda: the message says what works (unsafe deserialization, a registered
+    `def`, keras.ops) instead of "give the class a get_config()", and the first one
+    works."""
+    import tensorflow as tf
+
+    inp = keras.Input((6, 6, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = layers.Lambda(lambda t: tf.nn.relu6(t), name="tf_relu6")(x)
+    model = keras.Model(inp, layers.Conv2D(4, 3, name="c2")(x))
+    with pytest.raises(ValueError) as info:
+        tfc.wrap(model, exclude=["tf_relu6"])
+    message = str(info.value)
+    assert message.startswith("Cannot re-create layer 'tf_relu6' (Lambda) from its get_config()")
+    assert message.endswith(
+        "It holds a Python lambda, which Keras re-creates only outside its safe mode: if "
+        "you trust it, call `keras.config.enable_unsafe_deserialization()` first (load the "
+        "saved models with `safe_mode=False` too); or define the function with `def` and "
+        "decorate it with `@keras.saving.register_keras_serializable()`; or, in a Lambda "
+        "not named in `exclude`, compute with keras.ops only (tfcompress then sees through "
+        "it: nothing to re-create)."
+    )
+    assert "get_config() that lists" not in message
+    with keras.src.saving.serialization_lib.SafeModeScope(False):
+        masked = tfc.wrap(model, exclude=["tf_relu6"])
+    x = np.random.default_rng(0).uniform(0, 1, (2, 6, 6, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(masked(x)), np.asarray(model(x)), rtol=1e-6)

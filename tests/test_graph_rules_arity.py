@@ -156,3 +156,36 @@ def test_a_refused_op_is_suggested_only_exclude():
     assert "Channelwise" not in message and "register_rule(" not in message
     graph = tfc.DependencyGraph(model, exclude=[take])
     assert not graph.prunable_groups  # excluded, take keeps the channels it reads
+
+
+def test_a_generic_keras_class_is_not_suggested_a_class_wide_rule():
+    """A Lambda of TF ops: registering Channelwise for the Lambda class (the advice before)
+    held for every Lambda of the model, and a channel-flipping Lambda then made the compact
+    model differ from the masked one (2.5 relative). The advice is keras.ops, exclude, or
+    a class of one's own; the same for the other generic classes (TimeDistributed ...)."""
+    import tensorflow as tf
+
+    inp = keras.Input((6, 6, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="c1")(inp)
+    x = layers.Lambda(lambda t: tf.nn.relu6(t), name="tf_relu6")(x)
+    model = keras.Model(inp, layers.Conv2D(4, 3, name="c2")(x))
+    with pytest.raises(UnknownLayerError) as info:
+        tfc.DependencyGraph(model)
+    message = str(info.value)
+    assert (
+        "Lambda is a generic Keras class (each instance computes the function, model or "
+        "layer it is given): a rule registered for it would hold for every Lambda of every "
+        "model, and silently mis-handle those that compute something else. Write its "
+        "function with keras.ops only (`keras.ops.relu6`, not `tf.nn.relu6`): tfcompress "
+        "sees through such a Lambda. Leave it alone with `exclude=['tf_relu6']`, or make it "
+        "a class of your own (a subclass) and register a rule for that class." in message
+    )
+    assert "register_rule(" not in message
+    seq = keras.Input((5, 8))
+    td = layers.TimeDistributed(layers.Dense(8), name="td")(layers.Dense(8)(seq))
+    with pytest.raises(UnknownLayerError) as info:
+        tfc.DependencyGraph(keras.Model(seq, layers.Dense(4)(td)))
+    message = str(info.value)
+    assert "TimeDistributed is a generic Keras class" in message
+    assert "Leave it alone with `exclude=['td']`" in message
+    assert "register_rule(" not in message and "keras.ops only" not in message

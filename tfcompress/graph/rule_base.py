@@ -330,7 +330,9 @@ def suggest_rule(op):
     """What to do about a layer without a (fitting) rule, fitted to the call `op`: one
     input and one output -> Channelwise; several inputs, one output -> Merge (every input
     the same channels, as Add's); otherwise, or for an op refused by name
-    (`opaque.Refused`: no built-in rule is right for it), only `exclude`."""
+    (`opaque.Refused`: no built-in rule is right for it), only `exclude`. A generic Keras
+    class (Lambda, TFSMLayer, TimeDistributed ...: `_generic`) gets no rule to register:
+    one for the class would hold for all its instances, whatever they compute."""
     from tfcompress.graph.opaque import Refused
     from tfcompress.graph.rules import find_rule
 
@@ -339,6 +341,19 @@ def suggest_rule(op):
     exclude = f"exclude=['{layer.name}']"
     if isinstance(find_rule(layer), Refused):
         return f"Leave it alone with `{exclude}` (or write a Rule for it)."
+    if _generic(layer):
+        how = (
+            "Write its function with keras.ops only (`keras.ops.relu6`, not "
+            "`tf.nn.relu6`): tfcompress sees through such a Lambda. "
+            if _generic(layer) == "Lambda" else ""
+        )
+        return (
+            f"{cls} is a generic Keras class (each instance computes the function, model or "
+            "layer it is given): a rule registered for it would hold for every "
+            f"{cls} of every model, and silently mis-handle those that compute something "
+            f"else. {how}Leave it alone with `{exclude}`, or make it a class of your own "
+            "(a subclass) and register a rule for that class."
+        )
     n_in, n_out = len(op.in_keys), len(op.out_keys)
     if n_in == 1 and n_out == 1 and _holds_embedding(layer):
         return (
@@ -377,6 +392,21 @@ def suggest_rule(op):
         f"It is called on {n_in} input(s) with {n_out} outputs, which no built-in rule "
         f"couples: leave it alone with `{exclude}` (or write a Rule for it)."
     )
+
+
+def _generic(layer):
+    """The name of `layer`'s class when it is one of Keras's generic classes, whose
+    instances compute whatever they are given (a function, a SavedModel, a JAX or torch
+    module, an RNN cell, an inner layer or a list of layers), else None. Their subclasses
+    (LSTM is an RNN) are specific."""
+    from keras import layers
+
+    generic = (
+        layers.Layer, layers.Lambda, layers.TFSMLayer, layers.JaxLayer, layers.FlaxLayer,
+        layers.TorchModuleWrapper, layers.Wrapper, layers.TimeDistributed,
+        layers.Bidirectional, layers.RNN, layers.Pipeline,
+    )
+    return type(layer).__name__ if type(layer) in generic else None
 
 
 def _holds_embedding(layer):

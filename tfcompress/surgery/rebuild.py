@@ -26,34 +26,49 @@ def clone_layer(layer, config=None):
     try:
         return type(layer).from_config(config)
     except Exception as e:  # noqa: BLE001 - re-raised with the layer's name
-        functions = _functions_in(config)
-        fix = (
-            f"It names the function(s) {functions}, which Keras finds by name only when "
-            "registered: decorate them with `@keras.saving.register_keras_serializable()`."
-            if functions else
-            "Give the class a get_config() that lists every constructor argument."
-        )
         raise ValueError(
             f"Cannot re-create layer '{layer.name}' ({type(layer).__name__}) from its "
-            f"get_config(): {first_line(e, 300)}. {fix}"
+            f"get_config(): {first_line(e, 300)}. {_clone_fix(config)}"
         ) from e
 
 
-def _functions_in(config):
-    """The names of the plain Python functions in a layer config (an activation of one's
-    own, serialized as `{"class_name": "function", "config": name}`)."""
+def _clone_fix(config):
+    """What makes a layer config that failed to load loadable: register the functions it
+    names; allow (or avoid) the Python lambdas it holds; else a complete get_config."""
+    functions = sorted({f for f in _serialized(config, "function") if isinstance(f, str)})
+    if functions:
+        return (
+            f"It names the function(s) {functions}, which Keras finds by name only when "
+            "registered: decorate them with `@keras.saving.register_keras_serializable()`."
+        )
+    if _serialized(config, "__lambda__"):
+        return (
+            "It holds a Python lambda, which Keras re-creates only outside its safe mode: "
+            "if you trust it, call `keras.config.enable_unsafe_deserialization()` first "
+            "(load the saved models with `safe_mode=False` too); or define the function "
+            "with `def` and decorate it with `@keras.saving.register_keras_serializable()`; "
+            "or, in a Lambda not named in `exclude`, compute with keras.ops only "
+            "(tfcompress then sees through it: nothing to re-create)."
+        )
+    return "Give the class a get_config() that lists every constructor argument."
+
+
+def _serialized(config, class_name):
+    """The `config` entries of the objects of `class_name` serialized in a layer config (a
+    function of one's own: `{"class_name": "function", "config": name}`; a Python lambda:
+    `"__lambda__"`, its code)."""
     found = []
     stack = [config]
     while stack:
         value = stack.pop()
         if isinstance(value, dict):
-            if value.get("class_name") == "function" and isinstance(value.get("config"), str):
+            if value.get("class_name") == class_name and "config" in value:
                 found.append(value["config"])
             else:
                 stack.extend(value.values())
         elif isinstance(value, (list, tuple)):
             stack.extend(value)
-    return sorted(set(found))
+    return found
 
 
 def rebuild(traced, make_layer, weights_of=None, transform_input=None, name=None):
