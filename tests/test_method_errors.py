@@ -43,6 +43,56 @@ def test_taylor_data_needs_a_compiled_loss():
         tfc.prune(tfc.wrap(conv_bn_net(), "taylor"), 0.5, method="taylor", data=[(x, y)])
 
 
+def test_taylor_data_in_a_form_it_cannot_read_is_named():
+    """Inputs without labels, a list of such batches, an unbatched dataset: each refused
+    with what data must be and what was received (before: Keras's "Attempt to convert a
+    value (None)" or an input shape error)."""
+    import tensorflow as tf
+
+    x, y = data(8)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "taylor"))
+    forms = (
+        "taylor's data must be an iterable of (x, y) or (x, y, sample_weight) batches (e.g. "
+        "a batched tf.data.Dataset, or [(x, y)] for one batch), or a tuple (x, y) of arrays "
+        "as fit takes them (cut into batches of 32)"
+    )
+    with pytest.raises(ValueError) as info:
+        tfc.prune(masked, 0.5, data=x)
+    assert str(info.value) == (
+        "taylor measures gradients of the loss, which needs labels: data must be "
+        + forms.removeprefix("taylor's data must be ")
+        + ". Received: data=ndarray of shape (8, 12, 12, 1) (inputs alone)"
+    )
+    with pytest.raises(ValueError) as info:
+        tfc.prune(masked, 0.5, data=[x])
+    assert str(info.value) == (
+        f"{forms}. Received: batch=ndarray of shape (8, 12, 12, 1) from data=list of 1 "
+        "(ndarray of shape (8, 12, 12, 1))"
+    )
+    with pytest.raises(ValueError) as info:
+        tfc.prune(masked, 0.5, data=tf.data.Dataset.from_tensor_slices((x, y)))
+    assert str(info.value).startswith(
+        f"{forms}; its batches hold single examples (x of shape (12, 12, 1), model "
+        f"'{masked.name}' takes batches of shape (None, 12, 12, 1)): batch it, e.g. "
+        "`dataset.batch(32)`. Received: data="
+    )
+    with pytest.raises(TypeError, match=r"Received: data=int$"):
+        tfc.prune(masked, 0.5, data=3)
+
+
+def test_taylor_data_as_fit_takes_it():
+    """`data=(x, y)` arrays, as fit takes them, are cut into batches of 32: the same
+    scores as the batches given one by one."""
+    import tensorflow as tf
+
+    x, y = data(40)
+    plans = []
+    for given in ((x, y), tf.data.Dataset.from_tensor_slices((x, y)).batch(32)):
+        masked = compile_model(tfc.wrap(conv_bn_net(), "taylor"))
+        plans.append(tfc.prune(masked, 0.5, data=given).keep)
+    assert plans[0] == plans[1] and plans[0]
+
+
 def test_taylor_callback_needs_taylor_masks():
     x, y = data(32)
     masked = compile_model(tfc.wrap(conv_bn_net(), "l1_filter"))

@@ -16,13 +16,22 @@ from tfcompress.importance.sites import group_sites
 from tfcompress.layers import TaylorMask
 from tfcompress.layers.taylor_mask import check_aggregation
 
+BATCH_SIZE = 32  # `data=(x, y)` arrays are cut into batches of this size, as fit does
+_DATA_FORMS = (
+    "an iterable of (x, y) or (x, y, sample_weight) batches (e.g. a batched "
+    "tf.data.Dataset, or [(x, y)] for one batch), or a tuple (x, y) of arrays as fit takes "
+    f"them (cut into batches of {BATCH_SIZE})"
+)
+
 
 def measure(model, data, steps=None):
     """Resets the Taylor scores of `model` and accumulates them over `data`.
 
     Args:
         model: a model wrapped with method "taylor" and compiled with its loss.
-        data: an iterable of `(x, y)` or `(x, y, sample_weight)` batches.
+        data: an iterable of `(x, y)` or `(x, y, sample_weight)` batches, or a tuple
+            `(x, y)` / `(x, y, sample_weight)` of arrays, cut into batches of
+            `BATCH_SIZE` (as `fit` takes them).
         steps: optional number of batches to use.
     """
     if data is None:
@@ -36,23 +45,81 @@ def measure(model, data, steps=None):
             f"taylor measures gradients of the training loss: compile model '{model.name}' "
             "with its loss before pruning with data."
         )
+    batches = _batches(data)
     masks = layers_of(model, TaylorMask)
     for m in masks:
         m.reset_scores()
-    for i, batch in enumerate(data):
+    for i, batch in enumerate(batches):
         if steps is not None and i >= steps:
             break
-        x, y, sw = (
-            (tuple(batch) + (None,))[:3]
-            if isinstance(batch, (tuple, list))
-            else (batch, None, None)
-        )
+        x, y, sw = _split_batch(model, batch, data)
         with tf.GradientTape() as tape:
             y_pred = model(x, training=False)
             loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
         tape.gradient(loss, model.trainable_variables)
         for m in masks:
             m.fold()
+
+
+def _is_array(value):
+    return (isinstance(value, np.ndarray) or tf.is_tensor(value)) and len(value.shape) >= 1
+
+
+def _batches(data):
+    """`data` as an iterable of batches: a tuple of arrays with one length (fit's
+    `(x, y)`) is cut into batches of `BATCH_SIZE`; one array (inputs without labels) or
+    something not iterable is refused."""
+    if (
+        isinstance(data, tuple)
+        and len(data) in (2, 3)
+        and all(_is_array(v) for v in data)
+        and len({int(v.shape[0]) for v in data}) == 1
+    ):
+        return tf.data.Dataset.from_tensor_slices(data).batch(BATCH_SIZE)
+    if _is_array(data):
+        raise ValueError(
+            "taylor measures gradients of the loss, which needs labels: data must be "
+            f"{_DATA_FORMS}. Received: data={_describe(data)} (inputs alone)"
+        )
+    try:
+        iter(data)
+    except TypeError:
+        raise TypeError(
+            f"taylor's data must be {_DATA_FORMS}. Received: data={_describe(data)}"
+        ) from None
+    return data
+
+
+def _split_batch(model, batch, data):
+    """`(x, y, sample_weight)` of one batch of `data`, refused (naming the batch) unless
+    it is `(x, y)` or `(x, y, sample_weight)` with a batch axis."""
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3) or batch[1] is None:
+        raise ValueError(
+            f"taylor's data must be {_DATA_FORMS}. Received: batch={_describe(batch)} "
+            f"from data={_describe(data)}"
+        )
+    x, y, sw = (tuple(batch) + (None,))[:3]
+    rank = len(model.inputs[0].shape) if len(model.inputs) == 1 else None
+    if rank is not None and _is_array(x) and len(x.shape) == rank - 1:
+        raise ValueError(
+            f"taylor's data must be {_DATA_FORMS}; its batches hold single examples (x of "
+            f"shape {tuple(x.shape)}, model '{model.name}' takes batches of shape "
+            f"{tuple(model.inputs[0].shape)}): batch it, e.g. `dataset.batch(32)`. "
+            f"Received: data={_describe(data)}"
+        )
+    return x, y, sw
+
+
+def _describe(value):
+    """A value's type and shape (of each element, for a tuple or list), for a message."""
+    if isinstance(value, (tuple, list)):
+        parts = ", ".join(_describe(v) for v in value[:4])
+        more = ", ..." if len(value) > 4 else ""
+        return f"{type(value).__name__} of {len(value)} ({parts}{more})"
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return type(value).__name__
+    return f"{type(value).__name__} of shape {tuple(shape)}"
 
 
 def taylor(group, graph=None, sites=None, **unused):

@@ -74,7 +74,10 @@ def prune(
         ratio: fraction in [0, 1) of each group's channels (`scope="local"`), of all
             channels (`scope="global"`) or, for `magnitude`, of each layer's weights
             (`scope="local"`) or of all masked weights (`scope="global"`) to remove.
-        data: batches for data-driven criteria (`taylor` without accumulated scores).
+        data: batches for data-driven criteria (`taylor` without accumulated scores):
+            an iterable of `(x, y)` or `(x, y, sample_weight)` batches (a batched
+            tf.data.Dataset, `[(x, y)]`), or a tuple `(x, y)` of arrays as `fit` takes
+            them, cut into batches of 32 (`tfcompress.importance.taylor.measure`).
         method: optional; when given, it must be the method `masked` was wrapped with
             (an error names both otherwise). Models whose masks carry no record rank
             by "l1_filter".
