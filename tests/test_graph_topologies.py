@@ -132,3 +132,30 @@ def test_rescaling_with_a_per_channel_scale_pins_and_a_scalar_one_prunes():
         assert group.pinned_by == (pinned_by or "")
         _, compact, _ = prune_with_parity(model, ratio=0.5)
         assert compact.get_layer("c1").filters == (8 if pinned_by else 4)
+
+
+def test_grouped_and_channels_first_convs_name_their_own_reason():
+    """A grouped conv (`groups=4`) pins its input and output channels with a reason naming
+    `groups` (it read "Conv2D layout", the channels_first reason); a channels_first conv
+    names channels_first."""
+    import keras
+    from keras import layers
+
+    x = keras.Input((10, 10, 4))
+    y = layers.Conv2D(8, 3, padding="same", name="c1")(x)
+    y = layers.Conv2D(8, 3, groups=4, padding="same", name="grouped")(y)
+    y = layers.Conv2D(6, 1, name="c3")(y)
+    model = keras.Model(x, layers.Dense(5)(layers.GlobalAveragePooling2D()(y)))
+    reasons = {
+        g.pinned_by for g in tfc.DependencyGraph(model).groups
+        if "grouped" in {m.layer.name for m in g.members}
+    }
+    assert reasons == {"grouped Conv2D (groups=4)"}
+    x = keras.Input((4, 10, 10))
+    y = layers.Conv2D(8, 3, data_format="channels_first", name="first")(x)
+    model = keras.Model(x, layers.Dense(5)(layers.Flatten()(y)))
+    reasons = {
+        g.pinned_by for g in tfc.DependencyGraph(model).groups
+        if "first" in {m.layer.name for m in g.layers("out")}
+    }
+    assert reasons == {"Conv2D channels_first"}

@@ -87,7 +87,8 @@ def _channels_first(layer):
 
 
 class Mixing(Rule):
-    """Conv/Dense-like: outputs are new channels; inputs are consumed (sliced, not coupled)."""
+    """Conv/Dense-like: outputs are new channels; inputs are consumed (sliced, not coupled).
+    A grouped conv (`groups > 1`) or a channels_first one pins its inputs and outputs."""
 
     is_mixing = True
     inputs, outputs = 1, 1
@@ -98,8 +99,12 @@ class Mixing(Rule):
 
     def couple(self, op, b):
         layer = op.layer
-        if _channels_first(layer) or getattr(layer, "groups", 1) != 1:
-            b.pin(*op.in_keys, *op.out_keys, reason=f"{type(layer).__name__} layout")
+        groups = getattr(layer, "groups", 1)
+        if _channels_first(layer):
+            b.pin(*op.in_keys, *op.out_keys, reason=f"{type(layer).__name__} channels_first")
+        elif groups != 1:  # each output group reads its own input group: not cut apart
+            b.pin(*op.in_keys, *op.out_keys,
+                  reason=f"grouped {type(layer).__name__} (groups={groups})")
         elif activation := mixing_activation(layer):
             b.pin(*op.out_keys, reason=f"{activation} activation")
         b.consume(op, op.in_keys[0])
