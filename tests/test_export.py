@@ -130,6 +130,58 @@ def test_a_file_litert_cannot_run_is_one_error_and_not_written(compact, tmp_path
     assert not os.listdir(tmp_path)
 
 
+def test_a_layer_tflite_cannot_convert_is_a_short_error_naming_the_op(tmp_path):
+    """A MaxPooling3D (no TFLite builtin): the converter's 3-4 KB MLIR dump came through
+    as is; now one short line names the model, the TF op and its scope (the layer's name),
+    and the dump is the chained cause."""
+    inp = keras.Input((4, 4, 4, 2))
+    model = keras.Model(inp, layers.Flatten()(layers.MaxPooling3D(2, name="pool3d")(inp)),
+                        name="cube")
+    path = str(tmp_path / "cube.tflite")
+    with pytest.raises(ValueError) as info:
+        tfc.export.tflite(model, path)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 500
+    assert message.startswith(
+        "Cannot convert the float32 TFLite model of 'cube': TFLite's builtin ops cannot run "
+        "tf.MaxPool3D (at "
+    )
+    assert "pool3d" in message.split("(at ")[1].split(")")[0]
+    assert message.endswith(
+        ", made by a layer TFLite has no kernel for (e.g. a dilated Conv2DTranspose or "
+        f"Conv3D, MaxPooling3D); {path} was not written (the converter's full report is "
+        "the error this one was raised from)."
+    )
+    assert type(info.value.__cause__).__name__ == "ConverterError"
+    assert "MaxPool3D" in str(info.value.__cause__)
+    assert not os.listdir(tmp_path)
+
+
+def test_another_converter_error_is_its_first_error_line(compact, tmp_path, monkeypatch):
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    report = ("Could not translate MLIR to FlatBuffer.<unknown>:0: error: loc(fused[\"X\"]): "
+              "'tfl.x' op operand #0 must be a tensor\n<unknown>:0: note: see current "
+              "operation: " + "%0 = ...\n" * 300)
+
+    class Fails:
+        def convert(self):
+            raise ConverterError(report)
+
+    tflite_lib = importlib.import_module("tfcompress.export.tflite")  # (not the function)
+    monkeypatch.setattr(tflite_lib, "_converter", lambda *args: Fails())
+    path = str(tmp_path / "e.tflite")
+    with pytest.raises(ValueError) as info:
+        tfc.export.tflite(compact, path, quantization="dynamic")
+    assert str(info.value) == (
+        f"Cannot convert the dynamic TFLite model of '{compact.name}': "
+        "loc(fused[\"X\"]): 'tfl.x' op operand #0 must be a tensor; "
+        f"{path} was not written (the converter's full report is the error this one was "
+        "raised from)."
+    )
+    assert info.value.__cause__.args == (report,)
+
+
 def test_keras_file_roundtrip_and_suffix(compact, tmp_path):
     path = tfc.export.keras_file(compact, str(tmp_path / "c.keras"))
     np.testing.assert_allclose(keras.models.load_model(path)(_x()), compact(_x()), rtol=1e-6)

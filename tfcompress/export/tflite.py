@@ -10,6 +10,7 @@ stops at `tf.Conv2D` on f16 tensors); `quantization="dynamic"` / `"int8"` shrink
 
 import dataclasses
 import os
+import re
 
 import keras
 import numpy as np
@@ -84,6 +85,27 @@ def _converter(model, quantization, representative_data, workdir):
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
     return conv
+
+
+def _unconvertible(model, report, quantization):
+    """The short reason the TFLite converter gave in its multi-kilobyte `report` (MLIR
+    dump): the TF ops TFLite's builtins cannot run, each with the TF name scope it sits in
+    (which holds its Keras layer's name), or the report's first error line."""
+    kind = f"the {quantization or 'float32'} TFLite model of '{model.name}'"
+    select = re.search(r"TF Select ops: ([^\n]+)", report)
+    ops = [o.strip() for o in select.group(1).split(",")] if select else list(dict.fromkeys(
+        re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", report)))
+    if ops:
+        scopes = dict(re.findall(r'fused\["(\w+):", "([^"@]+)@', report)[::-1])
+        named = [f"tf.{o} (at {scopes[o]})" if o in scopes else f"tf.{o}" for o in ops]
+        return (
+            f"Cannot convert {kind}: TFLite's builtin ops cannot run {', '.join(named)}, "
+            "made by a layer TFLite has no kernel for (e.g. a dilated Conv2DTranspose or "
+            "Conv3D, MaxPooling3D)"
+        )
+    errors = re.findall(r"error: ([^\n]+)", report)
+    reason = errors[0].strip() if errors else first_line(report, 300)
+    return f"Cannot convert {kind}: {reason[:300]}"
 
 
 def run_tflite(path_or_bytes, x):
@@ -196,7 +218,15 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
     # is written in the hidden folder beside `path`, which goes away however this ends
     with atomic_path(path) as tmp:
         conv = _converter(model, quantization, representative_data, os.path.dirname(tmp))
-        content = conv.convert()
+        try:
+            content = conv.convert()
+        except Exception as e:  # noqa: BLE001 - the converter's ConverterError, re-raised short
+            if type(e).__name__ != "ConverterError":
+                raise
+            raise ValueError(
+                f"{_unconvertible(model, str(e), quantization)}; {path} was not written "
+                "(the converter's full report is the error this one was raised from)."
+            ) from e
         if check_data is None:
             if representative_data is not None:
                 check_data = np.asarray(next(iter(representative_data)), np.float32)
