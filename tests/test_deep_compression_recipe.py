@@ -230,3 +230,35 @@ def test_a_file_no_smaller_than_the_dense_model_is_warned_of(tmp_path, caplog):
                               output_path=str(tmp_path / "small.tfdc"), **args)
     assert small.stages[-1].ratio > 1.0
     assert not any("dense float32" in r.getMessage() for r in caplog.records)
+
+
+def test_a_resumed_run_trains_on_the_data_order_of_an_uninterrupted_one(tmp_path, deterministic):
+    import json
+
+    import tensorflow as tf
+
+    x, y = _data(n=64)
+
+    def data():  # shuffled anew each iteration: the order depends on the iterations before
+        return tf.data.Dataset.from_tensor_slices((x, y)).shuffle(64, seed=3).repeat().batch(16)
+
+    def run(name, keep=None):
+        args = dict(densities={"fc1": 0.3}, dense_epochs=1, prune_steps=2, prune_epochs=1,
+                    share_epochs=1, steps_per_epoch=2, seed=7, val_data=(x, y),
+                    output_path=str(tmp_path / name),
+                    workdir=str(tmp_path / f"{name}.work"), compile_args={"run_eagerly": True},
+                    verbose=0)
+        result = deep_compress(_model(), data, **args)
+        if keep is not None:  # killed after `keep` stages: the later records are lost
+            records = tmp_path / f"{name}.work" / "stages.json"
+            content = json.loads(records.read_text())
+            content["stages"] = content["stages"][:keep]
+            records.write_text(json.dumps(content))
+            result = deep_compress(_model(), data, **args)
+        return result, codec.decode(tmp_path / name).get_weights()
+
+    straight, weights = run("straight.tfdc")
+    for keep in (1, 2):  # after dense, after pruned
+        resumed, resumed_weights = run(f"after{keep}.tfdc", keep)
+        assert [s.metrics for s in resumed.stages] == [s.metrics for s in straight.stages]
+        assert all(map(np.array_equal, resumed_weights, weights))

@@ -159,7 +159,10 @@ def _fit(model, data, **kwargs):
 
 
 def _once(data):
-    """A function returning `data`, or what the function `data` returns (called once)."""
+    """A function returning `data`, or what the function `data` returns (called on the
+    first call only). `deep_compress` makes one per stage: each stage builds its own
+    dataset, so its data order depends on that stage alone (a reshuffling dataset starts
+    each iteration in another order), not on how many stages ran before in this process."""
     if not callable(data):
         return lambda: data
     made = []
@@ -291,8 +294,11 @@ def deep_compress(
         model: a built functional or Sequential model of plain layers (left untouched).
         train_data: what `model.fit` takes: a dataset of (x, y) batches (endless: give
             `steps_per_epoch`), or an (x, y) tuple of arrays (with `batch_size`); or a
-            function returning one, called when a stage first trains (a resumed run with
-            no training left never builds it).
+            function returning one, called as each stage starts training (a resumed run
+            with no training left never builds it). Give a shuffled dataset as a
+            function: each stage then iterates a dataset of its own, while one dataset
+            object reshuffles on each stage's new iteration, so its order would depend on
+            the stages run before in the same process.
         output_path: where the compressed file is written (atomically).
         val_data: a finite dataset of (x, y) batches or an (x, y) tuple, to measure each
             stage; optional.
@@ -323,7 +329,8 @@ def deep_compress(
             resumes after the last finished stage, and one with other densities, bits,
             epochs, ... (or another architecture) is refused, naming them.
         seed: if given, Keras' seeds are set to `seed + stage index` as each stage starts
-            (a resumed run trains as an uninterrupted one).
+            (a resumed run trains as an uninterrupted one; with `train_data` a function
+            or arrays, see there).
         verbose: 0 silent; 1 one line per stage (and Keras' progress bars).
 
     Returns:
@@ -356,7 +363,6 @@ def deep_compress(
     check_optimizer(share_optimizer, "share_optimizer")
     compile_args = {"loss": loss, "metrics": list(metrics), **(compile_args or {})}
     fit_args = {"verbose": verbose, "callbacks": list(callbacks), "batch_size": batch_size}
-    train_data = _once(train_data)
     if steps_per_epoch is not None:
         fit_args["steps_per_epoch"] = _check_count(steps_per_epoch, "steps_per_epoch", 1)
     # densities, bits and index bits naming no layer (or out of range) fail before any work
@@ -421,7 +427,7 @@ def deep_compress(
         dense.set_weights(model.get_weights())
         dense.compile(optimizer=_make_optimizer(dense_optimizer), **compile_args)
         if dense_epochs:
-            _fit(dense, train_data, epochs=dense_epochs, **fit_args)
+            _fit(dense, _once(train_data), epochs=dense_epochs, **fit_args)
         record(measure("dense", dense, dense, started=started, **common), dense)
 
     # pruned: iterative magnitude pruning, retraining the survivors after each step
@@ -431,6 +437,7 @@ def deep_compress(
         started = time.time()
         masked = wrap(dense, method="magnitude", exclude=exclude)
         masked.compile(optimizer=_make_optimizer(optimizer), **compile_args)
+        data = _once(train_data)
         for step in range(prune_steps):
             if densities is not None:
                 achieved = prune_to_densities(masked, {n: s[step] for n, s in schedule.items()})
@@ -443,7 +450,7 @@ def deep_compress(
                     f"deep_compress: prune step {step + 1}/{prune_steps}: kept {kept}", flush=True
                 )
             if prune_epochs:
-                _fit(masked, train_data, epochs=prune_epochs, **fit_args)
+                _fit(masked, data, epochs=prune_epochs, **fit_args)
         record(measure("pruned", strip(masked), masked, started=started, **common), masked)
 
     # shared: k-means over the survivors, then the centroids train
@@ -454,7 +461,7 @@ def deep_compress(
         shared = share_weights(masked, bits, exclude=exclude)
         shared.compile(optimizer=_make_optimizer(share_optimizer), **compile_args)
         if share_epochs:
-            _fit(shared, train_data, epochs=share_epochs, **fit_args)
+            _fit(shared, _once(train_data), epochs=share_epochs, **fit_args)
         record(measure("shared", strip_shared(shared), shared, started=started, **common), shared)
 
     # file: sparse + Huffman; the decoded model is what is measured

@@ -30,6 +30,7 @@ from tfcompress import sharing
 from tfcompress.atomic import atomic_write_text
 from tfcompress.codec.encoder import resolve_index_bits
 from tfcompress.codec.schema import DEFAULT_INDEX_BITS
+from tfcompress.data.reader import CountOnce
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.model import DEFAULT_BITS, kind_of, resolve_bits
 from tfcompress.sharing.pipeline import check_density
@@ -225,10 +226,12 @@ def deep_compress(config, context=None):
     spe = plan.steps_per_epoch
     run.start(KIND, record, {**plan.resolved(), "bits": bits, "index_bits": index_bits})
     skipped = common.skipped_records(config.skip_corrupt)
+    # each stage that trains builds its own dataset: a record is counted once over all
+    counted = None if skipped is None else CountOnce(skipped)
     num_classes = config.model.num_classes
-    train = lambda: inputs.train_dataset(  # noqa: E731 - built when a stage first trains
+    train = lambda: inputs.train_dataset(  # noqa: E731 - built as each stage starts training
         plan.data, config.batch_size, plan.input_shape, config.seed, cache=config.cache_data,
-        num_classes=num_classes, skip_corrupt=config.skip_corrupt, skipped=skipped,
+        num_classes=num_classes, skip_corrupt=config.skip_corrupt, skipped=counted,
     )  # fmt: skip
     test = inputs.eval_dataset(
         plan.test, config.batch_size, plan.input_shape, num_classes=num_classes,
