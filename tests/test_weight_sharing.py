@@ -295,3 +295,50 @@ def test_training_resumes_from_a_keras_checkpoint(tmp_path, deterministic):
     np.testing.assert_allclose(
         resumed.predict(x, verbose=0), straight.predict(x, verbose=0), rtol=1e-5, atol=1e-6
     )
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _net_of_dtype(dtype=None):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    y = layers.Conv2D(6, 3, name="conv", dtype=dtype)(inp)
+    y = layers.DepthwiseConv2D(3, name="dw", dtype=dtype)(y)
+    y = layers.Flatten(dtype=dtype)(y)
+    head = "float32" if dtype is None else dtype  # a mixed-precision model's float32 head
+    return keras.Model(inp, layers.Dense(5, name="out", dtype=head)(y))
+
+
+def _shared_plain_decoded(model, path):
+    from tfcompress import codec
+
+    shared = share_weights(model, 4)
+    codec.encode(shared, path)
+    return shared, strip_shared(shared), codec.decode(path)
+
+
+def test_shared_weights_compute_as_the_plain_layer_under_mixed_precision(mixed_float16, tmp_path):
+    shared, plain, decoded = _shared_plain_decoded(_net_of_dtype(), tmp_path / "m.tfdc")
+    policies = {layer.name: layer.dtype_policy.name for layer in shared.layers[1:]}
+    assert policies["out_shared"] == "float32" and policies["conv_shared"] == "mixed_float16"
+    x = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
+    out = shared.predict(x, verbose=0)
+    np.testing.assert_array_equal(out, plain.predict(x, verbose=0))
+    np.testing.assert_array_equal(out, decoded.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_shared_weights_of_low_precision_layers_round_trip(dtype, tmp_path):
+    shared, plain, decoded = _shared_plain_decoded(_net_of_dtype(dtype), tmp_path / "m.tfdc")
+    assert shared.get_layer("conv_shared").codebook.dtype == dtype
+    x = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
+    out = shared.predict(x, verbose=0)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, plain.predict(x, verbose=0))
+    np.testing.assert_array_equal(out, decoded.predict(x, verbose=0))
+    assert [w.dtype for w in decoded.weights] == [w.dtype for w in plain.weights]

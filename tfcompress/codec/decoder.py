@@ -17,7 +17,7 @@ import numpy as np
 from tfcompress.codec import container, huffman
 from tfcompress.codec.container import CodecFileError
 from tfcompress.codec.relative import from_relative
-from tfcompress.codec.schema import ARCHITECTURE, FORMAT, part_name
+from tfcompress.codec.schema import ARCHITECTURE, FORMAT, part_name, raw_dtype
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import wrapper_name
 
@@ -59,7 +59,7 @@ def _decode_shared(path, layer, entry, parts, found):
 
 def _decode_raw(path, layer, entry, parts, found):
     key = part_name(layer, entry["name"])
-    dtype = np.dtype(entry["dtype"])
+    dtype = raw_dtype(entry["dtype"])
     size = int(np.prod(entry["shape"], dtype=np.int64))
     if len(parts[key]) != size * dtype.itemsize:
         raise CodecFileError(

@@ -3,7 +3,8 @@
 Each `SharedWeights` kernel becomes three parts: its codebook (raw float32), its
 weights (the codebook index of each surviving weight and filler, Huffman-coded) and its
 indices (the relative indices, Huffman-coded; see `relative`). Every other weight (biases,
-unshared kernels, BatchNorm statistics) is stored raw in its own dtype, and the
+unshared kernels, BatchNorm statistics) is stored raw in its own dtype (`schema.raw_dtype_name`;
+a shared kernel's codebook is float32, exact for float16 and bfloat16 layers), and the
 architecture (the Keras config of `strip_shared(model)`) as zlib-compressed JSON.
 """
 
@@ -16,7 +17,14 @@ import numpy as np
 from tfcompress.codec import container, huffman
 from tfcompress.codec.relative import to_relative
 from tfcompress.codec.report import report
-from tfcompress.codec.schema import ARCHITECTURE, DEFAULT_INDEX_BITS, FORMAT, part_name
+from tfcompress.codec.schema import (
+    ARCHITECTURE,
+    DEFAULT_INDEX_BITS,
+    FORMAT,
+    part_name,
+    raw_dtype,
+    raw_dtype_name,
+)
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import kind_of, strip_shared
@@ -79,9 +87,10 @@ def _encode_shared(wrapper, layer_name, index_bits, parts):
 
 def _encode_raw(layer_name, weight_name, value, parts):
     value = np.asarray(value)
-    dtype = value.dtype.newbyteorder("<")
-    parts.append((part_name(layer_name, weight_name), value.astype(dtype).tobytes()))
-    return {"name": weight_name, "storage": "raw", "shape": list(value.shape), "dtype": dtype.str}
+    name = part_name(layer_name, weight_name)
+    dtype = raw_dtype_name(value.dtype, f"Weight {name!r}")
+    parts.append((name, value.astype(raw_dtype(dtype)).tobytes()))
+    return {"name": weight_name, "storage": "raw", "shape": list(value.shape), "dtype": dtype}
 
 
 def encode(model, path, *, index_bits=None):

@@ -4,11 +4,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfcompress.layers._wrapper import EditedWeights
 from tfcompress.sharing.kmeans import check_bits, cluster_kernel
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
-class SharedWeights(keras.layers.Wrapper):
+class SharedWeights(EditedWeights):
     """Runs the wrapped layer with its kernel made of `2**bits` shared values.
 
     The wrapper holds the codebook (the centroids, trainable, shape [2**bits]), the index
@@ -21,6 +22,10 @@ class SharedWeights(keras.layers.Wrapper):
     The wrapped layer's own kernel is frozen and unused (it keeps the values it held when
     `cluster` last ran); its other weights (the bias) keep training as floats: they are
     few and the compressed file stores them as raw float32.
+
+    The wrapper takes the wrapped layer's dtype policy (`EditedWeights`): the codebook
+    has the kernel's dtype and the layer computes as the plain layer of `strip_shared`
+    does (a float32 head of a mixed-precision model stays float32).
 
     Args:
         layer: a layer with a kernel (Dense, Conv*, DepthwiseConv*).
@@ -119,13 +124,5 @@ class SharedWeights(keras.layers.Wrapper):
         outputs, _ = self.layer.stateless_call(trainable, frozen, inputs)
         return outputs
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
-
     def get_config(self):
         return {**super().get_config(), "bits": self.bits, "weight_name": self.weight_name}
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        # keras.layers.Wrapper.from_config pops "layer" from the dict it is given.
-        return super().from_config(dict(config), custom_objects)
