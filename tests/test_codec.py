@@ -3,6 +3,7 @@
 import json
 import os
 import struct
+import zlib
 
 import keras
 import numpy as np
@@ -62,8 +63,8 @@ def _tiny_file(tmp_path):
 def test_huffman_round_trip(symbols, alphabet):
     symbols = np.asarray(symbols, dtype=np.int64)
     stream, nbits = huffman.encode(symbols, alphabet)
-    np.testing.assert_array_equal(huffman.decode(stream, symbols.size, nbits), symbols)
-    lengths, table = huffman.unpack_lengths(stream)
+    np.testing.assert_array_equal(huffman.decode(stream, symbols.size, nbits, alphabet), symbols)
+    lengths, table = huffman.unpack_lengths(stream, alphabet)
     assert len(stream) == table + (nbits + 7) // 8
     assert table <= 5 + alphabet  # dense table, or pairs when smaller
     if len(set(symbols.tolist())) == 1:
@@ -83,13 +84,20 @@ def test_huffman_codes_are_canonical_prefix_codes_and_optimal():
 def test_huffman_decode_refuses_broken_streams():
     stream, nbits = huffman.encode([0, 1, 2, 2], 3)
     with pytest.raises(huffman.HuffmanError, match="code bits take 1 bytes; expected 2"):
-        huffman.decode(stream, 4, nbits + 8)
+        huffman.decode(stream, 4, nbits + 8, 3)
     with pytest.raises(huffman.HuffmanError, match="end or break after 4 of 5 symbols"):
-        huffman.decode(stream, 5, nbits)
+        huffman.decode(stream, 5, nbits, 3)
     with pytest.raises(huffman.HuffmanError, match=f"{10**12} symbols cannot fit in {nbits}"):
-        huffman.decode(stream, 10**12, nbits)  # a crafted count: refused, not allocated
+        huffman.decode(stream, 10**12, nbits, 3)  # a crafted count: refused, not allocated
     with pytest.raises(huffman.HuffmanError, match="code-lengths table is cut"):
-        huffman.decode(stream[:3], 4, nbits)
+        huffman.decode(stream[:3], 4, nbits, 3)
+    # a table of another alphabet (symbols past the codebook, or 2**32 - 1 of them to
+    # allocate): refused before anything is allocated
+    with pytest.raises(huffman.HuffmanError, match="table is of 3 symbols; the alphabet has 2"):
+        huffman.decode(stream, 4, nbits, 2)
+    bomb = struct.pack("<IBI", 2**32 - 1, 1, 0)
+    with pytest.raises(huffman.HuffmanError, match=f"table is of {2**32 - 1} symbols; the al"):
+        huffman.unpack_lengths(bomb, 33)
     with pytest.raises(ValueError, match=r"Symbols must lie in \[0, 3\). Received: \[0, 3\]"):
         huffman.encode([0, 3], 3)
 
@@ -351,7 +359,8 @@ def test_other_files_and_inconsistent_headers_are_refused(tmp_path):
     del header["layers"][0]["weights"][0]["bits"]
     container.write(path, header, list(parts.items()))
     with pytest.raises(
-        CodecFileError, match=rf"{path}: part 'header' lacks or garbles an entry: KeyError: 'bits'"
+        CodecFileError, match=rf"{path}: part 'header' is invalid: layer 'fc1' weight 'kernel': "
+        r"'bits' must be an int in \[1, 16\]. Received: None"
     ):
         codec.decode(path)
     header["layers"][0]["weights"][0]["bits"] = 2
@@ -394,3 +403,109 @@ def test_indices_outside_the_codebook_are_refused(tmp_path):
         ValueError, match=r"'fc1_shared' has indices outside its codebook of 4: \[4, 4\]"
     ):
         codec.encode(shared, tmp_path / "x.tfdc")
+
+
+def _weight(h, layer, index):
+    return next(e for e in h["layers"] if e["name"] == layer)["weights"][index]
+
+
+def _lambda_architecture(p):
+    inp = keras.Input((3,))
+    config = keras.saving.serialize_keras_object(
+        keras.Model(inp, layers.Lambda(lambda x: x * 2, name="lam")(inp))
+    )
+    p["architecture"] = zlib.compress(json.dumps(config).encode())
+
+
+def _symbol_past_the_codebook(h, p):
+    entry = _weight(h, "fc1", 0)
+    symbols = huffman.decode(p["fc1/kernel/weights"], entry["entries"],
+                             entry["weight_code_bits"], 5)  # fmt: skip
+    symbols[0] = 6  # of a 4-centroid codebook
+    p["fc1/kernel/weights"], entry["weight_code_bits"] = huffman.encode(symbols, 8)
+
+
+HEADER = r"part 'header' is invalid: "
+CRAFTED = {  # a crafted file with valid CRCs -> (edit of header and parts, message)
+    "symbol past the codebook": (
+        lambda h, p: _symbol_past_the_codebook(h, p),
+        r"part 'fc1/kernel/weights' does not decode: The code-lengths table is of 8 symbols; "
+        r"the alphabet has 5",
+    ),
+    "codebook of 17 bytes": (
+        lambda h, p: p.update({"fc1/kernel/codebook": p["fc1/kernel/codebook"] + b"\0"}),
+        HEADER + r"layer 'fc1' weight 'kernel': part 'fc1/kernel/codebook' must hold 16 bytes "
+        r"\(shape \[12, 10\], storage 'shared'\). Received: 17",
+    ),
+    "raw dtype O": (
+        lambda h, p: _weight(h, "fc1", 1).update(dtype="O"),
+        HEADER + r"layer 'fc1' weight 'bias': 'dtype' must be a raw weight's dtype. "
+        r"Received: 'O'",
+    ),
+    "huge bits": (
+        lambda h, p: _weight(h, "fc1", 0).update(bits=10**8),
+        HEADER + r"layer 'fc1' weight 'kernel': 'bits' must be an int in \[1, 16\]. "
+        r"Received: 100000000",
+    ),
+    "negative shape": (
+        lambda h, p: _weight(h, "fc2", 0).update(shape=[-1, 4]),
+        HEADER + r"layer 'fc2' weight 'kernel': 'shape' must be a list of ints >= 0. "
+        r"Received: \[-1, 4\]",
+    ),
+    "count past the entries": (
+        lambda h, p: _weight(h, "fc2", 0).update(count=10**9),
+        HEADER + r"layer 'fc2' weight 'kernel': 'count' must be at most 'entries' \(\d+\) "
+        r"and the kernel's size \(40\). Received: 1000000000",
+    ),
+    "a listed weight without its part": (
+        lambda h, p: p.pop("fc1/bias"),
+        HEADER + r"layer 'fc1' weight 'bias': part 'fc1/bias' must be listed in the header's "
+        r"parts. Received: None",
+    ),
+    "layers not a list": (
+        lambda h, p: h.update(layers={"fc1": 1}),
+        HEADER + r"'layers' must be a list. Received: \{'fc1': 1\}",
+    ),
+    "a Lambda layer": (
+        lambda h, p: _lambda_architecture(p),
+        r"part 'architecture' does not describe a Keras model: ValueError: Requested the "
+        r"deserialization of a `Lambda` layer",
+    ),
+    "an unknown class": (
+        lambda h, p: p.update(architecture=zlib.compress(b'{"class_name": "Nope", "config": {}}')),
+        r"part 'architecture' does not describe a Keras model: TypeError: Could not locate "
+        r"class 'Nope'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_files_with_valid_crcs_are_refused_naming_file_and_part(tmp_path, case):
+    path, _ = _tiny_file(tmp_path)
+    edit, message = CRAFTED[case]
+    h, p = container.read(path)
+    h.pop("parts")
+    edit(h, p)
+    container.write(path, h, list(p.items()))
+    with pytest.raises(CodecFileError, match=rf"{path}: {message}"):
+        codec.decode(path)
+    if message.startswith(HEADER):  # the report reads the header: it refuses it as well
+        with pytest.raises(CodecFileError, match=rf"{path}: {message}"):
+            codec.report(path)
+
+
+def test_a_parts_listing_of_the_wrong_types_is_refused(tmp_path):
+    path, _ = _tiny_file(tmp_path)
+    blob = bytearray(open(path, "rb").read())
+    header, start = container.read_header(path, bytes(blob))
+    header["parts"][0]["offset"] = "0"
+    text = zlib.compress(json.dumps(header).encode())
+    blob = struct.pack("<8sHII", container.MAGIC, 1, len(text), container.crc32c(text)) + text
+    open(path, "wb").write(blob + bytes(sum(p["length"] for p in header["parts"])))
+    for read in (codec.decode, codec.report):
+        with pytest.raises(
+            CodecFileError, match=rf"{path}: part 'header' does not describe the parts: "
+            r"ValueError: part 'architecture': offset must be an int in \[0, inf\). "
+            r"Received: offset='0'"
+        ):
+            read(path)

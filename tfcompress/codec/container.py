@@ -23,6 +23,7 @@ import zlib
 import google_crc32c
 
 from tfcompress.atomic import atomic_write_bytes
+from tfcompress.numbers import is_int
 
 MAGIC = b"TFCDEEP\x00"
 VERSION = 1
@@ -69,28 +70,17 @@ def read(path):
 def parse(path, blob):
     """`read` of the bytes `blob` of the file at `path` (named in the errors)."""
     header, start = read_header(path, blob)
+    check_size(path, header, start, len(blob))
     parts = {}
     for part in header["parts"]:
         name, begin = part["name"], start + part["offset"]
-        end = begin + part["length"]
-        if end > len(blob):
-            raise CodecFileError(
-                f"{path}: the file is truncated: part {name!r} needs bytes [{begin}, {end}) "
-                f"but the file has {len(blob)} bytes."
-            )
-        data = blob[begin:end]
+        data = blob[begin : begin + part["length"]]
         if crc32c(data) != part["crc32c"]:
             raise CodecFileError(
                 f"{path}: part {name!r} is corrupted: its CRC32C is {crc32c(data):#010x}, "
                 f"the header says {part['crc32c']:#010x}."
             )
         parts[name] = data
-    size = start + sum(p["length"] for p in header["parts"])
-    if size != len(blob):
-        raise CodecFileError(
-            f"{path}: {len(blob) - size} bytes follow the last part (expected {size} bytes "
-            f"in all, found {len(blob)})."
-        )
     return header, parts
 
 
@@ -130,12 +120,50 @@ def read_header(path, blob):
         )
     try:
         header = json.loads(zlib.decompress(text).decode("utf-8"))
-        parts = header["parts"]
-        for part in parts:
-            for key in ("name", "offset", "length", "crc32c"):
-                part[key]  # noqa: B018 (each part lists all four)
-    except (zlib.error, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        _check_listing(header)
+    except (zlib.error, UnicodeDecodeError, ValueError) as e:
         raise CodecFileError(
             f"{path}: part 'header' does not describe the parts: {type(e).__name__}: {e}"
         ) from e
     return header, start
+
+
+def _check_listing(header):
+    """Raises ValueError unless `header` is a dict listing its parts as dicts of a unique
+    non-empty "name", and "offset", "length" and "crc32c" ints in range."""
+    if not isinstance(header, dict) or not isinstance(header.get("parts"), list):
+        raise ValueError(f"the header is no dict with a list of parts: {str(header)[:80]}")
+    names = set()
+    for i, part in enumerate(header["parts"]):
+        if not isinstance(part, dict) or not isinstance(part.get("name"), str) or not part["name"]:
+            raise ValueError(f"parts[{i}] has no name: {str(part)[:80]}")
+        for key, high in (("offset", None), ("length", None), ("crc32c", 2**32)):
+            value = part.get(key)
+            if not is_int(value) or value < 0 or (high is not None and value >= high):
+                raise ValueError(
+                    f"part {part['name']!r}: {key} must be an int in [0, {high or 'inf'}). "
+                    f"Received: {key}={value!r}"
+                )
+        if part["name"] in names:
+            raise ValueError(f"part {part['name']!r} is listed twice")
+        names.add(part["name"])
+
+
+def check_size(path, header, start, size):
+    """Raises naming `path` unless a file of `size` bytes holds exactly the parts `header`
+    lists after the header's end `start`: the first part it cuts, or the bytes past the
+    last part."""
+    for part in header["parts"]:
+        begin = start + part["offset"]
+        end = begin + part["length"]
+        if end > size:
+            raise CodecFileError(
+                f"{path}: the file is truncated: part {part['name']!r} needs bytes "
+                f"[{begin}, {end}) but the file has {size} bytes."
+            )
+    expected = start + sum(p["length"] for p in header["parts"])
+    if expected != size:
+        raise CodecFileError(
+            f"{path}: {size - expected} bytes follow the last part (expected {expected} bytes "
+            f"in all, found {size})."
+        )

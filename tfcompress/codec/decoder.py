@@ -16,8 +16,9 @@ import numpy as np
 
 from tfcompress.codec import container, huffman
 from tfcompress.codec.container import CodecFileError
+from tfcompress.codec.header import check as check_header
 from tfcompress.codec.relative import from_relative
-from tfcompress.codec.schema import ARCHITECTURE, FORMAT, part_name, raw_dtype
+from tfcompress.codec.schema import ARCHITECTURE, part_name, raw_dtype
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import wrapper_name
 
@@ -25,20 +26,18 @@ from tfcompress.sharing.model import wrapper_name
 def _decode_shared(path, layer, entry, parts, found):
     shape = tuple(entry["shape"])
     size = int(np.prod(shape, dtype=np.int64))
-    key = part_name(layer, entry["name"], "codebook")
-    codebook = np.frombuffer(parts[key], dtype="<f4").astype(np.float32)
-    if codebook.size != 2 ** entry["bits"]:
-        raise CodecFileError(
-            f"{path}: part {key!r} holds {codebook.size} centroids; the header says "
-            f"{2 ** entry['bits']} ({entry['bits']} bits)."
-        )
+    # header.check made the codebook 2**bits float32 values
+    codebook = np.frombuffer(parts[part_name(layer, entry["name"], "codebook")], dtype="<f4")
+    codebook = codebook.astype(np.float32)
     key = part_name(layer, entry["name"], "weights")
-    try:
-        symbols = huffman.decode(parts[key], entry["entries"], entry["weight_code_bits"])
+    try:  # the alphabets bound the symbols: codebook indices and the filler, index widths
+        symbols = huffman.decode(
+            parts[key], entry["entries"], entry["weight_code_bits"], codebook.size + 1
+        )
         key = part_name(layer, entry["name"], "indices")
-        runs = huffman.decode(parts[key], entry["entries"], entry["index_code_bits"])
-        if runs.size and runs.max() >= 2 ** entry["index_bits"]:
-            raise ValueError(f"a relative index exceeds {entry['index_bits']} bits")
+        runs = huffman.decode(
+            parts[key], entry["entries"], entry["index_code_bits"], 2 ** entry["index_bits"]
+        )
         positions, symbols = from_relative(runs, symbols, codebook.size, size)
     except ValueError as e:
         raise CodecFileError(f"{path}: part {key!r} does not decode: {e}") from e
@@ -84,13 +83,9 @@ def decode(path, *, shared=False):
     """
     path = os.fspath(path)
     header, parts = container.read(path)
+    check_header(path, header)
     found = {}
-    try:
-        model = _rebuild(path, header, parts, found)
-    except (KeyError, TypeError) as e:  # a header written by hand, its CRC valid
-        raise CodecFileError(
-            f"{path}: part 'header' lacks or garbles an entry: {type(e).__name__}: {e}"
-        ) from e
+    model = _rebuild(path, header, parts, found)
     return _reshare(model, found) if shared else model
 
 
@@ -121,16 +116,32 @@ def _reshare(model, found):
     return wrapped
 
 
-def _rebuild(path, header, parts, found):
-    if header.get("format") != FORMAT:
-        raise CodecFileError(
-            f"{path}: the header's format is {header.get('format')!r}, not {FORMAT!r}."
-        )
+def _architecture(path, parts):
+    """The model the architecture part describes; raises naming the part for anything
+    else (not listed, not zlib JSON, an unknown class, a Lambda's code in safe mode)."""
+    if ARCHITECTURE not in parts:
+        raise CodecFileError(f"{path}: part {ARCHITECTURE!r} is not in the file.")
     try:
         config = json.loads(zlib.decompress(parts[ARCHITECTURE]).decode("utf-8"))
     except (zlib.error, UnicodeDecodeError, ValueError) as e:
         raise CodecFileError(f"{path}: part {ARCHITECTURE!r} does not decode: {e}") from e
-    model = keras.saving.deserialize_keras_object(config)
+    try:
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except Exception as e:  # whatever a crafted config makes Keras raise
+        raise CodecFileError(
+            f"{path}: part {ARCHITECTURE!r} does not describe a Keras model: "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    if not isinstance(model, keras.Model):
+        raise CodecFileError(
+            f"{path}: part {ARCHITECTURE!r} describes a {type(model).__name__}, not a Keras "
+            "model."
+        )
+    return model
+
+
+def _rebuild(path, header, parts, found):
+    model = _architecture(path, parts)
     stored = {entry["name"]: entry for entry in header["layers"]}
     for layer in model.layers:
         if not layer.weights:

@@ -74,11 +74,17 @@ def pack_lengths(lengths):
     return struct.pack("<IBI", lengths.size, 1, used.size) + pairs.tobytes()
 
 
-def unpack_lengths(data):
-    """`(lengths, bytes read)` of a table `pack_lengths` wrote at the start of `data`."""
+def unpack_lengths(data, alphabet_size):
+    """`(lengths, bytes read)` of a table `pack_lengths` wrote at the start of `data` for
+    symbols in [0, alphabet_size); a table of another alphabet is refused before anything
+    is allocated."""
     if len(data) < 5:
         raise HuffmanError(f"The code-lengths table is cut: {len(data)} bytes")
     size, layout = struct.unpack_from("<IB", data)
+    if size != alphabet_size:
+        raise HuffmanError(
+            f"The code-lengths table is of {size} symbols; the alphabet has {alphabet_size}"
+        )
     if layout == 0:
         end = 5 + size
         if len(data) < end:
@@ -120,9 +126,10 @@ def encode(symbols, alphabet_size):
     return table + np.packbits(bits).tobytes(), int(bits.size)
 
 
-def decode(stream, count, nbits):
-    """The `count` symbols of a stream `encode` wrote holding `nbits` code bits."""
-    lengths, start = unpack_lengths(stream)
+def decode(stream, count, nbits, alphabet_size):
+    """The `count` symbols of a stream `encode(symbols, alphabet_size)` wrote holding
+    `nbits` code bits."""
+    lengths, start = unpack_lengths(stream, alphabet_size)
     payload = np.frombuffer(stream[start:], dtype=np.uint8)
     if payload.size != (nbits + 7) // 8:
         raise HuffmanError(f"The code bits take {payload.size} bytes; expected {(nbits + 7) // 8}")

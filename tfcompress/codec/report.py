@@ -1,6 +1,7 @@
 """The bytes of a compressed file, per layer and per part, as the paper's Tables 2-5.
 
-Read from the file's header alone (`container.read_header`): nothing is decoded. The
+Read from the file's header alone (`container.read_header`, checked by `header.check`
+and against the file's length): nothing is decoded. The
 storage ratio is the bytes of all weights as dense float32 over the bytes of the file.
 """
 
@@ -10,6 +11,7 @@ import os
 import numpy as np
 
 from tfcompress.codec import container
+from tfcompress.codec.header import check as check_header
 from tfcompress.codec.schema import ARCHITECTURE, part_name
 
 KINDS = ("weights", "indices", "codebook", "raw")  # the byte columns of a layer
@@ -169,6 +171,7 @@ def report(path):
     with open(path, "rb") as f:
         blob = f.read()
     header, start = container.read_header(path, blob)
+    check_header(path, header)
     sizes = {p["name"]: p["length"] for p in header["parts"]}
     return Report(
         path=path,
