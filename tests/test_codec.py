@@ -509,3 +509,57 @@ def test_a_parts_listing_of_the_wrong_types_is_refused(tmp_path):
             r"Received: offset='0'"
         ):
             read(path)
+
+
+def test_a_crafted_architecture_is_compared_with_the_header_before_any_weight_is_made(
+    tmp_path, monkeypatch
+):
+    path, _ = _tiny_file(tmp_path)
+    made = []
+
+    def initializer(self, shape, dtype=None):  # a 20000 x 20000 kernel: 1.6 GB of float32
+        made.append(shape)
+        raise MemoryError(f"allocated {shape}")
+
+    monkeypatch.setattr(keras.initializers.GlorotUniform, "__call__", initializer)
+    big = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"module": "keras.layers", "class_name": "InputLayer",
+         "config": {"batch_shape": [None, 20000], "dtype": "float32", "name": "in"}},
+        {"module": "keras.layers", "class_name": "Dense",
+         "config": {"name": "big", "units": 20000, "use_bias": False}}]}}  # fmt: skip
+    h, p = container.read(path)
+    h.pop("parts")
+    p["architecture"] = zlib.compress(json.dumps(big).encode())
+    container.write(path, {**h, "layers": []}, list(p.items()))
+    with pytest.raises(
+        CodecFileError,
+        match=rf"{path}: layer 'big' of the architecture has weights \['kernel'\]; the file "
+        r"holds None",
+    ):
+        codec.decode(path)
+    with keras.StatelessScope():  # closing one initialises the variables Keras holds
+        pass
+    assert made == []
+
+
+def test_a_header_declaring_more_weights_than_the_file_holds_is_refused(tmp_path):
+    path, _ = _tiny_file(tmp_path)
+    h, p = container.read(path)
+    h.pop("parts")
+    h["layers"][0]["weights"][0]["shape"] = [2**20, 2**20]  # 4 TB of float32
+    container.write(path, h, list(p.items()))
+    size = os.path.getsize(path)
+    for read in (codec.decode, codec.report):
+        with pytest.raises(
+            CodecFileError, match=rf"{path}: part 'header' is invalid: 'layers' must declare at "
+            rf"most 4096 parameters per byte of the file \({size} bytes\). Received: {2**40 + 54}"
+        ):
+            read(path)
+    h["layers"][0]["weights"][0]["shape"] = [12, 11]  # within the bound: the architecture's?
+    container.write(path, h, list(p.items()))
+    with pytest.raises(
+        CodecFileError,
+        match=rf"{path}: weight 'fc1/kernel' has shape \(12, 11\) in the file; the "
+        r"architecture's is \(12, 10\)",
+    ):
+        codec.decode(path)

@@ -3,16 +3,19 @@
 The model is rebuilt from the architecture stored in the file; each shared kernel is
 `codebook[symbol]` at its surviving positions and +0.0 elsewhere, which is bit for bit
 what `strip_shared` gives (or, with `shared=True`, a `SharedWeights` layer holding the
-codebook, index map and mask). Every part is checked (`container.read`) before any is decoded,
-and a part that does not decode to what the header describes raises naming it.
+codebook, index map and mask). Every part is checked (`container.parse`, `header.check`) and
+the architecture's weight shapes compared with the header's before any is decoded or
+allocated, and a part that does not decode to what the header describes raises naming it.
 """
 
+import copy
 import json
 import os
 import zlib
 
 import keras
 import numpy as np
+from keras.src.backend.common import global_state  # the variables Keras will initialise
 
 from tfcompress.codec import container, huffman
 from tfcompress.codec.container import CodecFileError
@@ -58,14 +61,8 @@ def _decode_shared(path, layer, entry, parts, found):
 
 def _decode_raw(path, layer, entry, parts, found):
     key = part_name(layer, entry["name"])
-    dtype = raw_dtype(entry["dtype"])
-    size = int(np.prod(entry["shape"], dtype=np.int64))
-    if len(parts[key]) != size * dtype.itemsize:
-        raise CodecFileError(
-            f"{path}: part {key!r} has {len(parts[key])} bytes; shape {entry['shape']} of "
-            f"{dtype.name} needs {size * dtype.itemsize}."
-        )
-    return np.frombuffer(parts[key], dtype=dtype).reshape(entry["shape"])
+    # header.check made the part hold exactly the shape's values
+    return np.frombuffer(parts[key], dtype=raw_dtype(entry["dtype"])).reshape(entry["shape"])
 
 
 _DECODERS = {"shared": _decode_shared, "raw": _decode_raw}
@@ -82,8 +79,10 @@ def decode(path, *, shared=False):
             it again writes the same parts).
     """
     path = os.fspath(path)
-    header, parts = container.read(path)
-    check_header(path, header)
+    with open(path, "rb") as f:
+        blob = f.read()
+    header, parts = container.parse(path, blob)
+    check_header(path, header, len(blob))
     found = {}
     model = _rebuild(path, header, parts, found)
     return _reshare(model, found) if shared else model
@@ -116,17 +115,26 @@ def _reshare(model, found):
     return wrapped
 
 
-def _architecture(path, parts):
-    """The model the architecture part describes; raises naming the part for anything
-    else (not listed, not zlib JSON, an unknown class, a Lambda's code in safe mode)."""
+def _config(path, parts):
+    """The Keras config the architecture part holds (zlib-compressed JSON), without the
+    compile config files written before 2026-12 kept (the decoded model is uncompiled)."""
     if ARCHITECTURE not in parts:
         raise CodecFileError(f"{path}: part {ARCHITECTURE!r} is not in the file.")
     try:
         config = json.loads(zlib.decompress(parts[ARCHITECTURE]).decode("utf-8"))
     except (zlib.error, UnicodeDecodeError, ValueError) as e:
         raise CodecFileError(f"{path}: part {ARCHITECTURE!r} does not decode: {e}") from e
+    if isinstance(config, dict):
+        config.pop("compile_config", None)
+    return config
+
+
+def _architecture(path, config):
+    """The model `config` describes; raises naming the part for anything else (an unknown
+    class, a Lambda's code in safe mode, a layer, a bad field)."""
     try:
-        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+        # Keras pops the entries it reads: each build deserializes a copy
+        model = keras.saving.deserialize_keras_object(copy.deepcopy(config), safe_mode=True)
     except Exception as e:  # whatever a crafted config makes Keras raise
         raise CodecFileError(
             f"{path}: part {ARCHITECTURE!r} does not describe a Keras model: "
@@ -140,32 +148,64 @@ def _architecture(path, parts):
     return model
 
 
-def _rebuild(path, header, parts, found):
-    model = _architecture(path, parts)
+def _weight_shapes(path, config):
+    """`{layer name: [(weight name, shape)]}` of the layers with weights of the model
+    `config` describes, no weight allocated: Keras builds it in a `StatelessScope` that
+    leaves its variables uninitialised (the probe is then dropped, and its variables taken
+    off Keras's list of those to initialise when a StatelessScope next closes)."""
+    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            probe = _architecture(path, config)
+        return {
+            layer.name: [(w.name, tuple(w.shape)) for w in layer.weights]
+            for layer in probe.layers
+            if layer.weights
+        }
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+def _check_shapes(path, header, shapes):
+    """Raises unless the header lists the weights `shapes` (`_weight_shapes`) names, each
+    of the architecture's shape."""
     stored = {entry["name"]: entry for entry in header["layers"]}
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        entry = stored.pop(layer.name, None)
-        names = [w.name for w in layer.weights]
+    for layer, weights in shapes.items():
+        entry = stored.pop(layer, None)
+        names = [name for name, _ in weights]
         held = None if entry is None else [w["name"] for w in entry["weights"]]
         if held != names:
             raise CodecFileError(
-                f"{path}: layer '{layer.name}' of the architecture has weights {names}; the "
+                f"{path}: layer '{layer}' of the architecture has weights {names}; the "
                 f"file holds {held}."
             )
-        values = [
-            _DECODERS[w["storage"]](path, layer.name, w, parts, found) for w in entry["weights"]
-        ]
-        for w, value in zip(layer.weights, values):
-            if tuple(w.shape) != value.shape:
+        for (name, shape), w in zip(weights, entry["weights"]):
+            if tuple(w["shape"]) != shape:
                 raise CodecFileError(
-                    f"{path}: weight {part_name(layer.name, w.name)!r} has shape "
-                    f"{value.shape} in the file; the architecture's is {tuple(w.shape)}."
+                    f"{path}: weight {part_name(layer, name)!r} has shape "
+                    f"{tuple(w['shape'])} in the file; the architecture's is {shape}."
                 )
-        layer.set_weights(values)
     if stored:
         raise CodecFileError(
             f"{path}: the file holds weights of layers the architecture lacks: {sorted(stored)}."
         )
+
+
+def _rebuild(path, header, parts, found):
+    """The model of the file: the architecture's weights are compared with the header's
+    before any is decoded or allocated (a small file cannot make this allocate a model its
+    bytes do not hold: `header.check` bounds the header's parameters by the file's size)."""
+    config = _config(path, parts)
+    _check_shapes(path, header, _weight_shapes(path, config))
+    values = {
+        entry["name"]: [
+            _DECODERS[w["storage"]](path, entry["name"], w, parts, found)
+            for w in entry["weights"]
+        ]
+        for entry in header["layers"]
+    }
+    model = _architecture(path, config)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights(values[layer.name])
     return model

@@ -13,6 +13,11 @@ from tfcompress.numbers import is_int
 from tfcompress.sharing.kmeans import MAX_BITS
 
 STORAGES = ("shared", "raw")
+# A kernel's pruned positions cost no byte, so a file bounds its parameters only loosely:
+# a header may declare at most this many per byte of the file (Deep Compression's LeNets
+# hold ~10 per byte, a layer pruned to 0.1 % ~1,000): a 300-byte file cannot make decode
+# allocate gigabytes.
+PARAMS_PER_BYTE = 2**12
 COUNTS = ("count", "entries", "weight_code_bits", "index_code_bits")  # ints >= 0
 
 
@@ -45,6 +50,7 @@ def _name(value):
 
 
 def _check_weight(layer, w, where, sizes):
+    """Checks the weight entry `w` of `layer`; returns `(name, size)`."""
     name = _get(w, "name", where, "a non-empty string", _name)
     where = f"layer {layer!r} weight {name!r}: "
     storage = _get(w, "storage", where, f"one of {list(STORAGES)}", STORAGES.__contains__)
@@ -81,15 +87,16 @@ def _check_weight(layer, w, where, sizes):
         if length is not None and sizes[key] != length:
             raise _Invalid(f"{where}part {key!r}", f"must hold {length} bytes (shape "
                            f"{shape}, storage {storage!r})", sizes[key])  # fmt: skip
-    return name
+    return name, size
 
 
-def check(path, header):
+def check(path, header, file_bytes):
     """Raises `CodecFileError` naming `path` unless `header` (its parts listing checked by
     `container.read_header`) is of this format and each layer entry lists its weights'
     names, storage, shapes, dtypes, bits and counts within range, each with the parts it
     needs listed at the size it needs (a raw weight's bytes, a codebook's 4 bytes per
-    centroid)."""
+    centroid), and all their parameters are at most `PARAMS_PER_BYTE` per byte of the
+    file (`file_bytes` long)."""
     if header.get("format") != FORMAT:
         raise CodecFileError(
             f"{path}: the header's format is {header.get('format')!r}, not {FORMAT!r}."
@@ -97,7 +104,7 @@ def check(path, header):
     sizes = {p["name"]: p["length"] for p in header["parts"]}
     try:
         layers = _get(header, "layers", "", "a list", lambda v: isinstance(v, list))
-        seen = set()
+        seen, params = set(), 0
         for i, entry in enumerate(layers):
             layer = _get(entry, "name", f"layers[{i}] ", "a non-empty string", _name)
             if layer in seen:
@@ -106,9 +113,14 @@ def check(path, header):
             where = f"layer {layer!r}: "
             weights = _get(entry, "weights", where, "a non-empty list",
                            lambda v: isinstance(v, list) and v)  # fmt: skip
-            names = [_check_weight(layer, w, f"{where}weights[{j}] ", sizes)
-                     for j, w in enumerate(weights)]  # fmt: skip
+            checked = [_check_weight(layer, w, f"{where}weights[{j}] ", sizes)
+                       for j, w in enumerate(weights)]  # fmt: skip
+            names = [name for name, _ in checked]
             if len(set(names)) != len(names):
                 raise _Invalid(f"{where}'weights'", "must have unique names", names)
+            params += sum(size for _, size in checked)
+        if params > PARAMS_PER_BYTE * file_bytes:
+            raise _Invalid("'layers'", f"must declare at most {PARAMS_PER_BYTE} parameters "
+                           f"per byte of the file ({file_bytes} bytes)", params)  # fmt: skip
     except _Invalid as e:
         raise CodecFileError(f"{path}: part 'header' is invalid: {e}") from e
