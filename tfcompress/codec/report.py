@@ -171,6 +171,7 @@ def report(path):
     with open(path, "rb") as f:
         blob = f.read()
     header, start = container.read_header(path, blob)
+    container.check_size(path, header, start, len(blob))
     check_header(path, header, len(blob))
     sizes = {p["name"]: p["length"] for p in header["parts"]}
     return Report(
