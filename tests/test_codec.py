@@ -567,3 +567,23 @@ def test_a_header_declaring_more_weights_than_the_file_holds_is_refused(tmp_path
         r"architecture's is \(12, 10\)",
     ):
         codec.decode(path)
+
+
+def test_layers_whose_weights_share_a_name_round_trip(tmp_path):
+    # MultiHeadAttention's four Dense sublayers and a nested model's layers each hold a
+    # "kernel" and a "bias": the file names them by their paths inside the layer
+    keras.utils.set_random_seed(0)
+    sub_in = keras.Input((24,))
+    sub = keras.Model(sub_in, layers.Dense(4, name="d2")(layers.Dense(8, name="d1")(sub_in)),
+                      name="sub")  # fmt: skip
+    inp = keras.Input((3, 8))
+    y = layers.Flatten()(layers.MultiHeadAttention(2, 4, name="mha")(inp, inp))
+    shared = share_weights(keras.Model(inp, layers.Dense(3, name="out")(sub(y))), bits=4)
+    path = tmp_path / "names.tfdc"
+    codec.encode(shared, path)
+    decoded = codec.decode(path)
+    _assert_same_weights(decoded, strip_shared(shared))
+    x = np.random.default_rng(0).random((2, 3, 8), dtype=np.float32)
+    np.testing.assert_array_equal(decoded.predict(x, verbose=0), shared.predict(x, verbose=0))
+    names = {p["name"] for p in container.read_header(path, open(path, "rb").read())[0]["parts"]}
+    assert {"mha/query/kernel", "mha/attention_output/bias", "sub/d1/kernel"} <= names

@@ -21,7 +21,7 @@ from tfcompress.codec import container, huffman
 from tfcompress.codec.container import CodecFileError
 from tfcompress.codec.header import check as check_header
 from tfcompress.codec.relative import from_relative
-from tfcompress.codec.schema import ARCHITECTURE, part_name, raw_dtype
+from tfcompress.codec.schema import ARCHITECTURE, part_name, raw_dtype, weight_names
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import wrapper_name
 
@@ -158,7 +158,7 @@ def _weight_shapes(path, config):
         with keras.StatelessScope(initialize_variables=False):
             probe = _architecture(path, config)
         return {
-            layer.name: [(w.name, tuple(w.shape)) for w in layer.weights]
+            layer.name: [(n, tuple(w.shape)) for n, w in zip(weight_names(layer), layer.weights)]
             for layer in probe.layers
             if layer.weights
         }

@@ -24,6 +24,7 @@ from tfcompress.codec.schema import (
     part_name,
     raw_dtype,
     raw_dtype_name,
+    weight_names,
 )
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.layer import SharedWeights
@@ -115,11 +116,11 @@ def encode(model, path, *, index_bits=None):
             continue
         wrapper = shared.get(layer.name)
         entries = []
-        for w, value in zip(layer.weights, layer.get_weights()):
+        for w, name, value in zip(layer.weights, weight_names(layer), layer.get_weights()):
             if wrapper is not None and w.name == wrapper.weight_name:
                 entries.append(_encode_shared(wrapper, layer.name, widths[layer.name], parts))
             else:
-                entries.append(_encode_raw(layer.name, w.name, value, parts))
+                entries.append(_encode_raw(layer.name, name, value, parts))
         layers.append({"name": layer.name, "weights": entries})
     header = {
         "format": FORMAT,

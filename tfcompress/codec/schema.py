@@ -13,8 +13,17 @@ RAW_KINDS = "biuf"  # a raw weight is bool, int, unsigned or float
 
 
 def part_name(layer, weight, kind=None):
-    """`layer/weight` (a raw weight) or `layer/weight/kind` (one of `SHARED_KINDS`)."""
+    """`layer/weight` (a raw weight) or `layer/weight/kind` (one of `SHARED_KINDS`), the
+    weight named as `weight_names` names it."""
     return f"{layer}/{weight}" if kind is None else f"{layer}/{weight}/{kind}"
+
+
+def weight_names(layer):
+    """The names of `layer`'s weights in the file: their paths inside the layer ("kernel";
+    "query/kernel" of a MultiHeadAttention, "dense/kernel" of a nested model), unique
+    where the weights' own names repeat."""
+    prefix = f"{layer.name}/"
+    return [w.path[len(prefix) :] if w.path.startswith(prefix) else w.path for w in layer.weights]
 
 
 def raw_dtype_name(dtype, what):
