@@ -587,3 +587,14 @@ def test_layers_whose_weights_share_a_name_round_trip(tmp_path):
     np.testing.assert_array_equal(decoded.predict(x, verbose=0), shared.predict(x, verbose=0))
     names = {p["name"] for p in container.read_header(path, open(path, "rb").read())[0]["parts"]}
     assert {"mha/query/kernel", "mha/attention_output/bias", "sub/d1/kernel"} <= names
+
+
+def test_the_file_holds_no_compile_config(tmp_path):
+    _, shared = _tiny_file(tmp_path)
+    codec.encode(shared, tmp_path / "a.tfdc")
+    shared.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="mse", metrics=["mae"])
+    codec.encode(shared, tmp_path / "b.tfdc")
+    assert (tmp_path / "a.tfdc").read_bytes() == (tmp_path / "b.tfdc").read_bytes()
+    _, parts = container.read(tmp_path / "b.tfdc")
+    assert "compile_config" not in json.loads(zlib.decompress(parts["architecture"]))
+    assert not codec.decode(tmp_path / "b.tfdc").compiled

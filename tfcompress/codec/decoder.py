@@ -21,7 +21,13 @@ from tfcompress.codec import container, huffman
 from tfcompress.codec.container import CodecFileError
 from tfcompress.codec.header import check as check_header
 from tfcompress.codec.relative import from_relative
-from tfcompress.codec.schema import ARCHITECTURE, part_name, raw_dtype, weight_names
+from tfcompress.codec.schema import (
+    ARCHITECTURE,
+    part_name,
+    raw_dtype,
+    weight_names,
+    without_compile,
+)
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import wrapper_name
 
@@ -124,9 +130,7 @@ def _config(path, parts):
         config = json.loads(zlib.decompress(parts[ARCHITECTURE]).decode("utf-8"))
     except (zlib.error, UnicodeDecodeError, ValueError) as e:
         raise CodecFileError(f"{path}: part {ARCHITECTURE!r} does not decode: {e}") from e
-    if isinstance(config, dict):
-        config.pop("compile_config", None)
-    return config
+    return without_compile(config)
 
 
 def _architecture(path, config):

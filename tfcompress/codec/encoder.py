@@ -5,7 +5,8 @@ weights (the codebook index of each surviving weight and filler, Huffman-coded) 
 indices (the relative indices, Huffman-coded; see `relative`). Every other weight (biases,
 unshared kernels, BatchNorm statistics) is stored raw in its own dtype (`schema.raw_dtype_name`;
 a shared kernel's codebook is float32, exact for float16 and bfloat16 layers), and the
-architecture (the Keras config of `strip_shared(model)`) as zlib-compressed JSON.
+architecture (the Keras config of `strip_shared(model)`, without its compile config) as
+zlib-compressed JSON.
 """
 
 import json
@@ -25,6 +26,7 @@ from tfcompress.codec.schema import (
     raw_dtype,
     raw_dtype_name,
     weight_names,
+    without_compile,
 )
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.layer import SharedWeights
@@ -108,7 +110,7 @@ def encode(model, path, *, index_bits=None):
     shared = {layer.layer.name: layer for layer in model.layers if isinstance(layer, SharedWeights)}
     widths = _index_bits(shared, index_bits)
     plain = strip_shared(model)
-    config = keras.saving.serialize_keras_object(plain)
+    config = without_compile(keras.saving.serialize_keras_object(plain))
     parts = [(ARCHITECTURE, zlib.compress(json.dumps(config).encode("utf-8"), 9))]
     layers = []
     for layer in plain.layers:

@@ -18,6 +18,14 @@ def part_name(layer, weight, kind=None):
     return f"{layer}/{weight}" if kind is None else f"{layer}/{weight}/{kind}"
 
 
+def without_compile(config):
+    """A model's Keras `config` without its compile config (optimizer, loss, metrics): the
+    file holds the architecture only, so the same weights give the same bytes."""
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k != "compile_config"}
+    return config
+
+
 def weight_names(layer):
     """The names of `layer`'s weights in the file: their paths inside the layer ("kernel";
     "query/kernel" of a MultiHeadAttention, "dense/kernel" of a nested model), unique
