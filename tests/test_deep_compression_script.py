@@ -69,6 +69,8 @@ BAD = [
     (["--index_bits=pool1=4"], "index_bits names no shared layer: ['pool1']."),
     (["--quality=0.7"], "Give exactly one pruning target: densities, ratio or quality."),
     (["--densities=fc1=1.5"], "densities['fc1'] must be a number in (0, 1]."),
+    (["--densities=fc_1=0.5"], "densities names no prunable layer of model 'lenet5': "
+                               "['fc_1']. Its prunable layers are "),
     (["--epochs=3"], "--epochs: flags of --recipe=prune, not of the deep_compression recipe"),
     (["--method=l1_filter"], "give --method=magnitude. Received: method='l1_filter'"),
 ]  # fmt: skip

@@ -33,7 +33,8 @@ from tfcompress.codec.schema import DEFAULT_INDEX_BITS
 from tfcompress.data.reader import CountOnce
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.model import DEFAULT_BITS, kind_of, resolve_bits
-from tfcompress.sharing.pipeline import check_density
+from tfcompress.sharing.pipeline import check_density, resolve_densities
+from tfcompress.surgery import wrap
 from tfcompress.training import common, devices, inputs, paths, runs, weights
 from tfcompress.training.config import (
     DeviceConfig,
@@ -177,6 +178,14 @@ def layer_bits(model, config):
     return bits, index_bits
 
 
+def check_densities(model, config):
+    """Raises naming the flag when `densities` names a layer the recipe cannot prune (as
+    `sharing.deep_compress` would, but before the run directory is written)."""
+    if config.densities:
+        masked = wrap(model, method="magnitude", exclude=config.exclude)
+        resolve_densities(masked, dict(config.densities))
+
+
 def _optimizer(config, epochs, steps_per_epoch, **changes):
     """A function returning a new SGD of `config` (with `changes`) over `epochs`."""
     stage = dataclasses.replace(config, **changes)
@@ -204,9 +213,9 @@ def _accuracy_label(config, plan):
 def deep_compress(config, context=None):
     """Runs (or resumes) the Deep Compression run `config` describes; returns its result.
 
-    Paths, data, layer names and bits are checked before any training and before anything
-    is written. A restart with the same command resumes after the last finished stage; a
-    finished run (result.json) is not run again.
+    Paths, data, layer names, densities and bits are checked before any training and
+    before anything is written. A restart with the same command resumes after the last
+    finished stage; a finished run (result.json) is not run again.
     """
     from tfcompress.export import keras_file
 
@@ -221,6 +230,7 @@ def deep_compress(config, context=None):
     keras.utils.set_random_seed(config.seed)
     model = weights.build_model(config.model, plan.input_shape)
     bits, index_bits = layer_bits(model, config)
+    check_densities(model, config)
     if config.initialize:
         weights.initialize(model, config.initialize)
     spe = plan.steps_per_epoch
