@@ -172,3 +172,9 @@ def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monke
     # finished: the same command returns the result and trains nothing
     assert training.deep_compress(config) == json.loads(json.dumps(result))
     assert not fits
+    # finished, its file removed: written again (the same bytes), nothing trained
+    written = (path / "model.tfdc").read_bytes()
+    os.remove(path / "model.tfdc")
+    again = training.deep_compress(config)
+    assert (path / "model.tfdc").read_bytes() == written
+    assert again["stages"][:3] == stages[:3] and not fits

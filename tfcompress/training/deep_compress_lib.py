@@ -215,7 +215,8 @@ def deep_compress(config, context=None):
 
     Paths, data, layer names, densities and bits are checked before any training and
     before anything is written. A restart with the same command resumes after the last
-    finished stage; a finished run (result.json) is not run again.
+    finished stage; a finished run (result.json) is not run again, unless its model.tfdc
+    was removed: it is then written again from the shared stage.
     """
     from tfcompress.export import keras_file
 
@@ -225,8 +226,14 @@ def deep_compress(config, context=None):
     record = runs.record_of(config)
     run = runs.RunDirectory(config.checkpoint, context)
     existing = run.check(KIND, record, runs.defaults_of(config))
-    if existing is not None and (done := run.finished()) is not None:
-        return done
+    if existing is not None and os.path.exists(run.file(FILE)):
+        if (done := run.finished()) is not None:
+            return done
+    elif existing is not None and os.path.exists(run.file(runs.RESULT_FILE)):
+        logging.warning(
+            "checkpoint=%r holds a finished run whose %s is missing: it is written again "
+            "(no stage trains again).", run.path, FILE,
+        )  # fmt: skip
     keras.utils.set_random_seed(config.seed)
     model = weights.build_model(config.model, plan.input_shape)
     bits, index_bits = layer_bits(model, config)
