@@ -598,3 +598,16 @@ def test_the_file_holds_no_compile_config(tmp_path):
     _, parts = container.read(tmp_path / "b.tfdc")
     assert "compile_config" not in json.loads(zlib.decompress(parts["architecture"]))
     assert not codec.decode(tmp_path / "b.tfdc").compiled
+
+
+def test_a_sequential_model_with_a_multi_head_attention_round_trips(tmp_path):
+    # a Sequential model's weights' paths start with its name: "seq/mha/query/kernel"
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((3, 8))
+    mha = keras.Model(inp, layers.MultiHeadAttention(2, 4, name="mha")(inp, inp), name="att")
+    model = keras.Sequential(
+        [keras.Input((3, 8)), mha, layers.Flatten(), layers.Dense(3, name="out")], name="seq"
+    )
+    shared = share_weights(model, bits=4)
+    codec.encode(shared, tmp_path / "seq.tfdc")
+    _assert_same_weights(codec.decode(tmp_path / "seq.tfdc"), strip_shared(shared))

@@ -27,11 +27,19 @@ def without_compile(config):
 
 
 def weight_names(layer):
-    """The names of `layer`'s weights in the file: their paths inside the layer ("kernel";
-    "query/kernel" of a MultiHeadAttention, "dense/kernel" of a nested model), unique
-    where the weights' own names repeat."""
-    prefix = f"{layer.name}/"
-    return [w.path[len(prefix) :] if w.path.startswith(prefix) else w.path for w in layer.weights]
+    """The names of `layer`'s weights in the file: their own names ("kernel", "bias") when
+    they differ, else their paths inside the layer ("query/kernel" of a
+    MultiHeadAttention, "dense/kernel" of a nested model): the path after the layer's own
+    name, which a Sequential model puts after its own ("seq/mha/query/kernel")."""
+    names = [w.name for w in layer.weights]
+    if len(set(names)) == len(names):
+        return names
+    out = []
+    for w in layer.weights:
+        steps = w.path.split("/")
+        inside = layer.name in steps[:-1]
+        out.append("/".join(steps[steps.index(layer.name) + 1 :]) if inside else w.path)
+    return out
 
 
 def raw_dtype_name(dtype, what):
