@@ -115,14 +115,11 @@ class SharedWeights(EditedWeights):
         self.mask.assign(mask.astype(self.mask.dtype))
         self._kernel.assign(self.shared_values())
 
-    def call(self, inputs):
-        kernel = self.shared_kernel()
-        trainable = [v.value for v in self.layer.trainable_variables]
-        frozen = [
-            kernel if v is self._kernel else v.value for v in self.layer.non_trainable_variables
-        ]
-        outputs, _ = self.layer.stateless_call(trainable, frozen, inputs)
-        return outputs
+    def edits(self, variable):
+        return variable is self._kernel
+
+    def edited_value(self, variable):
+        return self.shared_kernel()
 
     def get_config(self):
         return {**super().get_config(), "bits": self.bits, "weight_name": self.weight_name}
