@@ -611,3 +611,22 @@ def test_a_sequential_model_with_a_multi_head_attention_round_trips(tmp_path):
     shared = share_weights(model, bits=4)
     codec.encode(shared, tmp_path / "seq.tfdc")
     _assert_same_weights(codec.decode(tmp_path / "seq.tfdc"), strip_shared(shared))
+
+
+def test_a_part_that_inflates_past_the_bound_is_refused_before_it_is_inflated(tmp_path):
+    """The architecture part is zlib-compressed JSON: 70 MB of spaces deflate to ~70 KB, and
+    a crafted part could inflate ~1000x its size; decode stops at MAX_INFLATED_BYTES."""
+    path, _ = _tiny_file(tmp_path)
+    h, p = container.read(path)
+    h.pop("parts")
+    p["architecture"] = zlib.compress(b" " * (container.MAX_INFLATED_BYTES + 2**20), 9)
+    container.write(path, h, list(p.items()))
+    with pytest.raises(
+        CodecFileError,
+        match=rf"{path}: part 'architecture' does not decode: it inflates to more than "
+        rf"{container.MAX_INFLATED_BYTES} bytes",
+    ):
+        codec.decode(path)
+    assert container.inflate(zlib.compress(b"{}")) == b"{}"
+    with pytest.raises(zlib.error, match="truncated"):
+        container.inflate(zlib.compress(b"{" * 100)[:-5])

@@ -119,13 +119,29 @@ def read_header(path, blob):
             f"the preamble says {checksum:#010x}."
         )
     try:
-        header = json.loads(zlib.decompress(text).decode("utf-8"))
+        header = json.loads(inflate(text).decode("utf-8"))
         _check_listing(header)
     except (zlib.error, UnicodeDecodeError, ValueError) as e:
         raise CodecFileError(
             f"{path}: part 'header' does not describe the parts: {type(e).__name__}: {e}"
         ) from e
     return header, start
+
+
+# The most bytes a zlib-compressed JSON part (header, architecture) may inflate to: real
+# ones are kilobytes; deflate expands up to ~1000x, so a crafted part could ask for GBs.
+MAX_INFLATED_BYTES = 64 * 2**20
+
+
+def inflate(data):
+    """`zlib.decompress(data)`, refusing (ValueError) output past `MAX_INFLATED_BYTES`."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_INFLATED_BYTES)
+    if inflater.unconsumed_tail:
+        raise ValueError(f"it inflates to more than {MAX_INFLATED_BYTES} bytes")
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return out
 
 
 def _check_listing(header):

@@ -127,7 +127,7 @@ def _config(path, parts):
     if ARCHITECTURE not in parts:
         raise CodecFileError(f"{path}: part {ARCHITECTURE!r} is not in the file.")
     try:
-        config = json.loads(zlib.decompress(parts[ARCHITECTURE]).decode("utf-8"))
+        config = json.loads(container.inflate(parts[ARCHITECTURE]).decode("utf-8"))
     except (zlib.error, UnicodeDecodeError, ValueError) as e:
         raise CodecFileError(f"{path}: part {ARCHITECTURE!r} does not decode: {e}") from e
     return without_compile(config)
