@@ -283,3 +283,22 @@ def test_a_crafted_journal_is_refused_by_name(tmp_path, journal, message):
         shards.recover_interrupted(str(tmp_path))
     assert str(path) in str(info.value)
     assert (tmp_path / "manifest.json").read_text() == "{}"
+
+
+def test_a_file_is_not_written_over_a_folder_nor_a_folder_over_a_file(tmp_path):
+    """`export.tflite(model, "exported")` onto a SavedModel folder replaced the folder by
+    the file (and a SavedModel written at a file's path replaced the file)."""
+    folder = tmp_path / "exported"
+    _write_folder(folder, {"saved_model.pb": "graph"})
+    with pytest.raises(IsADirectoryError, match=rf"{folder} is a folder, and a file was "
+                       r"written for it: it is left as it is, not replaced"):
+        atomic.atomic_write_bytes(folder, b"tflite")
+    assert _tree(folder) == {"saved_model.pb": "graph"}
+    target = tmp_path / "model.keras"
+    target.write_bytes(b"keras zip")
+    with pytest.raises(NotADirectoryError, match=rf"{target} is a file, and a folder was "
+                       r"written for it"):
+        with atomic.atomic_path(target) as tmp:
+            _write_folder(tmp, {"saved_model.pb": "graph"})
+    assert target.read_bytes() == b"keras zip"
+    assert sorted(os.listdir(tmp_path)) == ["exported", "model.keras"]  # no leftovers

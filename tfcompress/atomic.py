@@ -168,12 +168,19 @@ def _exchange(src, dst):
 
 
 def replace(src, dst):
-    """Puts ``src`` (a file or a folder) at ``dst`` in one rename, over whatever ``dst`` is;
-    never deletes ``dst`` first. ``src`` and ``dst`` must be in the same file system."""
+    """Puts ``src`` (a file or a folder) at ``dst`` in one rename, over a ``dst`` of the same
+    kind (a file over a folder, or a folder over a file, is refused: IsADirectoryError /
+    NotADirectoryError); never deletes ``dst`` first. ``src`` and ``dst`` must be in the same file system."""
     src, dst = os.fspath(src), os.path.abspath(os.fspath(dst)).rstrip(os.sep)
     _fault_point("replace:before")
     src_dir = os.path.isdir(src) and not os.path.islink(src)
     dst_dir = os.path.isdir(dst) and not os.path.islink(dst)
+    if os.path.lexists(dst) and src_dir != dst_dir:  # a .tflite onto a SavedModel folder ...
+        kind = {True: "folder", False: "file"}
+        raise (IsADirectoryError if dst_dir else NotADirectoryError)(
+            f"{dst} is a {kind[dst_dir]}, and a {kind[src_dir]} was written for it: it is "
+            f"left as it is, not replaced. Remove it first or write to another path."
+        )
     if not os.path.lexists(dst) or not (src_dir or dst_dir):
         os.replace(src, dst)  # a file over a file, or anything onto a free name
         _fault_point("replace:done")
