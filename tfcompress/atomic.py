@@ -170,7 +170,8 @@ def _exchange(src, dst):
 def replace(src, dst):
     """Puts ``src`` (a file or a folder) at ``dst`` in one rename, over a ``dst`` of the same
     kind (a file over a folder, or a folder over a file, is refused: IsADirectoryError /
-    NotADirectoryError); never deletes ``dst`` first. ``src`` and ``dst`` must be in the same file system."""
+    NotADirectoryError); never deletes ``dst`` first. ``src`` and ``dst`` must be in the
+    same file system."""
     src, dst = os.fspath(src), os.path.abspath(os.fspath(dst)).rstrip(os.sep)
     _fault_point("replace:before")
     src_dir = os.path.isdir(src) and not os.path.islink(src)
