@@ -133,5 +133,6 @@ def test_loaded_model_links_its_masks_again(tmp_path):
 
 def test_missing_weight_is_named():
     wrapper = MaskedKernel(layers.Dense(3, name="dense_x"), weight_name="gamma")
-    with pytest.raises(ValueError, match="'dense_x' has no trainable weight 'gamma'"):
+    with pytest.raises(ValueError, match=r"'dense_x' has no weight 'gamma'\. Its weights are "
+                       r"\['kernel', 'bias'\]"):
         wrapper(np.ones((1, 4), np.float32))
