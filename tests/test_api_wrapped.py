@@ -136,6 +136,41 @@ def test_magnitude_pruning_ratio_is_keyword_and_named_ratio():
         cb.StructuredPruning(schedules.OneShot(0.5), "taylor")
 
 
+def test_prune_on_magnitude_refuses_channel_arguments():
+    """prune's weight path reads ratio, scope and keep_pruned only; it ignored the rest."""
+    import re
+
+    from tfcompress.pruners import RankingOptions
+
+    masked = tfc.wrap(conv_bn_net(), "magnitude")
+    for given in [dict(threshold=0.1), dict(num_remove=2), dict(min_channels=4),
+                  dict(round_to=8), dict(rule="strict_quantile"), dict(normalize="l2"),
+                  dict(criterion="l1_filter"), dict(data=[(np.zeros((2, 16, 16, 3)), [0, 1])])]:
+        (name, value), = given.items()
+        with pytest.raises(ValueError, match=re.escape(
+                f"Model '{masked.name}' was wrapped with method='magnitude', which prunes "
+                "weights, not channels: prune reads only ratio, scope and keep_pruned (or "
+                f"options=RankingOptions(ratio, scope=...)) for it; {name} is for channel "
+                f"pruning. Received: {name}=")):
+            tfc.prune(masked, 0.5, **given)
+    with pytest.raises(ValueError, match=re.escape(
+            "round_to, threshold are for channel pruning. Received: round_to=8, "
+            "threshold=0.1")):
+        tfc.prune(masked, threshold=0.1, round_to=8)
+    with pytest.raises(ValueError, match=re.escape(
+            "options.min_channels is for channel pruning. Received: options.min_channels=4")):
+        tfc.prune(masked, 0.5, options=RankingOptions(min_channels=4))
+    with pytest.raises(ValueError, match=r"not both.*'scope': 'global'"):
+        tfc.prune(masked, options=RankingOptions(0.5), scope="global")
+    with pytest.raises(ValueError, match=re.escape(
+            f"prune needs ratio, the fraction of weights to remove, for model '{masked.name}' "
+            "(method='magnitude'); Han's quality rule is "
+            "tfcompress.pruners.prune_weights(masked, quality=q). Received: ratio=None")):
+        tfc.prune(masked)
+    sparsity = tfc.prune(masked, options=RankingOptions(0.5, scope="global")).weight_sparsity
+    assert max(sparsity.values()) - min(sparsity.values()) > 0.05  # one global threshold
+
+
 def test_magnitude_masks_depthwise_separable_and_embedding_weights(tmp_path):
     """Han et al. prune every weight matrix: a depthwise kernel, both kernels of a
     separable conv and an embedding table are masked as conv and dense kernels are."""

@@ -67,7 +67,9 @@ def prune(
 
     The model's method and exclude list are those it was wrapped with
     (`tfcompress.methods.wrapping_of`): `wrap(model, method="taylor")` then
-    `prune(masked, ratio=0.5, data=ds)` ranks by Taylor importance.
+    `prune(masked, ratio=0.5, data=ds)` ranks by Taylor importance. A model wrapped with
+    "magnitude" has its weights pruned: `ratio`, `scope` and `keep_pruned` (or `options`
+    with only its ratio and scope set) are all that apply, and any other argument is refused.
 
     Args:
         masked: a model returned by `tfcompress.wrap`.
@@ -112,18 +114,16 @@ def prune(
     Returns:
         The `PruningPlan` that was applied.
     """
+    given_criterion = criterion
     record, criterion = methods.resolve(masked, method, criterion)
     if not record.structured:
-        if (budget, cost_table, only) != ("channels", None, None):
-            raise ValueError(
-                f"budget, cost_table and only choose channels; method {record.name!r} prunes "
-                f"weights. Received: budget={budget!r}, cost_table={cost_table!r}, "
-                f"only={only!r}"
-            )
-        scope = scope if options is None else options.scope
-        ratio = ratio if options is None or ratio is not None else options.ratio
-        achieved = prune_weights(masked, ratio=ratio, keep_pruned=keep_pruned, scope=scope)
-        return PruningPlan(weight_sparsity=achieved)
+        unused = {
+            "data": data, "criterion": given_criterion, "min_channels": min_channels,
+            "round_to": round_to, "threshold": threshold, "num_remove": num_remove,
+            "normalize": normalize, "rule": rule, "budget": budget, "cost_table": cost_table,
+            "only": only,
+        }
+        return _prune_weights(masked, record, ratio, options, scope, keep_pruned, unused)
     given = options is not None
     options = ranking_options(
         options,
@@ -152,3 +152,49 @@ def prune(
     plan = chosen.plan(graph, sites, scores, options.ratio, alive=alive)
     apply_plan(masked, plan)
     return plan
+
+
+# The value of each argument of `prune` that its weight (magnitude) path leaves unread.
+_WEIGHT_PATH_UNUSED = {
+    **{k: v for k, v in LOOSE_DEFAULTS.items() if k != "scope"},
+    "data": None,
+    "criterion": None,
+    "budget": "channels",
+    "cost_table": None,
+    "only": None,
+}
+
+
+def _given(value, default):
+    """Whether `value` differs from an argument's `default` (data may be an array)."""
+    return value is not None if default is None else value != default
+
+
+def _prune_weights(masked, record, ratio, options, scope, keep_pruned, arguments):
+    """`prune` for an unstructured method: `ratio` (or `options.ratio`) of the weights,
+    per layer or global (`scope`); every other argument (`arguments`, by name) refused."""
+    unread = {k: v for k, v in arguments.items() if _given(v, _WEIGHT_PATH_UNUSED[k])}
+    if isinstance(options, ranking.RankingOptions):
+        default = ranking.RankingOptions()
+        unread.update({
+            f"options.{k}": getattr(options, k) for k in LOOSE_DEFAULTS
+            if k != "scope" and _given(getattr(options, k), getattr(default, k))
+        })
+    if unread:
+        received = ", ".join(f"{k}={v!r}" for k, v in unread.items())
+        raise ValueError(
+            f"Model '{masked.name}' was wrapped with method={record.name!r}, which prunes "
+            f"weights, not channels: prune reads only ratio, scope and keep_pruned (or "
+            f"options=RankingOptions(ratio, scope=...)) for it; {', '.join(unread)} "
+            f"{'is' if len(unread) == 1 else 'are'} for channel pruning. Received: {received}"
+        )
+    options = ranking_options(options, ratio, scope=scope)
+    if options.ratio is None:
+        raise ValueError(
+            f"prune needs ratio, the fraction of weights to remove, for model "
+            f"'{masked.name}' (method={record.name!r}); Han's quality rule is "
+            "tfcompress.pruners.prune_weights(masked, quality=q). Received: ratio=None"
+        )
+    achieved = prune_weights(masked, ratio=options.ratio, keep_pruned=keep_pruned,
+                             scope=options.scope)
+    return PruningPlan(weight_sparsity=achieved)
