@@ -147,3 +147,39 @@ def test_pruned_channels_stay_pruned_under_a_lower_ratio():
     tfc.pruners.prune_weights(weights, 0.5)
     sparsity = tfc.pruners.prune_weights(weights, 0.25)  # keep_pruned=True by default
     assert min(sparsity.values()) >= 0.5  # (0.25 before: half the masked weights back)
+
+
+def test_the_methods_min_channels_applies_however_the_options_come():
+    """soft_topk's min_channels (8) applied to loose arguments only: options= and
+    ratio_for_compression ranked with 1, so the budget search predicted other channels
+    than prune kept."""
+    from tfcompress import callbacks, schedules
+
+    from .pruning_models import conv_bn_net
+
+    def wrapped():
+        return tfc.wrap(conv_bn_net(widths=(12, 12, 24)), "soft_topk")
+
+    def kept(masked):
+        return [len(v) for v in tfc.plan_from_masks(masked).keep.values()]
+
+    assert RankingOptions().min_channels is None
+    loose, given = wrapped(), wrapped()
+    tfc.prune(loose, 0.75)
+    tfc.prune(given, options=RankingOptions(0.75))
+    assert kept(loose) == kept(given) == [8, 8, 8]
+    explicit = wrapped()
+    tfc.prune(explicit, options=RankingOptions(0.75, min_channels=2))
+    assert kept(explicit) == [3, 3, 6]
+    strict = wrapped()  # the strict rule applies no floor, the method's neither
+    tfc.prune(strict, options=RankingOptions(0.5, rule="strict_quantile"))
+    assert kept(strict) == [5, 5, 11]
+    callback = callbacks.StructuredPruning(schedules.OneShot(0.75), options=RankingOptions())
+    callback.set_model(wrapped())
+    callback.on_train_begin()
+    callback.prune_now(0.75)
+    assert list(callback.kept_channels().values()) == [8, 8, 8]
+    masked = wrapped()
+    ratio, predicted = tfc.pruners.ratio_for_compression(masked, 1.5)
+    tfc.prune(masked, ratio)
+    assert tfc.strip(masked).count_params() == predicted

@@ -243,6 +243,17 @@ def default_normalize(criterion, scope):
     return "none"
 
 
+def with_method_defaults(options, record, criterion):
+    """`options` (a `tfcompress.pruners.ranking.RankingOptions`) with what the user left
+    None filled in from the method: `min_channels` with `record.min_channels` (a `Method`)
+    and `normalize` with `default_normalize(criterion, options.scope)`. The one place a
+    method's ranking defaults apply: `prune`, `StructuredPruning` and
+    `ratio_for_compression` (whether the options came loose or as `options=`)."""
+    return options.with_defaults(
+        normalize=default_normalize(criterion, options.scope), min_channels=record.min_channels
+    )
+
+
 def get(name):
     """The `Method` registered as `name`; raises naming the known ones."""
     registry = _registry()

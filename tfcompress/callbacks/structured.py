@@ -1,7 +1,5 @@
 """`StructuredPruning`: channel pruning (l1_filter, taylor, slimming) during `fit`."""
 
-import dataclasses
-
 import keras
 
 from tfcompress import methods
@@ -105,7 +103,6 @@ class StructuredPruning(keras.callbacks.Callback):
                 "StructuredPruning prunes channels; method must be a structured method. "
                 f"Received: method={method!r}"
             )
-        given = options is not None
         options = ranking_options(
             options,
             scope=scope,
@@ -124,7 +121,6 @@ class StructuredPruning(keras.callbacks.Callback):
         self.schedule = schedule
         self.method = method
         self.criterion = criterion
-        self._method_min_channels = not given and min_channels is None
         self.options = options  # as given: None normalize / min_channels are the method's
         self.events = []  # (step, kept channels) of each pruning step of this run
         self._due = DueEvents()
@@ -139,12 +135,7 @@ class StructuredPruning(keras.callbacks.Callback):
                 f"StructuredPruning prunes channels, but model '{self.model.name}' was "
                 f"wrapped with method={record.name!r}. Use MagnitudePruning."
             )
-        options = self.options
-        if self._method_min_channels:
-            options = dataclasses.replace(options, min_channels=record.min_channels)
-        self._options = options.with_defaults(
-            normalize=methods.default_normalize(self._criterion, options.scope)
-        )
+        self._options = methods.with_method_defaults(self.options, record, self._criterion)
         self._graph = methods.graph_of(self.model)
         self._budget = budgets.Budget.bind(
             self.budget, self.model, self._graph, self._options, cost_table=self.cost_table,

@@ -9,7 +9,7 @@ from tfcompress import methods
 from tfcompress.layers import ChannelMask
 from tfcompress.numbers import is_number
 from tfcompress.pruners import ranking
-from tfcompress.pruners.scores import default_normalize, score_groups
+from tfcompress.pruners.scores import score_groups
 
 
 def compact_params(graph, keep_components):
@@ -58,7 +58,8 @@ def ratio_for_compression(
             training; see `tfcompress.methods`).
         data: batches for data-driven criteria.
         options: a `ranking.RankingOptions` (its ratio is what is searched; left None);
-            a None `normalize` becomes the criterion's default for the scope.
+            a None `min_channels` or `normalize` becomes the method's, as in `prune`
+            (`tfcompress.methods.with_method_defaults`).
         tolerance: bisection stops when the ratio is known this closely.
 
     Returns:
@@ -68,10 +69,9 @@ def ratio_for_compression(
         raise ValueError(
             f"compression must be a finite number >= 1. Received: compression={compression!r}"
         )
-    if criterion is None:
-        criterion = methods.resolve(masked, caller="ratio_for_compression")[0].budget_criterion
-    options = _search_options(options)
-    options = options.with_defaults(normalize=default_normalize(criterion, options.scope))
+    record, _ = methods.resolve(masked, None, criterion, caller="ratio_for_compression")
+    criterion = criterion or record.budget_criterion
+    options = methods.with_method_defaults(_search_options(options), record, criterion)
     graph, sites, scores = score_groups(masked, method=criterion, data=data)
     full = compact_params(graph, np.ones(graph.num_components, bool))
     ratio, _, params = ratio_for_params(

@@ -8,8 +8,9 @@ from tfcompress.pruners.plan import PruningPlan, apply_plan
 from tfcompress.pruners.scores import alive_channels, score_groups
 from tfcompress.pruners.weights import prune_weights
 
-# The loose ranking arguments of `prune` and `StructuredPruning`, and their defaults
-# (None min_channels: the method's). `options=` (a `RankingOptions`) replaces them all.
+# The loose ranking arguments of `prune` and `StructuredPruning`, and their defaults, those
+# of `RankingOptions` (None min_channels / normalize: the method's, filled in by
+# `methods.with_method_defaults`). `options=` (a `RankingOptions`) replaces them all.
 LOOSE_DEFAULTS = {
     "scope": "local",
     "min_channels": None,
@@ -24,12 +25,11 @@ LOOSE_DEFAULTS = {
 def ranking_options(options, ratio=None, **loose):
     """One `RankingOptions`: `options` (with `ratio` filled in, if given) or one made of
     the loose arguments; giving both is an error naming the loose ones. A None
-    `min_channels` stays to be filled in with the method's (`with_min_channels`)."""
+    `min_channels` or `normalize` stays, to be filled in with the method's
+    (`tfcompress.methods.with_method_defaults`)."""
     changed = {k: v for k, v in loose.items() if v != LOOSE_DEFAULTS[k]}
     if options is None:
-        args = {**LOOSE_DEFAULTS, **loose}
-        args["min_channels"] = 1 if args["min_channels"] is None else args["min_channels"]
-        return ranking.RankingOptions(ratio, **args)
+        return ranking.RankingOptions(ratio, **{**LOOSE_DEFAULTS, **loose})
     if not isinstance(options, ranking.RankingOptions):
         raise TypeError(
             "options must be a tfcompress.pruners.ranking.RankingOptions. "
@@ -124,7 +124,6 @@ def prune(
             "only": only,
         }
         return _prune_weights(masked, record, ratio, options, scope, keep_pruned, unused)
-    given = options is not None
     options = ranking_options(
         options,
         ratio,
@@ -136,12 +135,8 @@ def prune(
         normalize=normalize,
         rule=rule,
     )
-    if not given and min_channels is None:
-        options = dataclasses.replace(options, min_channels=record.min_channels)
     given_normalize = options.normalize
-    options = options.with_defaults(
-        normalize=methods.default_normalize(criterion, options.scope)
-    )
+    options = methods.with_method_defaults(options, record, criterion)
     options.check_amount()
     budgets.check_budget(budget, options, cost_table, only)
     graph = methods.graph_of(masked)

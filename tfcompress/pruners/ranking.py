@@ -45,7 +45,10 @@ class RankingOptions:
         ratio: fraction in [0, 1) of channels to remove (per group, or of the pool).
         scope: "local" (each group on its own) or "global" (one ranking of all groups).
         min_channels: never keep fewer channels in a group (or all, if it has fewer).
-            `rule="safe"` only.
+            `rule="safe"` only. None (default): the method's
+            (`tfcompress.methods.Method.min_channels`), filled in by whoever knows the
+            method with `tfcompress.methods.with_method_defaults` (`select` reads a
+            leftover None as 1).
         round_to: round each group's kept count up to a multiple of this.
         threshold: remove channels scoring below it (after `normalize`).
         num_remove: remove this many more channels (per group, or from the pool).
@@ -65,7 +68,7 @@ class RankingOptions:
     ratio: float = None
     _: dataclasses.KW_ONLY
     scope: str = "local"
-    min_channels: int = 1
+    min_channels: int = None
     round_to: int = 1
     threshold: float = None
     num_remove: int = None
@@ -98,7 +101,9 @@ class RankingOptions:
                 f"num_remove must be an integer >= 0. Received: num_remove={num_remove!r}"
             )
         check_scope(self.scope)
-        if not is_int(self.min_channels) or self.min_channels < 1:
+        if self.min_channels is not None and (
+            not is_int(self.min_channels) or self.min_channels < 1
+        ):
             raise ValueError(
                 "min_channels must be an integer >= 1. "
                 f"Received: min_channels={self.min_channels!r}"
@@ -119,18 +124,23 @@ class RankingOptions:
                 "rule='strict_quantile' cuts at a ratio; it takes no threshold or num_remove. "
                 f"Received: threshold={threshold!r}, num_remove={num_remove!r}"
             )
-        if self.rule == "strict_quantile" and self.min_channels != 1:
+        if self.rule == "strict_quantile" and self.min_channels not in (None, 1):
             raise ValueError(
                 "rule='strict_quantile' applies no channel floor (it may empty a group, as "
                 "vggprune.py does); use rule='safe' for min_channels. Received: "
                 f"min_channels={self.min_channels!r}"
             )
 
-    def with_defaults(self, *, normalize):
-        """These options, with `normalize` filled in if it was left None."""
-        if self.normalize is not None:
-            return self
-        return dataclasses.replace(self, normalize=normalize)
+    def with_defaults(self, *, normalize=None, min_channels=None):
+        """These options, with `normalize` and `min_channels` filled in where they were
+        left None (`rule="strict_quantile"` applies no floor: its min_channels is 1)."""
+        if self.rule == "strict_quantile":
+            min_channels = 1
+        return dataclasses.replace(
+            self,
+            normalize=normalize if self.normalize is None else self.normalize,
+            min_channels=min_channels if self.min_channels is None else self.min_channels,
+        )
 
     def with_ratio(self, ratio):
         """These options removing `ratio` (threshold / num_remove, if set, win: a
@@ -185,6 +195,8 @@ def select(scores, options, *, alive=None):
             f"Received: options={options!r}"
         )
     options.check_amount()
+    if options.min_channels is None:
+        options = dataclasses.replace(options, min_channels=1)
     normalize = NORMALIZERS[options.normalize or "none"]
     iterative = alive is not None
     alive = {
