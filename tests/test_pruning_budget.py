@@ -50,6 +50,33 @@ def test_prune_with_a_params_budget_keeps_what_the_callback_keeps():
         tfc.prune(by_prune, 0.5, budget="params", cost_table=object())
 
 
+def test_an_unreachable_params_budget_raises_naming_the_most_that_can_be_removed():
+    # prune(0.9, budget="params", min_channels=8) removed 0.321 of the parameters, silently
+    masked = tfc.wrap(conv_bn_net(widths=(8, 8, 16)), "l1_filter")
+    reach = ("the most a ranking can remove leaves 1356 of 1996 parameters (1.47x fewer, "
+             "0.321 of them removed); of these, min_channels=8 keeps 1309; the other 47 are "
+             "those of the channels no mask may remove (model inputs and outputs, pinned or "
+             "excluded layers) and of the one channel every group keeps.")
+    asked = ("No ratio reaches ratio=0.9 of the parameters removed (budget='params') in "
+             "model 'conv_bn_net': ")
+    with pytest.raises(ValueError, match=re.escape(asked + reach)):
+        tfc.prune(masked, 0.9, budget="params", min_channels=8)
+    callback = cb.StructuredPruning(schedules.OneShot(0.9), min_channels=8, budget="params")
+    callback.set_model(masked)
+    callback.on_train_begin()
+    with pytest.raises(ValueError, match=re.escape(asked + reach)):
+        callback.prune_now(0.9)
+    assert [len(k) for k in tfc.plan_from_masks(masked).keep.values()] == [8, 8, 16]
+    with pytest.raises(ValueError, match=re.escape(
+            "No ratio reaches 10x fewer parameters in model 'conv_bn_net': " + reach)):
+        tfc.pruners.ratio_for_compression(
+            masked, 10, options=ranking.RankingOptions(min_channels=8))
+    with pytest.raises(ValueError, match=re.escape(
+            "leaves 47 of 1996 parameters (42.5x fewer, 0.976 of them removed); of these, 47 "
+            "are those of the channels no mask may remove")):
+        tfc.prune(masked, 0.99, budget="params")
+
+
 def test_params_budget_rejects_counts_and_thresholds():
     with pytest.raises(ValueError, match="budget='params'"):
         cb.StructuredPruning(schedules.OneShot(0.5), method="taylor", num_remove=2, budget="params")

@@ -54,7 +54,9 @@ class StructuredPruning(keras.callbacks.Callback):
             to remove, per group or of the global pool) or "params" (the fraction of the
             model's parameters to remove: each pruning step removes the fewest
             lowest-ranked channels that leave at most `(1 - ratio) x` the parameters, so
-            an iterative global ranking ends at the parameter target it was given), or
+            an iterative global ranking ends at the parameter target it was given; a
+            step whose target no ratio reaches raises, naming the most that can be
+            removed, as `ratio_for_compression` does), or
             "latency" (the fraction of the predicted latency to remove, read from
             `cost_table`: each pruning step keeps the channels
             `tfcompress.pruners.plan_for_latency` would, from the channels still kept,

@@ -74,14 +74,10 @@ def ratio_for_compression(
     options = methods.with_method_defaults(_search_options(options), record, criterion)
     graph, sites, scores = score_groups(masked, method=criterion, data=data)
     full = compact_params(graph, np.ones(graph.num_components, bool))
-    ratio, _, params = ratio_for_params(
-        graph, sites, scores, full / compression, options, tolerance=tolerance
+    ratio, _, params = reach_params(
+        graph, sites, scores, full / compression, options, tolerance=tolerance,
+        target=f"{compression}x fewer parameters", model_name=masked.name, full=full,
     )
-    if ratio is None:
-        raise ValueError(
-            f"No ratio reaches {compression}x fewer parameters in model '{masked.name}': "
-            f"at ratio 0.999 it keeps {params} of {full} (pinned layers)."
-        )
     return ratio, params
 
 
@@ -129,3 +125,37 @@ def ratio_for_params(graph, sites, scores, max_params, options=None, *, alive=No
         else:
             lo = mid
     return hi, keep, params
+
+
+def reach_params(graph, sites, scores, max_params, options, *, target, model_name, full,
+                 alive=None, tolerance=1e-3):
+    """`ratio_for_params`, raising when no ratio leaves at most `max_params` parameters:
+    the error names `target` (what was asked), the model, the most a ranking can remove of
+    the `full` parameters, and what keeps the rest (`min_channels` / `round_to`, the
+    channels no mask may remove)."""
+    ratio, keep, params = ratio_for_params(
+        graph, sites, scores, max_params, options, alive=alive, tolerance=tolerance
+    )
+    if ratio is not None:
+        return ratio, keep, params
+    bare = dataclasses.replace(options, ratio=0.999, min_channels=1, round_to=1)
+    floor = compact_params(
+        graph, keep_to_components(graph, sites, ranking.select(scores, bare, alive=alive))
+    )
+    causes = []
+    if params > floor:
+        floors = " and ".join(
+            f"{k}={v!r}" for k, v in (("min_channels", options.min_channels),
+                                      ("round_to", options.round_to)) if v not in (None, 1)
+        )
+        causes.append(f"{floors} keep{'s' if ' and ' not in floors else ''} {params - floor}")
+    causes.append(
+        f"{'the other ' if causes else ''}{floor} are those of the channels no mask may "
+        "remove (model inputs and outputs, pinned or excluded layers) and of the one "
+        "channel every group keeps"
+    )
+    raise ValueError(
+        f"No ratio reaches {target} in model '{model_name}': the most a ranking can remove "
+        f"leaves {params} of {full} parameters ({full / params:.3g}x fewer, "
+        f"{1 - params / full:.3f} of them removed); of these, {'; '.join(causes)}."
+    )

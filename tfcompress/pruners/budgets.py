@@ -19,7 +19,7 @@ import numpy as np
 from tfcompress import methods
 from tfcompress.latency import CostTable, Predictor
 from tfcompress.pruners import ranking
-from tfcompress.pruners.budget import compact_params, ratio_for_params
+from tfcompress.pruners.budget import compact_params, reach_params
 from tfcompress.pruners.latency_budget import budget_from_scores, cut_groups
 from tfcompress.pruners.scores import plan_for
 from tfcompress.surgery.masks import mask_sites
@@ -85,6 +85,7 @@ class Budget:
     cut: object = None
     full_params: int = None
     last: object = None
+    model_name: str = None
 
     @classmethod
     def bind(cls, kind, masked, graph, options, *, cost_table=None, only=None,
@@ -94,7 +95,7 @@ class Budget:
         latency budget ranks all groups together: with `normalize` (as given) or else the
         global normalisation of the method ranking by `criterion`."""
         latency_normalize = normalize or methods.default_normalize(criterion, "global")
-        budget = cls(kind, options, cost_table, latency_normalize)
+        budget = cls(kind, options, cost_table, latency_normalize, model_name=masked.name)
         if kind == "latency":
             Predictor(graph, cost_table, {})  # raises if the table is another model's
             budget.cut = cut_groups(masked, mask_sites(graph), only)
@@ -104,7 +105,8 @@ class Budget:
 
     def plan(self, graph, sites, scores, ratio, alive=None):
         """The plan removing `ratio` of what the budget counts (`alive`: channels already
-        pruned stay pruned)."""
+        pruned stay pruned); raises naming the most that can be removed when even the
+        highest ratio removes too little (budget "params", as `ratio_for_compression`)."""
         if self.kind == "latency":
             self.last = budget_from_scores(
                 graph, sites, scores, self.cost_table, target_latency=1.0 - ratio,
@@ -113,8 +115,10 @@ class Budget:
             return self.last.plan
         if self.kind == "params":
             max_params = (1.0 - ratio) * self.full_params
-            _, keep, _ = ratio_for_params(graph, sites, scores, max_params, self.options,
-                                          alive=alive)
+            _, keep, _ = reach_params(
+                graph, sites, scores, max_params, self.options, alive=alive,
+                target=f"ratio={ratio:g} of the parameters removed (budget='params')",
+                model_name=self.model_name, full=self.full_params)
             return plan_for(sites, keep)
         return plan_for(sites, ranking.select(scores, self.options.with_ratio(ratio),
                                               alive=alive))

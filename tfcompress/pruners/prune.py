@@ -102,10 +102,12 @@ def prune(
             (iterative pruning).
         budget: what `ratio` counts (`tfcompress.pruners.budgets`, the same list as
             `StructuredPruning`'s): "channels" (default), "params" (the fraction of the
-            model's parameters to remove) or "latency" (the fraction of the latency
-            `cost_table` predicts to remove: the channels `plan_for_latency` keeps, in
-            multiples of the table's `multiple`; ranked globally, normalised as for a
-            global ranking by default). Not with `num_remove` / `threshold`.
+            model's parameters to remove; a fraction no ratio reaches raises, naming the
+            most that can be removed and what keeps the rest) or "latency" (the fraction
+            of the latency `cost_table` predicts to remove: the channels
+            `plan_for_latency` keeps, in multiples of the table's `multiple`; ranked
+            globally, normalised as for a global ranking by default). Not with
+            `num_remove` / `threshold`.
         cost_table: the `tfcompress.latency.CostTable` of the model; budget="latency"
             only, which needs it (the prediction after: `predict_masked`).
         only: budget="latency" only: cut only the groups of these mask layers (names or
