@@ -1,5 +1,7 @@
 """Every bad input gives a clear error naming the thing and the value."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -139,6 +141,27 @@ def test_plan_naming_unknown_mask():
     masked = tfc.wrap(_small())
     with pytest.raises(ValueError, match="names mask layer 'ghost_mask'"):
         tfc.apply_plan(masked, tfc.PruningPlan(keep={"ghost_mask": [0]}))
+
+
+@pytest.mark.parametrize("keep, problem", [
+    ([True, False, True, True], "holds keep flags; it lists the kept channel indices "
+                                "(np.flatnonzero(flags).tolist())"),
+    ([-1], "holds -1, outside the layer's channels [0, 4)"),
+    ([4], "holds 4, outside the layer's channels [0, 4)"),
+    ([2.9], "holds 2.9, not an integer channel index"),
+    ([1, 1], "holds 1 twice"),
+    ("01", "is not a list of channel indices"),
+])
+def test_plan_keep_lists_are_distinct_channel_indices(keep, problem):
+    # flags were read as indices ([T, F, T, T] kept [0, 1]), -1 wrapped, 2.9 truncated
+    masked = tfc.wrap(_small())
+    with pytest.raises(ValueError, match=re.escape(
+            f"The plan's keep list of mask layer 'conv_a_mask' {problem}. "
+            f"Received: keep['conv_a_mask']={keep!r}")):
+        tfc.apply_plan(masked, tfc.PruningPlan(keep={"conv_a_mask": keep}))
+    assert tfc.plan_from_masks(masked).keep == {"conv_a_mask": [0, 1, 2, 3]}
+    tfc.apply_plan(masked, tfc.PruningPlan(keep={"conv_a_mask": np.array([3, 0])}))
+    assert tfc.plan_from_masks(masked).keep == {"conv_a_mask": [0, 3]}
 
 
 def test_bad_mask_units_and_maps():

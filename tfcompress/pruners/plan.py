@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from tfcompress.graph.trace import layers_of
+from tfcompress.numbers import is_int
 
 
 @dataclasses.dataclass
@@ -28,10 +29,13 @@ class PruningPlan:
 
 
 def apply_plan(masked, plan):
-    """Sets the masks of `masked` to `plan` (unknown mask names raise)."""
+    """Sets the masks of `masked` to `plan`. Checked first, nothing set if any is wrong:
+    every name must be a mask layer of `masked`, and its keep list distinct integer
+    channel indices in [0, units) (not keep flags: `np.flatnonzero(flags).tolist()`)."""
     from tfcompress.layers import ChannelMask  # local: layers import keras
 
     by_name = {layer.name: layer for layer in layers_of(masked)}
+    values = {}
     for name, kept in plan.keep.items():
         layer = by_name.get(name)
         if not isinstance(layer, ChannelMask):
@@ -39,9 +43,43 @@ def apply_plan(masked, plan):
                 f"The plan names mask layer '{name}', which is not a mask layer of model "
                 f"'{masked.name}'."
             )
-        values = np.zeros(layer.units, np.float32)
-        values[np.asarray(kept, dtype=np.int64)] = 1.0
-        layer.mask.assign(values)
+        values[layer] = np.zeros(layer.units, np.float32)
+        values[layer][_indices(name, kept, layer.units)] = 1.0
+    for layer, value in values.items():
+        layer.mask.assign(value)
+
+
+def _indices(name, kept, units):
+    """`kept` (the keep list of mask layer `name`) as a list of ints; raises naming the
+    first value that is not a distinct channel index in [0, units)."""
+    problem = None
+    if isinstance(kept, np.ndarray) and kept.ndim == 1:
+        kept = kept.tolist()
+    if not isinstance(kept, (list, tuple)):
+        problem = "is not a list of channel indices"
+    elif kept and all(isinstance(v, (bool, np.bool_)) for v in kept):
+        problem = (
+            "holds keep flags; it lists the kept channel indices "
+            "(np.flatnonzero(flags).tolist())"
+        )
+    else:
+        seen = set()
+        for v in kept:
+            if not is_int(v):
+                problem = f"holds {v!r}, not an integer channel index"
+            elif not 0 <= v < units:
+                problem = f"holds {v!r}, outside the layer's channels [0, {units})"
+            elif v in seen:
+                problem = f"holds {v!r} twice"
+            if problem:
+                break
+            seen.add(v)
+    if problem:
+        raise ValueError(
+            f"The plan's keep list of mask layer '{name}' {problem}. "
+            f"Received: keep[{name!r}]={kept!r}"
+        )
+    return [int(v) for v in kept]
 
 
 def plan_from_masks(masked):
