@@ -239,6 +239,33 @@ def test_prune_with_a_latency_budget_plans_as_the_callback():
         tfc.prune(magnitude, 0.5, budget="latency", cost_table=_table())
 
 
+def test_latency_step_ranks_by_the_wrapped_criterion():
+    # prune's docstring said it keeps "the channels plan_for_latency keeps"; on a taylor
+    # model plan_for_latency ranks by the budget criterion (l1_filter), the step by taylor
+    from tfcompress import callbacks, schedules
+
+    masked = tfc.wrap(_net(), "taylor")
+    for name, scores in (("conv_a_mask", A_SCORES), ("conv_b_mask", B_SCORES)):
+        masked.get_layer(name).score.assign(scores[::-1])  # taylor reverses l1's order
+    by_taylor = plan_for_latency(masked, _table(), target_latency=0.5, criterion="taylor")
+    by_default = plan_for_latency(masked, _table(), target_latency=0.5)
+    assert by_taylor.plan.keep != by_default.plan.keep
+    assert by_default.plan.keep == plan_for_latency(
+        masked, _table(), target_latency=0.5, criterion="l1_filter").plan.keep
+    assert tfc.prune(masked, 0.5, budget="latency", cost_table=_table()).keep == (
+        by_taylor.plan.keep)
+    assert tfc.prune(masked, 0.5, budget="latency", cost_table=_table(),
+                     criterion="l1_filter").keep == by_default.plan.keep
+    callback = callbacks.StructuredPruning(schedules.OneShot(0.5), budget="latency",
+                                           cost_table=_table())
+    callback.set_model(tfc.wrap(_net(), "taylor"))
+    for name, scores in (("conv_a_mask", A_SCORES), ("conv_b_mask", B_SCORES)):
+        callback.model.get_layer(name).score.assign(scores[::-1])
+    callback.on_train_begin()
+    callback.prune_now(0.5)
+    assert tfc.plan_from_masks(callback.model).keep == by_taylor.plan.keep
+
+
 def test_structured_pruning_only_is_refused_by_name():
     from tfcompress import callbacks, schedules
 

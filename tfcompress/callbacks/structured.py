@@ -62,7 +62,9 @@ class StructuredPruning(keras.callbacks.Callback):
             `tfcompress.pruners.plan_for_latency` would, from the channels still kept,
             until the prediction is at most `(1 - ratio) x` the unpruned model's; kept
             counts are multiples of the table's `multiple`, and the ranking is global,
-            normalised as for a global ranking by default). A target in milliseconds
+            normalised as for a global ranking by default, by the callback's criterion
+            (the wrapped method's, e.g. "taylor", not `plan_for_latency`'s default, the
+            method's `budget_criterion`). A target in milliseconds
             `t` is the ratio `1 - t / cost_table.full_ms()`.
         cost_table: the `tfcompress.latency.CostTable` of the unwrapped model (measured
             with `tfcompress.latency.measure_cost_table` at the serving batch and

@@ -9,7 +9,9 @@ place a ratio becomes the channels to keep, for `tfcompress.prune` (one step) an
         (`tfcompress.pruners.budget.ratio_for_params`);
     "latency": the fraction of the predicted latency to remove, read from a
         `tfcompress.latency.CostTable`: the channels `plan_for_latency` keeps for a target
-        of `(1 - ratio) x` the unpruned prediction.
+        of `(1 - ratio) x` the unpruned prediction, ranked by the criterion the step
+        ranks by (the wrapped method's, not `plan_for_latency`'s default
+        `budget_criterion`).
 """
 
 import dataclasses

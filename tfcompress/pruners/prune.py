@@ -105,9 +105,12 @@ def prune(
             model's parameters to remove; a fraction no ratio reaches raises, naming the
             most that can be removed and what keeps the rest) or "latency" (the fraction
             of the latency `cost_table` predicts to remove: the channels
-            `plan_for_latency` keeps, in multiples of the table's `multiple`; ranked
-            globally, normalised as for a global ranking by default). Not with
-            `num_remove` / `threshold`.
+            `plan_for_latency(..., criterion=c)` keeps, `c` being the criterion this
+            prune ranks by -- the wrapped method's ("taylor" for taylor) or `criterion` --
+            where `plan_for_latency` by default ranks by the method's `budget_criterion`
+            ("l1_filter" for taylor); kept counts are multiples of the table's
+            `multiple`; ranked globally, normalised as for a global ranking by
+            default). Not with `num_remove` / `threshold`.
         cost_table: the `tfcompress.latency.CostTable` of the model; budget="latency"
             only, which needs it (the prediction after: `predict_masked`).
         only: budget="latency" only: cut only the groups of these mask layers (names or
