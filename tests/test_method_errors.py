@@ -1,5 +1,7 @@
 """Bad input to the pruning methods gives a clear error naming the value."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -91,6 +93,26 @@ def test_taylor_data_as_fit_takes_it():
         masked = compile_model(tfc.wrap(conv_bn_net(), "taylor"))
         plans.append(tfc.prune(masked, 0.5, data=given).keep)
     assert plans[0] == plans[1] and plans[0]
+
+
+def test_prune_reads_steps_batches_of_endless_data():
+    # taylor read every batch: prune(data=<endless>) never returned
+    x, y = data(16)
+    read = []
+
+    def endless():
+        while len(read) < 50:  # a guard for the test, not the fix
+            read.append(1)
+            yield x[:8], y[:8]
+
+    masked = compile_model(tfc.wrap(conv_bn_net(), "taylor"))
+    plan = tfc.prune(masked, 0.5, data=endless(), steps=3)
+    assert len(read) == 3 and plan.keep
+    other = compile_model(tfc.wrap(conv_bn_net(), "taylor"))
+    assert tfc.prune(other, 0.5, data=[(x[:8], y[:8])] * 3).keep == plan.keep
+    with pytest.raises(ValueError, match=re.escape(
+            "steps must be an integer >= 1 or None. Received: steps=0")):
+        tfc.prune(masked, 0.5, data=endless(), steps=0)
 
 
 def test_taylor_callback_needs_taylor_masks():

@@ -8,7 +8,8 @@ from tfcompress.importance.weight_threshold import std_threshold_mask
 
 # method name -> fn(group, **context) -> scores (higher = more important); the context
 # is data=, model=, graph= and sites= (the graph's mask sites). A criterion may carry
-# `prepare(model, data=, graph=)`, run once before the groups are scored. A method's
+# `prepare(model, data=, graph=, steps=)`, run once before the groups are scored (steps:
+# how many batches of data to read, None for all). A method's
 # record (`tfcompress.methods.Method.criterion`) names the criterion it ranks with.
 CRITERIA = {
     "l1_filter": l1_filter,

@@ -8,6 +8,8 @@ that a global ranking applies it once and only once. Without accumulated scores,
 `prepare` measures them over `data` in a separate pass.
 """
 
+import itertools
+
 import numpy as np
 import tensorflow as tf
 
@@ -15,6 +17,7 @@ from tfcompress.graph.trace import layers_of
 from tfcompress.importance.sites import group_sites
 from tfcompress.layers import TaylorMask
 from tfcompress.layers.taylor_mask import check_aggregation
+from tfcompress.numbers import check_count
 
 BATCH_SIZE = 32  # `data=(x, y)` arrays are cut into batches of this size, as fit does
 _DATA_FORMS = (
@@ -32,8 +35,10 @@ def measure(model, data, steps=None):
         data: an iterable of `(x, y)` or `(x, y, sample_weight)` batches, or a tuple
             `(x, y)` / `(x, y, sample_weight)` of arrays, cut into batches of
             `BATCH_SIZE` (as `fit` takes them).
-        steps: optional number of batches to use.
+        steps: optional number of batches to use (default: all; give it for an
+            endless dataset).
     """
+    check_count("steps", steps, none=True)
     if data is None:
         raise ValueError(
             "taylor needs data: pass batches of (x, y) as `data=`, or train with "
@@ -49,9 +54,7 @@ def measure(model, data, steps=None):
     masks = layers_of(model, TaylorMask)
     for m in masks:
         m.reset_scores()
-    for i, batch in enumerate(batches):
-        if steps is not None and i >= steps:
-            break
+    for batch in itertools.islice(batches, steps):  # steps batches read, not one more
         x, y, sw = _split_batch(model, batch, data)
         with tf.GradientTape() as tape:
             y_pred = model(x, training=False)
@@ -158,10 +161,11 @@ def wrap_options(graph, **options):
     return None
 
 
-def _prepare(model, data=None, graph=None, **unused):
-    """Before ranking: measure fresh scores over `data` when it is given."""
+def _prepare(model, data=None, graph=None, steps=None, **unused):
+    """Before ranking: measure fresh scores over `data` (`steps` batches) when it is
+    given."""
     if data is not None:
-        measure(model, data)
+        measure(model, data, steps=steps)
 
 
 taylor.prepare = _prepare

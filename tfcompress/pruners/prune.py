@@ -3,6 +3,7 @@
 import dataclasses
 
 from tfcompress import methods
+from tfcompress.numbers import check_count
 from tfcompress.pruners import budgets, ranking
 from tfcompress.pruners.plan import PruningPlan, apply_plan
 from tfcompress.pruners.scores import alive_channels, score_groups
@@ -48,6 +49,7 @@ def prune(
     ratio=None,
     *,
     data=None,
+    steps=None,
     method=None,
     criterion=None,
     options=None,
@@ -80,6 +82,8 @@ def prune(
             an iterable of `(x, y)` or `(x, y, sample_weight)` batches (a batched
             tf.data.Dataset, `[(x, y)]`), or a tuple `(x, y)` of arrays as `fit` takes
             them, cut into batches of 32 (`tfcompress.importance.taylor.measure`).
+        steps: how many batches of `data` to measure (default: all of them, so give it
+            for an endless dataset, e.g. a repeated tf.data.Dataset or a generator).
         method: optional; when given, it must be the method `masked` was wrapped with
             (an error names both otherwise). Models whose masks carry no record rank
             by "l1_filter".
@@ -123,10 +127,10 @@ def prune(
     record, criterion = methods.resolve(masked, method, criterion)
     if not record.structured:
         unused = {
-            "data": data, "criterion": given_criterion, "min_channels": min_channels,
-            "round_to": round_to, "threshold": threshold, "num_remove": num_remove,
-            "normalize": normalize, "rule": rule, "budget": budget, "cost_table": cost_table,
-            "only": only,
+            "data": data, "steps": steps, "criterion": given_criterion,
+            "min_channels": min_channels, "round_to": round_to, "threshold": threshold,
+            "num_remove": num_remove, "normalize": normalize, "rule": rule, "budget": budget,
+            "cost_table": cost_table, "only": only,
         }
         return _prune_weights(masked, record, ratio, options, scope, keep_pruned, unused)
     options = ranking_options(
@@ -143,11 +147,13 @@ def prune(
     given_normalize = options.normalize
     options = methods.with_method_defaults(options, record, criterion)
     options.check_amount()
+    check_count("steps", steps, none=True)
     budgets.check_budget(budget, options, cost_table, only)
     graph = methods.graph_of(masked)
     chosen = budgets.Budget.bind(budget, masked, graph, options, cost_table=cost_table,
                                  only=only, criterion=criterion, normalize=given_normalize)
-    graph, sites, scores = score_groups(masked, method=criterion, data=data, graph=graph)
+    graph, sites, scores = score_groups(masked, method=criterion, data=data, graph=graph,
+                                        steps=steps)
     alive = alive_channels(graph, sites) if keep_pruned else None
     plan = chosen.plan(graph, sites, scores, options.ratio, alive=alive)
     apply_plan(masked, plan)
@@ -158,6 +164,7 @@ def prune(
 _WEIGHT_PATH_UNUSED = {
     **{k: v for k, v in LOOSE_DEFAULTS.items() if k != "scope"},
     "data": None,
+    "steps": None,
     "criterion": None,
     "budget": "channels",
     "cost_table": None,

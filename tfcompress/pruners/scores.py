@@ -13,8 +13,9 @@ def default_normalize(method, scope):
     return methods.default_normalize(method, scope)
 
 
-def score_groups(masked, method="l1_filter", data=None, graph=None):
-    """Scores every group that has a mask layer.
+def score_groups(masked, method="l1_filter", data=None, graph=None, steps=None):
+    """Scores every group that has a mask layer (`data`, `steps`: the batches a
+    data-driven criterion's `prepare` measures, and how many of them).
 
     Returns:
         `(graph, sites, scores)`: the dependency graph of `masked`, its `MaskSite`s and
@@ -32,7 +33,7 @@ def score_groups(masked, method="l1_filter", data=None, graph=None):
     criterion = importance.CRITERIA[method]
     prepare = getattr(criterion, "prepare", None)
     if prepare is not None:
-        prepare(masked, data=data, graph=graph)
+        prepare(masked, data=data, graph=graph, steps=steps)
     scores = {}
     for site in sites:
         if site.group not in scores:
