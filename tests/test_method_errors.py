@@ -215,6 +215,40 @@ def test_callbacks_reject_non_schedules_and_bad_options():
         prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), ratio=0.5, scope="all")
 
 
+def test_register_criterion_refuses_a_taken_name_and_a_non_callable():
+    # register_criterion("l1_filter", fn) replaced the built-in for every later prune,
+    # and register_criterion("mine", 42) was accepted
+    from tfcompress import importance
+
+    builtin = importance.CRITERIA["l1_filter"]
+    with pytest.raises(ValueError, match=re.escape(
+            "A criterion named 'l1_filter' is already registered; register yours under "
+            "another name. Received: name='l1_filter', fn=")):
+        importance.register_criterion("l1_filter", lambda group, **context: None)
+    assert importance.CRITERIA["l1_filter"] is builtin
+    with pytest.raises(TypeError, match=re.escape(
+            "fn must be callable: fn(group, **context) -> one score per channel. "
+            "Received: fn=42")):
+        importance.register_criterion("mine", 42)
+    with pytest.raises(ValueError, match=re.escape(
+            "name must be a non-empty string. Received: name=''")):
+        importance.register_criterion("", builtin)
+    assert "mine" not in importance.CRITERIA and "" not in importance.CRITERIA
+
+
+def test_han_quality_is_per_layer_so_not_with_a_global_scope():
+    # MagnitudePruning(schedule, quality=0.7, scope="global") was accepted, scope unused
+    message = re.escape(
+        "quality thresholds each layer by its own weights' std; scope='global' applies to "
+        "a ratio only. Received: quality=0.7, scope='global'")
+    with pytest.raises(ValueError, match=message):
+        cb.MagnitudePruning(schedules.OneShot(0.5), quality=0.7, scope="global")
+    with pytest.raises(ValueError, match=message):
+        prune_weights(tfc.wrap(conv_bn_net(), "magnitude"), quality=0.7, scope="global")
+    cb.MagnitudePruning(schedules.OneShot(0.5), quality=0.7)
+    cb.MagnitudePruning(schedules.OneShot(0.5), scope="global")
+
+
 def test_exactly_one_removal_rule():
     with pytest.raises(ValueError, match="exactly one of ratio, threshold or num_remove"):
         tfc.prune(tfc.wrap(conv_bn_net()), 0.5, threshold=0.1)

@@ -5,8 +5,7 @@ import keras
 from tfcompress import methods
 from tfcompress.callbacks._state import DueEvents, current_step
 from tfcompress.numbers import is_number
-from tfcompress.pruners.ranking import check_scope
-from tfcompress.pruners.weights import prune_weights, weight_masks
+from tfcompress.pruners.weights import check_quality_scope, prune_weights, weight_masks
 from tfcompress.schedules import Schedule
 
 
@@ -18,7 +17,8 @@ class MagnitudePruning(keras.callbacks.Callback):
     stay masked (and exactly zero: `WeightMask` re-zeroes them in every training step).
     The schedule's ratio is each layer's (`scope="local"`, as TFMOT) or that of all
     masked weights under one magnitude threshold (`scope="global"`, see
-    `tfcompress.pruners.prune_weights`).
+    `tfcompress.pruners.prune_weights`); `quality` is per layer, so not with
+    `scope="global"`.
 
         masked = tfc.wrap(model, "magnitude")
         masked.compile(...)
@@ -36,7 +36,7 @@ class MagnitudePruning(keras.callbacks.Callback):
             not is_number(quality) or quality < 0
         ):
             raise ValueError(f"quality must be a number >= 0. Received: quality={quality!r}")
-        check_scope(scope)
+        check_quality_scope(quality, scope)
         self.schedule = schedule
         self.quality = quality
         self.scope = scope

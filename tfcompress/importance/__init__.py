@@ -20,7 +20,21 @@ CRITERIA = {
 
 
 def register_criterion(name, fn):
-    """Adds a channel criterion `fn(group, **context) -> np.ndarray[group.size]`."""
+    """Adds a channel criterion `fn(group, **context) -> np.ndarray[group.size]` under a
+    new `name` (a registered name, built-in or not, is refused: re-scoring with another
+    criterion is `criterion=`, not a replacement behind every method using the name)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string. Received: name={name!r}")
+    if name in CRITERIA:
+        raise ValueError(
+            f"A criterion named {name!r} is already registered; register yours under "
+            f"another name. Received: name={name!r}, fn={fn!r}"
+        )
+    if not callable(fn):
+        raise TypeError(
+            "fn must be callable: fn(group, **context) -> one score per channel. "
+            f"Received: fn={fn!r}"
+        )
     CRITERIA[name] = fn
 
 

@@ -14,6 +14,18 @@ def weight_masks(model):
     return layers_of(model, WeightMask)
 
 
+def check_quality_scope(quality, scope):
+    """Raises naming both unless `scope` is "local" when Han's `quality` rule is given
+    (it thresholds each layer by its own std; `scope="global"` is for a ratio)."""
+    check_scope(scope)
+    if quality is not None and scope != "local":
+        raise ValueError(
+            "quality thresholds each layer by its own weights' std; scope='global' "
+            "applies to a ratio only. Received: "
+            f"quality={quality!r}, scope={scope!r}"
+        )
+
+
 def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="local"):
     """Sets the element-wise masks of a model wrapped with method "magnitude".
 
@@ -25,13 +37,13 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
             large weights (a first conv with few inputs) keep most of theirs, wide layers
             of small weights give up more.
         quality: Han's rule, per layer mask `|w| <= quality * std(w)` (std over the
-            still unmasked weights); `scope` does not apply.
+            still unmasked weights); not with `scope="global"`.
 
     With `keep_pruned`, weights already masked stay masked (iterative pruning) and count
     towards `ratio`. Masked weights are also set to zero. Returns `{layer: sparsity}` (of all
     the layer's masked weights: both kernels of a separable conv).
     """
-    check_scope(scope)
+    check_quality_scope(quality, scope)
     if (ratio is None) == (quality is None):
         raise ValueError(
             "Give exactly one of ratio or quality. Received: "
