@@ -111,6 +111,82 @@ def test_recalibrate_bn_matches_population_statistics():
     assert bn.momentum == 0.99
 
 
+def _statistics(model):
+    return [np.asarray(w) for bn in ("bn0", "bn1", "bn2") for w in
+            (model.get_layer(bn).moving_mean, model.get_layer(bn).moving_variance)]
+
+
+def test_recalibrate_bn_recalibrates_frozen_batch_norms():
+    """A frozen BatchNorm (its own trainable=False, or its model's) gets the statistics a
+    trainable one gets, and stays frozen (before: Keras ran it in inference mode and
+    recalibrate_bn left it unchanged, returning the batch count all the same)."""
+    x, _ = data(64)
+    batches = [x[:32], x[32:]]
+    reference = conv_bn_net()
+    assert recalibrate_bn(reference, batches) == 2
+    frozen_model = conv_bn_net()
+    frozen_model.trainable = False
+    frozen_layers = conv_bn_net()
+    for name in ("bn0", "bn2"):
+        frozen_layers.get_layer(name).trainable = False
+    for model in (frozen_model, frozen_layers):
+        flags = [(w.path, w.trainable) for w in model.weights]
+        assert recalibrate_bn(model, batches) == 2
+        for got, want in zip(_statistics(model), _statistics(reference)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+        assert [(w.path, w.trainable) for w in model.weights] == flags
+    assert not frozen_model.get_layer("bn1").trainable
+    assert not frozen_layers.get_layer("bn0").trainable
+    assert frozen_layers.get_layer("bn1").trainable
+
+
+def test_recalibrate_bn_data_as_fit_takes_it():
+    """An array x, or (x, y) arrays, are cut into batches of 32, as fit cuts them: the
+    statistics of the same batches given as a list (before: an array was iterated image
+    by image and Keras refused the first image's shape)."""
+    x, y = data(64)
+    reference = conv_bn_net()
+    recalibrate_bn(reference, [x[:32], x[32:]])
+    for given in (x, (x, y)):
+        model = conv_bn_net()
+        assert recalibrate_bn(model, given) == 2
+        for got, want in zip(_statistics(model), _statistics(reference)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_recalibrate_bn_refuses_data_it_cannot_read():
+    """Unbatched examples and a non-iterable are refused naming data and what it must be
+    (the validator of taylor's data); the statistics are left as they were."""
+    import tensorflow as tf
+
+    x, _ = data(8)
+    model = conv_bn_net()
+    before = _statistics(model)
+    forms = (
+        "recalibrate_bn's data must be an iterable of input batches or of (x, ...) tuples "
+        "(e.g. a batched tf.data.Dataset, or [x] for one batch), or an array x or a tuple "
+        "(x, y) of arrays as fit takes them (cut into batches of 32)"
+    )
+    with pytest.raises(ValueError) as info:
+        recalibrate_bn(model, tf.data.Dataset.from_tensor_slices(x))
+    assert str(info.value).startswith(
+        f"{forms}; its batches hold single examples (x of shape (12, 12, 1), model "
+        "'conv_bn_net' takes batches of shape (None, 12, 12, 1)): batch it, e.g. "
+        "`dataset.batch(32)`. Received: data="
+    )
+    with pytest.raises(ValueError) as info:
+        recalibrate_bn(model, list(x))
+    assert str(info.value).endswith(
+        "Received: data=list of 8 (ndarray of shape (12, 12, 1), ndarray of shape "
+        "(12, 12, 1), ndarray of shape (12, 12, 1), ndarray of shape (12, 12, 1), ...)"
+    )
+    with pytest.raises(TypeError) as info:
+        recalibrate_bn(model, 3)
+    assert str(info.value) == f"{forms}. Received: data=int"
+    for got, want in zip(_statistics(model), before):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_ratio_for_compression_reaches_the_budget():
     masked = tfc.wrap(conv_bn_net(widths=(16, 16, 32)), "l1_filter")
     ratio, params = tfc.pruners.ratio_for_compression(

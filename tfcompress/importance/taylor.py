@@ -13,13 +13,13 @@ import itertools
 import numpy as np
 import tensorflow as tf
 
+from tfcompress.batches import BATCH_SIZE, batches, check_batched, describe, is_array
 from tfcompress.graph.trace import layers_of
 from tfcompress.importance.sites import group_sites
 from tfcompress.layers import TaylorMask
 from tfcompress.layers.taylor_mask import check_aggregation
 from tfcompress.numbers import check_count
 
-BATCH_SIZE = 32  # `data=(x, y)` arrays are cut into batches of this size, as fit does
 _DATA_FORMS = (
     "an iterable of (x, y) or (x, y, sample_weight) batches (e.g. a batched "
     "tf.data.Dataset, or [(x, y)] for one batch), or a tuple (x, y) of arrays as fit takes "
@@ -64,33 +64,15 @@ def measure(model, data, steps=None):
             m.fold()
 
 
-def _is_array(value):
-    return (isinstance(value, np.ndarray) or tf.is_tensor(value)) and len(value.shape) >= 1
-
-
 def _batches(data):
-    """`data` as an iterable of batches: a tuple of arrays with one length (fit's
-    `(x, y)`) is cut into batches of `BATCH_SIZE`; one array (inputs without labels) or
-    something not iterable is refused."""
-    if (
-        isinstance(data, tuple)
-        and len(data) in (2, 3)
-        and all(_is_array(v) for v in data)
-        and len({int(v.shape[0]) for v in data}) == 1
-    ):
-        return tf.data.Dataset.from_tensor_slices(data).batch(BATCH_SIZE)
-    if _is_array(data):
+    """`data` as an iterable of batches (`tfcompress.batches.batches`); one array (inputs
+    without labels) is refused: the loss needs labels."""
+    if is_array(data):
         raise ValueError(
             "taylor measures gradients of the loss, which needs labels: data must be "
-            f"{_DATA_FORMS}. Received: data={_describe(data)} (inputs alone)"
+            f"{_DATA_FORMS}. Received: data={describe(data)} (inputs alone)"
         )
-    try:
-        iter(data)
-    except TypeError:
-        raise TypeError(
-            f"taylor's data must be {_DATA_FORMS}. Received: data={_describe(data)}"
-        ) from None
-    return data
+    return batches(data, "taylor's data", _DATA_FORMS)
 
 
 def _split_batch(model, batch, data):
@@ -98,31 +80,12 @@ def _split_batch(model, batch, data):
     it is `(x, y)` or `(x, y, sample_weight)` with a batch axis."""
     if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3) or batch[1] is None:
         raise ValueError(
-            f"taylor's data must be {_DATA_FORMS}. Received: batch={_describe(batch)} "
-            f"from data={_describe(data)}"
+            f"taylor's data must be {_DATA_FORMS}. Received: batch={describe(batch)} "
+            f"from data={describe(data)}"
         )
     x, y, sw = (tuple(batch) + (None,))[:3]
-    rank = len(model.inputs[0].shape) if len(model.inputs) == 1 else None
-    if rank is not None and _is_array(x) and len(x.shape) == rank - 1:
-        raise ValueError(
-            f"taylor's data must be {_DATA_FORMS}; its batches hold single examples (x of "
-            f"shape {tuple(x.shape)}, model '{model.name}' takes batches of shape "
-            f"{tuple(model.inputs[0].shape)}): batch it, e.g. `dataset.batch(32)`. "
-            f"Received: data={_describe(data)}"
-        )
+    check_batched(model, x, "taylor's data", _DATA_FORMS, data)
     return x, y, sw
-
-
-def _describe(value):
-    """A value's type and shape (of each element, for a tuple or list), for a message."""
-    if isinstance(value, (tuple, list)):
-        parts = ", ".join(_describe(v) for v in value[:4])
-        more = ", ..." if len(value) > 4 else ""
-        return f"{type(value).__name__} of {len(value)} ({parts}{more})"
-    shape = getattr(value, "shape", None)
-    if shape is None:
-        return type(value).__name__
-    return f"{type(value).__name__} of shape {tuple(shape)}"
 
 
 def taylor(group, graph=None, sites=None, **unused):

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from tfcompress.batches import BATCH_SIZE, batches, check_batched
+
 
 def batch_norm_layers(model):
     """The BatchNormalization layers of `model` (nested models and wrappers included)."""
@@ -18,17 +20,30 @@ def batch_norm_layers(model):
     return out
 
 
+_DATA_FORMS = (
+    "an iterable of input batches or of (x, ...) tuples (e.g. a batched tf.data.Dataset, "
+    "or [x] for one batch), or an array x or a tuple (x, y) of arrays as fit takes them "
+    f"(cut into batches of {BATCH_SIZE})"
+)
+
+
 def recalibrate_bn(model, data, steps=None):
     """Replaces every BatchNorm's moving mean and variance with the average of its batch
     statistics over `steps` batches of `data` (the model runs in training mode; no weight
     is trained).
 
     After pruning, or a short fine-tune with Keras's default momentum (0.99), the moving
-    statistics lag behind the weights; a few hundred images fix that.
+    statistics lag behind the weights; a few hundred images fix that. Frozen BatchNorms
+    (`trainable=False`, their own or a containing model's: Keras then runs them in
+    inference mode) are recalibrated too: each is made trainable for the passes and
+    restored afterwards.
 
     Args:
         model: any Keras model (changed in place: only moving statistics).
-        data: an iterable of input batches, or of `(x, ...)` tuples.
+        data: an iterable of input batches, or of `(x, ...)` tuples; or, as `fit` takes
+            them, an array `x` or a tuple `(x, y)` of arrays, cut into batches of
+            `tfcompress.batches.BATCH_SIZE` (so a tuple of two or three input batches of
+            one size reads as `(x, y)`: give several batches as a list).
         steps: number of batches to use (default: all of `data`).
 
     Returns:
@@ -39,24 +54,41 @@ def recalibrate_bn(model, data, steps=None):
         raise ValueError(f"Model '{model.name}' has no BatchNormalization layer to recalibrate.")
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise ValueError(f"steps must be a positive integer or None. Received: steps={steps!r}")
+    who = "recalibrate_bn's data"
+    batches_ = batches(data, who, _DATA_FORMS, inputs_alone=True)
     momenta = [bn.momentum for bn in bns]
+    frozen = [(bn, [(v, v.trainable) for v in bn.weights]) for bn in bns if not bn.trainable]
     saved = [(np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)) for bn in bns]
     used = 0
     try:
-        for batch in data:
+        for bn, _ in frozen:  # Keras runs a frozen BatchNorm in inference mode
+            bn.trainable = True
+        for batch in batches_:
             if steps is not None and used >= steps:
                 break
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            check_batched(model, x, who, _DATA_FORMS, data)
             used += 1
             for bn in bns:  # moving = running average of the batch statistics seen so far
                 bn.momentum = 1.0 - 1.0 / used
             model(x, training=True)
+    except BaseException:
+        _restore(bns, saved)
+        raise
     finally:
         for bn, m in zip(bns, momenta):
             bn.momentum = m
+        for bn, flags in frozen:
+            bn.trainable = False
+            for v, flag in flags:
+                v.trainable = flag
     if used == 0:
-        for bn, (mean, var) in zip(bns, saved):
-            bn.moving_mean.assign(mean)
-            bn.moving_variance.assign(var)
+        _restore(bns, saved)
         raise ValueError("recalibrate_bn got no batches from data.")
     return used
+
+
+def _restore(bns, saved):
+    for bn, (mean, var) in zip(bns, saved):
+        bn.moving_mean.assign(mean)
+        bn.moving_variance.assign(var)
