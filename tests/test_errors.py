@@ -132,6 +132,20 @@ def test_unknown_method():
         tfc.wrap(_small(), method="obd")
 
 
+def test_wrap_refuses_the_graph_of_another_model():
+    """Before: wrap(a, graph=DependencyGraph(b)) silently wrapped b."""
+    a, b = _small(), keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(2, 1)], name="b")
+    graph = tfc.DependencyGraph(b)
+    for method in ("l1_filter", "magnitude"):
+        with pytest.raises(ValueError) as info:
+            tfc.wrap(a, method, graph=graph)
+        assert str(info.value) == (
+            f"graph is the dependency graph of model 'b', not of the model to wrap, "
+            f"'{a.name}': pass DependencyGraph(model) or no graph. Received: graph={graph!r}"
+        )
+    assert len(tfc.wrap(a, graph=tfc.DependencyGraph(a)).layers) > len(a.layers)
+
+
 def test_prune_without_wrap():
     with pytest.raises(ValueError, match="has no mask layers. Call `tfcompress.wrap"):
         tfc.prune(_small(), ratio=0.5)

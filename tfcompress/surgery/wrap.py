@@ -35,7 +35,8 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
         method: one of `tfcompress.METHODS` (see `tfcompress.methods`).
         exclude: names of layers to leave alone (e.g. a layer class the dependency
             graph has no rule for).
-        graph: an already built `DependencyGraph(model, exclude)` (optional).
+        graph: an already built `DependencyGraph(model, exclude)` of this very `model`
+            (optional; the graph of another model is refused).
         mask_kernels: structured methods only. True (default): where every layer reading
             a masked tensor is a conv/dense layer called once, the masks scale those
             layers' kernels (`MaskedKernel`) instead of the activations -- the same
@@ -63,6 +64,12 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
     _check_options(method, record.clone_hook, options)
     exclude = resolve_exclude(model, exclude)
+    if graph is not None and graph.model is not model:
+        raise ValueError(
+            f"graph is the dependency graph of model '{graph.model.name}', not of the model "
+            f"to wrap, '{model.name}': pass DependencyGraph(model) or no graph. Received: "
+            f"graph={graph!r}"
+        )
     if graph is not None and exclude and exclude != graph.exclude:
         raise ValueError(
             f"exclude={list(exclude)!r} differs from the given graph's exclude "
