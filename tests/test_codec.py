@@ -586,7 +586,14 @@ def test_layers_whose_weights_share_a_name_round_trip(tmp_path):
     x = np.random.default_rng(0).random((2, 3, 8), dtype=np.float32)
     np.testing.assert_array_equal(decoded.predict(x, verbose=0), shared.predict(x, verbose=0))
     names = {p["name"] for p in container.read_header(path, open(path, "rb").read())[0]["parts"]}
-    assert {"mha/query/kernel", "mha/attention_output/bias", "sub/d1/kernel"} <= names
+    # share_weights inlines the nested model: its layers are shared, as the model's own
+    assert {"mha/query/kernel", "mha/attention_output/bias", "d1/kernel/codebook"} <= names
+    # a model encoded with its nested model (nothing shared) names the weights by path
+    nested = keras.Model(inp, layers.Dense(3, name="out")(sub(y)))
+    codec.encode(nested, path)
+    _assert_same_weights(codec.decode(path), strip_shared(nested))
+    names = {p["name"] for p in container.read_header(path, open(path, "rb").read())[0]["parts"]}
+    assert {"mha/query/kernel", "sub/d1/kernel", "sub/d2/bias"} <= names
 
 
 def test_the_file_holds_no_compile_config(tmp_path):

@@ -198,6 +198,23 @@ def test_bits_and_exclude_name_a_wrapped_models_layers_as_before_wrap():
     assert type(shared.get_layer("logits")) is keras.layers.Dense
 
 
+def test_exclude_may_name_a_nested_model(tmp_path):
+    """exclude=["block"] leaves every layer of the nested model "block" unpruned and
+    unshared (before: share_weights' check refused it as naming no layer)."""
+    keras.utils.set_random_seed(0)
+    block_in = keras.Input((32,))
+    block = keras.Model(block_in, keras.layers.Dense(16, name="fc1")(block_in), name="block")
+    inputs = keras.Input((32,))
+    model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(block(inputs)))
+    result = deep_compress(model, _data(n=32), densities=0.5, exclude=["block"],
+                           prune_epochs=0, share_epochs=0, batch_size=16,
+                           output_path=str(tmp_path / "n.tfdc"), verbose=0)  # fmt: skip
+    assert type(result.model.get_layer("fc1")) is keras.layers.Dense
+    assert type(result.model.get_layer("logits_shared")).__name__ == "SharedWeights"
+    assert [wm.layer.name for wm in result.pruned.layers if isinstance(wm, WeightMask)] == [
+        "logits"]  # fmt: skip
+
+
 def test_a_workdir_serves_only_the_arguments_that_made_it(tmp_path):
     args = dict(prune_epochs=0, share_epochs=0, output_path=str(tmp_path / "w.tfdc"),
                 workdir=str(tmp_path / "work"), compile_args={"run_eagerly": True}, verbose=0)

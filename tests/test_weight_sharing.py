@@ -196,6 +196,47 @@ def test_default_bits_conv_8_dense_5_and_exclude():
     assert wrapper.kernel.shape == (3, 3, 2, 1)
 
 
+def _nested(seed=0):
+    """A Sequential "inner" (conv ic1, ic2) and a functional "block" (conv b1) nested in
+    a functional model with a Dense "d"."""
+    keras.utils.set_random_seed(seed)
+    inner = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3, name="ic1"),
+                              layers.Conv2D(4, 3, name="ic2")], name="inner")  # fmt: skip
+    block_in = keras.Input((4, 4, 4))
+    block = keras.Model(block_in, layers.Conv2D(2, 1, name="b1")(block_in), name="block")
+    inp = keras.Input((8, 8, 3), name="x")
+    out = layers.Dense(3, name="d")(layers.Flatten(name="flat")(block(inner(inp))))
+    return keras.Model(inp, out, name="outer")
+
+
+def test_share_weights_shares_the_kernels_of_nested_models(tmp_path):
+    """Nested models are inlined and their kernels shared like the model's own; bits and
+    exclude name their layers (exclude: a nested model's name stands for its layers), and
+    the file round-trips bit for bit (before: their kernels stayed float, and bits naming
+    one was refused listing the top-level layers only)."""
+    from tfcompress import codec
+
+    model = _nested()
+    x = np.random.default_rng(1).normal(size=(4, 8, 8, 3)).astype("float32")
+    shared = share_weights(model, bits={"ic1": 2, "b1": 3})
+    bits = {layer.layer.name: layer.bits for layer in _shared(shared)}
+    assert bits == {"ic1": 2, "ic2": 8, "b1": 3, "d": 5}
+    assert len(np.unique(np.asarray(strip_shared(shared).get_layer("ic1").kernel))) <= 4
+    np.testing.assert_allclose(strip_shared(shared)(x), shared(x), rtol=1e-6, atol=1e-6)
+    path = tmp_path / "nested.tfdc"
+    codec.encode(shared, path)
+    decoded, plain = codec.decode(path), strip_shared(shared)
+    assert [layer.name for layer in decoded.layers] == [layer.name for layer in plain.layers]
+    for a, b in zip(decoded.weights, plain.weights):
+        np.testing.assert_array_equal(_bits_of(a), _bits_of(b))
+    np.testing.assert_array_equal(decoded(x), plain(x))
+    unshared = share_weights(model, bits=4, exclude=["inner"])
+    assert {layer.layer.name for layer in _shared(unshared)} == {"b1", "d"}
+    np.testing.assert_array_equal(unshared.get_layer("ic2").kernel, model.get_layer("inner")
+                                  .get_layer("ic2").kernel)  # fmt: skip
+    assert [w.name for w in model.get_layer("inner").weights] == ["kernel", "bias"] * 2
+
+
 # --- bad inputs -----------------------------------------------------------------------------
 
 

@@ -3,10 +3,12 @@
 import keras
 import numpy as np
 
-from tfcompress.graph.dependency import exclude_names
+from tfcompress.graph.dependency import resolve_exclude
+from tfcompress.graph.trace import layers_of, trace
 from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.layer import SharedWeights
+from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 # Layer class -> its kind, which picks the default bits (the paper: conv 8, dense 5).
 SHAREABLE = (
@@ -111,21 +113,24 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
     Args:
         model: a built functional or Sequential model of plain layers, possibly pruned
             (`tfcompress.wrap(..., method="magnitude")` + `prune`, or stripped). Left
-            untouched.
+            untouched. Models nested in it are inlined (`inline_nested`): the copy
+            calls their layers in place, and shares their kernels too.
         bits: None (conv 8 bits, dense 5 bits, as the paper), an int for every layer, or a
             dict {layer name: bits} overriding the defaults for the layers it names (a
             wrapped model's layers by the names they had before `wrap`: "fc1").
-        exclude: names of layers to leave unshared (their kernels stay float), as `bits`.
+        exclude: names of layers to leave unshared (their kernels stay float), as `bits`;
+            a nested model's name stands for every layer inside it.
         iterations: the most Lloyd iterations per layer.
     """
-    exclude = exclude_names(exclude)
+    exclude = resolve_exclude(model, exclude)
     refused = (ChannelMask, MaskedKernel, SharedWeights)
-    wrappers = [layer.name for layer in model.layers if isinstance(layer, refused)]
+    wrappers = [layer.name for layer in layers_of(model, refused)]
     if wrappers:
         raise ValueError(
             f"Model '{model.name}' holds channel masks or shared weights ({wrappers[:3]}): "
             "strip it first (`tfcompress.strip` or `strip_shared`)."
         )
+    model = inline_nested(model)
     chosen = resolve_bits(model, bits, exclude)
     plans = {}
 
@@ -147,6 +152,22 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
             kernel = values[[w.name for w in new.weights].index(wrapper.weight_name)]
             wrapper.cluster(kernel, kernel != 0 if kernel_mask is None else kernel_mask, iterations)
     return shared
+
+
+def inline_nested(model):
+    """`model` itself, or, when it holds nested models, a copy (same weights, same
+    outputs) with their layers called in place, as `tfcompress.wrap` inlines them: the
+    layers `share_weights` wraps are then the model's own, as `strip_shared` and the
+    codec read them. A nested layer whose name repeats one already taken is renamed
+    `<model's name>_<name>`."""
+    if not layers_of(model, keras.Model):
+        return model
+    keep = [layer.name for layer in layers_of(model)]  # see through nested models only
+    return rebuild(
+        trace(model, keep=keep),
+        lambda op: clone_layer(op.layer),
+        weights_of=lambda op: op.layer.weights,
+    )
 
 
 def _wrapper_of(model, inner):

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tfcompress.graph.dependency import exclude_names
+from tfcompress.graph.dependency import resolve_exclude
 from tfcompress.importance import magnitude_mask
 from tfcompress.numbers import is_number
 from tfcompress.pruners.weights import prune_weights, weight_masks
@@ -366,7 +366,7 @@ def deep_compress(
     if steps_per_epoch is not None:
         fit_args["steps_per_epoch"] = _check_count(steps_per_epoch, "steps_per_epoch", 1)
     # densities, bits and index bits naming no layer (or out of range) fail before any work
-    exclude = exclude_names(exclude)
+    exclude = resolve_exclude(model, exclude)  # a nested model's name: its layers
     checked = wrap(model, method="magnitude", exclude=exclude)
     chosen = resolve_bits(checked, bits, exclude)
     kinds = {layer_name(layer): kind_of(getattr(layer, "layer", layer)) for layer in checked.layers}
