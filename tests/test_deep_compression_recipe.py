@@ -166,6 +166,17 @@ def test_quality_prunes_by_han_threshold(tmp_path):
         ({"densities": 0.1, "output_path": ""}, r"output_path must be a file path"),
         ({"densities": 0.1, "bits": {"fc7": 4}}, r"bits names no layer .*'fc7'"),
         ({"densities": 0.1, "bits": 0}, r"bits must be in \[1, 16\]\. Received: bits=0"),
+        (
+            {"densities": {"fc1": 0.1, "fc2": 0.5}, "exclude": ["fc1"]},
+            r"^densities names layers that exclude leaves unpruned: \['fc1'\] \(exclude keeps "
+            r"a layer out of both pruning and weight sharing\)\. Received: densities="
+            r"\{'fc1': 0\.1, 'fc2': 0\.5\}, exclude=\['fc1'\]$",
+        ),
+        (
+            {"densities": 0.1, "bits": {"fc2": 3}, "exclude": ["fc2"]},
+            r"^bits names layers that exclude leaves unshared: \['fc2'\]\. Received: "
+            r"bits=\{'fc2': 3\}, exclude=\['fc2'\]$",
+        ),
     ],
 )
 def test_bad_arguments_raise_naming_the_value(kwargs, message, tmp_path):
@@ -196,6 +207,19 @@ def test_bits_and_exclude_name_a_wrapped_models_layers_as_before_wrap():
     assert shared.get_layer("fc1_shared").bits == 3
     assert shared.get_layer("fc2_shared").bits == 5
     assert type(shared.get_layer("logits")) is keras.layers.Dense
+
+
+def test_exclude_keeps_a_layer_out_of_pruning_and_sharing(tmp_path):
+    """deep_compress's exclude, as documented: the layer is neither pruned nor shared."""
+    model = _model()
+    result = deep_compress(model, _data(n=32), densities=0.3, exclude=["fc1"],
+                           prune_epochs=0, share_epochs=0, batch_size=16,
+                           output_path=str(tmp_path / "e.tfdc"), verbose=0)  # fmt: skip
+    pruned = [wm.layer.name for wm in result.pruned.layers if isinstance(wm, WeightMask)]
+    assert pruned == ["fc2", "logits"]
+    assert type(result.model.get_layer("fc1")) is keras.layers.Dense
+    np.testing.assert_array_equal(result.model.get_layer("fc1").kernel,
+                                  model.get_layer("fc1").kernel)  # fmt: skip
 
 
 def test_exclude_may_name_a_nested_model(tmp_path):

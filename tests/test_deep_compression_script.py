@@ -71,6 +71,13 @@ BAD = [
     (["--densities=fc1=1.5"], "densities['fc1'] must be a number in (0, 1]."),
     (["--densities=fc_1=0.5"], "densities names no prunable layer of model 'lenet5': "
                                "['fc_1']. Its prunable layers are "),
+    (["--bits=fc1=4", "--exclude=fc1"], "bits names layers that exclude leaves unshared: "
+                                          "['fc1']. Received: bits={'fc1': 4}, "
+                                          "exclude=['fc1']"),
+    (["--densities=conv1=0.5", "--exclude=conv1"], "densities names layers that exclude "
+                                                   "leaves unpruned: ['conv1'] (exclude keeps "
+                                                   "a layer out of both pruning and weight "
+                                                   "sharing)."),
     (["--epochs=3"], "--epochs: flags of --recipe=prune, not of the deep_compression recipe"),
     (["--method=l1_filter"], "give --method=magnitude. Received: method='l1_filter'"),
 ]  # fmt: skip

@@ -285,6 +285,16 @@ def test_bad_iterations_are_refused(iterations, message):
         share_weights(_pruned_mlp(), iterations=iterations)
 
 
+def test_bits_naming_an_excluded_layer_is_refused():
+    """Before: the bits entry was dropped without a word."""
+    with pytest.raises(ValueError) as info:
+        share_weights(_pruned_mlp(), bits={"d1": 3, "d2": 4}, exclude=["d1"])
+    assert str(info.value) == (
+        "bits names layers that exclude leaves unshared: ['d1']. Received: "
+        "bits={'d1': 3, 'd2': 4}, exclude=['d1']"
+    )
+
+
 def test_exclude_naming_no_layer_is_refused():
     with pytest.raises(ValueError, match=r"exclude names no layer of model 'mlp': \['fc7'\]"):
         share_weights(_pruned_mlp(), exclude=("fc7",))

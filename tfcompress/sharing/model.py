@@ -64,13 +64,19 @@ def layer_name(layer):
 
 def resolve_bits(model, bits, exclude):
     """`{layer name: bits}` of the layers `share_weights(model, bits, exclude=exclude)`
-    shares; raises naming a bad name or value."""
+    shares; raises naming a bad name or value, or a `bits` entry for an excluded layer."""
     names = [layer_name(layer) for layer in model.layers]
     unknown = sorted(set(exclude) - set(names))
     if unknown:
         raise ValueError(
             f"exclude names no layer of model '{model.name}': {unknown}. Its layers are "
             f"{names}. Received: exclude={sorted(exclude)}"
+        )
+    excluded = sorted(n for n in bits if n in exclude) if isinstance(bits, dict) else []
+    if excluded:
+        raise ValueError(
+            f"bits names layers that exclude leaves unshared: {excluded}. Received: "
+            f"bits={bits}, exclude={list(exclude)}"
         )
     kinds = {
         layer_name(layer): kind_of(layer.layer if isinstance(layer, WeightMask) else layer)
@@ -119,7 +125,8 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
             dict {layer name: bits} overriding the defaults for the layers it names (a
             wrapped model's layers by the names they had before `wrap`: "fc1").
         exclude: names of layers to leave unshared (their kernels stay float), as `bits`;
-            a nested model's name stands for every layer inside it.
+            a nested model's name stands for every layer inside it. A `bits` entry for
+            an excluded layer is refused.
         iterations: the most Lloyd iterations per layer.
     """
     exclude = resolve_exclude(model, exclude)

@@ -93,13 +93,21 @@ def _check_count(value, name, minimum):
     return int(value)
 
 
-def resolve_densities(masked, densities):
+def resolve_densities(masked, densities, exclude=()):
     """`{pruned layer name: density}` for every `WeightMask` of `masked`: a float applies
-    to all, a dict to the layers it names (the others keep every weight)."""
+    to all, a dict to the layers it names (the others keep every weight). A dict entry
+    for a layer of `exclude` (which `masked` was wrapped with) is refused, saying so."""
     names = [wm.layer.name for wm in weight_masks(masked)]
     if not isinstance(densities, dict):
         density = check_density(densities)
         return {name: density for name in names}
+    excluded = sorted(n for n in densities if n in exclude)
+    if excluded:
+        raise ValueError(
+            f"densities names layers that exclude leaves unpruned: {excluded} (exclude keeps "
+            "a layer out of both pruning and weight sharing). Received: "
+            f"densities={densities}, exclude={list(exclude)}"
+        )
     unknown = sorted(set(densities) - set(names))
     if unknown:
         raise ValueError(
@@ -310,7 +318,11 @@ def deep_compress(
         dense_epochs: epochs of training of (a copy of) `model` before it is measured.
         prune_steps: pruning iterations, each followed by `prune_epochs` of retraining
             (with `densities`, the densities are reached geometrically).
-        bits, exclude: passed to `share_weights` (None: conv 8 bits, dense 5 bits).
+        bits: passed to `share_weights` (None: conv 8 bits, dense 5 bits).
+        exclude: layers kept out of both stages (a nested model's name stands for every
+            layer inside it): not pruned (`wrap`'s exclude) and not shared
+            (`share_weights`' exclude), their weights stay float as trained. A
+            `densities` or `bits` entry naming one is refused.
         index_bits: passed to `codec.encode` (None: conv 8 bits, dense 4 bits).
         optimizer: for the pruned retraining: a Keras optimizer name or a function
             returning a new optimizer (each stage compiles its own model).
@@ -373,7 +385,7 @@ def deep_compress(
     chosen_index = resolve_index_bits({name: kinds[name] for name in chosen}, index_bits)
     targets = None
     if densities is not None:
-        targets = resolve_densities(checked, densities)
+        targets = resolve_densities(checked, densities, exclude)
         schedule = {name: density_schedule(d, prune_steps) for name, d in targets.items()}
     del checked
     settings = {  # what shapes the stages: a workdir made with others is refused

@@ -161,15 +161,9 @@ def layer_bits(model, config):
     """`(bits, index_bits)`: `{layer name: bits}` of every layer to share (conv_bits or
     fc_bits by kind, `bits` overriding) and its relative-index widths; raises naming the
     flag when `bits`, `index_bits` or `exclude` name no layer that can be shared."""
-    resolve_bits(model, dict(config.bits), config.exclude)  # names, kinds, values
+    resolve_bits(model, dict(config.bits), config.exclude)  # names, kinds, values, exclude
     kinds = {layer.name: kind_of(layer) for layer in model.layers}
     shared = {n: k for n, k in kinds.items() if k is not None and n not in config.exclude}
-    excluded = sorted(n for n, _ in config.bits if n in config.exclude)
-    if excluded:
-        raise ValueError(
-            f"bits names layers that exclude leaves unshared: {excluded}. Received: "
-            f"bits={dict(config.bits)}, exclude={list(config.exclude)}"
-        )
     by_kind = {"conv": config.conv_bits, "dense": config.fc_bits}
     bits = {n: by_kind[k] for n, k in shared.items()} | dict(config.bits)
     resolve_index_bits(shared, dict(config.index_bits))  # names and values
@@ -183,7 +177,7 @@ def check_densities(model, config):
     `sharing.deep_compress` would, but before the run directory is written)."""
     if config.densities:
         masked = wrap(model, method="magnitude", exclude=config.exclude)
-        resolve_densities(masked, dict(config.densities))
+        resolve_densities(masked, dict(config.densities), config.exclude)
 
 
 def _optimizer(config, epochs, steps_per_epoch, **changes):
