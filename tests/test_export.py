@@ -84,10 +84,9 @@ def test_tflite_batch_is_dynamic(tmp_path, quantization):
     inp = keras.Input((6, 6, 3), batch_size=1, name="image")
     x = layers.Conv2D(4, 3, activation="relu")(inp)
     model = keras.Model(inp, layers.Dense(3)(layers.Flatten()(x)))
-    check = tfc.export.tflite(
-        model, str(tmp_path / "m.tflite"), quantization=quantization,
-        representative_data=[_x(4)[:, :6, :6]],
-    )
+    calibration = {"representative_data": [_x(4)[:, :6, :6]]} if quantization else {}
+    check = tfc.export.tflite(model, str(tmp_path / "m.tflite"), quantization=quantization,
+                              **calibration)
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_path=check.path)
@@ -111,6 +110,17 @@ def test_tflite_bad_arguments(compact, tmp_path):
         tfc.export.tflite(compact, str(tmp_path / "a.tflite"), quantization="int8")
     with pytest.raises(ValueError, match="Unknown quantization. Received: quantization='int4'"):
         tfc.export.tflite(compact, str(tmp_path / "b.tflite"), quantization="int4")
+    for quantization in (None, "dynamic"):  # before: the calibration data was ignored
+        with pytest.raises(ValueError) as info:
+            tfc.export.tflite(compact, str(tmp_path / "c.tflite"), quantization=quantization,
+                              representative_data=[_x(8)])
+        assert str(info.value) == (
+            "representative_data calibrates the activation ranges of quantization='int8' "
+            f"only; quantization={quantization!r} does not use it: leave it out (give "
+            "check_data for the batch the file is run on). Received: "
+            f"quantization={quantization!r}, representative_data=list of 1 (ndarray of "
+            "shape (8, 12, 12, 3))"
+        )
     assert not os.listdir(tmp_path)
 
 
@@ -246,3 +256,26 @@ def test_an_input_of_unknown_size_asks_for_check_data(tmp_path):
     x = np.random.default_rng(0).uniform(size=(2, 9, 9, 3)).astype("float32")
     check = tfc.export.tflite(model, str(tmp_path / "a.tflite"), check_data=x)
     assert check.max_abs_error < 1e-5 and check.max_rel_error < 1e-5
+
+
+@pytest.mark.parametrize("quantization", ["none", "dynamic", "int8"])
+def test_export_command_calibration_data_is_the_check_batch_unless_int8(quantization, tmp_path):
+    """`export --calibration_data` calibrates int8 and gives the TFLite check batch for
+    every quantization; the library refuses representative_data without int8, so the
+    command passes it as representative_data for int8 only."""
+    from tfcompress import training
+
+    from .test_scripts_helpers import make_fmnist, parse
+
+    data = make_fmnist(str(tmp_path / "data"), num_train=8, num_test=8, num_shards=1)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((28, 28, 1))
+    x = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, activation="relu")(inputs))
+    model = keras.Model(inputs, layers.Dense(3)(x))
+    model.save(str(tmp_path / "m.keras"))
+    summary = training.export(parse("export", [
+        f"--checkpoint={tmp_path / 'm.keras'}", f"--output_dir={tmp_path / 'out'}",
+        "--formats=tflite", f"--quantization={quantization}",
+        f"--calibration_data={data}/test-*.tfrecord"]))  # fmt: skip
+    assert summary["tflite"]["quantization"] == quantization
+    assert os.path.getsize(summary["tflite"]["path"]) == summary["tflite"]["size_bytes"]

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.atomic import atomic_path
+from tfcompress.batches import describe
 from tfcompress.export.saved_model import (
     DEFAULT_SIGNATURE,
     functional,
@@ -191,9 +192,10 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
     Args:
         quantization: None (float32), "dynamic" (int8 weights) or "int8" (full integer,
             int8 input/output; needs `representative_data`).
-        representative_data: iterable of float input batches (int8 calibration).
+        representative_data: iterable of float input batches (int8 calibration; refused
+            with another quantization, which would not use it).
         check_data: a float input batch to run; default: the first representative batch
-            or zeros (needed when the input has unknown sizes besides the batch).
+            (int8) or zeros (needed when the input has unknown sizes besides the batch).
             Single-input models only.
 
     A mixed-precision model is converted (and checked) as its `float32_copy`.
@@ -205,6 +207,13 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
         raise ValueError(
             f"Unknown quantization. Received: quantization={quantization!r}; "
             f"expected one of {QUANTIZATIONS}."
+        )
+    if representative_data is not None and quantization != "int8":
+        raise ValueError(
+            "representative_data calibrates the activation ranges of quantization='int8' "
+            f"only; quantization={quantization!r} does not use it: leave it out (give "
+            "check_data for the batch the file is run on). Received: "
+            f"quantization={quantization!r}, representative_data={describe(representative_data)}"
         )
     if len(model.inputs) != 1:
         raise ValueError(

@@ -96,7 +96,7 @@ def export(config):
             model,
             out(TFLITE),
             quantization=quantization,
-            representative_data=samples,
+            representative_data=samples if quantization == "int8" else None,
             check_data=None if samples is None else samples[0][:4],
         )
         summary["tflite"] = {
