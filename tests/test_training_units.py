@@ -268,6 +268,14 @@ def test_a_restart_naming_the_methods_default_is_the_same_run(tmp_path):
         check(normalize="max")
     with pytest.raises(ValueError, match=r"prune.scope='global' \(this command: 'local'\)"):
         check(scope="local")
+    # a per-group ranking normalises nothing by default: l2 there is another run
+    local = runs.RunDirectory(str(tmp_path / "local"), context)
+    config = cfg.CompressConfig(_train(), cfg.PruneConfig("taylor", ratio=0.5, scope="local"))
+    local.start("compress", runs.record_of(config), {})
+    l2 = cfg.CompressConfig(_train(), cfg.PruneConfig("taylor", ratio=0.5, scope="local",
+                                                      normalize="l2"))
+    with pytest.raises(ValueError, match=r"prune.normalize='none' \(this command: 'l2'\)"):
+        local.check("compress", runs.record_of(l2), runs.defaults_of(l2), methods.resolve_record)
     # and the other way round: started explicit, restarted leaving it to the method
     other = runs.RunDirectory(str(tmp_path / "explicit"), context)
     config = cfg.CompressConfig(_train(), cfg.PruneConfig("taylor", ratio=0.5, **explicit))

@@ -76,9 +76,10 @@ def ratio_schedule(prune, ratio, timeline):
 def ranking_options(prune, scope=None):
     """The one `RankingOptions` of a compress run: the budget search and the callback
     rank with it (`scope` default: `prune.scope`, else the method's)."""
+    defaults = method_defaults(prune.method)
     return RankingOptions(
-        scope=scope or prune.scope or records.get(prune.method).scope,
-        min_channels=prune.min_channels or records.get(prune.method).min_channels,
+        scope=scope or prune.scope or defaults["scope"],
+        min_channels=prune.min_channels or defaults["min_channels"],
         round_to=prune.round_to,
         normalize=prune.normalize,
         rule=prune.ranking_rule,
@@ -213,13 +214,16 @@ class _Registry(collections.abc.Mapping):
 METHODS = _Registry()
 
 
-def method_defaults(method):
+def method_defaults(method, scope=None):
     """`{PruneConfig field: value}` that a None of that field stands for with `method`
-    (the method record's defaults; Taylor's aggregation is `TaylorMask`'s)."""
+    ranking at `scope` (None: the method's): the method record's defaults, the
+    normalisation of that scope (`Method.global_normalize`: "none" for a per-group
+    ranking), Taylor's aggregation `TaylorMask`'s."""
     record = records.get(method)
+    scope = scope or record.scope
     out = {
         "scope": record.scope,
-        "normalize": record.normalize,
+        "normalize": record.global_normalize(scope),
         "min_channels": record.min_channels,
         "compression_target": record.compression_target,
     }
@@ -235,7 +239,8 @@ def resolve_record(record):
     prune = record.get("prune")
     if not isinstance(prune, dict) or prune.get("method") not in records.names():
         return record
-    filled = {k: v for k, v in method_defaults(prune["method"]).items() if prune.get(k) is None}
+    defaults = method_defaults(prune["method"], prune.get("scope"))
+    filled = {k: v for k, v in defaults.items() if prune.get(k) is None}
     return {**record, "prune": {**prune, **filled}}
 
 
