@@ -183,6 +183,14 @@ def test_recalibrate_bn_refuses_data_it_cannot_read():
     with pytest.raises(TypeError) as info:
         recalibrate_bn(model, 3)
     assert str(info.value) == f"{forms}. Received: data=int"
+    with pytest.raises(ValueError) as info:  # an array of 2 batches of 4: examples, cut
+        recalibrate_bn(model, x.reshape(2, 4, 12, 12, 1))
+    assert str(info.value) == (
+        f"{forms}; its batches hold batches (x of shape (2, 4, 12, 12, 1), model "
+        "'conv_bn_net' takes batches of shape (None, 12, 12, 1)): an array is examples, "
+        "cut into batches of 32 as fit does; give batches as a list (`list(array)`) or a "
+        "dataset. Received: data=ndarray of shape (2, 4, 12, 12, 1)"
+    )
     for got, want in zip(_statistics(model), before):
         np.testing.assert_array_equal(got, want)
 

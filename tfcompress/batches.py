@@ -38,8 +38,17 @@ def batches(data, who, forms, inputs_alone=False):
 
 def check_batched(model, x, who, forms, data):
     """Refuses the inputs `x` of one batch of `data` when they hold a single example (one
-    axis fewer than the single input of `model`: an unbatched dataset, a list of images)."""
+    axis fewer than the single input of `model`: an unbatched dataset, a list of images),
+    or batches (one axis more: an array of batches, which is cut as examples)."""
     rank = len(model.inputs[0].shape) if len(model.inputs) == 1 else None
+    if rank is not None and is_array(x) and len(x.shape) == rank + 1:
+        raise ValueError(
+            f"{who} must be {forms}; its batches hold batches (x of shape "
+            f"{tuple(x.shape)}, model '{model.name}' takes batches of shape "
+            f"{tuple(model.inputs[0].shape)}): an array is examples, cut into batches of "
+            f"{BATCH_SIZE} as fit does; give batches as a list (`list(array)`) or a "
+            f"dataset. Received: data={describe(data)}"
+        )
     if rank is not None and is_array(x) and len(x.shape) == rank - 1:
         raise ValueError(
             f"{who} must be {forms}; its batches hold single examples (x of "
