@@ -81,6 +81,11 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
             r"ratio must be a number in \[0, 1\). Received: ratio=1.0",
         ),
         (lambda: cfg.PruneConfig("taylor", quality=1.0), "quality is Han's magnitude threshold"),
+        (  # refused with the flags, not when the callback is built after the data
+            lambda: cfg.PruneConfig("magnitude", quality=0.7, scope="global"),
+            r"quality thresholds each layer by its own weights' std; scope='global' applies "
+            r"to a ratio only. Received: quality=0.7, scope='global'",
+        ),
         (
             lambda: cfg.PruneConfig("l1_filter", ratio=0.5, starting_epoch=3, ending_epoch=1),
             "ending_epoch must be at or after starting_epoch. Received: starting_epoch=3",

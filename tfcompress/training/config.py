@@ -11,6 +11,7 @@ import numbers
 
 from tfcompress.methods import COMPRESSION_TARGETS, NORMALIZE, SCOPES
 from tfcompress.pruners.ranking import RULES as RANKING_RULES
+from tfcompress.pruners.weights import check_quality_scope
 from tfcompress.schedules import ACoSPTemperature
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -332,6 +333,8 @@ class PruneConfig:
                 f"quality is Han's magnitude threshold; method {self.method!r} takes ratio or "
                 f"compression. Received: quality={self.quality!r}"
             )
+        if self.quality is not None and self.scope is not None:
+            check_quality_scope(self.quality, self.scope)  # before any step, not at the callback
         _number("starting_epoch", self.starting_epoch, low=0)
         _number("ending_epoch", self.ending_epoch, low=0, optional=True)
         if self.ending_epoch is not None and self.ending_epoch < self.starting_epoch:
