@@ -237,6 +237,35 @@ def test_share_weights_shares_the_kernels_of_nested_models(tmp_path):
     assert [w.name for w in model.get_layer("inner").weights] == ["kernel", "bias"] * 2
 
 
+@keras.saving.register_keras_serializable(package="test_weight_sharing")
+class _Block(keras.layers.Layer):  # a composite layer: a Dense inside a class of its own
+    def __init__(self, units=6, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = layers.Dense(units)
+
+    def call(self, x):
+        return keras.ops.relu(self.dense(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_kernels_inside_a_composite_layer_are_named_as_left_float(caplog):
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, layers.Dense(3, name="d")(_Block(name="block")(inputs)))
+    with caplog.at_level("WARNING", logger="absl"):
+        shared = share_weights(model, bits=2)
+    assert {layer.layer.name for layer in _shared(shared)} == {"d"}
+    assert any("['block'] hold conv or dense layers inside a layer class of their own, so "
+               "their weights (block: 36 parameters) stay float" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="absl"):
+        share_weights(model, bits=2, exclude=["block"])
+    assert not any("stay float" in r.getMessage() for r in caplog.records)
+
+
 # --- bad inputs -----------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+from absl import logging
 
 from tfcompress.graph.dependency import resolve_exclude
 from tfcompress.graph.trace import layers_of, trace
@@ -139,6 +140,7 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
         )
     model = inline_nested(model)
     chosen = resolve_bits(model, bits, exclude)
+    _warn_unshared_kernels(model, exclude)
     plans = {}
 
     def clone(layer):
@@ -175,6 +177,31 @@ def inline_nested(model):
         lambda op: clone_layer(op.layer),
         weights_of=lambda op: op.layer.weights,
     )
+
+
+def _warn_unshared_kernels(model, exclude):
+    """Logs a warning naming the layers of `model` (not excluded) that hold conv or dense
+    layers inside a class of their own (a composite layer): `share_weights` wraps the
+    model's layers, so those kernels stay float, stored raw by the codec."""
+    held = {}
+    for layer in model.layers:
+        inner = layer.layer if isinstance(layer, WeightMask) else layer
+        if kind_of(inner) is not None or layer_name(layer) in exclude:
+            continue
+        subs = inner._flatten_layers(include_self=False, recursive=True)  # as decompose
+        count = sum(int(np.prod(w.shape)) for sub in subs if kind_of(sub) is not None
+                    for w in sub.weights)  # fmt: skip
+        if count:
+            held[inner.name] = count
+    if held:
+        logging.warning(
+            "share_weights shares the kernels of the model's own conv and dense layers; "
+            "%s hold conv or dense layers inside a layer class of their own, so their "
+            "weights (%s parameters) stay float. Build the model of those parts (or "
+            "exclude the layers to silence this). Received: %s",
+            sorted(held), ", ".join(f"{n}: {c:,}" for n, c in sorted(held.items())),
+            f"model={model.name!r}",
+        )
 
 
 def _wrapper_of(model, inner):
