@@ -183,6 +183,9 @@ def test_recalibrate_bn_refuses_data_it_cannot_read():
     with pytest.raises(TypeError) as info:
         recalibrate_bn(model, 3)
     assert str(info.value) == f"{forms}. Received: data=int"
+    with pytest.raises(ValueError, match=r"steps must be an integer >= 1 or None\. "
+                       r"Received: steps=0"):
+        recalibrate_bn(model, [x], steps=0)
     with pytest.raises(ValueError) as info:  # an array of 2 batches of 4: examples, cut
         recalibrate_bn(model, x.reshape(2, 4, 12, 12, 1))
     assert str(info.value) == (

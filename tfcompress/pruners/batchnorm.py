@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from tfcompress.batches import BATCH_SIZE, batches, check_batched
+from tfcompress.numbers import check_count
 
 
 def batch_norm_layers(model):
@@ -52,8 +53,7 @@ def recalibrate_bn(model, data, steps=None):
     bns = batch_norm_layers(model)
     if not bns:
         raise ValueError(f"Model '{model.name}' has no BatchNormalization layer to recalibrate.")
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
-        raise ValueError(f"steps must be a positive integer or None. Received: steps={steps!r}")
+    check_count("steps", steps, none=True)  # as taylor's measure checks its steps
     who = "recalibrate_bn's data"
     batches_ = batches(data, who, _DATA_FORMS, inputs_alone=True)
     momenta = [bn.momentum for bn in bns]
