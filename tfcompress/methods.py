@@ -26,6 +26,7 @@ import keras
 
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.numbers import check_count
 from tfcompress.pruners.ranking import NORMALIZERS, SCOPES
 
 NORMALIZE = tuple(NORMALIZERS)
@@ -105,15 +106,7 @@ class Method:
             raise ValueError(
                 f"normalize must be one of {NORMALIZE}. Received: normalize={self.normalize!r}"
             )
-        if (
-            isinstance(self.min_channels, bool)
-            or not isinstance(self.min_channels, int)
-            or self.min_channels < 1
-        ):
-            raise ValueError(
-                "min_channels must be an integer >= 1. "
-                f"Received: min_channels={self.min_channels!r}"
-            )
+        check_count("min_channels", self.min_channels)
         if self.compression_target not in COMPRESSION_TARGETS:
             raise ValueError(
                 f"compression_target must be one of {COMPRESSION_TARGETS}. Received: "

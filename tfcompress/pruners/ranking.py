@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from tfcompress.numbers import is_int, is_number, plain
+from tfcompress.numbers import check_count, is_int, is_number, plain
 
 SCOPES = ("local", "global")
 
@@ -101,17 +101,9 @@ class RankingOptions:
                 f"num_remove must be an integer >= 0. Received: num_remove={num_remove!r}"
             )
         check_scope(self.scope)
-        if self.min_channels is not None and (
-            not is_int(self.min_channels) or self.min_channels < 1
-        ):
-            raise ValueError(
-                "min_channels must be an integer >= 1. "
-                f"Received: min_channels={self.min_channels!r}"
-            )
-        if not is_int(self.round_to) or self.round_to < 1:
-            raise ValueError(
-                f"round_to must be an integer >= 1. Received: round_to={self.round_to!r}"
-            )
+        if self.min_channels is not None:  # None: the method's
+            check_count("min_channels", self.min_channels)
+        check_count("round_to", self.round_to)
         if self.normalize is not None and self.normalize not in NORMALIZERS:
             raise ValueError(
                 f"normalize must be one of {sorted(NORMALIZERS)}. "
