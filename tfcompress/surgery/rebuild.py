@@ -16,12 +16,18 @@ _ZEROS = keras.initializers.Zeros()
 def clone_layer(layer, config=None):
     """A new, unbuilt layer of `layer`'s class from `config` (default: its own config).
 
-    A stateless `keras.ops` operation used in a functional graph (e.g. `x + 3.0`) is
-    returned as is: it holds nothing to copy.
+    A stateless `keras.ops` operation used in a functional graph (e.g. `x + 3.0`), and a
+    `Lambda` without weights called with its own config, are returned as they are: they
+    hold nothing to copy.
     """
     if not isinstance(layer, keras.layers.Layer):
         return layer
-    config = dict(layer.get_config() if config is None else config)
+    own = layer.get_config()
+    if isinstance(layer, keras.layers.Lambda) and not layer.weights and config in (None, own):
+        # a Lambda holds only its function: the layer itself serves (Keras would re-create
+        # a Python lambda without the globals it reads, and not at all in safe mode)
+        return layer
+    config = dict(own if config is None else config)
     config.pop("build_config", None)
     try:
         return type(layer).from_config(config)
