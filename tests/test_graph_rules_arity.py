@@ -189,3 +189,7 @@ def test_a_generic_keras_class_is_not_suggested_a_class_wide_rule():
     assert "TimeDistributed is a generic Keras class" in message
     assert "Leave it alone with `exclude=['td']`" in message
     assert "register_rule(" not in message and "keras.ops only" not in message
+    # ... and a rule registered for one anyway is refused (it broke the other Lambdas)
+    with pytest.raises(ValueError, match=r"register_rule: keras.*Lambda is a generic "
+                       r"Keras class .* Received: layer_class=keras.*Lambda"):
+        register_rule(layers.Lambda, Channelwise())

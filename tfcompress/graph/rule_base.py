@@ -394,19 +394,23 @@ def suggest_rule(op):
     )
 
 
-def _generic(layer):
-    """The name of `layer`'s class when it is one of Keras's generic classes, whose
-    instances compute whatever they are given (a function, a SavedModel, a JAX or torch
-    module, an RNN cell, an inner layer or a list of layers), else None. Their subclasses
-    (LSTM is an RNN) are specific."""
+def generic_classes():
+    """Keras's generic layer classes, whose instances compute whatever they are given (a
+    function, a SavedModel, a JAX or torch module, an RNN cell, an inner layer or a list
+    of layers): no rule holds for all their instances. Their subclasses (LSTM is an RNN)
+    are specific."""
     from keras import layers
 
-    generic = (
+    return (
         layers.Layer, layers.Lambda, layers.TFSMLayer, layers.JaxLayer, layers.FlaxLayer,
         layers.TorchModuleWrapper, layers.Wrapper, layers.TimeDistributed,
         layers.Bidirectional, layers.RNN, layers.Pipeline,
     )
-    return type(layer).__name__ if type(layer) in generic else None
+
+
+def _generic(layer):
+    """The name of `layer`'s class when it is one of `generic_classes()`, else None."""
+    return type(layer).__name__ if type(layer) in generic_classes() else None
 
 
 def _holds_embedding(layer):

@@ -39,6 +39,7 @@ from tfcompress.graph.rule_base import (
     _qualname,
     channel_sized_weights,
     couple_broadcast,
+    generic_classes,
     internal_key,
     keras_mask_keys,
     mixing_activation,
@@ -475,6 +476,16 @@ def register_rule(layer_class, rule):
     if not isinstance(rule, Rule):
         raise TypeError(
             f"register_rule expects a tfcompress.graph.rules.Rule. Received: rule={rule!r}"
+        )
+    if layer_class in generic_classes():
+        name = _qualname(layer_class)
+        raise ValueError(
+            f"register_rule: {name} is a generic Keras class (each instance computes the "
+            "function or layer it is given): a rule for it would hold for every one of "
+            "every model, and silently mis-handle those that compute something else. "
+            "Leave the layer alone with exclude=[...], write a Lambda's function with "
+            "keras.ops (tfcompress sees through it), or make it a class of your own and "
+            f"register the rule for that. Received: layer_class={name}"
         )
     if rule.inputs == 1 and _takes_several_tensors(layer_class):
         name = _qualname(layer_class)
