@@ -96,6 +96,17 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
          "tflite to formats, or leave quantization out. Received: quantization='dynamic'"),
         (lambda: cfg.ExportConfig("c", "o", formats=("keras", "report"), calibration_data="x*"),
          "calibration_data is for the TFLite file"),
+        (  # refused before the baseline is evaluated (it was after it)
+            lambda: cfg.EvalConfig("c", "t", prune_ratios=(0.5,), method="taylor"),
+            r"method must be one of \['l1_filter', 'slimming', 'magnitude'\]. Received: "
+            r"method='taylor'",
+        ),
+        (  # ignored without a sweep before
+            lambda: cfg.EvalConfig("c", "t", method="slimming", recalibrate_batches=5),
+            r"\['method', 'recalibrate_batches'\] apply to the pruning sweep only, which "
+            r"prune_ratios asks for; none was given. Received: method='slimming', "
+            r"recalibrate_batches=5",
+        ),
     ],
 )
 @pytest.mark.slow

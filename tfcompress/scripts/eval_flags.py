@@ -6,7 +6,6 @@ from absl import flags
 from tfcompress import models
 from tfcompress.scripts.common_flags import define_device_flags, define_skip_corrupt_flag
 from tfcompress.training import config as cfg
-from tfcompress.training import methods
 
 
 def define_evaluate_flags(fv):
@@ -63,7 +62,7 @@ def define_evaluate_flags(fv):
     flags.DEFINE_enum(
         "method",
         "l1_filter",
-        list(methods.METHODS),
+        list(cfg.SWEEP_CRITERIA),
         "Criterion of the --prune_ratios sweep (l1_filter, slimming or magnitude).",
         flag_values=fv,
     )

@@ -22,6 +22,8 @@ SCHEDULES = ("iterative", "polynomial")
 # soft_topk: how the temperature follows the epochs (`ACoSPTemperature(update=)`).
 TEMPERATURE_UPDATES = ACoSPTemperature.UPDATES
 FORMATS = ("saved_model", "tflite", "keras", "report")
+# `evaluate --prune_ratios`: the criteria a one-shot sweep can rank by without data.
+SWEEP_CRITERIA = ("l1_filter", "slimming", "magnitude")
 QUANTIZATIONS = ("none", "dynamic", "int8")
 # SGD weight decay: "coupled" adds wd * w to the gradient before momentum (the seeds:
 # PyTorch, Caffe, TF1), "decoupled" is Keras's w -= lr * wd * w. The one default.
@@ -491,11 +493,25 @@ class EvalConfig:
         _int("width", self.width, minimum=1, optional=True)
         for r in self.prune_ratios:
             _number("prune_ratios", r, low=0, high=1)
-        from tfcompress.training import methods
-
-        _choice("method", self.method, tuple(methods.METHODS))
+        if self.method not in SWEEP_CRITERIA:  # before the baseline is evaluated
+            raise ValueError(
+                f"A pruning sweep ranks with a data-free criterion: method must be one of "
+                f"{list(SWEEP_CRITERIA)}. Received: method={self.method!r}"
+            )
         _text("recalibrate_data", self.recalibrate_data, optional=True)
         _int("recalibrate_batches", self.recalibrate_batches, minimum=1)
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        given = {
+            k: getattr(self, k)
+            for k in ("method", "recalibrate_data", "recalibrate_batches")  # the sweep's
+            if getattr(self, k) != defaults[k]
+        }
+        if given and not self.prune_ratios:
+            raise ValueError(
+                f"{sorted(given)} apply to the pruning sweep only, which prune_ratios asks "
+                f"for; none was given. Received: "
+                + ", ".join(f"{k}={v!r}" for k, v in sorted(given.items()))
+            )
         _text("output", self.output, optional=True)
         _bool("skip_corrupt", self.skip_corrupt)
 

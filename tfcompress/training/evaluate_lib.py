@@ -13,8 +13,6 @@ from tfcompress.atomic import atomic_write_text
 from tfcompress.metrics import count_params
 from tfcompress.training import common, devices, evaluation, inputs, paths, tasks, weights
 
-SWEEP_CRITERIA = ("l1_filter", "slimming", "magnitude")
-
 
 def _output_classes(model):
     output = model.outputs[0]
@@ -66,11 +64,6 @@ def _check(config, model, run, data):
 
 
 def _sweep(model, config, data, size, task, num_classes, recalibration_skipped):
-    if config.method not in SWEEP_CRITERIA:
-        raise ValueError(
-            f"A pruning sweep ranks with a data-free criterion: method must be one of "
-            f"{list(SWEEP_CRITERIA)}. Received: method={config.method!r}"
-        )
     recalibration = None
     if config.recalibrate_data:
         info = inputs.inspect(config.recalibrate_data, "recalibrate_data")
