@@ -156,10 +156,10 @@ def test_a_restart_prunes_to_the_table_in_run_json(tmp_path, monkeypatch):
         ({"method": "l1_filter", "compression": 2, "compression_target": "latency",
           "round_to": 8}, "it cannot be combined with round_to=8"),
         ({"method": "l1_filter", "compression": 2, "compression_target": "latency",
-          "scope": "local"}, "cannot be combined with scope='local' or ranking_rule='safe'"),
+          "scope": "local"}, "cannot be combined with scope='local'."),  # the flag set alone
         ({"method": "slimming", "compression": 2, "compression_target": "latency",
           "ranking_rule": "strict_quantile"},
-         "cannot be combined with scope=None or ranking_rule='strict_quantile'"),
+         "cannot be combined with ranking_rule='strict_quantile'."),
         ({"method": "l1_filter", "compression": 2, "latency_batch_size": 32},
          "latency_batch_size: read only with compression_target='latency'. Received: "
          "compression_target=None, latency_batch_size=32"),

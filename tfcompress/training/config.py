@@ -424,11 +424,14 @@ class PruneConfig:
             raise ValueError(
                 "compression_target='latency' keeps multiples of the cost table's multiple "
                 f"(8); it cannot be combined with round_to={self.round_to!r}.")
-        if self.scope == "local" or self.ranking_rule != "safe":
+        wrong = {"scope": self.scope} if self.scope == "local" else {}
+        if self.ranking_rule != "safe":
+            wrong["ranking_rule"] = self.ranking_rule
+        if wrong:  # named alone: the one the command set
             raise ValueError(
                 "compression_target='latency' ranks all groups together, cutting where the "
                 "least importance is lost per millisecond; it cannot be combined with "
-                f"scope={self.scope!r} or ranking_rule={self.ranking_rule!r}.")
+                + " or ".join(f"{k}={v!r}" for k, v in wrong.items()) + ".")
 
     @property
     def end_epoch(self):
