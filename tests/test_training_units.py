@@ -96,6 +96,11 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
          "tflite to formats, or leave quantization out. Received: quantization='dynamic'"),
         (lambda: cfg.ExportConfig("c", "o", formats=("keras", "report"), calibration_data="x*"),
          "calibration_data is for the TFLite file"),
+        (  # before: "give calibration_data", which was then refused as not for tflite
+            lambda: cfg.ExportConfig("c", "o", formats=("keras",), quantization="int8"),
+            "quantization is for the TFLite file, which formats=.'keras',. does not write: add "
+            "tflite to formats, or leave quantization out. Received: quantization='int8'",
+        ),
         (  # refused before the baseline is evaluated (it was after it)
             lambda: cfg.EvalConfig("c", "t", prune_ratios=(0.5,), method="taylor"),
             r"method must be one of \['l1_filter', 'slimming', 'magnitude'\]. Received: "

@@ -547,13 +547,9 @@ class ExportConfig:
         for f in self.formats:
             _choice("formats", f, FORMATS)
         _choice("quantization", self.quantization, QUANTIZATIONS)
-        if self.quantization == "int8" and self.calibration_data is None:
-            raise ValueError(
-                "quantization='int8' calibrates activation ranges on real inputs: give "
-                "calibration_data (TFRecords). Received: calibration_data=None"
-            )
         _text("calibration_data", self.calibration_data, optional=True)
-        if "tflite" not in self.formats:  # both are read only for the TFLite file
+        if "tflite" not in self.formats:  # both are read only for the TFLite file (checked
+            # first: int8 without tflite wants tflite added, not calibration_data)
             for name, value, unset in (("quantization", self.quantization, "none"),
                                        ("calibration_data", self.calibration_data, None)):
                 if value != unset:
@@ -561,6 +557,11 @@ class ExportConfig:
                         f"{name} is for the TFLite file, which formats={self.formats!r} does "
                         f"not write: add tflite to formats, or leave {name} out. Received: "
                         f"{name}={value!r}")
+        if self.quantization == "int8" and self.calibration_data is None:
+            raise ValueError(
+                "quantization='int8' calibrates activation ranges on real inputs: give "
+                "calibration_data (TFRecords). Received: calibration_data=None"
+            )
         _int("calibration_batches", self.calibration_batches, minimum=1)
         _text("signature_name", self.signature_name)
         _text("gpu_id", self.gpu_id, optional=True)
