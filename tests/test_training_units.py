@@ -101,6 +101,15 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
             "quantization is for the TFLite file, which formats=.'keras',. does not write: add "
             "tflite to formats, or leave quantization out. Received: quantization='int8'",
         ),
+        (  # accepted and ignored before (and recorded, so a restart changing them failed)
+            lambda: cfg.PruneConfig("magnitude", ratio=0.5, min_channels=4, round_to=8),
+            r"method 'magnitude' does not read \['min_channels', 'round_to'\]: leave them "
+            r"out. Received: min_channels=4, round_to=8",
+        ),
+        (
+            lambda: cfg.PruneConfig("soft_topk", ratio=0.5, scope="global", s=0.5),
+            r"method 'soft_topk' does not read \['s', 'scope'\]",
+        ),
         (  # refused before the baseline is evaluated (it was after it)
             lambda: cfg.EvalConfig("c", "t", prune_ratios=(0.5,), method="taylor"),
             r"method must be one of \['l1_filter', 'slimming', 'magnitude'\]. Received: "

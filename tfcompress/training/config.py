@@ -368,6 +368,17 @@ class PruneConfig:
                 f"{self.method!r} has none. Received: method={self.method!r}"
             )
         _number("s", self.s, low=0, low_open=True)
+        unread = {  # settings a method never reads: refused, not recorded and ignored
+            "magnitude": ("normalize", "min_channels", "round_to"), "soft_topk": ("scope",),
+        }.get(self.method, ())
+        unread += ("s",) if self.method != "slimming" else ()  # the slimming penalty
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        given = {k: getattr(self, k) for k in unread if getattr(self, k) != defaults[k]}
+        if given:
+            raise ValueError(
+                f"method {self.method!r} does not read {sorted(given)}: leave them out. "
+                "Received: " + ", ".join(f"{k}={v!r}" for k, v in sorted(given.items()))
+            )
         _choice("temperature_update", self.temperature_update, TEMPERATURE_UPDATES)
         if self.temperature_update != "continuous" and self.method != "soft_topk":
             raise ValueError(
