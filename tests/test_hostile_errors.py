@@ -273,6 +273,15 @@ def test_demo_checks_its_paths_first(tmp_path, monkeypatch):
             demo_lib.DemoConfig(output_dir=str(tmp_path / "o2"), data_dir=str(tmp_path / "d"),
                                 fmnist_dir="nowhere")
         )  # fmt: skip
+    # refused when the flags are read: the sweep ran after the baseline had trained
+    with pytest.raises(ValueError, match=r"sweep_ratios must be numbers in \[0, 1\). "
+                       r"Received: sweep_ratios=\[0.5, 1.0\]"):
+        demo_lib.DemoConfig(sweep_ratios=(0.5, 1.0))
+    from tfcompress.scripts.common_flags import float_list
+
+    with pytest.raises(ValueError, match=r"sweep_ratios must be numbers. Received: "
+                       r"sweep_ratios=\['abc'\]"):
+        float_list("sweep_ratios", ["abc"])
 
 
 # --- scripts: one `error:` line for what the OS, TensorFlow or the data refuse ------------

@@ -278,6 +278,14 @@ def define_train_flags(fv):
     flags.mark_flags_as_required(["train_data", "checkpoint"], flag_values=fv)
 
 
+def float_list(name, values):
+    """The values of the list flag `name` as floats; raises naming the flag otherwise."""
+    try:
+        return tuple(float(v) for v in values)
+    except ValueError as e:
+        raise ValueError(f"{name} must be numbers. Received: {name}={list(values)!r}") from e
+
+
 def _option(text):
     key, sep, value = text.partition("=")
     if not sep or not key:

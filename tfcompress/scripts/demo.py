@@ -14,6 +14,7 @@ Run it from the repository root.
 from absl import flags
 
 from tfcompress.scripts import cli
+from tfcompress.scripts.common_flags import float_list
 from tfcompress.scripts.demo_lib import DemoConfig, run_demo
 from tfcompress.training import methods
 from tfrecords_tools import entry
@@ -56,7 +57,7 @@ def main(argv):
             output_dir=FLAGS.output_dir,
             data_dir=FLAGS.data_dir,
             fmnist_dir=FLAGS.fmnist_dir,
-            sweep_ratios=tuple(float(r) for r in FLAGS.sweep_ratios),
+            sweep_ratios=float_list("sweep_ratios", FLAGS.sweep_ratios),
             extra_flags=(
                 *((f"--width_multiplier={FLAGS.width_multiplier}",)
                   if FLAGS.width_multiplier else ()),

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from tfcompress.numbers import is_number
 from tfcompress.training import methods, paths
 from tfcompress.training.plot import compression_plot
 
@@ -55,6 +56,12 @@ class DemoConfig:
         if self.method not in methods.METHODS:
             raise ValueError(
                 f"method must be one of {list(methods.METHODS)}. Received: method={self.method!r}"
+            )
+        bad = [r for r in self.sweep_ratios if not (is_number(r) and 0 <= r < 1)]
+        if bad:  # before the baseline trains, not at the sweep after it
+            raise ValueError(
+                f"sweep_ratios must be numbers in [0, 1). Received: "
+                f"sweep_ratios={list(self.sweep_ratios)!r}"
             )
 
 

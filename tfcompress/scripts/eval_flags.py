@@ -4,7 +4,11 @@ the device flags are `common_flags`'."""
 from absl import flags
 
 from tfcompress import models
-from tfcompress.scripts.common_flags import define_device_flags, define_skip_corrupt_flag
+from tfcompress.scripts.common_flags import (
+    define_device_flags,
+    define_skip_corrupt_flag,
+    float_list,
+)
 from tfcompress.training import config as cfg
 
 
@@ -145,12 +149,7 @@ def define_export_flags(fv):
 
 
 def evaluate_config(fv):
-    try:
-        ratios = tuple(float(r) for r in fv.prune_ratios)
-    except ValueError as e:
-        raise ValueError(
-            f"prune_ratios must be numbers. Received: prune_ratios={fv.prune_ratios!r}"
-        ) from e
+    ratios = float_list("prune_ratios", fv.prune_ratios)
     return cfg.EvalConfig(
         checkpoint=fv.checkpoint,
         test_data=fv.test_data,
