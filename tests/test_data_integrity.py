@@ -524,3 +524,18 @@ def test_a_zero_byte_shard_goes_with_either_compression(tmp_path):
     assert compression.resolve([empty], "auto") == ""
     report = records.verify_records([gz, empty])  # reported as empty, not as mixed
     assert report.messages() == [f"{empty}: record 0: empty file (0 bytes)"]
+
+
+def test_a_converter_given_a_file_as_output_dir_names_the_flag(tmp_path):
+    """It printed `error: [Errno 17] File exists: ...`, naming no flag, with a misleading
+    reason; it now says what the tfcompress scripts say."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "tfrecords_tools.fashion_mnist", f"--output_dir={afile}"],
+        capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert (f"error: output_dir='{afile}' is a file, not a directory: give a directory to "
+            "write into.") in result.stderr.splitlines()
+    assert afile.read_text() == "x"

@@ -99,9 +99,11 @@ def run(make_source, stream=sys.stderr):
     (``shards.recover_interrupted``); an error (a bad example, an unwritable folder) ends the
     process with one ``error:`` line."""
     from tfcompress.data import convert, shards
+    from tfcompress.training import paths
 
     FLAGS = flags.FLAGS
     try:
+        paths.output_directory("output_dir", FLAGS.output_dir)  # as the scripts check it
         if shards.recover_interrupted(FLAGS.output_dir).rolled_forward:
             stream.write(f"finished the interrupted conversion in {FLAGS.output_dir}\n")
         source = make_source()
