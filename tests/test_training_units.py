@@ -107,8 +107,8 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
             r"out. Received: min_channels=4, round_to=8",
         ),
         (
-            lambda: cfg.PruneConfig("soft_topk", ratio=0.5, scope="global", s=0.5),
-            r"method 'soft_topk' does not read \['s', 'scope'\]",
+            lambda: cfg.PruneConfig("soft_topk", ratio=0.5, s=0.5),
+            r"method 'soft_topk' does not read \['s'\]: leave them out. Received: s=0.5",
         ),
         (  # refused before the baseline is evaluated (it was after it)
             lambda: cfg.EvalConfig("c", "t", prune_ratios=(0.5,), method="taylor"),

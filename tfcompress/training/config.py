@@ -368,9 +368,9 @@ class PruneConfig:
                 f"{self.method!r} has none. Received: method={self.method!r}"
             )
         _number("s", self.s, low=0, low_open=True)
-        unread = {  # settings a method never reads: refused, not recorded and ignored
-            "magnitude": ("normalize", "min_channels", "round_to"), "soft_topk": ("scope",),
-        }.get(self.method, ())
+        # settings a method never reads: refused, not recorded and ignored (soft_topk's
+        # --scope is left alone: flagfiles shared by every method, the demo's, set it)
+        unread = {"magnitude": ("normalize", "min_channels", "round_to")}.get(self.method, ())
         unread += ("s",) if self.method != "slimming" else ()  # the slimming penalty
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         given = {k: getattr(self, k) for k in unread if getattr(self, k) != defaults[k]}
