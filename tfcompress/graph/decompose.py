@@ -33,10 +33,17 @@ class Opaque:
     reason: str
 
 
+def sublayers(layer):
+    """Every layer `layer` holds, at any depth, not itself (Keras's `_flatten_layers`; none
+    for an object that is no layer)."""
+    flatten = getattr(layer, "_flatten_layers", None)
+    return [] if flatten is None else list(flatten(include_self=False, recursive=True))
+
+
 def own_variables(layer):
     """The variables `layer` holds itself, not through a sublayer (paths)."""
     inner = set()
-    for sub in layer._flatten_layers(include_self=False, recursive=True):
+    for sub in sublayers(layer):
         inner.update(id(v) for v in sub.variables)
     return [v.path for v in layer.variables if id(v) not in inner]
 

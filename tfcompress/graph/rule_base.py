@@ -417,7 +417,6 @@ def _holds_embedding(layer):
     """True when `layer` holds a `keras.layers.Embedding` among its sublayers."""
     from keras import layers
 
-    flatten = getattr(layer, "_flatten_layers", None)
-    if flatten is None:
-        return False
-    return any(isinstance(sub, layers.Embedding) for sub in flatten(include_self=False))
+    from tfcompress.graph.decompose import sublayers
+
+    return any(isinstance(sub, layers.Embedding) for sub in sublayers(layer))

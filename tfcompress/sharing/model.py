@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from absl import logging
 
+from tfcompress.graph.decompose import sublayers
 from tfcompress.graph.dependency import resolve_exclude
 from tfcompress.graph.trace import layers_of, trace
 from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
@@ -188,9 +189,8 @@ def _warn_unshared_kernels(model, exclude):
         inner = layer.layer if isinstance(layer, WeightMask) else layer
         if kind_of(inner) is not None or layer_name(layer) in exclude:
             continue
-        subs = inner._flatten_layers(include_self=False, recursive=True)  # as decompose
-        count = sum(int(np.prod(w.shape)) for sub in subs if kind_of(sub) is not None
-                    for w in sub.weights)  # fmt: skip
+        count = sum(int(np.prod(w.shape)) for sub in sublayers(inner)
+                    if kind_of(sub) is not None for w in sub.weights)  # fmt: skip
         if count:
             held[inner.name] = count
     if held:
