@@ -5,6 +5,7 @@ import keras
 from tfcompress import methods
 from tfcompress.callbacks._state import DueEvents, current_step
 from tfcompress.numbers import is_number
+from tfcompress.pruners import restored
 from tfcompress.pruners.weights import check_quality_scope, prune_weights, weight_masks
 from tfcompress.schedules import Schedule
 
@@ -68,3 +69,7 @@ class MagnitudePruning(keras.callbacks.Callback):
         else:
             achieved = prune_weights(self.model, ratio=ratio, scope=self.scope)
         self.events.append((step, achieved))
+        restored.remember(self.model, step)
+
+    def on_train_end(self, logs=None):
+        restored.warn_if_restored(self.model)

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfcompress import methods
 from tfcompress.callbacks._state import current_step, layers_of
 from tfcompress.layers import SoftTopKMask
-from tfcompress.pruners import ranking
+from tfcompress.pruners import ranking, restored
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.scores import plan_for, score_groups
 from tfcompress.schedules import ACoSPTemperature
@@ -100,6 +100,7 @@ class SoftTopK(keras.callbacks.Callback):
         if self.schedule.is_hard(epoch):
             self.harden()
             self.hardened_at = current_step(self.model)
+            restored.remember(self.model, self.hardened_at)
             return
         temperature = self.schedule(epoch)
         if self._temperature is None or abs(
@@ -126,3 +127,6 @@ class SoftTopK(keras.callbacks.Callback):
         for mask in self._masks:
             mask.hard.assign(1.0)
         self._hard = True
+
+    def on_train_end(self, logs=None):
+        restored.warn_if_restored(self.model)

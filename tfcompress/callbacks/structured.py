@@ -5,7 +5,7 @@ import keras
 from tfcompress import methods
 from tfcompress.callbacks._state import DueEvents, current_step, layers_of
 from tfcompress.layers import ChannelMask, TaylorMask
-from tfcompress.pruners import budgets
+from tfcompress.pruners import budgets, restored
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.prune import ranking_options
 from tfcompress.pruners.scores import alive_channels, score_groups
@@ -157,10 +157,14 @@ class StructuredPruning(keras.callbacks.Callback):
         if should:
             self.prune_now(ratio)
             self.events.append((step, self.kept_channels()))
+            restored.remember(self.model, step)
 
     def on_epoch_end(self, epoch, logs=None):
         for mask in self._taylor:
             mask.fold()
+
+    def on_train_end(self, logs=None):
+        restored.warn_if_restored(self.model)
 
     def prune_now(self, ratio):
         """One pruning step to `ratio` (or by `num_remove` / `threshold`)."""

@@ -6,6 +6,7 @@ import numpy as np
 from tfcompress import methods
 from tfcompress.graph.rules import unwrap
 from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.pruners.restored import warn_if_restored
 from tfcompress.surgery.masks import consumer_scales, kept_components
 from tfcompress.surgery.penalties import SlimmingPenalty, without_penalty
 from tfcompress.surgery.rebuild import clone_layer, rebuild
@@ -19,7 +20,10 @@ def strip(masked, *, name=None):
     gate values are folded into the consuming layers' kernels; element-wise weight masks
     are applied and their wrappers removed. The layers `masked` was wrapped to leave
     alone (`wrap(..., exclude=)`) are left alone again. `masked` is left untouched.
+    Masks that keep more than the pruning callbacks left them (weights restored from
+    before an event) are named in a warning (`tfcompress.pruners.restored`).
     """
+    warn_if_restored(masked)
     graph = methods.graph_of(masked)
     keep = kept_components(graph)
     scales = consumer_scales(graph)

@@ -1,0 +1,70 @@
+"""Pruning undone by a weight restore: what the pruning callbacks left in a model, and a
+check that the model still holds it.
+
+Masks are model weights, so a callback that restores weights from an earlier epoch
+(`keras.callbacks.EarlyStopping(restore_best_weights=True)`, a reload of
+`ModelCheckpoint(save_best_only=True)`) brings back the masks of that epoch, often one
+before pruning, and the schedule, already past, does not prune again. The pruning
+callbacks `remember` what each event left; `warn_if_restored` (their `on_train_end`, and
+`tfcompress.strip`) names the masks that keep more than that.
+"""
+
+import weakref
+
+import numpy as np
+from absl import logging
+
+from tfcompress.graph.trace import layers_of
+from tfcompress.layers import ChannelMask, WeightMask
+
+# model -> ({mask layer name: channels or weights kept}, the step of the event). Keyed by
+# the model object itself (weakly), never by id(): a freed model's id is reused.
+_LEFT = weakref.WeakKeyDictionary()
+
+
+def kept_counts(model):
+    """`{mask layer name: kept count}`: channels of each `ChannelMask`
+    (`ChannelMask.kept`), weights of each `WeightMask` (all its masks together)."""
+    counts = {mask.name: int(mask.kept().sum()) for mask in layers_of(model, ChannelMask)}
+    for layer in layers_of(model, WeightMask):
+        counts[layer.name] = sum(
+            int(np.count_nonzero(layer.mask_values(name))) for name in layer.masks
+        )
+    return counts
+
+
+def remember(model, step):
+    """Records what the pruning event at `step` left in `model`."""
+    _LEFT[model] = (kept_counts(model), int(step))
+
+
+def restored_masks(model):
+    """`{mask layer name: (kept when remembered, kept now)}` of the masks that keep more
+    than the last `remember`ed event left (empty when nothing was remembered)."""
+    left = _LEFT.get(model)
+    if left is None:
+        return {}
+    counts, _ = left
+    now = kept_counts(model)
+    return {name: (n, now[name]) for name, n in counts.items() if now.get(name, 0) > n}
+
+
+def warn_if_restored(model):
+    """Logs a warning naming the masks of `model` that keep more than the pruning
+    callbacks' last event left them (weights restored from before it); returns them
+    (`restored_masks`)."""
+    grown = restored_masks(model)
+    if grown:
+        _, step = _LEFT[model]
+        shown = ", ".join(f"{name}: {a} -> {b}" for name, (a, b) in sorted(grown.items())[:5])
+        logging.warning(
+            "Model '%s': %d mask layer(s) keep more than pruning left them at its last "
+            "event (step %d): %s%s. Its weights were restored from before that event "
+            "(EarlyStopping(restore_best_weights=True), or a reload of "
+            "ModelCheckpoint(save_best_only=True)), and the pruned channels or weights "
+            "are back; strip keeps them. Let the restoring callback watch only epochs "
+            "after the schedule's last event (EarlyStopping(start_from_epoch=...)), or "
+            "restore in a second fit of the pruned model.",
+            model.name, len(grown), step, shown, " ..." if len(grown) > 5 else "",
+        )
+    return grown
