@@ -52,8 +52,25 @@ def test_l2_then_mean_is_mean_alone():
     for s in SCORES.values():
         l2 = s / np.linalg.norm(s)
         np.testing.assert_allclose(
-            ranking.NORMALIZERS["mean"](l2), ranking.NORMALIZERS["mean"](s), rtol=1e-12
+            ranking.normalized(l2, "mean"), ranking.normalized(s, "mean"), rtol=1e-12
         )
+
+
+def test_l2_normalises_over_the_channels_still_alive():
+    # jacobgil's normalize_ranks_per_layer divides by the l2 norm of the filters a layer
+    # still has (pruned ones were removed); a pruned channel's score must not count.
+    # A's pruned channel scores 3: counted, it would shrink A's live scores below B's.
+    scores = {"A": np.array([0.5, 1.0, 1.0, 3.0]), "B": np.array([0.45, 1.0, 1.0, 0.0])}
+    alive = {g: np.array([True, True, True, False]) for g in scores}
+    options = ranking.RankingOptions(0.375, scope="global", normalize="l2", min_channels=1)
+    keep = ranking.select(scores, options, alive=alive)
+    # by hand: A -> [0.333, 0.667, 0.667], B -> [0.303, 0.674, 0.674]: B's channel 0 goes
+    assert {g: np.flatnonzero(k).tolist() for g, k in keep.items()} == {
+        "A": [0, 1, 2], "B": [1, 2]
+    }
+    np.testing.assert_allclose(
+        ranking.normalized(scores["A"], "l2", alive["A"])[:3], [1 / 3, 2 / 3, 2 / 3]
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ import numpy as np
 from tfcompress import methods
 from tfcompress.latency import CostTable, Predictor, model_ms
 from tfcompress.numbers import check_count, is_number
-from tfcompress.pruners.ranking import NORMALIZERS
+from tfcompress.pruners.ranking import NORMALIZERS, normalized
 from tfcompress.pruners.scores import alive_channels, plan_for, score_groups
 from tfcompress.surgery.masks import mask_sites
 
@@ -246,8 +246,8 @@ def budget_from_scores(graph, sites, scores, cost_table, *, target_latency=None,
     orders, gain, start = {}, {}, {}
     for g, s in scores.items():
         if np.isfinite(s).any():
-            s = NORMALIZERS[normalize](np.asarray(s, np.float64))
             flags = np.ones(len(s), bool) if alive is None or g not in alive else alive[g]
+            s = normalized(s, normalize, flags)
             # the alive channels best first, then the pruned ones
             orders[g] = np.lexsort((-s, ~flags))
             gain[g] = np.concatenate([[0.0], np.cumsum(s[orders[g]])])  # gain[g][k]: top k

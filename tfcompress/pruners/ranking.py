@@ -24,13 +24,28 @@ def check_scope(scope):
         raise ValueError(f"scope must be one of {SCOPES}. Received: scope={scope!r}")
 
 
-# How scores of different groups are made comparable before a global ranking.
+# How scores of different groups are made comparable before a global ranking: each
+# group's scores are divided by this statistic of them (`normalized`).
 NORMALIZERS = {
-    "none": lambda s: s,
-    "mean": lambda s: s / max(float(np.mean(np.abs(s))), 1e-12),
-    "max": lambda s: s / max(float(np.max(np.abs(s))), 1e-12),
-    "l2": lambda s: s / max(float(np.linalg.norm(s)), 1e-12),
+    "none": None,
+    "mean": lambda s: np.mean(np.abs(s)),
+    "max": lambda s: np.max(np.abs(s)),
+    "l2": np.linalg.norm,
 }
+
+
+def normalized(scores, normalize, alive=None):
+    """`scores` (one group's) divided by their `normalize` statistic (`NORMALIZERS`; None:
+    "none") over the channels still `alive` (bool flags; default all): channels pruned
+    already are out of the layer, as in the references, which remove them (jacobgil's
+    Taylor ranking normalises the filters a layer still has), so their scores do not
+    count. With none alive, over all of them."""
+    scores = np.asarray(scores, np.float64)
+    statistic = NORMALIZERS[normalize or "none"]
+    if statistic is None:
+        return scores
+    live = scores if alive is None or not np.any(alive) else scores[np.asarray(alive, bool)]
+    return scores / max(float(statistic(live)), 1e-12)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +204,6 @@ def select(scores, options, *, alive=None):
     options.check_amount()
     if options.min_channels is None:
         options = dataclasses.replace(options, min_channels=1)
-    normalize = NORMALIZERS[options.normalize or "none"]
     iterative = alive is not None
     alive = {
         g: (
@@ -203,7 +217,7 @@ def select(scores, options, *, alive=None):
         if not np.isfinite(s).any():
             keep[g] = np.ones(len(s), bool)
         else:
-            pool[g] = normalize(s)
+            pool[g] = normalized(s, options.normalize, alive[g])
     if options.rule == "strict_quantile":
         keep.update(_select_strict_quantile(pool, alive, options.ratio, options.scope))
     elif options.scope == "local":
