@@ -66,6 +66,32 @@ def test_taylor_measuring_pass_matches_hand_value_unnormalised():
     np.testing.assert_allclose(np.asarray(mask.importance()), expected, rtol=1e-5)
 
 
+def test_taylor_measuring_pass_scores_in_training_mode_as_fit_and_leaves_bn_alone():
+    # the reference ranks with model.train() (BatchNorm on batch statistics), as the
+    # scores accumulate inside fit; the measuring pass puts the moving statistics back
+    inputs = keras.Input((3,))
+    hidden = layers.BatchNormalization(name="bn")(layers.Dense(4, name="d1")(inputs))
+    model = keras.Model(inputs, layers.Dense(2, name="d2")(layers.ReLU()(hidden)))
+    rng = np.random.default_rng(2)
+    x = rng.normal(2.0, 3.0, size=(8, 3)).astype("float32")
+    y = rng.normal(size=(8, 2)).astype("float32")
+    scores = {}
+    for path in ("fit", "data"):
+        masked = tfc.wrap(model, "taylor")
+        masked.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+        (mask,) = layers_of(masked, TaylorMask)
+        bn = [v.numpy() for v in masked.get_layer("bn").non_trainable_weights]
+        if path == "fit":
+            masked.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[
+                cb.StructuredPruning(schedules.OneShot(0.5, step=5), method="taylor")])
+        else:
+            tfc.pruners.score_groups(masked, "taylor", data=[(x, y)])
+            for before, after in zip(bn, masked.get_layer("bn").non_trainable_weights):
+                np.testing.assert_array_equal(after.numpy(), before)
+        scores[path] = np.asarray(mask.importance())
+    np.testing.assert_allclose(scores["data"], scores["fit"], rtol=1e-5)
+
+
 def test_slimming_global_threshold_picks_exact_channels():
     model = conv_bn_net(widths=(4, 4, 4))
     masked = tfc.wrap(model, "slimming", penalty=1e-4)

@@ -54,14 +54,23 @@ def measure(model, data, steps=None):
     masks = layers_of(model, TaylorMask)
     for m in masks:
         m.reset_scores()
-    for batch in itertools.islice(batches, steps):  # steps batches read, not one more
-        x, y, sw = _split_batch(model, batch, data)
-        with tf.GradientTape() as tape:
-            y_pred = model(x, training=False)
-            loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
-        tape.gradient(loss, model.trainable_variables)
-        for m in masks:
-            m.fold()
+    # in training mode, as the reference ranks (model.train(): BatchNorm on batch
+    # statistics) and as the scores accumulate in fit; the state a training-mode call
+    # moves (BatchNorm's moving statistics, dropout seeds) is put back afterwards
+    scores = {id(v) for m in masks for v in m.non_trainable_variables}
+    state = [(v, v.numpy()) for v in model.non_trainable_variables if id(v) not in scores]
+    try:
+        for batch in itertools.islice(batches, steps):  # steps batches read, not one more
+            x, y, sw = _split_batch(model, batch, data)
+            with tf.GradientTape() as tape:
+                y_pred = model(x, training=True)
+                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+            tape.gradient(loss, model.trainable_variables)
+            for m in masks:
+                m.fold()
+    finally:
+        for variable, value in state:
+            variable.assign(value)
 
 
 def _batches(data):
