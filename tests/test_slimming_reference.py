@@ -14,6 +14,7 @@ Eric-mingjie/network-slimming, vggprune.py:
     ...  mask = weight_copy.gt(thre).float()   # strictly greater; a layer may be emptied
 """
 
+import keras
 import numpy as np
 import pytest
 
@@ -147,3 +148,64 @@ def test_ranking_rule_is_refused_for_methods_without_a_channel_ranking():
         PruneConfig(method="soft_topk", ratio=0.5, ranking_rule="strict_quantile")
     with pytest.raises(ValueError, match="ranking_rule"):
         PruneConfig(method="slimming", ratio=0.5, ranking_rule="vggprune")
+
+
+def test_slimming_config_learning_rate_is_main_py_twice(monkeypatch):
+    # main.py: lr 0.1, x0.1 when epoch in [epochs * 0.5, epochs * 0.75], 160 epochs; the
+    # refine (`main.py --refine --epochs 160`) starts again from 0.1
+    from tfcompress.training import common
+
+    from .test_scripts_helpers import REPO, parse
+
+    monkeypatch.chdir(REPO)
+    train = parse("compress", ["--flagfile=configs/vgg19_bn_cifar10_slimming.cfg"]).train
+    steps = 50000 // train.batch_size  # 781
+
+    class Plan:
+        steps_per_epoch = steps
+        total_steps = train.total_steps(steps)
+
+    def main_py(epochs, epoch):  # the learning rate main.py trains `epoch` with
+        lr = 0.1
+        for e in range(epoch + 1):
+            if e in (epochs * 0.5, epochs * 0.75):
+                lr *= 0.1
+        return lr
+
+    schedule = common.learning_rate_of(train, Plan)
+    for epoch in range(320):
+        expected = main_py(160, epoch) if epoch < 160 else main_py(160, epoch - 160)
+        for step in (epoch * steps, (epoch + 1) * steps - 1):  # its first and last step
+            assert float(schedule(step)) == pytest.approx(expected, rel=1e-6), epoch
+    assert train.epochs == 320
+
+
+def test_slimming_config_builds_the_seeds_vgg(monkeypatch):
+    # network slimming's models/vgg.py _initialize_weights, and PyTorch's BN momentum 0.1
+    from tfcompress.training import weights
+
+    from .test_scripts_helpers import REPO, parse
+
+    monkeypatch.chdir(REPO)
+    config = parse("compress", ["--flagfile=configs/vgg19_bn_cifar10_slimming.cfg"])
+    model_config = config.train.model
+    assert dict(model_config.options) == {"style": "slimming"}
+    keras.utils.set_random_seed(0)
+    model = weights.build_model(model_config, (32, 32, 3))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            np.testing.assert_array_equal(layer.gamma.numpy(), 0.5)
+            np.testing.assert_array_equal(layer.beta.numpy(), 0.0)
+            assert layer.momentum == 0.9
+    conv = model.get_layer("conv16").kernel.numpy()  # 3x3x512x512: std sqrt(2 / (9 * 512))
+    assert np.std(conv) == pytest.approx(np.sqrt(2 / (9 * 512)), rel=0.01)
+    assert abs(np.mean(conv)) < 1e-3
+    logits = model.get_layer("logits")
+    assert np.std(logits.kernel.numpy()) == pytest.approx(0.01, rel=0.1)  # 5,120 values
+    np.testing.assert_array_equal(logits.bias.numpy(), 0.0)
+    # the library default stays Keras's
+    default = vgg.vgg19_bn(10, (32, 32, 3), width=0.25)
+    assert default.get_layer("conv1_bn").momentum == 0.99
+    message = r"style must be one of \['keras', 'slimming'\]. Received: style='torch'"
+    with pytest.raises(ValueError, match=message):
+        vgg.vgg19_bn(10, (32, 32, 3), style="torch")

@@ -11,7 +11,7 @@ from absl import flags
 
 from tfcompress.training import config as cfg
 from tfcompress.training import devices, inputs, methods, runs
-from tfcompress.training.lr import PolyLR
+from tfcompress.training.lr import PolyLR, StepLR
 
 from .test_scripts_helpers import parse
 
@@ -54,6 +54,71 @@ def test_poly_lr_rejects_bad_values(kwargs, message):
     args = {"learning_rate": 0.1, "max_iteration": 10, "power": 0.9, **kwargs}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         PolyLR(**args)
+
+
+def test_step_lr_changes_at_its_boundaries_and_round_trips():
+    schedule = StepLR([3, 5], [0.1, 0.01, 0.001])
+    rates = [float(schedule(step)) for step in range(7)]
+    np.testing.assert_allclose(rates, [0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
+    assert isinstance(restored, StepLR)
+    assert restored.get_config() == {"boundaries": [3, 5], "values": [0.1, 0.01, 0.001]}
+
+
+_STEP_LR_ERRORS = [
+    (([3, 3], [1.0, 0.5, 0.2]),
+     r"boundaries must be strictly increasing integers >= 1 \(steps\). "
+     r"Received: boundaries=\[3, 3\]"),
+    (([0], [1.0, 0.5]), r"Received: boundaries=\[0\]"),
+    (([3], [1.0]),
+     r"values must be 2 numbers > 0 \(one more than the boundaries\). "
+     r"Received: values=\[1.0\]"),
+    (([3], [1.0, 0.0]), r"Received: values=\[1.0, 0.0\]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args, message", _STEP_LR_ERRORS)
+def test_step_lr_rejects_bad_values(args, message):
+    with pytest.raises(ValueError, match=message):
+        StepLR(*args)
+
+
+_STEP_POLICY_ERRORS = [
+    ({"lr_boundaries": (80.0,)},
+     r"one more value than boundaries\). Received: lr_boundaries=\[80.0\], lr_values=\[\]"),
+    ({"lr_boundaries": (120.0, 80.0), "lr_values": (0.1, 0.01, 0.001)},
+     "lr_boundaries must be increasing epochs"),
+    ({"lr_boundaries": (-1.0,), "lr_values": (0.1, 0.01)},
+     r"lr_boundaries\[0\] must be a number > 0. Received: lr_boundaries\[0\]=-1.0"),
+    ({"lr_boundaries": (1.0,), "lr_values": (0.1, 0)}, r"lr_values\[1\] must be a number > 0"),
+    ({"lr_boundaries": [1.0], "lr_values": (0.1, 0.01)},
+     "lr_boundaries and lr_values must be tuples"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kwargs, message", _STEP_POLICY_ERRORS)
+def test_train_config_checks_the_step_policy(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        _train(**kwargs)
+
+
+def test_step_policy_flags_reach_the_config_and_refuse_the_poly_flags():
+    base = ["--model=lenet5", "--num_classes=10", "--train_data=d/*", "--checkpoint=c",
+            "--max_iteration=100"]  # fmt: skip
+    config = parse("train", [*base, "--lr_boundaries=1,2.5", "--lr_values=0.1,0.01,0.001"])
+    assert config.lr_boundaries == (1.0, 2.5) and config.lr_values == (0.1, 0.01, 0.001)
+    assert parse("train", base).lr_boundaries == ()
+    with pytest.raises(ValueError, match="--learning_rate, --power: flags of the poly "
+                       "learning-rate policy; with --lr_boundaries the rates are --lr_values"):
+        parse("train", [*base, "--lr_boundaries=1", "--lr_values=0.1,0.01",
+                        "--learning_rate=0.1", "--power=1"])  # fmt: skip
+    with pytest.raises(ValueError, match="lr_values must be numbers. Received: "):
+        parse("train", [*base, "--lr_boundaries=1", "--lr_values=0.1,fast"])
+    deep = [*base[:4], "--recipe=deep_compression", "--method=magnitude", "--lr_boundaries=1"]
+    with pytest.raises(ValueError, match="--lr_boundaries: flags of --recipe=prune"):
+        parse("compress", deep)
 
 
 @pytest.mark.parametrize(

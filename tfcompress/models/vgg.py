@@ -27,9 +27,34 @@ def _check_cfg(cfg):
         )
 
 
-def vgg_bn(num_classes, input_shape, cfg, width=1.0, name="vgg_bn"):
-    """VGG-BN from `cfg`; `width` scales every conv width of `cfg`."""
+STYLES = ("keras", "slimming")
+
+
+def _layer_options(style):
+    """`(conv, batchnorm, dense)` keyword arguments of a `style` (`STYLES`)."""
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {list(STYLES)}. Received: style={style!r}")
+    if style == "keras":
+        return {}, {}, {}
+    # network slimming's models/vgg.py `_initialize_weights`: conv N(0, 2 / (k*k*out)),
+    # BN gamma 0.5 and beta 0, linear N(0, 0.01) and bias 0; PyTorch's BN momentum 0.1
+    # (a running average keeping 0.9 of the old value: Keras momentum 0.9)
+    conv = {"kernel_initializer": keras.initializers.VarianceScaling(
+        2.0, mode="fan_out", distribution="untruncated_normal")}  # fmt: skip
+    bn = {"gamma_initializer": keras.initializers.Constant(0.5), "momentum": 0.9}
+    dense = {"kernel_initializer": keras.initializers.RandomNormal(stddev=0.01)}
+    return conv, bn, dense
+
+
+def vgg_bn(num_classes, input_shape, cfg, width=1.0, name="vgg_bn", style="keras"):
+    """VGG-BN from `cfg`; `width` scales every conv width of `cfg`.
+
+    style: "keras" (Keras's initialisers and BatchNorm momentum 0.99) or "slimming"
+        (network slimming's `models/vgg.py`: conv kernels N(0, 2 / (9 * filters)), BN
+        gamma 0.5, logits N(0, 0.01), and PyTorch's BatchNorm momentum: 0.9 in Keras).
+    """
     _check_cfg(cfg)
+    conv_options, bn_options, dense_options = _layer_options(style)
     pools = sum(1 for v in cfg if v == "M")
     shape = checks.check_common(num_classes, input_shape, width, min_size=2**pools)
     inputs = keras.Input(shape, name="image")
@@ -42,20 +67,25 @@ def vgg_bn(num_classes, input_shape, cfg, width=1.0, name="vgg_bn"):
             continue
         conv_index += 1
         x = keras.layers.Conv2D(
-            checks.scaled(v, width), 3, padding="same", use_bias=False, name=f"conv{conv_index}"
+            checks.scaled(v, width), 3, padding="same", use_bias=False, name=f"conv{conv_index}",
+            **conv_options,
         )(x)
-        x = keras.layers.BatchNormalization(epsilon=1e-5, name=f"conv{conv_index}_bn")(x)
+        x = keras.layers.BatchNormalization(
+            epsilon=1e-5, name=f"conv{conv_index}_bn", **bn_options
+        )(x)
         x = keras.layers.ReLU(name=f"conv{conv_index}_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits", **dense_options)(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def vgg16_bn(num_classes, input_shape, width=1.0, cfg=VGG16_CFG):
-    """CIFAR VGG-16-BN; pass `cfg` to rebuild a slimmed configuration."""
-    return vgg_bn(num_classes, input_shape, cfg, width=width, name="vgg16_bn")
+def vgg16_bn(num_classes, input_shape, width=1.0, cfg=VGG16_CFG, style="keras"):
+    """CIFAR VGG-16-BN; pass `cfg` to rebuild a slimmed configuration (`style`: see
+    `vgg_bn`)."""
+    return vgg_bn(num_classes, input_shape, cfg, width=width, name="vgg16_bn", style=style)
 
 
-def vgg19_bn(num_classes, input_shape, width=1.0, cfg=VGG19_CFG):
-    """CIFAR VGG-19-BN; pass `cfg` to rebuild a slimmed configuration."""
-    return vgg_bn(num_classes, input_shape, cfg, width=width, name="vgg19_bn")
+def vgg19_bn(num_classes, input_shape, width=1.0, cfg=VGG19_CFG, style="keras"):
+    """CIFAR VGG-19-BN; pass `cfg` to rebuild a slimmed configuration (`style`: see
+    `vgg_bn`)."""
+    return vgg_bn(num_classes, input_shape, cfg, width=width, name="vgg19_bn", style=style)

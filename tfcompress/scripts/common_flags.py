@@ -193,6 +193,20 @@ def define_train_flags(fv):
         lower_bound=0.0,
         flag_values=fv,
     )
+    flags.DEFINE_list(
+        "lr_boundaries",
+        [],
+        "The step learning-rate policy instead of poly: epochs at which the rate changes "
+        "to the next of --lr_values (e.g. 80,120 with 0.1,0.01,0.001: network slimming's "
+        "main.py). --learning_rate and --power are then not read.",
+        flag_values=fv,
+    )
+    flags.DEFINE_list(
+        "lr_values",
+        [],
+        "The rates of the step policy: before, between and after --lr_boundaries.",
+        flag_values=fv,
+    )
     flags.DEFINE_float(
         "momentum",
         cfg.TrainConfig.momentum,
@@ -344,8 +358,16 @@ def run_fields(fv):
 
 def train_config(fv):
     """A `TrainConfig` from the flags of `define_train_flags`."""
+    given = [f"--{n}" for n in ("learning_rate", "power") if fv[n].present]
+    if fv.lr_boundaries and given:
+        raise ValueError(
+            f"{', '.join(given)}: flags of the poly learning-rate policy; with "
+            "--lr_boundaries the rates are --lr_values."
+        )
     return cfg.TrainConfig(
         **run_fields(fv),
+        lr_boundaries=float_list("lr_boundaries", fv.lr_boundaries),
+        lr_values=float_list("lr_values", fv.lr_values),
         max_iteration=fv.max_iteration,
         epochs=fv.epochs,
         skip_step=fv.skip_step,

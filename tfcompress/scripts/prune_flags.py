@@ -313,8 +313,8 @@ def _assignments(flag, items, convert):
 _PRUNE_ONLY = (
     "epochs", "max_iteration", "compression", "compression_target", "taylor_aggregation",
     "starting_epoch", "ending_epoch", "prune_every", "schedule", "scope", "normalize",
-    "min_channels", "round_to", "ranking_rule", "s", "temperature_update",
-    *cfg.LATENCY_DEFAULTS,
+    "min_channels", "round_to", "ranking_rule", "s", "temperature_update", "lr_boundaries",
+    "lr_values", *cfg.LATENCY_DEFAULTS,
 )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from tfcompress.training.config import (
 from tfcompress.training.deep_compress_lib import DeepCompressionConfig, deep_compress
 from tfcompress.training.evaluate_lib import evaluate
 from tfcompress.training.export_lib import export
-from tfcompress.training.lr import PolyLR
+from tfcompress.training.lr import PolyLR, StepLR
 from tfcompress.training.train_lib import train
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ModelConfig",
     "PolyLR",
     "PruneConfig",
+    "StepLR",
     "TrainConfig",
     "compress",
     "deep_compress",

@@ -9,7 +9,7 @@ from absl import logging
 
 from tfcompress.data.errors import SkippedRecords
 from tfcompress.training import evaluation, inputs, loop, runs, tasks
-from tfcompress.training.lr import PolyLR
+from tfcompress.training.lr import PolyLR, StepLR
 from tfcompress.training.optimizers import SGD
 
 
@@ -64,11 +64,26 @@ def plan(config, context):
     )
 
 
-def make_optimizer(config, total_steps):
-    """SGD with momentum and weight decay (`config.weight_decay_mode`: coupled, as the
-    seeds, or decoupled) on the poly learning-rate policy."""
+def make_optimizer(config, plan):
+    """The SGD of a `TrainConfig` run (`plan`: its `Plan`) on its `learning_rate_of`."""
+    return sgd(config, learning_rate_of(config, plan))
+
+
+def learning_rate_of(config, plan):
+    """The learning-rate schedule of a `TrainConfig` run: the step policy of
+    `config.lr_boundaries` (epochs of `plan.steps_per_epoch` steps) and `lr_values` when
+    given, else the poly policy over the run's `plan.total_steps`."""
+    if config.lr_boundaries:
+        boundaries = [int(round(b * plan.steps_per_epoch)) for b in config.lr_boundaries]
+        return StepLR(boundaries, list(config.lr_values))
+    return PolyLR(config.learning_rate, plan.total_steps, config.power)
+
+
+def sgd(config, learning_rate):
+    """SGD on `learning_rate` (a schedule) with `config`'s momentum and weight decay
+    (`config.weight_decay_mode`: coupled, as the seeds, or decoupled)."""
     return SGD(
-        PolyLR(config.learning_rate, total_steps, config.power),
+        learning_rate,
         momentum=config.momentum,
         weight_decay=config.weight_decay or None,
         weight_decay_mode=config.weight_decay_mode,

@@ -182,7 +182,7 @@ def compress(config, context=None):
     wrap_options = methods.wrap_options(pc)
     with context.strategy.scope():
         masked = tfc.wrap(model, pc.method, exclude=pc.exclude, **wrap_options)
-        optimizer = common.make_optimizer(tc, plan.total_steps)
+        optimizer = common.make_optimizer(tc, plan)
         if pc.method == "soft_topk":
             optimizer.exclude_from_weight_decay(var_names=["logits"])
         optimizer = common.prepare_optimizer(masked, optimizer, tc.devices.precision)

@@ -104,6 +104,30 @@ def check_run_fields(config):
     _bool("skip_corrupt", config.skip_corrupt)
 
 
+def _check_steps_policy(boundaries, values):
+    """Raises naming the fields unless `boundaries` (epochs) and `values` make a step
+    learning-rate policy (`TrainConfig.lr_boundaries`), or are both empty."""
+    if not isinstance(boundaries, tuple) or not isinstance(values, tuple):
+        raise TypeError(
+            "lr_boundaries and lr_values must be tuples. Received: "
+            f"lr_boundaries={boundaries!r}, lr_values={values!r}"
+        )
+    if not boundaries and not values:
+        return
+    for i, b in enumerate(boundaries):
+        _number(f"lr_boundaries[{i}]", b, low=0, low_open=True)
+    for i, v in enumerate(values):
+        _number(f"lr_values[{i}]", v, low=0, low_open=True)
+    if any(a >= b for a, b in zip(boundaries, boundaries[1:])) or len(values) != len(
+        boundaries
+    ) + 1:
+        raise ValueError(
+            "lr_boundaries must be increasing epochs and lr_values the rates before, "
+            "between and after them (one more value than boundaries). Received: "
+            f"lr_boundaries={list(boundaries)}, lr_values={list(values)}"
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class DeviceConfig:
     """Where and how the run computes.
@@ -176,6 +200,10 @@ class TrainConfig:
     max_iteration / epochs: length of the run in steps, or in epochs (exactly one).
     steps_per_epoch: steps that make an epoch (None: examples in train_data // batch_size).
     learning_rate, power: the poly policy `learning_rate * (1 - step / max_iteration)^power`.
+    lr_boundaries, lr_values: the step policy instead (`tfcompress.training.StepLR`):
+        `lr_values[i]` from epoch `lr_boundaries[i - 1]` on, `lr_values[0]` before
+        (network slimming's `main.py`: 0.1, x0.1 at 50 % and 75 % of the epochs); both
+        empty (default) for the poly policy, which `learning_rate` and `power` set.
     weight_decay_mode: "coupled" (wd * w added to the gradient before momentum, as the
         seeds' PyTorch / Caffe / TF1 SGD) or "decoupled" (Keras: w -= lr * wd * w).
     skip_step: log (console and TensorBoard) every this many steps.
@@ -200,6 +228,8 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     learning_rate: float = 0.01
     power: float = 0.9
+    lr_boundaries: tuple = ()
+    lr_values: tuple = ()
     momentum: float = 0.9
     weight_decay: float = 1e-4
     weight_decay_mode: str = DEFAULT_WEIGHT_DECAY_MODE
@@ -228,6 +258,7 @@ class TrainConfig:
         _int("save_step", self.save_step, minimum=1)
         _int("eval_step", self.eval_step)
         _int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        _check_steps_policy(self.lr_boundaries, self.lr_values)
 
     def total_steps(self, steps_per_epoch):
         """`max_iteration`, or `epochs` converted with `steps_per_epoch`."""

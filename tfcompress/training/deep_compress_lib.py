@@ -44,6 +44,7 @@ from tfcompress.training.config import (
     _number,
     check_run_fields,
 )
+from tfcompress.training.lr import PolyLR
 from tfcompress.training.plot import stages_plot
 
 KIND = "deep_compression"
@@ -181,9 +182,11 @@ def check_densities(model, config):
 
 
 def _optimizer(config, epochs, steps_per_epoch, **changes):
-    """A function returning a new SGD of `config` (with `changes`) over `epochs`."""
+    """A function returning a new SGD of `config` (with `changes`) on the poly policy
+    over `epochs`."""
     stage = dataclasses.replace(config, **changes)
-    return lambda: common.make_optimizer(stage, max(1, epochs * steps_per_epoch))
+    steps = max(1, epochs * steps_per_epoch)
+    return lambda: common.sgd(stage, PolyLR(stage.learning_rate, steps, stage.power))
 
 
 def _eval_batches(config, plan):

@@ -1,4 +1,5 @@
-"""The poly learning-rate policy of the seeds (DeepLab, AdapNet++, PSPNet)."""
+"""The learning-rate policies of the seeds: poly (DeepLab, AdapNet++, PSPNet) and steps
+(network slimming's `main.py`: x0.1 at 50 % and 75 % of the epochs)."""
 
 import keras
 from keras import ops
@@ -50,3 +51,43 @@ class PolyLR(keras.optimizers.schedules.LearningRateSchedule):
             "max_iteration": self.max_iteration,
             "power": self.power,
         }
+
+
+@keras.saving.register_keras_serializable(package="tfcompress")
+class StepLR(keras.optimizers.schedules.LearningRateSchedule):
+    """`values[i]` from step `boundaries[i - 1]` on (`values[0]` before the first):
+    PyTorch's step decay (`param_group['lr'] *= 0.1` at the start of an epoch) when the
+    boundaries are epochs times steps per epoch.
+
+        # network slimming's main.py, 160 epochs of 782 steps: 0.1, x0.1 at 80 and 120
+        StepLR([80 * 782, 120 * 782], [0.1, 0.01, 0.001])
+
+    Args:
+        boundaries: strictly increasing steps (integers >= 1) at which the rate changes.
+        values: the rates (> 0), one more than the boundaries.
+    """
+
+    def __init__(self, boundaries, values):
+        boundaries, values = list(boundaries), list(values)
+        steps = all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in boundaries)
+        if not steps or any(a >= b for a, b in zip(boundaries, boundaries[1:])):
+            raise ValueError(
+                "boundaries must be strictly increasing integers >= 1 (steps). Received: "
+                f"boundaries={boundaries!r}"
+            )
+        if len(values) != len(boundaries) + 1 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values
+        ):
+            raise ValueError(
+                f"values must be {len(boundaries) + 1} numbers > 0 (one more than the "
+                f"boundaries). Received: values={values!r}"
+            )
+        self.boundaries = boundaries
+        self.values = values
+
+    def __call__(self, step):
+        passed = ops.cast(ops.cast(step, "int64") >= ops.array(self.boundaries, "int64"), "int32")
+        return ops.take(ops.array(self.values, "float32"), ops.sum(passed))
+
+    def get_config(self):
+        return {"boundaries": self.boundaries, "values": self.values}

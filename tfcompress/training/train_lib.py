@@ -34,7 +34,7 @@ def train(config, context=None):
     resuming = existing is not None and run.latest_checkpoint() is not None
     with context.strategy.scope():
         model = weights.build_model(config.model, plan.input_shape)
-        optimizer = common.make_optimizer(config, plan.total_steps)
+        optimizer = common.make_optimizer(config, plan)
         optimizer = common.prepare_optimizer(model, optimizer, config.devices.precision)
     if resuming:
         run.restore(tf.train.Checkpoint(model=model, optimizer=optimizer))
