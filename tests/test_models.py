@@ -152,7 +152,7 @@ def test_vgg_rebuilds_a_slimmed_configuration():
     model = models.build("vgg16_bn", 10, (32, 32, 3), cfg=cfg)
     convs = [layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs == [12, 20, 24, 40]
-    assert models.options("vgg19_bn") == {"cfg": vgg.VGG19_CFG}
+    assert models.options("vgg19_bn") == {"cfg": vgg.VGG19_CFG, "style": "keras"}
 
 
 def test_resnet_output_stride_dilates_the_last_stages():
