@@ -70,13 +70,14 @@ def _warnings(caplog):
 def test_strip_names_the_masks_a_restore_brought_back(method, caplog):
     masked = _fit(method, restore={})
     grown = restored.restored_masks(masked)
-    assert grown and all(now > left for left, now in grown.values())
+    channels = method != "magnitude"  # channels kept grow, or weight sparsity shrinks
+    assert grown and all((now > left) == channels for left, now in grown.values())
     with caplog.at_level("WARNING", logger="absl"):
         compact = tfc.strip(masked)
     (message,) = _warnings(caplog)
     assert f"Model '{masked.name}'" in message and "EarlyStopping(start_from_epoch" in message
-    for name, (left, now) in grown.items():
-        assert f"{name}: {left} -> {now}" in message
+    for key, (left, now) in grown.items():
+        assert f"{key}: {left:.4g} -> {now:.4g}" in message
     # what the warning is about: the compact model is larger than pruning left it
     assert _nonzero(compact) > _nonzero(tfc.strip(_fit(method, restore=None)))
 
@@ -85,7 +86,7 @@ def test_a_restore_before_the_pruning_callback_ends_is_named_at_the_end_of_fit(c
     with caplog.at_level("WARNING", logger="absl"):
         _fit("l1_filter", restore={}, first=True)
     (message,) = _warnings(caplog)
-    assert "c1_mask: 8 -> 16" in message and "(step 5)" in message
+    assert "kept_channels/c1_mask: 8 -> 16" in message and "(step 5)" in message
 
 
 @pytest.mark.parametrize("method", ["l1_filter", "magnitude"])

@@ -11,42 +11,36 @@ callbacks `remember` what each event left; `warn_if_restored` (their `on_train_e
 
 import weakref
 
-import numpy as np
 from absl import logging
 
-from tfcompress.graph.trace import layers_of
-from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.pruners.stats import mask_stats
 
-# model -> ({mask layer name: channels or weights kept}, the step of the event). Keyed by
-# the model object itself (weakly), never by id(): a freed model's id is reused.
+# model -> (its `mask_stats` after the event, the event's step). Keyed by the model object
+# itself (weakly), never by id(): a freed model's id is reused.
 _LEFT = weakref.WeakKeyDictionary()
 
 
-def kept_counts(model):
-    """`{mask layer name: kept count}`: channels of each `ChannelMask`
-    (`ChannelMask.kept`), weights of each `WeightMask` (all its masks together)."""
-    counts = {mask.name: int(mask.kept().sum()) for mask in layers_of(model, ChannelMask)}
-    for layer in layers_of(model, WeightMask):
-        counts[layer.name] = sum(
-            int(np.count_nonzero(layer.mask_values(name))) for name in layer.masks
-        )
-    return counts
-
-
 def remember(model, step):
-    """Records what the pruning event at `step` left in `model`."""
-    _LEFT[model] = (kept_counts(model), int(step))
+    """Records what the pruning event at `step` left in `model` (`mask_stats`)."""
+    _LEFT[model] = (mask_stats(model), int(step))
 
 
 def restored_masks(model):
-    """`{mask layer name: (kept when remembered, kept now)}` of the masks that keep more
-    than the last `remember`ed event left (empty when nothing was remembered)."""
+    """`{statistic: (when remembered, now)}` of the masks that keep more than the last
+    `remember`ed event left: `kept_channels/<mask>` grown, `weight_sparsity/<layer>`
+    shrunk (empty when nothing was remembered)."""
     left = _LEFT.get(model)
     if left is None:
         return {}
-    counts, _ = left
-    now = kept_counts(model)
-    return {name: (n, now[name]) for name, n in counts.items() if now.get(name, 0) > n}
+    now = mask_stats(model)
+    grown = {}
+    for key, before in left[0].items():
+        after = now.get(key, before)
+        if (key.startswith("kept_channels/") and after > before) or (
+            key.startswith("weight_sparsity/") and after < before
+        ):
+            grown[key] = (before, after)
+    return grown
 
 
 def warn_if_restored(model):
@@ -56,7 +50,9 @@ def warn_if_restored(model):
     grown = restored_masks(model)
     if grown:
         _, step = _LEFT[model]
-        shown = ", ".join(f"{name}: {a} -> {b}" for name, (a, b) in sorted(grown.items())[:5])
+        shown = ", ".join(
+            f"{key}: {a:.4g} -> {b:.4g}" for key, (a, b) in sorted(grown.items())[:5]
+        )
         logging.warning(
             "Model '%s': %d mask layer(s) keep more than pruning left them at its last "
             "event (step %d): %s%s. Its weights were restored from before that event "

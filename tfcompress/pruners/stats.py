@@ -3,8 +3,7 @@
 import numpy as np
 
 from tfcompress.graph.trace import layers_of
-from tfcompress.layers import ChannelMask
-from tfcompress.pruners.weights import weight_masks
+from tfcompress.layers import ChannelMask, WeightMask
 
 
 def mask_stats(model):
@@ -19,7 +18,7 @@ def mask_stats(model):
     if total:
         stats["channel_sparsity"] = 1.0 - kept / total
     zeros, size = 0, 0
-    for wm in weight_masks(model):
+    for wm in layers_of(model, WeightMask):
         z, s = 0, 0
         for m in wm.masks.values():
             values = np.asarray(m)
