@@ -136,11 +136,23 @@ def test_tool_temp_files_go_in_the_hidden_folder_and_go_with_it(tmp_path):
     before = tempfile.gettempdir()
     with atomic.atomic_path(tmp_path / "model.tflite") as tmp:
         made = tempfile.mkdtemp()  # what the TFLite converter or autograph would do
-        assert os.path.dirname(os.path.dirname(made)) == os.path.dirname(tmp)
+        work = os.path.dirname(os.path.dirname(tmp))  # the hidden folder: result/<name>
+        assert os.path.dirname(os.path.dirname(made)) == work
         with open(tmp, "wb") as f:
             f.write(b"lite")
     assert not os.path.exists(made) and tempfile.gettempdir() == before
     assert os.listdir(tmp_path) == ["model.tflite"]
+
+
+@pytest.mark.parametrize("name", ["tempfiles", "result", "sm"])
+def test_any_name_can_be_written_even_those_of_the_hidden_folders_parts(tmp_path, name):
+    # the hidden folder holds the temporary files' folder beside the result's
+    with atomic.atomic_path(tmp_path / name) as tmp:
+        scratch = tempfile.mkdtemp()
+        _write_folder(tmp, {"saved_model.pb": "graph"})
+        assert not os.path.commonpath([scratch, tmp]) == tmp
+    assert _tree(tmp_path / name) == {"saved_model.pb": "graph"}
+    assert os.listdir(tmp_path) == [name]
 
 
 def test_recover_restores_a_folder_a_dead_writer_renamed_aside(tmp_path):

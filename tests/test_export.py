@@ -199,6 +199,15 @@ def test_keras_file_roundtrip_and_suffix(compact, tmp_path):
         tfc.export.keras_file(compact, str(tmp_path / "c.h5"))
 
 
+@pytest.mark.parametrize("name", ["sm", "tempfiles"])
+def test_tflite_takes_any_file_name(compact, tmp_path, name):
+    # the converter's SavedModel was written at "<hidden folder>/sm", beside the result
+    # "<hidden folder>/<name>": a file named sm collided with it (IsADirectoryError)
+    check = tfc.export.tflite(compact, str(tmp_path / name), check_data=_x())
+    assert os.path.isfile(tmp_path / name) and check.size_bytes > 0
+    assert os.listdir(tmp_path) == [name]
+
+
 def test_failed_export_leaves_nothing_behind(compact, tmp_path, monkeypatch):
     target = tmp_path / "sm"
 

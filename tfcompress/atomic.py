@@ -223,7 +223,9 @@ def atomic_path(path):
     os.makedirs(folder, exist_ok=True)
     recover(target)
     work = tempfile.mkdtemp(prefix=f".{base}.{TEMP}-{os.getpid()}-", dir=folder)
-    tmp = os.path.join(work, base)
+    # the result in a folder of its own: its name may be any, "tempfiles" included
+    os.makedirs(os.path.join(work, "result"))
+    tmp = os.path.join(work, "result", base)
     try:
         with _tempfiles_under(os.path.join(work, "tempfiles")):
             yield tmp

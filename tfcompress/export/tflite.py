@@ -11,6 +11,7 @@ stops at `tf.Conv2D` on f16 tensors); `quantization="dynamic"` / `"int8"` shrink
 import dataclasses
 import os
 import re
+import tempfile
 
 import keras
 import numpy as np
@@ -226,7 +227,8 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
     # everything, the intermediate SavedModel and the converter's temporary files included,
     # is written in the hidden folder beside `path`, which goes away however this ends
     with atomic_path(path) as tmp:
-        conv = _converter(model, quantization, representative_data, os.path.dirname(tmp))
+        # a temporary folder (in the hidden one: `atomic_path`), whatever `path`'s name
+        conv = _converter(model, quantization, representative_data, tempfile.mkdtemp())
         try:
             content = conv.convert()
         except Exception as e:  # noqa: BLE001 - the converter's ConverterError, re-raised short
