@@ -35,7 +35,7 @@ bert_text_classifier`): ImageClassifier on the tiny ResNet, wrap 0.0, strip 3.5e
 strip 2.9e-7, 1,195 -> 843 params: it reads only the pooled output, so the hidden width
 narrows (8 -> 6; tests/test_keras_hub.py::test_a_task_model_prunes_through_its_backbone).
 
-tests/test_keras_hub.py runs thirteen of these (its TESTED) (FAMILIES is their one source).
+tests/test_keras_hub.py runs thirteen of these (its TESTED; FAMILIES is their one source).
 Needs keras-hub (0.32; `make setup` installs it with the `test` extra, or
 `pip install -e ".[hub]"`).
 """
