@@ -172,7 +172,9 @@ def test_make_optimizer_builds_the_configured_weight_decay_mode(mode):
     config = cfg.TrainConfig(
         cfg.ModelConfig("lenet5", 10), "d", "c", epochs=1, weight_decay_mode=mode
     )
-    opt = common.make_optimizer(config, total_steps=100)
+    plan = common.Plan("classification", None, None, (28, 28, 1), steps_per_epoch=10,
+                       total_steps=100)
+    opt = common.make_optimizer(config, plan)
     assert isinstance(opt, SGD)
     assert (opt.weight_decay_mode, opt.weight_decay, opt.momentum) == (mode, 1e-4, 0.9)
 

@@ -195,7 +195,7 @@ def define_train_flags(fv):
     )
     flags.DEFINE_list(
         "lr_boundaries",
-        [],
+        list(cfg.TrainConfig.lr_boundaries),
         "The step learning-rate policy instead of poly: epochs at which the rate changes "
         "to the next of --lr_values (e.g. 80,120 with 0.1,0.01,0.001: network slimming's "
         "main.py). --learning_rate and --power are then not read.",
@@ -203,7 +203,7 @@ def define_train_flags(fv):
     )
     flags.DEFINE_list(
         "lr_values",
-        [],
+        list(cfg.TrainConfig.lr_values),
         "The rates of the step policy: before, between and after --lr_boundaries.",
         flag_values=fv,
     )
