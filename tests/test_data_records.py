@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -152,3 +153,77 @@ def test_verify_and_inspect_command_lines(tmp_path):
                                                          "sample_001_image.png"]  # fmt: skip
     good = records.verify_records(str(tmp_path / "good" / "*.tfrecord"))
     assert (good.num_records, good.num_corrupt, len(good.files)) == (6, 0, 2)
+
+
+def _write_split(folder, split, serialized):
+    with shards.ShardWriter(str(folder), split, 1) as writer:
+        for record in serialized:
+            writer.write(record)
+    return writer.paths[0]
+
+
+def _image():
+    return encode.encode_png(np.zeros((4, 5), np.uint8), "img")
+
+
+@pytest.mark.parametrize("label", [2**40, -1])
+def test_inspect_refuses_a_label_out_of_range_naming_file_and_record(tmp_path, label):
+    # inspect used to np.bincount the labels: 2**40 allocated 8 TiB, -1 raised numpy's
+    # "'list' argument must have no negative elements", neither naming the file.
+    labels = [label, 0, 1]
+    path = _write_split(tmp_path, "train", [encode.classification_example(_image(), i)
+                                            for i in labels])  # fmt: skip
+    reason = f"image/class/label {label} outside [0, 2**31)"
+    assert records.verify_records(path).messages() == [f"{path}: record 0: {reason}"]
+    with pytest.raises(CorruptInputError) as info:
+        records.inspect_records(path)
+    assert str(info.value) == (
+        f"Corrupt record in {path}: record 0: {reason}; 1 problem: inspect reads only valid "
+        "shards, run verify to list every problem"
+    )
+    # class_histogram counts stored values, one key per distinct value (no bin per value)
+    assert records.class_histogram(path, "classification") == {label: 1, 0: 1, 1: 1}
+
+
+def test_inspect_and_verify_name_the_files_of_mixed_tasks(tmp_path):
+    # inspect used to parse detection records for a label: a raw InvalidArgumentError
+    # ("image/class/label ... is required") naming no file.
+    cls = _write_split(tmp_path, "a", [encode.classification_example(_image(), i)
+                                       for i in range(2)])  # fmt: skip
+    det = _write_split(tmp_path, "b", [encode.detection_example(_image(), [[0, 0, 1, 1]], [3])
+                                       for _ in range(2)])  # fmt: skip
+    pattern = str(tmp_path / "*.tfrecord")
+    mixed = (f"detection records while {cls} holds classification records: a pattern reads "
+             "as one task (give each task its own)")  # fmt: skip
+    assert records.verify_records(pattern).messages() == [
+        f"{det}: {mixed}",
+        f"{det}: record 0: image/class/label missing",
+        f"{det}: record 1: image/class/label missing",
+    ]
+    with pytest.raises(CorruptInputError) as info:
+        records.inspect_records(pattern)
+    assert str(info.value) == (
+        f"Corrupt file {det}: {mixed}; 3 problems in 1 of 2 files: inspect reads only "
+        "valid shards, run verify to list every problem"
+    )
+    # class_histogram scans with its task: the first record without a label, named
+    with pytest.raises(CorruptInputError) as info:
+        records.class_histogram(pattern, "classification")
+    assert re.fullmatch(rf"Corrupt record in {re.escape(det)}: record 0 \(byte \d+ of the "
+                        r"decompressed stream\): image/class/label missing", str(info.value))
+
+
+@pytest.mark.slow
+def test_inspect_command_line_refuses_a_bad_label_in_one_line(tmp_path):
+    path = _write_split(tmp_path, "train", [encode.classification_example(_image(), 2**40)])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "tfrecords_tools.inspect",
+                             f"--file_pattern={path}"], capture_output=True, text=True,
+                            cwd=ROOT, env=env)  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: Corrupt record in {path}: record 0: image/class/label 1099511627776 outside "
+        "[0, 2**31); 1 problem: inspect reads only valid shards, run verify to list every "
+        "problem"
+    )

@@ -1,4 +1,6 @@
-"""Counts, class histogram and a few decoded samples (PNG) of a set of shards.
+"""Counts, class histogram and a few decoded samples (PNG) of a set of shards; every record
+is checked first as `verify` checks it, and a problem stops it with one line naming the file
+and record (run `verify` to list every problem).
 
     python -m tfrecords_tools.inspect --file_pattern 'out/data/fashion_mnist/train-*.tfrecord' \
         --samples_dir out/samples/fashion_mnist --num_samples 8

@@ -2,8 +2,10 @@
 
 Neither lets TensorFlow read a byte the shard scan (``integrity``) has not framed and
 CRC-checked. ``verify_records`` reports, per file and record index, every framing, CRC,
-GZIP, 0-byte, mixed-compression and manifest-count problem, then decodes and validates
-every good record with ``validate.find_invalid`` (the checks ``build_dataset`` applies).
+GZIP, 0-byte, mixed-compression, mixed-task and manifest-count problem, then decodes and
+validates every good record with ``validate.find_invalid`` (the checks ``build_dataset``
+applies). ``inspect_records`` runs ``verify_records`` first and reads only shards it
+found valid.
 """
 
 import collections
@@ -96,7 +98,9 @@ def verify_records(
 
     Args:
       file_pattern: glob (or list) of shards.
-      task: expected task; default: inferred from the first good record.
+      task: expected task; default: inferred from the first good record (a file whose
+        first well-formed record is of another task is then reported by file, naming the
+        file the task was inferred from).
       compression: ``"GZIP"``, ``""`` or ``"auto"`` (detected file by file; a file
         compressed unlike the first is reported: one reader cannot read both).
       raise_on_error: raise ``CorruptInputError`` naming the file and record index of the
@@ -120,6 +124,7 @@ def verify_records(
         for path, split, count, manifest_path in integrity.missing_shards(files)
     ]
     reports, pending, pending_bytes, channels = [], [], 0, None
+    inferred_from = None  # the file the task was inferred from (task=None)
     for path, file_compression in zip(files, found, strict=True):
         report = FileReport(path)
         if file_compression != first:
@@ -130,7 +135,13 @@ def verify_records(
         problems, fatal = integrity.problems_of(scan)
         report.num_records = scan.num_records
         records = scan.good_records() if scan.num_records else []
-        task = task or _first_task(records)
+        file_task = _first_task(records) if task is None or inferred_from else None
+        if task is None and file_task is not None:
+            task, inferred_from = file_task, path
+        elif file_task is not None and file_task != task:
+            report.corrupt.append((None, (
+                f"{file_task} records while {inferred_from} holds {task} records: a "
+                "pattern reads as one task (give each task its own)")))  # fmt: skip
         channels = channels or _channels(records)
         classes = num_classes if num_classes is not None else _manifest_num_classes(path)
         pending.append((report, fatal + problems, records, classes))
@@ -165,12 +176,17 @@ def _validated(pending, task, channels, raise_on_error):
         problems = sorted(problems + more, key=lambda p: -1 if p.index is None else p.index)
         report.corrupt += [(p.index, p.message) for p in problems]
         if raise_on_error and report.corrupt:
-            index, message = report.corrupt[0]
-            if index is None:
-                raise CorruptInputError(f"Corrupt file {report.path}: {message}")
-            raise CorruptInputError(f"Corrupt record in {report.path}: record {index}: {message}")
+            raise CorruptInputError(_error_line(report.path, *report.corrupt[0]))
         reports.append(report)
     return reports
+
+
+def _error_line(path, index, message):
+    """``Corrupt record in {path}: record {index}: {message}`` (``Corrupt file {path}:
+    {message}`` for a whole file): what a strict reader raises."""
+    if index is None:
+        return f"Corrupt file {path}: {message}"
+    return f"Corrupt record in {path}: record {index}: {message}"
 
 
 def _histogram_fn(task):
@@ -193,10 +209,23 @@ def _histogram_fn(task):
 
 def class_histogram(file_pattern, task, compression="auto"):
     """``{class: count}``: examples (classification), objects (detection) or pixels
-    (segmentation, 255 = ignore included)."""
+    (segmentation, 255 = ignore included), of the values as stored (a label outside the
+    classes is counted under its value: ``verify_records`` reports it).
+
+    Every shard is scanned first with ``task`` (``integrity.check_shards``, strict): a
+    damaged shard or a record without the ``task`` features it reads (one of another
+    task) raises ``CorruptInputError`` naming the file and record.
+    """
+    schema.check_task(task)
     files = pipeline.list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
-    integrity.check_shards(files, compression)  # TensorFlow never reads unchecked bytes
+    integrity.check_shards(files, compression, task=task)  # TF never reads unchecked bytes
+    return _count_classes(files, task, compression)
+
+
+def _count_classes(files, task, compression):
+    """``class_histogram`` of checked ``files``: counts take memory per distinct value,
+    never per value (a label of 2**40 is one key, not an array of 2**40 bins)."""
     ds = tf.data.TFRecordDataset(files, compression_type=compression)
     ds = ds.map(graph_fn(_histogram_fn(task)), num_parallel_calls=tf.data.AUTOTUNE)
     counts = collections.Counter()
@@ -205,9 +234,13 @@ def class_histogram(file_pattern, task, compression="auto"):
         counts.update({i: int(c) for i, c in enumerate(total) if c})
     else:
         for values in ds.unbatch().batch(65536).as_numpy_iterator():
-            bins = np.bincount(values)
-            counts.update({int(k): int(v) for k, v in enumerate(bins) if v})
+            found, times = np.unique(values, return_counts=True)
+            counts.update(dict(zip(found.tolist(), times.tolist(), strict=True)))
     return dict(sorted(counts.items()))
+
+
+def _plural(n, noun):
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _draw_sample(decoded, task, path_prefix):
@@ -235,17 +268,28 @@ def _draw_sample(decoded, task, path_prefix):
 
 def inspect_records(file_pattern, compression="auto", num_samples=4, samples_dir=None):
     """Counts per shard, the class histogram and (optionally) a few decoded samples as PNG.
-    Every shard is scanned first (``integrity.check_shards``, strict): a corrupt one raises
-    ``CorruptInputError`` naming it before TensorFlow reads it.
+
+    Every record is checked first by ``verify_records`` (the task inferred, ``num_classes``
+    the manifest's): if it finds any problem, raises ``CorruptInputError`` with the first
+    one (file, record index, what is wrong) and how many there are, before TensorFlow
+    reads a record (``verify_records`` lists them all).
 
     Returns ``{"task", "num_records", "files": {path: count}, "class_histogram", "samples"}``.
     """
     files = pipeline.list_shards(file_pattern)
+    checked = verify_records(files, compression=compression)
+    if checked.num_corrupt:
+        bad = [f for f in checked.files if f.corrupt]
+        where = f" in {len(bad)} of {len(checked.files)} files" if len(checked.files) > 1 else ""
+        raise CorruptInputError(
+            f"{_error_line(bad[0].path, *bad[0].corrupt[0])}; "
+            f"{_plural(checked.num_corrupt, 'problem')}{where}: inspect reads only valid "
+            "shards, run verify to list every problem"
+        )
     compression = compression_lib.resolve(files, compression)
-    scans = integrity.check_shards(files, compression)  # strict: raises naming the file
-    counts = {scan.path: scan.num_records for scan in scans}
+    counts = {f.path: f.num_records for f in checked.files}
     first = pipeline.first_example(files, compression)
-    task = schema.task_of(first.features.feature.keys())
+    task = checked.task
     channels = pipeline.image_shape_of(first)[2]
     samples = []
     if samples_dir and num_samples:
@@ -260,6 +304,6 @@ def inspect_records(file_pattern, compression="auto", num_samples=4, samples_dir
         "task": task,
         "num_records": sum(counts.values()),
         "files": counts,
-        "class_histogram": class_histogram(files, task, compression),
+        "class_histogram": _count_classes(files, task, compression),
         "samples": samples,
     }
