@@ -94,12 +94,14 @@ def convert(
       The manifest dict (also written to ``output_dir/manifest.json``).
 
     Raises:
-      CorruptInputError: the first bad item, naming its file (unless ``skip_corrupt``).
+      CorruptInputError: the first bad item, naming its file (unless ``skip_corrupt``); a
+        ``manifest.json`` in ``output_dir`` that is not a shard manifest (before any work).
     """
     splits = {  # every split checked before anything is written
         split: _in_write_order(items, split, shuffle_seed) for split, items in source.splits.items()
     }
     shards.recover_interrupted(output_dir)
+    shards.read_manifest(output_dir)  # a damaged or foreign manifest: refused before any work
     entries, writers = {}, []
     try:
         for split, items in splits.items():

@@ -358,7 +358,8 @@ _MANIFESTS = {}  # path -> ((size, mtime_ns), manifest, {shard: (split, count)})
 def read_manifest_beside(path):
     """``(manifest path, manifest)`` of the ``manifest.json`` in the directory of the shard
     ``path``; the manifest is ``None`` if there is none (or it is not a shard manifest:
-    no ``"splits"``). Cached by the manifest's size and mtime; an unreadable one raises."""
+    ``manifest_problem``). Cached by the manifest's size and mtime; an unreadable one
+    (``load_manifest``) raises."""
     return _manifest_beside(path)[:2]
 
 
@@ -375,17 +376,50 @@ def _manifest_beside(path):
         cached = _MANIFESTS.get(manifest_path)
     if cached is not None and cached[0] == stamp:
         return manifest_path, cached[1], cached[2]
-    try:
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as e:
-        raise CorruptInputError(f"Unreadable shard manifest {manifest_path}: {e}") from e
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+    manifest = load_manifest(manifest_path)
+    if manifest_problem(manifest) is not None:
         manifest = None
     listed = _listed(manifest) if manifest else None
     with _SCANS_LOCK:
         _MANIFESTS[manifest_path] = (stamp, manifest, listed)
     return manifest_path, manifest, listed
+
+
+def load_manifest(manifest_path):
+    """The parsed JSON of the manifest file ``manifest_path``; raises ``CorruptInputError``
+    naming it when it cannot be read or is not JSON (an empty file, an interrupted write)."""
+    try:
+        with open(manifest_path) as f:
+            text = f.read()
+        if not text.strip():
+            raise ValueError("the file is empty")
+        return json.loads(text)
+    except (OSError, ValueError) as e:
+        raise CorruptInputError(f"Unreadable shard manifest {manifest_path}: {e}") from e
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}  # fmt: skip
+
+
+def manifest_problem(manifest):
+    """Why the parsed JSON ``manifest`` is not a shard manifest (an object whose ``"splits"``
+    maps split names to objects), or ``None`` if it is one."""
+
+    def kind(value):
+        return f"a JSON {_JSON_TYPES.get(type(value), 'value')}"
+
+    if not isinstance(manifest, dict):
+        return f"it holds {kind(manifest)}, not an object"
+    splits = manifest.get("splits")
+    if "splits" not in manifest:
+        return 'it has no "splits"'
+    if not isinstance(splits, dict):
+        return f'its "splits" is {kind(splits)}, not an object'
+    for split, entry in splits.items():
+        if not isinstance(entry, dict):
+            return f"its split {split!r} is {kind(entry)}, not an object"
+    return None
 
 
 def _listed(manifest):

@@ -118,7 +118,7 @@ def manifest_num_classes(files):
     folders = {os.path.dirname(os.path.abspath(f)) for f in files}
     if len(folders) != 1:
         return None
-    manifest = shards.read_manifest(folders.pop())
+    _, manifest = integrity.read_manifest_beside(files[0])
     return None if manifest is None else manifest.get("num_classes")
 
 

@@ -21,6 +21,8 @@ import re
 import tensorflow as tf
 
 from tfcompress import atomic
+from tfcompress.data import integrity
+from tfcompress.data.errors import CorruptInputError
 
 MANIFEST_NAME = "manifest.json"
 JOURNAL_NAME = ".manifest.json.commit"
@@ -220,12 +222,24 @@ def recover_interrupted(output_dir):
 
 
 def read_manifest(output_dir):
-    """The manifest of ``output_dir``, or ``None`` if it has none yet."""
+    """The manifest of ``output_dir``, or ``None`` if it has none yet.
+
+    Raises:
+      CorruptInputError: a ``manifest.json`` that is not JSON or not a shard manifest (a
+        damaged file, another tool's): named, with what is wrong. A conversion would
+        otherwise replace it.
+    """
     path = os.path.join(output_dir, MANIFEST_NAME)
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    manifest = integrity.load_manifest(path)
+    problem = integrity.manifest_problem(manifest)
+    if problem is not None:
+        raise CorruptInputError(
+            f"Unreadable shard manifest {path}: {problem}. It is not a manifest written by "
+            "tfrecords_tools: move it away or convert into another folder."
+        )
+    return manifest
 
 
 def merged_manifest(output_dir, split_entries, **fields):

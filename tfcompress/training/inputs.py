@@ -10,7 +10,7 @@ import dataclasses
 import os
 import re
 
-from tfcompress.data import pipeline, schema, shards
+from tfcompress.data import integrity, pipeline, schema
 
 _SHARD = re.compile(r"^(?P<split>.+)-\d{5}-of-\d{5}\.tfrecord$")
 
@@ -34,16 +34,14 @@ def _manifest_counts(files):
     folders = {os.path.dirname(os.path.abspath(f)) for f in files}
     if len(folders) != 1:
         return None, None, None
-    folder = folders.pop()
-    manifest = shards.read_manifest(folder)
+    path, manifest = integrity.read_manifest_beside(files[0])
     if manifest is None:
         return None, None, None
     counts = {}
-    for entry in manifest.get("splits", {}).values():
+    for entry in manifest["splits"].values():
         counts.update(zip(entry.get("shards", []), entry.get("shard_counts", [])))
     names = [os.path.basename(f) for f in files]
     num_examples = sum(counts[n] for n in names) if all(n in counts for n in names) else None
-    path = os.path.join(folder, shards.MANIFEST_NAME)
     return manifest.get("num_classes"), num_examples, path
 
 

@@ -1,0 +1,67 @@
+"""The manifest.json of a conversion folder: a damaged or foreign one is refused by name before
+any example is converted; readers ignore a foreign one."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tfcompress.data import convert, encode, reader, shards
+from tfcompress.data.errors import CorruptInputError
+from tfcompress.training import inputs
+
+
+def _source(split="train", classes=("cat", "dog"), task="classification", loaded=None):
+    """One example per class; ``loaded`` (a list) collects the ids of the items loaded."""
+
+    def item(i):
+        def load():
+            if loaded is not None:
+                loaded.append(f"{split}/{i}")
+            image = encode.encode_array(np.full((2, 2), i, np.uint8), f"{split}/{i}", "raw")
+            return convert.Record(encode.classification_example(image, i), {i: 1})
+
+        return convert.Item(f"{split}/{i}", load)
+
+    return convert.Source(task, {split: [item(i) for i in range(len(classes))]}, classes)
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("", "the file is empty"),
+        ('{"splits": ', "Expecting value: line 1 column 12 (char 11)"),
+        ("[1, 2]", "it holds a JSON array, not an object"),
+        ('{"task": "classification"}', 'it has no "splits"'),
+        ('{"splits": [1]}', 'its "splits" is a JSON array, not an object'),
+        ('{"splits": {"train": 3}}', "its split 'train' is a JSON number, not an object"),
+    ],
+)
+def test_a_damaged_or_foreign_manifest_is_named_before_any_work(tmp_path, content, problem):
+    path = tmp_path / "manifest.json"
+    path.write_text(content)
+    loaded = []
+    with pytest.raises(CorruptInputError) as info:
+        convert.convert(_source(loaded=loaded), str(tmp_path), 1)
+    assert str(info.value).startswith(f"Unreadable shard manifest {path}: {problem}")
+    assert loaded == []  # refused before the first example
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+    assert path.read_text() == content  # left as it was
+
+
+def test_readers_ignore_a_foreign_manifest(tmp_path):
+    convert.convert(_source(), str(tmp_path), 1)
+    shard = str(tmp_path / "train-00000-of-00001.tfrecord")
+    assert reader.manifest_num_classes([shard]) == 2
+    (tmp_path / "manifest.json").write_text("[1, 2]")  # another tool's file
+    assert reader.manifest_num_classes([shard]) is None
+    assert inputs.inspect(shard).num_classes is None
+    (tmp_path / "manifest.json").write_text("")
+    with pytest.raises(CorruptInputError, match="Unreadable shard manifest .*: the file is empty"):
+        reader.manifest_num_classes([shard])
+
+
+def test_a_manifest_converted_here_is_read_back(tmp_path):
+    manifest = convert.convert(_source(), str(tmp_path), 1)
+    assert shards.read_manifest(str(tmp_path)) == json.loads(
+        (tmp_path / "manifest.json").read_text()) == manifest  # fmt: skip
