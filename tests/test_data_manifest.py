@@ -65,3 +65,43 @@ def test_a_manifest_converted_here_is_read_back(tmp_path):
     manifest = convert.convert(_source(), str(tmp_path), 1)
     assert shards.read_manifest(str(tmp_path)) == json.loads(
         (tmp_path / "manifest.json").read_text()) == manifest  # fmt: skip
+
+
+def test_another_split_of_the_same_dataset_merges(tmp_path):
+    convert.convert(_source("train"), str(tmp_path), 1)
+    manifest = convert.convert(_source("val"), str(tmp_path), 1)
+    assert sorted(manifest["splits"]) == ["train", "val"]
+    assert manifest["classes"] == ["cat", "dog"] and manifest["num_classes"] == 2
+    assert shards.read_manifest(str(tmp_path)) == manifest
+
+
+def test_a_split_of_another_dataset_is_refused_before_any_work(tmp_path):
+    train = convert.convert(_source("train"), str(tmp_path), 1)
+    loaded = []
+    val = _source("val", classes=("ant", "bee", "cat", "dog", "eel"), loaded=loaded)
+    with pytest.raises(ValueError) as info:
+        convert.convert(val, str(tmp_path), 1)
+    assert str(info.value) == (
+        f"Cannot add split(s) ['val'] to {tmp_path / 'manifest.json'}: it describes split(s) "
+        "['train'] of another dataset (classes=['cat', 'dog'], num_classes=2), this "
+        "conversion has classes=['ant', 'bee', 'cat', 'dog', 'eel'], num_classes=5. The "
+        "labels of ['train'] would be read against the new classes: convert into another "
+        "folder, or with the same classes."
+    )
+    assert loaded == []
+    assert shards.read_manifest(str(tmp_path)) == train
+    assert not list(tmp_path.glob("val-*"))
+
+
+def test_a_split_of_another_task_is_refused(tmp_path):
+    convert.convert(_source("train"), str(tmp_path), 1)
+    with pytest.raises(ValueError, match=(
+            r"describes split\(s\) \['train'\] of another dataset \(task='classification'\), "
+            r"this conversion has task='segmentation'")):  # fmt: skip
+        shards.check_merge(str(tmp_path), ["val"], task="segmentation", classes=["cat", "dog"])
+
+
+def test_reconverting_every_split_may_change_the_classes(tmp_path):
+    convert.convert(_source("train"), str(tmp_path), 1)
+    manifest = convert.convert(_source("train", classes=("a", "b", "c")), str(tmp_path), 1)
+    assert manifest["classes"] == ["a", "b", "c"] and list(manifest["splits"]) == ["train"]

@@ -96,12 +96,23 @@ def convert(
     Raises:
       CorruptInputError: the first bad item, naming its file (unless ``skip_corrupt``); a
         ``manifest.json`` in ``output_dir`` that is not a shard manifest (before any work).
+      ValueError: ``output_dir`` holds other splits of another dataset (task, classes or
+        ``num_classes`` differ: ``shards.check_merge``), before any work.
     """
     splits = {  # every split checked before anything is written
         split: _in_write_order(items, split, shuffle_seed) for split, items in source.splits.items()
     }
+    fields = dict(
+        task=source.task,
+        classes=list(source.classes),
+        num_classes=len(source.classes),
+        label_map=source.label_map,
+        compression=compression,
+        shuffle_seed=shuffle_seed,
+        file_pattern="{split}-*.tfrecord",
+    )
     shards.recover_interrupted(output_dir)
-    shards.read_manifest(output_dir)  # a damaged or foreign manifest: refused before any work
+    shards.check_merge(output_dir, splits, **fields)  # refused before any work
     entries, writers = {}, []
     try:
         for split, items in splits.items():
@@ -136,16 +147,6 @@ def convert(
         for writer in writers:  # written but not committed: the directory stays as it was
             writer.discard()
         raise
-    manifest = shards.merged_manifest(
-        output_dir,
-        entries,
-        task=source.task,
-        classes=list(source.classes),
-        num_classes=len(source.classes),
-        label_map=source.label_map,
-        compression=compression,
-        shuffle_seed=shuffle_seed,
-        file_pattern="{split}-*.tfrecord",
-    )
+    manifest = shards.merged_manifest(output_dir, entries, **fields)
     shards.commit(output_dir, writers, manifest)  # every split and the manifest at once
     return manifest

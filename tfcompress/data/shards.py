@@ -242,13 +242,45 @@ def read_manifest(output_dir):
     return manifest
 
 
+# Top-level fields that say what every split's labels mean: splits merged into one manifest
+# must agree on them.
+DATASET_FIELDS = ("task", "classes", "num_classes")
+
+
+def check_merge(output_dir, splits, **fields):
+    """The manifest of ``output_dir`` (``None`` if none yet), checked that a conversion of
+    ``splits`` with top-level ``fields`` can merge into it: the splits it keeps (those not
+    reconverted) must have the same ``DATASET_FIELDS``, else their labels would be read
+    against the new classes. ``convert`` calls it before converting an example.
+
+    Raises:
+      CorruptInputError: an unreadable manifest (``read_manifest``).
+      ValueError: the manifest keeps splits of another dataset; names it, the splits, and
+        the old and new value of each field that differs.
+    """
+    manifest = read_manifest(output_dir)
+    kept = sorted(set(manifest["splits"]) - set(splits)) if manifest else []
+    differ = [k for k in DATASET_FIELDS if kept and k in fields and manifest.get(k) != fields[k]]
+    if differ:
+        old = ", ".join(f"{k}={manifest.get(k)!r}" for k in differ)
+        new = ", ".join(f"{k}={fields[k]!r}" for k in differ)
+        raise ValueError(
+            f"Cannot add split(s) {sorted(splits)} to {os.path.join(output_dir, MANIFEST_NAME)}: "
+            f"it describes split(s) {kept} of another dataset ({old}), this conversion has "
+            f"{new}. The labels of {kept} would be read against the new classes: convert into "
+            "another folder, or with the same classes."
+        )
+    return manifest
+
+
 def merged_manifest(output_dir, split_entries, **fields):
     """The manifest of ``output_dir`` with split entries and top-level fields merged in.
 
     Splits converted by an earlier run into the same directory are kept, so one manifest can
-    describe ``train``, ``val`` and ``test`` converted separately.
+    describe ``train``, ``val`` and ``test`` converted separately; they must be of the same
+    dataset (``check_merge``, whose errors this raises).
     """
-    manifest = read_manifest(output_dir) or {"splits": {}}
+    manifest = check_merge(output_dir, split_entries, **fields) or {"splits": {}}
     manifest.update(fields)
     manifest["splits"].update(split_entries)
     return manifest
