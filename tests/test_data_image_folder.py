@@ -1,5 +1,6 @@
 """image_folder route: class-per-folder PNGs -> shards -> build_dataset, exact pixels/labels."""
 
+import io
 import os
 import subprocess
 import sys
@@ -92,6 +93,45 @@ def test_corrupt_image_named_or_skipped(tmp_path):
     assert "broken.png" in entry["skipped"][0]
 
 
+def _encoded(image_format):
+    rgb = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, damage, reason",
+    [
+        ("no_iend.png", lambda b: b[:-12], "truncated PNG file"),  # IEND cut off
+        ("cut.png", lambda b: b[:-20], "Truncated File Read"),  # cut in the last IDAT's CRC
+        ("bad_crc.png", lambda b: b[:-16] + bytes([b[-16] ^ 1]) + b[-15:],
+         "broken PNG file (bad header checksum in b'IDAT')"),
+        ("cut.jpg", lambda b: b[:-10], "image file is truncated (143 bytes not processed)"),
+    ],
+)  # fmt: skip
+def test_a_file_the_reader_would_refuse_is_named_or_skipped(tmp_path, name, damage, reason):
+    import tensorflow as tf
+
+    from tfcompress.data import decode
+
+    data = damage(_encoded("PNG" if name.endswith(".png") else "JPEG"))
+    with pytest.raises(tf.errors.InvalidArgumentError):  # what build_dataset would meet
+        decode.decode_image(tf.constant(data), 3)
+    _make_folder(tmp_path / "photos", per_class=1)
+    bad = tmp_path / "photos" / "dog" / name
+    bad.write_bytes(data)
+    src = image_folder.source(str(tmp_path / "photos"))
+    with pytest.raises(CorruptInputError) as info:  # (PIL's load() alone accepted the PNGs)
+        convert.convert(src, str(tmp_path / "out"), num_shards=1)
+    assert str(info.value) == f"Cannot decode image {bad}: {reason}"
+    manifest = convert.convert(src, str(tmp_path / "out"), num_shards=1, skip_corrupt=True)
+    entry = manifest["splits"]["train"]
+    assert entry["num_examples"] == 3 and entry["skipped"] == [str(info.value)]
+    images, _ = _read_all(str(tmp_path / "out" / "train-*.tfrecord"))
+    assert len(images) == 3  # every record written decodes
+
+
 @pytest.mark.slow
 def test_command_line(tmp_path):
     _make_folder(tmp_path / "photos", per_class=1)
@@ -110,8 +150,6 @@ def test_command_line(tmp_path):
 
 
 def test_sixteen_bit_images_are_scaled_to_eight_bits_not_clipped(tmp_path):
-    import io
-
     from tfcompress.data import encode
 
     values = np.array([[0, 257, 4112], [32896, 65000, 65535]], np.uint16)

@@ -5,6 +5,7 @@ from ``schema``; ``decode`` reads the same keys back.
 """
 
 import dataclasses
+import io
 import struct
 import zlib
 
@@ -100,12 +101,24 @@ def png_bytes(array):
 
 def open_image(path):
     """Opens and fully decodes an image file; raises ``CorruptInputError`` naming it."""
+    return _open(path)[0]
+
+
+def _open(path):
+    """``(image, the file's bytes)``: the image checked with PIL's ``verify()`` (for a PNG,
+    every chunk's CRC and the IEND chunk: ``load()`` alone accepts a PNG cut after its
+    pixels or with a bad CRC, which TensorFlow's decoder refuses at read time) and fully
+    decoded. Raises ``CorruptInputError`` naming the file."""
     try:
-        with Image.open(path) as img:
+        with open(path, "rb") as f:
+            data = f.read()
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()  # (leaves img unusable: decoded from a fresh open below)
+        with Image.open(io.BytesIO(data)) as img:
             img.load()
             copy = img.copy()
             copy.format = img.format  # (a copy has none: read_image keeps PNG / JPEG bytes)
-            return copy
+            return copy, data
     except FileNotFoundError as e:
         raise CorruptInputError(f"Image file not found: {path}") from e
     except (OSError, SyntaxError, ValueError) as e:
@@ -120,9 +133,7 @@ def read_image(path):
     scaled to 8 bits (v / 257, as TensorFlow decodes a 16-bit PNG to uint8), not clipped;
     a floating-point one is refused (its range is unknown).
     """
-    img = open_image(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    img, data = _open(path)
     fmt = _KEEP_FORMATS.get(img.format)
     if fmt and img.mode in _CHANNELS:
         return EncodedImage(data, fmt, img.height, img.width, _CHANNELS[img.mode], str(path))
