@@ -132,6 +132,24 @@ def test_a_file_the_reader_would_refuse_is_named_or_skipped(tmp_path, name, dama
     assert len(images) == 3  # every record written decodes
 
 
+def test_an_image_beyond_pils_limit_is_named_or_skipped(tmp_path, monkeypatch, recwarn):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # refused beyond 200 pixels
+    _make_folder(tmp_path / "photos", per_class=1, size=(10, 12))  # 120: decoded, no warning
+    big = tmp_path / "photos" / "dog" / "big.png"
+    Image.fromarray(np.zeros((15, 14), np.uint8)).save(big)  # 210 pixels
+    src = image_folder.source(str(tmp_path / "photos"))
+    with pytest.raises(CorruptInputError) as info:  # (was PIL's DecompressionBombError)
+        convert.convert(src, str(tmp_path / "out"), num_shards=1)
+    assert str(info.value) == (
+        f"Image {big} is too large to decode: Image size (210 pixels) exceeds limit of 200 "
+        "pixels, could be decompression bomb DOS attack."
+    )
+    manifest = convert.convert(src, str(tmp_path / "out"), num_shards=1, skip_corrupt=True)
+    assert manifest["splits"]["train"]["num_examples"] == 3
+    assert manifest["splits"]["train"]["skipped"] == [str(info.value)]
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
 @pytest.mark.slow
 def test_command_line(tmp_path):
     _make_folder(tmp_path / "photos", per_class=1)

@@ -7,6 +7,7 @@ from ``schema``; ``decode`` reads the same keys back.
 import dataclasses
 import io
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -108,19 +109,27 @@ def _open(path):
     """``(image, the file's bytes)``: the image checked with PIL's ``verify()`` (for a PNG,
     every chunk's CRC and the IEND chunk: ``load()`` alone accepts a PNG cut after its
     pixels or with a bad CRC, which TensorFlow's decoder refuses at read time) and fully
-    decoded. Raises ``CorruptInputError`` naming the file."""
+    decoded. Raises ``CorruptInputError`` naming the file.
+
+    An image of more than ``2 * PIL.Image.MAX_IMAGE_PIXELS`` pixels is refused (PIL's
+    ``DecompressionBombError``); a smaller one beyond ``MAX_IMAGE_PIXELS`` is decoded without
+    PIL's ``DecompressionBombWarning`` (the converter reads the user's own dataset)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()  # (leaves img unusable: decoded from a fresh open below)
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            copy = img.copy()
-            copy.format = img.format  # (a copy has none: read_image keeps PNG / JPEG bytes)
-            return copy, data
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                img.verify()  # (leaves img unusable: decoded from a fresh open below)
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+                copy = img.copy()
+                copy.format = img.format  # (a copy has none: read_image keeps PNG / JPEG bytes)
+                return copy, data
     except FileNotFoundError as e:
         raise CorruptInputError(f"Image file not found: {path}") from e
+    except Image.DecompressionBombError as e:
+        raise CorruptInputError(f"Image {path} is too large to decode: {e}") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise CorruptInputError(f"Cannot decode image {path}: {e}") from e
 
