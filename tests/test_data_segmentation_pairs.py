@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -79,6 +81,43 @@ def test_no_map_checks_num_classes(tmp_path):
     with pytest.raises(CorruptInputError, match=r"Label id\(s\) \[2\] outside the label map in "
                        r".*gt/b0\.png"):  # fmt: skip
         convert.convert(src, str(tmp_path / "out"), 1)
+
+
+@pytest.mark.parametrize("num_classes", [0, -1, 256, 300])
+def test_num_classes_beyond_an_8_bit_mask_is_refused(tmp_path, num_classes):
+    """300 gave numpy's 'could not broadcast input array from shape (300,) into shape
+    (256,)', 0 a 'Label id(s) [0] outside the label map' though there was no map."""
+    _pairs(str(tmp_path), [np.zeros((H, W), np.uint8)])
+    with pytest.raises(ValueError) as info:
+        pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=num_classes)
+    assert str(info.value) == (
+        "num_classes must be in 1..255: masks hold 8-bit class ids and 255 is the ignore "
+        f"label. Received: num_classes={num_classes}"
+    )
+
+
+def test_num_classes_255_keeps_255_as_the_ignore_label(tmp_path):
+    ids = np.full((H, W), 254, np.uint8)
+    ids[0, 0] = 255
+    _pairs(str(tmp_path), [ids])
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=255)
+    convert.convert(src, str(tmp_path / "out"), 1)
+    np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "train-*"))[0], ids)
+
+
+@pytest.mark.slow
+def test_num_classes_flag_is_bounded(tmp_path):
+    _pairs(str(tmp_path), [np.zeros((H, W), np.uint8)])
+    result = subprocess.run(
+        [sys.executable, "-m", "tfrecords_tools.segmentation_pairs",
+         f"--image_dir={tmp_path / 'rgb'}", f"--label_dir={tmp_path / 'gt'}",
+         f"--output_dir={tmp_path / 'out'}", "--num_classes=300"],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "flag --num_classes=300: 300 is not an integer in the range [1, 255]" in result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_colour_outside_map_named(tmp_path):

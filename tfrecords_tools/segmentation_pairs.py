@@ -16,7 +16,13 @@ flags.DEFINE_string("image_dir", None, "Folder of images.")
 flags.DEFINE_string("label_dir", None, "Folder of label images (same stems).")
 flags.DEFINE_string("split", "train", "Split name: train, val or test.")
 flags.DEFINE_string("label_map", None, "Label-map JSON file.")
-flags.DEFINE_integer("num_classes", None, "Number of classes when there is no label map.")
+flags.DEFINE_integer(
+    "num_classes",
+    None,
+    "Number of classes when there is no label map: label ids 0..num_classes-1, 255 = ignore.",
+    lower_bound=1,
+    upper_bound=255,
+)
 flags.DEFINE_string("label_suffix", "", "Label stem suffix, e.g. '_mask' for a_mask.png.")
 flags.DEFINE_string("classes", None, "Comma-separated class names for the manifest.")
 flags.mark_flags_as_required(["image_dir", "label_dir"])

@@ -112,11 +112,25 @@ def apply_lut(ids, lut, label_path):
     return mapped.astype(np.uint8)
 
 
+def check_mask_classes(num_classes):
+    """Raises unless ``num_classes`` fits an 8-bit mask: 1..255 (class ids 0..num_classes-1;
+    255 is the ignore label)."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or not (
+        1 <= num_classes <= IGNORE_LABEL
+    ):
+        raise ValueError(
+            f"num_classes must be in 1..{IGNORE_LABEL}: masks hold 8-bit class ids and "
+            f"{IGNORE_LABEL} is the ignore label. Received: num_classes={num_classes!r}"
+        )
+
+
 def id_lut(id_map, num_classes):
     """256-entry table for ``apply_lut``: ``id_map`` ({source id: class index}) or, when None,
-    the identity on ``0..num_classes-1`` plus 255 -> 255. Unmapped ids get -1."""
+    the identity on ``0..num_classes-1`` (``check_mask_classes``) plus 255 -> 255. Unmapped
+    ids get -1."""
     lut = np.full(256, -1, np.int32)
     if id_map is None:
+        check_mask_classes(num_classes)
         lut[:num_classes] = np.arange(num_classes)
         lut[IGNORE_LABEL] = IGNORE_LABEL
         return lut

@@ -23,6 +23,7 @@ from tfcompress.data.errors import CorruptInputError
 from tfcompress.data.schema import IGNORE_LABEL
 from tfcompress.data.sources.common import (
     apply_lut,
+    check_mask_classes,
     check_size,
     id_lut,
     list_images,
@@ -99,6 +100,8 @@ def source(
     require_dir(label_dir, "label")
     if label_map is None and num_classes is None:
         raise ValueError("segmentation_pairs needs a label_map or num_classes")
+    if num_classes is not None:
+        check_mask_classes(num_classes)
     if num_classes is None:
         num_classes = max([v for v in label_map.values() if v != IGNORE_LABEL], default=-1) + 1
     is_colour = label_map is not None and len(next(iter(label_map))) == 3
