@@ -188,6 +188,35 @@ def test_hidden_folders_are_not_classes(tmp_path):
     assert list(src.classes) == list(CLASSES)  # (".ipynb_checkpoints" was class 0 before)
 
 
+@pytest.mark.parametrize("target, reason", [
+    ("/nonexistent/dog", "No such file or directory"),  # a share that is not mounted
+    ("dog", "Too many levels of symbolic links"),  # a loop
+])  # fmt: skip
+def test_a_class_folder_link_that_cannot_be_followed_is_named(tmp_path, target, reason):
+    """It was dropped: classes [cat, emu] instead of [cat, dog, emu], emu's label shifted."""
+    _make_folder(tmp_path / "photos", per_class=1)
+    link = tmp_path / "photos" / "dog"
+    for path in link.iterdir():
+        path.unlink()
+    link.rmdir()
+    os.symlink(target, link)
+    with pytest.raises(FileNotFoundError) as info:
+        image_folder.source(str(tmp_path / "photos"))
+    assert str(info.value) == (
+        f"Class folder {link} is a symbolic link to {target!r} that cannot be followed "
+        f"({reason}): mount or fix its target, or remove the link"
+    )
+
+
+def test_links_that_can_be_followed_are_read(tmp_path):
+    _make_folder(tmp_path / "photos", per_class=1)
+    os.rename(tmp_path / "photos" / "dog", tmp_path / "dog")
+    os.symlink(tmp_path / "dog", tmp_path / "photos" / "dog")  # a class folder elsewhere
+    (tmp_path / "notes.txt").write_text("not a class")
+    os.symlink(tmp_path / "notes.txt", tmp_path / "photos" / "notes.txt")  # a file: ignored
+    assert list(image_folder.source(str(tmp_path / "photos")).classes) == list(CLASSES)
+
+
 def test_a_class_named_like_a_split_is_explained(tmp_path):
     for name in ("bus", "car", "train"):  # vehicles: "train" is a class here
         (tmp_path / "vehicles" / name).mkdir(parents=True)

@@ -28,9 +28,25 @@ def _load(path, label):
 
 def _class_dirs(split_dir):
     """The class folders of `split_dir`: its sub-folders but hidden ones (".ipynb_checkpoints",
-    ".git": a class of no images would shift every label by one)."""
-    return sorted(d for d in os.listdir(split_dir)
-                  if not d.startswith(".") and os.path.isdir(os.path.join(split_dir, d)))
+    ".git": a class of no images would shift every label by one). A symbolic link that
+    cannot be followed (dangling: a share not mounted; a loop) raises naming it: dropped, it
+    would shift the labels of the classes after it."""
+    names = sorted(d for d in os.listdir(split_dir) if not d.startswith("."))
+    for name in names:
+        _check_link(os.path.join(split_dir, name))
+    return [d for d in names if os.path.isdir(os.path.join(split_dir, d))]
+
+
+def _check_link(path):
+    if not os.path.islink(path):
+        return
+    try:
+        os.stat(path)
+    except OSError as e:
+        raise FileNotFoundError(
+            f"Class folder {path} is a symbolic link to {os.readlink(path)!r} that cannot be "
+            f"followed ({e.strerror}): mount or fix its target, or remove the link"
+        ) from e
 
 
 def source(root, split=None, classes=None):
