@@ -123,6 +123,38 @@ def test_a_non_numeric_difficult_flag_is_named_and_skippable(tmp_path):
     assert manifest["splits"]["train"]["num_skipped"] == 1
 
 
+@pytest.mark.parametrize("box, message", [
+    ((20, 3, 10, 9), "Inverted box of object 1 ('dog') in {xml}: xmin=20 > xmax=10 (xmin=20, "
+                     "ymin=3, xmax=10, ymax=9)"),
+    ((2, 9, 5, 3), "Inverted box of object 1 ('dog') in {xml}: ymin=9 > ymax=3 (xmin=2, ymin=9, "
+                   "xmax=5, ymax=3)"),
+    ((-5, 1, 10, 10), "Box of object 1 ('dog') in {xml} is outside the 12x16 image (x in 1..16, "
+                      "y in 1..12): xmin=-5, ymin=1, xmax=10, ymax=10"),
+    ((1, 1, 17, 12.5), "Box of object 1 ('dog') in {xml} is outside the 12x16 image (x in "
+                       "1..16, y in 1..12): xmin=1, ymin=1, xmax=17, ymax=12.5"),
+])  # fmt: skip
+def test_a_bad_box_names_its_object_and_coordinates(tmp_path, box, message):
+    """All of these were 'Box outside the 12x16 image in ...xml', no object named."""
+    voc_dir = _devkit(str(tmp_path), {"000001": [("cat", 1, 1, 16, 12, 0), ("dog", *box, 0)],
+                                      "000002": [("cat", 1, 1, 4, 4, 0)]},
+                      splits={"train": ["000001", "000002"]})  # fmt: skip
+    src = voc.source(voc_dir)
+    with pytest.raises(CorruptInputError) as info:
+        convert.convert(src, str(tmp_path / "out"), 1)
+    xml = os.path.join(voc_dir, "Annotations", "000001.xml")
+    assert str(info.value) == message.format(xml=xml)
+    manifest = convert.convert(src, str(tmp_path / "out"), 1, skip_corrupt=True)
+    assert manifest["splits"]["train"]["num_examples"] == 1
+    assert manifest["splits"]["train"]["skipped"] == [str(info.value)]
+
+
+def test_a_one_pixel_box_is_kept(tmp_path):
+    voc_dir = _devkit(str(tmp_path), {"000001": [("cat", 16, 12, 16, 12, 0)]},
+                      splits={"train": ["000001"]})  # fmt: skip
+    manifest = convert.convert(voc.source(voc_dir), str(tmp_path / "out"), 1)
+    assert manifest["splits"]["train"]["num_examples"] == 1
+
+
 def test_fractional_pixel_coordinates_are_kept(tmp_path):
     path = tmp_path / "a.xml"
     path.write_text(_xml([("cat", 2.5, 1, 6.7, 4.25, 0)]))

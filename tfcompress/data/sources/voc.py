@@ -83,6 +83,26 @@ def parse_annotation(xml_path):
     return height, width, np.asarray(boxes, np.float32).reshape(-1, 4), classes, difficult
 
 
+def _check_boxes(boxes, classes, height, width, xml_path):
+    """Raises ``CorruptInputError`` for the first box (``[ymin, xmin, ymax, xmax]`` VOC
+    pixels) that is inverted (a min beyond its max) or outside the image (pixels 1..width
+    across, 1..height down), naming the file, the object (index and class) and its
+    coordinates."""
+    for i, (ymin, xmin, ymax, xmax) in enumerate(boxes.tolist()):
+        obj = f"object {i} ({CLASSES[classes[i]]!r}) in {xml_path}"
+        coords = f"xmin={xmin:g}, ymin={ymin:g}, xmax={xmax:g}, ymax={ymax:g}"
+        inverted = [f"{a}={lo:g} > {b}={hi:g}"
+                    for a, lo, b, hi in (("xmin", xmin, "xmax", xmax), ("ymin", ymin, "ymax", ymax))
+                    if lo > hi]  # fmt: skip
+        if inverted:
+            raise CorruptInputError(f"Inverted box of {obj}: {', '.join(inverted)} ({coords})")
+        if min(xmin, ymin) < 1 or xmax > width or ymax > height:
+            raise CorruptInputError(
+                f"Box of {obj} is outside the {height}x{width} image (x in 1..{width}, y in "
+                f"1..{height}): {coords}"
+            )
+
+
 def _load(image_path, xml_path):
     height, width, boxes, classes, difficult = parse_annotation(xml_path)
     image = encode.read_image(image_path)
@@ -91,13 +111,7 @@ def _load(image_path, xml_path):
             f"Image/label size mismatch: {image_path} is {image.height}x{image.width} but "
             f"{xml_path} says {height}x{width}"
         )
-    if (
-        (boxes[:, :2] < 1)
-        | (boxes[:, 2:] < boxes[:, :2])
-        | (boxes[:, 2:3] > height)
-        | (boxes[:, 3:4] > width)
-    ).any():
-        raise CorruptInputError(f"Box outside the {height}x{width} image in {xml_path}")
+    _check_boxes(boxes, classes, height, width, xml_path)
     scale = np.array([height, width, height, width], np.float32)
     normalised = (boxes - np.array([1, 1, 0, 0], np.float32)) / scale
     return detection_record(image, normalised, classes, difficult)
