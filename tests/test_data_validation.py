@@ -3,6 +3,11 @@ value (strict), or leaves the record out and counts it (skip_corrupt); find_inva
 
 import io
 import math
+import os
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -192,6 +197,38 @@ def test_strict_names_file_record_and_value(tmp_path, name):
     assert message is not None, raised.value
     assert message.startswith(f"Corrupt record in {tmp_path / SHARD}: record 1"), message
     assert reason in message, message
+
+
+@pytest.mark.slow
+def test_a_strict_error_ends_the_process(tmp_path):
+    """The error of a bad record, uncaught, ends the process: no Python runs in tf.data's
+    threads, which the interpreter's teardown waits for while it holds the GIL (with a
+    tf.py_function there, 3 runs in 4 hung or aborted)."""
+    records = _records("classification", _set(_LABEL, "int64_list", [-1]), n=24)
+    pattern = _write(tmp_path, records)
+    script = textwrap.dedent(f"""
+        from tfcompress.data import build_dataset
+        for batch in build_dataset({pattern!r}, "classification", 4, training=False):
+            pass
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
+           "PYTHONPATH": root}  # fmt: skip
+    runs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True) for _ in range(5)]  # fmt: skip
+    deadline = time.monotonic() + 150
+    try:
+        for run in runs:
+            _, stderr = run.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            assert run.returncode == 1, (run.returncode, stderr[-2000:])
+            assert (f"Corrupt record in {tmp_path / SHARD}: record 1: image/class/label -1 "
+                    "outside [0, 10)") in stderr, stderr[-2000:]  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("a process stopped by a bad record did not exit (hung at teardown)")
+    finally:
+        for run in runs:
+            run.kill()
+            run.wait()
 
 
 @pytest.mark.slow

@@ -20,7 +20,9 @@ class CorruptInputError(ValueError):
 class SkippedRecords:
     """What a reader with ``skip_corrupt=True`` left out: an exact count, and the first
     ``MAX_REPORTED_SKIPS`` as ``(path, record index, reason)``, each also logged as a
-    warning when added. Thread-safe (``tf.data`` reports from its own threads).
+    warning. Thread-safe. A ``build_dataset`` pipeline counts the records it skips in graph
+    ops (``reader.SkipTable``, which logs them as it meets them): they are added here
+    whenever this is read (``count``, ``records``, ``summary()``, ...).
 
         skipped = SkippedRecords()
         ds = build_dataset(..., skip_corrupt=True, skipped=skipped)
@@ -30,17 +32,43 @@ class SkippedRecords:
 
     def __init__(self, max_reported=MAX_REPORTED_SKIPS):
         self.max_reported = max_reported
-        self.count = 0
-        self.records = []  # [(path, index, reason)], the first max_reported
-        self._lock = threading.Lock()
+        self._count = 0
+        self._records = []  # [(path, index, reason)], the first max_reported
+        self._sources = []  # drain() of each attached reader.SkipTable
+        self._lock = threading.RLock()
 
-    def add(self, path, index, reason):
-        """Counts one skipped record; keeps and logs it while under ``max_reported``."""
+    def add(self, path, index, reason, log=True):
+        """Counts one skipped record; keeps it while under ``max_reported``, and logs it
+        then (``log``: not yet logged where it was met)."""
         with self._lock:
-            self.count += 1
-            if len(self.records) < self.max_reported:
-                self.records.append((str(path), int(index), str(reason)))
-                logging.warning("Skipped corrupt record %d of %s: %s", index, path, reason)
+            self._count += 1
+            if len(self._records) < self.max_reported:
+                self._records.append((str(path), int(index), str(reason)))
+                if log:
+                    logging.warning("Skipped corrupt record %d of %s: %s", index, path, reason)
+
+    def attach(self, drain):
+        """``drain()``, which adds the records counted elsewhere since its last call, is called
+        before each read."""
+        with self._lock:
+            self._sources.append(drain)
+
+    def _drain(self):
+        with self._lock:
+            for drain in self._sources:
+                drain()
+
+    @property
+    def count(self):
+        """How many records were skipped."""
+        self._drain()
+        return self._count
+
+    @property
+    def records(self):
+        """The first ``max_reported`` skipped records, as ``(path, record index, reason)``."""
+        self._drain()
+        return list(self._records)
 
     def __len__(self):
         return self.count

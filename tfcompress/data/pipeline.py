@@ -347,7 +347,7 @@ def build_dataset(
       skipped: the ``errors.SkippedRecords`` that counts what ``skip_corrupt`` left out
         (damaged records when this is called, invalid ones as they are read); pass one to
         read its ``count``, ``summary()`` or ``to_json()`` after the run. Default: a new
-        one (the skips are still logged).
+        one (the skips are still logged, to stderr as the pipeline meets them).
       cache: ``False``; ``True``: keep the decoded examples in memory; or a file path
         prefix: keep them in files there (``tf.data.Dataset.cache``). The first pass reads
         and decodes the shards in order; later epochs only shuffle, augment and batch

@@ -15,6 +15,7 @@ never by TensorFlow's reader.
 
 import dataclasses
 import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -23,7 +24,7 @@ from absl import logging
 
 from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, integrity, schema, shards, validate
-from tfcompress.data.errors import CorruptInputError
+from tfcompress.data.errors import MAX_REPORTED_SKIPS, CorruptInputError
 from tfcompress.data.graph_fn import graph_fn
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -136,43 +137,97 @@ class CountOnce:
         self._seen = set()
         self._lock = threading.Lock()
 
-    def add(self, path, index, reason):
+    def add(self, path, index, reason, log=True):
         with self._lock:
             if (path, index) in self._seen:
                 return
             self._seen.add((path, index))
-        self.skipped.add(path, index, reason)
+        self.skipped.add(path, index, reason, log)
+
+    def attach(self, drain):
+        self.skipped.attach(drain)
 
 
-def record_failure(files, skipped=None):
+class SkipTable:
+    """Invalid records met by a pipeline with ``skip_corrupt``, kept in graph ops: ``add``
+    puts ``key -> reason`` in a lookup table (so each record is counted once, also across
+    epochs) and ``drain`` adds what is new to ``skipped`` (a ``SkippedRecords``, which
+    calls it whenever it is read: ``SkippedRecords.attach``).
+
+    No Python runs in tf.data's threads: a ``tf.py_function`` there needs the GIL, which
+    the main thread holds while it tears an iterator down, waiting for those threads (a
+    process that stopped at a bad record then hung at exit)."""
+
+    def __init__(self, files, skipped):
+        self.files = [os.fspath(f) for f in files]
+        self.paths = tf.constant(self.files)
+        self.skipped = skipped
+        self.table = tf.lookup.experimental.MutableHashTable(tf.int64, tf.string, "")
+        self._drained = set()
+        self._lock = threading.Lock()
+        skipped.attach(self.drain)
+
+    def add(self, keys, reasons):
+        """The op that counts records ``keys`` (int64 ``[n]``) for ``reasons``; the first
+        ``MAX_REPORTED_SKIPS`` are logged (to stderr) as they are met."""
+        shards_of, indices = split_key(keys)
+        lines = tf.strings.join([
+            "WARNING: Skipped corrupt record ", tf.strings.as_string(indices), " of ",
+            tf.gather(self.paths, shards_of), ": ", reasons])  # fmt: skip
+        counted = tf.reshape(self.table.lookup(keys), [-1])
+        new = tf.equal(counted, "") & (self.table.size() < MAX_REPORTED_SKIPS)
+
+        def log():
+            text = tf.strings.reduce_join(tf.boolean_mask(lines, new), separator="\n")
+            with tf.control_dependencies([tf.print(text, output_stream=sys.stderr)]):
+                return tf.constant(True)
+
+        logged = tf.cond(tf.reduce_any(new), log, lambda: tf.constant(True))
+        with tf.control_dependencies([logged]):
+            return self.table.insert(keys, reasons)
+
+    def drain(self):
+        """Adds the records counted since the last call to ``skipped``, in key order."""
+        keys, reasons = self.table.export()
+        with self._lock:
+            found = sorted(zip(keys.numpy().tolist(), reasons.numpy().tolist()))
+            new = [(k, r) for k, r in found if k not in self._drained]
+            self._drained.update(k for k, _ in new)
+        for key, reason in new:
+            shard, index = divmod(key, 1 << INDEX_BITS)
+            self.skipped.add(self.files[shard], index, reason.decode("utf-8", "replace"), log=False)
+
+
+def _message(paths, key, reason):
+    """``Corrupt record in {path}: record {index}: {reason}`` of a record key (in-graph)."""
+    shard, index = split_key(key)
+    return tf.strings.join([
+        "Corrupt record in ", tf.gather(paths, shard), ": record ",
+        tf.strings.as_string(index), ": ", reason])  # fmt: skip
+
+
+def record_failure(files, skips=None):
     """``fail(key, reason) -> False`` for the branch taken by an invalid record.
 
-    Strict (``skipped`` None): raises ``InvalidArgumentError`` whose message holds
+    Strict (``skips`` None): raises ``InvalidArgumentError`` whose message holds
     ``Corrupt record in {path}: record {index}: {reason}`` (``validate.corrupt_record_message``
-    extracts it). Otherwise the record is added to ``skipped`` (from a ``tf.py_function``,
-    run only for invalid records) and ``False`` returned: filter on it.
+    extracts it). Otherwise the record is counted into ``skips`` (a ``SkipTable``) and
+    ``False`` returned: filter on it.
     """
     paths = tf.constant([os.fspath(f) for f in files])
 
-    if skipped is None:
+    if skips is None:
 
         def fail(key, reason):
-            shard, index = split_key(key)
-            message = tf.strings.join([
-                "Corrupt record in ", tf.gather(paths, shard), ": record ",
-                tf.strings.as_string(index), ": ", reason])  # fmt: skip
+            message = _message(paths, key, reason)
             with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
                 return tf.constant(False)
 
         return fail
 
-    def report(shard, index, reason):
-        skipped.add(files[int(shard)], int(index), reason.numpy().decode("utf-8", "replace"))
-        return False
-
     def skip(key, reason):
-        shard, index = split_key(key)
-        return tf.ensure_shape(tf.py_function(report, [shard, index, reason], tf.bool), [])
+        with tf.control_dependencies([skips.add(key[None], reason[None])]):
+            return tf.constant(False)
 
     return skip
 
@@ -187,24 +242,10 @@ def checked_shards(files, compression, task, skip_corrupt, skipped):
     return {i: scan.good_records() for i, scan in enumerate(scans) if not scan.ok}
 
 
-def keyed_records(
-    files,
-    compression,
-    cycle_length,
-    block_length,
-    deterministic,
-    shuffle_files=False,
-    seed=None,
-    per_shard=None,
-    damaged=None,
-):
-    """``(key, serialized)`` of the records of ``files``: ``cycle_length`` shards read in
-    parallel, ``block_length`` elements from each in turn; with ``shuffle_files``, the file
-    order is shuffled (by ``seed``) every epoch. ``per_shard(records)``: a transformation of
-    each shard's keyed records, run by its reader (elements are then what it yields).
-    ``damaged``: ``{shard position: [(index, record)]}``, served from memory instead of the
-    file."""
-    per_shard = per_shard or (lambda records: records)
+def _shard_reader(files, compression, damaged):
+    """``shard(i) -> Dataset`` of the ``(key, serialized)`` records of shard ``i``: TensorFlow's
+    reader, or for a damaged shard (``damaged``: ``{shard position: [(index, record)]}``)
+    its good records from memory, its file never opened."""
     damaged = damaged or {}
     paths = tf.constant([os.fspath(f) for f in files])
     ok = tf.constant([i not in damaged for i in range(len(files))])
@@ -225,29 +266,50 @@ def keyed_records(
                 graph_fn(lambda k, _: tf.equal(split_key(k)[0], tf.cast(i, tf.int64)))
             )
             records = records.concatenate(mine)
-        return per_shard(records)
+        return records
 
+    return shard
+
+
+def keyed_records(
+    files,
+    compression,
+    cycle_length,
+    block_length,
+    deterministic,
+    shuffle_files=False,
+    seed=None,
+    per_shard=None,
+    damaged=None,
+):
+    """``(key, serialized)`` of the records of ``files``: ``cycle_length`` shards read in
+    parallel, ``block_length`` elements from each in turn; with ``shuffle_files``, the file
+    order is shuffled (by ``seed``) every epoch. ``per_shard(records)``: a transformation of
+    each shard's keyed records, run by its reader (elements are then what it yields).
+    ``damaged``: ``{shard position: [(index, record)]}``, served from memory instead of the
+    file."""
+    per_shard = per_shard or (lambda records: records)
+    shard = _shard_reader(files, compression, damaged)
     ds = tf.data.Dataset.range(len(files))
     if shuffle_files:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    return ds.interleave(graph_fn(shard), cycle_length=cycle_length, block_length=block_length,
-                         num_parallel_calls=AUTOTUNE, deterministic=deterministic)  # fmt: skip
+    return ds.interleave(graph_fn(lambda i: per_shard(shard(i))), cycle_length=cycle_length,
+                         block_length=block_length, num_parallel_calls=AUTOTUNE,
+                         deterministic=deterministic)  # fmt: skip
 
 
 def records_by_key(files, compression, damaged, keys):
-    """``{key: serialized}`` of record ``keys`` (read again in Python, one pass per shard)."""
-    wanted = {}
-    for key in keys:
-        shard, index = divmod(int(key), 1 << INDEX_BITS)
-        wanted.setdefault(shard, {})[index] = key
-    found = {}
-    for shard, indices in wanted.items():
-        for index, raw in _records_of(files[shard], compression, (damaged or {}).get(shard)):
-            if index in indices:
-                found[indices[index]] = raw
-            if len(found) == len(keys) or index > max(indices):
-                break
-    return found
+    """The ``(key, serialized)`` records of int64 ``keys`` ``[n]``, as a ``Dataset`` (in-graph:
+    each of their shards read again up to the last of them)."""
+    shard = _shard_reader(files, compression, damaged)
+    shards_of, _ = split_key(keys)
+
+    def wanted(i):
+        last = tf.reduce_max(tf.boolean_mask(keys, tf.equal(shards_of, i)))
+        records = shard(i).take_while(graph_fn(lambda k, _: k <= last))
+        return records.filter(graph_fn(lambda k, _: tf.reduce_any(tf.equal(keys, k))))
+
+    return tf.data.Dataset.from_tensor_slices(tf.unique(shards_of).y).flat_map(graph_fn(wanted))
 
 
 # Elements remembered by ``map_named``: more than a parallel map holds in flight.
@@ -265,11 +327,11 @@ def _placeholder(spec):
 def map_named(ds, fn, explain, width=1, finite=True):
     """``ds.map(fn)`` in parallel, in order, over keyed elements ``(key, ...)`` (or batches
     ``(keys [width], ...)``), where an element on which ``fn`` raises (an image that does
-    not decode; a strict check) is not lost silently: ``explain(keys) -> message`` is called
-    (a ``tf.py_function``, only then) with the keys of the lost element; a non-empty
-    message raises ``InvalidArgumentError`` with it (strict), an empty one drops the
-    element (``explain`` counted it). ``finite``: ``ds`` ends (an element lost at the
-    end is found by an end marker).
+    not decode; a strict check) is not lost silently: ``explain(keys) -> message``, graph
+    ops (no Python: see ``SkipTable``), is run with the keys ``[n]`` of the lost element
+    (only then); a non-empty message raises ``InvalidArgumentError`` with it (strict), an
+    empty one drops the element (``explain`` counted it). ``finite``: ``ds`` ends (an
+    element lost at the end is found by an end marker).
     """
     # Lookup tables, not variables: a tf.distribute scope would mirror a variable.
     ring = tf.lookup.experimental.MutableHashTable(
@@ -292,20 +354,20 @@ def map_named(ds, fn, explain, width=1, finite=True):
         end = tf.nest.map_structure(_placeholder, spec)
         ds = ds.concatenate(tf.data.Dataset.from_tensors((tf.constant(-1, tf.int64), end)))
 
-    def lost(first, stop):
-        keys = tf.reshape(ring.lookup(tf.range(first, stop) % _RING), [-1])
-        message = tf.py_function(
-            lambda k: explain([int(x) for x in k.numpy() if x >= 0]), [keys], tf.string
-        )
-        message = tf.ensure_shape(message, [])
-        failed = tf.not_equal(message, "")
-        with tf.control_dependencies([tf.debugging.Assert(~failed, [message])]):
-            return tf.constant(True)
-
     def step(last, element):
         seq, out = element
         stop = tf.where(seq < 0, count.lookup(tf.constant([0], tf.int64))[0], seq)
-        checked = tf.cond(stop > last + 1, lambda: lost(last + 1, stop), lambda: tf.constant(True))
+
+        # Never inlined: the untaken side of the tf.cond would be walked on every element.
+        @tf.function(autograph=False, experimental_attributes={"_noinline": True})
+        def lost():
+            keys = tf.reshape(ring.lookup(tf.range(last + 1, stop) % _RING), [-1])
+            message = explain(tf.boolean_mask(keys, keys >= 0))
+            failed = tf.not_equal(message, "")
+            with tf.control_dependencies([tf.debugging.Assert(~failed, [message])]):
+                return tf.constant(True)
+
+        checked = tf.cond(stop > last + 1, lost, lambda: tf.constant(True))
         with tf.control_dependencies([checked]):
             return tf.where(seq < 0, last, seq), (seq, out)
 
@@ -366,12 +428,12 @@ class RecordCheck:
     @classmethod
     def make(cls, files, compression, damaged, task, channels, num_classes, skipped=None):
         """The checks of ``build_dataset``: strict without ``skipped``, else counting each
-        invalid record once into it (``CountOnce``)."""
-        counter = CountOnce(skipped) if skipped is not None else None
-        check = cls(task, channels, num_classes, record_failure(files, counter),
-                    counter is not None)  # fmt: skip
+        invalid record once into it (``SkipTable``)."""
+        skips = SkipTable(files, skipped) if skipped is not None else None
+        check = cls(task, channels, num_classes, record_failure(files, skips),
+                    skips is not None)  # fmt: skip
         return dataclasses.replace(
-            check, explain=_explainer(files, compression, damaged, check, counter)
+            check, explain=_explainer(files, compression, damaged, check, skips)
         )
 
     def batch_ok(self, keys, checks):
@@ -386,41 +448,47 @@ class RecordCheck:
         return tf.cond(validate.any_bad(checks), failing, lambda: tf.constant(True))
 
 
-def _explainer(files, compression, damaged, check, skipped):
-    """``explain(keys) -> message`` for ``reader.map_named``: each record is read again and
-    validated (``validate.find_invalid``) for its reason; strict: the message of the first,
-    skipping: each counted into ``skipped`` and ``""``."""
+# What a record lost to a decoding error is counted for (the decoder's own error needs Python).
+_UNDECODABLE = f"{validate.UNDECODABLE} (tfrecords_tools.verify shows the decoder error)"
+
+
+def _explainer(files, compression, damaged, check, skips):
+    """``explain(keys) -> message`` for ``reader.map_named``, in graph ops: the records are
+    read again and validated (``validate.decode_checked``; one whose decoding raises is
+    left out by ``ignore_errors``: it does not decode) for their reasons; strict: the
+    message of the first, skipping: each counted into ``skips`` and ``""``."""
+    paths = tf.constant([os.fspath(f) for f in files])
+
+    def reason_of(key, serialized):
+        features = validate.parse_tolerant(serialized, check.task)
+        decoded = validate.decode_checked(features, check.task, check.channels, check.num_classes)
+        return key, decoded[1]
 
     def explain(keys):
-        raws = records_by_key(files, compression, damaged, keys)
-        keys = [k for k in keys if k in raws]
-        found = validate.find_invalid(
-            [raws[k] for k in keys],
-            check.task,
-            channels=check.channels,
-            num_classes=check.num_classes,
+        n = tf.size(keys)
+        checked = records_by_key(files, compression, damaged, keys)
+        checked = checked.map(graph_fn(reason_of)).ignore_errors()
+
+        def note(reasons, found):
+            key, reason = found
+            position = tf.argmax(tf.cast(tf.equal(keys, key), tf.int32), output_type=tf.int32)
+            return tf.tensor_scatter_nd_update(reasons, position[None, None], reason[None])
+
+        reasons = checked.reduce(tf.fill([n], _UNDECODABLE), graph_fn(note))
+        bad = tf.not_equal(reasons, "")
+        # an error the checks do not explain: still named
+        after = tf.strings.join([" (or one of the ", tf.strings.as_string(n - 1),
+                                 " records after it)"])  # fmt: skip
+        unexplained = tf.strings.join(["fails in the input pipeline although it passes "
+                                       "validation", tf.where(n > 1, after, "")])  # fmt: skip
+        explained = tf.reduce_any(bad)
+        bad_keys = tf.cond(explained, lambda: tf.boolean_mask(keys, bad), lambda: keys[:1])
+        bad_reasons = tf.cond(
+            explained, lambda: tf.boolean_mask(reasons, bad), lambda: unexplained[None]
         )
-        problems = []
-        for position, reason in found:
-            shard, index = divmod(keys[position], 1 << INDEX_BITS)
-            problems.append((files[shard], index, reason))
-        if not problems and keys:  # an error the checks do not explain: still named
-            shard, index = divmod(keys[0], 1 << INDEX_BITS)
-            reason = "fails in the input pipeline although it passes validation"
-            problems.append(
-                (
-                    files[shard],
-                    index,
-                    reason
-                    if len(keys) == 1
-                    else f"{reason} (or one of the {len(keys) - 1} records after it)",
-                )
-            )
-        if skipped is not None:
-            for path, index, reason in problems:
-                skipped.add(path, index, reason)
-            return ""
-        path, index, reason = problems[0]
-        return f"Corrupt record in {path}: record {index}: {reason}"
+        if skips is not None:
+            with tf.control_dependencies([skips.add(bad_keys, bad_reasons)]):
+                return tf.constant("")
+        return _message(paths, bad_keys[0], bad_reasons[0])
 
     return explain

@@ -38,6 +38,7 @@ from tfcompress.messages import tf_error_line
 MISSING = -(2**63)  # what a missing int64 feature parses to (no valid record holds it)
 LABEL_LIMIT = 2**31  # labels are cast to int32: without num_classes they must stay below
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+UNDECODABLE = f"{schema.IMAGE_ENCODED} or its mask does not decode"
 _KINDS = {tf.int64: "int64_list", tf.float32: "float_list", tf.string: "bytes_list"}
 _REQUIRED = {
     schema.IMAGE_ENCODED, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, schema.IMAGE_CHANNELS,
@@ -424,7 +425,7 @@ def find_invalid(records, task, *, channels=None, num_classes=None):
             try:
                 message = reason(tf.constant(bytes(records[i]))).numpy().decode("utf-8", "replace")
             except (tf.errors.OpError, ValueError) as e:
-                message = f"{schema.IMAGE_ENCODED} or its mask does not decode: {tf_error_line(e)}"
+                message = f"{UNDECODABLE}: {tf_error_line(e)}"
             if message:
                 problems[i] = message
     return sorted(problems.items())
