@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcompress.data import SkippedRecords, build_dataset, encode, schema, shards, validate
+from tfcompress.data import SkippedRecords, build_dataset, encode, records, schema, shards, validate
+from tfcompress.data.errors import CorruptInputError
 
 NUM_CLASSES = 10
 SHARD = "train-00000-of-00001.tfrecord"
@@ -274,6 +275,39 @@ def test_num_classes_argument_overrides_the_manifest(tmp_path):
         list(build_dataset(pattern, "classification", 3, False, num_classes=5))
     with pytest.raises(ValueError, match=r"num_classes=0"):
         build_dataset(pattern, "classification", 3, False, num_classes=0)
+
+
+def test_records_without_boxes_are_not_detection_records(tmp_path):
+    pattern = _write(tmp_path, [_classification(i) for i in range(3)], num_classes=None)
+    with pytest.raises(CorruptInputError, match=rf"Corrupt record in .*{SHARD}: record 0 "
+                       r".*: image/object/bbox/ymin missing"):  # fmt: skip
+        build_dataset(pattern, "detection", 2, training=False)
+    report = records.verify_records(pattern, task="detection")
+    assert report.num_corrupt == 3, report.messages()
+    assert report.messages()[0].endswith(f"{SHARD}: record 0: image/object/bbox/ymin missing")
+
+
+def test_a_detection_record_may_hold_no_box(tmp_path):
+    image = encode.encode_png(np.zeros((8, 8, 3), np.uint8))
+    pattern = _write(tmp_path, [encode.detection_example(image, [], []), _detection(1)])
+    target = next(iter(build_dataset(pattern, "detection", 2, training=False)))[1]
+    assert target["num_boxes"].numpy().tolist() == [0, 2]
+    assert records.verify_records(pattern, task="detection").num_corrupt == 0
+
+
+@pytest.mark.parametrize("written", ["classification", "segmentation"])
+def test_a_manifest_of_another_task_is_named(tmp_path, written):
+    pattern = _write(tmp_path, [_MAKE[written](i) for i in range(3)])
+    shards.update_manifest(str(tmp_path), {}, task=written)
+    manifest = tmp_path / shards.MANIFEST_NAME
+    for skip_corrupt in (False, True):
+        with pytest.raises(ValueError, match=rf"^{manifest} says task '{written}': its shards "
+                           r"are not detection records. Received: task='detection'$"):  # fmt: skip
+            build_dataset(pattern, "detection", 2, training=False, skip_corrupt=skip_corrupt)
+    report = records.verify_records(pattern, task="detection")
+    assert f"{SHARD}: {manifest} says task '{written}': its shards are not detection " \
+        "records" in report.messages()[0], report.messages()  # fmt: skip
+    assert len(list(build_dataset(pattern, written, 3, training=False))) == 1
 
 
 def test_first_record_without_height_is_named(tmp_path):

@@ -446,6 +446,16 @@ def manifest_count(path):
     return manifest_path, (-1 if listed[1] is None else listed[1])
 
 
+def manifest_task_problem(path, task):
+    """Why the ``manifest.json`` beside shard ``path`` says its records are not ``task``
+    records (its ``"task"`` is another), or ``None`` (no manifest, or no task in it)."""
+    manifest_path, manifest = read_manifest_beside(path)
+    found = (manifest or {}).get("task")
+    if found is None or found == task:
+        return None
+    return f"{manifest_path} says task {found!r}: its shards are not {task} records"
+
+
 def missing_shards(files):
     """``[(path, split, records listed, manifest path)]``: shards the manifests beside
     ``files`` list, in the splits ``files`` belong to, that do not exist (a conversion
@@ -514,7 +524,8 @@ def check_shards(files, compression="auto", *, task=None, skip_corrupt=False, sk
     read the files whose scan is not ``ok`` with ``scan.good_records()``. Mixed
     compressions, shards the manifest does not list and shards with more records than
     it lists raise in both modes. ``task``: also check each record's structure
-    (``scan_shard``).
+    (``scan_shard``), and a manifest that says another task raises ``ValueError`` (in both
+    modes).
     """
     files = [files] if isinstance(files, str) else list(files)
     if not files:
@@ -523,6 +534,11 @@ def check_shards(files, compression="auto", *, task=None, skip_corrupt=False, sk
         raise ValueError("skip_corrupt=True needs a SkippedRecords to count into: skipped=")
     given = compression
     compression = compression_lib.resolve(files, compression)  # raises on mixed ones
+    if task is not None:
+        for path in files:
+            problem = manifest_task_problem(path, task)
+            if problem:
+                raise ValueError(f"{problem}. Received: task={task!r}")
     for path, split, count, manifest_path in missing_shards(files):
         reason = (
             f"{manifest_path} lists it ({count} records of split {split!r}) but it does "

@@ -142,6 +142,9 @@ def verify_records(
             report.corrupt.append((None, (
                 f"{file_task} records while {inferred_from} holds {task} records: a "
                 "pattern reads as one task (give each task its own)")))  # fmt: skip
+        wrong_task = integrity.manifest_task_problem(path, task) if task else None
+        if wrong_task:
+            report.corrupt.append((None, wrong_task))
         channels = channels or _channels(records)
         classes = num_classes if num_classes is not None else _manifest_num_classes(path)
         pending.append((report, fatal + problems, records, classes))

@@ -40,9 +40,11 @@ LABEL_LIMIT = 2**31  # labels are cast to int32: without num_classes they must s
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UNDECODABLE = f"{schema.IMAGE_ENCODED} or its mask does not decode"
 _KINDS = {tf.int64: "int64_list", tf.float32: "float_list", tf.string: "bytes_list"}
+# Present in every record of their task; a list (the boxes of a detection record) may be
+# empty: an image without objects is a detection record, one without the lists is not.
 _REQUIRED = {
     schema.IMAGE_ENCODED, schema.IMAGE_HEIGHT, schema.IMAGE_WIDTH, schema.IMAGE_CHANNELS,
-    schema.CLASS_LABEL, schema.MASK_ENCODED,
+    schema.CLASS_LABEL, schema.MASK_ENCODED, *schema.BBOX_KEYS, schema.OBJECT_CLASS,
 }  # fmt: skip
 
 
@@ -82,8 +84,9 @@ def _structure(task):
 
 def structure_problem(record, task):
     """Why serialized ``record`` cannot be parsed as a ``task`` record, or ``None``: not a
-    ``tf.train.Example``, a schema feature of the wrong type, a required one missing, or a
-    single-valued one holding another count."""
+    ``tf.train.Example``, a schema feature of the wrong type, a required one missing (a
+    detection record's box and class lists may be empty, not absent), or a single-valued
+    one holding another count."""
     try:
         features = tf.train.Example.FromString(bytes(record)).features.feature
     except (protobuf_message.DecodeError, ValueError) as e:
@@ -95,8 +98,8 @@ def structure_problem(record, task):
             continue
         feature = features[key]
         kind = feature.WhichOneof("kind")
-        if kind is None:  # an empty Feature: no list at all
-            if required:
+        if kind is None:  # an empty Feature: no list at all (an empty one, if a list)
+            if required and fixed:
                 return f"{key} missing (an empty feature)"
             continue
         if kind != expected:
