@@ -39,6 +39,14 @@ def _drop(key):
     return lambda f: f.__delitem__(key)
 
 
+def _all(*mutations):
+    def mutate(f):
+        for m in mutations:
+            m(f)
+
+    return mutate
+
+
 def _classification(i, image_format="raw"):
     image = np.full((4, 5, 1), 10 * i, np.uint8)
     encoded = encode.encode_array(image, image_format=image_format)
@@ -115,6 +123,15 @@ CASES = {
                  "image/object/class/label 99 outside [0, 10)"),
     "class_-1": ("detection", _set(_CLASSES, "int64_list", [-1, 1]),
                  "image/object/class/label -1 outside [0, 10)"),
+    "channels_3_gray_png": ("segmentation", _set(schema.IMAGE_CHANNELS, "int64_list", [3]),
+                            "image/channels 3 but image/encoded is a gray PNG"),
+    "channels_1_colour_png": ("detection", _set(schema.IMAGE_CHANNELS, "int64_list", [1]),
+                              "image/channels 1 but image/encoded is a colour PNG"),
+    "channels_3_gray_jpeg": ("classification", _all(
+        _set(schema.IMAGE_ENCODED, "bytes_list", [_jpeg(np.zeros((4, 5), np.uint8))]),
+        _set(schema.IMAGE_FORMAT, "bytes_list", [b"jpeg"]),
+        _set(schema.IMAGE_CHANNELS, "int64_list", [3])),
+        "image/channels 3 but image/encoded is a gray JPEG"),
 }  # fmt: skip
 _MAKE = {"classification": _classification, "segmentation": _segmentation,
          "detection": _detection}  # fmt: skip
@@ -184,6 +201,7 @@ def test_corrupt_record_message_from_errors():
 STRICT_CASES = sorted(
     {"no_height", "no_encoded", "height_as_bytes", "two_labels"}  # the shard scan
     | {"label_2^32+3", "raw_short", "mask_200", "mask_undecodable", "box_nan"}  # in-graph
+    | {"channels_3_gray_png"}
 )
 
 
@@ -265,6 +283,21 @@ def test_classification_routes_check_labels(tmp_path, route):
                        match=rf"Corrupt record in .*{SHARD}: record 17: image/class/label "
                        r"4294967299 outside \[0, 10\)"):  # fmt: skip
         list(build_dataset(pattern, "classification", 8, **kwargs))
+
+
+def test_classification_batches_check_channels(tmp_path):
+    """The batch route decodes a PNG to the pattern's channels: a header whose channels are
+    not the PNG's is caught before that (3 over a gray PNG read the gray set as RGB)."""
+    examples = [_classification(i, "png") for i in range(6)]
+    examples[0] = _mutated(examples[0], _set(schema.IMAGE_CHANNELS, "int64_list", [3]))
+    pattern = _write(tmp_path, examples)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"Corrupt record in .*{SHARD}: record 0: image/channels 3 but "
+                       r"image/encoded is a gray PNG"):  # fmt: skip
+        list(build_dataset(pattern, "classification", 4, training=False))
+    report = records.verify_records(pattern)
+    assert report.messages() == [f"{tmp_path / SHARD}: record 0: image/channels 3 but "
+                                 "image/encoded is a gray PNG"]  # fmt: skip
 
 
 def test_num_classes_argument_overrides_the_manifest(tmp_path):

@@ -128,8 +128,10 @@ def decode_classification_batch(
     - otherwise: per image decode and ``parser.prepare`` (resize to the output size).
 
     With record ``keys`` and ``fail`` (``reader.RecordCheck.fail``), a PNG or JPEG that decodes to
-    another size than its header says fails naming its file and record (the header itself
-    is checked before, ``validate``); without, the error names its ``image/source_id``.
+    another size than its header says, or is gray or colour where its channels say
+    otherwise (``validate.channels_check``), fails naming its file and record (the header
+    itself is checked before, ``validate``); without, a wrong size raises naming its
+    ``image/source_id``.
     """
     height, width = parser.output_size
     encoded = features[schema.IMAGE_ENCODED]
@@ -206,7 +208,18 @@ def decode_classification_batch(
     def per_image():
         png = tf.reduce_all(sized & ~is_raw & ~tf.io.is_jpeg(encoded))
         all_sized = tf.reduce_all(sized)
-        return tf.cond(png, png_each, lambda: tf.cond(all_sized, decode_each, resize_each))
+        images = tf.cond(png, png_each, lambda: tf.cond(all_sized, decode_each, resize_each))
+        if fail is None:
+            return images
+        checks = [validate.channels_check(features)]
+
+        def first_failure():
+            position, reason = validate.first_reason(checks)
+            return fail(tf.reshape(keys, [-1])[position], reason)
+
+        ok = tf.cond(validate.any_bad(checks), first_failure, lambda: tf.constant(True))
+        with tf.control_dependencies([ok]):
+            return tf.identity(images)
 
     return tf.cond(raw, raw_batch, per_image)
 

@@ -11,7 +11,8 @@ Two layers, both naming the feature and the value in their reason:
 
   - every task: ``image/encoded``, ``image/height``, ``image/width``, ``image/channels``
     present; format ``png``, ``jpeg`` or ``raw``; height and width >= 1; channels 1 or 3;
-    raw pixels as many bytes as the header says; a PNG or JPEG decodes to the header's size;
+    raw pixels as many bytes as the header says; a PNG or JPEG decodes to the header's size,
+    gray or colour as its channels say;
   - classification: ``image/class/label`` in ``[0, num_classes)``, checked on the int64
     value before any cast (without ``num_classes``: in ``[0, 2**31)``);
   - segmentation: the mask stored as PNG (a JPEG mask is lossy: pixels change class), of
@@ -215,6 +216,50 @@ def _range_check(key, value, num_classes, present=True):
     return bad, lambda: tf.strings.join([f"{key} ", _s(value), f" outside {_bound(num_classes)}"])
 
 
+def _stored_channels(encoded, fmt):
+    """1 (gray) or 3 (colour) of each PNG or JPEG ``encoded`` (a scalar or ``[B]``) from its
+    own header: a PNG's IHDR colour type (gray, with or without alpha: 1; RGB, palette,
+    RGBA: 3), a JPEG's component count (1: 1, else 3); 0 where there is none to read (raw
+    pixels, other bytes)."""
+    padded = tf.strings.join([encoded, "\0" * 26])
+    png = tf.equal(tf.strings.substr(padded, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
+    png &= tf.equal(tf.strings.substr(padded, 12, 4), "IHDR")
+    colour_type = tf.strings.substr(padded, 25, 1)
+    png_gray = tf.equal(colour_type, "\x00") | tf.equal(colour_type, "\x04")
+    jpeg = tf.io.is_jpeg(encoded)
+
+    def components(e):  # the JPEG's header only (its decoding succeeded or failed already)
+        return tf.cond(tf.io.is_jpeg(e), lambda: tf.io.extract_jpeg_shape(e, tf.int64)[2],
+                       lambda: tf.constant(0, tf.int64))  # fmt: skip
+
+    if encoded.shape.rank == 0:
+        jpeg_components = components(encoded)
+    else:
+        jpeg_components = tf.cond(
+            tf.reduce_any(jpeg),
+            lambda: tf.map_fn(components, encoded, fn_output_signature=tf.int64),
+            lambda: tf.zeros(tf.shape(encoded), tf.int64),
+        )
+    one, three, none = (tf.constant(c, tf.int64) for c in (1, 3, 0))
+    jpeg_channels = tf.where(tf.equal(jpeg_components, 1), one, three)
+    stored = tf.where(png, tf.where(png_gray, one, three),
+                      tf.where(jpeg & (jpeg_components > 0), jpeg_channels, none))  # fmt: skip
+    return tf.where(tf.equal(fmt, "raw"), none, stored)
+
+
+def channels_check(f):
+    """``(bad, reason)``: a PNG or JPEG whose own header says gray where ``image/channels``
+    says 3, or colour where it says 1 (scalars or ``[B]``; raw pixels are as many bytes as
+    the channels say, ``header_checks``)."""
+    encoded, c = f[schema.IMAGE_ENCODED], f[schema.IMAGE_CHANNELS]
+    stored = _stored_channels(encoded, f[schema.IMAGE_FORMAT])
+    bad = tf.not_equal(stored, 0) & tf.not_equal(stored, c) & ((c == 1) | (c == 3))
+    return bad, lambda: tf.strings.join([
+        f"{schema.IMAGE_CHANNELS} ", _s(c), f" but {schema.IMAGE_ENCODED} is a ",
+        tf.where(tf.equal(stored, 1), "gray", "colour"), " ",
+        tf.where(tf.io.is_jpeg(encoded), "JPEG", "PNG")])  # fmt: skip
+
+
 def content_checks(f, d, task, num_classes):
     """``[(bad, reason)]`` of one record's decoded tensors ``d`` (``decode.decode_features``)
     against its header features ``f``."""
@@ -225,7 +270,7 @@ def content_checks(f, d, task, num_classes):
         lambda: tf.strings.join([
             "image decodes to ", _s(shape[0]), "x", _s(shape[1]), " but its header says "
             f"{schema.IMAGE_HEIGHT} x {schema.IMAGE_WIDTH} = ", _s(h), "x", _s(w)]),
-    )]  # fmt: skip
+    ), channels_check(f)]  # fmt: skip
     if task == schema.SEGMENTATION:
         mask = d["mask"]
         mshape = tf.shape(mask, out_type=tf.int64)
