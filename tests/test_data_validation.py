@@ -350,6 +350,20 @@ def test_first_record_without_height_is_named(tmp_path):
         build_dataset(pattern, "classification", 2, training=False)
 
 
+def test_a_skipped_first_record_does_not_set_the_image_size(tmp_path):
+    examples = [_classification(i, "png") for i in range(5)]  # 4x5 gray PNGs
+    examples[0] = _mutated(examples[0], _all(_set(schema.IMAGE_HEIGHT, "int64_list", [8]),
+                                             _set(schema.IMAGE_WIDTH, "int64_list", [8])))
+    pattern = _write(tmp_path, examples)
+    skipped = SkippedRecords()
+    ds = build_dataset(pattern, "classification", 2, training=False, skip_corrupt=True,
+                       skipped=skipped)  # fmt: skip
+    assert ds.element_spec[0].shape.as_list() == [None, 4, 5, 1]
+    assert [y for _, batch in ds for y in batch.numpy().tolist()] == [1, 2, 3, 4]
+    assert skipped.records == [(str(tmp_path / SHARD), 0, "image decodes to 4x5 but its header "
+                                "says image/height x image/width = 8x8")]  # fmt: skip
+
+
 def test_record_without_format_reads_as_png(tmp_path):
     records = [_mutated(_classification(i, "png"), _drop(schema.IMAGE_FORMAT)) for i in range(3)]
     pattern = _write(tmp_path, records)

@@ -18,7 +18,8 @@ Each element is a tuple ``(image, target)``; with batch size ``B`` and
   - ``num_boxes`` int32 ``[B]`` (valid rows come first).
 
 All shapes are static (``drop_remainder`` defaults to ``training``; the last eval batch may be
-smaller). ``output_size`` and ``C`` default to those of the first record.
+smaller). ``output_size`` and ``C`` default to those of the first record (with
+``skip_corrupt``, of the first valid one).
 
 Pipeline: list shards (shuffled when training) -> ``interleave`` of ``TFRecordDataset``s
 (parallel, ``cycle_length`` files, one record from each in turn; when training, runs of up
@@ -338,8 +339,9 @@ def build_dataset(
       task: ``"classification"``, ``"segmentation"`` or ``"detection"``.
       batch_size: examples per batch.
       training: shuffle + augment (``parser.parse_train``) vs. ordered ``parser.parse_eval``.
-      output_size: ``(H, W)`` of the images yielded; default: the first record's size.
-      channels: 1 or 3; default: the first record's channel count.
+      output_size: ``(H, W)`` of the images yielded; default: the first record's size
+        (with ``skip_corrupt``, the first valid record's).
+      channels: 1 or 3; default: the first record's channel count (likewise).
       num_classes: classes of the labels; default: the ``num_classes`` of the shards'
         ``manifest.json``; without either, labels need only be in ``[0, 2**31)``.
       max_boxes: detection rows per example after padding (more objects are truncated).
@@ -380,15 +382,16 @@ def build_dataset(
     if skip_corrupt and skipped is None:
         skipped = SkippedRecords()
     damaged = reader.checked_shards(files, compression, task, skip_corrupt, skipped)
+    if num_classes is None:
+        num_classes = reader.manifest_num_classes(files)
     first = functools.cache(
-        lambda: first_example(files, compression, task, damaged, skip=skip_corrupt)
+        lambda: first_example(files, compression, task, damaged, skip=skip_corrupt,
+                              channels=channels, num_classes=num_classes)  # fmt: skip
     )
     if output_size is None or channels is None:
         height, width, record_channels = image_shape_of(first(), files[0])
         output_size = output_size or (height, width)
         channels = channels or record_channels
-    if num_classes is None:
-        num_classes = reader.manifest_num_classes(files)
     check = reader.RecordCheck.make(files, compression, damaged, task, channels, num_classes,
                                     skipped if skip_corrupt else None)  # fmt: skip
     if parser is None:

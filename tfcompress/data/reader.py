@@ -63,12 +63,18 @@ def _records_of(path, compression, good=None):
         yield index, raw.numpy()
 
 
-def first_example(files, compression="auto", task=None, damaged=None, skip=False):
+def first_example(
+    files, compression="auto", task=None, damaged=None, skip=False, channels=None,
+    num_classes=None,
+):  # fmt: skip
     """The first record of the first file that has one, as a ``tf.train.Example``; a file
     is scanned (``integrity.scan_shard``) before TensorFlow opens it and a damaged one
     (``damaged``: ``{shard position: [(index, record)]}``, or as scanned) is read from its
     good records. A record that is not a well-formed ``task`` record (any task if None)
-    raises ``CorruptInputError`` naming the file and record, or with ``skip`` is passed over.
+    raises ``CorruptInputError`` naming the file and record, or with ``skip`` is passed over;
+    with ``skip`` and a ``task``, so is one that fails the other checks
+    (``validate.find_invalid`` with ``channels`` and ``num_classes``): a record that is
+    skipped does not set the size of the images read.
     """
     compression = compression_lib.resolve(files, compression)
     damaged = damaged or {}
@@ -80,6 +86,10 @@ def first_example(files, compression="auto", task=None, damaged=None, skip=False
                     schema.task_of(tf.train.Example.FromString(raw).features.feature.keys())
                 except Exception as e:  # noqa: BLE001 - not an Example, or not of the schema
                     problem = str(e)
+            if problem is None and skip and task:
+                found = validate.find_invalid([raw], task, channels=channels,
+                                              num_classes=num_classes)  # fmt: skip
+                problem = found[0][1] if found else None
             if problem is None:
                 return tf.train.Example.FromString(raw)
             if not skip:
