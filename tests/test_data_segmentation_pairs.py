@@ -70,16 +70,17 @@ def test_colour_label_map_and_jpeg_pixels(tmp_path):
     np.testing.assert_array_equal(image, np.asarray(Image.open(images[0])) / np.float32(255))
 
 
-def test_no_map_checks_num_classes(tmp_path):
-    ids = np.full((H, W), 2, np.uint8)
+@pytest.mark.parametrize("value", [2, 254])  # 254: num_classes=255 keeps 255 as ignore
+def test_no_map_checks_num_classes(tmp_path, value):
+    ids = np.full((H, W), value, np.uint8)
     ids[0, 0] = 255
     _pairs(str(tmp_path), [ids])
-    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=3)
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=value + 1)
     convert.convert(src, str(tmp_path / "out"), 1)
     np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "train-*"))[0], ids)
-    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=2)
-    with pytest.raises(CorruptInputError, match=r"Label id\(s\) \[2\] outside the label map in "
-                       r".*gt/b0\.png"):  # fmt: skip
+    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=value)
+    with pytest.raises(CorruptInputError, match=rf"Label id\(s\) \[{value}\] outside the label "
+                       r"map in .*gt/b0\.png"):  # fmt: skip
         convert.convert(src, str(tmp_path / "out"), 1)
 
 
@@ -94,15 +95,6 @@ def test_num_classes_beyond_an_8_bit_mask_is_refused(tmp_path, num_classes):
         "num_classes must be in 1..255: masks hold 8-bit class ids and 255 is the ignore "
         f"label. Received: num_classes={num_classes}"
     )
-
-
-def test_num_classes_255_keeps_255_as_the_ignore_label(tmp_path):
-    ids = np.full((H, W), 254, np.uint8)
-    ids[0, 0] = 255
-    _pairs(str(tmp_path), [ids])
-    src = pairs.source(str(tmp_path / "rgb"), str(tmp_path / "gt"), num_classes=255)
-    convert.convert(src, str(tmp_path / "out"), 1)
-    np.testing.assert_array_equal(_masks(str(tmp_path / "out" / "train-*"))[0], ids)
 
 
 @pytest.mark.slow
