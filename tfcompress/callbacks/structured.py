@@ -4,11 +4,12 @@ import keras
 
 from tfcompress import methods
 from tfcompress.callbacks._state import DueEvents, current_step, layers_of
-from tfcompress.layers import ChannelMask, TaylorMask
+from tfcompress.layers import TaylorMask
 from tfcompress.pruners import budgets, restored
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.prune import ranking_options
 from tfcompress.pruners.scores import alive_channels, score_groups
+from tfcompress.pruners.stats import mask_stats
 from tfcompress.schedules import Schedule
 
 
@@ -176,9 +177,8 @@ class StructuredPruning(keras.callbacks.Callback):
             mask.reset_scores()
 
     def kept_channels(self):
-        """`{mask layer name: kept channels}`."""
-        return {
-            m.name: int(m.kept().sum())
-            for m in layers_of(self.model, ChannelMask)
-        }
+        """`{mask layer name: kept channels}` (`mask_stats`' `kept_channels/<mask>`)."""
+        prefix = "kept_channels/"
+        stats = mask_stats(self.model)
+        return {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
 
