@@ -73,9 +73,11 @@ _STEP_LR_ERRORS = [
      r"Received: boundaries=\[3, 3\]"),
     (([0], [1.0, 0.5]), r"Received: boundaries=\[0\]"),
     (([3], [1.0]),
-     r"values must be 2 numbers > 0 \(one more than the boundaries\). "
+     r"values must be 2 numbers > 0 \(one more than boundaries\). "
      r"Received: values=\[1.0\]"),
     (([3], [1.0, 0.0]), r"Received: values=\[1.0, 0.0\]"),
+    (([2.5], [1.0, 0.5]), r"Received: boundaries=\[2.5\]"),
+    (([3], [1.0, float("nan")]), r"Received: values=\[1.0, nan\]"),
 ]  # fmt: skip
 
 
@@ -87,12 +89,14 @@ def test_step_lr_rejects_bad_values(args, message):
 
 _STEP_POLICY_ERRORS = [
     ({"lr_boundaries": (80.0,)},
-     r"one more value than boundaries\). Received: lr_boundaries=\[80.0\], lr_values=\[\]"),
+     r"lr_values must be 2 numbers > 0 \(one more than lr_boundaries\). Received: lr_values=\[\]"),
     ({"lr_boundaries": (120.0, 80.0), "lr_values": (0.1, 0.01, 0.001)},
-     "lr_boundaries must be increasing epochs"),
-    ({"lr_boundaries": (-1.0,), "lr_values": (0.1, 0.01)},
-     r"lr_boundaries\[0\] must be a number > 0. Received: lr_boundaries\[0\]=-1.0"),
-    ({"lr_boundaries": (1.0,), "lr_values": (0.1, 0)}, r"lr_values\[1\] must be a number > 0"),
+     r"lr_boundaries must be strictly increasing numbers > 0 \(epochs\). "
+     r"Received: lr_boundaries=\[120.0, 80.0\]"),
+    ({"lr_boundaries": (-1.0,), "lr_values": (0.1, 0.01)}, r"Received: lr_boundaries=\[-1.0\]"),
+    ({"lr_boundaries": (1.0,), "lr_values": (0.1, 0)},
+     r"lr_values must be 2 numbers > 0 \(one more than lr_boundaries\). "
+     r"Received: lr_values=\[0.1, 0\]"),
     ({"lr_boundaries": [1.0], "lr_values": (0.1, 0.01)},
      "lr_boundaries and lr_values must be tuples"),
 ]  # fmt: skip

@@ -13,6 +13,7 @@ from tfcompress.methods import COMPRESSION_TARGETS, NORMALIZE, SCOPES
 from tfcompress.pruners.ranking import RULES as RANKING_RULES
 from tfcompress.pruners.weights import check_quality_scope
 from tfcompress.schedules import ACoSPTemperature
+from tfcompress.training.lr import check_step_policy
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -112,20 +113,8 @@ def _check_steps_policy(boundaries, values):
             "lr_boundaries and lr_values must be tuples. Received: "
             f"lr_boundaries={boundaries!r}, lr_values={values!r}"
         )
-    if not boundaries and not values:
-        return
-    for i, b in enumerate(boundaries):
-        _number(f"lr_boundaries[{i}]", b, low=0, low_open=True)
-    for i, v in enumerate(values):
-        _number(f"lr_values[{i}]", v, low=0, low_open=True)
-    if any(a >= b for a, b in zip(boundaries, boundaries[1:])) or len(values) != len(
-        boundaries
-    ) + 1:
-        raise ValueError(
-            "lr_boundaries must be increasing epochs and lr_values the rates before, "
-            "between and after them (one more value than boundaries). Received: "
-            f"lr_boundaries={list(boundaries)}, lr_values={list(values)}"
-        )
+    if boundaries or values:
+        check_step_policy(boundaries, values, "epochs", ("lr_boundaries", "lr_values"))
 
 
 @dataclasses.dataclass(frozen=True)

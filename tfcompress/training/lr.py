@@ -1,6 +1,9 @@
 """The learning-rate policies of the seeds: poly (DeepLab, AdapNet++, PSPNet) and steps
 (network slimming's `main.py`: x0.1 at 50 % and 75 % of the epochs)."""
 
+import math
+import numbers
+
 import keras
 from keras import ops
 
@@ -53,6 +56,34 @@ class PolyLR(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
+def check_step_policy(boundaries, values, unit="steps", names=("boundaries", "values")):
+    """Raises naming ``names`` unless ``values[i]`` from ``boundaries[i - 1]`` on
+    (``values[0]`` before the first) is a step policy: ``boundaries`` strictly increasing
+    (``unit`` "steps": integers >= 1; "epochs": numbers > 0), ``values`` one more numbers
+    > 0. The one check of ``StepLR`` and of ``TrainConfig.lr_boundaries`` (epochs)."""
+    b_name, v_name = names
+
+    def positive(x, integer=False):
+        if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
+            return False
+        return x > 0 and (not integer or isinstance(x, numbers.Integral))
+
+    steps = unit == "steps"
+    if not all(positive(b, steps) for b in boundaries) or any(
+        a >= b for a, b in zip(boundaries, boundaries[1:])
+    ):
+        kind = "integers >= 1" if steps else "numbers > 0"
+        raise ValueError(
+            f"{b_name} must be strictly increasing {kind} ({unit}). Received: "
+            f"{b_name}={list(boundaries)!r}"
+        )
+    if len(values) != len(boundaries) + 1 or not all(positive(v) for v in values):
+        raise ValueError(
+            f"{v_name} must be {len(boundaries) + 1} numbers > 0 (one more than {b_name}). "
+            f"Received: {v_name}={list(values)!r}"
+        )
+
+
 @keras.saving.register_keras_serializable(package="tfcompress")
 class StepLR(keras.optimizers.schedules.LearningRateSchedule):
     """`values[i]` from step `boundaries[i - 1]` on (`values[0]` before the first):
@@ -69,19 +100,7 @@ class StepLR(keras.optimizers.schedules.LearningRateSchedule):
 
     def __init__(self, boundaries, values):
         boundaries, values = list(boundaries), list(values)
-        steps = all(isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in boundaries)
-        if not steps or any(a >= b for a, b in zip(boundaries, boundaries[1:])):
-            raise ValueError(
-                "boundaries must be strictly increasing integers >= 1 (steps). Received: "
-                f"boundaries={boundaries!r}"
-            )
-        if len(values) != len(boundaries) + 1 or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values
-        ):
-            raise ValueError(
-                f"values must be {len(boundaries) + 1} numbers > 0 (one more than the "
-                f"boundaries). Received: values={values!r}"
-            )
+        check_step_policy(boundaries, values)
         self.boundaries = boundaries
         self.values = values
 
