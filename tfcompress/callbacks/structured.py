@@ -157,8 +157,7 @@ class StructuredPruning(keras.callbacks.Callback):
         should, ratio = self._due.due(self.schedule, step)
         if should:
             self.prune_now(ratio)
-            self.events.append((step, self.kept_channels()))
-            restored.remember(self.model, step)
+            self.events.append((step, self.kept_channels(restored.remember(self.model, step))))
 
     def on_epoch_end(self, epoch, logs=None):
         for mask in self._taylor:
@@ -176,9 +175,10 @@ class StructuredPruning(keras.callbacks.Callback):
         for mask in self._taylor:
             mask.reset_scores()
 
-    def kept_channels(self):
-        """`{mask layer name: kept channels}` (`mask_stats`' `kept_channels/<mask>`)."""
+    def kept_channels(self, stats=None):
+        """`{mask layer name: kept channels}`: the `kept_channels/<mask>` of `stats`
+        (default: the model's `mask_stats` now)."""
         prefix = "kept_channels/"
-        stats = mask_stats(self.model)
+        stats = mask_stats(self.model) if stats is None else stats
         return {k[len(prefix):]: v for k, v in stats.items() if k.startswith(prefix)}
 

@@ -21,8 +21,11 @@ _LEFT = weakref.WeakKeyDictionary()
 
 
 def remember(model, step):
-    """Records what the pruning event at `step` left in `model` (`mask_stats`)."""
-    _LEFT[model] = (mask_stats(model), int(step))
+    """Records what the pruning event at `step` left in `model`; returns it (its
+    `mask_stats`, read once for the callback's own record too)."""
+    stats = mask_stats(model)
+    _LEFT[model] = (stats, int(step))
+    return stats
 
 
 def restored_masks(model):
