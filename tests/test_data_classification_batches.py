@@ -160,7 +160,7 @@ def test_fashion_mnist_converter_writes_raw_uncompressed_by_default(tmp_path):
     pattern = str(tmp_path / "out" / "train-*.tfrecord")
     assert {compression.detect(f) for f in tf.io.gfile.glob(pattern)} == {""}
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["compression"] == ""
+    assert manifest["splits"]["train"]["compression"] == ""
     first = next(iter(tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), "")))
     assert _image_format(first.numpy()) == [b"raw"]
     x, y = next(iter(build_dataset(pattern, "classification", 10, training=False)))

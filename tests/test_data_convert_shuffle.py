@@ -51,8 +51,9 @@ def test_shuffle_seed_writes_every_item_once_in_a_reproducible_order(tmp_path):
     assert _written_order(tmp_path / "c", "train", 3) != train
     assert _written_order(tmp_path / "a", "val", 3) != train  # each split its own order
     assert _written_order(tmp_path / "plain", "train", 3) == source_order
-    assert manifest["shuffle_seed"] == 5 and manifest["splits"]["train"]["num_examples"] == 30
-    assert shards.read_manifest(str(tmp_path / "plain"))["shuffle_seed"] is None
+    assert manifest["splits"]["train"]["shuffle_seed"] == 5
+    assert manifest["splits"]["train"]["num_examples"] == 30
+    assert shards.read_manifest(str(tmp_path / "plain"))["splits"]["train"]["shuffle_seed"] is None
 
 
 class _Streamed:
@@ -85,7 +86,8 @@ def test_image_folder_shuffles_by_default(tmp_path, flag, seed):
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads((out / "manifest.json").read_text())["shuffle_seed"] == seed
+    train = json.loads((out / "manifest.json").read_text())["splits"]["train"]
+    assert train["shuffle_seed"] == seed
     labels = [tf.train.Example.FromString(r.numpy()).features.feature["image/class/label"]
               .int64_list.value[0] for r in tf.data.TFRecordDataset(
                   str(out / "train-00000-of-00001.tfrecord"), "GZIP")]  # fmt: skip

@@ -75,6 +75,29 @@ def test_another_split_of_the_same_dataset_merges(tmp_path):
     assert shards.read_manifest(str(tmp_path)) == manifest
 
 
+def test_each_split_keeps_how_it_was_written(tmp_path):
+    convert.convert(_source("train"), str(tmp_path), 1, compression="GZIP", shuffle_seed=3)
+    manifest = convert.convert(_source("val"), str(tmp_path), 1, compression="")
+    assert "compression" not in manifest and "shuffle_seed" not in manifest
+    assert manifest["splits"]["train"]["compression"] == "GZIP"
+    assert manifest["splits"]["train"]["shuffle_seed"] == 3
+    assert manifest["splits"]["val"]["compression"] == ""
+    assert manifest["splits"]["val"]["shuffle_seed"] is None
+
+
+def test_an_older_manifests_top_level_write_fields_move_to_the_splits_it_keeps(tmp_path):
+    old = convert.convert(_source("train"), str(tmp_path), 1, compression="GZIP")
+    for entry in old["splits"].values():  # as written before 2026-12-01
+        del entry["compression"], entry["shuffle_seed"]
+    old.update(compression="GZIP", shuffle_seed=7)
+    (tmp_path / "manifest.json").write_text(json.dumps(old))
+    manifest = convert.convert(_source("val"), str(tmp_path), 1, compression="")
+    assert "compression" not in manifest and "shuffle_seed" not in manifest
+    assert manifest["splits"]["train"]["compression"] == "GZIP"
+    assert manifest["splits"]["train"]["shuffle_seed"] == 7
+    assert manifest["splits"]["val"]["compression"] == ""
+
+
 def test_a_split_of_another_dataset_is_refused_before_any_work(tmp_path):
     train = convert.convert(_source("train"), str(tmp_path), 1)
     loaded = []

@@ -107,8 +107,6 @@ def convert(
         classes=list(source.classes),
         num_classes=len(source.classes),
         label_map=source.label_map,
-        compression=compression,
-        shuffle_seed=shuffle_seed,
         file_pattern="{split}-*.tfrecord",
     )
     shards.recover_interrupted(output_dir)
@@ -136,6 +134,8 @@ def convert(
             writers.append(writer)
             entries[split] = {
                 "num_examples": writer.num_examples,
+                "compression": compression,  # a split's own: another run may differ
+                "shuffle_seed": shuffle_seed,
                 "shards": [p.rsplit("/", 1)[-1] for p in writer.paths],
                 "shard_counts": writer.counts,
                 "class_histogram": {str(k): v for k, v in sorted(histogram.items())},

@@ -245,6 +245,9 @@ def read_manifest(output_dir):
 # Top-level fields that say what every split's labels mean: splits merged into one manifest
 # must agree on them.
 DATASET_FIELDS = ("task", "classes", "num_classes")
+# Fields of how a split was written, in its own entry: splits converted by separate runs
+# may differ in them (manifests before 2026-12 kept the last run's at the top level).
+SPLIT_FIELDS = ("compression", "shuffle_seed")
 
 
 def check_merge(output_dir, splits, **fields):
@@ -281,6 +284,11 @@ def merged_manifest(output_dir, split_entries, **fields):
     dataset (``check_merge``, whose errors this raises).
     """
     manifest = check_merge(output_dir, split_entries, **fields) or {"splits": {}}
+    for key in SPLIT_FIELDS:  # an older manifest's, of its last conversion: to its splits
+        if key in manifest:
+            old = manifest.pop(key)
+            for entry in manifest["splits"].values():
+                entry.setdefault(key, old)
     manifest.update(fields)
     manifest["splits"].update(split_entries)
     return manifest
