@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfcompress import atomic
-from tfcompress.data import convert, encode, records, shards
+from tfcompress.data import convert, encode, records, schema, shards
 from tfcompress.data.convert import Item, Record, Source
 from tfcompress.data.errors import CorruptInputError
 
@@ -211,6 +211,20 @@ def test_inspect_and_verify_name_the_files_of_mixed_tasks(tmp_path):
         records.class_histogram(pattern, "classification")
     assert re.fullmatch(rf"Corrupt record in {re.escape(det)}: record 0 \(byte \d+ of the "
                         r"decompressed stream\): image/class/label missing", str(info.value))
+
+
+def test_class_histogram_names_the_segmentation_mask_that_does_not_decode(tmp_path):
+    # it used to raise TensorFlow's InvalidArgumentError of the reduce, naming no file
+    good = encode.segmentation_example(_image(), np.zeros((4, 5), np.uint8))
+    bad = tf.train.Example.FromString(good)
+    bad.features.feature[schema.MASK_ENCODED].bytes_list.value[:] = [b"\x89PNG\r\n\x1a\nbad"]
+    path = _write_split(tmp_path, "val", [good, good, bad.SerializeToString()])
+    with pytest.raises(CorruptInputError) as info:
+        records.class_histogram(path, "segmentation")
+    assert str(info.value) == (
+        f"Corrupt record in {path}: record 2: image/segmentation/class/encoded does not "
+        "decode (run verify to list every problem)"
+    )
 
 
 @pytest.mark.slow

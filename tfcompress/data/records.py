@@ -210,6 +210,20 @@ def _histogram_fn(task):
     return mask_pixels
 
 
+def _first_undecodable_mask(files, compression):
+    """The error line of the first segmentation record of ``files`` whose mask does not
+    decode (the failing ``reduce`` of ``_count_classes`` names no file)."""
+    for path in files:
+        for index, record in enumerate(tf.data.TFRecordDataset(path, compression)):
+            mask = tf.io.parse_single_example(record, schema.feature_spec(schema.SEGMENTATION))
+            try:
+                tf.io.decode_png(mask[schema.MASK_ENCODED], 1)
+            except tf.errors.InvalidArgumentError:
+                return _error_line(path, index, f"{schema.MASK_ENCODED} does not decode "
+                                   "(run verify to list every problem)")  # fmt: skip
+    return f"A segmentation mask of {files} does not decode (run verify to list them)"
+
+
 def class_histogram(file_pattern, task, compression="auto"):
     """``{class: count}``: examples (classification), objects (detection) or pixels
     (segmentation, 255 = ignore included), of the values as stored (a label outside the
@@ -217,7 +231,8 @@ def class_histogram(file_pattern, task, compression="auto"):
 
     Every shard is scanned first with ``task`` (``integrity.check_shards``, strict): a
     damaged shard or a record without the ``task`` features it reads (one of another
-    task) raises ``CorruptInputError`` naming the file and record.
+    task) raises ``CorruptInputError`` naming the file and record, as does a segmentation
+    mask that does not decode.
     """
     schema.check_task(task)
     files = pipeline.list_shards(file_pattern)
@@ -233,7 +248,10 @@ def _count_classes(files, task, compression):
     ds = ds.map(graph_fn(_histogram_fn(task)), num_parallel_calls=tf.data.AUTOTUNE)
     counts = collections.Counter()
     if task == schema.SEGMENTATION:
-        total = ds.reduce(tf.zeros([256], tf.int64), lambda acc, c: acc + c).numpy()
+        try:
+            total = ds.reduce(tf.zeros([256], tf.int64), lambda acc, c: acc + c).numpy()
+        except tf.errors.InvalidArgumentError:  # a mask that does not decode: which one
+            raise CorruptInputError(_first_undecodable_mask(files, compression)) from None
         counts.update({i: int(c) for i, c in enumerate(total) if c})
     else:
         for values in ds.unbatch().batch(65536).as_numpy_iterator():
