@@ -2,6 +2,7 @@
 reporting path -- `mask_stats`, `PruningSummaries`, the training loop's log, plans,
 the ranking's alive channels and `strip`'s kept components."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -110,3 +111,14 @@ def test_soft_topk_target_is_reported_apart_from_kept_channels():
     summary = mask_summary(masked)
     assert summary["kept_channels"] == 6 + 6 + 10  # what strip would keep now
     assert summary["target_channels"] == 6 + 6 + 8  # what hardening will keep
+
+
+def test_soft_topk_mask_read_now_equals_its_channel_scale_in_every_state():
+    # scale_now skips the soft factor (its quantile) when hard or keeping every channel
+    masked = tfc.wrap(conv_bn_net(), "soft_topk")
+    _soft_topk_states(masked)
+    masked.get_layer("conv0_mask").logits.assign(np.full(8, np.nan, np.float32))  # hard
+    for mask in layers_of(masked, SoftTopKMask):
+        np.testing.assert_array_equal(
+            mask.scale_now(), keras.ops.convert_to_numpy(mask.channel_scale()), err_msg=mask.name
+        )

@@ -71,6 +71,11 @@ class ChannelMask(keras.layers.Layer):
         """The per-group-channel factor applied to the input (the mask here)."""
         return self.mask
 
+    def scale_now(self):
+        """`channel_scale` as it is now, as a NumPy array (eager reads: reports, plans,
+        `strip`); a subclass may read it without building its whole expression."""
+        return ops.convert_to_numpy(self.channel_scale())
+
     def kept(self):
         """Which channels this mask keeps, as a bool NumPy array of `units`.
 
@@ -86,8 +91,7 @@ class ChannelMask(keras.layers.Layer):
                 pruned: a diverged or damaged model), naming the layer and the count.
         """
         mask = require_finite(self.name, "mask", ops.convert_to_numpy(self.mask))
-        scale = ops.convert_to_numpy(self.channel_scale())
-        scale = require_finite(self.name, "channel scale", scale)
+        scale = require_finite(self.name, "channel scale", self.scale_now())
         return (mask > 0.5) & (scale != 0)
 
     def channel_map(self, site):

@@ -96,11 +96,11 @@ def consumer_scales(graph):
         if op.layer.name in internal:  # passes its input through; its layer folds it
             if base is not None:
                 scales[key_out] = base
-            scales[internal[op.layer.name]] = np.asarray(op.layer.channel_scale(), np.float32)
+            scales[internal[op.layer.name]] = np.asarray(op.layer.scale_now(), np.float32)
             continue
         n = graph.traced.shapes[key_in][-1]
         vec = np.ones(n, np.float32) if base is None else base.copy()
-        scale = np.asarray(op.layer.channel_scale(), np.float32)
+        scale = np.asarray(op.layer.scale_now(), np.float32)
         channel_map = _channel_map(op)
         if channel_map is None:
             vec *= scale
