@@ -212,7 +212,7 @@ def _histogram_fn(task):
 
 def _first_undecodable_mask(files, compression):
     """The error line of the first segmentation record of ``files`` whose mask does not
-    decode (the failing ``reduce`` of ``_count_classes`` names no file)."""
+    decode (the failing ``reduce`` of ``_count_classes`` names no file), or ``None``."""
     for path in files:
         for index, record in enumerate(tf.data.TFRecordDataset(path, compression)):
             mask = tf.io.parse_single_example(record, schema.feature_spec(schema.SEGMENTATION))
@@ -221,7 +221,7 @@ def _first_undecodable_mask(files, compression):
             except tf.errors.InvalidArgumentError:
                 return _error_line(path, index, f"{schema.MASK_ENCODED} does not decode "
                                    "(run verify to list every problem)")  # fmt: skip
-    return f"A segmentation mask of {files} does not decode (run verify to list them)"
+    return None
 
 
 def class_histogram(file_pattern, task, compression="auto"):
@@ -251,7 +251,10 @@ def _count_classes(files, task, compression):
         try:
             total = ds.reduce(tf.zeros([256], tf.int64), lambda acc, c: acc + c).numpy()
         except tf.errors.InvalidArgumentError:  # a mask that does not decode: which one
-            raise CorruptInputError(_first_undecodable_mask(files, compression)) from None
+            problem = _first_undecodable_mask(files, compression)
+            if problem is None:
+                raise
+            raise CorruptInputError(problem) from None
         counts.update({i: int(c) for i, c in enumerate(total) if c})
     else:
         for values in ds.unbatch().batch(65536).as_numpy_iterator():
