@@ -2,6 +2,7 @@
 
 import re
 
+import keras
 import numpy as np
 import pytest
 
@@ -48,6 +49,21 @@ def test_prune_with_a_params_budget_keeps_what_the_callback_keeps():
         tfc.prune(by_prune, num_remove=2, budget="params")
     with pytest.raises(ValueError, match="cost_table is read only by budget='latency'"):
         tfc.prune(by_prune, 0.5, budget="params", cost_table=object())
+
+
+def test_params_budget_counts_models_with_keras_ops_operations():
+    # a keras.ops operation (as in every keras_hub transformer's padding mask) holds no
+    # weights: the count read its `.weights` and raised AttributeError
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(16, activation="relu", name="d1")(inputs)
+    h = keras.layers.Dense(16, activation="relu", name="d2")(keras.ops.expand_dims(h, 1))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(keras.layers.Flatten()(h)))
+    by_ratio, by_budget = tfc.wrap(model), tfc.wrap(model)
+    ratio, predicted = tfc.pruners.budget.ratio_for_compression(by_ratio, 2.0)
+    tfc.prune(by_ratio, ratio)
+    assert tfc.strip(by_ratio).count_params() == predicted <= model.count_params() / 2
+    tfc.prune(by_budget, 0.5, budget="params")
+    assert tfc.strip(by_budget).count_params() <= model.count_params() / 2
 
 
 def test_an_unreachable_params_budget_raises_naming_the_most_that_can_be_removed():

@@ -23,7 +23,9 @@ def compact_params(graph, keep_components):
 
     for op in graph.traced.ops:
         layer = op.layer
-        if isinstance(layer, ChannelMask) or layer.name in counted or not layer.weights:
+        if isinstance(layer, ChannelMask) or layer.name in counted:
+            continue
+        if not getattr(layer, "weights", None):  # a keras.ops operation holds none
             continue
         counted.add(layer.name)  # a shared layer's weights count once
         total += graph.rule(layer).param_count(layer, op, keep_of)
