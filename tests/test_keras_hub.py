@@ -130,3 +130,24 @@ def test_a_reshape_to_several_unknown_sizes_is_retraced_or_refused():
     with pytest.raises(tfc.graph.UnknownLayerError, match=r"its call reshapes to \(None, -1, "
                        r"1, 8\), sizes of its input that were unknown when traced"):
         tfc.wrap(mit)
+
+
+def test_a_layer_whose_padding_mask_its_parts_drop_is_not_seen_through():
+    # keras_hub's TokenAndPositionEmbedding(mask_zero=True) puts its token embedding's
+    # mask back on its output by hand; seen through, the sum of its parts carried none and
+    # the attention and pooling after it read the padding (masked model off by 0.8-1.3)
+    tokens = keras.Input((None,), dtype="int32")
+    x = hub.layers.TokenAndPositionEmbedding(30, 16, 16, mask_zero=True, name="tok_pos")(tokens)
+    x = keras.layers.MultiHeadAttention(4, 4, name="mha")(x, x)
+    model = keras.Model(tokens, keras.layers.GlobalAveragePooling1D()(x))
+    with pytest.raises(tfc.graph.UnknownLayerError,
+                       match=r"Layer 'tok_pos' .* gives its output a Keras mask .* would attend "
+                             "to the padding"):  # fmt: skip
+        tfc.wrap(model)
+    masked = tfc.wrap(model, exclude=["tok_pos"])
+    padded = np.array([[5, 7, 9, 11, 0, 0, 0, 0]], "int32")
+    np.testing.assert_array_equal(np.asarray(masked(padded)), np.asarray(model(padded)))
+    tfc.prune(masked, 0.5)
+    compact = tfc.strip(masked)
+    short = padded[:, :4]
+    assert max_rel_error(np.asarray(compact(short)), np.asarray(compact(padded))) < 1e-5

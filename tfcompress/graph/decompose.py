@@ -92,6 +92,13 @@ def decompose(layer, node):
             "inputs (a sublayer called on a constant, e.g. position ids, or built and not "
             "called), which a functional model would freeze as constants",
         )
+    if _drops_mask(layer, node, parts):
+        return Opaque(
+            layer,
+            "it gives its output a Keras mask (a padding mask, e.g. of a `mask_zero` "
+            "embedding) that the functional graph of its parts does not pass on: seen "
+            "through, the layers after it would attend to the padding",
+        )
     unknown = _dynamic_batch_reshapes(parts)
     if unknown:
         return Opaque(
@@ -101,6 +108,31 @@ def decompose(layer, node):
             "not run",
         )
     return parts
+
+
+def _drops_mask(layer, node, parts):
+    """True when `layer` gives an output a Keras mask that `parts` (its functional model)
+    does not: a call that re-attaches its sublayer's mask by hand, or a `compute_mask` of
+    its own. Masks exist only on computed tensors (not on symbolic ones), so both are run
+    once on zeros (unknown sizes 2); a call that fails on zeros is not decided (False)."""
+    samples = [
+        keras.ops.zeros([2 if d is None else d for d in t.shape], t.dtype)
+        for t in node.input_tensors
+    ]
+    try:
+        args, kwargs = node.arguments.fill_in(
+            {id(t): x for t, x in zip(node.input_tensors, samples)}
+        )
+        original = keras.tree.flatten(layer(*args, **kwargs))
+        seen = keras.tree.flatten(parts(samples))
+    except Exception:  # noqa: BLE001 - whatever zeros make the layer raise
+        return False
+    # Keras keeps a computed tensor's mask as its `_keras_mask` (keras.src.backend's
+    # get_keras_mask reads the same attribute)
+    return any(
+        getattr(a, "_keras_mask", None) is not None and getattr(b, "_keras_mask", None) is None
+        for a, b in zip(original, seen)
+    )
 
 
 def _dynamic_batch_reshapes(parts):
