@@ -196,6 +196,27 @@ def test_magnitude_callback_on_a_channel_masked_model():
                    callbacks=[cb.MagnitudePruning(schedules.OneShot(0.5))])
 
 
+def test_structured_callback_on_a_soft_topk_model_names_its_callback():
+    # it ranked by the never-trained logits (only SoftTopK trains them), silently
+    x, y = data(32)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "soft_topk"))
+    with pytest.raises(ValueError, match=r"method='soft_topk', whose masks SoftTopK drives; "
+                                         r".* untrained 'soft_topk' scores"):  # fmt: skip
+        masked.fit(x, y, epochs=1, verbose=0,
+                   callbacks=[cb.StructuredPruning(schedules.OneShot(0.5))])
+    # another criterion on purpose: accepted
+    masked.fit(x, y, epochs=1, verbose=0,
+               callbacks=[cb.StructuredPruning(schedules.OneShot(0.5), criterion="l1_filter")])
+
+
+def test_soft_topk_steps_per_epoch_is_a_count():
+    assert cb.SoftTopK(schedules.ACoSPTemperature(0.5, 2), steps_per_epoch=np.int64(8)
+                       ).steps_per_epoch == 8  # fmt: skip
+    for bad in (True, 0, 2.5):
+        with pytest.raises(ValueError, match=rf"Received: steps_per_epoch={bad!r}"):
+            cb.SoftTopK(schedules.ACoSPTemperature(0.5, 2), steps_per_epoch=bad)
+
+
 def test_callbacks_reject_non_schedules_and_bad_options():
     with pytest.raises(TypeError, match="schedule=0.5"):
         cb.StructuredPruning(0.5)

@@ -9,6 +9,7 @@ import tensorflow as tf
 from tfcompress import methods
 from tfcompress.callbacks._state import current_step, layers_of
 from tfcompress.layers import SoftTopKMask
+from tfcompress.numbers import is_int
 from tfcompress.pruners import ranking, restored
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.scores import plan_for, score_groups
@@ -56,14 +57,14 @@ class SoftTopK(keras.callbacks.Callback):
             schedule.final_ratio, scope="local", min_channels=min_channels, round_to=round_to
         )
         if steps_per_epoch is not None and (
-            not isinstance(steps_per_epoch, int) or steps_per_epoch < 1
+            not is_int(steps_per_epoch) or steps_per_epoch < 1
         ):
             raise ValueError(
                 "steps_per_epoch must be a positive integer. Received: "
                 f"steps_per_epoch={steps_per_epoch!r}"
             )
         self.schedule = schedule
-        self.steps_per_epoch = steps_per_epoch
+        self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
         self.hardened_at = None
 
     def on_train_begin(self, logs=None):
