@@ -49,6 +49,18 @@ def test_macs_of_channels_first_convs_and_attention_by_hand():
     assert count_macs(keras.Model([q, v, k], mha(q, v, key=k))) == by_hand  # 1552
 
 
+@pytest.mark.parametrize("keywords", [False, True])
+def test_attention_macs_read_query_and_value_by_argument_name(keywords):
+    # with an attention mask among the inputs, the mask's shape was read as the query's
+    # or the value's (a keyword call: 9,216; keras_hub's BERT: 0, and its compact model
+    # more than the original)
+    q, mask = keras.Input((8, 16)), keras.Input((8, 8), dtype="bool")
+    mha = layers.MultiHeadAttention(4, 4, name="mha")
+    y = mha(query=q, value=q, attention_mask=mask) if keywords else mha(q, q, attention_mask=mask)
+    # query, key, value and output projections 4 x 8*16*4*4; scores 8*8*4*(4+4)
+    assert count_macs(keras.Model([q, mask], y)) == 4 * 2048 + 2048
+
+
 def test_report_ratios_structured_and_unstructured():
     inp = keras.Input((16,))
     model = keras.Model(inp, layers.Dense(4)(layers.Dense(32, activation="relu")(inp)))

@@ -103,7 +103,7 @@ def sliced_weights(layer, slices):
         values[path] = value
     return values
 
-def _call_inputs(op):
+def call_inputs(op):
     """`{argument name: tensor key}` of a MultiHeadAttention call (key defaults to value)."""
     keys = {id(t): k for t, k in zip(op.node.input_tensors, op.in_keys)}
     args = op.node.arguments
@@ -130,7 +130,7 @@ class Attention(Rule):
         self.head_dims = bool(head_dims)
 
     def couple(self, op, b):
-        found = _call_inputs(op)
+        found = call_inputs(op)
         for key in dict.fromkeys(found.get(n) for n in ("query", "value", "key")):
             if key is not None:  # self-attention reads one tensor three times
                 b.consume(op, key)
@@ -143,7 +143,7 @@ class Attention(Rule):
             b.pin(*op.out_keys[1:], internal_key(op.layer, "heads"), reason="attention scores")
 
     def internal_input(self, op):
-        return _call_inputs(op)["query"]
+        return call_inputs(op)["query"]
 
     def internal_axes(self, layer):
         gate = (("gate/kernel", 1),) if getattr(layer, "_use_gate", False) else ()
@@ -184,7 +184,7 @@ class Attention(Rule):
         """`{weight path: [(axis, keep, scale)]}`: how each weight of the compact layer is
         cut (`keep`, None: all) and scaled (`scale`, None: not) along each axis."""
         layer = op.layer
-        found = _call_inputs(op)
+        found = call_inputs(op)
         axes = self.internal_axes(layer)
 
         def internal(name):
@@ -227,7 +227,7 @@ class Attention(Rule):
         layer = op.layer
         scale_of = scale_of or (lambda key: None)
         slices = self._slices(op, keep_of, scale_of)
-        q = _call_inputs(op)["query"]
+        q = call_inputs(op)["query"]
         out = keep_of(op.out_keys[0])
         sizes = {}
         for name in ("heads", "key_dims", "value_dims"):

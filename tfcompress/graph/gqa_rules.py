@@ -17,7 +17,7 @@ value must be as wide as its query, so its inputs and its output are kept whole 
 import numpy as np
 from keras import layers
 
-from tfcompress.graph.attention_rules import Attention, _call_inputs, sliced_weights
+from tfcompress.graph.attention_rules import Attention, call_inputs, sliced_weights
 from tfcompress.graph.rule_base import InternalAxis, find_weight, internal_key
 from tfcompress.graph.rules import register_rule
 
@@ -44,7 +44,7 @@ class GroupedQueryAttention(Attention):
         super().__init__(head_dims=False)
 
     def couple(self, op, b):
-        found = _call_inputs(op)
+        found = call_inputs(op)
         tensors = [found.get(n) for n in ("query", "value", "key")]
         b.pin(
             *(k for k in tensors if k is not None),

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 from keras import layers
 
+from tfcompress.graph.attention_rules import call_inputs
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import trace
 from tfcompress.layers import ChannelMask, WeightMask
@@ -144,15 +145,21 @@ def with_length(shape, length):
     return (shape[0], *inner, shape[-1])
 
 
-def _key_shape(op, sequence_length):
-    """The shape of an attention call's separate `key=` input, or None."""
-    node = getattr(op, "node", None)
-    if node is None or not isinstance(unwrap(op.layer), layers.MultiHeadAttention):
+def _attention_shapes(op, sequence_length):
+    """`(query, value, key)` shapes of an attention layer's call, read by argument name
+    (`attention_rules.call_inputs`: a mask among its inputs is none of them; the key is
+    the value when not given); None for other calls."""
+    if getattr(op, "node", None) is None or not isinstance(
+        unwrap(op.layer), (layers.MultiHeadAttention, layers.GroupQueryAttention)
+    ):
         return None
-    args, kwargs = node.arguments.args, node.arguments.kwargs
-    key = kwargs.get("key", args[2] if len(args) > 2 else None)
-    shape = getattr(key, "shape", None)
-    return None if shape is None else with_length(tuple(shape), sequence_length)
+    shape_of = dict(zip(op.in_keys, op.in_shapes))
+    found = call_inputs(op)
+    return tuple(
+        None if found.get(name) is None else with_length(tuple(shape_of[found[name]]),
+                                                         sequence_length)
+        for name in ("query", "value", "key")
+    )  # fmt: skip
 
 
 def layer_stats(model, sequence_length=None):
@@ -167,8 +174,10 @@ def layer_stats(model, sequence_length=None):
         if isinstance(layer, ChannelMask):
             continue
         shapes = [with_length(shape, sequence_length) for shape in op.in_shapes]
-        value = shapes[1] if len(shapes) > 1 else None
-        key = _key_shape(op, sequence_length)
+        value = key = None
+        attention = _attention_shapes(op, sequence_length)
+        if attention is not None:
+            shapes[0], value, key = attention
         out_shape = with_length(op.out_shapes[0], sequence_length)
         macs = layer_macs(layer, shapes[0], out_shape, value, key) if shapes else 0
         if layer in seen:  # a shared layer: its weights count once, its calls each
