@@ -98,6 +98,18 @@ def test_structured_pruning_with_other_method_is_an_error():
         cb.StructuredPruning(schedules.OneShot(0.5), method="magnitude")
 
 
+def test_strip_refuses_a_model_that_was_never_wrapped():
+    # a keras_hub backbone used to die inside Keras ("The name 'self_attention_layer' is
+    # used 2 times in the model"), a plain model came back as a copy
+    model = conv_bn_net()
+    everything = [lay.name for lay in model.layers if not isinstance(lay, layers.InputLayer)]
+    for unmasked in (model, tfc.wrap(model, exclude=everything)):  # as prune refuses them
+        with pytest.raises(ValueError, match=rf"Model '{model.name}' holds no mask layers "
+                                             r"\(it was not wrapped with `tfcompress.wrap`, or "
+                                             r"wrap found no prunable channel group in it\)"):
+            tfc.strip(unmasked)
+
+
 def test_unknown_criterion_names_it():
     with pytest.raises(ValueError, match="criterion='fisher'"):
         tfc.prune(tfc.wrap(conv_bn_net()), ratio=0.5, criterion="fisher")

@@ -5,6 +5,7 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.graph.rules import unwrap
+from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, WeightMask
 from tfcompress.pruners.restored import warn_if_restored
 from tfcompress.surgery.masks import consumer_scales, kept_components
@@ -22,7 +23,17 @@ def strip(masked, *, name=None):
     alone (`wrap(..., exclude=)`) are left alone again. `masked` is left untouched.
     Masks that keep more than the pruning callbacks left them (weights restored from
     before an event) are named in a warning (`tfcompress.pruners.restored`).
+
+    Raises:
+        ValueError: `masked` holds no mask layers (never wrapped, or nothing to prune).
     """
+    if methods.wrapping_of(masked) is None and not layers_of(masked, (ChannelMask, WeightMask)):
+        raise ValueError(
+            f"Model '{masked.name}' holds no mask layers (it was not wrapped with "
+            "`tfcompress.wrap`, or wrap found no prunable channel group in it), so there is "
+            "nothing to strip: strip removes the masks wrap inserts, with the channels and "
+            "weights they prune. Wrap it, prune, then strip."
+        )
     warn_if_restored(masked)
     graph = methods.graph_of(masked)
     keep = kept_components(graph)
