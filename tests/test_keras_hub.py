@@ -151,3 +151,19 @@ def test_a_layer_whose_padding_mask_its_parts_drop_is_not_seen_through():
     compact = tfc.strip(masked)
     short = padded[:, :4]
     assert max_rel_error(np.asarray(compact(short)), np.asarray(compact(padded))) < 1e-5
+
+
+def test_exclude_refuses_a_part_name_several_blocks_share():
+    # `exclude=["self_attention_layer"]` used to leave the attention of every block alone
+    bert = hub.models.BertBackbone(vocabulary_size=50, num_layers=2, num_heads=4,
+                                   hidden_dim=16, intermediate_dim=32, max_sequence_length=16)
+    with pytest.raises(ValueError, match=r"exclude name 'self_attention_layer' is the name "
+                       r"of 2 layers of model 'bert_backbone', parts of the composite layers "
+                       r"\['transformer_layer_0', 'transformer_layer_1'\]"):  # fmt: skip
+        tfc.wrap(bert, exclude=["self_attention_layer"])
+    with pytest.raises(ValueError, match=r"Its layers are: \[.*'transformer_layer_0'"):
+        tfc.wrap(bert, exclude=["no_such_layer"])
+    full = tfc.prune(tfc.wrap(bert), ratio=0.5).keep
+    first_alone = tfc.prune(tfc.wrap(bert, exclude=["transformer_layer_0"]), ratio=0.5).keep
+    heads = lambda keep: sorted(k for k in keep if "attention_layer_heads_mask" in k)  # noqa: E731
+    assert len(heads(full)) == 2 and len(heads(first_alone)) == 1

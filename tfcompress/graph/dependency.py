@@ -202,13 +202,7 @@ class DependencyGraph:
     # -- construction -------------------------------------------------------------------
     def _build(self):
         t = self.traced
-        names = {layer.name for layer in t.layers()}
-        unknown = [n for n in self.exclude if n not in names]
-        if unknown:
-            raise ValueError(
-                f"exclude names layer(s) {unknown} that are not in model '{self.model.name}'. "
-                f"Its layers are: {sorted(names)}."
-            )
+        self._excluded = self._resolve_excluded()
         b = Coupler(t.shapes)
         for k in t.input_keys:
             b.pin(k, reason="model input")
@@ -227,7 +221,7 @@ class DependencyGraph:
                     self.internal[key] = (op, name)
                     self.shapes[key] = (None, axis.size)
                     b.add(key, axis.size)
-            if op.layer.name in self.exclude:
+            if self.is_excluded(op.layer):
                 b.pin(*op.in_keys, *op.out_keys, reason=f"excluded layer {op.layer.name}")
                 b.pin(*(k for k, (o, _) in self.internal.items() if o.layer is op.layer),
                       reason=f"excluded layer {op.layer.name}")
@@ -251,10 +245,47 @@ class DependencyGraph:
         self.num_components = n
         self._make_groups(b)
 
+    def is_excluded(self, layer):
+        """Whether `layer` (one of the traced model's) is left alone (`exclude`)."""
+        return id(layer) in self._excluded
+
+    def _resolve_excluded(self):
+        """The ids of the traced layers `exclude` names (the traced model holds them).
+
+        A name several parts of composite layers share (keras_hub's blocks each hold a
+        `self_attention_layer`) is refused: it cannot say which one is meant, and left
+        alone they would all be. The composite layers themselves can be named."""
+        t = self.traced
+        by_name = {}
+        for layer in t.layers():
+            by_name.setdefault(layer.name, []).append(layer)
+        excluded, unknown = set(), []
+        for name in self.exclude:
+            found = by_name.get(name)
+            if found is None:
+                unknown.append(name)
+                continue
+            if len(found) > 1 and any(id(x) in t.composites for x in found):
+                owners = sorted({t.composites[id(x)] for x in found if id(x) in t.composites})
+                raise ValueError(
+                    f"exclude name {name!r} is the name of {len(found)} layers of model "
+                    f"'{self.model.name}', parts of the composite layers {owners}, so it "
+                    "cannot say which one to leave alone. Exclude the composite layer(s) "
+                    f"whole instead (exclude={owners[:1]!r} leaves the first alone)."
+                )
+            excluded.update(id(x) for x in found)
+        if unknown:
+            names = sorted({*by_name, *t.composites.values()})
+            raise ValueError(
+                f"exclude names layer(s) {unknown} that are not in model '{self.model.name}'. "
+                f"Its layers are: {names}."
+            )
+        return excluded
+
     def _find_rule(self, op):
         layer = op.layer
         rule = rules_lib.find_rule(layer)
-        if rule is None and layer.name in self.exclude:
+        if rule is None and self.is_excluded(layer):
             rule = rules_lib.Pin()
         return opaque_lib.Opaque() if rule is None else rule
 

@@ -125,7 +125,7 @@ def _refuse_wrapped(model):
 def _wrap_weights(graph, wrapping, share=False):
     def make_layer(op):
         new = op.layer if share else clone_layer(op.layer)
-        if op.layer.name in graph.exclude:
+        if graph.is_excluded(op.layer):
             return new
         rule = graph.rule(op.layer)
         names = masked_weight_names(op.layer)
