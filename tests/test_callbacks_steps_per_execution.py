@@ -31,6 +31,17 @@ def test_due_events_catch_up_the_latest_event_once():
     assert due.due(schedule, 8) == (True, 0.375)
 
 
+def test_due_events_passed_catches_up_the_last_execution():
+    schedule = schedules.OneShot(0.5, step=5)
+    due = DueEvents()
+    assert due.passed(schedule, 6) == (False, None)  # no batch of this fit checked yet
+    assert due.due(schedule, 4) == (False, None)
+    assert due.passed(schedule, 6) == (True, 0.5)  # steps 4 and 5 trained, 5 unchecked
+    assert due.passed(schedule, 6) == (False, None)  # once
+    due.start()  # the next fit, from step 6: step 5 is not asked again
+    assert due.due(schedule, 6) == (False, None)
+
+
 def _fit(masked, callback, steps_per_execution):
     keras.utils.set_random_seed(0)
     masked.compile(optimizer=keras.optimizers.SGD(0.01),
@@ -60,3 +71,38 @@ def test_magnitude_pruning_reaches_the_final_ratio(steps_per_execution):
     sparsity = mask_stats(masked)["weight_sparsity"]
     assert sparsity == pytest.approx(0.8, abs=0.01)
     assert np.isfinite(sparsity)
+
+
+def _fits(method, make_callback, plan):
+    """`plan`'s fits (`(initial_epoch, epochs)`) of one model, 6 steps an epoch, executions
+    of 4 steps: the callback is called at steps 0 and 4 of each epoch."""
+    masked = tfc.wrap(conv_bn_net(), method)
+    keras.utils.set_random_seed(0)
+    masked.compile(optimizer=keras.optimizers.SGD(0.01),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                   steps_per_execution=4)
+    x, y = data(96)
+    callback = make_callback()
+    for first, last in plan:
+        masked.fit(x, y, batch_size=16, initial_epoch=first, epochs=last, shuffle=False,
+                   verbose=0, callbacks=[callback])
+    return masked, callback
+
+
+@pytest.mark.parametrize("method, make_callback, sparsity", [
+    ("l1_filter", lambda: cb.StructuredPruning(schedules.OneShot(0.5, step=5)), "channel_sparsity"),
+    ("magnitude", lambda: cb.MagnitudePruning(schedules.OneShot(0.5, step=5)), "weight_sparsity"),
+])
+def test_an_event_in_the_last_execution_of_a_fit_is_applied_once(
+        method, make_callback, sparsity):
+    # step 5 is inside the execution of steps 4-5: no batch call sees it in a 1-epoch fit
+    # (before, it was lost: sparsity 0, and the next fit started past it)
+    masked, callback = _fits(method, make_callback, [(0, 1)])
+    assert [step for step, _ in callback.events] == [6]  # at the end of the fit
+    assert mask_stats(masked)[sparsity] == pytest.approx(0.5, abs=0.01)
+    resumed, callback = _fits(method, make_callback, [(0, 1), (1, 2)])
+    assert [step for step, _ in callback.events] == [6]  # not again in the second fit
+    whole, _ = _fits(method, make_callback, [(0, 2)])
+    for a, b in zip(resumed.weights, whole.weights, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
+                                   atol=1e-6, err_msg=a.path)

@@ -1,21 +1,20 @@
 """`MagnitudePruning`: Han et al.'s unstructured pruning during `fit`."""
 
-import keras
-
 from tfcompress import methods
-from tfcompress.callbacks._state import DueEvents, current_step
+from tfcompress.callbacks._state import ScheduledPruning
 from tfcompress.numbers import is_number
 from tfcompress.pruners import restored
 from tfcompress.pruners.weights import check_quality_scope, prune_weights, weight_masks
 from tfcompress.schedules import Schedule
 
 
-class MagnitudePruning(keras.callbacks.Callback):
+class MagnitudePruning(ScheduledPruning):
     """Sets the element-wise masks of a model wrapped with method "magnitude" whenever
     `schedule(step)` says so (an event inside a `steps_per_execution` run of steps is
-    caught up before the next one): to the schedule's ratio (of weights removed), or -- with
-    `quality` -- by Han's per-layer threshold `quality * std(w)`. Weights once masked
-    stay masked (and exactly zero: `WeightMask` re-zeroes them in every training step).
+    caught up at the next call, or at the end of the fit): to the schedule's ratio (of
+    weights removed), or -- with `quality` -- by Han's per-layer threshold
+    `quality * std(w)`. Weights once masked stay masked (and exactly zero: `WeightMask`
+    re-zeroes them in every training step).
     The schedule's ratio is each layer's (`scope="local"`, as TFMOT) or that of all
     masked weights under one magnitude threshold (`scope="global"`, see
     `tfcompress.pruners.prune_weights`); `quality` is per layer, so not with
@@ -41,11 +40,9 @@ class MagnitudePruning(keras.callbacks.Callback):
         self.schedule = schedule
         self.quality = quality
         self.scope = scope
-        self.events = []
-        self._due = DueEvents()
 
     def on_train_begin(self, logs=None):
-        self._due.start()
+        super().on_train_begin(logs)
         wrapping = methods.wrapping_of(self.model)
         if wrapping is not None and methods.get(wrapping.method).structured:
             raise ValueError(
@@ -59,17 +56,14 @@ class MagnitudePruning(keras.callbacks.Callback):
                 f"'{self.model.name}' has no WeightMask layer."
             )
 
-    def on_train_batch_begin(self, batch, logs=None):
-        step = current_step(self.model)
-        should, ratio = self._due.due(self.schedule, step)
-        if not should:
-            return
+    def apply_event(self, step, ratio):
         if self.quality is not None:
             achieved = prune_weights(self.model, quality=self.quality)
         else:
             achieved = prune_weights(self.model, ratio=ratio, scope=self.scope)
-        self.events.append((step, achieved))
         restored.remember(self.model, step)
+        return step, achieved
 
     def on_train_end(self, logs=None):
+        super().on_train_end(logs)
         restored.warn_if_restored(self.model)

@@ -1,9 +1,7 @@
 """`StructuredPruning`: channel pruning (l1_filter, taylor, slimming) during `fit`."""
 
-import keras
-
 from tfcompress import methods
-from tfcompress.callbacks._state import DueEvents, current_step, layers_of
+from tfcompress.callbacks._state import ScheduledPruning, layers_of
 from tfcompress.layers import TaylorMask
 from tfcompress.pruners import budgets, restored
 from tfcompress.pruners.plan import apply_plan
@@ -13,12 +11,13 @@ from tfcompress.pruners.stats import mask_stats
 from tfcompress.schedules import Schedule
 
 
-class StructuredPruning(keras.callbacks.Callback):
+class StructuredPruning(ScheduledPruning):
     """Prunes the channels of a model from `tfcompress.wrap` whenever `schedule` says so.
 
     Before each batch the callback asks `schedule(step)` (step = the optimizer's
     `iterations`; with `compile(steps_per_execution=k)` Keras calls it every k steps, and
-    an event inside an execution is caught up at the next call); on a pruning step it
+    an event inside an execution is caught up at the next call, or at the end of the
+    fit); on a pruning step it
     scores the groups with the wrapped method's criterion and masks the lowest channels,
     keeping those already masked masked. For
     "taylor" the `TaylorMask` layers gather each batch's importance inside the compiled
@@ -127,11 +126,9 @@ class StructuredPruning(keras.callbacks.Callback):
         self.method = method
         self.criterion = criterion
         self.options = options  # as given: None normalize / min_channels are the method's
-        self.events = []  # (step, kept channels) of each pruning step of this run
-        self._due = DueEvents()
 
     def on_train_begin(self, logs=None):
-        self._due.start()
+        super().on_train_begin(logs)
         record, self._criterion = methods.resolve(
             self.model, self.method, self.criterion, caller="StructuredPruning"
         )
@@ -161,18 +158,17 @@ class StructuredPruning(keras.callbacks.Callback):
                 "model with `tfcompress.wrap(model, method='taylor')`."
             )
 
-    def on_train_batch_begin(self, batch, logs=None):
-        step = current_step(self.model)
-        should, ratio = self._due.due(self.schedule, step)
-        if should:
-            self.prune_now(ratio)
-            self.events.append((step, self.kept_channels(restored.remember(self.model, step))))
+    def apply_event(self, step, ratio):
+        """`events` gets `(step, kept channels)` of each pruning step of this run."""
+        self.prune_now(ratio)
+        return step, self.kept_channels(restored.remember(self.model, step))
 
     def on_epoch_end(self, epoch, logs=None):
         for mask in self._taylor:
             mask.fold()
 
     def on_train_end(self, logs=None):
+        super().on_train_end(logs)
         restored.warn_if_restored(self.model)
 
     def prune_now(self, ratio):
