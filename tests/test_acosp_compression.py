@@ -121,3 +121,21 @@ def test_compress_min_channels_defaults_to_the_methods():
     assert methods.METHODS["soft_topk"].callback(given, 0.75, timeline).options.min_channels == 2
     with pytest.raises(ValueError, match="Received: min_channels=0"):
         cfg.PruneConfig("soft_topk", compression=4, min_channels=0)
+
+
+def test_soft_topk_hardens_when_fit_ends_at_ending_epoch():
+    # the last step of fit(epochs=2) reaches epoch 2.0 = ending_epoch; no batch follows
+    # (before, the masks stayed soft and strip kept more channels than k, silently)
+    x = keras.random.normal((64, 8, 8, 3), seed=0)
+    y = keras.ops.arange(64) % 4
+    masked = tfc.wrap(_net(), "soft_topk")
+    masked.compile(keras.optimizers.Adam(1e-2),
+                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=2), min_channels=2)
+    masked.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, callbacks=[callback])
+    assert callback.hardened_at == 8 and callback.is_hard()
+    compact = tfc.strip(masked)
+    assert [compact.get_layer(f"conv{i}").filters for i in range(3)] == [8, 16, 16]
+    masked.fit(x, y, batch_size=16, initial_epoch=2, epochs=3, shuffle=False, verbose=0,
+               callbacks=[callback])
+    assert callback.hardened_at == 8  # hard already: not again

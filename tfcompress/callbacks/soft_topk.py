@@ -29,7 +29,7 @@ class SoftTopK(keras.callbacks.Callback):
     temperature follows `schedule(epoch)` (epoch = step / steps per epoch, a float; the
     variable is re-assigned once the schedule has moved by 1 %); at `ending_epoch` each
     mask keeps exactly its k channels of highest logits and becomes hard (the seed's
-    `soft_to_hard_k`). Training then goes on with hard masks.
+    `soft_to_hard_k`), also when `fit` ends there. Training then goes on with hard masks.
 
         masked = tfc.wrap(model, "soft_topk")
         masked.compile(...)
@@ -98,10 +98,7 @@ class SoftTopK(keras.callbacks.Callback):
         if self._hard:
             return
         epoch = current_step(self.model) / self._steps
-        if self.schedule.is_hard(epoch):
-            self.harden()
-            self.hardened_at = current_step(self.model)
-            restored.remember(self.model, self.hardened_at)
+        if self._harden_if_due(epoch):
             return
         temperature = self.schedule(epoch)
         if self._temperature is None or abs(
@@ -109,6 +106,15 @@ class SoftTopK(keras.callbacks.Callback):
         ) > TEMPERATURE_STEP:
             self._assign_temperature(tf.constant(temperature, tf.float32))
             self._temperature = temperature
+
+    def _harden_if_due(self, epoch):
+        """Hardens the masks once the schedule says so at `epoch`; True if they are hard."""
+        if not self.schedule.is_hard(epoch):
+            return False
+        self.harden()
+        self.hardened_at = current_step(self.model)
+        restored.remember(self.model, self.hardened_at)
+        return True
 
     def _assign_all(self, temperature):
         for mask in self._masks:
@@ -130,4 +136,8 @@ class SoftTopK(keras.callbacks.Callback):
         self._hard = True
 
     def on_train_end(self, logs=None):
+        # a fit that ends at (or, with steps_per_execution, past) ending_epoch: hard as the
+        # next batch of a longer fit would make it
+        if not self._hard:
+            self._harden_if_due(current_step(self.model) / self._steps)
         restored.warn_if_restored(self.model)
