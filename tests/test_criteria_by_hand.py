@@ -160,12 +160,15 @@ def test_soft_topk_hardening_keeps_exactly_k():
     x, y = data(64)
     masked = compile_model(tfc.wrap(conv_bn_net(), "soft_topk"))
     callback = cb.SoftTopK(schedules.ACoSPTemperature(0.6, ending_epoch=2), min_channels=2)
-    masked.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[callback])
+    masked.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
     masks = [layer for layer in masked.layers if isinstance(layer, SoftTopKMask)]
     assert all(float(m.temperature) < 1.0 and float(m.hard) == 0 for m in masks)
+    masked.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, verbose=0, callbacks=[callback])
+    assert callback.hardened_at == 2 * 4  # the end of the fit, at epoch 2
+    assert all(float(m.hard) == 1 for m in masks)
     logits = [np.asarray(m.standardized_logits()) for m in masks]
-    masked.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
-    assert callback.hardened_at == 2 * 4  # first step of epoch 2
+    masked.fit(x, y, batch_size=16, epochs=3, initial_epoch=2, verbose=0, callbacks=[callback])
+    assert callback.hardened_at == 2 * 4  # not again
     for layer, z in zip(masks, logits):
         k = ranking.keep_count(layer.units, 0.6, min_channels=2)
         mask = np.asarray(layer.mask)

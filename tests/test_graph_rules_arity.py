@@ -137,7 +137,9 @@ def test_a_layer_with_weights_is_not_suggested_a_bare_channelwise():
     with pytest.raises(ValueError, match="pinned by .*excluded layer lstm"):
         tfc.prune(masked, ratio=0.5)  # it said lstm had no channel rule, excluded as it was
     x = sample_input(model)
-    assert max_rel_error(outputs(model, x), outputs(tfc.strip(masked), x)) <= 1e-6
+    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
+    with pytest.raises(ValueError, match="holds no mask layers"):
+        tfc.strip(masked)  # as prune, nothing to strip
 
 
 def test_a_refused_op_is_suggested_only_exclude():
