@@ -152,6 +152,8 @@ class StructuredPruning(ScheduledPruning):
             self.budget, self.model, self._graph, self._options, cost_table=self.cost_table,
             only=self.only, criterion=self._criterion, normalize=self.options.normalize)
         self._taylor = layers_of(self.model, TaylorMask)
+        for mask in self._taylor:  # mixed precision: scores without the loss scale
+            mask.watch_loss_scale(self.model.optimizer)
         if self._criterion == "taylor" and not self._taylor:
             raise ValueError(
                 "StructuredPruning ranking by 'taylor' needs TaylorMask layers: wrap the "

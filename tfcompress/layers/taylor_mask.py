@@ -89,6 +89,25 @@ class TaylorMask(ChannelMask):
                 f"aggregation={aggregation!r}"
             )
         self.aggregation = aggregation
+        self._loss_scaler = None  # see `watch_loss_scale`; not part of the config
+
+    def watch_loss_scale(self, optimizer):
+        """Under a `keras.optimizers.LossScaleOptimizer` (mixed precision), the gradients
+        the products are made of carry its loss scale, and those of a step it skips
+        (overflow) are not finite: each batch's sums are then divided by the scale and
+        a non-finite one is left out, as the optimizer leaves out the step. The pruning
+        callbacks call this at the start of `fit`, before the train step is traced."""
+        scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        self._loss_scaler = optimizer if scaled else None
+
+    @property
+    def loss_scale(self):
+        """What the watched optimizer scales the loss by now, as its `scale_loss` reads
+        it (its variable once built, else its initial scale), or None."""
+        opt = getattr(self, "_loss_scaler", None)
+        if opt is None:
+            return None
+        return opt.dynamic_scale if opt.built else opt.initial_scale
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -126,6 +145,7 @@ class TaylorMask(ChannelMask):
             self.taylor_sum,
             self.taylor_count,
             self.aggregation,
+            self.loss_scale,
         )
 
     def scale_kernel(self, kernel, axis, site=None):
@@ -137,6 +157,7 @@ class TaylorMask(ChannelMask):
             self._index(site),
             axis % len(kernel.shape),
             self.taylor_sum,
+            self.loss_scale,
         )
 
     def _index(self, site):
@@ -205,7 +226,17 @@ def _batch_term(x, dy, index, units, aggregation, dtype):
     return signed, signed
 
 
-def _taylor_product(x, scale, index, sum_var, count_var, aggregation):
+def _unscaled(term, loss_scale):
+    """A batch's Taylor sums without the optimizer's loss scale (`watch_loss_scale`);
+    zeros for a batch whose sums are not finite (a step the optimizer skips): its
+    positions still count, so it adds 0 to the score. Unchanged without a loss scale."""
+    if loss_scale is None:
+        return term
+    term = term / tf.cast(tf.convert_to_tensor(loss_scale), term.dtype)
+    return tf.where(tf.reduce_all(tf.math.is_finite(term)), term, tf.zeros_like(term))
+
+
+def _taylor_product(x, scale, index, sum_var, count_var, aggregation, loss_scale=None):
     """`x * scale` (scale gathered by `index`) whose gradient also accumulates Taylor sums."""
     units = scale.shape[0]
 
@@ -216,7 +247,7 @@ def _taylor_product(x, scale, index, sum_var, count_var, aggregation):
         def grad(dy):
             term, gate_grad = _batch_term(x, dy, index, units, aggregation, sum_var.dtype)
             updates = [
-                sum_var.assign_add(term),
+                sum_var.assign_add(_unscaled(term, loss_scale)),
                 count_var.assign_add(_rows(x, count_var.dtype)),
             ]
             with tf.control_dependencies(updates):
@@ -241,7 +272,7 @@ def _counted(x, count_var):
     return identity(x)
 
 
-def _taylor_kernel(kernel, scale, index, axis, sum_var):
+def _taylor_kernel(kernel, scale, index, axis, sum_var, loss_scale=None):
     """`kernel` with input channels (`axis`) scaled, whose gradient adds, per channel,
     the sum of `kernel * dL/dkernel'` over the other axes to `sum_var`."""
     units = scale.shape[0]
@@ -257,7 +288,8 @@ def _taylor_kernel(kernel, scale, index, axis, sum_var):
         def grad(dk):
             per_input = tf.reduce_sum(kernel * dk, axis=others)
             per_channel = _per_channel(per_input, index, units, sum_var.dtype)
-            with tf.control_dependencies([sum_var.assign_add(per_channel)]):
+            added = sum_var.assign_add(_unscaled(per_channel, loss_scale))
+            with tf.control_dependencies([added]):
                 return tf.identity(dk * full), tf.identity(tf.cast(per_channel, scale.dtype))
 
         return kernel * full, grad
