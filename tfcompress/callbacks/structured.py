@@ -153,7 +153,7 @@ class StructuredPruning(ScheduledPruning):
             only=self.only, criterion=self._criterion, normalize=self.options.normalize)
         self._taylor = layers_of(self.model, TaylorMask)
         for mask in self._taylor:  # mixed precision: scores without the loss scale
-            mask.watch_loss_scale(self.model.optimizer)
+            mask.watch_loss_scale(getattr(self.model, "optimizer", None))
         if self._criterion == "taylor" and not self._taylor:
             raise ValueError(
                 "StructuredPruning ranking by 'taylor' needs TaylorMask layers: wrap the "
