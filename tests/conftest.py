@@ -91,6 +91,14 @@ def graph_optimizations():
 
 
 @pytest.fixture
+def mixed_float16():
+    """Keras's global dtype policy mixed_float16 for one test (float32 after it)."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
 def fmnist_dir():
     if not os.path.exists(os.path.join(FMNIST_DIR, "train-images-idx3-ubyte.gz")):
         pytest.fail(f"Fashion-MNIST is missing from {FMNIST_DIR}: run `make data`.")

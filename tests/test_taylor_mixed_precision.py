@@ -5,18 +5,10 @@ The scores used to carry the scale and to turn NaN, the pruning event then faili
 
 import keras
 import numpy as np
-import pytest
 
 import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import schedules
-
-
-@pytest.fixture
-def mixed_precision():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
 
 
 def _net():
@@ -46,7 +38,7 @@ def _scores(loss_factor=1.0, learning_rate=0.0, event=1000, epochs=1):
     return masked, callback, score
 
 
-def test_scores_do_not_carry_the_loss_scale(mixed_precision):
+def test_scores_do_not_carry_the_loss_scale(mixed_float16):
     _, _, mixed = _scores()
     keras.mixed_precision.set_global_policy("float32")
     _, _, full = _scores()
@@ -54,7 +46,7 @@ def test_scores_do_not_carry_the_loss_scale(mixed_precision):
     np.testing.assert_allclose(mixed, full, rtol=0, atol=0.25 * np.abs(full).max())
 
 
-def test_a_skipped_overflowing_step_leaves_the_scores_finite_and_pruning_runs(mixed_precision):
+def test_a_skipped_overflowing_step_leaves_the_scores_finite_and_pruning_runs(mixed_float16):
     # a loss 1e3 times larger overflows float16 at the first loss scales: the optimizer
     # skips those steps (and lowers its scale); the event at step 3 still prunes
     masked, callback, score = _scores(loss_factor=1e3, learning_rate=1e-3, event=3, epochs=3)

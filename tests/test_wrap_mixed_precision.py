@@ -11,13 +11,6 @@ import tfcompress as tfc
 from tests.parity import max_rel_error, sample_input
 
 
-@pytest.fixture
-def mixed_float16():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
 def _net():
     keras.utils.set_random_seed(3)
     x = keras.Input((8, 8, 3))
