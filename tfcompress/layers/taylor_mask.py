@@ -1,5 +1,7 @@
 """A channel mask that measures first-order Taylor importance during backprop."""
 
+import weakref
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -98,13 +100,16 @@ class TaylorMask(ChannelMask):
         a non-finite one is left out, as the optimizer leaves out the step. The pruning
         callbacks call this at the start of `fit`, before the train step is traced."""
         scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-        self._loss_scaler = optimizer if scaled else None
+        # weakly: an attribute holding the optimizer would make it one of the layer's
+        # tracked dependencies (checkpoints, SavedModel) and keep it alive
+        self._loss_scaler = weakref.ref(optimizer) if scaled else None
 
     @property
     def loss_scale(self):
         """What the watched optimizer scales the loss by now, as its `scale_loss` reads
         it (its variable once built, else its initial scale), or None."""
-        opt = getattr(self, "_loss_scaler", None)
+        ref = getattr(self, "_loss_scaler", None)
+        opt = None if ref is None else ref()
         if opt is None:
             return None
         return opt.dynamic_scale if opt.built else opt.initial_scale
