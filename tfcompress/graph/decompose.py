@@ -115,6 +115,8 @@ def _drops_mask(layer, node, parts):
     does not: a call that re-attaches its sublayer's mask by hand, or a `compute_mask` of
     its own. Masks exist only on computed tensors (not on symbolic ones), so both are run
     once on zeros (unknown sizes 2); a call that fails on zeros is not decided (False)."""
+    if not any(_computes_masks(x) for x in (layer, *sublayers(layer))):
+        return False  # on unmasked inputs, nothing in it can make a mask
     samples = [
         keras.ops.zeros([2 if d is None else d for d in t.shape], t.dtype)
         for t in node.input_tensors
@@ -133,6 +135,12 @@ def _drops_mask(layer, node, parts):
         getattr(a, "_keras_mask", None) is not None and getattr(b, "_keras_mask", None) is None
         for a, b in zip(original, seen)
     )
+
+
+def _computes_masks(layer):
+    """Whether `layer`'s class computes masks of its own (overrides `compute_mask`: an
+    Embedding, Masking); the base class's only passes an input's mask on."""
+    return type(layer).compute_mask is not keras.layers.Layer.compute_mask
 
 
 def _dynamic_batch_reshapes(parts):
