@@ -27,7 +27,7 @@ def strip(masked, *, name=None):
     Raises:
         ValueError: `masked` holds no mask layers (never wrapped, or nothing to prune).
     """
-    if methods.wrapping_of(masked) is None and not layers_of(masked, (ChannelMask, WeightMask)):
+    if not layers_of(masked, (ChannelMask, WeightMask)):  # (they carry the wrapping record)
         raise ValueError(
             f"Model '{masked.name}' holds no mask layers (it was not wrapped with "
             "`tfcompress.wrap`, or wrap found no prunable channel group in it), so there is "
