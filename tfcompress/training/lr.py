@@ -1,11 +1,10 @@
 """The learning-rate policies of the seeds: poly (DeepLab, AdapNet++, PSPNet) and steps
 (network slimming's `main.py`: x0.1 at 50 % and 75 % of the epochs)."""
 
-import math
-import numbers
-
 import keras
 from keras import ops
+
+from tfcompress.numbers import is_int, is_number
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -62,14 +61,9 @@ def check_step_policy(boundaries, values, unit="steps", names=("boundaries", "va
     (``unit`` "steps": integers >= 1; "epochs": numbers > 0), ``values`` one more numbers
     > 0. The one check of ``StepLR`` and of ``TrainConfig.lr_boundaries`` (epochs)."""
     b_name, v_name = names
-
-    def positive(x, integer=False):
-        if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x):
-            return False
-        return x > 0 and (not integer or isinstance(x, numbers.Integral))
-
     steps = unit == "steps"
-    if not all(positive(b, steps) for b in boundaries) or any(
+    counted = is_int if steps else is_number
+    if not all(counted(b) and b > 0 for b in boundaries) or any(
         a >= b for a, b in zip(boundaries, boundaries[1:])
     ):
         kind = "integers >= 1" if steps else "numbers > 0"
@@ -77,7 +71,7 @@ def check_step_policy(boundaries, values, unit="steps", names=("boundaries", "va
             f"{b_name} must be strictly increasing {kind} ({unit}). Received: "
             f"{b_name}={list(boundaries)!r}"
         )
-    if len(values) != len(boundaries) + 1 or not all(positive(v) for v in values):
+    if len(values) != len(boundaries) + 1 or not all(is_number(v) and v > 0 for v in values):
         raise ValueError(
             f"{v_name} must be {len(boundaries) + 1} numbers > 0 (one more than {b_name}). "
             f"Received: {v_name}={list(values)!r}"
