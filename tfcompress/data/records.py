@@ -192,6 +192,13 @@ def _error_line(path, index, message):
     return f"Corrupt record in {path}: record {index}: {message}"
 
 
+def _mask_of(record):
+    """The decoded segmentation mask of one serialized record (raises if it does not
+    decode)."""
+    spec = schema.feature_spec(schema.SEGMENTATION)
+    return tf.io.decode_png(tf.io.parse_single_example(record, spec)[schema.MASK_ENCODED], 1)
+
+
 def _histogram_fn(task):
     spec = schema.feature_spec(task)
     if task == schema.CLASSIFICATION:
@@ -202,7 +209,7 @@ def _histogram_fn(task):
         return lambda r: tf.sparse.to_dense(tf.io.parse_single_example(r, {key: spec[key]})[key])
 
     def mask_pixels(r):
-        mask = tf.io.decode_png(tf.io.parse_single_example(r, spec)[schema.MASK_ENCODED], 1)
+        mask = _mask_of(r)
         return tf.math.bincount(
             tf.cast(tf.reshape(mask, [-1]), tf.int32), minlength=256, dtype=tf.int64
         )
@@ -215,9 +222,8 @@ def _first_undecodable_mask(files, compression):
     decode (the failing ``reduce`` of ``_count_classes`` names no file), or ``None``."""
     for path in files:
         for index, record in enumerate(tf.data.TFRecordDataset(path, compression)):
-            mask = tf.io.parse_single_example(record, schema.feature_spec(schema.SEGMENTATION))
             try:
-                tf.io.decode_png(mask[schema.MASK_ENCODED], 1)
+                _mask_of(record)
             except tf.errors.InvalidArgumentError:
                 return _error_line(path, index, f"{schema.MASK_ENCODED} does not decode "
                                    "(run verify to list every problem)")  # fmt: skip
