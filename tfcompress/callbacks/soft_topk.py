@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfcompress import methods
 from tfcompress.callbacks._state import current_step, layers_of
 from tfcompress.layers import SoftTopKMask
-from tfcompress.numbers import is_int
+from tfcompress.numbers import check_count
 from tfcompress.pruners import ranking, restored
 from tfcompress.pruners.plan import apply_plan
 from tfcompress.pruners.scores import plan_for, score_groups
@@ -56,13 +56,7 @@ class SoftTopK(keras.callbacks.Callback):
         self.options = ranking.RankingOptions(
             schedule.final_ratio, scope="local", min_channels=min_channels, round_to=round_to
         )
-        if steps_per_epoch is not None and (
-            not is_int(steps_per_epoch) or steps_per_epoch < 1
-        ):
-            raise ValueError(
-                "steps_per_epoch must be a positive integer. Received: "
-                f"steps_per_epoch={steps_per_epoch!r}"
-            )
+        check_count("steps_per_epoch", steps_per_epoch, none=True)
         self.schedule = schedule
         self.steps_per_epoch = None if steps_per_epoch is None else int(steps_per_epoch)
         self.hardened_at = None
