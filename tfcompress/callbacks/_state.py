@@ -20,9 +20,11 @@ class DueEvents:
     """The schedule's pruning events that are due, once each: Keras calls the batch
     callbacks once per execution, i.e. every `steps_per_execution` (k) steps, so an event
     at a step inside an execution is caught up at the next call (at most k - 1 steps
-    late) instead of skipped; one inside the fit's last execution is caught up at the end
-    of the fit (`passed`), so the next fit, which starts past it, need not. Several
-    events in one execution: the latest one's ratio.
+    late) instead of skipped; one inside an epoch's last execution is caught up at the
+    end of the epoch (`at_epoch_end`), so checkpoints and logs written there have it, and
+    one inside the fit's last execution at the end of the fit (`passed`), so the next
+    fit, which starts past it, need not. Several events in one execution: the latest
+    one's ratio.
 
     `start()` at the beginning of each fit: the first call checks only its own step (a
     resumed run's earlier events are in its restored masks).
@@ -53,15 +55,34 @@ class DueEvents:
             return False, None
         return self.due(schedule, step - 1)
 
+    def at_epoch_end(self, schedule, step, more_epochs):
+        """At the end of an epoch, the optimizer at `step`: `passed`, unless
+        `more_epochs` follow in this fit and `schedule` has an event at `step` itself.
+        That event is the next epoch's first, which its first call (`due` at `step`)
+        applies; catching up now would apply two events at one optimizer step (and
+        "taylor" would rank the second by the scores the first just reset). So nothing
+        now: that call finds the passed events and the one at `step` together, and the
+        latest's ratio wins, as for several events in one execution."""
+        if more_epochs and schedule(step)[0]:
+            return False, None
+        return self.passed(schedule, step)
+
 
 class ScheduledPruning(keras.callbacks.Callback):
     """A callback that applies `self.schedule`'s events (`apply_event`) as `DueEvents`
-    finds them: before each batch, and at the end of the fit for the events of its last
-    execution (`steps_per_execution` > 1).
+    finds them: before each batch, and, for the events of an epoch's last execution
+    (`steps_per_execution` > 1), at the end of that epoch and of the fit.
 
-    Only at the end of the fit: at the end of an epoch, an event of its last execution
-    would be applied apart from one at the next epoch's first step (two events at one
-    step; "taylor" would rank the second by the scores the first reset)."""
+    At the end of an epoch, so that the callbacks after this one (`ModelCheckpoint`,
+    `BackupAndRestore`, `PruningSummaries`) save and log the masks of every event
+    trained past -- but not when the next epoch's first step has an event of its own
+    (`DueEvents.at_epoch_end`): that one is applied, with the latest ratio, before the
+    next batch, so within a fit one optimizer step never gets two events. (The end of
+    the fit catches up regardless: it cannot tell whether another fit follows.) With
+    `steps_per_execution=1` every event is applied before the batch of its own step, and
+    the ends of epochs and of the fit find nothing left.
+
+    Subclasses that override `on_epoch_end` or `on_train_end` call `super()`."""
 
     def __init__(self):
         super().__init__()
@@ -79,6 +100,10 @@ class ScheduledPruning(keras.callbacks.Callback):
         step = current_step(self.model)
         self._apply(step, self._due.due(self.schedule, step))
 
+    def on_epoch_end(self, epoch, logs=None):
+        step = current_step(self.model)
+        self._apply(step, self._due.at_epoch_end(self.schedule, step, self._more_epochs(epoch)))
+
     def on_train_end(self, logs=None):
         step = current_step(self.model)
         self._apply(step, self._due.passed(self.schedule, step))
@@ -87,3 +112,10 @@ class ScheduledPruning(keras.callbacks.Callback):
         should, ratio = due
         if should:
             self.events.append(self.apply_event(step, ratio))
+
+    def _more_epochs(self, epoch):
+        """Whether this fit trains another epoch after `epoch` (True when the params do
+        not tell: the end of the fit catches up what the end of the epoch left)."""
+        epochs = (self.params or {}).get("epochs")
+        stopping = getattr(self.model, "stop_training", False)  # e.g. EarlyStopping before
+        return (epochs is None or epoch + 1 < epochs) and not stopping

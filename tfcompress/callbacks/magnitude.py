@@ -11,7 +11,8 @@ from tfcompress.schedules import Schedule
 class MagnitudePruning(ScheduledPruning):
     """Sets the element-wise masks of a model wrapped with method "magnitude" whenever
     `schedule(step)` says so (an event inside a `steps_per_execution` run of steps is
-    caught up at the next call, or at the end of the fit): to the schedule's ratio (of
+    caught up at the next call, or at the end of its epoch or of the fit, as
+    `ScheduledPruning` says): to the schedule's ratio (of
     weights removed), or -- with `quality` -- by Han's per-layer threshold
     `quality * std(w)`. Weights once masked stay masked (and exactly zero: `WeightMask`
     re-zeroes them in every training step).

@@ -16,8 +16,9 @@ class StructuredPruning(ScheduledPruning):
 
     Before each batch the callback asks `schedule(step)` (step = the optimizer's
     `iterations`; with `compile(steps_per_execution=k)` Keras calls it every k steps, and
-    an event inside an execution is caught up at the next call, or at the end of the
-    fit); on a pruning step it
+    an event inside an execution is caught up at the next call, or at the end of its
+    epoch -- unless the next epoch's first step has an event, whose ratio then wins --
+    and of the fit: `ScheduledPruning`); on a pruning step it
     scores the groups with the wrapped method's criterion and masks the lowest channels,
     keeping those already masked masked. For
     "taylor" the `TaylorMask` layers gather each batch's importance inside the compiled
@@ -168,6 +169,7 @@ class StructuredPruning(ScheduledPruning):
     def on_epoch_end(self, epoch, logs=None):
         for mask in self._taylor:
             mask.fold()
+        super().on_epoch_end(epoch, logs)  # an event of the epoch's last execution
 
     def on_train_end(self, logs=None):
         super().on_train_end(logs)
