@@ -80,7 +80,10 @@ class ScheduledPruning(keras.callbacks.Callback):
     next batch, so within a fit one optimizer step never gets two events. (The end of
     the fit catches up regardless: it cannot tell whether another fit follows.) With
     `steps_per_execution=1` every event is applied before the batch of its own step, and
-    the ends of epochs and of the fit find nothing left.
+    the ends of epochs and of the fit find nothing left. The epoch's loss, metrics and
+    validation were computed before its end, so without the event caught up there (with
+    k = 1 they have it): a `save_best_only` checkpoint holds the event's masks under a
+    score measured without them.
 
     Subclasses that override `on_epoch_end` or `on_train_end` call `super()`."""
 
