@@ -7,12 +7,21 @@
 
 All state (masks, scores, temperatures) lives in model variables and the schedule step is
 the optimizer's `iterations`, so `keras.callbacks.BackupAndRestore` and weight checkpoints
-resume a run mid-schedule.
+resume a run mid-schedule. A scheduled callback whose fit starts at step 0 on a model
+whose masks already prune (a weights file loaded before the optimizer was built) warns,
+`ScheduleRestartWarning`.
 """
 
+from tfcompress.callbacks._state import ScheduleRestartWarning
 from tfcompress.callbacks.magnitude import MagnitudePruning
 from tfcompress.callbacks.soft_topk import SoftTopK
 from tfcompress.callbacks.structured import StructuredPruning
 from tfcompress.callbacks.summaries import PruningSummaries
 
-__all__ = ["MagnitudePruning", "PruningSummaries", "SoftTopK", "StructuredPruning"]
+__all__ = [
+    "MagnitudePruning",
+    "PruningSummaries",
+    "ScheduleRestartWarning",
+    "SoftTopK",
+    "StructuredPruning",
+]

@@ -1,8 +1,13 @@
 """Helpers the pruning callbacks share: the training step and the model's mask layers."""
 
+import math
+import warnings
+
 import keras
 
-from tfcompress.graph.trace import layers_of  # noqa: F401 (re-exported for callbacks)
+from tfcompress.graph.trace import layers_of  # also re-exported for the callbacks
+from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.pruners.stats import mask_stats
 
 
 def current_step(model):
@@ -14,6 +19,66 @@ def current_step(model):
             "step counter. Compile the wrapped model before fit."
         )
     return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
+class ScheduleRestartWarning(UserWarning):
+    """A pruning schedule starts from step 0 on a model whose masks already prune.
+
+    A Python warning (not a log line) so that a run that starts from a pruned model on
+    purpose can silence exactly this one with `warnings.filterwarnings`."""
+
+
+def warn_if_restarting(model, callback_name):
+    """Warns (`ScheduleRestartWarning`) when the optimizer's step counter is 0 but the
+    masks of `model` already prune channels or weights (`mask_stats`, the reports'
+    reading of a kept channel); returns the warning's text, or None.
+
+    That is what a weights file loaded before the optimizer was built leaves: Keras skips
+    the unbuilt optimizer's variables, so `iterations` stays 0 while the masks come back
+    pruned, and the schedule's events fire again from step 0 and prune the pruned model
+    further, silently. A `.keras` file and `BackupAndRestore` restore the step too.
+    Not compiled: nothing to check (the first batch's `current_step` names that)."""
+    if getattr(model, "optimizer", None) is None:
+        return None
+    step = current_step(model)
+    if step:
+        return None
+    pruned = _already_pruned(model)
+    if not pruned:
+        return None
+    message = (
+        f"Model '{model.name}': {callback_name} starts its schedule from step 0 (the "
+        f"optimizer's iterations = {step}), but the model's masks already prune {pruned}, "
+        "so the schedule's events fire again from step 0 and prune the pruned model "
+        "further. A run resumed from a weights file (model.save_weights, "
+        "ModelCheckpoint(save_weights_only=True)) loaded before the optimizer was built "
+        "gets its masks back but not its step: compile, build the optimizer "
+        "(model.optimizer.build(model.trainable_variables)), then model.load_weights; or "
+        "save and load a whole .keras file, or use keras.callbacks.BackupAndRestore. If "
+        "this fit starts from a pruned model on purpose, silence this with "
+        "warnings.filterwarnings('ignore', "
+        "category=tfcompress.callbacks.ScheduleRestartWarning)."
+    )
+    warnings.warn(message, ScheduleRestartWarning, stacklevel=2)
+    return message
+
+
+def _already_pruned(model):
+    """What the masks of `model` prune now, as words ("3 of 32 channels (0.0938)"), or
+    "" when they keep everything; read by `mask_stats`."""
+    stats = mask_stats(model)
+    pruned = []
+    if stats.get("channel_sparsity"):
+        total = sum(m.units for m in layers_of(model, ChannelMask))
+        kept = sum(v for k, v in stats.items() if k.startswith("kept_channels/"))
+        pruned.append(f"{total - kept} of {total} channels ({stats['channel_sparsity']:.3g})")
+    if stats.get("weight_sparsity"):
+        total = sum(
+            math.prod(m.shape) for wm in layers_of(model, WeightMask) for m in wm.masks.values()
+        )
+        share = stats["weight_sparsity"]
+        pruned.append(f"{round(share * total)} of {total} masked weights ({share:.3g})")
+    return " and ".join(pruned)
 
 
 class DueEvents:
@@ -98,6 +163,7 @@ class ScheduledPruning(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._due.start()
+        warn_if_restarting(self.model, type(self).__name__)
 
     def on_train_batch_begin(self, batch, logs=None):
         step = current_step(self.model)

@@ -81,6 +81,11 @@ class SoftTopK(keras.callbacks.Callback):
             )
             mask.keep.assign(float(k))
         self._hard = self.is_hard()  # True when resuming after hardening
+        # No `warn_if_restarting` (the scheduled callbacks' check): hard masks are left as
+        # they are, so a step counter back at 0 prunes nothing again; soft masks prune no
+        # channel yet (`ChannelMask.kept`), so a resumed run looks like a fresh one. What a
+        # weights file in an unbuilt optimizer restarts here is the temperature schedule,
+        # on the trained logits: hardening comes that many steps later.
         self._temperature = None
         # one compiled call per batch instead of one eager assign per mask
         self._assign_temperature = tf.function(self._assign_all)
