@@ -19,6 +19,10 @@ time was measured).
 BatchNorm layers before and after, and the max relative error of its logits.
 `--no-copy` wraps with `copy_layers=False`: the masked model calls the original's layers
 instead of copies (strip still makes a new compact model).
+`--keras-floor` also times Keras building the same compact model itself, with no tfcompress
+code: `keras.Model.from_config` of its config (a deep copy each time: `from_config` empties
+the dict it is given) and `keras.models.clone_model`, best of `repeats`. Any strip that returns
+a Keras model pays at least this.
 `--split` adds `repeats` rounds under timers (`Split`) and prints the CPU time of the
 least costly one split into the dependency graphs, making the new layers, Keras layer
 calls (of which creating variables), and the rest.
@@ -48,6 +52,7 @@ changes, both run by this script, alternating (`--models resnet18 --repeats 5 --
 """
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -216,7 +221,26 @@ def fold_check(model):
     }
 
 
-def measure(name, repeats, ratio, fold, split=False, share=False):
+def best_of(fn, repeats):
+    """The least wall time of `repeats` calls of `fn`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def keras_floor(compact, repeats):
+    """Seconds Keras itself takes to build `compact` again (`--keras-floor`)."""
+    config = compact.get_config()
+    return {
+        "from_config": best_of(lambda: keras.Model.from_config(copy.deepcopy(config)), repeats),
+        "clone_model": best_of(lambda: keras.models.clone_model(compact), repeats),
+    }
+
+
+def measure(name, repeats, ratio, fold, split=False, share=False, floor=False):
     model = build(name)
     _, compact = one_round(model, ratio, share)  # warm-up: first-call tracing
     rounds = [one_round(model, ratio, share)[0] for _ in range(repeats)]
@@ -232,6 +256,8 @@ def measure(name, repeats, ratio, fold, split=False, share=False):
         row["split"] = parts
     if fold:
         row.update(fold_check(model))
+    if floor:
+        row["keras_floor"] = keras_floor(compact, repeats)
     keras.backend.clear_session()
     return row
 
@@ -270,6 +296,9 @@ def main():
         "--no-copy", action="store_true",
         dest="share",
         help="wrap with copy_layers=False (the masked model calls the original's layers)")
+    parser.add_argument(
+        "--keras-floor", action="store_true", dest="floor",
+        help="also time keras.Model.from_config and clone_model of the compact model")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "prune_time.json"))
     args = parser.parse_args()
     if args.repeats < 1:
@@ -278,13 +307,23 @@ def main():
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     rows = []
     for name in args.models:
-        rows.append(measure(name, args.repeats, args.ratio, args.fold, args.split, args.share))
+        rows.append(
+            measure(name, args.repeats, args.ratio, args.fold, args.split, args.share, args.floor)
+        )
         r = rows[-1]
         print(
             f"{name}: wrap {r['wrap']:.3f}  prune {r['prune']:.3f}  strip {r['strip']:.3f}  "
             f"total {r['total']:.3f} s (cpu {r['cpu']:.3f} s)",
             flush=True,
         )
+        if args.floor:
+            f = r["keras_floor"]
+            print(
+                f"{name}: Keras alone builds the compact model in {f['from_config']:.3f} s "
+                f"(Model.from_config), {f['clone_model']:.3f} s (clone_model); strip "
+                f"{r['strip']:.3f} s",
+                flush=True,
+            )
         if args.split:
             p = r["split"]
             print(
