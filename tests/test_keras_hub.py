@@ -153,6 +153,47 @@ def test_a_layer_whose_padding_mask_its_parts_drop_is_not_seen_through():
     assert max_rel_error(np.asarray(compact(short)), np.asarray(compact(padded))) < 1e-5
 
 
+def test_an_encoder_reading_the_keras_mask_of_its_input_is_not_seen_through():
+    # keras_hub's TransformerEncoder merges its input's Keras mask into its attention mask
+    # by hand; its parts, traced from inputs without one, did not: seen through after a
+    # `mask_zero` embedding, the masked model attended to the padding (off by ~1, silently)
+    tokens = keras.Input((None,), dtype="int32")
+    x = hub.layers.TokenAndPositionEmbedding(30, 16, 16, mask_zero=True, name="tok_pos")(tokens)
+    x = keras.layers.Dense(16, name="proj")(x)
+    x = hub.layers.TransformerEncoder(32, 4, name="enc")(x)
+    x = keras.layers.Dense(32, activation="relu", name="fc")(
+        keras.layers.GlobalAveragePooling1D()(x)
+    )
+    model = keras.Model(tokens, keras.layers.Dense(4, name="head")(x))
+    with pytest.raises(tfc.graph.UnknownLayerError,
+                       match=r"Layer 'enc' .* its input carries a Keras mask .* would attend to "
+                             r"the padding. Give it the padding as an argument"):  # fmt: skip
+        tfc.wrap(model, exclude=["tok_pos"])
+    masked = tfc.wrap(model, exclude=["tok_pos", "enc"])
+    padded = np.array([[5, 7, 9, 11, 0, 0, 0, 0]], "int32")
+    np.testing.assert_allclose(np.asarray(masked(padded)), np.asarray(model(padded)), atol=1e-6)
+    tfc.prune(masked, 0.5)
+    compact = tfc.strip(masked)
+    assert compact.get_layer("fc").units == 16
+    assert max_rel_error(np.asarray(compact(padded)), np.asarray(masked(padded))) < 1e-5
+
+
+def test_an_encoder_given_its_padding_as_an_argument_is_seen_through():
+    # the same encoder given `padding_mask=` (as the keras_hub backbones call it) after an
+    # embedding without `mask_zero`: no Keras mask flows, its parts are pruned with parity
+    tokens = keras.Input((None,), dtype="int32")
+    x = hub.layers.TokenAndPositionEmbedding(30, 16, 16, name="tok_pos")(tokens)
+    x = hub.layers.TransformerEncoder(32, 4, name="enc")(x, padding_mask=tokens != 0)
+    model = keras.Model(tokens, keras.layers.GlobalAveragePooling1D()(x))
+    masked = tfc.wrap(model)
+    assert "enc" not in [layer.name for layer in masked.layers]  # seen through
+    padded = np.array([[5, 7, 9, 11, 0, 0, 0, 0]], "int32")
+    np.testing.assert_allclose(np.asarray(masked(padded)), np.asarray(model(padded)), atol=1e-6)
+    tfc.prune(masked, 0.5)
+    compact = tfc.strip(masked)
+    assert max_rel_error(np.asarray(compact(padded)), np.asarray(masked(padded))) < 1e-5
+
+
 def test_exclude_refuses_a_part_name_several_blocks_share():
     # `exclude=["self_attention_layer"]` used to leave the attention of every block alone
     bert = hub.models.BertBackbone(vocabulary_size=50, num_layers=2, num_heads=4,

@@ -11,8 +11,9 @@ model is made of the parts.
 A layer that cannot be seen through is told apart with the reason (`Opaque`): it holds
 weights of its own (a weight its `call` reads directly: it needs a rule), its `call` fails
 on symbolic tensors (Python control flow on tensor values, TensorFlow ops), it branches
-on `training` in Python (the functional model would freeze one branch), or it reads
-sublayer weights off the path from its inputs (they would be frozen as constants).
+on `training` in Python (the functional model would freeze one branch), it reads
+sublayer weights off the path from its inputs (they would be frozen as constants), or it
+makes or reads a Keras mask (padding) that its parts drop (`keras_masks`).
 """
 
 import dataclasses
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 
 from tfcompress.graph.dynamic_sizes import symbolic_sizes
+from tfcompress.graph.keras_masks import drops_input_mask
 from tfcompress.messages import first_line
 
 
@@ -48,12 +50,13 @@ def own_variables(layer):
     return [v.path for v in layer.variables if id(v) not in inner]
 
 
-def decompose(layer, node):
+def decompose(layer, node, masked=()):
     """A functional `keras.Model` computing `node`'s call of `layer` from its parts, or an
     `Opaque` saying why there is none.
 
     The model's inputs are `node.input_tensors` in order (fresh `keras.Input`s of the same
-    shapes and dtypes); its outputs are `node.outputs` in order."""
+    shapes and dtypes); its outputs are `node.outputs` in order. `masked`: whether each
+    input carries a Keras mask when the model runs (`keras_masks.MaskFlow`)."""
     own = own_variables(layer)
     if own:
         return Opaque(
@@ -98,6 +101,15 @@ def decompose(layer, node):
             "it gives its output a Keras mask (a padding mask, e.g. of a `mask_zero` "
             "embedding) that the functional graph of its parts does not pass on: seen "
             "through, the layers after it would attend to the padding",
+        )
+    if any(masked) and drops_input_mask(layer, node, parts, masked):
+        return Opaque(
+            layer,
+            "its input carries a Keras mask (the padding of a `mask_zero` embedding or a "
+            "`Masking` before it) that its call reads and the functional graph of its "
+            "parts does not (run on padded samples, they differ): seen through, it would "
+            "attend to the padding. Give it the padding as an argument (e.g. "
+            "`padding_mask=`) instead of as a Keras mask",
         )
     unknown = _dynamic_batch_reshapes(parts)
     if unknown:

@@ -12,6 +12,7 @@ import dataclasses
 import keras
 
 from tfcompress.graph.decompose import Opaque, decompose
+from tfcompress.graph.keras_masks import MaskFlow, may_make_masks
 
 
 @dataclasses.dataclass
@@ -156,6 +157,7 @@ def trace(model, keep=()):
     ops = []
     inlined = set()
     opaque, composites = {}, {}
+    masks = MaskFlow() if may_make_masks(functional) else None
 
     def join(tensor, target):
         # A nested model called on its own input (keras_hub task models call their
@@ -165,7 +167,9 @@ def trace(model, keep=()):
         if k != id(tensor):
             alias[id(tensor)] = k
 
-    def inline(inner, node, within):
+    def inline(inner, node, within, outer):
+        if masks is not None:
+            masks.enter(inner, node, outer)
         for inner_in, outer_in in zip(inner.inputs, node.input_tensors):
             join(inner_in, outer_in)
         visit(inner, within)
@@ -189,12 +193,13 @@ def trace(model, keep=()):
                             "them as shared layers instead."
                         )
                     inlined.add(id(layer))
-                    inline(_as_functional(layer), node, within)
+                    inline(_as_functional(layer), node, within, fn)
                     continue
                 if _composite(layer, keep):
-                    parts = decompose(layer, node)
+                    masked = () if masks is None else masks.carries(fn, node.input_tensors)
+                    parts = decompose(layer, node, masked)
                     if not isinstance(parts, Opaque):
-                        inline(parts, node, within or layer.name)
+                        inline(parts, node, within or layer.name, fn)
                         continue
                     opaque[id(layer)] = parts
                 in_keys = [key(t) for t in node.input_tensors]
