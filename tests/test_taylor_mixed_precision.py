@@ -53,3 +53,24 @@ def test_a_skipped_overflowing_step_leaves_the_scores_finite_and_pruning_runs(mi
     assert np.isfinite(score).all() and np.abs(score).max() > 0
     assert float(keras.ops.convert_to_numpy(masked.optimizer.dynamic_scale)) < 32768
     assert [step for step, _ in callback.events] == [3]
+
+
+def test_a_float16_layer_reading_through_a_channel_map_runs_and_strips(mixed_float16):
+    # Flatten -> Dense reads each conv channel at several inputs (a channel map): the
+    # factor 1 of the channels no group holds was a float32 constant joined to float16
+    # scales, and the masked model failed at its first call after the Taylor event
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(8, 3, name="conv")(inputs))
+    x = keras.layers.Dense(6, name="fc")(x)  # float16: the global policy
+    model = keras.Model(inputs, keras.layers.Dense(3, dtype="float32", name="head")(x))
+    x, _ = _data()
+    x = x[:16, :8, :8]
+    masked = tfc.wrap(model, "taylor")
+    masked.compile(keras.optimizers.SGD(0.0), "mse")
+    masked.fit(x, np.zeros((16, 3), "float32"), batch_size=8, epochs=1, verbose=0)
+    tfc.prune(masked, 0.5)
+    compact = tfc.strip(masked)
+    assert compact.get_layer("conv").filters == 4
+    out, ref = np.asarray(compact(x)), np.asarray(masked(x))
+    np.testing.assert_allclose(out, ref, rtol=0, atol=2e-3 * np.abs(ref).max())

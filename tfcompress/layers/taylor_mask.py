@@ -196,8 +196,13 @@ class TaylorMask(ChannelMask):
 
 
 def _gathered(scale, index, dtype):
-    full = scale if index is None else tf.gather(tf.concat([[1.0], scale], 0), index)
-    return tf.cast(full, dtype)
+    """`scale` (one factor per group channel) per input channel through `index` (0: a
+    channel no group holds, factor 1), as `dtype`. The 1 takes `scale`'s dtype (float16
+    under mixed_float16)."""
+    if index is not None:
+        one = tf.ones([1], scale.dtype)
+        scale = tf.gather(tf.concat([one, scale], 0), index)
+    return tf.cast(scale, dtype)
 
 
 def _per_channel(per_input, index, units, dtype):
