@@ -288,3 +288,25 @@ def test_export_command_calibration_data_is_the_check_batch_unless_int8(quantiza
         f"--calibration_data={data}/test-*.tfrecord"]))  # fmt: skip
     assert summary["tflite"]["quantization"] == quantization
     assert os.path.getsize(summary["tflite"]["path"]) == summary["tflite"]["size_bytes"]
+
+
+def test_run_tflite_gives_the_models_output_order_when_given_the_model(tmp_path):
+    # the file keys its outputs by name and keeps no order: without the model they come
+    # sorted by name ("box" before "logits"), with it in the model's order
+    inp = keras.Input((6,))
+    hidden = layers.Dense(8, activation="relu")(inp)
+    model = keras.Model(inp, [layers.Dense(4, name="logits")(hidden),
+                              layers.Dense(2, name="box")(hidden)])  # fmt: skip
+    path = str(tmp_path / "two.tflite")
+    check = tfc.export.tflite(model, path)
+    assert check.output_shapes == [[1, 4], [1, 2]] and check.max_rel_error <= 1e-6
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
+    assert [y.shape for y in tfc.export.run_tflite(path, x)] == [(5, 2), (5, 4)]
+    ours = tfc.export.run_tflite(path, x, model)
+    for lite, keras_out in zip(ours, model(x), strict=True):
+        np.testing.assert_allclose(lite, keras_out, rtol=1e-5, atol=1e-5)
+    other = keras.Model(inp, layers.Dense(4, name="scores")(hidden))
+    with pytest.raises(ValueError, match=r"The TFLite file's outputs are \['box', 'logits'\], "
+                       r"not the model's \['scores'\]: give run_tflite the model the file "
+                       "was converted from"):  # fmt: skip
+        tfc.export.run_tflite(path, x, other)

@@ -62,3 +62,21 @@ def test_a_mixed_precision_model_exports_to_tflite_as_float32(mixed_float16, tmp
     assert check.max_abs_error <= 1e-5  # against the float32 copy
     lite = tfc.export.run_tflite(str(tmp_path / "m.tflite"), x)[0]
     assert max_rel_error(_f32(model(x)), [lite]) <= 1e-2  # the model itself: float16 rounding
+
+
+def test_a_mixed_precision_model_with_keras_ops_exports_to_tflite(mixed_float16, tmp_path):
+    # float32_copy gave every node of the graph `dtype="float32"`, keras.ops operations
+    # too, which take none: "Operation.__init__() got an unexpected keyword argument 'dtype'"
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 4))
+    y = layers.Conv1D(16, 3, padding="same", name="conv")(inputs)
+    y = keras.ops.concatenate([y[..., :8], layers.Conv1D(8, 1, name="pw")(y[..., 8:])], -1)
+    y = layers.GlobalAveragePooling1D()(y)
+    model = keras.Model(inputs, layers.Dense(3, name="head", dtype="float32")(y))
+    x = sample_input(model, batch=4)
+    copy = tfc.export.float32_copy(model)
+    assert max_rel_error(_f32(model(x)), _f32(copy(x))) <= 1e-2  # float16 rounding
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.5)
+    check = tfc.export.tflite(tfc.strip(masked), str(tmp_path / "m.tflite"), check_data=x)
+    assert check.max_rel_error <= 1e-5

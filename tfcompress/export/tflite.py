@@ -110,11 +110,15 @@ def _unconvertible(model, report, quantization):
     return f"Cannot convert {kind}: {reason[:300]}"
 
 
-def run_tflite(path_or_bytes, x):
-    """Runs a single-input TFLite model on float batch `x`; returns float outputs, sorted
-    by signature output name (`tflite` files: the model's output names), or by tensor name
-    for a file without a signature. A file with a dynamic batch runs `x` in one invoke; one
-    whose batch is fixed (not written by `tflite`) runs it in slices of that batch."""
+def run_tflite(path_or_bytes, x, model=None):
+    """Runs a single-input TFLite model on float batch `x`; returns float outputs.
+
+    The outputs come in the order of `model`'s outputs when given the Keras model the file
+    was converted from (a `tflite` file keys them by its output names, as `saved_model`
+    does); else sorted by signature output name (the file keeps no order of its own), or
+    by tensor name for a file without a signature. A file with a dynamic batch runs `x`
+    in one invoke; one whose batch is fixed (not written by `tflite`) runs it in slices of
+    that batch."""
     from ai_edge_litert.interpreter import Interpreter
 
     if isinstance(path_or_bytes, (bytes, bytearray)):
@@ -141,7 +145,7 @@ def run_tflite(path_or_bytes, x):
         interp.set_tensor(inp["index"], sample.astype(inp["dtype"]))
         interp.invoke()
         res = []
-        for det in _output_details(interp):
+        for det in _output_details(interp, None if model is None else output_names(model)):
             y = interp.get_tensor(det["index"])
             s, z = det["quantization"]
             if det["dtype"] in (np.int8, np.uint8) and s:
@@ -151,12 +155,26 @@ def run_tflite(path_or_bytes, x):
     return [np.concatenate([o[j] for o in outs]) for j in range(len(outs[0]))]
 
 
-def _output_details(interp):
-    """The output tensors' details, sorted by signature output name (else tensor name)."""
+def _output_details(interp, names=None):
+    """The output tensors' details in the order of signature output `names`, else sorted
+    by signature output name (else tensor name)."""
     signatures = interp.get_signature_list()
     if len(signatures) == 1:
         by_name = interp.get_signature_runner(next(iter(signatures))).get_output_details()
+        if names is not None:
+            missing = [n for n in names if n not in by_name]
+            if missing or len(names) != len(by_name):
+                raise ValueError(
+                    f"The TFLite file's outputs are {sorted(by_name)}, not the model's "
+                    f"{list(names)}: give run_tflite the model the file was converted from"
+                )
+            return [by_name[name] for name in names]
         return [by_name[name] for name in sorted(by_name)]
+    if names is not None:
+        raise ValueError(
+            "This TFLite file has no single signature naming its outputs, so they cannot "
+            "be put in the model's order: call run_tflite without the model"
+        )
     return sorted(interp.get_output_details(), key=lambda d: d["name"])
 
 
@@ -169,7 +187,10 @@ def float32_copy(model):
         return model
 
     def as_float32(layer):
-        return type(layer).from_config({**layer.get_config(), "dtype": "float32"})
+        config = layer.get_config()
+        if isinstance(layer, keras.layers.Layer):  # (a keras.ops operation has no dtype)
+            config = {**config, "dtype": "float32"}
+        return type(layer).from_config(config)
 
     inputs = [  # named as the model's (the signature's input names; clone_model renames)
         keras.Input(batch_shape=t.shape, dtype=t.dtype, name=input_name(t))
@@ -251,7 +272,7 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
                 check_data = np.zeros(shape, np.float32)
         check_data = np.asarray(check_data, np.float32)
         try:
-            lite_out = run_tflite(content, check_data)
+            lite_out = run_tflite(content, check_data, model)
         except RuntimeError as e:  # LiteRT's (e.g. "failed to create XNNPACK runtime")
             hint = (" Full-integer quantization needs moderate, finite activation ranges on "
                     "the representative data; a model that diverged in training has none."
@@ -262,9 +283,6 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
                 f"{hint}") from e
         keras_out = model(check_data, training=False)
         keras_out = [np.asarray(y) for y in keras.tree.flatten(keras_out)]
-        # the file's outputs are keyed (and sorted) by the model's output names
-        names = output_names(model)
-        lite_out = [lite_out[i] for i in np.argsort(np.argsort(names, kind="stable"))]
         err = max(float(np.max(np.abs(a - b))) for a, b in zip(keras_out, lite_out, strict=True))
         scale = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in keras_out)
         rel = err / scale if scale > 0 else (0.0 if err == 0 else float("inf"))
