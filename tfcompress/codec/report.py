@@ -1,8 +1,10 @@
 """The bytes of a compressed file, per layer and per part, as the paper's Tables 2-5.
 
-Read from the file's header alone (`container.read_header`, checked by `header.check`
-and against the file's length): nothing is decoded. The
-storage ratio is the bytes of all weights as dense float32 over the bytes of the file.
+Read from the file's header (checked by `header.check`), after the checks `decode` makes
+first (`container.parse`: the header, the file's length against its parts, every part's
+CRC32C): a damaged file is refused naming the part, but nothing is decoded. The CRCs cost
+little (~30 us of ~0.3 ms for LeNet-300-100's 36 KB file). The storage ratio is the bytes
+of all weights as dense float32 over the bytes of the file.
 """
 
 import dataclasses
@@ -166,14 +168,15 @@ def _layer_bytes(entry, sizes):
 
 
 def report(path):
-    """The `Report` of the compressed file at `path`."""
+    """The `Report` of the compressed file at `path`; raises `CodecFileError` naming the
+    file and the part if it is damaged (any part's CRC32C), cut short or crafted."""
     path = os.fspath(path)
     with open(path, "rb") as f:
         blob = f.read()
-    header, start = container.read_header(path, blob)
-    container.check_size(path, header, start, len(blob))
+    header, parts = container.parse(path, blob)
     check_header(path, header, len(blob))
-    sizes = {p["name"]: p["length"] for p in header["parts"]}
+    sizes = {name: len(data) for name, data in parts.items()}
+    start = len(blob) - sum(sizes.values())  # parse checked: the parts fill the rest
     return Report(
         path=path,
         layers=tuple(_layer_bytes(entry, sizes) for entry in header["layers"]),
