@@ -1,12 +1,14 @@
 """`sharing.deep_compress`: prune -> retrain -> share -> retrain -> file, on a tiny MLP."""
 
 import os
+import re
 
 import keras
 import numpy as np
 import pytest
 
 from tfcompress import codec, strip
+from tfcompress.codec import container
 from tfcompress.layers import WeightMask
 from tfcompress.sharing import deep_compress, share_weights, strip_shared
 from tfcompress.sharing.pipeline import (
@@ -253,6 +255,41 @@ def test_a_workdir_serves_only_the_arguments_that_made_it(tmp_path):
     again = deep_compress(_model(), data, densities={"fc1": 0.2}, **args)  # resumes: equal
     assert [s.nonzero for s in again.stages] == [s.nonzero for s in first.stages]
 
+
+def test_a_finished_runs_damaged_or_removed_file_is_written_again_from_shared(tmp_path, caplog):
+    path, work = tmp_path / "d.tfdc", tmp_path / "work"
+    args = dict(densities={"fc1": 0.2}, prune_epochs=0, share_epochs=0, output_path=str(path),
+                workdir=str(work), compile_args={"run_eagerly": True}, verbose=0)
+    data = _data(n=64)
+    first = deep_compress(_model(), data, **args)
+    written = path.read_bytes()
+    header, start = container.read_header(str(path), written)
+    part = next(p for p in header["parts"] if p["name"] == "fc1/kernel/indices")
+    damaged = bytearray(written)
+    damaged[start + part["offset"]] ^= 0x01  # a flipped byte in a part: its CRC tells
+    for problem, damage in ((f"{path}: part 'fc1/kernel/indices' is corrupted", True),
+                            (f"{path} is missing", False)):  # fmt: skip
+        if damage:
+            path.write_bytes(bytes(damaged))
+        else:
+            os.remove(path)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="absl"):
+            again = deep_compress(_model(), data, **args)
+        assert path.read_bytes() == written
+        assert [s.nonzero for s in again.stages] == [s.nonzero for s in first.stages]
+        assert again.report.file_bytes == len(written)
+        assert any(problem in r.getMessage()
+                   and f"written again from the shared stage's model ({work / 'shared.keras'})"
+                   in r.getMessage() for r in caplog.records), caplog.text  # fmt: skip
+    # without the shared stage's model nothing can write it again: refused, naming both
+    path.write_bytes(bytes(damaged))
+    os.remove(work / "shared.keras")
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: part 'fc1/kernel/indices' is corrupted")) as raised:  # fmt: skip
+        deep_compress(_model(), data, **args)
+    assert f"{work / 'shared.keras'}, which would write it again, is missing" in str(raised.value)
+    assert path.read_bytes() == bytes(damaged)  # left as found
 
 def test_a_file_no_smaller_than_the_dense_model_is_warned_of(tmp_path, caplog):
     # 16-bit codes and 16-bit indexes at full density: more bytes than float32 weights

@@ -1,7 +1,8 @@
 """`compress --recipe=deep_compression` (Han et al. 2016 as one run): every flagfile parses
 and its bits fit its model; bad bits are refused naming the flag before anything runs or
 is written; the LeNet-5 flagfile's smoke run, interrupted after a stage, resumes after it
-without training again and ends with the file, its model, plot, report and scalars."""
+without training again and ends with the file, its model, plot, report and scalars; a
+finished run whose file was removed or damaged writes it again, training nothing."""
 
 import json
 import os
@@ -13,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tfcompress import codec, training
+from tfcompress.codec import container
 from tfcompress.sharing.pipeline import STAGES
 from tfcompress.training import deep_compress_lib, weights
 
@@ -126,7 +128,7 @@ def _scalars(folder):
 
 
 @pytest.mark.slow  # two stages train (a Keras fit each), four evaluations
-def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monkeypatch):
+def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(REPO)
     path = tmp_path / "run"
     short = ["--dense_epochs=0", "--prune_steps=1", "--prune_epochs=1", "--share_epochs=1",
@@ -185,3 +187,17 @@ def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monke
     again = training.deep_compress(config)
     assert (path / "model.tfdc").read_bytes() == written
     assert again["stages"][:3] == stages[:3] and not fits
+    # finished, its file damaged (a byte of a part flipped): written again, nothing trained
+    header, start = container.read_header(str(path / "model.tfdc"), written)
+    part = header["parts"][-1]
+    damaged = bytearray(written)
+    damaged[start + part["offset"]] ^= 0x01
+    (path / "model.tfdc").write_bytes(bytes(damaged))
+    with caplog.at_level("WARNING", logger="absl"):
+        again = training.deep_compress(config)
+    assert (path / "model.tfdc").read_bytes() == written
+    assert again["stages"][:3] == stages[:3] and not fits
+    damage = f"{path / 'model.tfdc'}: part '{part['name']}' is corrupted"
+    rewrite = f"written again from the shared stage's model ({path / 'shared.keras'})"
+    assert any(damage in r.getMessage() and rewrite in r.getMessage()
+               for r in caplog.records), caplog.text  # fmt: skip

@@ -28,7 +28,7 @@ from tfcompress.importance import magnitude_mask
 from tfcompress.numbers import is_number
 from tfcompress.pruners.weights import prune_weights, weight_masks
 from tfcompress.sharing.model import layer_name, resolve_bits, share_weights, strip_shared
-from tfcompress.sharing.stages import RECORDS, StageFolder
+from tfcompress.sharing.stages import RECORDS, StageFolder, check_file
 
 STAGES = ("dense", "pruned", "shared", "file")
 
@@ -259,6 +259,23 @@ def _make_optimizer(optimizer):
     return optimizer() if callable(optimizer) else keras.optimizers.get(optimizer)
 
 
+def _write_again(problem, folder):
+    """Warns that a finished run's file is written again from the shared stage's model
+    (`problem`: `check_file`'s sentence, the file is missing or damaged; a resume serves a
+    damaged file no more than a missing one); raises naming both files if that model is
+    gone too (the damaged file then stays as found)."""
+    shared = folder.file("shared.keras")
+    if not os.path.exists(shared):
+        raise ValueError(
+            f"deep_compress: {problem} {shared}, which would write it again, is missing too. "
+            f"Delete {folder.file(RECORDS)} to run every stage again, or use another workdir."
+        )
+    logging.warning(
+        "deep_compress: %s The file is written again from the shared stage's model (%s); "
+        "no stage trains again.", problem, shared,
+    )  # fmt: skip
+
+
 def deep_compress(
     model,
     train_data,
@@ -399,8 +416,11 @@ def deep_compress(
     folder = StageFolder(workdir)
     folder.check_settings(settings)
     done = folder.records()
-    if len(done) == len(STAGES) and not os.path.exists(output_path):
-        done = done[:-1]  # the file was removed: write it again
+    if len(done) == len(STAGES):  # finished: its file must read whole (every part's CRC)
+        report, problem = check_file(output_path)
+        if problem is not None:
+            done = done[:-1]  # removed or damaged: written again from the shared stage
+            _write_again(problem, folder)
     stages = [Stage(**d) for d in done]
 
     def finished(name):
@@ -477,9 +497,7 @@ def deep_compress(
         record(measure("shared", strip_shared(shared), shared, started=started, **common), shared)
 
     # file: sparse + Huffman; the decoded model is what is measured
-    if finished("file"):
-        report = codec.report(output_path)
-    else:
+    if not finished("file"):  # else: `report`, the file read whole as the run resumed
         started = time.time()
         report = codec.encode(shared, output_path, index_bits=index_bits)
         decoded = codec.decode(output_path)

@@ -11,7 +11,8 @@ Every write is atomic (`tfcompress.atomic`) and a stage's model is written befor
 record that names it: a kill at any instant leaves the folder at a finished stage. A
 folder belongs to one set of `deep_compress` arguments: a call with other ones is refused
 (`check_settings`) rather than served stages made for different densities or bits. The
-file stage's output is the compressed file itself.
+file stage's output is the compressed file itself: a resume trusts it only once
+`check_file` read it whole (every part's CRC32C).
 """
 
 import json
@@ -89,3 +90,19 @@ class StageFolder:
             "stages": records, "settings": settings}
         text = json.dumps(content, indent=2, sort_keys=True)
         atomic_write_text(self.file(RECORDS), text)
+
+
+def check_file(path):
+    """`(report, problem)` of the compressed file a finished run left at `path`: its
+    `codec.Report` and None when it reads whole (`codec.report` checks every part's CRC32C,
+    as `decode` does), else None and why it must be written again, a sentence: "<path> is
+    missing.", or the `CodecFileError`'s message naming the file and the damaged part."""
+    from tfcompress import codec  # codec imports sharing: imported on use
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return None, f"{path} is missing."
+    try:
+        return codec.report(path), None
+    except codec.CodecFileError as e:
+        return None, str(e)

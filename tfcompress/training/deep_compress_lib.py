@@ -34,6 +34,7 @@ from tfcompress.data.reader import CountOnce
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.model import DEFAULT_BITS, kind_of, resolve_bits
 from tfcompress.sharing.pipeline import check_density, resolve_densities
+from tfcompress.sharing.stages import check_file
 from tfcompress.surgery import wrap
 from tfcompress.training import common, devices, inputs, paths, runs, weights
 from tfcompress.training.config import (
@@ -213,7 +214,9 @@ def deep_compress(config, context=None):
     Paths, data, layer names, densities and bits are checked before any training and
     before anything is written. A restart with the same command resumes after the last
     finished stage; a finished run (result.json) is not run again, unless its model.tfdc
-    was removed: it is then written again from the shared stage.
+    was removed or is damaged (any part's CRC32C, `sharing.stages.check_file`): it is then
+    written again from the shared stage (shared.keras; without it the run is refused,
+    naming both files).
     """
     from tfcompress.export import keras_file
 
@@ -223,14 +226,11 @@ def deep_compress(config, context=None):
     record = runs.record_of(config)
     run = runs.RunDirectory(config.checkpoint, context)
     existing = run.check(KIND, record, runs.defaults_of(config))
-    if existing is not None and os.path.exists(run.file(FILE)):
-        if (done := run.finished()) is not None:
-            return done
-    elif existing is not None and os.path.exists(run.file(runs.RESULT_FILE)):
-        logging.warning(
-            "checkpoint=%r holds a finished run whose %s is missing: it is written again "
-            "(no stage trains again).", run.path, FILE,
-        )  # fmt: skip
+    if existing is not None and os.path.exists(run.file(runs.RESULT_FILE)):
+        # finished, if its file reads whole; else sharing.deep_compress warns naming the
+        # damage (or refuses without shared.keras) and writes it again, training nothing
+        if check_file(run.file(FILE))[1] is None:
+            return run.finished()
     keras.utils.set_random_seed(config.seed)
     model = weights.build_model(config.model, plan.input_shape)
     bits, index_bits = layer_bits(model, config)
