@@ -29,7 +29,8 @@ from tfcompress.codec.schema import (
     without_compile,
 )
 from tfcompress.sharing.layer import SharedWeights
-from tfcompress.sharing.model import wrapper_name
+from tfcompress.sharing.model import copy_graph, wrapper_name
+from tfcompress.surgery.rebuild import clone_layer
 
 
 def _decode_shared(path, layer, entry, parts, found):
@@ -100,7 +101,7 @@ def _reshare(model, found):
     plans = {}
 
     def clone(layer):
-        new = layer.__class__.from_config(layer.get_config())
+        new = clone_layer(layer)
         plans[layer.name] = (layer, new)
         if layer.name not in found:
             return new
@@ -109,7 +110,7 @@ def _reshare(model, found):
             new, bits=entry["bits"], weight_name=entry["name"], name=wrapper_name(layer.name)
         )
 
-    wrapped = keras.models.clone_model(model, clone_function=clone)
+    wrapped = copy_graph(model, clone)
     wrappers = {w.layer.name: w for w in wrapped.layers if isinstance(w, SharedWeights)}
     for name, (layer, new) in plans.items():
         new.set_weights(layer.get_weights())

@@ -146,7 +146,7 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
 
     def clone(layer):
         inner, values, kernel_mask = _plain_weights(layer)
-        new = inner.__class__.from_config(inner.get_config())
+        new = clone_layer(inner)
         name = layer_name(layer)
         if name in chosen:
             plans[name] = (new, values, kernel_mask)
@@ -154,7 +154,7 @@ def share_weights(model, bits=None, *, exclude=(), iterations=100):
         plans[name] = (new, values, None)
         return new
 
-    shared = keras.models.clone_model(model, clone_function=clone)
+    shared = copy_graph(model, clone)
     for name, (new, values, kernel_mask) in plans.items():
         new.set_weights(values)
         if name in chosen:
@@ -172,12 +172,28 @@ def inline_nested(model):
     `<model's name>_<name>`."""
     if not layers_of(model, keras.Model):
         return model
+    return copy_graph(model, clone_layer, weights_of=lambda layer: layer.weights)
+
+
+def copy_graph(model, clone, weights_of=None):
+    """A functional copy of `model` made by `rebuild` (the mechanism of `wrap` and
+    `strip`), its nested models inlined and no other layer seen through.
+
+    `clone(layer) -> new layer` is called once per layer (a shared layer stays shared);
+    a `keras.ops` operation called between layers (`keras.ops.relu(h * 2.0)`) is no
+    layer: it holds nothing to copy, and the copy calls it again with the arguments it
+    recorded. `weights_of(layer)`, if given, gives the values the new layer's weights
+    are created holding (see `rebuild`); else the caller sets them.
+    """
     keep = [layer.name for layer in layers_of(model)]  # see through nested models only
-    return rebuild(
-        trace(model, keep=keep),
-        lambda op: clone_layer(op.layer),
-        weights_of=lambda op: op.layer.weights,
-    )
+
+    def make_layer(op):
+        if not isinstance(op.layer, keras.layers.Layer):
+            return clone_layer(op.layer)  # the operation itself
+        return clone(op.layer)
+
+    given = None if weights_of is None else (lambda op: weights_of(op.layer))
+    return rebuild(trace(model, keep=keep), make_layer, weights_of=given)
 
 
 def _warn_unshared_kernels(model, exclude):
@@ -217,12 +233,11 @@ def strip_shared(model):
     plans = {}
 
     def clone(layer):
-        inner = layer.layer if isinstance(layer, SharedWeights) else layer
-        new = inner.__class__.from_config(inner.get_config())
+        new = clone_layer(layer.layer if isinstance(layer, SharedWeights) else layer)
         plans[layer.name] = (layer, new)
         return new
 
-    plain = keras.models.clone_model(model, clone_function=clone)
+    plain = copy_graph(model, clone)
     for layer, new in plans.values():
         new.set_weights(stripped_values(layer))
     return plain
