@@ -110,7 +110,7 @@ def _reshare(model, found):
             new, bits=entry["bits"], weight_name=entry["name"], name=wrapper_name(layer.name)
         )
 
-    wrapped = copy_graph(model, clone)
+    wrapped = copy_graph(model, clone, inline_models=False)
     wrappers = {w.layer.name: w for w in wrapped.layers if isinstance(w, SharedWeights)}
     for name, (layer, new) in plans.items():
         new.set_weights(layer.get_weights())

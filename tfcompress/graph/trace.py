@@ -138,11 +138,12 @@ def _composite(layer, keep):
     )
 
 
-def trace(model, keep=()):
+def trace(model, keep=(), inline_models=True):
     """Returns a `TracedModel` for a built functional or Sequential model.
 
     Args:
         keep: names of layers never seen through (left as one op even without a rule).
+        inline_models: False leaves each nested model one op, as a layer.
     """
     functional = check_model(model)
     alias = {}
@@ -185,7 +186,7 @@ def trace(model, keep=()):
                     continue
                 if within is not None:
                     composites.setdefault(id(layer), within)
-                if _is_model(layer):
+                if _is_model(layer) and inline_models:
                     if id(layer) in inlined:
                         raise ValueError(
                             f"Nested model '{layer.name}' is called more than once in "

@@ -175,9 +175,10 @@ def inline_nested(model):
     return copy_graph(model, clone_layer, weights_of=lambda layer: layer.weights)
 
 
-def copy_graph(model, clone, weights_of=None):
+def copy_graph(model, clone, weights_of=None, inline_models=True):
     """A functional copy of `model` made by `rebuild` (the mechanism of `wrap` and
-    `strip`), its nested models inlined and no other layer seen through.
+    `strip`), no layer seen through; its nested models inlined, or (`inline_models`
+    False) each given to `clone` as a layer.
 
     `clone(layer) -> new layer` is called once per layer (a shared layer stays shared);
     a `keras.ops` operation called between layers (`keras.ops.relu(h * 2.0)`) is no
@@ -185,7 +186,7 @@ def copy_graph(model, clone, weights_of=None):
     recorded. `weights_of(layer)`, if given, gives the values the new layer's weights
     are created holding (see `rebuild`); else the caller sets them.
     """
-    keep = [layer.name for layer in layers_of(model)]  # see through nested models only
+    keep = [layer.name for layer in layers_of(model)]
 
     def make_layer(op):
         if not isinstance(op.layer, keras.layers.Layer):
@@ -193,7 +194,8 @@ def copy_graph(model, clone, weights_of=None):
         return clone(op.layer)
 
     given = None if weights_of is None else (lambda op: weights_of(op.layer))
-    return rebuild(trace(model, keep=keep), make_layer, weights_of=given)
+    traced = trace(model, keep=keep, inline_models=inline_models)
+    return rebuild(traced, make_layer, weights_of=given)
 
 
 def _warn_unshared_kernels(model, exclude):
@@ -229,15 +231,18 @@ def _wrapper_of(model, inner):
 
 def strip_shared(model):
     """Returns a copy of `model` of plain layers: each `SharedWeights` becomes its wrapped
-    layer holding `shared_values()` (bit for bit), every other layer a copy of itself."""
+    layer holding `shared_values()` (bit for bit), every other layer a copy of itself (a
+    nested model: its `strip_shared`, still nested)."""
     plans = {}
 
     def clone(layer):
+        if isinstance(layer, keras.Model):
+            return strip_shared(layer)
         new = clone_layer(layer.layer if isinstance(layer, SharedWeights) else layer)
         plans[layer.name] = (layer, new)
         return new
 
-    plain = copy_graph(model, clone)
+    plain = copy_graph(model, clone, inline_models=False)
     for layer, new in plans.values():
         new.set_weights(stripped_values(layer))
     return plain
