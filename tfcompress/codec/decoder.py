@@ -28,9 +28,11 @@ from tfcompress.codec.schema import (
     weight_names,
     without_compile,
 )
+from tfcompress.graph.rules import unwrap
+from tfcompress.messages import first_line
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import copy_graph, wrapper_name
-from tfcompress.surgery.rebuild import clone_layer
+from tfcompress.surgery.rebuild import clone_fix, clone_layer
 
 
 def _decode_shared(path, layer, entry, parts, found):
@@ -151,6 +153,36 @@ def _architecture(path, config):
             "model."
         )
     return model
+
+
+def check_decodable(model, reason):
+    """Raises a ValueError naming the first layer or `keras.ops` operation of `model`
+    (nested models' included; a tfcompress wrapper's layer, as the file holds it) that
+    Keras cannot re-create from its config as `decode` does, and why: a Python lambda
+    in safe mode, an unregistered class or function, an incomplete get_config. `reason`
+    says who does it ("decode does to read the file"). Nothing is built, no weight allocated."""
+    for operation in _operations(model):
+        config = keras.saving.serialize_keras_object(operation)
+        config.pop("build_config", None)  # (building would allocate the weights)
+        try:
+            keras.saving.deserialize_keras_object(copy.deepcopy(config), safe_mode=True)
+        except Exception as e:  # noqa: BLE001 - re-raised naming the layer
+            kind = "layer" if isinstance(operation, keras.layers.Layer) else "keras.ops operation"
+            raise ValueError(
+                f"Model '{model.name}': {kind} '{operation.name}' "
+                f"({type(operation).__name__}) cannot be re-created from its config, which "
+                f"{reason}: {first_line(e).split('. ')[0].rstrip('.')}. {clone_fix(config)}"
+            ) from e
+
+
+def _operations(model):
+    """The layers and operations of `model`'s graph, those of nested models instead of
+    the models, each tfcompress wrapper's layer instead of the wrapper."""
+    for operation in getattr(model, "operations", model.layers):  # (a Sequential's: layers)
+        if isinstance(operation, keras.Model):
+            yield from _operations(operation)
+        else:
+            yield unwrap(operation)
 
 
 def _weight_shapes(path, config):

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from tfcompress.codec import container, huffman
+from tfcompress.codec.decoder import check_decodable
 from tfcompress.codec.relative import to_relative
 from tfcompress.codec.report import report
 from tfcompress.codec.schema import (
@@ -102,7 +103,9 @@ def encode(model, path, *, index_bits=None):
 
     Args:
         model: a functional or Sequential model; its `SharedWeights` kernels are stored
-            sparse and Huffman-coded, every other weight raw.
+            sparse and Huffman-coded, every other weight raw. A layer or operation Keras
+            cannot re-create from its config (a Lambda's Python lambda in safe mode, an
+            unregistered class) is refused, naming it, before anything is written.
         path: the file to write.
         index_bits: relative-index width: None (conv 8 bits, dense 4, as the paper), an
             int for every shared layer, or a dict {wrapped layer name: bits}.
@@ -110,6 +113,7 @@ def encode(model, path, *, index_bits=None):
     shared = {layer.layer.name: layer for layer in model.layers if isinstance(layer, SharedWeights)}
     widths = _index_bits(shared, index_bits)
     plain = strip_shared(model)
+    check_decodable(plain, "decode does to read the file")
     config = without_compile(keras.saving.serialize_keras_object(plain))
     parts = [(ARCHITECTURE, zlib.compress(json.dumps(config).encode("utf-8"), 9))]
     layers = []

@@ -31,6 +31,11 @@ from tfcompress.sharing.model import layer_name, resolve_bits, share_weights, st
 from tfcompress.sharing.stages import RECORDS, StageFolder, check_file
 
 STAGES = ("dense", "pruned", "shared", "file")
+# Why deep_compress refuses a layer Keras cannot re-create from its config.
+_COPIES = (
+    "deep_compress does to copy each stage's model, keep it in `workdir` and decode the "
+    "file it writes"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,7 +318,8 @@ def deep_compress(
     `share_epochs` of centroid training) -> `file` (sparse, Huffman-coded file at
     `output_path`, decoded and evaluated). Each stage is measured (`Stage`): accuracy on
     `val_data`, non-zero parameters, dense float32 bytes, gzip of its float32 `.keras`, the
-    file's bytes. Densities, bits and index bits are checked before any training.
+    file's bytes. Densities, bits and index bits are checked before any training, and
+    so is every layer and operation: each must be re-creatable from its config.
 
     Args:
         model: a built functional or Sequential model of plain layers (left untouched).
@@ -367,6 +373,7 @@ def deep_compress(
         the file's `Report`.
     """
     from tfcompress import codec
+    from tfcompress.codec.decoder import check_decodable
     from tfcompress.codec.encoder import resolve_index_bits
     from tfcompress.sharing.model import kind_of
     from tfcompress.surgery import strip, wrap
@@ -397,6 +404,8 @@ def deep_compress(
     # densities, bits and index bits naming no layer (or out of range) fail before any work
     exclude = resolve_exclude(model, exclude)  # a nested model's name: its layers
     checked = wrap(model, method="magnitude", exclude=exclude)
+    for stage_model in (model, checked):  # the stages' models and the file's architecture
+        check_decodable(stage_model, _COPIES)
     chosen = resolve_bits(checked, bits, exclude)
     kinds = {layer_name(layer): kind_of(getattr(layer, "layer", layer)) for layer in checked.layers}
     chosen_index = resolve_index_bits({name: kinds[name] for name in chosen}, index_bits)

@@ -34,11 +34,11 @@ def clone_layer(layer, config=None):
     except Exception as e:  # noqa: BLE001 - re-raised with the layer's name
         raise ValueError(
             f"Cannot re-create layer '{layer.name}' ({type(layer).__name__}) from its "
-            f"get_config(): {first_line(e, 300)}. {_clone_fix(config)}"
+            f"get_config(): {first_line(e, 300)}. {clone_fix(config)}"
         ) from e
 
 
-def _clone_fix(config):
+def clone_fix(config):
     """What makes a layer config that failed to load loadable: register the functions it
     names; allow (or avoid) the Python lambdas it holds; else a complete get_config."""
     functions = sorted({f for f in _serialized(config, "function") if isinstance(f, str)})
