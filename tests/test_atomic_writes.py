@@ -15,6 +15,7 @@ import pytest
 
 from tfcompress import atomic
 from tfcompress.data import shards
+from tfcompress.export.saved_model import SAVED_MODEL
 
 
 def _dead_pid():
@@ -62,7 +63,7 @@ def test_file_is_written_beside_and_renamed_over(tmp_path, points):
 
 
 def _export_folder(target, files):
-    with atomic.atomic_path(target) as tmp:
+    with atomic.atomic_path(target, SAVED_MODEL) as tmp:
         assert _tree(target) == OLD  # the old one stays whole while the new one is written
         _write_folder(tmp, files)
 
@@ -314,3 +315,154 @@ def test_a_file_is_not_written_over_a_folder_nor_a_folder_over_a_file(tmp_path):
             _write_folder(tmp, {"saved_model.pb": "graph"})
     assert target.read_bytes() == b"keras zip"
     assert sorted(os.listdir(tmp_path)) == ["exported", "model.keras"]  # no leftovers
+
+
+# ---- what a write refuses to replace ---------------------------------------------------
+
+
+def _snapshot(path):
+    """Every name under `path` with its text (files) or None (folders and links)."""
+    out = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            is_file = os.path.isfile(p) and not os.path.islink(p)
+            out[os.path.relpath(p, path)] = open(p).read() if is_file else None
+    return out
+
+
+def _refused(path, error, match, folder_kind=SAVED_MODEL):
+    entered = []
+    with pytest.raises(error, match=match):
+        with atomic.atomic_path(path, folder_kind) as tmp:
+            entered.append(tmp)
+            _write_folder(tmp, NEW)
+    assert entered == []  # refused before anything was written
+
+
+USER_FILES = {"m.tflite": "earlier export", "notes.txt": "my notes", "runs/a/log": "log"}
+
+
+@pytest.mark.parametrize("folder_kind", [SAVED_MODEL, None], ids=["SavedModel", "unsaid"])
+def test_a_folder_holding_other_files_is_refused_and_left_as_it_is(tmp_path, folder_kind):
+    """`export.saved_model(model, "out")` onto an `out/` of earlier exports and notes
+    deleted them all."""
+    out = tmp_path / "out"
+    _write_folder(out, USER_FILES)
+    before = _snapshot(tmp_path)
+    what = " and is not a SavedModel \\(it holds no saved_model.pb or saved_model.pbtxt\\)"
+    _refused(out, FileExistsError, rf"{out} is a folder that holds other files \(m.tflite, "
+             rf"notes.txt, runs/\){what if folder_kind else ''}: it is left as it is, not "
+             r"replaced. Give the path of a new or empty folder, or remove this one first.",
+             folder_kind)
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_folder_of_many_files_is_named_by_its_first_few(tmp_path):
+    out = tmp_path / "out"
+    _write_folder(out, {f"f{i}": "x" for i in range(7)})
+    _refused(out, FileExistsError, r"other files \(f0, f1, f2, f3 and 3 more\)")
+
+
+def test_replace_itself_refuses_a_folder_holding_other_files(tmp_path):
+    """The check is in `replace` too: a folder filled while the new one was written."""
+    new, out = tmp_path / "new", tmp_path / "out"
+    _write_folder(new, NEW)
+    _write_folder(out, USER_FILES)
+    before = _snapshot(tmp_path)
+    with pytest.raises(FileExistsError, match=f"{out} is a folder that holds other files"):
+        atomic.replace(new, out, SAVED_MODEL)
+    assert _snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "old", [{}, OLD, {"saved_model.pbtxt": "old text"}], ids=["empty", "pb", "pbtxt"]
+)
+def test_an_empty_folder_or_an_earlier_saved_model_is_replaced(tmp_path, old):
+    target = tmp_path / "sm"
+    _write_folder(target, old)
+    with atomic.atomic_path(target, SAVED_MODEL) as tmp:
+        _write_folder(tmp, NEW)
+    assert _tree(target) == NEW and os.listdir(tmp_path) == ["sm"]
+
+
+@pytest.mark.parametrize(
+    "given, why",
+    [
+        ("", "the working directory"),
+        (".", "the working directory"),
+        ("..", "a folder holding the working directory"),
+        ("../../..", "a folder holding the working directory"),
+        ("../..", "the home folder"),
+        ("/", "the file system's root"),
+    ],
+)
+def test_the_working_directory_its_folders_home_and_root_are_never_replaced(
+    tmp_path, monkeypatch, given, why
+):
+    """`saved_model(model, ".")` (or "") swapped the working directory for the SavedModel:
+    the project's files were deleted."""
+    home, cwd = tmp_path / "home", tmp_path / "home" / "project" / "sm"
+    _write_folder(cwd, OLD)  # even a SavedModel: the working directory is never replaced
+    (home / "project" / "train.py").write_text("code")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    real = os.path.realpath(given or ".")
+    before = _snapshot(tmp_path)
+    message = rf"'{given}' is {why}.*\({real}\): it is never replaced, nothing is written"
+    _refused(given, PermissionError, message)
+    with pytest.raises(PermissionError, match=message):
+        atomic.atomic_write_bytes(given, b"tflite")
+    assert _snapshot(tmp_path) == before and os.getcwd() == str(cwd)
+
+
+def test_a_symlink_to_a_folder_is_named_as_a_link(tmp_path):
+    """It was refused as "is a file"."""
+    real, link = tmp_path / "real_exports", tmp_path / "exports"
+    _write_folder(real, OLD)
+    os.symlink(real, link)
+    before = _snapshot(tmp_path)
+    message = rf"{link} is a symbolic link \(to {real}\): it is left as it is, not replaced"
+    _refused(link, FileExistsError, message)
+    with pytest.raises(FileExistsError, match=message):
+        atomic.atomic_write_bytes(link, b"tflite")
+    assert _snapshot(tmp_path) == before and os.path.islink(link)
+
+
+@pytest.mark.parametrize("under", ["sm", "deeper/sm"])
+def test_a_file_where_a_folder_is_needed_is_named(tmp_path, under):
+    """It was a bare `FileExistsError: [Errno 17] File exists: '.../notes'`."""
+    notes = tmp_path / "notes"
+    notes.write_text("x")
+    path = notes / under
+    message = rf"{path} cannot be written: {notes} is a file, not a folder"
+    _refused(path, NotADirectoryError, message)
+    with pytest.raises(NotADirectoryError, match=message):
+        atomic.atomic_write_bytes(path, b"tflite")
+    assert os.listdir(tmp_path) == ["notes"] and notes.read_text() == "x"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc here")
+@pytest.mark.parametrize("path", ["/proc/sm", "/proc/sub/m.tflite"])
+def test_an_unwritable_place_is_named_by_the_path_given(path):
+    """The error named the hidden temporary path ('/proc/.sm.tmp-23244-1d2rlogc')."""
+    for folder_kind in (SAVED_MODEL, None):
+        with pytest.raises(OSError) as info:
+            with atomic.atomic_path(path, folder_kind):
+                pass
+        _names_the_path(info.value, path)
+    with pytest.raises(OSError) as info:
+        atomic.atomic_write_bytes(path, b"tflite")
+    _names_the_path(info.value, path)
+
+
+def _names_the_path(error, path):
+    assert str(error).startswith(f"[Errno {error.errno}] {path} cannot be written: ")
+    assert ".tmp-" not in str(error) and isinstance(error.__cause__, OSError)
+
+
+def test_a_folder_kind_names_its_bad_markers():
+    with pytest.raises(ValueError, match=r"Received: markers='saved_model.pb'"):
+        atomic.FolderKind("a SavedModel", "saved_model.pb")
+    with pytest.raises(ValueError, match=r"Received: name=''"):
+        atomic.FolderKind("", ("x",))

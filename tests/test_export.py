@@ -231,6 +231,75 @@ def test_failed_export_keeps_previous_file(compact, tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["c.keras"]
 
 
+def _files(folder):
+    return {os.path.relpath(os.path.join(root, n), folder)
+            for root, dirs, files in os.walk(folder) for n in dirs + files}
+
+
+def test_saved_model_replaces_an_earlier_one_or_an_empty_folder(compact, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for name in ("empty", "sm", "sm"):  # the second "sm": over the first export
+        path = tfc.export.saved_model(compact, str(tmp_path / name))
+        np.testing.assert_allclose(tfc.export.serve(path, _x())[0], compact(_x()), rtol=1e-5)
+    assert sorted(os.listdir(tmp_path)) == ["empty", "sm"]
+
+
+def test_saved_model_refuses_a_folder_of_other_files_and_leaves_them(compact, tmp_path):
+    """`saved_model(compact, "out")` onto an `out/` of earlier exports and notes deleted
+    them: only the SavedModel was left."""
+    out = tmp_path / "out"
+    (out / "runs").mkdir(parents=True)
+    (out / "m.tflite").write_bytes(b"earlier export")
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(FileExistsError, match=rf"{out} is a folder that holds other files "
+                       r"\(m.tflite, notes.txt, runs/\) and is not a SavedModel"):
+        tfc.export.saved_model(compact, str(out))
+    assert _files(out) == {"m.tflite", "notes.txt", "runs"} and os.listdir(tmp_path) == ["out"]
+    assert (out / "notes.txt").read_text() == "my notes"
+
+
+@pytest.mark.parametrize("given", ["", "."])
+def test_saved_model_refuses_the_working_directory(compact, tmp_path, monkeypatch, given):
+    """`saved_model(compact, ".")` (or "") put the SavedModel in the working directory's
+    place: the project's files were deleted."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text("print('my code')")
+    monkeypatch.chdir(project)
+    with pytest.raises(PermissionError, match=rf"'{given}' is the working directory "
+                       rf"\({project}\): it is never replaced"):
+        tfc.export.saved_model(compact, given)
+    assert _files(tmp_path) == {"project", os.path.join("project", "train.py")}
+    assert os.getcwd() == str(project)
+
+
+def test_export_path_errors_name_the_path_given(compact, tmp_path):
+    """A symlink to a folder was refused as "is a file"; a file standing for a parent
+    folder gave a bare `[Errno 17] File exists: '.../notes'`."""
+    (tmp_path / "real").mkdir()
+    os.symlink(tmp_path / "real", tmp_path / "exports")
+    with pytest.raises(FileExistsError, match=rf"{tmp_path}/exports is a symbolic link "
+                       rf"\(to {tmp_path}/real\)"):
+        tfc.export.saved_model(compact, str(tmp_path / "exports"))
+    (tmp_path / "notes").write_text("x")
+    for export, name in [(tfc.export.saved_model, "sm"), (tfc.export.tflite, "m.tflite")]:
+        path = tmp_path / "notes" / name
+        with pytest.raises(NotADirectoryError, match=rf"{path} cannot be written: "
+                           rf"{tmp_path}/notes is a file, not a folder"):
+            export(compact, str(path))
+    assert _files(tmp_path) == {"real", "exports", "notes"}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc here")
+def test_an_unwritable_export_path_is_named_not_its_hidden_temporary(compact):
+    """It named '/proc/.sm.tmp-23244-1d2rlogc'."""
+    for export, path in [(tfc.export.saved_model, "/proc/sm"),
+                         (tfc.export.tflite, "/proc/m.tflite")]:
+        with pytest.raises(OSError, match=rf"^\[Errno \d+\] {path} cannot be written: ") as info:
+            export(compact, path)
+        assert ".tmp-" not in str(info.value) and info.value.__cause__ is not None
+
+
 def test_unnamed_inputs_sequential_models_and_generator_calibration(tmp_path):
     """The signature's input is the Input layer's name, the same after fold_batchnorm (it
     was the tensor's process-wide "keras_tensor_17", and "input_layer_1" folded); a

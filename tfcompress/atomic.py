@@ -11,6 +11,14 @@ kill at any instant) sees the old artefact or the new one, whole:
   renamed aside to ``.{name}.old-{pid}-{token}`` and the new one renamed in: a kill between
   the two renames leaves the target missing, and ``recover(path)`` renames the old one back.
 
+What is replaced: a file over a file, and a folder over an empty folder or over a previous
+output of the same kind, which the caller names (``atomic_path(path, FolderKind(...))``:
+a folder holding one of its marker files, e.g. ``saved_model.pb``). Anything else at the
+target is refused with an error naming it and left as it is: a folder over a file or a file
+over a folder, a symbolic link to a folder, a folder holding other files (``FileExistsError``
+listing a few of them), and, whatever it holds, the file system's root, the user's home, the
+working directory or a folder holding it (``""`` and ``"."`` included).
+
 A killed writer leaves its hidden names behind. ``recover(path)``, which every write to the
 path calls first, removes those of dead processes (the pid is in the name; a live process's
 are left alone). Inside ``atomic_path`` Python's ``tempfile`` (TensorFlow's autograph, the
@@ -25,6 +33,7 @@ names of processes this one cannot see, which count as dead.
 
 import contextlib
 import ctypes
+import dataclasses
 import errno
 import os
 import re
@@ -43,6 +52,33 @@ _UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP)
 def _fault_point(name):
     """Called at each step of a replace or a commit; does nothing. A kill test replaces it
     (in a subprocess) with a SIGKILL at the step it names."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderKind:
+    """What a folder written by ``atomic_path`` is, so that an earlier one (and nothing
+    else) at its path is replaced: ``name`` for messages ("a SavedModel"), ``markers``: file
+    names, one of which such a folder holds (``("saved_model.pb", "saved_model.pbtxt")``)."""
+
+    name: str
+    markers: tuple
+
+    def __post_init__(self):
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"name must be a non-empty string. Received: name={self.name!r}")
+        markers = self.markers
+        if isinstance(markers, str) or not markers or not all(
+            isinstance(m, str) and m and os.sep not in m for m in markers
+        ):
+            raise ValueError(
+                "markers must be a non-empty tuple of file names (no folder part). "
+                f"Received: markers={markers!r}"
+            )
+        object.__setattr__(self, "markers", tuple(markers))
+
+    def holds(self, folder):
+        """True if ``folder`` holds one of the marker files."""
+        return any(os.path.lexists(os.path.join(folder, m)) for m in self.markers)
 
 
 def _load_renameat2():
@@ -167,21 +203,84 @@ def _exchange(src, dst):
     return True
 
 
-def replace(src, dst):
-    """Puts ``src`` (a file or a folder) at ``dst`` in one rename, over a ``dst`` of the same
-    kind (a file over a folder, or a folder over a file, is refused: IsADirectoryError /
-    NotADirectoryError); never deletes ``dst`` first. ``src`` and ``dst`` must be in the
-    same file system."""
-    src, dst = os.fspath(src), os.path.abspath(os.fspath(dst)).rstrip(os.sep)
-    _fault_point("replace:before")
-    src_dir = os.path.isdir(src) and not os.path.islink(src)
+def _target(path):
+    return os.path.abspath(os.fspath(path)).rstrip(os.sep) or os.sep
+
+
+def _protected(target):
+    """Why ``target`` (absolute) is never replaced, whatever it holds; None if it may be."""
+    real = os.path.realpath(target)
+    if real == os.path.dirname(real):
+        return "the file system's root"
+    if real == os.path.realpath(os.path.expanduser("~")):
+        return "the home folder"
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:  # the working directory was removed
+        return None
+    if real == cwd:
+        return "the working directory"
+    if os.path.commonpath([real, cwd]) == real:
+        return f"a folder holding the working directory ({cwd})"
+    return None
+
+
+def _entries(folder, shown=4):
+    names = sorted(os.listdir(folder))
+    listed = [n + os.sep if os.path.isdir(os.path.join(folder, n)) else n for n in names[:shown]]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(listed) + more
+
+
+def check_target(path, src_dir=None, folder_kind=None):
+    """Raises, naming ``path``, unless what is at ``path`` may be replaced by a folder
+    (``src_dir=True``) of ``folder_kind`` (a ``FolderKind`` or None), by a file
+    (``False``) or by either (None: not known yet). A free path is always admitted."""
+    dst = _target(path)
+    why = _protected(dst)
+    if why is not None:
+        raise PermissionError(
+            f"{os.fspath(path)!r} is {why} ({os.path.realpath(dst)}): it is never replaced, "
+            "nothing is written there. Give the path of a new or empty folder inside it "
+            f"instead (e.g. {os.path.join(dst, 'export')!r})."
+        )
+    if not os.path.lexists(dst):
+        return
+    what = {True: "folder", False: "file", None: "file or folder"}[src_dir]
+    if os.path.islink(dst) and (src_dir or os.path.isdir(dst)):
+        raise FileExistsError(
+            f"{dst} is a symbolic link (to {os.readlink(dst)}): it is left as it is, not "
+            f"replaced (a {what} put there would replace the link, not write into what it "
+            "points to). Give the path it points to, or another path."
+        )
     dst_dir = os.path.isdir(dst) and not os.path.islink(dst)
-    if os.path.lexists(dst) and src_dir != dst_dir:  # a .tflite onto a SavedModel folder ...
-        kind = {True: "folder", False: "file"}
+    if src_dir is not None and src_dir != dst_dir:  # a .tflite onto a SavedModel folder ...
+        kinds = {True: "folder", False: "file"}
         raise (IsADirectoryError if dst_dir else NotADirectoryError)(
-            f"{dst} is a {kind[dst_dir]}, and a {kind[src_dir]} was written for it: it is "
+            f"{dst} is a {kinds[dst_dir]}, and a {what} was written for it: it is "
             f"left as it is, not replaced. Remove it first or write to another path."
         )
+    kind = folder_kind
+    if dst_dir and os.listdir(dst) and not (kind is not None and kind.holds(dst)):
+        which = "" if kind is None else (
+            f" and is not {kind.name} (it holds no {' or '.join(kind.markers)})")
+        raise FileExistsError(
+            f"{dst} is a folder that holds other files ({_entries(dst)}){which}: it is left "
+            "as it is, not replaced. Give the path of a new or empty folder, or remove this "
+            "one first."
+        )
+
+
+def replace(src, dst, folder_kind=None):
+    """Puts ``src`` (a file or a folder) at ``dst`` in one rename, over a ``dst`` that
+    ``check_target`` admits: a file over a file, a folder over an empty folder or over a
+    folder of ``folder_kind`` (a ``FolderKind``); anything else is refused, naming ``dst``.
+    Never deletes ``dst`` first. ``src`` and ``dst`` must be in the same file system."""
+    src, dst = os.fspath(src), _target(dst)
+    _fault_point("replace:before")
+    src_dir = os.path.isdir(src) and not os.path.islink(src)
+    check_target(dst, src_dir, folder_kind)
+    dst_dir = os.path.isdir(dst) and not os.path.islink(dst)
     if not os.path.lexists(dst) or not (src_dir or dst_dir):
         os.replace(src, dst)  # a file over a file, or anything onto a free name
         _fault_point("replace:done")
@@ -212,17 +311,56 @@ def _tempfiles_under(folder):
         tempfile.tempdir = saved
 
 
+def _make_folder(folder, target):
+    """Creates ``folder`` (``target``'s) and its missing parents; errors name ``target``."""
+    part = folder
+    while not os.path.isdir(part):
+        if os.path.lexists(part):
+            what = "a symbolic link to nothing" if os.path.islink(part) else "a file"
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"{target} cannot be written: {part} is {what}, not a folder"
+            )
+        part = os.path.dirname(part)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise _naming(e, f"{target} cannot be written: its folder {folder} cannot be "
+                         f"created ({e.strerror or e})") from e
+
+
+def _naming(error, message):
+    """``error`` (an OSError of a hidden name) again, of its class, saying ``message``."""
+    return type(error)(error.errno, message) if error.errno else type(error)(message)
+
+
 @contextlib.contextmanager
-def atomic_path(path):
+def _writes_in(folder, target):
+    try:
+        yield
+    except OSError as e:
+        raise _naming(e, f"{target} cannot be written: {folder} does not take a new file "
+                         f"({e.strerror or e})") from e
+
+
+@contextlib.contextmanager
+def atomic_path(path, folder_kind=None):
     """Yields a temporary path beside ``path`` (same name, in a hidden folder); on a clean
     exit puts what was written there at ``path`` (``replace``). On an exception, or a kill,
     ``path`` keeps its old content; the hidden folder is removed (after a kill: by the next
-    write to ``path``). Python temporary files created meanwhile go in the hidden folder."""
-    target = os.path.abspath(os.fspath(path)).rstrip(os.sep)
+    write to ``path``). Python temporary files created meanwhile go in the hidden folder.
+
+    ``folder_kind``: a ``FolderKind`` if a folder is written: an earlier folder of that kind
+    at ``path`` is replaced. A folder holding anything else, and the paths ``check_target``
+    never replaces, are refused before anything is written, and left as they are."""
+    target = _target(path)
     folder, base = os.path.split(target)
-    os.makedirs(folder, exist_ok=True)
+    src_dir = True if folder_kind is not None else None  # else a file, or not said
+    check_target(path, src_dir, folder_kind)  # before any folder is made
+    _make_folder(folder, target)
     recover(target)
-    work = tempfile.mkdtemp(prefix=f".{base}.{TEMP}-{os.getpid()}-", dir=folder)
+    check_target(path, src_dir, folder_kind)  # what `recover` renamed back
+    with _writes_in(folder, target):
+        work = tempfile.mkdtemp(prefix=f".{base}.{TEMP}-{os.getpid()}-", dir=folder)
     # the result in a folder of its own: its name may be any, "tempfiles" included
     os.makedirs(os.path.join(work, "result"))
     tmp = os.path.join(work, "result", base)
@@ -232,7 +370,7 @@ def atomic_path(path):
         if not os.path.lexists(tmp):
             raise FileNotFoundError(f"Nothing was written to {tmp}, so {target} is unchanged.")
         _fsync_tree(tmp)
-        replace(tmp, target)
+        replace(tmp, target, folder_kind)
     finally:
         _remove(work)
 
@@ -240,13 +378,16 @@ def atomic_path(path):
 def atomic_write_bytes(path, data):
     """Writes ``data`` to ``path`` beside it and renames it over (``replace``); creates the
     missing folders of ``path``, as ``atomic_path`` does."""
-    target = os.path.abspath(os.fspath(path))
+    target = _target(path)
     folder, base = os.path.split(target)
-    os.makedirs(folder, exist_ok=True)
+    check_target(path, False)
+    _make_folder(folder, target)
     recover(target)
     tmp = os.path.join(folder, hidden_name(base))
+    with _writes_in(folder, target):
+        f = open(tmp, "xb")  # noqa: SIM115 - closed below; only its creation names `target`
     try:
-        with open(tmp, "xb") as f:
+        with f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -7,12 +7,15 @@ import os
 import keras
 import tensorflow as tf
 
-from tfcompress.atomic import atomic_path
+from tfcompress.atomic import FolderKind, atomic_path
 from tfcompress.export.fold import fold_batchnorm as fold
 
 DEFAULT_SIGNATURE = "serving_default"
 # Written next to the SavedModel's assets: the output names in the model's order.
 OUTPUT_ORDER_FILE = os.path.join("assets.extra", "output_names.json")
+# What an earlier export at the path must be to be replaced (any other non-empty folder is
+# refused, never deleted: `tfcompress.atomic`).
+SAVED_MODEL = FolderKind("a SavedModel", ("saved_model.pb", "saved_model.pbtxt"))
 
 
 def input_name(tensor):
@@ -58,6 +61,11 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
     `fold_batchnorm=True` the BatchNorms that directly follow a Conv / Dense layer are
     folded into it first (`tfcompress.export.fold_batchnorm`; `model` is not changed).
     Returns `path`.
+
+    `path` may be new, an empty folder or an earlier SavedModel (replaced whole, atomically:
+    files added inside it go too). A folder holding anything else is refused
+    (`FileExistsError` naming a few of its files), as are the working directory (`""`,
+    `"."`), a folder holding it, the home folder and `/`: nothing there is touched.
     """
     if not signature_name or not isinstance(signature_name, str):
         raise ValueError(f"signature_name must be a non-empty string. Received: {signature_name!r}")
@@ -71,7 +79,8 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
         outputs = keras.tree.flatten(model(x, training=False))
         return dict(zip(names, outputs, strict=True))
 
-    with atomic_path(path) as tmp:  # tracing's temporary files go in its hidden folder too
+    # tracing's temporary files go in its hidden folder too
+    with atomic_path(path, SAVED_MODEL) as tmp:
         write_signature(model, tmp, signature_name, call, specs)
         os.makedirs(os.path.join(tmp, os.path.dirname(OUTPUT_ORDER_FILE)), exist_ok=True)
         with open(os.path.join(tmp, OUTPUT_ORDER_FILE), "w") as f:

@@ -21,6 +21,7 @@ from tfcompress.atomic import atomic_path
 from tfcompress.batches import describe
 from tfcompress.export.saved_model import (
     DEFAULT_SIGNATURE,
+    SAVED_MODEL,
     functional,
     input_name,
     input_specs,
@@ -58,7 +59,7 @@ def _batch_free_saved_model(model, path):
         outputs = keras.tree.flatten(model(x, training=False))
         return dict(zip(names, outputs, strict=True))
 
-    with atomic_path(path) as tmp:  # written as `saved_model` writes (same fault points)
+    with atomic_path(path, SAVED_MODEL) as tmp:  # as `saved_model` writes (same fault points)
         write_signature(model, tmp, DEFAULT_SIGNATURE, call, specs)
     return path
 
