@@ -254,6 +254,22 @@ def test_entry_points_check_paths_before_anything_runs(tmp_path):
     assert os.listdir(run) == ["model.keras"]
 
 
+def test_export_refuses_a_saved_model_folder_of_other_files_before_loading(tmp_path):
+    """The export command replaced `<output_dir>/saved_model/` whatever it held."""
+    from tfcompress import training
+    from tfcompress.training import config as cfg
+
+    afile = tmp_path / "afile"  # no model: the refusal comes before it is loaded
+    afile.write_text("x")
+    folder = tmp_path / "out" / "saved_model"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=rf"{folder} is a folder that holds other files "
+                       r"\(notes.txt\) and is not a SavedModel"):
+        training.export(cfg.ExportConfig(str(afile), str(tmp_path / "out")))
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
 def test_demo_checks_its_paths_first(tmp_path, monkeypatch):
     from tfcompress.scripts import demo_lib
 

@@ -15,7 +15,8 @@ import numpy as np
 from absl import logging
 
 import tfcompress as tfc
-from tfcompress.atomic import atomic_write_text
+from tfcompress.atomic import atomic_write_text, check_target
+from tfcompress.export.saved_model import SAVED_MODEL as SAVED_MODEL_FOLDER
 from tfcompress.pruners.batchnorm import batch_norm_layers
 from tfcompress.training import devices, inputs, paths, weights
 
@@ -64,6 +65,8 @@ def check_paths(config):
     paths.input_pattern("calibration_data", config.calibration_data)
     paths.output_directory("output_dir", config.output_dir)
     paths.outputs_inside("output_dir", config.output_dir, writes(config.formats))
+    if "saved_model" in config.formats:  # an earlier SavedModel, or a folder of other files
+        check_target(os.path.join(config.output_dir, SAVED_MODEL), True, SAVED_MODEL_FOLDER)
 
 
 def export(config):
