@@ -30,6 +30,14 @@ def check_count(name, value, none=False):
         f"{name}={value!r}")
 
 
+def check_flag(name, value):
+    """Raises a ValueError naming argument `name` unless `value` is True or False (a NumPy
+    bool too): a string "False" or "no", a 0 or a None would be read by its truth."""
+    if isinstance(value, (bool, np.bool_)):
+        return
+    raise ValueError(f"{name} must be True or False. Received: {name}={value!r}")
+
+
 def plain(value):
     """`value` (a number) as a Python int or float; anything else unchanged."""
     if is_int(value):

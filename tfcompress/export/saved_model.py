@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfcompress.atomic import FolderKind, atomic_path
 from tfcompress.export.fold import fold_batchnorm as fold
+from tfcompress.numbers import check_flag
 
 DEFAULT_SIGNATURE = "serving_default"
 # Written next to the SavedModel's assets: the output names in the model's order.
@@ -69,6 +70,7 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
     """
     if not signature_name or not isinstance(signature_name, str):
         raise ValueError(f"signature_name must be a non-empty string. Received: {signature_name!r}")
+    check_flag("fold_batchnorm", fold_batchnorm)
     model = functional(fold(model) if fold_batchnorm else model)
     specs = input_specs(model)
     names = output_names(model)

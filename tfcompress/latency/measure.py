@@ -33,7 +33,7 @@ from tfcompress.latency.layers import architecture, check_unique_names, layer_si
 from tfcompress.latency.machine import machine_key
 from tfcompress.latency.runtimes import check_runtime, serving_call
 from tfcompress.latency.table import CostTable, LayerCost
-from tfcompress.numbers import check_count, is_number
+from tfcompress.numbers import check_count, check_flag, is_number
 
 DEFAULT_FRACTIONS = (0.125, 0.25, 0.5, 0.75, 1.0)
 
@@ -173,9 +173,7 @@ def _progress(total, verbose):
 def served_form(fold_batchnorm):
     """`fn(model) -> the model as deployed`: `tfcompress.export.fold_batchnorm` of it, or
     the model itself."""
-    if fold_batchnorm is not True and fold_batchnorm is not False:
-        raise ValueError(
-            f"fold_batchnorm must be True or False. Received: fold_batchnorm={fold_batchnorm!r}")
+    check_flag("fold_batchnorm", fold_batchnorm)
     return fold if fold_batchnorm else (lambda model: model)
 
 

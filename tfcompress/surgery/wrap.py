@@ -13,6 +13,7 @@ from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, WeightMask
 from tfcompress.layers.weight_mask import masked_weight_names
+from tfcompress.numbers import check_flag
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
@@ -55,9 +56,8 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
             penalty on BatchNorm scales) for "slimming".
     """
     _refuse_wrapped(model)
-    if copy_layers is not True and copy_layers is not False:
-        raise ValueError(
-            f"copy_layers must be True or False. Received: copy_layers={copy_layers!r}")
+    check_flag("copy_layers", copy_layers)
+    check_flag("mask_kernels", mask_kernels)
     share = not copy_layers
     record = methods.get(method)
     if options and record.clone_hook is None:

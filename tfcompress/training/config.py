@@ -10,6 +10,7 @@ import math
 import numbers
 
 from tfcompress.methods import COMPRESSION_TARGETS, NORMALIZE, SCOPES
+from tfcompress.numbers import check_flag
 from tfcompress.pruners.ranking import RULES as RANKING_RULES
 from tfcompress.pruners.weights import check_quality_scope
 from tfcompress.schedules import ACoSPTemperature
@@ -425,9 +426,7 @@ class PruneConfig:
 
         _int("latency_batch_size", self.latency_batch_size, minimum=1)
         _choice("latency_runtime", self.latency_runtime, RUNTIMES)
-        if not isinstance(self.latency_fold_batchnorm, bool):
-            raise ValueError("latency_fold_batchnorm must be True or False. Received: "
-                             f"latency_fold_batchnorm={self.latency_fold_batchnorm!r}")
+        check_flag("latency_fold_batchnorm", self.latency_fold_batchnorm)
         if not isinstance(self.latency_only, tuple) or not all(
                 isinstance(t, str) and t for t in self.latency_only):
             raise ValueError("latency_only must be a tuple of non-empty texts (parts of mask "
@@ -596,6 +595,4 @@ class ExportConfig:
         _int("calibration_batches", self.calibration_batches, minimum=1)
         _text("signature_name", self.signature_name)
         _text("gpu_id", self.gpu_id, optional=True)
-        if not isinstance(self.fold_batchnorm, bool):
-            raise ValueError("fold_batchnorm must be True or False. Received: "
-                             f"fold_batchnorm={self.fold_batchnorm!r}")
+        check_flag("fold_batchnorm", self.fold_batchnorm)
