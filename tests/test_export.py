@@ -78,6 +78,23 @@ def test_tflite_full_int8(compact, tmp_path):
 
 
 
+def test_run_tflite_saturates_int8_inputs_outside_the_calibrated_range(tmp_path):
+    # an input 3x beyond the representative data's [-1, 1] quantized to 385 and wrapped
+    # to -127 in the int8 cast: the output's sign flipped
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((4,))
+    model = keras.Model(inp, layers.Dense(2)(inp))
+    path = str(tmp_path / "d.tflite")
+    rep = [np.random.default_rng(0).uniform(-1, 1, (32, 4)).astype("float32")]
+    tfc.export.tflite(model, path, quantization="int8", representative_data=rep)
+    x = np.array([[3.0, 0.0, 0.0, 0.0]], np.float32)
+    top = float(np.max(rep[0]))  # about the largest input value the int8 input holds
+    saturated = np.asarray(model(np.array([[top, 0.0, 0.0, 0.0]], np.float32)))
+    out = tfc.export.run_tflite(path, x)[0]
+    assert np.all(np.sign(out) == np.sign(saturated)), (out, saturated)
+    np.testing.assert_allclose(out, saturated, atol=0.05)
+
+
 @pytest.mark.parametrize("quantization", [None, "int8"])
 def test_tflite_batch_is_dynamic(tmp_path, quantization):
     # an Input that fixes batch 1 and a Flatten (a reshape that would bake that batch in)

@@ -94,3 +94,21 @@ def test_shared_wrap_parity_on_every_topology(name):
         np.testing.assert_array_equal(a, b)
     names = [layer.name for layer in compact.layers]
     assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda model, tmp: tfc.wrap(model, mask_kernels="False"), "mask_kernels"),
+        (lambda model, tmp: tfc.wrap(model, copy_layers=0), "copy_layers"),
+        (lambda model, tmp: tfc.export.saved_model(model, str(tmp / "sm"), fold_batchnorm="no"),
+         "fold_batchnorm"),
+    ],
+)
+def test_true_or_false_arguments_refuse_other_values(call, name, tmp_path):
+    # `wrap(mask_kernels="False")` folded the masks into kernels, `fold_batchnorm="no"` folded
+    # the BatchNorms: a string was read by its truth (`numbers.check_flag`)
+    with pytest.raises(ValueError, match=rf"{name} must be True or False. Received: {name}="):
+        call(conv_bn_net(), tmp_path)
+    assert not (tmp_path / "sm").exists()
+

@@ -142,7 +142,9 @@ def run_tflite(path_or_bytes, x, model=None):
     for i in range(0, x.shape[0], step):
         sample = x[i : i + step]
         if inp["dtype"] in (np.int8, np.uint8) and scale:
-            sample = np.round(sample / scale + zero)
+            # saturated, as TFLite's own quantize op does (a cast would wrap 385 to -127)
+            limits = np.iinfo(inp["dtype"])
+            sample = np.clip(np.round(sample / scale + zero), limits.min, limits.max)
         interp.set_tensor(inp["index"], sample.astype(inp["dtype"]))
         interp.invoke()
         res = []
