@@ -127,6 +127,17 @@ def test_skip_corrupt_drops_undecodable_records(tmp_path):
     [
         (dict(task="depth", batch_size=2), r"task='depth'"),
         (dict(task="classification", batch_size=0), r"batch_size=0"),
+        # each of these was read as something else, or failed in TensorFlow naming nothing
+        (dict(task="classification", batch_size=True), r"batch_size must be an integer >= 1"
+         r"\. Received: batch_size=True"),
+        (dict(task="classification", batch_size=2, num_classes=2.7), r"num_classes must be an "
+         r"integer >= 1 or None\. Received: num_classes=2\.7"),
+        (dict(task="classification", batch_size=2, channels=2), r"channels must be 1, 3 or "
+         r"None\. Received: channels=2"),
+        (dict(task="classification", batch_size=2, cycle_length=0), r"cycle_length=0"),
+        (dict(task="classification", batch_size=2, shuffle_buffer=0), r"shuffle_buffer=0"),
+        (dict(task="classification", batch_size=2, repeat="no"), r"repeat must be True or "
+         "False"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, match):

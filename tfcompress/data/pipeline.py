@@ -53,6 +53,7 @@ from tfcompress.data import decode, parse, reader, schema, validate
 from tfcompress.data.errors import SkippedRecords
 from tfcompress.data.graph_fn import graph_fn
 from tfcompress.data.reader import first_example, image_format_of, image_shape_of, list_shards
+from tfcompress.numbers import check_count, check_flag, is_int
 
 __all__ = ["build_dataset", "first_example", "image_format_of", "image_shape_of", "list_shards"]
 
@@ -303,6 +304,26 @@ def _decoded_blocks(read, shuffle_buffer, cycle_length, parser, check):
     return ds.unbatch()
 
 
+def _check_arguments(batch_size, num_classes, channels, max_boxes, shuffle_buffer, cycle_length,
+                    training, repeat, deterministic, skip_corrupt, drop_remainder):  # fmt: skip
+    """Raises a ValueError naming the first argument of ``build_dataset`` of the wrong kind:
+    ``batch_size=True`` read as 1, ``num_classes=2.7`` as 2, ``cycle_length=0`` failed in
+    TensorFlow naming no argument."""
+    counts = {"batch_size": batch_size, "max_boxes": max_boxes,
+              "shuffle_buffer": shuffle_buffer, "cycle_length": cycle_length}  # fmt: skip
+    for name, value in counts.items():
+        check_count(name, value)
+    check_count("num_classes", num_classes, none=True)
+    if channels is not None and not (is_int(channels) and channels in (1, 3)):
+        raise ValueError(f"channels must be 1, 3 or None. Received: channels={channels!r}")
+    flags = {"training": training, "repeat": repeat, "deterministic": deterministic,
+             "skip_corrupt": skip_corrupt}  # fmt: skip
+    for name, value in flags.items():
+        check_flag(name, value)
+    if drop_remainder is not None:
+        check_flag("drop_remainder", drop_remainder)
+
+
 def build_dataset(
     file_pattern,
     task,
@@ -373,10 +394,8 @@ def build_dataset(
         a lock file that ``tf.data`` refuses to overwrite).
     """
     schema.check_task(task)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1. Received: batch_size={batch_size}")
-    if num_classes is not None and (isinstance(num_classes, bool) or int(num_classes) < 1):
-        raise ValueError(f"num_classes must be an int >= 1. Received: num_classes={num_classes!r}")
+    _check_arguments(batch_size, num_classes, channels, max_boxes, shuffle_buffer, cycle_length,
+                     training, repeat, deterministic, skip_corrupt, drop_remainder)  # fmt: skip
     files = list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
     if skip_corrupt and skipped is None:
