@@ -1,6 +1,7 @@
 """Schedules are pure policies: values, exact get_config round trips, bad input."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -86,7 +87,8 @@ def test_numpy_scalars_are_taken_and_kept_as_python_numbers():
                       "initial_ratio": 0.0}
     assert all(type(v) in (int, float) for v in config.values())  # JSON-able
     assert schedule(5) == (True, 0.25)  # the second of four events
-    assert Polynomial(np.float64(0.0), np.float32(0.8), 0, 10, power=np.int64(3)).power == 3
+    assert Polynomial(np.float64(0.0), np.float32(0.8), 0, 10, power=np.int64(3),
+                      frequency=np.int64(5)).power == 3
 
 
 def test_deserialize_unknown():
@@ -134,3 +136,37 @@ def test_acosp_temperature_update_is_checked_and_serialised():
     assert s != ACoSPTemperature(0.5, 4)
     with pytest.raises(ValueError, match="Received: update='step'"):
         ACoSPTemperature(0.5, 4, update="step")
+
+
+@pytest.mark.parametrize("schedule", ALL[:3], ids=lambda s: type(s).__name__)
+def test_event_steps_are_the_steps_that_prune(schedule):
+    events = [t for t in range(0, 1500) if schedule(t)[0]]
+    assert list(schedule.event_steps) == events
+    assert schedule.event_steps[-1] == schedule.last_step
+
+
+def test_polynomial_with_frequency_over_its_span_warns_of_its_one_event():
+    with pytest.warns(schedules.ScheduleWarning) as caught:
+        s = Polynomial(0.0, 0.8, begin_step=0, end_step=50)  # the default frequency=100
+    assert list(s.event_steps) == [0] and s(0) == (True, 0.0)
+    (message,) = [str(w.message) for w in caught]
+    assert message == (
+        "Polynomial(initial_ratio=0.0, final_ratio=0.8, begin_step=0, end_step=50, "
+        "power=3, frequency=100) has one pruning event, at begin_step=0, to "
+        "initial_ratio=0.0 (so it prunes nothing): frequency=100 is more than end_step - "
+        "begin_step = 50, so no event falls after begin_step and final_ratio=0.8 is never "
+        "reached. TFMOT's PolynomialDecay behaves the same. Give a frequency of at most 50 "
+        "(one that divides 50 makes end_step an event, reaching final_ratio), or use "
+        "OneShot(ratio, step) for a single event. If one event is meant, silence this "
+        "with warnings.filterwarnings('ignore', "
+        "category=tfcompress.schedules.ScheduleWarning).")
+    with pytest.warns(schedules.ScheduleWarning, match="to initial_ratio=0.2: frequency") as c:
+        Polynomial(0.2, 0.8, begin_step=10, end_step=20, frequency=11)
+    assert "prunes nothing" not in str(c[0].message)
+
+
+def test_polynomial_with_frequency_up_to_its_span_is_quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", schedules.ScheduleWarning)
+        assert list(Polynomial(0.0, 0.8, 0, 50, frequency=50).event_steps) == [0, 50]
+        assert Polynomial(0.0, 0.8, 0, 100).last_step == 100  # the default frequency

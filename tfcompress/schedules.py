@@ -13,8 +13,16 @@ Every schedule's `get_config()` holds exactly its constructor arguments, so
 """
 
 import math
+import warnings
 
 from tfcompress.numbers import is_int, is_number, plain
+
+
+class ScheduleWarning(UserWarning):
+    """A schedule built from valid arguments that does not prune as they suggest (a
+    `Polynomial` whose `frequency` leaves it one event, at `begin_step`). A Python
+    warning, so a schedule meant that way can silence exactly this one with
+    `warnings.filterwarnings("ignore", category=tfcompress.schedules.ScheduleWarning)`."""
 
 
 def _check_ratio(value, name):
@@ -56,6 +64,11 @@ class Schedule:
         """The last step at which the schedule prunes."""
         raise NotImplementedError
 
+    @property
+    def event_steps(self):
+        """The steps at which the schedule prunes, in order (a `range`)."""
+        raise NotImplementedError
+
     def get_config(self):
         raise NotImplementedError
 
@@ -90,6 +103,10 @@ class OneShot(Schedule):
     def last_step(self):
         return self.step
 
+    @property
+    def event_steps(self):
+        return range(self.step, self.step + 1)
+
     def get_config(self):
         return {"ratio": self.ratio, "step": self.step}
 
@@ -123,6 +140,10 @@ class Iterative(Schedule):
     def last_step(self):
         return self.begin_step + (self.num_events - 1) * self.frequency
 
+    @property
+    def event_steps(self):
+        return range(self.begin_step, self.last_step + 1, self.frequency)
+
     def __call__(self, step):
         offset = step - self.begin_step
         if offset < 0 or step > self.end_step or offset % self.frequency:
@@ -151,6 +172,11 @@ class Polynomial(Schedule):
         p = clip((step - begin_step) / (end_step - begin_step), 0, 1),
 
     pruning at `begin_step + i * frequency` for steps in [begin_step, end_step].
+
+    A `frequency` above `end_step - begin_step` leaves one event, at `begin_step`, to
+    `initial_ratio` (TFMOT's `PolynomialDecay` too): `final_ratio` is never reached, and
+    with `initial_ratio=0` nothing is pruned. Such a schedule warns at construction
+    (`ScheduleWarning`, e.g. the default `frequency=100` with `end_step - begin_step = 50`).
     """
 
     def __init__(self, initial_ratio, final_ratio, begin_step, end_step, power=3, frequency=100):
@@ -169,12 +195,33 @@ class Polynomial(Schedule):
         self.end_step = plain(end_step)
         self.power = plain(power)
         self.frequency = plain(frequency)
+        if self.frequency > self.end_step - self.begin_step:
+            warnings.warn(self._single_event_message(), ScheduleWarning, stacklevel=2)
+
+    def _single_event_message(self):
+        span = self.end_step - self.begin_step
+        nothing = " (so it prunes nothing)" if self.initial_ratio == 0 else ""
+        return (
+            f"{self!r} has one pruning event, at begin_step={self.begin_step}, to "
+            f"initial_ratio={self.initial_ratio}{nothing}: frequency={self.frequency} is "
+            f"more than end_step - begin_step = {span}, so no event falls after begin_step "
+            f"and final_ratio={self.final_ratio} is never reached. TFMOT's PolynomialDecay "
+            f"behaves the same. Give a frequency of at most {span} (one that divides {span} "
+            "makes end_step an event, reaching final_ratio), or use OneShot(ratio, step) "
+            "for a single event. If one event is meant, silence this with "
+            "warnings.filterwarnings('ignore', "
+            "category=tfcompress.schedules.ScheduleWarning)."
+        )
 
     @property
     def last_step(self):
         return self.begin_step + (self.end_step - self.begin_step) // self.frequency * (
             self.frequency
         )
+
+    @property
+    def event_steps(self):
+        return range(self.begin_step, self.last_step + 1, self.frequency)
 
     def __call__(self, step):
         p = min(1.0, max(0.0, (step - self.begin_step) / (self.end_step - self.begin_step)))
