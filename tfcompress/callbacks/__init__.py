@@ -9,10 +9,12 @@ All state (masks, scores, temperatures) lives in model variables and the schedul
 the optimizer's `iterations`, so `keras.callbacks.BackupAndRestore` and weight checkpoints
 resume a run mid-schedule. A scheduled callback whose fit starts at step 0 on a model
 whose masks already prune (a weights file loaded before the optimizer was built) warns,
-`ScheduleRestartWarning`.
+`ScheduleRestartWarning`; one whose fit applies none of its schedule's events (all
+before the fit's first step and never applied, or all after its last) warns at the end,
+`ScheduleSkippedWarning`.
 """
 
-from tfcompress.callbacks._state import ScheduleRestartWarning
+from tfcompress.callbacks._state import ScheduleRestartWarning, ScheduleSkippedWarning
 from tfcompress.callbacks.magnitude import MagnitudePruning
 from tfcompress.callbacks.soft_topk import SoftTopK
 from tfcompress.callbacks.structured import StructuredPruning
@@ -22,6 +24,7 @@ __all__ = [
     "MagnitudePruning",
     "PruningSummaries",
     "ScheduleRestartWarning",
+    "ScheduleSkippedWarning",
     "SoftTopK",
     "StructuredPruning",
 ]

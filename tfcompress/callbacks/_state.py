@@ -7,6 +7,7 @@ import keras
 
 from tfcompress.graph.trace import layers_of  # also re-exported for the callbacks
 from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.pruners.restored import last_event_step
 from tfcompress.pruners.stats import mask_stats
 
 
@@ -63,6 +64,81 @@ def warn_if_restarting(model, callback_name):
     return message
 
 
+class ScheduleSkippedWarning(UserWarning):
+    """A fit applied none of its pruning schedule's events: they all fall before the
+    fit's first step (never applied) or after its last. A Python warning, so a run whose
+    schedule continues in a later fit can silence exactly this one."""
+
+
+def warn_if_skipped(model, callback_name, schedule, first, last, applied):
+    """Warns (`ScheduleSkippedWarning`) at the end of a fit that trained the optimizer
+    steps `first` to `last` and applied `applied` of `schedule`'s events, when it
+    applied none and either
+
+    - the schedule's latest event before `first` (with a ratio above 0) was never
+      applied: the masks of `model` prune nothing and no pruning callback applied an
+      event at or after it in this process (`restored.last_event_step`). A fit's first
+      batch checks only its own step (`DueEvents`), so such events are skipped for
+      good -- e.g. `OneShot(r)` (step 0) in a fit after a warm-up fit: schedule steps
+      count the optimizer's iterations, which continue across fits; or
+    - the schedule's first event is after `last`: nothing was pruned (a later fit may
+      still reach it: the warning says so).
+
+    Returns the warning's text, or None. No warning when an event was applied, when no
+    batch was trained, for a `Schedule` that does not list its `event_steps`, or when
+    the earlier events may have been applied (masks that prune: a resumed run)."""
+    if applied or first is None or last < first:
+        return None
+    try:
+        steps = schedule.event_steps
+    except NotImplementedError:  # a user's schedule that does not list its events
+        return None
+    if not steps:
+        return None
+    before = range(steps.start, min(first, steps.stop), steps.step)
+    head = (
+        f"Model '{model.name}': {callback_name} applied no pruning event in this fit, "
+        f"which trained steps {first} to {last} (the optimizer's iterations); its "
+        f"schedule {schedule!r} prunes at step {_few(steps)}"
+    )
+    if before and schedule(before[-1])[1] > 0 and not _already_pruned(model):
+        remembered = last_event_step(model)
+        if remembered is not None and remembered >= before[-1]:
+            return None
+        why = (
+            f". Its events before this fit's first step (step {_few(before)}) were never "
+            "applied (a fit's first batch checks only its own step, so that a resumed "
+            "run is not pruned again), and the masks prune nothing. Schedule "
+            "steps count the optimizer's iterations, which continue across fits: this "
+            f"model's optimizer had trained {first} steps before this fit. Give the "
+            f"schedule steps inside this fit (e.g. OneShot(ratio, step={first}), or "
+            f"begin_step >= {first})."
+        )
+    elif steps[0] > last:
+        why = (
+            ". None is at or before this fit's last step, so nothing was pruned "
+            "(tfcompress.strip returns the unpruned model). Give the "
+            f"schedule steps inside this fit (e.g. OneShot(ratio, step=s) with {first} <= "
+            f"s <= {last}) or train past step {steps[0]}. If a later fit continues the "
+            "schedule, this is expected."
+        )
+    else:
+        return None
+    message = (
+        head + why + " Silence this with warnings.filterwarnings('ignore', "
+        "category=tfcompress.callbacks.ScheduleSkippedWarning)."
+    )
+    warnings.warn(message, ScheduleSkippedWarning, stacklevel=2)
+    return message
+
+
+def _few(steps):
+    """A few of `steps` as words: "0", "2, 8, 14", "0, 100, 200, ..., 2000 (21 events)"."""
+    if len(steps) <= 4:
+        return ", ".join(str(t) for t in steps)
+    return f"{steps[0]}, {steps[1]}, {steps[2]}, ..., {steps[-1]} ({len(steps)} events)"
+
+
 def _already_pruned(model):
     """What the masks of `model` prune now, as words ("3 of 32 channels (0.0938)"), or
     "" when they keep everything; read by `mask_stats`."""
@@ -92,18 +168,23 @@ class DueEvents:
     one's ratio.
 
     `start()` at the beginning of each fit: the first call checks only its own step (a
-    resumed run's earlier events are in its restored masks).
+    resumed run's earlier events are in its restored masks); `first` is that step (None
+    before the fit's first call), so the fit has trained from `first`.
     """
 
     def __init__(self):
         self.checked = None  # the last step asked about
+        self.first = None  # the step of this fit's first call
 
     def start(self):
         self.checked = None
+        self.first = None
 
     def due(self, schedule, step):
         """`(True, ratio)` of `schedule`'s latest event in (last step checked, `step`],
         else `(False, None)`."""
+        if self.checked is None:
+            self.first = step
         first = step if self.checked is None else self.checked + 1
         self.checked = step if self.checked is None else max(self.checked, step)
         for t in range(step, first - 1, -1):  # the latest first
@@ -150,12 +231,20 @@ class ScheduledPruning(keras.callbacks.Callback):
     k = 1 they have it): a `save_best_only` checkpoint holds the event's masks under a
     score measured without them.
 
-    Subclasses that override `on_epoch_end` or `on_train_end` call `super()`."""
+    A fit that applies none of the schedule's events warns at its end
+    (`ScheduleSkippedWarning`, `warn_if_skipped`) when the schedule's events fall
+    before its first step while the masks prune nothing (never applied: e.g. `OneShot`'s
+    step 0 after a warm-up fit, the step being the optimizer's, which continues across
+    fits) or all after its last step.
+
+    Subclasses that override `on_train_begin`, `on_epoch_end` or `on_train_end` call
+    `super()`."""
 
     def __init__(self):
         super().__init__()
         self.events = []  # what `apply_event` returned at each event of this run
         self._due = DueEvents()
+        self._applied = 0  # events applied in the current fit
 
     def apply_event(self, step, ratio):
         """One pruning event at optimizer step `step` to `ratio`; returns its record."""
@@ -163,6 +252,7 @@ class ScheduledPruning(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._due.start()
+        self._applied = 0
         warn_if_restarting(self.model, type(self).__name__)
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -176,11 +266,15 @@ class ScheduledPruning(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         step = current_step(self.model)
         self._apply(step, self._due.passed(self.schedule, step))
+        warn_if_skipped(
+            self.model, type(self).__name__, self.schedule, self._due.first, step - 1,
+            self._applied)
 
     def _apply(self, step, due):
         should, ratio = due
         if should:
             self.events.append(self.apply_event(step, ratio))
+            self._applied += 1
 
     def _more_epochs(self, epoch):
         """Whether this fit trains another epoch after `epoch` (True when the params do

@@ -28,6 +28,13 @@ def remember(model, step):
     return stats
 
 
+def last_event_step(model):
+    """The step of the last pruning event `remember`ed for `model` in this process, or
+    None (no event, or one applied by an earlier process and restored with the masks)."""
+    left = _LEFT.get(model)
+    return None if left is None else left[1]
+
+
 def restored_masks(model):
     """`{statistic: (when remembered, now)}` of the masks that keep more than the last
     `remember`ed event left: `kept_channels/<mask>` grown, `weight_sparsity/<layer>`
