@@ -10,6 +10,7 @@ import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import schedules
 from tfcompress.pruners import ranking
+from tfcompress.pruners.budget import ratio_for_params
 
 from .pruning_models import compile_model, conv_bn_net, data
 
@@ -121,3 +122,27 @@ def test_compression_must_be_a_finite_number(bad):
             f"compression must be a finite number >= 1. Received: compression={bad!r}")):
         tfc.pruners.ratio_for_compression(masked, bad)
     assert tfc.pruners.ratio_for_compression(masked, np.float32(2.0))[0] < 0.999
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -1e-3, float("nan"), float("inf"), "1e-3", True, None])
+def test_tolerance_must_be_a_finite_number_above_zero(bad):
+    # tolerance=0 never returned: the bisection `while hi - lo > tolerance` cannot get
+    # below the spacing of two adjacent floats
+    masked = tfc.wrap(conv_bn_net(widths=(8, 8, 16)))
+    message = re.escape(f"tolerance must be a finite number > 0. Received: tolerance={bad!r}")
+    with pytest.raises(ValueError, match=message):
+        tfc.pruners.ratio_for_compression(masked, 2, tolerance=bad)
+    graph, sites, scores = tfc.pruners.score_groups(masked)
+    with pytest.raises(ValueError, match=message):
+        ratio_for_params(graph, sites, scores, 100, tolerance=bad)
+
+
+def test_ratio_for_compression_refuses_options_with_a_ratio():
+    # options=RankingOptions(0.9) returned the 2x ratio as if no ratio had been given
+    masked = tfc.wrap(conv_bn_net(widths=(8, 8, 16)))
+    with pytest.raises(ValueError, match=re.escape(
+            "ratio_for_compression searches the ratio; options cannot set it (it would be "
+            "left unread). Received: options.ratio=0.9")):
+        tfc.pruners.ratio_for_compression(masked, 2, options=ranking.RankingOptions(0.9))
+    assert tfc.pruners.ratio_for_compression(
+        masked, 2, options=ranking.RankingOptions(scope="global"))[0] < 0.999

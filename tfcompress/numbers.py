@@ -30,6 +30,14 @@ def check_count(name, value, none=False):
         f"{name}={value!r}")
 
 
+def check_positive(name, value):
+    """Raises a ValueError naming argument `name` unless `value` is a finite number > 0
+    (a tolerance, a penalty): 0, a negative, inf or nan would never end or never count."""
+    if is_number(value) and value > 0:
+        return
+    raise ValueError(f"{name} must be a finite number > 0. Received: {name}={value!r}")
+
+
 def check_flag(name, value):
     """Raises a ValueError naming argument `name` unless `value` is True or False (a NumPy
     bool too): a string "False" or "no", a 0 or a None would be read by its truth."""

@@ -7,7 +7,7 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.layers import ChannelMask
-from tfcompress.numbers import is_number
+from tfcompress.numbers import check_positive, is_number
 from tfcompress.pruners import ranking
 from tfcompress.pruners.scores import score_groups
 
@@ -59,10 +59,12 @@ def ratio_for_compression(
             method's `budget_criterion`, e.g. "l1_filter" for taylor, whose scores need
             training; see `tfcompress.methods`).
         data: batches for data-driven criteria.
-        options: a `ranking.RankingOptions` (its ratio is what is searched; left None);
-            a None `min_channels` or `normalize` becomes the method's, as in `prune`
+        options: a `ranking.RankingOptions` (its ratio is what is searched: one with a
+            ratio, threshold or num_remove set is refused, naming it); a None
+            `min_channels` or `normalize` becomes the method's, as in `prune`
             (`tfcompress.methods.with_method_defaults`).
-        tolerance: bisection stops when the ratio is known this closely.
+        tolerance: bisection stops when the ratio is known this closely (a finite
+            number > 0; 0 would never stop).
 
     Returns:
         `(ratio, params_after)`.
@@ -71,9 +73,16 @@ def ratio_for_compression(
         raise ValueError(
             f"compression must be a finite number >= 1. Received: compression={compression!r}"
         )
+    check_positive("tolerance", tolerance)
+    options = _search_options(options)
+    if options.ratio is not None:
+        raise ValueError(
+            "ratio_for_compression searches the ratio; options cannot set it (it would "
+            f"be left unread). Received: options.ratio={options.ratio!r}"
+        )
     record, _ = methods.resolve(masked, None, criterion, caller="ratio_for_compression")
     criterion = criterion or record.budget_criterion
-    options = methods.with_method_defaults(_search_options(options), record, criterion)
+    options = methods.with_method_defaults(options, record, criterion)
     graph, sites, scores = score_groups(masked, method=criterion, data=data)
     full = compact_params(graph, np.ones(graph.num_components, bool))
     ratio, _, params = reach_params(
@@ -103,13 +112,15 @@ def _search_options(options):
 def ratio_for_params(graph, sites, scores, max_params, options=None, *, alive=None, tolerance=1e-3):
     """The smallest ranking ratio whose keep flags leave at most `max_params` parameters,
     by bisection; `options` is a `ranking.RankingOptions` whose ratio is searched
-    (`alive`: channels already pruned go first and count toward the ratio).
+    (`alive`: channels already pruned go first and count toward the ratio); `tolerance`,
+    a finite number > 0, is how closely the ratio is found.
 
     Returns:
         `(ratio, keep, params)`; `(None, keep, params)` at ratio 0.999 if even that keeps
         more than `max_params`.
     """
     options = _search_options(options)
+    check_positive("tolerance", tolerance)
 
     def at(ratio):
         keep = ranking.select(scores, dataclasses.replace(options, ratio=ratio), alive=alive)
