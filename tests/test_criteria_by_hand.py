@@ -1,5 +1,7 @@
 """Each criterion against values computed by hand on a tiny model."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -244,9 +246,16 @@ def test_global_magnitude_one_threshold_over_all_layers():
     m2 = np.asarray(masked.get_layer("d2_wm").masks["kernel"])
     np.testing.assert_array_equal(m1.reshape(-1), [0] * 10 + [1, 1])
     np.testing.assert_array_equal(m2.reshape(-1), [0] * 5 + [1] * 3)
-    # local: each layer to its own 50 %
-    prune_weights(masked, ratio=0.5, keep_pruned=False)
-    assert np.asarray(masked.get_layer("d2_wm").masks["kernel"]).mean() == 0.5
+    # local, afresh: 50 % of each layer would unmask four of d1's zeroed weights and one of
+    # d2's (the masks then counted 0.5 while they stayed zero): refused
+    with pytest.raises(ValueError, match=re.escape(
+            "has 0.75 of its masked weights pruned already, and pruning set them to zero: "
+            "ratio=0.5 with keep_pruned=False would unmask 5 of them")):
+        prune_weights(masked, ratio=0.5, keep_pruned=False)
+    assert np.asarray(masked.get_layer("d1_wm").masks["kernel"]).sum() == 2  # unchanged
+    fresh = tfc.wrap(_linear_net(), "magnitude")
+    prune_weights(fresh, ratio=0.5, keep_pruned=False)  # nothing masked yet: allowed
+    assert np.asarray(fresh.get_layer("d2_wm").masks["kernel"]).mean() == 0.5
 
 
 def test_han_quality_times_std_rule():

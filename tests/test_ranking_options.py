@@ -149,6 +149,31 @@ def test_pruned_channels_stay_pruned_under_a_lower_ratio():
     assert min(sparsity.values()) >= 0.5  # (0.25 before: half the masked weights back)
 
 
+def test_magnitude_prune_keeps_the_zeroed_weights_pruned():
+    """prune(w, 0.5) then prune(w, 0.25) on a magnitude model: the plan and mask_stats
+    said 0.25, while the weights the first step zeroed stayed zero (keep_pruned was
+    False there too). The magnitude path keeps them pruned by default now."""
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16, name="d1"),
+                              keras.layers.Dense(2, name="d2")])
+    weights = tfc.wrap(model, "magnitude")
+    tfc.prune(weights, 0.5)
+    sparsity = tfc.prune(weights, 0.25).weight_sparsity
+    assert min(sparsity.values()) >= 0.5
+    stripped = tfc.strip(weights)
+    zeros = float(np.mean(np.asarray(stripped.get_layer("d1").kernel) == 0))
+    assert sparsity["d1"] == pytest.approx(zeros)
+    assert tfc.pruners.mask_stats(weights)["weight_sparsity"] >= 0.5
+    with pytest.raises(ValueError, match=re.escape(
+            "ratio=0.25 with keep_pruned=False would unmask") + ".*Received: keep_pruned=False"):
+        tfc.prune(weights, 0.25, keep_pruned=False)
+    for masked in (weights, tfc.wrap(model, "l1_filter")):
+        with pytest.raises(ValueError, match=re.escape(
+                "keep_pruned must be True or False. Received: keep_pruned='False'")):
+            tfc.prune(masked, 0.5, keep_pruned="False")
+    with pytest.raises(ValueError, match="Received: keep_pruned=0"):
+        tfc.pruners.prune_weights(weights, 0.5, keep_pruned=0)
+
+
 def test_the_methods_min_channels_applies_however_the_options_come():
     """soft_topk's min_channels (8) applied to loose arguments only: options= and
     ratio_for_compression ranked with 1, so the budget search predicted other channels

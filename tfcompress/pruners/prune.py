@@ -3,7 +3,7 @@
 import dataclasses
 
 from tfcompress import methods
-from tfcompress.numbers import check_count
+from tfcompress.numbers import check_count, check_flag
 from tfcompress.pruners import budgets, ranking
 from tfcompress.pruners.plan import PruningPlan, apply_plan
 from tfcompress.pruners.scores import alive_channels, score_groups
@@ -60,7 +60,7 @@ def prune(
     num_remove=None,
     normalize=None,
     rule="safe",
-    keep_pruned=False,
+    keep_pruned=None,
     budget="channels",
     cost_table=None,
     only=None,
@@ -103,7 +103,11 @@ def prune(
         rule: how the cut is made, "safe" or "strict_quantile" (Network Slimming's
             vggprune.py); see `tfcompress.pruners.ranking.RankingOptions`.
         keep_pruned: channels (method "magnitude": weights) already masked stay masked
-            (iterative pruning).
+            and count toward the ratio (iterative pruning). Default (None): False for
+            channels, whose masks only multiply, so a fresh ranking may bring one back;
+            True for "magnitude", which sets the weights it masks to zero: they cannot
+            come back, so `keep_pruned=False` is refused there when the ratio would
+            unmask one (a lower ratio than reached), naming the sparsity reached.
         budget: what `ratio` counts (`tfcompress.pruners.budgets`, the same list as
             `StructuredPruning`'s): "channels" (default), "params" (the fraction of the
             model's parameters to remove; a fraction no ratio reaches raises, naming the
@@ -124,6 +128,8 @@ def prune(
         The `PruningPlan` that was applied.
     """
     given_criterion = criterion
+    if keep_pruned is not None:
+        check_flag("keep_pruned", keep_pruned)
     record, criterion = methods.resolve(masked, method, criterion)
     if not record.structured:
         unused = {
@@ -202,6 +208,7 @@ def _prune_weights(masked, record, ratio, options, scope, keep_pruned, arguments
             f"'{masked.name}' (method={record.name!r}); Han's quality rule is "
             "tfcompress.pruners.prune_weights(masked, quality=q). Received: ratio=None"
         )
+    keep_pruned = True if keep_pruned is None else keep_pruned  # zeroed weights stay zero
     achieved = prune_weights(masked, ratio=options.ratio, keep_pruned=keep_pruned,
                              scope=options.scope)
     return PruningPlan(weight_sparsity=achieved)

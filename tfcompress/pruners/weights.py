@@ -5,7 +5,7 @@ import numpy as np
 from tfcompress.graph.trace import layers_of
 from tfcompress.importance import magnitude_mask, std_threshold_mask
 from tfcompress.layers import WeightMask
-from tfcompress.numbers import is_number
+from tfcompress.numbers import check_flag, is_number
 from tfcompress.pruners.ranking import check_scope
 
 
@@ -39,10 +39,14 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
         quality: Han's rule, per layer mask `|w| <= quality * std(w)` (std over the
             still unmasked weights); not with `scope="global"`.
 
-    With `keep_pruned`, weights already masked stay masked (iterative pruning) and count
-    towards `ratio`. Masked weights are also set to zero. Returns `{layer: sparsity}` (of all
-    the layer's masked weights: both kernels of a separable conv).
+    With `keep_pruned` (default), weights already masked stay masked (iterative pruning)
+    and count towards `ratio`. Masked weights are also set to zero, so they cannot come
+    back: with `keep_pruned=False` a rule that would unmask one (a lower ratio than
+    reached) is refused, naming the sparsity reached, rather than leaving masks that
+    count fewer zeros than the weights hold. Returns `{layer: sparsity}` (of all the
+    layer's masked weights: both kernels of a separable conv).
     """
+    check_flag("keep_pruned", keep_pruned)
     check_quality_scope(quality, scope)
     if (ratio is None) == (quality is None):
         raise ValueError(
@@ -62,8 +66,8 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
     entries = [(wm, var, wm.masks[var.name]) for wm in layers for var in wm.layer.weights
                if var.name in wm.masks]
     values = [np.asarray(var) for _, var, _ in entries]
-    old = [wm.mask_values(var.name) if keep_pruned else np.ones(v.shape, np.float32)
-           for (wm, var, _), v in zip(entries, values)]
+    current = [wm.mask_values(var.name) for wm, var, _ in entries]
+    old = current if keep_pruned else [np.ones(v.shape, np.float32) for v in values]
     if quality is not None:
         masks = [std_threshold_mask(v, quality, mask=o) for v, o in zip(values, old)]
     else:
@@ -77,6 +81,8 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
             masks = [m.reshape(r.shape) for m, r in zip(np.split(flat, ends), ranked)]
     if keep_pruned:  # a lower ratio than reached removes nothing more and brings none back
         masks = [np.minimum(m, (o > 0.5).astype(m.dtype)) for m, o in zip(masks, old)]
+    else:
+        _check_none_back(masked, masks, current, ratio, quality)
     masked_count, size = {}, {}  # per layer: a separable conv masks two kernels
     for (wm, var, mask_var), v, mask in zip(entries, values, masks):
         mask_var.assign(mask)
@@ -85,3 +91,20 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
         masked_count[name] = masked_count.get(name, 0) + int(np.sum(mask < 0.5))
         size[name] = size.get(name, 0) + mask.size
     return {name: masked_count[name] / size[name] for name in size}
+
+
+def _check_none_back(masked, masks, current, ratio, quality):
+    """Raises naming `keep_pruned=False` if `masks` would unmask a weight the `current`
+    masks mask (and the last prune zeroed: it would stay zero behind an open mask)."""
+    back = sum(int(np.sum((m > 0.5) & (c < 0.5))) for m, c in zip(masks, current))
+    if not back:
+        return
+    reached = sum(int(np.sum(c < 0.5)) for c in current) / sum(c.size for c in current)
+    rule = f"ratio={ratio!r}" if quality is None else f"quality={quality!r}"
+    raise ValueError(
+        f"Model '{masked.name}' has {reached:.4g} of its masked weights pruned already, "
+        f"and pruning set them to zero: {rule} with keep_pruned=False would unmask {back} "
+        "of them, which would stay zero while the masks and mask_stats counted them kept. "
+        "Leave keep_pruned=True (pruned weights stay pruned and count toward the ratio), "
+        "or wrap the unpruned model afresh. Received: keep_pruned=False"
+    )
