@@ -175,6 +175,18 @@ def test_bad_targets_and_tables_are_refused_by_name():
         plan_for_latency(masked, wider, target_latency=0.5)
 
 
+def test_plan_for_latency_refuses_data_a_criterion_reads_not():
+    # plan_for_latency(data=) with l1_filter (the method's and taylor's budget criterion)
+    # accepted the batches and left them unread
+    x = np.zeros((2, 4, 4, 3), "float32")
+    for method in ("l1_filter", "taylor"):
+        with pytest.raises(ValueError, match=re.escape(
+                "Criterion 'l1_filter' scores channels from the model's weights and reads "
+                "no data; data would be left unread.")):
+            plan_for_latency(tfc.wrap(_net(), method), _table(), target_latency=0.5,
+                             data=[(x, np.zeros(2))])
+
+
 def _latency_callback(schedule=None, **kwargs):
     from tfcompress import callbacks, schedules
 

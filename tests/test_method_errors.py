@@ -115,6 +115,44 @@ def test_prune_reads_steps_batches_of_endless_data():
         tfc.prune(masked, 0.5, data=endless(), steps=0)
 
 
+@pytest.mark.parametrize("method", ["l1_filter", "slimming", "soft_topk"])
+def test_data_and_steps_are_refused_by_criteria_that_read_no_data(method):
+    # accepted and left unread (the plan was the same as without them), while the
+    # magnitude path refused them
+    x, y = data(8)
+    masked = compile_model(tfc.wrap(conv_bn_net(), method))
+    criterion = {"soft_topk": "soft_topk"}.get(method)  # soft_topk's own ranking: on purpose
+    with pytest.raises(ValueError, match=re.escape(
+            f"Criterion {method!r} scores channels from the model's weights and reads no "
+            "data; data and steps would be left unread.") + ".*" + re.escape(
+            "Received: data=tuple of 2 (ndarray of shape (8, 12, 12, 1), ndarray of shape "
+            "(8,)), steps=3")):
+        tfc.prune(masked, 0.5, data=(x, y), steps=3, criterion=criterion)
+    with pytest.raises(ValueError, match=re.escape(
+            "data would be left unread. Leave it out")):
+        tfc.prune(masked, 0.5, data=[(x, y)], criterion=criterion)
+    with pytest.raises(ValueError, match=re.escape("Received: steps=2")):
+        tfc.prune(masked, 0.5, steps=2, criterion=criterion)
+    assert tfc.pruners.mask_stats(masked)["channel_sparsity"] == 0.0  # nothing applied
+
+
+def test_data_is_refused_by_the_budget_search_of_criteria_that_read_no_data():
+    x, y = data(8)
+    masked = tfc.wrap(conv_bn_net(), "l1_filter")
+    with pytest.raises(ValueError, match=re.escape(
+            "Criterion 'l1_filter' scores channels from the model's weights")):
+        ratio_for_compression(masked, 2, data=[(x, y)])
+
+
+def test_taylor_steps_without_data_is_refused():
+    # steps= without data= was left unread (the accumulated scores ranked)
+    masked = compile_model(tfc.wrap(conv_bn_net(), "taylor"))
+    with pytest.raises(ValueError, match=re.escape(
+            "steps is how many batches of data to measure; without data it would be left "
+            "unread. Pass data= with it, or leave steps out. Received: data=None, steps=3")):
+        tfc.prune(masked, 0.5, steps=3)
+
+
 def test_taylor_callback_needs_taylor_masks():
     x, y = data(32)
     masked = compile_model(tfc.wrap(conv_bn_net(), "l1_filter"))

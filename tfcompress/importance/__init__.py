@@ -9,14 +9,21 @@ from tfcompress.importance.weight_threshold import std_threshold_mask
 # method name -> fn(group, **context) -> scores (higher = more important); the context
 # is data=, model=, graph= and sites= (the graph's mask sites). A criterion may carry
 # `prepare(model, data=, graph=, steps=)`, run once before the groups are scored (steps:
-# how many batches of data to read, None for all). A method's
-# record (`tfcompress.methods.Method.criterion`) names the criterion it ranks with.
+# how many batches of data to read, None for all). A criterion that reads no data says so
+# with `reads_data = False` (`reads_data`): `prune(data=, steps=)` is then refused. A
+# method's record (`tfcompress.methods.Method.criterion`) names the criterion it ranks with.
 CRITERIA = {
     "l1_filter": l1_filter,
     "taylor": taylor,
     "slimming": bn_scale,
     "soft_topk": soft_topk,
 }
+
+
+def reads_data(name):
+    """Whether criterion `name` reads the `data=` it is given (a registered criterion does,
+    unless it sets `reads_data = False`: l1_filter, slimming and soft_topk)."""
+    return getattr(CRITERIA[name], "reads_data", True)
 
 
 def register_criterion(name, fn):
@@ -43,6 +50,7 @@ __all__ = [
     "bn_scale",
     "l1_filter",
     "magnitude_mask",
+    "reads_data",
     "register_criterion",
     "soft_topk",
     "std_threshold_mask",

@@ -21,3 +21,6 @@ def bn_scale(group, **unused):
         scores += np.bincount(imap.channels, gamma[imap.positions], minlength=group.size)
         found = True
     return scores if found else np.full(group.size, np.inf)
+
+
+bn_scale.reads_data = False  # BatchNorm scales only: prune refuses data= and steps=

@@ -25,6 +25,9 @@ def l1_filter(group, **unused):
     return scores
 
 
+l1_filter.reads_data = False  # filter norms only: prune refuses data= and steps=
+
+
 def magnitude_mask(values, sparsity):
     """Binary mask zeroing the `sparsity` fraction of `values` smallest in magnitude."""
     flat = np.abs(np.asarray(values)).reshape(-1)

@@ -19,3 +19,6 @@ def soft_topk(group, graph=None, sites=None, **unused):
     for site in sites:
         scores[site.group_channel] += np.asarray(site.layer.standardized_logits(), np.float64)
     return scores
+
+
+soft_topk.reads_data = False  # learned logits only: prune refuses data= and steps=

@@ -58,7 +58,8 @@ def ratio_for_compression(
         criterion: the channel criterion that scores the groups (default: the wrapped
             method's `budget_criterion`, e.g. "l1_filter" for taylor, whose scores need
             training; see `tfcompress.methods`).
-        data: batches for data-driven criteria.
+        data: batches for data-driven criteria (refused, naming it, for a criterion
+            that reads none: `tfcompress.importance.reads_data`).
         options: a `ranking.RankingOptions` (its ratio is what is searched: one with a
             ratio, threshold or num_remove set is refused, naming it); a None
             `min_channels` or `normalize` becomes the method's, as in `prune`

@@ -133,7 +133,8 @@ def plan_for_latency(
         target_ms: the target in milliseconds per batch.
         criterion: the channel criterion (default: the wrapped method's
             `budget_criterion`, as for `ratio_for_compression`).
-        data: batches for data-driven criteria.
+        data: batches for data-driven criteria (refused, naming it, for a criterion
+            that reads none: `tfcompress.importance.reads_data`).
         min_channels: channels every group keeps at least (default: the method's); kept
             counts are then rounded up to the table's multiple.
         normalize: score normalisation making groups comparable (a key of

@@ -82,8 +82,11 @@ def prune(
             an iterable of `(x, y)` or `(x, y, sample_weight)` batches (a batched
             tf.data.Dataset, `[(x, y)]`), or a tuple `(x, y)` of arrays as `fit` takes
             them, cut into batches of 32 (`tfcompress.importance.taylor.measure`).
+            Refused, naming it, for a criterion that reads no data (l1_filter, slimming,
+            soft_topk: `tfcompress.importance.reads_data`).
         steps: how many batches of `data` to measure (default: all of them, so give it
-            for an endless dataset, e.g. a repeated tf.data.Dataset or a generator).
+            for an endless dataset, e.g. a repeated tf.data.Dataset or a generator);
+            refused without `data` and where `data` is.
         method: optional; when given, it must be the method `masked` was wrapped with
             (an error names both otherwise). Models whose masks carry no record rank
             by "l1_filter".

@@ -3,6 +3,7 @@
 import numpy as np
 
 from tfcompress import importance, methods
+from tfcompress.batches import describe
 from tfcompress.pruners.plan import PruningPlan
 from tfcompress.surgery.masks import mask_sites
 
@@ -15,7 +16,9 @@ def default_normalize(method, scope):
 
 def score_groups(masked, method="l1_filter", data=None, graph=None, steps=None):
     """Scores every group that has a mask layer (`data`, `steps`: the batches a
-    data-driven criterion's `prepare` measures, and how many of them).
+    data-driven criterion's `prepare` measures, and how many of them; refused, naming
+    them, for a criterion that reads no data (`importance.reads_data`), and `steps`
+    without `data`).
 
     Returns:
         `(graph, sites, scores)`: the dependency graph of `masked`, its `MaskSite`s and
@@ -26,6 +29,7 @@ def score_groups(masked, method="l1_filter", data=None, graph=None, steps=None):
             f"Unknown channel criterion. Received: method={method!r}. "
             f"Known: {sorted(importance.CRITERIA)} (and 'magnitude' on weight-masked models)."
         )
+    _check_data(method, data, steps)
     graph = graph or methods.graph_of(masked)
     sites = mask_sites(graph)
     if not sites:
@@ -47,6 +51,26 @@ def score_groups(masked, method="l1_filter", data=None, graph=None, steps=None):
                 )
             scores[site.group] = s
     return graph, sites, scores
+
+
+def _check_data(method, data, steps):
+    """Raises naming `data` / `steps` when criterion `method` would leave them unread."""
+    given = {k: v for k, v in (("data", data), ("steps", steps)) if v is not None}
+    if given and not importance.reads_data(method):
+        received = ", ".join(
+            f"{k}={describe(v) if k == 'data' else repr(v)}" for k, v in given.items())
+        raise ValueError(
+            f"Criterion {method!r} scores channels from the model's weights and reads no "
+            f"data; {' and '.join(given)} would be left unread. Leave "
+            f"{'them' if len(given) > 1 else 'it'} out, or rank by a data-driven criterion "
+            f"(criterion='taylor' on a taylor-wrapped model). Received: {received}"
+        )
+    if steps is not None and data is None:
+        raise ValueError(
+            "steps is how many batches of data to measure; without data it would be left "
+            f"unread. Pass data= with it, or leave steps out. Received: data=None, "
+            f"steps={steps!r}"
+        )
 
 
 def _no_masks_message(model, graph):
