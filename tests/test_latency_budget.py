@@ -278,6 +278,31 @@ def test_latency_step_ranks_by_the_wrapped_criterion():
     assert tfc.plan_from_masks(callback.model).keep == by_taylor.plan.keep
 
 
+def test_latency_budget_refuses_scope_local_and_reads_no_scope_by_default():
+    # budget="latency" ranks globally; scope="local" was accepted and ranked globally
+    from tfcompress import callbacks, schedules
+
+    message = re.escape(
+        "budget='latency' ranks all groups together, cutting where the least importance is "
+        "lost per millisecond; it cannot be combined with scope='local'. Leave scope out "
+        "(or give 'global').")
+    masked = tfc.wrap(_net(), "l1_filter")
+    with pytest.raises(ValueError, match=message):
+        tfc.prune(masked, 0.5, budget="latency", cost_table=_table(), scope="local")
+    with pytest.raises(ValueError, match=message):
+        callbacks.StructuredPruning(schedules.OneShot(0.5), budget="latency",
+                                    cost_table=_table(), scope="local")
+    assert tfc.pruners.mask_stats(masked)["channel_sparsity"] == 0.0  # nothing applied
+    by_default = tfc.prune(masked, 0.5, budget="latency", cost_table=_table()).keep
+    masked = tfc.wrap(_net(), "l1_filter")
+    assert tfc.prune(masked, 0.5, budget="latency", cost_table=_table(),
+                     scope="global").keep == by_default
+    # the default scope of the other budgets is still "local"
+    assert callbacks.StructuredPruning(schedules.OneShot(0.5)).options.scope == "local"
+    local = tfc.prune(tfc.wrap(_net(), "l1_filter"), 0.5, scope="local").keep
+    assert tfc.prune(tfc.wrap(_net(), "l1_filter"), 0.5).keep == local
+
+
 def test_structured_pruning_only_is_refused_by_name():
     from tfcompress import callbacks, schedules
 

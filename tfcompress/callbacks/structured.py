@@ -42,7 +42,9 @@ class StructuredPruning(ScheduledPruning):
             `tfcompress.importance.CRITERIA`); default: the wrapped method's.
         options: a `tfcompress.pruners.ranking.RankingOptions` holding every ranking
             choice below (its ratio is the schedule's); give it or the loose arguments.
-        scope: "local" (the ratio per group) or "global" (of all channels).
+        scope: "local" (the ratio per group; the default, None) or "global" (of all
+            channels). budget="latency" always ranks globally: scope="local" is refused
+            with it.
         min_channels: channels every group keeps at least (default: the method's).
         round_to: round kept channel counts up to a multiple of this.
         num_remove: instead of the schedule's ratio, remove this many more channels at
@@ -86,7 +88,7 @@ class StructuredPruning(ScheduledPruning):
         method=None,
         criterion=None,
         options=None,
-        scope="local",
+        scope=None,
         min_channels=None,
         round_to=1,
         num_remove=None,
@@ -118,7 +120,7 @@ class StructuredPruning(ScheduledPruning):
             normalize=normalize,
             rule=rule,
         )
-        budgets.check_budget(budget, options, cost_table, only)
+        budgets.check_budget(budget, options, cost_table, only, scope=scope)
         self.budget = budget
         self.cost_table = cost_table
         self.only = only

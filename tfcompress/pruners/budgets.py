@@ -11,7 +11,7 @@ place a ratio becomes the channels to keep, for `tfcompress.prune` (one step) an
         `tfcompress.latency.CostTable`: the channels `plan_for_latency` keeps for a target
         of `(1 - ratio) x` the unpruned prediction, ranked by the criterion the step
         ranks by (the wrapped method's, not `plan_for_latency`'s default
-        `budget_criterion`).
+        `budget_criterion`), ranked globally (a `scope="local"` given is refused).
 """
 
 import dataclasses
@@ -29,9 +29,11 @@ from tfcompress.surgery.masks import mask_sites
 BUDGETS = ("channels", "params", "latency")
 
 
-def check_budget(budget, options, cost_table=None, only=None):
+def check_budget(budget, options, cost_table=None, only=None, scope=None):
     """Raises naming the argument unless `budget`, `cost_table` and `only` fit together
-    and with the ranking `options` (a `RankingOptions`)."""
+    and with the ranking `options` (a `RankingOptions`) and `scope`, the loose argument
+    as given (None: not given; a latency budget ranks globally, so "local" is refused
+    -- an `options`' scope, "local" by default, is not read by it)."""
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}. Received: budget={budget!r}")
     if budget != "channels" and (options.num_remove is not None or options.threshold is not None):
@@ -68,6 +70,12 @@ def check_budget(budget, options, cost_table=None, only=None):
         raise ValueError(
             "budget='latency' cuts where the least importance is lost per millisecond, not "
             f"at a quantile; it cannot be combined with rule={options.rule!r}."
+        )
+    if scope == "local":
+        raise ValueError(
+            "budget='latency' ranks all groups together, cutting where the least "
+            "importance is lost per millisecond; it cannot be combined with "
+            f"scope={scope!r}. Leave scope out (or give 'global')."
         )
 
 

@@ -11,9 +11,11 @@ from tfcompress.pruners.weights import prune_weights
 
 # The loose ranking arguments of `prune` and `StructuredPruning`, and their defaults, those
 # of `RankingOptions` (None min_channels / normalize: the method's, filled in by
-# `methods.with_method_defaults`). `options=` (a `RankingOptions`) replaces them all.
+# `methods.with_method_defaults`; None scope: "local", left None so that a scope given
+# can be told from none, which budget="latency" needs). `options=` (a `RankingOptions`)
+# replaces them all.
 LOOSE_DEFAULTS = {
-    "scope": "local",
+    "scope": None,
     "min_channels": None,
     "round_to": 1,
     "threshold": None,
@@ -30,7 +32,10 @@ def ranking_options(options, ratio=None, **loose):
     (`tfcompress.methods.with_method_defaults`)."""
     changed = {k: v for k, v in loose.items() if v != LOOSE_DEFAULTS[k]}
     if options is None:
-        return ranking.RankingOptions(ratio, **{**LOOSE_DEFAULTS, **loose})
+        merged = {**LOOSE_DEFAULTS, **loose}
+        if merged["scope"] is None:
+            merged["scope"] = "local"
+        return ranking.RankingOptions(ratio, **merged)
     if not isinstance(options, ranking.RankingOptions):
         raise TypeError(
             "options must be a tfcompress.pruners.ranking.RankingOptions. "
@@ -53,7 +58,7 @@ def prune(
     method=None,
     criterion=None,
     options=None,
-    scope="local",
+    scope=None,
     min_channels=None,
     round_to=1,
     threshold=None,
@@ -95,7 +100,9 @@ def prune(
             model); default: the wrapped method's.
         options: a `tfcompress.pruners.ranking.RankingOptions` holding every ranking
             choice below (`ratio` fills its ratio in); give it or the loose arguments.
-        scope: "local" (per-group ratio) or "global" (one ranking over all groups).
+        scope: "local" (per-group ratio; the default, None) or "global" (one ranking
+            over all groups). budget="latency" always ranks globally: scope="local" is
+            refused with it.
         min_channels: never keep fewer channels than this in a group (default: the
             method's, `tfcompress.methods.Method.min_channels`).
         round_to: round each group's kept channel count up to a multiple of this.
@@ -157,7 +164,7 @@ def prune(
     options = methods.with_method_defaults(options, record, criterion)
     options.check_amount()
     check_count("steps", steps, none=True)
-    budgets.check_budget(budget, options, cost_table, only)
+    budgets.check_budget(budget, options, cost_table, only, scope=scope)
     graph = methods.graph_of(masked)
     chosen = budgets.Budget.bind(budget, masked, graph, options, cost_table=cost_table,
                                  only=only, criterion=criterion, normalize=given_normalize)
