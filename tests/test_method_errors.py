@@ -166,6 +166,23 @@ def test_slimming_without_batchnorm():
         tfc.wrap(_no_bn_net(), "slimming")
 
 
+def test_slimming_criterion_without_batchnorm_is_refused_as_wrap_refuses_it():
+    # prune(criterion="slimming") scored every channel +inf and pruned nothing, silently
+    model = _no_bn_net()
+    with pytest.raises(ValueError) as refused:
+        tfc.wrap(model, "slimming")
+    masked = tfc.wrap(model)
+    with pytest.raises(ValueError) as info:
+        tfc.prune(masked, 0.5, criterion="slimming")
+    assert str(info.value) == str(refused.value) == (
+        f"slimming ranks channels by their BatchNorm scale, but model '{masked.name}' has "
+        "no BatchNormalization (with scale=True) on prunable channels. Use "
+        "method='l1_filter' or 'taylor' for this model.")
+    with pytest.raises(ValueError, match="no BatchNormalization"):
+        ratio_for_compression(masked, 2, criterion="slimming")
+    assert tfc.prune(tfc.wrap(conv_bn_net()), 0.5, criterion="slimming").keep  # with BN
+
+
 @pytest.mark.parametrize("penalty", [0, -1e-4, "big"])
 def test_slimming_bad_penalty(penalty):
     with pytest.raises(ValueError, match="penalty="):

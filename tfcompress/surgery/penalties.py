@@ -6,6 +6,7 @@ every layer `wrap` re-creates. Options are the keyword arguments given to `wrap`
 
 import keras
 
+from tfcompress.importance.bn_scale import scaled_batchnorms
 from tfcompress.numbers import is_number
 
 
@@ -17,20 +18,8 @@ def bn_gamma_l1(graph, penalty=1e-4):
             f"slimming needs a positive L1 penalty on BatchNorm scales. Received: "
             f"penalty={penalty!r}"
         )
-    names = {
-        m.layer.name
-        for g in graph.prunable_groups
-        for m in g.members
-        if m.role == "channelwise"
-        and isinstance(m.layer, keras.layers.BatchNormalization)
-        and m.layer.scale
-    }
-    if not names:
-        raise ValueError(
-            f"slimming ranks channels by their BatchNorm scale, but model "
-            f"'{graph.model.name}' has no BatchNormalization (with scale=True) on prunable "
-            "channels. Use method='l1_filter' or 'taylor' for this model."
-        )
+    names = scaled_batchnorms(graph)  # raises for a model without them
+
     def edit(layer, config):
         if layer.name in names:
             regularizer = SlimmingPenalty(float(penalty), base=layer.gamma_regularizer)
