@@ -264,6 +264,20 @@ def test_structured_callback_on_a_soft_topk_model_names_its_callback():
                callbacks=[cb.StructuredPruning(schedules.OneShot(0.5), criterion="l1_filter")])
 
 
+def test_prune_on_a_soft_topk_model_names_its_callback_as_the_callback_does():
+    # tfc.prune ranked by the never-trained logits, silently, where StructuredPruning refused
+    masked = tfc.wrap(conv_bn_net(), "soft_topk")
+    with pytest.raises(ValueError, match=re.escape(
+            f"Model '{masked.name}' was wrapped with method='soft_topk', whose masks SoftTopK "
+            "drives; prune would rank its channels by their untrained 'soft_topk' scores. "
+            "Use tfcompress.callbacks.SoftTopK, or pass criterion= to rank by another "
+            "criterion on purpose.")):
+        tfc.prune(masked, 0.5)
+    assert tfc.pruners.mask_stats(masked)["channel_sparsity"] == 0.0  # nothing applied
+    for criterion in ("l1_filter", "soft_topk"):  # on purpose: accepted
+        assert tfc.prune(tfc.wrap(conv_bn_net(), "soft_topk"), 0.5, criterion=criterion).keep
+
+
 def test_soft_topk_steps_per_epoch_is_a_count():
     assert cb.SoftTopK(schedules.ACoSPTemperature(0.5, 2), steps_per_epoch=np.int64(8)
                        ).steps_per_epoch == 8  # fmt: skip

@@ -190,14 +190,15 @@ def test_the_methods_min_channels_applies_however_the_options_come():
 
     assert RankingOptions().min_channels is None
     loose, given = wrapped(), wrapped()
-    tfc.prune(loose, 0.75)
-    tfc.prune(given, options=RankingOptions(0.75))
+    own = "soft_topk"  # on purpose: prune refuses the untrained logits without criterion=
+    tfc.prune(loose, 0.75, criterion=own)
+    tfc.prune(given, options=RankingOptions(0.75), criterion=own)
     assert kept(loose) == kept(given) == [8, 8, 8]
     explicit = wrapped()
-    tfc.prune(explicit, options=RankingOptions(0.75, min_channels=2))
+    tfc.prune(explicit, options=RankingOptions(0.75, min_channels=2), criterion=own)
     assert kept(explicit) == [3, 3, 6]
     strict = wrapped()  # the strict rule applies no floor, the method's neither
-    tfc.prune(strict, options=RankingOptions(0.5, rule="strict_quantile"))
+    tfc.prune(strict, options=RankingOptions(0.5, rule="strict_quantile"), criterion=own)
     assert kept(strict) == [5, 5, 11]
     callback = callbacks.StructuredPruning(schedules.OneShot(0.75), options=RankingOptions(),
                                            criterion="l1_filter")  # SoftTopK trains logits
@@ -207,5 +208,5 @@ def test_the_methods_min_channels_applies_however_the_options_come():
     assert list(callback.kept_channels().values()) == [8, 8, 8]
     masked = wrapped()
     ratio, predicted = tfc.pruners.ratio_for_compression(masked, 1.5)
-    tfc.prune(masked, ratio)
+    tfc.prune(masked, ratio, criterion=own)
     assert tfc.strip(masked).count_params() == predicted

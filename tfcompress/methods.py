@@ -331,6 +331,23 @@ def resolve(masked, method=None, criterion=None, *, caller="prune"):
     return record, criterion or record.criterion
 
 
+def check_ranked_by_scores(masked, record, criterion, caller):
+    """Raises unless `caller` (`prune`, `StructuredPruning`) may rank the channels of
+    `masked`, wrapped with `record`, by `criterion` as given (None: the method's): a
+    method whose masks another callback drives (soft_topk: `SoftTopK` trains the logits
+    its criterion reads) is refused unless a criterion is chosen on purpose."""
+    from tfcompress.callbacks import StructuredPruning
+
+    if criterion is None and not issubclass(StructuredPruning, record.callback):
+        raise ValueError(
+            f"Model '{masked.name}' was wrapped with method={record.name!r}, whose "
+            f"masks {record.callback.__name__} drives; {caller} would rank its channels "
+            f"by their untrained {record.criterion!r} scores. Use "
+            f"tfcompress.callbacks.{record.callback.__name__}, or pass criterion= to "
+            "rank by another criterion on purpose."
+        )
+
+
 def graph_of(masked):
     """The dependency graph of a wrapped model, with the layers it was wrapped to leave
     alone (`exclude`) left alone again. A model `wrap` made is traced once (`graph.memo`):

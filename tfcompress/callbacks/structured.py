@@ -140,15 +140,8 @@ class StructuredPruning(ScheduledPruning):
                 f"StructuredPruning prunes channels, but model '{self.model.name}' was "
                 f"wrapped with method={record.name!r}. Use MagnitudePruning."
             )
-        if self.criterion is None and not issubclass(StructuredPruning, record.callback):
-            # soft_topk: its criterion ranks logits that only its own callback trains
-            raise ValueError(
-                f"Model '{self.model.name}' was wrapped with method={record.name!r}, whose "
-                f"masks {record.callback.__name__} drives; StructuredPruning would rank "
-                f"its channels by their untrained {record.criterion!r} scores. Use "
-                f"tfcompress.callbacks.{record.callback.__name__}, or pass criterion= to "
-                "rank by another criterion on purpose."
-            )
+        # soft_topk: its criterion ranks logits that only its own callback trains
+        methods.check_ranked_by_scores(self.model, record, self.criterion, "StructuredPruning")
         self._options = methods.with_method_defaults(self.options, record, self._criterion)
         self._graph = methods.graph_of(self.model)
         self._budget = budgets.Budget.bind(

@@ -97,7 +97,9 @@ def prune(
             by "l1_filter".
         criterion: re-score with another criterion on purpose (a key of
             `tfcompress.importance.CRITERIA`, e.g. "l1_filter" on a taylor-wrapped
-            model); default: the wrapped method's.
+            model); default: the wrapped method's. A model whose masks another callback
+            drives (soft_topk: `SoftTopK` trains its logits) needs it: without it prune
+            is refused, as `StructuredPruning` is (`methods.check_ranked_by_scores`).
         options: a `tfcompress.pruners.ranking.RankingOptions` holding every ranking
             choice below (`ratio` fills its ratio in); give it or the loose arguments.
         scope: "local" (per-group ratio; the default, None) or "global" (one ranking
@@ -149,6 +151,7 @@ def prune(
             "cost_table": cost_table, "only": only,
         }
         return _prune_weights(masked, record, ratio, options, scope, keep_pruned, unused)
+    methods.check_ranked_by_scores(masked, record, given_criterion, "prune")
     options = ranking_options(
         options,
         ratio,
