@@ -77,8 +77,12 @@ def test_report_ratios_structured_and_unstructured():
     assert np.isclose(t["compression_ratio"], 1 / (1 - t["weight_sparsity"]))
     data = json.loads(rep.to_json())
     assert {r["layer"] for r in data["layers"]} == {layer.name for layer in model.layers[1:]}
-    # biases start at zero, so the nonzero count is the kept kernels: 16*16 + 16*4
-    assert "params 676 -> 320 nonzero" in rep.table()
+    # biases start at zero, so the nonzero counts are the kernels: 16*32 + 32*4 before,
+    # 16*16 + 16*4 after; the parameter ratio is the real counts' (it read 676 / 320)
+    assert "params 676 -> 340 (1.99x), nonzero 640 -> 320 (2.00x)" in rep.table()
+    assert "compression 1.99x, weight sparsity 0.497 (336 parameters removed, 0 zeroed)" in (
+        rep.table()
+    )
 
     sparse = tfc.wrap(model, method="magnitude")
     tfc.prune(sparse, ratio=0.8)
@@ -86,6 +90,60 @@ def test_report_ratios_structured_and_unstructured():
     assert t["params_after"] == t["params_before"]
     assert t["nonzero_params_after"] < 0.3 * t["params_before"]
     assert t["compression_ratio"] > 3.0
+
+
+def _conv_bn_net(name="net"):
+    """Untrained: its conv and dense biases, BatchNorm betas and moving means are zero."""
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(8, 3, padding="same", name="c1")(inputs)
+    x = layers.ReLU()(layers.BatchNormalization(name="bn1")(x))
+    x = layers.Conv2D(16, 3, padding="same", name="c2")(x)
+    x = layers.ReLU()(layers.BatchNormalization(name="bn2")(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(4, name="fc")(x), name=name)
+
+
+def test_a_model_against_itself_reads_1x_and_no_sparsity():
+    # zeros the original already held (biases, betas, moving means: 76 of 1,556) were
+    # counted as compressed: 1.05x and sparsity 0.049 for two identical models
+    model = _conv_bn_net()
+    t = tfc.report(model, model).totals()
+    assert t["compression_ratio"] == 1.0 and t["weight_sparsity"] == 0.0
+    assert t["nonzero_params_before"] == t["params_before"] - 76
+    assert t["params_ratio"] == t["nonzero_ratio"] == 1.0 and t["zeroed_params"] == 0
+    assert "compression 1.00x, weight sparsity 0.000 (0 parameters removed, 0 zeroed)" in str(
+        tfc.report(model, model)
+    )
+
+
+def test_the_ratio_of_a_stripped_model_is_its_real_parameter_count():
+    model = _conv_bn_net()
+    masked = tfc.wrap(model)
+    tfc.prune(masked, ratio=0.5)
+    compact = tfc.strip(masked)
+    t = tfc.report(model, compact).totals()
+    assert t["compression_ratio"] == model.count_params() / compact.count_params()
+    assert t["params_ratio"] == model.count_params() / compact.count_params()
+    assert t["weight_sparsity"] == 1 - compact.count_params() / model.count_params()
+    assert t["zeroed_params"] == 0  # removed channels are not zeros; kept zero biases neither
+
+
+def test_magnitude_counts_only_the_weights_it_zeroed():
+    model = _conv_bn_net()
+    sparse = tfc.wrap(model, method="magnitude")
+    tfc.prune(sparse, ratio=0.8)
+    compact = tfc.strip(sparse)
+    zeros = [int(np.sum(w == 0)) for w in compact.get_weights()]
+    zeros_before = [int(np.sum(w == 0)) for w in model.get_weights()]
+    pruned = sum(zeros) - sum(zeros_before)  # the kernels' weights set to zero
+    assert pruned > 0.7 * sum(model.get_layer(n).kernel.shape.num_elements()
+                              for n in ("c1", "c2", "fc"))
+    t = tfc.report(model, compact).totals()
+    assert t["compression_ratio"] == t["params_before"] / (t["params_before"] - pruned)
+    assert t["params_ratio"] == 1.0
+    assert t["zeroed_params"] == pruned
+    assert t["nonzero_params_before"] - t["nonzero_params_after"] == pruned
+    assert t["nonzero_ratio"] == t["nonzero_params_before"] / t["nonzero_params_after"]
 
 
 class _Block(keras.layers.Layer):

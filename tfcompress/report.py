@@ -17,9 +17,14 @@ from tfcompress.metrics.complexity import layer_stats
 class Report:
     """Per-layer rows of the original and compressed model, and the totals.
 
-    `compression_ratio` is ACoSP's 1 / (1 - weight sparsity), with sparsity the fraction
-    of the original parameters that are gone (removed or zero); `mac_ratio` is
-    original MACs / compressed MACs.
+    Totals: `params_ratio` is parameters before / after (the compact model's real count);
+    `nonzero_ratio` nonzero weights before / after (element-wise pruning, which keeps the
+    architecture); `compression_ratio` is ACoSP's 1 / (1 - weight sparsity), with sparsity
+    the fraction of the original parameters the compression removed or set to zero
+    (`zeroed_params`: per layer, the zeros the compressed layer holds beyond the
+    original's, so weights that were zero already, such as fresh biases, BatchNorm betas
+    and moving means, are not counted as compressed); `mac_ratio` is original MACs /
+    compressed MACs. The report of a model with itself reads 1.00x and sparsity 0.
     """
 
     before: list
@@ -42,23 +47,39 @@ class Report:
     def totals(self):
         b_params = sum(r.params for r in self.before)
         a_params = sum(r.params for r in self.after)
+        b_nonzero = sum(r.nonzero_params for r in self.before)
         a_nonzero = sum(r.nonzero_params for r in self.after)
         b_macs = sum(r.macs for r in self.before)
         a_macs = sum(r.macs for r in self.after)
-        sparsity = 1.0 - a_nonzero / b_params if b_params else 0.0
+        zeroed = self.zeroed()
+        kept = a_params - zeroed  # the compressed model's parameters not zeroed by it
         return {
             "params_before": b_params,
             "params_after": a_params,
+            "params_ratio": _ratio(b_params, a_params),
+            "nonzero_params_before": b_nonzero,
             "nonzero_params_after": a_nonzero,
-            "weight_sparsity": sparsity,
-            "compression_ratio": 1.0 / (1.0 - sparsity) if sparsity < 1 else float("inf"),
+            "nonzero_ratio": _ratio(b_nonzero, a_nonzero),
+            "zeroed_params": zeroed,
+            "weight_sparsity": 1.0 - kept / b_params if b_params else 0.0,
+            "compression_ratio": _ratio(b_params, kept),
             "macs_before": b_macs,
             "macs_after": a_macs,
-            "mac_ratio": b_macs / a_macs if a_macs else float("inf"),
+            "mac_ratio": _ratio(b_macs, a_macs),
             "sequence_length": self.sequence_length,
             "sequence_length_source": self.length_source or None,
             "macs_not_counted": self.uncounted(),
         }
+
+    def zeroed(self):
+        """Parameters the compression set to zero: over the paired layers, the zeros each
+        compressed layer holds beyond its original's (a weight zero in both is not
+        counted; a layer with channels removed holds no more zeros than before)."""
+        return sum(
+            max(0, (a.params - a.nonzero_params) - (b.params - b.nonzero_params))
+            for b, a in self.pairs()
+            if a is not None
+        )
 
     def uncounted(self):
         """Names of the layers (of either model) whose MACs are not counted (recurrent,
@@ -103,7 +124,8 @@ class Report:
     def table(self, only_changed=False):
         """Per layer: output shape after, nonzero parameters before > after, MACs before >
         after (``only_changed``: the layers where one of them, or the total parameter count,
-        changed); then the totals."""
+        changed); then the totals: parameters, nonzero parameters and MACs before -> after
+        with their ratios, and the compression ratio with the weight sparsity."""
         head = f"{'layer':32} {'class':20} {'shape':>22} {'nonzero params':>21} {'MACs':>25}"
         lines = [head, "-" * len(head)]
         keys = ("params", "nonzero_params", "macs", "shape")
@@ -120,9 +142,15 @@ class Report:
         t = self.totals()
         lines.append("-" * len(head))
         lines.append(
-            f"params {t['params_before']:,} -> {t['nonzero_params_after']:,} nonzero "
-            f"({t['compression_ratio']:.2f}x), MACs {t['macs_before']:,} -> "
-            f"{t['macs_after']:,} ({t['mac_ratio']:.2f}x)"
+            f"params {t['params_before']:,} -> {t['params_after']:,} ({t['params_ratio']:.2f}x), "
+            f"nonzero {t['nonzero_params_before']:,} -> {t['nonzero_params_after']:,} "
+            f"({t['nonzero_ratio']:.2f}x), MACs {t['macs_before']:,} -> {t['macs_after']:,} "
+            f"({t['mac_ratio']:.2f}x)"
+        )
+        lines.append(
+            f"compression {t['compression_ratio']:.2f}x, weight sparsity "
+            f"{t['weight_sparsity']:.3f} ({t['params_before'] - t['params_after']:,} "
+            f"parameters removed, {t['zeroed_params']:,} zeroed)"
         )
         if self.length_note():
             lines.append(self.length_note())
@@ -167,12 +195,17 @@ def report(original, compressed, sequence_length=None):
     length, source = None, ""
     if _has_unknown_length(original) or _has_unknown_length(compressed):
         length, source = _sequence_length(original, sequence_length)
-    return Report(
+    result = Report(
         before=layer_stats(original, length),
         after=layer_stats(compressed, length),
         sequence_length=length,
         length_source=source,
     )
+    return result
+
+
+def _ratio(before, after):
+    return before / after if after else float("inf")
 
 
 def _has_unknown_length(model):
