@@ -1,6 +1,7 @@
 """Report: params and MACs by hand, compression ratios, table and JSON."""
 
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -144,6 +145,23 @@ def test_magnitude_counts_only_the_weights_it_zeroed():
     assert t["zeroed_params"] == pruned
     assert t["nonzero_params_before"] - t["nonzero_params_after"] == pruned
     assert t["nonzero_ratio"] == t["nonzero_params_before"] / t["nonzero_params_after"]
+
+
+def test_unrelated_models_warn_that_layers_pair_by_name():
+    original = _conv_bn_net("a")
+    inputs = keras.Input((8, 8, 3))
+    other = keras.Model(inputs, layers.Dense(4, name="head")(layers.Flatten()(inputs)), name="b")
+    with pytest.warns(UserWarning, match=r"report: only 0 of the 8 layers of the original "
+                      r"model 'a' have a partner in the compressed model 'b'\. The report "
+                      r"pairs layers by name"):
+        rows = tfc.report(original, other).rows()
+    assert all(r["shape_after"] is None for r in rows)  # every row "gone": hence the warning
+    masked = tfc.wrap(original)
+    tfc.prune(masked, ratio=0.5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tfc.report(original, tfc.strip(masked))  # its own compact version: no warning
+    assert not [w for w in caught if "report:" in str(w.message)]
 
 
 class _Block(keras.layers.Layer):

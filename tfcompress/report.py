@@ -7,6 +7,7 @@ the report says which (`Report.length_note`)."""
 
 import dataclasses
 import json
+import warnings
 
 from tfcompress.graph.trace import layers_of, trace
 from tfcompress.layers import ChannelMask
@@ -201,7 +202,26 @@ def report(original, compressed, sequence_length=None):
         sequence_length=length,
         length_source=source,
     )
+    _warn_unpaired(result, original, compressed)
     return result
+
+
+def _warn_unpaired(result, original, compressed):
+    """Warns when fewer than half the original's layers find a partner (two unrelated
+    models: every row would read "layer gone", with nothing saying why)."""
+    found = sum(a is not None for _, a in result.pairs())
+    if found * 2 >= len(result.before):
+        return
+    warnings.warn(
+        f"report: only {found} of the {len(result.before)} layers of the original model "
+        f"'{original.name}' have a partner in the compressed model '{compressed.name}'. "
+        "The report pairs layers by name (by position when both models hold the same "
+        "layer classes in the same order), so the other rows read as gone: compare a "
+        "model with its own compressed version (e.g. `tfcompress.strip(masked)`). The "
+        "totals still compare the two whole models.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _ratio(before, after):
