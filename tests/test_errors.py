@@ -146,6 +146,22 @@ def test_wrap_refuses_the_graph_of_another_model():
     assert len(tfc.wrap(a, graph=tfc.DependencyGraph(a)).layers) > len(a.layers)
 
 
+def test_measure_cost_table_refuses_the_graph_of_another_model():
+    """Before: measure_cost_table(a, graph=DependencyGraph(b)) timed a by b's groups."""
+    a, b = _small(), keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(2, 1)], name="b")
+    graph = tfc.DependencyGraph(b)
+    with pytest.raises(ValueError, match=r"graph is the dependency graph of model 'b', not of "
+                       rf"the model to time, '{a.name}'"):  # fmt: skip
+        tfc.latency.measure_cost_table(a, graph=graph, use_cache=False)
+
+
+def test_wrap_refuses_a_layer_naming_what_it_takes():
+    """Before: wrap(keras.layers.Dense(3)) failed in an AttributeError of a layer's walk."""
+    with pytest.raises(TypeError, match=r"Expected a keras.Model. Received: model=.* of type "
+                       "Dense"):  # fmt: skip
+        tfc.wrap(layers.Dense(3))
+
+
 def test_prune_without_wrap():
     with pytest.raises(ValueError, match="has no mask layers. Call `tfcompress.wrap"):
         tfc.prune(_small(), ratio=0.5)

@@ -39,6 +39,17 @@ def exclude_names(exclude):
     return names
 
 
+def check_graph_of(graph, model, purpose):
+    """Raises unless `graph` is None or the dependency graph of `model` (`purpose`: what
+    `model` is given for, e.g. "to wrap", named in the message)."""
+    if graph is not None and graph.model is not model:
+        raise ValueError(
+            f"graph is the dependency graph of model '{graph.model.name}', not of the model "
+            f"{purpose}, '{model.name}': pass DependencyGraph(model) or no graph. Received: "
+            f"graph={graph!r}"
+        )
+
+
 def resolve_exclude(model, exclude):
     """`exclude_names(exclude)` with the name of a model nested in `model` (a backbone, a
     Sequential block) replaced by the names of all the layers inside it: the graph sees

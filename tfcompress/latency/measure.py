@@ -26,7 +26,7 @@ import numpy as np
 from absl import logging
 
 from tfcompress.export.fold import fold_batchnorm as fold
-from tfcompress.graph.dependency import DependencyGraph
+from tfcompress.graph.dependency import DependencyGraph, check_graph_of
 from tfcompress.latency.cache import default_cache_dir, digest, load_table, save_table
 from tfcompress.latency.calibrate import fit_rest, split_rest
 from tfcompress.latency.layers import architecture, check_unique_names, layer_sites
@@ -234,6 +234,7 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         raise ValueError(
             "fractions must be a list or tuple of numbers in (0, 1]. "
             f"Received: fractions={fractions!r}")
+    check_graph_of(graph, model, "to time")
     if len(model.inputs) != 1:
         raise ValueError(
             f"measure_cost_table times models of one input; model '{model.name}' has "

@@ -8,9 +8,9 @@ import numpy as np
 
 from tfcompress import methods
 from tfcompress.graph import DependencyGraph, memo
-from tfcompress.graph.dependency import resolve_exclude
+from tfcompress.graph.dependency import check_graph_of, resolve_exclude
 from tfcompress.graph.rules import unwrap
-from tfcompress.graph.trace import layers_of
+from tfcompress.graph.trace import check_model, layers_of
 from tfcompress.layers import ChannelMask, MaskedAttention, MaskedKernel, WeightMask
 from tfcompress.layers.weight_mask import masked_weight_names
 from tfcompress.numbers import check_flag
@@ -55,6 +55,7 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
         **options: options of the method's clone hook, e.g. `penalty=1e-4` (the L1
             penalty on BatchNorm scales) for "slimming".
     """
+    check_model(model)  # a Keras model, built (a layer given raised an AttributeError)
     _refuse_wrapped(model)
     check_flag("copy_layers", copy_layers)
     check_flag("mask_kernels", mask_kernels)
@@ -64,12 +65,7 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
     _check_options(method, record.clone_hook, options)
     exclude = resolve_exclude(model, exclude)
-    if graph is not None and graph.model is not model:
-        raise ValueError(
-            f"graph is the dependency graph of model '{graph.model.name}', not of the model "
-            f"to wrap, '{model.name}': pass DependencyGraph(model) or no graph. Received: "
-            f"graph={graph!r}"
-        )
+    check_graph_of(graph, model, "to wrap")
     if graph is not None and exclude and exclude != graph.exclude:
         raise ValueError(
             f"exclude={list(exclude)!r} differs from the given graph's exclude "
