@@ -23,7 +23,7 @@ import keras
 import numpy as np
 
 from tfcompress.graph.dynamic_sizes import symbolic_sizes
-from tfcompress.graph.keras_masks import drops_input_mask
+from tfcompress.graph.keras_masks import drops_input_mask, mask_of, run_both
 from tfcompress.messages import first_line
 
 
@@ -133,20 +133,10 @@ def _drops_mask(layer, node, parts):
         keras.ops.zeros([2 if d is None else d for d in t.shape], t.dtype)
         for t in node.input_tensors
     ]
-    try:
-        args, kwargs = node.arguments.fill_in(
-            {id(t): x for t, x in zip(node.input_tensors, samples)}
-        )
-        original = keras.tree.flatten(layer(*args, **kwargs))
-        seen = keras.tree.flatten(parts(samples))
-    except Exception:  # noqa: BLE001 - whatever zeros make the layer raise
+    outputs = run_both(layer, node, parts, samples)
+    if outputs is None:  # whatever zeros make the layer raise
         return False
-    # Keras keeps a computed tensor's mask as its `_keras_mask` (keras.src.backend's
-    # get_keras_mask reads the same attribute)
-    return any(
-        getattr(a, "_keras_mask", None) is not None and getattr(b, "_keras_mask", None) is None
-        for a, b in zip(original, seen)
-    )
+    return any(mask_of(a) is not None and mask_of(b) is None for a, b in zip(*outputs))
 
 
 def _computes_masks(layer):

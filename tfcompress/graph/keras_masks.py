@@ -52,8 +52,22 @@ def _with_mask(x):
     return x
 
 
-def _mask_of(x):
+def mask_of(x):
+    """The Keras mask a computed tensor carries, or None (Keras keeps it as the tensor's
+    `_keras_mask`, which `keras.src.backend.get_keras_mask` reads)."""
     return getattr(x, "_keras_mask", None)
+
+
+def run_both(layer, node, parts, samples):
+    """`(outputs of layer, outputs of parts)`, flat, on `samples` (one per input of
+    `node`, the call of `layer` that `parts` computes), or None when either call raises."""
+    try:
+        args, kwargs = node.arguments.fill_in(
+            {id(t): x for t, x in zip(node.input_tensors, samples)}
+        )
+        return keras.tree.flatten(layer(*args, **kwargs)), keras.tree.flatten(parts(samples))
+    except Exception:  # noqa: BLE001 - whatever the samples make the layer raise
+        return None
 
 
 class MaskFlow:
@@ -97,7 +111,7 @@ class MaskFlow:
                 out = probe(samples)
         except Exception:  # noqa: BLE001 - a model zeros make raise: no mask known
             return False
-        return _mask_of(out) is not None
+        return mask_of(out) is not None
 
 
 def drops_input_mask(layer, node, parts, masked):
@@ -112,16 +126,11 @@ def drops_input_mask(layer, node, parts, masked):
     samples = [
         _with_mask(x) if m and len(x.shape) >= 2 else x for x, m in zip(samples, masked)
     ]
-    try:
-        args, kwargs = node.arguments.fill_in(
-            {id(t): x for t, x in zip(node.input_tensors, samples)}
-        )
-        original = keras.tree.flatten(layer(*args, **kwargs))
-        seen = keras.tree.flatten(parts(samples))
-    except Exception:  # noqa: BLE001 - whatever the samples make the layer raise
+    outputs = run_both(layer, node, parts, samples)
+    if outputs is None:
         return False
-    for a, b in zip(original, seen):
-        if (_mask_of(a) is None) != (_mask_of(b) is None):
+    for a, b in zip(*outputs):
+        if (mask_of(a) is None) != (mask_of(b) is None):
             return True
         a, b = keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b)
         if a.shape != b.shape or np.max(np.abs(a - b), initial=0.0) > 1e-4 * max(
