@@ -14,7 +14,7 @@ import pytest
 import tfcompress as tfc
 from tfcompress import callbacks as cb
 from tfcompress import schedules
-from tfcompress.callbacks._state import warn_if_skipped
+from tfcompress.callbacks._warnings import warn_if_skipped
 from tfcompress.pruners import mask_stats
 
 from .pruning_models import conv_bn_net, data

@@ -14,7 +14,7 @@ before the fit's first step and never applied, or all after its last) warns at t
 `ScheduleSkippedWarning`.
 """
 
-from tfcompress.callbacks._state import ScheduleRestartWarning, ScheduleSkippedWarning
+from tfcompress.callbacks._warnings import ScheduleRestartWarning, ScheduleSkippedWarning
 from tfcompress.callbacks.magnitude import MagnitudePruning
 from tfcompress.callbacks.soft_topk import SoftTopK
 from tfcompress.callbacks.structured import StructuredPruning

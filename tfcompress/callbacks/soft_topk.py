@@ -7,7 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress import methods
-from tfcompress.callbacks._state import current_step, layers_of
+from tfcompress.callbacks._state import current_step
+from tfcompress.graph.trace import layers_of
 from tfcompress.layers import SoftTopKMask
 from tfcompress.numbers import check_count
 from tfcompress.pruners import ranking, restored

@@ -1,7 +1,8 @@
 """`StructuredPruning`: channel pruning (l1_filter, taylor, slimming) during `fit`."""
 
 from tfcompress import methods
-from tfcompress.callbacks._state import ScheduledPruning, layers_of
+from tfcompress.callbacks._state import ScheduledPruning
+from tfcompress.graph.trace import layers_of
 from tfcompress.layers import TaylorMask
 from tfcompress.pruners import budgets, restored
 from tfcompress.pruners.plan import apply_plan
