@@ -3,7 +3,8 @@
 (schedule steps are the optimizer's, which continue across fits, and a fit's first batch
 checks only its own step) and events all after its last step. Before, both pruned
 nothing in silence. Fits that apply an event, or continue a schedule whose earlier
-events were applied, stay quiet."""
+events were applied, stay quiet. A `SoftTopK` fit that ends before `ending_epoch` (masks
+still soft, nothing pruned) warns the same way; before, it too was silent."""
 
 import re
 import warnings
@@ -35,28 +36,33 @@ def _callback(method, schedule):
     return cb.StructuredPruning(schedule)
 
 
-def _fit(model, callback=None, epochs=1):
+def _fit(model, callback=None, epochs=1, initial_epoch=0):
     x, y = data(64)
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0,
-              callbacks=[callback] if callback else [])
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, initial_epoch=initial_epoch,
+              shuffle=False, verbose=0, callbacks=[callback] if callback else [])
     return callback
 
 
-def _skipped(model, callback, epochs=1):
+def _skipped(model, callback, epochs=1, initial_epoch=0):
     """`_fit`; returns the text of the one `ScheduleSkippedWarning` it gave."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", cb.ScheduleSkippedWarning)
-        _fit(model, callback, epochs)
+        _fit(model, callback, epochs, initial_epoch)
     (message,) = [str(w.message) for w in caught
                   if issubclass(w.category, cb.ScheduleSkippedWarning)]
     return message
 
 
-def _quiet(model, callback, epochs=1):
-    """`_fit`, failing on a `ScheduleSkippedWarning`; returns the steps of its events."""
+def _no_warning(model, callback, epochs=1, initial_epoch=0):
+    """`_fit`, failing on a `ScheduleSkippedWarning`."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", cb.ScheduleSkippedWarning)
-        _fit(model, callback, epochs)
+        _fit(model, callback, epochs, initial_epoch)
+
+
+def _quiet(model, callback, epochs=1):
+    """`_no_warning`; returns the steps of the callback's events."""
+    _no_warning(model, callback, epochs)
     return [step for step, _ in callback.events]
 
 
@@ -135,6 +141,58 @@ def test_a_passed_event_to_ratio_0_is_quiet():
     _fit(masked)
     schedule = schedules.Polynomial(0.0, 0.5, begin_step=0, end_step=16, frequency=8)
     assert _quiet(masked, cb.StructuredPruning(schedule)) == []  # steps 4 to 7
+
+
+def _soft_topk():
+    """Hard masks from epoch 4 = step 16 (4 steps an epoch)."""
+    return cb.SoftTopK(schedules.ACoSPTemperature(0.5, ending_epoch=4), min_channels=2)
+
+
+def test_a_soft_topk_fit_that_ends_before_ending_epoch_warns():
+    masked = _wrapped("soft_topk")
+    callback = _soft_topk()
+    message = _skipped(masked, callback, epochs=2)
+    assert not callback.is_hard() and mask_stats(masked)["channel_sparsity"] == 0
+    assert tfc.strip(masked).count_params() == conv_bn_net(seed=0).count_params()
+    assert message == (
+        "Model 'conv_bn_net': SoftTopK's masks are still soft at the end of this fit, "
+        "which trained from epoch 0 to epoch 2 (steps 0 to 7 of the optimizer's "
+        "iterations, 4 steps an epoch); its schedule ACoSPTemperature(final_ratio=0.5, "
+        "ending_epoch=4, starting_epoch=0, initial_temperature=1.0, "
+        "final_temperature=0.001, update='continuous') hardens them to each mask's top "
+        "k channels at ending_epoch=4 (step 16), after this fit. So no channel is pruned "
+        "yet: tfcompress.strip returns the model with all its channels. Fit longer, to "
+        "epoch 4 (8 more steps), or give the schedule a smaller ending_epoch (this fit "
+        "reached epoch 2). If a later fit continues the schedule, this is expected. "
+        "Silence this with warnings.filterwarnings('ignore', "
+        "category=tfcompress.callbacks.ScheduleSkippedWarning).")
+
+
+def test_a_soft_topk_fit_to_ending_epoch_or_past_it_is_quiet():
+    masked = _wrapped("soft_topk")
+    callback = _soft_topk()
+    _no_warning(masked, callback, epochs=4)  # hardened at the end of the fit
+    assert callback.is_hard() and callback.hardened_at == 16
+    masked = _wrapped("soft_topk")
+    callback = _soft_topk()
+    _no_warning(masked, callback, epochs=5)  # hardened before the first batch of epoch 4
+    assert callback.is_hard() and callback.hardened_at == 16
+
+
+def test_resumed_soft_topk_fits_warn_until_one_reaches_ending_epoch():
+    """Fits resumed with initial_epoch (the optimizer's step continues): each names the
+    epochs it trained; the one that reaches ending_epoch, and one after it, are quiet."""
+    masked = _wrapped("soft_topk")
+    callback = _soft_topk()
+    assert "which trained from epoch 0 to epoch 2 (steps 0 to 7 " in _skipped(
+        masked, callback, epochs=2)
+    message = _skipped(masked, callback, epochs=3, initial_epoch=2)
+    for text in ("which trained from epoch 2 to epoch 3 (steps 8 to 11 of the optimizer's",
+                 "Fit longer, to epoch 4 (4 more steps)", "(this fit reached epoch 3)"):
+        assert text in message, text
+    _no_warning(masked, callback, epochs=4, initial_epoch=3)
+    assert callback.is_hard() and callback.hardened_at == 16
+    _no_warning(masked, callback, epochs=5, initial_epoch=4)  # masks hard from the start
 
 
 def test_the_warning_is_silenced_by_its_category():

@@ -11,7 +11,8 @@ resume a run mid-schedule. A scheduled callback whose fit starts at step 0 on a 
 whose masks already prune (a weights file loaded before the optimizer was built) warns,
 `ScheduleRestartWarning`; one whose fit applies none of its schedule's events (all
 before the fit's first step and never applied, or all after its last) warns at the end,
-`ScheduleSkippedWarning`.
+`ScheduleSkippedWarning`, as does a `SoftTopK` fit that ends before `ending_epoch` (the
+masks still soft).
 """
 
 from tfcompress.callbacks._warnings import ScheduleRestartWarning, ScheduleSkippedWarning

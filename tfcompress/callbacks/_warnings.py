@@ -1,7 +1,7 @@
 """The warnings of the pruning callbacks: a fit that restarts a schedule on pruned masks
-(`ScheduleRestartWarning`) and one that applies none of its schedule's events
-(`ScheduleSkippedWarning`). Each rule is a function of the model and the steps the
-caller read, and returns the warning's text (or None)."""
+(`ScheduleRestartWarning`) and one that applies none of its schedule's events, or ends
+before `SoftTopK` hardens its masks (`ScheduleSkippedWarning`). Each rule is a function
+of the model and the steps the caller read, and returns the warning's text (or None)."""
 
 import math
 import warnings
@@ -53,8 +53,16 @@ def warn_if_restarting(model, callback_name, step):
 
 class ScheduleSkippedWarning(UserWarning):
     """A fit applied none of its pruning schedule's events: they all fall before the
-    fit's first step (never applied) or after its last. A Python warning, so a run whose
-    schedule continues in a later fit can silence exactly this one."""
+    fit's first step (never applied) or after its last -- for `SoftTopK`, the fit ended
+    before its schedule's `ending_epoch`, with the masks still soft. A Python warning, so
+    a run whose schedule continues in a later fit can silence exactly this one."""
+
+# the end of every ScheduleSkippedWarning
+_LATER_FIT = "If a later fit continues the schedule, this is expected."
+_SILENCE_SKIPPED = (
+    "Silence this with warnings.filterwarnings('ignore', "
+    "category=tfcompress.callbacks.ScheduleSkippedWarning)."
+)
 
 
 def warn_if_skipped(model, callback_name, schedule, first, last, applied):
@@ -106,14 +114,40 @@ def warn_if_skipped(model, callback_name, schedule, first, last, applied):
             ". None is at or before this fit's last step, so nothing was pruned "
             "(tfcompress.strip returns the unpruned model). Give the "
             f"schedule steps inside this fit (e.g. OneShot(ratio, step=s) with {first} <= "
-            f"s <= {last}) or train past step {steps[0]}. If a later fit continues the "
-            "schedule, this is expected."
+            f"s <= {last}) or train past step {steps[0]}. {_LATER_FIT}"
         )
     else:
         return None
+    message = f"{head}{why} {_SILENCE_SKIPPED}"
+    warnings.warn(message, ScheduleSkippedWarning, stacklevel=2)
+    return message
+
+
+def warn_if_still_soft(model, callback_name, schedule, first, end, steps_per_epoch):
+    """Warns (`ScheduleSkippedWarning`) at the end of a fit of `SoftTopK` whose masks are
+    still soft, which trained the optimizer steps `first` to `end - 1` (`end`: its
+    iterations now), when it ended before the `ACoSPTemperature` `schedule` hardens the
+    masks: epoch `end / steps_per_epoch` before `ending_epoch`. As the second rule of
+    `warn_if_skipped`: the one event that prunes (hardening) is after the fit, so
+    nothing was pruned (a later fit may still reach it: the warning says so).
+
+    Returns the warning's text, or None. No warning when no batch was trained (`first`
+    None) or the fit reached `ending_epoch` (`SoftTopK` hardens the masks at its end)."""
+    if first is None or end <= first or schedule.is_hard(end / steps_per_epoch):
+        return None
+    ending = schedule.ending_epoch
+    hard_step = math.ceil(ending * steps_per_epoch)
+    reached = f"{end / steps_per_epoch:g}"
     message = (
-        head + why + " Silence this with warnings.filterwarnings('ignore', "
-        "category=tfcompress.callbacks.ScheduleSkippedWarning)."
+        f"Model '{model.name}': {callback_name}'s masks are still soft at the end of this "
+        f"fit, which trained from epoch {first / steps_per_epoch:g} to epoch {reached} "
+        f"(steps {first} to {end - 1} of the optimizer's iterations, {steps_per_epoch} "
+        f"steps an epoch); its schedule {schedule!r} hardens them to each mask's top k "
+        f"channels at ending_epoch={ending} (step {hard_step}), after this fit. So no "
+        "channel is pruned yet: tfcompress.strip returns the model with all its "
+        f"channels. Fit longer, to epoch {ending} ({hard_step - end} more steps), or give "
+        f"the schedule a smaller ending_epoch (this fit reached epoch {reached}). "
+        f"{_LATER_FIT} {_SILENCE_SKIPPED}"
     )
     warnings.warn(message, ScheduleSkippedWarning, stacklevel=2)
     return message

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfcompress import methods
 from tfcompress.callbacks._state import current_step
+from tfcompress.callbacks._warnings import warn_if_still_soft
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import SoftTopKMask
 from tfcompress.numbers import check_count
@@ -31,6 +32,8 @@ class SoftTopK(keras.callbacks.Callback):
     variable is re-assigned once the schedule has moved by 1 %); at `ending_epoch` each
     mask keeps exactly its k channels of highest logits and becomes hard (the seed's
     `soft_to_hard_k`), also when `fit` ends there. Training then goes on with hard masks.
+    A fit that ends before `ending_epoch` leaves the masks soft (no channel pruned yet)
+    and warns at its end, `ScheduleSkippedWarning` (`warn_if_still_soft`).
 
         masked = tfc.wrap(model, "soft_topk")
         masked.compile(...)
@@ -88,6 +91,7 @@ class SoftTopK(keras.callbacks.Callback):
         # weights file in an unbuilt optimizer restarts here is the temperature schedule,
         # on the trained logits: hardening comes that many steps later.
         self._temperature = None
+        self._first = None  # the step of this fit's first batch with soft masks
         # one compiled call per batch instead of one eager assign per mask
         self._assign_temperature = tf.function(self._assign_all)
 
@@ -97,7 +101,10 @@ class SoftTopK(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self._hard:
             return
-        epoch = current_step(self.model) / self._steps
+        step = current_step(self.model)
+        if self._first is None:
+            self._first = step
+        epoch = step / self._steps
         if self._harden_if_due(epoch):
             return
         temperature = self.schedule(epoch)
@@ -137,7 +144,10 @@ class SoftTopK(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         # a fit that ends at (or, with steps_per_execution, past) ending_epoch: hard as the
-        # next batch of a longer fit would make it
+        # next batch of a longer fit would make it; one that ends before it says so
         if not self._hard:
-            self._harden_if_due(current_step(self.model) / self._steps)
+            step = current_step(self.model)
+            if not self._harden_if_due(step / self._steps):
+                warn_if_still_soft(self.model, type(self).__name__, self.schedule,
+                                   self._first, step, self._steps)
         restored.warn_if_restored(self.model)
