@@ -1,7 +1,8 @@
 """Pruning callbacks under `compile(steps_per_execution=k)`: Keras calls batch callbacks
 once per execution (every k steps), so a schedule's event at a step inside an execution
 is caught up at the next call; the final ratio is reached as with k = 1 (before, events
-inside executions were skipped: 10 of 16 channels kept instead of 8)."""
+inside executions were skipped: 10 of 16 channels kept instead of 8). One inside an
+epoch's last execution is applied at the end of the epoch, before fit's validation of it."""
 
 import keras
 import numpy as np
@@ -95,7 +96,7 @@ def test_magnitude_pruning_reaches_the_final_ratio(steps_per_execution):
     assert np.isfinite(sparsity)
 
 
-def _fits(method, make_callback, plan, after=()):
+def _fits(method, make_callback, plan, after=(), validation_data=None):
     """`plan`'s fits (`(initial_epoch, epochs)`) of one model, 6 steps an epoch, executions
     of 4 steps: the callback is called at steps 0 and 4 of each epoch; the callbacks
     `after` it see what it did."""
@@ -108,7 +109,7 @@ def _fits(method, make_callback, plan, after=()):
     callback = make_callback()
     for first, last in plan:
         masked.fit(x, y, batch_size=16, initial_epoch=first, epochs=last, shuffle=False,
-                   verbose=0, callbacks=[callback, *after])
+                   verbose=0, callbacks=[callback, *after], validation_data=validation_data)
     return masked, callback
 
 
@@ -182,3 +183,45 @@ def test_an_epoch_end_leaves_its_event_to_one_at_the_next_epochs_first_step(meth
     for a, b in zip(both.weights, later.weights, strict=True):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b),
                                    atol=1e-6, err_msg=a.path)
+
+
+class SparsityAtValidation(keras.callbacks.Callback):
+    """What the epoch's validation inside fit measures (`on_test_begin`, after the pruning
+    callback's): the mask sparsity."""
+
+    def __init__(self, key):
+        super().__init__()
+        self.key, self.seen = key, []
+
+    def on_test_begin(self, logs=None):
+        self.seen.append(mask_stats(self.model)[self.key])
+
+
+@pytest.mark.parametrize("method", sorted(CALLBACKS))
+@pytest.mark.parametrize("event, seen", [
+    (5, [0.5, 0.5]),  # in epoch 0's last execution (steps 4-5)
+    (11, [0.0, 0.5]),  # in the fit's last execution (steps 10-11)
+])
+def test_an_epochs_validation_sees_the_event_of_its_last_execution(method, event, seen):
+    # fit validates (evaluate, on_test_begin) before on_epoch_end: before, the event came
+    # after it, so val_loss -- what ModelCheckpoint(save_best_only) and EarlyStopping
+    # watch -- was measured on the masks before the event ([0, 0.5] and [0, 0] here)
+    recorder = SparsityAtValidation(SPARSITY[method])
+    val_x, val_y = data(32, seed=1)
+    masked, callback = _fits(
+        method, lambda: CALLBACKS[method](schedules.OneShot(0.5, step=event)), [(0, 2)],
+        after=[recorder], validation_data=(val_x, val_y))
+    assert [step for step, _ in callback.events] == [6 if event == 5 else 12]  # once
+    assert recorder.seen == pytest.approx(seen, abs=0.01)
+    final = masked.evaluate(val_x, val_y, batch_size=16, verbose=0)
+    assert masked.history.history["val_loss"][-1] == pytest.approx(final, rel=1e-6)
+
+
+def test_a_standalone_evaluate_applies_no_event():
+    masked = tfc.wrap(conv_bn_net(), "l1_filter")
+    masked.compile(optimizer=keras.optimizers.SGD(0.01),
+                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=0))
+    x, y = data(32)
+    masked.evaluate(x, y, batch_size=16, verbose=0, callbacks=[callback])
+    assert callback.events == [] and mask_stats(masked)["channel_sparsity"] == 0

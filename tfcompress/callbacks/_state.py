@@ -23,7 +23,8 @@ class DueEvents:
     callbacks once per execution, i.e. every `steps_per_execution` (k) steps, so an event
     at a step inside an execution is caught up at the next call (at most k - 1 steps
     late) instead of skipped; one inside an epoch's last execution is caught up at the
-    end of the epoch (`at_epoch_end`), so checkpoints and logs written there have it, and
+    end of the epoch (`at_epoch_end`: before its validation, if any), so the validation
+    metrics and the checkpoints and logs written at the epoch's end have it, and
     one inside the fit's last execution at the end of the fit (`passed`), so the next
     fit, which starts past it, need not. Several events in one execution: the latest
     one's ratio.
@@ -78,19 +79,23 @@ class DueEvents:
 class ScheduledPruning(keras.callbacks.Callback):
     """A callback that applies `self.schedule`'s events (`apply_event`) as `DueEvents`
     finds them: before each batch, and, for the events of an epoch's last execution
-    (`steps_per_execution` > 1), at the end of that epoch and of the fit.
+    (`steps_per_execution` > 1), at the end of that epoch -- before its validation, when
+    fit runs one -- and of the fit.
 
-    At the end of an epoch, so that the callbacks after this one (`ModelCheckpoint`,
-    `BackupAndRestore`, `PruningSummaries`) save and log the masks of every event
-    trained past -- but not when the next epoch's first step has an event of its own
+    At the end of an epoch, so that the epoch's validation and the callbacks after this
+    one (`ModelCheckpoint`, `EarlyStopping`, `BackupAndRestore`, `PruningSummaries`)
+    measure, save and log the masks of every event trained past. Fit validates with
+    `evaluate` on its own callback list after the epoch's last batch, before
+    `on_epoch_end`, so the epoch's catch-up is applied in `on_test_begin` inside a fit
+    (between `on_epoch_begin` and `on_epoch_end`; a standalone `evaluate` applies
+    nothing) and, in an epoch without validation, in `on_epoch_end`; `DueEvents` applies
+    it once. Not when the next epoch's first step has an event of its own
     (`DueEvents.at_epoch_end`): that one is applied, with the latest ratio, before the
     next batch, so within a fit one optimizer step never gets two events. (The end of
     the fit catches up regardless: it cannot tell whether another fit follows.) With
     `steps_per_execution=1` every event is applied before the batch of its own step, and
-    the ends of epochs and of the fit find nothing left. The epoch's loss, metrics and
-    validation were computed before its end, so without the event caught up there (with
-    k = 1 they have it): a `save_best_only` checkpoint holds the event's masks under a
-    score measured without them.
+    the ends of epochs and of the fit find nothing left. The epoch's training loss and
+    metrics are means over its batches, trained before the event caught up at its end.
 
     A fit that applies none of the schedule's events warns at its end
     (`ScheduleSkippedWarning`, `warn_if_skipped`) when the schedule's events fall
@@ -98,14 +103,15 @@ class ScheduledPruning(keras.callbacks.Callback):
     step 0 after a warm-up fit, the step being the optimizer's, which continues across
     fits) or all after its last step.
 
-    Subclasses that override `on_train_begin`, `on_epoch_end` or `on_train_end` call
-    `super()`."""
+    Subclasses that override `on_train_begin`, `on_epoch_begin`, `on_test_begin`,
+    `on_epoch_end` or `on_train_end` call `super()`."""
 
     def __init__(self):
         super().__init__()
         self.events = []  # what `apply_event` returned at each event of this run
         self._due = DueEvents()
         self._applied = 0  # events applied in the current fit
+        self._epoch = None  # the epoch fit is in (on_epoch_begin to on_epoch_end), or None
 
     def apply_event(self, step, ratio):
         """One pruning event at optimizer step `step` to `ratio`; returns its record."""
@@ -114,6 +120,7 @@ class ScheduledPruning(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._due.start()
         self._applied = 0
+        self._epoch = None
         # not compiled: nothing to check (the first batch's `current_step` names that)
         if getattr(self.model, "optimizer", None) is not None:
             warn_if_restarting(self.model, type(self).__name__, current_step(self.model))
@@ -122,9 +129,16 @@ class ScheduledPruning(keras.callbacks.Callback):
         step = current_step(self.model)
         self._apply(step, self._due.due(self.schedule, step))
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_test_begin(self, logs=None):
+        if self._epoch is not None:  # fit's validation of the epoch, not an evaluate
+            self._catch_up(self._epoch)
+
     def on_epoch_end(self, epoch, logs=None):
-        step = current_step(self.model)
-        self._apply(step, self._due.at_epoch_end(self.schedule, step, self._more_epochs(epoch)))
+        self._catch_up(epoch)  # unless on_test_begin did (DueEvents: once)
+        self._epoch = None
 
     def on_train_end(self, logs=None):
         step = current_step(self.model)
@@ -132,6 +146,11 @@ class ScheduledPruning(keras.callbacks.Callback):
         warn_if_skipped(
             self.model, type(self).__name__, self.schedule, self._due.first, step - 1,
             self._applied)
+
+    def _catch_up(self, epoch):
+        """The events of `epoch`'s last execution (`DueEvents.at_epoch_end`)."""
+        step = current_step(self.model)
+        self._apply(step, self._due.at_epoch_end(self.schedule, step, self._more_epochs(epoch)))
 
     def _apply(self, step, due):
         should, ratio = due
