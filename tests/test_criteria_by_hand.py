@@ -166,7 +166,8 @@ def test_soft_topk_hardening_keeps_exactly_k():
     x, y = data(64)
     masked = compile_model(tfc.wrap(conv_bn_net(), "soft_topk"))
     callback = cb.SoftTopK(schedules.ACoSPTemperature(0.6, ending_epoch=2), min_channels=2)
-    masked.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    with pytest.warns(cb.ScheduleSkippedWarning, match="still soft"):  # before epoch 2
+        masked.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
     masks = [layer for layer in masked.layers if isinstance(layer, SoftTopKMask)]
     assert all(float(m.temperature) < 1.0 and float(m.hard) == 0 for m in masks)
     masked.fit(x, y, batch_size=16, epochs=2, initial_epoch=1, verbose=0, callbacks=[callback])
