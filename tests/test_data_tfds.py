@@ -1,6 +1,7 @@
 """tfds route, on tfds.testing.mock_data (no download, no prepared data needed)."""
 
 import builtins
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +10,14 @@ import tensorflow_datasets as tfds
 
 from tfcompress.data import build_dataset, convert
 from tfcompress.data.sources import tfds_source
+
+
+@pytest.fixture(autouse=True)
+def _temporary_files_in_tmp_path(tmp_path, monkeypatch):
+    """tfds.builder of a dataset not prepared in its data_dir (all of these) makes an
+    empty `tempfile.mkdtemp("tfds")` folder it never removes (DatasetInfo
+    .initialize_from_bucket): here it goes to the test's own folder, not /tmp."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 def test_classification_mnist(tmp_path):
