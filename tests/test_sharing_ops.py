@@ -82,6 +82,15 @@ def test_encode_refuses_a_lambda_decode_could_not_read(tmp_path):
     assert not (tmp_path / "lambda.tfdc").exists()
 
 
+def test_encode_refuses_a_lambda_inside_a_nested_model(tmp_path):
+    # the check walks every graph's layers and operations (`layers_of`), nested ones too
+    inputs = keras.Input((12,))
+    outer = keras.Model(inputs, keras.ops.relu(_lambda_model()(inputs)), name="outer")
+    with pytest.raises(ValueError, match=_LAMBDA_REFUSED.format("decode does to read the file")):
+        codec.encode(outer, tmp_path / "nested.tfdc")
+    assert not (tmp_path / "nested.tfdc").exists()
+
+
 def test_deep_compress_refuses_a_lambda_before_any_training(tmp_path):
     built = []
 

@@ -29,6 +29,7 @@ from tfcompress.codec.schema import (
     without_compile,
 )
 from tfcompress.graph.rules import unwrap
+from tfcompress.graph.trace import layers_of
 from tfcompress.messages import first_line
 from tfcompress.sharing.layer import SharedWeights
 from tfcompress.sharing.model import copy_graph, wrapper_name
@@ -161,7 +162,10 @@ def check_decodable(model, reason):
     Keras cannot re-create from its config as `decode` does, and why: a Python lambda
     in safe mode, an unregistered class or function, an incomplete get_config. `reason`
     says who does it ("decode does to read the file"). Nothing is built, no weight allocated."""
-    for operation in _operations(model):
+    for operation in layers_of(model, operations=True):
+        if isinstance(operation, keras.Model):
+            continue  # its layers and operations follow, each checked on its own
+        operation = unwrap(operation)  # the file holds the wrapped layer
         config = keras.saving.serialize_keras_object(operation)
         config.pop("build_config", None)  # (building would allocate the weights)
         try:
@@ -173,16 +177,6 @@ def check_decodable(model, reason):
                 f"({type(operation).__name__}) cannot be re-created from its config, which "
                 f"{reason}: {first_line(e).split('. ')[0].rstrip('.')}. {clone_fix(config)}"
             ) from e
-
-
-def _operations(model):
-    """The layers and operations of `model`'s graph, those of nested models instead of
-    the models, each tfcompress wrapper's layer instead of the wrapper."""
-    for operation in getattr(model, "operations", model.layers):  # (a Sequential's: layers)
-        if isinstance(operation, keras.Model):
-            yield from _operations(operation)
-        else:
-            yield unwrap(operation)
 
 
 def _weight_shapes(path, config):

@@ -15,7 +15,7 @@ from tfcompress.graph.rules import (
     register_rule,
     registered_rule,
 )
-from tfcompress.graph.trace import trace
+from tfcompress.graph.trace import layers_of, trace
 
 # The rules of keras.ops operations (and the named refusals) and GroupQueryAttention's
 # join RULES on import.
@@ -30,6 +30,7 @@ __all__ = [
     "RuleArityError",
     "UnknownLayerError",
     "find_rule",
+    "layers_of",
     "register_elementwise_activation",
     "register_rule",
     "registered_rule",

@@ -263,12 +263,15 @@ def fill_arguments(op, values):
     return op.node.arguments.fill_in(local)
 
 
-def layers_of(model, cls=object):
-    """Every layer of `model` that is an instance of `cls`, nested models included."""
+def layers_of(model, cls=object, *, operations=False):
+    """Every layer of `model` that is an instance of `cls`, nested models included (each
+    followed by its own), in the order of `model.layers`. `operations=True` walks the
+    graph's operations instead, `keras.ops` calls included (a functional model's
+    `operations`; a Sequential model's are its layers)."""
     out = []
-    for layer in model.layers:
+    for layer in getattr(model, "operations", model.layers) if operations else model.layers:
         if isinstance(layer, cls):
             out.append(layer)
         if isinstance(layer, keras.Model):
-            out.extend(layers_of(layer, cls))
+            out.extend(layers_of(layer, cls, operations=operations))
     return out
