@@ -8,6 +8,7 @@ the architecture's weight shapes compared with the header's before any is decode
 allocated, and a part that does not decode to what the header describes raises naming it.
 """
 
+import contextlib
 import copy
 import json
 import os
@@ -15,7 +16,7 @@ import zlib
 
 import keras
 import numpy as np
-from keras.src.backend.common import global_state  # the variables Keras will initialise
+from keras.src.backend.common import global_state  # only in `unallocated`: no public API
 
 from tfcompress.codec import container, huffman
 from tfcompress.codec.container import CodecFileError
@@ -179,22 +180,44 @@ def check_decodable(model, reason):
             ) from e
 
 
-def _weight_shapes(path, config):
-    """`{layer name: [(weight name, shape)]}` of the layers with weights of the model
-    `config` describes, no weight allocated: Keras builds it in a `StatelessScope` that
-    leaves its variables uninitialised (the probe is then dropped, and its variables taken
-    off Keras's list of those to initialise when a StatelessScope next closes)."""
-    pending = list(global_state.get_global_attribute("uninitialized_variables") or [])
+# Keras's list of the variables made in a StatelessScope and not allocated yet
+# (keras/src/backend/common/variables.py, Keras 3.15: `register_uninitialized_variable`,
+# `initialize_all_variables`).
+_PENDING = "uninitialized_variables"
+
+
+@contextlib.contextmanager
+def unallocated():
+    """A scope whose Keras variables get their shapes but are never allocated, then or
+    later (a probe of a model to drop).
+
+    Keras has no public way to do this. A `keras.StatelessScope(initialize_variables=False)`
+    leaves the variables made inside it unallocated, but appends them to a thread-global
+    list (`global_state` attribute "uninitialized_variables") whose every variable the next
+    top-level `StatelessScope` to close allocates (with its initializer), wherever that
+    scope is: the probe's weights would be allocated then. So the list is put back as it
+    was before the scope (the variables listed before stay listed). It depends on that
+    list's name and role; tests/test_codec.py's
+    `test_unallocated_relies_on_keras_deferring_a_stateless_scopes_variables` fails,
+    saying so, if Keras changes them."""
+    pending = list(global_state.get_global_attribute(_PENDING) or [])
     try:
         with keras.StatelessScope(initialize_variables=False):
-            probe = _architecture(path, config)
-        return {
-            layer.name: [(n, tuple(w.shape)) for n, w in zip(weight_names(layer), layer.weights)]
-            for layer in probe.layers
-            if layer.weights
-        }
+            yield
     finally:
-        global_state.set_global_attribute("uninitialized_variables", pending)
+        global_state.set_global_attribute(_PENDING, pending)
+
+
+def _weight_shapes(path, config):
+    """`{layer name: [(weight name, shape)]}` of the layers with weights of the model
+    `config` describes, no weight allocated (a probe built in `unallocated`, dropped)."""
+    with unallocated():
+        probe = _architecture(path, config)
+    return {
+        layer.name: [(n, tuple(w.shape)) for n, w in zip(weight_names(layer), layer.weights)]
+        for layer in probe.layers
+        if layer.weights
+    }
 
 
 def _check_shapes(path, header, shapes):
