@@ -1,5 +1,7 @@
 """`sharing.deep_compress`: prune -> retrain -> share -> retrain -> file, on a tiny MLP."""
 
+import hashlib
+import json
 import os
 import re
 
@@ -291,6 +293,70 @@ def test_a_finished_runs_damaged_or_removed_file_is_written_again_from_shared(tm
     assert f"{work / 'shared.keras'}, which would write it again, is missing" in str(raised.value)
     assert path.read_bytes() == bytes(damaged)  # left as found
 
+def test_a_finished_runs_file_swapped_for_another_valid_one_is_written_again(tmp_path, caplog):
+    path, work = tmp_path / "d.tfdc", tmp_path / "work"
+    args = dict(prune_epochs=0, share_epochs=0, compile_args={"run_eagerly": True}, verbose=0)
+    data = _data(n=64)
+    first = deep_compress(_model(), data, densities={"fc1": 0.2}, output_path=str(path),
+                          workdir=str(work), **args)  # fmt: skip
+    written = path.read_bytes()
+    assert first.stages[-1].file_sha256 == hashlib.sha256(written).hexdigest()
+    # valid files (every CRC right) of other runs: the same architecture at another
+    # density, and another tiny model; each reads whole, neither is this run's result
+    others = {
+        "same architecture": (_model(), data, {"fc1": 0.5}),
+        "another model": (_model(classes=5), _data(n=64, classes=5), {"fc2": 0.5}),
+    }
+    for name, (model, other_data, densities) in others.items():
+        other = tmp_path / f"{name}.tfdc"
+        deep_compress(model, other_data, densities=densities, output_path=str(other), **args)
+        path.write_bytes(other.read_bytes())
+        found = hashlib.sha256(other.read_bytes()).hexdigest()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="absl"):
+            again = deep_compress(_model(), data, densities={"fc1": 0.2},
+                                  output_path=str(path), workdir=str(work), **args)  # fmt: skip
+        assert path.read_bytes() == written, name
+        for got, want in zip(codec.decode(path).get_weights(),
+                             strip_shared(first.model).get_weights(), strict=True):  # fmt: skip
+            np.testing.assert_array_equal(got, want)
+        assert again.stages[-1].file_sha256 == first.stages[-1].file_sha256
+        problem = (f"{path} is not the file this run wrote: it reads whole, but its SHA-256 "
+                   f"is {found}, not the {first.stages[-1].file_sha256} of the file stage's "
+                   "record")  # fmt: skip
+        assert any(problem in r.getMessage()
+                   and f"written again from the shared stage's model ({work / 'shared.keras'})"
+                   in r.getMessage() for r in caplog.records), caplog.text  # fmt: skip
+    # without the shared stage's model nothing can write it again: refused, naming both
+    path.write_bytes(other.read_bytes())
+    os.remove(work / "shared.keras")
+    with pytest.raises(ValueError, match=re.escape(f"{path} is not the file this run wrote")
+                       ) as raised:  # fmt: skip
+        deep_compress(_model(), data, densities={"fc1": 0.2}, output_path=str(path),
+                      workdir=str(work), **args)  # fmt: skip
+    assert f"{work / 'shared.keras'}, which would write it again, is missing" in str(raised.value)
+    assert path.read_bytes() == other.read_bytes()  # left as found
+
+
+def test_a_stage_record_kept_before_file_digests_still_resumes(tmp_path, caplog):
+    # stages.json written before the file stage kept its SHA-256: the CRCs alone check
+    path, work = tmp_path / "d.tfdc", tmp_path / "work"
+    args = dict(densities={"fc1": 0.2}, prune_epochs=0, share_epochs=0, output_path=str(path),
+                workdir=str(work), compile_args={"run_eagerly": True}, verbose=0)
+    data = _data(n=64)
+    first = deep_compress(_model(), data, **args)
+    records = work / "stages.json"
+    content = json.loads(records.read_text())
+    for stage in content["stages"]:
+        del stage["file_sha256"]
+    records.write_text(json.dumps(content))
+    with caplog.at_level("WARNING", logger="absl"):
+        again = deep_compress(_model(), data, **args)
+    assert not caplog.records, caplog.text
+    assert again.stages[-1].file_sha256 is None
+    assert [s.nonzero for s in again.stages] == [s.nonzero for s in first.stages]
+
+
 def test_a_file_no_smaller_than_the_dense_model_is_warned_of(tmp_path, caplog):
     # 16-bit codes and 16-bit indexes at full density: more bytes than float32 weights
     args = dict(prune_epochs=0, share_epochs=0, compile_args={"run_eagerly": True}, verbose=0)
@@ -311,8 +377,6 @@ def test_a_file_no_smaller_than_the_dense_model_is_warned_of(tmp_path, caplog):
 
 
 def test_a_resumed_run_trains_on_the_data_order_of_an_uninterrupted_one(tmp_path, deterministic):
-    import json
-
     import tensorflow as tf
 
     x, y = _data(n=64)

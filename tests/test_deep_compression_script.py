@@ -2,7 +2,8 @@
 and its bits fit its model; bad bits are refused naming the flag before anything runs or
 is written; the LeNet-5 flagfile's smoke run, interrupted after a stage, resumes after it
 without training again and ends with the file, its model, plot, report and scalars; a
-finished run whose file was removed or damaged writes it again, training nothing."""
+finished run whose file was removed, damaged or swapped for another valid file writes it
+again, training nothing."""
 
 import json
 import os
@@ -15,6 +16,7 @@ import tensorflow as tf
 
 from tfcompress import codec, training
 from tfcompress.codec import container
+from tfcompress.sharing import share_weights
 from tfcompress.sharing.pipeline import STAGES
 from tfcompress.training import deep_compress_lib, weights
 
@@ -200,4 +202,21 @@ def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monke
     damage = f"{path / 'model.tfdc'}: part '{part['name']}' is corrupted"
     rewrite = f"written again from the shared stage's model ({path / 'shared.keras'})"
     assert any(damage in r.getMessage() and rewrite in r.getMessage()
+               for r in caplog.records), caplog.text  # fmt: skip
+    # finished, a valid file of another LeNet-5 copied over it (every CRC right): not this
+    # run's result, written again, nothing trained
+    keras.utils.set_random_seed(1)
+    other = share_weights(weights.build_model(config.model, (28, 28, 1)), bits=2)
+    codec.encode(other, path / "model.tfdc")
+    assert (path / "model.tfdc").read_bytes() != written
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="absl"):
+        again = training.deep_compress(config)
+    assert (path / "model.tfdc").read_bytes() == written
+    assert again["stages"][:3] == stages[:3] and not fits
+    for a, b in zip(codec.decode(str(path / "model.tfdc")).get_weights(), final.get_weights(),
+                    strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    swapped = f"{path / 'model.tfdc'} is not the file this run wrote"
+    assert any(swapped in r.getMessage() and rewrite in r.getMessage()
                for r in caplog.records), caplog.text  # fmt: skip

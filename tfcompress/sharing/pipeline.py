@@ -28,7 +28,7 @@ from tfcompress.importance import magnitude_mask
 from tfcompress.numbers import is_number
 from tfcompress.pruners.weights import prune_weights, weight_masks
 from tfcompress.sharing.model import layer_name, resolve_bits, share_weights, strip_shared
-from tfcompress.sharing.stages import RECORDS, StageFolder, check_file
+from tfcompress.sharing.stages import RECORDS, StageFolder, check_file, file_sha256
 
 STAGES = ("dense", "pruned", "shared", "file")
 # Why deep_compress refuses a layer Keras cannot re-create from its config.
@@ -45,6 +45,8 @@ class Stage:
     `bytes` is the stage's storage: dense float32 (`dense`), gzip of the float32 `.keras`
     of the plain model (`pruned`, `shared`: zeros and repeated values compress), the
     compressed file (`file`). `ratio` = the dense model's float32 bytes / `bytes`.
+    `file_sha256` (`file` only) is the SHA-256 of the file as written, which a resumed
+    run compares with the file it finds (`stages.check_file`).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Stage:
     bytes: int
     ratio: float
     seconds: float
+    file_sha256: str | None = None  # (records written before it was kept have none)
 
     def as_dict(self):
         return dataclasses.asdict(self)
@@ -199,8 +202,9 @@ def _evaluate(model, data, batch_size):
 
 
 def measure(
-    name, plain, evaluated, *, val_data, dense_bytes, file_bytes=None, batch_size=None, started=None
-):
+    name, plain, evaluated, *, val_data, dense_bytes, file_bytes=None, file_sha256=None,
+    batch_size=None, started=None,
+):  # fmt: skip
     """The `Stage` record of `plain` (a model of plain layers holding the stage's weights);
     `evaluated` is the compiled model whose metrics on `val_data` are the stage's."""
     values = [np.asarray(w) for w in plain.weights]
@@ -225,6 +229,7 @@ def measure(
         bytes=int(stored),
         ratio=dense_bytes / max(1, stored),
         seconds=0.0 if started is None else time.time() - started,
+        file_sha256=file_sha256,
     )
 
 
@@ -266,9 +271,9 @@ def _make_optimizer(optimizer):
 
 def _write_again(problem, folder):
     """Warns that a finished run's file is written again from the shared stage's model
-    (`problem`: `check_file`'s sentence, the file is missing or damaged; a resume serves a
-    damaged file no more than a missing one); raises naming both files if that model is
-    gone too (the damaged file then stays as found)."""
+    (`problem`: `check_file`'s sentence, the file is missing, damaged or not the one
+    written; a resume serves a damaged or another file no more than a missing one); raises
+    naming both files if that model is gone too (the file then stays as found)."""
     shared = folder.file("shared.keras")
     if not os.path.exists(shared):
         raise ValueError(
@@ -425,10 +430,10 @@ def deep_compress(
     folder = StageFolder(workdir)
     folder.check_settings(settings)
     done = folder.records()
-    if len(done) == len(STAGES):  # finished: its file must read whole (every part's CRC)
-        report, problem = check_file(output_path)
+    if len(done) == len(STAGES):  # finished: its file must read whole and be the one written
+        report, problem = check_file(output_path, done)
         if problem is not None:
-            done = done[:-1]  # removed or damaged: written again from the shared stage
+            done = done[:-1]  # removed, damaged or another: written again from shared.keras
             _write_again(problem, folder)
     stages = [Stage(**d) for d in done]
 
@@ -509,10 +514,12 @@ def deep_compress(
     if not finished("file"):  # else: `report`, the file read whole as the run resumed
         started = time.time()
         report = codec.encode(shared, output_path, index_bits=index_bits)
+        digest = file_sha256(output_path)  # what a resume finds there, if it is this file
         decoded = codec.decode(output_path)
         decoded.compile(**compile_args)
         size = os.path.getsize(output_path)
-        record(measure("file", decoded, decoded, file_bytes=size, started=started, **common))
+        record(measure("file", decoded, decoded, file_bytes=size, file_sha256=digest,
+                       started=started, **common))  # fmt: skip
     if stages[-1].bytes >= dense_bytes:
         logging.warning(
             "deep_compress: %s holds %d bytes, not fewer than the dense float32 model's %d "

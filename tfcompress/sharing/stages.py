@@ -12,9 +12,12 @@ record that names it: a kill at any instant leaves the folder at a finished stag
 folder belongs to one set of `deep_compress` arguments: a call with other ones is refused
 (`check_settings`) rather than served stages made for different densities or bits. The
 file stage's output is the compressed file itself: a resume trusts it only once
-`check_file` read it whole (every part's CRC32C).
+`check_file` read it whole (every part's CRC32C) and found it to be the file the run
+wrote (the SHA-256 its record keeps, `Stage.file_sha256`): a valid file of another run
+or stage copied over it is not this run's result.
 """
 
+import hashlib
 import json
 import os
 
@@ -92,17 +95,40 @@ class StageFolder:
         atomic_write_text(self.file(RECORDS), text)
 
 
-def check_file(path):
+def file_sha256(path):
+    """The SHA-256 (hex) of the file at `path`."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_file(path, records=()):
     """`(report, problem)` of the compressed file a finished run left at `path`: its
     `codec.Report` and None when it reads whole (`codec.report` checks every part's CRC32C,
-    as `decode` does), else None and why it must be written again, a sentence: "<path> is
-    missing.", or the `CodecFileError`'s message naming the file and the damaged part."""
+    as `decode` does) and is the file the run wrote, else None and why it must be written
+    again, a sentence: "<path> is missing.", the `CodecFileError`'s message naming the
+    file and the damaged part, or "<path> is not the file this run wrote ..." when its
+    SHA-256 differs from the one the file stage's record among `records` (the finished
+    stages' records) keeps. A record without one (written before they were kept) is
+    compared by nothing but the CRCs."""
     from tfcompress import codec  # codec imports sharing: imported on use
 
     path = os.fspath(path)
     if not os.path.exists(path):
         return None, f"{path} is missing."
     try:
-        return codec.report(path), None
+        report = codec.report(path)
     except codec.CodecFileError as e:
         return None, str(e)
+    written = next((r.get("file_sha256") for r in records if r.get("name") == "file"), None)
+    if written is not None:
+        found = file_sha256(path)
+        if found != written:
+            return None, (
+                f"{path} is not the file this run wrote: it reads whole, but its SHA-256 is "
+                f"{found}, not the {written} of the file stage's record (a file of another "
+                "run or stage copied over it?)."
+            )
+    return report, None

@@ -34,7 +34,7 @@ from tfcompress.data.reader import CountOnce
 from tfcompress.sharing.kmeans import check_bits
 from tfcompress.sharing.model import DEFAULT_BITS, kind_of, resolve_bits
 from tfcompress.sharing.pipeline import check_density, resolve_densities
-from tfcompress.sharing.stages import check_file
+from tfcompress.sharing.stages import StageFolder, check_file
 from tfcompress.surgery import wrap
 from tfcompress.training import common, devices, inputs, paths, runs, weights
 from tfcompress.training.config import (
@@ -214,9 +214,9 @@ def deep_compress(config, context=None):
     Paths, data, layer names, densities and bits are checked before any training and
     before anything is written. A restart with the same command resumes after the last
     finished stage; a finished run (result.json) is not run again, unless its model.tfdc
-    was removed or is damaged (any part's CRC32C, `sharing.stages.check_file`): it is then
-    written again from the shared stage (shared.keras; without it the run is refused,
-    naming both files).
+    was removed, is damaged (any part's CRC32C) or is not the file it wrote (its SHA-256
+    in stages.json; `sharing.stages.check_file`): it is then written again from the
+    shared stage (shared.keras; without it the run is refused, naming both files).
     """
     from tfcompress.export import keras_file
 
@@ -227,9 +227,10 @@ def deep_compress(config, context=None):
     run = runs.RunDirectory(config.checkpoint, context)
     existing = run.check(KIND, record, runs.defaults_of(config))
     if existing is not None and os.path.exists(run.file(runs.RESULT_FILE)):
-        # finished, if its file reads whole; else sharing.deep_compress warns naming the
-        # damage (or refuses without shared.keras) and writes it again, training nothing
-        if check_file(run.file(FILE))[1] is None:
+        # finished, if its file reads whole and is the one it wrote; else
+        # sharing.deep_compress warns naming the problem (or refuses without shared.keras)
+        # and writes it again, training nothing
+        if check_file(run.file(FILE), StageFolder(run.path).records())[1] is None:
             return run.finished()
     keras.utils.set_random_seed(config.seed)
     model = weights.build_model(config.model, plan.input_shape)
