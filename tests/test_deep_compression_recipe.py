@@ -163,6 +163,8 @@ def test_quality_prunes_by_han_threshold(tmp_path):
             r"Received: prune_steps=0",
         ),
         ({"densities": 0.1, "share_epochs": -1}, r"Received: share_epochs=-1"),
+        ({"densities": 0.1, "log_every": 0}, r"log_every must be an integer >= 1\. "
+                                             r"Received: log_every=0"),
         (
             {"densities": 0.1, "optimizer": keras.optimizers.Adam()},
             r"optimizer must be an optimizer name or a function .* Received: optimizer=<",
@@ -355,6 +357,35 @@ def test_a_stage_record_kept_before_file_digests_still_resumes(tmp_path, caplog)
     assert not caplog.records, caplog.text
     assert again.stages[-1].file_sha256 is None
     assert [s.nonzero for s in again.stages] == [s.nonzero for s in first.stages]
+
+
+def test_log_every_logs_each_training_stage_every_n_steps(tmp_path, caplog):
+    import tensorflow as tf
+
+    # 64 examples in batches of 16: 4 steps an epoch; pruned: 2 steps of 1 epoch each
+    args = dict(densities={"fc1": 0.3}, dense_epochs=1, prune_steps=2, prune_epochs=1,
+                share_epochs=2, batch_size=16, compile_args={"run_eagerly": True}, verbose=0)
+    with caplog.at_level("INFO", logger="absl"):
+        deep_compress(_model(), _data(n=64), output_path=str(tmp_path / "a.tfdc"),
+                      log_every=3, log_dir=str(tmp_path / "tb"), **args)  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if ": step " in r.getMessage()]
+    assert [line.split("  ")[0] for line in lines] == [
+        "dense: step 3/4", "dense: step 4/4",
+        "pruned: step 3/4", "pruned: step 4/4", "pruned: step 6/8", "pruned: step 8/8",
+        "shared: step 3/8", "shared: step 6/8", "shared: step 8/8",
+    ]  # fmt: skip
+    assert all(" loss " in line and " accuracy " in line and " lr " in line for line in lines)
+    tags = {(value.tag, event.step)
+            for name in os.listdir(tmp_path / "tb")
+            for raw in tf.data.TFRecordDataset(str(tmp_path / "tb" / name))
+            for event in [tf.compat.v1.Event.FromString(raw.numpy())]
+            for value in event.summary.value}  # fmt: skip
+    assert {("train/dense/loss", 3), ("train/pruned/accuracy", 8),
+            ("train/shared/learning_rate", 8), ("deep_compression/ratio", 3)} <= tags
+    caplog.clear()
+    with caplog.at_level("INFO", logger="absl"):
+        deep_compress(_model(), _data(n=64), output_path=str(tmp_path / "b.tfdc"), **args)
+    assert not [r for r in caplog.records if ": step " in r.getMessage()]
 
 
 def test_a_file_no_smaller_than_the_dense_model_is_warned_of(tmp_path, caplog):

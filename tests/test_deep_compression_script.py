@@ -1,9 +1,9 @@
 """`compress --recipe=deep_compression` (Han et al. 2016 as one run): every flagfile parses
 and its bits fit its model; bad bits are refused naming the flag before anything runs or
-is written; the LeNet-5 flagfile's smoke run, interrupted after a stage, resumes after it
-without training again and ends with the file, its model, plot, report and scalars; a
-finished run whose file was removed, damaged or swapped for another valid file writes it
-again, training nothing."""
+is written; the LeNet-5 flagfile's smoke run, logging every --skip_step steps of each
+stage, interrupted after a stage, resumes after it without training again and ends with
+the file, its model, plot, report and scalars; a finished run whose file was removed,
+damaged or swapped for another valid file writes it again, training nothing."""
 
 import json
 import os
@@ -134,16 +134,21 @@ def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monke
     monkeypatch.chdir(REPO)
     path = tmp_path / "run"
     short = ["--dense_epochs=0", "--prune_steps=1", "--prune_epochs=1", "--share_epochs=1",
-             "--steps_per_epoch=2"]  # fmt: skip
+             "--steps_per_epoch=2", "--skip_step=1"]  # fmt: skip
     config = parse("compress", _argv("lenet5_fmnist_deep_compression.cfg", fmnist, path, *short))
+    assert config.skip_step == 1
     encode = codec.encode
 
     def killed(*args, **kwargs):
         raise _Killed("killed while writing the file")
 
     monkeypatch.setattr(codec, "encode", killed)
-    with pytest.raises(_Killed):
+    with pytest.raises(_Killed), caplog.at_level("INFO", logger="absl"):
         training.deep_compress(config)
+    # --skip_step=1: a line at every step of each training stage
+    steps = [r.getMessage().split("  ")[0] for r in caplog.records if ": step " in r.getMessage()]
+    assert steps == ["pruned: step 1/2", "pruned: step 2/2", "shared: step 1/2",
+                     "shared: step 2/2"]  # fmt: skip
     with open(path / "stages.json") as f:
         finished = json.load(f)["stages"]
     assert [s["name"] for s in finished] == ["dense", "pruned", "shared"]
@@ -178,6 +183,8 @@ def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monke
     scalars = _scalars(path / "tensorboard")
     for tag in ("accuracy", "ratio", "bytes"):
         assert sorted(scalars[f"deep_compression/{tag}"]) == [0, 1, 2, 3], tag
+    for stage in ("pruned", "shared"):
+        assert sorted(scalars[f"train/{stage}/loss"]) == [1, 2], stage
     assert scalars["deep_compression/ratio"][3] == pytest.approx(ratios[-1], rel=1e-6)
 
     # finished: the same command returns the result and trains nothing

@@ -4,6 +4,7 @@
     MagnitudePruning   Han et al.'s element-wise masks (a ratio or quality * std)
     SoftTopK           ACoSP's annealed soft top-k masks, hardened at ending_epoch
     PruningSummaries   kept channels and sparsity to TensorBoard and the fit logs
+    StepLog            a log line (and TensorBoard scalars) every N steps of a fit
 
 All state (masks, scores, temperatures) lives in model variables and the schedule step is
 the optimizer's `iterations`, so `keras.callbacks.BackupAndRestore` and weight checkpoints
@@ -18,6 +19,7 @@ masks still soft).
 from tfcompress.callbacks._warnings import ScheduleRestartWarning, ScheduleSkippedWarning
 from tfcompress.callbacks.magnitude import MagnitudePruning
 from tfcompress.callbacks.soft_topk import SoftTopK
+from tfcompress.callbacks.step_log import StepLog
 from tfcompress.callbacks.structured import StructuredPruning
 from tfcompress.callbacks.summaries import PruningSummaries
 
@@ -27,5 +29,6 @@ __all__ = [
     "ScheduleRestartWarning",
     "ScheduleSkippedWarning",
     "SoftTopK",
+    "StepLog",
     "StructuredPruning",
 ]

@@ -235,7 +235,7 @@ def define_train_flags(fv):
         "skip_step",
         cfg.TrainConfig.skip_step,
         "Log loss, learning rate, metric and kept channels (console and "
-        "TensorBoard) every this many steps.",
+        "TensorBoard) every this many steps (deep_compression: of each training stage).",
         lower_bound=1,
         flag_values=fv,
     )

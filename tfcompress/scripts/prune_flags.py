@@ -349,4 +349,5 @@ def deep_compression_config(fv):
         fc_index_bits=fv.fc_index_bits,
         index_bits=_assignments("index_bits", fv.index_bits, int),
         share_learning_rate=fv.share_learning_rate,
+        skip_step=fv.skip_step,
     )

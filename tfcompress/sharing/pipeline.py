@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from absl import logging
 
+from tfcompress.callbacks.step_log import StepLog
 from tfcompress.graph.dependency import resolve_exclude
 from tfcompress.importance import magnitude_mask
 from tfcompress.numbers import is_number
@@ -167,7 +168,11 @@ def keras_gzip_bytes(plain):
             return len(gzip.compress(f.read(), compresslevel=9))
 
 
-def _fit(model, data, **kwargs):
+def _fit(model, data, stage, log_every, log_dir, **kwargs):
+    """`model.fit` on `data()`; with `log_every`, a `StepLog` of `stage` added to the
+    callbacks."""
+    if log_every is not None:
+        kwargs["callbacks"] = [*kwargs["callbacks"], StepLog(log_every, stage, log_dir)]
     data = data()
     if isinstance(data, tuple):
         return model.fit(*data, **kwargs)
@@ -311,6 +316,7 @@ def deep_compress(
     compile_args=None,
     callbacks=(),
     log_dir=None,
+    log_every=None,
     workdir=None,
     seed=None,
     verbose=1,
@@ -364,6 +370,10 @@ def deep_compress(
         callbacks: passed to every `model.fit` (e.g. `keras.callbacks.TensorBoard`).
         log_dir: if given, each stage's measurements as TensorBoard scalars (step = the
             stage's index in `STAGES`).
+        log_every: if given, a log line (absl INFO) every this many training steps of
+            each stage, and at its last: the stage, its step, loss, metrics and learning
+            rate (`callbacks.StepLog`); with `log_dir`, also as TensorBoard scalars
+            `train/<stage>/<metric>` at the stage's step.
         workdir: if given, each finished stage's record and model are kept there
             (`tfcompress.sharing.stages`); a call with the same arguments and folder
             resumes after the last finished stage, and one with other densities, bits,
@@ -404,6 +414,9 @@ def deep_compress(
     check_optimizer(share_optimizer, "share_optimizer")
     compile_args = {"loss": loss, "metrics": list(metrics), **(compile_args or {})}
     fit_args = {"verbose": verbose, "callbacks": list(callbacks), "batch_size": batch_size}
+    if log_every is not None:
+        log_every = _check_count(log_every, "log_every", 1)
+    fit_args.update(log_every=log_every, log_dir=log_dir)
     if steps_per_epoch is not None:
         fit_args["steps_per_epoch"] = _check_count(steps_per_epoch, "steps_per_epoch", 1)
     # densities, bits and index bits naming no layer (or out of range) fail before any work
@@ -473,7 +486,7 @@ def deep_compress(
         dense.set_weights(model.get_weights())
         dense.compile(optimizer=_make_optimizer(dense_optimizer), **compile_args)
         if dense_epochs:
-            _fit(dense, _once(train_data), epochs=dense_epochs, **fit_args)
+            _fit(dense, _once(train_data), "dense", epochs=dense_epochs, **fit_args)
         record(measure("dense", dense, dense, started=started, **common), dense)
 
     # pruned: iterative magnitude pruning, retraining the survivors after each step
@@ -496,7 +509,7 @@ def deep_compress(
                     f"deep_compress: prune step {step + 1}/{prune_steps}: kept {kept}", flush=True
                 )
             if prune_epochs:
-                _fit(masked, data, epochs=prune_epochs, **fit_args)
+                _fit(masked, data, "pruned", epochs=prune_epochs, **fit_args)
         record(measure("pruned", strip(masked), masked, started=started, **common), masked)
 
     # shared: k-means over the survivors, then the centroids train
@@ -507,7 +520,7 @@ def deep_compress(
         shared = share_weights(masked, bits, exclude=exclude)
         shared.compile(optimizer=_make_optimizer(share_optimizer), **compile_args)
         if share_epochs:
-            _fit(shared, _once(train_data), epochs=share_epochs, **fit_args)
+            _fit(shared, _once(train_data), "shared", epochs=share_epochs, **fit_args)
         record(measure("shared", strip_shared(shared), shared, started=started, **common), shared)
 
     # file: sparse + Huffman; the decoded model is what is measured

@@ -87,6 +87,8 @@ class DeepCompressionConfig:
     Optimizer: SGD with momentum on the poly policy, per stage: `learning_rate` for the
     dense and pruned stages (with `weight_decay`), `share_learning_rate` for the
     centroids (no weight decay: a centroid stands for many weights).
+    `skip_step`: a log line (and TensorBoard scalars `train/<stage>/...`) every this many
+    steps of each training stage (`callbacks.StepLog`).
     """
 
     # The fields it shares with TrainConfig take TrainConfig's defaults (one place).
@@ -119,6 +121,7 @@ class DeepCompressionConfig:
     weight_decay: float = TrainConfig.weight_decay
     weight_decay_mode: str = TrainConfig.weight_decay_mode
     seed: int = TrainConfig.seed
+    skip_step: int = TrainConfig.skip_step
     progress: bool = TrainConfig.progress
     cache_data: bool = TrainConfig.cache_data
     skip_corrupt: bool = TrainConfig.skip_corrupt
@@ -135,6 +138,7 @@ class DeepCompressionConfig:
         _int("prune_steps", self.prune_steps, minimum=1)
         _int("prune_epochs", self.prune_epochs)
         _int("share_epochs", self.share_epochs)
+        _int("skip_step", self.skip_step, minimum=1)
         given = (bool(self.densities), self.ratio is not None, self.quality is not None)
         if sum(given) != 1:
             raise ValueError(
@@ -288,6 +292,7 @@ def deep_compress(config, context=None):
         ),  # fmt: skip
         steps_per_epoch=spe,
         log_dir=run.file(runs.TENSORBOARD),
+        log_every=config.skip_step,
         workdir=run.path,
         seed=config.seed,
         verbose=1 if config.progress and sys.stdout.isatty() else 2,

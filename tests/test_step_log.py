@@ -1,0 +1,77 @@
+"""`callbacks.StepLog`: a line and TensorBoard scalars every N steps of a fit (the
+deep_compression recipe's `--skip_step`), counted on the optimizer's step."""
+
+import os
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcompress.callbacks import StepLog
+
+
+def _model(**compile_args):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["accuracy"], run_eagerly=True,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  **compile_args)  # fmt: skip
+    return model
+
+
+def _data(n=32):
+    x = np.random.default_rng(0).normal(size=(n, 4)).astype("float32")
+    return x, x[:, :3].argmax(1)
+
+
+def _lines(caplog, name):
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{name}: ")]
+
+
+def _steps(lines):
+    return [re.match(r"\w+: step (\S+)", line).group(1) for line in lines]
+
+
+def _scalars(folder):
+    out = {}
+    for name in os.listdir(folder):
+        for raw in tf.data.TFRecordDataset(os.path.join(folder, name)):
+            event = tf.compat.v1.Event.FromString(raw.numpy())
+            for value in event.summary.value:
+                out.setdefault(value.tag, {})[event.step] = tf.make_ndarray(value.tensor).item()
+    return out
+
+
+def test_a_line_every_n_steps_and_at_the_last_counted_on_the_optimizers_step(caplog, tmp_path):
+    model, (x, y) = _model(), _data()
+    with caplog.at_level("INFO", logger="absl"):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+                  callbacks=[StepLog(3, "pruned", tmp_path)])  # fmt: skip
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0,
+                  callbacks=[StepLog(3, "pruned")])  # fmt: skip  (fitted again: counts on)
+    lines = _lines(caplog, "pruned")
+    assert _steps(lines) == ["3/8", "6/8", "8/8", "9/12", "12/12"]
+    assert re.fullmatch(r"pruned: step 3/8  loss \d\.\d{4}  accuracy \d\.\d{4}  "
+                        r"lr 0\.100000  [\d.]+ steps/s", lines[0]), lines[0]  # fmt: skip
+    scalars = _scalars(tmp_path)
+    assert set(scalars) == {"train/pruned/loss", "train/pruned/accuracy",
+                            "train/pruned/learning_rate"}  # fmt: skip
+    assert sorted(scalars["train/pruned/loss"]) == [3, 6, 8]
+    assert scalars["train/pruned/learning_rate"][8] == pytest.approx(0.1)
+
+
+def test_several_steps_per_execution_log_once_past_each_multiple(caplog):
+    model, (x, y) = _model(steps_per_execution=2), _data()
+    with caplog.at_level("INFO", logger="absl"):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[StepLog(3, "dense")])
+    assert _steps(_lines(caplog, "dense")) == ["4/8", "6/8", "8/8"]
+
+
+@pytest.mark.parametrize("every", [0, 2.5, True, None])
+def test_every_must_be_a_positive_integer(every):
+    with pytest.raises(ValueError, match=re.escape(
+            f"every must be an integer >= 1. Received: every={every!r}")):  # fmt: skip
+        StepLog(every, "dense")

@@ -1,0 +1,78 @@
+"""`StepLog`: a log line (and TensorBoard scalars) every N steps of a Keras `fit`."""
+
+import time
+
+import keras
+import tensorflow as tf  # the summary writer is TensorFlow's (an edge)
+from absl import logging
+
+from tfcompress.callbacks._state import current_step
+from tfcompress.callbacks.summaries import scalar
+
+
+class StepLog(keras.callbacks.Callback):
+    """Every `every` steps of a fit, and at its last step, one absl INFO line
+
+        pruned: step 40/64  loss 0.4180  accuracy 0.8750  lr 0.019531  12.30 steps/s
+
+    as the custom training loop's `--skip_step` lines read: the step is the optimizer's
+    (a model fitted again counts on), its end the step this fit stops at; loss and
+    metrics are Keras's running means over the epoch so far (as its progress bar shows).
+    With `log_dir`, the same values as TensorBoard scalars `train/<name>/<key>` at that step
+    (`learning_rate` for lr).
+
+    Args:
+        every: steps between two lines, an integer >= 1.
+        name: what trains (e.g. a Deep Compression stage), the line's prefix and the
+            scalars' group.
+        log_dir: TensorBoard directory, or None.
+    """
+
+    def __init__(self, every, name, log_dir=None):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1. Received: every={every!r}")
+        self.every = every
+        self.name = name
+        self.log_dir = None if log_dir is None else str(log_dir)
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self._step = current_step(self.model)
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        self._end = None if steps is None else self._step + steps * epochs
+        self._window = (time.monotonic(), self._step)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._step
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch`: the epoch's index of the last step run (several with steps_per_execution)
+        before, self._step = self._step, self._epoch_start + batch + 1
+        if self._step // self.every > before // self.every or self._step == self._end:
+            self._log(dict(logs or {}))
+
+    def _log(self, logs):
+        started, first = self._window
+        now = time.monotonic()
+        rate = (self._step - first) / max(now - started, 1e-9)
+        self._window = (now, self._step)
+        values = {k: float(v) for k, v in sorted(logs.items(), key=lambda kv: kv[0] != "loss")}
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        end = "" if self._end is None else f"/{self._end}"
+        parts = [f"{self.name}: step {self._step}{end}"]
+        parts += [f"{k} {v:.4f}" for k, v in values.items()]
+        logging.info("  ".join([*parts, f"lr {lr:.6f}", f"{rate:.2f} steps/s"]))
+        if self.log_dir is None:
+            return
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default():
+            for key, value in {**values, "learning_rate": lr}.items():
+                scalar(f"train/{self.name}/{key}", value, self._step)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
