@@ -54,8 +54,8 @@ def test_a_line_every_n_steps_and_at_the_last_counted_on_the_optimizers_step(cap
                   callbacks=[StepLog(3, "pruned")])  # fmt: skip  (fitted again: counts on)
     lines = _lines(caplog, "pruned")
     assert _steps(lines) == ["3/8", "6/8", "8/8", "9/12", "12/12"]
-    assert re.fullmatch(r"pruned: step 3/8  loss \d\.\d{4}  accuracy \d\.\d{4}  "
-                        r"lr 0\.100000  [\d.]+ steps/s", lines[0]), lines[0]  # fmt: skip
+    assert re.fullmatch(r"pruned: step 3/8  loss \d\.\d{4}  lr 0\.100000  "
+                        r"accuracy \d\.\d{4}  [\d.]+ steps/s", lines[0]), lines[0]  # fmt: skip
     scalars = _scalars(tmp_path)
     assert set(scalars) == {"train/pruned/loss", "train/pruned/accuracy",
                             "train/pruned/learning_rate"}  # fmt: skip

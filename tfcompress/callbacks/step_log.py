@@ -3,19 +3,41 @@
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf  # the summary writer is TensorFlow's (an edge)
 from absl import logging
 
 from tfcompress.callbacks._state import current_step
 from tfcompress.callbacks.summaries import scalar
+from tfcompress.numbers import check_count
+from tfcompress.pruners.stats import mask_stats, stats_words
+
+
+def step_line(step, total, values, lr, rate, stats, name=None):
+    """The one training log line, of the custom loop's `--skip_step` and of `StepLog`:
+
+        pruned: step 40/64  loss 0.4180  lr 0.019531  accuracy 0.8750  12.30 steps/s
+
+    `name: ` when given, `/total` when known; `values`: the loss and metrics (those not
+    finite left out); `stats`: `mask_stats` of the model (its totals, `stats_words`)."""
+    head = f"step {step}" if total is None else f"step {step}/{total}"
+    parts = [head if name is None else f"{name}: {head}"]
+    if "loss" in values:
+        parts.append(f"loss {values['loss']:.4f}")
+    parts.append(f"lr {lr:.6f}")
+    parts += [f"{k} {v:.4f}" for k, v in values.items() if k != "loss" and np.isfinite(v)]
+    parts += stats_words(stats)
+    parts.append(f"{rate:.2f} steps/s")
+    return "  ".join(parts)
 
 
 class StepLog(keras.callbacks.Callback):
     """Every `every` steps of a fit, and at its last step, one absl INFO line
 
-        pruned: step 40/64  loss 0.4180  accuracy 0.8750  lr 0.019531  12.30 steps/s
+        pruned: step 40/64  loss 0.4180  lr 0.019531  accuracy 0.8750  12.30 steps/s
 
-    as the custom training loop's `--skip_step` lines read: the step is the optimizer's
+    as the custom training loop's `--skip_step` lines read (`step_line`; what the masks
+    keep, `mask_stats`, when the model has masks): the step is the optimizer's
     (a model fitted again counts on), its end the step this fit stops at; loss and
     metrics are Keras's running means over the epoch so far (as its progress bar shows).
     With `log_dir`, the same values as TensorBoard scalars `train/<name>/<key>` at that step
@@ -30,8 +52,7 @@ class StepLog(keras.callbacks.Callback):
 
     def __init__(self, every, name, log_dir=None):
         super().__init__()
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be an integer >= 1. Received: every={every!r}")
+        check_count("every", every)
         self.every = every
         self.name = name
         self.log_dir = None if log_dir is None else str(log_dir)
@@ -57,12 +78,10 @@ class StepLog(keras.callbacks.Callback):
         now = time.monotonic()
         rate = (self._step - first) / max(now - started, 1e-9)
         self._window = (now, self._step)
-        values = {k: float(v) for k, v in sorted(logs.items(), key=lambda kv: kv[0] != "loss")}
+        values = {k: float(v) for k, v in logs.items()}
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        end = "" if self._end is None else f"/{self._end}"
-        parts = [f"{self.name}: step {self._step}{end}"]
-        parts += [f"{k} {v:.4f}" for k, v in values.items()]
-        logging.info("  ".join([*parts, f"lr {lr:.6f}", f"{rate:.2f} steps/s"]))
+        stats = mask_stats(self.model)
+        logging.info(step_line(self._step, self._end, values, lr, rate, stats, self.name))
         if self.log_dir is None:
             return
         if self._writer is None:

@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfcompress.callbacks.step_log import step_line
 from tfcompress.callbacks.summaries import scalar
-from tfcompress.graph.trace import layers_of
-from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.pruners.stats import mask_stats
 from tfcompress.training import tasks
 
 
@@ -82,39 +82,6 @@ def current_step(optimizer):
 
 def learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
-
-
-def mask_summary(model):
-    """What the masks keep (`ChannelMask.kept`, the definition every report uses) and
-    the weight sparsity: `{"kept_channels/<mask>": n, "kept_channels": total,
-    "channel_sparsity": s, "weight_sparsity": s}` (keys present when the model has such
-    masks). While soft top-k masks are not hard yet, `"target_channels"` adds up the
-    channels they are annealing towards (their `keep`; hard masks count what they keep).
-    """
-    stats, kept, total, zeros, size = {}, 0, 0, 0, 0
-    target, soft = 0, False
-    for layer in layers_of(model):
-        if isinstance(layer, ChannelMask):
-            n = int(layer.kept().sum())
-            stats[f"kept_channels/{layer.name}"] = n
-            kept, total = kept + n, total + layer.units
-            keep, hard = getattr(layer, "keep", None), getattr(layer, "hard", None)
-            if keep is not None and hard is not None and float(np.asarray(hard)) < 0.5:
-                soft = True
-                n = min(n, int(round(float(np.asarray(keep)))))
-            target += n
-        elif isinstance(layer, WeightMask):
-            for mask in layer.masks.values():
-                values = np.asarray(mask)
-                zeros, size = zeros + int(np.sum(values < 0.5)), size + values.size
-    if total:
-        stats["kept_channels"] = kept
-        stats["channel_sparsity"] = 1.0 - kept / total
-    if soft:
-        stats["target_channels"] = target
-    if size:
-        stats["weight_sparsity"] = zeros / size
-    return stats
 
 
 def _progress_bar(total, enabled):
@@ -212,20 +179,9 @@ def train_loop(
 
 def _log_step(step, total, loss, metric, metric_name, optimizer, model, rate, writer):
     lr = learning_rate(optimizer)
-    stats = mask_summary(model)
-    parts = [f"step {step}/{total}", f"loss {loss:.4f}", f"lr {lr:.6f}"]
-    if np.isfinite(metric):
-        parts.append(f"{metric_name} {metric:.4f}")
-    if "kept_channels" in stats:
-        parts.append(
-            f"kept_channels {stats['kept_channels']} (sparsity {stats['channel_sparsity']:.3f})"
-        )
-    if "target_channels" in stats:
-        parts.append(f"target_channels {stats['target_channels']}")
-    if "weight_sparsity" in stats:
-        parts.append(f"weight_sparsity {stats['weight_sparsity']:.3f}")
-    parts.append(f"{rate:.2f} steps/s")
-    logging.info("  ".join(parts))
+    stats = mask_stats(model)
+    values = {"loss": loss, **({metric_name: metric} if metric_name else {})}
+    logging.info(step_line(step, total, values, lr, rate, stats))
     if writer is None:
         return
     with writer.as_default():
