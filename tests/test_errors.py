@@ -195,8 +195,12 @@ def test_plan_keep_lists_are_distinct_channel_indices(keep, problem):
 
 
 def test_bad_mask_units_and_maps():
-    with pytest.raises(ValueError, match="positive integer units. Received: units=0"):
-        tfc.layers.ChannelMask(0)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match=re.escape(
+                f"units must be an integer >= 1. Received: units={bad!r}")):
+            tfc.layers.ChannelMask(bad)
+    assert tfc.layers.ChannelMask(np.int64(2)).get_config()["units"] == 2  # a Python int
+    assert type(tfc.layers.ChannelMask(np.int64(2)).units) is int
     with pytest.raises(ValueError, match=r"channel_maps\[0\] holds \[5\], outside \[-1, 2\)"):
         tfc.layers.ChannelMask(2, channel_maps=[[0, 5]], name="m")
 

@@ -235,7 +235,8 @@ def test_yolov2_loss_defaults_to_voc_anchors():
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda: YOLOv2RegionLoss(0), "num_classes must be an int >= 1. Received: num_classes=0"),
+        (lambda: YOLOv2RegionLoss(0), "num_classes must be an integer >= 1. Received: "
+         "num_classes=0"),
         (lambda: YOLOv2RegionLoss(2, anchors=[]), "Received: anchors=[]"),
         (lambda: YOLOv2RegionLoss(2, object_scale=-1), "Received: object_scale=-1"),
         (lambda: SegmentationCrossEntropy(ignore_label=None), "Received: ignore_label=None"),

@@ -134,7 +134,7 @@ def test_metric_config_round_trip(metric):
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda: MeanIoU(0), "num_classes must be an int >= 1. Received: num_classes=0"),
+        (lambda: MeanIoU(0), "num_classes must be an integer >= 1. Received: num_classes=0"),
         (lambda: MeanIoU(3, ignore_label="x"), "Received: ignore_label='x'"),
         (
             lambda: MeanIoU(3, average="mean"),

@@ -1,6 +1,7 @@
 """Report: params and MACs by hand, compression ratios, table and JSON."""
 
 import json
+import re
 import warnings
 
 import keras
@@ -241,15 +242,29 @@ def test_the_length_comes_from_the_model_input_when_an_inner_shape_loses_it():
     assert "MACs at sequence length 6 (from the model's input shape)" in rep.table()
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, np.bool_(True), "10", np.float64(16)])
 def test_a_bad_sequence_length_is_refused(bad):
     model = _sequence_model(None)
-    with pytest.raises(
-        ValueError,
-        match=r"sequence_length must be a positive int.*"
-        rf"Received: sequence_length={bad!r}",
-    ):
+    with pytest.raises(ValueError, match=re.escape(
+            f"sequence_length must be an integer >= 1 or None. Received: sequence_length={bad!r}")):
         tfc.report(model, model, sequence_length=bad)
+
+
+@pytest.mark.parametrize("length", [np.int64(10), np.int32(10), np.uint8(10)])
+def test_a_numpy_integer_sequence_length_counts_as_the_int(length):
+    # np.int64(16) (a length read off an array) was refused while 16 was taken
+    model = _sequence_model(None)
+    given = tfc.report(model, model, sequence_length=length)
+    assert given.totals() == tfc.report(model, model, sequence_length=10).totals()
+    assert type(given.sequence_length) is int and given.sequence_length == 10
+    json.dumps(given.totals())  # a Python int: the totals stay JSON
+    macs = count_macs(model, sequence_length=length)
+    assert macs == count_macs(model, sequence_length=10) and type(macs) is int
+    for bad in (True, 0, "10"):  # counted at any value, even True (as 1) and "10"
+        with pytest.raises(ValueError, match=re.escape(
+                f"sequence_length must be an integer >= 1 or None. Received: "
+                f"sequence_length={bad!r}")):
+            count_macs(model, sequence_length=bad)
 
 
 def test_recurrent_and_time_distributed_layers_are_named_as_not_counted():

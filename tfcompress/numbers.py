@@ -20,14 +20,22 @@ def is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def check_int(name, value, minimum=None, none=False):
+    """Raises a ValueError naming argument `name` unless `value` is an integer of Python
+    or NumPy (`is_int`: not a bool) >= `minimum` (None: any), or None if `none`. The one
+    check of an integer argument: an `np.int64` from an array is taken as an int is."""
+    if (none and value is None) or (is_int(value) and (minimum is None or value >= minimum)):
+        return
+    bound = "" if minimum is None else f" >= {minimum}"
+    raise ValueError(
+        f"{name} must be an integer{bound}{' or None' if none else ''}. Received: "
+        f"{name}={value!r}")
+
+
 def check_count(name, value, none=False):
     """Raises a ValueError naming argument `name` unless `value` is an integer >= 1 (or
     None, if `none`): a batch size, a repeat count, a channel multiple."""
-    if (none and value is None) or (is_int(value) and value >= 1):
-        return
-    raise ValueError(
-        f"{name} must be an integer >= 1{' or None' if none else ''}. Received: "
-        f"{name}={value!r}")
+    check_int(name, value, minimum=1, none=none)
 
 
 def check_positive(name, value):

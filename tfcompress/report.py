@@ -12,6 +12,7 @@ import warnings
 from tfcompress.graph.trace import layers_of, trace
 from tfcompress.layers import ChannelMask
 from tfcompress.metrics.complexity import layer_stats
+from tfcompress.numbers import check_count
 
 
 @dataclasses.dataclass
@@ -176,15 +177,7 @@ def report(original, compressed, sequence_length=None):
             sequence model built for any length). Default: the length in the original
             model's input shape when it holds one, else 1 (MACs per token).
     """
-    if sequence_length is not None and (
-        isinstance(sequence_length, bool)
-        or not isinstance(sequence_length, int)
-        or sequence_length < 1
-    ):
-        raise ValueError(
-            "report: sequence_length must be a positive int (the length MACs are counted "
-            f"at). Received: sequence_length={sequence_length!r}"
-        )
+    check_count("sequence_length", sequence_length, none=True)
     for name, model in (("original", original), ("compressed", compressed)):
         masked = [m.name for m in layers_of(model, ChannelMask) if not m.kept().all()]
         if masked:

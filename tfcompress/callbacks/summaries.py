@@ -5,6 +5,7 @@ import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
 from tfcompress.callbacks._state import current_step
+from tfcompress.numbers import is_int, plain
 from tfcompress.pruners.stats import mask_stats
 
 
@@ -35,15 +36,13 @@ class PruningSummaries(keras.callbacks.Callback):
 
     def __init__(self, log_dir, update_freq="epoch"):
         super().__init__()
-        if update_freq != "epoch" and (
-            not isinstance(update_freq, int) or isinstance(update_freq, bool) or update_freq < 1
-        ):
+        if update_freq != "epoch" and not (is_int(update_freq) and update_freq >= 1):
             raise ValueError(
                 "update_freq must be 'epoch' or a positive integer. Received: "
                 f"update_freq={update_freq!r}"
             )
         self.log_dir = str(log_dir)
-        self.update_freq = update_freq
+        self.update_freq = plain(update_freq)
         self._writer = None
 
     def _write(self, step):

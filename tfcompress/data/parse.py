@@ -16,6 +16,7 @@ import dataclasses
 import tensorflow as tf
 
 from tfcompress.data import augment, schema
+from tfcompress.numbers import check_count
 
 
 def to_float(image):
@@ -136,8 +137,8 @@ class DetectionParser:
     def __post_init__(self):
         _check_size(self.output_size)
         _check_range("scale_range", self.scale_range)
-        if self.max_boxes < 1:
-            raise ValueError(f"max_boxes must be >= 1. Received: max_boxes={self.max_boxes}")
+        check_count("max_boxes", self.max_boxes)
+        object.__setattr__(self, "max_boxes", int(self.max_boxes))  # an np.int64 too
 
     def parse_eval(self, decoded):
         image, _ = augment.resize(to_float(decoded["image"]), self.output_size)

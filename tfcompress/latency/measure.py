@@ -246,11 +246,10 @@ def measure_cost_table(model, batch_size=1, *, graph=None, fractions=DEFAULT_FRA
         raise ValueError(
             f"statistic must be one of {sorted(STATISTICS)}. Received: statistic={statistic!r}"
         )
-    if isinstance(fit_seconds, bool) or not isinstance(fit_seconds, (int, float)) or not (
-        0 <= fit_seconds < float("inf")
-    ):
+    if not is_number(fit_seconds) or fit_seconds < 0:
         raise ValueError(
             f"fit_seconds must be a number >= 0. Received: fit_seconds={fit_seconds!r}")
+    fit_seconds = float(fit_seconds)  # a NumPy float too
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2. Received: verbose={verbose!r}")
     check_runtime(runtime)

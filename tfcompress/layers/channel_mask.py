@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfcompress.numbers import check_count
+
 
 @keras.saving.register_keras_serializable(package="tfcompress")
 class ChannelMask(keras.layers.Layer):
@@ -46,9 +48,8 @@ class ChannelMask(keras.layers.Layer):
                 f"channel_maps={channel_maps!r}"
             )
         self.internal_axis = internal_axis
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"ChannelMask needs a positive integer units. Received: units={units}")
-        self.units = units
+        check_count("units", units)
+        self.units = int(units)  # an np.int64 too; the config stays JSON
         # plain data, set past Keras/TF attribute tracking, which wraps every nested list
         # and checks every int (seconds of `wrap` for InceptionResNetV2's 204 masks)
         object.__setattr__(

@@ -5,6 +5,8 @@ tfcompress."""
 import keras
 from keras import ops
 
+from tfcompress.numbers import check_int
+
 
 @keras.saving.register_keras_serializable(package="tfcompress")
 class SpaceToDepth(keras.layers.Layer):
@@ -22,11 +24,8 @@ class SpaceToDepth(keras.layers.Layer):
 
     def __init__(self, block_size=2, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(block_size, int) or block_size < 2:
-            raise ValueError(
-                f"SpaceToDepth needs an integer block_size >= 2. Received: block_size={block_size}"
-            )
-        self.block_size = block_size
+        check_int("block_size", block_size, minimum=2)
+        self.block_size = int(block_size)  # an np.int64 too; the config stays JSON
 
     def call(self, inputs):
         b = self.block_size

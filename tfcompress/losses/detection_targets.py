@@ -6,13 +6,14 @@ image's last box are padding with class `PAD_CLASS` (-1) and a zero box.
 
 import numpy as np
 
+from tfcompress.numbers import check_count
+
 PAD_CLASS = -1
 
 
 def pad_detection_targets(boxes, classes, max_boxes):
     """Packs per-image `boxes [k_i, 4]` and `classes [k_i]` into float32 `[N, max_boxes, 5]`."""
-    if isinstance(max_boxes, bool) or not isinstance(max_boxes, int) or max_boxes < 1:
-        raise ValueError(f"max_boxes must be an int >= 1. Received: max_boxes={max_boxes!r}")
+    check_count("max_boxes", max_boxes)
     if len(boxes) != len(classes):
         raise ValueError(
             f"boxes and classes must list the same images. "

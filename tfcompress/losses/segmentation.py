@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfcompress.numbers import check_int
+
 
 @keras.saving.register_keras_serializable(package="tfcompress")
 class SegmentationCrossEntropy(keras.losses.Loss):
@@ -23,12 +25,9 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     def __init__(
         self, ignore_label=255, from_logits=True, name="segmentation_cross_entropy", dtype=None
     ):
-        if isinstance(ignore_label, bool) or not isinstance(ignore_label, int):
-            raise ValueError(
-                f"ignore_label must be an int. Received: ignore_label={ignore_label!r}"
-            )
+        check_int("ignore_label", ignore_label)
         super().__init__(name=name, reduction="sum", dtype=dtype)
-        self.ignore_label = ignore_label
+        self.ignore_label = int(ignore_label)  # an np.int64 too; the config stays JSON
         self.from_logits = from_logits
 
     def call(self, y_true, y_pred):

@@ -22,10 +22,11 @@ from keras import ops
 
 from tfcompress.models import yolov2_grid
 from tfcompress.models.yolov2 import VOC_ANCHORS, check_anchors
+from tfcompress.numbers import check_count, is_number, plain
 
 
 def _check_scale(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+    if not is_number(value) or value < 0:
         raise ValueError(f"{name} must be a number >= 0. Received: {name}={value!r}")
 
 
@@ -46,10 +47,7 @@ class YOLOv2RegionLoss(keras.losses.Loss):
         name="yolov2_region_loss",
         dtype=None,
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"num_classes must be an int >= 1. Received: num_classes={num_classes!r}"
-            )
+        check_count("num_classes", num_classes)
         for key, value in (
             ("coord_scale", coord_scale),
             ("object_scale", object_scale),
@@ -59,13 +57,14 @@ class YOLOv2RegionLoss(keras.losses.Loss):
         ):
             _check_scale(key, value)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.num_classes = num_classes
+        # Python numbers (NumPy scalars are taken too): the config stays JSON
+        self.num_classes = int(num_classes)
         self.anchors = check_anchors(anchors)
-        self.coord_scale = coord_scale
-        self.object_scale = object_scale
-        self.noobject_scale = noobject_scale
-        self.class_scale = class_scale
-        self.ignore_thresh = ignore_thresh
+        self.coord_scale = plain(coord_scale)
+        self.object_scale = plain(object_scale)
+        self.noobject_scale = plain(noobject_scale)
+        self.class_scale = plain(class_scale)
+        self.ignore_thresh = plain(ignore_thresh)
 
     def _assign(self, y_true, grid_h, grid_w):
         """Responsible mask `[B, S_h, S_w, A]` and the matched truth rows `[B, S_h, S_w, A, 5]`."""

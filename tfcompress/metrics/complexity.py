@@ -9,6 +9,7 @@ from tfcompress.graph.attention_rules import call_inputs
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import trace
 from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.numbers import check_count
 
 
 def _prod(xs):
@@ -166,7 +167,9 @@ def layer_stats(model, sequence_length=None):
     """One `LayerStats` per layer (mask layers left out), in topological order.
 
     `sequence_length`: the size MACs are counted at along inner axes of unknown size (a
-    sequence's length); None: a layer with such an axis counts 0 MACs."""
+    sequence's length; an integer >= 1); None: a layer with such an axis counts 0 MACs."""
+    check_count("sequence_length", sequence_length, none=True)
+    sequence_length = None if sequence_length is None else int(sequence_length)  # np.int64
     traced = trace(model)
     stats, seen = [], {}
     for op in traced.ops:

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from tfcompress.numbers import check_count, check_int
+
 AVERAGES = ("all", "present")
 
 
@@ -55,24 +57,18 @@ class MeanIoU(keras.metrics.Metric):
     def __init__(
         self, num_classes, ignore_label=255, *, average="all", name="mean_iou", dtype=None
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"num_classes must be an int >= 1. Received: num_classes={num_classes!r}"
-            )
-        if isinstance(ignore_label, bool) or not isinstance(ignore_label, int):
-            raise ValueError(
-                f"ignore_label must be an int. Received: ignore_label={ignore_label!r}"
-            )
+        check_count("num_classes", num_classes)
+        check_int("ignore_label", ignore_label)
         if average not in AVERAGES:
             raise ValueError(
                 f"average must be one of {list(AVERAGES)}. Received: average={average!r}"
             )
         super().__init__(name=name, dtype=dtype)
-        self.num_classes = num_classes
-        self.ignore_label = ignore_label
+        self.num_classes = int(num_classes)  # an np.int64 too; the config stays JSON
+        self.ignore_label = int(ignore_label)
         self.average = average
         self.confusion = self.add_variable(
-            (num_classes + 1, num_classes + 1),
+            (self.num_classes + 1, self.num_classes + 1),
             initializer="zeros",
             dtype="float64",
             name="confusion",

@@ -16,6 +16,8 @@ post-processed detections, e.g. `tfcompress.models.yolov2_postprocess.postproces
 import keras
 import numpy as np
 
+from tfcompress.numbers import check_count
+
 
 def iou_matrix(a, b):
     """IoU of every box of `a [n, 4]` with every box of `b [m, 4]` -> `[n, m]`."""
@@ -62,16 +64,13 @@ class VOCMeanAP(keras.metrics.Metric):
     def __init__(
         self, num_classes, use_07_metric=True, iou_threshold=0.5, name="voc_map", dtype=None
     ):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"num_classes must be an int >= 1. Received: num_classes={num_classes!r}"
-            )
+        check_count("num_classes", num_classes)
         if not 0.0 < iou_threshold <= 1.0:
             raise ValueError(
                 f"iou_threshold must be in (0, 1]. Received: iou_threshold={iou_threshold}"
             )
         super().__init__(name=name, dtype=dtype)
-        self.num_classes = num_classes
+        self.num_classes = int(num_classes)  # an np.int64 too; the config stays JSON
         self.use_07_metric = bool(use_07_metric)
         self.iou_threshold = float(iou_threshold)
         self.reset_state()

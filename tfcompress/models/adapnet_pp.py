@@ -23,6 +23,7 @@ import keras
 from tfcompress.models import checks
 from tfcompress.models.blocks import bn_act, conv_bn
 from tfcompress.models.easpp import easpp
+from tfcompress.numbers import is_number
 
 STRIDE = 16
 OUTPUTS = ("main_logits", "aux1_logits", "aux2_logits")
@@ -112,8 +113,9 @@ def _aux_head(x, num_classes, factor, name):
 
 def adapnet_pp(num_classes, input_shape, width=1.0, dropout_rate=0.7):
     """AdapNet++ with outputs `[main_logits, aux1_logits, aux2_logits]` (see module doc)."""
-    if not isinstance(dropout_rate, (int, float)) or not 0.0 <= dropout_rate < 1.0:
+    if not is_number(dropout_rate) or not 0.0 <= dropout_rate < 1.0:
         raise ValueError(f"dropout_rate must be in [0, 1). Received: dropout_rate={dropout_rate}")
+    dropout_rate = float(dropout_rate)  # a NumPy float too; the Dropout config stays JSON
     shape = checks.check_common(num_classes, input_shape, width, stride=STRIDE)
     inputs = keras.Input(shape, name="image")
     res2, res3, res5 = encoder(inputs, width, dropout_rate)

@@ -26,6 +26,7 @@ import keras
 from tfcompress.models import checks
 from tfcompress.models.blocks import conv_bn
 from tfcompress.models.resnet import resnet_features
+from tfcompress.numbers import is_int
 
 OUTPUTS = ("main_logits", "aux_logits")
 AUX_WEIGHTS = (0.4,)
@@ -111,8 +112,9 @@ def _head(x, num_classes, filters, size, name):
 def pspnet(num_classes, input_shape, width=1.0, output_stride=8, bins=BINS):
     """PSPNet-50 with outputs `[main_logits, aux_logits]` (see module doc)."""
     checks.check_choice("output_stride", output_stride, OUTPUT_STRIDES)
-    if not bins or any(isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in bins):
+    if not bins or any(not is_int(b) or b < 1 for b in bins):
         raise ValueError(f"bins must be a non-empty list of positive ints. Received: bins={bins!r}")
+    bins = [int(b) for b in bins]  # NumPy ints too; the layer configs stay JSON
     shape = checks.check_common(num_classes, input_shape, width)
     inputs = keras.Input(shape, name="image")
     features = resnet_features(inputs, "resnet50", width, output_stride)

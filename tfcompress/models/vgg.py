@@ -9,6 +9,7 @@ average pooling -> `logits` Dense (Liu et al. 2017: 20.04 M parameters for VGG-1
 import keras
 
 from tfcompress.models import checks
+from tfcompress.numbers import is_int
 
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 VGG19_CFG = (
@@ -19,7 +20,7 @@ VGG19_CFG = (
 
 def _check_cfg(cfg):
     convs = [v for v in cfg if v != "M"] if isinstance(cfg, (tuple, list)) else []
-    positive = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in convs)
+    positive = all(is_int(v) and v > 0 for v in convs)
     if not convs or not positive:
         raise ValueError(
             "cfg must be a list of positive conv widths and 'M' (max pool) entries with at "

@@ -26,7 +26,7 @@ from absl import logging
 from tfcompress.callbacks.step_log import StepLog
 from tfcompress.graph.dependency import resolve_exclude
 from tfcompress.importance import magnitude_mask
-from tfcompress.numbers import is_number
+from tfcompress.numbers import check_int, is_number
 from tfcompress.pruners.weights import prune_weights, weight_masks
 from tfcompress.sharing.model import layer_name, resolve_bits, share_weights, strip_shared
 from tfcompress.sharing.stages import RECORDS, StageFolder, check_file, file_sha256
@@ -97,8 +97,7 @@ def check_quality(quality):
 
 
 def _check_count(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}. Received: {name}={value!r}")
+    check_int(name, value, minimum=minimum)
     return int(value)
 
 

@@ -4,7 +4,7 @@
 import keras
 from keras import ops
 
-from tfcompress.numbers import is_int, is_number
+from tfcompress.numbers import check_count, is_int, is_number, plain
 
 
 @keras.saving.register_keras_serializable(package="tfcompress")
@@ -20,27 +20,17 @@ class PolyLR(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, learning_rate, max_iteration, power=0.9):
-        if (
-            isinstance(learning_rate, bool)
-            or not isinstance(learning_rate, (int, float))
-            or (learning_rate <= 0)
-        ):
+        if not is_number(learning_rate) or learning_rate <= 0:
             raise ValueError(
                 f"learning_rate must be a number > 0. Received: learning_rate={learning_rate!r}"
             )
-        if (
-            isinstance(max_iteration, bool)
-            or not isinstance(max_iteration, int)
-            or (max_iteration < 1)
-        ):
-            raise ValueError(
-                f"max_iteration must be an integer >= 1. Received: max_iteration={max_iteration!r}"
-            )
-        if isinstance(power, bool) or not isinstance(power, (int, float)) or power < 0:
+        check_count("max_iteration", max_iteration)
+        if not is_number(power) or power < 0:
             raise ValueError(f"power must be a number >= 0. Received: power={power!r}")
-        self.learning_rate = learning_rate
-        self.max_iteration = max_iteration
-        self.power = power
+        # Python numbers: the config is JSON (an np.int64 from an array is taken too)
+        self.learning_rate = plain(learning_rate)
+        self.max_iteration = plain(max_iteration)
+        self.power = plain(power)
 
     def __call__(self, step):
         step = ops.minimum(ops.cast(step, "float32"), float(self.max_iteration))
