@@ -1,6 +1,8 @@
 """`prune`, `strip` and the callbacks use the method and exclude list a model was wrapped
 with (issue 14, items 1 and 2)."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -109,6 +111,19 @@ def test_strip_refuses_a_model_that_was_never_wrapped():
                                              r"\(it was not wrapped with `tfcompress.wrap`, or "
                                              r"wrap found no prunable channel group in it\)"):
             tfc.strip(unmasked)
+
+
+def test_strip_names_the_compact_model_and_refuses_an_empty_name():
+    masked = tfc.wrap(conv_bn_net())
+    assert tfc.strip(masked).name == masked.name  # None: the masked model's
+    assert tfc.strip(masked, name="compact").name == "compact"
+    # name="" kept the masked model's name, saying nothing (Keras would make a model
+    # named "", which every message then names as '')
+    for bad in ("", 3):
+        with pytest.raises(ValueError, match=re.escape(
+                "name must be a non-empty string, or None to keep the masked model's name. "
+                f"Received: name={bad!r}")):
+            tfc.strip(masked, name=bad)
 
 
 def test_unknown_criterion_names_it():

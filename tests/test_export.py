@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import re
 
 import keras
 import numpy as np
@@ -41,6 +42,17 @@ def test_saved_model_named_signature(compact, tmp_path):
     np.testing.assert_allclose(out[0], compact(_x()), rtol=1e-5, atol=1e-6)
     with pytest.raises(KeyError, match="has no signature 'detect'. Signatures: .*'classify'"):
         tfc.export.serve(path, _x(), signature_name="detect")
+
+
+@pytest.mark.parametrize("bad", ["", None, 1])
+def test_an_empty_or_missing_signature_name_is_refused_by_name(compact, tmp_path, bad):
+    message = re.escape(
+        f"signature_name must be a non-empty string. Received: signature_name={bad!r}")
+    with pytest.raises(ValueError, match=message):
+        tfc.export.saved_model(compact, str(tmp_path / "sm"), signature_name=bad)
+    assert not os.listdir(tmp_path)  # nothing written
+    with pytest.raises(ValueError, match=message):  # before the folder is read
+        tfc.export.serve(str(tmp_path / "none"), _x(), signature_name=bad)
 
 
 def test_saved_model_with_a_lookup_table(tmp_path):

@@ -42,6 +42,8 @@ import shutil
 import sys
 import tempfile
 
+from tfcompress.names import check_name
+
 TEMP, OLD = "tmp", "old"
 _HIDDEN = re.compile(r"^\.(?P<base>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)-(?P<token>[a-z0-9_]+)$")
 _AT_FDCWD = -100
@@ -64,8 +66,7 @@ class FolderKind:
     markers: tuple
 
     def __post_init__(self):
-        if not self.name or not isinstance(self.name, str):
-            raise ValueError(f"name must be a non-empty string. Received: name={self.name!r}")
+        check_name("name", self.name)
         markers = self.markers
         if isinstance(markers, str) or not markers or not all(
             isinstance(m, str) and m and os.sep not in m for m in markers

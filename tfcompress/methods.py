@@ -26,6 +26,7 @@ import keras
 
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.names import check_name
 from tfcompress.numbers import check_count
 from tfcompress.pruners.ranking import NORMALIZERS, SCOPES
 
@@ -74,8 +75,7 @@ class Method:
     compression_target: str = "params"
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name must be a non-empty string. Received: name={self.name!r}")
+        check_name("name", self.name)
         if self.mask_class is not None and not (
             isinstance(self.mask_class, type) and issubclass(self.mask_class, ChannelMask)
         ):

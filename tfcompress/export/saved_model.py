@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from tfcompress.atomic import FolderKind, atomic_path
 from tfcompress.export.fold import fold_batchnorm as fold
+from tfcompress.names import check_name
 from tfcompress.numbers import check_flag
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -68,8 +69,7 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
     (`FileExistsError` naming a few of its files), as are the working directory (`""`,
     `"."`), a folder holding it, the home folder and `/`: nothing there is touched.
     """
-    if not signature_name or not isinstance(signature_name, str):
-        raise ValueError(f"signature_name must be a non-empty string. Received: {signature_name!r}")
+    check_name("signature_name", signature_name)
     check_flag("fold_batchnorm", fold_batchnorm)
     model = functional(fold(model) if fold_batchnorm else model)
     specs = input_specs(model)
@@ -118,6 +118,7 @@ def serve(path, inputs, signature_name=DEFAULT_SIGNATURE):
     """Runs a SavedModel's signature. `inputs`: one array (single-input models) or a dict
     keyed by input name. Returns the outputs as a list of numpy arrays in the model's
     output order (SavedModels not written by `saved_model`: sorted by output name)."""
+    check_name("signature_name", signature_name)
     loaded = tf.saved_model.load(path)
     if signature_name not in loaded.signatures:
         raise KeyError(

@@ -5,6 +5,7 @@ from tfcompress.importance.magnitude import l1_filter, magnitude_mask
 from tfcompress.importance.soft_topk import soft_topk
 from tfcompress.importance.taylor import taylor
 from tfcompress.importance.weight_threshold import std_threshold_mask
+from tfcompress.names import check_name
 
 # method name -> fn(group, **context) -> scores (higher = more important); the context
 # is data=, model=, graph= and sites= (the graph's mask sites). A criterion may carry
@@ -30,8 +31,7 @@ def register_criterion(name, fn):
     """Adds a channel criterion `fn(group, **context) -> np.ndarray[group.size]` under a
     new `name` (a registered name, built-in or not, is refused: re-scoring with another
     criterion is `criterion=`, not a replacement behind every method using the name)."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"name must be a non-empty string. Received: name={name!r}")
+    check_name("name", name)
     if name in CRITERIA:
         raise ValueError(
             f"A criterion named {name!r} is already registered; register yours under "

@@ -122,7 +122,7 @@ def rebuild(traced, make_layer, weights_of=None, transform_input=None, name=None
     outs = [values[k] for k in traced.output_keys]
     outs = keras.tree.pack_sequence_as(functional._outputs_struct, outs)
     ins = keras.tree.pack_sequence_as(functional._inputs_struct, new_inputs)
-    return keras.Model(ins, outs, name=name or traced.model.name)
+    return keras.Model(ins, outs, name=traced.model.name if name is None else name)
 
 
 _NO_VALUES = contextlib.nullcontext()

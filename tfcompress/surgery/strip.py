@@ -7,6 +7,7 @@ from tfcompress import methods
 from tfcompress.graph.rules import unwrap
 from tfcompress.graph.trace import layers_of
 from tfcompress.layers import ChannelMask, WeightMask
+from tfcompress.names import check_name
 from tfcompress.pruners.restored import warn_if_restored
 from tfcompress.surgery.masks import consumer_scales, kept_components
 from tfcompress.surgery.penalties import SlimmingPenalty, without_penalty
@@ -24,9 +25,14 @@ def strip(masked, *, name=None):
     Masks that keep more than the pruning callbacks left them (weights restored from
     before an event) are named in a warning (`tfcompress.pruners.restored`).
 
+    Args:
+        name: the compact model's name; None (default): `masked`'s. An empty string is
+            refused (Keras would make a model named "").
+
     Raises:
         ValueError: `masked` holds no mask layers (never wrapped, or nothing to prune).
     """
+    check_name("name", name, none="keep the masked model's name")
     if not layers_of(masked, (ChannelMask, WeightMask)):  # (they carry the wrapping record)
         raise ValueError(
             f"Model '{masked.name}' holds no mask layers (it was not wrapped with "

@@ -10,6 +10,7 @@ import math
 import numbers
 
 from tfcompress.methods import COMPRESSION_TARGETS, NORMALIZE, SCOPES
+from tfcompress.names import check_name
 from tfcompress.numbers import check_flag
 from tfcompress.pruners.ranking import RULES as RANKING_RULES
 from tfcompress.pruners.weights import check_quality_scope
@@ -77,8 +78,7 @@ def _bool(name, value):
 def _text(name, value, optional=False):
     if optional and value is None:
         return
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string. Received: {name}={value!r}")
+    check_name(name, value)
 
 
 def check_run_fields(config):
