@@ -16,6 +16,7 @@ from tfcompress.pruners.latency_budget import (
     allowed_counts,
     plan_for_latency,
 )
+from tfcompress.pruners.ranking import RankingOptions
 
 # Per-channel scores (l1_filter: each 1x1 filter has one nonzero weight), four channels
 # per block of the table's multiple (4), lowest block first. Block sums:
@@ -292,15 +293,27 @@ def test_latency_budget_refuses_scope_local_and_reads_no_scope_by_default():
     with pytest.raises(ValueError, match=message):
         callbacks.StructuredPruning(schedules.OneShot(0.5), budget="latency",
                                     cost_table=_table(), scope="local")
+    # the same scope given in options: it was not told from the default and was accepted
+    local = RankingOptions(scope="local")
+    with pytest.raises(ValueError, match=message):
+        tfc.prune(masked, 0.5, budget="latency", cost_table=_table(), options=local)
+    with pytest.raises(ValueError, match=message):
+        callbacks.StructuredPruning(schedules.OneShot(0.5), budget="latency",
+                                    cost_table=_table(), options=local)
     assert tfc.pruners.mask_stats(masked)["channel_sparsity"] == 0.0  # nothing applied
     by_default = tfc.prune(masked, 0.5, budget="latency", cost_table=_table()).keep
     masked = tfc.wrap(_net(), "l1_filter")
     assert tfc.prune(masked, 0.5, budget="latency", cost_table=_table(),
                      scope="global").keep == by_default
-    # the default scope of the other budgets is still "local"
-    assert callbacks.StructuredPruning(schedules.OneShot(0.5)).options.scope == "local"
+    for given in (RankingOptions(), RankingOptions(scope="global")):  # none, or global
+        assert tfc.prune(tfc.wrap(_net(), "l1_filter"), 0.5, budget="latency",
+                         cost_table=_table(), options=given).keep == by_default
+    # the default scope of the other budgets is still "local": None, none given
+    assert callbacks.StructuredPruning(schedules.OneShot(0.5)).options.scope is None
+    assert RankingOptions().with_defaults().scope == "local"
     local = tfc.prune(tfc.wrap(_net(), "l1_filter"), 0.5, scope="local").keep
     assert tfc.prune(tfc.wrap(_net(), "l1_filter"), 0.5).keep == local
+    assert tfc.prune(tfc.wrap(_net(), "l1_filter"), 0.5, options=RankingOptions()).keep == local
 
 
 def test_structured_pruning_only_is_refused_by_name():

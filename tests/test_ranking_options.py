@@ -53,6 +53,23 @@ def test_numpy_scalars_are_numbers_kept_as_python_numbers():
     assert int(masked.get_layer("dense_mask").kept().sum()) == 4
 
 
+def test_a_scope_left_out_is_told_from_local_and_ranks_locally():
+    # scope defaulted to "local", so a "local" given could not be told from none (which
+    # budget="latency" refuses: tests/test_latency_budget.py)
+    default, local = RankingOptions(3 / 7), RankingOptions(3 / 7, scope="local")
+    assert default.scope is None and default != local
+    assert default.with_defaults() == local.with_defaults() == local
+    assert RankingOptions(3 / 7, scope="global").with_defaults().scope == "global"
+    for options in (default, local):  # the fields round-trip, None as None
+        assert RankingOptions(**dataclasses.asdict(options)) == options
+    def kept(options):
+        return {g: k.tolist() for g, k in ranking.select(SCORES, options).items()}
+
+    assert kept(default) == kept(local) != kept(RankingOptions(3 / 7, scope="global"))
+    strict = dict(rule="strict_quantile")
+    assert kept(RankingOptions(0.5, **strict)) == kept(RankingOptions(0.5, scope="local", **strict))
+
+
 def test_ranking_options_are_frozen_and_keyword_only_after_ratio():
     options = RankingOptions(0.5, scope="global")
     with pytest.raises(dataclasses.FrozenInstanceError):

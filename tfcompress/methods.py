@@ -238,10 +238,12 @@ def default_normalize(criterion, scope):
 
 def with_method_defaults(options, record, criterion):
     """`options` (a `tfcompress.pruners.ranking.RankingOptions`) with what the user left
-    None filled in from the method: `min_channels` with `record.min_channels` (a `Method`)
-    and `normalize` with `default_normalize(criterion, options.scope)`. The one place a
-    method's ranking defaults apply: `prune`, `StructuredPruning` and
-    `ratio_for_compression` (whether the options came loose or as `options=`)."""
+    None filled in: `scope` with `ranking.DEFAULT_SCOPE`, and from the method
+    `min_channels` with `record.min_channels` (a `Method`) and `normalize` with
+    `default_normalize(criterion, scope)`. The one place a method's ranking defaults
+    apply: `prune`, `StructuredPruning` and `ratio_for_compression` (whether the options
+    came loose or as `options=`)."""
+    options = options.with_defaults()  # the scope, which the normalisation depends on
     return options.with_defaults(
         normalize=default_normalize(criterion, options.scope), min_channels=record.min_channels
     )

@@ -45,7 +45,7 @@ class StructuredPruning(ScheduledPruning):
             choice below (its ratio is the schedule's); give it or the loose arguments.
         scope: "local" (the ratio per group; the default, None) or "global" (of all
             channels). budget="latency" always ranks globally: scope="local" is refused
-            with it.
+            with it (as `options=RankingOptions(scope="local")` is).
         min_channels: channels every group keeps at least (default: the method's).
         round_to: round kept channel counts up to a multiple of this.
         num_remove: instead of the schedule's ratio, remove this many more channels at
@@ -121,7 +121,7 @@ class StructuredPruning(ScheduledPruning):
             normalize=normalize,
             rule=rule,
         )
-        budgets.check_budget(budget, options, cost_table, only, scope=scope)
+        budgets.check_budget(budget, options, cost_table, only)
         self.budget = budget
         self.cost_table = cost_table
         self.only = only

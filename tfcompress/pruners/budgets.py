@@ -29,11 +29,11 @@ from tfcompress.surgery.masks import mask_sites
 BUDGETS = ("channels", "params", "latency")
 
 
-def check_budget(budget, options, cost_table=None, only=None, scope=None):
+def check_budget(budget, options, cost_table=None, only=None):
     """Raises naming the argument unless `budget`, `cost_table` and `only` fit together
-    and with the ranking `options` (a `RankingOptions`) and `scope`, the loose argument
-    as given (None: not given; a latency budget ranks globally, so "local" is refused
-    -- an `options`' scope, "local" by default, is not read by it)."""
+    and with the ranking `options` (a `RankingOptions` as given, its defaults not filled
+    in: a latency budget ranks globally, so a scope "local" given, loose or in
+    `options`, is refused; None is none given)."""
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {BUDGETS}. Received: budget={budget!r}")
     if budget != "channels" and (options.num_remove is not None or options.threshold is not None):
@@ -71,11 +71,11 @@ def check_budget(budget, options, cost_table=None, only=None, scope=None):
             "budget='latency' cuts where the least importance is lost per millisecond, not "
             f"at a quantile; it cannot be combined with rule={options.rule!r}."
         )
-    if scope == "local":
+    if options.scope == "local":
         raise ValueError(
             "budget='latency' ranks all groups together, cutting where the least "
             "importance is lost per millisecond; it cannot be combined with "
-            f"scope={scope!r}. Leave scope out (or give 'global')."
+            f"scope={options.scope!r}. Leave scope out (or give 'global')."
         )
 
 

@@ -10,9 +10,9 @@ from tfcompress.pruners.scores import alive_channels, score_groups
 from tfcompress.pruners.weights import prune_weights
 
 # The loose ranking arguments of `prune` and `StructuredPruning`, and their defaults, those
-# of `RankingOptions` (None min_channels / normalize: the method's, filled in by
-# `methods.with_method_defaults`; None scope: "local", left None so that a scope given
-# can be told from none, which budget="latency" needs). `options=` (a `RankingOptions`)
+# of `RankingOptions` (None min_channels / normalize: the method's, None scope: "local",
+# filled in by `methods.with_method_defaults`; a scope left None can be told from a
+# "local" given, which budget="latency" refuses). `options=` (a `RankingOptions`)
 # replaces them all.
 LOOSE_DEFAULTS = {
     "scope": None,
@@ -27,15 +27,12 @@ LOOSE_DEFAULTS = {
 
 def ranking_options(options, ratio=None, **loose):
     """One `RankingOptions`: `options` (with `ratio` filled in, if given) or one made of
-    the loose arguments; giving both is an error naming the loose ones. A None
-    `min_channels` or `normalize` stays, to be filled in with the method's
+    the loose arguments; giving both is an error naming the loose ones. A None `scope`,
+    `min_channels` or `normalize` stays, to be filled in
     (`tfcompress.methods.with_method_defaults`)."""
     changed = {k: v for k, v in loose.items() if v != LOOSE_DEFAULTS[k]}
     if options is None:
-        merged = {**LOOSE_DEFAULTS, **loose}
-        if merged["scope"] is None:
-            merged["scope"] = "local"
-        return ranking.RankingOptions(ratio, **merged)
+        return ranking.RankingOptions(ratio, **{**LOOSE_DEFAULTS, **loose})
     if not isinstance(options, ranking.RankingOptions):
         raise TypeError(
             "options must be a tfcompress.pruners.ranking.RankingOptions. "
@@ -104,7 +101,7 @@ def prune(
             choice below (`ratio` fills its ratio in); give it or the loose arguments.
         scope: "local" (per-group ratio; the default, None) or "global" (one ranking
             over all groups). budget="latency" always ranks globally: scope="local" is
-            refused with it.
+            refused with it (as `options=RankingOptions(scope="local")` is).
         min_channels: never keep fewer channels than this in a group (default: the
             method's, `tfcompress.methods.Method.min_channels`).
         round_to: round each group's kept channel count up to a multiple of this.
@@ -163,14 +160,14 @@ def prune(
         normalize=normalize,
         rule=rule,
     )
-    given_normalize = options.normalize
+    given = options  # what None scope / normalize stand for is filled in below
     options = methods.with_method_defaults(options, record, criterion)
     options.check_amount()
     check_count("steps", steps, none=True)
-    budgets.check_budget(budget, options, cost_table, only, scope=scope)
+    budgets.check_budget(budget, given, cost_table, only)
     graph = methods.graph_of(masked)
     chosen = budgets.Budget.bind(budget, masked, graph, options, cost_table=cost_table,
-                                 only=only, criterion=criterion, normalize=given_normalize)
+                                 only=only, criterion=criterion, normalize=given.normalize)
     graph, sites, scores = score_groups(masked, method=criterion, data=data, graph=graph,
                                         steps=steps)
     alive = alive_channels(graph, sites) if keep_pruned else None
@@ -214,7 +211,7 @@ def _prune_weights(masked, record, ratio, options, scope, keep_pruned, arguments
             f"options=RankingOptions(ratio, scope=...)) for it; {', '.join(unread)} "
             f"{'is' if len(unread) == 1 else 'are'} for channel pruning. Received: {received}"
         )
-    options = ranking_options(options, ratio, scope=scope)
+    options = ranking_options(options, ratio, scope=scope).with_defaults()  # None: local
     if options.ratio is None:
         raise ValueError(
             f"prune needs ratio, the fraction of weights to remove, for model "

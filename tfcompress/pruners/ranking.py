@@ -13,6 +13,8 @@ import numpy as np
 from tfcompress.numbers import check_count, is_int, is_number, plain
 
 SCOPES = ("local", "global")
+# The scope of a ranking given none (`RankingOptions(scope=None)`): each group on its own.
+DEFAULT_SCOPE = "local"
 
 # How the kept set is cut from the ranking (see `RankingOptions.rule`).
 RULES = ("safe", "strict_quantile")
@@ -59,6 +61,9 @@ class RankingOptions:
     Args:
         ratio: fraction in [0, 1) of channels to remove (per group, or of the pool).
         scope: "local" (each group on its own) or "global" (one ranking of all groups).
+            None (default): none given, ranked as "local" (`DEFAULT_SCOPE`, filled in by
+            `with_defaults`); kept apart from a "local" given, which a latency budget
+            (`tfcompress.pruners.budgets`, always global) refuses.
         min_channels: never keep fewer channels in a group (or all, if it has fewer).
             `rule="safe"` only. None (default): the method's
             (`tfcompress.methods.Method.min_channels`), filled in by whoever knows the
@@ -82,7 +87,7 @@ class RankingOptions:
 
     ratio: float = None
     _: dataclasses.KW_ONLY
-    scope: str = "local"
+    scope: str = None
     min_channels: int = None
     round_to: int = 1
     threshold: float = None
@@ -115,7 +120,8 @@ class RankingOptions:
             raise ValueError(
                 f"num_remove must be an integer >= 0. Received: num_remove={num_remove!r}"
             )
-        check_scope(self.scope)
+        if self.scope is not None:  # None: none given, DEFAULT_SCOPE
+            check_scope(self.scope)
         if self.min_channels is not None:  # None: the method's
             check_count("min_channels", self.min_channels)
         check_count("round_to", self.round_to)
@@ -139,12 +145,14 @@ class RankingOptions:
             )
 
     def with_defaults(self, *, normalize=None, min_channels=None):
-        """These options, with `normalize` and `min_channels` filled in where they were
-        left None (`rule="strict_quantile"` applies no floor: its min_channels is 1)."""
+        """These options, with `scope` (`DEFAULT_SCOPE`), `normalize` and `min_channels`
+        filled in where they were left None (`rule="strict_quantile"` applies no floor:
+        its min_channels is 1)."""
         if self.rule == "strict_quantile":
             min_channels = 1
         return dataclasses.replace(
             self,
+            scope=DEFAULT_SCOPE if self.scope is None else self.scope,
             normalize=normalize if self.normalize is None else self.normalize,
             min_channels=min_channels if self.min_channels is None else self.min_channels,
         )
@@ -202,8 +210,7 @@ def select(scores, options, *, alive=None):
             f"Received: options={options!r}"
         )
     options.check_amount()
-    if options.min_channels is None:
-        options = dataclasses.replace(options, min_channels=1)
+    options = options.with_defaults(min_channels=1)  # None scope: local; normalize: none
     iterative = alive is not None
     alive = {
         g: (

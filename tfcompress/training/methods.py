@@ -73,12 +73,14 @@ def ratio_schedule(prune, ratio, timeline):
     return schedules.Iterative(ratio, first, timeline.end, interval)
 
 
-def ranking_options(prune, scope=None):
+def ranking_options(prune, scope=None, latency=False):
     """The one `RankingOptions` of a compress run: the budget search and the callback
-    rank with it (`scope` default: `prune.scope`, else the method's)."""
+    rank with it (`scope` default: `prune.scope`, else the method's). A latency budget
+    (`latency`) ranks globally whatever the method's scope: only `prune.scope` is passed
+    on (None or "global"; `PruneConfig` refuses "local" with it, as the callback does)."""
     defaults = method_defaults(prune.method)
     return RankingOptions(
-        scope=scope or prune.scope or defaults["scope"],
+        scope=prune.scope if latency else scope or prune.scope or defaults["scope"],
         min_channels=prune.min_channels or defaults["min_channels"],
         round_to=prune.round_to,
         normalize=prune.normalize,
@@ -99,7 +101,7 @@ def _structured(prune, ratio, timeline, scope, cost_table=None):
     return callbacks.StructuredPruning(
         ratio_schedule(prune, ratio, timeline),
         method=prune.method,
-        options=ranking_options(prune, scope),
+        options=ranking_options(prune, scope, latency=cost_table is not None),
         **latency,
     )
 
