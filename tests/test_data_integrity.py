@@ -392,6 +392,9 @@ def test_bad_arguments():
         integrity.check_shards([])
     with pytest.raises(ValueError, match="skip_corrupt=True needs a SkippedRecords"):
         integrity.check_shards(["x.tfrecord"], skip_corrupt=True)
+    with pytest.raises(ValueError, match=r"skipped counts the records skip_corrupt=True leaves "
+                                         r"out; .*Received: skip_corrupt=False, skipped=<"):
+        integrity.check_shards(["x.tfrecord"], skipped=SkippedRecords())  # was left unread
     with pytest.raises(ValueError, match=r"Received: compression='ZLIB'"):
         integrity.scan_shard("x.tfrecord", "ZLIB")
 

@@ -1,10 +1,12 @@
 """build_dataset contracts: element structure per task, determinism, errors, skip_corrupt."""
 
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcompress.data import CorruptInputError, SkippedRecords, build_dataset, encode, shards
+from tfcompress.data import CorruptInputError, SkippedRecords, build_dataset, encode, parse, shards
 
 
 def _write(tmp_path, records, split="train", num_shards=2):
@@ -71,6 +73,10 @@ def test_detection_element_spec(tmp_path):
     assert target_spec["num_boxes"].shape.as_list() == [2]
     eval_target = next(iter(build_dataset(pattern, "detection", 6, training=False, max_boxes=2)))[1]
     assert eval_target["num_boxes"].numpy().tolist() == [1, 2, 2, 1, 2, 2]  # 3 truncated to 2
+    default = build_dataset(pattern, "detection", 2, training=False)  # max_boxes left out
+    assert default.element_spec[1]["boxes"].shape.as_list() == [None, 100, 4]
+    numpy = build_dataset(pattern, "detection", 2, training=False, max_boxes=np.int64(3))
+    assert numpy.element_spec[1]["boxes"].shape.as_list() == [None, 3, 4]
 
 
 def test_deterministic_with_seed(tmp_path):
@@ -144,6 +150,36 @@ def test_bad_arguments(tmp_path, kwargs, match):
     pattern = _write(tmp_path, _classification(2))
     with pytest.raises(ValueError, match=match):
         build_dataset(pattern, training=False, **kwargs)
+
+
+def test_arguments_it_would_leave_unread_are_refused(tmp_path):
+    # each was silently ignored: skipped without skip_corrupt (an invalid record raised and
+    # skipped read 0), max_boxes for a target without boxes or beside a parser's own
+    pattern = _write(tmp_path, _classification(2))
+    skipped = SkippedRecords()
+    with pytest.raises(ValueError, match=re.escape(
+            "skipped counts the records skip_corrupt=True leaves out; without it a bad record "
+            "raises and nothing is counted. Pass skip_corrupt=True with it, or leave skipped "
+            f"out. Received: skip_corrupt=False, skipped={skipped!r}")):
+        build_dataset(pattern, "classification", 2, False, skipped=skipped)
+    for task in ("classification", "segmentation"):
+        with pytest.raises(ValueError, match=re.escape(
+                "max_boxes is read only for task='detection' (the box rows each target is "
+                f"padded to); a {task} target holds no boxes. Leave max_boxes out. "
+                f"Received: task={task!r}, max_boxes=100")):
+            build_dataset(pattern, task, 2, False, max_boxes=100)
+    parser = parse.DetectionParser((12, 10), max_boxes=4)
+    with pytest.raises(ValueError, match=re.escape(
+            "max_boxes is read by the default parser only; the parser given pads to its own "
+            "max_boxes (parse.DetectionParser(output_size, max_boxes=...)). Give it there. "
+            f"Received: max_boxes=5, parser={parser!r}")):
+        build_dataset(pattern, "detection", 2, False, max_boxes=5, parser=parser)
+    with pytest.raises(ValueError, match=re.escape(
+            "max_boxes must be an integer >= 1 or None. Received: max_boxes=True")):
+        build_dataset(pattern, "detection", 2, False, max_boxes=True)
+    # with skip_corrupt, or left out, as before
+    ds = build_dataset(pattern, "classification", 2, False, skip_corrupt=True, skipped=skipped)
+    assert [y.numpy().tolist() for _, y in ds] == [[0, 1]] and skipped.count == 0
 
 
 @pytest.mark.slow

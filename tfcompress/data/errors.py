@@ -17,6 +17,18 @@ class CorruptInputError(ValueError):
     """
 
 
+def check_skipped(skip_corrupt, skipped):
+    """Raises unless ``skipped`` (a ``SkippedRecords``) comes with ``skip_corrupt=True``:
+    without it a bad record raises, nothing is skipped, and a ``skipped`` given would be
+    read as an empty count."""
+    if skipped is not None and not skip_corrupt:
+        raise ValueError(
+            "skipped counts the records skip_corrupt=True leaves out; without it a bad "
+            "record raises and nothing is counted. Pass skip_corrupt=True with it, or "
+            f"leave skipped out. Received: skip_corrupt={skip_corrupt!r}, skipped={skipped!r}"
+        )
+
+
 class SkippedRecords:
     """What a reader with ``skip_corrupt=True`` left out: an exact count, and the first
     ``MAX_REPORTED_SKIPS`` as ``(path, record index, reason)``, each also logged as a

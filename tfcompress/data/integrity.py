@@ -39,7 +39,7 @@ import zlib
 from typing import NamedTuple
 
 from tfcompress.data import compression as compression_lib
-from tfcompress.data.errors import CorruptInputError
+from tfcompress.data.errors import CorruptInputError, check_skipped
 
 MAX_RECORD_BYTES = 2**31 - 1  # protobuf cannot parse a larger tf.train.Example
 MANIFEST_NAME = "manifest.json"  # == shards.MANIFEST_NAME (shards imports TensorFlow)
@@ -532,6 +532,7 @@ def check_shards(files, compression="auto", *, task=None, skip_corrupt=False, sk
         raise ValueError(f"check_shards needs at least one file. Received: files={files!r}")
     if skip_corrupt and skipped is None:
         raise ValueError("skip_corrupt=True needs a SkippedRecords to count into: skipped=")
+    check_skipped(skip_corrupt, skipped)
     given = compression
     compression = compression_lib.resolve(files, compression)  # raises on mixed ones
     if task is not None:

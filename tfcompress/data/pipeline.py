@@ -50,7 +50,7 @@ import tensorflow as tf
 
 from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, parse, reader, schema, validate
-from tfcompress.data.errors import SkippedRecords
+from tfcompress.data.errors import SkippedRecords, check_skipped
 from tfcompress.data.graph_fn import graph_fn
 from tfcompress.data.reader import first_example, image_format_of, image_shape_of, list_shards
 from tfcompress.numbers import check_count, check_flag, is_int
@@ -304,22 +304,38 @@ def _decoded_blocks(read, shuffle_buffer, cycle_length, parser, check):
     return ds.unbatch()
 
 
-def _check_arguments(batch_size, num_classes, channels, max_boxes, shuffle_buffer, cycle_length,
-                    training, repeat, deterministic, skip_corrupt, drop_remainder):  # fmt: skip
-    """Raises a ValueError naming the first argument of ``build_dataset`` of the wrong kind:
-    ``batch_size=True`` read as 1, ``num_classes=2.7`` as 2, ``cycle_length=0`` failed in
-    TensorFlow naming no argument."""
-    counts = {"batch_size": batch_size, "max_boxes": max_boxes,
-              "shuffle_buffer": shuffle_buffer, "cycle_length": cycle_length}  # fmt: skip
+def _check_arguments(task, batch_size, num_classes, channels, max_boxes, parser, shuffle_buffer,
+                     cycle_length, training, repeat, deterministic, skip_corrupt, skipped,
+                     drop_remainder):  # fmt: skip
+    """Raises a ValueError naming the first argument of ``build_dataset`` of the wrong kind
+    (``batch_size=True`` read as 1, ``num_classes=2.7`` as 2, ``cycle_length=0`` failed in
+    TensorFlow naming no argument) or that would be left unread (``max_boxes`` but for
+    detection's default parser, ``skipped`` without ``skip_corrupt``)."""
+    counts = {"batch_size": batch_size, "shuffle_buffer": shuffle_buffer,
+              "cycle_length": cycle_length}  # fmt: skip
     for name, value in counts.items():
         check_count(name, value)
     check_count("num_classes", num_classes, none=True)
+    check_count("max_boxes", max_boxes, none=True)
+    if max_boxes is not None and task != schema.DETECTION:
+        raise ValueError(
+            f"max_boxes is read only for task='detection' (the box rows each target is "
+            f"padded to); a {task} target holds no boxes. Leave max_boxes out. "
+            f"Received: task={task!r}, max_boxes={max_boxes!r}"
+        )
+    if max_boxes is not None and parser is not None:
+        raise ValueError(
+            "max_boxes is read by the default parser only; the parser given pads to its "
+            "own max_boxes (parse.DetectionParser(output_size, max_boxes=...)). Give it "
+            f"there. Received: max_boxes={max_boxes!r}, parser={parser!r}"
+        )
     if channels is not None and not (is_int(channels) and channels in (1, 3)):
         raise ValueError(f"channels must be 1, 3 or None. Received: channels={channels!r}")
     flags = {"training": training, "repeat": repeat, "deterministic": deterministic,
              "skip_corrupt": skip_corrupt}  # fmt: skip
     for name, value in flags.items():
         check_flag(name, value)
+    check_skipped(skip_corrupt, skipped)
     if drop_remainder is not None:
         check_flag("drop_remainder", drop_remainder)
 
@@ -333,7 +349,7 @@ def build_dataset(
     output_size=None,
     channels=None,
     num_classes=None,
-    max_boxes=100,
+    max_boxes=None,
     parser=None,
     shuffle_buffer=2048,
     cycle_length=16,
@@ -365,7 +381,9 @@ def build_dataset(
       channels: 1 or 3; default: the first record's channel count (likewise).
       num_classes: classes of the labels; default: the ``num_classes`` of the shards'
         ``manifest.json``; without either, labels need only be in ``[0, 2**31)``.
-      max_boxes: detection rows per example after padding (more objects are truncated).
+      max_boxes: detection only: box rows per example after padding (more objects are
+        truncated); default: the default parser's, 100. Refused for the other tasks and
+        with ``parser`` (give it to ``parse.DetectionParser`` there).
       parser: a ``parse.*Parser``; default ``parse.make_parser(task, output_size)``.
       shuffle_buffer: examples in the shuffle buffer (training only).
       cycle_length: shards read concurrently.
@@ -383,7 +401,8 @@ def build_dataset(
       skipped: the ``errors.SkippedRecords`` that counts what ``skip_corrupt`` left out
         (damaged records when this is called, invalid ones as they are read); pass one to
         read its ``count``, ``summary()`` or ``to_json()`` after the run. Default: a new
-        one (the skips are still logged, to stderr as the pipeline meets them).
+        one (the skips are still logged, to stderr as the pipeline meets them). Refused
+        without ``skip_corrupt=True``, which is what it counts.
       cache: ``False``; ``True``: keep the decoded examples in memory; or a file path
         prefix: keep them in files there (``tf.data.Dataset.cache``). The first pass reads
         and decodes the shards in order; later epochs only shuffle, augment and batch
@@ -394,8 +413,9 @@ def build_dataset(
         a lock file that ``tf.data`` refuses to overwrite).
     """
     schema.check_task(task)
-    _check_arguments(batch_size, num_classes, channels, max_boxes, shuffle_buffer, cycle_length,
-                     training, repeat, deterministic, skip_corrupt, drop_remainder)  # fmt: skip
+    _check_arguments(task, batch_size, num_classes, channels, max_boxes, parser, shuffle_buffer,
+                     cycle_length, training, repeat, deterministic, skip_corrupt, skipped,
+                     drop_remainder)  # fmt: skip
     files = list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
     if skip_corrupt and skipped is None:
@@ -412,9 +432,9 @@ def build_dataset(
         output_size = output_size or (height, width)
         channels = channels or record_channels
     check = reader.RecordCheck.make(files, compression, damaged, task, channels, num_classes,
-                                    skipped if skip_corrupt else None)  # fmt: skip
+                                    skipped)  # fmt: skip
     if parser is None:
-        kwargs = {"max_boxes": max_boxes} if task == schema.DETECTION else {}
+        kwargs = {} if max_boxes is None else {"max_boxes": max_boxes}  # detection only
         parser = parse.make_parser(task, output_size, **kwargs)
     drop_remainder = training if drop_remainder is None else drop_remainder
     cycle_length = min(cycle_length, len(files))
