@@ -12,7 +12,6 @@ import re
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfcompress import codec, training
 from tfcompress.codec import container
@@ -20,6 +19,7 @@ from tfcompress.sharing import share_weights
 from tfcompress.sharing.pipeline import STAGES
 from tfcompress.training import deep_compress_lib, weights
 
+from .summaries import scalars
 from .test_configs import DEEP
 from .test_scripts_helpers import REPO, data_flags, make_fmnist, parse
 
@@ -117,16 +117,6 @@ class _Killed(Exception):
     pass
 
 
-def _scalars(folder):
-    """{tag: {step: value}} of the TensorBoard event files in `folder`."""
-    out = {}
-    for name in os.listdir(folder):
-        for raw in tf.data.TFRecordDataset(os.path.join(folder, name)):
-            event = tf.compat.v1.Event.FromString(raw.numpy())
-            for value in event.summary.value:
-                number = tf.make_ndarray(value.tensor).item()
-                out.setdefault(value.tag, {})[event.step] = number
-    return out
 
 
 @pytest.mark.slow  # two stages train (a Keras fit each), four evaluations
@@ -180,12 +170,12 @@ def test_smoke_run_resumes_after_the_last_finished_stage(fmnist, tmp_path, monke
     )
     for a, b in zip(decoded.get_weights(), final.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    scalars = _scalars(path / "tensorboard")
+    written = scalars(path / "tensorboard")
     for tag in ("accuracy", "ratio", "bytes"):
-        assert sorted(scalars[f"deep_compression/{tag}"]) == [0, 1, 2, 3], tag
+        assert sorted(written[f"deep_compression/{tag}"]) == [0, 1, 2, 3], tag
     for stage in ("pruned", "shared"):
-        assert sorted(scalars[f"train/{stage}/loss"]) == [1, 2], stage
-    assert scalars["deep_compression/ratio"][3] == pytest.approx(ratios[-1], rel=1e-6)
+        assert sorted(written[f"train/{stage}/loss"]) == [1, 2], stage
+    assert written["deep_compression/ratio"][3] == pytest.approx(ratios[-1], rel=1e-6)
 
     # finished: the same command returns the result and trains nothing
     assert training.deep_compress(config) == json.loads(json.dumps(result))

@@ -1,15 +1,15 @@
 """`callbacks.StepLog`: a line and TensorBoard scalars every N steps of a fit (the
 deep_compression recipe's `--skip_step`), counted on the optimizer's step."""
 
-import os
 import re
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tfcompress.callbacks import StepLog
+
+from .summaries import scalars
 
 
 def _model(**compile_args):
@@ -35,14 +35,6 @@ def _steps(lines):
     return [re.match(r"\w+: step (\S+)", line).group(1) for line in lines]
 
 
-def _scalars(folder):
-    out = {}
-    for name in os.listdir(folder):
-        for raw in tf.data.TFRecordDataset(os.path.join(folder, name)):
-            event = tf.compat.v1.Event.FromString(raw.numpy())
-            for value in event.summary.value:
-                out.setdefault(value.tag, {})[event.step] = tf.make_ndarray(value.tensor).item()
-    return out
 
 
 def test_a_line_every_n_steps_and_at_the_last_counted_on_the_optimizers_step(caplog, tmp_path):
@@ -56,11 +48,11 @@ def test_a_line_every_n_steps_and_at_the_last_counted_on_the_optimizers_step(cap
     assert _steps(lines) == ["3/8", "6/8", "8/8", "9/12", "12/12"]
     assert re.fullmatch(r"pruned: step 3/8  loss \d\.\d{4}  lr 0\.100000  "
                         r"accuracy \d\.\d{4}  [\d.]+ steps/s", lines[0]), lines[0]  # fmt: skip
-    scalars = _scalars(tmp_path)
-    assert set(scalars) == {"train/pruned/loss", "train/pruned/accuracy",
+    written = scalars(tmp_path)
+    assert set(written) == {"train/pruned/loss", "train/pruned/accuracy",
                             "train/pruned/learning_rate"}  # fmt: skip
-    assert sorted(scalars["train/pruned/loss"]) == [3, 6, 8]
-    assert scalars["train/pruned/learning_rate"][8] == pytest.approx(0.1)
+    assert sorted(written["train/pruned/loss"]) == [3, 6, 8]
+    assert written["train/pruned/learning_rate"][8] == pytest.approx(0.1)
 
 
 def test_several_steps_per_execution_log_once_past_each_multiple(caplog):
