@@ -262,12 +262,17 @@ def test_a_workdir_serves_only_the_arguments_that_made_it(tmp_path):
     assert [s.nonzero for s in again.stages] == [s.nonzero for s in first.stages]
 
 
-def test_a_finished_runs_damaged_or_removed_file_is_written_again_from_shared(tmp_path, caplog):
+def _finished_run(tmp_path):
+    """A finished short run: (its file, its workdir, its arguments, data, result)."""
     path, work = tmp_path / "d.tfdc", tmp_path / "work"
     args = dict(densities={"fc1": 0.2}, prune_epochs=0, share_epochs=0, output_path=str(path),
                 workdir=str(work), compile_args={"run_eagerly": True}, verbose=0)
     data = _data(n=64)
-    first = deep_compress(_model(), data, **args)
+    return path, work, args, data, deep_compress(_model(), data, **args)
+
+
+def test_a_finished_runs_damaged_or_removed_file_is_written_again_from_shared(tmp_path, caplog):
+    path, work, args, data, first = _finished_run(tmp_path)
     written = path.read_bytes()
     header, start = container.read_header(str(path), written)
     part = next(p for p in header["parts"] if p["name"] == "fc1/kernel/indices")
@@ -344,11 +349,7 @@ def test_a_finished_runs_file_swapped_for_another_valid_one_is_written_again(tmp
 
 def test_a_stage_record_kept_before_file_digests_still_resumes(tmp_path, caplog):
     # stages.json written before the file stage kept its SHA-256: the CRCs alone check
-    path, work = tmp_path / "d.tfdc", tmp_path / "work"
-    args = dict(densities={"fc1": 0.2}, prune_epochs=0, share_epochs=0, output_path=str(path),
-                workdir=str(work), compile_args={"run_eagerly": True}, verbose=0)
-    data = _data(n=64)
-    first = deep_compress(_model(), data, **args)
+    path, work, args, data, first = _finished_run(tmp_path)
     records = work / "stages.json"
     content = json.loads(records.read_text())
     for stage in content["stages"]:
