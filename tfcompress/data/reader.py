@@ -18,6 +18,7 @@ import functools
 import os
 import sys
 import threading
+import typing
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -178,24 +179,10 @@ class SkipTable:
         self._lock = threading.Lock()
         skipped.attach(self.drain)
 
-    def add(self, keys, reasons):
-        """The op that counts records ``keys`` (int64 ``[n]``) for ``reasons``; the first
-        ``MAX_REPORTED_SKIPS`` are logged (to stderr) as they are met."""
-        shards_of, indices = split_key(keys)
-        lines = tf.strings.join([
-            "WARNING: Skipped corrupt record ", tf.strings.as_string(indices), " of ",
-            tf.gather(self.paths, shards_of), ": ", reasons])  # fmt: skip
-        counted = tf.reshape(self.table.lookup(keys), [-1])
-        new = tf.equal(counted, "") & (self.table.size() < MAX_REPORTED_SKIPS)
-
-        def log():
-            text = tf.strings.reduce_join(tf.boolean_mask(lines, new), separator="\n")
-            with tf.control_dependencies([tf.print(text, output_stream=sys.stderr)]):
-                return tf.constant(True)
-
-        logged = tf.cond(tf.reduce_any(new), log, lambda: tf.constant(True))
-        with tf.control_dependencies([logged]):
-            return self.table.insert(keys, reasons)
+    @property
+    def sink(self):
+        """What ``count_skips`` counts into: ``(paths, table handle)``."""
+        return self.paths, self.table.resource_handle
 
     def drain(self):
         """Adds the records counted since the last call to ``skipped``, in key order."""
@@ -209,6 +196,30 @@ class SkipTable:
             self.skipped.add(self.files[shard], index, reason.decode("utf-8", "replace"), log=False)
 
 
+def count_skips(paths, table, keys, reasons):
+    """The op that counts records ``keys`` (int64 ``[n]``) of the shards ``paths`` for
+    ``reasons`` into ``table`` (a ``SkipTable``'s, by its resource handle: an argument, not a
+    capture, so one traced function serves every pipeline; see ``traced``); the first
+    ``MAX_REPORTED_SKIPS`` are logged (to stderr) as they are met."""
+    shards_of, indices = split_key(keys)
+    lines = tf.strings.join([
+        "WARNING: Skipped corrupt record ", tf.strings.as_string(indices), " of ",
+        tf.gather(paths, shards_of), ": ", reasons])  # fmt: skip
+    counted = tf.raw_ops.LookupTableFindV2(table_handle=table, keys=keys,
+                                           default_value=tf.constant(""))  # fmt: skip
+    new = tf.equal(tf.reshape(counted, [-1]), "")
+    new &= tf.raw_ops.LookupTableSizeV2(table_handle=table) < MAX_REPORTED_SKIPS
+
+    def log():
+        text = tf.strings.reduce_join(tf.boolean_mask(lines, new), separator="\n")
+        with tf.control_dependencies([tf.print(text, output_stream=sys.stderr)]):
+            return tf.constant(True)
+
+    logged = tf.cond(tf.reduce_any(new), log, lambda: tf.constant(True))
+    with tf.control_dependencies([logged]):
+        return tf.raw_ops.LookupTableInsertV2(table_handle=table, keys=keys, values=reasons)
+
+
 def _message(paths, key, reason):
     """``Corrupt record in {path}: record {index}: {reason}`` of a record key (in-graph)."""
     shard, index = split_key(key)
@@ -217,17 +228,16 @@ def _message(paths, key, reason):
         tf.strings.as_string(index), ": ", reason])  # fmt: skip
 
 
-def record_failure(files, skips=None):
-    """``fail(key, reason) -> False`` for the branch taken by an invalid record.
+def record_failure(paths, table=None):
+    """``fail(key, reason) -> False`` for the branch taken by an invalid record of the shards
+    ``paths`` (a string tensor, the file list).
 
-    Strict (``skips`` None): raises ``InvalidArgumentError`` whose message holds
+    Strict (no ``table``): raises ``InvalidArgumentError`` whose message holds
     ``Corrupt record in {path}: record {index}: {reason}`` (``validate.corrupt_record_message``
-    extracts it). Otherwise the record is counted into ``skips`` (a ``SkipTable``) and
-    ``False`` returned: filter on it.
+    extracts it). Otherwise the record is counted into ``table`` (a ``SkipTable``'s handle,
+    ``count_skips``) and ``False`` returned: filter on it.
     """
-    paths = tf.constant([os.fspath(f) for f in files])
-
-    if skips is None:
+    if table is None:
 
         def fail(key, reason):
             message = _message(paths, key, reason)
@@ -237,7 +247,7 @@ def record_failure(files, skips=None):
         return fail
 
     def skip(key, reason):
-        with tf.control_dependencies([skips.add(key[None], reason[None])]):
+        with tf.control_dependencies([count_skips(paths, table, key[None], reason[None])]):
             return tf.constant(False)
 
     return skip
@@ -253,24 +263,42 @@ def checked_shards(files, compression, task, skip_corrupt, skipped):
     return {i: scan.good_records() for i, scan in enumerate(scans) if not scan.ok}
 
 
-def _shard_reader(files, compression, damaged):
-    """``shard(i) -> Dataset`` of the ``(key, serialized)`` records of shard ``i``: TensorFlow's
-    reader, or for a damaged shard (``damaged``: ``{shard position: [(index, record)]}``)
-    its good records from memory, its file never opened."""
-    damaged = damaged or {}
-    paths = tf.constant([os.fspath(f) for f in files])
-    ok = tf.constant([i not in damaged for i in range(len(files))])
-    good = [((i << INDEX_BITS) + index, r) for i, rs in sorted(damaged.items()) for index, r in rs]
+class Shards(typing.NamedTuple):
+    """A split's shards as tensors, to read them in-graph (``_shard_reader``): ``paths``
+    ``[n]``; ``ok`` ``[n]``, False for a damaged shard, whose good records are ``good_keys``
+    and ``good_records`` ``[m]`` (served from memory, its file never opened)."""
+
+    paths: tf.Tensor
+    ok: tf.Tensor
+    good_keys: tf.Tensor
+    good_records: tf.Tensor
+
+    DTYPES = (tf.string, tf.bool, tf.int64, tf.string)
+
+    @classmethod
+    def of(cls, files, damaged):
+        """The shards ``files``, ``damaged`` ones (``{shard position: [(index, record)]}``)
+        served from their good records."""
+        damaged = damaged or {}
+        good = [((i << INDEX_BITS) + index, r) for i, rs in sorted(damaged.items())
+                for index, r in rs]  # fmt: skip
+        values = ([os.fspath(f) for f in files], [i not in damaged for i in range(len(files))],
+                  [k for k, _ in good], [r for _, r in good])  # fmt: skip
+        return cls(*(tf.constant(v, dtype) for v, dtype in zip(values, cls.DTYPES, strict=True)))
+
+
+def _shard_reader(compression, shards):
+    """``shard(i) -> Dataset`` of the ``(key, serialized)`` records of shard ``i`` of
+    ``shards`` (``Shards``): TensorFlow's reader, or for a damaged shard its good records
+    from memory, its file never opened."""
     table = None
-    if good:
-        table = tf.data.Dataset.from_tensor_slices(
-            (tf.constant([k for k, _ in good], tf.int64), tf.constant([r for _, r in good]))
-        )
+    if shards.good_keys.shape[0] != 0:  # some (or, traced, any number of) good records
+        table = tf.data.Dataset.from_tensor_slices((shards.good_keys, shards.good_records))
 
     def shard(i):
         start = tf.cast(i, tf.int64) * (1 << INDEX_BITS)
         # A damaged shard's file is never opened: an empty list of files reads nothing.
-        path = tf.boolean_mask(paths[i][None], ok[i][None])
+        path = tf.boolean_mask(shards.paths[i][None], shards.ok[i][None])
         records = tf.data.TFRecordDataset(path, compression_type=compression).enumerate(start)
         if table is not None:
             mine = table.filter(
@@ -300,7 +328,7 @@ def keyed_records(
     ``damaged``: ``{shard position: [(index, record)]}``, served from memory instead of the
     file."""
     per_shard = per_shard or (lambda records: records)
-    shard = _shard_reader(files, compression, damaged)
+    shard = _shard_reader(compression, Shards.of(files, damaged))
     ds = tf.data.Dataset.range(len(files))
     if shuffle_files:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
@@ -309,10 +337,10 @@ def keyed_records(
                          deterministic=deterministic)  # fmt: skip
 
 
-def records_by_key(files, compression, damaged, keys):
-    """The ``(key, serialized)`` records of int64 ``keys`` ``[n]``, as a ``Dataset`` (in-graph:
-    each of their shards read again up to the last of them)."""
-    shard = _shard_reader(files, compression, damaged)
+def records_by_key(compression, shards, keys):
+    """The ``(key, serialized)`` records of int64 ``keys`` ``[n]`` of ``shards`` (``Shards``),
+    as a ``Dataset`` (in-graph: each of their shards read again up to the last of them)."""
+    shard = _shard_reader(compression, shards)
     shards_of, _ = split_key(keys)
 
     def wanted(i):
@@ -394,15 +422,30 @@ def map_named(ds, fn, explain, width=1, finite=True):
 
 @dataclasses.dataclass(frozen=True)
 class RecordCheck:
-    """How records are validated: ``fail(key, reason)`` from ``reader.record_failure``;
-    ``skip``: invalid records are filtered out (and counted by ``fail``)."""
+    """How records are validated: ``skip``: invalid records are filtered out (and counted by
+    ``fail``), else ``fail`` raises naming the record. ``sink``: the tensors ``fail`` names
+    or counts a record with, ``(paths,)`` (the shard paths) or, skipping, ``(paths, table)``
+    (a ``SkipTable``'s ``sink``): a traced function takes them as arguments (``traced``)."""
 
     task: str
     channels: int
     num_classes: int | None
-    fail: Callable
     skip: bool = False
+    sink: tuple = dataclasses.field(default=(), compare=False)  # tensors: unhashable
     explain: Callable | None = None  # keys of records lost to an error -> message
+
+    @property
+    def config(self):
+        """What the checks are besides the ``sink``: ``(task, channels, num_classes, skip)``."""
+        return self.task, self.channels, self.num_classes, self.skip
+
+    def with_sink(self, sink):
+        """The checks of ``config`` naming or counting records through ``sink``."""
+        return RecordCheck(*self.config, sink=tuple(sink))
+
+    def fail(self, key, reason):
+        """``record_failure`` for the branch taken by the invalid record ``key``."""
+        return record_failure(*self.sink)(key, reason)
 
     def map(self, ds, fn, width=1, finite=True):
         """``ds.map(fn)`` where an element lost to an error inside ``fn`` (an image that
@@ -441,10 +484,10 @@ class RecordCheck:
         """The checks of ``build_dataset``: strict without ``skipped``, else counting each
         invalid record once into it (``SkipTable``)."""
         skips = SkipTable(files, skipped) if skipped is not None else None
-        check = cls(task, channels, num_classes, record_failure(files, skips),
-                    skips is not None)  # fmt: skip
+        sink = (tf.constant([os.fspath(f) for f in files]),) if skips is None else skips.sink
+        check = cls(task, channels, num_classes, skips is not None, sink)
         return dataclasses.replace(
-            check, explain=_explainer(files, compression, damaged, check, skips)
+            check, explain=_explainer(Shards.of(files, damaged), compression, check)
         )
 
     def batch_ok(self, keys, checks):
@@ -478,20 +521,27 @@ def _reason_fn(task, channels, num_classes):
     return reason
 
 
-def _explainer(files, compression, damaged, check, skips):
-    """``explain(keys) -> message`` for ``reader.map_named``, in graph ops: the records are
-    read again and validated (``validate.decode_checked``; one whose decoding raises is
-    left out by ``ignore_errors``: it does not decode) for their reasons; strict: the
-    message of the first, skipping: each counted into ``skips`` and ``""``."""
-    paths = tf.constant([os.fspath(f) for f in files])
-    reason = _reason_fn(check.task, check.channels, check.num_classes)
+@functools.lru_cache(maxsize=None)
+def _explain_fn(task, channels, num_classes, skip, compression):
+    """``explain(shards, sink, keys)`` of ``_explainer``, traced once per process and kind of
+    pipeline (``RecordCheck.config`` and ``compression``), as tracing it took about half of
+    what was left of a ``build_dataset`` once ``traced`` kept its map functions. What
+    differs between pipelines of a kind, their ``Shards`` and ``RecordCheck.sink``, are
+    arguments: nothing of the pipeline that traced it first is captured."""
+    reason = _reason_fn(task, channels, num_classes)
+    shards_spec = Shards(*(tf.TensorSpec([None], t) for t in Shards.DTYPES))
+    sink_spec = (tf.TensorSpec([None], tf.string),)
+    if skip:
+        sink_spec += (tf.TensorSpec([], tf.resource),)
 
     def reason_of(key, serialized):
         return key, reason(serialized)
 
-    def explain(keys):
+    @tf.function(autograph=False, input_signature=[
+        shards_spec, sink_spec, tf.TensorSpec([None], tf.int64)])  # fmt: skip
+    def explain(shards, sink, keys):
         n = tf.size(keys)
-        checked = records_by_key(files, compression, damaged, keys)
+        checked = records_by_key(compression, shards, keys)
         checked = checked.map(graph_fn(reason_of)).ignore_errors()
 
         def note(reasons, found):
@@ -511,9 +561,19 @@ def _explainer(files, compression, damaged, check, skips):
         bad_reasons = tf.cond(
             explained, lambda: tf.boolean_mask(reasons, bad), lambda: unexplained[None]
         )
-        if skips is not None:
-            with tf.control_dependencies([skips.add(bad_keys, bad_reasons)]):
+        if skip:
+            with tf.control_dependencies([count_skips(*sink, bad_keys, bad_reasons)]):
                 return tf.constant("")
-        return _message(paths, bad_keys[0], bad_reasons[0])
+        return _message(sink[0], bad_keys[0], bad_reasons[0])
 
     return explain
+
+
+def _explainer(shards, compression, check):
+    """``explain(keys) -> message`` for ``reader.map_named``, in graph ops: the records of
+    ``shards`` (``Shards``) are read again and validated (``validate.decode_checked``; one
+    whose decoding raises is left out by ``ignore_errors``: it does not decode) for their
+    reasons; strict: the message of the first, skipping: each counted (``check.sink``,
+    ``count_skips``) and ``""``."""
+    explain = _explain_fn(*check.config, compression)
+    return lambda keys: explain(shards, check.sink, keys)
