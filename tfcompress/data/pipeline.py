@@ -49,7 +49,7 @@ import os
 import tensorflow as tf
 
 from tfcompress.data import compression as compression_lib
-from tfcompress.data import decode, parse, reader, schema, validate
+from tfcompress.data import decode, parse, reader, schema, traced, validate
 from tfcompress.data.errors import SkippedRecords, check_skipped
 from tfcompress.data.graph_fn import graph_fn
 from tfcompress.data.reader import first_example, image_format_of, image_shape_of, list_shards
@@ -75,9 +75,44 @@ def _block_length(training, shuffle_buffer, cycle_length):
     return max(1, min(16, shuffle_buffer // (8 * cycle_length)))
 
 
+# What ``build_dataset`` maps over records, as ``traced.function`` takes them: module-level
+# functions of the configuration (a parser, a ``reader.RecordCheck``) -> the function mapped.
+
+
+def _decoder(check):
+    """``(decoded, ok)`` of a keyed record (``reader.RecordCheck.decode``)."""
+    return check.decode
+
+
+def _eval_parser(parser):
+    return parser.parse_eval
+
+
+def _train_parser(parser):
+    return parser.parse_train
+
+
+def _checked_eval_parser(parser, check):
+    """``(image, target)`` of a keyed record: checked decode, then ``parse_eval``."""
+    return lambda key, serialized: parser.parse_eval(check.decode(key, serialized)[0])
+
+
+def _checked_train_parser(parser, check):
+    """``(image, target)`` of a keyed record and a seed: checked decode, then
+    ``parse_train``."""
+    return lambda key, serialized, seed: parser.parse_train(check.decode(key, serialized)[0], seed)
+
+
+def _batch_augmenter(parser):
+    """``((images, labels), seed) -> (augmented float32 images, labels)``: uint8 pixels
+    (decoded before the shuffle) or float32 images (cached)."""
+    as_float = lambda x: parse.to_float(x) if x.dtype == tf.uint8 else x  # noqa: E731
+    return lambda batch, s: (parser.augment_batch(as_float(batch[0]), s), batch[1])
+
+
 def _decoded(ds, check, finite=True):
     """Keyed records -> the decoded dicts of the valid ones (``reader.RecordCheck.decode``)."""
-    ds = check.map(ds, check.decode, finite=finite)
+    ds = check.map(ds, traced.function(_decoder, check), finite=finite)
     if check.skip:
         ds = ds.filter(graph_fn(lambda decoded, ok: ok))
     return ds.map(graph_fn(lambda decoded, ok: decoded))
@@ -89,16 +124,15 @@ def _parse_per_element(ds, check, parser, training, seed, finite=True):
     if check.skip:
         ds = _decoded(ds, check, finite)
         if not training:
-            return ds.map(graph_fn(parser.parse_eval), num_parallel_calls=AUTOTUNE)
+            return ds.map(graph_fn(traced.function(_eval_parser, parser)),
+                          num_parallel_calls=AUTOTUNE)  # fmt: skip
         return tf.data.Dataset.zip((ds, _seeds(seed))).map(
-            graph_fn(parser.parse_train), num_parallel_calls=AUTOTUNE
+            graph_fn(traced.function(_train_parser, parser)), num_parallel_calls=AUTOTUNE
         )
     if not training:
-        return check.map(ds, lambda k, r: parser.parse_eval(check.decode(k, r)[0]),
-                         finite=finite)  # fmt: skip
+        return check.map(ds, traced.function(_checked_eval_parser, parser, check), finite=finite)
     ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(graph_fn(lambda kr, s: (*kr, s)))
-    return check.map(ds, lambda k, r, s: parser.parse_train(check.decode(k, r)[0], s),
-                     finite=finite)  # fmt: skip
+    return check.map(ds, traced.function(_checked_train_parser, parser, check), finite=finite)
 
 
 _HEADER_KEYS = (
@@ -254,7 +288,7 @@ def _classification_batch_parser(parser, check, dtype=tf.float32):
 def _parse_classification_batches(ds, parser, check, training, seed, width, finite=True):
     """Batches (of at most ``width``) keyed records -> ``(images, labels)``, augmented when
     ``training``."""
-    parse_batch = _classification_batch_parser(parser, check)
+    parse_batch = traced.function(_classification_batch_parser, parser, check, tf.float32)
     if training:
         ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(graph_fn(lambda batch, s: (*batch, s)))
     return check.map(ds, parse_batch, width, finite)
@@ -298,7 +332,7 @@ def _decoded_blocks(read, shuffle_buffer, cycle_length, parser, check):
     (``_classification_batch_parser``; a record of another size is resized and rounded), so
     the shuffle buffer still holds at least two blocks of every shard being read."""
     block = max(1, min(_MAX_DECODE_BLOCK, shuffle_buffer // (2 * cycle_length)))
-    parse_block = graph_fn(_classification_batch_parser(parser, check, tf.uint8))
+    parse_block = graph_fn(traced.function(_classification_batch_parser, parser, check, tf.uint8))
     ds = read(block_length=1, shuffle_files=True,
               per_shard=lambda records: records.batch(block).map(parse_block))  # fmt: skip
     return ds.unbatch()
@@ -524,18 +558,17 @@ def _from_decoded(
         ds = ds.repeat()
     if task == schema.CLASSIFICATION:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        if training:  # uint8 pixels (decoded before the shuffle) or float32 images (cached)
-            as_float = lambda x: parse.to_float(x) if x.dtype == tf.uint8 else x  # noqa: E731
+        if training:
             ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(
-                graph_fn(lambda batch, s: (parser.augment_batch(as_float(batch[0]), s), batch[1])),
-                num_parallel_calls=AUTOTUNE,
+                graph_fn(traced.function(_batch_augmenter, parser)), num_parallel_calls=AUTOTUNE
             )
     else:
         if training:
             ds = tf.data.Dataset.zip((ds, _seeds(seed))).map(
-                graph_fn(parser.parse_train), num_parallel_calls=AUTOTUNE
+                graph_fn(traced.function(_train_parser, parser)), num_parallel_calls=AUTOTUNE
             )
         else:
-            ds = ds.map(graph_fn(parser.parse_eval), num_parallel_calls=AUTOTUNE)
+            ds = ds.map(graph_fn(traced.function(_eval_parser, parser)),
+                        num_parallel_calls=AUTOTUNE)  # fmt: skip
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds
