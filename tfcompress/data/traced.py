@@ -7,8 +7,9 @@ batch of classification records with its decode routes) was most of the CPU of a
 files of the same kind.
 
 ``function(make, *args)`` stands for ``make(*args)``, a function of a dataset's elements: its
-body, ``make(*args)(*element)``, is a ``tf.function`` kept for the life of the process, one
-per key (a few per kind of pipeline):
+body, ``make(*args)(*element)``, is a ``tf.function`` kept per process, one per key (a few per
+kind of pipeline; the ``_KEPT`` most recently used, ~5 MB each: a built pipeline holds its own
+copy of the functions it calls, so dropping one only costs the next pipeline a trace):
 
 - ``make``, a module-level function (a closure made per call would never be found again);
 - ``args``: plain values (None, bool, int, float, str, ``tf.DType``, tuples of them) by type
@@ -22,10 +23,10 @@ Why a kept function is right for another pipeline: its body captures nothing of 
 pipeline that traced it first. What differs between pipelines of one key, the shard paths a
 failing record is named with and a ``SkipTable``'s lookup table (``RecordCheck.sink``), are
 arguments of the function, passed by each pipeline's own map function (traced per pipeline,
-it captures them); all else the body reads is in its key. Calls from tf.data's threads are
-safe: TensorFlow serialises the tracing of a ``tf.function``, and a trace made in a
-``tf.distribute`` scope is kept apart from one made outside (its context is part of the
-``tf.function``'s own cache key).
+it captures them); all else the body reads is in its key. It makes no variable, the one
+thing a ``tf.distribute`` scope changes, so a function traced outside a strategy serves a
+pipeline built in its scope. Pipelines built in several threads at once are safe: TensorFlow
+serialises the tracing of a ``tf.function`` (the cache at worst makes one twice).
 """
 
 import dataclasses
@@ -36,6 +37,7 @@ import tensorflow as tf
 from tfcompress.data import parse, reader
 
 _PLAIN = (type(None), bool, int, float, str, tf.dtypes.DType)
+_KEPT = 64
 
 
 class _Unkeyed(Exception):
@@ -95,7 +97,7 @@ def function(make, *args):
     return call
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=_KEPT)
 def _traced(make, keyed):
     """The ``tf.function`` of ``function``'s ``make`` and key."""
     static, sink_specs, specs = keyed.value
