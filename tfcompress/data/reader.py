@@ -507,28 +507,13 @@ _UNDECODABLE = f"{validate.UNDECODABLE} (tfrecords_tools.verify shows the decode
 
 
 @functools.lru_cache(maxsize=None)
-def _reason_fn(task, channels, num_classes):
-    """``reason(serialized)``: why one record is invalid (``""``: it is valid; raises if it
-    does not decode), traced once per process and kind of record. Every pipeline's
-    explanation of lost records calls it instead of tracing the checks again (that took
-    ~0.6 s of each ``build_dataset``)."""
-
-    @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string)])
-    def reason(serialized):
-        features = validate.parse_tolerant(serialized, task)
-        return validate.decode_checked(features, task, channels, num_classes)[1]
-
-    return reason
-
-
-@functools.lru_cache(maxsize=None)
 def _explain_fn(task, channels, num_classes, skip, compression):
     """``explain(shards, sink, keys)`` of ``_explainer``, traced once per process and kind of
     pipeline (``RecordCheck.config`` and ``compression``), as tracing it took about half of
     what was left of a ``build_dataset`` once ``traced`` kept its map functions. What
     differs between pipelines of a kind, their ``Shards`` and ``RecordCheck.sink``, are
     arguments: nothing of the pipeline that traced it first is captured."""
-    reason = _reason_fn(task, channels, num_classes)
+    reason = validate.reason_fn(task, channels, num_classes)
     shards_spec = Shards(*(tf.TensorSpec([None], t) for t in Shards.DTYPES))
     sink_spec = (tf.TensorSpec([None], tf.string),)
     if skip:

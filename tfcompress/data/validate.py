@@ -422,9 +422,11 @@ def corrupt_record_message(error):
 
 
 @functools.cache
-def _reason_fn(task, channels, num_classes):
-    """``reason(serialized) -> ""`` or the first problem of one record, traced once per
-    ``(task, channels, num_classes)``."""
+def reason_fn(task, channels, num_classes):
+    """``reason(serialized) -> ""`` or the first problem of one record (raises if it does
+    not decode), traced once per process and ``(task, channels, num_classes)``: used by
+    ``find_invalid`` and by every pipeline's explanation of lost records
+    (``reader._explain_fn``) instead of tracing the checks again."""
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
     def reason(serialized):
@@ -456,7 +458,7 @@ def find_invalid(records, task, *, channels=None, num_classes=None):
         first = tf.train.Example.FromString(bytes(records[rest[0]])).features.feature
         stored = first[schema.IMAGE_CHANNELS].int64_list.value
         channels = stored[0] if stored and stored[0] in (1, 3) else 3
-    reason = _reason_fn(task, int(channels), None if num_classes is None else int(num_classes))
+    reason = reason_fn(task, int(channels), None if num_classes is None else int(num_classes))
     seen = set()
     if len(rest) > _SMALL:
         ds = tf.data.Dataset.from_tensor_slices(
