@@ -113,7 +113,7 @@ def test_strip_refuses_a_model_that_was_never_wrapped():
             tfc.strip(unmasked)
 
 
-def test_strip_names_the_compact_model_and_refuses_an_empty_name():
+def test_strip_names_the_compact_model_and_refuses_an_empty_or_slashed_name():
     masked = tfc.wrap(conv_bn_net())
     assert tfc.strip(masked).name == masked.name  # None: the masked model's
     assert tfc.strip(masked, name="compact").name == "compact"
@@ -124,6 +124,11 @@ def test_strip_names_the_compact_model_and_refuses_an_empty_name():
                 "name must be a non-empty string, or None to keep the masked model's name. "
                 f"Received: name={bad!r}")):
             tfc.strip(masked, name=bad)
+    # a "/" was refused by Keras only after the whole surgery, in Keras's words
+    with pytest.raises(ValueError, match=re.escape(
+            "name may not contain '/' (Keras refuses it in a model or layer name). "
+            "Received: name='a/b'")):
+        tfc.strip(masked, name="a/b")
 
 
 def test_unknown_criterion_names_it():

@@ -27,12 +27,13 @@ def strip(masked, *, name=None):
 
     Args:
         name: the compact model's name; None (default): `masked`'s. An empty string is
-            refused (Keras would make a model named "").
+            refused (Keras would make a model named ""), and so is a name with "/"
+            (before any surgery, which Keras would refuse at its end).
 
     Raises:
         ValueError: `masked` holds no mask layers (never wrapped, or nothing to prune).
     """
-    check_name("name", name, none="keep the masked model's name")
+    check_name("name", name, none="keep the masked model's name", keras=True)
     if not layers_of(masked, (ChannelMask, WeightMask)):  # (they carry the wrapping record)
         raise ValueError(
             f"Model '{masked.name}' holds no mask layers (it was not wrapped with "
