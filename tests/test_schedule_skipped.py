@@ -203,12 +203,38 @@ def test_the_warning_is_silenced_by_its_category():
         _fit(masked, cb.StructuredPruning(schedules.OneShot(0.5, step=10)))
 
 
-def test_a_schedule_that_does_not_list_its_events_is_not_checked():
-    class EveryStep(schedules.Schedule):
-        def __call__(self, step):
-            return True, 0.5
+class FromStep(schedules.Schedule):
+    """A schedule of one's own that does not list its `event_steps` (nor get_config)."""
 
-    assert warn_if_skipped(None, "StructuredPruning", EveryStep(), 4, 7, 0) is None
+    def __init__(self, step):
+        self.step = step
+
+    def __call__(self, step):
+        return step == self.step, 0.5
+
+
+def test_a_schedule_that_does_not_list_its_events_warns_when_nothing_was_pruned():
+    """Before, such a schedule was never checked: a fit it never fired in was silent."""
+    masked = _wrapped()
+    callback = cb.StructuredPruning(FromStep(10))
+    message = _skipped(masked, callback)
+    assert callback.events == [] and mask_stats(masked)["channel_sparsity"] == 0
+    assert message.startswith(
+        "Model 'conv_bn_net': StructuredPruning applied no pruning event in this fit, "
+        "which trained steps 0 to 3 (the optimizer's iterations), and the masks prune "
+        "nothing (tfcompress.strip returns the unpruned model): its schedule FromStep "
+        "returned should_prune=False at every one of them (it does not list its "
+        "event_steps, so which steps it prunes at cannot be named).")
+    assert message.endswith(
+        "If a later fit continues the schedule, this is expected. Silence this with "
+        "warnings.filterwarnings('ignore', "
+        "category=tfcompress.callbacks.ScheduleSkippedWarning).")
+
+
+def test_a_schedule_that_does_not_list_its_events_is_quiet_once_it_pruned():
+    masked = _wrapped()
+    assert _quiet(masked, cb.StructuredPruning(FromStep(2))) == [2]
+    assert _quiet(masked, cb.StructuredPruning(FromStep(2))) == []  # steps 4 to 7: pruned
 
 
 def test_no_batch_trained_is_not_checked():

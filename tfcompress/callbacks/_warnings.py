@@ -79,15 +79,18 @@ def warn_if_skipped(model, callback_name, schedule, first, last, applied):
     - the schedule's first event is after `last`: nothing was pruned (a later fit may
       still reach it: the warning says so).
 
+    A `Schedule` of one's own that does not list its `event_steps` warns when the masks
+    of `model` prune nothing and no event was applied to it in this process.
+
     Returns the warning's text, or None. No warning when an event was applied, when no
-    batch was trained, for a `Schedule` that does not list its `event_steps`, or when
-    the earlier events may have been applied (masks that prune: a resumed run)."""
+    batch was trained, or when the earlier events may have been applied (masks that
+    prune: a resumed run)."""
     if applied or first is None or last < first:
         return None
     try:
         steps = schedule.event_steps
     except NotImplementedError:  # a user's schedule that does not list its events
-        return None
+        return _warn_unlisted(model, callback_name, schedule, first, last)
     if not steps:
         return None
     before = range(steps.start, min(first, steps.stop), steps.step)
@@ -121,6 +124,31 @@ def warn_if_skipped(model, callback_name, schedule, first, last, applied):
     message = f"{head}{why} {_SILENCE_SKIPPED}"
     warnings.warn(message, ScheduleSkippedWarning, stacklevel=2)
     return message
+
+
+def _warn_unlisted(model, callback_name, schedule, first, last):
+    """`warn_if_skipped`'s rule for a schedule that does not list its `event_steps`."""
+    if _already_pruned(model) or last_event_step(model) is not None:
+        return None
+    message = (
+        f"Model '{model.name}': {callback_name} applied no pruning event in this fit, "
+        f"which trained steps {first} to {last} (the optimizer's iterations), and the "
+        "masks prune nothing (tfcompress.strip returns the unpruned model): its schedule "
+        f"{_name(schedule)} returned should_prune=False at every one of them (it does not "
+        "list its event_steps, so which steps it prunes at cannot be named). Schedule "
+        "steps count the optimizer's iterations, which continue across fits. "
+        f"{_LATER_FIT} {_SILENCE_SKIPPED}"
+    )
+    warnings.warn(message, ScheduleSkippedWarning, stacklevel=3)
+    return message
+
+
+def _name(schedule):
+    """repr(schedule); the class name for a schedule of one's own without get_config."""
+    try:
+        return repr(schedule)
+    except NotImplementedError:
+        return type(schedule).__name__
 
 
 def warn_if_still_soft(model, callback_name, schedule, first, end, steps_per_epoch):
