@@ -24,6 +24,7 @@ import numpy as np
 
 from tfcompress.graph.dynamic_sizes import symbolic_sizes
 from tfcompress.graph.keras_masks import drops_input_mask, mask_of, run_both
+from tfcompress.graph.sublayers import sublayers
 from tfcompress.messages import first_line
 
 
@@ -33,13 +34,6 @@ class Opaque:
 
     layer: object
     reason: str
-
-
-def sublayers(layer):
-    """Every layer `layer` holds, at any depth, not itself (Keras's `_flatten_layers`; none
-    for an object that is no layer)."""
-    flatten = getattr(layer, "_flatten_layers", None)
-    return [] if flatten is None else list(flatten(include_self=False, recursive=True))
 
 
 def own_variables(layer):

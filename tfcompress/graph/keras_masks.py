@@ -17,12 +17,14 @@ whether the parts do what the layer does.
 import keras
 import numpy as np
 
+from tfcompress.graph.sublayers import sublayers
+
 
 def may_make_masks(model):
     """Whether any layer of `model` (at any depth) can make a Keras mask: an embedding
     with `mask_zero`, a `Masking`, or a layer outside Keras that computes masks of its
     own. Without one, no tensor of the model carries a mask and nothing is run."""
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in sublayers(model):
         if getattr(layer, "mask_zero", False) or isinstance(layer, keras.layers.Masking):
             return True
         compute_mask = type(layer).compute_mask

@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 
+from tfcompress.graph.sublayers import sublayers
+
 # keras.activations functions (by `__name__`) that act on each channel alone. Any other
 # activation pins the channels it is applied to: softmax, log_softmax and sparsemax
 # normalise over the channel axis and glu halves it (CHANNEL_MIXING_ACTIVATIONS), and what a
@@ -416,7 +418,5 @@ def _generic(layer):
 def _holds_embedding(layer):
     """True when `layer` holds a `keras.layers.Embedding` among its sublayers."""
     from keras import layers
-
-    from tfcompress.graph.decompose import sublayers
 
     return any(isinstance(sub, layers.Embedding) for sub in sublayers(layer))

@@ -4,8 +4,8 @@ import keras
 import numpy as np
 from absl import logging
 
-from tfcompress.graph.decompose import sublayers
 from tfcompress.graph.dependency import resolve_exclude
+from tfcompress.graph.sublayers import sublayers
 from tfcompress.graph.trace import layers_of, trace
 from tfcompress.layers import ChannelMask, MaskedKernel, WeightMask
 from tfcompress.sharing.kmeans import check_bits
