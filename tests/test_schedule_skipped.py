@@ -87,11 +87,18 @@ def test_a_one_shot_at_step_0_after_a_warm_up_fit_warns(method):
         assert text in message, text
 
 
-def test_a_one_shot_after_the_fits_last_step_warns():
+def _warned_pruning_nothing(schedule):
+    """The warning of a first fit (steps 0 to 3) with `schedule`, which must apply no
+    event and leave the masks pruning nothing."""
     masked = _wrapped()
-    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=10))
+    callback = cb.StructuredPruning(schedule)
     message = _skipped(masked, callback)
     assert callback.events == [] and mask_stats(masked)["channel_sparsity"] == 0
+    return message
+
+
+def test_a_one_shot_after_the_fits_last_step_warns():
+    message = _warned_pruning_nothing(schedules.OneShot(0.5, step=10))
     assert message.startswith(
         "Model 'conv_bn_net': StructuredPruning applied no pruning event in this fit, "
         "which trained steps 0 to 3 (the optimizer's iterations); its schedule "
@@ -215,10 +222,7 @@ class FromStep(schedules.Schedule):
 
 def test_a_schedule_that_does_not_list_its_events_warns_when_nothing_was_pruned():
     """Before, such a schedule was never checked: a fit it never fired in was silent."""
-    masked = _wrapped()
-    callback = cb.StructuredPruning(FromStep(10))
-    message = _skipped(masked, callback)
-    assert callback.events == [] and mask_stats(masked)["channel_sparsity"] == 0
+    message = _warned_pruning_nothing(FromStep(10))
     assert message.startswith(
         "Model 'conv_bn_net': StructuredPruning applied no pruning event in this fit, "
         "which trained steps 0 to 3 (the optimizer's iterations), and the masks prune "
