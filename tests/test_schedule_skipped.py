@@ -235,6 +235,18 @@ def test_a_schedule_that_does_not_list_its_events_warns_when_nothing_was_pruned(
         "category=tfcompress.callbacks.ScheduleSkippedWarning).")
 
 
+def test_a_schedule_of_ones_own_without_get_config_is_named_by_its_class():
+    """Its repr (get_config) raised NotImplementedError at the end of the fit."""
+
+    class Listed(FromStep):
+        @property
+        def event_steps(self):
+            return range(self.step, self.step + 1)
+
+    message = _warned_pruning_nothing(Listed(10))
+    assert "its schedule Listed prunes at step 10. None is at or before" in message
+
+
 def test_a_schedule_that_does_not_list_its_events_is_quiet_once_it_pruned():
     masked = _wrapped()
     assert _quiet(masked, cb.StructuredPruning(FromStep(2))) == [2]

@@ -97,7 +97,7 @@ def warn_if_skipped(model, callback_name, schedule, first, last, applied):
     head = (
         f"Model '{model.name}': {callback_name} applied no pruning event in this fit, "
         f"which trained steps {first} to {last} (the optimizer's iterations); its "
-        f"schedule {schedule!r} prunes at step {_few(steps)}"
+        f"schedule {_name(schedule)} prunes at step {_few(steps)}"
     )
     if before and schedule(before[-1])[1] > 0 and not _already_pruned(model):
         remembered = last_event_step(model)
