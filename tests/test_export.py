@@ -67,6 +67,26 @@ def test_saved_model_with_a_lookup_table(tmp_path):
     np.testing.assert_allclose(out[0], model(batch), rtol=1e-6)
 
 
+def test_saved_model_with_captured_constants_is_traced_once(tmp_path, monkeypatch):
+    """A model whose call reads constants besides its variables (a Normalization layer's
+    mean and variance, as in EfficientNet) is written from the one trace: Keras'
+    ExportArchive (three traces, ~1.5x the CPU) is kept for lookup tables. It serves
+    the same, and the constants are in the SavedModel."""
+    inputs = keras.Input((4, 4, 3), name="image")
+    norm = layers.Normalization(mean=[0.5, 1.0, -2.0], variance=[4.0, 0.25, 1.0])
+    model = keras.Model(inputs, layers.Conv2D(2, 1)(norm(inputs)))
+
+    def no_archive(*args, **kwargs):
+        raise AssertionError("exported through ExportArchive")
+
+    monkeypatch.setattr(keras.export, "ExportArchive", no_archive)
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
+    out = tfc.export.serve(tfc.export.saved_model(model, str(tmp_path / "sm")), x)
+    np.testing.assert_allclose(out[0], model(x), rtol=1e-5, atol=1e-6)
+    unnormalized = model.layers[-1](x)  # the conv alone: what the output would be without them
+    assert not np.allclose(out[0], unnormalized, atol=1e-3)
+
+
 @pytest.mark.parametrize("quantization,tolerance", [(None, 1e-4), ("dynamic", 0.1)])
 def test_tflite_runs_in_litert(compact, tmp_path, quantization, tolerance):
     check = tfc.export.tflite(

@@ -96,10 +96,12 @@ def write_signature(model, path, signature_name, fn, specs):
 
     Keras' `ExportArchive` traces the function three times and walks every object of the
     model (for lookup tables), about half the CPU of an export; it is used only when the
-    traced function captures something other than a variable (a StringLookup's table),
-    which it knows how to track."""
+    traced function captures a resource other than a variable (a StringLookup's table),
+    which it knows how to track. Captured constants (a Normalization layer's mean and
+    variance: EfficientNet) are written into the graph by `tf.saved_model.save`."""
     traced = tf.function(fn, autograph=False).get_concrete_function(*specs)
-    if len(traced.captured_inputs) > len(traced.variables):
+    resources = [c for c in traced.captured_inputs if c.dtype in (tf.resource, tf.variant)]
+    if len(resources) > len(traced.variables):
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(name=signature_name, fn=fn, input_signature=specs)
