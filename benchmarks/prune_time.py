@@ -5,6 +5,7 @@
     python benchmarks/prune_time.py --fold                 # also fold_batchnorm, with parity
     python benchmarks/prune_time.py --models resnet18 --repeats 5 --split  # where CPU goes
     python benchmarks/prune_time.py --models resnet18 --repeats 5 --no-copy  # no layer copies
+    python benchmarks/prune_time.py --models EfficientNetB0 --repeats 1 --export  # export CPU
 
 Models have random weights, seeded (`weights=None`, no downloads): the 14 keras.applications
 families at the small input sizes tests/test_applications.py uses, and the zoo's ResNet-18
@@ -17,6 +18,8 @@ the whole round. TensorFlow runs on `--threads` threads (default 1, as Torch-Pru
 time was measured).
 `--fold` adds `tfc.export.fold_batchnorm` of the original model: its time, the
 BatchNorm layers before and after, and the max relative error of its logits.
+`--export` adds the CPU seconds (`time.process_time()`) of `tfc.export.saved_model` and
+`tfc.export.tflite` (float32, run once in LiteRT) of the compact model, once each.
 `--no-copy` wraps with `copy_layers=False`: the masked model calls the original's layers
 instead of copies (strip still makes a new compact model).
 `--keras-floor` also times Keras building the same compact model itself, with no tfcompress
@@ -55,6 +58,7 @@ import argparse
 import copy
 import json
 import os
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -221,6 +225,18 @@ def fold_check(model):
     }
 
 
+def export_cpu(compact):
+    """CPU seconds of `tfc.export.saved_model` and `tfc.export.tflite` of `compact`."""
+    row = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for key, export, name in (("saved_model_cpu", tfc.export.saved_model, "sm"),
+                                  ("tflite_cpu", tfc.export.tflite, "m.tflite")):
+            start = time.process_time()
+            export(compact, os.path.join(folder, name))
+            row[key] = time.process_time() - start
+    return row
+
+
 def best_of(fn, repeats):
     """The least wall time of `repeats` calls of `fn`."""
     times = []
@@ -240,7 +256,7 @@ def keras_floor(compact, repeats):
     }
 
 
-def measure(name, repeats, ratio, fold, split=False, share=False, floor=False):
+def measure(name, repeats, ratio, fold, split=False, share=False, floor=False, export=False):
     model = build(name)
     _, compact = one_round(model, ratio, share)  # warm-up: first-call tracing
     rounds = [one_round(model, ratio, share)[0] for _ in range(repeats)]
@@ -258,6 +274,8 @@ def measure(name, repeats, ratio, fold, split=False, share=False, floor=False):
         row.update(fold_check(model))
     if floor:
         row["keras_floor"] = keras_floor(compact, repeats)
+    if export:
+        row.update(export_cpu(compact))
     keras.backend.clear_session()
     return row
 
@@ -267,6 +285,8 @@ def table(rows):
     fold = "fold_s" in rows[0]
     if fold:
         cols += ["fold_s", "bn_before", "bn_after", "fold_rel_err"]
+    if "tflite_cpu" in rows[0]:
+        cols += ["saved_model_cpu", "tflite_cpu"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
         cells = []
@@ -299,6 +319,9 @@ def main():
     parser.add_argument(
         "--keras-floor", action="store_true", dest="floor",
         help="also time keras.Model.from_config and clone_model of the compact model")
+    parser.add_argument(
+        "--export", action="store_true",
+        help="also the CPU time of tfc.export.saved_model and tflite of the compact model")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "prune_time.json"))
     args = parser.parse_args()
     if args.repeats < 1:
@@ -308,7 +331,8 @@ def main():
     rows = []
     for name in args.models:
         rows.append(
-            measure(name, args.repeats, args.ratio, args.fold, args.split, args.share, args.floor)
+            measure(name, args.repeats, args.ratio, args.fold, args.split, args.share, args.floor,
+                    args.export)
         )
         r = rows[-1]
         print(

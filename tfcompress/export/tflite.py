@@ -60,7 +60,8 @@ def _batch_free_saved_model(model, path):
         return dict(zip(names, outputs, strict=True))
 
     with atomic_path(path, SAVED_MODEL) as tmp:  # as `saved_model` writes (same fault points)
-        write_signature(model, tmp, DEFAULT_SIGNATURE, call, specs)
+        # read by the converter only: no gradients (`write_signature`)
+        write_signature(model, tmp, DEFAULT_SIGNATURE, call, specs, gradients=False)
     return path
 
 
