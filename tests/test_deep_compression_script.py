@@ -104,6 +104,24 @@ def test_han_quality_threshold_replaces_the_densities(fmnist, tmp_path, monkeypa
     assert (config.densities, config.ratio, config.quality) == ((), None, 0.7)
 
 
+def test_step_run_flags_are_named_as_having_no_effect(fmnist, tmp_path, monkeypatch, caplog):
+    """--save_step, --eval_step and --keep_checkpoints are taken (smoke.cfg gives --save_step
+    to every config) but do nothing here: a warning names the ones given, with their values."""
+    monkeypatch.chdir(REPO)
+    argv = _argv("lenet5_fmnist_deep_compression.cfg", fmnist, tmp_path)  # smoke: --save_step=8
+    with caplog.at_level("WARNING", logger="absl"):
+        parse("compress", [*argv, "--eval_step=5"])
+    assert [r.getMessage() for r in caplog.records] == [
+        "--save_step=8, --eval_step=5: no effect with --recipe=deep_compression: each stage is "
+        "evaluated when it ends and saved whole (stages.json and the stage's .keras), not "
+        "every N steps."]  # fmt: skip
+    caplog.clear()
+    without_smoke = [a for a in argv if a != "--flagfile=configs/smoke.cfg"]
+    with caplog.at_level("WARNING", logger="absl"):
+        parse("compress", without_smoke)
+    assert caplog.records == []
+
+
 def test_deep_compression_flags_are_refused_by_the_prune_recipe(fmnist, tmp_path):
     argv = [
         "--model=lenet5", "--num_classes=10", *data_flags(fmnist), "--epochs=1",

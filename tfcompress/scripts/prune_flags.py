@@ -2,7 +2,7 @@
 deep_compression recipe's stages -- and their configs (`CompressConfig`,
 `DeepCompressionConfig`); the training run's flags are `common_flags`'."""
 
-from absl import flags
+from absl import flags, logging
 
 from tfcompress.latency.runtimes import RUNTIMES
 from tfcompress.layers.taylor_mask import AGGREGATIONS
@@ -318,8 +318,15 @@ _PRUNE_ONLY = (
 )  # fmt: skip
 
 
+# Run flags the deep_compression recipe takes (a flagfile overlay such as smoke.cfg may set
+# them for every config) without using them: its stages are saved and evaluated whole.
+_STEP_RUN_FLAGS = ("save_step", "eval_step", "keep_checkpoints")
+
+
 def deep_compression_config(fv):
-    """A `DeepCompressionConfig` from the compress flags (`--recipe=deep_compression`)."""
+    """A `DeepCompressionConfig` from the compress flags (`--recipe=deep_compression`).
+    `--save_step`, `--eval_step` and `--keep_checkpoints` are accepted with a warning
+    naming them (`_STEP_RUN_FLAGS`)."""
     if fv.method != "magnitude":
         raise ValueError(
             "The deep_compression recipe prunes by weight magnitude: give --method=magnitude. "
@@ -331,6 +338,13 @@ def deep_compression_config(fv):
             f"{', '.join(given)}: flags of --recipe=prune, not of the deep_compression "
             "recipe (its lengths are --dense_epochs, --prune_steps x --prune_epochs and "
             "--share_epochs)."
+        )
+    unused = [f"--{n}={fv[n].value}" for n in _STEP_RUN_FLAGS if fv[n].present]
+    if unused:
+        logging.warning(
+            "%s: no effect with --recipe=deep_compression: each stage is evaluated when it "
+            "ends and saved whole (stages.json and the stage's .keras), not every N steps.",
+            ", ".join(unused),
         )
     return deep_compress_lib.DeepCompressionConfig(
         **run_fields(fv),
