@@ -113,7 +113,7 @@ def test_saved_model_keeps_custom_gradients(tmp_path):
 
 def test_tflite_of_an_op_with_a_custom_gradient(tmp_path):
     """TFLite's intermediate SavedModel is written without gradients (never read by the
-    converter; tracing them was ~4 s of an EfficientNetB0's conversion): the file runs
+    converter; tracing them was 1-2 s of an EfficientNetB0's conversion): the file runs
     as the model does."""
     model = _swish_model()
     check = tfc.export.tflite(model, str(tmp_path / "m.tflite"), check_data=_x())

@@ -96,7 +96,7 @@ def write_signature(model, path, signature_name, fn, specs, gradients=True):
 
     `gradients=False` leaves out the custom gradients of the ops `fn` runs (swish's in
     EfficientNet, a TaylorMask's): `tf.saved_model.save` traces one function per op that
-    has one (~4 s of an EfficientNetB0's export), which only differentiating the loaded
+    has one (1-2 s of CPU for an EfficientNetB0), which only differentiating the loaded
     signature needs. The TFLite converter's intermediate SavedModel is written without them.
 
     Keras' `ExportArchive` traces the function three times and walks every object of the
