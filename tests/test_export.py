@@ -72,7 +72,7 @@ def test_saved_model_with_captured_constants_is_traced_once(tmp_path, monkeypatc
     mean and variance, as in EfficientNet) is written from the one trace: Keras'
     ExportArchive (three traces, ~1.5x the CPU) is kept for lookup tables. It serves
     the same, and the constants are in the SavedModel."""
-    inputs = keras.Input((4, 4, 3), name="image")
+    inputs = keras.Input((12, 12, 3), name="image")
     norm = layers.Normalization(mean=[0.5, 1.0, -2.0], variance=[4.0, 0.25, 1.0])
     model = keras.Model(inputs, layers.Conv2D(2, 1)(norm(inputs)))
 
@@ -80,7 +80,7 @@ def test_saved_model_with_captured_constants_is_traced_once(tmp_path, monkeypatc
         raise AssertionError("exported through ExportArchive")
 
     monkeypatch.setattr(keras.export, "ExportArchive", no_archive)
-    x = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype("float32")
+    x = _x(2)
     out = tfc.export.serve(tfc.export.saved_model(model, str(tmp_path / "sm")), x)
     np.testing.assert_allclose(out[0], model(x), rtol=1e-5, atol=1e-6)
     unnormalized = model.layers[-1](x)  # the conv alone: what the output would be without them
