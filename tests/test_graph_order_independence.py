@@ -9,7 +9,6 @@ process that has only imported tfcompress, one per model), and the graph of each
 model must be the model's graph plus its mask layers.
 """
 
-import gc
 import json
 import os
 import subprocess
@@ -175,8 +174,7 @@ def _first_difference(got, want):
 
 def _round_trip(name):
     """Builds, wraps, prunes and strips `name`; returns (model graph, wrapped graph)."""
-    keras.backend.clear_session()  # layer names as in a fresh process
-    gc.collect()
+    keras.backend.clear_session()  # layer names as in a fresh process; collects garbage
     model = topologies.randomize_bn(MODELS[name]())
     graph = tfc.DependencyGraph(model)
     masked = tfc.wrap(model, graph=graph)
