@@ -53,14 +53,17 @@ def pytest_xdist_make_scheduler(config, log):
 
 # A full gc.collect() costs 0.2-0.6 s once TensorFlow is loaded: after every test it was a
 # fifth of the suite's time (487 s of 2,237 s summed over the 752 tests). Keras's state is
-# reset after every test, the garbage collected every `GC_EVERY` tests. What survives that
-# collection is frozen until the next one: a worker keeps ~1 million objects alive after a
-# few hundred tests (the data pipeline's kept traced functions, TensorFlow's own caches),
-# which every full collection walked again, at ~2 s each (Python's own, and the tests' own
-# `gc.collect()` / `clear_session()`: the graph order test took 50-58 s in the suite for 16
-# s alone). Over 300 tests of a worker in one process: 39.2 s of full collections -> 15.8 s.
+# reset after every test, the garbage collected every `GC_EVERY` tests. What survives a
+# collection is frozen (left out of later ones): a worker keeps ~1 million objects alive
+# after a few hundred tests (the data pipeline's kept traced functions, TensorFlow's own
+# caches), which every full collection walked again, at ~2 s each (Python's own, and the
+# tests' own `gc.collect()` / `clear_session()`: the graph order test took 50-58 s in the
+# suite for 16 s alone). Over 300 tests of a worker in one process: 39.2 s of full
+# collections -> 15.8 s. Every `UNFREEZE_EVERY`-th collection takes in the frozen objects
+# too (~2 s), for what died among them (a module fixture's models).
 GC_EVERY = 50
-_since_gc = [0]
+UNFREEZE_EVERY = 5
+_since_gc = [0, 0]
 # Python's own collections: the objects of the imports (~340k: TensorFlow, Keras, the test
 # modules) are frozen out of them once collected, and a collection starts after 50,000
 # allocations instead of 700. Building and tracing models keeps many objects alive, so
@@ -87,7 +90,10 @@ def _seed():
     _since_gc[0] += 1
     if _since_gc[0] >= GC_EVERY:
         _since_gc[0] = 0
-        gc.unfreeze()  # garbage among the survivors of the last collection is found now
+        _since_gc[1] += 1
+        if _since_gc[1] >= UNFREEZE_EVERY:
+            _since_gc[1] = 0
+            gc.unfreeze()
         gc.collect()
         gc.freeze()
 
