@@ -59,11 +59,11 @@ def pytest_xdist_make_scheduler(config, log):
 # caches), which every full collection walked again, at ~2 s each (Python's own, and the
 # tests' own `gc.collect()` / `clear_session()`: the graph order test took 50-58 s in the
 # suite for 16 s alone). Over 300 tests of a worker in one process: 39.2 s of full
-# collections -> 15.8 s. Every `UNFREEZE_EVERY`-th collection takes in the frozen objects
-# too (~2 s), for what died among them (a module fixture's models).
+# collections -> 15.8 s (unfreezing at each). Every `UNFREEZE_EVERY`-th collection takes
+# in the frozen objects too (~2 s), for what died among them (a module fixture's models).
 GC_EVERY = 50
 UNFREEZE_EVERY = 5
-_since_gc = [0, 0]
+_tests_done = [0]
 # Python's own collections: the objects of the imports (~340k: TensorFlow, Keras, the test
 # modules) are frozen out of them once collected, and a collection starts after 50,000
 # allocations instead of 700. Building and tracing models keeps many objects alive, so
@@ -87,12 +87,9 @@ def _seed():
     np.random.seed(0)
     yield
     keras.backend.clear_session(free_memory=False)
-    _since_gc[0] += 1
-    if _since_gc[0] >= GC_EVERY:
-        _since_gc[0] = 0
-        _since_gc[1] += 1
-        if _since_gc[1] >= UNFREEZE_EVERY:
-            _since_gc[1] = 0
+    _tests_done[0] += 1
+    if _tests_done[0] % GC_EVERY == 0:
+        if _tests_done[0] % (GC_EVERY * UNFREEZE_EVERY) == 0:
             gc.unfreeze()
         gc.collect()
         gc.freeze()
