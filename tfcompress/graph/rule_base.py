@@ -118,6 +118,9 @@ class Rule:
     """Base rule. `weights` maps a variable name to `(in_axis, out_axis)` (None: not sliced)."""
 
     is_mixing = False  # outputs are new channels (conv, dense): the group's "producers"
+    # wrap may run a mixing layer reading masked channels as a `MaskedKernel`, the masks
+    # scaling its `input_weight` (its call must then take its input alone)
+    kernel_takes_masks = True
     weights = {}
     width_key = None  # config key holding the output width (e.g. "filters")
     inputs = None  # number of input tensors the rule couples (None: any)
@@ -194,6 +197,12 @@ class Rule:
             if in_axis is not None:
                 return i, var.name, in_axis
         return None
+
+    def input_weights(self, layer):
+        """Every `(index, name, axis)` that takes a scale of the input channels: the
+        `input_weight` (a Bidirectional RNN has two kernels of one name, each takes it)."""
+        found = self.input_weight(layer)
+        return [] if found is None else [found]
 
     def param_count(self, layer, op, keep_of):
         """Parameters `layer` keeps in the compact model, given `keep_of(key)` (the kept
@@ -371,8 +380,8 @@ def suggest_rule(op):
         weights = sized[:4]
         return (
             f"It holds weights ({weights}), which a rule must slice along their channel "
-            f"axes: leave it alone with `{exclude}` (a recurrent layer: always), or, if "
-            "output channel c is input channel c and each weight holds one entry per "
+            f"axes: leave it alone with `{exclude}` (a recurrent layer of your own: always), "
+            "or, if output channel c is input channel c and each weight holds one entry per "
             f"channel, register `tfcompress.graph.register_rule({cls}, "
             "tfcompress.graph.rules.Channelwise({'<weight>': (None, <its channel "
             "axis>)}))`, as PReLU's `{'alpha': (None, -1)}`."

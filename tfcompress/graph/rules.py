@@ -32,6 +32,8 @@ from keras.src.layers.merging.base_merge import Merge as KerasMerge
 from tfcompress.graph.attention_rules import Attention, EinsumDense
 from tfcompress.graph.hidden_rules import POSITION_EMBEDDING, Embedding, LayerNorm
 from tfcompress.graph.op_rules import GetItem, Pad, Reduce, ReshapeOp, Split
+from tfcompress.graph.recurrent_rules import RULES as RECURRENT_RULES
+from tfcompress.graph.recurrent_rules import Recurrent
 from tfcompress.graph.rule_base import (
     InternalAxis,
     Rule,
@@ -64,6 +66,7 @@ __all__ = [
     "Pad",
     "Permute",
     "Pin",
+    "Recurrent",
     "Reduce",
     "Rescale",
     "Reshape",
@@ -335,6 +338,7 @@ class Wrapped(Rule):
         self.inner = inner
         self.is_mixing = inner.is_mixing
         self.width_key = inner.width_key
+        self.kernel_takes_masks = inner.kernel_takes_masks
         self.inputs, self.outputs = inner.inputs, inner.outputs
 
     def couple(self, op, b):
@@ -345,6 +349,9 @@ class Wrapped(Rule):
 
     def weight_axes(self, layer):
         return self.inner.weight_axes(layer)
+
+    def input_weights(self, layer):
+        return self.inner.input_weights(layer)
 
     def compact(self, op, keep_of, scale_of=None):
         inner_op = dataclasses.replace(op, layer=op.layer.layer)
@@ -458,6 +465,7 @@ RULES = {
     "tfcompress.layers.space_to_depth.SpaceToDepth": SpaceToDepth(),
     "tfcompress.layers.channel_mask.ChannelMask": Identity(),
     POSITION_EMBEDDING: Channelwise({"embeddings": (None, -1)}),
+    **RECURRENT_RULES,  # LSTM, GRU, SimpleRNN, ConvLSTM*D, Bidirectional
     # keras.ops operations: tfcompress.graph.op_table (merged into RULES on import)
 }
 

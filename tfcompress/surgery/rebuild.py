@@ -29,6 +29,10 @@ def clone_layer(layer, config=None):
         return layer
     config = dict(own if config is None else config)
     config.pop("build_config", None)
+    if isinstance(layer, keras.layers.Bidirectional):  # its two layers: built by its build
+        for key in ("layer", "backward_layer"):  # (from_config builds them for the input
+            if isinstance(config.get(key), dict):  # width they had, which strip may cut)
+                config[key] = {k: v for k, v in config[key].items() if k != "build_config"}
     try:
         return type(layer).from_config(config)
     except Exception as e:  # noqa: BLE001 - re-raised with the layer's name

@@ -101,13 +101,10 @@ def _ones_where_kept(scale, in_keep):
 
 
 def _fold_input_scale(layer, rule, values, scale):
-    """conv(x * s, K) == conv(x, K * s): the rule's input weight takes the scale."""
-    found = rule.input_weight(layer)
-    if found is None:
-        return values
-    i, _, in_axis = found
+    """conv(x * s, K) == conv(x, K * s): the rule's input weights take the scale."""
     out = list(values)
-    shape = [1] * out[i].ndim
-    shape[in_axis] = -1
-    out[i] = out[i] * scale.reshape(shape).astype(out[i].dtype)
+    for i, _, in_axis in rule.input_weights(layer):
+        shape = [1] * out[i].ndim
+        shape[in_axis] = -1
+        out[i] = out[i] * scale.reshape(shape).astype(out[i].dtype)
     return out

@@ -173,7 +173,8 @@ def _kernel_consumers(graph, calls):
         weights = {}
         for op in ops:
             layer, rule = op.layer, graph.rule(op.layer)
-            spec = rule.input_weight(layer) if rule.is_mixing else None
+            folds = rule.is_mixing and rule.kernel_takes_masks
+            spec = rule.input_weight(layer) if folds else None
             var = None if spec is None else layer.weights[spec[0]]
             if (
                 var is None
