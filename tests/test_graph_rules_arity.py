@@ -130,6 +130,9 @@ class _Mixer(layers.Layer):
     def call(self, x):
         return keras.ops.matmul(x, self.kernel)
 
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 8)
+
 
 def test_a_layer_with_weights_is_not_suggested_a_bare_channelwise():
     """A layer of one's own holding a weight sized by its channels (an LSTM before Keras's
@@ -177,7 +180,8 @@ def test_a_generic_keras_class_is_not_suggested_a_class_wide_rule():
     """A Lambda of TF ops: registering Channelwise for the Lambda class (the advice before)
     held for every Lambda of the model, and a channel-flipping Lambda then made the compact
     model differ from the masked one (2.5 relative). The advice is keras.ops, exclude, or
-    a class of one's own; the same for the other generic classes (TimeDistributed ...)."""
+    a class of one's own; the same for the other generic classes (a TimeDistributed of a
+    layer without a rule ...)."""
     import tensorflow as tf
 
     inp = keras.Input((6, 6, 3))
@@ -197,7 +201,7 @@ def test_a_generic_keras_class_is_not_suggested_a_class_wide_rule():
     )
     assert "register_rule(" not in message
     seq = keras.Input((5, 8))
-    td = layers.TimeDistributed(layers.Dense(8), name="td")(layers.Dense(8)(seq))
+    td = layers.TimeDistributed(_Mixer(), name="td")(layers.Dense(8)(seq))
     with pytest.raises(UnknownLayerError) as info:
         tfc.DependencyGraph(keras.Model(seq, layers.Dense(4)(td)))
     message = str(info.value)

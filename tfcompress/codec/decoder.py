@@ -176,7 +176,7 @@ def check_decodable(model, reason):
             raise ValueError(
                 f"Model '{model.name}': {kind} '{operation.name}' "
                 f"({type(operation).__name__}) cannot be re-created from its config, which "
-                f"{reason}: {first_line(e).split('. ')[0].rstrip('.')}. {clone_fix(config)}"
+                f"{reason}: {first_line(e).split('. ')[0].rstrip('.')}. {clone_fix(config, e)}"
             ) from e
 
 

@@ -47,6 +47,7 @@ from tfcompress.graph.rule_base import (
     mixing_activation,
     suggest_rule,
 )
+from tfcompress.graph.time_distributed_rules import TimeDistributed
 
 __all__ = [
     "RULES",
@@ -76,6 +77,7 @@ __all__ = [
     "RuleArityError",
     "SpaceToDepth",
     "Split",
+    "TimeDistributed",
     "Wrapped",
     "find_rule",
     "internal_key",
@@ -557,10 +559,16 @@ _WRAPPERS = (
 
 
 def find_rule(layer):
-    """The rule for `layer`'s class or its nearest registered base class, else None."""
+    """The rule for `layer`'s class or its nearest registered base class, else None (a
+    TimeDistributed: its layer's rule per step, `time_distributed_rules`)."""
     if _qualname(type(layer)) in _WRAPPERS:
         inner = find_rule(layer.layer)
         return None if inner is None else Wrapped(inner)
+    if type(layer) is layers.TimeDistributed and type(layer) not in RULES:
+        inner = find_rule(layer.layer)
+        if inner is None or inner.internal_axes(layer.layer):
+            return None
+        return TimeDistributed(inner)
     for cls in type(layer).__mro__:
         rule = RULES.get(cls) or RULES.get(_qualname(cls))
         if rule is not None:

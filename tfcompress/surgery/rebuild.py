@@ -3,6 +3,7 @@ behind `wrap` (insert masks) and `strip` (narrower layers, masks removed)."""
 
 import collections
 import contextlib
+import re
 
 import keras
 
@@ -29,22 +30,31 @@ def clone_layer(layer, config=None):
         return layer
     config = dict(own if config is None else config)
     config.pop("build_config", None)
-    if isinstance(layer, keras.layers.Bidirectional):  # its two layers: built by its build
-        for key in ("layer", "backward_layer"):  # (from_config builds them for the input
-            if isinstance(config.get(key), dict):  # width they had, which strip may cut)
+    if isinstance(layer, (keras.layers.Wrapper, keras.layers.Bidirectional)):
+        # their layers are built by their own build: from_config would build them for the
+        # input width they had, which strip may cut
+        for key in ("layer", "backward_layer"):
+            if isinstance(config.get(key), dict):
                 config[key] = {k: v for k, v in config[key].items() if k != "build_config"}
     try:
         return type(layer).from_config(config)
     except Exception as e:  # noqa: BLE001 - re-raised with the layer's name
         raise ValueError(
             f"Cannot re-create layer '{layer.name}' ({type(layer).__name__}) from its "
-            f"get_config(): {first_line(e, 300)}. {clone_fix(config)}"
+            f"get_config(): {first_line(e, 300)}. {clone_fix(config, e)}"
         ) from e
 
 
-def clone_fix(config):
-    """What makes a layer config that failed to load loadable: register the functions it
-    names; allow (or avoid) the Python lambdas it holds; else a complete get_config."""
+def clone_fix(config, error=None):
+    """What makes a layer config that failed to load loadable: register the classes
+    (`error` says Keras found none by a name) and functions it names; allow (or avoid) the
+    Python lambdas it holds; else a complete get_config."""
+    missing = re.search(r"Could not locate class '([^']+)'", str(error or ""))
+    if missing:
+        return (
+            f"Keras finds the class {missing.group(1)!r} by name only when registered: "
+            "decorate it with `@keras.saving.register_keras_serializable()`."
+        )
     functions = sorted({f for f in _serialized(config, "function") if isinstance(f, str)})
     if functions:
         return (
