@@ -36,3 +36,22 @@ def prune_with_parity(model, ratio, x=None, read=outputs, **wrap_options):
     compact = tfc.strip(masked)
     assert max_rel_error(read(masked, x), read(compact, x)) <= 1e-4
     return masked, compact, x
+
+
+def taylor_fit_with_parity(model, x, y, step):
+    """Taylor pruning inside `fit` (one 50 % event at `step`), then the
+    contract: at least 45 % of the channels off, the stripped model within 1e-4 of the
+    masked one. Returns `(masked, compact)`."""
+    import tfcompress as tfc
+    from tfcompress import callbacks as cb
+    from tfcompress import schedules
+
+    from .pruning_models import compile_model
+
+    masked = compile_model(tfc.wrap(model, "taylor"))
+    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=step), method="taylor")
+    masked.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    assert tfc.pruners.mask_stats(masked)["channel_sparsity"] >= 0.45
+    compact = tfc.strip(masked)
+    assert max_rel_error(outputs(masked, x[:4]), outputs(compact, x[:4])) <= 1e-4
+    return masked, compact

@@ -10,7 +10,7 @@ import pytest
 import tfcompress as tfc
 from tfcompress.graph import DependencyGraph
 
-from .parity import max_rel_error, outputs, prune_with_parity
+from .parity import max_rel_error, outputs, prune_with_parity, taylor_fit_with_parity
 
 L = keras.layers
 
@@ -149,18 +149,7 @@ def test_a_subclass_keeps_its_input_whole():
 def test_taylor_in_fit_through_an_lstm():
     """Taylor importance of the channels an LSTM reads, accumulated in fit, pruned by the
     callback, stripped exactly."""
-    from tfcompress import callbacks as cb
-    from tfcompress import schedules
-
-    from .pruning_models import compile_model
-
-    model = lstm()
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 1, (32, 10, 4)).astype("float32"), rng.integers(0, 3, 32)
-    masked = compile_model(tfc.wrap(model, "taylor"))
-    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=4), method="taylor")
-    masked.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
-    assert tfc.pruners.mask_stats(masked)["channel_sparsity"] >= 0.45
-    compact = tfc.strip(masked)
-    assert max_rel_error(outputs(masked, x[:8]), outputs(compact, x[:8])) <= 1e-4
+    _, compact = taylor_fit_with_parity(lstm(), x, y, step=4)
     assert _kernels(compact, "rnn")[0].shape[0] == 8
