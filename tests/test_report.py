@@ -267,12 +267,26 @@ def test_a_numpy_integer_sequence_length_counts_as_the_int(length):
             count_macs(model, sequence_length=bad)
 
 
-def test_recurrent_and_time_distributed_layers_are_named_as_not_counted():
+def test_macs_of_recurrent_and_time_distributed_layers_by_hand():
+    """Per step, each gate multiplies the input by its kernel and the state by its
+    recurrent kernel (SimpleRNN 1 gate, GRU 3, LSTM 4); a ConvLSTM convolves both at every
+    output position; a Bidirectional is its two layers; a TimeDistributed its layer per step."""
+    assert _macs_of((5, 8), layers.SimpleRNN(6)) == 5 * 1 * 6 * (8 + 6)
+    assert _macs_of((5, 8), layers.GRU(6, return_sequences=True)) == 5 * 3 * 6 * (8 + 6)
+    assert _macs_of((5, 8), layers.LSTM(6)) == 5 * 4 * 6 * (8 + 6)
+    assert _macs_of((5, 8), layers.Bidirectional(layers.LSTM(6))) == 2 * 5 * 4 * 6 * (8 + 6)
+    assert _macs_of((5, 8, 8, 2), layers.ConvLSTM2D(4, 3)) == 5 * 6 * 6 * 9 * 4 * 4 * (2 + 4)
+    assert _macs_of((5, 8), layers.TimeDistributed(layers.Dense(4))) == 5 * 8 * 4
+    conv = layers.TimeDistributed(layers.Conv2D(4, 3))
+    assert _macs_of((5, 8, 8, 2), conv) == 5 * 6 * 6 * 9 * 2 * 4
+
+
+def test_an_rnn_of_a_cell_of_its_own_is_named_as_not_counted():
     inputs = keras.Input((5, 8))
     x = layers.TimeDistributed(layers.Dense(4), name="per_step")(inputs)
-    x = layers.LSTM(6, name="lstm")(x)
+    x = layers.RNN(layers.LSTMCell(6), name="own_cell")(x)
     model = keras.Model(inputs, layers.Dense(2, name="head")(x))
     rep = tfc.report(model, model)
-    assert rep.totals()["macs_not_counted"] == ["lstm", "per_step"]  # (0 MACs, silently)
-    assert "MACs not counted (recurrent / TimeDistributed): ['lstm', 'per_step']" in rep.table()
-    assert rep.totals()["macs_before"] == 6 * 2  # the head alone
+    assert rep.totals()["macs_not_counted"] == ["own_cell"]  # (0 MACs, silently)
+    assert "MACs not counted (an RNN of a cell of its own): ['own_cell']" in rep.table()
+    assert rep.totals()["macs_before"] == 5 * 8 * 4 + 6 * 2  # TimeDistributed and head

@@ -84,8 +84,8 @@ class Report:
         )
 
     def uncounted(self):
-        """Names of the layers (of either model) whose MACs are not counted (recurrent,
-        TimeDistributed: `tfcompress.metrics.complexity.UNCOUNTED`); [] when none."""
+        """Names of the layers (of either model) whose MACs are not counted (an RNN of a
+        cell of its own: `tfcompress.metrics.complexity.macs_counted`); [] when none."""
         return sorted({r.name for r in (*self.before, *self.after) if not r.macs_counted})
 
     def pairs(self):
@@ -157,7 +157,7 @@ class Report:
         if self.length_note():
             lines.append(self.length_note())
         if self.uncounted():
-            lines.append(f"MACs not counted (recurrent / TimeDistributed): {self.uncounted()}")
+            lines.append(f"MACs not counted (an RNN of a cell of its own): {self.uncounted()}")
         return "\n".join(lines)
 
     def __str__(self):

@@ -81,14 +81,34 @@ def _grouped_attention_macs(layer, q_shape, v_shape):
     return macs + 2 * t * s * hq * dim  # q.k and scores.v
 
 
-# Layers with weights whose MACs `layer_macs` does not model (it counts 0 for them): the
-# report names them rather than let a total look complete.
-UNCOUNTED = (layers.RNN, layers.Bidirectional, layers.TimeDistributed)
+# Keras's recurrent layers: the products of each gate per unit and step (their input by
+# the kernel, their state by the recurrent kernel). An RNN of another cell is not modelled
+# (it counts 0): the report names it rather than let a total look complete.
+GATES = {layers.SimpleRNN: 1, layers.GRU: 3, layers.LSTM: 4,
+         layers.ConvLSTM1D: 4, layers.ConvLSTM2D: 4, layers.ConvLSTM3D: 4}  # fmt: skip
 
 
 def macs_counted(layer):
-    """False for a layer whose multiply-accumulates `layer_macs` leaves out (`UNCOUNTED`)."""
-    return not isinstance(unwrap(layer), UNCOUNTED)
+    """False for a layer whose multiply-accumulates `layer_macs` leaves out: an RNN of a
+    cell of its own (a TimeDistributed or Bidirectional of one too)."""
+    layer = unwrap(layer)
+    if isinstance(layer, layers.TimeDistributed):
+        return macs_counted(layer.layer)
+    if isinstance(layer, layers.Bidirectional):
+        return macs_counted(layer.forward_layer) and macs_counted(layer.backward_layer)
+    return not isinstance(layer, layers.RNN) or type(layer) in GATES
+
+
+def _recurrent_macs(layer, in_shape, out_shape):
+    """Each step: every gate multiplies the input by its kernel and the state by its
+    recurrent kernel; a ConvLSTM convolves both (its state "same"-padded) at every output
+    position."""
+    gates, steps, width = GATES[type(layer)], in_shape[1], in_shape[-1]
+    if hasattr(layer, "kernel_size"):  # output (batch, [time,] *positions, filters)
+        rank, f = len(layer.kernel_size), layer.filters
+        positions = _prod(out_shape[-1 - rank : -1])
+        return steps * positions * _prod(layer.kernel_size) * gates * f * (width + f)
+    return steps * gates * layer.units * (width + layer.units)
 
 
 def layer_macs(layer, in_shape, out_shape, value_shape=None, key_shape=None):
@@ -109,6 +129,16 @@ def layer_macs(layer, in_shape, out_shape, value_shape=None, key_shape=None):
     if isinstance(layer, layers.GroupQueryAttention):
         v = in_shape if value_shape is None or None in value_shape[1:] else value_shape
         return _grouped_attention_macs(layer, in_shape, v)
+    if type(layer) in GATES:
+        return _recurrent_macs(layer, in_shape, out_shape)
+    if isinstance(layer, layers.Bidirectional):
+        return sum(layer_macs(sub, in_shape, out_shape)
+                   for sub in (layer.forward_layer, layer.backward_layer))  # fmt: skip
+    if isinstance(layer, layers.TimeDistributed):  # its layer, once per step
+        step_in, step_out = (in_shape[0], *in_shape[2:]), (out_shape[0], *out_shape[2:])
+        return in_shape[1] * layer_macs(layer.layer, step_in, step_out)
+    if isinstance(layer, layers.RNN):  # of a cell of its own: not modelled
+        return 0
     if hasattr(layer, "kernel_size"):
         return _conv_macs(layer, in_shape, out_shape)
     return 0
@@ -134,7 +164,7 @@ class LayerStats:
     params: int
     nonzero_params: int
     macs: int
-    macs_counted: bool = True  # False: a layer `layer_macs` does not model (UNCOUNTED)
+    macs_counted: bool = True  # False: a layer `layer_macs` does not model (`macs_counted`)
 
 
 def with_length(shape, length):
