@@ -28,6 +28,21 @@ def input_name(tensor):
     return history.operation.name if history is not None else tensor.name.split(":")[0]
 
 
+def clone_with(model, clone_function):
+    """A copy of `model` through `keras.models.clone_model(clone_function=...)` holding the
+    same weights, its inputs named as the model's (the signature's input names;
+    `clone_model` would rename them)."""
+    inputs = [
+        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=input_name(t))
+        for t in model.inputs
+    ]
+    copy = keras.models.clone_model(
+        model, input_tensors=inputs[0] if len(inputs) == 1 else inputs,
+        clone_function=clone_function)  # fmt: skip
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def input_specs(model):
     return [tf.TensorSpec(shape=tuple(t.shape), dtype=t.dtype, name=input_name(t))
             for t in model.inputs]

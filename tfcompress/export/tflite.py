@@ -22,12 +22,13 @@ from tfcompress.batches import describe
 from tfcompress.export.saved_model import (
     DEFAULT_SIGNATURE,
     SAVED_MODEL,
+    clone_with,
     functional,
-    input_name,
     input_specs,
     output_names,
     write_signature,
 )
+from tfcompress.export.unroll import unrolled_copy
 from tfcompress.graph.trace import layers_of
 from tfcompress.messages import first_line
 
@@ -196,15 +197,7 @@ def float32_copy(model):
             config = {**config, "dtype": "float32"}
         return type(layer).from_config(config)
 
-    inputs = [  # named as the model's (the signature's input names; clone_model renames)
-        keras.Input(batch_shape=t.shape, dtype=t.dtype, name=input_name(t))
-        for t in model.inputs
-    ]
-    copy = keras.models.clone_model(
-        model, input_tensors=inputs[0] if len(inputs) == 1 else inputs,
-        clone_function=as_float32)
-    copy.set_weights(model.get_weights())
-    return copy
+    return clone_with(model, as_float32)
 
 
 def _compute_dtype(layer):
@@ -224,7 +217,8 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
             (int8) or zeros (needed when the input has unknown sizes besides the batch).
             Single-input models only.
 
-    A mixed-precision model is converted (and checked) as its `float32_copy`.
+    A mixed-precision model is converted (and checked) as its `float32_copy`, one with
+    recurrent layers as its `unroll.unrolled_copy` (they need a known sequence length).
 
     Returns:
         `TFLiteCheck` with the file size and the error against the Keras model.
@@ -246,7 +240,8 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
             f"tflite export supports single-input models; '{model.name}' has "
             f"{len(model.inputs)} inputs."
         )
-    model = functional(float32_copy(model))  # (mixed precision: its float32 copy)
+    # (mixed precision: its float32 copy; recurrent layers: unrolled)
+    model = functional(unrolled_copy(float32_copy(model)))
     if representative_data is not None:  # read once: a generator is used up by the converter
         representative_data = [np.asarray(x, np.float32) for x in representative_data]
     # everything, the intermediate SavedModel and the converter's temporary files included,
