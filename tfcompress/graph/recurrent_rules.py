@@ -35,10 +35,7 @@ _KERNEL_INPUT_AXIS = {
 
 def _input_axis(layer):
     """The kernel's input axis of a recurrent `layer` (None for another class)."""
-    for cls, axis in _KERNEL_INPUT_AXIS.items():
-        if type(layer) is cls:
-            return axis
-    return None
+    return _KERNEL_INPUT_AXIS.get(type(layer))
 
 
 class Recurrent(Rule):
@@ -79,9 +76,6 @@ class Recurrent(Rule):
         if axis is None:
             return []
         return [(i, w.name, axis) for i, w in enumerate(layer.weights) if w.name == "kernel"]
-
-    def scored_kernels(self, layer, internal=None):
-        return iter(())  # it makes no prunable channel
 
 
 RECURRENT = Recurrent()

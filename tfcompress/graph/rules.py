@@ -564,7 +564,7 @@ def find_rule(layer):
     if _qualname(type(layer)) in _WRAPPERS:
         inner = find_rule(layer.layer)
         return None if inner is None else Wrapped(inner)
-    if type(layer) is layers.TimeDistributed and type(layer) not in RULES:
+    if type(layer) is layers.TimeDistributed:  # (a generic class: never in RULES)
         inner = find_rule(layer.layer)
         if inner is None or inner.internal_axes(layer.layer):
             return None
