@@ -77,6 +77,3 @@ class TimeDistributed(Rule):
 
     def slice_weights(self, layer, values, in_keep, out_keep):
         return self.inner.slice_weights(layer.layer, values, in_keep, out_keep)
-
-    def masked_layer(self, layer):
-        return layer
