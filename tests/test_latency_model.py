@@ -99,6 +99,26 @@ def test_runtime_is_part_of_the_cache_key(tmp_path):
     assert latency.machine_key("tflite")["runtime"] == "tflite"
 
 
+def test_machine_key_counts_the_threads_tensorflow_runs_on(monkeypatch):
+    """TensorFlow's order: a configured count, else TF_NUM_INTRAOP_THREADS, else the cores
+    (the tests set the variable to 1 in tests/conftest.py)."""
+    import os
+
+    from tfcompress.latency.machine import intra_op_threads
+
+    monkeypatch.setattr("tensorflow.config.threading.get_intra_op_parallelism_threads",
+                        lambda: 0)
+    for value, expected in (("3", 3), ("0", os.cpu_count()), ("x", os.cpu_count())):
+        monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", value)
+        assert intra_op_threads() == expected, value
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS")
+    assert latency.machine_key()["threads"] == os.cpu_count()
+    monkeypatch.setattr("tensorflow.config.threading.get_intra_op_parallelism_threads",
+                        lambda: 5)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "3")
+    assert latency.machine_key()["threads"] == 5
+
+
 def test_tflite_table_is_measured_through_litert_and_cached_apart(tmp_path, monkeypatch):
     model = conv_bn_net(widths=(8, 8, 16))
     table = latency.measure_cost_table(model, 1, fractions=(1.0,), repeats=2,

@@ -21,10 +21,19 @@ def cpu_model():
 
 
 def intra_op_threads():
-    """TensorFlow's intra-op thread count (its default, 0, read as the CPU count)."""
+    """TensorFlow's intra-op thread count, read as TensorFlow reads it: the value set with
+    `tf.config.threading.set_intra_op_parallelism_threads`, else a positive
+    TF_NUM_INTRAOP_THREADS from the environment, else the CPU count."""
     import tensorflow as tf
 
-    return tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count() or 1
+    configured = tf.config.threading.get_intra_op_parallelism_threads()
+    if configured:
+        return configured
+    try:
+        from_env = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
+    except ValueError:
+        from_env = 0  # TensorFlow ignores a value it cannot parse
+    return from_env if from_env > 0 else os.cpu_count() or 1
 
 
 def machine_key(runtime="tf"):
