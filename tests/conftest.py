@@ -5,15 +5,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-# One intra-op thread per process: two pytest workers share the two cores, and with
-# TensorFlow's default (one thread per core) each op of these small models splits its work
-# across threads that compete with the other worker's. Measured on this shared VM with
-# `-n 2` (test_applications + test_methods_topologies + test_codec, alternating): in one
-# hour 104 / 105 -> 79 / 80 s wall; an hour later, the VM slower, 113 / 118 / 112 s
-# without, 118 / 117 / 109 s with (docs/testing.md). Read by TensorFlow when its runtime
-# starts, and inherited by the processes the tests start (scripts, notebook kernels).
-# TF_NUM_INTRAOP_THREADS=0 in the environment restores TensorFlow's default.
-os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

@@ -100,8 +100,8 @@ def test_runtime_is_part_of_the_cache_key(tmp_path):
 
 
 def test_machine_key_counts_the_threads_tensorflow_runs_on(monkeypatch):
-    """TensorFlow's order: a configured count, else TF_NUM_INTRAOP_THREADS, else the cores
-    (the tests set the variable to 1 in tests/conftest.py)."""
+    """TensorFlow's order: a configured count, else a positive TF_NUM_INTRAOP_THREADS,
+    else the cores."""
     import os
 
     from tfcompress.latency.machine import intra_op_threads
