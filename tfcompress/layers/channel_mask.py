@@ -55,6 +55,12 @@ class ChannelMask(keras.layers.Layer):
         object.__setattr__(
             self, "channel_maps", [[int(v) for v in m] for m in (channel_maps or [])]
         )
+        # channel_maps[site] + 1 as int32 arrays, the indices `_at_site` takes: a NumPy
+        # array becomes a tensor at once, where a list of ints is checked element by element
+        # (an eager call of a wrapped InceptionResNetV2: 1.4 s of its 3 s)
+        object.__setattr__(
+            self, "_site_indices", [np.asarray(m, "int32") + 1 for m in self.channel_maps]
+        )
         for i, m in enumerate(self.channel_maps):
             bad = [v for v in m if not -1 <= v < units]
             if bad:
@@ -115,7 +121,7 @@ class ChannelMask(keras.layers.Layer):
         if site is None:
             return per_channel
         padded = ops.concatenate([ops.ones((1,), dtype=per_channel.dtype), per_channel])
-        return ops.take(padded, ops.convert_to_tensor(self.channel_maps[site], "int32") + 1)
+        return ops.take(padded, self._site_indices[site])
 
     def scale_kernel(self, kernel, axis, site=None):
         """`kernel` with its input channels (along `axis`) scaled as `call` scales them:
