@@ -176,8 +176,8 @@ def test_slimming_criterion_without_batchnorm_is_refused_as_wrap_refuses_it():
         tfc.prune(masked, 0.5, criterion="slimming")
     assert str(info.value) == str(refused.value) == (
         f"slimming ranks channels by their BatchNorm scale, but model '{masked.name}' has "
-        "no BatchNormalization (with scale=True) on prunable channels. Use "
-        "method='l1_filter' or 'taylor' for this model.")
+        "no BatchNormalization (with scale=True; on its own or in a TimeDistributed) on "
+        "prunable channels. Use method='l1_filter' or 'taylor' for this model.")
     with pytest.raises(ValueError, match="no BatchNormalization"):
         ratio_for_compression(masked, 2, criterion="slimming")
     assert tfc.prune(tfc.wrap(conv_bn_net()), 0.5, criterion="slimming").keep  # with BN

@@ -70,6 +70,43 @@ def test_taylor_scores_time_distributed_convs_in_fit():
     taylor_fit_with_parity(cnn_gru_pooled(), x, y, step=2)
 
 
+def test_slimming_ranks_and_penalizes_a_time_distributed_batchnorm(tmp_path):
+    """Network slimming sees a BatchNormalization inside a TimeDistributed as one on its
+    own: its |gamma| ranks the channels, its gamma takes the L1 penalty (saved with the
+    masked model), `strip` and the refine phase take the penalty off."""
+    from tfcompress.surgery.penalties import SlimmingPenalty
+    from tfcompress.training.methods import disable_penalties
+
+    model = randomize_bn(cnn_lstm())
+    gamma = np.array([0.1, -2.0, 0.3, 4.0, -0.05, 1.0, 0.2, 3.0], "float32")
+    bn = model.get_layer("td_bn").layer
+    bn.gamma.assign(gamma)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 4, 12, 12, 3)).astype("float32")
+    masked = tfc.wrap(model, "slimming", penalty=0.5)
+    assert isinstance(masked.get_layer("td_bn").layer.gamma_regularizer, SlimmingPenalty)
+    assert max_rel_error(outputs(model, x), outputs(masked, x)) <= 1e-6
+    masked(x)
+    assert float(sum(masked.losses)) == pytest.approx(0.5 * np.abs(gamma).sum())
+    path = str(tmp_path / "masked.keras")
+    masked.save(path)
+    loaded = keras.saving.load_model(path)
+    loaded(x)
+    assert float(sum(loaded.losses)) == pytest.approx(0.5 * np.abs(gamma).sum())
+    # td_a's 16 channels have no BatchNorm: slimming leaves them out of its pool
+    tfc.prune(masked, 0.5)
+    compact = tfc.strip(masked)
+    assert max_rel_error(outputs(masked, x), outputs(compact, x)) <= 1e-4
+    kept = compact.get_layer("td_bn").layer
+    np.testing.assert_array_equal(np.asarray(kept.gamma), gamma[[1, 3, 5, 7]])
+    assert _width(compact.get_layer("td_a")) == 16
+    assert kept.gamma_regularizer is None
+    compact(x)
+    assert float(sum(compact.losses)) == 0.0
+    disable_penalties(masked)  # the scripts' refine phase
+    masked(x)
+    assert float(sum(masked.losses)) == 0.0
+
+
 class _OwnScale(L.Layer):
     def build(self, input_shape):
         self.scale = self.add_weight(shape=(input_shape[-1],), name="scale")

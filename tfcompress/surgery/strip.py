@@ -1,6 +1,5 @@
 """`strip`: the compact model: mask layers removed, pruned channels cut out of weights."""
 
-import keras
 import numpy as np
 
 from tfcompress import methods
@@ -10,7 +9,7 @@ from tfcompress.layers import ChannelMask, WeightMask
 from tfcompress.names import check_name
 from tfcompress.pruners.restored import warn_if_restored
 from tfcompress.surgery.masks import consumer_scales, kept_components
-from tfcompress.surgery.penalties import SlimmingPenalty, without_penalty
+from tfcompress.surgery.penalties import config_without_penalty
 from tfcompress.surgery.rebuild import clone_layer, rebuild
 
 
@@ -64,10 +63,7 @@ def strip(masked, *, name=None):
         in_keep = keep_of(op.in_keys[0]) if op.in_keys else None
         out_keep = keep_of(op.out_keys[0])
         plans[op.layer] = (in_keep, out_keep)
-        config = inner.get_config()
-        if isinstance(getattr(inner, "gamma_regularizer", None), SlimmingPenalty):
-            base = without_penalty(inner.gamma_regularizer)  # the user's own, or None
-            config["gamma_regularizer"] = keras.regularizers.serialize(base) if base else None
+        config = config_without_penalty(inner, inner.get_config())  # the user's own
         if out_keep is not None:
             config = rule.edit_config(config, op, in_keep, out_keep)
         return clone_layer(inner, config)

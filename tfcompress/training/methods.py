@@ -15,12 +15,10 @@ ends at `end` (equal: one-shot) and steps every `every` steps in between.
 import collections.abc
 import dataclasses
 
-import keras
-
 from tfcompress import callbacks, schedules
 from tfcompress import methods as records
-from tfcompress.graph.trace import layers_of
 from tfcompress.layers.taylor_mask import DEFAULT_AGGREGATION
+from tfcompress.pruners.batchnorm import batch_norm_layers
 from tfcompress.pruners.ranking import RankingOptions
 from tfcompress.surgery.penalties import bn_gamma_l1, without_penalty
 
@@ -262,6 +260,6 @@ def penalty_active(prune, timeline, step):
 
 def disable_penalties(model):
     """Takes the slimming penalty off the BatchNorm scales (their own regularizers stay)."""
-    for layer in layers_of(model, keras.layers.BatchNormalization):
-        if isinstance(layer, keras.layers.BatchNormalization) and layer.scale:
+    for layer in batch_norm_layers(model):  # a TimeDistributed one included
+        if layer.scale:
             layer.gamma.regularizer = without_penalty(layer.gamma.regularizer)
