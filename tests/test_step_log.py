@@ -62,6 +62,29 @@ def test_several_steps_per_execution_log_once_past_each_multiple(caplog):
     assert _steps(_lines(caplog, "dense")) == ["4/8", "6/8", "8/8"]
 
 
+def test_steps_per_execution_not_dividing_the_epoch_counts_the_optimizers_steps(caplog):
+    """8 steps per epoch in executions of 3 (the optimizer at 3, 6, 8, 11, 14, 16): Keras
+    passes batch 7 for the epoch's last, partial execution (2 steps); counted from
+    `batch`, the step ran one ahead per epoch (6, 9, 12, 18/16: past the end)."""
+    model, (x, y) = _model(steps_per_execution=3), _data(64)
+    with caplog.at_level("INFO", logger="absl"):
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[StepLog(4, "dense")])
+    assert _steps(_lines(caplog, "dense")) == ["6/16", "8/16", "14/16", "16/16"]
+    assert int(model.optimizer.iterations) == 16
+
+
+def test_initial_epoch_ends_where_this_fit_ends():
+    """fit(epochs=3, initial_epoch=1) trains 2 epochs: the end is 8 steps on, not 12,
+    and the last step has its line."""
+    model, (x, y) = _model(), _data()
+    with pytest.MonkeyPatch.context() as patch:
+        logged = []
+        patch.setattr("tfcompress.callbacks.step_log.logging.info", logged.append)
+        model.fit(x, y, batch_size=8, epochs=3, initial_epoch=1, verbose=0,
+                  callbacks=[StepLog(5, "dense")])  # fmt: skip
+    assert _steps(logged) == ["5/8", "8/8"]
+
+
 @pytest.mark.parametrize("every", [0, 2.5, True, None])
 def test_every_must_be_a_positive_integer(every):
     with pytest.raises(ValueError, match=re.escape(

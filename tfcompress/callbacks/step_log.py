@@ -60,16 +60,18 @@ class StepLog(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._step = current_step(self.model)
-        steps, epochs = self.params.get("steps"), self.params.get("epochs")
-        self._end = None if steps is None else self._step + steps * epochs
+        self._end = None  # set at the first epoch, which is fit's initial_epoch
         self._window = (time.monotonic(), self._step)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = self._step
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        if self._end is None and steps is not None and epochs is not None:
+            self._end = self._step + steps * (epochs - epoch)
 
     def on_train_batch_end(self, batch, logs=None):
-        # `batch`: the epoch's index of the last step run (several with steps_per_execution)
-        before, self._step = self._step, self._epoch_start + batch + 1
+        # the optimizer's count: `batch` is not a step count with steps_per_execution
+        # (Keras passes the epoch's step count at its last, partial execution)
+        before, self._step = self._step, current_step(self.model)
         if self._step // self.every > before // self.every or self._step == self._end:
             self._log(dict(logs or {}))
 
