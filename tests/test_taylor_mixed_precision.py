@@ -77,3 +77,22 @@ def test_a_float16_layer_reading_through_a_channel_map_runs_and_strips(mixed_flo
     assert compact.get_layer("conv").filters == 4
     out, ref = np.asarray(compact(x)), np.asarray(masked(x))
     np.testing.assert_allclose(out, ref, rtol=0, atol=2e-3 * np.abs(ref).max())
+
+
+@pytest.mark.filterwarnings("ignore::tfcompress.callbacks.ScheduleSkippedWarning")
+def test_scores_measured_with_data_after_a_mixed_precision_fit_are_not_unscaled(mixed_float16):
+    """`score_groups(data=)` / `prune(data=)` take gradients of the loss itself; after a
+    fit with the callback, whose masks watch the LossScaleOptimizer, the measured scores
+    came out divided by its scale (32768x smaller: a `threshold=` kept 1 channel of 12)."""
+    x, y = _data()
+    masked = tfc.wrap(_net(), "taylor")
+    masked.compile(keras.optimizers.SGD(0.0),  # weights unchanged by the fit
+                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    _, _, before = tfc.pruners.score_groups(masked, "taylor", data=(x, y))
+    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=1000))
+    masked.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False, callbacks=[callback])
+    assert isinstance(masked.optimizer, keras.optimizers.LossScaleOptimizer)
+    _, _, after = tfc.pruners.score_groups(masked, "taylor", data=(x, y))
+    assert sorted(before) == sorted(after)
+    for group in before:
+        np.testing.assert_allclose(after[group], before[group], rtol=1e-6)

@@ -8,6 +8,7 @@ that a global ranking applies it once and only once. Without accumulated scores,
 `prepare` measures them over `data` in a separate pass.
 """
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -59,18 +60,22 @@ def measure(model, data, steps=None):
     # moves (BatchNorm's moving statistics, dropout seeds) is put back afterwards
     scores = {id(v) for m in masks for v in m.non_trainable_variables}
     state = [(v, v.numpy()) for v in model.non_trainable_variables if id(v) not in scores]
-    try:
-        for batch in itertools.islice(batches, steps):  # steps batches read, not one more
-            x, y, sw = _split_batch(model, batch, data)
-            with tf.GradientTape() as tape:
-                y_pred = model(x, training=True)
-                loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
-            tape.gradient(loss, model.trainable_variables)
-            for m in masks:
-                m.fold()
-    finally:
-        for variable, value in state:
-            variable.assign(value)
+    # its gradients are of the loss itself: no mixed-precision fit's loss scale to divide out
+    with contextlib.ExitStack() as unscaled:
+        for m in masks:
+            unscaled.enter_context(m.loss_scale_off())
+        try:
+            for batch in itertools.islice(batches, steps):  # steps batches read, not one more
+                x, y, sw = _split_batch(model, batch, data)
+                with tf.GradientTape() as tape:
+                    y_pred = model(x, training=True)
+                    loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw)
+                tape.gradient(loss, model.trainable_variables)
+                for m in masks:
+                    m.fold()
+        finally:
+            for variable, value in state:
+                variable.assign(value)
 
 
 def _batches(data):

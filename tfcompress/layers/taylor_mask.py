@@ -1,5 +1,6 @@
 """A channel mask that measures first-order Taylor importance during backprop."""
 
+import contextlib
 import weakref
 
 import keras
@@ -103,6 +104,17 @@ class TaylorMask(ChannelMask):
         # weakly: an attribute holding the optimizer would make it one of the layer's
         # tracked dependencies (checkpoints, SavedModel) and keep it alive
         self._loss_scaler = weakref.ref(optimizer) if scaled else None
+
+    @contextlib.contextmanager
+    def loss_scale_off(self):
+        """Inside, the sums are taken as the gradients come (no loss scale divided out):
+        for gradients of the loss itself (`tfcompress.importance.taylor.measure`) on a
+        model whose masks a mixed-precision fit left watching its optimizer."""
+        ref, self._loss_scaler = getattr(self, "_loss_scaler", None), None
+        try:
+            yield
+        finally:
+            self._loss_scaler = ref
 
     @property
     def loss_scale(self):
