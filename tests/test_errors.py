@@ -194,6 +194,21 @@ def test_plan_keep_lists_are_distinct_channel_indices(keep, problem):
     assert tfc.plan_from_masks(masked).keep == {"conv_a_mask": [0, 3]}
 
 
+def test_a_plan_of_weight_sparsity_is_refused_by_apply_plan():
+    """prune's plan for magnitude records per-layer sparsity, not which weights: applied
+    to a model it set nothing, silently."""
+    masked = tfc.wrap(_small(), "magnitude")
+    plan = tfc.prune(masked, 0.8)
+    assert plan.weight_sparsity and not plan.keep
+    other = tfc.wrap(_small(), "magnitude")
+    with pytest.raises(ValueError, match=re.escape(
+            "apply_plan sets channel masks (the plan's `keep`); this plan holds "
+            "weight_sparsity, the share of weights an unstructured method (magnitude) "
+            "pruned per layer")) as info:  # fmt: skip
+        tfc.apply_plan(other, tfc.PruningPlan.from_json(plan.to_json()))
+    assert "Received: weight_sparsity={'conv_a': 0.79" in str(info.value)
+
+
 def test_bad_mask_units_and_maps():
     for bad in (0, True, 2.0):
         with pytest.raises(ValueError, match=re.escape(

@@ -31,8 +31,21 @@ class PruningPlan:
 def apply_plan(masked, plan):
     """Sets the masks of `masked` to `plan`. Checked first, nothing set if any is wrong:
     every name must be a mask layer of `masked`, and its keep list distinct integer
-    channel indices in [0, units) (not keep flags: `np.flatnonzero(flags).tolist()`)."""
+    channel indices in [0, units) (not keep flags: `np.flatnonzero(flags).tolist()`).
+
+    A plan with `weight_sparsity` (what `prune` returns for an unstructured method) is
+    refused: it records how many weights each layer lost, not which, so there is nothing
+    to set (it was applied silently as nothing)."""
     from tfcompress.layers import ChannelMask  # local: layers import keras
+
+    if plan.weight_sparsity:
+        raise ValueError(
+            "apply_plan sets channel masks (the plan's `keep`); this plan holds "
+            "weight_sparsity, the share of weights an unstructured method (magnitude) "
+            "pruned per layer, which does not say which weights: prune the model itself "
+            "with tfcompress.prune(masked, ratio=...). Received: weight_sparsity="
+            f"{dict(list(plan.weight_sparsity.items())[:4])!r}"
+        )
 
     by_name = {layer.name: layer for layer in layers_of(masked)}
     values = {}
