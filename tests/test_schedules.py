@@ -1,6 +1,7 @@
 """Schedules are pure policies: values, exact get_config round trips, bad input."""
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -94,6 +95,33 @@ def test_numpy_scalars_are_taken_and_kept_as_python_numbers():
 def test_deserialize_unknown():
     with pytest.raises(ValueError, match="Unknown schedule"):
         schedules.deserialize({"class_name": "Cosine", "config": {}})
+
+
+def test_deserialize_without_a_config_names_it():
+    data = {"class_name": "OneShot"}  # was a KeyError: 'config'
+    with pytest.raises(ValueError, match=re.escape(
+            "A serialized OneShot holds its arguments as a dict under 'config' (see "
+            "`serialize`). Received: {'class_name': 'OneShot'}")):  # fmt: skip
+        schedules.deserialize(data)
+
+
+def test_public_ratio_helpers_check_the_ratio():
+    """keep_count(8, 1.5) kept 1 channel, keep_count(8, -0.5) all 8; magnitude_mask(w, 80)
+    (a percent) masked every weight: ratios are checked where they are taken."""
+    from tfcompress.importance import magnitude_mask
+    from tfcompress.pruners.ranking import keep_count
+
+    for bad in (1.5, -0.5, 1, True, "0.5"):
+        with pytest.raises(ValueError, match=re.escape(
+                f"ratio must be a number in [0, 1). Received: ratio={bad!r}")):  # fmt: skip
+            keep_count(8, bad)
+    with pytest.raises(ValueError, match=re.escape(
+            "sparsity must be a number in [0, 1). Received: sparsity=80")):  # fmt: skip
+        magnitude_mask(np.ones(10), 80)
+    with pytest.raises(ValueError, match=re.escape("n must be an integer >= 1. Received: n=0")):
+        keep_count(0, 0.5)
+    assert keep_count(8, np.float32(0.5)) == 4
+    assert magnitude_mask(np.arange(10.0), 0.3).tolist() == [0, 0, 0] + [1] * 7
 
 
 def test_acosp_temperature_takes_final_ratio():

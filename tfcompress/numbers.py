@@ -46,6 +46,14 @@ def check_positive(name, value):
     raise ValueError(f"{name} must be a finite number > 0. Received: {name}={value!r}")
 
 
+def check_ratio(name, value):
+    """Raises a ValueError naming argument `name` unless `value` is a number in [0, 1):
+    the share of channels or weights to remove (1 would remove them all)."""
+    if is_number(value) and 0 <= value < 1:
+        return
+    raise ValueError(f"{name} must be a number in [0, 1). Received: {name}={value!r}")
+
+
 def check_flag(name, value):
     """Raises a ValueError naming argument `name` unless `value` is True or False (a NumPy
     bool too): a string "False" or "no", a 0 or a None would be read by its truth."""

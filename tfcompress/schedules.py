@@ -15,7 +15,7 @@ Every schedule's `get_config()` holds exactly its constructor arguments, so
 import math
 import warnings
 
-from tfcompress.numbers import is_int, is_number, plain
+from tfcompress.numbers import check_ratio, is_int, is_number, plain
 
 
 class ScheduleWarning(UserWarning):
@@ -23,11 +23,6 @@ class ScheduleWarning(UserWarning):
     `Polynomial` whose `frequency` leaves it one event, at `begin_step`). A Python
     warning, so a schedule meant that way can silence exactly this one with
     `warnings.filterwarnings("ignore", category=tfcompress.schedules.ScheduleWarning)`."""
-
-
-def _check_ratio(value, name):
-    if not is_number(value) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1). Received: {name}={value!r}")
 
 
 def _check_step(value, name, minimum=0):
@@ -91,7 +86,7 @@ class OneShot(Schedule):
     """Prune once, to `ratio`, at `step`."""
 
     def __init__(self, ratio, step=0):
-        _check_ratio(ratio, "ratio")
+        check_ratio("ratio", ratio)
         _check_step(step, "step")
         self.ratio = plain(ratio)
         self.step = plain(step)
@@ -119,8 +114,8 @@ class Iterative(Schedule):
     """
 
     def __init__(self, final_ratio, begin_step, end_step, frequency, initial_ratio=0.0):
-        _check_ratio(final_ratio, "final_ratio")
-        _check_ratio(initial_ratio, "initial_ratio")
+        check_ratio("final_ratio", final_ratio)
+        check_ratio("initial_ratio", initial_ratio)
         _check_step(begin_step, "begin_step")
         _check_step(end_step, "end_step")
         _check_step(frequency, "frequency", minimum=1)
@@ -180,8 +175,8 @@ class Polynomial(Schedule):
     """
 
     def __init__(self, initial_ratio, final_ratio, begin_step, end_step, power=3, frequency=100):
-        _check_ratio(initial_ratio, "initial_ratio")
-        _check_ratio(final_ratio, "final_ratio")
+        check_ratio("initial_ratio", initial_ratio)
+        check_ratio("final_ratio", final_ratio)
         _check_step(begin_step, "begin_step")
         _check_step(end_step, "end_step")
         _check_step(frequency, "frequency", minimum=1)
@@ -271,7 +266,7 @@ class ACoSPTemperature:
         final_temperature=1e-3,
         update="continuous",
     ):
-        _check_ratio(final_ratio, "final_ratio")
+        check_ratio("final_ratio", final_ratio)
         _check_step(starting_epoch, "starting_epoch")
         _check_step(ending_epoch, "ending_epoch")
         if ending_epoch <= starting_epoch:
@@ -361,5 +356,10 @@ def deserialize(data):
     if name not in SCHEDULES:
         raise ValueError(
             f"Unknown schedule class_name. Received: {data!r}. Known: {sorted(SCHEDULES)}"
+        )
+    if not isinstance(data.get("config"), dict):
+        raise ValueError(
+            f"A serialized {name} holds its arguments as a dict under 'config' (see "
+            f"`serialize`). Received: {data!r}"
         )
     return SCHEDULES[name].from_config(data["config"])

@@ -3,6 +3,7 @@
 import numpy as np
 
 from tfcompress.graph.rules import find_rule
+from tfcompress.numbers import check_ratio
 
 
 def _out_kernels(member):
@@ -29,7 +30,9 @@ l1_filter.reads_data = False  # filter norms only: prune refuses data= and steps
 
 
 def magnitude_mask(values, sparsity):
-    """Binary mask zeroing the `sparsity` fraction of `values` smallest in magnitude."""
+    """Binary mask zeroing the `sparsity` fraction (in [0, 1)) of `values` smallest in
+    magnitude."""
+    check_ratio("sparsity", sparsity)
     flat = np.abs(np.asarray(values)).reshape(-1)
     n_prune = int(np.floor(sparsity * flat.size))
     mask = np.ones(flat.size, np.float32)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from tfcompress.numbers import check_count, is_int, is_number, plain
+from tfcompress.numbers import check_count, check_ratio, is_int, is_number, plain
 
 SCOPES = ("local", "global")
 # The scope of a ranking given none (`RankingOptions(scope=None)`): each group on its own.
@@ -112,8 +112,8 @@ class RankingOptions:
                 "Give exactly one of ratio, threshold or num_remove. Received: "
                 f"ratio={ratio!r}, threshold={threshold!r}, num_remove={num_remove!r}"
             )
-        if ratio is not None and (not is_number(ratio) or not 0 <= ratio < 1):
-            raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
+        if ratio is not None:
+            check_ratio("ratio", ratio)
         if threshold is not None and not is_number(threshold):
             raise ValueError(f"threshold must be a number. Received: threshold={threshold!r}")
         if num_remove is not None and (not is_int(num_remove) or num_remove < 0):
@@ -180,6 +180,8 @@ def round_up(n_keep, n, round_to):
 
 def keep_count(n, ratio, min_channels=1, round_to=1):
     """How many of `n` channels to keep when removing `ratio` of them (rule "safe")."""
+    check_count("n", n)
+    check_ratio("ratio", ratio)
     n_keep = max(min(min_channels, n), n - int(math.floor(ratio * n + 1e-9)))
     return round_up(n_keep, n, round_to)
 

@@ -5,7 +5,7 @@ import numpy as np
 from tfcompress.graph.trace import layers_of
 from tfcompress.importance import magnitude_mask, std_threshold_mask
 from tfcompress.layers import WeightMask
-from tfcompress.numbers import check_flag, is_number
+from tfcompress.numbers import check_flag, check_ratio
 from tfcompress.pruners.ranking import check_scope
 
 
@@ -53,10 +53,8 @@ def prune_weights(masked, ratio=None, *, quality=None, keep_pruned=True, scope="
             "Give exactly one of ratio or quality. Received: "
             f"ratio={ratio!r}, quality={quality!r}"
         )
-    if ratio is not None and (
-        not is_number(ratio) or not 0 <= ratio < 1
-    ):
-        raise ValueError(f"ratio must be a number in [0, 1). Received: ratio={ratio!r}")
+    if ratio is not None:
+        check_ratio("ratio", ratio)
     layers = weight_masks(masked)
     if not layers:
         raise ValueError(
