@@ -1,6 +1,8 @@
 """Kernel-side masks (`MaskedKernel`): the same model, Taylor sums and soft top-k
 gradients as masks on activations, for a kernel-sized cost."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -50,6 +52,14 @@ def test_wrap_scales_consumer_kernels_and_keeps_outputs():
     assert all(len(w.masks) >= 1 for w in wrappers)
     x, _ = _batch()
     np.testing.assert_array_equal(masked(x), model(x))
+
+
+def test_mask_kernels_is_refused_for_a_method_that_masks_weights():
+    with pytest.raises(ValueError, match=re.escape(
+            "mask_kernels chooses where channel masks scale (kernels or activations); "
+            "method 'magnitude' masks weights, element by element. Leave it out. "
+            "Received: mask_kernels=False")):  # fmt: skip
+        tfc.wrap(_net(), "magnitude", mask_kernels=False)
 
 
 def test_masks_on_kernels_equal_masks_on_activations():

@@ -38,10 +38,11 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
             graph has no rule for).
         graph: an already built `DependencyGraph(model, exclude)` of this very `model`
             (optional; the graph of another model is refused).
-        mask_kernels: structured methods only. True (default): where every layer reading
-            a masked tensor is a conv/dense layer called once, the masks scale those
-            layers' kernels (`MaskedKernel`) instead of the activations -- the same
-            outputs for a kernel-sized product. False: always mask activations.
+        mask_kernels: structured methods only (magnitude refuses False). True
+            (default): where every layer reading a masked tensor is a conv/dense layer
+            called once, the masks scale those layers' kernels (`MaskedKernel`) instead
+            of the activations -- the same outputs for a kernel-sized product. False:
+            always mask activations.
         copy_layers: True (default): the new model holds copies of `model`'s layers,
             and `model` is left untouched. False: it calls `model`'s own layers (in
             wrappers where masks scale their kernels), as `keras.Model(model.input, ...)`
@@ -61,6 +62,12 @@ def wrap(model, method="l1_filter", *, exclude=(), graph=None, mask_kernels=True
     check_flag("mask_kernels", mask_kernels)
     share = not copy_layers
     record = methods.get(method)
+    if not record.structured and not mask_kernels:  # refused, not ignored
+        raise ValueError(
+            "mask_kernels chooses where channel masks scale (kernels or activations); "
+            f"method {method!r} masks weights, element by element. Leave it out. "
+            f"Received: mask_kernels={mask_kernels!r}"
+        )
     if options and record.clone_hook is None:
         raise ValueError(f"Method {method!r} takes no wrap options. Received: {sorted(options)}")
     _check_options(method, record.clone_hook, options)
