@@ -360,3 +360,22 @@ def test_compression_below_one_and_bn_free_recalibration():
         ratio_for_compression(tfc.wrap(conv_bn_net()), 0.5)
     with pytest.raises(ValueError, match="no BatchNormalization"):
         recalibrate_bn(_no_bn_net(), [np.zeros((1, 8, 8, 1), "float32")])
+
+
+def test_structured_pruning_refuses_a_magnitude_model_before_any_restart_warning():
+    """A magnitude model already pruned: the refusal came after a ScheduleRestartWarning
+    about its masked weights, a warning about a run that never starts."""
+    import warnings
+
+    x, y = data(16)
+    masked = tfc.wrap(conv_bn_net(), "magnitude")
+    tfc.prune(masked, 0.5)
+    compile_model(masked)
+    callback = cb.StructuredPruning(schedules.OneShot(0.5, step=1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=re.escape(
+                f"StructuredPruning prunes channels, but model '{masked.name}' was wrapped "
+                "with method='magnitude'. Use MagnitudePruning.")):  # fmt: skip
+            masked.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback])
+    assert not [w for w in caught if issubclass(w.category, cb.ScheduleRestartWarning)]

@@ -132,7 +132,6 @@ class StructuredPruning(ScheduledPruning):
         self.options = options  # as given: None normalize / min_channels are the method's
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
         record, self._criterion = methods.resolve(
             self.model, self.method, self.criterion, caller="StructuredPruning"
         )
@@ -156,6 +155,8 @@ class StructuredPruning(ScheduledPruning):
                 "StructuredPruning ranking by 'taylor' needs TaylorMask layers: wrap the "
                 "model with `tfcompress.wrap(model, method='taylor')`."
             )
+        # after the checks: a model this callback refuses gets no restart warning first
+        super().on_train_begin(logs)
 
     def apply_event(self, step, ratio):
         """`events` gets `(step, kept channels)` of each pruning step of this run."""
