@@ -461,3 +461,106 @@ def test_run_tflite_gives_the_models_output_order_when_given_the_model(tmp_path)
                        r"not the model's \['scores'\]: give run_tflite the model the file "
                        "was converted from"):  # fmt: skip
         tfc.export.run_tflite(path, x, other)
+
+
+def test_serve_checks_each_input_against_the_signature(compact, tmp_path):
+    """One image without its batch axis aborted the process (a TensorFlow check failure
+    in the conv kernel, exit 134); [x] served one row of the batch; a width of 8 for 12
+    ran; an unknown input name was a bare KeyError."""
+    path = tfc.export.saved_model(compact, str(tmp_path / "sm"))
+    x = _x(2)
+    for bad in (x[0], x[:, :8]):
+        with pytest.raises(ValueError, match=re.escape(
+                "Input 'image' of the signature takes shape (None, 12, 12, 3) (None: any "
+                f"size; the first axis is the batch). Received: shape {bad.shape}")):  # fmt: skip
+            tfc.export.serve(path, bad)
+    expected = tfc.export.serve(path, x)[0]
+    assert expected.shape == (2, 4)
+    np.testing.assert_array_equal(tfc.export.serve(path, [x])[0], expected)
+    np.testing.assert_array_equal(tfc.export.serve(path, {"image": x})[0], expected)
+    with pytest.raises(ValueError, match=re.escape(
+            "The signature has no input 'img'. Its inputs: ['image']. Received: inputs with "
+            "keys ['img']")):  # fmt: skip
+        tfc.export.serve(path, {"img": x})
+    with pytest.raises(ValueError, match=re.escape(
+            "The signature takes inputs ['image']: pass one array for a single input, or a "
+            "dict keyed by input name. Received: inputs=list of 2")):  # fmt: skip
+        tfc.export.serve(path, [x, x])
+
+
+def test_input_names_that_are_not_python_names_export_and_serve_by_their_keras_names(tmp_path):
+    """An Input named "in" (a Python keyword) failed in TensorFlow ("'in' is not a valid
+    parameter name"); "img-a" exported as "img_a", and serve refused "img-a"."""
+    a, b = keras.Input((4,), name="img-a"), keras.Input((4,), name="in")
+    model = keras.Model([a, b], layers.Dense(2)(layers.Concatenate()([a, b])))
+    x = np.random.default_rng(0).uniform(size=(3, 4)).astype("float32")
+    path = tfc.export.saved_model(model, str(tmp_path / "sm"))
+    keys = tf.saved_model.load(path).signatures["serving_default"].structured_input_signature[1]
+    assert sorted(keys) == ["img_a", "in_"]
+    served = tfc.export.serve(path, {"img-a": x, "in": 2 * x})[0]
+    np.testing.assert_allclose(served, model([x, 2 * x]), atol=1e-6)
+    np.testing.assert_array_equal(served, tfc.export.serve(path, {"img_a": x, "in_": 2 * x})[0])
+    c, d = keras.Input((4,), name="a-b"), keras.Input((4,), name="a_b")
+    clash = keras.Model([c, d], layers.Add()([c, d]))
+    with pytest.raises(ValueError, match=re.escape(
+            f"Inputs 'a-b' and 'a_b' of model '{clash.name}' both take the signature key "
+            "'a_b' (keys are Python names: other characters become '_'): rename one of the "
+            "keras.Input layers.")):  # fmt: skip
+        tfc.export.saved_model(clash, str(tmp_path / "clash"))
+    assert sorted(os.listdir(tmp_path)) == ["sm"]
+
+
+def test_tflite_reads_representative_data_as_input_batches(compact, tmp_path):
+    """One array is cut into batches (it was iterated image by image: "input->dims->size
+    != 4"), a dataset of (x, y) gives its x, and no batch at all is named (it was a bare
+    StopIteration)."""
+    x = _x(8)
+    one = tfc.export.tflite(compact, str(tmp_path / "a.tflite"), quantization="int8",
+                            representative_data=x)  # fmt: skip
+    pairs = tf.data.Dataset.from_tensor_slices((x, np.zeros(8))).batch(4)
+    two = tfc.export.tflite(compact, str(tmp_path / "b.tflite"), quantization="int8",
+                            representative_data=pairs)  # fmt: skip
+    assert one.output_shapes == [[8, 4]]  # run on the first batch: all 8 (batches of 32)
+    assert two.output_shapes == [[4, 4]]
+    with pytest.raises(ValueError, match=re.escape(
+            "tflite's representative_data holds no batch: give a few input batches to "
+            "calibrate on.")):  # fmt: skip
+        tfc.export.tflite(compact, str(tmp_path / "c.tflite"), quantization="int8",
+                          representative_data=[])  # fmt: skip
+    with pytest.raises(ValueError, match=re.escape(
+            "tflite's representative_data must be an iterable of input batches")):
+        tfc.export.tflite(compact, str(tmp_path / "d.tflite"), quantization="int8",
+                          representative_data=[x[0]])  # one image: no batch axis
+    assert sorted(os.listdir(tmp_path)) == ["a.tflite", "b.tflite"]
+
+
+def test_run_tflite_checks_the_input_shape(compact, tmp_path):
+    path = str(tmp_path / "m.tflite")
+    tfc.export.tflite(compact, path)
+    x = _x(2)
+    for bad in (x[:, :8], [x], x[0]):
+        with pytest.raises(ValueError, match=re.escape(
+                "The file's input takes batches of shape (None, 12, 12, 3) (None: any size). "
+                f"Received: x of shape {np.asarray(bad).shape}")):  # fmt: skip
+            tfc.export.run_tflite(path, bad)
+    assert tfc.export.run_tflite(path, x)[0].shape == (2, 4)
+
+
+def test_exporters_refuse_a_subclassed_model_by_name(tmp_path):
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__(name="net")
+            self.dense = layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    net = Net()
+    net(np.zeros((1, 4), "float32"))
+    for export, who in ((tfc.export.saved_model, "saved_model"), (tfc.export.tflite, "tflite"),
+                        (lambda m, _: tfc.export.fold_batchnorm(m), "fold_batchnorm")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(
+                f"{who} needs a functional or Sequential model; 'net' (Net) is a subclassed "
+                "model")):  # fmt: skip
+            export(net, str(tmp_path / "out"))
+    assert not os.listdir(tmp_path)

@@ -36,6 +36,29 @@ def batches(data, who, forms, inputs_alone=False):
     return data
 
 
+# The forms of data that holds inputs only, or inputs first: `input_batches`.
+INPUT_FORMS = (
+    "an iterable of input batches or of (x, ...) tuples (e.g. a batched tf.data.Dataset, "
+    "or [x] for one batch), or an array x or a tuple (x, y) of arrays as fit takes them "
+    f"(cut into batches of {BATCH_SIZE})"
+)
+
+
+def input_batches(model, data, who):
+    """The input batches of `data` (`INPUT_FORMS`: the `x` of each `(x, ...)` batch), each
+    checked against the single input of `model` as it comes (`check_batched`). `data` not
+    of those forms is refused now, naming `who`."""
+    source = batches(data, who, INPUT_FORMS, inputs_alone=True)
+
+    def read():
+        for batch in source:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            check_batched(model, x, who, INPUT_FORMS, data)
+            yield x
+
+    return read()
+
+
 def check_batched(model, x, who, forms, data):
     """Refuses the inputs `x` of one batch of `data` when they hold a single example (one
     axis fewer than the single input of `model`: an unbatched dataset, a list of images),

@@ -15,8 +15,8 @@ for a transposed conv (kernel `(..., out, in)`) the one before last.
 
 import keras
 import numpy as np
-from keras.src.models.functional import Functional
 
+from tfcompress.export.graph_model import functional
 from tfcompress.graph.rule_base import activation_name
 
 L = keras.layers
@@ -141,13 +141,7 @@ def fold_batchnorm(model):
     Returns:
         A new functional or Sequential model.
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"fold_batchnorm takes a Keras model. Received: {model!r}")
-    if not isinstance(model, (Functional, keras.Sequential)):
-        raise ValueError(
-            f"fold_batchnorm needs a functional or Sequential model; '{model.name}' is a "
-            "subclassed model."
-        )
+    functional(model, "fold_batchnorm")  # a subclassed or unbuilt model refused
     pairs = foldable_pairs(model)
     producers = {p.name: bn_name for bn_name, p in pairs.items()}
     copies = []  # (original layer, its copy), as clone_model makes them (once per layer)

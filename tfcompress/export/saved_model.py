@@ -2,13 +2,17 @@
 model's own output names (`main_logits`, `aux_logits`, ...)."""
 
 import json
+import keyword
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfcompress.atomic import FolderKind, atomic_path
+from tfcompress.batches import describe
 from tfcompress.export.fold import fold_batchnorm as fold
+from tfcompress.export.graph_model import functional
 from tfcompress.names import check_name
 from tfcompress.numbers import check_flag
 
@@ -43,25 +47,40 @@ def clone_with(model, clone_function):
     return copy
 
 
+def signature_key(name):
+    """The key under which a signature takes the input `name` (a Keras Input's name):
+    TensorFlow's own sanitizing of argument names (a character not a letter or digit
+    becomes "_"; "arg_" before a name that does not start with a letter), and "_" after a
+    Python keyword ("in", "lambda"), which TensorFlow refuses as a parameter name. `serve`
+    takes either name."""
+    key = "".join(c if c.isalnum() else "_" for c in str(name))
+    key = key if key[:1].isalpha() else "arg_" + key
+    return key + "_" if keyword.iskeyword(key) else key
+
+
 def input_specs(model):
-    return [tf.TensorSpec(shape=tuple(t.shape), dtype=t.dtype, name=input_name(t))
-            for t in model.inputs]
-
-
-def functional(model):
-    """`model`, or for a Sequential the functional model of its inputs and outputs (the
-    same layers): a Sequential has no `output_names`, and no `input` until called."""
-    if isinstance(model, keras.Sequential):
-        one = lambda ts: ts[0] if len(ts) == 1 else ts  # noqa: E731 - a tensor, not [tensor]
-        return keras.Model(one(model.inputs), one(model.outputs), name=model.name)
-    return model
+    """One `tf.TensorSpec` per model input, named by its `signature_key`; two inputs whose
+    names give one key are refused, naming both."""
+    specs, seen = [], {}
+    for t in model.inputs:
+        name = input_name(t)
+        key = signature_key(name)
+        if key in seen:
+            raise ValueError(
+                f"Inputs {seen[key]!r} and {name!r} of model '{model.name}' both take the "
+                f"signature key {key!r} (keys are Python names: other characters become "
+                "'_'): rename one of the keras.Input layers."
+            )
+        seen[key] = name
+        specs.append(tf.TensorSpec(shape=tuple(t.shape), dtype=t.dtype, name=key))
+    return specs
 
 
 def output_names(model):
     """The signature's output keys: the model's output names (`model.output_names`), a
     repeated name numbered from its second use (`name_1`, ...)."""
     names, seen = [], {}
-    for name in functional(model).output_names:
+    for name in functional(model, "output_names").output_names:
         n = seen.get(name, 0)
         seen[name] = n + 1
         names.append(name if n == 0 else f"{name}_{n}")
@@ -86,7 +105,8 @@ def saved_model(model, path, signature_name=DEFAULT_SIGNATURE, fold_batchnorm=Fa
     """
     check_name("signature_name", signature_name)
     check_flag("fold_batchnorm", fold_batchnorm)
-    model = functional(fold(model) if fold_batchnorm else model)
+    model = functional(model, "saved_model")
+    model = fold(model) if fold_batchnorm else model
     specs = input_specs(model)
     names = output_names(model)
 
@@ -142,9 +162,12 @@ def _options(gradients):
 
 
 def serve(path, inputs, signature_name=DEFAULT_SIGNATURE):
-    """Runs a SavedModel's signature. `inputs`: one array (single-input models) or a dict
-    keyed by input name. Returns the outputs as a list of numpy arrays in the model's
-    output order (SavedModels not written by `saved_model`: sorted by output name)."""
+    """Runs a SavedModel's signature. `inputs`: one array (or a list of one) for a
+    single-input model, or a dict keyed by input name (the Keras Input's, or its
+    `signature_key`). Each input must fit the signature's shape (refused, naming both,
+    before TensorFlow runs it). Returns the outputs as a list of numpy arrays in the
+    model's output order (SavedModels not written by `saved_model`: sorted by output
+    name)."""
     check_name("signature_name", signature_name)
     loaded = tf.saved_model.load(path)
     if signature_name not in loaded.signatures:
@@ -154,15 +177,58 @@ def serve(path, inputs, signature_name=DEFAULT_SIGNATURE):
         )
     fn = loaded.signatures[signature_name]
     specs = fn.structured_input_signature[1]
-    if not isinstance(inputs, dict):
-        if len(specs) != 1:
-            raise ValueError(
-                f"The signature takes inputs {sorted(specs)}: pass a dict keyed by name."
-            )
-        inputs = {next(iter(specs)): inputs}
-    feed = {n: tf.convert_to_tensor(x, dtype=specs[n].dtype) for n, x in inputs.items()}
+    feed = {key: _checked_input(key, specs[key], x) for key, x in _by_key(specs, inputs).items()}
     out = fn(**feed)
     return [out[k].numpy() for k in _output_order(path, out)]
+
+
+def _by_key(specs, inputs):
+    """`inputs` keyed by the signature's input keys: a dict by Input name (or key), or one
+    array (or a list of one) for a signature of one input; refused naming the keys
+    otherwise."""
+    keys = sorted(specs)
+    if isinstance(inputs, dict):
+        by_key = {}
+        for name, x in inputs.items():
+            key = name if name in specs else signature_key(name)
+            if key not in specs:
+                raise ValueError(
+                    f"The signature has no input {name!r}. Its inputs: {keys}. Received: "
+                    f"inputs with keys {sorted(inputs)}"
+                )
+            by_key[key] = x
+        missing = [k for k in keys if k not in by_key]
+        if missing:
+            raise ValueError(
+                f"The signature takes inputs {keys}; {missing} not given. Received: inputs "
+                f"with keys {sorted(inputs)}"
+            )
+        return by_key
+    if isinstance(inputs, (list, tuple)) and inputs and all(
+        isinstance(x, np.ndarray) or tf.is_tensor(x) for x in inputs
+    ):  # a list of input arrays, as Keras takes them (not nested lists of numbers)
+        if len(inputs) != 1 or len(keys) != 1:
+            raise ValueError(
+                f"The signature takes inputs {keys}: pass one array for a single input, or "
+                f"a dict keyed by input name. Received: inputs={describe(inputs)}"
+            )
+        inputs = inputs[0]
+    if len(keys) != 1:
+        raise ValueError(f"The signature takes inputs {keys}: pass a dict keyed by name.")
+    return {keys[0]: inputs}
+
+
+def _checked_input(key, spec, x):
+    """`x` as a tensor of the signature input `key`'s dtype, refused (naming the input and
+    both shapes) unless its shape fits the input's: TensorFlow's kernels may abort the
+    process on an input of another rank (a conv given one image without its batch axis)."""
+    tensor = tf.convert_to_tensor(x, dtype=spec.dtype)
+    if not spec.shape.is_compatible_with(tensor.shape):
+        raise ValueError(
+            f"Input {key!r} of the signature takes shape {tuple(spec.shape)} (None: any "
+            f"size; the first axis is the batch). Received: shape {tuple(tensor.shape)}"
+        )
+    return tensor
 
 
 def _output_order(path, outputs):

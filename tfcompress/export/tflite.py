@@ -18,12 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfcompress.atomic import atomic_path
-from tfcompress.batches import describe
+from tfcompress.batches import describe, input_batches
+from tfcompress.export.graph_model import functional
 from tfcompress.export.saved_model import (
     DEFAULT_SIGNATURE,
     SAVED_MODEL,
     clone_with,
-    functional,
     input_specs,
     output_names,
     write_signature,
@@ -129,7 +129,15 @@ def run_tflite(path_or_bytes, x, model=None):
     else:
         interp = Interpreter(model_path=str(path_or_bytes))
     inp = interp.get_input_details()[0]
-    fixed = int(inp["shape_signature"][0]) if len(inp["shape_signature"]) else -1
+    x = np.asarray(x, np.float32)
+    wanted = [int(d) for d in inp["shape_signature"]]  # -1: any size
+    if x.ndim != len(wanted) or any(w not in (-1, d) for w, d in zip(wanted[1:], x.shape[1:])):
+        shape = tuple(None if w < 0 else w for w in wanted)
+        raise ValueError(
+            f"The file's input takes batches of shape {shape} (None: any size). Received: x "
+            f"of shape {x.shape}"
+        )
+    fixed = wanted[0] if wanted else -1
     step = x.shape[0] if fixed < 1 else fixed
     if step < 1 or x.shape[0] % step:
         raise ValueError(
@@ -211,8 +219,10 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
     Args:
         quantization: None (float32), "dynamic" (int8 weights) or "int8" (full integer,
             int8 input/output; needs `representative_data`).
-        representative_data: iterable of float input batches (int8 calibration; refused
-            with another quantization, which would not use it).
+        representative_data: int8 calibration data, as `recalibrate_bn` reads it
+            (`tfcompress.batches.INPUT_FORMS`: input batches, `(x, ...)` batches, or an
+            array cut into batches); refused with another quantization, which would not
+            use it.
         check_data: a float input batch to run; default: the first representative batch
             (int8) or zeros (needed when the input has unknown sizes besides the batch).
             Single-input models only.
@@ -235,15 +245,21 @@ def tflite(model, path, quantization=None, representative_data=None, check_data=
             "check_data for the batch the file is run on). Received: "
             f"quantization={quantization!r}, representative_data={describe(representative_data)}"
         )
+    model = functional(model, "tflite")
     if len(model.inputs) != 1:
         raise ValueError(
             f"tflite export supports single-input models; '{model.name}' has "
             f"{len(model.inputs)} inputs."
         )
     # (mixed precision: its float32 copy; recurrent layers: unrolled)
-    model = functional(unrolled_copy(float32_copy(model)))
+    model = unrolled_copy(float32_copy(model))
     if representative_data is not None:  # read once: a generator is used up by the converter
-        representative_data = [np.asarray(x, np.float32) for x in representative_data]
+        who = "tflite's representative_data"
+        representative_data = [
+            np.asarray(x, np.float32) for x in input_batches(model, representative_data, who)
+        ]
+        if not representative_data:
+            raise ValueError(f"{who} holds no batch: give a few input batches to calibrate on.")
     # everything, the intermediate SavedModel and the converter's temporary files included,
     # is written in the hidden folder beside `path`, which goes away however this ends
     with atomic_path(path) as tmp:

@@ -1,9 +1,11 @@
 """Adaptive BatchNorm: re-estimate moving statistics after pruning."""
 
+import itertools
+
 import keras
 import numpy as np
 
-from tfcompress.batches import BATCH_SIZE, batches, check_batched
+from tfcompress.batches import input_batches
 from tfcompress.numbers import check_count
 
 
@@ -19,13 +21,6 @@ def batch_norm_layers(model):
         elif hasattr(layer, "layers"):
             out.extend(batch_norm_layers(layer))
     return out
-
-
-_DATA_FORMS = (
-    "an iterable of input batches or of (x, ...) tuples (e.g. a batched tf.data.Dataset, "
-    "or [x] for one batch), or an array x or a tuple (x, y) of arrays as fit takes them "
-    f"(cut into batches of {BATCH_SIZE})"
-)
 
 
 def recalibrate_bn(model, data, steps=None):
@@ -55,7 +50,7 @@ def recalibrate_bn(model, data, steps=None):
         raise ValueError(f"Model '{model.name}' has no BatchNormalization layer to recalibrate.")
     check_count("steps", steps, none=True)  # as taylor's measure checks its steps
     who = "recalibrate_bn's data"
-    batches_ = batches(data, who, _DATA_FORMS, inputs_alone=True)
+    inputs = input_batches(model, data, who)  # refuses data of another form now
     momenta = [bn.momentum for bn in bns]
     frozen = [(bn, [(v, v.trainable) for v in bn.weights]) for bn in bns if not bn.trainable]
     saved = [(np.asarray(bn.moving_mean), np.asarray(bn.moving_variance)) for bn in bns]
@@ -63,11 +58,7 @@ def recalibrate_bn(model, data, steps=None):
     try:
         for bn, _ in frozen:  # Keras runs a frozen BatchNorm in inference mode
             bn.trainable = True
-        for batch in batches_:
-            if steps is not None and used >= steps:
-                break
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            check_batched(model, x, who, _DATA_FORMS, data)
+        for x in itertools.islice(inputs, steps):  # steps batches read, not one more
             used += 1
             for bn in bns:  # moving = running average of the batch statistics seen so far
                 bn.momentum = 1.0 - 1.0 / used
