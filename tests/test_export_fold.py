@@ -124,3 +124,21 @@ def test_a_bn_after_an_activation_or_on_a_model_output_is_left_alone():
     folded = tfc.export.fold_batchnorm(model)
     for got, want in zip(folded(_x()), model(_x(), training=False), strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:Layer .* does not have a `quantize` method")  # Keras's
+@pytest.mark.parametrize("edit", ["int8", "lora"])
+def test_a_quantized_or_lora_dense_is_left_unfolded(edit):
+    """model.quantize("int8") or enable_lora: the Dense's kernel is not the float kernel
+    the fold scales ("weight shape (6,) is not compatible with (8, 6)")."""
+    inp = keras.Input((8,))
+    h = layers.BatchNormalization(name="bn")(layers.Dense(6, name="fc")(inp))
+    model = randomize_bn(keras.Model(inp, layers.Dense(3, name="head")(h)))
+    if edit == "int8":
+        model.quantize("int8")
+    else:
+        model.get_layer("fc").enable_lora(2)
+    assert tfc.export.fold.foldable_pairs(model) == {}
+    x = _x((4, 8))
+    folded = tfc.export.fold_batchnorm(model)
+    np.testing.assert_allclose(folded(x), model(x, training=False), rtol=1e-5, atol=1e-5)

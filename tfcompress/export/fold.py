@@ -90,7 +90,8 @@ def foldable_pairs(model):
     """`{bn layer name: producer layer}` for every BatchNormalization of `model` (top
     level) that directly follows a Conv, depthwise, separable or transposed Conv, or Dense
     layer (`FOLDABLE`; channels last, without an activation of its own, called once, whose
-    output feeds only that BatchNorm and is not a model output)."""
+    output feeds only that BatchNorm and is not a model output; not quantized, without
+    LoRA: its kernel is then not the float kernel the fold scales)."""
     pairs, own = {}, _own_nodes(model)
     for bn in model.layers:
         if type(bn) is not keras.layers.BatchNormalization:
@@ -106,6 +107,8 @@ def foldable_pairs(model):
             continue
         if getattr(prev, "data_format", "channels_last") != "channels_last":
             continue
+        if getattr(prev, "quantization_mode", None) or getattr(prev, "lora_enabled", False):
+            continue  # (int8 / float8 kernels with scales, or a kernel plus LoRA factors)
         pairs[bn.name] = prev
     return pairs
 
