@@ -1,5 +1,7 @@
 """BatchNorm folding at export: same inference outputs, BatchNorms gone where foldable."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -142,3 +144,10 @@ def test_a_quantized_or_lora_dense_is_left_unfolded(edit):
     x = _x((4, 8))
     folded = tfc.export.fold_batchnorm(model)
     np.testing.assert_allclose(folded(x), model(x, training=False), rtol=1e-5, atol=1e-5)
+
+
+def test_an_unbuilt_sequential_is_refused_by_name():
+    model = keras.Sequential([layers.Dense(3)], name="seq")  # was: 'NoneType' object ...
+    with pytest.raises(ValueError, match=re.escape(
+            "fold_batchnorm needs a built model: Sequential model 'seq' has no inputs yet.")):
+        tfc.export.fold_batchnorm(model)
