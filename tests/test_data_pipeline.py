@@ -1,5 +1,6 @@
 """build_dataset contracts: element structure per task, determinism, errors, skip_corrupt."""
 
+import pathlib
 import re
 
 import numpy as np
@@ -181,6 +182,56 @@ def test_arguments_it_would_leave_unread_are_refused(tmp_path):
     ds = build_dataset(pattern, "classification", 2, False, skip_corrupt=True, skipped=skipped)
     assert [y.numpy().tolist() for _, y in ds] == [[0, 1]] and skipped.count == 0
 
+
+
+def test_file_pattern_may_be_a_path_or_a_list_of_paths(tmp_path):
+    # a pathlib.Path failed with "'PosixPath' object is not iterable"
+    pattern = _write(tmp_path, _classification(4))
+    shard_paths = sorted(tmp_path.glob("train-*.tfrecord"))
+    for file_pattern in (pathlib.Path(pattern), shard_paths, tuple(shard_paths)):
+        ds = build_dataset(file_pattern, "classification", 4, False)
+        assert sorted(next(iter(ds))[1].numpy().tolist()) == [0, 0, 1, 2]
+    for bad in (3, None, [pattern, 3]):
+        with pytest.raises(ValueError, match=re.escape(
+                "file_pattern must be a glob (a str or a path such as pathlib.Path) or a list "
+                f"of them. Received: file_pattern={bad!r}")):  # fmt: skip
+            build_dataset(bad, "classification", 4, False)
+
+
+@pytest.mark.parametrize("output_size", [32, np.array([[8, 8]]), (8, 0), (8.0, 8), (8, 8, 3),
+                                         "88", np.array([8.0, 8.0]), (True, 8)])  # fmt: skip
+def test_output_size_that_is_not_a_pair_of_sizes_is_refused(tmp_path, output_size):
+    # 32 failed with "'int' object is not iterable", an array with "truth value of an
+    # array ... is ambiguous"
+    pattern = _write(tmp_path, _classification(2), num_shards=1)
+    with pytest.raises(ValueError, match=re.escape(
+            "output_size must be (height, width): a tuple, list or 1-D array of 2 integers "
+            f">= 1. Received: output_size={output_size!r}")):  # fmt: skip
+        build_dataset(pattern, "classification", 2, False, output_size=output_size)
+
+
+def test_output_size_may_be_a_list_or_an_array_of_numpy_ints(tmp_path):
+    pattern = _write(tmp_path, _classification(2), num_shards=1)
+    for output_size in ([8, 6], np.array([8, 6]), (np.int64(8), np.int32(6))):
+        ds = build_dataset(pattern, "classification", 2, False, output_size=output_size)
+        assert ds.element_spec[0].shape.as_list() == [None, 8, 6, 3]
+    assert parse.make_parser("segmentation", np.array([8, 6])).output_size == (8, 6)
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, True, np.float64(2.0)])
+def test_seed_that_is_not_an_integer_is_refused(tmp_path, seed):
+    # "a" failed in TensorFlow's random_seed, 1.5 with "Cannot convert 1.5 to EagerTensor"
+    pattern = _write(tmp_path, _classification(2), num_shards=1)
+    with pytest.raises(ValueError, match=re.escape(
+            f"seed must be an integer or None. Received: seed={seed!r}")):  # fmt: skip
+        build_dataset(pattern, "classification", 2, True, seed=seed)
+
+
+def test_seed_may_be_a_numpy_integer(tmp_path):
+    pattern = _write(tmp_path, _classification(4), num_shards=1)
+    labels = [sorted(next(iter(build_dataset(pattern, "classification", 4, True, seed=s)))[1]
+                     .numpy().tolist()) for s in (np.int64(3), -1)]  # fmt: skip
+    assert labels == [[0, 0, 1, 2]] * 2
 
 @pytest.mark.slow
 @pytest.mark.parametrize("channels", [1, 3])

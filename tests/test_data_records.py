@@ -241,3 +241,27 @@ def test_inspect_command_line_refuses_a_bad_label_in_one_line(tmp_path):
         "[0, 2**31); 1 problem: inspect reads only valid shards, run verify to list every "
         "problem"
     )
+
+
+@pytest.mark.parametrize("num_samples", [-2, -1, 1.5, True])
+def test_inspect_refuses_a_num_samples_that_is_not_a_count(tmp_path, num_samples):
+    # take(-2) meant every record: a PNG was written for each
+    path = _write_split(tmp_path, "train", [encode.classification_example(_image(), 0)] * 3)
+    samples = tmp_path / "samples"
+    with pytest.raises(ValueError, match=re.escape(
+            f"num_samples must be an integer >= 0. Received: num_samples={num_samples!r}")):
+        records.inspect_records(path, num_samples=num_samples, samples_dir=str(samples))
+    assert not samples.exists()
+    report = records.inspect_records(path, num_samples=np.int64(0), samples_dir=str(samples))
+    assert report["samples"] == [] and report["num_records"] == 3
+
+
+def test_inspect_command_line_refuses_a_negative_num_samples(tmp_path):
+    # fails as the flags are parsed, before TensorFlow starts (about 0.1 s)
+    result = subprocess.run([sys.executable, "-m", "tfrecords_tools.inspect",
+                             f"--file_pattern={tmp_path}/*", "--num_samples", "-2",
+                             f"--samples_dir={tmp_path / 'samples'}"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    assert result.returncode == 1 and result.stdout == ""
+    assert "flag --num_samples=-2: -2 is not a non-negative integer" in result.stderr
+    assert not (tmp_path / "samples").exists()

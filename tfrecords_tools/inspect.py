@@ -14,7 +14,9 @@ from absl import flags
 from tfrecords_tools import common, entry
 
 flags.DEFINE_string("file_pattern", None, "Glob of the shards.")
-flags.DEFINE_integer("num_samples", 4, "Samples written as PNG to --samples_dir.")
+flags.DEFINE_integer(
+    "num_samples", 4, "Samples written as PNG to --samples_dir (0: none).", lower_bound=0
+)
 flags.DEFINE_string("samples_dir", None, "Where sample PNGs go (none written if unset).")
 common.define_read_compression_flag()
 flags.mark_flag_as_required("file_pattern")

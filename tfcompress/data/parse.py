@@ -13,10 +13,11 @@ the stateless ``seed``; ``parse_eval(decoded)`` only converts and resizes. Both 
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from tfcompress.data import augment, schema
-from tfcompress.numbers import check_count
+from tfcompress.numbers import check_count, is_int
 
 
 def to_float(image):
@@ -29,11 +30,23 @@ def to_float(image):
     return tf.math.divide_no_nan(tf.cast(image, tf.float32), 255.0)
 
 
-def _check_size(output_size):
-    if len(output_size) != 2 or min(output_size) < 1:
-        raise ValueError(
-            f"output_size must be (height, width) > 0. Received: output_size={output_size}"
-        )
+def check_output_size(output_size):
+    """``output_size`` as ``(height, width)`` of Python ints; raises a ValueError naming it
+    unless it is a pair (tuple, list or 1-D array) of integers >= 1, NumPy's too. The one
+    check of an ``output_size``: the parsers' and ``build_dataset``'s."""
+    pair = isinstance(output_size, (tuple, list)) or (
+        isinstance(output_size, np.ndarray) and output_size.ndim == 1
+    )
+    if pair and len(output_size) == 2 and all(is_int(v) and v >= 1 for v in output_size):
+        return tuple(int(v) for v in output_size)
+    raise ValueError(
+        "output_size must be (height, width): a tuple, list or 1-D array of 2 integers >= 1. "
+        f"Received: output_size={output_size!r}"
+    )
+
+
+def _set_output_size(parser):
+    object.__setattr__(parser, "output_size", check_output_size(parser.output_size))
 
 
 def _check_range(name, value):
@@ -56,7 +69,7 @@ class ClassificationParser:
     flip: bool = True
 
     def __post_init__(self):
-        _check_size(self.output_size)
+        _set_output_size(self)
         if self.crop_padding < 0:
             raise ValueError(f"crop_padding must be >= 0. Received: {self.crop_padding}")
 
@@ -87,7 +100,7 @@ class SegmentationParser:
     flip: bool = True
 
     def __post_init__(self):
-        _check_size(self.output_size)
+        _set_output_size(self)
         _check_range("scale_range", self.scale_range)
 
     def parse_eval(self, decoded):
@@ -135,7 +148,7 @@ class DetectionParser:
     flip: bool = True
 
     def __post_init__(self):
-        _check_size(self.output_size)
+        _set_output_size(self)
         _check_range("scale_range", self.scale_range)
         check_count("max_boxes", self.max_boxes)
         object.__setattr__(self, "max_boxes", int(self.max_boxes))  # an np.int64 too
@@ -170,4 +183,4 @@ PARSERS = {
 
 def make_parser(task, output_size, **kwargs):
     """The default parser of ``task``; ``kwargs`` override its augmentation settings."""
-    return PARSERS[schema.check_task(task)](output_size=tuple(output_size), **kwargs)
+    return PARSERS[schema.check_task(task)](output_size=output_size, **kwargs)

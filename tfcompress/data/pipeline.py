@@ -53,7 +53,7 @@ from tfcompress.data import decode, parse, reader, schema, traced, validate
 from tfcompress.data.errors import SkippedRecords, check_skipped
 from tfcompress.data.graph_fn import graph_fn
 from tfcompress.data.reader import first_example, image_format_of, image_shape_of, list_shards
-from tfcompress.numbers import check_count, check_flag, is_int
+from tfcompress.numbers import check_count, check_flag, check_int, is_int
 
 __all__ = ["build_dataset", "first_example", "image_format_of", "image_shape_of", "list_shards"]
 
@@ -338,19 +338,23 @@ def _decoded_blocks(read, shuffle_buffer, cycle_length, parser, check):
     return ds.unbatch()
 
 
-def _check_arguments(task, batch_size, num_classes, channels, max_boxes, parser, shuffle_buffer,
-                     cycle_length, training, repeat, deterministic, skip_corrupt, skipped,
-                     drop_remainder):  # fmt: skip
+def _check_arguments(task, batch_size, output_size, num_classes, channels, max_boxes, parser,
+                     shuffle_buffer, cycle_length, seed, training, repeat, deterministic,
+                     skip_corrupt, skipped, drop_remainder):  # fmt: skip
     """Raises a ValueError naming the first argument of ``build_dataset`` of the wrong kind
-    (``batch_size=True`` read as 1, ``num_classes=2.7`` as 2, ``cycle_length=0`` failed in
-    TensorFlow naming no argument) or that would be left unread (``max_boxes`` but for
-    detection's default parser, ``skipped`` without ``skip_corrupt``)."""
+    (``batch_size=True`` read as 1, ``num_classes=2.7`` as 2, ``cycle_length=0``,
+    ``output_size=32`` or ``seed="a"`` failed in Python or TensorFlow naming no argument) or
+    that would be left unread (``max_boxes`` but for detection's default parser,
+    ``skipped`` without ``skip_corrupt``)."""
     counts = {"batch_size": batch_size, "shuffle_buffer": shuffle_buffer,
               "cycle_length": cycle_length}  # fmt: skip
     for name, value in counts.items():
         check_count(name, value)
+    if output_size is not None:
+        parse.check_output_size(output_size)
     check_count("num_classes", num_classes, none=True)
     check_count("max_boxes", max_boxes, none=True)
+    check_int("seed", seed, none=True)
     if max_boxes is not None and task != schema.DETECTION:
         raise ValueError(
             f"max_boxes is read only for task='detection' (the box rows each target is "
@@ -406,12 +410,14 @@ def build_dataset(
     CRC-checked first (``integrity.check_shards``), also against the manifest's counts.
 
     Args:
-      file_pattern: glob (or list of globs) of TFRecord shards written by ``tfrecords_tools``.
+      file_pattern: glob (a ``str`` or ``pathlib.Path``), or a list of globs, of TFRecord
+        shards written by ``tfrecords_tools``.
       task: ``"classification"``, ``"segmentation"`` or ``"detection"``.
       batch_size: examples per batch.
       training: shuffle + augment (``parser.parse_train``) vs. ordered ``parser.parse_eval``.
-      output_size: ``(H, W)`` of the images yielded; default: the first record's size
-        (with ``skip_corrupt``, the first valid record's).
+      output_size: ``(H, W)`` of the images yielded (a tuple, list or 1-D array of two
+        integers >= 1); default: the first record's size (with ``skip_corrupt``, the first
+        valid record's).
       channels: 1 or 3; default: the first record's channel count (likewise).
       num_classes: classes of the labels; default: the ``num_classes`` of the shards'
         ``manifest.json``; without either, labels need only be in ``[0, 2**31)``.
@@ -421,7 +427,7 @@ def build_dataset(
       parser: a ``parse.*Parser``; default ``parse.make_parser(task, output_size)``.
       shuffle_buffer: examples in the shuffle buffer (training only).
       cycle_length: shards read concurrently.
-      seed: seeds file order, shuffling and augmentation.
+      seed: an integer (or None): seeds file order, shuffling and augmentation.
       deterministic: keep element order fixed despite parallelism (slightly slower).
       compression: ``"GZIP"``, ``""`` (uncompressed) or ``"auto"``: detected from the
         files (all must be alike).
@@ -447,9 +453,9 @@ def build_dataset(
         a lock file that ``tf.data`` refuses to overwrite).
     """
     schema.check_task(task)
-    _check_arguments(task, batch_size, num_classes, channels, max_boxes, parser, shuffle_buffer,
-                     cycle_length, training, repeat, deterministic, skip_corrupt, skipped,
-                     drop_remainder)  # fmt: skip
+    _check_arguments(task, batch_size, output_size, num_classes, channels, max_boxes, parser,
+                     shuffle_buffer, cycle_length, seed, training, repeat, deterministic,
+                     skip_corrupt, skipped, drop_remainder)  # fmt: skip
     files = list_shards(file_pattern)
     compression = compression_lib.resolve(files, compression)
     if skip_corrupt and skipped is None:
@@ -463,7 +469,7 @@ def build_dataset(
     )
     if output_size is None or channels is None:
         height, width, record_channels = image_shape_of(first(), files[0])
-        output_size = output_size or (height, width)
+        output_size = (height, width) if output_size is None else output_size
         channels = channels or record_channels
     check = reader.RecordCheck.make(files, compression, damaged, task, channels, num_classes,
                                     skipped)  # fmt: skip

@@ -36,12 +36,14 @@ INDEX_BITS = 40  # records per shard below 2**40; shards below 2**23
 def list_shards(file_pattern):
     """Sorted files matching a pattern (or a list of patterns); raises naming the pattern.
 
-    A folder holding the commit journal of a killed conversion is first brought to the
-    dataset that conversion committed (``shards.recover_interrupted``), so a reader never
-    sees half of an old dataset and half of a new one.
+    A pattern is a ``str`` or a path (``os.PathLike``, such as ``pathlib.Path``); anything
+    else raises a ValueError naming ``file_pattern``. A folder holding the commit journal
+    of a killed conversion is first brought to the dataset that conversion committed
+    (``shards.recover_interrupted``), so a reader never sees half of an old dataset and half
+    of a new one.
     """
-    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
-    for folder in {os.path.dirname(os.fspath(p)) or "." for p in patterns}:
+    patterns = _patterns(file_pattern)
+    for folder in {os.path.dirname(p) or "." for p in patterns}:
         if os.path.exists(os.path.join(folder, shards.JOURNAL_NAME)):
             shards.recover_interrupted(folder)
             logging.info("Finished the interrupted conversion in %s", folder)
@@ -49,6 +51,22 @@ def list_shards(file_pattern):
     if not files:
         raise FileNotFoundError(f"No TFRecord file matches file_pattern={file_pattern!r}")
     return files
+
+
+def _patterns(file_pattern):
+    """``file_pattern`` (a pattern, or a list of them) as a list of ``str``."""
+    single = isinstance(file_pattern, (str, os.PathLike))  # a str is iterable, a Path not
+    try:
+        patterns = [os.fspath(p) if isinstance(p, os.PathLike) else p
+                    for p in ([file_pattern] if single else file_pattern)]  # fmt: skip
+    except TypeError:  # not iterable: an int, None
+        patterns = None
+    if patterns is not None and all(isinstance(p, str) for p in patterns):
+        return patterns
+    raise ValueError(
+        "file_pattern must be a glob (a str or a path such as pathlib.Path) or a list of "
+        f"them. Received: file_pattern={file_pattern!r}"
+    )
 
 
 def _records_of(path, compression, good=None):

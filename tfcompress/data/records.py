@@ -19,6 +19,7 @@ from tfcompress.data import compression as compression_lib
 from tfcompress.data import decode, integrity, pipeline, schema, validate
 from tfcompress.data.errors import CorruptInputError
 from tfcompress.data.graph_fn import graph_fn
+from tfcompress.numbers import check_int
 
 _VALIDATE_BATCH_BYTES = 64 << 20  # good records validated together (one traced function)
 
@@ -297,7 +298,8 @@ def _draw_sample(decoded, task, path_prefix):
 
 
 def inspect_records(file_pattern, compression="auto", num_samples=4, samples_dir=None):
-    """Counts per shard, the class histogram and (optionally) a few decoded samples as PNG.
+    """Counts per shard, the class histogram and (optionally) a few decoded samples as PNG:
+    the first ``num_samples`` (an integer >= 0) records, written to ``samples_dir``.
 
     Every record is checked first by ``verify_records`` (the task inferred, ``num_classes``
     the manifest's): if it finds any problem, raises ``CorruptInputError`` with the first
@@ -306,6 +308,7 @@ def inspect_records(file_pattern, compression="auto", num_samples=4, samples_dir
 
     Returns ``{"task", "num_records", "files": {path: count}, "class_histogram", "samples"}``.
     """
+    check_int("num_samples", num_samples, minimum=0)  # take(-1) would write every record
     files = pipeline.list_shards(file_pattern)
     checked = verify_records(files, compression=compression)
     if checked.num_corrupt:
