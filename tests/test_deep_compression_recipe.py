@@ -153,8 +153,15 @@ def test_quality_prunes_by_han_threshold(tmp_path):
             r"densities\['fc1'\] must be a number in \(0, 1\]\. "
             r"Received: densities\['fc1'\]=0\.0",
         ),
-        ({"densities": 1.5}, r"density must be a number in \(0, 1\]\. Received: density=1\.5"),
-        ({"densities": "0.1"}, r"Received: density='0\.1'"),
+        (
+            {"densities": 0},
+            r"^densities must be a number in \(0, 1\]\. Received: densities=0$",
+        ),
+        (
+            {"densities": 1.5},
+            r"^densities must be a number in \(0, 1\]\. Received: densities=1\.5$",
+        ),
+        ({"densities": "0.1"}, r"Received: densities='0\.1'$"),
         ({"quality": 0}, r"quality must be a number > 0\. Received: quality=0"),
         ({"quality": -1.0}, r"Received: quality=-1\.0"),
         ({}, r"exactly one of densities or quality\. Received: densities=None, quality=None"),

@@ -29,7 +29,13 @@ from tfcompress.importance import magnitude_mask
 from tfcompress.numbers import check_int, is_number
 from tfcompress.pruners.weights import prune_weights, weight_masks
 from tfcompress.sharing.model import layer_name, resolve_bits, share_weights, strip_shared
-from tfcompress.sharing.stages import RECORDS, StageFolder, check_file, file_sha256
+from tfcompress.sharing.stages import (
+    RECORDS,
+    StageFolder,
+    check_file,
+    file_sha256,
+    weights_sha256,
+)
 
 STAGES = ("dense", "pruned", "shared", "file")
 # Why deep_compress refuses a layer Keras cannot re-create from its config.
@@ -101,13 +107,39 @@ def _check_count(value, name, minimum):
     return int(value)
 
 
+def check_output_path(output_path):
+    """Raises naming `output_path` unless a file can be written there (`training.paths`:
+    not a folder, no file where its folders are, a writable folder), before any training."""
+    from tfcompress.training import paths  # (training imports sharing: imported on use)
+
+    if not isinstance(output_path, (str, os.PathLike)) or not os.fspath(output_path):
+        raise ValueError(f"output_path must be a file path. Received: output_path={output_path!r}")
+    try:
+        paths.output_file("output_path", os.fspath(output_path))
+    except OSError as e:
+        raise ValueError(str(e)) from e
+    return output_path
+
+
+def _metric_list(metrics):
+    """`metrics` as `compile` takes them: a list or tuple as a list, a dict (per output) as
+    a copy, None as none, and anything else (a name, as "accuracy", or a metric) as one."""
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict):
+        return dict(metrics)
+    if isinstance(metrics, (list, tuple)):
+        return list(metrics)
+    return [metrics]
+
+
 def resolve_densities(masked, densities, exclude=()):
     """`{pruned layer name: density}` for every `WeightMask` of `masked`: a float applies
     to all, a dict to the layers it names (the others keep every weight). A dict entry
     for a layer of `exclude` (which `masked` was wrapped with) is refused, saying so."""
     names = [wm.layer.name for wm in weight_masks(masked)]
     if not isinstance(densities, dict):
-        density = check_density(densities)
+        density = check_density(densities, "densities")
         return {name: density for name in names}
     excluded = sorted(n for n in densities if n in exclude)
     if excluded:
@@ -340,7 +372,8 @@ def deep_compress(
             function: each stage then iterates a dataset of its own, while one dataset
             object reshuffles on each stage's new iteration, so its order would depend on
             the stages run before in the same process.
-        output_path: where the compressed file is written (atomically).
+        output_path: where the compressed file is written (atomically); a folder, or a
+            path below a file, is refused before any training.
         val_data: a finite dataset of (x, y) batches or an (x, y) tuple, to measure each
             stage; optional.
         densities: the fraction in (0, 1] of weights each layer keeps after pruning: a
@@ -362,7 +395,8 @@ def deep_compress(
         dense_optimizer, share_optimizer: the same for the dense training and the
             centroid training; default `optimizer`.
         loss: default sparse categorical cross-entropy on logits.
-        metrics: compiled into each stage's model; "accuracy" gives `Stage.accuracy`.
+        metrics: a metric (or its name) or a list of them, compiled into each stage's
+            model; "accuracy" gives `Stage.accuracy`.
         steps_per_epoch: passed to `model.fit` (batches that make an epoch).
         compile_args: more `model.compile` arguments for every stage's model (e.g.
             `{"run_eagerly": True}` for tiny models, `{"steps_per_execution": 8}`).
@@ -376,7 +410,8 @@ def deep_compress(
         workdir: if given, each finished stage's record and model are kept there
             (`tfcompress.sharing.stages`); a call with the same arguments and folder
             resumes after the last finished stage, and one with other densities, bits,
-            epochs, ... (or another architecture) is refused, naming them.
+            epochs, ... (or another architecture, or other weights: the SHA-256 of
+            `model`'s weights as given) is refused, naming them.
         seed: if given, Keras' seeds are set to `seed + stage index` as each stage starts
             (a resumed run trains as an uninterrupted one; with `train_data` a function
             or arrays, see there).
@@ -403,15 +438,14 @@ def deep_compress(
     prune_steps = _check_count(prune_steps, "prune_steps", 1)
     prune_epochs = _check_count(prune_epochs, "prune_epochs", 0)
     share_epochs = _check_count(share_epochs, "share_epochs", 0)
-    if not isinstance(output_path, (str, os.PathLike)) or not str(output_path):
-        raise ValueError(f"output_path must be a file path. Received: output_path={output_path!r}")
+    check_output_path(output_path)
     loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     dense_optimizer = optimizer if dense_optimizer is None else dense_optimizer
     share_optimizer = optimizer if share_optimizer is None else share_optimizer
     check_optimizer(optimizer)
     check_optimizer(dense_optimizer, "dense_optimizer")
     check_optimizer(share_optimizer, "share_optimizer")
-    compile_args = {"loss": loss, "metrics": list(metrics), **(compile_args or {})}
+    compile_args = {"loss": loss, "metrics": _metric_list(metrics), **(compile_args or {})}
     fit_args = {"verbose": verbose, "callbacks": list(callbacks), "batch_size": batch_size}
     if log_every is not None:
         log_every = _check_count(log_every, "log_every", 1)
@@ -433,6 +467,7 @@ def deep_compress(
     del checked
     settings = {  # what shapes the stages: a workdir made with others is refused
         "weight_shapes": [list(w.shape) for w in model.weights],  # (names: Keras's counters)
+        "weights_sha256": weights_sha256(model),  # the weights as given: not another model's
         "densities": targets, "quality": quality, "bits": chosen, "index_bits": chosen_index,
         "exclude": sorted(exclude), "dense_epochs": dense_epochs, "prune_steps": prune_steps,
         "prune_epochs": prune_epochs, "share_epochs": share_epochs, "seed": seed,

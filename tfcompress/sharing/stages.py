@@ -22,6 +22,7 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from tfcompress.atomic import atomic_path, atomic_write_text
 
@@ -62,13 +63,14 @@ class StageFolder:
         """Raises naming each setting that differs unless the finished stages here were
         made with `settings` (a JSON-able dict of the arguments that shape them). A new
         folder, one with no finished stage, or one written before settings were kept
-        passes."""
+        passes; a setting kept by only one side (a folder written before it was kept, as
+        `weights_sha256`) is not compared."""
         content = self._read()
         kept = content.get("settings")
         if not content["stages"] or kept is None:
             return
         now = json.loads(json.dumps(settings))  # as read back (tuples -> lists, ...)
-        differ = sorted(k for k in set(kept) | set(now) if kept.get(k) != now.get(k))
+        differ = sorted(k for k in set(kept) & set(now) if kept[k] != now[k])
         if differ:
             details = "; ".join(f"{k}: {kept.get(k)!r} there, {now.get(k)!r} now" for k in differ)
             raise ValueError(
@@ -101,6 +103,19 @@ def file_sha256(path):
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(model):
+    """The SHA-256 (hex) of `model`'s weights, in order: each one's dtype, shape and bytes.
+    A resume compares the one of the model it is given with the one its settings keep
+    (`deep_compress`'s `weights_sha256`): another model, or the same one trained further,
+    is not the model the kept stages started from."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        value = np.ascontiguousarray(np.asarray(weight))
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(value.tobytes())
     return digest.hexdigest()
 
 
