@@ -180,7 +180,8 @@ def merges_and_padding():
     x = layers.Conv2D(12, 3)(x)
     x = layers.Cropping2D(1)(x)
     x = layers.ELU()(x)
-    x = layers.PReLU(shared_axes=[1, 2])(x)
+    x = layers.PReLU(shared_axes=[1, 2])(x)  # one slope per channel
+    x = layers.PReLU(shared_axes=[3])(x)  # one per pixel, shared by the channels (strip cut it)
     x = layers.SpatialDropout2D(0.1)(x)
     x = layers.Conv2D(10, 3)(x)
     return keras.Model(inp, layers.GlobalMaxPooling2D()(x))

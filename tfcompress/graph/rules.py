@@ -187,6 +187,20 @@ class ScalesEachChannel(Channelwise):
         return {w.name: (None, 0) for w in layer.weights}
 
 
+class PReLU(Channelwise):
+    """PReLU: `alpha` holds one slope per channel, unless `shared_axes` shares it over the
+    channel axis (its last axis is then of size 1, the same slope for every channel:
+    copied whole; slicing it failed in strip with an IndexError)."""
+
+    def __init__(self):
+        super().__init__({"alpha": (None, -1)})
+
+    def weight_axes(self, layer):
+        alpha = getattr(layer, "alpha", None)
+        shared = alpha is not None and alpha.shape[-1] == 1
+        return {"alpha": (None, None)} if shared else self.weights
+
+
 class Depthwise(Rule):
     """DepthwiseConv: output channel c*m + j comes from input channel c."""
 
@@ -418,7 +432,7 @@ RULES = {
     layers.ReLU: Channelwise(),
     layers.LeakyReLU: Channelwise(),
     layers.ELU: Channelwise(),
-    layers.PReLU: Channelwise({"alpha": (None, -1)}),
+    layers.PReLU: PReLU(),
     layers.Identity: Channelwise(),
     layers.Rescaling: Rescale(),
     layers.Dropout: Channelwise(),
