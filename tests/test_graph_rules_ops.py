@@ -1,8 +1,11 @@
 """Rules for the keras.ops layers of functional models: `keras.ops.pad`, `keras.ops.split`,
 `x[...]` (Pad, Split, GetItem), and Permute: each topology prunes with parity."""
 
+import re
+
 import keras
 import numpy as np
+import pytest
 from keras import layers, ops
 
 import tfcompress as tfc
@@ -217,3 +220,46 @@ def test_an_op_with_a_per_channel_constant_pins_its_channels():
     model = _const_vec_model(lambda t: t * 2.0 + 1.0)
     assert _group_of(model, "conv")[0].prunable
     assert _prunes_with_parity(model).get_layer("conv").filters == 4
+
+
+def _slice_then(tail):
+    inp = keras.Input((8, 8, 3))
+    x = layers.Conv2D(12, 3, padding="same", name="conv")(inp)
+    x = x[..., 2:10]
+    if tail == "reshape":
+        x = layers.Conv1D(4, 1)(ops.reshape(x, (-1, 64, 8)))
+    else:
+        x = layers.Conv2D(4, 1)(x)
+    return keras.Model(inp, layers.Dense(3)(layers.Flatten()(x)))
+
+
+@pytest.mark.parametrize("tail", ["reshape", "conv"])
+def test_a_channel_slice_of_a_reloaded_model_prunes_as_before_saving(tail, tmp_path):
+    """Keras loads the key of a saved `x[..., 2:10]` as a list: the slice was pinned in the
+    loaded model's graph while its mask, made before saving, still cut the channels, so
+    strip gave a compact model of twice the batch (reshape) or failed (conv)."""
+    masked = tfc.wrap(randomize_bn(_slice_then(tail)), "l1_filter")
+    path = str(tmp_path / "masked.keras")
+    masked.save(path)
+    loaded = keras.saving.load_model(path)
+    x = sample_input(loaded)
+    assert max_rel_error(outputs(masked, x), outputs(loaded, x)) == 0.0
+    tfc.prune(loaded, ratio=0.5)
+    compact = tfc.strip(loaded)
+    assert compact.count_params() < loaded.count_params()
+    assert max_rel_error(outputs(loaded, x), outputs(compact, x)) <= 1e-4
+
+
+def test_a_mask_on_channels_the_graph_pins_is_refused_by_name(tmp_path, monkeypatch):
+    """Should a model's graph pin channels a mask of it cuts (its layers changed after
+    wrap), prune and strip refuse it, naming the mask, instead of cutting half the layers."""
+    from tfcompress.graph import op_rules
+
+    masked = tfc.wrap(_slice_then("conv"), "l1_filter")
+    path = str(tmp_path / "masked.keras")
+    masked.save(path)
+    monkeypatch.setattr(op_rules, "_channel_slice", lambda op: None)  # slices pinned
+    loaded = keras.saving.load_model(path)
+    with pytest.raises(ValueError, match=r"Mask layer '\w+' masks channels that the graph "
+                       + re.escape(f"of model '{loaded.name}' pins (")):  # fmt: skip
+        tfc.prune(loaded, ratio=0.5)

@@ -100,6 +100,9 @@ def _channel_slice(op):
     `x[key]`'s channel range, or None when the channel axis is not kept as a step-1 range."""
     args = op.node.arguments.args
     key = args[1] if len(args) > 1 else op.node.arguments.kwargs.get("key")
+    if isinstance(key, list) and any(k is Ellipsis or k is None or isinstance(k, slice)
+                                     for k in key):  # fmt: skip
+        key = tuple(key)  # as Keras loads a saved `x[..., a:b]`: its key read back as a list
     key = key if isinstance(key, tuple) else (key,)
     rank, c = len(op.in_shapes[0]), op.in_shapes[0][-1]
     plain = all(k is Ellipsis or isinstance(k, (int, slice)) for k in key)

@@ -54,6 +54,15 @@ def mask_sites(graph):
             channels, first = np.unique(np.asarray(channel_map), return_index=True)
             picked = comps[first[channels >= 0]]
         groups, ranks = graph.component_channels(picked)
+        group = graph.groups[int(groups[0])]
+        if not group.prunable:
+            raise ValueError(
+                f"Mask layer '{op.layer.name}' masks channels that the graph of model "
+                f"'{graph.model.name}' pins ({group.pinned_by}): cutting them would leave "
+                "the layers around it at their width. The model's graph differs from the "
+                "one wrap saw (its layers changed after wrap?): wrap the unwrapped model "
+                "again."
+            )
         sites[op.layer.name] = MaskSite(op.layer, int(groups[0]), picked, ranks)
     return list(sites.values())
 
